@@ -1,0 +1,214 @@
+/**
+ * The one error catalogue. Every error Latchkey shows a user comes from here: a stable code, a message saying
+ * what happened and a hint saying what to do. `docs/errors.md` is generated from this table
+ * (`npm run docs`), and a test fails when the two disagree.
+ */
+
+/** Process exit codes. Scripts rely on them, so they never change meaning. */
+export const ExitCode = {
+  ok: 0,
+  /** Something is wrong that the user can fix (bad state, missing credential, failed check). */
+  failure: 1,
+  /** The command line itself is wrong. */
+  usage: 2,
+  /** The OS keychain or file store could not be used. */
+  keystore: 3,
+  /** Stored data failed to decrypt or parse. */
+  integrity: 4,
+  /** A bug: an exception nobody anticipated. */
+  internal: 70,
+} as const;
+
+/** One catalogue entry: the default message, the hint and the exit code. */
+export interface ErrorSpec {
+  readonly summary: string;
+  readonly message: string;
+  readonly hint: string;
+  readonly exitCode: number;
+}
+
+/** Every error code Latchkey can produce. */
+export const errorCatalogue = {
+  LK_USAGE: {
+    summary: "The command line is not valid.",
+    message: "Invalid command line.",
+    hint: "Run `latchkey help <command>` to see the accepted arguments.",
+    exitCode: ExitCode.usage,
+  },
+  LK_CONFIG_INVALID: {
+    summary: "An environment variable or configuration value has an unsupported value.",
+    message: "A configuration value is not valid.",
+    hint: "Correct the value named in the message; `latchkey doctor` lists the active configuration.",
+    exitCode: ExitCode.usage,
+  },
+  LK_TOKEN_IN_ARGV: {
+    summary: "A secret was passed as a command-line argument, where every process on the machine can read it.",
+    message: "Secrets are not accepted as command-line arguments: they show in `ps` and shell history.",
+    hint: "Pass it on stdin (`--token-stdin`), from a file (`--token-file FILE`), from the environment, or at the masked prompt.",
+    exitCode: ExitCode.usage,
+  },
+  LK_SECRET_NOT_FOUND: {
+    summary: "The keystore has no entry under the requested account.",
+    message: "No such entry in the keystore.",
+    hint: "Run `latchkey keystore list` to see the stored accounts.",
+    exitCode: ExitCode.failure,
+  },
+  LK_INPUT_EMPTY: {
+    summary: "A value was expected on standard input and none arrived.",
+    message: "Nothing was read from standard input.",
+    hint: "Pipe the value in, e.g. `printf %s \"$VALUE\" | latchkey …`.",
+    exitCode: ExitCode.usage,
+  },
+  LK_KEYRING_UNREACHABLE: {
+    summary: "The OS keychain could not be reached (no D-Bus session, no Secret Service provider).",
+    message: "The OS keychain is not reachable.",
+    hint: "Start a desktop session or `gnome-keyring-daemon` inside a D-Bus session, or set LATCHKEY_KEYSTORE=file to use the encrypted file store.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_KEYRING_LOCKED: {
+    summary: "The OS keychain is locked and could not be unlocked without a prompt.",
+    message: "The OS keychain is locked.",
+    hint: "Unlock your login keyring (log in to the desktop, or `gnome-keyring-daemon --unlock`) and try again.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_KEYRING_DENIED: {
+    summary: "The OS keychain refused Latchkey access to the item or collection.",
+    message: "The OS keychain denied access.",
+    hint: "Allow Latchkey in your keychain's access prompt or policy, then try again.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_KEYRING_TIMEOUT: {
+    summary: "The OS keychain did not answer within the time limit.",
+    message: "The OS keychain did not answer in time.",
+    hint: "A keychain prompt may be waiting on another screen; answer it, or restart the keyring daemon.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_KEYRING_FAILED: {
+    summary: "The OS keychain reported an error Latchkey does not recognise.",
+    message: "The OS keychain reported an error.",
+    hint: "Run `latchkey doctor -v` for the keychain's own message.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_KEYSTORE_PROMOTED_UNAVAILABLE: {
+    summary:
+      "The file store's entries were moved into the OS keychain earlier, and the keychain is now unusable; Latchkey will not silently fall back to the file store.",
+    message: "Your credentials live in the OS keychain, and it cannot be used right now.",
+    hint: "Fix the keychain (see the cause above and `latchkey doctor`), or set LATCHKEY_KEYSTORE=file deliberately to use the file store.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_STORE_DECRYPT_FAILED: {
+    summary: "The encrypted file store could not be decrypted with the key available.",
+    message: "The encrypted file store could not be decrypted.",
+    hint: "If you set LATCHKEY_PASSPHRASE, check it is the same passphrase as before. The file was left untouched.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_STORE_CORRUPT: {
+    summary: "A Latchkey data file is truncated or not in a format Latchkey knows.",
+    message: "A Latchkey data file is damaged.",
+    hint: "The file was left untouched for recovery; restore it from a backup or move it aside.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_MACHINE_ID_MISSING: {
+    summary: "The file store's key is bound to the machine id, and none could be read.",
+    message: "No machine id could be read.",
+    hint: "Set LATCHKEY_PASSPHRASE to protect the file store with a passphrase instead.",
+    exitCode: ExitCode.keystore,
+  },
+  LK_DECRYPT_FAILED: {
+    summary:
+      "An encrypted envelope or wrapped key failed to decrypt. Deliberately opaque: wrong key, wrong context and tampering look the same.",
+    message: "Decryption failed.",
+    hint: "The data was encrypted with another key or for another context, or was modified.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_FORMAT_INVALID: {
+    summary: "Encoded data (an envelope, a wrapped key, base64) is not in the exact expected form.",
+    message: "The data is not in the expected format.",
+    hint: "Check the value was copied whole, with no added whitespace or line breaks.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_FILE_SYMLINK: {
+    summary: "A credential file or directory is a symbolic link; Latchkey never reads or writes through one.",
+    message: "Refusing to use a symbolic link.",
+    hint: "Remove the link (its target is untouched) and run the command again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_FILE_PERMISSIONS: {
+    summary: "A credential file or directory is readable by other users, or owned by another user.",
+    message: "Insecure permissions on a Latchkey file.",
+    hint: "Run `chmod 600` on files and `chmod 700` on directories under LATCHKEY_HOME, owned by you.",
+    exitCode: ExitCode.failure,
+  },
+  LK_FILE_IO: {
+    summary: "A file under LATCHKEY_HOME could not be read or written.",
+    message: "A Latchkey file could not be read or written.",
+    hint: "Check that LATCHKEY_HOME is on a writable disk with free space.",
+    exitCode: ExitCode.failure,
+  },
+  LK_LOCK_TIMEOUT: {
+    summary: "Another Latchkey process held a file lock for too long.",
+    message: "Timed out waiting for another Latchkey process.",
+    hint: "Wait for the other command to finish; a lock left by a crashed process expires by itself within seconds.",
+    exitCode: ExitCode.failure,
+  },
+  LK_DOCTOR_PROBLEMS: {
+    summary: "`latchkey doctor` found at least one problem.",
+    message: "Problems were found.",
+    hint: "Apply the hint printed under each problem.",
+    exitCode: ExitCode.failure,
+  },
+  LK_INTERNAL: {
+    summary: "An unexpected error: a bug in Latchkey.",
+    message: "An unexpected error occurred.",
+    hint: "Run again with -v for detail, and report it with that output (it never contains secrets).",
+    exitCode: ExitCode.internal,
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable error code from the catalogue. */
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/** Options for a single error instance. */
+export interface LatchkeyErrorOptions {
+  /** Replaces the catalogue message; say what happened, with the names involved (never secret values). */
+  message?: string;
+  /** Replaces the catalogue hint. */
+  hint?: string;
+  /** The underlying error, shown only with -v. */
+  cause?: unknown;
+  /** Structured, non-secret detail for --json output. */
+  details?: Record<string, unknown>;
+}
+
+/** The only error type Latchkey surfaces to users: code, message, hint and exit code. */
+export class LatchkeyError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly exitCode: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, options: LatchkeyErrorOptions = {}) {
+    const spec: ErrorSpec = errorCatalogue[code];
+    super(options.message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "LatchkeyError";
+    this.code = code;
+    this.hint = options.hint ?? spec.hint;
+    this.exitCode = spec.exitCode;
+    this.details = options.details;
+  }
+
+  /** The JSON shape printed under `--json`. */
+  toJSON(): { code: ErrorCode; message: string; hint: string; details?: Record<string, unknown> } {
+    return {
+      code: this.code,
+      message: this.message,
+      hint: this.hint,
+      ...(this.details ? { details: this.details } : {}),
+    };
+  }
+}
+
+/** True when `value` is a LatchkeyError, optionally with the given code. */
+export function isLatchkeyError(value: unknown, code?: ErrorCode): value is LatchkeyError {
+  return value instanceof LatchkeyError && (code === undefined || value.code === code);
+}
