@@ -10,7 +10,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["*.js", "*.mjs", "scripts/*.mjs", "bench/*.mjs"],
+          allowDefaultProject: ["*.js", "*.ts", "scripts/*.mjs", "scripts/*.ts"],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -23,8 +23,26 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-restricted-properties": [
         "error",
-        { object: "Math", property: "random", message: "Use crypto.getRandomValues via the injected random." },
+        {
+          object: "Math",
+          property: "random",
+          message: "Use crypto.getRandomValues via the injected random.",
+        },
       ],
+    },
+  },
+  { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
+  {
+    // Plain JavaScript scripts run on Node; TypeScript files get their globals from @types/node instead.
+    files: ["**/*.js", "**/*.mjs"],
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        Buffer: "readonly",
+        URL: "readonly",
+        performance: "readonly",
+      },
     },
   },
   {

@@ -42,7 +42,8 @@ export const errorCatalogue = {
     exitCode: ExitCode.usage,
   },
   LK_TOKEN_IN_ARGV: {
-    summary: "A secret was passed as a command-line argument, where every process on the machine can read it.",
+    summary:
+      "A secret was passed as a command-line argument, where every process on the machine can read it.",
     message: "Secrets are not accepted as command-line arguments: they show in `ps` and shell history.",
     hint: "Pass it on stdin (`--token-stdin`), from a file (`--token-file FILE`), from the environment, or at the masked prompt.",
     exitCode: ExitCode.usage,
@@ -56,7 +57,7 @@ export const errorCatalogue = {
   LK_INPUT_EMPTY: {
     summary: "A value was expected on standard input and none arrived.",
     message: "Nothing was read from standard input.",
-    hint: "Pipe the value in, e.g. `printf %s \"$VALUE\" | latchkey …`.",
+    hint: 'Pipe the value in, e.g. `printf %s "$VALUE" | latchkey …`.',
     exitCode: ExitCode.usage,
   },
   LK_KEYRING_UNREACHABLE: {
@@ -189,7 +190,10 @@ export class LatchkeyError extends Error {
 
   constructor(code: ErrorCode, options: LatchkeyErrorOptions = {}) {
     const spec: ErrorSpec = errorCatalogue[code];
-    super(options.message ?? spec.message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.message ?? spec.message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "LatchkeyError";
     this.code = code;
     this.hint = options.hint ?? spec.hint;

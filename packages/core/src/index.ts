@@ -1,1 +1,35 @@
 export * from "./errors.js";
+export * from "./errors-doc.js";
+export {
+  concatBytes,
+  constantTimeEqual,
+  fromBase64,
+  fromHex,
+  toBase64,
+  toHex,
+  utf8Decode,
+  utf8Encode,
+} from "./bytes.js";
+export { randomBytes, randomId, randomKey } from "./random.js";
+export { hkdfSha256 } from "./hkdf.js";
+export { hmacSha256, verifyHmacSha256 } from "./hmac.js";
+export {
+  ENVELOPE_OVERHEAD,
+  associatedData,
+  openEnvelope,
+  sealEnvelope,
+  type AssociatedDataValue,
+  type SealEnvelopeOptions,
+} from "./envelope.js";
+export {
+  formatWrappedKey,
+  generateX25519KeyPair,
+  parseWrappedKey,
+  unwrapKeyForRecipient,
+  wrapKeyForRecipient,
+  x25519PublicKey,
+  x25519SharedSecret,
+  type WrapKeyOptions,
+  type WrappedKeyParts,
+  type X25519KeyPair,
+} from "./x25519.js";

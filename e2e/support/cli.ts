@@ -1,0 +1,82 @@
+// Runs the built CLI as a separate process, the way users and helper protocols do.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The bundled CLI that `npm run build` produces. */
+export const CLI = fileURLToPath(new URL("../../packages/cli/dist/latchkey.mjs", import.meta.url));
+
+if (!existsSync(CLI)) {
+  throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does).`);
+}
+
+/** What a finished CLI process left behind. */
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for one CLI run. */
+export interface CliOptions {
+  env?: Record<string, string | undefined>;
+  input?: string;
+  cwd?: string;
+  /** Runs under this umask (through sh), for the file-mode tests. */
+  umask?: string;
+}
+
+/**
+ * A minimal environment: PATH and the test's own variables, nothing from the developer's session (no real
+ * D-Bus, no real HOME), so tests never touch the machine's real keychain.
+ */
+export function isolatedEnv(extra: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { PATH: process.env.PATH, LANG: "C.UTF-8", NO_COLOR: "1", ...extra };
+}
+
+/** Starts the CLI; the caller owns the process. */
+export function startCli(args: readonly string[], options: CliOptions = {}): ChildProcess {
+  const env = options.env ?? isolatedEnv({});
+  const child =
+    options.umask === undefined
+      ? spawn(process.execPath, [CLI, ...args], { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] })
+      : spawn("sh", ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, CLI, ...args], {
+          env,
+          cwd: options.cwd,
+          stdio: ["pipe", "pipe", "pipe"],
+        });
+  child.stdin?.on("error", () => undefined);
+  child.stdin?.end(options.input ?? "");
+  return child;
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = startCli(args, options);
+  return collect(child);
+}
+
+/** Collects a started process's output and exit. */
+export function collect(child: ChildProcess): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A temporary directory removed by the returned cleanup. */
+export async function tempDir(prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** A D-Bus address where nothing listens: the CLI finds no keychain, as on a headless server. */
+export const NO_DBUS = "unix:path=/nonexistent/latchkey-test-no-bus";

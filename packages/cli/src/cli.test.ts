@@ -1,0 +1,89 @@
+import { LatchkeyError } from "@latchkey/core";
+import { describe, expect, it } from "vitest";
+import { createTestContext } from "../test/support/context.js";
+import { runCli } from "./cli.js";
+import { createMemoryKeystore } from "./keystore/memory.js";
+import type { KeystoreResolution } from "./keystore/resolve.js";
+
+function withKeystore(initial: Record<string, string> = {}) {
+  const keystore = createMemoryKeystore(initial);
+  const resolution: KeystoreResolution = {
+    keystore,
+    backend: "memory",
+    reason: "forced",
+    degraded: false,
+    explanation: "test",
+    promoted: 0,
+    fileStore: { exists: false, protection: null },
+  };
+  return { keystore, resolve: () => Promise.resolve(resolution) };
+}
+
+describe("runCli", () => {
+  it("prints help on stdout and exits 0", async () => {
+    const ctx = createTestContext();
+    expect(await runCli(["--help"], ctx)).toBe(0);
+    expect(ctx.stdout.text()).toContain("Usage: latchkey");
+    expect(ctx.stdout.text()).toContain("doctor");
+  });
+
+  it("maps commander usage errors to LK_USAGE with exit code 2", async () => {
+    const ctx = createTestContext();
+    expect(await runCli(["doctor", "--no-such-flag"], ctx)).toBe(2);
+    expect(ctx.stderr.text()).toContain("error LK_USAGE: Unknown option '--no-such-flag'");
+    expect(ctx.stderr.text()).toContain("hint:");
+  });
+
+  it("prints a command's LatchkeyError with its exit code", async () => {
+    const ctx = createTestContext({
+      keystore: () => Promise.reject(new LatchkeyError("LK_KEYRING_LOCKED")),
+    });
+    expect(await runCli(["keystore", "list"], ctx)).toBe(3);
+    expect(ctx.stderr.text()).toContain("LK_KEYRING_LOCKED");
+  });
+
+  it("keystore get prints the value alone; set reads stdin, never argv", async () => {
+    const { keystore, resolve } = withKeystore({ a: "value-a" });
+    const get = createTestContext({ keystore: resolve });
+    expect(await runCli(["keystore", "get", "a"], get)).toBe(0);
+    expect(get.stdout.text()).toBe("value-a");
+
+    const set = createTestContext({
+      keystore: resolve,
+      stdin: { isTTY: false, readAll: () => Promise.resolve(new TextEncoder().encode("from-stdin\n")) },
+    });
+    expect(await runCli(["keystore", "set", "b"], set)).toBe(0);
+    expect(await keystore.get("b")).toBe("from-stdin");
+    expect(set.stdout.text()).toBe("");
+  });
+
+  it("keystore set uses the masked prompt on a TTY", async () => {
+    const { keystore, resolve } = withKeystore();
+    const ctx = createTestContext({
+      keystore: resolve,
+      stderrTTY: true,
+      stdin: { isTTY: true, readAll: () => Promise.reject(new Error("must not read stdin on a TTY")) },
+      prompts: { secret: () => Promise.resolve("typed"), confirm: () => Promise.resolve(false) },
+    });
+    expect(await runCli(["keystore", "set", "c"], ctx)).toBe(0);
+    expect(await keystore.get("c")).toBe("typed");
+  });
+
+  it("keystore list --json lists names, never values", async () => {
+    const { resolve } = withKeystore({ b: "secret-b", a: "secret-a" });
+    const ctx = createTestContext({ keystore: resolve });
+    expect(await runCli(["keystore", "list", "--json"], ctx)).toBe(0);
+    expect(JSON.parse(ctx.stdout.text())).toEqual({ backend: "memory", accounts: ["a", "b"] });
+    expect(ctx.stdout.text()).not.toContain("secret-");
+  });
+
+  it("rejects empty input", async () => {
+    const { resolve } = withKeystore();
+    const ctx = createTestContext({
+      keystore: resolve,
+      stdin: { isTTY: false, readAll: () => Promise.resolve(new Uint8Array()) },
+    });
+    expect(await runCli(["keystore", "set", "x"], ctx)).toBe(2);
+    expect(ctx.stderr.text()).toContain("LK_INPUT_EMPTY");
+  });
+});

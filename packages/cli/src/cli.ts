@@ -1,0 +1,91 @@
+import { Command, CommanderError } from "commander";
+import { LatchkeyError } from "@latchkey/core";
+import type { Context } from "./context.js";
+import { createNodeContext } from "./node-context.js";
+import { printError } from "./output/output.js";
+import { VERSION } from "./version.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { keystoreCommand } from "./commands/keystore.js";
+import type { RunState } from "./commands/support.js";
+
+/** Builds the command tree. Each command lives in its own module under commands/. */
+export function buildProgram(ctx: Context, state: RunState): Command {
+  const program = new Command("latchkey")
+    .description(
+      "One tool for every credential on a developer's machine: registry tokens, OAuth and SSO sessions and\n" +
+        "per-project secrets, kept in the OS keychain (or an encrypted file where there is none).",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .option(
+      "-v, --verbose",
+      "more detail on errors (-vv adds stack traces); secrets are always redacted",
+      (_v, n: number) => n + 1,
+      0,
+    )
+    .helpOption("-h, --help", "show help for a command")
+    .addHelpCommand("help [command]", "show help for a command")
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+      // Usage errors are reprinted by the top-level handler in the catalogue's format.
+      outputError: () => undefined,
+    })
+    .exitOverride();
+  program.addHelpText(
+    "after",
+    "\nEnvironment:\n" +
+      "  LATCHKEY_HOME        state directory (default ~/.latchkey)\n" +
+      "  LATCHKEY_KEYSTORE    force a backend: keyring | file\n" +
+      "  LATCHKEY_PASSPHRASE  protect the file store with a passphrase (Argon2id) instead of a machine-bound key\n" +
+      "  NO_COLOR             disable colour\n" +
+      "\nRun `latchkey doctor` to see which keystore is active and why.",
+  );
+  for (const make of [doctorCommand, keystoreCommand]) program.addCommand(make(ctx, state));
+  // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
+  // through the context, and no command may call process.exit behind the top-level handler's back.
+  const inherit = (command: Command): void => {
+    for (const sub of command.commands) {
+      sub.configureOutput(program.configureOutput()).exitOverride().showSuggestionAfterError(true);
+      inherit(sub);
+    }
+  };
+  inherit(program);
+  return program;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. Never throws. */
+export async function runCli(argv: readonly string[], ctx: Context): Promise<number> {
+  const state: RunState = { exitCode: 0 };
+  const program = buildProgram(ctx, state);
+  const verbose = argv
+    .filter((a) => a === "--verbose" || /^-v+$/.test(a))
+    .reduce((n, a) => n + (a === "--verbose" ? 1 : a.length - 1), 0);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return state.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
+        return 0;
+      }
+      if (error.code === "commander.executeSubCommandAsync") return error.exitCode;
+      const message = error.message.replace(/^error: /, "");
+      return printError(
+        ctx,
+        new LatchkeyError("LK_USAGE", { message: message.charAt(0).toUpperCase() + message.slice(1) }),
+        verbose,
+      );
+    }
+    return printError(ctx, error, verbose);
+  }
+}
+
+/** The process entry: real context, real argv. */
+export async function main(argv: readonly string[]): Promise<number> {
+  return runCli(argv, createNodeContext());
+}

@@ -1,0 +1,237 @@
+import { Command } from "commander";
+import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import { lstat, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Context } from "../context.js";
+import { globalOptions, type RunState } from "./support.js";
+import { checkPrivate } from "../fs/safe-file.js";
+import { palette, printData, printJson } from "../output/output.js";
+
+/** Options of `latchkey doctor`. */
+export interface DoctorOptions {
+  readonly json: boolean;
+  readonly verbose: number;
+}
+
+interface Problem {
+  code: string;
+  message: string;
+  hint: string;
+  cause?: string;
+}
+
+/** The machine-readable report `doctor --json` prints. */
+export interface DoctorReport {
+  ok: boolean;
+  node: { version: string; required: string; supported: boolean };
+  keystore:
+    | {
+        backend: string;
+        reason: string;
+        degraded: boolean;
+        explanation: string;
+        promoted: number;
+        keyringError?: { code: string; message: string };
+        fileStore: { exists: boolean; protection: string | null };
+      }
+    | { error: { code: string; message: string; hint: string } };
+  home: {
+    path: string;
+    exists: boolean;
+    entries: { path: string; kind: string; mode: string; problems: string[] }[];
+  };
+  problems: Problem[];
+  warnings: Problem[];
+}
+
+const REQUIRED_NODE = [22, 12] as const;
+
+function nodeSupported(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > REQUIRED_NODE[0] || (major === REQUIRED_NODE[0] && minor >= REQUIRED_NODE[1]);
+}
+
+// Lock directories come and go with every write; their presence says nothing about the state of the secrets.
+const TRANSIENT = /\.lock(\.steal)?$/;
+
+async function walk(root: string): Promise<string[]> {
+  const found: string[] = [];
+  const visit = async (dir: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      if (TRANSIENT.test(name)) continue;
+      const path = join(dir, name);
+      found.push(path);
+      const stats = await lstat(path);
+      if (stats.isDirectory()) await visit(path);
+    }
+  };
+  await visit(root);
+  return found;
+}
+
+function describeError(error: unknown, verbose: number): Problem {
+  const shown = isLatchkeyError(error) ? error : new LatchkeyError("LK_INTERNAL", { cause: error });
+  const cause = shown.cause instanceof Error ? shown.cause.message : undefined;
+  return {
+    code: shown.code,
+    message: shown.message,
+    hint: shown.hint,
+    ...(verbose > 0 && cause ? { cause } : {}),
+  };
+}
+
+/** Gathers the report; no output, so tests can inspect it. */
+export async function collectDoctorReport(ctx: Context, options: DoctorOptions): Promise<DoctorReport> {
+  const problems: Problem[] = [];
+  const warnings: Problem[] = [];
+  const nodeVersion = ctx.platform.nodeVersion;
+  const supported = nodeSupported(nodeVersion);
+  if (!supported) {
+    problems.push({
+      code: "LK_CONFIG_INVALID",
+      message: `Node ${nodeVersion} is older than Latchkey supports.`,
+      hint: `Install Node ${REQUIRED_NODE.join(".")} or newer (Node 24 LTS recommended).`,
+    });
+  }
+
+  let keystore: DoctorReport["keystore"];
+  try {
+    const resolution = await ctx.keystore();
+    keystore = {
+      backend: resolution.backend,
+      reason: resolution.reason,
+      degraded: resolution.degraded,
+      explanation: resolution.explanation,
+      promoted: resolution.promoted,
+      ...(resolution.keyringError
+        ? { keyringError: { code: resolution.keyringError.code, message: resolution.keyringError.message } }
+        : {}),
+      fileStore: resolution.fileStore,
+    };
+    if (resolution.warning) warnings.push(describeError(resolution.warning, options.verbose));
+  } catch (error) {
+    const problem = describeError(error, options.verbose);
+    problems.push(problem);
+    keystore = { error: { code: problem.code, message: problem.message, hint: problem.hint } };
+  }
+
+  const home: DoctorReport["home"] = { path: ctx.paths.home, exists: false, entries: [] };
+  const homeReport = await checkPrivate(ctx.paths.home);
+  if (homeReport) {
+    home.exists = true;
+    const paths = homeReport.kind === "dir" ? await walk(ctx.paths.home) : [];
+    for (const report of [homeReport, ...(await Promise.all(paths.map((p) => checkPrivate(p))))]) {
+      if (!report) continue;
+      home.entries.push({
+        path: report.path,
+        kind: report.kind,
+        mode: `0${(report.mode & 0o777).toString(8)}`,
+        problems: report.problems,
+      });
+      for (const text of report.problems) {
+        const symlink = report.kind === "symlink";
+        problems.push({
+          code: symlink ? "LK_FILE_SYMLINK" : "LK_FILE_PERMISSIONS",
+          message: `${report.path}: ${text}`,
+          hint: symlink
+            ? "Latchkey never reads or writes through a symbolic link: remove it (its target is untouched)."
+            : report.kind === "dir"
+              ? `Run: chmod 700 '${report.path}' (and make sure you own it).`
+              : `Run: chmod 600 '${report.path}' (and make sure you own it).`,
+        });
+      }
+    }
+  }
+  return {
+    ok: problems.length === 0,
+    node: { version: nodeVersion, required: `>=${REQUIRED_NODE.join(".")}`, supported },
+    keystore,
+    home,
+    problems,
+    warnings,
+  };
+}
+
+const REASONS: Record<string, string> = {
+  forced: "forced by LATCHKEY_KEYSTORE",
+  "keychain-reachable": "the OS keychain is reachable",
+  promoted: "the OS keychain is reachable; file-store entries were moved into it",
+  fallback: "no OS keychain is reachable",
+};
+
+function render(ctx: Context, report: DoctorReport): string {
+  const c = palette(ctx.env, ctx.stdout);
+  const ok = c.green("✓");
+  const warn = c.yellow("!");
+  const bad = c.red("✗");
+  const lines = ["Latchkey doctor", ""];
+  lines.push(
+    `${report.node.supported ? ok : bad} Node ${report.node.version} (Latchkey needs ${report.node.required})`,
+  );
+  const ks = report.keystore;
+  if ("error" in ks) {
+    lines.push(`${bad} Keystore: unusable — ${ks.error.code}: ${ks.error.message}`);
+  } else {
+    const name =
+      ks.backend === "keyring" ? "OS keychain" : ks.backend === "file" ? "encrypted file store" : ks.backend;
+    lines.push(
+      `${ks.degraded ? warn : ok} Keystore: ${name} (${REASONS[ks.reason] ?? ks.reason})${ks.degraded ? " — degraded" : ""}`,
+    );
+    lines.push(`    ${ks.explanation}`);
+    if (ks.promoted > 0)
+      lines.push(
+        `    Moved ${ks.promoted} entr${ks.promoted === 1 ? "y" : "ies"} from the file store into the keychain.`,
+      );
+    if (ks.keyringError) lines.push(`    Keychain: ${ks.keyringError.code}: ${ks.keyringError.message}`);
+    if (ks.fileStore.exists)
+      lines.push(
+        `    File store: ${ks.fileStore.protection === "passphrase" ? "passphrase-protected" : "machine-bound key"}`,
+      );
+  }
+  const homeProblems = report.home.entries.filter((e) => e.problems.length > 0).length;
+  if (!report.home.exists) {
+    lines.push(`${ok} LATCHKEY_HOME ${report.home.path} (not created yet)`);
+  } else {
+    lines.push(
+      `${homeProblems === 0 ? ok : bad} LATCHKEY_HOME ${report.home.path}: ${report.home.entries.length} entr${report.home.entries.length === 1 ? "y" : "ies"} checked, ${homeProblems === 0 ? "all private to you" : `${homeProblems} with problems`}`,
+    );
+  }
+  for (const w of report.warnings) lines.push("", `${warn} ${w.code}: ${w.message}`, `    hint: ${w.hint}`);
+  if (report.problems.length > 0) {
+    lines.push("", `${report.problems.length} problem${report.problems.length === 1 ? "" : "s"}:`);
+    for (const p of report.problems) {
+      lines.push(`${bad} ${p.code}: ${p.message}`, `    hint: ${p.hint}`);
+      if (p.cause) lines.push(`    cause: ${p.cause}`);
+    }
+  } else {
+    lines.push("", "No problems found.");
+  }
+  return lines.join("\n");
+}
+
+/** Runs `latchkey doctor`: prints the report and returns 1 when anything is broken. */
+export async function runDoctor(ctx: Context, options: DoctorOptions): Promise<number> {
+  const report = await collectDoctorReport(ctx, options);
+  if (options.json) printJson(ctx, report);
+  else printData(ctx, render(ctx, report));
+  return report.ok ? 0 : 1;
+}
+
+/** Builds the `doctor` command. */
+export function doctorCommand(ctx: Context, state: RunState): Command {
+  return new Command("doctor")
+    .description("Check the keystore, file permissions under LATCHKEY_HOME and the Node version")
+    .option("--json", "print the report as JSON")
+    .addHelpText(
+      "after",
+      "\nReports which keystore is active and why (forced, keychain reachable, promoted, fallback), how the\n" +
+        "encrypted file store is protected when it is used, and any file under LATCHKEY_HOME that is a symlink,\n" +
+        "readable by others or owned by someone else. Exits 1 when something is broken, printing a hint for each.",
+    )
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      state.exitCode = await runDoctor(ctx, {
+        json: opts.json === true,
+        verbose: globalOptions(command).verbose,
+      });
+    });
+}

@@ -1,0 +1,17 @@
+import type { Command } from "commander";
+
+/** Where a command's action leaves its exit code, since commander's action cannot return one. */
+export interface RunState {
+  exitCode: number;
+}
+
+/** The options every command inherits from the program. */
+export interface GlobalOptions {
+  verbose: number;
+}
+
+/** Reads the program-wide options from inside any subcommand's action. */
+export function globalOptions(command: Command): GlobalOptions {
+  const opts = command.optsWithGlobals<{ verbose?: number }>();
+  return { verbose: opts.verbose ?? 0 };
+}

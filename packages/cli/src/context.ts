@@ -1,0 +1,78 @@
+import type { KeystoreResolution } from "./keystore/resolve.js";
+import type { LatchkeyPaths } from "./paths.js";
+
+/** A writable stream as commands see it: text only, with the TTY flag that decides colour and prompts. */
+export interface OutputStream {
+  write(chunk: string): void;
+  readonly isTTY: boolean;
+}
+
+/** Standard input as commands see it. */
+export interface InputStream {
+  readonly isTTY: boolean;
+  /** Reads all of stdin (for `--token-stdin`-style input). */
+  readAll(): Promise<Uint8Array>;
+}
+
+/** Wall clock and timers, replaceable in tests. */
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+/** Randomness: always a CSPRNG. */
+export interface Random {
+  bytes(length: number): Uint8Array;
+}
+
+/** The result of a child process run to completion. */
+export interface SpawnResult {
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+/** Runs a program without a shell; argv must never carry secrets (pass them on stdin or in env). */
+export type Spawn = (
+  command: string,
+  args: readonly string[],
+  options?: { env?: Record<string, string | undefined>; input?: string; timeoutMs?: number; cwd?: string },
+) => Promise<SpawnResult>;
+
+/** Interactive prompts; only used when stdin and stderr are TTYs. */
+export interface Prompts {
+  /** A masked prompt; the answer is never echoed. */
+  secret(message: string): Promise<string>;
+  confirm(message: string, initial?: boolean): Promise<boolean>;
+}
+
+/** Facts about the running process and machine. */
+export interface Platform {
+  readonly nodeVersion: string;
+  readonly uid: number | null;
+  /** Files holding the machine id, tried in order. */
+  readonly machineIdPaths: readonly string[];
+}
+
+/**
+ * Everything a command may touch outside its own memory. Commands receive it, never reach for globals, so tests
+ * can replace any part (see test/support/context.ts, whose fakes throw `Unexpected call to X`).
+ */
+export interface Context {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly paths: LatchkeyPaths;
+  readonly stdin: InputStream;
+  readonly stdout: OutputStream;
+  readonly stderr: OutputStream;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly fetch: typeof globalThis.fetch;
+  readonly spawn: Spawn;
+  readonly prompts: Prompts;
+  readonly platform: Platform;
+  /** Resolves the keystore on first call (probing the keychain costs a D-Bus round trip); later calls reuse it. */
+  keystore(): Promise<KeystoreResolution>;
+}

@@ -1,0 +1,3 @@
+export { runCli } from "./cli.js";
+export type { Context } from "./context.js";
+export type { Keystore, KeystoreKind } from "./keystore/types.js";

@@ -1,0 +1,32 @@
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** Where Latchkey keeps its client-side state (DESIGN.md, "Client-side state"). */
+export interface LatchkeyPaths {
+  /** `$LATCHKEY_HOME`, default `~/.latchkey`. */
+  readonly home: string;
+  readonly config: string;
+  readonly vaults: string;
+  /** The encrypted file store, only used where no OS keychain is reachable. */
+  readonly store: string;
+  /** The random key the file store uses when no passphrase is given. */
+  readonly storeKey: string;
+  /** Records that secrets live in the OS keychain, so a broken keychain later is an error, not a silent fallback. */
+  readonly keystoreState: string;
+}
+
+/** Resolves the state paths from the environment. */
+export function resolvePaths(
+  env: Readonly<Record<string, string | undefined>>,
+  home = homedir(),
+): LatchkeyPaths {
+  const root = env.LATCHKEY_HOME ? resolve(env.LATCHKEY_HOME) : join(home, ".latchkey");
+  return {
+    home: root,
+    config: join(root, "config.toml"),
+    vaults: join(root, "vaults"),
+    store: join(root, "store.enc"),
+    storeKey: join(root, "store.key"),
+    keystoreState: join(root, "keystore.json"),
+  };
+}
