@@ -1,14 +1,23 @@
 #!/usr/bin/env node
 // The bundle's entry point. `--version` is answered before anything else loads: it is the floor every other
 // start-up is measured against (bench/), so it must cost no more than Node itself.
-import { VERSION } from "./version.js";
+declare const __LATCHKEY_VERSION__: string;
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
-  process.stdout.write(`${VERSION}\n`);
+  // Read from the bundler's define directly: importing version.ts would make it a shared chunk, and the
+  // launcher would pay for loading a second module.
+  process.stdout.write(`${__LATCHKEY_VERSION__}\n`);
 } else {
   const { main } = await import("./cli.js");
-  const code = await main(argv);
+  const outcome = await main(argv);
+  if (outcome.signal) {
+    // `latchkey run`'s child died of a signal: die of the same one, so the shell sees what it would have
+    // seen without Latchkey in between. 128 + signal number is the fallback if the signal is ignored.
+    const { constants } = await import("node:os");
+    process.kill(process.pid, outcome.signal);
+    process.exit(128 + (constants.signals[outcome.signal] ?? 0));
+  }
   // Exit explicitly: a keychain call abandoned at its time limit may still hold a libuv thread.
-  process.exit(code);
+  process.exit(outcome.exitCode);
 }

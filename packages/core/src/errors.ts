@@ -17,6 +17,10 @@ export const ExitCode = {
   integrity: 4,
   /** A bug: an exception nobody anticipated. */
   internal: 70,
+  /** `latchkey run`: the program was found but could not be started (the shell's and env(1)'s 126). */
+  commandNotExecutable: 126,
+  /** `latchkey run`: the program was not found (the shell's and env(1)'s 127). */
+  commandNotFound: 127,
 } as const;
 
 /** One catalogue entry: the default message, the hint and the exit code. */
@@ -158,11 +162,103 @@ export const errorCatalogue = {
     hint: "Apply the hint printed under each problem.",
     exitCode: ExitCode.failure,
   },
+  LK_ENV_KEY_INVALID: {
+    summary: "A secret's name is not a valid environment variable name.",
+    message: "Invalid secret name.",
+    hint: "Names start with a letter or underscore and contain only letters, digits and underscores (e.g. DATABASE_URL).",
+    exitCode: ExitCode.usage,
+  },
+  LK_ENV_VALUE_INVALID: {
+    summary:
+      "A secret's value cannot be stored (it contains a NUL byte, which no environment variable can hold).",
+    message: "Invalid secret value.",
+    hint: "Remove the NUL byte; binary data can be stored base64-encoded.",
+    exitCode: ExitCode.usage,
+  },
+  LK_ENV_NOT_FOUND: {
+    summary: "The vault has no environment by that name.",
+    message: "No such environment in this project's vault.",
+    hint: "Run `latchkey env envs` to list the environments, or `latchkey env set --env NAME KEY` to create one.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ENV_KEY_NOT_FOUND: {
+    summary: "The environment has no secret by that name.",
+    message: "No such secret in this environment.",
+    hint: "Run `latchkey env list` to see the names in this environment.",
+    exitCode: ExitCode.failure,
+  },
+  LK_VAULT_DECRYPT_FAILED: {
+    summary: "A local vault file could not be decrypted with this machine's vault key.",
+    message: "The vault file could not be decrypted.",
+    hint: "The file was left untouched and will not be overwritten. Restore it or its key from a backup, or move it aside to start afresh.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_VAULT_KEY_MISSING: {
+    summary: "A vault file exists, but this machine's keystore holds no key for it.",
+    message: "This machine has no key for the vault.",
+    hint: "Restore the keystore entry from a backup, or pair this machine with one that has the vault. The vault file was left untouched.",
+    exitCode: ExitCode.integrity,
+  },
   LK_INTERNAL: {
     summary: "An unexpected error: a bug in Latchkey.",
     message: "An unexpected error occurred.",
     hint: "Run again with -v for detail, and report it with that output (it never contains secrets).",
     exitCode: ExitCode.internal,
+  },
+  LK_DOTENV_INVALID: {
+    summary:
+      "A .env file could not be parsed: a malformed line, an invalid variable name, an unclosed quote or a NUL character. Nothing from the file was imported.",
+    message: "The .env file is not valid.",
+    hint: "Fix the line and column named in the message. Quote values that contain spaces, `#` or quotes, and close every quote.",
+    exitCode: ExitCode.usage,
+  },
+  LK_ENV_SCHEMA_INVALID: {
+    summary:
+      "The `envSchema` in latchkey.json is malformed: a bad variable name, an unknown property or format, a pattern that does not compile, or a default that breaks its own rule.",
+    message: "The envSchema in latchkey.json is not valid.",
+    hint: "Fix the entry named in the message; each variable takes only required, format, pattern, default, secret and description.",
+    exitCode: ExitCode.usage,
+  },
+  LK_ENV_CHECK_FAILED: {
+    summary:
+      "One or more environment variables are missing or break the format or pattern that latchkey.json's `envSchema` declares for them.",
+    message: "Environment variables do not satisfy the envSchema.",
+    hint: "Set or correct each variable named in the message (`latchkey env set KEY`), or adjust its rule in latchkey.json.",
+    exitCode: ExitCode.failure,
+  },
+  LK_RUN_NOT_FOUND: {
+    summary:
+      "`latchkey run` could not find the program to start. Exits 127, as a shell does for an unknown command.",
+    message: "Could not start the program: no such program.",
+    hint: "Check the program's name, that it is installed and that its directory is on PATH. For a script, check the interpreter in its #! line exists.",
+    exitCode: ExitCode.commandNotFound,
+  },
+  LK_RUN_FAILED: {
+    summary:
+      "`latchkey run` found the program but could not start it (not executable, a directory, an argument list too long, an environment variable no program can receive). Exits 126, as a shell does.",
+    message: "Could not start the program.",
+    hint: "Check the file is an executable program (`chmod +x` for a script) and that you may run it.",
+    exitCode: ExitCode.commandNotExecutable,
+  },
+  LK_PROJECT_INVALID: {
+    summary:
+      "latchkey.json is not valid: not strict JSON (no comments, trailing commas or duplicate keys), not an object, or its `vault` is not a valid vault id.",
+    message: "latchkey.json is not valid.",
+    hint: "Fix latchkey.json at the line and column named in the message; Latchkey left the file untouched.",
+    exitCode: ExitCode.failure,
+  },
+  LK_VAULT_ID_INVALID: {
+    summary: "A vault id (from latchkey.json or LATCHKEY_VAULT_ID) is not safe to use as a file name.",
+    message: "The vault id is not valid.",
+    hint: "A vault id is 1 to 128 letters, digits, `-` or `_`, starting with a letter or digit (Latchkey creates UUIDs); correct LATCHKEY_VAULT_ID or the `vault` field of latchkey.json.",
+    exitCode: ExitCode.usage,
+  },
+  LK_PROJECT_NOT_FOUND: {
+    summary:
+      "No vault applies here: no latchkey.json with a `vault` id in this directory or any parent, and LATCHKEY_VAULT_ID is not set.",
+    message: "No project vault was found.",
+    hint: "Run the command inside your project, store a first secret there to create its latchkey.json, or set LATCHKEY_VAULT_ID.",
+    exitCode: ExitCode.failure,
   },
 } as const satisfies Record<string, ErrorSpec>;
 

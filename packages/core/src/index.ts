@@ -33,3 +33,19 @@ export {
   type WrappedKeyParts,
   type X25519KeyPair,
 } from "./x25519.js";
+export { formatDotenv, formatJson, formatShell, isEnvVariableName, parseDotenv } from "./dotenv.js";
+export {
+  ENV_FORMATS,
+  assertEnv,
+  checkEnv,
+  isSecretKey,
+  matchesFormat,
+  parseEnvSchema,
+  validateValue,
+  type CheckEnvOptions,
+  type CheckEnvResult,
+  type EnvFormat,
+  type EnvRule,
+  type EnvSchema,
+  type Violation,
+} from "./env-schema.js";

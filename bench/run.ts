@@ -1,0 +1,351 @@
+// `npm run bench`: each scenario measured side by side with its floor (`node -e 0`, same binary) or peer
+// (`secret-tool`) in the same run, alternating in random order per round; medians, ratios, goals. Writes
+// bench/results/latest.md and prints the same markdown on stdout (progress goes to stderr).
+//
+// Options (flags win over the environment):
+//   --runs N     timed runs per command (BENCH_RUNS, default 30, at least 10)
+//   --warmup N   warm-up rounds thrown away (BENCH_WARMUP, default 3)
+//   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
+//   --cli PATH   bench another build of the CLI bundle (default packages/cli/dist/latchkey.mjs)
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startKeychain, type KeychainSession } from "./lib/keychain.ts";
+import {
+  renderMarkdown,
+  verdict,
+  type ComparisonResult,
+  type RunInfo,
+  type ScenarioResult,
+} from "./lib/report.ts";
+import { alternate, runChecked, type BenchCommand } from "./lib/spawn.ts";
+import { pairedRatio, summarize } from "./lib/stats.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DEFAULT_CLI = join(ROOT, "packages/cli/dist/latchkey.mjs");
+const RESULTS = join(ROOT, "bench/results/latest.md");
+/** The Node the bench runs on (Node 24 from the root devDependency under npm scripts): CLI and floor alike. */
+const NODE = process.execPath;
+const ACCOUNT = "bench-account";
+
+/** Goals: upper bounds on median(scenario) / median(baseline). See bench/README.md for the reasoning. */
+const GOALS = {
+  version: 1.15,
+  fileGet: 1.5,
+  keychainGetOverFloorPlusPeer: 1.25,
+} as const;
+
+interface Options {
+  readonly runs: number;
+  readonly warmup: number;
+  readonly strict: boolean;
+  readonly cli: string;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string" },
+      warmup: { type: "string" },
+      strict: { type: "boolean", default: false },
+      cli: { type: "string" },
+    },
+    strict: true,
+  });
+  const int = (name: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min)
+      throw new Error(`bench: ${name} must be an integer ≥ ${min}, got "${raw}"`);
+    return n;
+  };
+  return {
+    runs: int("--runs / BENCH_RUNS", values.runs ?? process.env.BENCH_RUNS, 30, 10),
+    warmup: int("--warmup / BENCH_WARMUP", values.warmup ?? process.env.BENCH_WARMUP, 3, 0),
+    strict: values.strict === true,
+    cli: values.cli === undefined ? DEFAULT_CLI : resolve(values.cli),
+  };
+}
+
+function progress(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+/**
+ * A minimal environment, nothing inherited from the developer's session beyond PATH: no real HOME, no real
+ * D-Bus (so the real keychain is never touched). Floors get the same environment as the command they floor.
+ */
+function isolatedEnv(home: string, extra: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    LANG: "C.UTF-8",
+    NO_COLOR: "1",
+    HOME: home,
+    LATCHKEY_HOME: join(home, ".latchkey"),
+    ...extra,
+  };
+}
+
+const latchkey = (
+  cli: string,
+  label: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): BenchCommand => ({ label, file: NODE, args: [cli, ...args], env });
+const nodeFloor = (env: Record<string, string>): BenchCommand => ({
+  label: "node -e 0",
+  file: NODE,
+  args: ["-e", "0"],
+  env,
+});
+
+function expectOutput(what: string, actual: string, expected: string): void {
+  if (actual !== expected) {
+    throw new Error(`bench: ${what} printed ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`);
+  }
+}
+
+/** A baseline for a comparison: one command, or the per-round sum of several (floor + peer). */
+interface Baseline {
+  readonly against: string;
+  readonly indices: readonly number[];
+  readonly goal: number | null;
+  readonly note?: string;
+}
+
+/** Measures a scenario's commands side by side and compares command 0 (the subject) with each baseline. */
+async function measure(
+  id: number,
+  title: string,
+  commands: readonly BenchCommand[],
+  baselines: readonly Baseline[],
+  options: Options,
+): Promise<ScenarioResult> {
+  progress(`${id}. ${title}: ${commands.map((c) => c.label).join(" | ")}`);
+  const timings = await alternate(commands, {
+    runs: options.runs,
+    warmup: options.warmup,
+    onRound: (round) => {
+      if (round + 1 === options.runs)
+        progress(`${id}. done (${options.runs} rounds + ${options.warmup} warm-up)`);
+    },
+  });
+  const subject = timings.samples[0] ?? [];
+  const comparisons: ComparisonResult[] = baselines.map((b) => {
+    const perRound = subject.map((_, r) =>
+      b.indices.reduce((sum, i) => sum + (timings.samples[i]?.[r] ?? 0), 0),
+    );
+    const baselineMedian = b.indices.reduce((sum, i) => sum + summarize(timings.samples[i] ?? []).median, 0);
+    const subjectMedian = summarize(subject).median;
+    return {
+      against: b.against,
+      subjectMedian,
+      baselineMedian,
+      ratio: subjectMedian / baselineMedian,
+      paired: pairedRatio(subject, perRound),
+      goal: b.goal,
+      ...(b.note === undefined ? {} : { note: b.note }),
+    };
+  });
+  return {
+    id,
+    title,
+    status: "ran",
+    commands: commands.map((c, i) => ({
+      label: c.label,
+      summary: summarize(timings.samples[i] ?? []),
+      first: timings.firstCounts[i] ?? 0,
+    })),
+    comparisons,
+  };
+}
+
+function commandOutput(file: string, args: readonly string[]): string | null {
+  try {
+    return execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function runInfo(options: Options, durationSeconds: number, loadAverage: string): RunInfo {
+  return {
+    date: new Date().toISOString(),
+    nproc: commandOutput("nproc", []) ?? `${os.availableParallelism()} (os.availableParallelism)`,
+    cpu: os.cpus()[0]?.model.trim() ?? "unknown CPU",
+    node: `${process.version} (${NODE})`,
+    kernel: commandOutput("uname", ["-srm"]) ?? `${os.type()} ${os.release()} ${os.machine()}`,
+    loadAverage,
+    runs: options.runs,
+    warmup: options.warmup,
+    durationSeconds,
+  };
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions();
+  const cli = options.cli;
+  if (!existsSync(cli))
+    throw new Error(`bench: ${cli} is missing; run \`npm run build\` (npm run bench does).`);
+  const version = (
+    JSON.parse(readFileSync(join(ROOT, "packages/cli/package.json"), "utf8")) as { version: string }
+  ).version;
+  const loadAverage = os
+    .loadavg()
+    .map((n) => n.toFixed(2))
+    .join(" ");
+  const started = performance.now();
+  const temp = await mkdtemp(join(os.tmpdir(), "latchkey-bench-"));
+  let keychain: KeychainSession | null = null;
+  const cleanup = async (): Promise<void> => {
+    const session = keychain;
+    keychain = null;
+    await session?.stop();
+    await rm(temp, { recursive: true, force: true });
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+
+  const results: ScenarioResult[] = [];
+  try {
+    // A fresh secret per run, from node:crypto; it only ever travels on stdin.
+    const value = `bench-${randomBytes(12).toString("hex")}`;
+
+    // 1. Start-up: `latchkey --version` against bare Node.
+    {
+      const env = isolatedEnv(join(temp, "version"), {});
+      await mkdir(env.HOME as string, { recursive: true });
+      const cmd = latchkey(cli, "latchkey --version", ["--version"], env);
+      expectOutput("latchkey --version", (await runChecked(cmd)).stdout, `${version}\n`);
+      results.push(
+        await measure(
+          1,
+          "start-up (`--version`)",
+          [cmd, nodeFloor(env)],
+          [{ against: "`node -e 0`", indices: [1], goal: GOALS.version }],
+          options,
+        ),
+      );
+    }
+
+    // 2. `keystore get` on the encrypted file store, with D-Bus pointed at a socket that does not exist.
+    {
+      const home = join(temp, "file");
+      await mkdir(home, { recursive: true });
+      const env = isolatedEnv(home, {
+        LATCHKEY_KEYSTORE: "file",
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(home, "no-such-bus")}`,
+      });
+      await runChecked(latchkey(cli, "latchkey keystore set", ["keystore", "set", ACCOUNT], env), value);
+      const get = latchkey(cli, `latchkey keystore get ${ACCOUNT}`, ["keystore", "get", ACCOUNT], env);
+      expectOutput("latchkey keystore get (file store)", (await runChecked(get)).stdout, value);
+      results.push(
+        await measure(
+          2,
+          "`keystore get`, file store",
+          [get, nodeFloor(env)],
+          [{ against: "`node -e 0`", indices: [1], goal: GOALS.fileGet }],
+          options,
+        ),
+      );
+    }
+
+    // 3. `keystore get` on the real keychain: gnome-keyring in a private D-Bus session, against bare Node and
+    //    against secret-tool (libsecret's own client, a C program) reading the same item in the same session.
+    {
+      const title = "`keystore get`, keychain (gnome-keyring)";
+      const goals = [
+        { against: "`node -e 0`", goal: null },
+        { against: "`secret-tool lookup`", goal: null },
+        { against: "`node -e 0` + `secret-tool lookup`", goal: GOALS.keychainGetOverFloorPlusPeer },
+      ];
+      const home = join(temp, "keychain");
+      await mkdir(home, { recursive: true });
+      const service = await startKeychain();
+      if (!service.ok) {
+        progress(`3. keychain scenario not run: ${service.reason}`);
+        results.push({ id: 3, title, status: "not-run", reason: service.reason, goals });
+      } else {
+        keychain = service.session;
+        const env = isolatedEnv(home, { ...service.session.env, LATCHKEY_KEYSTORE: "keyring" });
+        await runChecked(latchkey(cli, "latchkey keystore set", ["keystore", "set", ACCOUNT], env), value);
+        const get = latchkey(cli, `latchkey keystore get ${ACCOUNT}`, ["keystore", "get", ACCOUNT], env);
+        expectOutput("latchkey keystore get (keychain)", (await runChecked(get)).stdout, value);
+        const lookup: BenchCommand = {
+          label: `secret-tool lookup service latchkey username ${ACCOUNT}`,
+          file: "secret-tool",
+          args: ["lookup", "service", "latchkey", "username", ACCOUNT],
+          env,
+        };
+        // The peer must read the very item latchkey wrote, or it is not the same work.
+        expectOutput("secret-tool lookup", (await runChecked(lookup)).stdout.replace(/\n$/, ""), value);
+        results.push(
+          await measure(
+            3,
+            title,
+            [get, nodeFloor(env), lookup],
+            [
+              {
+                against: "`node -e 0`",
+                indices: [1],
+                goal: null,
+                note: "vs `node -e 0`: informational; the keychain's own cost is in the floor + peer row.",
+              },
+              {
+                against: "`secret-tool lookup`",
+                indices: [2],
+                goal: null,
+                note: "vs `secret-tool lookup`: informational; secret-tool is a C program with no runtime to start.",
+              },
+              {
+                against: "`node -e 0` + `secret-tool lookup`",
+                indices: [1, 2],
+                goal: GOALS.keychainGetOverFloorPlusPeer,
+              },
+            ],
+            options,
+          ),
+        );
+      }
+    }
+  } finally {
+    await cleanup();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+
+  const markdown = renderMarkdown(
+    results,
+    runInfo(options, (performance.now() - started) / 1000, loadAverage),
+  );
+  await mkdir(join(ROOT, "bench/results"), { recursive: true });
+  await writeFile(`${RESULTS}.tmp`, markdown);
+  await rename(`${RESULTS}.tmp`, RESULTS);
+  process.stdout.write(markdown);
+  progress(`wrote ${RESULTS}`);
+
+  const missed = results.flatMap((r) =>
+    r.status === "ran" ? r.comparisons.filter((c) => verdict(c) === "**no**") : [],
+  );
+  const notRun = results.filter((r) => r.status === "not-run").length;
+  if (missed.length > 0) progress(`${missed.length} goal(s) not met`);
+  if (notRun > 0) progress(`${notRun} scenario(s) not run`);
+  return options.strict && missed.length + notRun > 0 ? 1 : 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}
