@@ -34,6 +34,17 @@ describe("runCli", () => {
     expect(ctx.stderr.text()).toContain("hint:");
   });
 
+  it("never echoes extra arguments or option values, which may be pasted secrets", async () => {
+    const extra = createTestContext();
+    expect(await runCli(["keystore", "get", "a", "ghp_pasted_secret"], extra)).toBe(2);
+    expect(extra.stderr.text()).toContain("Too many arguments for 'get'. Expected 1 argument but got 2.");
+    expect(extra.stderr.text()).not.toContain("ghp_pasted_secret");
+    const option = createTestContext();
+    expect(await runCli(["doctor", "--password=hunter2secret"], option)).toBe(2);
+    expect(option.stderr.text()).toContain("Unknown option '--password=");
+    expect(option.stderr.text()).not.toContain("hunter2secret");
+  });
+
   it("prints a command's LatchkeyError with its exit code", async () => {
     const ctx = createTestContext({
       keystore: () => Promise.reject(new LatchkeyError("LK_KEYRING_LOCKED")),

@@ -31,6 +31,7 @@ export function buildProgram(ctx: Context, state: RunState): Command {
       // Usage errors are reprinted by the top-level handler in the catalogue's format.
       outputError: () => undefined,
     })
+    .enablePositionalOptions()
     .exitOverride();
   program.addHelpText(
     "after",
@@ -54,8 +55,24 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   return program;
 }
 
+/**
+ * Commander's usage messages quote what the user typed. Arguments may be secrets pasted in the wrong place, so
+ * extra arguments are counted, not echoed, and an unknown `--option=value` loses its value.
+ */
+function usageMessage(error: CommanderError): string {
+  let message = error.message.replace(/^error: /, "");
+  if (error.code === "commander.excessArguments") message = message.replace(/:[^:]*$/, ".");
+  message = message.replace(/'(-{1,2}[^'=\s]+)=[^']*'/g, "'$1=…'");
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], ctx: Context): Promise<number> {
+  return (await runCliForOutcome(argv, ctx)).exitCode;
+}
+
+/** Like runCli, but also reports a signal the process should die of (a `run` child's). */
+export async function runCliForOutcome(argv: readonly string[], ctx: Context): Promise<RunState> {
   const state: RunState = { exitCode: 0 };
   const program = buildProgram(ctx, state);
   const verbose = argv
@@ -63,7 +80,7 @@ export async function runCli(argv: readonly string[], ctx: Context): Promise<num
     .reduce((n, a) => n + (a === "--verbose" ? 1 : a.length - 1), 0);
   try {
     await program.parseAsync([...argv], { from: "user" });
-    return state.exitCode;
+    return state;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (
@@ -71,21 +88,17 @@ export async function runCli(argv: readonly string[], ctx: Context): Promise<num
         error.code === "commander.version" ||
         error.code === "commander.help"
       ) {
-        return 0;
+        return { exitCode: 0 };
       }
-      if (error.code === "commander.executeSubCommandAsync") return error.exitCode;
-      const message = error.message.replace(/^error: /, "");
-      return printError(
-        ctx,
-        new LatchkeyError("LK_USAGE", { message: message.charAt(0).toUpperCase() + message.slice(1) }),
-        verbose,
-      );
+      const message = usageMessage(error);
+      const usage = new LatchkeyError("LK_USAGE", { message });
+      return { exitCode: printError(ctx, usage, verbose) };
     }
-    return printError(ctx, error, verbose);
+    return { exitCode: printError(ctx, error, verbose) };
   }
 }
 
 /** The process entry: real context, real argv. */
-export async function main(argv: readonly string[]): Promise<number> {
-  return runCli(argv, createNodeContext());
+export async function main(argv: readonly string[]): Promise<RunState> {
+  return runCliForOutcome(argv, createNodeContext());
 }

@@ -18,6 +18,12 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     process.kill(process.pid, outcome.signal);
     process.exit(128 + (constants.signals[outcome.signal] ?? 0));
   }
-  // Exit explicitly: a keychain call abandoned at its time limit may still hold a libuv thread.
+  if ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.abandonedNativeCall")] === true) {
+    // A keychain call abandoned at its time limit still blocks a thread-pool thread, and Node joins those at
+    // exit, so process.exit() would hang with it. Replacing the process image is the one way out that keeps the
+    // exit code (see keystore/keyring.ts).
+    if (process.execve) process.execve("/bin/sh", ["sh", "-c", `exit ${outcome.exitCode}`]);
+    process.kill(process.pid, "SIGKILL");
+  }
   process.exit(outcome.exitCode);
 }

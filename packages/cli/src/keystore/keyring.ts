@@ -1,0 +1,323 @@
+// The OS keychain backend, over @napi-rs/keyring (keyring-rs: Secret Service on Linux, Keychain on macOS,
+// Credential Manager on Windows). What the library does, measured against gnome-keyring, and what this file does
+// about it:
+// - The native module is loaded on first use, by dynamic import: commands that need no secret never pay for it
+//   (the CLI bundle keeps it external).
+// - Without options, a Linux entry silently falls back to the kernel keyutils keyring (in memory, lost on reboot)
+//   when no Secret Service answers. Every entry is pinned to the Secret Service, so "no keychain" is an error
+//   that keystore resolution can see, never a silent move to another store.
+// - A Linux entry's constructor connects to D-Bus synchronously, on this thread: libdbus has no time limit on the
+//   connection handshake (a bus that accepts and never answers blocks the process for good), and calls to a
+//   provider that does not answer block for dbus-secret-service's own limit (2 s, then NoReply). So before the
+//   first constructor, an asynchronous check makes sure the session bus answers at all (checkSessionBus).
+// - The async calls run on libuv's thread pool. Their AbortSignal only cancels a call that has not started yet, so
+//   each call also races a timer: a hung call yields LK_KEYRING_TIMEOUT on time. The hung call still holds its
+//   thread until it ends, and Node joins the pool's threads on exit, so neither a drained event loop nor
+//   process.exit() ends the process before it does (only a signal or process.execve does). Entry calls end within
+//   libdbus's 2 s per-message limit, except while an unlock prompt waits for the user; listing (zbus) has no limit,
+//   which is why list() makes a bounded round trip first.
+// - libdbus reads DBUS_SESSION_BUS_ADDRESS once per process (later changes are ignored); zbus, used for listing,
+//   reads it on every call.
+import { connect } from "node:net";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type * as NativeKeyring from "@napi-rs/keyring";
+import { LatchkeyError } from "@latchkey/core";
+import { classifyKeyringError } from "./keyring-errors.js";
+import { KEYSTORE_SERVICE, type Keystore } from "./types.js";
+
+/**
+ * Set on globalThis when a native call was abandoned at its time limit. Its thread is still blocked, and Node joins
+ * the pool's threads at exit, so process.exit() would hang: the CLI's entry point checks this flag and leaves by
+ * process.execve instead (main.ts).
+ */
+export const ABANDONED_NATIVE_CALL = Symbol.for("latchkey.abandonedNativeCall");
+
+function markNativeCallAbandoned(): void {
+  (globalThis as Record<symbol, unknown>)[ABANDONED_NATIVE_CALL] = true;
+}
+
+/** The native module's shape, as a `load` option must provide it. */
+export type KeyringModule = typeof NativeKeyring;
+
+/** Options for createKeyringKeystore and probeKeyring. */
+export interface KeyringOptions {
+  /** Time limit for each keychain call, in milliseconds. */
+  timeoutMs?: number;
+  /** The keychain service every account lives under. */
+  service?: string;
+  /** Loads the native module (tests inject fakes). The default first checks that the D-Bus session bus answers. */
+  load?: () => Promise<KeyringModule>;
+}
+
+/** What keystore resolution learns from probeKeyring. */
+export type KeyringProbe = { reachable: true } | { reachable: false; error: LatchkeyError };
+
+/** The default time limit for one keychain call. */
+export const DEFAULT_KEYRING_TIMEOUT_MS = 3000;
+
+const SECRET_SERVICE_ONLY = { linux: { store: "secret-service" } } as const;
+const SESSION_BUS_PLATFORMS: ReadonlySet<string> = new Set(["linux", "freebsd", "openbsd"]);
+
+/** D-Bus address escaping: bytes outside the optionally-escaped set become %xx. */
+function escapeAddressValue(value: string): string {
+  let out = "";
+  for (const byte of Buffer.from(value, "utf8")) {
+    const char = String.fromCharCode(byte);
+    out += /[-0-9A-Za-z_/.\\*]/.test(char) ? char : `%${byte.toString(16).padStart(2, "0")}`;
+  }
+  return out;
+}
+
+/** The socket a single `unix:path=` / `unix:abstract=` address names; null for any other address. */
+function unixSocketOf(address: string): string | null {
+  if (address.includes(";") || !address.startsWith("unix:")) return null;
+  for (const pair of address.slice("unix:".length).split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq < 0) continue;
+    const key = pair.slice(0, eq);
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      return null;
+    }
+    if (key === "path") return value;
+    if (key === "abstract") return `\0${value}`;
+  }
+  return null;
+}
+
+/** `$XDG_RUNTIME_DIR/bus` as an address, when that socket exists. */
+function userBusAddress(env: NodeJS.ProcessEnv): string | null {
+  const runtimeDir = env.XDG_RUNTIME_DIR;
+  if (runtimeDir === undefined || runtimeDir === "") return null;
+  const path = join(runtimeDir, "bus");
+  try {
+    return statSync(path).isSocket() ? `unix:path=${escapeAddressValue(path)}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Resolves when the session bus answers a first handshake line; throws LK_KEYRING_UNREACHABLE / _TIMEOUT. */
+async function checkSessionBus(timeoutMs: number): Promise<void> {
+  if (!SESSION_BUS_PLATFORMS.has(process.platform)) return;
+  let address = process.env.DBUS_SESSION_BUS_ADDRESS;
+  if (address === undefined || address === "") {
+    const fallback = userBusAddress(process.env);
+    if (fallback === null) {
+      throw new LatchkeyError("LK_KEYRING_UNREACHABLE", {
+        message:
+          "No D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set and $XDG_RUNTIME_DIR/bus does not exist.",
+      });
+    }
+    // The vendored libdbus does not look for $XDG_RUNTIME_DIR/bus itself (zbus, sd-bus and GDBus do): naming it
+    // keeps every layer on the bus a systemd user session provides.
+    process.env.DBUS_SESSION_BUS_ADDRESS = fallback;
+    address = fallback;
+  }
+  const socketPath = unixSocketOf(address);
+  if (socketPath === null) return; // tcp, launchd, …: left to the library
+
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(socketPath);
+    let settled = false;
+    const finish = (error?: LatchkeyError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(() => {
+      finish(
+        new LatchkeyError("LK_KEYRING_TIMEOUT", {
+          message: `The D-Bus session bus did not answer within ${timeoutMs} ms.`,
+          details: { operation: "connect", timeoutMs },
+        }),
+      );
+    }, timeoutMs);
+    // The bus answers any client's first line, even a bare AUTH without a mechanism ("REJECTED EXTERNAL"): that
+    // proves a live bus without authenticating or sending a message.
+    socket.once("connect", () => socket.end("\0AUTH\r\n"));
+    socket.once("data", () => finish());
+    socket.once("error", (error) => {
+      finish(
+        new LatchkeyError("LK_KEYRING_UNREACHABLE", {
+          message: "The D-Bus session bus is not reachable.",
+          cause: new Error(error.message),
+        }),
+      );
+    });
+    socket.once("close", () => {
+      finish(
+        new LatchkeyError("LK_KEYRING_UNREACHABLE", {
+          message: "The D-Bus session bus closed the connection.",
+        }),
+      );
+    });
+  });
+}
+
+let defaultModule: Promise<KeyringModule> | undefined;
+
+/** The real native module, after the session bus check; shared by the process, as libdbus's own state is. */
+function loadDefault(timeoutMs: number): Promise<KeyringModule> {
+  defaultModule ??= (async () => {
+    await checkSessionBus(timeoutMs);
+    return import("@napi-rs/keyring");
+  })();
+  // A failed check is not remembered: the next call looks again.
+  defaultModule.catch(() => {
+    defaultModule = undefined;
+  });
+  return defaultModule;
+}
+
+/** Runs `load`, turning a module that cannot be loaded into LK_KEYRING_UNREACHABLE. */
+async function loadModule(options: KeyringOptions, timeoutMs: number): Promise<KeyringModule> {
+  try {
+    return await (options.load ? options.load() : loadDefault(timeoutMs));
+  } catch (error) {
+    if (error instanceof LatchkeyError) throw error;
+    throw new LatchkeyError("LK_KEYRING_UNREACHABLE", {
+      message: "The OS keychain module could not be loaded.",
+      cause: new Error(error instanceof Error ? error.message : String(error)),
+    });
+  }
+}
+
+/**
+ * Runs one keychain call under the time limit. `run` receives the signal to hand to the native call; whatever it
+ * throws or rejects with is classified. The timer is cleared as soon as the call settles.
+ */
+function timeBoxed<T>(
+  timeoutMs: number,
+  details: Record<string, unknown>,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort();
+      markNativeCallAbandoned();
+      reject(
+        new LatchkeyError("LK_KEYRING_TIMEOUT", {
+          message: `The OS keychain did not answer within ${timeoutMs} ms.`,
+          details: { ...details, timeoutMs },
+        }),
+      );
+    }, timeoutMs);
+    const fail = (error: unknown): void => {
+      clearTimeout(timer);
+      reject(classifyKeyringError(error, details));
+    };
+    let pending: Promise<T>;
+    try {
+      pending = run(controller.signal);
+    } catch (error) {
+      fail(error);
+      return;
+    }
+    pending.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    }, fail);
+  });
+}
+
+function timeoutOf(options: KeyringOptions): number {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_KEYRING_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `The keychain time limit must be positive (${timeoutMs}).`,
+    });
+  }
+  return timeoutMs;
+}
+
+// An account nothing stores: reading it proves the Secret Service answers, and with no matching item nothing needs
+// unlocking, so it never prompts.
+const PROBE_ACCOUNT = "latchkey:probe (never stored)";
+
+type Call = <T>(
+  operation: string,
+  account: string | undefined,
+  run: (native: KeyringModule, signal: AbortSignal) => Promise<T>,
+) => Promise<T>;
+
+/** The per-keystore plumbing: lazy module, entry cache, and the time-boxed, classified call. */
+function keyringCalls(options: KeyringOptions): {
+  call: Call;
+  entryFor: (native: KeyringModule, account: string) => NativeKeyring.AsyncEntry;
+  service: string;
+} {
+  const timeoutMs = timeoutOf(options);
+  const service = options.service ?? KEYSTORE_SERVICE;
+  let loaded: Promise<KeyringModule> | undefined;
+  // Each constructor opens its own D-Bus connection: reuse entries for the life of the keystore.
+  const entries = new Map<string, NativeKeyring.AsyncEntry>();
+  const entryFor = (native: KeyringModule, account: string): NativeKeyring.AsyncEntry => {
+    let entry = entries.get(account);
+    if (entry === undefined) {
+      entry = new native.AsyncEntry(service, account, SECRET_SERVICE_ONLY);
+      entries.set(account, entry);
+    }
+    return entry;
+  };
+  const call: Call = async (operation, account, run) => {
+    const details = account === undefined ? { operation } : { operation, account };
+    loaded ??= loadModule(options, timeoutMs).catch((error: unknown) => {
+      loaded = undefined;
+      throw error;
+    });
+    const native = await loaded;
+    return timeBoxed(timeoutMs, details, (signal) => run(native, signal));
+  };
+  return { call, entryFor, service };
+}
+
+/**
+ * The OS keychain as a Keystore: one item per account under service `latchkey`, every call time-boxed
+ * (default 3 s). Values are stored as UTF-8 strings: keyring-rs stores "" as an empty secret and reads it back as
+ * "" (not as "missing"), so empty values need no special encoding. Nothing is loaded until the first call.
+ */
+export function createKeyringKeystore(options: KeyringOptions = {}): Keystore {
+  const { call, entryFor, service } = keyringCalls(options);
+  return {
+    kind: "keyring",
+    get: (account) => call("get", account, (native, signal) => entryFor(native, account).getPassword(signal)),
+    set: (account, value) =>
+      call("set", account, (native, signal) => entryFor(native, account).setPassword(value, signal)),
+    delete: (account) =>
+      call("delete", account, (native, signal) => entryFor(native, account).deleteCredential(signal)),
+    list: () =>
+      call("list", undefined, async (native, signal) => {
+        // Listing goes through zbus, which has no time limit of its own: a provider that stopped answering would
+        // hold a thread (and process exit) for good. Constructing an entry first is a round trip under libdbus's
+        // limit, so a dead provider fails here rather than there.
+        entryFor(native, PROBE_ACCOUNT);
+        const found = await native.findCredentialsAsync(service, null, signal);
+        return [...new Set(found.map((credential) => credential.account))].sort();
+      }),
+  };
+}
+
+/**
+ * Tells keystore resolution whether the OS keychain can be used right now, without prompting: it opens a Secret
+ * Service session and reads an account that is never stored. Unreachable (no D-Bus, no provider), denied and timed
+ * out come back as the classified error, so the caller falls back to the file store only when the keychain is
+ * absent. A locked collection counts as reachable — it is there, and holds or will hold the user's secrets — and
+ * the first call that needs it unlocked reports LK_KEYRING_LOCKED (or prompts, on a desktop).
+ */
+export async function probeKeyring(options: KeyringOptions = {}): Promise<KeyringProbe> {
+  try {
+    const { call, entryFor } = keyringCalls(options);
+    await call("probe", undefined, (native, signal) => entryFor(native, PROBE_ACCOUNT).getPassword(signal));
+    return { reachable: true };
+  } catch (error) {
+    return { reachable: false, error: classifyKeyringError(error, { operation: "probe" }) };
+  }
+}
