@@ -10,7 +10,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["*.js", "*.ts", "scripts/*.mjs", "scripts/*.ts"],
+          allowDefaultProject: ["*.js", "*.ts", "scripts/*.mjs", "scripts/*.ts", "packages/cli/bin/*.mjs"],
         },
         tsconfigRootDir: import.meta.dirname,
       },

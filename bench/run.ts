@@ -6,7 +6,7 @@
 //   --runs N     timed runs per command (BENCH_RUNS, default 30, at least 10)
 //   --warmup N   warm-up rounds thrown away (BENCH_WARMUP, default 3)
 //   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
-//   --cli PATH   bench another build of the CLI bundle (default packages/cli/dist/latchkey.mjs)
+//   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -28,7 +28,7 @@ import { alternate, runChecked, type BenchCommand } from "./lib/spawn.ts";
 import { pairedRatio, summarize } from "./lib/stats.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const DEFAULT_CLI = join(ROOT, "packages/cli/dist/latchkey.mjs");
+const DEFAULT_CLI = join(ROOT, "packages/cli/bin/latchkey.mjs");
 const RESULTS = join(ROOT, "bench/results/latest.md");
 /** The Node the bench runs on (Node 24 from the root devDependency under npm scripts): CLI and floor alike. */
 const NODE = process.execPath;

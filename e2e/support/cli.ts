@@ -6,11 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The bundled CLI that `npm run build` produces. */
-export const CLI = fileURLToPath(new URL("../../packages/cli/dist/latchkey.mjs", import.meta.url));
+/** The installed command: the bin launcher over the bundle that `npm run build` produces. */
+export const CLI = fileURLToPath(new URL("../../packages/cli/bin/latchkey.mjs", import.meta.url));
 
-if (!existsSync(CLI)) {
-  throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does).`);
+if (!existsSync(fileURLToPath(new URL("../../packages/cli/dist/latchkey.mjs", import.meta.url)))) {
+  throw new Error("packages/cli/dist is missing: run `npm run build` first (npm test does).");
 }
 
 /** What a finished CLI process left behind. */

@@ -6,6 +6,8 @@ import { printError } from "./output/output.js";
 import { VERSION } from "./version.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { keystoreCommand } from "./commands/keystore.js";
+import { envCommand, runCommand } from "./commands/env.js";
+import { exitLikeChild } from "./run/child.js";
 import type { RunState } from "./commands/support.js";
 
 /** Builds the command tree. Each command lives in its own module under commands/. */
@@ -42,7 +44,8 @@ export function buildProgram(ctx: Context, state: RunState): Command {
       "  NO_COLOR             disable colour\n" +
       "\nRun `latchkey doctor` to see which keystore is active and why.",
   );
-  for (const make of [doctorCommand, keystoreCommand]) program.addCommand(make(ctx, state));
+  for (const make of [envCommand, runCommand, doctorCommand, keystoreCommand])
+    program.addCommand(make(ctx, state));
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.
   const inherit = (command: Command): void => {
@@ -74,11 +77,11 @@ export async function runCli(argv: readonly string[], ctx: Context): Promise<num
 /** Like runCli, but also reports a signal the process should die of (a `run` child's). */
 export async function runCliForOutcome(argv: readonly string[], ctx: Context): Promise<RunState> {
   const state: RunState = { exitCode: 0 };
-  const program = buildProgram(ctx, state);
   const verbose = argv
     .filter((a) => a === "--verbose" || /^-v+$/.test(a))
     .reduce((n, a) => n + (a === "--verbose" ? 1 : a.length - 1), 0);
   try {
+    const program = buildProgram(ctx, state);
     await program.parseAsync([...argv], { from: "user" });
     return state;
   } catch (error) {
@@ -98,7 +101,9 @@ export async function runCliForOutcome(argv: readonly string[], ctx: Context): P
   }
 }
 
-/** The process entry: real context, real argv. */
-export async function main(argv: readonly string[]): Promise<RunState> {
-  return runCliForOutcome(argv, createNodeContext());
+/** The process entry: real context, real argv. Returns the exit code, or dies like a `run` child that died. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const outcome = await runCliForOutcome(argv, createNodeContext());
+  if (outcome.signal) exitLikeChild({ code: null, signal: outcome.signal });
+  return outcome.exitCode;
 }

@@ -10,20 +10,13 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   process.stdout.write(`${__LATCHKEY_VERSION__}\n`);
 } else {
   const { main } = await import("./cli.js");
-  const outcome = await main(argv);
-  if (outcome.signal) {
-    // `latchkey run`'s child died of a signal: die of the same one, so the shell sees what it would have
-    // seen without Latchkey in between. 128 + signal number is the fallback if the signal is ignored.
-    const { constants } = await import("node:os");
-    process.kill(process.pid, outcome.signal);
-    process.exit(128 + (constants.signals[outcome.signal] ?? 0));
-  }
+  const exitCode = await main(argv);
   if ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.abandonedNativeCall")] === true) {
     // A keychain call abandoned at its time limit still blocks a thread-pool thread, and Node joins those at
     // exit, so process.exit() would hang with it. Replacing the process image is the one way out that keeps the
     // exit code (see keystore/keyring.ts).
-    if (process.execve) process.execve("/bin/sh", ["sh", "-c", `exit ${outcome.exitCode}`]);
+    if (process.execve) process.execve("/bin/sh", ["sh", "-c", `exit ${exitCode}`]);
     process.kill(process.pid, "SIGKILL");
   }
-  process.exit(outcome.exitCode);
+  process.exit(exitCode);
 }

@@ -1,0 +1,457 @@
+import { Command, Option } from "commander";
+import {
+  LatchkeyError,
+  checkEnv,
+  formatDotenv,
+  formatJson,
+  formatShell,
+  isSecretKey,
+  parseDotenv,
+  parseEnvSchema,
+  type EnvSchema,
+} from "@latchkey/core";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Context } from "../context.js";
+import { readSecretInput } from "../input.js";
+import { palette, printData, printJson, printStatus } from "../output/output.js";
+import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
+import { runChild } from "../run/child.js";
+import {
+  DEFAULT_ENVIRONMENT,
+  parseAssignment,
+  validateEnvName,
+  validateKeyName,
+  validateValue,
+} from "../vault/names.js";
+import { readVault, updateVault, type VaultStoreDeps } from "../vault/vault-store.js";
+import type { RunState } from "./support.js";
+
+/** A project's vault as commands use it. */
+interface ProjectVault {
+  readonly vaultId: string;
+  readonly schema: EnvSchema;
+  readonly deps: VaultStoreDeps;
+}
+
+/**
+ * The project's vault. Writes create latchkey.json (or add its vault id) on first use; reads never write, and
+ * fail with LK_PROJECT_NOT_FOUND when there is no project. LATCHKEY_VAULT_ID overrides the file.
+ */
+async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectVault> {
+  const override = ctx.env.LATCHKEY_VAULT_ID !== undefined;
+  const project = await loadOrCreateProject(ctx.cwd, {
+    create: create && !override,
+    ...(ctx.env.HOME ? { home: ctx.env.HOME } : {}),
+  });
+  if (project?.change === "created")
+    printStatus(ctx, `Created ${project.file} to hold this project's vault id.`);
+  if (project?.change === "added-vault")
+    printStatus(ctx, `Added this project's vault id to ${project.file}.`);
+  const vaultId = resolveVaultId(ctx.env, project);
+  const schema = parseEnvSchema(project?.config.envSchema, project?.file ?? "latchkey.json");
+  const { keystore } = await ctx.keystore();
+  return {
+    vaultId,
+    schema,
+    deps: { keystore, home: ctx.paths.home, vaultsDir: ctx.paths.vaults, random: ctx.random },
+  };
+}
+
+async function readEnvironment(
+  ctx: Context,
+  environment: string,
+): Promise<{ vault: ProjectVault; values: Record<string, string> }> {
+  const vault = await openProjectVault(ctx, false);
+  const document = await readVault(vault.deps, vault.vaultId);
+  const values = document[environment];
+  if (values === undefined) {
+    throw new LatchkeyError("LK_ENV_NOT_FOUND", {
+      message: `The vault has no environment named ${environment}.`,
+      details: { environment, environments: Object.keys(document).sort() },
+    });
+  }
+  return { vault, values };
+}
+
+function checkAgainstSchema(schema: EnvSchema, key: string, value: string): void {
+  const { violations } = checkEnv({ [key]: schema[key]! }, { [key]: value }, { applyDefaults: false });
+  if (violations.length > 0) {
+    throw new LatchkeyError("LK_ENV_CHECK_FAILED", { message: violations.map((v) => v.message).join("\n") });
+  }
+}
+
+/** `env set KEY=VALUE…` or `env set KEY` (value from stdin or a masked prompt). */
+export async function envSet(
+  ctx: Context,
+  options: { environment: string; assignments: readonly string[] },
+): Promise<number> {
+  const environment = validateEnvName(options.environment);
+  const parsed = options.assignments.map(parseAssignment);
+  const missing = parsed.filter((p) => p.value === undefined);
+  if (missing.length > 0 && parsed.length > 1) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "Give every value as KEY=VALUE, or set one KEY at a time to read its value from stdin.",
+    });
+  }
+  const entries: [string, string][] = [];
+  for (const { key, value } of parsed) {
+    entries.push([key, value ?? validateValue(key, await readSecretInput(ctx, `Value for ${key}`))]);
+  }
+  const vault = await openProjectVault(ctx, true);
+  for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
+  await updateVault(vault.deps, vault.vaultId, (document) => {
+    const target = (document[environment] ??= {});
+    for (const [key, value] of entries) target[key] = value;
+    return { result: undefined, changed: true };
+  });
+  printStatus(ctx, `Set ${entries.map(([k]) => k).join(", ")} in ${environment}.`);
+  return 0;
+}
+
+/** `env get KEY`: the value alone on stdout. */
+export async function envGet(ctx: Context, options: { environment: string; key: string }): Promise<number> {
+  const key = validateKeyName(options.key);
+  const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
+  const value = values[key];
+  if (value === undefined) {
+    throw new LatchkeyError("LK_ENV_KEY_NOT_FOUND", {
+      message: `${key} is not set in ${options.environment}.`,
+    });
+  }
+  ctx.stdout.write(value);
+  if (ctx.stdout.isTTY) ctx.stdout.write("\n");
+  return 0;
+}
+
+/** `env list`: names; values with --show, secret-marked values only with --reveal. */
+export async function envList(
+  ctx: Context,
+  options: { environment: string; show: boolean; reveal: boolean; json: boolean },
+): Promise<number> {
+  const { vault, values } = await readEnvironment(ctx, validateEnvName(options.environment));
+  const keys = Object.keys(values).sort();
+  const shown = (key: string): string | undefined => {
+    if (!options.show && !options.reveal) return undefined;
+    return isSecretKey(vault.schema, key) && !options.reveal ? "*****" : values[key];
+  };
+  if (options.json) {
+    printJson(ctx, {
+      environment: options.environment,
+      keys: keys.map((key) => ({
+        key,
+        secret: isSecretKey(vault.schema, key),
+        ...(shown(key) === undefined ? {} : { value: shown(key) }),
+      })),
+    });
+  } else if (keys.length === 0) {
+    printStatus(ctx, `${options.environment} has no secrets.`);
+  } else {
+    printData(ctx, keys.map((key) => (shown(key) === undefined ? key : `${key}=${shown(key)}`)).join("\n"));
+  }
+  return 0;
+}
+
+/** `env unset KEY…`. */
+export async function envUnset(
+  ctx: Context,
+  options: { environment: string; keys: readonly string[] },
+): Promise<number> {
+  const environment = validateEnvName(options.environment);
+  const keys = options.keys.map(validateKeyName);
+  const vault = await openProjectVault(ctx, false);
+  const removed = await updateVault(vault.deps, vault.vaultId, (document) => {
+    const target = document[environment];
+    if (target === undefined) {
+      throw new LatchkeyError("LK_ENV_NOT_FOUND", {
+        message: `The vault has no environment named ${environment}.`,
+      });
+    }
+    const gone = keys.filter((key) => key in target);
+    for (const key of gone) delete target[key];
+    return { result: gone, changed: gone.length > 0 };
+  });
+  const absent = keys.filter((key) => !removed.includes(key));
+  if (removed.length > 0) printStatus(ctx, `Removed ${removed.join(", ")} from ${environment}.`);
+  if (absent.length > 0) {
+    throw new LatchkeyError("LK_ENV_KEY_NOT_FOUND", {
+      message: `Not set in ${environment}: ${absent.join(", ")}.`,
+    });
+  }
+  return 0;
+}
+
+/** `env envs`: the environments of this project's vault. */
+export async function envEnvs(ctx: Context, options: { json: boolean }): Promise<number> {
+  const vault = await openProjectVault(ctx, false);
+  const document = await readVault(vault.deps, vault.vaultId);
+  const environments = Object.keys(document)
+    .sort()
+    .map((name) => ({ name, keys: Object.keys(document[name] ?? {}).length }));
+  if (options.json) printJson(ctx, { environments });
+  else if (environments.length === 0) printStatus(ctx, "No environments yet.");
+  else
+    printData(
+      ctx,
+      environments.map((e) => `${e.name} (${e.keys} secret${e.keys === 1 ? "" : "s"})`).join("\n"),
+    );
+  return 0;
+}
+
+/** `env import FILE`: dotenv into the environment; `-` reads stdin. */
+export async function envImport(
+  ctx: Context,
+  options: { environment: string; file: string },
+): Promise<number> {
+  const environment = validateEnvName(options.environment);
+  const source = options.file === "-" ? "stdin" : resolve(ctx.cwd, options.file);
+  let text: string;
+  try {
+    text =
+      options.file === "-"
+        ? Buffer.from(await ctx.stdin.readAll()).toString("utf8")
+        : await readFile(source, "utf8");
+  } catch (error) {
+    throw new LatchkeyError("LK_FILE_IO", { message: `Could not read ${source}.`, cause: error });
+  }
+  const entries = parseDotenv(text, source);
+  const vault = await openProjectVault(ctx, true);
+  for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
+  await updateVault(vault.deps, vault.vaultId, (document) => {
+    const target = (document[environment] ??= {});
+    for (const [key, value] of entries) target[key] = value;
+    return { result: undefined, changed: true };
+  });
+  printStatus(
+    ctx,
+    `Imported ${entries.length} secret${entries.length === 1 ? "" : "s"} into ${environment}.`,
+  );
+  return 0;
+}
+
+/** Export formats of `env export`. */
+export type ExportFormat = "dotenv" | "json" | "shell";
+
+/** `env export`: the environment's secrets on stdout. */
+export async function envExport(
+  ctx: Context,
+  options: { environment: string; format: ExportFormat },
+): Promise<number> {
+  const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
+  const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const render = { dotenv: formatDotenv, json: formatJson, shell: formatShell }[options.format];
+  ctx.stdout.write(render(entries));
+  return 0;
+}
+
+/** `env check`: every schema violation of the environment; exit 1 when there is any. */
+export async function envCheck(
+  ctx: Context,
+  options: { environment: string; json: boolean },
+): Promise<number> {
+  const environment = validateEnvName(options.environment);
+  const vault = await openProjectVault(ctx, false);
+  const document = await readVault(vault.deps, vault.vaultId);
+  const { violations } = checkEnv(vault.schema, document[environment] ?? {}, { applyDefaults: true });
+  if (options.json) {
+    printJson(ctx, { environment, ok: violations.length === 0, violations });
+  } else if (violations.length === 0) {
+    printData(ctx, `${environment}: all ${Object.keys(vault.schema).length} schema rules hold.`);
+  } else {
+    const c = palette(ctx.env, ctx.stdout);
+    printData(
+      ctx,
+      [
+        `${environment}: ${violations.length} problem(s):`,
+        ...violations.map((v) => `${c.red("✗")} ${v.message}`),
+      ].join("\n"),
+    );
+  }
+  return violations.length === 0 ? 0 : 1;
+}
+
+/** Options of `latchkey run`. */
+export interface RunOptions {
+  environment: string;
+  mask: boolean;
+  check: boolean;
+  command: readonly string[];
+}
+
+/**
+ * `latchkey run -- cmd args…`: the child gets this process's environment plus the vault's secrets (secrets win),
+ * with schema defaults for keys set nowhere. It refuses to start when the schema is violated, unless --no-check.
+ */
+export async function runWithSecrets(ctx: Context, state: RunState, options: RunOptions): Promise<number> {
+  const [command, ...args] = options.command;
+  if (command === undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "No program given.",
+      hint: "Usage: latchkey run [--env E] -- program [args…]",
+    });
+  }
+  const environment = validateEnvName(options.environment);
+  const vault = await openProjectVault(ctx, false);
+  const document = await readVault(vault.deps, vault.vaultId);
+  const secrets = document[environment];
+  if (secrets === undefined) {
+    throw new LatchkeyError("LK_ENV_NOT_FOUND", {
+      message: `The vault has no environment named ${environment}.`,
+    });
+  }
+  const inherited: Record<string, string> = {};
+  for (const [key, value] of Object.entries(ctx.env)) if (value !== undefined) inherited[key] = value;
+  const merged = { ...inherited, ...secrets };
+  const schema = vault.schema;
+  const schemaKeys = Object.keys(schema);
+  const checked = checkEnv(
+    schema,
+    Object.fromEntries(schemaKeys.filter((k) => k in merged).map((k) => [k, merged[k]!])),
+    {
+      applyDefaults: true,
+    },
+  );
+  if (options.check && checked.violations.length > 0) {
+    throw new LatchkeyError("LK_ENV_CHECK_FAILED", {
+      message: `Not starting ${command}: ${environment} does not satisfy envSchema:\n${checked.violations.map((v) => `  - ${v.message}`).join("\n")}`,
+      hint: "Set the missing or invalid values with `latchkey env set`, or pass --no-check to start anyway.",
+    });
+  }
+  const env = { ...checked.values, ...merged };
+  const outcome = await runChild({
+    command,
+    args,
+    env,
+    mask: options.mask ? Object.values(secrets ?? {}) : null,
+  });
+  if (outcome.signal) state.signal = outcome.signal;
+  return outcome.code ?? 1;
+}
+
+function envOption(): Option {
+  return new Option("-e, --env <name>", "environment").default(DEFAULT_ENVIRONMENT);
+}
+
+/** Adds the `run` options and action to a command (used by `latchkey run` and `latchkey env run`). */
+function defineRun(command: Command, ctx: Context, state: RunState): Command {
+  return command
+    .description("run a program with this project's secrets in its environment")
+    .addOption(envOption())
+    .option("--mask", "replace every secret value in the program's stdout/stderr with *****")
+    .option("--no-check", "start even when envSchema is not satisfied")
+    .argument("<command...>", "the program and its arguments (after --)")
+    .passThroughOptions()
+    .addHelpText(
+      "after",
+      "\nThe program gets this shell's environment plus the vault's secrets (the vault wins), with envSchema\n" +
+        "defaults for keys set nowhere. Its exit code and termination signal are passed through; SIGINT and\n" +
+        "SIGTERM are forwarded to it; stdin and the terminal stay the program's (with --mask its output goes\n" +
+        "through a pipe). Secrets travel only in the environment, never in argv.\n\n" +
+        "Example:\n  latchkey run --env staging -- npm start",
+    )
+    .action(async (argv: string[], opts: { env: string; mask?: boolean; check: boolean }) => {
+      state.exitCode = await runWithSecrets(ctx, state, {
+        environment: opts.env,
+        mask: opts.mask === true,
+        check: opts.check,
+        command: argv,
+      });
+    });
+}
+
+/** Builds `latchkey run`. */
+export function runCommand(ctx: Context, state: RunState): Command {
+  return defineRun(new Command("run"), ctx, state);
+}
+
+/** Builds `latchkey env …`. */
+export function envCommand(ctx: Context, state: RunState): Command {
+  const env = new Command("env")
+    .description("this project's secrets vault, per environment (--env, default: default)")
+    // `env run` passes everything after the program name through untouched, which commander allows only here.
+    .enablePositionalOptions();
+  env.addHelpText(
+    "after",
+    "\nThe vault belongs to the project: its id lives in latchkey.json (created on first `env set`), its\n" +
+      "secrets in ~/.latchkey/vaults/<id>.enc, encrypted with a key only this machine's keystore can unwrap.",
+  );
+  env
+    .command("set")
+    .description("set secrets: KEY=VALUE…, or KEY alone to read the value from stdin or a masked prompt")
+    .addOption(envOption())
+    .argument("<assignments...>", "KEY=VALUE pairs, or one KEY")
+    .addHelpText(
+      "after",
+      "\nValues given as KEY=VALUE are visible to other users in `ps` and stay in your shell history.\n" +
+        'The safe ways: `latchkey env set KEY` at the masked prompt, or `printf %s "$V" | latchkey env set KEY`.',
+    )
+    .action(async (assignments: string[], opts: { env: string }) => {
+      state.exitCode = await envSet(ctx, { environment: opts.env, assignments });
+    });
+  env
+    .command("get")
+    .description("print one secret's value (nothing else) on stdout")
+    .addOption(envOption())
+    .argument("<key>")
+    .action(async (key: string, opts: { env: string }) => {
+      state.exitCode = await envGet(ctx, { environment: opts.env, key });
+    });
+  env
+    .command("list")
+    .description("list secret names (values with --show; schema-secret values only with --reveal)")
+    .addOption(envOption())
+    .option("--show", "show values, masking keys marked secret in envSchema")
+    .option("--reveal", "show every value, including keys marked secret")
+    .option("--json", "print JSON")
+    .action(async (opts: { env: string; show?: boolean; reveal?: boolean; json?: boolean }) => {
+      state.exitCode = await envList(ctx, {
+        environment: opts.env,
+        show: opts.show === true,
+        reveal: opts.reveal === true,
+        json: opts.json === true,
+      });
+    });
+  env
+    .command("unset")
+    .description("remove secrets")
+    .addOption(envOption())
+    .argument("<keys...>")
+    .action(async (keys: string[], opts: { env: string }) => {
+      state.exitCode = await envUnset(ctx, { environment: opts.env, keys });
+    });
+  env
+    .command("envs")
+    .description("list the vault's environments")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      state.exitCode = await envEnvs(ctx, { json: opts.json === true });
+    });
+  env
+    .command("import")
+    .description("import a dotenv file (- for stdin) into the environment")
+    .addOption(envOption())
+    .argument("<file>")
+    .action(async (file: string, opts: { env: string }) => {
+      state.exitCode = await envImport(ctx, { environment: opts.env, file });
+    });
+  env
+    .command("export")
+    .description("print the environment as dotenv, JSON or shell exports")
+    .addOption(envOption())
+    .addOption(
+      new Option("--format <format>", "output format").choices(["dotenv", "json", "shell"]).default("dotenv"),
+    )
+    .action(async (opts: { env: string; format: ExportFormat }) => {
+      state.exitCode = await envExport(ctx, { environment: opts.env, format: opts.format });
+    });
+  env
+    .command("check")
+    .description("check the environment against envSchema in latchkey.json; exit 1 on any violation")
+    .addOption(envOption())
+    .option("--json", "print JSON")
+    .action(async (opts: { env: string; json?: boolean }) => {
+      state.exitCode = await envCheck(ctx, { environment: opts.env, json: opts.json === true });
+    });
+  defineRun(env.command("run"), ctx, state);
+  return env;
+}
