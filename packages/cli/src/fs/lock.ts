@@ -9,7 +9,7 @@ import { mkdir, rmdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { LatchkeyError } from "@latchkey/core";
-import { lock } from "proper-lockfile";
+import type { lock as LockFn } from "proper-lockfile";
 
 /** How long `withFileLock` waits for a contended lock unless told otherwise. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 15_000;
@@ -80,6 +80,21 @@ export async function withFileLock<T>(
   return result;
 }
 
+let lockModule: Promise<typeof LockFn> | undefined;
+
+// proper-lockfile loads graceful-fs, which patches fs at load time and costs several milliseconds of start-up:
+// commands that only read (`run`, `get`, the helper protocols) never take a lock, so they never pay for it.
+function loadLock(): Promise<typeof LockFn> {
+  lockModule ??= import("proper-lockfile").then((module) => {
+    // A CommonJS module: Node's loader exposes its named exports, the bundler's chunk only its default export.
+    const loaded = module as { lock?: typeof LockFn; default?: { lock: typeof LockFn } };
+    const lock = loaded.lock ?? loaded.default?.lock;
+    if (!lock) throw new Error("proper-lockfile did not provide lock()");
+    return lock;
+  });
+  return lockModule;
+}
+
 async function acquire(
   file: string,
   timeoutMs: number,
@@ -87,6 +102,7 @@ async function acquire(
 ): Promise<() => Promise<void>> {
   const deadline = Date.now() + Math.max(0, timeoutMs);
   let delay = MIN_RETRY_MS;
+  const lock = await loadLock();
   for (;;) {
     try {
       return await lock(file, {
