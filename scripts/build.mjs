@@ -2,7 +2,7 @@
 // with everything else, so no command pays for module resolution in node_modules at start-up; only the
 // N-API addons stay external, because they cannot be bundled.
 import { build } from "esbuild";
-import { chmod, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -43,10 +43,20 @@ await build({
   define: { __LATCHKEY_VERSION__: JSON.stringify(cliPackage.version) },
   banner: { js: requireShim },
 });
-// The launcher itself requires nothing, and `--version` is measured against bare `node`: loading node:module
-// there costs a few milliseconds for nothing, so the shim is taken out of that one file.
+// The shim loads node:module, which costs start-up time; keep it only in the chunks whose bundled CommonJS
+// code really calls require(). The launcher must never have it: `--version` is measured against bare `node`.
 const launcher = `${root}packages/cli/dist/latchkey.mjs`;
-const launcherText = await readFile(launcher, "utf8");
-if (!launcherText.includes(requireShim)) throw new Error("build: the require shim was not where expected");
-await writeFile(launcher, launcherText.replace(`${requireShim}\n`, ""));
+const outputs = [
+  launcher,
+  ...(await readdir(`${root}packages/cli/dist/chunks`)).map((f) => `${root}packages/cli/dist/chunks/${f}`),
+];
+for (const file of outputs) {
+  const text = await readFile(file, "utf8");
+  if (!text.includes(requireShim))
+    throw new Error(`build: the require shim was not where expected in ${file}`);
+  const body = text.replace(`${requireShim}\n`, "");
+  if (file === launcher && /\brequire\b/.test(body))
+    throw new Error("build: the launcher must not need require()");
+  if (file === launcher || !/\brequire\b/.test(body)) await writeFile(file, body);
+}
 await chmod(launcher, 0o755);

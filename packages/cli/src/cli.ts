@@ -5,8 +5,8 @@ import { createNodeContext } from "./node-context.js";
 import { printError } from "./output/output.js";
 import { VERSION } from "./version.js";
 import { doctorCommand } from "./commands/doctor.js";
-import { keystoreCommand } from "./commands/keystore.js";
-import { envCommand, runCommand } from "./commands/env.js";
+import { keystoreCommand } from "./commands/keystore-command.js";
+import { envCommand, runCommand } from "./commands/env-command.js";
 import { exitLikeChild } from "./run/child.js";
 import type { RunState } from "./commands/support.js";
 

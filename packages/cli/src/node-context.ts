@@ -1,10 +1,7 @@
-import { spawn as nodeSpawn } from "node:child_process";
-import { randomFillSync } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Context, InputStream, OutputStream, Prompts, Spawn } from "./context.js";
 import { resolveKeystore } from "./keystore/resolve.js";
 import { resolvePaths } from "./paths.js";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, randomBytes } from "@latchkey/core";
 
 function outputOf(stream: NodeJS.WriteStream): OutputStream {
   return {
@@ -15,20 +12,26 @@ function outputOf(stream: NodeJS.WriteStream): OutputStream {
   };
 }
 
-function stdinOf(stream: NodeJS.ReadStream): InputStream {
+// process.stdin is created on first access, which costs milliseconds (and, for a pipe, starts reading); most
+// commands never touch it, so neither does the context until a command asks.
+function lazyStdin(): InputStream {
   return {
-    isTTY: stream.isTTY === true,
+    get isTTY() {
+      return process.stdin.isTTY === true;
+    },
     readAll: async () => {
       const chunks: Buffer[] = [];
-      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
       return Buffer.concat(chunks);
     },
   };
 }
 
 /** Runs a program without a shell, collecting its output, killing it at the deadline. */
-export const spawnProcess: Spawn = (command, args, options = {}) =>
-  new Promise((resolve, reject) => {
+export const spawnProcess: Spawn = async (command, args, options = {}) => {
+  // Loaded on first use: most commands never start a program.
+  const { spawn: nodeSpawn } = await import("node:child_process");
+  return new Promise((resolve, reject) => {
     const child = nodeSpawn(command, args, {
       env: options.env ?? process.env,
       cwd: options.cwd,
@@ -60,6 +63,7 @@ export const spawnProcess: Spawn = (command, args, options = {}) =>
     });
     child.stdin.end(options.input ?? "");
   });
+};
 
 function clackPrompts(): Prompts {
   return {
@@ -89,11 +93,11 @@ export function createNodeContext(): Context {
     env,
     cwd: process.cwd(),
     paths,
-    stdin: stdinOf(process.stdin),
+    stdin: lazyStdin(),
     stdout: outputOf(process.stdout),
     stderr: outputOf(process.stderr),
-    clock: { now: () => Date.now(), sleep: (ms) => sleep(ms) },
-    random: { bytes: (length) => randomFillSync(new Uint8Array(length)) },
+    clock: { now: () => Date.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+    random: { bytes: (length) => randomBytes(length) },
     fetch: (...args) => globalThis.fetch(...args),
     spawn: spawnProcess,
     prompts: clackPrompts(),

@@ -1,4 +1,3 @@
-import { Command, Option } from "commander";
 import {
   LatchkeyError,
   checkEnv,
@@ -17,13 +16,7 @@ import { readSecretInput } from "../input.js";
 import { palette, printData, printJson, printStatus } from "../output/output.js";
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
 import { runChild } from "../run/child.js";
-import {
-  DEFAULT_ENVIRONMENT,
-  parseAssignment,
-  validateEnvName,
-  validateKeyName,
-  validateValue,
-} from "../vault/names.js";
+import { parseAssignment, validateEnvName, validateKeyName, validateValue } from "../vault/names.js";
 import { readVault, updateVault, type VaultStoreDeps } from "../vault/vault-store.js";
 import type { RunState } from "./support.js";
 
@@ -326,132 +319,4 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   });
   if (outcome.signal) state.signal = outcome.signal;
   return outcome.code ?? 1;
-}
-
-function envOption(): Option {
-  return new Option("-e, --env <name>", "environment").default(DEFAULT_ENVIRONMENT);
-}
-
-/** Adds the `run` options and action to a command (used by `latchkey run` and `latchkey env run`). */
-function defineRun(command: Command, ctx: Context, state: RunState): Command {
-  return command
-    .description("run a program with this project's secrets in its environment")
-    .addOption(envOption())
-    .option("--mask", "replace every secret value in the program's stdout/stderr with *****")
-    .option("--no-check", "start even when envSchema is not satisfied")
-    .argument("<command...>", "the program and its arguments (after --)")
-    .passThroughOptions()
-    .addHelpText(
-      "after",
-      "\nThe program gets this shell's environment plus the vault's secrets (the vault wins), with envSchema\n" +
-        "defaults for keys set nowhere. Its exit code and termination signal are passed through; SIGINT and\n" +
-        "SIGTERM are forwarded to it; stdin and the terminal stay the program's (with --mask its output goes\n" +
-        "through a pipe). Secrets travel only in the environment, never in argv.\n\n" +
-        "Example:\n  latchkey run --env staging -- npm start",
-    )
-    .action(async (argv: string[], opts: { env: string; mask?: boolean; check: boolean }) => {
-      state.exitCode = await runWithSecrets(ctx, state, {
-        environment: opts.env,
-        mask: opts.mask === true,
-        check: opts.check,
-        command: argv,
-      });
-    });
-}
-
-/** Builds `latchkey run`. */
-export function runCommand(ctx: Context, state: RunState): Command {
-  return defineRun(new Command("run"), ctx, state);
-}
-
-/** Builds `latchkey env …`. */
-export function envCommand(ctx: Context, state: RunState): Command {
-  const env = new Command("env")
-    .description("this project's secrets vault, per environment (--env, default: default)")
-    // `env run` passes everything after the program name through untouched, which commander allows only here.
-    .enablePositionalOptions();
-  env.addHelpText(
-    "after",
-    "\nThe vault belongs to the project: its id lives in latchkey.json (created on first `env set`), its\n" +
-      "secrets in ~/.latchkey/vaults/<id>.enc, encrypted with a key only this machine's keystore can unwrap.",
-  );
-  env
-    .command("set")
-    .description("set secrets: KEY=VALUE…, or KEY alone to read the value from stdin or a masked prompt")
-    .addOption(envOption())
-    .argument("<assignments...>", "KEY=VALUE pairs, or one KEY")
-    .addHelpText(
-      "after",
-      "\nValues given as KEY=VALUE are visible to other users in `ps` and stay in your shell history.\n" +
-        'The safe ways: `latchkey env set KEY` at the masked prompt, or `printf %s "$V" | latchkey env set KEY`.',
-    )
-    .action(async (assignments: string[], opts: { env: string }) => {
-      state.exitCode = await envSet(ctx, { environment: opts.env, assignments });
-    });
-  env
-    .command("get")
-    .description("print one secret's value (nothing else) on stdout")
-    .addOption(envOption())
-    .argument("<key>")
-    .action(async (key: string, opts: { env: string }) => {
-      state.exitCode = await envGet(ctx, { environment: opts.env, key });
-    });
-  env
-    .command("list")
-    .description("list secret names (values with --show; schema-secret values only with --reveal)")
-    .addOption(envOption())
-    .option("--show", "show values, masking keys marked secret in envSchema")
-    .option("--reveal", "show every value, including keys marked secret")
-    .option("--json", "print JSON")
-    .action(async (opts: { env: string; show?: boolean; reveal?: boolean; json?: boolean }) => {
-      state.exitCode = await envList(ctx, {
-        environment: opts.env,
-        show: opts.show === true,
-        reveal: opts.reveal === true,
-        json: opts.json === true,
-      });
-    });
-  env
-    .command("unset")
-    .description("remove secrets")
-    .addOption(envOption())
-    .argument("<keys...>")
-    .action(async (keys: string[], opts: { env: string }) => {
-      state.exitCode = await envUnset(ctx, { environment: opts.env, keys });
-    });
-  env
-    .command("envs")
-    .description("list the vault's environments")
-    .option("--json", "print JSON")
-    .action(async (opts: { json?: boolean }) => {
-      state.exitCode = await envEnvs(ctx, { json: opts.json === true });
-    });
-  env
-    .command("import")
-    .description("import a dotenv file (- for stdin) into the environment")
-    .addOption(envOption())
-    .argument("<file>")
-    .action(async (file: string, opts: { env: string }) => {
-      state.exitCode = await envImport(ctx, { environment: opts.env, file });
-    });
-  env
-    .command("export")
-    .description("print the environment as dotenv, JSON or shell exports")
-    .addOption(envOption())
-    .addOption(
-      new Option("--format <format>", "output format").choices(["dotenv", "json", "shell"]).default("dotenv"),
-    )
-    .action(async (opts: { env: string; format: ExportFormat }) => {
-      state.exitCode = await envExport(ctx, { environment: opts.env, format: opts.format });
-    });
-  env
-    .command("check")
-    .description("check the environment against envSchema in latchkey.json; exit 1 on any violation")
-    .addOption(envOption())
-    .option("--json", "print JSON")
-    .action(async (opts: { env: string; json?: boolean }) => {
-      state.exitCode = await envCheck(ctx, { environment: opts.env, json: opts.json === true });
-    });
-  defineRun(env.command("run"), ctx, state);
-  return env;
 }

@@ -3,11 +3,9 @@
  * (`${target}.lock`), with our own deadline-bounded retry loop and a stale-lock takeover that two waiters
  * cannot both win.
  */
-import { randomInt } from "node:crypto";
 import fs from "node:fs";
 import { mkdir, rmdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { LatchkeyError } from "@latchkey/core";
 import type { lock as LockFn } from "proper-lockfile";
 
@@ -80,6 +78,18 @@ export async function withFileLock<T>(
   return result;
 }
 
+// node:crypto and node:timers/promises are not imported here: this module sits on every command's start-up path,
+// and both cost loading time that read-only commands would pay for nothing.
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A random integer in [min, max) for retry jitter; the slight modulo bias does not matter for spreading waiters. */
+function jitter(min: number, max: number): number {
+  const [value = 0] = globalThis.crypto.getRandomValues(new Uint32Array(1));
+  return min + (value % Math.max(1, max - min));
+}
+
 let lockModule: Promise<typeof LockFn> | undefined;
 
 // proper-lockfile loads graceful-fs, which patches fs at load time and costs several milliseconds of start-up:
@@ -128,7 +138,7 @@ async function acquire(
           details: { path: file, timeoutMs },
         });
       }
-      await sleep(Math.min(remaining, randomInt(Math.ceil(delay / 2), Math.ceil((delay * 3) / 2) + 1)));
+      await sleep(Math.min(remaining, jitter(Math.ceil(delay / 2), Math.ceil((delay * 3) / 2) + 1)));
       delay = Math.min(MAX_RETRY_MS, delay * 2);
     }
   }

@@ -2,13 +2,12 @@
  * Credential files on disk: private modes whatever the umask, atomic replacement, and never through a
  * symbolic link (DESIGN.md, "Client-side state"). Errors name paths, never contents.
  */
-import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import type { Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, randomBytes, toHex } from "@latchkey/core";
 
 /** Mode of every credential file Latchkey writes. */
 export const PRIVATE_FILE_MODE = 0o600;
@@ -103,7 +102,7 @@ export async function writeFileAtomic(
   if (existing?.isSymbolicLink()) throw symlinkError(target);
   if (existing && !existing.isFile()) throw notRegularFileError(target);
 
-  const temp = join(dir, `.${basename(target)}.tmp-${randomBytes(8).toString("hex")}`);
+  const temp = join(dir, `.${basename(target)}.tmp-${toHex(randomBytes(8))}`);
   let handle: FileHandle | undefined;
   let renamed = false;
   try {

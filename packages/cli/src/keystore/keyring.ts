@@ -18,7 +18,6 @@
 //   which is why list() makes a bounded round trip first.
 // - libdbus reads DBUS_SESSION_BUS_ADDRESS once per process (later changes are ignored); zbus, used for listing,
 //   reads it on every call.
-import { connect } from "node:net";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type * as NativeKeyring from "@napi-rs/keyring";
@@ -120,6 +119,8 @@ async function checkSessionBus(timeoutMs: number): Promise<void> {
   const socketPath = unixSocketOf(address);
   if (socketPath === null) return; // tcp, launchd, …: left to the library
 
+  // node:net is loaded only here: commands that never reach the keychain should not pay for it.
+  const { connect } = await import("node:net");
   await new Promise<void>((resolve, reject) => {
     const socket = connect(socketPath);
     let settled = false;

@@ -10,13 +10,10 @@
  *   block-buffer its output, and stdout/stderr interleave only as finely as each stream's chunks.
  * - Signals: see FORWARDED_SIGNALS. Exit status: see exitLikeChild.
  */
-import { spawn } from "node:child_process";
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { LatchkeyError } from "@latchkey/core";
-import { createMaskingTransform } from "./mask.js";
 
 /**
  * Signals the parent passes on to the program while it runs, instead of dying from them: the program decides
@@ -76,6 +73,9 @@ export async function runChild(options: RunChildOptions): Promise<ChildExit> {
     stdoutSink === undefined ? "inherit" : "pipe",
     stderrSink === undefined ? "inherit" : "pipe",
   ];
+
+  // Loaded here rather than at the top: this module is on the start-up path of commands that never spawn.
+  const { spawn } = await import("node:child_process");
 
   // Installed before spawning: a signal is handled on a later event-loop turn, by when `child` is set, so no
   // window exists in which a signal kills this process and leaves the program orphaned.
@@ -151,6 +151,11 @@ async function copyOutput(
   const ignore = (): void => {};
   sink.on("error", ignore);
   try {
+    // Loaded here, not at the top: a plain `run` inherits stdio and never needs streams or the mask.
+    const [{ pipeline }, { createMaskingTransform }] = await Promise.all([
+      import("node:stream/promises"),
+      import("./mask.js"),
+    ]);
     if (secrets === null || secrets === undefined) await pipeline(source, drain);
     else await pipeline(source, createMaskingTransform(secrets), drain);
     sink.removeListener("error", ignore);

@@ -1,0 +1,93 @@
+// The fast path must mean exactly what the full CLI means. For each command line, commander's parse (with the
+// actions swapped for recorders) is compared with parseFastPath; lines the fast path declines must be ones
+// commander either rejects or handles some other way (help, verbose, unusual option spellings).
+import type { Command } from "commander";
+import { describe, expect, it } from "vitest";
+import { createTestContext } from "../test/support/context.js";
+import { buildProgram } from "./cli.js";
+import { parseFastPath, type FastCommand } from "./fast-path.js";
+
+function find(program: Command, path: string[]): Command {
+  let command = program;
+  for (const name of path) command = command.commands.find((c) => c.name() === name)!;
+  return command;
+}
+
+/** What commander makes of `argv`, in the fast path's terms; "error" when it rejects the line. */
+async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "other"> {
+  const program = buildProgram(createTestContext(), { exitCode: 0 });
+  let parsed: FastCommand | "other" = "other";
+  const recordRun = (command: string[], opts: { env: string; mask?: boolean; check: boolean }) => {
+    parsed = { kind: "run", environment: opts.env, mask: opts.mask === true, check: opts.check, command };
+  };
+  find(program, ["run"]).action(recordRun);
+  find(program, ["env", "run"]).action(recordRun);
+  find(program, ["env", "get"]).action((key: string, opts: { env: string }) => {
+    parsed = { kind: "env-get", environment: opts.env, key };
+  });
+  find(program, ["keystore", "get"]).action((account: string) => {
+    parsed = { kind: "keystore-get", account };
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch {
+    return "error";
+  }
+  return parsed;
+}
+
+const lines: string[][] = [
+  ["run", "--", "node", "-e", "1"],
+  ["run", "node", "-e", "1"],
+  ["run", "--mask", "--", "sh", "-c", "echo $X"],
+  ["run", "--no-check", "--env", "staging", "--", "true"],
+  ["run", "-e", "prod", "--mask", "npm", "start", "--", "--port", "3000"],
+  ["run", "--env=qa", "true"],
+  ["run", "--env", "a", "--env", "b", "true"],
+  ["env", "run", "--", "true"],
+  ["env", "run", "--mask", "printenv", "--mask"],
+  ["run"],
+  ["run", "--"],
+  ["run", "--help"],
+  ["run", "--env"],
+  ["run", "--unknown", "true"],
+  ["run", "-v", "true"],
+  ["-v", "run", "true"],
+  ["env", "get", "KEY"],
+  ["env", "get", "--env", "staging", "KEY"],
+  ["env", "get", "KEY", "-e", "prod"],
+  ["env", "get", "--env=x", "KEY"],
+  ["env", "get"],
+  ["env", "get", "A", "B"],
+  ["env", "get", "--json", "A"],
+  ["keystore", "get", "registry://npm.example/"],
+  ["keystore", "get"],
+  ["keystore", "get", "a", "b"],
+  ["keystore", "get", "--help"],
+  ["keystore", "list"],
+  ["doctor"],
+];
+
+describe("fast path", () => {
+  it.each(lines.map((l) => [l.join(" "), l] as const))(
+    "agrees with commander on `%s`",
+    async (_name, argv) => {
+      const fast = parseFastPath(argv);
+      const full = await commanderParse([...argv]);
+      if (fast === null) {
+        // Declined lines go to commander, which is then the only judge: nothing to compare.
+        return;
+      }
+      expect(full).toEqual(fast);
+    },
+  );
+
+  it("takes the common shapes (so they really skip commander)", () => {
+    expect(parseFastPath(["run", "--", "true"])).not.toBeNull();
+    expect(parseFastPath(["run", "--mask", "-e", "staging", "npm", "test"])).not.toBeNull();
+    expect(parseFastPath(["env", "get", "KEY"])).not.toBeNull();
+    expect(parseFastPath(["keystore", "get", "acct"])).not.toBeNull();
+    expect(parseFastPath(["run", "--help"])).toBeNull();
+    expect(parseFastPath(["doctor"])).toBeNull();
+  });
+});

@@ -1,0 +1,100 @@
+// The commands that other programs run many times a second — `run`, `env get`, `keystore get`, later the
+// credential helpers — start without commander: parsing it and building the whole command tree costs more than
+// everything else these commands do. Only exact, simple shapes are taken here; anything else (help, -v, an
+// unknown flag, a malformed line) falls through to the full CLI, which parses and reports it. fast-path.test.ts
+// checks that every shape taken here means the same as it does to commander.
+import type { Context } from "./context.js";
+import { envGet, runWithSecrets } from "./commands/env.js";
+import { keystoreGet } from "./commands/keystore.js";
+import type { RunState } from "./commands/support.js";
+import { createNodeContext } from "./node-context.js";
+import { printError } from "./output/output.js";
+import { exitLikeChild } from "./run/child.js";
+import { DEFAULT_ENVIRONMENT } from "./vault/names.js";
+
+/** A command line the fast path can run, already parsed. */
+export type FastCommand =
+  | { kind: "run"; environment: string; mask: boolean; check: boolean; command: string[] }
+  | { kind: "env-get"; environment: string; key: string }
+  | { kind: "keystore-get"; account: string };
+
+function parseRun(rest: readonly string[]): FastCommand | null {
+  let environment = DEFAULT_ENVIRONMENT;
+  let mask = false;
+  let check = true;
+  for (let i = 0; i < rest.length; i++) {
+    const token = rest[i]!;
+    if (token === "--") {
+      const command = rest.slice(i + 1);
+      return command.length > 0 ? { kind: "run", environment, mask, check, command } : null;
+    }
+    if (token === "--mask") mask = true;
+    else if (token === "--no-check") check = false;
+    else if (token === "-e" || token === "--env") {
+      const value = rest[++i];
+      if (value === undefined || value.startsWith("-")) return null;
+      environment = value;
+    } else if (token.startsWith("--env=")) environment = token.slice("--env=".length);
+    else if (token.startsWith("-")) return null;
+    else return { kind: "run", environment, mask, check, command: rest.slice(i) };
+  }
+  return null;
+}
+
+function parseEnvGet(rest: readonly string[]): FastCommand | null {
+  let environment = DEFAULT_ENVIRONMENT;
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const token = rest[i]!;
+    if (token === "-e" || token === "--env") {
+      const value = rest[++i];
+      if (value === undefined || value.startsWith("-")) return null;
+      environment = value;
+    } else if (token.startsWith("--env=")) environment = token.slice("--env=".length);
+    else if (token.startsWith("-")) return null;
+    else positional.push(token);
+  }
+  return positional.length === 1 ? { kind: "env-get", environment, key: positional[0]! } : null;
+}
+
+/** Parses `argv` when it is one of the fast shapes; null sends it to the full CLI. */
+export function parseFastPath(argv: readonly string[]): FastCommand | null {
+  const [first, second] = argv;
+  if (first === "run") return parseRun(argv.slice(1));
+  if (first === "env" && second === "run") return parseRun(argv.slice(2));
+  if (first === "env" && second === "get") return parseEnvGet(argv.slice(2));
+  if (first === "keystore" && second === "get" && argv.length === 3 && !argv[2]!.startsWith("-")) {
+    return { kind: "keystore-get", account: argv[2]! };
+  }
+  return null;
+}
+
+/** Runs a parsed fast command with the same functions, and the same error output, as the full CLI. */
+export async function runFastCommand(command: FastCommand, ctx: Context): Promise<RunState> {
+  const state: RunState = { exitCode: 0 };
+  try {
+    switch (command.kind) {
+      case "run":
+        state.exitCode = await runWithSecrets(ctx, state, command);
+        break;
+      case "env-get":
+        state.exitCode = await envGet(ctx, command);
+        break;
+      case "keystore-get":
+        state.exitCode = await keystoreGet(ctx, command.account);
+        break;
+    }
+  } catch (error) {
+    state.exitCode = printError(ctx, error, 0);
+  }
+  return state;
+}
+
+/** The process entry for fast shapes: the exit code, or null when the full CLI must handle `argv`. */
+export async function fastMain(argv: readonly string[]): Promise<number | null> {
+  const command = parseFastPath(argv);
+  if (command === null) return null;
+  const outcome = await runFastCommand(command, createNodeContext());
+  if (outcome.signal) exitLikeChild({ code: null, signal: outcome.signal });
+  return outcome.exitCode;
+}
