@@ -74,6 +74,21 @@ function checkAgainstSchema(schema: EnvSchema, key: string, value: string): void
   }
 }
 
+/** Writes entries into an environment after checking each against envSchema; nothing is written if one fails. */
+async function storeEntries(
+  ctx: Context,
+  environment: string,
+  entries: readonly (readonly [string, string])[],
+): Promise<void> {
+  const vault = await openProjectVault(ctx, true);
+  for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
+  await updateVault(vault.deps, vault.vaultId, (document) => {
+    const target = (document[environment] ??= {});
+    for (const [key, value] of entries) target[key] = value;
+    return { result: undefined, changed: true };
+  });
+}
+
 /** `env set KEY=VALUE…` or `env set KEY` (value from stdin or a masked prompt). */
 export async function envSet(
   ctx: Context,
@@ -91,13 +106,7 @@ export async function envSet(
   for (const { key, value } of parsed) {
     entries.push([key, value ?? validateValue(key, await readSecretInput(ctx, `Value for ${key}`))]);
   }
-  const vault = await openProjectVault(ctx, true);
-  for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
-  await updateVault(vault.deps, vault.vaultId, (document) => {
-    const target = (document[environment] ??= {});
-    for (const [key, value] of entries) target[key] = value;
-    return { result: undefined, changed: true };
-  });
+  await storeEntries(ctx, environment, entries);
   printStatus(ctx, `Set ${entries.map(([k]) => k).join(", ")} in ${environment}.`);
   return 0;
 }
@@ -208,13 +217,7 @@ export async function envImport(
     throw new LatchkeyError("LK_FILE_IO", { message: `Could not read ${source}.`, cause: error });
   }
   const entries = parseDotenv(text, source);
-  const vault = await openProjectVault(ctx, true);
-  for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
-  await updateVault(vault.deps, vault.vaultId, (document) => {
-    const target = (document[environment] ??= {});
-    for (const [key, value] of entries) target[key] = value;
-    return { result: undefined, changed: true };
-  });
+  await storeEntries(ctx, environment, entries);
   printStatus(
     ctx,
     `Imported ${entries.length} secret${entries.length === 1 ? "" : "s"} into ${environment}.`,

@@ -321,7 +321,8 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
-function describeType(node: JsonNode): string {
+/** "an object", "a string", …: for messages about a JSON value of the wrong type. */
+export function describeType(node: JsonNode): string {
   switch (node.type) {
     case "object":
       return "an object";

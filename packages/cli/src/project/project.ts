@@ -9,7 +9,14 @@ import { dirname, join, resolve } from "node:path";
 import { LatchkeyError, randomId } from "@latchkey/core";
 import { withFileLock } from "../fs/lock.js";
 import { readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
-import { JsonPathError, JsonSyntaxError, lineColumn, parseJsonTree, setJsonValue } from "./json-edit.js";
+import {
+  JsonPathError,
+  JsonSyntaxError,
+  describeType,
+  lineColumn,
+  parseJsonTree,
+  setJsonValue,
+} from "./json-edit.js";
 import type { JsonNode } from "./json-edit.js";
 import { validateVaultId, vaultIdProblem } from "./vault-id.js";
 
@@ -199,7 +206,12 @@ export function parseProject(raw: string, file: string): ProjectConfig {
     throw err;
   }
   if (tree.type !== "object") {
-    throw invalidProject(file, body, tree.start, `the top level must be an object, not ${article(tree)}`);
+    throw invalidProject(
+      file,
+      body,
+      tree.start,
+      `the top level must be an object, not ${describeType(tree)}`,
+    );
   }
   const data = JSON.parse(body) as Record<string, unknown>;
   const field = (key: string): unknown => (Object.hasOwn(data, key) ? data[key] : undefined);
@@ -213,7 +225,7 @@ export function parseProject(raw: string, file: string): ProjectConfig {
         file,
         body,
         vaultMember.value.start,
-        `"vault" must be a string, not ${article(vaultMember.value)}`,
+        `"vault" must be a string, not ${describeType(vaultMember.value)}`,
       );
     }
     const problem = vaultIdProblem(id);
@@ -325,23 +337,6 @@ function invalidProject(
 
 function stripBom(raw: string): string {
   return raw.startsWith(BOM) ? raw.slice(BOM.length) : raw;
-}
-
-function article(node: JsonNode): string {
-  switch (node.type) {
-    case "object":
-      return "an object";
-    case "array":
-      return "an array";
-    case "string":
-      return "a string";
-    case "number":
-      return "a number";
-    case "boolean":
-      return "a boolean";
-    case "null":
-      return "null";
-  }
 }
 
 async function exists(path: string): Promise<boolean> {
