@@ -1,5 +1,5 @@
 // `npm run bench`: each scenario measured side by side with its floor (`node -e 0`, same binary) or peer
-// (`secret-tool`) in the same run, alternating in random order per round; medians, ratios, goals. Writes
+// (`secret-tool`, `dotenvx`, the same command on a small vault) in the same run, alternating in random order per round; medians, ratios, goals. Writes
 // bench/results/latest.md and prints the same markdown on stdout (progress goes to stderr).
 //
 // Options (flags win over the environment):
@@ -9,10 +9,11 @@
 //   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
-import { join, resolve } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -33,12 +34,23 @@ const RESULTS = join(ROOT, "bench/results/latest.md");
 /** The Node the bench runs on (Node 24 from the root devDependency under npm scripts): CLI and floor alike. */
 const NODE = process.execPath;
 const ACCOUNT = "bench-account";
+/** Secrets in the vault of `latchkey run` and in dotenvx's encrypted .env (issue 3). */
+const RUN_SECRETS = 20;
+/** Vault sizes `env set` is timed on: the subject and its baseline. */
+const LARGE_VAULT = 10_000;
+const SMALL_VAULT = 10;
+/** The one key every timed `env set` writes (the same key and value each run, so the vault never grows). */
+const SET_ASSIGNMENT = "BENCH_SET=bench-value";
 
 /** Goals: upper bounds on median(scenario) / median(baseline). See bench/README.md for the reasoning. */
 const GOALS = {
   version: 1.15,
   fileGet: 1.5,
   keychainGetOverFloorPlusPeer: 1.25,
+  runOverNode: 1.6,
+  /** Latchkey at least 5× faster than dotenvx: latchkey / dotenvx ≤ 0.2. */
+  runOverDotenvx: 0.2,
+  setLargeVaultOverSmall: 1.5,
 } as const;
 
 interface Options {
@@ -159,11 +171,46 @@ async function measure(
     status: "ran",
     commands: commands.map((c, i) => ({
       label: c.label,
+      ...(c.detail === undefined ? {} : { detail: c.detail }),
       summary: summarize(timings.samples[i] ?? []),
       first: timings.firstCounts[i] ?? 0,
     })),
     comparisons,
   };
+}
+
+/** A dotenv file of `n` keys KEY_1..KEY_n (zero-padded to `pad` digits) with values `value-i`, padded to `width`. */
+function dotenvLines(n: number, pad: number, width: number): string {
+  let text = "";
+  for (let i = 1; i <= n; i++) text += `${secretKey(i, pad)}=${secretValue(i, width)}\n`;
+  return text;
+}
+const secretKey = (i: number, pad: number): string => `KEY_${String(i).padStart(pad, "0")}`;
+const secretValue = (i: number, width: number): string => `value-${i}`.padEnd(width, "x");
+
+/** dotenvx's CLI entry (its package.json `bin`), run by the bench's own Node like the CLI and the floor. */
+function dotenvxEntry(): { path: string; version: string } {
+  const manifestPath = createRequire(import.meta.url).resolve("@dotenvx/dotenvx/package.json");
+  const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as {
+    version: string;
+    bin: Record<string, string>;
+  };
+  const bin = manifest.bin.dotenvx;
+  if (bin === undefined) throw new Error(`bench: ${manifestPath} has no \`dotenvx\` bin`);
+  return { path: join(dirname(manifestPath), bin), version: manifest.version };
+}
+
+/** A check run once before timing: the command exits 0 only when the child saw KEY_1 and KEY_n. */
+function injectedCheck(n: number): string[] {
+  const condition = [1, n].map(
+    (i) => `process.env.${secretKey(i, 0)} === ${JSON.stringify(secretValue(i, 0))}`,
+  );
+  return [NODE, "-e", `process.exit(${condition.join(" && ")} ? 0 : 1)`];
+}
+
+/** The vault id a project's latchkey.json holds. */
+function readVaultId(project: string): string {
+  return (JSON.parse(readFileSync(join(project, "latchkey.json"), "utf8")) as { vault: string }).vault;
 }
 
 function commandOutput(file: string, args: readonly string[]): string | null {
@@ -317,6 +364,143 @@ async function main(): Promise<number> {
           ),
         );
       }
+    }
+    // 4 and 5. `latchkey run -- true` with 20 secrets in the vault (file store), a temporary project with its
+    //    latchkey.json: against bare Node, and against dotenvx running the same child on a 20-key .env encrypted
+    //    by dotenvx itself (private key in .env.keys).
+    {
+      const home = join(temp, "run");
+      const project = join(home, "project");
+      await mkdir(project, { recursive: true });
+      const env = isolatedEnv(home, {
+        LATCHKEY_KEYSTORE: "file",
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(home, "no-such-bus")}`,
+      });
+      const inProject = (label: string, args: readonly string[]): BenchCommand => ({
+        ...latchkey(cli, label, args, env),
+        cwd: project,
+      });
+      await runChecked(
+        inProject("latchkey env import -", ["env", "import", "-"]),
+        dotenvLines(RUN_SECRETS, 0, 0),
+      );
+      if (!existsSync(join(project, "latchkey.json")))
+        throw new Error("bench: `latchkey env import` created no latchkey.json in the project");
+      // The child must really get the secrets, or `run -- true` is not the work being measured.
+      await runChecked(
+        inProject("latchkey run (injection check)", ["run", "--", ...injectedCheck(RUN_SECRETS)]),
+      );
+      const run: BenchCommand = {
+        ...inProject("latchkey run -- true", ["run", "--", "true"]),
+        detail: `${RUN_SECRETS} secrets`,
+      };
+      results.push(
+        await measure(
+          4,
+          `\`run -- true\`, ${RUN_SECRETS} secrets`,
+          [run, nodeFloor(env)],
+          [{ against: "`node -e 0`", indices: [1], goal: GOALS.runOverNode }],
+          options,
+        ),
+      );
+
+      const dotenvx = dotenvxEntry();
+      const dotenvxProject = join(home, "dotenvx-project");
+      await mkdir(dotenvxProject, { recursive: true });
+      const dx = (label: string, args: readonly string[]): BenchCommand => ({
+        label,
+        file: NODE,
+        args: [dotenvx.path, ...args],
+        env,
+        cwd: dotenvxProject,
+      });
+      // dotenvx's own encryption: a plaintext .env, then `dotenvx encrypt` (every value becomes
+      // `encrypted:…` under the file's public key; the private key goes to .env.keys).
+      await writeFile(join(dotenvxProject, ".env"), dotenvLines(RUN_SECRETS, 0, 0));
+      await runChecked(dx("dotenvx encrypt", ["encrypt"]));
+      const encrypted = readFileSync(join(dotenvxProject, ".env"), "utf8");
+      const encryptedKeys = encrypted.split("\n").filter((l) => /^KEY_\d+="?encrypted:/.test(l)).length;
+      if (encryptedKeys !== RUN_SECRETS || encrypted.includes("value-"))
+        throw new Error(`bench: dotenvx encrypt left ${encryptedKeys}/${RUN_SECRETS} keys encrypted in .env`);
+      if (!/^DOTENV_PRIVATE_KEY=/m.test(readFileSync(join(dotenvxProject, ".env.keys"), "utf8")))
+        throw new Error("bench: dotenvx encrypt wrote no DOTENV_PRIVATE_KEY to .env.keys");
+      await runChecked(dx("dotenvx run (decryption check)", ["run", "--", ...injectedCheck(RUN_SECRETS)]));
+      const dxRun: BenchCommand = {
+        ...dx("dotenvx run -- true", ["run", "--", "true"]),
+        detail: `dotenvx ${dotenvx.version}, ${RUN_SECRETS}-key encrypted .env`,
+      };
+      results.push(
+        await measure(
+          5,
+          `\`run -- true\`, ${RUN_SECRETS} secrets, vs dotenvx`,
+          [run, dxRun],
+          [
+            {
+              against: "`dotenvx run -- true`",
+              indices: [1],
+              goal: GOALS.runOverDotenvx,
+              note: `vs \`dotenvx run -- true\`: the goal "Latchkey ≥ 5× faster" is a ratio ≤ 0.20×; dotenvx ${dotenvx.version} runs from its JS entry on the same Node.`,
+            },
+          ],
+          options,
+        ),
+      );
+    }
+
+    // 6. `env set` of one key into a 10,000-key vault against the same into a 10-key vault (file store). Every
+    //    timed run writes the same key and value, so both vaults keep their size (10,001 and 11 keys).
+    {
+      const home = join(temp, "set");
+      const env = isolatedEnv(home, {
+        LATCHKEY_KEYSTORE: "file",
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(home, "no-such-bus")}`,
+      });
+      const vaults = [LARGE_VAULT, SMALL_VAULT].map((size) => ({
+        size,
+        project: join(home, `vault-${size}`),
+      }));
+      const sets: BenchCommand[] = [];
+      for (const { size, project } of vaults) {
+        await mkdir(project, { recursive: true });
+        const inProject = (label: string, args: readonly string[]): BenchCommand => ({
+          ...latchkey(cli, label, args, env),
+          cwd: project,
+        });
+        // Same shape of keys and values in both vaults (KEY_00001=value-1xxx…, 32-character values).
+        await runChecked(
+          inProject("latchkey env import -", ["env", "import", "-"]),
+          dotenvLines(size, 5, 32),
+        );
+        const set = inProject(`latchkey env set ${SET_ASSIGNMENT}`, ["env", "set", SET_ASSIGNMENT]);
+        await runChecked(set);
+        for (const [key, value] of [
+          [secretKey(size, 5), secretValue(size, 32)],
+          ["BENCH_SET", "bench-value"],
+        ] as const) {
+          const got = (await runChecked(inProject(`latchkey env get ${key}`, ["env", "get", key]))).stdout;
+          expectOutput(`latchkey env get ${key} (${size}-key vault)`, got, value);
+        }
+        sets.push({ ...set, detail: `${size.toLocaleString("en-US")}-key vault` });
+      }
+      const largeBlob = statSync(
+        join(env.LATCHKEY_HOME as string, "vaults", `${readVaultId(vaults[0]?.project ?? "")}.enc`),
+      ).size;
+      results.push(
+        await measure(
+          6,
+          "`env set` one key, large vault vs small",
+          sets,
+          [
+            {
+              against: `same into a ${SMALL_VAULT}-key vault`,
+              indices: [1],
+              goal: GOALS.setLargeVaultOverSmall,
+              note: `${LARGE_VAULT.toLocaleString("en-US")}-key vault: ${(largeBlob / 1024).toFixed(0)} KiB encrypted; every run rewrites the same key, so neither vault grows.`,
+            },
+          ],
+          options,
+        ),
+      );
     }
   } finally {
     await cleanup();

@@ -4,6 +4,8 @@ import type { Summary } from "./stats.ts";
 /** One timed command of a scenario. */
 export interface CommandResult {
   readonly label: string;
+  /** Context shown after the command, e.g. `10,000-key vault`. */
+  readonly detail?: string;
   readonly summary: Summary;
   /** Rounds in which this command ran first. */
   readonly first: number;
@@ -115,7 +117,7 @@ export function renderMarkdown(results: readonly ScenarioResult[], info: RunInfo
     for (const c of r.commands) {
       const s = c.summary;
       lines.push(
-        `| ${r.id} | \`${c.label}\` | ${s.runs} | ${ms(s.median)} | ${ms(s.p90)} | ${ms(s.min)} | ${ms(s.max)} | ` +
+        `| ${r.id} | \`${c.label}\`${c.detail === undefined ? "" : ` (${c.detail})`} | ${s.runs} | ${ms(s.median)} | ${ms(s.p90)} | ${ms(s.min)} | ${ms(s.max)} | ` +
           `${c.first}/${s.runs} |`,
       );
     }

@@ -10,6 +10,10 @@ export interface BenchCommand {
   readonly file: string;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** Working directory (a temporary project for the vault and dotenvx scenarios); default: the bench's own. */
+  readonly cwd?: string;
+  /** Context shown after the command in the tables, e.g. `10,000-key vault`. */
+  readonly detail?: string;
 }
 
 /** What a command run to completion left behind. */
@@ -19,7 +23,8 @@ export interface RunOutput {
 }
 
 function describe(command: BenchCommand): string {
-  return [command.file, ...command.args].join(" ");
+  const line = [command.file, ...command.args].join(" ");
+  return command.cwd === undefined ? line : `${line} in ${command.cwd}`;
 }
 
 function failure(
@@ -39,7 +44,11 @@ function failure(
  */
 export function runChecked(command: BenchCommand, input?: string): Promise<RunOutput> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command.file, command.args, { env: command.env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command.file, command.args, {
+      env: command.env,
+      cwd: command.cwd,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -65,6 +74,7 @@ export function timeOnce(command: BenchCommand): Promise<number> {
     const start = performance.now();
     const child = spawn(command.file, command.args, {
       env: command.env,
+      cwd: command.cwd,
       stdio: ["ignore", "ignore", "pipe"],
     });
     child.on("exit", () => {
