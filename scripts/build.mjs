@@ -10,7 +10,29 @@ const cliPackage = JSON.parse(await readFile(`${root}packages/cli/package.json`,
 
 // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
 const requireShim =
-  'import { createRequire as __latchkeyCreateRequire } from "node:module"; const require = __latchkeyCreateRequire(import.meta.url);';
+  'const require = process.getBuiltinModule("node:module").createRequire(import.meta.url);';
+
+// Node's ESM wrappers of built-ins evaluate every export up front: `import … from "node:fs"` alone costs ~4 ms,
+// because it reads fs.promises and so loads the promise API and the streams stack. process.getBuiltinModule
+// hands over the CommonJS object without touching its getters; each name becomes a pure, lazily-kept read, so
+// what the bundle does not use is dropped and never evaluated.
+const builtinsViaGetBuiltinModule = {
+  name: "builtins-via-getBuiltinModule",
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: "latchkey-builtin" }));
+    b.onLoad({ filter: /.*/, namespace: "latchkey-builtin" }, async (args) => {
+      const names = Object.keys(await import(args.path)).filter(
+        (name) => name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name),
+      );
+      const lines = [
+        `const builtin = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+        "export default builtin;",
+        ...names.map((name) => `export const ${name} = /* @__PURE__ */ (() => builtin.${name})();`),
+      ];
+      return { contents: lines.join("\n"), loader: "js" };
+    });
+  },
+};
 
 const common = {
   bundle: true,
@@ -40,10 +62,11 @@ await build({
   platform: "node",
   target: "node22.12",
   external: ["@napi-rs/keyring", "@node-rs/argon2"],
+  plugins: [builtinsViaGetBuiltinModule],
   define: { __LATCHKEY_VERSION__: JSON.stringify(cliPackage.version) },
   banner: { js: requireShim },
 });
-// The shim loads node:module, which costs start-up time; keep it only in the chunks whose bundled CommonJS
+// The shim costs a little start-up time; keep it only in the chunks whose bundled CommonJS
 // code really calls require(). The launcher must never have it: `--version` is measured against bare `node`.
 const launcher = `${root}packages/cli/dist/latchkey.mjs`;
 const outputs = [
