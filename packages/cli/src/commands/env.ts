@@ -246,9 +246,9 @@ export async function envCheck(
   options: { environment: string; json: boolean },
 ): Promise<number> {
   const environment = validateEnvName(options.environment);
-  const vault = await openProjectVault(ctx, false);
-  const document = await readVault(vault.deps, vault.vaultId);
-  const { violations } = checkEnv(vault.schema, document[environment] ?? {}, { applyDefaults: true });
+  // An unknown environment is an error, as on every read: a typo in --env must fail the check, not pass it.
+  const { vault, values } = await readEnvironment(ctx, environment);
+  const { violations } = checkEnv(vault.schema, values, { applyDefaults: true });
   if (options.json) {
     printJson(ctx, { environment, ok: violations.length === 0, violations });
   } else if (violations.length === 0) {
