@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleForTest } from "../../test/support/bundle.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keystoreContract } from "./contract.js";
 import { createKeyringKeystore, probeKeyring, type KeyringModule } from "./keyring.js";
@@ -315,15 +315,9 @@ describe.skipIf(!availability.ok)("keyring failure classes, for real", () => {
     dir = await mkdtemp(join(tmpdir(), "lk-keyring-test-"));
     runner = join(dir, "runner.mjs");
     const nativeEntry = createRequire(import.meta.url).resolve("@napi-rs/keyring");
-    await build({
+    await bundleForTest({
       stdin: { contents: RUNNER, resolveDir: fileURLToPath(new URL(".", import.meta.url)), loader: "ts" },
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node22",
-      conditions: ["source"],
       outfile: runner,
-      logLevel: "silent",
       plugins: [
         {
           name: "native-keyring-external",

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleForTest } from "../../test/support/bundle.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ExitCode, isLatchkeyError } from "@latchkey/core";
 import type { LatchkeyError } from "@latchkey/core";
@@ -426,19 +426,9 @@ describe("concurrent first use", () => {
     let childScript: string;
     beforeAll(async () => {
       bundleDir = await mkdtemp(join(tmpdir(), "latchkey-project-bundle-"));
-      await build({
+      await bundleForTest({
         entryPoints: [fileURLToPath(new URL("./project.ts", import.meta.url))],
         outfile: join(bundleDir, "project.js"),
-        bundle: true,
-        platform: "node",
-        format: "esm",
-        target: "node22",
-        conditions: ["source"],
-        logLevel: "silent",
-        // proper-lockfile is CommonJS and calls require(), which an ESM bundle lacks.
-        banner: {
-          js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
-        },
       });
       childScript = join(bundleDir, "child.mjs");
       // Each child reports ready, then waits for the go file so all of them race for the lock at once.

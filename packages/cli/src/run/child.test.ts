@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { bundleForTest } from "../../test/support/bundle.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLatchkeyError } from "@latchkey/core";
 import { exitStatus, FORWARDED_SIGNALS, runChild } from "./child.js";
@@ -22,16 +22,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "latchkey-run-"));
   parentScript = join(dir, "parent.js");
   // Node strips types but cannot follow `.js` specifiers to `.ts` sources or @latchkey/core's `source` export.
-  await build({
-    entryPoints: [join(fixtures, "parent.ts")],
-    outfile: parentScript,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node22",
-    conditions: ["source"],
-    logLevel: "silent",
-  });
+  await bundleForTest({ entryPoints: [join(fixtures, "parent.ts")], outfile: parentScript });
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });

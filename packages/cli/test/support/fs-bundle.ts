@@ -3,7 +3,7 @@
  * Node strips types but cannot follow `.js` specifiers to `.ts` sources or resolve @latchkey/core's `source`
  * export.
  */
-import { build } from "esbuild";
+import { bundleForTest } from "./bundle.js";
 import { fileURLToPath } from "node:url";
 
 const fsDir = fileURLToPath(new URL("../../src/fs/", import.meta.url));
@@ -13,18 +13,5 @@ export const fsChildScript = fileURLToPath(new URL("./fs-child.ts", import.meta.
 
 /** Writes `safe-file.js` and `lock.js` (dependencies included) into `outdir`. */
 export async function bundleFsModules(outdir: string): Promise<void> {
-  await build({
-    entryPoints: [`${fsDir}safe-file.ts`, `${fsDir}lock.ts`],
-    outdir,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node22",
-    conditions: ["source"],
-    logLevel: "silent",
-    // proper-lockfile and its dependencies are CommonJS and call require(), which an ESM bundle lacks.
-    banner: {
-      js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
-    },
-  });
+  await bundleForTest({ entryPoints: [`${fsDir}safe-file.ts`, `${fsDir}lock.ts`], outdir });
 }
