@@ -9,8 +9,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const cliPackage = JSON.parse(await readFile(`${root}packages/cli/package.json`, "utf8"));
 
 // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-const requireShim =
-  'const require = process.getBuiltinModule("node:module").createRequire(import.meta.url);';
+const requireShim = 'const require = process.getBuiltinModule("node:module").createRequire(import.meta.url);';
 
 // Node's ESM wrappers of built-ins evaluate every export up front: `import … from "node:fs"` alone costs ~4 ms,
 // because it reads fs.promises and so loads the promise API and the streams stack. process.getBuiltinModule
