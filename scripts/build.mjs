@@ -1,8 +1,7 @@
-// Builds the bundles. The CLI ships as a small launcher (answers --version on its own) plus one bundled chunk
-// with everything else, so no command pays for module resolution in node_modules at start-up; only the
-// N-API addons stay external, because they cannot be bundled.
+// Builds the bundles. No command pays for module resolution in node_modules at start-up: everything is
+// bundled except the N-API addons, which cannot be.
 import { build } from "esbuild";
-import { chmod, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -51,34 +50,56 @@ await build({
 });
 
 await rm(`${root}packages/cli/dist`, { recursive: true, force: true });
-await build({
+const cliDist = `${root}packages/cli/dist`;
+
+// Three files, each one module: Node pays 1–2 ms for every module it resolves, reads and links, so the hot
+// commands must not be split into shared chunks. The launcher answers --version alone; fast.mjs holds the
+// commands other programs call often (fast-path.ts); cli.mjs the full commander CLI. The two bundles share
+// source but not module instances, which is why what must be shared (the streams to flush) is process-global.
+const launcherImports = {
+  name: "launcher-imports",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(fast-path|cli)\.js$/ }, (args) => ({
+      path: args.path === "./cli.js" ? "./cli.mjs" : "./fast.mjs",
+      external: true,
+    }));
+  },
+};
+const cliCommon = {
   ...common,
-  entryPoints: { latchkey: `${root}packages/cli/src/main.ts` },
-  outdir: `${root}packages/cli/dist`,
-  outExtension: { ".js": ".mjs" },
-  chunkNames: "chunks/[name]-[hash]",
-  splitting: true,
   platform: "node",
   target: "node22.12",
   external: ["@napi-rs/keyring", "@node-rs/argon2"],
-  plugins: [builtinsViaGetBuiltinModule],
   define: { __LATCHKEY_VERSION__: JSON.stringify(cliPackage.version) },
-  banner: { js: requireShim },
+};
+await build({
+  ...cliCommon,
+  entryPoints: [`${root}packages/cli/src/main.ts`],
+  outfile: `${cliDist}/latchkey.mjs`,
+  plugins: [launcherImports],
 });
-// The shim costs a little start-up time; keep it only in the chunks whose bundled CommonJS
-// code really calls require(). The launcher must never have it: `--version` is measured against bare `node`.
-const launcher = `${root}packages/cli/dist/latchkey.mjs`;
-const outputs = [
-  launcher,
-  ...(await readdir(`${root}packages/cli/dist/chunks`)).map((f) => `${root}packages/cli/dist/chunks/${f}`),
-];
-for (const file of outputs) {
+for (const [name, entry] of [
+  ["fast", "fast-path.ts"],
+  ["cli", "cli.ts"],
+]) {
+  await build({
+    ...cliCommon,
+    entryPoints: [`${root}packages/cli/src/${entry}`],
+    outfile: `${cliDist}/${name}.mjs`,
+    plugins: [builtinsViaGetBuiltinModule],
+    banner: { js: requireShim },
+  });
+}
+// The shim costs a little start-up time; keep it only where bundled CommonJS code really calls require().
+// The launcher must never need it: `--version` is measured against bare `node`.
+const launcher = `${cliDist}/latchkey.mjs`;
+if (/\brequire\b/.test(await readFile(launcher, "utf8")))
+  throw new Error("build: the launcher must not need require()");
+for (const file of [`${cliDist}/fast.mjs`, `${cliDist}/cli.mjs`]) {
   const text = await readFile(file, "utf8");
   if (!text.includes(requireShim))
     throw new Error(`build: the require shim was not where expected in ${file}`);
   const body = text.replace(`${requireShim}\n`, "");
-  if (file === launcher && /\brequire\b/.test(body))
-    throw new Error("build: the launcher must not need require()");
-  if (file === launcher || !/\brequire\b/.test(body)) await writeFile(file, body);
+  if (!/\brequire\b/.test(body)) await writeFile(file, body);
 }
 await chmod(launcher, 0o755);

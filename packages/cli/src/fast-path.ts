@@ -8,6 +8,8 @@ import { envGet, runWithSecrets } from "./commands/env.js";
 import { keystoreGet } from "./commands/keystore.js";
 import type { RunState } from "./commands/support.js";
 import { createNodeContext } from "./node-context.js";
+
+export { flushOutputs } from "./node-context.js";
 import { printError } from "./output/output.js";
 import { exitLikeChild } from "./run/child.js";
 import { DEFAULT_ENVIRONMENT } from "./vault/names.js";

@@ -14,13 +14,10 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   const { enableCompileCache } = await import("node:module");
   enableCompileCache?.();
   // Commands other programs call often take the path without commander; everything else gets the full CLI.
-  const { fastMain } = await import("./fast-path.js");
+  const { fastMain, flushOutputs } = await import("./fast-path.js");
   const exitCode = (await fastMain(argv)) ?? (await (await import("./cli.js")).main(argv));
-  // A pipe takes 64 KiB before a write has to wait for the reader; process.exit() would drop the rest. An empty
-  // write's callback runs once everything queued before it is out.
-  await Promise.all(
-    [process.stdout, process.stderr].map((stream) => new Promise((resolve) => stream.write("", resolve))),
-  );
+  // process.exit() would drop what a full pipe has not taken yet.
+  await flushOutputs();
   if ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.abandonedNativeCall")] === true) {
     // A keychain call abandoned at its time limit still blocks a thread-pool thread, and Node joins those at
     // exit, so process.exit() would hang with it. Replacing the process image is the one way out that keeps the

@@ -1,15 +1,39 @@
 import type { Context, InputStream, OutputStream, Prompts, Spawn } from "./context.js";
 import { resolveKeystore } from "./keystore/resolve.js";
 import { resolvePaths } from "./paths.js";
-import { LatchkeyError, randomBytes } from "@latchkey/core";
+import { LatchkeyError } from "@latchkey/core";
+import { nativeRandomBytes } from "./crypto/native.js";
 
-function outputOf(stream: NodeJS.WriteStream): OutputStream {
+// process.stdout and process.stderr are built on first access (a few milliseconds: tty or stream machinery), so
+// the context reaches for them only when a command writes or asks about the TTY; main.ts flushes the ones used.
+// The set is process-global: the fast-path and full-CLI bundles each carry their own copy of this module.
+const usedStreams = ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.usedStreams")] ??=
+  new Set<NodeJS.WriteStream>()) as Set<NodeJS.WriteStream>;
+
+function outputOf(name: "stdout" | "stderr"): OutputStream {
+  const stream = () => {
+    const s = process[name];
+    usedStreams.add(s);
+    return s;
+  };
   return {
     write: (chunk) => {
-      stream.write(chunk);
+      stream().write(chunk);
     },
-    isTTY: stream.isTTY === true,
+    get isTTY() {
+      return stream().isTTY === true;
+    },
   };
+}
+
+/**
+ * Resolves once everything written to stdout and stderr through a context has been handed to the OS: a pipe
+ * takes 64 KiB before a write has to wait for its reader, and process.exit() would drop the rest.
+ */
+export function flushOutputs(): Promise<void> {
+  return Promise.all(
+    [...usedStreams].map((s) => new Promise<void>((resolve) => s.write("", () => resolve()))),
+  ).then(() => undefined);
 }
 
 // process.stdin is created on first access, which costs milliseconds (and, for a pipe, starts reading); most
@@ -94,10 +118,10 @@ export function createNodeContext(): Context {
     cwd: process.cwd(),
     paths,
     stdin: lazyStdin(),
-    stdout: outputOf(process.stdout),
-    stderr: outputOf(process.stderr),
+    stdout: outputOf("stdout"),
+    stderr: outputOf("stderr"),
     clock: { now: () => Date.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
-    random: { bytes: (length) => randomBytes(length) },
+    random: { bytes: nativeRandomBytes },
     fetch: (...args) => globalThis.fetch(...args),
     spawn: spawnProcess,
     prompts: clackPrompts(),

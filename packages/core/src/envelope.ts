@@ -34,17 +34,55 @@ export interface SealEnvelopeOptions {
   nonce?: Uint8Array;
 }
 
-function checkKey(key: Uint8Array): void {
-  // A wrong-length key is a programming error, reported before any crypto and distinctly from a decrypt failure.
+/** Checks an envelope key's length: a wrong length is a caller bug, reported apart from decrypt failures. */
+export function checkEnvelopeKey(key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.length !== KEY_LENGTH) {
     throw new LatchkeyError("LK_FORMAT_INVALID", { message: "An envelope key must be 32 bytes (AES-256)." });
   }
 }
 
-function gcmAdditionalData(associatedData: Uint8Array): Uint8Array<ArrayBuffer> {
+/** The envelope's nonce length in bytes (96 bits). */
+export const ENVELOPE_NONCE_LENGTH = NONCE_LENGTH;
+
+/**
+ * The GCM additional data for caller associated data `associatedData`: the header is authenticated with it.
+ * Exported with {@link splitEnvelope} and {@link joinEnvelope} so another AES-GCM implementation (the CLI's
+ * synchronous node:crypto one, which starts faster than WebCrypto) produces and reads the same bytes.
+ */
+export function envelopeGcmAdditionalData(associatedData: Uint8Array): Uint8Array<ArrayBuffer> {
   return toBufferSource(
     concatBytes(uint32be(HEADER.length), HEADER, uint32be(associatedData.length), associatedData),
   );
+}
+
+/**
+ * Splits an envelope into its nonce and its ciphertext-with-tag after checking the header and the minimum
+ * length; throws a plain Error otherwise (callers turn every failure into the one opaque LK_DECRYPT_FAILED).
+ */
+export function splitEnvelope(envelope: Uint8Array): { nonce: Uint8Array; sealed: Uint8Array } {
+  if (!(envelope instanceof Uint8Array) || envelope.length < ENVELOPE_OVERHEAD) throw new Error("short");
+  for (let i = 0; i < HEADER.length; i++) if (envelope[i] !== HEADER[i]) throw new Error("header");
+  return {
+    nonce: envelope.subarray(HEADER.length, HEADER.length + NONCE_LENGTH),
+    sealed: envelope.subarray(HEADER.length + NONCE_LENGTH),
+  };
+}
+
+/** Assembles an envelope from its nonce and AES-GCM ciphertext with the 16-byte tag appended. */
+export function joinEnvelope(nonce: Uint8Array, sealed: Uint8Array): Uint8Array {
+  return concatBytes(HEADER, nonce, sealed);
+}
+
+/** Checks a caller-fixed nonce (test vectors only) and otherwise draws a fresh random one. */
+export function envelopeNonce(
+  fixed: Uint8Array | undefined,
+  random: (length: number) => Uint8Array,
+): Uint8Array {
+  const nonce = fixed ?? random(NONCE_LENGTH);
+  if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_LENGTH) {
+    throw new LatchkeyError("LK_FORMAT_INVALID", { message: "An envelope nonce must be 12 bytes." });
+  }
+  return nonce;
 }
 
 function importAesKey(key: Uint8Array, usage: "encrypt" | "decrypt"): Promise<CryptoKey> {
@@ -62,23 +100,20 @@ export async function sealEnvelope(
   associatedData: Uint8Array,
   options: SealEnvelopeOptions = {},
 ): Promise<Uint8Array> {
-  checkKey(key);
-  const nonce = options.nonce ?? randomBytes(NONCE_LENGTH);
-  if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_LENGTH) {
-    throw new LatchkeyError("LK_FORMAT_INVALID", { message: "An envelope nonce must be 12 bytes." });
-  }
+  checkEnvelopeKey(key);
+  const nonce = envelopeNonce(options.nonce, randomBytes);
   const cryptoKey = await importAesKey(key, "encrypt");
   const sealed = await globalThis.crypto.subtle.encrypt(
     {
       name: "AES-GCM",
       iv: toBufferSource(nonce),
-      additionalData: gcmAdditionalData(associatedData),
+      additionalData: envelopeGcmAdditionalData(associatedData),
       tagLength: TAG_LENGTH * 8,
     },
     cryptoKey,
     toBufferSource(plaintext),
   );
-  return concatBytes(HEADER, nonce, new Uint8Array(sealed));
+  return joinEnvelope(nonce, new Uint8Array(sealed));
 }
 
 /**
@@ -92,18 +127,15 @@ export async function openEnvelope(
   envelope: Uint8Array,
   associatedData: Uint8Array,
 ): Promise<Uint8Array> {
-  checkKey(key);
+  checkEnvelopeKey(key);
   try {
-    if (!(envelope instanceof Uint8Array) || envelope.length < ENVELOPE_OVERHEAD) throw new Error("short");
-    for (let i = 0; i < HEADER.length; i++) if (envelope[i] !== HEADER[i]) throw new Error("header");
-    const nonce = envelope.subarray(HEADER.length, HEADER.length + NONCE_LENGTH);
-    const sealed = envelope.subarray(HEADER.length + NONCE_LENGTH);
+    const { nonce, sealed } = splitEnvelope(envelope);
     const cryptoKey = await importAesKey(key, "decrypt");
     const plaintext = await globalThis.crypto.subtle.decrypt(
       {
         name: "AES-GCM",
         iv: toBufferSource(nonce),
-        additionalData: gcmAdditionalData(associatedData),
+        additionalData: envelopeGcmAdditionalData(associatedData),
         tagLength: TAG_LENGTH * 8,
       },
       cryptoKey,

@@ -260,6 +260,65 @@ export const errorCatalogue = {
     hint: "Run the command inside your project, store a first secret there to create its latchkey.json, or set LATCHKEY_VAULT_ID.",
     exitCode: ExitCode.failure,
   },
+  LK_REGISTRY_INVALID: {
+    summary: "A registry was named by something that is not an http(s) URL of an npm-compatible registry.",
+    message: "The registry URL is not valid.",
+    hint: "Give the registry's full URL, e.g. `--registry https://npm.example.com/`, or use --npm, --github or --gitlab.",
+    exitCode: ExitCode.usage,
+  },
+  LK_TOKEN_MISSING: {
+    summary:
+      "No token for the registry was found in any source: command input, environment, host CLI (gh/glab) or keystore.",
+    message: "No token is available for this registry.",
+    hint: "Run `latchkey login --registry URL`, or set the registry's token variable; `latchkey whoami --explain` shows every source checked.",
+    exitCode: ExitCode.failure,
+  },
+  LK_TOKEN_INVALID: {
+    summary: "The registry rejected the token (HTTP 401 or 403 from its whoami endpoint).",
+    message: "The registry did not accept the token.",
+    hint: "Log in again with `latchkey login --registry URL`; if the token came from the environment or gh/glab, renew it there.",
+    exitCode: ExitCode.failure,
+  },
+  LK_LOGIN_FAILED: {
+    summary:
+      "Logging in to a registry did not produce a token (wrong credentials, cancelled or expired web login).",
+    message: "Login failed.",
+    hint: "Check the user name and password, or finish the web login in the browser before it expires, then try again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_REGISTRY_UNREACHABLE: {
+    summary: "The registry could not be reached, or answered with something that is not its API.",
+    message: "The registry could not be reached.",
+    hint: "Check the URL, your network and any proxy settings (HTTPS_PROXY), then try again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_NPMRC_INVALID: {
+    summary: "An .npmrc file could not be read or safely updated.",
+    message: "An .npmrc file is not usable.",
+    hint: "Fix or remove the line named in the message; Latchkey left the file untouched.",
+    exitCode: ExitCode.failure,
+  },
+  LK_HELPER_INPUT_INVALID: {
+    summary:
+      "A credential helper (git or docker protocol) received input it will not act on: a malformed line, a control character or a missing field.",
+    message: "The credential helper's input is not valid.",
+    hint: "The helper is meant to be called by git or docker; check the helper configuration (`latchkey setup git`).",
+    exitCode: ExitCode.usage,
+  },
+  LK_PROVIDER_FAILED: {
+    summary:
+      "An external credential provider failed, timed out or printed something other than the protocol's JSON answer.",
+    message: "The credential provider failed.",
+    hint: "Run the provider command by hand with `--registry-uri URI` to see its error, or remove it from the configuration.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PROVIDER_NOT_APPROVED: {
+    summary:
+      "A credential provider declared by the project (not by you) has not been approved to run on this machine.",
+    message: "The project's credential provider has not been approved.",
+    hint: "Run the command once on a terminal to review and approve the provider; in CI set LATCHKEY_ALLOW_PROJECT_PROVIDERS=1 if you trust the repository.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

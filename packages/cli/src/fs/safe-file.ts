@@ -7,7 +7,8 @@ import type { Stats } from "node:fs";
 import { chmod, lstat, mkdir, open, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { LatchkeyError, randomBytes, toHex } from "@latchkey/core";
+import { LatchkeyError, toHex } from "@latchkey/core";
+import { nativeRandomBytes } from "../crypto/native.js";
 
 /** Mode of every credential file Latchkey writes. */
 export const PRIVATE_FILE_MODE = 0o600;
@@ -102,7 +103,7 @@ export async function writeFileAtomic(
   if (existing?.isSymbolicLink()) throw symlinkError(target);
   if (existing && !existing.isFile()) throw notRegularFileError(target);
 
-  const temp = join(dir, `.${basename(target)}.tmp-${toHex(randomBytes(8))}`);
+  const temp = join(dir, `.${basename(target)}.tmp-${toHex(nativeRandomBytes(8))}`);
   let handle: FileHandle | undefined;
   let renamed = false;
   try {

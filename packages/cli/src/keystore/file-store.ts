@@ -1,15 +1,7 @@
-import {
-  LatchkeyError,
-  concatBytes,
-  hkdfSha256,
-  isLatchkeyError,
-  openEnvelope,
-  sealEnvelope,
-  utf8Decode,
-  utf8Encode,
-} from "@latchkey/core";
+import { LatchkeyError, concatBytes, isLatchkeyError, utf8Decode, utf8Encode } from "@latchkey/core";
 import { readFile } from "node:fs/promises";
 import type { Random } from "../context.js";
+import { hkdfSha256Sync, openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, removeFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import type { Keystore } from "./types.js";
@@ -159,7 +151,7 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
     }
     if (keyFile.length !== 32) throw corrupt(options.storeKey, "the key file is not 32 bytes");
     const machineId = await readMachineId(options.machineIdPaths);
-    return hkdfSha256(keyFile, utf8Encode(machineId), MACHINE_INFO, 32);
+    return hkdfSha256Sync(keyFile, utf8Encode(machineId), MACHINE_INFO, 32);
   }
 
   function keyFor(header: Header, createKeyFile = false): Promise<Uint8Array> {
@@ -181,7 +173,7 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
     const key = await keyFor(header);
     let plaintext: Uint8Array;
     try {
-      plaintext = await openEnvelope(
+      plaintext = openEnvelopeSync(
         key,
         bytes.subarray(header.bytes.length),
         concatBytes(AAD_PREFIX, header.bytes),
@@ -231,7 +223,9 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
       header ??= machineHeader();
       const key = await keyFor(header, true);
       const body = utf8Encode(JSON.stringify({ entries: Object.fromEntries(entries) }));
-      const sealed = await sealEnvelope(key, body, concatBytes(AAD_PREFIX, header.bytes));
+      const sealed = sealEnvelopeSync(key, body, concatBytes(AAD_PREFIX, header.bytes), (n) =>
+        options.random.bytes(n),
+      );
       // Another process may have taken over a lock we held too long; writing now could undo its change.
       lockLost.throwIfAborted();
       await writeFileAtomic(options.store, concatBytes(header.bytes, sealed));

@@ -3,14 +3,13 @@ import {
   associatedData,
   fromBase64,
   isLatchkeyError,
-  openEnvelope,
-  sealEnvelope,
   toBase64,
   utf8Decode,
   utf8Encode,
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
+import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import type { Keystore } from "../keystore/types.js";
@@ -50,7 +49,7 @@ async function unwrapVaultKey(deps: VaultStoreDeps, vaultId: string, wrapped: st
     });
   }
   try {
-    return await openEnvelope(wrappingKey, fromBase64(wrapped), keyContext(vaultId));
+    return openEnvelopeSync(wrappingKey, fromBase64(wrapped), keyContext(vaultId));
   } catch (error) {
     if (!isLatchkeyError(error)) throw error;
     throw new LatchkeyError("LK_VAULT_DECRYPT_FAILED", {
@@ -70,7 +69,7 @@ async function loadOrCreateVaultKey(deps: VaultStoreDeps, vaultId: string): Prom
   if (existing) return existing;
   const wrappingKey = await getOrCreateWrappingKey(deps.keystore, deps.home, deps.random);
   const key = deps.random.bytes(32);
-  const wrapped = await sealEnvelope(wrappingKey, key, keyContext(vaultId));
+  const wrapped = sealEnvelopeSync(wrappingKey, key, keyContext(vaultId), (n) => deps.random.bytes(n));
   await deps.keystore.set(vaultKeyAccount(vaultId), toBase64(wrapped));
   return key;
 }
@@ -114,7 +113,7 @@ export async function readVault(deps: VaultStoreDeps, vaultId: string): Promise<
   }
   let plaintext: Uint8Array;
   try {
-    plaintext = await openEnvelope(key, bytes, blobContext(vaultId));
+    plaintext = openEnvelopeSync(key, bytes, blobContext(vaultId));
   } catch (error) {
     if (!isLatchkeyError(error, "LK_DECRYPT_FAILED")) throw error;
     throw new LatchkeyError("LK_VAULT_DECRYPT_FAILED", {
@@ -141,7 +140,9 @@ export async function updateVault<T>(
     const { result, changed } = change(document);
     if (!changed) return result;
     const key = await loadOrCreateVaultKey(deps, vaultId);
-    const sealed = await sealEnvelope(key, utf8Encode(JSON.stringify(document)), blobContext(vaultId));
+    const sealed = sealEnvelopeSync(key, utf8Encode(JSON.stringify(document)), blobContext(vaultId), (n) =>
+      deps.random.bytes(n),
+    );
     lockLost.throwIfAborted();
     await writeFileAtomic(path, sealed);
     return result;

@@ -1,0 +1,135 @@
+import { readFileSync } from "node:fs";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  errorCatalogue,
+  fromHex,
+  hkdfSha256,
+  isLatchkeyError,
+  openEnvelope,
+  sealEnvelope,
+  toHex,
+} from "@latchkey/core";
+import { hkdfSha256Sync, nativeRandomBytes, openEnvelopeSync, sealEnvelopeSync } from "./native.js";
+
+const vectorsDir = new URL("../../../core/test-vectors/", import.meta.url);
+const envelopeVectors = JSON.parse(readFileSync(new URL("envelope.json", vectorsDir), "utf8")) as {
+  valid: Array<{ key: string; nonce: string; plaintext: string; associatedData: string; envelope: string }>;
+  invalid: Array<{ key: string; envelope: string; associatedData: string; expectedError: string }>;
+};
+const hkdfVectors = JSON.parse(readFileSync(new URL("hkdf.json", vectorsDir), "utf8")) as {
+  cases: Array<{ ikm: string; salt: string; info: string; length: number; okm: string }>;
+};
+
+function errorCodeOf(run: () => unknown): string | null {
+  try {
+    run();
+    return null;
+  } catch (error) {
+    if (!isLatchkeyError(error)) throw error;
+    if (error.code === "LK_DECRYPT_FAILED") {
+      // Opaque: the same message and hint every time, no cause.
+      expect(error.message).toBe(errorCatalogue.LK_DECRYPT_FAILED.message);
+      expect(error.cause).toBeUndefined();
+    }
+    return error.code;
+  }
+}
+
+const bytes = (max: number) => fc.uint8Array({ maxLength: max });
+const key = fc.uint8Array({ minLength: 32, maxLength: 32 });
+
+describe("node:crypto envelope", () => {
+  it("reproduces core's committed vectors", () => {
+    for (const v of envelopeVectors.valid) {
+      const sealed = sealEnvelopeSync(
+        fromHex(v.key),
+        fromHex(v.plaintext),
+        fromHex(v.associatedData),
+        undefined,
+        fromHex(v.nonce),
+      );
+      expect(toHex(sealed)).toBe(v.envelope);
+      expect(toHex(openEnvelopeSync(fromHex(v.key), sealed, fromHex(v.associatedData)))).toBe(v.plaintext);
+    }
+    for (const v of envelopeVectors.invalid) {
+      expect(
+        errorCodeOf(() => openEnvelopeSync(fromHex(v.key), fromHex(v.envelope), fromHex(v.associatedData))),
+      ).toBe(v.expectedError);
+    }
+  });
+
+  it("opens what core seals and core opens what it seals (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(key, bytes(300), bytes(64), async (k, plaintext, ad) => {
+        const fromCore = await sealEnvelope(k, plaintext, ad);
+        expect(openEnvelopeSync(k, fromCore, ad)).toEqual(plaintext);
+        const fromNative = sealEnvelopeSync(k, plaintext, ad);
+        expect(await openEnvelope(k, fromNative, ad)).toEqual(plaintext);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("fails opaquely on any flipped bit or changed associated data (property)", () => {
+    fc.assert(
+      fc.property(key, bytes(64), bytes(16), fc.nat(), (k, plaintext, ad, where) => {
+        const sealed = sealEnvelopeSync(k, plaintext, ad);
+        const flipped = new Uint8Array(sealed);
+        const bit = where % (sealed.length * 8);
+        flipped[bit >> 3]! ^= 1 << (bit & 7);
+        expect(errorCodeOf(() => openEnvelopeSync(k, flipped, ad))).toBe("LK_DECRYPT_FAILED");
+        const otherAd = new Uint8Array([...ad, 0]);
+        expect(errorCodeOf(() => openEnvelopeSync(k, sealed, otherAd))).toBe("LK_DECRYPT_FAILED");
+        expect(errorCodeOf(() => openEnvelopeSync(k, sealed.subarray(0, sealed.length - 1), ad))).toBe(
+          "LK_DECRYPT_FAILED",
+        );
+      }),
+      { numRuns: 10_000 },
+    );
+  });
+
+  it("refuses a key that is not 32 bytes as a caller error, not a decrypt failure", () => {
+    expect(
+      errorCodeOf(() => sealEnvelopeSync(new Uint8Array(16), new Uint8Array(1), new Uint8Array(0))),
+    ).toBe("LK_FORMAT_INVALID");
+    expect(
+      errorCodeOf(() => openEnvelopeSync(new Uint8Array(31), new Uint8Array(40), new Uint8Array(0))),
+    ).toBe("LK_FORMAT_INVALID");
+  });
+
+  it("draws the nonce from the injected random source", () => {
+    const sealed = sealEnvelopeSync(new Uint8Array(32), new Uint8Array(0), new Uint8Array(0), (n) =>
+      new Uint8Array(n).fill(7),
+    );
+    expect(toHex(sealed.subarray(4, 16))).toBe("07".repeat(12));
+  });
+});
+
+describe("node:crypto HKDF and random", () => {
+  it("matches RFC 5869", () => {
+    for (const c of hkdfVectors.cases) {
+      expect(toHex(hkdfSha256Sync(fromHex(c.ikm), fromHex(c.salt), fromHex(c.info), c.length))).toBe(c.okm);
+    }
+  });
+
+  it("agrees with core's WebCrypto HKDF (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        bytes(80),
+        bytes(40),
+        bytes(40),
+        fc.integer({ min: 1, max: 200 }),
+        async (i, s, n, l) => {
+          expect(hkdfSha256Sync(i, s, n, l)).toEqual(await hkdfSha256(i, s, n, l));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("returns fresh bytes of the asked length", () => {
+    expect(nativeRandomBytes(0)).toHaveLength(0);
+    expect(toHex(nativeRandomBytes(32))).not.toBe(toHex(nativeRandomBytes(32)));
+  });
+});

@@ -1,0 +1,77 @@
+// The CLI's envelope and HKDF on node:crypto, byte for byte the formats of @latchkey/core. Why not core's
+// WebCrypto: its first use in a process costs 7–10 ms (loading Node's WebCrypto layer and its promise hops),
+// which is most of the budget of `run`, `env get` and the credential helpers that other programs call many
+// times a second. The layout pieces (header, GCM additional data, nonce checks) come from core, so only the
+// AES-GCM and HKDF calls differ; native.test.ts checks both directions against core.
+import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from "node:crypto";
+import {
+  LatchkeyError,
+  checkEnvelopeKey,
+  envelopeGcmAdditionalData,
+  envelopeNonce,
+  joinEnvelope,
+  splitEnvelope,
+} from "@latchkey/core";
+
+const TAG_LENGTH = 16;
+
+/** CSPRNG bytes from node:crypto (core's randomBytes would load WebCrypto for crypto.getRandomValues). */
+export function nativeRandomBytes(length: number): Uint8Array {
+  return randomFillSync(new Uint8Array(length));
+}
+
+/** core's sealEnvelope, synchronous; `random` draws the nonce (tests inject it, `nonce` pins it for vectors). */
+export function sealEnvelopeSync(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array,
+  random: (length: number) => Uint8Array = nativeRandomBytes,
+  nonce?: Uint8Array,
+): Uint8Array {
+  checkEnvelopeKey(key);
+  const iv = envelopeNonce(nonce, random);
+  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_LENGTH });
+  cipher.setAAD(envelopeGcmAdditionalData(associatedData));
+  const head = cipher.update(plaintext);
+  const tail = cipher.final();
+  const sealed = new Uint8Array(head.length + tail.length + TAG_LENGTH);
+  sealed.set(head, 0);
+  sealed.set(tail, head.length);
+  sealed.set(cipher.getAuthTag(), head.length + tail.length);
+  return joinEnvelope(iv, sealed);
+}
+
+/** core's openEnvelope, synchronous: every failure is the same opaque `LK_DECRYPT_FAILED`. */
+export function openEnvelopeSync(
+  key: Uint8Array,
+  envelope: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
+  checkEnvelopeKey(key);
+  try {
+    const { nonce, sealed } = splitEnvelope(envelope);
+    const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
+    const decipher = createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_LENGTH });
+    decipher.setAAD(envelopeGcmAdditionalData(associatedData));
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
+    const head = decipher.update(body);
+    const tail = decipher.final();
+    const plaintext = new Uint8Array(head.length + tail.length);
+    plaintext.set(head, 0);
+    plaintext.set(tail, head.length);
+    return plaintext;
+  } catch {
+    // Deliberately no cause: it would say which check failed.
+    throw new LatchkeyError("LK_DECRYPT_FAILED");
+  }
+}
+
+/** core's hkdfSha256, synchronous. */
+export function hkdfSha256Sync(
+  ikm: Uint8Array,
+  salt: Uint8Array,
+  info: Uint8Array,
+  length: number,
+): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", ikm, salt, info, length));
+}
