@@ -54,6 +54,10 @@ export interface Platform {
   readonly uid: number | null;
   /** Files holding the machine id, tried in order. */
   readonly machineIdPaths: readonly string[];
+  /** The Node executable running Latchkey (process.execPath): helper configurations name it absolutely. */
+  readonly execPath?: string;
+  /** The script Node started (process.argv[1]): the installed `latchkey` bin, as an absolute path. */
+  readonly cliPath?: string;
 }
 
 /**
@@ -73,6 +77,9 @@ export interface Context {
   readonly spawn: Spawn;
   readonly prompts: Prompts;
   readonly platform: Platform;
-  /** Resolves the keystore on first call (probing the keychain costs a D-Bus round trip); later calls reuse it. */
-  keystore(): Promise<KeystoreResolution>;
+  /**
+   * Resolves the keystore on first call (probing the keychain costs a D-Bus round trip); later calls reuse it.
+   * `prefetch` names the account the command reads first, so the probe can be that read (resolve.ts).
+   */
+  keystore(prefetch?: string): Promise<KeystoreResolution>;
 }

@@ -129,8 +129,11 @@ export function createNodeContext(): Context {
       nodeVersion: process.versions.node,
       uid: typeof process.getuid === "function" ? process.getuid() : null,
       machineIdPaths: ["/etc/machine-id", "/var/lib/dbus/machine-id"],
+      execPath: process.execPath,
+      cliPath: process.argv[1],
     },
-    keystore: () => (keystore ??= resolveKeystore(context)),
+    keystore: (prefetch) =>
+      (keystore ??= resolveKeystore(context, prefetch === undefined ? {} : { prefetch })),
   };
   return context;
 }

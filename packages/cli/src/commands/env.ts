@@ -9,7 +9,7 @@ import {
   parseEnvSchema,
   type EnvSchema,
 } from "@latchkey/core";
-import { readFile } from "node:fs/promises";
+import fs from "node:fs";
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
 import { readSecretInput } from "../input.js";
@@ -17,7 +17,7 @@ import { palette, printData, printJson, printStatus } from "../output/output.js"
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
 import { runChild } from "../run/child.js";
 import { parseAssignment, validateEnvName, validateKeyName, validateValue } from "../vault/names.js";
-import { readVault, updateVault, type VaultStoreDeps } from "../vault/vault-store.js";
+import { readVault, updateVault, vaultKeyAccount, type VaultStoreDeps } from "../vault/vault-store.js";
 import type { RunState } from "./support.js";
 
 /** A project's vault as commands use it. */
@@ -43,7 +43,8 @@ async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectV
     printStatus(ctx, `Added this project's vault id to ${project.file}.`);
   const vaultId = resolveVaultId(ctx.env, project);
   const schema = parseEnvSchema(project?.config.envSchema, project?.file ?? "latchkey.json");
-  const { keystore } = await ctx.keystore();
+  // Every vault read starts with this vault's wrapped key.
+  const { keystore } = await ctx.keystore(vaultKeyAccount(vaultId));
   return {
     vaultId,
     schema,
@@ -212,7 +213,7 @@ export async function envImport(
     text =
       options.file === "-"
         ? Buffer.from(await ctx.stdin.readAll()).toString("utf8")
-        : await readFile(source, "utf8");
+        : await fs.promises.readFile(source, "utf8");
   } catch (error) {
     throw new LatchkeyError("LK_FILE_IO", { message: `Could not read ${source}.`, cause: error });
   }

@@ -5,7 +5,7 @@ import { printData, printJson, printStatus } from "../output/output.js";
 
 /** `keystore get`: prints the stored value alone on stdout, for scripts and helper protocols. */
 export async function keystoreGet(ctx: Context, account: string): Promise<number> {
-  const { keystore } = await ctx.keystore();
+  const { keystore } = await ctx.keystore(account);
   const value = await keystore.get(account);
   if (value === null) {
     throw new LatchkeyError("LK_SECRET_NOT_FOUND", { message: `No keystore entry named ${account}.` });

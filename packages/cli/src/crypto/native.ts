@@ -3,7 +3,6 @@
 // which is most of the budget of `run`, `env get` and the credential helpers that other programs call many
 // times a second. The layout pieces (header, GCM additional data, nonce checks) come from core, so only the
 // AES-GCM and HKDF calls differ; native.test.ts checks both directions against core.
-import { createCipheriv, createDecipheriv, hkdfSync, randomFillSync } from "node:crypto";
 import {
   LatchkeyError,
   checkEnvelopeKey,
@@ -15,9 +14,13 @@ import {
 
 const TAG_LENGTH = 16;
 
+// Loaded at the first call, not at import (which the bundle would hoist to start-up): node:crypto costs ~8 ms to
+// load, and a token read from the OS keychain needs no cryptography at all.
+const crypto = () => process.getBuiltinModule("node:crypto");
+
 /** CSPRNG bytes from node:crypto (core's randomBytes would load WebCrypto for crypto.getRandomValues). */
 export function nativeRandomBytes(length: number): Uint8Array {
-  return randomFillSync(new Uint8Array(length));
+  return crypto().randomFillSync(new Uint8Array(length));
 }
 
 /** core's sealEnvelope, synchronous; `random` draws the nonce (tests inject it, `nonce` pins it for vectors). */
@@ -30,7 +33,7 @@ export function sealEnvelopeSync(
 ): Uint8Array {
   checkEnvelopeKey(key);
   const iv = envelopeNonce(nonce, random);
-  const cipher = createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_LENGTH });
+  const cipher = crypto().createCipheriv("aes-256-gcm", key, iv, { authTagLength: TAG_LENGTH });
   cipher.setAAD(envelopeGcmAdditionalData(associatedData));
   const head = cipher.update(plaintext);
   const tail = cipher.final();
@@ -51,7 +54,7 @@ export function openEnvelopeSync(
   try {
     const { nonce, sealed } = splitEnvelope(envelope);
     const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
-    const decipher = createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_LENGTH });
+    const decipher = crypto().createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_LENGTH });
     decipher.setAAD(envelopeGcmAdditionalData(associatedData));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
     const head = decipher.update(body);
@@ -73,5 +76,5 @@ export function hkdfSha256Sync(
   info: Uint8Array,
   length: number,
 ): Uint8Array {
-  return new Uint8Array(hkdfSync("sha256", ikm, salt, info, length));
+  return new Uint8Array(crypto().hkdfSync("sha256", ikm, salt, info, length));
 }

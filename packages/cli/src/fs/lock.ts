@@ -4,7 +4,6 @@
  * cannot both win.
  */
 import fs from "node:fs";
-import { mkdir, rmdir, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { lock as LockFn } from "proper-lockfile";
@@ -188,26 +187,26 @@ function lockFs(): Record<string, unknown> {
 async function removeStaleLock(lockPath: string): Promise<void> {
   const guard = `${lockPath}.steal`;
   try {
-    await mkdir(guard);
+    await fs.promises.mkdir(guard);
   } catch (err) {
     if (errnoCode(err) !== "EEXIST") throw err;
-    const guardStat = await stat(guard).catch(() => null);
-    if (guardStat && isStale(guardStat.mtimeMs)) await rmdir(guard).catch(() => undefined);
+    const guardStat = await fs.promises.stat(guard).catch(() => null);
+    if (guardStat && isStale(guardStat.mtimeMs)) await fs.promises.rmdir(guard).catch(() => undefined);
     throw lockedError(lockPath);
   }
   try {
-    const current = await stat(lockPath).catch((err: unknown) => {
+    const current = await fs.promises.stat(lockPath).catch((err: unknown) => {
       if (errnoCode(err) === "ENOENT") return null;
       throw err;
     });
     if (current && !isStale(current.mtimeMs)) throw lockedError(lockPath);
     if (current) {
-      await rmdir(lockPath).catch((err: unknown) => {
+      await fs.promises.rmdir(lockPath).catch((err: unknown) => {
         if (errnoCode(err) !== "ENOENT") throw err;
       });
     }
   } finally {
-    await rmdir(guard).catch(() => undefined);
+    await fs.promises.rmdir(guard).catch(() => undefined);
   }
 }
 

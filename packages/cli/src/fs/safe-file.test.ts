@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import type * as FsPromises from "node:fs/promises";
+import fs from "node:fs";
 import {
   chmod,
   chown,
@@ -26,17 +26,6 @@ import {
   writeFileAtomic,
 } from "./safe-file.js";
 
-// Lets a test make rename fail after the temp file has been written and fsynced.
-const faults = vi.hoisted(() => ({ rename: undefined as Error | undefined }));
-vi.mock("node:fs/promises", async (importOriginal) => {
-  const actual = await importOriginal<typeof FsPromises>();
-  return {
-    ...actual,
-    rename: (...args: Parameters<typeof actual.rename>) =>
-      faults.rename ? Promise.reject(faults.rename) : actual.rename(...args),
-  };
-});
-
 const posixOnly = process.platform === "win32" ? it.skip : it;
 
 let dir: string;
@@ -44,7 +33,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "latchkey-safe-file-"));
 });
 afterEach(async () => {
-  faults.rename = undefined;
+  vi.restoreAllMocks();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -137,7 +126,10 @@ describe("writeFileAtomic", () => {
   it("removes the temp file and keeps the old content when the rename fails", async () => {
     const file = join(dir, "store.enc");
     await writeFileAtomic(file, "old");
-    faults.rename = Object.assign(new Error("injected"), { code: "EXDEV", syscall: "rename" });
+    // safe-file reaches the promise API through fs.promises at call time, so a spy there sees its rename.
+    vi.spyOn(fs.promises, "rename").mockRejectedValueOnce(
+      Object.assign(new Error("injected"), { code: "EXDEV", syscall: "rename" }),
+    );
 
     await expectCode(writeFileAtomic(file, "new"), "LK_FILE_IO", file);
     expect(await readFile(file, "utf8")).toBe("old");

@@ -2,9 +2,8 @@
  * Credential files on disk: private modes whatever the umask, atomic replacement, and never through a
  * symbolic link (DESIGN.md, "Client-side state"). Errors name paths, never contents.
  */
-import { constants } from "node:fs";
+import fs, { constants } from "node:fs";
 import type { Stats } from "node:fs";
-import { chmod, lstat, mkdir, open, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { LatchkeyError, toHex } from "@latchkey/core";
@@ -16,6 +15,9 @@ export const PRIVATE_FILE_MODE = 0o600;
 export const PRIVATE_DIR_MODE = 0o700;
 
 const isWindows = process.platform === "win32";
+// The promise API is reached through fs.promises at call time: loading node:fs/promises costs ~2 ms of start-up,
+// and the hot path (a credential helper reading its token) only reads, synchronously.
+const fsp = (): typeof fs.promises => fs.promises;
 // Windows defines neither flag; there the lstat checks below are the only guard.
 const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
 const O_DIRECTORY = constants.O_DIRECTORY ?? 0;
@@ -64,7 +66,7 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 
   for (const component of missing) {
     try {
-      await mkdir(component, { mode: PRIVATE_DIR_MODE });
+      await fsp().mkdir(component, { mode: PRIVATE_DIR_MODE });
     } catch (err) {
       // Another process may create the same directory at the same moment; the checks below still apply.
       if (errnoCode(err) !== "EEXIST") throw wrapFsError(err, component, "create directory");
@@ -107,18 +109,25 @@ export async function writeFileAtomic(
   let handle: FileHandle | undefined;
   let renamed = false;
   try {
-    handle = await open(temp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW, mode);
+    handle = await fsp().open(
+      temp,
+      constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW,
+      mode,
+    );
     await handle.chmod(mode);
     await handle.writeFile(data);
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(temp, target);
+    await fsp().rename(temp, target);
     renamed = true;
     await syncDir(dir);
   } catch (err) {
     await handle?.close().catch(() => undefined);
-    if (!renamed) await unlink(temp).catch(() => undefined);
+    if (!renamed)
+      await fsp()
+        .unlink(temp)
+        .catch(() => undefined);
     throw wrapFsError(err, target, renamed ? "flush the directory of" : "write");
   }
 }
@@ -133,21 +142,21 @@ export async function readFileSafe(path: string): Promise<Uint8Array | null> {
     const st = await lstatOrNull(target, "read");
     if (st?.isSymbolicLink()) throw symlinkError(target);
   }
-  let handle: FileHandle;
+  // Synchronous on purpose: credential files are small, and this is the start-up path of every helper.
+  let fd: number;
   try {
-    handle = await open(target, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = fs.openSync(target, constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (err) {
     if (errnoCode(err) === "ENOENT") return null;
     throw wrapFsError(err, target, "read");
   }
   try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw notRegularFileError(target);
-    return await handle.readFile();
+    if (!fs.fstatSync(fd).isFile()) throw notRegularFileError(target);
+    return fs.readFileSync(fd);
   } catch (err) {
     throw wrapFsError(err, target, "read");
   } finally {
-    await handle.close().catch(() => undefined);
+    fs.closeSync(fd);
   }
 }
 
@@ -155,7 +164,7 @@ export async function readFileSafe(path: string): Promise<Uint8Array | null> {
 export async function removeFileSafe(path: string): Promise<boolean> {
   const target = resolve(path);
   try {
-    await unlink(target);
+    await fsp().unlink(target);
     return true;
   } catch (err) {
     if (errnoCode(err) === "ENOENT") return false;
@@ -225,14 +234,16 @@ async function makeDirPrivate(dir: string): Promise<void> {
     const st = await lstatOrNull(dir, "inspect");
     if (st?.isSymbolicLink()) throw symlinkError(dir);
     if (st && !st.isDirectory()) throw notDirectoryError(dir);
-    await chmod(dir, PRIVATE_DIR_MODE).catch((err: unknown) => {
-      throw wrapFsError(err, dir, "set permissions on");
-    });
+    await fsp()
+      .chmod(dir, PRIVATE_DIR_MODE)
+      .catch((err: unknown) => {
+        throw wrapFsError(err, dir, "set permissions on");
+      });
     return;
   }
   let handle: FileHandle;
   try {
-    handle = await open(dir, constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    handle = await fsp().open(dir, constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   } catch (err) {
     // Linux reports a symlink opened with O_DIRECTORY | O_NOFOLLOW as ENOTDIR rather than ELOOP.
     if (errnoCode(err) === "ENOTDIR") {
@@ -261,7 +272,7 @@ async function makeDirPrivate(dir: string): Promise<void> {
 async function syncDir(dir: string): Promise<void> {
   // A directory cannot be opened for fsync on Windows; NTFS journals the rename itself.
   if (isWindows) return;
-  const handle = await open(dir, constants.O_RDONLY | O_DIRECTORY);
+  const handle = await fsp().open(dir, constants.O_RDONLY | O_DIRECTORY);
   try {
     await handle.sync();
   } catch (err) {
@@ -275,7 +286,7 @@ async function syncDir(dir: string): Promise<void> {
 
 async function lstatOrNull(path: string, action: string): Promise<Stats | null> {
   try {
-    return await lstat(path);
+    return await fsp().lstat(path);
   } catch (err) {
     if (errnoCode(err) === "ENOENT") return null;
     throw wrapFsError(err, path, action);

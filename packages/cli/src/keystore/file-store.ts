@@ -1,5 +1,5 @@
 import { LatchkeyError, concatBytes, isLatchkeyError, utf8Decode, utf8Encode } from "@latchkey/core";
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import type { Random } from "../context.js";
 import { hkdfSha256Sync, openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
@@ -98,10 +98,10 @@ function argon2Header(salt: Uint8Array, cost: Argon2Cost): Header {
 }
 
 /** Reads the first non-empty machine id: binds the key file to this host (DESIGN.md, keystore resolution 3). */
-export async function readMachineId(paths: readonly string[]): Promise<string> {
+export function readMachineId(paths: readonly string[]): string {
   for (const path of paths) {
     try {
-      const id = (await readFile(path, "utf8")).trim();
+      const id = readFileSync(path, "utf8").trim();
       if (id) return id;
     } catch {
       // Try the next location; containers often have only one of them.
@@ -150,7 +150,7 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
       await writeFileAtomic(options.storeKey, keyFile);
     }
     if (keyFile.length !== 32) throw corrupt(options.storeKey, "the key file is not 32 bytes");
-    const machineId = await readMachineId(options.machineIdPaths);
+    const machineId = readMachineId(options.machineIdPaths);
     return hkdfSha256Sync(keyFile, utf8Encode(machineId), MACHINE_INFO, 32);
   }
 

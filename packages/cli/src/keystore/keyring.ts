@@ -49,8 +49,22 @@ export interface KeyringOptions {
   load?: () => Promise<KeyringModule>;
 }
 
-/** What keystore resolution learns from probeKeyring. */
-export type KeyringProbe = { reachable: true } | { reachable: false; error: LatchkeyError };
+/**
+ * What keystore resolution learns from a probe. When the probe read a real account (see {@link KeyringKeystore}),
+ * `value` is what that account holds, so the caller need not ask again.
+ */
+export type KeyringProbe =
+  { reachable: true; value?: string | null } | { reachable: false; error: LatchkeyError };
+
+/** The OS keychain keystore, plus the probe keystore resolution runs on the same connection cache. */
+export interface KeyringKeystore extends Keystore {
+  /**
+   * Checks the keychain can be used right now, without prompting. With `account`, the check is a real read of
+   * it: each entry holds its own D-Bus connection and Secret Service session (~10 ms), so a command about to read
+   * one account pays for one round trip instead of two.
+   */
+  probe(account?: string): Promise<KeyringProbe>;
+}
 
 /** The default time limit for one keychain call. */
 export const DEFAULT_KEYRING_TIMEOUT_MS = 3000;
@@ -285,10 +299,20 @@ function keyringCalls(options: KeyringOptions): {
  * (default 3 s). Values are stored as UTF-8 strings: keyring-rs stores "" as an empty secret and reads it back as
  * "" (not as "missing"), so empty values need no special encoding. Nothing is loaded until the first call.
  */
-export function createKeyringKeystore(options: KeyringOptions = {}): Keystore {
+export function createKeyringKeystore(options: KeyringOptions = {}): KeyringKeystore {
   const { call, entryFor, service } = keyringCalls(options);
   return {
     kind: "keyring",
+    probe: async (account) => {
+      try {
+        const value = await call("probe", account, (native, signal) =>
+          entryFor(native, account ?? PROBE_ACCOUNT).getPassword(signal),
+        );
+        return account === undefined ? { reachable: true } : { reachable: true, value };
+      } catch (error) {
+        return { reachable: false, error: classifyKeyringError(error, { operation: "probe" }) };
+      }
+    },
     get: (account) => call("get", account, (native, signal) => entryFor(native, account).getPassword(signal)),
     set: (account, value) =>
       call("set", account, (native, signal) => entryFor(native, account).setPassword(value, signal)),
@@ -313,12 +337,6 @@ export function createKeyringKeystore(options: KeyringOptions = {}): Keystore {
  * absent. A locked collection counts as reachable — it is there, and holds or will hold the user's secrets — and
  * the first call that needs it unlocked reports LK_KEYRING_LOCKED (or prompts, on a desktop).
  */
-export async function probeKeyring(options: KeyringOptions = {}): Promise<KeyringProbe> {
-  try {
-    const { call, entryFor } = keyringCalls(options);
-    await call("probe", undefined, (native, signal) => entryFor(native, PROBE_ACCOUNT).getPassword(signal));
-    return { reachable: true };
-  } catch (error) {
-    return { reachable: false, error: classifyKeyringError(error, { operation: "probe" }) };
-  }
+export function probeKeyring(options: KeyringOptions = {}): Promise<KeyringProbe> {
+  return createKeyringKeystore(options).probe();
 }

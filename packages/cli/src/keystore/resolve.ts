@@ -2,7 +2,7 @@ import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { readFileSafe, writeFileAtomic, ensurePrivateDir } from "../fs/safe-file.js";
 import { createFileKeystore, type FileKeystore, type FileStoreInfo } from "./file-store.js";
-import { createKeyringKeystore, probeKeyring } from "./keyring.js";
+import { createKeyringKeystore, type KeyringProbe } from "./keyring.js";
 import type { Keystore, KeystoreKind } from "./types.js";
 
 /** Why the active backend was chosen (DESIGN.md, keystore resolution). */
@@ -33,9 +33,19 @@ export interface ResolveDeps {
   readonly clock: Context["clock"];
   readonly fileStore: FileKeystore;
   readonly keyring: {
-    probe(): Promise<{ reachable: true } | { reachable: false; error: LatchkeyError }>;
+    /** See KeyringKeystore.probe: with `account`, a real read whose value comes back. */
+    probe(account?: string): Promise<KeyringProbe>;
     create(): Keystore;
   };
+}
+
+/** Options of one resolution. */
+export interface ResolveOptions {
+  /**
+   * The account the command reads first. The keychain probe then reads it for real, and the resolved keystore
+   * answers that first get from the probe instead of a second round trip.
+   */
+  readonly prefetch?: string;
 }
 
 interface KeystoreState {
@@ -91,6 +101,28 @@ function rememberingKeyring(deps: ResolveDeps, keyring: Keystore, known: boolean
   };
 }
 
+/** Answers the first get of the prefetched account from the probe; everything after goes to the keychain. */
+function answeringFirstGet(
+  keystore: Keystore,
+  prefetched: { account: string; value: string | null },
+): Keystore {
+  let pending: typeof prefetched | null = prefetched;
+  const forget = <T>(result: T): T => {
+    pending = null;
+    return result;
+  };
+  return {
+    kind: keystore.kind,
+    get: (account) => {
+      if (pending !== null && account === pending.account) return Promise.resolve(forget(pending.value));
+      return keystore.get(account);
+    },
+    set: (account, value) => keystore.set(account, value).then(forget),
+    delete: (account) => keystore.delete(account).then(forget),
+    list: () => keystore.list(),
+  };
+}
+
 /** Moves every file-store entry into the keychain, verifies each, then deletes the file store. */
 async function promote(deps: ResolveDeps, keyring: Keystore): Promise<number> {
   const entries = await deps.fileStore.entries();
@@ -114,7 +146,10 @@ async function promote(deps: ResolveDeps, keyring: Keystore): Promise<number> {
 }
 
 /** Chooses the keystore: forced by LATCHKEY_KEYSTORE, else the OS keychain when reachable, else the file store. */
-export async function resolveKeystoreWith(deps: ResolveDeps): Promise<KeystoreResolution> {
+export async function resolveKeystoreWith(
+  deps: ResolveDeps,
+  options: ResolveOptions = {},
+): Promise<KeystoreResolution> {
   const forced = deps.env.LATCHKEY_KEYSTORE;
   if (forced !== undefined && forced !== "" && forced !== "keyring" && forced !== "file") {
     throw new LatchkeyError("LK_CONFIG_INVALID", {
@@ -135,7 +170,7 @@ export async function resolveKeystoreWith(deps: ResolveDeps): Promise<KeystoreRe
     };
   }
 
-  const probe = await deps.keyring.probe();
+  const probe = await deps.keyring.probe(options.prefetch);
   if (!probe.reachable) {
     if (forced === "keyring") throw probe.error;
     const state = await readState(deps.paths.keystoreState);
@@ -176,8 +211,14 @@ export async function resolveKeystoreWith(deps: ResolveDeps): Promise<KeystoreRe
     }
   }
   const known = promoted > 0 || (await readState(deps.paths.keystoreState)) !== null;
+  const remembering = rememberingKeyring(deps, keyring, known);
+  // A promotion may have just written the prefetched account, so its probed value counts only without one.
+  const prefetched =
+    options.prefetch !== undefined && promoted === 0 && probe.value !== undefined
+      ? { account: options.prefetch, value: probe.value }
+      : null;
   return {
-    keystore: rememberingKeyring(deps, keyring, known),
+    keystore: prefetched === null ? remembering : answeringFirstGet(remembering, prefetched),
     backend: "keyring",
     reason: forced === "keyring" ? "forced" : promoted > 0 ? "promoted" : "keychain-reachable",
     degraded: false,
@@ -189,23 +230,25 @@ export async function resolveKeystoreWith(deps: ResolveDeps): Promise<KeystoreRe
 }
 
 /** Resolves the keystore for a real process from its context. */
-export function resolveKeystore(ctx: Context): Promise<KeystoreResolution> {
+export function resolveKeystore(ctx: Context, options: ResolveOptions = {}): Promise<KeystoreResolution> {
   const timeoutMs = Number(ctx.env.LATCHKEY_KEYRING_TIMEOUT_MS ?? "") || undefined;
-  return resolveKeystoreWith({
-    env: ctx.env,
-    paths: ctx.paths,
-    clock: ctx.clock,
-    fileStore: createFileKeystore({
-      home: ctx.paths.home,
-      store: ctx.paths.store,
-      storeKey: ctx.paths.storeKey,
-      passphrase: ctx.env.LATCHKEY_PASSPHRASE,
-      machineIdPaths: ctx.platform.machineIdPaths,
-      random: ctx.random,
-    }),
-    keyring: {
-      probe: () => probeKeyring(timeoutMs === undefined ? {} : { timeoutMs }),
-      create: () => createKeyringKeystore(timeoutMs === undefined ? {} : { timeoutMs }),
+  // One keychain instance for the probe and the keystore: they share the module and the entries' connections.
+  const keyring = createKeyringKeystore(timeoutMs === undefined ? {} : { timeoutMs });
+  return resolveKeystoreWith(
+    {
+      env: ctx.env,
+      paths: ctx.paths,
+      clock: ctx.clock,
+      fileStore: createFileKeystore({
+        home: ctx.paths.home,
+        store: ctx.paths.store,
+        storeKey: ctx.paths.storeKey,
+        passphrase: ctx.env.LATCHKEY_PASSPHRASE,
+        machineIdPaths: ctx.platform.machineIdPaths,
+        random: ctx.random,
+      }),
+      keyring: { probe: (account) => keyring.probe(account), create: () => keyring },
     },
-  });
+    options,
+  );
 }

@@ -184,14 +184,14 @@ describe("loadOrCreateProject: where a new latchkey.json goes", () => {
     await put(join(tmp, "mono", "package.json"), "{}");
     await put(join(tmp, "mono", "packages", "api", "package.json"), "{}");
     const cwd = await dir("mono", "packages", "api", "src");
-    expect(await projectRootFor(cwd, home)).toBe(join(tmp, "mono", "packages", "api"));
-    expect(await projectRootFor(await dir("mono", "docs"), home)).toBe(join(tmp, "mono"));
+    expect(projectRootFor(cwd, home)).toBe(join(tmp, "mono", "packages", "api"));
+    expect(projectRootFor(await dir("mono", "docs"), home)).toBe(join(tmp, "mono"));
   });
 
   it("uses cwd itself when it holds the marker, and when no ancestor does", async () => {
     const marked = await dir("m");
     await put(join(marked, "package.json"), "{}");
-    expect(await projectRootFor(marked, home)).toBe(marked);
+    expect(projectRootFor(marked, home)).toBe(marked);
     const plain = await dir("plain", "sub");
     const project = await loadOrCreateProject(plain, { create: true, home, random: fixedId });
     expect(project.file).toBe(join(plain, PROJECT_FILE));
@@ -202,10 +202,10 @@ describe("loadOrCreateProject: where a new latchkey.json goes", () => {
     await dir("home", "me", ".git");
     await dir("home", ".git");
     const cwd = await dir("home", "me", "scratch", "x");
-    expect(await projectRootFor(cwd, userHome)).toBe(cwd);
-    expect(await projectRootFor(userHome, userHome)).toBe(userHome);
+    expect(projectRootFor(cwd, userHome)).toBe(cwd);
+    expect(projectRootFor(userHome, userHome)).toBe(userHome);
     await dir("home", "me", "proj", ".git");
-    expect(await projectRootFor(await dir("home", "me", "proj", "a"), userHome)).toBe(join(userHome, "proj"));
+    expect(projectRootFor(await dir("home", "me", "proj", "a"), userHome)).toBe(join(userHome, "proj"));
   });
 
   it("validates the generated id and writes nothing when it is unsafe", async () => {

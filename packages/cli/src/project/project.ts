@@ -3,7 +3,7 @@
  * id lives in the file and is never derived from the path, so a project that is moved, renamed or cloned
  * elsewhere keeps its vault.
  */
-import { lstat, realpath } from "node:fs/promises";
+import fs from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LatchkeyError, randomId } from "@latchkey/core";
@@ -111,7 +111,7 @@ export async function loadOrCreateProject(
     return { ...found, change: null };
   }
   if (!options.create) return null;
-  const file = found?.file ?? join(await projectRootFor(cwd, options.home), PROJECT_FILE);
+  const file = found?.file ?? join(projectRootFor(cwd, options.home), PROJECT_FILE);
   return ensureVault(file, options.random ?? randomId);
 }
 
@@ -124,14 +124,14 @@ export async function loadOrCreateProject(
  * home directory (a dotfiles repository keeps `.git` there) and the filesystem root never count as project
  * roots, and the search stops at the home directory when `cwd` is inside it.
  */
-export async function projectRootFor(cwd: string, home: string = homedir()): Promise<string> {
+export function projectRootFor(cwd: string, home: string = homedir()): string {
   const start = resolve(cwd);
-  const homeDir = await realpath(home).catch(() => resolve(home));
+  const homeDir = realpathOr(home);
   let dir = start;
   for (;;) {
     const parent = dirname(dir);
     if (dir === homeDir || parent === dir) return start;
-    if ((await exists(join(dir, ".git"))) || (await exists(join(dir, "package.json")))) return dir;
+    if (exists(join(dir, ".git")) || exists(join(dir, "package.json"))) return dir;
     dir = parent;
   }
 }
@@ -291,7 +291,7 @@ function editProject(
 
 /** Replaces the file atomically, keeping its permission bits: they are the user's choice, not ours. */
 async function writeProject(file: string, text: string, signal: AbortSignal): Promise<void> {
-  const mode = await lstat(file).then(
+  const mode = await fs.promises.lstat(file).then(
     (st) => st.mode & 0o777,
     () => PROJECT_FILE_MODE,
   );
@@ -339,9 +339,20 @@ function stripBom(raw: string): string {
   return raw.startsWith(BOM) ? raw.slice(BOM.length) : raw;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(
-    () => true,
-    () => false,
-  );
+// Synchronous: the walk up to the project root runs on every `run` and `env get`, and node:fs/promises
+// alone costs ~2 ms to load.
+function exists(path: string): boolean {
+  try {
+    return fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function realpathOr(path: string): string {
+  try {
+    return fs.realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }
