@@ -51,6 +51,9 @@ const GOALS = {
   /** Latchkey at least 5× faster than dotenvx: latchkey / dotenvx ≤ 0.2. */
   runOverDotenvx: 0.2,
   setLargeVaultOverSmall: 1.5,
+  /** Issue 4: `latchkey token --registry URL`, the path every credential helper call takes. */
+  tokenFile: 1.3,
+  tokenKeychain: 1.6,
 } as const;
 
 interface Options {
@@ -264,6 +267,8 @@ async function main(): Promise<number> {
   process.once("SIGTERM", onSignal);
 
   const results: ScenarioResult[] = [];
+  let keychainEnv: Record<string, string> | null = null;
+  let keychainReason = "the keychain scenario (3) did not start gnome-keyring";
   try {
     // A fresh secret per run, from node:crypto; it only ever travels on stdin.
     const value = `bench-${randomBytes(12).toString("hex")}`;
@@ -320,10 +325,12 @@ async function main(): Promise<number> {
       await mkdir(home, { recursive: true });
       const service = await startKeychain();
       if (!service.ok) {
+        keychainReason = service.reason;
         progress(`3. keychain scenario not run: ${service.reason}`);
         results.push({ id: 3, title, status: "not-run", reason: service.reason, goals });
       } else {
         keychain = service.session;
+        keychainEnv = service.session.env;
         const env = isolatedEnv(home, { ...service.session.env, LATCHKEY_KEYSTORE: "keyring" });
         await runChecked(latchkey(cli, "latchkey keystore set", ["keystore", "set", ACCOUNT], env), value);
         const get = latchkey(cli, `latchkey keystore get ${ACCOUNT}`, ["keystore", "get", ACCOUNT], env);
@@ -501,6 +508,75 @@ async function main(): Promise<number> {
           options,
         ),
       );
+    }
+
+    // 7 and 8. `latchkey token --registry URL` (issue 4), the path npm's credential provider, pnpm's tokenHelper
+    //    shim and scripts take: on the file store and on the keychain, against bare Node and against
+    //    `gh auth token` answering from GH_TOKEN (GitHub's CLI doing the same job from the environment).
+    {
+      const registry = "https://npm.bench.example/";
+      const account = "registry://npm.bench.example/";
+      const ghVersion = commandOutput("gh", ["--version"])?.split("\n")[0] ?? null;
+      const scenarios = [
+        { id: 7, backend: "file store", goal: GOALS.tokenFile, extra: null as Record<string, string> | null },
+        { id: 8, backend: "keychain (gnome-keyring)", goal: GOALS.tokenKeychain, extra: keychainEnv },
+      ];
+      for (const scenario of scenarios) {
+        const title = `\`token --registry\`, ${scenario.backend}`;
+        const goals = [
+          { against: "`node -e 0`", goal: scenario.goal },
+          { against: "`gh auth token`", goal: null },
+        ];
+        const home = join(temp, `token-${scenario.id}`);
+        await mkdir(home, { recursive: true });
+        const backendEnv: Record<string, string> | null =
+          scenario.id === 7
+            ? {
+                LATCHKEY_KEYSTORE: "file",
+                DBUS_SESSION_BUS_ADDRESS: `unix:path=${join(home, "no-such-bus")}`,
+              }
+            : scenario.extra === null
+              ? null
+              : { ...scenario.extra, LATCHKEY_KEYSTORE: "keyring" };
+        if (backendEnv === null) {
+          results.push({ id: scenario.id, title, status: "not-run", reason: keychainReason, goals });
+          continue;
+        }
+        const env = isolatedEnv(home, backendEnv);
+        await runChecked(latchkey(cli, "latchkey keystore set", ["keystore", "set", account], env), value);
+        const token = latchkey(
+          cli,
+          `latchkey token --registry ${registry}`,
+          ["token", "--registry", registry],
+          env,
+        );
+        expectOutput(
+          `latchkey token (${scenario.backend})`,
+          (await runChecked(token)).stdout.trimEnd(),
+          value,
+        );
+        const commands = [token, nodeFloor(env)];
+        const baselines: Baseline[] = [{ against: "`node -e 0`", indices: [1], goal: scenario.goal }];
+        if (ghVersion === null) {
+          progress(`${scenario.id}. gh is not installed: the \`gh auth token\` peer is left out`);
+        } else {
+          const gh: BenchCommand = {
+            label: "gh auth token (GH_TOKEN set)",
+            file: "gh",
+            args: ["auth", "token"],
+            env: { ...env, GH_TOKEN: value, GH_CONFIG_DIR: join(home, "gh") },
+          };
+          expectOutput("gh auth token", (await runChecked(gh)).stdout.trimEnd(), value);
+          commands.push(gh);
+          baselines.push({
+            against: "`gh auth token`",
+            indices: [2],
+            goal: null,
+            note: `vs \`gh auth token\`: informational; ${ghVersion}, a Go binary answering from GH_TOKEN without a keychain.`,
+          });
+        }
+        results.push(await measure(scenario.id, title, commands, baselines, options));
+      }
     }
   } finally {
     await cleanup();
