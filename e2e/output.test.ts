@@ -38,3 +38,22 @@ it("writes all of a large export to a pipe whose reader starts late", async () =
   expect(out.length).toBeGreaterThan(128 * 1024);
   expect(out.trimEnd().split("\n")).toHaveLength(5000);
 });
+
+it("ends quietly when the reader of its output goes away", async () => {
+  const env = isolatedEnv({
+    HOME: dir.path,
+    LATCHKEY_HOME: join(dir.path, "home"),
+    LATCHKEY_KEYSTORE: "file",
+    DBUS_SESSION_BUS_ADDRESS: NO_DBUS,
+  });
+  for (const args of [["--help"], ["--version"], ["env", "export", "--format", "dotenv"]]) {
+    const child = startCli(args, { env, cwd: join(dir.path, "project") });
+    // Closed before the CLI writes: every write it makes meets EPIPE.
+    child.stdout!.destroy();
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr, args.join(" ")).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code, args.join(" ")).toBe(0);
+  }
+});

@@ -7,6 +7,8 @@ const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   // Read from the bundler's define directly: importing version.ts would make it a shared chunk, and the
   // launcher would pay for loading a second module.
+  // A reader that already left (`latchkey --version | true`) gets nothing, and that is not worth a stack trace.
+  process.stdout.on("error", () => undefined);
   process.stdout.write(`${__LATCHKEY_VERSION__}\n`);
 } else {
   // V8 keeps the compiled code of the bundle between runs (in Node's cache under the OS temp dir: code only,

@@ -13,7 +13,14 @@ const usedStreams = ((globalThis as Record<symbol, unknown>)[Symbol.for("latchke
 function outputOf(name: "stdout" | "stderr"): OutputStream {
   const stream = () => {
     const s = process[name];
-    usedStreams.add(s);
+    if (!usedStreams.has(s)) {
+      usedStreams.add(s);
+      // A reader that goes away (`latchkey --help | head -1`) is not an error of ours: without a listener the
+      // EPIPE would crash the process with a stack trace. Later writes are dropped; the command ends as usual.
+      s.on("error", (error: NodeJS.ErrnoException) => {
+        if (error.code !== "EPIPE") throw error;
+      });
+    }
     return s;
   };
   return {
