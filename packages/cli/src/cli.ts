@@ -8,6 +8,8 @@ import { doctorCommand } from "./commands/doctor.js";
 import { keystoreCommand } from "./commands/keystore-command.js";
 import { envCommand, runCommand } from "./commands/env-command.js";
 import { exitLikeChild } from "./run/child.js";
+import { gitCredentialCommand } from "./commands/git-credential-command.js";
+import { addSetupGit } from "./commands/setup-git-command.js";
 import type { RunState } from "./commands/support.js";
 
 /** Builds the command tree. Each command lives in its own module under commands/. */
@@ -46,6 +48,8 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   );
   for (const make of [envCommand, runCommand, doctorCommand, keystoreCommand])
     program.addCommand(make(ctx, state));
+  program.addCommand(gitCredentialCommand(ctx, state));
+  addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.
   const inherit = (command: Command): void => {

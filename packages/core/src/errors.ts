@@ -319,6 +319,13 @@ export const errorCatalogue = {
     hint: "Run the command once on a terminal to review and approve the provider; in CI set LATCHKEY_ALLOW_PROJECT_PROVIDERS=1 if you trust the repository.",
     exitCode: ExitCode.failure,
   },
+  LK_GIT_CONFIG_FAILED: {
+    summary:
+      "`latchkey setup git` could not update git's configuration: git is not installed, or `git config` refused (e.g. --local outside a repository).",
+    message: "git's configuration could not be updated.",
+    hint: "Check that `git --version` works; for --local, run the command inside the repository.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */
