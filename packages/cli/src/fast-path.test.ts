@@ -28,6 +28,9 @@ async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "
   find(program, ["keystore", "get"]).action((account: string) => {
     parsed = { kind: "keystore-get", account };
   });
+  find(program, ["git-credential"]).action((operation: string) => {
+    parsed = { kind: "git-credential", operation };
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch {
@@ -65,6 +68,13 @@ const lines: string[][] = [
   ["keystore", "get", "a", "b"],
   ["keystore", "get", "--help"],
   ["keystore", "list"],
+  ["git-credential", "get"],
+  ["git-credential", "store"],
+  ["git-credential", "erase"],
+  ["git-credential", "capability"],
+  ["git-credential"],
+  ["git-credential", "--help"],
+  ["git-credential", "get", "extra"],
   ["doctor"],
 ];
 

@@ -5,6 +5,7 @@
 // checks that every shape taken here means the same as it does to commander.
 import type { Context } from "./context.js";
 import { envGet, runWithSecrets } from "./commands/env.js";
+import { gitCredential } from "./commands/git-credential.js";
 import { keystoreGet } from "./commands/keystore.js";
 import type { RunState } from "./commands/support.js";
 import { createNodeContext } from "./node-context.js";
@@ -18,7 +19,8 @@ import { DEFAULT_ENVIRONMENT } from "./vault/names.js";
 export type FastCommand =
   | { kind: "run"; environment: string; mask: boolean; check: boolean; command: string[] }
   | { kind: "env-get"; environment: string; key: string }
-  | { kind: "keystore-get"; account: string };
+  | { kind: "keystore-get"; account: string }
+  | { kind: "git-credential"; operation: string };
 
 function parseRun(rest: readonly string[]): FastCommand | null {
   let environment = DEFAULT_ENVIRONMENT;
@@ -68,6 +70,9 @@ export function parseFastPath(argv: readonly string[]): FastCommand | null {
   if (first === "keystore" && second === "get" && argv.length === 3 && !argv[2]!.startsWith("-")) {
     return { kind: "keystore-get", account: argv[2]! };
   }
+  if (first === "git-credential" && argv.length === 2 && !second!.startsWith("-")) {
+    return { kind: "git-credential", operation: second! };
+  }
   return null;
 }
 
@@ -84,6 +89,9 @@ export async function runFastCommand(command: FastCommand, ctx: Context): Promis
         break;
       case "keystore-get":
         state.exitCode = await keystoreGet(ctx, command.account);
+        break;
+      case "git-credential":
+        state.exitCode = await gitCredential(ctx, command.operation);
         break;
     }
   } catch (error) {
