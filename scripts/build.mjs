@@ -106,3 +106,23 @@ for (const file of [`${cliDist}/fast.mjs`, `${cliDist}/cli.mjs`]) {
   if (!/\brequire\b/.test(body)) await writeFile(file, body);
 }
 await chmod(launcher, 0o755);
+
+// --- docker-credential-latchkey (issue 4): docker's credential helper, its own one-module bundle so that docker's
+// calls before every pull and push load neither commander nor the rest of the CLI.
+{
+  const helper = `${cliDist}/docker-credential.mjs`;
+  await build({
+    ...cliCommon,
+    // As for fast.mjs: the helper never prompts, and takes a lock only when it writes.
+    external: [...cliCommon.external, "@clack/prompts", "proper-lockfile"],
+    entryPoints: [`${root}packages/cli/src/helpers/docker-credential-main.ts`],
+    outfile: helper,
+    plugins: [builtinsViaGetBuiltinModule],
+    banner: { js: requireShim },
+  });
+  const text = await readFile(helper, "utf8");
+  if (!text.includes(requireShim))
+    throw new Error(`build: the require shim was not where expected in ${helper}`);
+  const body = text.replace(`${requireShim}\n`, "");
+  if (!/\brequire\b/.test(body)) await writeFile(helper, body);
+}
