@@ -13,6 +13,8 @@ export interface LatchkeyPaths {
   readonly storeKey: string;
   /** Records that secrets live in the OS keychain, so a broken keychain later is an error, not a silent fallback. */
   readonly keystoreState: string;
+  /** The registries logged in to, by nerf dart, with the URL given at login (no secrets: a nerf dart keeps no scheme). */
+  readonly registries: string;
 }
 
 /** Resolves the state paths from the environment. */
@@ -28,5 +30,6 @@ export function resolvePaths(
     store: join(root, "store.enc"),
     storeKey: join(root, "store.key"),
     keystoreState: join(root, "keystore.json"),
+    registries: join(root, "registries.json"),
   };
 }

@@ -1,0 +1,261 @@
+// Registry declarations: the user's `$LATCHKEY_HOME/config.toml` and the project's latchkey.json `registries`.
+//
+//   [registries."https://npm.example.com/"]
+//   tokenEnv = "EXAMPLE_NPM_TOKEN"          # the variable that carries its token
+//   provider = ["/usr/local/bin/issuer", "--audience", "npm"]   # an npm credential-provider command, argv
+//   kind = "gitlab"                         # config.toml only: a self-managed GitLab that may get GITLAB_TOKEN
+//
+// A project file is written by whoever wrote the repository, so it may not name where the user's well-known
+// tokens go: it cannot declare `kind`, nor point `tokenEnv` at a variable Latchkey hands to a known host.
+import { LatchkeyError } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { withFileLock } from "../fs/lock.js";
+import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { findProject } from "../project/project.js";
+import { nerfDart, registryKind } from "./nerf-dart.js";
+import type { NerfDart, RegistryConfig, RegistryKind } from "./types.js";
+
+/** Environment variables Latchkey gives only to the registries they belong to (see sources.ts). */
+export const RESERVED_TOKEN_VARIABLES: readonly string[] = [
+  "NPM_TOKEN",
+  "GITHUB_TOKEN",
+  "GH_TOKEN",
+  "GITLAB_TOKEN",
+  "CI_JOB_TOKEN",
+];
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const KINDS: readonly RegistryKind[] = ["npm", "github", "gitlab", "custom"];
+const USER_FIELDS = ["tokenEnv", "provider", "kind"];
+const PROJECT_FIELDS = ["tokenEnv", "provider"];
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+function configError(file: string, key: string | null, why: string): LatchkeyError {
+  return new LatchkeyError("LK_CONFIG_INVALID", {
+    message: `Invalid registry configuration in ${file}${key === null ? "" : ` at ${key}`}: ${why}.`,
+    hint:
+      'Each registry is a table keyed by its URL with only tokenEnv (a variable name), provider (an argv array, e.g. ["/path/to/cmd", "--flag"])' +
+      " and, in config.toml, kind (npm, github, gitlab or custom).",
+    details: { path: file, ...(key === null ? {} : { key }) },
+  });
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (value === null) return "null";
+  return typeof value === "object" ? "a table" : `a ${typeof value}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** Validates one `registries` collection; `where` names the collection in messages (`registries` in TOML). */
+function parseRegistries(
+  value: unknown,
+  file: string,
+  declaredIn: "user" | "project",
+  where: string,
+): RegistryConfig[] {
+  if (value === undefined) return [];
+  if (!isPlainObject(value))
+    throw configError(file, where, `expected a table of registries, found ${describe(value)}`);
+  const out: RegistryConfig[] = [];
+  const seen = new Map<NerfDart, string>();
+  for (const [url, entry] of Object.entries(value)) {
+    const key = `${where}.${JSON.stringify(url)}`;
+    let nerf: NerfDart;
+    try {
+      nerf = nerfDart(url);
+    } catch (err) {
+      throw configError(file, key, (err as Error).message.replace(/\.$/, ""));
+    }
+    const earlier = seen.get(nerf);
+    if (earlier !== undefined)
+      throw configError(file, key, `it names the same registry as ${JSON.stringify(earlier)}`);
+    seen.set(nerf, url);
+    if (!isPlainObject(entry)) throw configError(file, key, `expected a table, found ${describe(entry)}`);
+    const allowed = declaredIn === "user" ? USER_FIELDS : PROJECT_FIELDS;
+    for (const field of Object.keys(entry)) {
+      if (!allowed.includes(field)) {
+        const why =
+          field === "kind" && declaredIn === "project"
+            ? "`kind` is only accepted in your own config.toml, since it decides which of your tokens the registry may receive"
+            : `unknown field ${JSON.stringify(field)} (accepted: ${allowed.join(", ")})`;
+        throw configError(file, `${key}.${field}`, why);
+      }
+    }
+    const config: { -readonly [K in keyof RegistryConfig]: RegistryConfig[K] } = {
+      nerfDart: nerf,
+      url,
+      kind: registryKind(nerf),
+      declaredIn,
+    };
+    if (entry.kind !== undefined) {
+      if (typeof entry.kind !== "string" || !KINDS.includes(entry.kind as RegistryKind)) {
+        throw configError(file, `${key}.kind`, `expected one of ${KINDS.join(", ")}`);
+      }
+      config.kind = entry.kind as RegistryKind;
+    }
+    if (entry.tokenEnv !== undefined) {
+      const name = entry.tokenEnv;
+      if (typeof name !== "string" || !ENV_NAME.test(name)) {
+        throw configError(
+          file,
+          `${key}.tokenEnv`,
+          "expected an environment variable name such as EXAMPLE_NPM_TOKEN",
+        );
+      }
+      if (
+        declaredIn === "project" &&
+        (RESERVED_TOKEN_VARIABLES.includes(name) || name.startsWith("LATCHKEY_"))
+      ) {
+        throw configError(
+          file,
+          `${key}.tokenEnv`,
+          `a project may not send ${name} to a registry it names; declare it in your own config.toml if you mean to`,
+        );
+      }
+      config.tokenEnv = name;
+    }
+    if (entry.provider !== undefined) {
+      const argv = entry.provider;
+      if (
+        !Array.isArray(argv) ||
+        argv.length === 0 ||
+        !argv.every((a): a is string => typeof a === "string" && a !== "" && !a.includes("\0"))
+      ) {
+        throw configError(
+          file,
+          `${key}.provider`,
+          "expected a non-empty array of non-empty strings: the command and its arguments, run without a shell",
+        );
+      }
+      config.provider = { argv: [...argv], declaredIn, file };
+    }
+    out.push(config);
+  }
+  return out;
+}
+
+async function readUserConfig(ctx: Context): Promise<RegistryConfig[]> {
+  const file = ctx.paths.config;
+  const bytes = await readFileSafe(file);
+  if (bytes === null) return [];
+  if (bytes.length > MAX_CONFIG_BYTES)
+    throw configError(file, null, `the file is larger than ${MAX_CONFIG_BYTES} bytes`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw configError(file, null, "it is not valid UTF-8 text");
+  }
+  // Loaded only when there is a file to parse: most machines have none, and `latchkey token` starts often.
+  const { parse, TomlError } = await import("smol-toml");
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    if (err instanceof TomlError) {
+      // Only the first line: the rest of smol-toml's message quotes the file, which may hold a pasted secret.
+      const first = err.message.split("\n")[0]!.replace(/\.$/, "");
+      throw configError(`${file}:${err.line}:${err.column}`, null, `not valid TOML (${first})`);
+    }
+    throw err;
+  }
+  return parseRegistries(doc.registries, file, "user", "registries");
+}
+
+async function readProjectConfig(ctx: Context): Promise<RegistryConfig[]> {
+  const project = await findProject(ctx.cwd);
+  if (project === null) return [];
+  // findProject has already checked the file is strict JSON with an object at the top.
+  const data = JSON.parse(project.raw.replace(/^\uFEFF/, "")) as Record<string, unknown>;
+  return parseRegistries(
+    Object.hasOwn(data, "registries") ? data.registries : undefined,
+    project.file,
+    "project",
+    "registries",
+  );
+}
+
+const cache = new WeakMap<Context, Promise<RegistryConfig[]>>();
+
+/**
+ * Every registry declared for this command: the user's config.toml first, then the project's latchkey.json. When
+ * both declare one registry the user's declaration is used whole. A missing file declares nothing; a malformed
+ * one is LK_CONFIG_INVALID naming the file and key. Read once per context.
+ */
+export function loadRegistryConfigs(ctx: Context): Promise<RegistryConfig[]> {
+  let pending = cache.get(ctx);
+  if (pending === undefined) {
+    pending = (async () => {
+      const [user, project] = await Promise.all([readUserConfig(ctx), readProjectConfig(ctx)]);
+      const declared = new Set(user.map((c) => c.nerfDart));
+      return [...user, ...project.filter((c) => !declared.has(c.nerfDart))];
+    })();
+    cache.set(ctx, pending);
+  }
+  return pending;
+}
+
+/** The declaration for one registry, if any. */
+export async function findRegistryConfig(ctx: Context, nerf: NerfDart): Promise<RegistryConfig | undefined> {
+  return (await loadRegistryConfigs(ctx)).find((c) => c.nerfDart === nerf);
+}
+
+/** What `latchkey login` remembers about a registry, beside the token in the keystore: nothing secret. */
+export interface LoginRecord {
+  /** The URL logged in to: a nerf dart keeps no scheme, and a registry on loopback is often plain http. */
+  readonly url: string;
+}
+
+async function readLoginRecordsFile(file: string): Promise<Record<NerfDart, LoginRecord>> {
+  const bytes = await readFileSafe(file);
+  if (bytes === null) return {};
+  let data: unknown;
+  try {
+    data = JSON.parse(Buffer.from(bytes).toString("utf8"));
+  } catch {
+    throw new LatchkeyError("LK_STORE_CORRUPT", {
+      message: `${file} is not valid JSON.`,
+      details: { path: file },
+    });
+  }
+  const out: Record<NerfDart, LoginRecord> = {};
+  if (!isPlainObject(data)) return out;
+  for (const [nerf, record] of Object.entries(data)) {
+    // Only entries that still say what they claim: a hand-edited URL must not move a token to another host.
+    if (!isPlainObject(record) || typeof record.url !== "string") continue;
+    try {
+      if (nerfDart(record.url) === nerf) out[nerf] = { url: record.url };
+    } catch {
+      // skipped: not a registry URL
+    }
+  }
+  return out;
+}
+
+/** The registries logged in to, by nerf dart (`$LATCHKEY_HOME/registries.json`). */
+export function readLoginRecords(ctx: Context): Promise<Record<NerfDart, LoginRecord>> {
+  return readLoginRecordsFile(ctx.paths.registries);
+}
+
+/** Records (url) or forgets (null) a registry's login, under a lock against concurrent logins. */
+export async function updateLoginRecord(ctx: Context, nerf: NerfDart, url: string | null): Promise<void> {
+  const file = ctx.paths.registries;
+  // Forgetting what was never recorded must not create LATCHKEY_HOME.
+  if (url === null && !(nerf in (await readLoginRecordsFile(file)))) return;
+  await ensurePrivateDir(ctx.paths.home);
+  await withFileLock(file, async (signal) => {
+    const records = await readLoginRecordsFile(file);
+    if (url === null) {
+      if (!(nerf in records)) return;
+      delete records[nerf];
+    } else {
+      records[nerf] = { url };
+    }
+    signal.throwIfAborted();
+    await writeFileAtomic(file, `${JSON.stringify(records, null, 2)}\n`);
+  });
+}

@@ -1,0 +1,416 @@
+// The consumer side of the npm credential-provider protocol: a registry in config.toml or latchkey.json may name
+// an external command (an argv array, never a shell line) that prints the registry's token.
+//
+// The protocol is the one proposed in npm/rfcs#850 ("Credential Provider Plugin Protocol", draft
+// accepted/0000-credential-provider-plugin.md): the provider runs as a child process without stdin, writes one
+// UTF-8 JSON object on stdout and its diagnostics on stderr, and the client keeps the answer in memory for the
+// life of the process, respecting `expiresAt`, and never writes it to disk. Latchkey's dialect, which its own
+// `latchkey credential-provider` speaks (issue 4): the registry is passed as `--registry-uri <URI>` appended to the
+// declared argv (the draft leaves the arguments to the configured command), the answer is
+// `{"token": "…", "expiresAt": "<ISO-8601>" | null}` (the draft's `_authToken` and unix-time `expiresAt` are not
+// read), and exit code 1 with nothing on stdout means "no credential for this registry".
+//
+// A provider declared by a project runs only once the user has approved it on a terminal: cloning a repository
+// must not be enough to make Latchkey run its code. Approvals live in $LATCHKEY_HOME/approvals.json rather than the
+// keystore: they are not secrets, the user should be able to read and prune them, and reading a file costs
+// nothing where a keychain round trip may cost a prompt. The file is written like every credential file (0600,
+// atomic, never through a link, under a lock) because whoever can write it can make Latchkey run a program.
+import { basename, dirname, join, resolve } from "node:path";
+import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { withFileLock } from "../fs/lock.js";
+import { checkPrivate, ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { redact } from "../output/output.js";
+import { parseJsonTree } from "../project/json-edit.js";
+import type { ProviderAnswer, ProviderDeclaration } from "./types.js";
+
+/** How long a provider may take before it is killed, unless LATCHKEY_PROVIDER_TIMEOUT_MS or an option says. */
+export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
+/** An answer is used until this long before its `expiresAt`, so no request leaves with a token about to lapse. */
+export const EXPIRY_MARGIN_MS = 60_000;
+/** Set in a provider's environment: how many providers deep the child runs (a provider may itself be Latchkey). */
+export const PROVIDER_DEPTH_VARIABLE = "LATCHKEY_PROVIDER_DEPTH";
+/** Providers calling providers beyond this depth are refused: a loop (Latchkey as its own provider) ends here. */
+export const MAX_PROVIDER_DEPTH = 3;
+/** The approvals file under LATCHKEY_HOME. */
+export const APPROVALS_FILE = "approvals.json";
+
+const MAX_ANSWER_BYTES = 64 * 1024;
+const MAX_TOKEN_LENGTH = 16 * 1024;
+const MAX_TIMEOUT_MS = 10 * 60_000;
+const STDERR_TAIL = 2000;
+
+/** Options of a provider client. */
+export interface ProviderClientOptions {
+  /** Overrides LATCHKEY_PROVIDER_TIMEOUT_MS and the 10 s default. */
+  readonly timeoutMs?: number;
+}
+
+/** Runs credential providers and remembers their answers for this process. */
+export interface ProviderClient {
+  /**
+   * The token `decl` gives for `registryUri`: null when the provider says it has none (exit 1, empty stdout).
+   * Throws LK_PROVIDER_NOT_APPROVED for a project provider the user has not approved (or any project provider
+   * under CI), LK_PROVIDER_FAILED when the provider fails, times out or answers outside the protocol, and
+   * LK_CONFIG_INVALID for a malformed declaration or timeout setting.
+   */
+  token(decl: ProviderDeclaration, registryUri: string): Promise<ProviderAnswer | null>;
+}
+
+interface CachedAnswer {
+  readonly answer: ProviderAnswer | null;
+  /** Epoch milliseconds after which the answer is asked for again; null = for the life of the process. */
+  readonly validUntil: number | null;
+}
+
+/** One approval: the project root and the SHA-256 of the provider's argv. */
+export interface ProviderApproval {
+  readonly project: string;
+  readonly argvSha256: string;
+  /** For a person reading the file; matching uses the hash only. */
+  readonly argv: readonly string[];
+  readonly approvedAt: string;
+}
+
+interface ApprovalsDocument {
+  version: 1;
+  approvals: ProviderApproval[];
+}
+
+function providerFailed(decl: ProviderDeclaration, why: string, cause?: unknown): LatchkeyError {
+  return new LatchkeyError("LK_PROVIDER_FAILED", {
+    message: `The credential provider ${displayArgv(decl.argv)} (declared in ${decl.file}) ${why}.`,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * The argv as one line a person can check: each argument JSON-quoted, and every invisible or control character
+ * (escape sequences, bidirectional overrides, line separators) spelled out, so a project cannot make the
+ * approval prompt show something other than what will run.
+ */
+export function displayArgv(argv: readonly string[]): string {
+  return argv
+    .map((arg) =>
+      JSON.stringify(arg).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`),
+    )
+    .join(" ");
+}
+
+function validateDeclaration(decl: ProviderDeclaration): void {
+  const argv: unknown = decl.argv;
+  if (
+    !Array.isArray(argv) ||
+    argv.length === 0 ||
+    !argv.every((a) => typeof a === "string" && a !== "" && !a.includes("\u0000"))
+  ) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `The credential provider declared in ${decl.file} is not a non-empty array of non-empty strings.`,
+    });
+  }
+}
+
+/** SHA-256 (hex) of the argv, the part of an approval that pins the command. JSON keeps arguments unambiguous. */
+export function argvSha256(argv: readonly string[]): string {
+  return process
+    .getBuiltinModule("node:crypto")
+    .createHash("sha256")
+    .update(JSON.stringify(argv))
+    .digest("hex");
+}
+
+/** The project root a project declaration belongs to: the directory of its latchkey.json. */
+export function projectRootOf(decl: ProviderDeclaration): string {
+  return resolve(dirname(decl.file));
+}
+
+/** True under CI: `CI` set to anything but empty, `false` or `0` (the convention CI services follow). */
+export function isCI(env: Context["env"]): boolean {
+  const value = env.CI;
+  return value !== undefined && value !== "" && value.toLowerCase() !== "false" && value !== "0";
+}
+
+function timeoutFrom(ctx: Context, options: ProviderClientOptions): number {
+  if (options.timeoutMs !== undefined) return options.timeoutMs;
+  const raw = ctx.env.LATCHKEY_PROVIDER_TIMEOUT_MS;
+  if (raw === undefined || raw === "") return DEFAULT_PROVIDER_TIMEOUT_MS;
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(value >= 1 && value <= MAX_TIMEOUT_MS)) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `LATCHKEY_PROVIDER_TIMEOUT_MS must be a whole number of milliseconds from 1 to ${MAX_TIMEOUT_MS}.`,
+    });
+  }
+  return value;
+}
+
+function providerDepth(ctx: Context): number {
+  const raw = ctx.env[PROVIDER_DEPTH_VARIABLE];
+  return raw !== undefined && /^\d{1,3}$/.test(raw) ? Number(raw) : 0;
+}
+
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
+
+/**
+ * The epoch milliseconds of an ISO-8601 date-time with a zone (`2030-01-01T00:00:00Z`, `…+02:00`), or null when
+ * the text is anything else, including impossible dates (February 30) that Date.parse would roll over.
+ */
+export function parseIsoDateTime(text: string): number | null {
+  const m = ISO_8601.exec(text);
+  if (m === null) return null;
+  const [y = NaN, mo = NaN, d = NaN, h = NaN, mi = NaN, sec = NaN] = m.slice(1, 7).map(Number);
+  const zone = m[7] === "Z" ? null : { h: Number(m[8]), m: Number(m[9]) };
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59) return null;
+  if (zone !== null && (zone.h > 23 || zone.m > 59)) return null;
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return null;
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/**
+ * Parses a provider's stdout: exactly one JSON object `{"token": non-empty string, "expiresAt": ISO-8601 | null}`.
+ * Throws a plain Error whose message says what is wrong without repeating any of the output, which may hold the
+ * token.
+ */
+export function parseProviderAnswer(stdout: string): ProviderAnswer {
+  if (stdout.length > MAX_ANSWER_BYTES) throw new Error("printed more than 64 KiB");
+  const text = stdout.trim();
+  if (text === "") throw new Error("printed nothing on stdout");
+  try {
+    parseJsonTree(text);
+  } catch {
+    throw new Error("printed something that is not one strict JSON document");
+  }
+  const value: unknown = JSON.parse(text);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new Error("printed JSON that is not an object");
+  }
+  const record = value as Record<string, unknown>;
+  const extra = Object.keys(record).filter((k) => k !== "token" && k !== "expiresAt").length;
+  if (extra > 0) throw new Error(`printed ${extra} member(s) besides token and expiresAt`);
+  const { token, expiresAt } = record;
+  if (typeof token !== "string" || token === "") throw new Error("printed no token (a non-empty string)");
+  if (token.length > MAX_TOKEN_LENGTH || [...token].some((ch) => ch <= "\u001f" || ch === "\u007f")) {
+    throw new Error("printed a token that is too long or contains control characters");
+  }
+  if (!("expiresAt" in record)) throw new Error("printed no expiresAt (an ISO-8601 date-time, or null)");
+  if (expiresAt !== null && (typeof expiresAt !== "string" || parseIsoDateTime(expiresAt) === null)) {
+    throw new Error("printed an expiresAt that is neither null nor an ISO-8601 date-time with a time zone");
+  }
+  return { token, expiresAt };
+}
+
+function approvalsPath(ctx: Context): string {
+  return join(ctx.paths.home, APPROVALS_FILE);
+}
+
+function corruptApprovals(file: string, why: string): LatchkeyError {
+  return new LatchkeyError("LK_STORE_CORRUPT", {
+    message: `${file} is not a Latchkey approvals file (${why}).`,
+    hint: `Move it aside; every project credential provider will then ask for approval again.`,
+    details: { path: file },
+  });
+}
+
+/** Reads the approvals file; a missing file holds none. */
+export async function readApprovals(ctx: Context): Promise<ProviderApproval[]> {
+  const file = approvalsPath(ctx);
+  const bytes = await readFileSafe(file);
+  if (bytes === null) return [];
+  // Whoever can write this file can make Latchkey run a program: refuse one that others could have written.
+  const report = await checkPrivate(file);
+  if (report !== null && report.problems.length > 0) {
+    throw new LatchkeyError("LK_FILE_PERMISSIONS", {
+      message: `${file} ${report.problems.join("; ")}; its approvals are not trusted.`,
+      details: { path: file },
+    });
+  }
+  let doc: unknown;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    parseJsonTree(text);
+    doc = JSON.parse(text);
+  } catch {
+    throw corruptApprovals(file, "not strict JSON");
+  }
+  const record = doc as Partial<ApprovalsDocument> | null;
+  if (
+    typeof record !== "object" ||
+    record === null ||
+    record.version !== 1 ||
+    !Array.isArray(record.approvals)
+  ) {
+    throw corruptApprovals(file, "expected version 1 and an approvals array");
+  }
+  for (const entry of record.approvals as unknown[]) {
+    const a = entry as Partial<ProviderApproval> | null;
+    if (
+      typeof a !== "object" ||
+      a === null ||
+      typeof a.project !== "string" ||
+      typeof a.argvSha256 !== "string" ||
+      !/^[0-9a-f]{64}$/.test(a.argvSha256)
+    ) {
+      throw corruptApprovals(file, "an approval without a project path and an argv hash");
+    }
+  }
+  return record.approvals;
+}
+
+/** Whether the user approved `decl` for its project (same root path, same argv). */
+export async function isApproved(ctx: Context, decl: ProviderDeclaration): Promise<boolean> {
+  const project = projectRootOf(decl);
+  const hash = argvSha256(decl.argv);
+  return (await readApprovals(ctx)).some((a) => a.project === project && a.argvSha256 === hash);
+}
+
+/** Records the user's approval of `decl` for its project, under a lock, 0600. */
+export async function recordApproval(ctx: Context, decl: ProviderDeclaration): Promise<void> {
+  await ensurePrivateDir(ctx.paths.home);
+  const file = approvalsPath(ctx);
+  await withFileLock(file, async () => {
+    const approvals = await readApprovals(ctx);
+    const project = projectRootOf(decl);
+    const hash = argvSha256(decl.argv);
+    if (approvals.some((a) => a.project === project && a.argvSha256 === hash)) return;
+    approvals.push({
+      project,
+      argvSha256: hash,
+      argv: [...decl.argv],
+      approvedAt: new Date(ctx.clock.now()).toISOString(),
+    });
+    const doc: ApprovalsDocument = { version: 1, approvals };
+    await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`);
+  });
+}
+
+function notApproved(message: string, hint?: string): LatchkeyError {
+  return new LatchkeyError("LK_PROVIDER_NOT_APPROVED", { message, ...(hint === undefined ? {} : { hint }) });
+}
+
+/** Decides whether a project's provider may run now; asks on a terminal when it has not been approved. */
+async function authorize(ctx: Context, decl: ProviderDeclaration, registryUri: string): Promise<void> {
+  if (decl.declaredIn !== "project") return;
+  const project = projectRootOf(decl);
+  if (isCI(ctx.env)) {
+    // In CI nobody can answer a prompt and an approval file is whatever the image carries: only an explicit
+    // opt-in from the pipeline's own environment lets the repository's provider run.
+    if (ctx.env.LATCHKEY_ALLOW_PROJECT_PROVIDERS === "1") return;
+    throw notApproved(
+      `CI is set: the credential provider declared by the project at ${project} is not run.`,
+      "Set LATCHKEY_ALLOW_PROJECT_PROVIDERS=1 in the pipeline if you trust this repository's provider, or declare the provider in the CI user's config.toml.",
+    );
+  }
+  if (await isApproved(ctx, decl)) return;
+  if (!(ctx.stdin.isTTY && ctx.stderr.isTTY)) {
+    throw notApproved(
+      `The credential provider ${displayArgv(decl.argv)} declared by the project at ${project} has not been approved on this machine.`,
+    );
+  }
+  const approved = await ctx.prompts.confirm(
+    `The project at ${project} (${basename(decl.file)}) declares a credential provider for ${registryUri}:\n` +
+      `  ${displayArgv(decl.argv)}\n` +
+      "It would run as you, with your environment, whenever Latchkey needs that registry's token.\n" +
+      "Allow this command for this project? (A changed command or a moved project asks again.)",
+    false,
+  );
+  if (!approved) {
+    throw notApproved(
+      `You declined the credential provider declared by the project at ${project}.`,
+      "Run the command again to be asked again, or remove the provider from the project's latchkey.json.",
+    );
+  }
+  await recordApproval(ctx, decl);
+}
+
+/**
+ * A provider client for `ctx`. Its cache lives as long as the client: create one per process (sources.ts keeps
+ * one per context), so one provider call serves every request of a command.
+ */
+export function createProviderClient(ctx: Context, options: ProviderClientOptions = {}): ProviderClient {
+  const cache = new Map<string, CachedAnswer>();
+  const inflight = new Map<string, Promise<ProviderAnswer | null>>();
+
+  const run = async (decl: ProviderDeclaration, registryUri: string): Promise<CachedAnswer> => {
+    const depth = providerDepth(ctx);
+    if (depth >= MAX_PROVIDER_DEPTH) {
+      throw providerFailed(
+        decl,
+        `was not run: credential providers are already nested ${depth} deep (a provider that calls itself?)`,
+      );
+    }
+    const timeoutMs = timeoutFrom(ctx, options);
+    await authorize(ctx, decl, registryUri);
+    const [command, ...args] = decl.argv as [string, ...string[]];
+    let result;
+    try {
+      result = await ctx.spawn(command, [...args, "--registry-uri", registryUri], {
+        env: { ...ctx.env, [PROVIDER_DEPTH_VARIABLE]: String(depth + 1) },
+        timeoutMs,
+        // A relative program path in a declaration means the declaring file's directory, not wherever the
+        // command happens to run.
+        cwd: dirname(decl.file),
+      });
+    } catch (cause) {
+      throw providerFailed(decl, "could not be started", cause);
+    }
+    // The provider's own diagnostics, for -v: its stderr is the protocol's channel for them, never its stdout.
+    const stderrCause =
+      result.stderr.trim() === ""
+        ? undefined
+        : new Error(`provider stderr: ${redact(result.stderr.trim().slice(-STDERR_TAIL), ctx.env)}`);
+    if (result.timedOut) {
+      throw providerFailed(decl, `did not answer within ${timeoutMs} ms and was stopped`, stderrCause);
+    }
+    if (result.code === 1 && result.stdout.trim() === "") return { answer: null, validUntil: null };
+    if (result.code !== 0) {
+      const how =
+        result.code === null
+          ? `was killed by ${result.signal ?? "a signal"}`
+          : `exited with code ${result.code}`;
+      throw providerFailed(decl, how, stderrCause);
+    }
+    let answer: ProviderAnswer;
+    try {
+      answer = parseProviderAnswer(result.stdout);
+    } catch (error) {
+      throw providerFailed(
+        decl,
+        `${(error as Error).message} (its output is not shown: it may hold the token)`,
+        stderrCause,
+      );
+    }
+    if (answer.expiresAt === null) return { answer, validUntil: null };
+    const expires = parseIsoDateTime(answer.expiresAt)!;
+    const now = ctx.clock.now();
+    if (expires <= now)
+      throw providerFailed(decl, `answered with a token that expired at ${answer.expiresAt}`);
+    // A token that lapses within the margin is used for this request but asked for again next time.
+    return { answer, validUntil: expires - EXPIRY_MARGIN_MS };
+  };
+
+  return {
+    token: async (decl, registryUri) => {
+      validateDeclaration(decl);
+      const key = JSON.stringify([decl.declaredIn, resolve(decl.file), decl.argv, registryUri]);
+      const cached = cache.get(key);
+      if (cached !== undefined && (cached.validUntil === null || ctx.clock.now() < cached.validUntil)) {
+        return cached.answer;
+      }
+      let pending = inflight.get(key);
+      if (pending === undefined) {
+        pending = run(decl, registryUri)
+          .then((entry) => {
+            cache.set(key, entry);
+            return entry.answer;
+          })
+          .catch((error: unknown) => {
+            throw isLatchkeyError(error) ? error : providerFailed(decl, "failed unexpectedly", error);
+          })
+          .finally(() => inflight.delete(key));
+        inflight.set(key, pending);
+      }
+      return await pending;
+    },
+  };
+}
