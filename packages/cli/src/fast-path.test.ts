@@ -31,6 +31,12 @@ async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "
   find(program, ["git-credential"]).action((operation: string) => {
     parsed = { kind: "git-credential", operation };
   });
+  find(program, ["token"]).action((opts: Record<string, unknown>) => {
+    parsed = { kind: "token", selection: opts };
+  });
+  find(program, ["credential-provider"]).action((opts: { registryUri: string }) => {
+    parsed = { kind: "credential-provider", registryUri: opts.registryUri };
+  });
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch {
@@ -75,6 +81,22 @@ const lines: string[][] = [
   ["git-credential"],
   ["git-credential", "--help"],
   ["git-credential", "get", "extra"],
+  ["token", "--registry", "https://npm.example.com/"],
+  ["token", "--registry=https://npm.example.com/"],
+  ["token", "--registry="],
+  ["token", "--npm"],
+  ["token", "--github"],
+  ["token", "--gitlab"],
+  ["token"],
+  ["token", "--registry"],
+  ["token", "--npm", "--github"],
+  ["token", "--registry", "https://a/", "--npm"],
+  ["token", "--token", "x"],
+  ["credential-provider", "--registry-uri", "https://npm.example.com/"],
+  ["credential-provider", "--registry-uri=https://npm.example.com/"],
+  ["credential-provider"],
+  ["credential-provider", "--registry-uri"],
+  ["credential-provider", "--registry-uri", "a", "b"],
   ["doctor"],
 ];
 

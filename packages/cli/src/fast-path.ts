@@ -5,8 +5,10 @@
 // checks that every shape taken here means the same as it does to commander.
 import type { Context } from "./context.js";
 import { envGet, runWithSecrets } from "./commands/env.js";
+import { credentialProvider } from "./commands/credential-provider.js";
 import { gitCredential } from "./commands/git-credential.js";
 import { keystoreGet } from "./commands/keystore.js";
+import { printToken, type RegistrySelection } from "./commands/registry.js";
 import type { RunState } from "./commands/support.js";
 import { createNodeContext } from "./node-context.js";
 
@@ -20,7 +22,24 @@ export type FastCommand =
   | { kind: "run"; environment: string; mask: boolean; check: boolean; command: string[] }
   | { kind: "env-get"; environment: string; key: string }
   | { kind: "keystore-get"; account: string }
-  | { kind: "git-credential"; operation: string };
+  | { kind: "git-credential"; operation: string }
+  | { kind: "token"; selection: RegistrySelection }
+  | { kind: "credential-provider"; registryUri: string };
+
+/** `--name VALUE` or `--name=VALUE` as the whole of `rest`; null for anything else. */
+function soleOption(rest: readonly string[], name: string): string | null {
+  if (rest.length === 2 && rest[0] === name && !rest[1]!.startsWith("-")) return rest[1]!;
+  if (rest.length === 1 && rest[0]!.startsWith(`${name}=`)) return rest[0]!.slice(name.length + 1) || null;
+  return null;
+}
+
+function parseToken(rest: readonly string[]): FastCommand | null {
+  if (rest.length === 1 && (rest[0] === "--npm" || rest[0] === "--github" || rest[0] === "--gitlab")) {
+    return { kind: "token", selection: { [rest[0].slice(2)]: true } };
+  }
+  const registry = soleOption(rest, "--registry");
+  return registry === null ? null : { kind: "token", selection: { registry } };
+}
 
 function parseRun(rest: readonly string[]): FastCommand | null {
   let environment = DEFAULT_ENVIRONMENT;
@@ -70,6 +89,11 @@ export function parseFastPath(argv: readonly string[]): FastCommand | null {
   if (first === "keystore" && second === "get" && argv.length === 3 && !argv[2]!.startsWith("-")) {
     return { kind: "keystore-get", account: argv[2]! };
   }
+  if (first === "token") return parseToken(argv.slice(1));
+  if (first === "credential-provider") {
+    const registryUri = soleOption(argv.slice(1), "--registry-uri");
+    return registryUri === null ? null : { kind: "credential-provider", registryUri };
+  }
   if (first === "git-credential" && argv.length === 2 && !second!.startsWith("-")) {
     return { kind: "git-credential", operation: second! };
   }
@@ -92,6 +116,12 @@ export async function runFastCommand(command: FastCommand, ctx: Context): Promis
         break;
       case "git-credential":
         state.exitCode = await gitCredential(ctx, command.operation);
+        break;
+      case "token":
+        state.exitCode = await printToken(ctx, command.selection);
+        break;
+      case "credential-provider":
+        state.exitCode = await credentialProvider(ctx, command.registryUri, 0);
         break;
     }
   } catch (error) {
