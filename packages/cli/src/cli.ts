@@ -10,6 +10,8 @@ import { envCommand, runCommand } from "./commands/env-command.js";
 import { exitLikeChild } from "./run/child.js";
 import { gitCredentialCommand } from "./commands/git-credential-command.js";
 import { addSetupGit } from "./commands/setup-git-command.js";
+import { execCommand } from "./commands/exec-command.js";
+import { setupCommand } from "./commands/setup-command.js";
 import { credentialProviderCommand } from "./commands/credential-provider-command.js";
 import { registryCommands } from "./commands/registry-command.js";
 import type { RunState } from "./commands/support.js";
@@ -53,6 +55,8 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   for (const command of registryCommands(ctx, state)) program.addCommand(command);
   program.addCommand(gitCredentialCommand(ctx, state));
   program.addCommand(credentialProviderCommand(ctx, state));
+  program.addCommand(execCommand(ctx, state));
+  program.addCommand(setupCommand(ctx, state));
   addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.

@@ -1,0 +1,109 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isLatchkeyError } from "@latchkey/core";
+import { createTestContext } from "../../test/support/context.js";
+import type { KeystoreResolution } from "../keystore/resolve.js";
+import { createMemoryKeystore } from "../keystore/memory.js";
+import { resolvePaths } from "../paths.js";
+import { handoffVariable } from "../registry/handoff.js";
+import { execWithTokens, planExec } from "./exec.js";
+
+let dir: string;
+let home: string;
+let app: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "lk-exec-"));
+  home = join(dir, "home");
+  app = join(dir, "app");
+  await mkdir(home);
+  await mkdir(app);
+  await writeFile(join(app, "package.json"), "{}");
+  await writeFile(
+    join(app, ".npmrc"),
+    "@a:registry=http://127.0.0.1:4873/\n@b:registry=https://b.example/npm/\n",
+  );
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function context(stored: Record<string, string>, env: Record<string, string> = {}) {
+  const fullEnv = { HOME: home, LATCHKEY_HOME: join(dir, "lk"), PATH: process.env.PATH ?? "", ...env };
+  const keystore = createMemoryKeystore(stored);
+  const resolution = { keystore, backend: "memory" } as unknown as KeystoreResolution;
+  return createTestContext({
+    env: fullEnv,
+    paths: resolvePaths(fullEnv),
+    cwd: app,
+    keystore: () => Promise.resolve(resolution),
+  });
+}
+
+describe("planExec", () => {
+  it("hands each stored token over under its registry's keys and notes the registries without one", async () => {
+    const ctx = context({ "registry://127.0.0.1:4873/": "tok-a" });
+    const plan = await planExec(ctx, { strict: false, verbose: 0 });
+    expect(plan.env).toEqual({
+      "npm_config_//127.0.0.1:4873/:_authToken": "tok-a",
+      "pnpm_config_//127.0.0.1:4873/:_authToken": "tok-a",
+      [handoffVariable("//127.0.0.1:4873/")]: "tok-a",
+    });
+    expect(plan.registries.map((r) => [r.registry.nerfDart, r.source])).toEqual([
+      ["//registry.npmjs.org/", null],
+      ["//127.0.0.1:4873/", "keystore"],
+      ["//b.example/npm/", null],
+    ]);
+    const notes = ctx.stderr.text();
+    expect(notes).toContain("no token for //registry.npmjs.org/ (npm's default registry)");
+    expect(notes).toContain(`no token for //b.example/npm/ (@b registry in ${join(app, ".npmrc")})`);
+    expect(notes).not.toContain("tok-a");
+    expect(ctx.stdout.text()).toBe("");
+  });
+
+  it("uses NPM_TOKEN for npmjs only, as resolveRegistryToken decides", async () => {
+    const ctx = context({}, { NPM_TOKEN: "npm-tok" });
+    const plan = await planExec(ctx, { strict: false, verbose: 1 });
+    expect(plan.env["npm_config_//registry.npmjs.org/:_authToken"]).toBe("npm-tok");
+    expect(Object.values(plan.env).filter((v) => v === "npm-tok")).toHaveLength(3);
+    expect(ctx.stderr.text()).toContain("Passing the env token for //registry.npmjs.org/");
+    expect(ctx.stderr.text()).not.toContain("npm-tok");
+  });
+
+  it("under --strict refuses when a named registry has no token, but not for the implicit npmjs", async () => {
+    const missing = context({ "registry://127.0.0.1:4873/": "tok-a" });
+    await expect(planExec(missing, { strict: true, verbose: 0 })).rejects.toSatisfy(
+      (e) =>
+        isLatchkeyError(e, "LK_TOKEN_MISSING") &&
+        e.message.includes("//b.example/npm/") &&
+        !e.message.includes("npmjs"),
+    );
+    const complete = context({ "registry://127.0.0.1:4873/": "tok-a", "registry://b.example/npm/": "tok-b" });
+    const plan = await planExec(complete, { strict: true, verbose: 0 });
+    expect(plan.env["npm_config_//b.example/npm/:_authToken"]).toBe("tok-b");
+  });
+});
+
+describe("execWithTokens", () => {
+  it("runs the program with the tokens in its environment and returns its exit code", async () => {
+    const ctx = context({ "registry://127.0.0.1:4873/": "tok-a" });
+    const check =
+      'process.exit(process.env["npm_config_//127.0.0.1:4873/:_authToken"] === "tok-a" && ' +
+      `process.env.${handoffVariable("//127.0.0.1:4873/")} === "tok-a" && !process.argv.join(" ").includes("tok-a") ? 42 : 1)`;
+    const state = { exitCode: 0 };
+    expect(
+      await execWithTokens(ctx, state, {
+        command: [process.execPath, "-e", check],
+        strict: false,
+        verbose: 0,
+      }),
+    ).toBe(42);
+  });
+
+  it("refuses an empty command line", async () => {
+    await expect(
+      execWithTokens(context({}), { exitCode: 0 }, { command: [], strict: false, verbose: 0 }),
+    ).rejects.toSatisfy((e) => isLatchkeyError(e, "LK_USAGE"));
+  });
+});

@@ -1,0 +1,85 @@
+import { Command } from "commander";
+import type { Context } from "../context.js";
+import { setupNpmrc, setupPnpm } from "./setup.js";
+import type { RunState } from "./support.js";
+
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/**
+ * Builds `setup` with `pnpm`, `npmrc` and `ci npmrc`. Other modules add their own subcommands to the returned
+ * command (`setup git` joins it through addSetupGit, which cli.ts calls after this is registered).
+ */
+export function setupCommand(ctx: Context, state: RunState): Command {
+  const setup = new Command("setup").description(
+    "configure other tools to take their credentials from Latchkey",
+  );
+
+  setup
+    .command("pnpm")
+    .description("point pnpm's tokenHelper at Latchkey for each logged-in registry (user .npmrc)")
+    .option(
+      "--registry <url>",
+      "a registry to set up (repeatable); default: every logged-in registry",
+      collect,
+    )
+    .option("--json", "print what was written as JSON")
+    .addHelpText(
+      "after",
+      "\nFor each registry, writes a small script under $LATCHKEY_HOME/bin (mode 0700, no secret in it) that runs\n" +
+        "`latchkey token --registry URL` by absolute paths and prints `Bearer <token>`, and adds\n" +
+        "`//host/:tokenHelper=<script>` to your user .npmrc (pnpm refuses a tokenHelper in a project .npmrc).\n" +
+        "Every other line of the .npmrc is kept; running it again changes nothing.\n\n" +
+        "Examples:\n" +
+        "  latchkey login --registry https://npm.example.com/ && latchkey setup pnpm\n" +
+        "  latchkey setup pnpm --registry https://npm.pkg.github.com/",
+    )
+    .action(async (opts: { registry?: string[]; json?: boolean }) => {
+      state.exitCode = await setupPnpm(ctx, { registries: opts.registry ?? [], json: opts.json === true });
+    });
+
+  const npmrcHelp = (ci: boolean): string =>
+    "\nEach line is `//host/:_authToken=${VARIABLE}`: npm, pnpm and yarn 1 read the token from the variable, so\n" +
+    "the file never holds one. The registries are those given with --registry, else the ones your .npmrc files,\n" +
+    (ci
+      ? "config.toml and latchkey.json name.\n"
+      : "config.toml and latchkey.json name and the ones you are logged in to.\n") +
+    "Your user .npmrc is written unless --project (pnpm ignores ${VARIABLE} credentials in a project .npmrc).\n" +
+    "A line holding a plaintext token is only replaced with --force.\n" +
+    (ci
+      ? "\nVariables: NPM_TOKEN (npmjs), GITHUB_TOKEN (GitHub Packages), CI_JOB_TOKEN (GitLab), a registry's tokenEnv\n" +
+        "from config.toml, else LATCHKEY_TOKEN_<HOST>_<HASH>.\n\n" +
+        "Examples:\n  latchkey setup ci npmrc --registry https://npm.pkg.github.com/\n  latchkey setup ci npmrc --json\n"
+      : "\nVariables: LATCHKEY_TOKEN_<HOST>_<HASH>, which `latchkey exec` sets. Run without it, npm and pnpm go\n" +
+        'without a token for those registries and yarn 1 stops with "Failed to replace env in config".\n\n' +
+        "Examples:\n  latchkey setup npmrc && latchkey exec -- yarn install\n");
+
+  const defineNpmrc = (command: Command, ci: boolean): Command =>
+    command
+      .option("--registry <url>", "a registry to set up (repeatable)", collect)
+      .option("--project", "write the project's .npmrc instead of your user .npmrc")
+      .option("--force", "replace a line that holds a plaintext token")
+      .option("--json", "print the lines and variables as JSON")
+      .addHelpText("after", npmrcHelp(ci))
+      .action(async (opts: { registry?: string[]; project?: boolean; force?: boolean; json?: boolean }) => {
+        state.exitCode = await setupNpmrc(ctx, {
+          ci,
+          project: opts.project === true,
+          registries: opts.registry ?? [],
+          force: opts.force === true,
+          json: opts.json === true,
+        });
+      });
+
+  defineNpmrc(
+    setup.command("npmrc").description("write ${VARIABLE} token lines (never a token) for `latchkey exec`"),
+    false,
+  );
+  const ci = setup.command("ci").description("configuration for CI jobs");
+  defineNpmrc(
+    ci
+      .command("npmrc")
+      .description("write ${VARIABLE} token lines (never a token) and print the CI variables to set"),
+    true,
+  );
+  return setup;
+}
