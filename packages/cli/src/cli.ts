@@ -20,7 +20,7 @@ import type { RunState } from "./commands/support.js";
 export function buildProgram(ctx: Context, state: RunState): Command {
   const program = new Command("latchkey")
     .description(
-      "One tool for every credential on a developer's machine: registry tokens, OAuth and SSO sessions and\n" +
+      "One tool for every credential on a developer's machine: registry tokens, OAuth and SSO sessions and " +
         "per-project secrets, kept in the OS keychain (or an encrypted file where there is none).",
     )
     .version(VERSION, "-V, --version", "print the version")

@@ -220,7 +220,7 @@ export async function runDoctor(ctx: Context, options: DoctorOptions): Promise<n
 /** Builds the `doctor` command. */
 export function doctorCommand(ctx: Context, state: RunState): Command {
   return new Command("doctor")
-    .description("Check the keystore, file permissions under LATCHKEY_HOME and the Node version")
+    .description("check the keystore, file permissions under LATCHKEY_HOME and the Node version")
     .option("--json", "print the report as JSON")
     .addHelpText(
       "after",

@@ -6,7 +6,7 @@ import type { RunState } from "./support.js";
 /** Builds the `keystore` plumbing commands. */
 export function keystoreCommand(ctx: Context, state: RunState): Command {
   const keystore = new Command("keystore").description(
-    "Low-level access to Latchkey's entries in the active keystore (service `latchkey`)",
+    "low-level access to Latchkey's entries in the active keystore (service `latchkey`)",
   );
   keystore.addHelpText(
     "after",
