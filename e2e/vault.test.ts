@@ -651,20 +651,58 @@ describe("latchkey run", () => {
     const done = collect(cli);
     const childPid = /pid (\d+)/.exec(await waitForOutput(cli, "\n"))?.[1];
     expect(childPid).toBeDefined();
-    const cliArgv = await readFile(`/proc/${cli.pid}/cmdline`, "utf8");
+    // Without --mask, `run` becomes the program (execve): the CLI's pid is the program's, and its argv the
+    // program's; the CLI's own argv is the one this test passed, which holds no secret.
+    expect(childPid).toBe(String(cli.pid));
     const childArgv = await readFile(`/proc/${childPid}/cmdline`, "utf8");
     const childEnv = await readFile(`/proc/${childPid}/environ`, "utf8");
     cli.kill("SIGTERM");
     const result = await done;
     expect(result.stdout).toBe(`pid ${childPid}\n`);
     expect(result.signal).toBe("SIGTERM");
-    expect(cliArgv).toContain("run");
     expect(childArgv).toContain("setInterval");
-    expect(cliArgv).not.toContain(secret);
     expect(childArgv).not.toContain(secret);
     // The secret did reach the child, through its environment.
     expect(childEnv.split("\0")).toContain(`ARGV_CANARY=${secret}`);
   });
+
+  it("with --mask runs the program as a child and keeps the secret out of both argvs", async () => {
+    const secret = `mask-argv-canary-${randomUUID()}`;
+    const p = await project();
+    expectSuccess(await p.cli(["env", "set", "ARGV_CANARY"], { input: secret }));
+    const cli = p.start([
+      "run",
+      "--mask",
+      "--",
+      ...runNode("console.log('pid ' + process.pid); setInterval(() => {}, 1000);").slice(2),
+    ]);
+    const done = collect(cli);
+    const childPid = /pid (\d+)/.exec(await waitForOutput(cli, "\n"))?.[1];
+    expect(childPid).toBeDefined();
+    expect(childPid).not.toBe(String(cli.pid));
+    const cliArgv = await readFile(`/proc/${cli.pid}/cmdline`, "utf8");
+    const childArgv = await readFile(`/proc/${childPid}/cmdline`, "utf8");
+    cli.kill("SIGTERM");
+    const result = await done;
+    expect(result.signal).toBe("SIGTERM");
+    expect(cliArgv).toContain("run");
+    expect(childArgv).toContain("setInterval");
+    expect(cliArgv).not.toContain(secret);
+    expect(childArgv).not.toContain(secret);
+  });
+
+  it.runIf(process.platform === "linux")(
+    "gives the program default signal dispositions (SIGPIPE is not left ignored)",
+    async () => {
+      const p = await project();
+      expectSuccess(await p.cli(["env", "set", "K"], { input: "v" }));
+      for (const args of [["run"], ["run", "--mask"]]) {
+        const result = await p.cli([...args, "--", "sh", "-c", "grep SigIgn /proc/self/status"]);
+        expectSuccess(result);
+        expect(result.stdout, args.join(" ")).toMatch(/^SigIgn:\s+0+\n$/);
+      }
+    },
+  );
 });
 
 // A pseudo-terminal from util-linux `script`: what a person at a terminal gives the CLI.

@@ -78,6 +78,15 @@ export interface Context {
   readonly prompts: Prompts;
   readonly platform: Platform;
   /**
+   * Replaces this process with the program at `file` (execve(2)), after flushing this process's output; never
+   * returns. Absent where that is not possible (Windows, tests): callers then spawn a child instead.
+   */
+  readonly replaceProcess?: (
+    file: string,
+    argv: readonly string[],
+    env: Readonly<Record<string, string>>,
+  ) => Promise<never>;
+  /**
    * Resolves the keystore on first call (probing the keychain costs a D-Bus round trip); later calls reuse it.
    * `prefetch` names the account the command reads first, so the probe can be that read (resolve.ts).
    */

@@ -115,6 +115,20 @@ function clackPrompts(): Prompts {
   };
 }
 
+/** process.execve where this platform and Node have it (POSIX, Node ≥ 22.15). */
+async function replaceProcess(
+  file: string,
+  argv: readonly string[],
+  env: Readonly<Record<string, string>>,
+): Promise<never> {
+  await flushOutputs();
+  // Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve, while a caught one goes
+  // back to its default: listening to them now gives the program the dispositions a freshly spawned child has.
+  for (const signal of ["SIGPIPE", "SIGXFSZ"] as const) process.on(signal, () => undefined);
+  process.execve!(file, [...argv], { ...env });
+  throw new Error("process.execve returned");
+}
+
 /** Builds the real context for this process: the only place the CLI reaches for globals. */
 export function createNodeContext(): Context {
   const env = { ...process.env };
@@ -139,6 +153,7 @@ export function createNodeContext(): Context {
       execPath: process.execPath,
       cliPath: process.argv[1],
     },
+    ...(process.platform !== "win32" && typeof process.execve === "function" ? { replaceProcess } : {}),
     keystore: (prefetch) =>
       (keystore ??= resolveKeystore(context, prefetch === undefined ? {} : { prefetch })),
   };

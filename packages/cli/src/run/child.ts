@@ -175,7 +175,7 @@ function writeChunk(sink: Writable, chunk: Buffer): Promise<void> {
  * Rejects what execve cannot carry before spawning: Node's own error for a NUL byte in a value would quote
  * the value, which is a secret.
  */
-function checkEnvironment(env: Readonly<Record<string, string>>): void {
+export function checkEnvironment(env: Readonly<Record<string, string>>): void {
   for (const [name, value] of Object.entries(env)) {
     if (name === "" || name.includes("=") || name.includes("\0") || value.includes("\0")) {
       throw new LatchkeyError("LK_RUN_FAILED", {
