@@ -15,8 +15,7 @@ import type { Context } from "../context.js";
 import { readSecretInput } from "../input.js";
 import { palette, printData, printJson, printStatus } from "../output/output.js";
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
-import { checkEnvironment, runChild } from "../run/child.js";
-import { execveCanStart, findProgram } from "../run/replace.js";
+import { runProgram } from "../run/replace.js";
 import { parseAssignment, validateEnvName, validateKeyName, validateValue } from "../vault/names.js";
 import { readVault, updateVault, vaultKeyAccount, type VaultStoreDeps } from "../vault/vault-store.js";
 import type { RunState } from "./support.js";
@@ -316,13 +315,7 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
     });
   }
   const env = { ...checked.values, ...merged };
-  if (!options.mask && ctx.replaceProcess !== undefined) {
-    // Without masking there is nothing to do once the program runs, so this process becomes it (run/replace.ts).
-    checkEnvironment(env);
-    const file = findProgram(command, env, ctx.cwd);
-    if (execveCanStart(file)) return ctx.replaceProcess(file, [command, ...args], env);
-  }
-  const outcome = await runChild({
+  const outcome = await runProgram(ctx, {
     command,
     args,
     env,

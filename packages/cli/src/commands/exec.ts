@@ -13,7 +13,7 @@ import {
 import type { NamedRegistry } from "../registry/handoff.js";
 import { resolveRegistryToken } from "../registry/sources.js";
 import type { TokenSource } from "../registry/types.js";
-import { runChild } from "../run/child.js";
+import { runProgram } from "../run/replace.js";
 import type { RunState } from "./support.js";
 
 /** Options of `exec`. */
@@ -102,7 +102,7 @@ export async function execWithTokens(ctx: Context, state: RunState, options: Exe
   const plan = await planExec(ctx, options);
   const inherited: Record<string, string> = {};
   for (const [key, value] of Object.entries(ctx.env)) if (value !== undefined) inherited[key] = value;
-  const outcome = await runChild({ command, args, env: { ...inherited, ...plan.env }, cwd: ctx.cwd });
+  const outcome = await runProgram(ctx, { command, args, env: { ...inherited, ...plan.env } });
   if (outcome.signal) state.signal = outcome.signal;
   return outcome.code ?? 1;
 }

@@ -1,4 +1,4 @@
-// `latchkey run` without --mask hands the terminal, the signals and the exit status to the program simply by
+// `latchkey run` (and `exec`) without --mask hands the terminal, the signals and the exit status to the program simply by
 // becoming it: execve(2) replaces this process, as `env(1)`, `envchain` or `aws-vault exec` do. No child to wait
 // for, no signals to forward, and no cost of loading node:child_process and spawning (~8 ms of every run).
 // execve does no PATH search and, on Node 24, aborts the process when it fails, so the program is found and
@@ -6,6 +6,8 @@
 import fs from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { checkEnvironment, runChild, type ChildExit } from "./child.js";
 
 /** The PATH execvp(3) searches when the environment has none (glibc's confstr(_CS_PATH)). */
 const DEFAULT_PATH = "/bin:/usr/bin";
@@ -83,4 +85,30 @@ export function execveCanStart(path: string): boolean {
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }
+}
+
+/** What {@link runProgram} runs. */
+export interface ProgramOptions {
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The program's entire environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Secret values to mask in its output; masking needs this process to stay between program and terminal. */
+  readonly mask?: readonly string[] | null;
+}
+
+/**
+ * Runs a program for `run` and `exec`: this process becomes it when nothing is left to do once it starts (no
+ * masking, and the context can replace the process); otherwise it is spawned and waited for. Only in the second
+ * case does this return.
+ */
+export async function runProgram(ctx: Context, options: ProgramOptions): Promise<ChildExit> {
+  const masking = options.mask !== null && options.mask !== undefined;
+  if (!masking && ctx.replaceProcess !== undefined) {
+    checkEnvironment(options.env);
+    const file = findProgram(options.command, options.env, ctx.cwd);
+    if (execveCanStart(file))
+      return ctx.replaceProcess(file, [options.command, ...options.args], options.env);
+  }
+  return runChild({ ...options, cwd: ctx.cwd });
 }
