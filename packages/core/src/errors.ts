@@ -326,6 +326,75 @@ export const errorCatalogue = {
     hint: "Check that `git --version` works; for --local, run the command inside the repository.",
     exitCode: ExitCode.failure,
   },
+  LK_OAUTH_ENV_NOT_FOUND: {
+    summary: "No service environment of that name is declared for the selected profile in config.toml.",
+    message: "No such environment.",
+    hint: "Declare [environments.NAME] (or [profiles.PROFILE.environments.NAME]) in $LATCHKEY_HOME/config.toml.",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_SECRET_MISSING: {
+    summary:
+      "A service environment's client secret (or legacy password) is not set: its variable is neither in the environment nor in the project's .env.NAME file.",
+    message: "The environment's secret is not set.",
+    hint: "Export the variable named in the message, or put it in the project's .env.NAME file; Latchkey never prompts for it.",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_FAILED: {
+    summary:
+      "A service environment's token could not be obtained: discovery failed, or the token endpoint refused the client or grant.",
+    message: "The token request for the environment failed.",
+    hint: "Check the environment's issuer, client_id and secret in config.toml; run with -v to see the provider's answer (secrets redacted).",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_INSUFFICIENT_SCOPE: {
+    summary:
+      "A resource server rejected the environment's token with insufficient_scope, or asked for a step-up authentication (acr_values / max_age); no retry was made.",
+    message: "The resource server needs more than the environment's token grants.",
+    hint: "Add the scope (or audience/resource) the server asks for to the environment's configuration, or ask the provider's administrator to grant it.",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_TOKEN_REJECTED: {
+    summary:
+      "A resource server rejected the environment's token twice: once cached and once freshly acquired after the first 401.",
+    message: "The resource server rejected a freshly acquired token.",
+    hint: "The client or token is not accepted by that server: check the environment's audience/resource and the server's configuration.",
+    exitCode: ExitCode.failure,
+  },
+  LK_SESSION_EXPIRED: {
+    summary:
+      "The SSO session has expired (or was never started) and cannot be refreshed: its access token is past expiry and there is no usable refresh token.",
+    message: "The SSO session has expired.",
+    hint: "Run `latchkey login sso` (or `latchkey login sso --device` on a machine without a browser).",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_STATE_MISMATCH: {
+    summary:
+      "The browser came back to the login listener with a `state` that does not match the request: the callback was not the one this login started, so no code was exchanged.",
+    message: "The login callback's state does not match this login.",
+    hint: "Run `latchkey login sso` again and finish it in the browser window it opens; close other login tabs.",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_DENIED: {
+    summary:
+      "The identity provider ended the login with an error (the user declined, or the provider refused the request); no code was exchanged.",
+    message: "The identity provider refused the login.",
+    hint: "Check the provider's error in the message; run `latchkey login sso` again, or ask your identity provider's administrator.",
+    exitCode: ExitCode.failure,
+  },
+  LK_OAUTH_TIMEOUT: {
+    summary:
+      "An interactive login (browser or device code) did not finish in time; the loopback listener was closed.",
+    message: "The login did not finish in time.",
+    hint: "Run `latchkey login sso` again and complete it in the browser (or `--device` and enter the code) within the time shown.",
+    exitCode: ExitCode.failure,
+  },
+  LK_SSO_FAILED: {
+    summary:
+      "The SSO login, refresh or logout could not be completed with the identity provider (discovery, token or revocation request failed).",
+    message: "The SSO request to the identity provider failed.",
+    hint: "Check the issuer URL and client id (`latchkey auth status`, config.toml's sso_issuer / sso_client_id); run with -v for the provider's answer.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */
