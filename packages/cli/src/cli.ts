@@ -15,6 +15,7 @@ import { setupCommand } from "./commands/setup-command.js";
 import { credentialProviderCommand } from "./commands/credential-provider-command.js";
 import { registryCommands } from "./commands/registry-command.js";
 import { addAuthCommands } from "./commands/auth-command.js";
+import { addSsoCommands } from "./commands/sso-command.js";
 import type { RunState } from "./commands/support.js";
 
 /** Builds the command tree. Each command lives in its own module under commands/. */
@@ -60,6 +61,7 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   program.addCommand(setupCommand(ctx, state));
   addAuthCommands(program, ctx, state);
   addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
+  addSsoCommands(program, ctx, state); // after registry and auth: it adds `sso` and `status` under them
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.
   const inherit = (command: Command): void => {

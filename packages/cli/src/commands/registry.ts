@@ -5,6 +5,7 @@ import fs from "node:fs";
 import { resolve } from "node:path";
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { openBrowser } from "../browser.js";
 import { readSecretInput } from "../input.js";
 import { printData, printError, printJson, printStatus } from "../output/output.js";
 import { findRegistryConfig, loadRegistryConfigs, updateLoginRecord } from "../registry/config.js";
@@ -111,20 +112,6 @@ async function readTokenFile(ctx: Context, path: string): Promise<string> {
   return checkedToken(bytes.toString("utf8"), path);
 }
 
-/** Opens a URL in the user's browser, best effort: BROWSER (one program), else xdg-open, else open. */
-async function openBrowser(ctx: Context, url: string): Promise<void> {
-  const candidates = ctx.env.BROWSER ? [ctx.env.BROWSER] : ["xdg-open", "open"];
-  for (const program of candidates) {
-    try {
-      await ctx.spawn(program, [url], { timeoutMs: BROWSER_TIMEOUT_MS });
-      return;
-    } catch (error) {
-      const code = typeof error === "object" && error !== null && "code" in error ? error.code : undefined;
-      if (code !== "ENOENT") return;
-    }
-  }
-}
-
 /** Options of `latchkey login`. */
 export interface LoginOptions extends RegistrySelection {
   tokenStdin?: boolean;
@@ -168,7 +155,7 @@ async function webLogin(ctx: Context, url: string, user: string | undefined): Pr
     ctx,
     `Open this URL in a browser to log in to ${url}:\n  ${session.loginUrl}\nWaiting for the login to finish…`,
   );
-  const browser = openBrowser(ctx, session.loginUrl).catch(() => undefined);
+  const browser = openBrowser(ctx, session.loginUrl, BROWSER_TIMEOUT_MS).catch(() => undefined);
   try {
     return await pollWebLogin(ctx, session);
   } finally {
