@@ -3,8 +3,7 @@
 // into output and exit codes.
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { readFileSafe } from "../fs/safe-file.js";
-import { selectProfile } from "../oauth/config.js";
+import { listEnvironments, selectProfile } from "../oauth/config.js";
 import { deviceLogin } from "../oauth/device.js";
 import {
   browserLogin,
@@ -116,34 +115,6 @@ export interface AuthStatus {
   readonly environments: readonly EnvironmentStatus[];
 }
 
-function isTable(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
-/**
- * The environment names visible to `profile`: its own `[profiles.P.environments.*]` and the global
- * `[environments.*]`. Names only; each table is validated by config.ts when it is used.
- */
-async function environmentNames(ctx: Context, profile: string): Promise<string[]> {
-  const bytes = await readFileSafe(ctx.paths.config);
-  if (bytes === null) return [];
-  const { parse } = await import("smol-toml");
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(Buffer.from(bytes).toString("utf8"));
-  } catch {
-    // selectProfile has already read this file and reported a parse error in the catalogue's words.
-    return [];
-  }
-  const names = new Set<string>();
-  const profiles = isTable(doc.profiles) ? doc.profiles : {};
-  const mine = profiles[profile];
-  const own = isTable(mine) ? mine.environments : undefined;
-  for (const table of [own, doc.environments])
-    if (isTable(table)) for (const name of Object.keys(table)) names.add(name);
-  return [...names].sort();
-}
-
 async function sessionStatus(
   ctx: Context,
   issuer: string,
@@ -205,7 +176,7 @@ export async function authStatus(
     problem ??= result.problem;
   }
   const environments: EnvironmentStatus[] = [];
-  for (const name of await environmentNames(ctx, selected.name)) {
+  for (const name of await listEnvironments(ctx, selected.name)) {
     const cached = parseCachedToken(
       await resolution.keystore.get(tokenAccount({ profile: selected.name, env: name })),
     );

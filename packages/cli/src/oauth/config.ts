@@ -21,6 +21,7 @@
 // in this file: only the names of the variables that carry them.
 import { join } from "node:path";
 import { LatchkeyError, parseDotenv } from "@latchkey/core";
+import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
 import { readFileSafe } from "../fs/safe-file.js";
 import { findProject, projectRootFor } from "../project/project.js";
@@ -97,7 +98,6 @@ const ENVIRONMENT_FIELDS = [
   "username",
   "password_env",
 ];
-const MAX_CONFIG_BYTES = 1024 * 1024;
 const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
 function configError(file: string, key: string | null, why: string, hint?: string): LatchkeyError {
@@ -140,42 +140,6 @@ export function assertSecureEndpoint(url: string, where = "the endpoint"): URL {
     hint: "Use the provider's https:// URL.",
     details: { url: parsed.origin },
   });
-}
-
-type ConfigDoc = { file: string; doc: Record<string, unknown> };
-const docs = new WeakMap<Context, Promise<ConfigDoc>>();
-
-/** config.toml parsed (an empty document when there is none), once per context. */
-function readConfig(ctx: Context): Promise<ConfigDoc> {
-  let pending = docs.get(ctx);
-  if (pending === undefined) {
-    pending = (async () => {
-      const file = ctx.paths.config;
-      const bytes = await readFileSafe(file);
-      if (bytes === null) return { file, doc: {} };
-      if (bytes.length > MAX_CONFIG_BYTES)
-        throw configError(file, null, `the file is larger than ${MAX_CONFIG_BYTES} bytes`);
-      let text: string;
-      try {
-        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-      } catch {
-        throw configError(file, null, "it is not valid UTF-8 text");
-      }
-      const { parse, TomlError } = await import("smol-toml");
-      try {
-        return { file, doc: parse(text) };
-      } catch (err) {
-        if (err instanceof TomlError) {
-          // Only the first line: the rest quotes the file, which may hold a pasted secret.
-          const first = err.message.split("\n")[0]!.replace(/\.$/, "");
-          throw configError(`${file}:${err.line}:${err.column}`, null, `not valid TOML (${first})`);
-        }
-        throw err;
-      }
-    })();
-    docs.set(ctx, pending);
-  }
-  return pending;
 }
 
 function optionalString(
@@ -259,7 +223,7 @@ export async function selectProfile(ctx: Context, flag?: string): Promise<Select
       details: { source },
     });
   }
-  const { file, doc } = await readConfig(ctx);
+  const { file, doc } = await readConfigToml(ctx);
   const profiles = doc.profiles;
   if (profiles !== undefined && !isPlainObject(profiles))
     throw configError(file, "profiles", "expected a table of profiles");
@@ -407,7 +371,7 @@ export async function loadEnvironment(
       message: "An environment name uses letters, digits, '.', '_' and '-' (at most 64).",
     });
   }
-  const { file, doc } = await readConfig(ctx);
+  const { file, doc } = await readConfigToml(ctx);
   const profiles = isPlainObject(doc.profiles) ? doc.profiles : {};
   const profile = profiles[profileName];
   const scoped = isPlainObject(profile) ? profile.environments : undefined;
@@ -474,7 +438,7 @@ export async function readEnvironmentSecret(
  * as `auth status`. Each is validated only when loaded.
  */
 export async function listEnvironments(ctx: Context, profileName: string): Promise<string[]> {
-  const { doc } = await readConfig(ctx);
+  const { doc } = await readConfigToml(ctx);
   const profiles = isPlainObject(doc.profiles) ? doc.profiles : {};
   const profile = profiles[profileName];
   const scoped = isPlainObject(profile) && isPlainObject(profile.environments) ? profile.environments : {};

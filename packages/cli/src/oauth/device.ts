@@ -6,11 +6,10 @@ import type { Configuration, TokenEndpointResponse } from "openid-client";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { assertSecureEndpoint } from "./config.js";
-import type { InteractiveGrant } from "./tokens.js";
+import { grantParameters, type InteractiveGrant } from "./tokens.js";
 import {
   SSO_SCOPE,
   discoverProvider,
-  environmentParameters,
   oauthErrorCode,
   saveSsoSessionFrom,
   ssoFailure,
@@ -107,5 +106,5 @@ export async function deviceLogin(ctx: Context, target: SsoTarget, verbose = 0):
 export const environmentDeviceGrant: InteractiveGrant = (ctx, env, config) =>
   deviceAuthorizationFlow(ctx, config, {
     issuer: env.issuer ?? env.tokenEndpoint ?? env.name,
-    parameters: environmentParameters(env),
+    parameters: grantParameters(env),
   });

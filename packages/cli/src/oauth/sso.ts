@@ -9,11 +9,11 @@ import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { ensurePrivateDir } from "../fs/safe-file.js";
 import { withFileLock } from "../fs/lock.js";
-import { assertSecureEndpoint, selectProfile, type EnvironmentConfig } from "./config.js";
+import { assertSecureEndpoint, selectProfile } from "./config.js";
 import { openBrowser } from "../browser.js";
 import { traceFetch } from "./http-trace.js";
 import { startLoopbackListener } from "./loopback.js";
-import type { InteractiveGrant } from "./tokens.js";
+import { grantParameters, type InteractiveGrant } from "./tokens.js";
 
 /** The scopes a login asks for: an ID token (`openid`) and a refresh token (`offline_access`). */
 export const SSO_SCOPE = "openid offline_access";
@@ -507,22 +507,10 @@ export async function deleteSsoSession(ctx: Context, issuer: string): Promise<bo
   return keystore.delete(ssoAccount(issuer));
 }
 
-/**
- * The authorization request parameters of a service environment: its scopes, resource indicators (RFC 8707) and
- * audience, as oauth/tokens.ts sends them on its own grants.
- */
-export function environmentParameters(env: EnvironmentConfig): URLSearchParams {
-  const params = new URLSearchParams();
-  if (env.scopes.length > 0) params.set("scope", env.scopes.join(" "));
-  for (const resource of env.resource) params.append("resource", resource);
-  if (env.audience !== undefined) params.set("audience", env.audience);
-  return params;
-}
-
 /** The browser flow for environments declared with `grant = "authorization_code"` (oauth/tokens.ts's hook). */
 export const environmentCodeGrant: InteractiveGrant = (ctx, env, config) =>
   authorizationCodeFlow(ctx, config, {
     issuer: env.issuer ?? env.tokenEndpoint ?? env.name,
-    parameters: environmentParameters(env),
+    parameters: grantParameters(env),
     openid: env.scopes.includes("openid"),
   });

@@ -224,7 +224,8 @@ async function clientConfiguration(
   return config;
 }
 
-function grantParameters(env: EnvironmentConfig): URLSearchParams {
+/** The token-request parameters an environment adds to any grant: scope, resource indicators, audience. */
+export function grantParameters(env: EnvironmentConfig): URLSearchParams {
   const params = new URLSearchParams();
   if (env.scopes.length > 0) params.set("scope", env.scopes.join(" "));
   for (const resource of env.resource) params.append("resource", resource);

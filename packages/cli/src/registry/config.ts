@@ -8,6 +8,7 @@
 // A project file is written by whoever wrote the repository, so it may not name where the user's well-known
 // tokens go: it cannot declare `kind`, nor point `tokenEnv` at a variable Latchkey hands to a known host.
 import { LatchkeyError } from "@latchkey/core";
+import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
@@ -28,7 +29,6 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const KINDS: readonly RegistryKind[] = ["npm", "github", "gitlab", "custom"];
 const USER_FIELDS = ["tokenEnv", "provider", "kind"];
 const PROJECT_FIELDS = ["tokenEnv", "provider"];
-const MAX_CONFIG_BYTES = 1024 * 1024;
 
 function configError(file: string, key: string | null, why: string): LatchkeyError {
   return new LatchkeyError("LK_CONFIG_INVALID", {
@@ -139,30 +139,7 @@ function parseRegistries(
 }
 
 async function readUserConfig(ctx: Context): Promise<RegistryConfig[]> {
-  const file = ctx.paths.config;
-  const bytes = await readFileSafe(file);
-  if (bytes === null) return [];
-  if (bytes.length > MAX_CONFIG_BYTES)
-    throw configError(file, null, `the file is larger than ${MAX_CONFIG_BYTES} bytes`);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw configError(file, null, "it is not valid UTF-8 text");
-  }
-  // Loaded only when there is a file to parse: most machines have none, and `latchkey token` starts often.
-  const { parse, TomlError } = await import("smol-toml");
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text);
-  } catch (err) {
-    if (err instanceof TomlError) {
-      // Only the first line: the rest of smol-toml's message quotes the file, which may hold a pasted secret.
-      const first = err.message.split("\n")[0]!.replace(/\.$/, "");
-      throw configError(`${file}:${err.line}:${err.column}`, null, `not valid TOML (${first})`);
-    }
-    throw err;
-  }
+  const { file, doc } = await readConfigToml(ctx);
   return parseRegistries(doc.registries, file, "user", "registries");
 }
 
