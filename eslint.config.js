@@ -10,7 +10,14 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ["*.js", "*.ts", "scripts/*.mjs", "scripts/*.ts", "packages/cli/bin/*.mjs"],
+          allowDefaultProject: [
+            "*.js",
+            "*.ts",
+            "scripts/*.mjs",
+            "scripts/*.ts",
+            "packages/cli/bin/*.mjs",
+            "packages/server/bin/*.mjs",
+          ],
         },
         tsconfigRootDir: import.meta.dirname,
       },

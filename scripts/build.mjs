@@ -126,3 +126,21 @@ await chmod(launcher, 0o755);
   const body = text.replace(`${requireShim}\n`, "");
   if (!/\brequire\b/.test(body)) await writeFile(helper, body);
 }
+
+// --- latchkey-server (issue 6): the server process. Not one bundle like the CLI: start-up time is not its
+// product, and its dependencies (fastify, kysely, pg) stay in node_modules, where `npm install` put them.
+// Splitting keeps db/postgres.ts and pg in their own chunk, loaded only when DATABASE_URL selects PostgreSQL.
+{
+  const serverDist = `${root}packages/server/dist`;
+  await rm(serverDist, { recursive: true, force: true });
+  await build({
+    ...common,
+    entryPoints: [`${root}packages/server/src/main.ts`],
+    outdir: serverDist,
+    outExtension: { ".js": ".mjs" },
+    splitting: true,
+    platform: "node",
+    target: "node22.12",
+    packages: "external",
+  });
+}

@@ -1,0 +1,167 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type { Kysely } from "kysely";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { buildApp } from "./app.js";
+import { openDatabase, type OpenDatabase } from "./db/index.js";
+import { MIGRATIONS, migrateToLatest } from "./db/migrations.js";
+import { loggerOptions, redactUrl } from "./logging.js";
+
+let dir: string;
+let database: OpenDatabase;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "latchkey-app-"));
+  database = await openDatabase({ dataDir: dir });
+});
+afterEach(async () => {
+  await database.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("/healthz", () => {
+  it("answers 200 while the process is up, whatever the database", async () => {
+    const app = buildApp({ db: database.db });
+    await database.close();
+    const res = await app.inject({ method: "GET", url: "/healthz" });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: "ok" });
+    expect(res.headers["cache-control"]).toBe("no-store");
+    await app.close();
+  });
+});
+
+describe("/readyz", () => {
+  it("answers 200 when the database is reachable and every migration has run", async () => {
+    await migrateToLatest(database.db);
+    const app = buildApp({ db: database.db });
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: "ready" });
+    await app.close();
+  });
+
+  it("answers 503 migrations_pending on a database that has not been migrated", async () => {
+    const app = buildApp({ db: database.db });
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ status: "unavailable", reason: "migrations_pending" });
+    await app.close();
+  });
+
+  it("answers 503 migrations_pending when this server knows a migration the database lacks", async () => {
+    await migrateToLatest(database.db);
+    const newer = {
+      ...MIGRATIONS,
+      "9999_next": {
+        async up(db: Kysely<unknown>) {
+          await db.schema.createTable("next").addColumn("id", "text").execute();
+        },
+      },
+    };
+    const app = buildApp({ db: database.db, migrations: newer });
+    const before = await app.inject({ method: "GET", url: "/readyz" });
+    expect(before.statusCode).toBe(503);
+    expect(before.json()).toMatchObject({ reason: "migrations_pending" });
+    await migrateToLatest(database.db, newer);
+    const after = await app.inject({ method: "GET", url: "/readyz" });
+    expect(after.statusCode).toBe(200);
+    await app.close();
+  });
+
+  it("answers 503 database_unreachable once the database is closed", async () => {
+    await migrateToLatest(database.db);
+    const app = buildApp({ db: database.db });
+    expect((await app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    await database.close();
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ status: "unavailable", reason: "database_unreachable" });
+    await app.close();
+  });
+
+  it("answers 503 database_unreachable when the database does not answer in time", async () => {
+    await migrateToLatest(database.db);
+    // A transaction holds the single SQLite connection, so the readiness query queues behind it.
+    let finish!: () => void;
+    const held = database.db.transaction().execute(() => new Promise<void>((resolve) => (finish = resolve)));
+    const app = buildApp({ db: database.db, readinessTimeoutMs: 50 });
+    const res = await app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ reason: "database_unreachable" });
+    finish();
+    await held;
+    await app.close();
+  });
+});
+
+describe("test-only routes", () => {
+  it("are absent unless the process asks for them", async () => {
+    const app = buildApp({ db: database.db });
+    expect((await app.inject({ method: "GET", url: "/__test/slow" })).statusCode).toBe(404);
+    await app.close();
+  });
+
+  it("hold /__test/slow until released", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let waiting = false;
+    const app = buildApp({
+      db: database.db,
+      testRoutes: {
+        release: () => {
+          waiting = true;
+          return released;
+        },
+      },
+    });
+    const pending = app.inject({ method: "GET", url: "/__test/slow" });
+    await expect.poll(() => waiting).toBe(true);
+    release();
+    const res = await pending;
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: "done" });
+    await app.close();
+  });
+});
+
+describe("logging", () => {
+  it("writes JSON lines with no credential from headers or query strings", async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(...chunk.toString("utf8").split("\n").filter(Boolean));
+        done();
+      },
+    });
+    await migrateToLatest(database.db);
+    const app = buildApp({ db: database.db, logger: loggerOptions({ stream }) });
+    const canary = "lk-canary-5f1d0c7e9b";
+    const headers = { authorization: `Bearer ${canary}`, cookie: `session=${canary}` };
+    await app.inject({ method: "GET", url: `/readyz?code=${canary}&state=${canary}`, headers });
+    const missing = await app.inject({ method: "GET", url: `/nowhere?token=${canary}`, headers });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toMatchObject({ message: "No route for GET /nowhere" });
+    // A log call that passes the request headers along must still not carry them.
+    app.log.info({ req: { method: "GET", url: "/x", headers } }, "explicit");
+    app.log.info({ headers }, "bare headers");
+    await app.close();
+
+    expect(lines.length).toBeGreaterThan(4);
+    for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(lines.join("\n")).not.toContain(canary);
+    const urls = lines.map((l) => JSON.parse(l).req?.url).filter(Boolean);
+    expect(urls).toContain("/readyz?code=[redacted]&state=[redacted]");
+    const bare = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "bare headers");
+    expect(bare.headers.authorization).toBe("[redacted]");
+  });
+
+  it("redacts every query value and keeps the keys", () => {
+    expect(redactUrl("/a")).toBe("/a");
+    expect(redactUrl("/a?")).toBe("/a?");
+    expect(redactUrl("/cb?code=xyz&state=abc&flag")).toBe("/cb?code=[redacted]&state=[redacted]&flag");
+    expect(redactUrl("/cb?x=a=b")).toBe("/cb?x=[redacted]");
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * The HTTP application: routes and hooks, built from injected dependencies so tests run it in-process with
+ * `app.inject` (DESIGN.md: no sockets in route tests). main.ts adds the process around it: the listener,
+ * signals, the secret and the real logger.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Kysely } from "kysely";
+import type { Migration } from "kysely/migration";
+import type { Database } from "./db/schema.js";
+import { migrationsCurrent } from "./db/migrations.js";
+
+/** What the application needs from the outside. */
+export interface AppDeps {
+  db: Kysely<Database>;
+  /** The migrations /readyz expects to have run; defaults to every migration this server ships. */
+  migrations?: Readonly<Record<string, Migration>>;
+  /** Logger options (see logging.ts); false or absent logs nothing, as in route tests. */
+  logger?: FastifyServerOptions["logger"];
+  /**
+   * Test-only routes, present only when main.ts is started with LATCHKEY_SERVER_TEST_ROUTES=1 (the process
+   * tests use them to hold a request open across a SIGTERM). `release` resolves when the held request may end.
+   */
+  testRoutes?: { release: () => Promise<void> };
+  /** How long /readyz waits for the database before answering 503. */
+  readinessTimeoutMs?: number;
+}
+
+/** Body of a 503 from /readyz: why the server is not ready. */
+export interface NotReady {
+  status: "unavailable";
+  reason: "database_unreachable" | "migrations_pending";
+  message: string;
+}
+
+const DEFAULT_READINESS_TIMEOUT_MS = 2_000;
+
+/** Builds the application; call `listen` (main.ts) or `inject` (tests) on the result. */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    // A client behind a proxy that stops reading must not hold a request forever.
+    requestTimeout: 60_000,
+  });
+
+  // Once the server is closing, a response ends its connection: Node closes only the connections that are idle
+  // at the moment the listener closes, so a keep-alive connection whose request was still in flight would
+  // otherwise hold the process open until its keep-alive timeout.
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook("onSend", async (_request, reply, payload) => {
+    if (closing) void reply.header("connection", "close");
+    return payload;
+  });
+
+  // Process liveness only: nothing here touches the database, so a slow database does not get the process
+  // restarted by an orchestrator that probes /healthz.
+  app.get("/healthz", async (_request, reply) => {
+    await reply.header("cache-control", "no-store").send({ status: "ok" });
+  });
+
+  app.get("/readyz", async (request, reply) => {
+    void reply.header("cache-control", "no-store");
+    let current: boolean;
+    try {
+      current = await withTimeout(
+        migrationsCurrent(deps.db, deps.migrations),
+        deps.readinessTimeoutMs ?? DEFAULT_READINESS_TIMEOUT_MS,
+      );
+    } catch (err) {
+      request.log.warn({ err }, "readiness check: database unreachable");
+      const body: NotReady = {
+        status: "unavailable",
+        reason: "database_unreachable",
+        message: "The database did not answer.",
+      };
+      return reply.code(503).send(body);
+    }
+    if (!current) {
+      const body: NotReady = {
+        status: "unavailable",
+        reason: "migrations_pending",
+        message: "The database schema is older than this server; migrations have not run.",
+      };
+      return reply.code(503).send(body);
+    }
+    return reply.send({ status: "ready" });
+  });
+
+  // Fastify's own 404 handler logs and echoes the full URL, query string included; OAuth codes and tokens travel
+  // there, so this one names the path alone.
+  app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split("?", 1)[0] ?? "";
+    await reply.code(404).send({
+      statusCode: 404,
+      error: "Not Found",
+      message: `No route for ${request.method} ${path}`,
+    });
+  });
+
+  if (deps.testRoutes) {
+    const { release } = deps.testRoutes;
+    app.get("/__test/slow", async (request, reply) => {
+      request.log.info({ event: "test.slow.waiting" }, "test route: holding the request until released");
+      await release();
+      return reply.send({ status: "done" });
+    });
+  }
+
+  return app;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

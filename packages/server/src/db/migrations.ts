@@ -1,0 +1,82 @@
+/**
+ * Schema migrations, in code (no migration files to ship next to the bundle). Each one is written once with
+ * Kysely's schema builder and runs unchanged on SQLite and PostgreSQL; a migration that has shipped is never
+ * edited — a change is a new entry at the end of MIGRATIONS.
+ */
+import type { Kysely } from "kysely";
+import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
+import type { Database } from "./schema.js";
+
+/** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  // The first slice of issue 6 needs only the server to start and be ready; these tables are the minimum the
+  // accounts, sync and audit slices build on, and those slices add their columns and tables in new migrations.
+  "0001_initial": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("server_meta")
+        .addColumn("key", "text", (c) => c.primaryKey())
+        .addColumn("value", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("users")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("email", "text", (c) => c.notNull().unique())
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable("audit_events")
+        .addColumn("id", "text", (c) => c.primaryKey())
+        .addColumn("user_id", "text", (c) => c.references("users.id"))
+        .addColumn("action", "text", (c) => c.notNull())
+        .addColumn("vault_id", "text")
+        .addColumn("version", "integer")
+        .addColumn("created_at", "text", (c) => c.notNull())
+        .addColumn("metadata", "text", (c) => c.notNull().defaultTo("{}"))
+        .execute();
+      // `latchkey env log` reads the newest entries of one vault.
+      await db.schema
+        .createIndex("audit_events_vault_time")
+        .on("audit_events")
+        .columns(["vault_id", "created_at"])
+        .execute();
+    },
+  },
+};
+
+class InCodeProvider implements MigrationProvider {
+  constructor(private readonly migrations: Readonly<Record<string, Migration>>) {}
+  getMigrations(): Promise<Record<string, Migration>> {
+    return Promise.resolve({ ...this.migrations });
+  }
+}
+
+function migrator(db: Kysely<Database>, migrations: Readonly<Record<string, Migration>>): Migrator {
+  return new Migrator({ db, provider: new InCodeProvider(migrations) });
+}
+
+/**
+ * Runs every pending migration, each in its own transaction; several server processes may call it at once
+ * (Kysely takes a lock: an advisory lock on PostgreSQL, the write lock on SQLite). Returns the names it ran;
+ * throws the first failure.
+ */
+export async function migrateToLatest(
+  db: Kysely<Database>,
+  migrations: Readonly<Record<string, Migration>> = MIGRATIONS,
+): Promise<string[]> {
+  const { error, results } = await migrator(db, migrations).migrateToLatest();
+  if (error !== undefined) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    throw new Error(`Database migration ${failed ?? "(before any migration ran)"} failed`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/** True when every migration this server knows has run on `db` (what /readyz checks). */
+export async function migrationsCurrent(
+  db: Kysely<Database>,
+  migrations: Readonly<Record<string, Migration>> = MIGRATIONS,
+): Promise<boolean> {
+  const infos = await migrator(db, migrations).getMigrations();
+  return infos.every((m) => m.executedAt !== undefined);
+}

@@ -1,0 +1,39 @@
+/**
+ * The tables as Kysely sees them. Kept in step with migrations.ts by hand: a migration is written once and
+ * never edited, this file describes the schema after the latest one.
+ *
+ * Timestamps are ISO-8601 UTC strings and ids are application-made UUIDs, so the same columns and the same
+ * values work on SQLite and PostgreSQL without a dialect branch (and ISO strings sort by time).
+ */
+import type { Generated } from "kysely";
+
+/** An account. Credentials (password hash, TOTP) arrive with the accounts slice. */
+export interface UsersTable {
+  id: string;
+  email: string;
+  created_at: string;
+}
+
+/** One audited mutation. Never holds secret values: metadata is JSON chosen by the caller. */
+export interface AuditEventsTable {
+  id: string;
+  user_id: string | null;
+  action: string;
+  vault_id: string | null;
+  version: number | null;
+  created_at: string;
+  metadata: Generated<string>;
+}
+
+/** Small facts about this database itself (e.g. when it was created), one row per key. */
+export interface ServerMetaTable {
+  key: string;
+  value: string;
+}
+
+/** Every table of the server's database. */
+export interface Database {
+  users: UsersTable;
+  audit_events: AuditEventsTable;
+  server_meta: ServerMetaTable;
+}

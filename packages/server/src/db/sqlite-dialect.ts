@@ -1,0 +1,170 @@
+/**
+ * A Kysely dialect over Node's built-in `node:sqlite` (DatabaseSync): no native build, so the server installs
+ * anywhere Node 24 runs (DESIGN.md, "Dependencies"). Only the driver is ours; the adapter, introspector and
+ * query compiler are Kysely's own SQLite ones, so the SQL is exactly what Kysely's SqliteDialect produces.
+ */
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import {
+  CompiledQuery,
+  SelectQueryNode,
+  SqliteAdapter,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type Dialect,
+  type DialectAdapter,
+  type Driver,
+  type Kysely,
+  type QueryCompiler,
+  type QueryResult,
+  type TransactionSettings,
+} from "kysely";
+
+/** Opens the database; called once, when Kysely first needs a connection. */
+export type OpenSqlite = () => DatabaseSync;
+
+/** The dialect to pass to `new Kysely({ dialect })`. */
+export class NodeSqliteDialect implements Dialect {
+  readonly #open: OpenSqlite;
+
+  constructor(open: OpenSqlite) {
+    this.#open = open;
+  }
+
+  createDriver(): Driver {
+    return new NodeSqliteDriver(this.#open);
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new SqliteQueryCompiler();
+  }
+
+  createAdapter(): DialectAdapter {
+    return new NodeSqliteAdapter();
+  }
+
+  createIntrospector(db: Kysely<unknown>): DatabaseIntrospector {
+    return new SqliteIntrospector(db);
+  }
+}
+
+/**
+ * Kysely's SqliteAdapter, except that it admits what SQLite does: DDL is transactional. Kysely then runs the
+ * pending migrations in one transaction, so a failing migration leaves no half-made schema behind, and (as the
+ * driver begins write transactions IMMEDIATE) a second process starting at the same moment waits for the first
+ * to finish and then finds nothing left to do.
+ *
+ * supportsMultipleConnections stays false, so Kysely serialises every acquireConnection on its own mutex: a
+ * transaction holds the one connection until it ends, and no other query of this process interleaves with it.
+ */
+class NodeSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class NodeSqliteDriver implements Driver {
+  readonly #open: OpenSqlite;
+  #db: DatabaseSync | undefined;
+  #connection: NodeSqliteConnection | undefined;
+
+  constructor(open: OpenSqlite) {
+    this.#open = open;
+  }
+
+  init(): Promise<void> {
+    this.#db = this.#open();
+    this.#connection = new NodeSqliteConnection(this.#db);
+    return Promise.resolve();
+  }
+
+  acquireConnection(): Promise<DatabaseConnection> {
+    if (!this.#connection) return Promise.reject(new Error("node:sqlite driver used before init"));
+    return Promise.resolve(this.#connection);
+  }
+
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    // A deferred transaction that reads and then writes cannot wait for another connection's write lock: SQLite
+    // answers SQLITE_BUSY at once instead of calling the busy handler (the upgrade would deadlock). Taking the
+    // write lock at BEGIN makes a second writer wait for the busy timeout and then proceed.
+    const mode = settings.accessMode === "read only" ? "deferred" : "immediate";
+    await connection.executeQuery(CompiledQuery.raw(`begin ${mode}`));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("commit"));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("rollback"));
+  }
+
+  releaseConnection(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  destroy(): Promise<void> {
+    if (this.#db?.isOpen) this.#db.close();
+    this.#db = undefined;
+    this.#connection = undefined;
+    return Promise.resolve();
+  }
+}
+
+class NodeSqliteConnection implements DatabaseConnection {
+  readonly #db: DatabaseSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      const stmt = this.#db.prepare(compiledQuery.sql);
+      const params = compiledQuery.parameters.map(toSqlite);
+      // node:sqlite has no `reader` flag; a statement that yields columns (SELECT, or anything with RETURNING)
+      // returns rows, everything else reports the changes it made.
+      if (stmt.columns().length > 0) {
+        return Promise.resolve({ rows: stmt.all(...params) as R[] });
+      }
+      const { changes, lastInsertRowid } = stmt.run(...params);
+      return Promise.resolve({
+        rows: [],
+        numAffectedRows: BigInt(changes),
+        insertId: BigInt(lastInsertRowid),
+      });
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  // node:sqlite is synchronous; Kysely's interface is an async iterator.
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async *streamQuery<R>(compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    if (!SelectQueryNode.is(compiledQuery.query)) {
+      throw new Error("node:sqlite driver only supports streaming of select queries");
+    }
+    const stmt = this.#db.prepare(compiledQuery.sql);
+    for (const row of stmt.iterate(...compiledQuery.parameters.map(toSqlite))) {
+      yield { rows: [row as R] };
+    }
+  }
+}
+
+// node:sqlite binds only null, numbers, bigints, strings and byte arrays; Kysely passes booleans and dates
+// through as the application gave them, so map those the way better-sqlite3 users store them.
+function toSqlite(value: unknown): SQLInputValue {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "boolean") return value ? 1 : 0;
+  if (value instanceof Date) return value.toISOString();
+  if (
+    typeof value === "number" ||
+    typeof value === "bigint" ||
+    typeof value === "string" ||
+    ArrayBuffer.isView(value)
+  ) {
+    return value as SQLInputValue;
+  }
+  throw new TypeError(`node:sqlite cannot bind a value of type ${typeof value}`);
+}

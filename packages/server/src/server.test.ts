@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, parseServerArgs } from "./server.js";
+
+describe("parseServerArgs", () => {
+  it("defaults to 127.0.0.1:8787 and ./.latchkey-server on SQLite", () => {
+    expect(parseServerArgs([], {}, "/srv")).toEqual({
+      host: DEFAULT_HOST,
+      port: DEFAULT_PORT,
+      dataDir: `/srv/${DEFAULT_DATA_DIR}`,
+      publicUrl: undefined,
+      databaseUrl: undefined,
+      logLevel: "info",
+      testRoutes: false,
+    });
+    expect(DEFAULT_HOST).toBe("127.0.0.1");
+    expect(DEFAULT_PORT).toBe(8787);
+  });
+
+  it("takes --host, --port, --data-dir and the environment", () => {
+    const config = parseServerArgs(
+      ["--host", "0.0.0.0", "--port", "0", "--data-dir", "d"],
+      {
+        PUBLIC_URL: "https://latchkey.example.com/",
+        DATABASE_URL: "postgres://u@h/db",
+        LOG_LEVEL: "warn",
+        LATCHKEY_SERVER_TEST_ROUTES: "1",
+      },
+      "/srv",
+    );
+    expect(config).toEqual({
+      host: "0.0.0.0",
+      port: 0,
+      dataDir: "/srv/d",
+      publicUrl: "https://latchkey.example.com",
+      databaseUrl: "postgres://u@h/db",
+      logLevel: "warn",
+      testRoutes: true,
+    });
+  });
+
+  it("returns null for --help", () => {
+    expect(parseServerArgs(["--help"], {}, "/")).toBeNull();
+  });
+
+  it.each([["--port", "80x"], ["--port", "65536"], ["--port", "-1"], ["--nope"], ["extra"]])(
+    "refuses %s %s with LK_USAGE",
+    (...args) => {
+      expect(() => parseServerArgs(args, {}, "/")).toThrow(expect.objectContaining({ code: "LK_USAGE" }));
+    },
+  );
+
+  it.each(["ftp://x", "https://u:p@x", "https://x/?a=1", "not a url"])("refuses PUBLIC_URL=%s", (url) => {
+    expect(() => parseServerArgs([], { PUBLIC_URL: url }, "/")).toThrow(
+      expect.objectContaining({ code: "LK_CONFIG_INVALID" }),
+    );
+  });
+});

@@ -1,0 +1,253 @@
+/**
+ * The `latchkey-server` process: reads its options, opens and migrates the database, loads the server secret,
+ * listens, and shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish, new connections are refused,
+ * exit 0). main.ts calls runServer with the real process; everything it touches comes in through ServerDeps.
+ */
+import { chmod, mkdir } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LatchkeyError } from "@latchkey/core";
+import { buildApp } from "./app.js";
+import { openDatabase } from "./db/index.js";
+import { migrateToLatest } from "./db/migrations.js";
+import { loggerOptions } from "./logging.js";
+import { checkDataDir, loadServerSecret } from "./secret.js";
+
+/** Defaults of issue 6 point 1: loopback only, so a first `npm start` exposes nothing to the network. */
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 8787;
+export const DEFAULT_DATA_DIR = ".latchkey-server";
+/** How long in-flight requests get after SIGTERM before the process gives up on them and exits 1. */
+export const SHUTDOWN_GRACE_MS = 30_000;
+
+/** The server's resolved options. */
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** The URL clients use to reach this server (PUBLIC_URL); derived from host and port when unset. */
+  publicUrl: string | undefined;
+  databaseUrl: string | undefined;
+  logLevel: string;
+  /** LATCHKEY_SERVER_TEST_ROUTES=1: adds the test-only routes of app.ts. Never set it in production. */
+  testRoutes: boolean;
+}
+
+export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data-dir DIR]
+
+Starts the Latchkey sync server. It stores only ciphertext and wrapped keys.
+
+Options:
+  --host HOST       address to listen on (default ${DEFAULT_HOST}; use 0.0.0.0 behind a proxy only)
+  --port PORT       port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+  --data-dir DIR    SQLite database and server secret (default ./${DEFAULT_DATA_DIR}, created mode 0700)
+  -h, --help        show this help
+
+Environment:
+  DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
+  PUBLIC_URL              the URL clients reach this server at (default http://HOST:PORT)
+  LATCHKEY_SERVER_SECRET  root secret for signing keys (at least 32 characters); when unset one is generated
+                          once into DIR/server-secret with mode 0600. Never pass it as an argument.
+  LOG_LEVEL               pino level: fatal, error, warn, info (default), debug, trace
+
+Examples:
+  npm start                                   # from the repository: build, then start on 127.0.0.1:8787
+  latchkey-server --port 9000 --data-dir /var/lib/latchkey
+  DATABASE_URL=postgres://latchkey@db/latchkey PUBLIC_URL=https://latchkey.example.com latchkey-server --host 0.0.0.0
+`;
+
+/** Parses argv and the environment; throws LK_USAGE / LK_CONFIG_INVALID. Null when --help was asked for. */
+export function parseServerArgs(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): ServerConfig | null {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        "data-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: err instanceof Error ? err.message : String(err),
+      hint: "Run `latchkey-server --help` for the options.",
+    });
+  }
+  if (values.help) return null;
+
+  const portText = values.port ?? String(DEFAULT_PORT);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: `--port must be a number from 0 to 65535, not "${portText}".`,
+      hint: "Run `latchkey-server --help` for the options.",
+    });
+  }
+  const host = values.host ?? DEFAULT_HOST;
+  if (host === "") throw new LatchkeyError("LK_USAGE", { message: "--host must not be empty." });
+
+  return {
+    host,
+    port,
+    dataDir: resolve(cwd, values["data-dir"] ?? DEFAULT_DATA_DIR),
+    publicUrl: env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined,
+    databaseUrl: env.DATABASE_URL || undefined,
+    logLevel: env.LOG_LEVEL || "info",
+    testRoutes: env.LATCHKEY_SERVER_TEST_ROUTES === "1",
+  };
+}
+
+function parsePublicUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new LatchkeyError("LK_CONFIG_INVALID", { message: `PUBLIC_URL is not a URL: "${text}".` });
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: "PUBLIC_URL must be an http(s) URL without credentials, query or fragment.",
+      hint: "For example PUBLIC_URL=https://latchkey.example.com",
+    });
+  }
+  return url.href.replace(/\/$/, "");
+}
+
+/** The parts of the process the server uses. */
+export interface ServerDeps {
+  env: Readonly<Record<string, string | undefined>>;
+  randomBytes: (n: number) => Uint8Array;
+  /** Registers a handler for a process signal. */
+  onSignal: (signal: NodeJS.Signals, handler: () => void) => void;
+  /** Ends the process at once (a second signal, a shutdown that overran SHUTDOWN_GRACE_MS). */
+  exit: (code: number) => void;
+  /** Where the JSON log lines go (stdout). */
+  logStream?: NodeJS.WritableStream;
+}
+
+/** Starts the server; resolves once it listens, with a promise that settles when it has shut down. */
+export async function runServer(
+  config: ServerConfig,
+  deps: ServerDeps,
+): Promise<{ url: string; stopped: Promise<void> }> {
+  // The data directory holds the secret on PostgreSQL too, so it is made (and checked) before anything else.
+  await checkDataDir(config.dataDir, { allowMissing: true });
+  await makePrivateDir(config.dataDir);
+  await checkDataDir(config.dataDir);
+  const database = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const waiters = new Set<() => void>();
+  let app;
+  try {
+    const { source } = await loadServerSecret({
+      env: deps.env,
+      dataDir: config.dataDir,
+      randomBytes: deps.randomBytes,
+    });
+    const ran = await migrateToLatest(database.db);
+
+    if (config.testRoutes) {
+      // The held request of app.ts ends on SIGUSR2. The handler stays installed for the whole run: without one,
+      // SIGUSR2 would kill the process.
+      deps.onSignal("SIGUSR2", () => {
+        for (const release of waiters) release();
+        waiters.clear();
+      });
+    }
+    app = buildApp({
+      db: database.db,
+      logger: loggerOptions({
+        level: config.logLevel,
+        ...(deps.logStream ? { stream: deps.logStream } : {}),
+      }),
+      ...(config.testRoutes
+        ? { testRoutes: { release: () => new Promise<void>((done) => waiters.add(done)) } }
+        : {}),
+    });
+    app.log.info(
+      {
+        event: "server.starting",
+        dialect: database.dialect,
+        dataDir: config.dataDir,
+        secretSource: source,
+        migrationsRun: ran,
+      },
+      `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source)}`,
+    );
+    if (config.testRoutes)
+      app.log.warn({ event: "server.test-routes" }, "LATCHKEY_SERVER_TEST_ROUTES=1: test-only routes are on");
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw err;
+  }
+
+  const { port } = app.server.address() as AddressInfo;
+  const url =
+    config.publicUrl ?? `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  app.log.info(
+    { event: "server.listening", url, host: config.host, port },
+    `latchkey-server listening on ${url}. Point the CLI at it with LATCHKEY_SERVER=${url} ` +
+      `(or \`latchkey login --server ${url}\`); the CLI's login and sync commands arrive in a later release.`,
+  );
+
+  const listening = app;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    listening.log.info({ event: "shutdown.start", signal }, `${signal}: finishing in-flight requests`);
+    const force = setTimeout(() => {
+      listening.log.error(
+        { event: "shutdown.timeout" },
+        `requests still running after ${SHUTDOWN_GRACE_MS} ms; exiting`,
+      );
+      deps.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    force.unref();
+    const closed = listening.close();
+    // fastify closes the listening socket once its preClose hooks have run; say so when it has, so that whoever
+    // watches the log knows new connections are now refused while older requests still run.
+    while (listening.server.listening) await new Promise((r) => setImmediate(r));
+    listening.log.info({ event: "shutdown.listener-closed" }, "no longer accepting connections");
+    await closed;
+    await database.close();
+    clearTimeout(force);
+    listening.log.info({ event: "shutdown.done" }, "stopped");
+  };
+  let stopping: Promise<void> | undefined;
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const stopped = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  const handle = (signal: NodeJS.Signals) => () => {
+    if (stopping) {
+      listening.log.warn({ event: "shutdown.forced", signal }, `${signal} again: exiting without waiting`);
+      deps.exit(1);
+      return;
+    }
+    stopping = stop(signal);
+    stopping.then(settle.resolve, settle.reject);
+  };
+  deps.onSignal("SIGTERM", handle("SIGTERM"));
+  deps.onSignal("SIGINT", handle("SIGINT"));
+  return { url, stopped };
+}
+
+async function makePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // mkdir's mode is filtered by the umask and ignored for an existing directory.
+  await chmod(dir, 0o700);
+}
+
+function describeSource(source: string): string {
+  return source === "env"
+    ? "LATCHKEY_SERVER_SECRET"
+    : source === "file-created"
+      ? "a new file (mode 0600)"
+      : "its file";
+}
