@@ -10,22 +10,15 @@ import {
   startSecretService,
   type SecretServiceSession,
 } from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { collect } from "./support/cli.js";
 import { startOidcProvider, type OidcProvider } from "./support/oidc-provider.js";
 import { expectSuccess, tempProject } from "./support/project.js";
 import { expectNoSecretOnDisk } from "./support/registry-flows.js";
 
-const available = secretServiceAvailable();
-const mustRun = process.env.CI === "true";
-if (!available.ok && !mustRun) console.warn(`skipping the keychain OAuth e2e suite: ${available.reason}`);
+const keychainReady = requirePart("the keychain OAuth e2e suite", secretServiceAvailable());
 
-describe("keychain prerequisites (oauth)", () => {
-  it.runIf(mustRun)("are installed in CI (a skipped keychain suite is a failure there)", () => {
-    expect(available.reason ?? "available").toBe("available");
-  });
-});
-
-describe.skipIf(!available.ok)("environment tokens on a real Secret Service", () => {
+describe.skipIf(!keychainReady)("environment tokens on a real Secret Service", () => {
   let session: SecretServiceSession;
   let provider: OidcProvider;
 

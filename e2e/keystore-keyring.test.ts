@@ -9,19 +9,12 @@ import {
   startSecretService,
   type SecretServiceSession,
 } from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { NO_DBUS, isolatedEnv, runCli, tempDir } from "./support/cli.js";
 
-const available = secretServiceAvailable();
-const mustRun = process.env.CI === "true";
-if (!available.ok && !mustRun) console.warn(`skipping the keychain e2e suite: ${available.reason}`);
+const keychainReady = requirePart("the keychain e2e suite", secretServiceAvailable());
 
-describe("keychain prerequisites", () => {
-  it.runIf(mustRun)("are installed in CI (a skipped keychain suite is a failure there)", () => {
-    expect(available.reason ?? "available").toBe("available");
-  });
-});
-
-describe.skipIf(!available.ok)("keystore on a real Secret Service", () => {
+describe.skipIf(!keychainReady)("keystore on a real Secret Service", () => {
   let session: SecretServiceSession;
   let dir: { path: string; cleanup: () => Promise<void> };
   let home: string;
@@ -92,7 +85,7 @@ describe.skipIf(!available.ok)("keystore on a real Secret Service", () => {
   });
 });
 
-describe.skipIf(!available.ok)("a locked keychain", () => {
+describe.skipIf(!keychainReady)("a locked keychain", () => {
   let session: SecretServiceSession;
   let dir: { path: string; cleanup: () => Promise<void> };
   beforeAll(async () => {

@@ -11,20 +11,13 @@ import {
   startSecretService,
   type SecretServiceSession,
 } from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { expectFailure, expectSuccess, type TempProject } from "./support/project.js";
 import { expectNoSecretOnDisk, registryProject } from "./support/registry-flows.js";
 
-const available = secretServiceAvailable();
-const mustRun = process.env.CI === "true";
-if (!available.ok && !mustRun) console.warn(`skipping the keychain registry e2e suite: ${available.reason}`);
+const keychainReady = requirePart("the keychain registry e2e suite", secretServiceAvailable());
 
-describe("keychain prerequisites (registry)", () => {
-  it.runIf(mustRun)("are installed in CI (a skipped keychain suite is a failure there)", () => {
-    expect(available.reason ?? "available").toBe("available");
-  });
-});
-
-describe.skipIf(!available.ok)("registry tokens on a real Secret Service", () => {
+describe.skipIf(!keychainReady)("registry tokens on a real Secret Service", () => {
   let session: SecretServiceSession;
   const projects: TempProject[] = [];
   const registries: NpmRegistry[] = [];

@@ -10,19 +10,12 @@ import {
   startSecretService,
   type SecretServiceSession,
 } from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { isolatedEnv, runCli, tempDir } from "./support/cli.js";
 import { writeBrowserLauncher } from "./support/oidc-browser.js";
 import { startOidcProvider, type OidcProvider } from "./support/oidc-provider.js";
 
-const available = secretServiceAvailable();
-const mustRun = process.env.CI === "true";
-if (!available.ok && !mustRun) console.warn(`skipping the keychain SSO e2e suite: ${available.reason}`);
-
-describe("keychain prerequisites (SSO)", () => {
-  it.runIf(mustRun)("are installed in CI (a skipped keychain suite is a failure there)", () => {
-    expect(available.reason ?? "available").toBe("available");
-  });
-});
+const keychainReady = requirePart("the keychain SSO e2e suite", secretServiceAvailable());
 
 async function filesContaining(root: string, needles: readonly string[]): Promise<string[]> {
   const hits: string[] = [];
@@ -41,7 +34,7 @@ async function filesContaining(root: string, needles: readonly string[]): Promis
   return hits;
 }
 
-describe.skipIf(!available.ok)("SSO session on a real Secret Service", () => {
+describe.skipIf(!keychainReady)("SSO session on a real Secret Service", () => {
   let session: SecretServiceSession;
   let provider: OidcProvider;
   let dir: { path: string; cleanup: () => Promise<void> };

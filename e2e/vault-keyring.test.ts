@@ -11,23 +11,16 @@ import {
   startSecretService,
   type SecretServiceSession,
 } from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { allFiles, expectSuccess, tempProject, type TempProject } from "./support/project.js";
 
-const available = secretServiceAvailable();
-const mustRun = process.env.CI === "true";
-if (!available.ok && !mustRun) console.warn(`skipping the keychain vault e2e suite: ${available.reason}`);
-
-describe("keychain prerequisites (vault)", () => {
-  it.runIf(mustRun)("are installed in CI (a skipped keychain suite is a failure there)", () => {
-    expect(available.reason ?? "available").toBe("available");
-  });
-});
+const keychainReady = requirePart("the keychain vault e2e suite", secretServiceAvailable());
 
 const NODE = process.execPath;
 const PRINT_ENV =
   "process.stdout.write(JSON.stringify(Object.fromEntries(process.argv.slice(1).map((k) => [k, process.env[k]]))))";
 
-describe.skipIf(!available.ok)("vault on a real Secret Service", () => {
+describe.skipIf(!keychainReady)("vault on a real Secret Service", () => {
   let session: SecretServiceSession;
   const projects: TempProject[] = [];
 
