@@ -4,28 +4,29 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, tempDir } from "./support/cli.js";
+import { CLI } from "./support/cli.js";
 import {
   CLIENTS,
   NODE,
   attemptInstall,
-  publishTestPackage,
+  startClaimsRegistry,
   run,
   type Client,
   type InstallAttempt,
   type InstallAttemptOptions,
 } from "./support/package-managers.js";
-import { startVerdaccio, type Verdaccio } from "./support/verdaccio.js";
+import type { Verdaccio } from "./support/verdaccio.js";
 
 let verdaccio: Verdaccio;
 let tmp: { path: string; cleanup: () => Promise<void> };
 let token: string;
 
 beforeAll(async () => {
-  verdaccio = await startVerdaccio();
-  tmp = await tempDir("lk-e2e-npm-clients-");
-  token = await verdaccio.addUser("erin", "npm-claims-password-1");
-  await publishTestPackage(tmp.path, verdaccio.url, verdaccio.nerfDart, token);
+  ({ verdaccio, tmp, token } = await startClaimsRegistry(
+    "lk-e2e-npm-clients-",
+    "erin",
+    "npm-claims-password-1",
+  ));
 });
 
 afterAll(async () => {

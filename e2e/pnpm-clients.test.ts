@@ -5,12 +5,13 @@ import { randomInt } from "node:crypto";
 import { chmod, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, tempDir } from "./support/cli.js";
+import { CLI } from "./support/cli.js";
 import {
   CLIENTS,
   NODE,
   attemptInstall,
   publishTestPackage,
+  startClaimsRegistry,
   run,
   type Client,
   type InstallAttempt,
@@ -22,10 +23,11 @@ let tmp: { path: string; cleanup: () => Promise<void> };
 let token: string;
 
 beforeAll(async () => {
-  verdaccio = await startVerdaccio();
-  tmp = await tempDir("lk-e2e-pnpm-clients-");
-  token = await verdaccio.addUser("carol", "pnpm-claims-password-1");
-  await publishTestPackage(tmp.path, verdaccio.url, verdaccio.nerfDart, token);
+  ({ verdaccio, tmp, token } = await startClaimsRegistry(
+    "lk-e2e-pnpm-clients-",
+    "carol",
+    "pnpm-claims-password-1",
+  ));
 });
 
 afterAll(async () => {

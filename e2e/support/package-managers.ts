@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { allFiles } from "./project.js";
-import { CLI, collect, type CliResult } from "./cli.js";
+import { CLI, collect, tempDir, type CliResult } from "./cli.js";
+import { startVerdaccio, type Verdaccio } from "./verdaccio.js";
 
 /** An installed package's directory: the e2e workspace's own node_modules, else the hoisted root one. */
 function packageDir(name: string): string {
@@ -292,4 +293,24 @@ export async function attemptInstall(root: string, options: InstallAttemptOption
     dir,
     output: `${result.stdout}${result.stderr}`,
   };
+}
+
+/** A verdaccio holding the test package, a scratch directory and a publisher's token: the client-claims suites' setup. */
+export interface ClaimsRegistry {
+  readonly verdaccio: Verdaccio;
+  readonly tmp: { path: string; cleanup: () => Promise<void> };
+  readonly token: string;
+}
+
+/** Starts verdaccio, adds `user` and publishes the test package with that user's token. */
+export async function startClaimsRegistry(
+  prefix: string,
+  user: string,
+  password: string,
+): Promise<ClaimsRegistry> {
+  const verdaccio = await startVerdaccio();
+  const tmp = await tempDir(prefix);
+  const token = await verdaccio.addUser(user, password);
+  await publishTestPackage(tmp.path, verdaccio.url, verdaccio.nerfDart, token);
+  return { verdaccio, tmp, token };
 }
