@@ -41,9 +41,6 @@ export function checkEnvelopeKey(key: Uint8Array): void {
   }
 }
 
-/** The envelope's nonce length in bytes (96 bits). */
-export const ENVELOPE_NONCE_LENGTH = NONCE_LENGTH;
-
 /**
  * The GCM additional data for caller associated data `associatedData`: the header is authenticated with it.
  * Exported with {@link splitEnvelope} and {@link joinEnvelope} so another AES-GCM implementation (the CLI's

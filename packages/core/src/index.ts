@@ -14,7 +14,6 @@ export { randomBytes, randomId, randomKey } from "./random.js";
 export { hkdfSha256 } from "./hkdf.js";
 export { hmacSha256, verifyHmacSha256 } from "./hmac.js";
 export {
-  ENVELOPE_NONCE_LENGTH,
   ENVELOPE_OVERHEAD,
   associatedData,
   checkEnvelopeKey,

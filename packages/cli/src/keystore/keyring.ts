@@ -331,7 +331,8 @@ export function createKeyringKeystore(options: KeyringOptions = {}): KeyringKeys
 }
 
 /**
- * Tells keystore resolution whether the OS keychain can be used right now, without prompting: it opens a Secret
+ * A standalone probe (resolution itself calls KeyringKeystore.probe on the keystore it goes on to use, so the
+ * connection is shared). Tells whether the OS keychain can be used right now, without prompting: it opens a Secret
  * Service session and reads an account that is never stored. Unreachable (no D-Bus, no provider), denied and timed
  * out come back as the classified error, so the caller falls back to the file store only when the keychain is
  * absent. A locked collection counts as reachable — it is there, and holds or will hold the user's secrets — and
