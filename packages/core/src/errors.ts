@@ -395,6 +395,64 @@ export const errorCatalogue = {
     hint: "Check the issuer URL and client id (`latchkey auth status`, config.toml's sso_issuer / sso_client_id); run with -v for the provider's answer.",
     exitCode: ExitCode.failure,
   },
+  LK_NOT_LOGGED_IN: {
+    summary: "The command needs a Latchkey server session and there is none for the active profile.",
+    message: "You are not logged in to a Latchkey server.",
+    hint: "Run `latchkey login --server URL` (add `--device` on a machine without a browser).",
+    exitCode: ExitCode.failure,
+  },
+  LK_SERVER_UNREACHABLE: {
+    summary: "The Latchkey server could not be reached (connection refused, DNS, TLS or timeout).",
+    message: "The Latchkey server could not be reached.",
+    hint: "Check the server URL (`latchkey whoami`, the profile's `server` in config.toml) and that the server is running.",
+    exitCode: ExitCode.failure,
+  },
+  LK_SERVER_ERROR: {
+    summary: "The Latchkey server answered with an error this command does not handle.",
+    message: "The Latchkey server answered with an error.",
+    hint: "Run the command again with -v for the server's answer; if it persists, check the server's log.",
+    exitCode: ExitCode.failure,
+  },
+  LK_SIGNATURE_INVALID: {
+    summary:
+      "A successful server response had a missing, malformed or wrong X-Latchkey-Signature; the body was discarded unread.",
+    message: "The server's response failed its X-Latchkey-Signature check and was discarded.",
+    hint: "Something between you and the server altered the response, or the server is not the one you logged in to. Retry; if it repeats, check proxies and the server URL.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_VAULT_CONFLICT: {
+    summary:
+      "A push was refused because the server has a newer version of the vault than the one this push was based on.",
+    message: "The server has a newer version of this vault; the push was refused.",
+    hint: "Run `latchkey env pull` to fetch it, reconcile your changes, then push again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_VAULT_ROLLBACK: {
+    summary:
+      "The server offered a vault version lower than the highest this machine has seen: an old copy replayed, refused.",
+    message: "The server offered an older version of the vault than this machine has already seen.",
+    hint: "Someone may be replaying an old copy. Keep your local vault; ask the server's administrator to check it.",
+    exitCode: ExitCode.integrity,
+  },
+  LK_VAULT_NOT_PAIRED: {
+    summary:
+      "The synced vault's key is wrapped for another machine's wrapping key: this machine is not paired for the vault.",
+    message: "This machine is not paired for this vault: its key is wrapped for another machine.",
+    hint: "Push from a machine that has the vault, or pair this machine with it (pairing arrives in a later release).",
+    exitCode: ExitCode.failure,
+  },
+  LK_VAULT_NOT_SYNCED: {
+    summary: "The server has no copy of this vault for your account.",
+    message: "The server has no copy of this vault for your account.",
+    hint: "Run `latchkey env push` on a machine that has the vault first.",
+    exitCode: ExitCode.failure,
+  },
+  LK_FORBIDDEN: {
+    summary: "The server refused the request: your account may not access this resource.",
+    message: "The server refused access to this resource.",
+    hint: "Check that you are logged in as the right account (`latchkey whoami`) and that the vault id in latchkey.json is yours.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

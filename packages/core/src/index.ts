@@ -54,3 +54,19 @@ export {
   type EnvSchema,
   type Violation,
 } from "./env-schema.js";
+export {
+  API_PREFIX,
+  CLI_CLIENT_ID,
+  OIDC_PATH,
+  SIGNATURE_HEADER,
+  syncBlobContext,
+  type ApiErrorBody,
+  type AuditEntry,
+  type AuditLogResponse,
+  type MeResponse,
+  type PullResponse,
+  type PushRequest,
+  type PushResponse,
+  type RewrapRequest,
+  type RewrapResponse,
+} from "./sync-wire.js";

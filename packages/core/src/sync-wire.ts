@@ -1,0 +1,120 @@
+/**
+ * The sync API's wire contract between `latchkey` and `latchkey-server` (issue 6): paths, bodies, the signature
+ * header and the associated data of a pushed blob. Both sides import it, so a field renamed on one side is a type
+ * error on the other. Runtime validation of bodies stays with each side (fastify's JSON schema on the server,
+ * the CLI's own checks after the signature has been verified).
+ *
+ * Every request to `/api/v1/*` carries `Authorization: Bearer <access token>` issued by the server's OpenID
+ * provider to the client `latchkey-cli`. Every 2xx response under `/api/v1/` carries {@link SIGNATURE_HEADER};
+ * error responses are unsigned and carry an {@link ApiErrorBody}.
+ */
+import { associatedData } from "./envelope.js";
+
+/** The path prefix of the sync API. */
+export const API_PREFIX = "/api/v1";
+
+/** The OAuth client id the CLI uses at a Latchkey server: a public (native) client, PKCE required. */
+export const CLI_CLIENT_ID = "latchkey-cli";
+
+/** Where the server mounts its OpenID provider; the issuer is `${publicUrl}${OIDC_PATH}`. */
+export const OIDC_PATH = "/oidc";
+
+/**
+ * The response signature: standard base64 of HMAC-SHA256 over the exact body bytes, keyed by SHA-256 of the
+ * bearer token's UTF-8 bytes. The CLI verifies it before parsing the body.
+ */
+export const SIGNATURE_HEADER = "x-latchkey-signature";
+
+/** `GET /api/v1/me`: who the bearer token belongs to. */
+export interface MeResponse {
+  userId: string;
+  email: string;
+  /** The OAuth client the token was issued to. */
+  clientId: string;
+  /** When the access token expires (ISO-8601). */
+  expiresAt: string;
+}
+
+/** `PUT /api/v1/vaults/:vaultId`: a new version of the caller's copy of the vault. */
+export interface PushRequest {
+  /** Standard base64 of the vault document sealed with the vault key; associated data {@link syncBlobContext}. */
+  encryptedBlob: string;
+  /** The vault key wrapped by the pushing machine's wrapping key (opaque to the server). */
+  wrappedKey: string;
+  /** `envSchema` of latchkey.json; absent keeps the server's last one. */
+  schema?: Record<string, unknown>;
+  /** A display name: package.json `name`, then latchkey.json `name`, then the directory name. */
+  name: string;
+  /** The version this push was based on: 0 for the first push, else the version last pulled or pushed. */
+  baseVersion: number;
+}
+
+/** 200 answer to a push. */
+export interface PushResponse {
+  vaultId: string;
+  /** The new version: baseVersion + 1. */
+  version: number;
+  createdAt: string;
+}
+
+/** `GET /api/v1/vaults/:vaultId`: the caller's latest copy. 404 `LK_VAULT_NOT_SYNCED` when there is none. */
+export interface PullResponse {
+  vaultId: string;
+  version: number;
+  encryptedBlob: string;
+  wrappedKey: string;
+  schema: Record<string, unknown> | null;
+  name: string;
+  updatedAt: string;
+}
+
+/**
+ * `PUT /api/v1/vaults/:vaultId/key`: replaces the wrapped key of the caller's current version without a new
+ * version (`latchkey env rotate-key`). `version` must be the current one, else 409 as for a push.
+ */
+export interface RewrapRequest {
+  wrappedKey: string;
+  version: number;
+}
+
+/** 200 answer to a rewrap. */
+export interface RewrapResponse {
+  vaultId: string;
+  version: number;
+}
+
+/** One audit entry of `GET /api/v1/vaults/:vaultId/log?limit=N` (default and maximum 50, newest first). */
+export interface AuditEntry {
+  action: "vault.push" | "vault.rewrap" | (string & {});
+  version: number | null;
+  createdAt: string;
+  actor: { userId: string; email: string };
+  /** Never values: sizes, client id, the schema's key names at most. */
+  metadata: Record<string, unknown>;
+}
+
+/** 200 answer of the log route. */
+export interface AuditLogResponse {
+  vaultId: string;
+  entries: AuditEntry[];
+}
+
+/**
+ * Every error response of the API. `error` is a stable name (`VaultConflictError` for a stale push), `code` the
+ * catalogue code the CLI shows.
+ */
+export interface ApiErrorBody {
+  error: string;
+  code: string;
+  message: string;
+  /** On a 409: the server's current version. */
+  currentVersion?: number;
+}
+
+/**
+ * The associated data of a pushed blob: it binds the vault id and the version the blob was pushed as, so the
+ * server cannot serve one vault's blob under another id, or an old blob under a newer version number.
+ */
+export function syncBlobContext(vaultId: string, version: number): Uint8Array {
+  return associatedData({ purpose: "latchkey-sync-blob", vault: vaultId, version });
+}
