@@ -1,6 +1,7 @@
 // A scripted browser for the SSO suites: plain fetch with a cookie jar, redirects followed by hand, HTML forms
 // found in oidc-provider's pages and submitted like a person would. It drives the real provider's devInteractions
-// login and consent pages and the device flow's code pages, and finally GETs the loopback redirect, so the CLI's
+// login and consent pages, latchkey-server's own sign-in pages (email + password, then a TOTP code when the
+// account has one) and the device flow's code pages, and finally GETs the loopback redirect, so the CLI's
 // listener sees exactly what a browser would send.
 //
 // As a program (`node oidc-browser.ts URL`) it is the BROWSER the CLI spawns: writeBrowserLauncher makes a
@@ -8,7 +9,10 @@
 //   OIDC_BROWSER_MODE    login (default) | abort (press "abort" on the login page: an error callback)
 //                        | forge-state (change `state` on the way back to the loopback listener)
 //   OIDC_BROWSER_LOG     a file to append one JSON line to: what the browser saw (status, no secrets)
+//   OIDC_BROWSER_LOGIN / OIDC_BROWSER_PASSWORD   the login (or email) and password typed into the login form
+//   OIDC_BROWSER_TOTP_SECRET                     base32 TOTP secret: the code typed into a TOTP form
 // Runs under Node's type stripping: erasable TypeScript only, no imports outside node:.
+import { createHmac } from "node:crypto";
 import { appendFile, chmod, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -23,6 +27,28 @@ export interface BrowseOptions {
   readonly mode?: BrowserMode;
   /** The device flow's user code, typed into the verification page. */
   readonly userCode?: string;
+  /** Base32 TOTP secret of the account: a form with a `code` field gets the current code (RFC 6238). */
+  readonly totpSecret?: string;
+  /** Overrides the code typed into a TOTP form (e.g. a wrong one). */
+  readonly totpCode?: string;
+}
+
+/** The current RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret. */
+export function totp(secret: string, at: number = Date.now()): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const char of secret.replace(/=+$/, "").toUpperCase()) {
+    const index = alphabet.indexOf(char);
+    if (index === -1) throw new Error("the TOTP secret is not base32");
+    bits += index.toString(2).padStart(5, "0");
+  }
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 1000 / 30)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[mac.length - 1]! & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(value).padStart(6, "0");
 }
 
 /** What the browser ended on. */
@@ -67,7 +93,8 @@ function findForm(html: string, base: string): Form | undefined {
   return { action: new URL(attribute(tag, "action") ?? base, base).href, fields };
 }
 
-class CookieJar {
+/** Cookies per host, as a browser keeps them (enough for the providers these suites drive). */
+export class CookieJar {
   private readonly cookies = new Map<string, Map<string, string>>();
 
   header(url: string): string | undefined {
@@ -130,7 +157,9 @@ export async function browse(startUrl: string, options: BrowseOptions): Promise<
     }
     const body = await response.text();
     const form = new URL(request.url).origin === providerOrigin ? findForm(body, request.url) : undefined;
-    if (form === undefined) {
+    // A form answered with a 4xx (wrong password or code, rate limit) is where a person would stop too: typing the
+    // same thing again would only fail again.
+    if (form === undefined || (request.method === "POST" && response.status >= 400)) {
       return { visited, status: response.status, body, finalUrl: withoutQuery(request.url) };
     }
     if (mode === "abort" && form.fields.get("prompt") === "login") {
@@ -140,6 +169,13 @@ export async function browse(startUrl: string, options: BrowseOptions): Promise<
     const fields = new URLSearchParams();
     for (const [name, value] of form.fields) fields.set(name, value);
     if (form.fields.has("login")) fields.set("login", options.login);
+    if (form.fields.has("email")) fields.set("email", options.login);
+    if (form.fields.has("code") && form.fields.has("ticket")) {
+      const code =
+        options.totpCode ?? (options.totpSecret === undefined ? undefined : totp(options.totpSecret));
+      if (code === undefined) throw new Error("the page asks for a TOTP code and no secret was given");
+      fields.set("code", code);
+    }
     if (form.fields.has("password")) fields.set("password", options.password);
     if (form.fields.has("user_code") && fields.get("user_code") === "") {
       if (options.userCode === undefined) throw new Error("the page asks for a user code and none was given");
@@ -170,6 +206,7 @@ async function main(): Promise<void> {
     login: process.env.OIDC_BROWSER_LOGIN ?? "alice",
     password: process.env.OIDC_BROWSER_PASSWORD ?? "password",
     mode,
+    ...(process.env.OIDC_BROWSER_TOTP_SECRET ? { totpSecret: process.env.OIDC_BROWSER_TOTP_SECRET } : {}),
   });
   const log = process.env.OIDC_BROWSER_LOG;
   if (log) {

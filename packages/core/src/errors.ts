@@ -453,6 +453,30 @@ export const errorCatalogue = {
     hint: "Check that you are logged in as the right account (`latchkey whoami`) and that the vault id in latchkey.json is yours.",
     exitCode: ExitCode.failure,
   },
+  LK_ACCOUNT_EXISTS: {
+    summary: "`latchkey-server admin create-user` was given an email that already has an account.",
+    message: "An account with this email already exists.",
+    hint: "Use another email, or `latchkey-server admin enroll-totp EMAIL` to change the existing account.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ACCOUNT_NOT_FOUND: {
+    summary: "A `latchkey-server admin` command named an email that has no account.",
+    message: "There is no account with this email.",
+    hint: "Create it first with `latchkey-server admin create-user EMAIL`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_EMAIL_INVALID: {
+    summary: "An account email is not of the form name@domain.",
+    message: "That is not a valid email address.",
+    hint: "Give an address like alice@example.com.",
+    exitCode: ExitCode.usage,
+  },
+  LK_PASSWORD_INVALID: {
+    summary: "An account password was empty or longer than the server accepts (1024 characters).",
+    message: "The password is empty or too long.",
+    hint: "Type a non-empty password at the prompt, or pipe it on stdin (one line).",
+    exitCode: ExitCode.usage,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

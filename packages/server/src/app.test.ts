@@ -8,6 +8,16 @@ import { buildApp } from "./app.js";
 import { openDatabase, type OpenDatabase } from "./db/index.js";
 import { MIGRATIONS, migrateToLatest } from "./db/migrations.js";
 import { loggerOptions, redactUrl } from "./logging.js";
+import type { Database } from "./db/schema.js";
+import { createIdentity } from "./identity/identity.js";
+
+/** The identity service every app has; these tests do not use it beyond its presence. */
+const identityFor = (db: Kysely<Database>) =>
+  createIdentity({
+    db,
+    secret: "app-test-secret-0123456789abcdefghijkl",
+    publicUrl: "http://127.0.0.1:8787",
+  });
 
 let dir: string;
 let database: OpenDatabase;
@@ -23,7 +33,7 @@ afterEach(async () => {
 
 describe("/healthz", () => {
   it("answers 200 while the process is up, whatever the database", async () => {
-    const app = buildApp({ db: database.db });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
     await database.close();
     const res = await app.inject({ method: "GET", url: "/healthz" });
     expect(res.statusCode).toBe(200);
@@ -36,7 +46,7 @@ describe("/healthz", () => {
 describe("/readyz", () => {
   it("answers 200 when the database is reachable and every migration has run", async () => {
     await migrateToLatest(database.db);
-    const app = buildApp({ db: database.db });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
     const res = await app.inject({ method: "GET", url: "/readyz" });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: "ready" });
@@ -44,7 +54,7 @@ describe("/readyz", () => {
   });
 
   it("answers 503 migrations_pending on a database that has not been migrated", async () => {
-    const app = buildApp({ db: database.db });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
     const res = await app.inject({ method: "GET", url: "/readyz" });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ status: "unavailable", reason: "migrations_pending" });
@@ -61,7 +71,7 @@ describe("/readyz", () => {
         },
       },
     };
-    const app = buildApp({ db: database.db, migrations: newer });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db), migrations: newer });
     const before = await app.inject({ method: "GET", url: "/readyz" });
     expect(before.statusCode).toBe(503);
     expect(before.json()).toMatchObject({ reason: "migrations_pending" });
@@ -73,7 +83,7 @@ describe("/readyz", () => {
 
   it("answers 503 database_unreachable once the database is closed", async () => {
     await migrateToLatest(database.db);
-    const app = buildApp({ db: database.db });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
     expect((await app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
     await database.close();
     const res = await app.inject({ method: "GET", url: "/readyz" });
@@ -87,7 +97,7 @@ describe("/readyz", () => {
     // A transaction holds the single SQLite connection, so the readiness query queues behind it.
     let finish!: () => void;
     const held = database.db.transaction().execute(() => new Promise<void>((resolve) => (finish = resolve)));
-    const app = buildApp({ db: database.db, readinessTimeoutMs: 50 });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db), readinessTimeoutMs: 50 });
     const res = await app.inject({ method: "GET", url: "/readyz" });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ reason: "database_unreachable" });
@@ -99,7 +109,7 @@ describe("/readyz", () => {
 
 describe("test-only routes", () => {
   it("are absent unless the process asks for them", async () => {
-    const app = buildApp({ db: database.db });
+    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
     expect((await app.inject({ method: "GET", url: "/__test/slow" })).statusCode).toBe(404);
     await app.close();
   });
@@ -110,6 +120,7 @@ describe("test-only routes", () => {
     let waiting = false;
     const app = buildApp({
       db: database.db,
+      identity: identityFor(database.db),
       testRoutes: {
         release: () => {
           waiting = true;
@@ -137,7 +148,11 @@ describe("logging", () => {
       },
     });
     await migrateToLatest(database.db);
-    const app = buildApp({ db: database.db, logger: loggerOptions({ stream }) });
+    const app = buildApp({
+      db: database.db,
+      identity: identityFor(database.db),
+      logger: loggerOptions({ stream }),
+    });
     const canary = "lk-canary-5f1d0c7e9b";
     const headers = { authorization: `Bearer ${canary}`, cookie: `session=${canary}` };
     await app.inject({ method: "GET", url: `/readyz?code=${canary}&state=${canary}`, headers });

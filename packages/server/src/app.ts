@@ -6,12 +6,20 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
+import { randomUUID } from "node:crypto";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
+import type { Identity } from "./identity/identity.js";
+import { registerSyncRoutes } from "./sync/routes.js";
 
 /** What the application needs from the outside. */
 export interface AppDeps {
   db: Kysely<Database>;
+  /** Accounts, the OpenID provider under /oidc and bearer-token authentication (identity/identity.ts). */
+  identity: Identity;
+  /** The clock and id source of the sync routes (defaults: the system clock, random UUIDs). */
+  now?: () => Date;
+  randomId?: () => string;
   /** The migrations /readyz expects to have run; defaults to every migration this server ships. */
   migrations?: Readonly<Record<string, Migration>>;
   /** Logger options (see logging.ts); false or absent logs nothing, as in route tests. */
@@ -23,6 +31,11 @@ export interface AppDeps {
   testRoutes?: { release: () => Promise<void> };
   /** How long /readyz waits for the database before answering 503. */
   readinessTimeoutMs?: number;
+  /**
+   * Trust X-Forwarded-For/-Proto from the peer (a TLS-terminating proxy): the client IP of the sign-in rate limit
+   * then is the real client's, not the proxy's. server.ts turns it on for an https PUBLIC_URL.
+   */
+  trustProxy?: boolean;
 }
 
 /** Body of a 503 from /readyz: why the server is not ready. */
@@ -40,6 +53,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logger: deps.logger ?? false,
     // A client behind a proxy that stops reading must not hold a request forever.
     requestTimeout: 60_000,
+    trustProxy: deps.trustProxy === true,
   });
 
   // Once the server is closing, a response ends its connection: Node closes only the connections that are idle
@@ -97,6 +111,18 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       statusCode: 404,
       error: "Not Found",
       message: `No route for ${request.method} ${path}`,
+    });
+  });
+
+  deps.identity.register(app);
+  // Registered as a plugin so the sync routes' hooks and parsers stay theirs; fastify loads it before listen
+  // (or the first inject).
+  void app.register(async (api) => {
+    await registerSyncRoutes(api, {
+      db: deps.db,
+      authenticate: (token) => deps.identity.authenticate(token),
+      now: deps.now ?? (() => new Date()),
+      randomId: deps.randomId ?? randomUUID,
     });
   });
 

@@ -11,6 +11,7 @@ describe("parseServerArgs", () => {
       databaseUrl: undefined,
       logLevel: "info",
       testRoutes: false,
+      openSignup: false,
     });
     expect(DEFAULT_HOST).toBe("127.0.0.1");
     expect(DEFAULT_PORT).toBe(8787);
@@ -35,7 +36,15 @@ describe("parseServerArgs", () => {
       databaseUrl: "postgres://u@h/db",
       logLevel: "warn",
       testRoutes: true,
+      openSignup: false,
     });
+  });
+
+  it("turns open sign-up on with --open-signup or LATCHKEY_OPEN_SIGNUP=1, and only then", () => {
+    expect(parseServerArgs(["--open-signup"], {}, "/")?.openSignup).toBe(true);
+    expect(parseServerArgs([], { LATCHKEY_OPEN_SIGNUP: "1" }, "/")?.openSignup).toBe(true);
+    expect(parseServerArgs([], { LATCHKEY_OPEN_SIGNUP: "0" }, "/")?.openSignup).toBe(false);
+    expect(parseServerArgs([], {}, "/")?.openSignup).toBe(false);
   });
 
   it("returns null for --help", () => {

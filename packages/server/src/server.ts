@@ -9,6 +9,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
 import { buildApp } from "./app.js";
+import { createIdentity, type Identity } from "./identity/identity.js";
 import { openDatabase } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { loggerOptions } from "./logging.js";
@@ -32,23 +33,40 @@ export interface ServerConfig {
   logLevel: string;
   /** LATCHKEY_SERVER_TEST_ROUTES=1: adds the test-only routes of app.ts. Never set it in production. */
   testRoutes: boolean;
+  /** --open-signup or LATCHKEY_OPEN_SIGNUP=1: anyone who reaches the sign-in page may create an account. */
+  openSignup: boolean;
 }
 
-export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data-dir DIR]
+export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data-dir DIR] [--open-signup]
+       latchkey-server admin create-user EMAIL [--data-dir DIR]
+       latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
 
-Starts the Latchkey sync server. It stores only ciphertext and wrapped keys.
+Starts the Latchkey sync and identity server. It stores only ciphertext and wrapped keys; the CLI signs in
+with \`latchkey login --server URL\` (its OpenID provider is at URL/oidc).
 
 Options:
   --host HOST       address to listen on (default ${DEFAULT_HOST}; use 0.0.0.0 behind a proxy only)
   --port PORT       port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
   --data-dir DIR    SQLite database and server secret (default ./${DEFAULT_DATA_DIR}, created mode 0700)
+  --open-signup     let anyone who reaches the sign-in page create an account (default: accounts are made
+                    with \`admin create-user\` only)
   -h, --help        show this help
+
+Admin commands (they open the same database as the server, with the same --data-dir and DATABASE_URL):
+  admin create-user EMAIL   create an account; the password is read from a masked prompt, or from stdin
+                            (one line) when stdin is not a terminal — never from the command line
+  admin enroll-totp EMAIL   turn on two-step sign-in for an account; prints an otpauth:// URI ONCE on stdout.
+                            It is a secret: hand it to the user (QR code or authenticator app) and discard it
 
 Environment:
   DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
-  PUBLIC_URL              the URL clients reach this server at (default http://HOST:PORT)
+  PUBLIC_URL              the URL clients reach this server at (default http://HOST:PORT). An https URL means
+                          a TLS proxy in front: X-Forwarded-For/-Proto are then trusted (client IPs for the
+                          sign-in rate limit, Secure cookies), so let only that proxy reach the server
   LATCHKEY_SERVER_SECRET  root secret for signing keys (at least 32 characters); when unset one is generated
-                          once into DIR/server-secret with mode 0600. Never pass it as an argument.
+                          once into DIR/server-secret with mode 0600. Never pass it as an argument. Every
+                          process of one deployment needs the same secret (or the same data directory).
+  LATCHKEY_OPEN_SIGNUP    1: as --open-signup
   LOG_LEVEL               pino level: fatal, error, warn, info (default), debug, trace
 
 Examples:
@@ -71,6 +89,7 @@ export function parseServerArgs(
         host: { type: "string" },
         port: { type: "string" },
         "data-dir": { type: "string" },
+        "open-signup": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -103,6 +122,7 @@ export function parseServerArgs(
     databaseUrl: env.DATABASE_URL || undefined,
     logLevel: env.LOG_LEVEL || "info",
     testRoutes: env.LATCHKEY_SERVER_TEST_ROUTES === "1",
+    openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
   };
 }
 
@@ -140,14 +160,13 @@ export async function runServer(
   deps: ServerDeps,
 ): Promise<{ url: string; stopped: Promise<void> }> {
   // The data directory holds the secret on PostgreSQL too, so it is made (and checked) before anything else.
-  await checkDataDir(config.dataDir, { allowMissing: true });
-  await makePrivateDir(config.dataDir);
-  await checkDataDir(config.dataDir);
+  await prepareDataDir(config.dataDir);
   const database = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   const waiters = new Set<() => void>();
   let app;
+  let identity: Identity | undefined;
   try {
-    const { source } = await loadServerSecret({
+    const { secret, source } = await loadServerSecret({
       env: deps.env,
       dataDir: config.dataDir,
       randomBytes: deps.randomBytes,
@@ -162,8 +181,18 @@ export async function runServer(
         waiters.clear();
       });
     }
+    // Without PUBLIC_URL the issuer is the listening URL, known only after listen (--port 0): set below.
+    identity = createIdentity({
+      db: database.db,
+      secret,
+      openSignup: config.openSignup,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+    });
     app = buildApp({
       db: database.db,
+      identity,
+      // An https PUBLIC_URL means TLS ends at a proxy in front of this process (it serves plain HTTP).
+      trustProxy: config.publicUrl?.startsWith("https:") === true,
       logger: loggerOptions({
         level: config.logLevel,
         ...(deps.logStream ? { stream: deps.logStream } : {}),
@@ -182,6 +211,11 @@ export async function runServer(
       },
       `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source)}`,
     );
+    if (config.openSignup)
+      app.log.warn(
+        { event: "server.open-signup" },
+        "open sign-up is on: anyone reaching the server can make an account",
+      );
     if (config.testRoutes)
       app.log.warn({ event: "server.test-routes" }, "LATCHKEY_SERVER_TEST_ROUTES=1: test-only routes are on");
     await app.listen({ host: config.host, port: config.port });
@@ -194,10 +228,11 @@ export async function runServer(
   const { port } = app.server.address() as AddressInfo;
   const url =
     config.publicUrl ?? `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  identity.setPublicUrl(url);
   app.log.info(
-    { event: "server.listening", url, host: config.host, port },
-    `latchkey-server listening on ${url}. Point the CLI at it with LATCHKEY_SERVER=${url} ` +
-      `(or \`latchkey login --server ${url}\`); the CLI's login and sync commands arrive in a later release.`,
+    { event: "server.listening", url, issuer: identity.issuer, host: config.host, port },
+    `latchkey-server listening on ${url}. Sign in from the CLI with \`latchkey login --server ${url}\` ` +
+      `(add --device on a machine without a browser); create accounts with \`latchkey-server admin create-user EMAIL\`.`,
   );
 
   const listening = app;
@@ -236,6 +271,13 @@ export async function runServer(
   deps.onSignal("SIGTERM", handle("SIGTERM"));
   deps.onSignal("SIGINT", handle("SIGINT"));
   return { url, stopped };
+}
+
+/** Makes the data directory (mode 0700) when missing; refuses a symbolic link or a non-directory. */
+export async function prepareDataDir(dir: string): Promise<void> {
+  await checkDataDir(dir, { allowMissing: true });
+  await makePrivateDir(dir);
+  await checkDataDir(dir);
 }
 
 async function makePrivateDir(dir: string): Promise<void> {

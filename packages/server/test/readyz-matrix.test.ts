@@ -3,13 +3,19 @@
 // /readyz into a 503 while /healthz stays 200, and the same app is ready again once PostgreSQL is back.
 import { afterEach, expect, it } from "vitest";
 import { buildApp } from "../src/app.js";
+import { createIdentity } from "../src/identity/identity.js";
 import { openDatabase, type OpenDatabase } from "../src/db/index.js";
 import { migrateToLatest } from "../src/db/migrations.js";
 import { startPostgres, type PostgresCluster } from "../../../e2e/support/postgres.js";
 import { describeEachDatabase, type DatabaseTarget } from "./databases.js";
 
 async function probe(database: OpenDatabase, path: "/healthz" | "/readyz") {
-  const app = buildApp({ db: database.db });
+  const identity = createIdentity({
+    db: database.db,
+    secret: "readyz-test-secret-0123456789abcdefghij",
+    publicUrl: "http://127.0.0.1:8787",
+  });
+  const app = buildApp({ db: database.db, identity });
   try {
     const response = await app.inject({ method: "GET", url: path });
     return { status: response.statusCode, body: response.json<Record<string, unknown>>() };

@@ -6,6 +6,8 @@
 import type { Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
+import { identityMigration } from "../identity/migration.js";
+import { syncMigration } from "../sync/migration.js";
 
 /** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -42,6 +44,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  "0002_identity": identityMigration,
+  "0003_sync": syncMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

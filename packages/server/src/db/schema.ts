@@ -6,6 +6,8 @@
  * values work on SQLite and PostgreSQL without a dialect branch (and ISO strings sort by time).
  */
 import type { Generated } from "kysely";
+import type { IdentityTables } from "../identity/migration.js";
+import type { SyncTables } from "../sync/migration.js";
 
 /** An account. Credentials (password hash, TOTP) arrive with the accounts slice. */
 export interface UsersTable {
@@ -32,7 +34,7 @@ export interface ServerMetaTable {
 }
 
 /** Every table of the server's database. */
-export interface Database {
+export interface Database extends IdentityTables, SyncTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;

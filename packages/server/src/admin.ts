@@ -1,0 +1,168 @@
+/**
+ * `latchkey-server admin …`: account administration on the server's own database (the same --data-dir and
+ * DATABASE_URL as the server, migrated first). Passwords come from a masked prompt or stdin, never argv; the
+ * TOTP enrollment URI is printed once on stdout and never logged.
+ */
+import { randomUUID } from "node:crypto";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LatchkeyError } from "@latchkey/core";
+import { openDatabase } from "./db/index.js";
+import { migrateToLatest } from "./db/migrations.js";
+import { createAccount, enrollTotp, normalizeEmail } from "./identity/accounts.js";
+import { deriveIdentityKeys } from "./identity/keys.js";
+import { loadServerSecret } from "./secret.js";
+import { DEFAULT_DATA_DIR, prepareDataDir } from "./server.js";
+
+/** Help of `latchkey-server admin`. */
+export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--data-dir DIR]
+       latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
+
+  create-user EMAIL   create an account. The password is read from a masked prompt on a terminal, or as one
+                      line from stdin otherwise (e.g. from a secret manager); it is never an argument.
+  enroll-totp EMAIL   turn on two-step sign-in (TOTP) for the account, replacing any earlier enrollment. Prints
+                      an otpauth:// URI once on stdout: it IS the secret. Hand it to the user (QR code or their
+                      authenticator app), then discard it.
+
+Both open the server's database: --data-dir DIR (default ./${DEFAULT_DATA_DIR}) and DATABASE_URL as for the
+server; enroll-totp also needs the server's secret (LATCHKEY_SERVER_SECRET or DIR/server-secret).
+`;
+
+/** What the admin commands touch. */
+export interface AdminDeps {
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** The password for create-user: a masked prompt on a TTY, else one line of stdin. */
+  readPassword: (prompt: string) => Promise<string>;
+  randomBytes: (n: number) => Uint8Array;
+  now?: () => Date;
+}
+
+/** Runs `admin ARGS…` (argv after "admin"); resolves with the exit code. Throws catalogue errors. */
+export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: { "data-dir": { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (err) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: err instanceof Error ? err.message : String(err),
+      hint: "Run `latchkey-server admin --help`.",
+    });
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals.length === 0) {
+    deps.stdout.write(ADMIN_USAGE);
+    return values.help ? 0 : 2;
+  }
+  const [command, email, ...rest] = positionals;
+  if ((command !== "create-user" && command !== "enroll-totp") || email === undefined || rest.length > 0) {
+    throw new LatchkeyError("LK_USAGE", {
+      message:
+        command === "create-user" || command === "enroll-totp"
+          ? `admin ${command} takes exactly one EMAIL.`
+          : `Unknown admin command "${command ?? ""}".`,
+      hint: "Run `latchkey-server admin --help`.",
+    });
+  }
+  const dataDir = resolve(deps.cwd, values["data-dir"] ?? DEFAULT_DATA_DIR);
+  const now = deps.now ?? (() => new Date());
+
+  // The email is checked and the password asked before the database is touched: a typo costs nothing.
+  normalizeEmail(email);
+  const password = command === "create-user" ? await deps.readPassword(`Password for ${email}: `) : undefined;
+
+  await prepareDataDir(dataDir);
+  const databaseUrl = deps.env.DATABASE_URL || undefined;
+  const database = await openDatabase({ dataDir, ...(databaseUrl ? { databaseUrl } : {}) });
+  try {
+    await migrateToLatest(database.db);
+    const accountDeps = { db: database.db, now, randomId: randomUUID };
+    if (command === "create-user") {
+      const created = await createAccount(accountDeps, { email, password: password ?? "", via: "admin" });
+      deps.stderr.write(`Created the account ${created.email}.\n`);
+      deps.stdout.write(`${created.userId}\n`);
+      return 0;
+    }
+    const { secret } = await loadServerSecret({ env: deps.env, dataDir, randomBytes: deps.randomBytes });
+    const publicUrl = deps.env.PUBLIC_URL;
+    const { uri } = await enrollTotp(
+      {
+        ...accountDeps,
+        keys: deriveIdentityKeys(secret),
+        issuerName: publicUrl ? `Latchkey (${safeHost(publicUrl)})` : "Latchkey",
+      },
+      email,
+    );
+    deps.stderr.write(
+      "Two-step sign-in is on for this account. The URI below is its secret: give it to the user once " +
+        "(as a QR code or typed into an authenticator app) and do not store it.\n",
+    );
+    deps.stdout.write(`${uri}\n`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+function safeHost(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "server";
+  }
+}
+
+/**
+ * Reads a password: on a terminal a masked prompt (raw mode, nothing echoed; Ctrl-C cancels), otherwise the
+ * first line of stdin.
+ */
+export async function readPasswordFromProcess(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let text = "";
+    stdin.setEncoding("utf8");
+    for await (const chunk of stdin) {
+      text += chunk as string;
+      if (text.includes("\n")) break;
+    }
+    const line = text.split(/\r?\n/, 1)[0] ?? "";
+    return line;
+  }
+  process.stderr.write(prompt);
+  stdin.setRawMode(true);
+  stdin.setEncoding("utf8");
+  stdin.resume();
+  try {
+    return await new Promise<string>((done, fail) => {
+      let typed = "";
+      const onData = (chunk: string): void => {
+        for (const char of chunk) {
+          if (char === "\r" || char === "\n") {
+            stdin.off("data", onData);
+            done(typed);
+            return;
+          }
+          if (char === "\u0003") {
+            stdin.off("data", onData);
+            fail(new LatchkeyError("LK_USAGE", { message: "Cancelled." }));
+            return;
+          }
+          if (char === "\u007f" || char === "\b") typed = typed.slice(0, -1);
+          else typed += char;
+        }
+      };
+      stdin.on("data", onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write("\n");
+  }
+}

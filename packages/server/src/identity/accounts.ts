@@ -1,0 +1,206 @@
+/**
+ * Accounts: normalized emails, Argon2id password hashes (@node-rs/argon2, whose default algorithm is Argon2id)
+ * and TOTP enrollment (otpauth, RFC 6238) with the secret sealed at rest under a key derived from the server
+ * secret. Data access only through the Kysely handle passed in.
+ */
+import { hash, verify } from "@node-rs/argon2";
+import { LatchkeyError } from "@latchkey/core";
+import type { Kysely } from "kysely";
+import { Secret, TOTP } from "otpauth";
+import type { Database } from "../db/schema.js";
+import type { IdentityKeys } from "./keys.js";
+import type { UserCredentialColumns, UserCredentials } from "./migration.js";
+
+/** Longest password accepted (Argon2 takes any length; this bounds the work one request can cause). */
+export const MAX_PASSWORD_LENGTH = 1024;
+/** TOTP parameters: the defaults every authenticator app understands. */
+const TOTP_PERIOD = 30;
+const TOTP_DIGITS = 6;
+
+/** An account as the identity slice reads it. */
+export type Account = UserCredentialColumns;
+
+/** Trims and lowercases an email; throws LK_EMAIL_INVALID unless it looks like name@domain. */
+export function normalizeEmail(input: string): string {
+  const email = input.trim().toLowerCase();
+  // Deliberately loose (RFC 5322 is not the point): one @, something on each side, a dot in the domain, no
+  // whitespace or control characters, and a length any column holds.
+  if (email.length > 254 || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(email)) {
+    throw new LatchkeyError("LK_EMAIL_INVALID");
+  }
+  return email;
+}
+
+function checkPassword(password: string): void {
+  if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH)
+    throw new LatchkeyError("LK_PASSWORD_INVALID");
+}
+
+function credentials(db: Kysely<Database>): Kysely<Database & UserCredentials> {
+  return db.withTables<UserCredentials>();
+}
+
+/** Hashes a password with Argon2id. */
+export function hashPassword(password: string): Promise<string> {
+  checkPassword(password);
+  return hash(password);
+}
+
+/** True when `password` matches the account's hash; false for an account without a password. */
+export async function verifyPassword(account: Account, password: string): Promise<boolean> {
+  if (account.password_hash === null || password.length === 0 || password.length > MAX_PASSWORD_LENGTH)
+    return false;
+  try {
+    return await verify(account.password_hash, password);
+  } catch {
+    return false;
+  }
+}
+
+/** What creating an account needs. */
+export interface AccountDeps {
+  db: Kysely<Database>;
+  now: () => Date;
+  randomId: () => string;
+}
+
+/** Creates an account; throws LK_EMAIL_INVALID, LK_PASSWORD_INVALID or LK_ACCOUNT_EXISTS. Writes an audit row. */
+export async function createAccount(
+  deps: AccountDeps,
+  input: { email: string; password: string; via: "admin" | "signup" },
+): Promise<{ userId: string; email: string }> {
+  const email = normalizeEmail(input.email);
+  const passwordHash = await hashPassword(input.password);
+  const id = deps.randomId();
+  const at = deps.now().toISOString();
+  const db = credentials(deps.db);
+  try {
+    await db.transaction().execute(async (trx) => {
+      const existing = await trx
+        .selectFrom("users")
+        .select("id")
+        .where("email", "=", email)
+        .executeTakeFirst();
+      if (existing) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
+      await trx
+        .insertInto("users")
+        .values({
+          id,
+          email,
+          created_at: at,
+          password_hash: passwordHash,
+          totp_secret: null,
+          totp_enabled: 0,
+        })
+        .execute();
+      await trx
+        .insertInto("audit_events")
+        .values({
+          id: deps.randomId(),
+          user_id: id,
+          action: "account.create",
+          vault_id: null,
+          version: null,
+          created_at: at,
+          metadata: JSON.stringify({ via: input.via }),
+        })
+        .execute();
+    });
+  } catch (err) {
+    if (err instanceof LatchkeyError) throw err;
+    // Two creations racing: the unique index on email refuses the second.
+    if (await findAccountByEmail(deps.db, email)) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
+    throw err;
+  }
+  return { userId: id, email };
+}
+
+/** The account with this (normalized) email, or undefined. */
+export async function findAccountByEmail(db: Kysely<Database>, email: string): Promise<Account | undefined> {
+  return credentials(db).selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
+}
+
+/** The account with this id, or undefined. */
+export async function findAccountById(db: Kysely<Database>, id: string): Promise<Account | undefined> {
+  return credentials(db).selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
+}
+
+/**
+ * Enrolls (or re-enrolls) TOTP for an account: a new random secret, sealed at rest, and the otpauth:// URI the
+ * user's authenticator app takes — the only time the secret leaves the server. Throws LK_ACCOUNT_NOT_FOUND.
+ */
+export async function enrollTotp(
+  deps: AccountDeps & { keys: IdentityKeys; issuerName: string },
+  emailInput: string,
+): Promise<{ uri: string; secret: string }> {
+  const email = normalizeEmail(emailInput);
+  const account = await findAccountByEmail(deps.db, email);
+  if (!account) throw new LatchkeyError("LK_ACCOUNT_NOT_FOUND");
+  const secret = new Secret({ size: 20 }).base32;
+  const at = deps.now().toISOString();
+  await credentials(deps.db)
+    .transaction()
+    .execute(async (trx) => {
+      await trx
+        .updateTable("users")
+        .set({ totp_secret: deps.keys.sealTotp(account.id, secret), totp_enabled: 1, totp_last_step: null })
+        .where("id", "=", account.id)
+        .execute();
+      await trx
+        .insertInto("audit_events")
+        .values({
+          id: deps.randomId(),
+          user_id: account.id,
+          action: "account.totp_enrolled",
+          vault_id: null,
+          version: null,
+          created_at: at,
+          metadata: "{}",
+        })
+        .execute();
+    });
+  return { uri: totpFor(deps.issuerName, email, secret).toString(), secret };
+}
+
+function totpFor(issuer: string, label: string, secret: string): TOTP {
+  return new TOTP({
+    issuer,
+    label,
+    secret: Secret.fromBase32(secret),
+    algorithm: "SHA1",
+    digits: TOTP_DIGITS,
+    period: TOTP_PERIOD,
+  });
+}
+
+/**
+ * Checks a TOTP code for an enrolled account (one step of clock drift either way) and records the step it
+ * matched, so the same code cannot be used twice. False for a wrong, reused or malformed code.
+ */
+export async function verifyTotp(
+  deps: { db: Kysely<Database>; keys: IdentityKeys; now: () => Date },
+  account: Account,
+  code: string,
+): Promise<boolean> {
+  if (account.totp_enabled !== 1 || account.totp_secret === null) return false;
+  const token = code.replace(/\s+/g, "");
+  if (!/^\d{6}$/.test(token)) return false;
+  const secret = deps.keys.openTotp(account.id, account.totp_secret);
+  const timestamp = deps.now().getTime();
+  const delta = totpFor("latchkey", account.email, secret).validate({ token, timestamp, window: 1 });
+  if (delta === null) return false;
+  const step = Math.floor(timestamp / 1000 / TOTP_PERIOD) + delta;
+  // Compare-and-set: of two requests with the same code, one moves totp_last_step and the other finds it moved.
+  const updated = await credentials(deps.db)
+    .updateTable("users")
+    .set({ totp_last_step: step })
+    .where("id", "=", account.id)
+    .where((eb) => eb.or([eb("totp_last_step", "is", null), eb("totp_last_step", "<", step)]))
+    .executeTakeFirst();
+  return Number(updated.numUpdatedRows) === 1;
+}
+
+/** The current TOTP code for a base32 secret (tests and the scripted browser use the same algorithm). */
+export function totpCode(secret: string, at: Date): string {
+  return totpFor("latchkey", "x", secret).generate({ timestamp: at.getTime() });
+}

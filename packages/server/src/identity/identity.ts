@@ -1,0 +1,614 @@
+/**
+ * The identity service: oidc-provider mounted under OIDC_PATH with the public client `latchkey-cli`, the
+ * server-rendered sign-in pages it sends users to, and `authenticate` for the sync API's bearer tokens.
+ *
+ * The provider's issuer is `${publicUrl}/oidc`. When the server is started without PUBLIC_URL and on --port 0,
+ * the URL is known only once it listens, so the provider is made then (`setPublicUrl`); until that moment
+ * requests to /oidc get a 503 and tokens authenticate as null.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { CLI_CLIENT_ID, OIDC_PATH } from "@latchkey/core";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
+import Provider, { type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import type { Database } from "../db/schema.js";
+import type { Authenticated } from "../sync/routes.js";
+import {
+  createAccount,
+  findAccountByEmail,
+  findAccountById,
+  normalizeEmail,
+  verifyPassword,
+  verifyTotp,
+  type Account,
+} from "./accounts.js";
+import { kyselyAdapter } from "./adapter.js";
+import { deriveIdentityKeys, macEqual, type IdentityKeys } from "./keys.js";
+import { escapeHtml, loginPage, messagePage, page, signupPage, totpPage } from "./pages.js";
+import { beginAttempt, purgeAttempts } from "./rate-limit.js";
+import { isLatchkeyError } from "@latchkey/core";
+
+/** Token lifetimes, in seconds (issue 6: access 15 minutes, refresh 30 days, rotating). */
+export const TTL = {
+  accessToken: 15 * 60,
+  refreshToken: 30 * 24 * 60 * 60,
+  authorizationCode: 60,
+  deviceCode: 10 * 60,
+  interaction: 60 * 60,
+  session: 24 * 60 * 60,
+  idToken: 60 * 60,
+} as const;
+
+/** How long the ticket of a passed password step stays good for the TOTP step. */
+const TICKET_SECONDS = 5 * 60;
+
+/** What the identity service needs. */
+export interface IdentityOptions {
+  db: Kysely<Database>;
+  /** The server secret (secret.ts): every key is derived from it. */
+  secret: string;
+  /** The URL clients reach the server at; absent until the server listens (see setPublicUrl). */
+  publicUrl?: string;
+  /** --open-signup: the login page links to a sign-up form. */
+  openSignup?: boolean;
+  now?: () => Date;
+  randomId?: () => string;
+  /** Failed attempts per hour (defaults of rate-limit.ts); tests lower them. */
+  limits?: { account: number; ip: number };
+}
+
+/** The identity service of one server process. */
+export interface Identity {
+  readonly keys: IdentityKeys;
+  /** The provider's issuer, once known. */
+  readonly issuer: string | undefined;
+  /** The bearer token's owner, or null when unknown, malformed, expired, revoked or issued to another client. */
+  authenticate(bearerToken: string): Promise<Authenticated | null>;
+  /** Mounts the provider and the sign-in pages on `app`. */
+  register(app: FastifyInstance): void;
+  /** Makes the provider for `publicUrl` (once; later calls with another URL throw). */
+  setPublicUrl(publicUrl: string): void;
+  /** The provider; throws before setPublicUrl. */
+  provider(): Provider;
+}
+
+type RawRequest = IncomingMessage & { originalUrl?: string };
+
+/** Creates the identity service. */
+export function createIdentity(options: IdentityOptions): Identity {
+  const { db } = options;
+  const now = options.now ?? (() => new Date());
+  const randomId = options.randomId ?? randomUUID;
+  const keys = deriveIdentityKeys(options.secret);
+  let provider: Provider | undefined;
+  let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
+  let issuer: string | undefined;
+  let log: FastifyBaseLogger | undefined;
+
+  const setPublicUrl = (publicUrl: string): void => {
+    const next = `${publicUrl.replace(/\/$/, "")}${OIDC_PATH}`;
+    if (provider) {
+      if (next !== issuer) throw new Error(`the issuer is already ${issuer}`);
+      return;
+    }
+    issuer = next;
+    provider = makeProvider(next, { db, keys, log: () => log });
+    // Behind an https PUBLIC_URL the TLS ends at a proxy: trust its X-Forwarded-Proto so cookies are Secure.
+    if (next.startsWith("https:")) provider.proxy = true;
+    handle = provider.callback();
+  };
+  if (options.publicUrl !== undefined) setPublicUrl(options.publicUrl);
+
+  const current = (): Provider => {
+    if (!provider) throw new Error("the identity service has no issuer yet (setPublicUrl)");
+    return provider;
+  };
+
+  const authenticate = async (bearerToken: string): Promise<Authenticated | null> => {
+    // Opaque tokens of oidc-provider are 43 base64url characters; anything far off is malformed.
+    if (!provider || typeof bearerToken !== "string" || !/^[A-Za-z0-9_-]{20,256}$/.test(bearerToken))
+      return null;
+    try {
+      const token = await provider.AccessToken.find(bearerToken);
+      if (
+        !token ||
+        token.isExpired ||
+        token.exp === undefined ||
+        token.clientId !== CLI_CLIENT_ID ||
+        !token.accountId ||
+        !token.grantId
+      )
+        return null;
+      // Revocation (RFC 7009) and refresh-token reuse destroy the grant; a token of a destroyed grant is dead
+      // even if its own row survived.
+      const grant = await provider.Grant.find(token.grantId);
+      if (!grant || grant.accountId !== token.accountId) return null;
+      const account = await findAccountById(db, token.accountId);
+      if (!account) return null;
+      return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
+    } catch (err) {
+      log?.error({ err: errorSummary(err), event: "auth.authenticate_error" }, "token lookup failed");
+      return null;
+    }
+  };
+
+  const register = (app: FastifyInstance): void => {
+    log = app.log;
+    // The provider reads the raw request itself (bodies included), so the hand-off happens in onRequest, before
+    // fastify would parse (and refuse) a form body; hijack tells fastify the response is not its business.
+    app.route({
+      method: ["GET", "POST", "HEAD", "OPTIONS", "DELETE", "PUT"],
+      url: `${OIDC_PATH}/*`,
+      onRequest: async (request, reply) => {
+        if (!handle) {
+          return reply.code(503).send({ error: "unavailable", message: "The identity service is starting." });
+        }
+        reply.hijack();
+        const raw = request.raw as RawRequest;
+        const full = raw.url ?? "/";
+        raw.originalUrl = full;
+        raw.url = full.slice(OIDC_PATH.length) || "/";
+        await handle(raw, reply.raw);
+      },
+      // Never reached: onRequest hijacks every request.
+      handler: () => undefined,
+    });
+    void app.register((pages, _options, done) => {
+      pages.addContentTypeParser(
+        "application/x-www-form-urlencoded",
+        { parseAs: "string", bodyLimit: 16 * 1024 },
+        (_request, body, done) => {
+          done(null, Object.fromEntries(new URLSearchParams(body as string)));
+        },
+      );
+      registerPages(pages, {
+        db,
+        keys,
+        now,
+        randomId,
+        openSignup: options.openSignup === true,
+        provider: current,
+        ...(options.limits ? { limits: options.limits } : {}),
+      });
+      done();
+    });
+  };
+
+  return {
+    keys,
+    get issuer() {
+      return issuer;
+    },
+    authenticate,
+    register,
+    setPublicUrl,
+    provider: current,
+  };
+}
+
+function errorSummary(err: unknown): { name: string; message: string } {
+  return err instanceof Error
+    ? { name: err.name, message: err.message }
+    : { name: "Error", message: String(err) };
+}
+
+function makeProvider(
+  issuer: string,
+  deps: { db: Kysely<Database>; keys: IdentityKeys; log: () => FastifyBaseLogger | undefined },
+): Provider {
+  const { db, keys } = deps;
+  const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+  // Grants whose other tokens survive the access-token revocation being handled right now (revokeGrantPolicy).
+  const keepTokensOf = new Set<string>();
+  const configuration: Configuration = {
+    adapter: kyselyAdapter(db, nowSeconds, (grantId) => keepTokensOf.has(grantId)),
+    clients: [
+      {
+        client_id: CLI_CLIENT_ID,
+        client_name: "Latchkey CLI",
+        application_type: "native",
+        token_endpoint_auth_method: "none",
+        grant_types: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+        response_types: ["code"],
+        // RFC 8252 §7.3: oidc-provider matches loopback redirect URIs of native clients without their port, so
+        // these two stand for every port the CLI's one-shot listener picks.
+        redirect_uris: ["http://127.0.0.1/callback", "http://[::1]/callback"],
+        id_token_signed_response_alg: "EdDSA",
+      },
+    ],
+    jwks: { keys: [keys.signingJwk] },
+    cookies: { keys: keys.cookieKeys },
+    scopes: ["openid", "offline_access", "email"],
+    claims: { openid: ["sub"], email: ["email"] },
+    async findAccount(_ctx, sub) {
+      const account = await findAccountById(db, sub);
+      if (!account) return undefined;
+      return { accountId: sub, claims: () => ({ sub, email: account.email }) };
+    },
+    pkce: { required: () => true },
+    responseTypes: ["code"],
+    rotateRefreshToken: true,
+    // oidc-provider drops offline_access from an authorization request unless it also says prompt=consent; this
+    // first-party client never shows a consent page, so its logins always get a refresh token, and its tokens
+    // outlive the browser session that made them (the CLI, not the browser, holds the session).
+    issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed("refresh_token")),
+    expiresWithSession: () => Promise.resolve(false),
+    ttl: {
+      AccessToken: TTL.accessToken,
+      RefreshToken: TTL.refreshToken,
+      AuthorizationCode: TTL.authorizationCode,
+      DeviceCode: TTL.deviceCode,
+      Interaction: TTL.interaction,
+      Session: TTL.session,
+      IdToken: TTL.idToken,
+      Grant: TTL.refreshToken,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    // The CLI is first-party: consent is implicit. Every authorization gets its own grant, so revoking one
+    // machine's session (revocation destroys the grant) leaves the user's other machines signed in.
+    async loadExistingGrant(ctx: KoaContextWithOIDC) {
+      const { client, session, params } = ctx.oidc;
+      if (!client || client.clientId !== CLI_CLIENT_ID || !session?.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
+      const scope = typeof params?.scope === "string" ? params.scope : "openid";
+      grant.addOIDCScope(scope);
+      await grant.save();
+      return grant;
+    },
+    clientBasedCORS: () => false,
+    // RFC 7009 lets a server revoke the whole grant when an access token is revoked, and oidc-provider revokes all
+    // of the grant's tokens. `latchkey token-rotate` refreshes, then revokes the OLD access token: that must end
+    // the old token alone, not the rotated session. So revoking an access token destroys just that token;
+    // revoking a refresh token (logout) still ends the grant and every token of it. oidc-provider asks this
+    // policy right before it calls revokeByGrantId for each model, in the same tick; the mark lasts that tick.
+    revokeGrantPolicy(ctx) {
+      const accessToken = ctx.oidc.entities.AccessToken;
+      if (ctx.oidc.route === "revocation" && accessToken) {
+        const grantId = accessToken.grantId;
+        if (grantId) {
+          keepTokensOf.add(grantId);
+          setImmediate(() => keepTokensOf.delete(grantId));
+        }
+        return false;
+      }
+      return true;
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // The CLI signs out by revoking its refresh token; no browser logout page is needed.
+      rpInitiatedLogout: { enabled: false },
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      deviceFlow: {
+        enabled: true,
+        userCodeInputSource(ctx, form, _out, err) {
+          const message = err
+            ? err.name === "NoCodeError" || "userCode" in err
+              ? "That code is not valid or has expired. Check it and try again."
+              : "Something went wrong. Try again."
+            : "Enter the code your terminal shows.";
+          ctx.type = "html";
+          ctx.body = page(
+            "Sign in a device",
+            `<p>${escapeHtml(message)}</p>${form}<button type="submit" form="op.deviceInputForm">Continue</button>`,
+          );
+        },
+        userCodeConfirmSource(ctx, form, _client, _deviceInfo, userCode) {
+          ctx.type = "html";
+          ctx.body = page(
+            "Confirm the device",
+            `<p>Check that your terminal shows this code:</p><p><code>${escapeHtml(userCode)}</code></p>` +
+              `<p class="muted">If you did not start this sign-in, close this page.</p>${form}` +
+              `<button type="submit" form="op.deviceConfirmForm">Continue</button>` +
+              `<button type="submit" form="op.deviceConfirmForm" value="yes" name="abort">Abort</button>`,
+          );
+        },
+        successSource(ctx) {
+          ctx.type = "html";
+          ctx.body = page("Signed in", "<p>The device is signed in. You can close this page.</p>");
+        },
+      },
+    },
+    renderError(ctx, out) {
+      ctx.type = "html";
+      ctx.body = page(
+        "Sign-in error",
+        `<p>${escapeHtml(String(out.error_description ?? out.error ?? "error"))}</p>`,
+      );
+      return Promise.resolve();
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+  // Server errors inside the provider (a failing database, a bug) reach the JSON log; its client errors are the
+  // client's business and are not logged (their descriptions can quote request parameters).
+  provider.on("server_error", (_ctx: unknown, err: unknown) => {
+    deps.log()?.error({ event: "oidc.server_error", err: errorSummary(err) }, "identity provider error");
+  });
+  return provider;
+}
+
+interface PageDeps {
+  db: Kysely<Database>;
+  keys: IdentityKeys;
+  now: () => Date;
+  randomId: () => string;
+  openSignup: boolean;
+  provider: () => Provider;
+  limits?: { account: number; ip: number };
+}
+
+type Form = Record<string, string | undefined>;
+type UidRequest = FastifyRequest<{ Params: { uid: string }; Body: Form }>;
+
+function registerPages(app: FastifyInstance, deps: PageDeps): void {
+  const html = (reply: FastifyReply, status: number, body: string): FastifyReply =>
+    reply
+      .code(status)
+      .header("content-type", "text/html; charset=utf-8")
+      .header("cache-control", "no-store")
+      .header("x-frame-options", "DENY")
+      // No form-action: browsers apply it to the redirects after a submission, and the last one goes to the
+      // CLI's loopback listener.
+      .header(
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+      )
+      .send(body);
+
+  /** The interaction of the request (by its cookie), or a page saying it expired. */
+  const details = async (request: UidRequest, reply: FastifyReply) => {
+    try {
+      const interaction = await deps.provider().interactionDetails(request.raw, reply.raw);
+      if (interaction.uid !== request.params.uid) throw new Error("uid mismatch");
+      return interaction;
+    } catch {
+      await html(
+        reply,
+        400,
+        messagePage(
+          "Sign-in expired",
+          "This sign-in page has expired or was opened in another browser. Start the sign-in again from your terminal.",
+        ),
+      );
+      return undefined;
+    }
+  };
+
+  const finish = async (
+    request: UidRequest,
+    reply: FastifyReply,
+    result: Parameters<Provider["interactionResult"]>[2],
+  ): Promise<void> => {
+    const returnTo = await deps.provider().interactionResult(request.raw, reply.raw, result, {
+      mergeWithLastSubmission: false,
+    });
+    await reply.code(303).header("cache-control", "no-store").redirect(returnTo, 303);
+  };
+
+  const audit = async (action: string, userId: string | null, metadata: Record<string, unknown>) => {
+    await deps.db
+      .insertInto("audit_events")
+      .values({
+        id: deps.randomId(),
+        user_id: userId,
+        action,
+        vault_id: null,
+        version: null,
+        created_at: deps.now().toISOString(),
+        metadata: JSON.stringify(metadata),
+      })
+      .execute();
+  };
+
+  /** Runs `check` under the rate limits; answers 429 when a limit refuses the attempt. */
+  const limited = async (
+    request: UidRequest,
+    reply: FastifyReply,
+    email: string,
+    account: Account | undefined,
+    step: "password" | "totp",
+    check: () => Promise<boolean>,
+  ): Promise<boolean | undefined> => {
+    const attempt = await beginAttempt(
+      {
+        db: deps.db,
+        now: deps.now,
+        randomId: deps.randomId,
+        ...(deps.limits ? { limits: deps.limits } : {}),
+      },
+      email,
+      request.ip,
+    );
+    if (!attempt.allowed) {
+      request.log.warn(
+        { event: "auth.rate_limited", limit: attempt.limit, step },
+        "sign-in attempt rate-limited",
+      );
+      await audit("auth.rate_limited", account?.id ?? null, { limit: attempt.limit, step, ip: request.ip });
+      await html(
+        reply.header("retry-after", "3600"),
+        429,
+        messagePage("Too many attempts", "Too many failed sign-in attempts. Wait an hour and try again."),
+      );
+      return undefined;
+    }
+    const ok = await check();
+    if (ok) {
+      await attempt.succeeded();
+      return true;
+    }
+    await attempt.failed();
+    request.log.info({ event: "auth.login_failed", step }, "sign-in attempt failed");
+    await audit("auth.login_failed", account?.id ?? null, { step, ip: request.ip });
+    return false;
+  };
+
+  const ticketFor = (uid: string, userId: string): string => {
+    const exp = String(Math.floor(deps.now().getTime() / 1000) + TICKET_SECONDS);
+    return `${userId}.${exp}.${deps.keys.mac("totp-ticket", uid, userId, exp).toString("base64url")}`;
+  };
+  const openTicket = (uid: string, ticket: string | undefined): string | undefined => {
+    const [userId, exp, mac] = (ticket ?? "").split(".");
+    if (!userId || !exp || !mac) return undefined;
+    if (!macEqual(Buffer.from(mac, "base64url"), deps.keys.mac("totp-ticket", uid, userId, exp)))
+      return undefined;
+    if (Number(exp) < Math.floor(deps.now().getTime() / 1000)) return undefined;
+    return userId;
+  };
+
+  const isDevice = (interaction: { params: Record<string, unknown> }): boolean =>
+    interaction.params.response_type === undefined;
+
+  app.get("/interaction/:uid", async (request: UidRequest, reply) => {
+    const interaction = await details(request, reply);
+    if (!interaction) return;
+    if (interaction.prompt.name === "login") {
+      return html(
+        reply,
+        200,
+        loginPage({ uid: interaction.uid, signup: deps.openSignup, deviceFlow: isDevice(interaction) }),
+      );
+    }
+    // Consent for the first-party CLI is implicit (loadExistingGrant); any other prompt is finished as such.
+    const provider = deps.provider();
+    const accountId = interaction.session?.accountId;
+    const clientId = interaction.params.client_id;
+    if (!accountId || typeof clientId !== "string") return finish(request, reply, { error: "access_denied" });
+    const grant = new provider.Grant({ accountId, clientId });
+    grant.addOIDCScope(typeof interaction.params.scope === "string" ? interaction.params.scope : "openid");
+    return finish(request, reply, { consent: { grantId: await grant.save() } });
+  });
+
+  app.post("/interaction/:uid/login", async (request: UidRequest, reply) => {
+    const interaction = await details(request, reply);
+    if (!interaction) return;
+    const form = request.body ?? {};
+    const typed = (form.email ?? "").slice(0, 300);
+    let email: string;
+    try {
+      email = normalizeEmail(typed);
+    } catch {
+      return html(
+        reply,
+        400,
+        loginPage({
+          uid: interaction.uid,
+          email: typed,
+          error: "Enter the email address of your account.",
+          signup: deps.openSignup,
+          deviceFlow: isDevice(interaction),
+        }),
+      );
+    }
+    const account = await findAccountByEmail(deps.db, email);
+    const ok = await limited(request, reply, email, account, "password", async () =>
+      account ? verifyPassword(account, form.password ?? "") : false,
+    );
+    if (ok === undefined) return;
+    if (!ok || !account) {
+      return html(
+        reply,
+        401,
+        loginPage({
+          uid: interaction.uid,
+          email,
+          error: "Wrong email or password.",
+          signup: deps.openSignup,
+          deviceFlow: isDevice(interaction),
+        }),
+      );
+    }
+    if (account.totp_enabled === 1) {
+      return html(
+        reply,
+        200,
+        totpPage({ uid: interaction.uid, ticket: ticketFor(interaction.uid, account.id) }),
+      );
+    }
+    await audit("auth.login", account.id, { ip: request.ip, totp: false });
+    return finish(request, reply, { login: { accountId: account.id } });
+  });
+
+  app.post("/interaction/:uid/totp", async (request: UidRequest, reply) => {
+    const interaction = await details(request, reply);
+    if (!interaction) return;
+    const form = request.body ?? {};
+    const userId = openTicket(interaction.uid, form.ticket);
+    const account = userId === undefined ? undefined : await findAccountById(deps.db, userId);
+    if (!account || form.ticket === undefined) {
+      return html(
+        reply,
+        400,
+        messagePage(
+          "Sign-in expired",
+          "The verification step expired. Start the sign-in again from your terminal.",
+        ),
+      );
+    }
+    const ok = await limited(request, reply, account.email, account, "totp", () =>
+      verifyTotp(deps, account, form.code ?? ""),
+    );
+    if (ok === undefined) return;
+    if (!ok) {
+      return html(
+        reply,
+        401,
+        totpPage({
+          uid: interaction.uid,
+          ticket: form.ticket,
+          error: "That code is not right. Try the current one.",
+        }),
+      );
+    }
+    await audit("auth.login", account.id, { ip: request.ip, totp: true });
+    return finish(request, reply, { login: { accountId: account.id } });
+  });
+
+  app.get("/interaction/:uid/abort", async (request: UidRequest, reply) => {
+    const interaction = await details(request, reply);
+    if (!interaction) return;
+    return finish(request, reply, {
+      error: "access_denied",
+      error_description: "The user cancelled the sign-in.",
+    });
+  });
+
+  if (deps.openSignup) {
+    app.get("/interaction/:uid/signup", async (request: UidRequest, reply) => {
+      const interaction = await details(request, reply);
+      if (!interaction) return;
+      return html(reply, 200, signupPage({ uid: interaction.uid }));
+    });
+    app.post("/interaction/:uid/signup", async (request: UidRequest, reply) => {
+      const interaction = await details(request, reply);
+      if (!interaction) return;
+      const form = request.body ?? {};
+      const typed = (form.email ?? "").slice(0, 300);
+      try {
+        const created = await createAccount(
+          { db: deps.db, now: deps.now, randomId: deps.randomId },
+          { email: typed, password: form.new_password ?? "", via: "signup" },
+        );
+        return finish(request, reply, { login: { accountId: created.userId } });
+      } catch (err) {
+        if (!isLatchkeyError(err)) throw err;
+        const message =
+          err.code === "LK_ACCOUNT_EXISTS"
+            ? "An account with this email already exists. Sign in instead."
+            : err.code === "LK_EMAIL_INVALID"
+              ? "Enter a valid email address."
+              : "Choose a non-empty password.";
+        return html(reply, 400, signupPage({ uid: interaction.uid, email: typed, error: message }));
+      }
+    });
+  }
+
+  // Old attempts are only noise for the counts; drop them now and then.
+  let served = 0;
+  app.addHook("onResponse", async () => {
+    if (++served % 200 === 0) await purgeAttempts(deps);
+  });
+}

@@ -1,0 +1,13 @@
+/** The identity slice: accounts, the OpenID provider and its sign-in pages, bearer-token authentication. */
+export { createIdentity, TTL, type Identity, type IdentityOptions } from "./identity.js";
+export {
+  createAccount,
+  enrollTotp,
+  findAccountByEmail,
+  findAccountById,
+  normalizeEmail,
+  totpCode,
+  type Account,
+} from "./accounts.js";
+export { deriveIdentityKeys, type IdentityKeys } from "./keys.js";
+export { ACCOUNT_LIMIT, IP_LIMIT, WINDOW_MS } from "./rate-limit.js";

@@ -1,0 +1,41 @@
+import { createPublicKey, sign, verify } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { deriveIdentityKeys } from "./keys.js";
+
+const SECRET = "unit-test-secret-0123456789abcdefghijklmn";
+
+describe("deriveIdentityKeys", () => {
+  it("derives the same keys from the same secret (every process agrees) and others from another", () => {
+    const a = deriveIdentityKeys(SECRET);
+    const b = deriveIdentityKeys(SECRET);
+    const c = deriveIdentityKeys(`${SECRET}x`);
+    expect(b.signingJwk).toEqual(a.signingJwk);
+    expect(b.cookieKeys).toEqual(a.cookieKeys);
+    expect(c.signingJwk.x).not.toBe(a.signingJwk.x);
+    expect(c.cookieKeys).not.toEqual(a.cookieKeys);
+    expect(a.signingJwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig" });
+    expect(a.cookieKeys[0]).not.toContain(SECRET);
+  });
+
+  it("signs with a working Ed25519 key pair", () => {
+    const { signingJwk } = deriveIdentityKeys(SECRET);
+    const data = Buffer.from("payload");
+    const signature = sign(null, data, { key: signingJwk, format: "jwk" });
+    const publicKey = createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: signingJwk.x! },
+      format: "jwk",
+    });
+    expect(verify(null, data, publicKey, signature)).toBe(true);
+  });
+
+  it("seals a TOTP secret for one user: opened by the same user and secret only", () => {
+    const keys = deriveIdentityKeys(SECRET);
+    const sealed = keys.sealTotp("user-1", "JBSWY3DPEHPK3PXP");
+    expect(sealed).not.toContain("JBSWY3DPEHPK3PXP");
+    expect(keys.openTotp("user-1", sealed)).toBe("JBSWY3DPEHPK3PXP");
+    expect(() => keys.openTotp("user-2", sealed)).toThrow();
+    expect(() => deriveIdentityKeys(`${SECRET}x`).openTotp("user-1", sealed)).toThrow();
+    // A fresh IV every time.
+    expect(keys.sealTotp("user-1", "JBSWY3DPEHPK3PXP")).not.toBe(sealed);
+  });
+});

@@ -1,0 +1,281 @@
+/**
+ * Data access of the sync slice: SQL only, no rules. Every function takes the database or a transaction, so the
+ * service decides what runs atomically; database failures come out as {@link SyncDatabaseError}, whose message
+ * names the operation and never a value.
+ */
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.js";
+import type { VaultHeadsTable } from "./migration.js";
+
+/** The database or a transaction on it. */
+export type Db = Kysely<Database>;
+
+/** A failed query; `cause` holds the driver's error (logged by the route's error handler, never sent). */
+export class SyncDatabaseError extends Error {
+  constructor(operation: string, cause: unknown) {
+    super(`database: ${operation} failed`, { cause });
+    this.name = "SyncDatabaseError";
+  }
+}
+
+async function run<T>(operation: string, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (err) {
+    throw new SyncDatabaseError(operation, err);
+  }
+}
+
+/** The owner of `vaultId`, or null when nobody has pushed it. */
+export function findVaultOwner(db: Db, vaultId: string): Promise<string | null> {
+  return run("find vault owner", async () => {
+    const row = await db.selectFrom("vaults").select("owner_id").where("id", "=", vaultId).executeTakeFirst();
+    return row?.owner_id ?? null;
+  });
+}
+
+/**
+ * Claims `vaultId` for `userId` unless someone already has; returns the owner either way. ON CONFLICT DO NOTHING
+ * waits for a concurrent claimant's transaction on PostgreSQL, so exactly one user ever owns an id.
+ */
+export function claimVault(db: Db, vaultId: string, userId: string, now: string): Promise<string | null> {
+  return run("claim vault", async () => {
+    await db
+      .insertInto("vaults")
+      .values({ id: vaultId, owner_id: userId, created_at: now })
+      .onConflict((oc) => oc.column("id").doNothing())
+      .execute();
+    const row = await db.selectFrom("vaults").select("owner_id").where("id", "=", vaultId).executeTakeFirst();
+    return row?.owner_id ?? null;
+  });
+}
+
+/** The head row of one user's copy of a vault. */
+export type HeadRow = VaultHeadsTable;
+
+/** The head of (vault, user), or undefined. */
+export function findHead(db: Db, vaultId: string, userId: string): Promise<HeadRow | undefined> {
+  return run("read vault head", () =>
+    db
+      .selectFrom("vault_heads")
+      .selectAll()
+      .where("vault_id", "=", vaultId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst(),
+  );
+}
+
+/** The current version of (vault, user); 0 when there is no head. */
+export function currentVersion(db: Db, vaultId: string, userId: string): Promise<number> {
+  return run("read vault version", async () => {
+    const row = await db
+      .selectFrom("vault_heads")
+      .select("version")
+      .where("vault_id", "=", vaultId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
+    return row === undefined ? 0 : Number(row.version);
+  });
+}
+
+/** What a push writes into the head row. */
+export interface HeadWrite {
+  encryptedBlob: string;
+  wrappedKey: string;
+  /** undefined keeps the stored schema (an insert stores null). */
+  schemaJson: string | undefined;
+  name: string;
+  updatedAt: string;
+}
+
+/**
+ * Version 1 of (vault, user). Returns false, writing nothing, when the row exists — also when a concurrent first
+ * push committed it while this statement waited (ON CONFLICT DO NOTHING on the primary key).
+ */
+export function insertFirstHead(db: Db, vaultId: string, userId: string, write: HeadWrite): Promise<boolean> {
+  return run("insert vault head", async () => {
+    const rows = await db
+      .insertInto("vault_heads")
+      .values({
+        vault_id: vaultId,
+        user_id: userId,
+        version: 1,
+        encrypted_blob: write.encryptedBlob,
+        wrapped_key: write.wrappedKey,
+        schema_json: write.schemaJson ?? null,
+        name: write.name,
+        updated_at: write.updatedAt,
+      })
+      .onConflict((oc) => oc.columns(["vault_id", "user_id"]).doNothing())
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/**
+ * Moves (vault, user) from `baseVersion` to `baseVersion + 1` in one conditional UPDATE. Returns false when the
+ * row is not at `baseVersion`: on PostgreSQL a concurrent writer's row lock makes this statement wait and then
+ * re-check the condition against the committed row, so two pushes from one base can never both succeed.
+ */
+export function advanceHead(
+  db: Db,
+  vaultId: string,
+  userId: string,
+  baseVersion: number,
+  write: HeadWrite,
+): Promise<boolean> {
+  return run("advance vault head", async () => {
+    const rows = await db
+      .updateTable("vault_heads")
+      .set({
+        version: baseVersion + 1,
+        encrypted_blob: write.encryptedBlob,
+        wrapped_key: write.wrappedKey,
+        ...(write.schemaJson === undefined ? {} : { schema_json: write.schemaJson }),
+        name: write.name,
+        updated_at: write.updatedAt,
+      })
+      .where("vault_id", "=", vaultId)
+      .where("user_id", "=", userId)
+      .where("version", "=", baseVersion)
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** Replaces the wrapped key of (vault, user) if it is at `version`; false otherwise. */
+export function replaceWrappedKey(
+  db: Db,
+  vaultId: string,
+  userId: string,
+  version: number,
+  wrappedKey: string,
+  updatedAt: string,
+): Promise<boolean> {
+  return run("replace wrapped key", async () => {
+    const rows = await db
+      .updateTable("vault_heads")
+      .set({ wrapped_key: wrappedKey, updated_at: updatedAt })
+      .where("vault_id", "=", vaultId)
+      .where("user_id", "=", userId)
+      .where("version", "=", version)
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** One history row. */
+export interface VersionRecord {
+  vaultId: string;
+  userId: string;
+  version: number;
+  blobSha256: string;
+  blobSize: number;
+  createdAt: string;
+}
+
+/** Records an acknowledged version; the primary key refuses a second row for the same version. */
+export function insertVersion(db: Db, record: VersionRecord): Promise<void> {
+  return run("insert vault version", async () => {
+    await db
+      .insertInto("vault_versions")
+      .values({
+        vault_id: record.vaultId,
+        user_id: record.userId,
+        version: record.version,
+        blob_sha256: record.blobSha256,
+        blob_size: record.blobSize,
+        created_at: record.createdAt,
+      })
+      .execute();
+  });
+}
+
+/** The history of (vault, user), oldest first. */
+export function listVersions(db: Db, vaultId: string, userId: string): Promise<VersionRecord[]> {
+  return run("list vault versions", async () => {
+    const rows = await db
+      .selectFrom("vault_versions")
+      .selectAll()
+      .where("vault_id", "=", vaultId)
+      .where("user_id", "=", userId)
+      .orderBy("version", "asc")
+      .execute();
+    return rows.map((r) => ({
+      vaultId: r.vault_id,
+      userId: r.user_id,
+      version: Number(r.version),
+      blobSha256: r.blob_sha256,
+      blobSize: Number(r.blob_size),
+      createdAt: r.created_at,
+    }));
+  });
+}
+
+/** One audit row to write. `metadata` must hold no secret value. */
+export interface AuditWrite {
+  id: string;
+  userId: string;
+  action: string;
+  vaultId: string;
+  version: number;
+  createdAt: string;
+  metadata: Record<string, unknown>;
+}
+
+/** Writes an audit row (in the caller's transaction, with the change it records). */
+export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
+  return run("insert audit event", async () => {
+    await db
+      .insertInto("audit_events")
+      .values({
+        id: event.id,
+        user_id: event.userId,
+        action: event.action,
+        vault_id: event.vaultId,
+        version: event.version,
+        created_at: event.createdAt,
+        metadata: JSON.stringify(event.metadata),
+      })
+      .execute();
+  });
+}
+
+/** An audit row with its actor's email. */
+export interface AuditRow {
+  action: string;
+  version: number | null;
+  createdAt: string;
+  userId: string | null;
+  email: string | null;
+  metadata: string;
+}
+
+/** The newest `limit` audit rows of a vault, newest first. */
+export function listAudit(db: Db, vaultId: string, limit: number): Promise<AuditRow[]> {
+  return run("list audit events", async () => {
+    const rows = await db
+      .selectFrom("audit_events as a")
+      .leftJoin("users as u", "u.id", "a.user_id")
+      .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata"])
+      .where("a.vault_id", "=", vaultId)
+      // Several events can share a millisecond; a later version, then a rewrap after the push of its version,
+      // is the newer one.
+      .orderBy("a.created_at", "desc")
+      .orderBy("a.version", "desc")
+      .orderBy("a.action", "desc")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      action: r.action,
+      version: r.version === null ? null : Number(r.version),
+      createdAt: r.created_at,
+      userId: r.user_id,
+      email: r.email,
+      metadata: r.metadata,
+    }));
+  });
+}

@@ -1,0 +1,368 @@
+/**
+ * The sync API under /api/v1 (issue 6 points 4, 5, 7): the router layer. Each route authenticates the bearer
+ * token, validates its input by hand (strict types, no coercion, sizes bounded) and calls the service, which
+ * writes the audit row in the transaction of the change. Every 2xx answer is signed over the bytes actually
+ * sent (signature.ts); error answers are unsigned ApiErrorBody values. Nothing here logs a body, a token, a
+ * blob or a wrapped key: request logs carry method and path only (logging.ts), and errors are logged by code.
+ */
+import {
+  API_PREFIX,
+  SIGNATURE_HEADER,
+  type ApiErrorBody,
+  type AuditLogResponse,
+  type MeResponse,
+  type PullResponse,
+  type PushResponse,
+  type RewrapResponse,
+} from "@latchkey/core";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.js";
+import { createSyncService, type Actor, type SyncService, type ValidPush } from "./service.js";
+import { signBody } from "./signature.js";
+
+/** Who a valid bearer token belongs to; null for a missing, malformed, expired or revoked token. */
+export interface Authenticated {
+  userId: string;
+  email: string;
+  clientId: string;
+  /** Seconds since the epoch. */
+  expiresAt: number;
+}
+
+/** What the sync routes need. */
+export interface SyncDeps {
+  db: Kysely<Database>;
+  authenticate: (bearerToken: string) => Promise<Authenticated | null>;
+  now: () => Date;
+  randomId: () => string;
+}
+
+/** Largest push body accepted (fastify answers 413 beyond it, before parsing). */
+export const PUSH_BODY_LIMIT = 8 * 1024 * 1024;
+/** Largest body of the other routes that take one (rewrap). */
+export const SMALL_BODY_LIMIT = 64 * 1024;
+/** Longest `encryptedBlob` in base64 characters (about 5.25 MiB of ciphertext); leaves room in PUSH_BODY_LIMIT. */
+export const MAX_BLOB_BASE64 = 7 * 1024 * 1024;
+/** Longest `wrappedKey` in base64 characters. */
+export const MAX_WRAPPED_KEY_BASE64 = 4096;
+/** Largest `schema`, serialized as JSON. */
+export const MAX_SCHEMA_JSON = 64 * 1024;
+/** Longest display `name`. */
+export const MAX_NAME_LENGTH = 256;
+/** Default and maximum `limit` of the log route. */
+export const MAX_LOG_LIMIT = 50;
+/** Longest bearer token looked at; longer ones are malformed. */
+const MAX_TOKEN_LENGTH = 4096;
+
+// RFC 6750 §2.1 b64token.
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+interface CallContext {
+  token: string;
+  user: Authenticated;
+}
+
+/** A request refused with an ApiErrorBody. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiErrorBody,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(body.message);
+  }
+}
+
+const invalid = (message: string): ApiError =>
+  new ApiError(400, { error: "ValidationError", code: "LK_SERVER_ERROR", message });
+
+// One body for "absent" and "someone else's", so a caller learns nothing about other users' vault ids.
+const notFound = (): ApiError =>
+  new ApiError(404, {
+    error: "VaultNotFoundError",
+    code: "LK_VAULT_NOT_SYNCED",
+    message: "The server has no copy of this vault for your account.",
+  });
+
+const conflict = (currentVersion: number): ApiError =>
+  new ApiError(409, {
+    error: "VaultConflictError",
+    code: "LK_VAULT_CONFLICT",
+    message: `The server has version ${currentVersion} of this vault; the request was based on another version.`,
+    currentVersion,
+  });
+
+/** Registers the sync routes on `app`. */
+export async function registerSyncRoutes(app: FastifyInstance, deps: SyncDeps): Promise<void> {
+  const service = createSyncService(deps);
+  await app.register((api, _options, done) => {
+    syncPlugin(api, deps, service);
+    done();
+  });
+}
+
+function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService): void {
+  const calls = new WeakMap<FastifyRequest, CallContext>();
+  const caller = (request: FastifyRequest): CallContext => {
+    const call = calls.get(request);
+    // onRequest has run for every route of this plugin; reaching here without a caller is a bug.
+    if (call === undefined) throw new Error("sync route reached without authentication");
+    return call;
+  };
+  const actor = (request: FastifyRequest): Actor => {
+    const { user } = caller(request);
+    return { userId: user.userId, clientId: user.clientId };
+  };
+
+  // Before the body is read: an unauthenticated client cannot make the server parse 8 MiB.
+  api.addHook("onRequest", async (request) => {
+    const header = request.headers.authorization;
+    if (header === undefined || header === "") {
+      throw new ApiError(
+        401,
+        { error: "Unauthorized", code: "LK_NOT_LOGGED_IN", message: "This request needs a bearer token." },
+        { "www-authenticate": 'Bearer realm="latchkey"' },
+      );
+    }
+    const token = header.length <= MAX_TOKEN_LENGTH ? BEARER.exec(header)?.[1] : undefined;
+    const user = token === undefined ? null : await deps.authenticate(token);
+    if (token === undefined || user === null || user.expiresAt * 1000 <= deps.now().getTime()) {
+      throw new ApiError(
+        401,
+        {
+          error: "Unauthorized",
+          code: "LK_SESSION_EXPIRED",
+          message: "The bearer token is malformed, expired or revoked.",
+        },
+        { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
+      );
+    }
+    calls.set(request, { token, user });
+  });
+
+  api.addHook("onSend", async (request, reply, payload) => {
+    void reply.header("cache-control", "no-store");
+    const call = calls.get(request);
+    if (call === undefined || reply.statusCode < 200 || reply.statusCode > 299) return payload;
+    if (typeof payload !== "string" && !Buffer.isBuffer(payload)) {
+      // Every route here sends JSON, which fastify has serialized to a string by now; anything else could not
+      // be signed over the bytes sent, so it is not sent.
+      throw new Error("sync route produced a body that cannot be signed");
+    }
+    void reply.header(SIGNATURE_HEADER, signBody(call.token, payload));
+    return payload;
+  });
+
+  api.setErrorHandler(async (error: unknown, request, reply) => {
+    if (error instanceof ApiError) {
+      return reply.code(error.status).headers(error.headers).send(error.body);
+    }
+    const status = statusOf(error);
+    if (status >= 400 && status < 500) {
+      // fastify's own 4xx (body too large, bad JSON, wrong content type). Their messages can quote the body
+      // (JSON.parse does), so neither the log nor the answer repeats them.
+      request.log.info({ event: "sync.request-refused", status, code: codeOf(error) }, "request refused");
+      const body: ApiErrorBody = {
+        error: status === 413 ? "PayloadTooLargeError" : "ValidationError",
+        code: "LK_SERVER_ERROR",
+        message:
+          status === 413
+            ? `The request body is larger than ${request.routeOptions.bodyLimit ?? PUSH_BODY_LIMIT} bytes.`
+            : status === 415
+              ? "The request body must be application/json."
+              : "The request body could not be read as JSON.",
+      };
+      return reply.code(status).send(body);
+    }
+    request.log.error({ event: "sync.failed", failure: describeFailure(error) }, "sync request failed");
+    const body: ApiErrorBody = {
+      error: "InternalError",
+      code: "LK_SERVER_ERROR",
+      message: "The server failed to handle the request.",
+    };
+    return reply.code(500).send(body);
+  });
+
+  const prefix = API_PREFIX;
+
+  api.get(`${prefix}/me`, async (request, reply) => {
+    const { user } = caller(request);
+    const body: MeResponse = {
+      userId: user.userId,
+      email: user.email,
+      clientId: user.clientId,
+      expiresAt: new Date(user.expiresAt * 1000).toISOString(),
+    };
+    return reply.send(body);
+  });
+
+  api.put<{ Params: { vaultId: string } }>(
+    `${prefix}/vaults/:vaultId`,
+    { bodyLimit: PUSH_BODY_LIMIT },
+    async (request, reply) => {
+      const vaultId = parseVaultId(request.params.vaultId);
+      const push = parsePush(request.body);
+      const outcome = await service.push(actor(request), vaultId, push);
+      if (outcome.kind === "not-found") throw notFound();
+      if (outcome.kind === "conflict") throw conflict(outcome.currentVersion);
+      const body: PushResponse = { vaultId, version: outcome.version, createdAt: outcome.createdAt };
+      return reply.send(body);
+    },
+  );
+
+  api.get<{ Params: { vaultId: string } }>(`${prefix}/vaults/:vaultId`, async (request, reply) => {
+    const vaultId = parseVaultId(request.params.vaultId);
+    const vault = await service.pull(actor(request), vaultId);
+    if (vault === null) throw notFound();
+    const body: PullResponse = { vaultId, ...vault };
+    return reply.send(body);
+  });
+
+  api.put<{ Params: { vaultId: string } }>(
+    `${prefix}/vaults/:vaultId/key`,
+    { bodyLimit: SMALL_BODY_LIMIT },
+    async (request, reply) => {
+      const vaultId = parseVaultId(request.params.vaultId);
+      const rewrap = parseRewrap(request.body);
+      const outcome = await service.rewrap(actor(request), vaultId, rewrap);
+      if (outcome.kind === "not-found") throw notFound();
+      if (outcome.kind === "conflict") throw conflict(outcome.currentVersion);
+      const body: RewrapResponse = { vaultId, version: outcome.version };
+      return reply.send(body);
+    },
+  );
+
+  api.get<{ Params: { vaultId: string }; Querystring: Record<string, unknown> }>(
+    `${prefix}/vaults/:vaultId/log`,
+    async (request, reply) => {
+      const vaultId = parseVaultId(request.params.vaultId);
+      const limit = parseLimit(request.query.limit);
+      const entries = await service.log(actor(request), vaultId, limit);
+      if (entries === null) throw notFound();
+      const body: AuditLogResponse = { vaultId, entries };
+      return reply.send(body);
+    },
+  );
+}
+
+/** A vault id is a UUID; ids are compared in lower case, so one UUID names one vault. */
+function parseVaultId(text: string): string {
+  if (!UUID.test(text)) throw invalid("The vault id must be a UUID.");
+  return text.toLowerCase();
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The bytes of canonical standard base64 (padded, unused bits of the last group zero: each byte string has
+ * exactly one accepted spelling), or null. Node's decoder skips what it does not understand, so the text is
+ * accepted only when encoding the bytes again gives it back exactly — any stray character, whitespace, URL-safe
+ * letter, missing padding or non-zero spare bit fails that (and it is far cheaper than a regular expression over
+ * a large blob).
+ */
+export function decodeCanonicalBase64(text: string): Buffer | null {
+  const bytes = Buffer.from(text, "base64");
+  return bytes.toString("base64") === text ? bytes : null;
+}
+
+function base64Field(
+  body: Record<string, unknown>,
+  name: string,
+  max: number,
+): { text: string; bytes: Buffer } {
+  const value = body[name];
+  if (typeof value === "string" && value.length >= 4 && value.length <= max) {
+    const bytes = decodeCanonicalBase64(value);
+    if (bytes !== null) return { text: value, bytes };
+  }
+  throw invalid(`"${name}" must be standard base64 of at most ${max} characters.`);
+}
+
+function versionField(body: Record<string, unknown>, name: string, min: number): number {
+  const value = body[name];
+  // baseVersion + 1 must stay a safe integer too.
+  if (
+    typeof value !== "number" ||
+    !Number.isSafeInteger(value) ||
+    value < min ||
+    value >= Number.MAX_SAFE_INTEGER
+  ) {
+    throw invalid(`"${name}" must be an integer of at least ${min}.`);
+  }
+  return value;
+}
+
+function parsePush(body: unknown): ValidPush {
+  if (!isRecord(body)) throw invalid("The body must be a JSON object.");
+  const blob = base64Field(body, "encryptedBlob", MAX_BLOB_BASE64);
+  const wrappedKey = base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text;
+  const { name, schema } = body;
+  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH || CONTROL.test(name)) {
+    throw invalid(`"name" must be 1 to ${MAX_NAME_LENGTH} characters without control characters.`);
+  }
+  if (schema !== undefined) {
+    if (!isRecord(schema)) throw invalid('"schema" must be a JSON object when present.');
+    if (JSON.stringify(schema).length > MAX_SCHEMA_JSON) {
+      throw invalid(`"schema" must be at most ${MAX_SCHEMA_JSON} characters of JSON.`);
+    }
+  }
+  return {
+    encryptedBlob: blob.text,
+    blobBytes: blob.bytes,
+    wrappedKey,
+    schema,
+    name,
+    baseVersion: versionField(body, "baseVersion", 0),
+  };
+}
+
+function parseRewrap(body: unknown): { wrappedKey: string; version: number } {
+  if (!isRecord(body)) throw invalid("The body must be a JSON object.");
+  return {
+    wrappedKey: base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text,
+    version: versionField(body, "version", 1),
+  };
+}
+
+function parseLimit(value: unknown): number {
+  if (value === undefined) return MAX_LOG_LIMIT;
+  if (typeof value !== "string" || !/^\d{1,3}$/.test(value)) {
+    throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);
+  }
+  const limit = Number(value);
+  if (limit < 1 || limit > MAX_LOG_LIMIT)
+    throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);
+  return limit;
+}
+
+/**
+ * What the log may say about an unexpected failure: names, messages, codes and the stack, never the other
+ * fields of a driver's error (PostgreSQL's `detail` can quote the failing row: a blob, a wrapped key).
+ */
+export function describeFailure(error: unknown, depth = 0): Record<string, unknown> {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const cause: unknown = error.cause;
+  return {
+    type: error.name,
+    message: error.message,
+    ...(codeOf(error) === undefined ? {} : { code: codeOf(error) }),
+    ...(error.stack === undefined ? {} : { stack: error.stack }),
+    ...(cause !== undefined && depth < 3 ? { cause: describeFailure(cause, depth + 1) } : {}),
+  };
+}
+
+function statusOf(error: unknown): number {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === "number" ? status : 500;
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}

@@ -1,0 +1,230 @@
+/**
+ * The sync service: business rules of push, pull, rewrap and the audit log, with the dependencies narrowed to
+ * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
+ * client must tell apart is a value here, not an exception.
+ */
+import { createHash } from "node:crypto";
+import type { Kysely } from "kysely";
+import type { Database } from "../db/schema.js";
+import * as data from "./data.js";
+import { createWriter, type Writer } from "./group-commit.js";
+
+/** What the service needs. */
+export interface SyncServiceDeps {
+  db: Kysely<Database>;
+  now: () => Date;
+  randomId: () => string;
+}
+
+/** A push that passed validation. */
+export interface ValidPush {
+  encryptedBlob: string;
+  /** The bytes encryptedBlob encodes. */
+  blobBytes: Uint8Array;
+  wrappedKey: string;
+  schema: Record<string, unknown> | undefined;
+  name: string;
+  baseVersion: number;
+}
+
+/** The acting user. */
+export interface Actor {
+  userId: string;
+  clientId: string;
+}
+
+/** Result of a push. */
+export type PushOutcome =
+  | { kind: "pushed"; version: number; createdAt: string }
+  | { kind: "conflict"; currentVersion: number }
+  | { kind: "not-found" };
+
+/** Result of a rewrap. */
+export type RewrapOutcome =
+  | { kind: "rewrapped"; version: number }
+  | { kind: "conflict"; currentVersion: number }
+  | { kind: "not-found" };
+
+/** A vault copy as pulled. */
+export interface PulledVault {
+  version: number;
+  encryptedBlob: string;
+  wrappedKey: string;
+  schema: Record<string, unknown> | null;
+  name: string;
+  updatedAt: string;
+}
+
+/** One audit entry for the log route. */
+export interface AuditLogEntry {
+  action: string;
+  version: number | null;
+  createdAt: string;
+  actor: { userId: string; email: string };
+  metadata: Record<string, unknown>;
+}
+
+// Thrown inside a transaction to roll it back; never leaves this module.
+class Abort extends Error {
+  constructor(readonly outcome: PushOutcome | RewrapOutcome) {
+    super("transaction aborted");
+  }
+}
+
+async function inTransaction<T extends PushOutcome | RewrapOutcome>(
+  writer: Writer,
+  body: (trx: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  try {
+    return await writer.run(body);
+  } catch (err) {
+    if (err instanceof Abort) return err.outcome as T;
+    throw err;
+  }
+}
+
+/** Builds the service. */
+export function createSyncService(deps: SyncServiceDeps) {
+  const { db } = deps;
+  const writer = createWriter(db);
+
+  /**
+   * Stores `push` as version baseVersion + 1 of the actor's copy, with its history row and audit row, in one
+   * transaction; a stale base is a conflict and writes nothing. The first user to push a vault id owns it; for
+   * everyone else it does not exist.
+   */
+  async function push(actor: Actor, vaultId: string, push: ValidPush): Promise<PushOutcome> {
+    const at = deps.now().toISOString();
+    const digest = createHash("sha256").update(push.blobBytes).digest("hex");
+    const blobSize = push.blobBytes.length;
+    return inTransaction(writer, async (trx) => {
+      let owner = await data.findVaultOwner(trx, vaultId);
+      if (owner === null) {
+        if (push.baseVersion !== 0) return { kind: "conflict", currentVersion: 0 };
+        owner = await data.claimVault(trx, vaultId, actor.userId, at);
+      }
+      if (owner !== actor.userId) return { kind: "not-found" };
+
+      const write: data.HeadWrite = {
+        encryptedBlob: push.encryptedBlob,
+        wrappedKey: push.wrappedKey,
+        schemaJson: push.schema === undefined ? undefined : JSON.stringify(push.schema),
+        name: push.name,
+        updatedAt: at,
+      };
+      const advanced =
+        push.baseVersion === 0
+          ? await data.insertFirstHead(trx, vaultId, actor.userId, write)
+          : await data.advanceHead(trx, vaultId, actor.userId, push.baseVersion, write);
+      if (!advanced) {
+        throw new Abort({
+          kind: "conflict",
+          currentVersion: await data.currentVersion(trx, vaultId, actor.userId),
+        });
+      }
+      const version = push.baseVersion + 1;
+      await data.insertVersion(trx, {
+        vaultId,
+        userId: actor.userId,
+        version,
+        blobSha256: digest,
+        blobSize,
+        createdAt: at,
+      });
+      await data.insertAudit(trx, {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: "vault.push",
+        vaultId,
+        version,
+        createdAt: at,
+        metadata: {
+          blobSize,
+          clientId: actor.clientId,
+          baseVersion: push.baseVersion,
+          schemaKeys: push.schema === undefined ? null : Object.keys(push.schema).length,
+        },
+      });
+      return { kind: "pushed", version, createdAt: at };
+    });
+  }
+
+  /** The actor's latest copy of the vault, or null: absent and someone else's look the same. */
+  async function pull(actor: Actor, vaultId: string): Promise<PulledVault | null> {
+    // Keyed by the actor's own user id: a head row exists only for a vault the actor pushed, so another user's
+    // vault is unreachable by construction.
+    const head = await data.findHead(db, vaultId, actor.userId);
+    if (head === undefined) return null;
+    return {
+      version: Number(head.version),
+      encryptedBlob: head.encrypted_blob,
+      wrappedKey: head.wrapped_key,
+      schema: head.schema_json === null ? null : (JSON.parse(head.schema_json) as Record<string, unknown>),
+      name: head.name,
+      updatedAt: head.updated_at,
+    };
+  }
+
+  /** Replaces the wrapped key of the actor's current version (rotate-key), audited, without a new version. */
+  async function rewrap(
+    actor: Actor,
+    vaultId: string,
+    request: { wrappedKey: string; version: number },
+  ): Promise<RewrapOutcome> {
+    const at = deps.now().toISOString();
+    return inTransaction(writer, async (trx) => {
+      const replaced = await data.replaceWrappedKey(
+        trx,
+        vaultId,
+        actor.userId,
+        request.version,
+        request.wrappedKey,
+        at,
+      );
+      if (!replaced) {
+        const current = await data.currentVersion(trx, vaultId, actor.userId);
+        return current === 0 ? { kind: "not-found" } : { kind: "conflict", currentVersion: current };
+      }
+      await data.insertAudit(trx, {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: "vault.rewrap",
+        vaultId,
+        version: request.version,
+        createdAt: at,
+        metadata: { clientId: actor.clientId },
+      });
+      return { kind: "rewrapped", version: request.version };
+    });
+  }
+
+  /** The newest `limit` audit entries of a vault the actor owns; null when it is not theirs (or absent). */
+  async function log(actor: Actor, vaultId: string, limit: number): Promise<AuditLogEntry[] | null> {
+    const owner = await data.findVaultOwner(db, vaultId);
+    if (owner !== actor.userId) return null;
+    const rows = await data.listAudit(db, vaultId, limit);
+    return rows.map((r) => ({
+      action: r.action,
+      version: r.version,
+      createdAt: r.createdAt,
+      actor: { userId: r.userId ?? "", email: r.email ?? "" },
+      metadata: parseMetadata(r.metadata),
+    }));
+  }
+
+  return { push, pull, rewrap, log };
+}
+
+/** The sync service's interface. */
+export type SyncService = ReturnType<typeof createSyncService>;
+
+function parseMetadata(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
