@@ -16,6 +16,7 @@ import { credentialProviderCommand } from "./commands/credential-provider-comman
 import { registryCommands } from "./commands/registry-command.js";
 import { addAuthCommands } from "./commands/auth-command.js";
 import { addSsoCommands } from "./commands/sso-command.js";
+import { tokenRotateCommand } from "./commands/server-session-command.js";
 import type { RunState } from "./commands/support.js";
 
 /** Builds the command tree. Each command lives in its own module under commands/. */
@@ -55,6 +56,7 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   for (const make of [envCommand, runCommand, doctorCommand, keystoreCommand])
     program.addCommand(make(ctx, state));
   for (const command of registryCommands(ctx, state)) program.addCommand(command);
+  program.addCommand(tokenRotateCommand(ctx, state));
   program.addCommand(gitCredentialCommand(ctx, state));
   program.addCommand(credentialProviderCommand(ctx, state));
   program.addCommand(execCommand(ctx, state));

@@ -3,6 +3,16 @@ import type { Context } from "../context.js";
 import { KNOWN_REGISTRIES } from "../registry/nerf-dart.js";
 import { login, logout, printToken, whoami, type RegistrySelection } from "./registry.js";
 import { globalOptions, type RunState } from "./support.js";
+import { serverLogin, serverLogout, serverWhoami } from "./server-session.js";
+import {
+  SERVER_OR_REGISTRY_HELP,
+  givenFlags,
+  isServerCall,
+  withServerOptions,
+  type ServerFlags,
+} from "./server-session-command.js";
+
+const REGISTRY_FLAGS = ["registry", "npm", "github", "gitlab"] as const;
 
 function withRegistryOptions(command: Command, what: string): Command {
   return command
@@ -21,11 +31,12 @@ const SOURCES_HELP =
   "  3. the host's CLI, asked at command time and never copied: `gh auth token`, `glab config get token`\n" +
   "  4. the token stored by `latchkey login`\n";
 
-/** Builds `login`, `logout`, `whoami` and `token`. */
+/** Builds `login`, `logout`, `whoami` and `token`; the first three also serve a Latchkey server (server-session.ts). */
 export function registryCommands(ctx: Context, state: RunState): Command[] {
   const loginCommand = withRegistryOptions(
     new Command("login").description(
-      "store a registry token in the keystore, after checking it with the registry (default registry: npmjs)",
+      "log in to a Latchkey server (--server URL, or the profile's server), or store a registry token in the " +
+        "keystore after checking it with the registry (default registry: npmjs)",
     ),
     "default https://registry.npmjs.org/",
   )
@@ -47,11 +58,38 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
         "  latchkey login --github --token-file ~/secrets/gh-packages.txt\n" +
         "  latchkey login --web                                           # npm's browser login\n" +
         "  latchkey login --registry http://127.0.0.1:4873/ --user alice  # password at a masked prompt\n" +
-        "The registry's /-/whoami must accept the token before it is stored.",
+        "The registry's /-/whoami must accept the token before it is stored.\n" +
+        SERVER_OR_REGISTRY_HELP +
+        "Examples at a server:\n" +
+        "  latchkey login --server https://latchkey.example.com       # browser login at the server\n" +
+        "  latchkey login --server https://latchkey.example.com --device  # over SSH: enter a code elsewhere\n" +
+        "  latchkey login                                             # the profile's server, if it has one",
     )
-    .action(async (opts: Parameters<typeof login>[1]) => {
+    .action(async (opts: Parameters<typeof login>[1] & ServerFlags, command: Command) => {
+      const registryFlags = givenFlags(opts as Record<string, unknown>, [
+        ...REGISTRY_FLAGS,
+        "tokenStdin",
+        "tokenFile",
+        "web",
+        "user",
+        "token",
+      ]);
+      if (await isServerCall(ctx, "login", opts, registryFlags)) {
+        state.exitCode = await serverLogin(
+          ctx,
+          {
+            ...(opts.server === undefined ? {} : { server: opts.server }),
+            ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+            device: opts.device === true,
+            noBrowser: opts.browser === false,
+          },
+          globalOptions(command).verbose,
+        );
+        return;
+      }
       state.exitCode = await login(ctx, opts);
     });
+  withServerOptions(loginCommand, true);
 
   const logoutCommand = withRegistryOptions(
     new Command("logout").description("remove a registry's stored token (default registry: npmjs)"),
@@ -60,11 +98,21 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
     .option("--all", "remove every stored registry token")
     .addHelpText(
       "after",
-      "\nOnly the stored token is removed; a token from the environment or gh/glab stays where it is.",
+      "\nOnly the stored token is removed; a token from the environment or gh/glab stays where it is.\n" +
+        "At a Latchkey server, logout revokes the session's refresh and access tokens there (RFC 7009) and\n" +
+        "removes the session; when the server cannot be reached the session is removed locally and the exit\n" +
+        "code is 1.\n" +
+        SERVER_OR_REGISTRY_HELP,
     )
-    .action(async (opts: RegistrySelection & { all?: boolean }) => {
+    .action(async (opts: RegistrySelection & { all?: boolean } & ServerFlags, command: Command) => {
+      const registryFlags = givenFlags(opts as Record<string, unknown>, [...REGISTRY_FLAGS, "all"]);
+      if (await isServerCall(ctx, "logout", opts, registryFlags)) {
+        state.exitCode = await serverLogout(ctx, opts, globalOptions(command).verbose);
+        return;
+      }
       state.exitCode = await logout(ctx, opts);
     });
+  withServerOptions(logoutCommand, false);
 
   const whoamiCommand = withRegistryOptions(
     new Command("whoami").description(
@@ -76,11 +124,25 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
     .option("--explain", "list every token source per registry and why it won or did not")
     .addHelpText(
       "after",
-      `${SOURCES_HELP}\nThe registry is asked on every call; an invalid token fails with LK_TOKEN_INVALID.`,
+      `${SOURCES_HELP}\nThe registry is asked on every call; an invalid token fails with LK_TOKEN_INVALID.\n` +
+        "A Latchkey server is asked too (GET /api/v1/me, signed): an expired or revoked session fails with\n" +
+        "LK_SESSION_EXPIRED, no session with LK_NOT_LOGGED_IN.\n" +
+        SERVER_OR_REGISTRY_HELP,
     )
-    .action(async (opts: RegistrySelection & { json?: boolean; explain?: boolean }, command: Command) => {
-      state.exitCode = await whoami(ctx, opts, globalOptions(command).verbose);
-    });
+    .action(
+      async (
+        opts: RegistrySelection & { json?: boolean; explain?: boolean } & ServerFlags,
+        command: Command,
+      ) => {
+        const registryFlags = givenFlags(opts as Record<string, unknown>, [...REGISTRY_FLAGS, "explain"]);
+        if (await isServerCall(ctx, "whoami", opts, registryFlags)) {
+          state.exitCode = await serverWhoami(ctx, opts, globalOptions(command).verbose);
+          return;
+        }
+        state.exitCode = await whoami(ctx, opts, globalOptions(command).verbose);
+      },
+    );
+  withServerOptions(whoamiCommand, false);
 
   const tokenCommand = withRegistryOptions(
     new Command("token").description(

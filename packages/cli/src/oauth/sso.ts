@@ -42,6 +42,11 @@ export interface SsoTarget {
   readonly issuer: string;
   readonly clientId: string;
   readonly profile: string;
+  /**
+   * The keystore account the session is stored under: `sso:<issuer>` when absent. A Latchkey server's session
+   * uses the same flows under `session:<server>` (server/session.ts).
+   */
+  readonly account?: string;
 }
 
 /** Flags shared by the SSO commands. */
@@ -222,21 +227,25 @@ function sessionFrom(
 /** The token endpoint answer of a login, as openid-client returns it. */
 export type LoginTokens = Parameters<typeof sessionFrom>[2];
 
-/** Builds the session from a login's token answer and stores it. */
+/** Builds the session from a login's token answer and stores it under the target's account. */
 export async function saveSsoSessionFrom(
   ctx: Context,
-  target: { issuer: string; clientId: string },
+  target: { issuer: string; clientId: string; account?: string },
   tokens: LoginTokens,
 ): Promise<SsoSession> {
   const session = sessionFrom(ctx, target, tokens);
-  await saveSsoSession(ctx, session);
+  await saveSsoSession(ctx, session, target.account);
   return session;
 }
 
-/** Stores the session in the keystore (never a file: the file store is itself encrypted). */
-export async function saveSsoSession(ctx: Context, session: SsoSession): Promise<void> {
+/** Stores the session in the keystore (never a file: the file store is itself encrypted); default `sso:<issuer>`. */
+export async function saveSsoSession(
+  ctx: Context,
+  session: SsoSession,
+  account = ssoAccount(session.issuer),
+): Promise<void> {
   const { keystore } = await ctx.keystore();
-  await keystore.set(ssoAccount(session.issuer), JSON.stringify(session));
+  await keystore.set(account, JSON.stringify(session));
 }
 
 function isSession(value: unknown): value is SsoSession {
@@ -254,8 +263,21 @@ function isSession(value: unknown): value is SsoSession {
 
 /** The stored session at `issuer`, or null. A damaged entry is LK_FORMAT_INVALID (values are never quoted). */
 export async function loadSsoSession(ctx: Context, issuer: string): Promise<SsoSession | null> {
-  const { keystore } = await ctx.keystore(ssoAccount(issuer));
-  const raw = await keystore.get(ssoAccount(issuer));
+  return loadStoredSession(
+    ctx,
+    ssoAccount(issuer),
+    "Run `latchkey logout sso` and `latchkey login sso` again.",
+  );
+}
+
+/** The session stored under a keystore account (`sso:…` or `session:…`), or null; damaged → LK_FORMAT_INVALID. */
+export async function loadStoredSession(
+  ctx: Context,
+  account: string,
+  hint: string,
+): Promise<SsoSession | null> {
+  const { keystore } = await ctx.keystore(account);
+  const raw = await keystore.get(account);
   if (raw === null) return null;
   let parsed: unknown;
   try {
@@ -265,8 +287,8 @@ export async function loadSsoSession(ctx: Context, issuer: string): Promise<SsoS
   }
   if (!isSession(parsed)) {
     throw new LatchkeyError("LK_FORMAT_INVALID", {
-      message: `The SSO session stored under ${ssoAccount(issuer)} is not valid.`,
-      hint: "Run `latchkey logout sso` and `latchkey login sso` again.",
+      message: `The session stored under ${account} is not valid.`,
+      hint,
     });
   }
   return parsed;
@@ -292,20 +314,42 @@ function expiredError(issuer: string, why: string): LatchkeyError {
   });
 }
 
+/** Where a session is kept, and whether a still-valid access token must be replaced anyway. */
+export interface RefreshOptions {
+  /** The keystore account; default `sso:<issuer>`. */
+  readonly account?: string;
+  /**
+   * An access token to replace even though it has not expired (the resource server rejected it, or the user
+   * rotates it). When the stored session already carries another token, another process replaced it: that one
+   * is returned without a request.
+   */
+  readonly replacing?: string;
+}
+
 /**
  * Refreshes `session` with its refresh token under an inter-process lock, so two processes never spend the same
  * rotating refresh token (the loser would get invalid_grant and lose the session). Inside the lock the stored
  * session is read again: another process may have refreshed it already.
  */
-export async function refreshSsoSession(ctx: Context, session: SsoSession, verbose = 0): Promise<SsoSession> {
+export async function refreshSsoSession(
+  ctx: Context,
+  session: SsoSession,
+  verbose = 0,
+  options: RefreshOptions = {},
+): Promise<SsoSession> {
   await ensurePrivateDir(ctx.paths.home);
-  const lockTarget = join(
-    ctx.paths.home,
-    `sso-${createHash("sha256").update(session.issuer).digest("hex").slice(0, 16)}`,
-  );
+  const account = options.account ?? ssoAccount(session.issuer);
+  // The SSO lock keeps its historical name; other accounts are named by a hash of the account.
+  const lockName =
+    options.account === undefined
+      ? `sso-${createHash("sha256").update(session.issuer).digest("hex").slice(0, 16)}`
+      : `session-${createHash("sha256").update(account).digest("hex").slice(0, 16)}`;
+  const lockTarget = join(ctx.paths.home, lockName);
   return withFileLock(lockTarget, async () => {
-    const current = (await loadSsoSession(ctx, session.issuer)) ?? session;
-    if (sessionValid(current, ctx.clock.now())) return current;
+    const current = (await loadStoredSession(ctx, account, "Log in again.")) ?? session;
+    const replaced = options.replacing !== undefined && current.access_token !== options.replacing;
+    if (replaced || (options.replacing === undefined && sessionValid(current, ctx.clock.now())))
+      return current;
     if (current.refresh_token === undefined)
       throw expiredError(current.issuer, " and it has no refresh token");
     const config = await discoverProvider(ctx, current.issuer, current.client_id, verbose);
@@ -324,7 +368,7 @@ export async function refreshSsoSession(ctx: Context, session: SsoSession, verbo
       throw ssoFailure(error, "Refreshing the SSO session", current.issuer);
     }
     const next = sessionFrom(ctx, { issuer: current.issuer, clientId: current.client_id }, tokens, current);
-    await saveSsoSession(ctx, next);
+    await saveSsoSession(ctx, next, account);
     return next;
   });
 }
@@ -481,14 +525,28 @@ export async function revokeSsoSession(
   session: SsoSession,
   verbose = 0,
 ): Promise<RevocationResult> {
+  return revokeTokens(
+    ctx,
+    session,
+    [
+      ["refresh_token", session.refresh_token],
+      ["access_token", session.access_token],
+    ],
+    verbose,
+  );
+}
+
+/** Revokes `tokens` in order at the session's provider (RFC 7009); undefined entries are skipped. */
+export async function revokeTokens(
+  ctx: Context,
+  session: Pick<SsoSession, "issuer" | "client_id">,
+  tokens: readonly (readonly ["refresh_token" | "access_token", string | undefined])[],
+  verbose = 0,
+): Promise<RevocationResult> {
   const config = await discoverProvider(ctx, session.issuer, session.client_id, verbose);
   if (config.serverMetadata().revocation_endpoint === undefined) return { offered: false, revoked: [] };
   const oidc = await import("openid-client");
   const revoked: ("refresh_token" | "access_token")[] = [];
-  const tokens = [
-    ["refresh_token", session.refresh_token],
-    ["access_token", session.access_token],
-  ] as const;
   for (const [hint, token] of tokens) {
     if (token === undefined) continue;
     try {

@@ -1,0 +1,92 @@
+// Which `login` / `logout` / `whoami` a command line means (server or registry), in-process: nothing here may
+// reach the network (the test context's fetch throws), so every case is decided before a request. The flows
+// themselves run against the real server in e2e/server-login.test.ts.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestContext } from "../../test/support/context.js";
+import { runCli } from "../cli.js";
+import { createMemoryKeystore } from "../keystore/memory.js";
+import type { KeystoreResolution } from "../keystore/resolve.js";
+import { resolvePaths } from "../paths.js";
+
+let root: string;
+let n = 0;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "lk-server-cmd-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function context(config: string | null, env: Record<string, string> = {}) {
+  const home = join(root, `h${++n}`);
+  await mkdir(home, { recursive: true });
+  if (config !== null) await writeFile(join(home, "config.toml"), config);
+  const fullEnv = { LATCHKEY_HOME: home, ...env };
+  const keystore = createMemoryKeystore();
+  const resolution = { keystore, backend: "memory" } as unknown as KeystoreResolution;
+  return createTestContext({
+    env: fullEnv,
+    paths: resolvePaths(fullEnv),
+    clock: { now: () => Date.UTC(2030, 0, 1), sleep: () => Promise.resolve() },
+    keystore: () => Promise.resolve(resolution),
+  });
+}
+
+describe("server or registry", () => {
+  it("refuses --server together with registry flags", async () => {
+    const ctx = await context(null);
+    expect(await runCli(["login", "--server", "https://lk.example.com", "--npm"], ctx)).toBe(2);
+    expect(ctx.stderr.text()).toContain("LK_USAGE");
+    expect(ctx.stderr.text()).toContain("--npm");
+  });
+
+  it("refuses server-only flags where no server is configured, and with registry flags", async () => {
+    const ctx = await context(null);
+    expect(await runCli(["login", "--device"], ctx)).toBe(2);
+    expect(ctx.stderr.text()).toMatch(/--device needs a Latchkey server/);
+    const other = await context(null);
+    expect(await runCli(["login", "--no-browser", "--github"], other)).toBe(2);
+    expect(other.stderr.text()).toContain("--no-browser is for a Latchkey server login");
+  });
+
+  it("takes the server from LATCHKEY_SERVER or the profile: no session there is LK_NOT_LOGGED_IN", async () => {
+    const fromEnv = await context(null, { LATCHKEY_SERVER: "https://lk.example.com/" });
+    expect(await runCli(["whoami"], fromEnv)).toBe(1);
+    expect(fromEnv.stderr.text()).toContain("LK_NOT_LOGGED_IN");
+    expect(fromEnv.stderr.text()).toContain("https://lk.example.com (profile default)");
+    const fromProfile = await context(`[profiles.work]\nserver = "https://work.example.com"\n`);
+    expect(await runCli(["whoami", "--profile", "work", "--json"], fromProfile)).toBe(1);
+    expect(fromProfile.stderr.text()).toContain("You are not logged in to https://work.example.com");
+  });
+
+  it("logout without a stored session at the server has nothing to do", async () => {
+    const ctx = await context(`[profiles.default]\nserver = "https://lk.example.com"\n`);
+    expect(await runCli(["logout"], ctx)).toBe(0);
+    expect(ctx.stderr.text()).toContain("No session at https://lk.example.com is stored");
+  });
+
+  it("token-rotate without any server is LK_NOT_LOGGED_IN", async () => {
+    const ctx = await context(null);
+    expect(await runCli(["token-rotate"], ctx)).toBe(1);
+    expect(ctx.stderr.text()).toContain("LK_NOT_LOGGED_IN");
+  });
+
+  it("refuses a plain-http server off loopback before anything is sent", async () => {
+    const ctx = await context(null);
+    expect(await runCli(["login", "--server", "http://lk.example.com"], ctx)).not.toBe(0);
+    expect(ctx.stderr.text()).toContain("LK_CONFIG_INVALID");
+  });
+
+  it("leaves `login sso` alone: the server flags' defaults are not taken for parent options", async () => {
+    const ctx = await context(null);
+    // No issuer configured: the SSO command's own error, not a complaint about stray `login` options.
+    expect(await runCli(["login", "sso"], ctx)).not.toBe(0);
+    expect(ctx.stderr.text()).toContain("No SSO issuer");
+    const flagged = await context(null);
+    expect(await runCli(["login", "--device", "sso"], flagged)).toBe(2);
+    expect(flagged.stderr.text()).toContain("takes no registry options (got --device)");
+  });
+});

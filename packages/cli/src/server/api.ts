@@ -1,0 +1,192 @@
+// The client of the sync API (`/api/v1`, sync-wire.ts): one function every server command goes through. It sends
+// the active profile's access token, refreshes once on a 401, verifies the response signature before a byte of the
+// body is parsed, and maps the server's errors onto the catalogue.
+import { API_PREFIX, LatchkeyError, SIGNATURE_HEADER, errorCatalogue, type ErrorCode } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { traceFetch } from "../oauth/http-trace.js";
+import {
+  isNetworkError,
+  refreshServerSession,
+  requireServerSession,
+  sessionExpired,
+  unreachable,
+  type ServerSession,
+} from "./session.js";
+import { verifySignature } from "./signature.js";
+
+/** One request to the sync API. */
+export interface ApiCall {
+  method: "GET" | "PUT" | "POST" | "DELETE";
+  /** The path under API_PREFIX, e.g. `/vaults/${id}`. */
+  path: string;
+  /** Sent as JSON. */
+  body?: unknown;
+}
+
+/** Which session to use, and how loud to be. */
+export interface ApiOptions {
+  profile?: string;
+  server?: string;
+  /** -v level: traces requests on stderr, tokens redacted. */
+  verbose?: number;
+}
+
+/** A verified, parsed answer. */
+export interface ApiResult<T> {
+  data: T;
+  /** The server it came from (canonical URL). */
+  server: string;
+  /** The session's subject: the user id at the server. */
+  userId: string;
+}
+
+/** How long one request may take before the server counts as unreachable. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** The largest error body read for its code: error bodies are a few hundred bytes. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+function describe(call: ApiCall, server: string): string {
+  return `${call.method} ${server}${API_PREFIX}${call.path}`;
+}
+
+/** The catalogue code and current version an error body names, if it is an ApiErrorBody; never its message. */
+async function errorBody(response: Response): Promise<{ code?: string; currentVersion?: number }> {
+  let text: string;
+  try {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    if (bytes.length > MAX_ERROR_BODY_BYTES) return {};
+    text = new TextDecoder().decode(bytes);
+  } catch {
+    return {};
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null) return {};
+    const body = parsed as { code?: unknown; currentVersion?: unknown };
+    return {
+      ...(typeof body.code === "string" ? { code: body.code } : {}),
+      ...(typeof body.currentVersion === "number" && Number.isSafeInteger(body.currentVersion)
+        ? { currentVersion: body.currentVersion }
+        : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+function isCatalogueCode(code: string | undefined): code is ErrorCode {
+  return code !== undefined && Object.hasOwn(errorCatalogue, code);
+}
+
+/** Maps a non-2xx answer (other than the 401 handled by the caller) onto the catalogue. */
+async function responseError(response: Response, call: ApiCall, server: string): Promise<LatchkeyError> {
+  const where = describe(call, server);
+  const status = response.status;
+  const body = await errorBody(response);
+  if (status === 403) {
+    return new LatchkeyError("LK_FORBIDDEN", {
+      message: `The server refused ${where} (403).`,
+      details: { status, server },
+    });
+  }
+  if (status === 404 && isCatalogueCode(body.code)) {
+    return new LatchkeyError(body.code, { details: { status, server } });
+  }
+  if (status === 409) {
+    return new LatchkeyError("LK_VAULT_CONFLICT", {
+      message:
+        body.currentVersion === undefined
+          ? `The server refused ${where}: it has a newer version of this vault.`
+          : `The server refused ${where}: it has version ${body.currentVersion} of this vault.`,
+      details: {
+        status,
+        server,
+        ...(body.currentVersion === undefined ? {} : { currentVersion: body.currentVersion }),
+      },
+    });
+  }
+  return new LatchkeyError("LK_SERVER_ERROR", {
+    message: `The Latchkey server answered ${status} to ${where}.`,
+    details: { status, server, ...(body.code === undefined ? {} : { code: body.code }) },
+  });
+}
+
+/**
+ * Calls the server with the active profile's session: refreshes an expired session first; on a 401 refreshes once
+ * and retries; verifies X-Latchkey-Signature on every 2xx BEFORE parsing (missing / non-base64 / mismatch →
+ * LK_SIGNATURE_INVALID naming the header; never a fallback); maps errors: 401 after the retry → LK_SESSION_EXPIRED
+ * (hint: `latchkey login`), 403 → LK_FORBIDDEN, 404 → the body's code if it is a catalogue code
+ * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, other →
+ * LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
+ */
+export async function callApi<T>(
+  ctx: Context,
+  call: ApiCall,
+  options: ApiOptions = {},
+): Promise<ApiResult<T>> {
+  const verbose = options.verbose ?? 0;
+  const active = await requireServerSession(ctx, {
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+    verbose,
+  });
+  const server = active.selection.server;
+  if (!call.path.startsWith("/")) throw new Error(`API path must start with '/': ${call.path}`);
+  const url = `${server}${API_PREFIX}${call.path}`;
+  const where = describe(call, server);
+  const send = traceFetch(ctx, verbose);
+  const body = call.body === undefined ? undefined : JSON.stringify(call.body);
+
+  const request = async (session: ServerSession): Promise<Response> => {
+    const headers = new Headers({
+      authorization: `Bearer ${session.access_token}`,
+      accept: "application/json",
+    });
+    if (body !== undefined) headers.set("content-type", "application/json");
+    try {
+      return await send(url, {
+        method: call.method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        // The token must never follow a redirect to another origin; a redirect is an error here.
+        redirect: "manual",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+    } catch (error) {
+      throw isNetworkError(error) ? unreachable(server, error) : error;
+    }
+  };
+
+  let session = active.session;
+  let response = await request(session);
+  if (response.status === 401) {
+    // Drain the refused answer so its connection can carry the retry.
+    await response.arrayBuffer().catch(() => undefined);
+    session = await refreshServerSession(ctx, server, session, { verbose, replacing: session.access_token });
+    response = await request(session);
+    if (response.status === 401) {
+      await response.arrayBuffer().catch(() => undefined);
+      throw sessionExpired(server, ": the server refused its access token, also after a refresh");
+    }
+  }
+  if (response.status < 200 || response.status > 299) throw await responseError(response, call, server);
+
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (error) {
+    throw isNetworkError(error) ? unreachable(server, error) : error;
+  }
+  verifySignature(session.access_token, bytes, response.headers.get(SIGNATURE_HEADER), where);
+  let data: T;
+  try {
+    data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as T;
+  } catch (error) {
+    throw new LatchkeyError("LK_SERVER_ERROR", {
+      message: `The Latchkey server's answer to ${where} is not JSON.`,
+      cause: error,
+      details: { status: response.status, server },
+    });
+  }
+  return { data, server, userId: session.subject };
+}
