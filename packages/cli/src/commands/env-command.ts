@@ -14,6 +14,7 @@ import {
   type ExportFormat,
 } from "./env.js";
 import type { RunState } from "./support.js";
+import { addSyncCommands } from "./sync-command.js";
 
 function envOption(): Option {
   return new Option("-e, --env <name>", "environment").default(DEFAULT_ENVIRONMENT);
@@ -140,5 +141,6 @@ export function envCommand(ctx: Context, state: RunState): Command {
       state.exitCode = await envCheck(ctx, { environment: opts.env, json: opts.json === true });
     });
   defineRun(env.command("run"), ctx, state);
+  addSyncCommands(env, ctx, state);
   return env;
 }

@@ -18,9 +18,21 @@ function decode(value: string): Uint8Array {
   return key;
 }
 
+/**
+ * Keystore account of the key `latchkey env rotate-key` is rotating to. While it exists, vault keys may be
+ * wrapped by it or by the current key (a rotation re-wraps them one by one), so readers try both.
+ */
+export const PENDING_WRAPPING_KEY_ACCOUNT = "wrapping-key-pending";
+
 /** The machine wrapping key, or null when this machine has none yet. */
 export async function readWrappingKey(keystore: Keystore): Promise<Uint8Array | null> {
   const value = await keystore.get(WRAPPING_KEY_ACCOUNT);
+  return value === null ? null : decode(value);
+}
+
+/** The key a rotation in progress is moving to, or null when no rotation is under way. */
+export async function readPendingWrappingKey(keystore: Keystore): Promise<Uint8Array | null> {
+  const value = await keystore.get(PENDING_WRAPPING_KEY_ACCOUNT);
   return value === null ? null : decode(value);
 }
 

@@ -1,0 +1,126 @@
+// `latchkey env rotate-key` with synced vaults on the real server, killed (SIGKILL, through the test-only
+// LATCHKEY_TEST_CRASH_AT hook) after each of its steps in turn: after every crash both local vaults still open and
+// the server's copy still pulls; a rerun finishes; afterwards the server copies are wrapped by the new key only.
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createUser,
+  latchkey,
+  loginCli,
+  newMachine,
+  startLatchkeyServer,
+  type LatchkeyServer,
+  type Machine,
+  type ProcessResult,
+} from "./support/latchkey-server.js";
+
+const USER = { email: "rotate@example.com", password: "rotate password for e2e" };
+let root: string;
+let server: LatchkeyServer;
+let m: Machine;
+const dirs: string[] = [];
+
+function ok(result: ProcessResult): ProcessResult {
+  expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
+  return result;
+}
+
+async function project(name: string): Promise<string> {
+  const dir = join(root, name);
+  await mkdir(dir);
+  await writeFile(join(dir, "package.json"), JSON.stringify({ name }));
+  return dir;
+}
+
+async function expectEverythingOpens(label: string): Promise<void> {
+  for (const [i, dir] of dirs.entries()) {
+    const exported = await latchkey(m, ["env", "export", "--format", "json"], { cwd: dir });
+    expect(exported.code, `${label}: ${exported.stderr}`).toBe(0);
+    expect(JSON.parse(exported.stdout)).toEqual({ SECRET: `value-${i}` });
+    const pulled = await latchkey(m, ["env", "pull"], { cwd: dir });
+    expect(pulled.code, `${label}: ${pulled.stderr}`).toBe(0);
+  }
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "lk-e2e-sync-rotate-"));
+  server = await startLatchkeyServer({ dataDir: join(root, "server") });
+  await createUser(server, USER.email, USER.password);
+  m = await newMachine(root, "m");
+  ok(await loginCli(m, server, USER));
+  for (const i of [0, 1]) {
+    const dir = await project(`app-${i}`);
+    ok(await latchkey(m, ["env", "set", `SECRET=value-${i}`], { cwd: dir }));
+    ok(await latchkey(m, ["env", "push"], { cwd: dir }));
+    dirs.push(dir);
+  }
+}, 120_000);
+afterAll(async () => {
+  await server?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("env rotate-key", () => {
+  it("survives SIGKILL after every step; reruns finish; the old key no longer opens the server copies", async () => {
+    // A copy of the machine before any rotation: it keeps the old wrapping key.
+    const old = await newMachine(root, "old");
+    await rm(old.latchkeyHome, { recursive: true });
+    await cp(m.latchkeyHome, old.latchkeyHome, { recursive: true });
+
+    const steps = [
+      "pending-stored",
+      "vault-key-rewrapped:1",
+      "vault-key-rewrapped:2",
+      "server-key-updated:1",
+      "server-key-updated:2",
+      "promoted",
+    ];
+    for (const step of steps) {
+      const crashed = await latchkey(m, ["env", "rotate-key"], { env: { LATCHKEY_TEST_CRASH_AT: step } });
+      expect(crashed.signal, `${step}: ${crashed.stderr}`).toBe("SIGKILL");
+      await expectEverythingOpens(`after a crash at ${step}`);
+    }
+    const finished = ok(await latchkey(m, ["env", "rotate-key"]));
+    expect(finished.stderr).toContain("Finished the interrupted rotation");
+    expect(finished.stderr).toContain("2 server copies updated");
+    await expectEverythingOpens("after the rerun");
+
+    const fresh = ok(await latchkey(m, ["env", "rotate-key", "--json"]));
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ rotated: true, resumed: false, unreadable: [] });
+    await expectEverythingOpens("after a clean rotation");
+
+    // The machine's pre-rotation copy holds only the old key: the server copies are no longer its to open.
+    const stale = await latchkey(old, ["env", "pull"], {
+      cwd: dirs[0]!,
+      env: { LATCHKEY_SERVER: server.url },
+    });
+    expect(stale.stderr, stale.stderr).toContain("error LK_VAULT_NOT_PAIRED");
+
+    const log = JSON.parse(ok(await latchkey(m, ["env", "log", "--json"], { cwd: dirs[0]! })).stdout) as {
+      entries: { action: string }[];
+    };
+    expect(log.entries.some((e) => e.action === "vault.rewrap")).toBe(true);
+  }, 180_000);
+
+  it("a rewrap refused with 409 stops before the old key goes, says to pull first; pull then rerun finishes", async () => {
+    // Another copy of this machine's home pushes a newer version of vault 0 behind this machine's back.
+    const twin = await newMachine(root, "twin");
+    await rm(twin.latchkeyHome, { recursive: true });
+    await cp(m.latchkeyHome, twin.latchkeyHome, { recursive: true });
+    ok(await loginCli(twin, server, USER));
+    const twinDir = join(root, "twin-app");
+    await mkdir(twinDir);
+    await writeFile(join(twinDir, "latchkey.json"), await readFile(join(dirs[0]!, "latchkey.json"), "utf8"));
+    ok(await latchkey(twin, ["env", "push"], { cwd: twinDir }));
+
+    const refused = await latchkey(m, ["env", "rotate-key"]);
+    expect(refused.stderr, refused.stderr).toContain("error LK_VAULT_CONFLICT");
+    expect(refused.stderr).toContain("latchkey env pull");
+    await expectEverythingOpens("after the refused rotation");
+    const rerun = ok(await latchkey(m, ["env", "rotate-key"]));
+    expect(rerun.stderr).toContain("Finished the interrupted rotation");
+    await expectEverythingOpens("after the finished rotation");
+  }, 120_000);
+});

@@ -1,0 +1,83 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import type { Context } from "../context.js";
+import { DEFAULT_ENVIRONMENT } from "../vault/names.js";
+import { envLog, envPull, envPush, envRotateKey, type SyncCommandOptions } from "./sync.js";
+import { globalOptions, type RunState } from "./support.js";
+
+interface ServerFlags {
+  server?: string;
+  profile?: string;
+  json?: boolean;
+}
+
+function withServerOptions(command: Command): Command {
+  return command
+    .option("--server <url>", "the Latchkey server (default: the profile's)")
+    .option("--profile <name>", "the profile whose server session to use")
+    .option("--json", "print JSON");
+}
+
+function syncOptions(command: Command, flags: ServerFlags): SyncCommandOptions {
+  return {
+    verbose: globalOptions(command).verbose,
+    json: flags.json === true,
+    ...(flags.server === undefined ? {} : { server: flags.server }),
+    ...(flags.profile === undefined ? {} : { profile: flags.profile }),
+  };
+}
+
+/** Adds `push`, `pull`, `rotate-key` and `log` to `latchkey env`. */
+export function addSyncCommands(env: Command, ctx: Context, state: RunState): void {
+  withServerOptions(
+    env
+      .command("push")
+      .description("send the whole vault (every environment), end-to-end encrypted, to the Latchkey server"),
+  )
+    .addHelpText(
+      "after",
+      "\nThe server gets ciphertext and this machine's wrapped vault key only. A push based on an older version\n" +
+        "than the server's is refused: run `latchkey env pull`, then push again.",
+    )
+    .action(async (flags: ServerFlags, command: Command) => {
+      state.exitCode = await envPush(ctx, syncOptions(command, flags));
+    });
+  withServerOptions(
+    env
+      .command("pull")
+      .description("fetch the server's copy of the vault and merge it with local changes")
+      .addOption(
+        new Option("-e, --env <name>", "the environment --output writes").default(DEFAULT_ENVIRONMENT),
+      )
+      .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)"),
+  )
+    .addHelpText(
+      "after",
+      "\nKeys changed only here stay, keys changed only on the server are taken, keys changed on both sides keep\n" +
+        "the local value and are listed (names only) so the next push settles them. A version older than one this\n" +
+        "machine has seen is refused.",
+    )
+    .action(async (flags: ServerFlags & { env: string; output?: string }, command: Command) => {
+      state.exitCode = await envPull(ctx, {
+        ...syncOptions(command, flags),
+        environment: flags.env,
+        ...(flags.output === undefined ? {} : { output: flags.output }),
+      });
+    });
+  env
+    .command("rotate-key")
+    .description("replace this machine's wrapping key: re-wrap every vault key, update synced server copies")
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      "\nSafe to interrupt: the old key is dropped only after everything is re-wrapped; run it again to finish.",
+    )
+    .action(async (flags: ServerFlags, command: Command) => {
+      state.exitCode = await envRotateKey(ctx, syncOptions(command, flags));
+    });
+  withServerOptions(
+    env.command("log").description("the last 50 audit entries of this project's vault"),
+  ).action(async (flags: ServerFlags, command: Command) => {
+    state.exitCode = await envLog(ctx, syncOptions(command, flags));
+  });
+}

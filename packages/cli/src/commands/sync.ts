@@ -1,0 +1,126 @@
+import type { Context } from "../context.js";
+import { printData, printJson, printStatus } from "../output/output.js";
+import { fetchVaultLog } from "../sync/log.js";
+import { pullVault, type PullOptions } from "../sync/pull.js";
+import { pushVault, type PushOptions } from "../sync/push.js";
+import { rotateWrappingKey, type RotateStep } from "../sync/rotate.js";
+
+/** Server selection shared by the sync commands. */
+export interface SyncCommandOptions {
+  profile?: string;
+  server?: string;
+  verbose: number;
+  json: boolean;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** `env push`. */
+export async function envPush(ctx: Context, options: SyncCommandOptions): Promise<number> {
+  const pushOptions: PushOptions = { verbose: options.verbose };
+  if (options.profile !== undefined) pushOptions.profile = options.profile;
+  if (options.server !== undefined) pushOptions.server = options.server;
+  const outcome = await pushVault(ctx, pushOptions);
+  if (options.json) printJson(ctx, outcome);
+  else
+    printStatus(
+      ctx,
+      `Pushed ${outcome.name} (${plural(outcome.environments, "environment")}) to ${outcome.server} as version ${outcome.version}.`,
+    );
+  return 0;
+}
+
+/** `env pull`. */
+export async function envPull(
+  ctx: Context,
+  options: SyncCommandOptions & { environment: string; output?: string },
+): Promise<number> {
+  const pullOptions: PullOptions = { environment: options.environment, verbose: options.verbose };
+  if (options.output !== undefined) pullOptions.output = options.output;
+  if (options.profile !== undefined) pullOptions.profile = options.profile;
+  if (options.server !== undefined) pullOptions.server = options.server;
+  const outcome = await pullVault(ctx, pullOptions);
+  if (options.json) {
+    printJson(ctx, outcome);
+  } else {
+    const what = outcome.restored
+      ? "restored the local vault from it"
+      : `${plural(outcome.fromServer.length, "key")} taken from the server, ${outcome.keptLocal.length} local change(s) kept`;
+    printStatus(ctx, `Pulled version ${outcome.version} of vault ${outcome.vaultId}: ${what}.`);
+    if (outcome.output !== undefined) printStatus(ctx, `Wrote ${outcome.output} (mode 0600).`);
+  }
+  // Names only, never values; on stderr even with --json so a script still sees them.
+  if (outcome.conflicts.length > 0) {
+    printStatus(
+      ctx,
+      `Changed both here and on the server, kept the local value: ${outcome.conflicts.join(", ")}. ` +
+        "Check them, then `latchkey env push` to make the server agree.",
+    );
+  }
+  return 0;
+}
+
+/** The test-only crash hook: LATCHKEY_TEST_CRASH_AT=<step>[:<n>] kills the process at the n-th such step. */
+function crashHook(ctx: Context): ((step: RotateStep) => void) | undefined {
+  const spec = ctx.env.LATCHKEY_TEST_CRASH_AT;
+  if (spec === undefined || spec === "") return undefined;
+  const [at, nth] = spec.split(":");
+  let left = Number(nth ?? "1");
+  return (step) => {
+    if (step === at && --left === 0) process.kill(process.pid, "SIGKILL");
+  };
+}
+
+/** `env rotate-key`. */
+export async function envRotateKey(ctx: Context, options: SyncCommandOptions): Promise<number> {
+  const hook = crashHook(ctx);
+  const outcome = await rotateWrappingKey(ctx, {
+    verbose: options.verbose,
+    ...(hook === undefined ? {} : { afterStep: hook }),
+  });
+  if (options.json) {
+    printJson(ctx, outcome);
+    return 0;
+  }
+  if (!outcome.rotated) {
+    printStatus(ctx, "This machine has no wrapping key yet: there is nothing to rotate.");
+    return 0;
+  }
+  printStatus(
+    ctx,
+    `${outcome.resumed ? "Finished the interrupted rotation" : "Rotated the wrapping key"}: ` +
+      `${plural(outcome.rewrapped.length, "vault key")} re-wrapped, ${outcome.serverUpdated.length} server ${outcome.serverUpdated.length === 1 ? "copy" : "copies"} updated.`,
+  );
+  if (outcome.unreadable.length > 0)
+    printStatus(
+      ctx,
+      `Left as they were (no key of this machine opens them): ${outcome.unreadable.join(", ")}.`,
+    );
+  return 0;
+}
+
+/** `env log`. */
+export async function envLog(ctx: Context, options: SyncCommandOptions): Promise<number> {
+  const log = await fetchVaultLog(ctx, {
+    verbose: options.verbose,
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+  });
+  if (options.json) {
+    printJson(ctx, { vaultId: log.vaultId, entries: log.entries });
+  } else if (log.entries.length === 0) {
+    printStatus(ctx, `No audit entries for vault ${log.vaultId}.`);
+  } else {
+    printData(
+      ctx,
+      log.entries
+        .map((e) =>
+          [e.createdAt, e.action, e.version === null ? "-" : `v${e.version}`, e.actor?.email ?? "?"].join(
+            "  ",
+          ),
+        )
+        .join("\n"),
+    );
+  }
+  return 0;
+}

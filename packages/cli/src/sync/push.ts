@@ -1,0 +1,126 @@
+import {
+  LatchkeyError,
+  isLatchkeyError,
+  syncBlobContext,
+  toBase64,
+  utf8Encode,
+  type PushRequest,
+  type PushResponse,
+} from "@latchkey/core";
+import type { Context } from "../context.js";
+import { sealEnvelopeSync } from "../crypto/native.js";
+import { callApi } from "../server/api.js";
+import { requireServerSession } from "../server/session.js";
+import { loadVaultKey, readVaultWithPresence, vaultKeyAccount } from "../vault/vault-store.js";
+import { openSyncProject, personalVersion, pushName, pushSchema, recordPersonalVersion } from "./project.js";
+import { getSyncEntry, recordSync, writeSyncBase } from "./state.js";
+
+/** Options of `env push`. */
+export interface PushOptions {
+  profile?: string;
+  server?: string;
+  verbose?: number;
+}
+
+/** What a push did. */
+export interface PushOutcome {
+  vaultId: string;
+  server: string;
+  name: string;
+  baseVersion: number;
+  version: number;
+  environments: number;
+}
+
+/** The path of a vault under the API prefix. */
+export const vaultPath = (vaultId: string): string => `/vaults/${encodeURIComponent(vaultId)}`;
+
+/**
+ * `env push`: seals the whole vault (every environment) with the vault key under syncBlobContext(vault, base + 1)
+ * and sends it with the vault key as this machine wraps it. The base is the lower of latchkey.json's
+ * personalVersion and this machine's last synced version, so a checkout that has not seen a newer version, or a
+ * latchkey.json carried in by git from elsewhere, is refused (409) rather than overwriting what it never merged.
+ */
+export async function pushVault(ctx: Context, options: PushOptions = {}): Promise<PushOutcome> {
+  const sp = await openSyncProject(ctx);
+  const { vaultId, project, keystore } = sp;
+  const { document, exists } = await readVaultWithPresence(sp.deps, vaultId);
+  const wrappedKey = await keystore.get(vaultKeyAccount(vaultId));
+  const vaultKey = await loadVaultKey(sp.deps, vaultId);
+  if (!exists || wrappedKey === null || vaultKey === null) {
+    throw new LatchkeyError("LK_ENV_NOT_FOUND", {
+      message: `Vault ${vaultId} has no secrets on this machine: there is nothing to push.`,
+      hint: "Set secrets with `latchkey env set`, or fetch the server's copy with `latchkey env pull`.",
+    });
+  }
+  const serverOptions = {
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+  };
+  const active = await requireServerSession(ctx, { ...serverOptions, verbose: options.verbose ?? 0 });
+  const server = active.selection.server;
+  const entry = await getSyncEntry(ctx.paths.home, server, active.session.subject, vaultId);
+  const baseVersion = Math.min(personalVersion(project) ?? 0, entry?.syncedVersion ?? 0);
+  const version = baseVersion + 1;
+  const sealed = sealEnvelopeSync(
+    vaultKey,
+    utf8Encode(JSON.stringify(document)),
+    syncBlobContext(vaultId, version),
+    (n) => ctx.random.bytes(n),
+  );
+  const schema = pushSchema(ctx, project);
+  const name = pushName(ctx, project);
+  const body: PushRequest = {
+    encryptedBlob: toBase64(sealed),
+    wrappedKey,
+    ...(schema === undefined ? {} : { schema }),
+    name,
+    baseVersion,
+  };
+  let result;
+  try {
+    result = await callApi<PushResponse>(
+      ctx,
+      { method: "PUT", path: vaultPath(vaultId), body },
+      {
+        server,
+        verbose: options.verbose ?? 0,
+        ...(options.profile === undefined ? {} : { profile: options.profile }),
+      },
+    );
+  } catch (error) {
+    if (!isLatchkeyError(error, "LK_VAULT_CONFLICT")) throw error;
+    const current = error.details?.currentVersion;
+    throw new LatchkeyError("LK_VAULT_CONFLICT", {
+      message:
+        typeof current === "number"
+          ? `The server has version ${current} of vault ${vaultId}; this push was based on version ${baseVersion}. Nothing was overwritten.`
+          : `The server has a newer version of vault ${vaultId} than version ${baseVersion}, which this push was based on. Nothing was overwritten.`,
+      hint: "Run `latchkey env pull` to reconcile the server's version with your changes, then `latchkey env push` again.",
+      details: { vaultId, baseVersion, ...(typeof current === "number" ? { currentVersion: current } : {}) },
+      cause: error,
+    });
+  }
+  const answer = result.data;
+  if (
+    typeof answer !== "object" ||
+    answer === null ||
+    answer.version !== version ||
+    answer.vaultId !== vaultId
+  ) {
+    throw new LatchkeyError("LK_SERVER_ERROR", {
+      message: `The server acknowledged the push of vault ${vaultId} with an unexpected answer (expected version ${version}).`,
+      details: { server },
+    });
+  }
+  await writeSyncBase(
+    ctx.paths.home,
+    vaultId,
+    vaultKey,
+    { server, userId: result.userId, version, document },
+    ctx.random,
+  );
+  await recordSync(ctx.paths.home, server, result.userId, vaultId, version);
+  await recordPersonalVersion(ctx, project, version);
+  return { vaultId, server, name, baseVersion, version, environments: Object.keys(document).length };
+}

@@ -1,0 +1,165 @@
+/**
+ * What this machine remembers of its syncs, under $LATCHKEY_HOME/sync/ (latchkey.json is committed and can be
+ * reset by git, so anti-rollback cannot rest on it):
+ * - `state.json` (0600): per (server, user, vault) the highest version seen and the version last synced;
+ * - `<vault-id>.base.enc`: the document as of the version last synced, sealed with the vault key, the base of
+ *   `env pull`'s three-way merge.
+ */
+import { LatchkeyError, associatedData, utf8Decode, utf8Encode } from "@latchkey/core";
+import { join } from "node:path";
+import type { Random } from "../context.js";
+import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { withFileLock } from "../fs/lock.js";
+import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import type { VaultDocument } from "../vault/vault-store.js";
+
+/** One synced vault as this machine knows it. */
+export interface SyncEntry {
+  server: string;
+  userId: string;
+  vaultId: string;
+  /** The highest version any verified response has shown: a lower one offered later is a rollback. */
+  highestVersion: number;
+  /** The version this machine last pushed or pulled (the merge base's version). */
+  syncedVersion: number;
+}
+
+interface StateFile {
+  format: 1;
+  entries: SyncEntry[];
+}
+
+/** The directory of the sync state. */
+export function syncDir(home: string): string {
+  return join(home, "sync");
+}
+
+const stateFile = (home: string) => join(syncDir(home), "state.json");
+
+const same = (e: SyncEntry, server: string, userId: string, vaultId: string) =>
+  e.server === server && e.userId === userId && e.vaultId === vaultId;
+
+function corrupt(path: string): LatchkeyError {
+  return new LatchkeyError("LK_STORE_CORRUPT", {
+    message: `The sync state ${path} is not readable.`,
+    hint: "Move it away and pull again; the anti-rollback record starts afresh.",
+  });
+}
+
+async function readState(home: string): Promise<StateFile> {
+  const path = stateFile(home);
+  const bytes = await readFileSafe(path);
+  if (bytes === null) return { format: 1, entries: [] };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8Decode(bytes));
+  } catch {
+    throw corrupt(path);
+  }
+  const file = parsed as Partial<StateFile> | null;
+  if (file?.format !== 1 || !Array.isArray(file.entries)) throw corrupt(path);
+  for (const e of file.entries as unknown[]) {
+    const x = e as Partial<SyncEntry> | null;
+    if (
+      typeof x?.server !== "string" ||
+      typeof x.userId !== "string" ||
+      typeof x.vaultId !== "string" ||
+      !Number.isSafeInteger(x.highestVersion) ||
+      !Number.isSafeInteger(x.syncedVersion)
+    )
+      throw corrupt(path);
+  }
+  return file as StateFile;
+}
+
+/** Every synced vault this machine remembers. */
+export async function listSyncEntries(home: string): Promise<SyncEntry[]> {
+  return (await readState(home)).entries;
+}
+
+/** The entry of (server, user, vault), or null when this machine never synced it. */
+export async function getSyncEntry(
+  home: string,
+  server: string,
+  userId: string,
+  vaultId: string,
+): Promise<SyncEntry | null> {
+  return (await readState(home)).entries.find((e) => same(e, server, userId, vaultId)) ?? null;
+}
+
+/**
+ * Records a verified sync of `version`: the highest version seen never goes down, the synced version becomes
+ * `version`. Locked and atomic, so concurrent pushes and pulls of several checkouts cannot drop an entry.
+ */
+export async function recordSync(
+  home: string,
+  server: string,
+  userId: string,
+  vaultId: string,
+  version: number,
+): Promise<SyncEntry> {
+  const dir = syncDir(home);
+  await ensurePrivateDir(home);
+  await ensurePrivateDir(dir);
+  const path = stateFile(home);
+  return withFileLock(path, async (lost) => {
+    const state = await readState(home);
+    let entry = state.entries.find((e) => same(e, server, userId, vaultId));
+    if (entry === undefined) {
+      entry = { server, userId, vaultId, highestVersion: version, syncedVersion: version };
+      state.entries.push(entry);
+    } else {
+      entry.highestVersion = Math.max(entry.highestVersion, version);
+      entry.syncedVersion = version;
+    }
+    lost.throwIfAborted();
+    await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
+    return entry;
+  });
+}
+
+/** The merge base: the document as of `version`, as synced with (server, user). */
+export interface SyncBase {
+  server: string;
+  userId: string;
+  version: number;
+  document: VaultDocument;
+}
+
+const baseFile = (home: string, vaultId: string) => join(syncDir(home), `${vaultId}.base.enc`);
+const baseContext = (vaultId: string) => associatedData({ purpose: "latchkey-sync-base", vault: vaultId });
+
+/** Keeps the last synced document, sealed with the vault key. */
+export async function writeSyncBase(
+  home: string,
+  vaultId: string,
+  vaultKey: Uint8Array,
+  base: SyncBase,
+  random: Random,
+): Promise<void> {
+  await ensurePrivateDir(home);
+  await ensurePrivateDir(syncDir(home));
+  const sealed = sealEnvelopeSync(vaultKey, utf8Encode(JSON.stringify(base)), baseContext(vaultId), (n) =>
+    random.bytes(n),
+  );
+  await writeFileAtomic(baseFile(home, vaultId), sealed);
+}
+
+/**
+ * The last synced document, or null when there is none, it cannot be opened with `vaultKey` (the vault's key
+ * changed) or it is unreadable: a merge then has no common base and treats every difference as a conflict.
+ */
+export async function readSyncBase(
+  home: string,
+  vaultId: string,
+  vaultKey: Uint8Array,
+): Promise<SyncBase | null> {
+  const bytes = await readFileSafe(baseFile(home, vaultId));
+  if (bytes === null) return null;
+  try {
+    const base = JSON.parse(utf8Decode(openEnvelopeSync(vaultKey, bytes, baseContext(vaultId)))) as SyncBase;
+    return typeof base.version === "number" && typeof base.document === "object" ? base : null;
+  } catch {
+    return null;
+  }
+}
