@@ -7,6 +7,8 @@
 //   --warmup N   warm-up rounds thrown away (BENCH_WARMUP, default 3)
 //   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
 //   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
+//   --only cli|server   run only the CLI scenarios (1–8) or only the server's (9, 10; bench/server.ts), and
+//                write bench/results/latest-cli.md or latest-server.md instead of latest.md
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -27,6 +29,13 @@ import {
 } from "./lib/report.ts";
 import { alternate, runChecked, type BenchCommand } from "./lib/spawn.ts";
 import { pairedRatio, summarize } from "./lib/stats.ts";
+import {
+  renderServerMarkdown,
+  runServerBench,
+  serverGoalMissed,
+  type ServerBenchOptions,
+  type ServerScenarioResult,
+} from "./server.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DEFAULT_CLI = join(ROOT, "packages/cli/bin/latchkey.mjs");
@@ -54,6 +63,10 @@ const GOALS = {
   /** Issue 4: `latchkey token --registry URL`, the path every credential helper call takes. */
   tokenFile: 1.3,
   tokenKeychain: 1.6,
+  /** Issue 6: server pull req/s at least 40% of a plain node:http server's answering the same bytes (a lower bound). */
+  serverPullOverCeiling: 0.4,
+  /** Issue 6: acknowledged versioned pushes per second on SQLite, 50 connections (a lower bound). */
+  serverPushPerSecond: 2500,
 } as const;
 
 interface Options {
@@ -61,6 +74,7 @@ interface Options {
   readonly warmup: number;
   readonly strict: boolean;
   readonly cli: string;
+  readonly only: "cli" | "server" | null;
 }
 
 function parseOptions(): Options {
@@ -70,6 +84,7 @@ function parseOptions(): Options {
       warmup: { type: "string" },
       strict: { type: "boolean", default: false },
       cli: { type: "string" },
+      only: { type: "string" },
     },
     strict: true,
   });
@@ -85,7 +100,14 @@ function parseOptions(): Options {
     warmup: int("--warmup / BENCH_WARMUP", values.warmup ?? process.env.BENCH_WARMUP, 3, 0),
     strict: values.strict === true,
     cli: values.cli === undefined ? DEFAULT_CLI : resolve(values.cli),
+    only: parseOnly(values.only),
   };
+}
+
+function parseOnly(raw: string | undefined): "cli" | "server" | null {
+  if (raw === undefined) return null;
+  if (raw === "cli" || raw === "server") return raw;
+  throw new Error(`bench: --only must be cli or server, got "${raw}"`);
 }
 
 function progress(message: string): void {
@@ -267,6 +289,15 @@ async function main(): Promise<number> {
   process.once("SIGTERM", onSignal);
 
   const results: ScenarioResult[] = [];
+  const serverResults: ServerScenarioResult[] = [];
+  const serverOptions: ServerBenchOptions = {
+    roundSeconds: 5,
+    warmupPerConnection: 40,
+    pullOverCeiling: GOALS.serverPullOverCeiling,
+    pushPerSecond: GOALS.serverPushPerSecond,
+    temp: join(temp, "server"),
+    progress,
+  };
   let keychainEnv: Record<string, string> | null = null;
   let keychainReason = "the keychain scenario (3) did not start gnome-keyring";
   try {
@@ -274,7 +305,7 @@ async function main(): Promise<number> {
     const value = `bench-${randomBytes(12).toString("hex")}`;
 
     // 1. Start-up: `latchkey --version` against bare Node.
-    {
+    if (options.only !== "server") {
       const env = isolatedEnv(join(temp, "version"), {});
       await mkdir(env.HOME as string, { recursive: true });
       const cmd = latchkey(cli, "latchkey --version", ["--version"], env);
@@ -291,7 +322,7 @@ async function main(): Promise<number> {
     }
 
     // 2. `keystore get` on the encrypted file store, with D-Bus pointed at a socket that does not exist.
-    {
+    if (options.only !== "server") {
       const home = join(temp, "file");
       await mkdir(home, { recursive: true });
       const env = isolatedEnv(home, {
@@ -314,7 +345,7 @@ async function main(): Promise<number> {
 
     // 3. `keystore get` on the real keychain: gnome-keyring in a private D-Bus session, against bare Node and
     //    against secret-tool (libsecret's own client, a C program) reading the same item in the same session.
-    {
+    if (options.only !== "server") {
       const title = "`keystore get`, keychain (gnome-keyring)";
       const goals = [
         { against: "`node -e 0`", goal: null },
@@ -375,7 +406,7 @@ async function main(): Promise<number> {
     // 4 and 5. `latchkey run -- true` with 20 secrets in the vault (file store), a temporary project with its
     //    latchkey.json: against bare Node, and against dotenvx running the same child on a 20-key .env encrypted
     //    by dotenvx itself (private key in .env.keys).
-    {
+    if (options.only !== "server") {
       const home = join(temp, "run");
       const project = join(home, "project");
       await mkdir(project, { recursive: true });
@@ -456,7 +487,7 @@ async function main(): Promise<number> {
 
     // 6. `env set` of one key into a 10,000-key vault against the same into a 10-key vault (file store). Every
     //    timed run writes the same key and value, so both vaults keep their size (10,001 and 11 keys).
-    {
+    if (options.only !== "server") {
       const home = join(temp, "set");
       const env = isolatedEnv(home, {
         LATCHKEY_KEYSTORE: "file",
@@ -513,12 +544,17 @@ async function main(): Promise<number> {
     // 7 and 8. `latchkey token --registry URL` (issue 4), the path npm's credential provider, pnpm's tokenHelper
     //    shim and scripts take: on the file store and on the keychain, against bare Node and against
     //    `gh auth token` answering from GH_TOKEN (GitHub's CLI doing the same job from the environment).
-    {
+    if (options.only !== "server") {
       const registry = "https://npm.bench.example/";
       const account = "registry://npm.bench.example/";
       const ghVersion = commandOutput("gh", ["--version"])?.split("\n")[0] ?? null;
       const scenarios = [
-        { id: 7, backend: "file store", goal: GOALS.tokenFile, extra: null as Record<string, string> | null },
+        {
+          id: 7,
+          backend: "file store",
+          goal: GOALS.tokenFile,
+          extra: null as Record<string, string> | null,
+        },
         { id: 8, backend: "keychain (gnome-keyring)", goal: GOALS.tokenKeychain, extra: keychainEnv },
       ];
       for (const scenario of scenarios) {
@@ -578,26 +614,38 @@ async function main(): Promise<number> {
         results.push(await measure(scenario.id, title, commands, baselines, options));
       }
     }
+
+    // 9 and 10. The server (issue 6): pull and versioned push through the real process with a real token, side
+    //    by side with a node:http ceiling answering the same bytes (bench/server.ts).
+    if (options.only !== "cli") {
+      serverResults.push(...(await runServerBench(9, serverOptions)));
+    }
   } finally {
     await cleanup();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 
-  const markdown = renderMarkdown(
-    results,
-    runInfo(options, (performance.now() - started) / 1000, loadAverage),
-  );
+  const markdown =
+    renderMarkdown(results, runInfo(options, (performance.now() - started) / 1000, loadAverage)) +
+    renderServerMarkdown(serverResults, serverOptions);
   await mkdir(join(ROOT, "bench/results"), { recursive: true });
-  await writeFile(`${RESULTS}.tmp`, markdown);
-  await rename(`${RESULTS}.tmp`, RESULTS);
+  // A partial run (--only) never replaces the full table.
+  const resultsFile = options.only === null ? RESULTS : RESULTS.replace(/\.md$/, `-${options.only}.md`);
+  await writeFile(`${resultsFile}.tmp`, markdown);
+  await rename(`${resultsFile}.tmp`, resultsFile);
   process.stdout.write(markdown);
-  progress(`wrote ${RESULTS}`);
+  progress(`wrote ${resultsFile}`);
 
-  const missed = results.flatMap((r) =>
-    r.status === "ran" ? r.comparisons.filter((c) => verdict(c) === "**no**") : [],
-  );
-  const notRun = results.filter((r) => r.status === "not-run").length;
+  const missed = [
+    ...results.flatMap((r) =>
+      r.status === "ran" ? r.comparisons.filter((c) => verdict(c) === "**no**") : [],
+    ),
+    ...serverResults.filter(serverGoalMissed),
+  ];
+  const notRun =
+    results.filter((r) => r.status === "not-run").length +
+    serverResults.filter((r) => r.status === "not-run").length;
   if (missed.length > 0) progress(`${missed.length} goal(s) not met`);
   if (notRun > 0) progress(`${notRun} scenario(s) not run`);
   return options.strict && missed.length + notRun > 0 ? 1 : 0;
