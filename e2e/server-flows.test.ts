@@ -12,13 +12,12 @@ import { describeEachDatabase } from "../packages/server/test/databases.js";
 import {
   assertBuilt,
   collect,
-  createUser,
   latchkey,
   loginCli,
   loginCliDevice,
   newMachine,
   startLatchkey,
-  startLatchkeyServer,
+  startServerWithUser,
   storedSession,
   tempDir,
   type Credentials,
@@ -49,11 +48,7 @@ describeEachDatabase("server flows (real server process, CLI machines)", (target
   beforeAll(async () => {
     const config = await target.fresh();
     root = await tempDir("lk-server-flows-");
-    server = await startLatchkeyServer({
-      dataDir: config.dataDir,
-      ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
-    });
-    await createUser(server, alice.email, alice.password);
+    server = await startServerWithUser(config, alice);
   });
 
   afterAll(async () => {

@@ -9,12 +9,11 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDatabase } from "../packages/server/test/databases.js";
 import {
   assertBuilt,
-  createUser,
   latchkey,
   loginCli,
   loginCliDevice,
   newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   storedSession,
   tempDir,
   type Credentials,
@@ -55,11 +54,7 @@ describeEachDatabase("latchkey login / whoami / logout / token-rotate at a real 
   beforeAll(async () => {
     const config = await target.fresh();
     root = await tempDir("lk-server-login-");
-    server = await startLatchkeyServer({
-      dataDir: config.dataDir,
-      ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
-    });
-    await createUser(server, alice.email, alice.password);
+    server = await startServerWithUser(config, alice);
   });
 
   afterAll(async () => {

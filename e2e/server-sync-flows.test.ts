@@ -8,11 +8,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeEachDatabase } from "../packages/server/test/databases.js";
 import {
-  createUser,
   latchkey,
   loginCli,
   newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
   type ProcessResult,
@@ -58,11 +57,7 @@ describeEachDatabase("sync flows", (target) => {
   beforeAll(async () => {
     const config = await target.fresh();
     root = await mkdtemp(join(tmpdir(), "lk-e2e-sync-"));
-    server = await startLatchkeyServer({
-      dataDir: config.dataDir,
-      ...(config.databaseUrl === undefined ? {} : { databaseUrl: config.databaseUrl }),
-    });
-    await createUser(server, USER.email, USER.password);
+    server = await startServerWithUser(config, USER);
     a = await loggedIn("a");
   }, 120_000);
   afterAll(async () => {

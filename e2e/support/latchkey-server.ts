@@ -260,6 +260,27 @@ export async function createUser(
   }
 }
 
+/**
+ * A server on one of the suites' databases (describeEachDatabase's `fresh()` result) with `user` created: the
+ * start of every server suite.
+ */
+export async function startServerWithUser(
+  database: { dataDir: string; databaseUrl?: string | undefined },
+  user: Credentials,
+): Promise<LatchkeyServer> {
+  const server = await startLatchkeyServer({
+    dataDir: database.dataDir,
+    ...(database.databaseUrl === undefined ? {} : { databaseUrl: database.databaseUrl }),
+  });
+  try {
+    await createUser(server, user.email, user.password);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return server;
+}
+
 /** One developer machine: its own HOME and LATCHKEY_HOME, the encrypted-file keystore, no D-Bus. */
 export interface Machine {
   readonly name: string;

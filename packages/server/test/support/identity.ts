@@ -83,10 +83,18 @@ export interface TestAppOptions {
 
 /** The app (routes: health, identity, sync) and its identity service, for `app.inject`. */
 export function buildTestApp(options: TestAppOptions): { app: FastifyInstance; identity: Identity } {
+  return makeTestApp(options, options.publicUrl ?? TEST_PUBLIC_URL);
+}
+
+// publicUrl undefined: the issuer is set once the app listens (as the real server does on --port 0).
+function makeTestApp(
+  options: TestAppOptions,
+  publicUrl: string | undefined,
+): { app: FastifyInstance; identity: Identity } {
   const identity = createIdentity({
     db: options.db,
     secret: options.secret ?? TEST_SERVER_SECRET,
-    publicUrl: options.publicUrl ?? TEST_PUBLIC_URL,
+    ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(options.openSignup ? { openSignup: true } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.now ? { now: options.now } : {}),
@@ -105,20 +113,7 @@ export function buildTestApp(options: TestAppOptions): { app: FastifyInstance; i
 export async function startTestServer(
   options: Omit<TestAppOptions, "publicUrl">,
 ): Promise<{ app: FastifyInstance; identity: Identity; url: string; close: () => Promise<void> }> {
-  const identity = createIdentity({
-    db: options.db,
-    secret: options.secret ?? TEST_SERVER_SECRET,
-    ...(options.openSignup ? { openSignup: true } : {}),
-    ...(options.limits ? { limits: options.limits } : {}),
-    ...(options.now ? { now: options.now } : {}),
-  });
-  const app = buildApp({
-    db: options.db,
-    identity,
-    ...(options.logger ? { logger: options.logger } : {}),
-    ...(options.now ? { now: options.now } : {}),
-    ...(options.trustProxy ? { trustProxy: true } : {}),
-  });
+  const { app, identity } = makeTestApp(options, undefined);
   await app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
