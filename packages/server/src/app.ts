@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { Identity } from "./identity/identity.js";
+import { OneLinePerRequest } from "./logging.js";
 import { registerSyncRoutes } from "./sync/routes.js";
 
 /** What the application needs from the outside. */
@@ -51,6 +52,7 @@ const DEFAULT_READINESS_TIMEOUT_MS = 2_000;
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     logger: deps.logger ?? false,
+    logController: new OneLinePerRequest(),
     // A client behind a proxy that stops reading must not hold a request forever.
     requestTimeout: 60_000,
     trustProxy: deps.trustProxy === true,

@@ -2,8 +2,12 @@
  * The server's logger configuration: JSON lines (fastify's pino) that never carry a credential. Requests are
  * logged by method and path with every query value replaced (OAuth codes, states and tokens travel in query
  * strings), and the headers that carry credentials are redacted wherever a log call might include them.
+ *
+ * One line per request: fastify's default writes two ("incoming request", then "request completed"), which at
+ * thousands of requests a second is a large share of the server's work. The one line is written when the
+ * request ends and carries what both did: the request (method, redacted path), status and response time.
  */
-import type { FastifyServerOptions } from "fastify";
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 
 /** What replaces a redacted value in the logs. */
 export const REDACTED = "[redacted]";
@@ -73,4 +77,31 @@ export function loggerOptions(options: {
       },
     },
   };
+}
+
+/**
+ * fastify's request logging with one line per request: nothing on arrival, and the completion line (info, or
+ * error with the error) carrying the request as well. Errors, 404s and the other lines fastify writes are
+ * unchanged. Pass an instance as fastify's `logController` option.
+ */
+export class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {
+    // Logged with the completion line instead.
+  }
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (this.isLogDisabled(request)) return;
+    if (error) {
+      reply.log.error(
+        { req: request, res: reply, err: error, responseTime: reply.elapsedTime },
+        "request errored",
+      );
+    } else {
+      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, "request completed");
+    }
+  }
 }

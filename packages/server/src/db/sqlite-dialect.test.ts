@@ -8,6 +8,7 @@ import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, SQLITE_FILE, type OpenDatabase } from "./index.js";
 import { migrateToLatest } from "./migrations.js";
+import { STATEMENT_CACHE_SIZE } from "./sqlite-dialect.js";
 
 let dir: string;
 let opened: OpenDatabase[];
@@ -105,6 +106,42 @@ describe("node:sqlite dialect", () => {
       n: null,
       x: new Uint8Array([1, 2]),
     });
+  });
+
+  it("re-runs cached statements against the current data, including another connection's writes", async () => {
+    const first = await open();
+    const second = await openDatabase({ dataDir: dir });
+    opened.push(second);
+    const emails = (o: OpenDatabase) =>
+      o.db.selectFrom("users").select("email").where("id", "=", "c").executeTakeFirst();
+    expect(await emails(first)).toBeUndefined();
+    await second.db.insertInto("users").values(user("c")).execute();
+    expect(await emails(first)).toEqual({ email: "c@example.test" });
+    await second.db.updateTable("users").set({ email: "d@example.test" }).where("id", "=", "c").execute();
+    expect(await emails(first)).toEqual({ email: "d@example.test" });
+    await second.db.deleteFrom("users").where("id", "=", "c").execute();
+    expect(await emails(first)).toBeUndefined();
+  });
+
+  it("stays correct past the statement cache's bound and across a schema change", async () => {
+    const { db } = await open();
+    await db.insertInto("users").values(user("e")).execute();
+    const star = () => sql<Record<string, unknown>>`select * from server_meta where key = ${"k"}`.execute(db);
+    await db.insertInto("server_meta").values({ key: "k", value: "v" }).execute();
+    expect((await star()).rows).toEqual([{ key: "k", value: "v" }]);
+    // Distinct texts (the alias differs) push the first ones out of the cache; each still answers right.
+    for (let i = 0; i < STATEMENT_CACHE_SIZE + 20; i++) {
+      const text = sql<{ v: number }>`select ${i} as ${sql.ref(`v${i}`)}`;
+      const rows = (await text.execute(db)).rows as Record<string, unknown>[];
+      expect(rows).toEqual([{ [`v${i}`]: i }]);
+    }
+    await sql`alter table server_meta add column extra text`.execute(db);
+    expect((await star()).rows).toEqual([{ key: "k", value: "v", extra: null }]);
+    // The same text as a writer, then as a reader with RETURNING, each reports the right way.
+    const update = () => db.updateTable("users").set({ email: "f@example.test" }).where("id", "=", "e");
+    expect((await update().executeTakeFirst()).numUpdatedRows).toBe(1n);
+    expect((await update().executeTakeFirst()).numUpdatedRows).toBe(1n);
+    expect(await update().returning("id").execute()).toEqual([{ id: "e" }]);
   });
 
   it("streams the rows of a select", async () => {

@@ -3,7 +3,7 @@
  * anywhere Node 24 runs (DESIGN.md, "Dependencies"). Only the driver is ours; the adapter, introspector and
  * query compiler are Kysely's own SQLite ones, so the SQL is exactly what Kysely's SqliteDialect produces.
  */
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import {
   CompiledQuery,
   SelectQueryNode,
@@ -105,6 +105,7 @@ class NodeSqliteDriver implements Driver {
   }
 
   destroy(): Promise<void> {
+    this.#connection?.clearStatements();
     if (this.#db?.isOpen) this.#db.close();
     this.#db = undefined;
     this.#connection = undefined;
@@ -112,20 +113,59 @@ class NodeSqliteDriver implements Driver {
   }
 }
 
+/**
+ * Prepared statements kept per connection, keyed by SQL text. Preparing costs several times what running a
+ * small statement does, and the server runs the same few dozen texts over and over (Kysely puts every value in
+ * a parameter, so the text does not vary with the data). Least recently used statements are dropped past this.
+ */
+export const STATEMENT_CACHE_SIZE = 200;
+
+interface Prepared {
+  stmt: StatementSync;
+  // A statement that yields columns (SELECT, RETURNING, some pragmas) returns rows; the rest report changes.
+  // That depends on the text alone, so it is worked out once.
+  reader: boolean;
+}
+
 class NodeSqliteConnection implements DatabaseConnection {
   readonly #db: DatabaseSync;
+  // A Map iterates in insertion order: re-inserting on each use keeps the least recently used first.
+  readonly #cache = new Map<string, Prepared>();
 
   constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
+  #prepare(sqlText: string): Prepared {
+    const hit = this.#cache.get(sqlText);
+    if (hit !== undefined) {
+      this.#cache.delete(sqlText);
+      this.#cache.set(sqlText, hit);
+      return hit;
+    }
+    const stmt = this.#db.prepare(sqlText);
+    const prepared = { stmt, reader: stmt.columns().length > 0 };
+    this.#cache.set(sqlText, prepared);
+    if (this.#cache.size > STATEMENT_CACHE_SIZE) {
+      // node:sqlite finalizes a statement once nothing references it (and all of them when the database closes).
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    return prepared;
+  }
+
+  /** Drops every cached statement (the driver calls it before closing the database). */
+  clearStatements(): void {
+    this.#cache.clear();
+  }
+
   executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     try {
-      const stmt = this.#db.prepare(compiledQuery.sql);
+      // A statement runs to completion (all/run) before the next one starts: node:sqlite is synchronous and the
+      // connection is Kysely's only one, so a cached statement is never in use twice at once.
+      const { stmt, reader } = this.#prepare(compiledQuery.sql);
       const params = compiledQuery.parameters.map(toSqlite);
-      // node:sqlite has no `reader` flag; a statement that yields columns (SELECT, or anything with RETURNING)
-      // returns rows, everything else reports the changes it made.
-      if (stmt.columns().length > 0) {
+      if (reader) {
         return Promise.resolve({ rows: stmt.all(...params) as R[] });
       }
       const { changes, lastInsertRowid } = stmt.run(...params);
@@ -145,6 +185,7 @@ class NodeSqliteConnection implements DatabaseConnection {
     if (!SelectQueryNode.is(compiledQuery.query)) {
       throw new Error("node:sqlite driver only supports streaming of select queries");
     }
+    // Not from the cache: an unfinished iteration would be reset by the next query using the same text.
     const stmt = this.#db.prepare(compiledQuery.sql);
     for (const row of stmt.iterate(...compiledQuery.parameters.map(toSqlite))) {
       yield { rows: [row as R] };

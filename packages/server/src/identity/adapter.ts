@@ -91,10 +91,21 @@ export function kyselyAdapter(
       executeTakeFirst(): Promise<Database["oidc_models"] | undefined>;
     }): Promise<AdapterPayload | undefined> {
       const row = await query.executeTakeFirst();
-      if (!row) return undefined;
-      if (row.expires_at !== null && row.expires_at <= nowSeconds()) return undefined;
-      const payload = JSON.parse(row.payload) as AdapterPayload;
-      return row.consumed_at === null ? payload : { ...payload, consumed: row.consumed_at };
+      return row ? storedPayload(row, nowSeconds()) : undefined;
     }
   };
+}
+
+/**
+ * What the adapter's find hands oidc-provider for a stored row: undefined once the row's expiry has passed, the
+ * payload otherwise, with `consumed` set when it was consumed. Shared with identity.ts's authenticate, which
+ * reads token rows in a join of its own and must see them exactly as the adapter would.
+ */
+export function storedPayload(
+  row: Pick<Database["oidc_models"], "payload" | "expires_at" | "consumed_at">,
+  now: number,
+): AdapterPayload | undefined {
+  if (row.expires_at !== null && Number(row.expires_at) <= now) return undefined;
+  const payload = JSON.parse(row.payload) as AdapterPayload;
+  return row.consumed_at === null ? payload : { ...payload, consumed: row.consumed_at };
 }

@@ -10,8 +10,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { CLI_CLIENT_ID, OIDC_PATH } from "@latchkey/core";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { Kysely } from "kysely";
-import Provider, { type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import { sql, SqliteAdapter, type Kysely } from "kysely";
+import Provider, { type AdapterPayload, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { Database } from "../db/schema.js";
 import type { Authenticated } from "../sync/routes.js";
 import {
@@ -23,7 +23,8 @@ import {
   verifyTotp,
   type Account,
 } from "./accounts.js";
-import { kyselyAdapter } from "./adapter.js";
+import { precompile } from "../db/precompiled.js";
+import { kyselyAdapter, storedPayload } from "./adapter.js";
 import { deriveIdentityKeys, macEqual, type IdentityKeys } from "./keys.js";
 import { escapeHtml, loginPage, messagePage, page, signupPage, totpPage } from "./pages.js";
 import { beginAttempt, purgeAttempts } from "./rate-limit.js";
@@ -110,7 +111,21 @@ export function createIdentity(options: IdentityOptions): Identity {
     if (!provider || typeof bearerToken !== "string" || !/^[A-Za-z0-9_-]{20,256}$/.test(bearerToken))
       return null;
     try {
-      const token = await provider.AccessToken.find(bearerToken);
+      const found = await findTokenGrantAccount(db, bearerToken);
+      // The token row, its grant row and its account in one statement (the sync API authenticates every
+      // request). Each row goes through what provider.AccessToken.find / provider.Grant.find would do with it:
+      // the adapter's expiry (storedPayload), then oidc-provider's own verify and instantiate.
+      // oidc-provider reads the real clock for every expiry it judges (isExpired, its adapter's rows); the rows
+      // read here are judged by the same clock, not the injectable `now`, so the two can never disagree.
+      const nowSeconds = Math.floor(Date.now() / 1000);
+      const tokenPayload = found && storedPayload(found.token, nowSeconds);
+      if (!found || !tokenPayload) return null;
+      if (tokenPayload.expiresWithSession || found.token.grant_id !== (tokenPayload.grantId ?? null)) {
+        // Not what this server issues (expiresWithSession is off; grant_id mirrors the payload), but if it is
+        // ever stored, the provider's own path judges it.
+        return await authenticateByProvider(provider, bearerToken);
+      }
+      const token = await modelOf(provider.AccessToken, tokenPayload);
       if (
         !token ||
         token.isExpired ||
@@ -122,15 +137,35 @@ export function createIdentity(options: IdentityOptions): Identity {
         return null;
       // Revocation (RFC 7009) and refresh-token reuse destroy the grant; a token of a destroyed grant is dead
       // even if its own row survived.
-      const grant = await provider.Grant.find(token.grantId);
+      const grantPayload = found.grant && storedPayload(found.grant, nowSeconds);
+      const grant = grantPayload && (await modelOf(provider.Grant, grantPayload));
       if (!grant || grant.accountId !== token.accountId) return null;
-      const account = await findAccountById(db, token.accountId);
-      if (!account) return null;
+      const account = found.account;
+      if (!account || account.id !== token.accountId) return null;
       return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
     } catch (err) {
       log?.error({ err: errorSummary(err), event: "auth.authenticate_error" }, "token lookup failed");
       return null;
     }
+  };
+
+  // The path authenticate took before it read the rows itself: three lookups through oidc-provider's models.
+  const authenticateByProvider = async (p: Provider, bearerToken: string): Promise<Authenticated | null> => {
+    const token = await p.AccessToken.find(bearerToken);
+    if (
+      !token ||
+      token.isExpired ||
+      token.exp === undefined ||
+      token.clientId !== CLI_CLIENT_ID ||
+      !token.accountId ||
+      !token.grantId
+    )
+      return null;
+    const grant = await p.Grant.find(token.grantId);
+    if (!grant || grant.accountId !== token.accountId) return null;
+    const account = await findAccountById(db, token.accountId);
+    if (!account) return null;
+    return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
   };
 
   const register = (app: FastifyInstance): void => {
@@ -191,6 +226,88 @@ function errorSummary(err: unknown): { name: string; message: string } {
   return err instanceof Error
     ? { name: err.name, message: err.message }
     : { name: "Error", message: String(err) };
+}
+
+interface TokenGrantAccount {
+  token: { payload: string; grant_id: string | null; expires_at: number | null; consumed_at: number | null };
+  grant: { id: string; payload: string; expires_at: number | null; consumed_at: number | null } | undefined;
+  account: { id: string; email: string } | undefined;
+}
+
+/**
+ * The AccessToken row `id`, the Grant row its grant_id column names, and the user its payload's accountId
+ * names, in one statement. The account id is only in the JSON payload, and the two databases spell "field of a
+ * JSON text" differently: SQLite (3.38+) takes `->>` on text, PostgreSQL needs the text cast to json first.
+ */
+const tokenGrantAccount = precompile(1, (db, [id]) => {
+  const accountId =
+    db.getExecutor().adapter instanceof SqliteAdapter
+      ? sql<string>`${sql.ref("t.payload")} ->> 'accountId'`
+      : sql<string>`cast(${sql.ref("t.payload")} as json) ->> 'accountId'`;
+  return db
+    .selectFrom("oidc_models as t")
+    .leftJoin("oidc_models as g", (join) => join.on("g.kind", "=", "Grant").onRef("g.id", "=", "t.grant_id"))
+    .leftJoin("users as u", (join) => join.on(sql.ref("u.id"), "=", accountId))
+    .select([
+      "t.payload as t_payload",
+      "t.grant_id as t_grant_id",
+      "t.expires_at as t_expires_at",
+      "t.consumed_at as t_consumed_at",
+      "g.id as g_id",
+      "g.payload as g_payload",
+      "g.expires_at as g_expires_at",
+      "g.consumed_at as g_consumed_at",
+      "u.id as u_id",
+      "u.email as u_email",
+    ])
+    .where("t.kind", "=", "AccessToken")
+    .where("t.id", "=", id!);
+});
+
+async function findTokenGrantAccount(
+  db: Kysely<Database>,
+  id: string,
+): Promise<TokenGrantAccount | undefined> {
+  const row = (await tokenGrantAccount.run(db, [id])).rows[0];
+  if (!row) return undefined;
+  return {
+    token: {
+      payload: row.t_payload,
+      grant_id: row.t_grant_id,
+      expires_at: row.t_expires_at,
+      consumed_at: row.t_consumed_at,
+    },
+    grant:
+      row.g_id === null || row.g_payload === null
+        ? undefined
+        : {
+            id: row.g_id,
+            payload: row.g_payload,
+            expires_at: row.g_expires_at,
+            consumed_at: row.g_consumed_at,
+          },
+    account: row.u_id === null || row.u_email === null ? undefined : { id: row.u_id, email: row.u_email },
+  };
+}
+
+/** The static side of an oidc-provider model that BaseModel.find uses on a stored payload. */
+interface ModelStatics<T> {
+  verify(stored: AdapterPayload): Promise<AdapterPayload>;
+  instantiate(payload: AdapterPayload): T;
+}
+
+/**
+ * What BaseModel.find (oidc-provider lib/models/base_model.js) makes of a payload the adapter found: the model's
+ * own verify (format and claim checks, clock tolerance) and instantiate (kind check); undefined when either
+ * throws, as find answers.
+ */
+async function modelOf<T>(model: { prototype: T }, stored: AdapterPayload): Promise<T | undefined> {
+  const statics = model as unknown as ModelStatics<T>;
+  try {
+    return statics.instantiate(await statics.verify(stored));
+  } catch {
+    return undefined;
+  }
 }
 
 function makeProvider(

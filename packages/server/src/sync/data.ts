@@ -4,6 +4,7 @@
  * names the operation and never a value.
  */
 import type { Kysely } from "kysely";
+import { precompile } from "../db/precompiled.js";
 import type { Database } from "../db/schema.js";
 import type { VaultHeadsTable } from "./migration.js";
 
@@ -26,10 +27,15 @@ async function run<T>(operation: string, query: () => Promise<T>): Promise<T> {
   }
 }
 
+// The statements every pull and push runs are compiled once (db/precompiled.ts); the rest are built per call.
+const vaultOwner = precompile(1, (db, [vaultId]) =>
+  db.selectFrom("vaults").select("owner_id").where("id", "=", vaultId!),
+);
+
 /** The owner of `vaultId`, or null when nobody has pushed it. */
 export function findVaultOwner(db: Db, vaultId: string): Promise<string | null> {
   return run("find vault owner", async () => {
-    const row = await db.selectFrom("vaults").select("owner_id").where("id", "=", vaultId).executeTakeFirst();
+    const row = (await vaultOwner.run(db, [vaultId])).rows[0];
     return row?.owner_id ?? null;
   });
 }
@@ -53,16 +59,13 @@ export function claimVault(db: Db, vaultId: string, userId: string, now: string)
 /** The head row of one user's copy of a vault. */
 export type HeadRow = VaultHeadsTable;
 
+const head = precompile(2, (db, [vaultId, userId]) =>
+  db.selectFrom("vault_heads").selectAll().where("vault_id", "=", vaultId!).where("user_id", "=", userId!),
+);
+
 /** The head of (vault, user), or undefined. */
 export function findHead(db: Db, vaultId: string, userId: string): Promise<HeadRow | undefined> {
-  return run("read vault head", () =>
-    db
-      .selectFrom("vault_heads")
-      .selectAll()
-      .where("vault_id", "=", vaultId)
-      .where("user_id", "=", userId)
-      .executeTakeFirst(),
-  );
+  return run("read vault head", async () => (await head.run(db, [vaultId, userId])).rows[0]);
 }
 
 /** The current version of (vault, user); 0 when there is no head. */
@@ -114,9 +117,10 @@ export function insertFirstHead(db: Db, vaultId: string, userId: string, write: 
 }
 
 /**
- * Moves (vault, user) from `baseVersion` to `baseVersion + 1` in one conditional UPDATE. Returns false when the
- * row is not at `baseVersion`: on PostgreSQL a concurrent writer's row lock makes this statement wait and then
- * re-check the condition against the committed row, so two pushes from one base can never both succeed.
+ * Moves (vault, user) from `baseVersion` to `baseVersion + 1` in one conditional UPDATE, provided `user` owns the
+ * vault. Returns false when the row is not at `baseVersion` or the user is not the owner: on PostgreSQL a
+ * concurrent writer's row lock makes this statement wait and then re-check the condition against the committed
+ * row, so two pushes from one base can never both succeed.
  */
 export function advanceHead(
   db: Db,
@@ -126,24 +130,56 @@ export function advanceHead(
   write: HeadWrite,
 ): Promise<boolean> {
   return run("advance vault head", async () => {
-    const rows = await db
-      .updateTable("vault_heads")
-      .set({
-        version: baseVersion + 1,
-        encrypted_blob: write.encryptedBlob,
-        wrapped_key: write.wrappedKey,
-        ...(write.schemaJson === undefined ? {} : { schema_json: write.schemaJson }),
-        name: write.name,
-        updated_at: write.updatedAt,
-      })
-      .where("vault_id", "=", vaultId)
-      .where("user_id", "=", userId)
-      .where("version", "=", baseVersion)
-      .returning("version")
-      .execute();
-    return rows.length === 1;
+    const { blob, key, name, at, vault, user, base, next } = ADVANCE_SLOTS;
+    const values: unknown[] = [];
+    values[blob] = write.encryptedBlob;
+    values[key] = write.wrappedKey;
+    values[name] = write.name;
+    values[at] = write.updatedAt;
+    values[vault] = vaultId;
+    values[user] = userId;
+    values[base] = baseVersion;
+    values[next] = baseVersion + 1;
+    const result =
+      write.schemaJson === undefined
+        ? await advanceKeepingSchema.run(db, values)
+        : await advanceWithSchema.run(db, [...values, write.schemaJson]);
+    return result.rows.length === 1;
   });
 }
+
+// Slot numbers of the advance statements (the one that sets the schema has it last).
+const ADVANCE_SLOTS = { blob: 0, key: 1, name: 2, at: 3, vault: 4, user: 5, base: 6, next: 7 } as const;
+
+const advance = (withSchema: boolean) =>
+  precompile(withSchema ? 9 : 8, (db, s) =>
+    db
+      .updateTable("vault_heads")
+      .set({
+        version: s[ADVANCE_SLOTS.next] as unknown as number,
+        encrypted_blob: s[ADVANCE_SLOTS.blob]!,
+        wrapped_key: s[ADVANCE_SLOTS.key]!,
+        ...(withSchema ? { schema_json: s[8]! } : {}),
+        name: s[ADVANCE_SLOTS.name]!,
+        updated_at: s[ADVANCE_SLOTS.at]!,
+      })
+      .where("vault_id", "=", s[ADVANCE_SLOTS.vault]!)
+      .where("user_id", "=", s[ADVANCE_SLOTS.user]!)
+      .where("version", "=", s[ADVANCE_SLOTS.base] as unknown as number)
+      // The owner check is part of the update, so a push from a known base needs no separate owner lookup.
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom("vaults")
+            .select("vaults.id")
+            .where("vaults.id", "=", s[ADVANCE_SLOTS.vault]!)
+            .where("vaults.owner_id", "=", s[ADVANCE_SLOTS.user]!),
+        ),
+      )
+      .returning("version"),
+  );
+const advanceKeepingSchema = advance(false);
+const advanceWithSchema = advance(true);
 
 /** Replaces the wrapped key of (vault, user) if it is at `version`; false otherwise. */
 export function replaceWrappedKey(
@@ -180,19 +216,27 @@ export interface VersionRecord {
 /** Records an acknowledged version; the primary key refuses a second row for the same version. */
 export function insertVersion(db: Db, record: VersionRecord): Promise<void> {
   return run("insert vault version", async () => {
-    await db
-      .insertInto("vault_versions")
-      .values({
-        vault_id: record.vaultId,
-        user_id: record.userId,
-        version: record.version,
-        blob_sha256: record.blobSha256,
-        blob_size: record.blobSize,
-        created_at: record.createdAt,
-      })
-      .execute();
+    await versionInsert.run(db, [
+      record.vaultId,
+      record.userId,
+      record.version,
+      record.blobSha256,
+      record.blobSize,
+      record.createdAt,
+    ]);
   });
 }
+
+const versionInsert = precompile(6, (db, s) =>
+  db.insertInto("vault_versions").values({
+    vault_id: s[0]!,
+    user_id: s[1]!,
+    version: s[2] as unknown as number,
+    blob_sha256: s[3]!,
+    blob_size: s[4] as unknown as number,
+    created_at: s[5]!,
+  }),
+);
 
 /** The history of (vault, user), oldest first. */
 export function listVersions(db: Db, vaultId: string, userId: string): Promise<VersionRecord[]> {
@@ -229,20 +273,29 @@ export interface AuditWrite {
 /** Writes an audit row (in the caller's transaction, with the change it records). */
 export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
   return run("insert audit event", async () => {
-    await db
-      .insertInto("audit_events")
-      .values({
-        id: event.id,
-        user_id: event.userId,
-        action: event.action,
-        vault_id: event.vaultId,
-        version: event.version,
-        created_at: event.createdAt,
-        metadata: JSON.stringify(event.metadata),
-      })
-      .execute();
+    await auditInsert.run(db, [
+      event.id,
+      event.userId,
+      event.action,
+      event.vaultId,
+      event.version,
+      event.createdAt,
+      JSON.stringify(event.metadata),
+    ]);
   });
 }
+
+const auditInsert = precompile(7, (db, s) =>
+  db.insertInto("audit_events").values({
+    id: s[0]!,
+    user_id: s[1]!,
+    action: s[2]!,
+    vault_id: s[3]!,
+    version: s[4] as unknown as number,
+    created_at: s[5]!,
+    metadata: s[6]!,
+  }),
+);
 
 /** An audit row with its actor's email. */
 export interface AuditRow {

@@ -98,13 +98,6 @@ export function createSyncService(deps: SyncServiceDeps) {
     const digest = createHash("sha256").update(push.blobBytes).digest("hex");
     const blobSize = push.blobBytes.length;
     return inTransaction(writer, async (trx) => {
-      let owner = await data.findVaultOwner(trx, vaultId);
-      if (owner === null) {
-        if (push.baseVersion !== 0) return { kind: "conflict", currentVersion: 0 };
-        owner = await data.claimVault(trx, vaultId, actor.userId, at);
-      }
-      if (owner !== actor.userId) return { kind: "not-found" };
-
       const write: data.HeadWrite = {
         encryptedBlob: push.encryptedBlob,
         wrappedKey: push.wrappedKey,
@@ -112,15 +105,25 @@ export function createSyncService(deps: SyncServiceDeps) {
         name: push.name,
         updatedAt: at,
       };
-      const advanced =
-        push.baseVersion === 0
-          ? await data.insertFirstHead(trx, vaultId, actor.userId, write)
-          : await data.advanceHead(trx, vaultId, actor.userId, push.baseVersion, write);
-      if (!advanced) {
-        throw new Abort({
-          kind: "conflict",
-          currentVersion: await data.currentVersion(trx, vaultId, actor.userId),
-        });
+      // From a known base, the conditional update checks the owner too; only when it fails does the outcome
+      // need telling apart (absent vault: conflict at 0; someone else's: not found; a stale base: conflict).
+      if (push.baseVersion !== 0) {
+        if (!(await data.advanceHead(trx, vaultId, actor.userId, push.baseVersion, write))) {
+          const owner = await data.findVaultOwner(trx, vaultId);
+          if (owner === null) return { kind: "conflict", currentVersion: 0 };
+          if (owner !== actor.userId) return { kind: "not-found" };
+          return { kind: "conflict", currentVersion: await data.currentVersion(trx, vaultId, actor.userId) };
+        }
+      } else {
+        let owner = await data.findVaultOwner(trx, vaultId);
+        if (owner === null) owner = await data.claimVault(trx, vaultId, actor.userId, at);
+        if (owner !== actor.userId) return { kind: "not-found" };
+        if (!(await data.insertFirstHead(trx, vaultId, actor.userId, write))) {
+          throw new Abort({
+            kind: "conflict",
+            currentVersion: await data.currentVersion(trx, vaultId, actor.userId),
+          });
+        }
       }
       const version = push.baseVersion + 1;
       await data.insertVersion(trx, {
