@@ -59,9 +59,6 @@ export async function openDatabase(config: DatabaseConfig): Promise<OpenDatabase
   return wrap(db, "sqlite");
 }
 
-/** Pages of WAL after which a commit checkpoints it into the database file (SQLite's default is 1,000). */
-export const SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000;
-
 /**
  * Opens a SQLite file with the settings the server relies on: WAL (readers never block the writer),
  * synchronous=FULL (a commit is on disk before it is acknowledged: an acknowledged push survives power loss,
@@ -77,11 +74,6 @@ export function openSqliteFile(path: string): DatabaseSync {
       throw new Error(`SQLite refused WAL mode for ${path} (got ${String(mode?.journal_mode)})`);
     }
     sqlite.exec("PRAGMA synchronous = FULL");
-    // A checkpoint copies the WAL into the database file and fsyncs it, synchronously on the committing
-    // connection, i.e. on the event loop. SQLite's default (every 1,000 pages, 4 MB) ran one every ~100 pushes of a
-    // 4 KB vault; at 10,000 pages (40 MB of WAL) pushes went from ~2,100-2,200/s to ~3,100/s in bench/server.ts.
-    // Durability is unchanged: every COMMIT still fsyncs the WAL.
-    sqlite.exec(`PRAGMA wal_autocheckpoint = ${SQLITE_WAL_AUTOCHECKPOINT_PAGES}`);
     sqlite.exec("PRAGMA foreign_keys = ON");
   } catch (err) {
     sqlite.close();

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openDatabase, SQLITE_FILE, SQLITE_WAL_AUTOCHECKPOINT_PAGES, type OpenDatabase } from "./index.js";
+import { openDatabase, SQLITE_FILE, type OpenDatabase } from "./index.js";
 import { migrateToLatest } from "./migrations.js";
 import { STATEMENT_CACHE_SIZE } from "./sqlite-dialect.js";
 
@@ -42,8 +42,6 @@ describe("node:sqlite dialect", () => {
     expect(sync.rows[0]?.synchronous).toBe(2);
     const busy = await sql<{ timeout: number }>`pragma busy_timeout`.execute(db);
     expect(busy.rows[0]?.timeout).toBeGreaterThan(0);
-    const checkpoint = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db);
-    expect(checkpoint.rows[0]?.wal_autocheckpoint).toBe(SQLITE_WAL_AUTOCHECKPOINT_PAGES);
   });
 
   it("keeps the database file and its WAL private (0600) whatever the umask", async () => {
