@@ -12,6 +12,7 @@ import {
   latchkey,
   loginCli,
   loginCliDevice,
+  loginCliNoBrowser,
   newMachine,
   startServerWithUser,
   storedSession,
@@ -136,6 +137,18 @@ describeEachDatabase("latchkey login / whoami / logout / token-rotate at a real 
     expectOk(whoami, "whoami after device login");
     expect(JSON.parse(whoami.stdout)).toMatchObject({ email: alice.email });
     expect(await meStatus((await session(m)).access_token)).toBe(200);
+  });
+
+  it("--no-browser prints the login URL, spawns no browser, and the login completes when the URL is opened", async () => {
+    const m = await newMachine(root.path, String(++machines));
+    const login = await loginCliNoBrowser(m, server, alice);
+    expectOk(login, "latchkey login --server --no-browser");
+    expect(login.browserSpawned).toBe(false);
+    expect(login.loginUrl.startsWith(`${server.url}/oidc/auth?`)).toBe(true);
+    expect(new URL(login.loginUrl).searchParams.get("code_challenge_method")).toBe("S256");
+    const whoami = await latchkey(m, ["whoami", "--json"]);
+    expectOk(whoami, "whoami after a --no-browser login");
+    expect(JSON.parse(whoami.stdout)).toMatchObject({ email: alice.email });
   });
 
   it("logout revokes at the server: the old access token is refused, whoami is LK_NOT_LOGGED_IN", async () => {

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -389,6 +389,31 @@ export async function loginCli(
     },
   });
   return { ...result, browserLog };
+}
+
+/**
+ * `latchkey login --server URL --no-browser` on `machine`: waits for the printed login URL, opens it in the
+ * scripted browser as the user would by hand, and waits for the CLI. BROWSER points at a program that only leaves
+ * a marker file, so a test can tell whether the CLI tried to open a browser anyway.
+ */
+export async function loginCliNoBrowser(
+  machine: Machine,
+  server: Pick<LatchkeyServer, "url">,
+  credentials: Credentials,
+): Promise<ProcessResult & { loginUrl: string; browserSpawned: boolean }> {
+  const { browse } = await loadBrowser();
+  const marker = join(machine.home, "browser-was-spawned");
+  const spy = join(machine.home, "spy-browser");
+  await writeFile(spy, `#!/bin/sh\ntouch '${marker}'\n`, { mode: 0o700 });
+  const child = startLatchkey(machine, ["login", "--server", server.url, "--no-browser"], {
+    env: { BROWSER: spy },
+  });
+  const done = collect(child);
+  const match = await waitForOutput(child, /Open this URL in a browser[^\n]*:\n\s+(\S+)\n/, done);
+  const loginUrl = match[1] ?? "";
+  await browse(loginUrl, { login: credentials.email, password: credentials.password });
+  const result = await done;
+  return { ...result, loginUrl, browserSpawned: existsSync(marker) };
 }
 
 /** What the device flow printed for the user. */
