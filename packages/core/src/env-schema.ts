@@ -21,6 +21,7 @@
  *   not a default. Messages name the variable and the rule; for variables not marked `secret` they may give
  *   the value's length.
  */
+import { isUuid } from "./uuid.js";
 import { fromBase64 } from "./bytes.js";
 import { LatchkeyError } from "./errors.js";
 
@@ -97,7 +98,6 @@ const HOST_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const INT = /^(?:0|-?[1-9][0-9]*)$/;
 const PORT = /^(?:0|[1-9][0-9]{0,4})$/;
 const BOOL = /^(?:true|false|yes|no|1|0)$/i;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function hasControlOrSpace(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -171,7 +171,7 @@ const FORMATS: Readonly<Record<EnvFormat, FormatSpec>> = {
   },
   uuid: {
     expected: "a UUID such as 123e4567-e89b-12d3-a456-426614174000",
-    test: (value) => UUID.test(value),
+    test: isUuid,
   },
   base64: {
     expected: "canonical standard base64 (A-Z a-z 0-9 + /, padded with =)",

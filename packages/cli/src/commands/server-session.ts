@@ -3,8 +3,8 @@
 // (oauth/sso.ts, oauth/device.ts); every server answer goes through server/api.ts, signed.
 import { API_PREFIX, LatchkeyError, isLatchkeyError, type MeResponse } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { deviceLogin } from "../oauth/device.js";
-import { browserLogin, revokeTokens, type RevocationResult } from "../oauth/sso.js";
+import { interactiveLogin } from "../oauth/device.js";
+import { describeRevocation, revokeSsoSession, revokeTokens } from "../oauth/sso.js";
 import { palette, printData, printError, printJson, printStatus } from "../output/output.js";
 import { callApi } from "../server/api.js";
 import { recordProfileServer } from "../server/profile-config.js";
@@ -97,13 +97,7 @@ export async function serverLogin(ctx: Context, options: ServerLoginOptions, ver
   const target = serverTarget(selection);
   let expiresAt: number;
   try {
-    const { session } = options.device
-      ? await deviceLogin(ctx, target, verbose)
-      : await browserLogin(ctx, target, {
-          noBrowser: options.noBrowser === true,
-          verbose,
-          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-        });
+    const { session } = await interactiveLogin(ctx, target, options, verbose);
     expiresAt = session.expires_at;
   } catch (error) {
     throw serverFailure(selection.server, error);
@@ -118,12 +112,6 @@ export async function serverLogin(ctx: Context, options: ServerLoginOptions, ver
       `${selection.profile}; session stored in the ${backend} keystore, access token valid until ${iso(expiresAt)}).`,
   );
   return 0;
-}
-
-function revocationNote(result: RevocationResult): string {
-  return result.offered
-    ? `revoked the ${result.revoked.join(" and ").replaceAll("_", " ")} at the server`
-    : "the server offers no revocation endpoint, so its tokens stay valid until they expire";
 }
 
 /**
@@ -144,17 +132,7 @@ export async function serverLogout(ctx: Context, options: ServerOptions, verbose
   let failure: LatchkeyError | undefined;
   let note: string;
   try {
-    note = revocationNote(
-      await revokeTokens(
-        ctx,
-        session,
-        [
-          ["refresh_token", session.refresh_token],
-          ["access_token", session.access_token],
-        ],
-        verbose,
-      ),
-    );
+    note = describeRevocation(await revokeSsoSession(ctx, session, verbose), "the server");
   } catch (error) {
     const mapped = serverFailure(selection.server, error);
     failure = isLatchkeyError(mapped)

@@ -4,9 +4,9 @@
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { listEnvironments, selectProfile } from "../oauth/config.js";
-import { deviceLogin } from "../oauth/device.js";
+import { interactiveLogin } from "../oauth/device.js";
 import {
-  browserLogin,
+  describeRevocation,
   deleteSsoSession,
   loadSsoSession,
   refreshSsoSession,
@@ -36,13 +36,7 @@ function iso(seconds: number): string {
 /** `latchkey login sso`: a browser (or device) login whose tokens go to the keystore under `sso:<issuer>`. */
 export async function loginSso(ctx: Context, options: LoginSsoOptions, verbose = 0): Promise<number> {
   const target = await resolveSsoTarget(ctx, options);
-  const { session } = options.device
-    ? await deviceLogin(ctx, target, verbose)
-    : await browserLogin(ctx, target, {
-        noBrowser: options.noBrowser === true,
-        verbose,
-        ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-      });
+  const { session } = await interactiveLogin(ctx, target, options, verbose);
   const { backend } = await ctx.keystore();
   const c = palette(ctx.env, ctx.stderr);
   printStatus(
@@ -68,10 +62,7 @@ export async function logoutSso(ctx: Context, options: SsoTargetOptions, verbose
   let revocationError: LatchkeyError | undefined;
   let note: string;
   try {
-    const result = await revokeSsoSession(ctx, session, verbose);
-    note = result.offered
-      ? `revoked the ${result.revoked.join(" and ").replaceAll("_", " ")} at the provider`
-      : "the provider offers no revocation endpoint, so its tokens stay valid until they expire";
+    note = describeRevocation(await revokeSsoSession(ctx, session, verbose), "the provider");
   } catch (error) {
     revocationError = isLatchkeyError(error)
       ? error

@@ -9,10 +9,12 @@ import { assertSecureEndpoint } from "./config.js";
 import { grantParameters, type InteractiveGrant } from "./tokens.js";
 import {
   SSO_SCOPE,
+  browserLogin,
   discoverProvider,
   oauthErrorCode,
   saveSsoSessionFrom,
   ssoFailure,
+  type BrowserLoginOptions,
   type LoginResult,
   type LoginTokens,
   type SsoTarget,
@@ -100,6 +102,22 @@ export async function deviceLogin(ctx: Context, target: SsoTarget, verbose = 0):
     parameters: new URLSearchParams({ scope: SSO_SCOPE }),
   });
   return { session: await saveSsoSessionFrom(ctx, target, tokens) };
+}
+
+/** A login with `--device` ({@link deviceLogin}) or in the browser (browserLogin): `login sso` and `login --server`. */
+export function interactiveLogin(
+  ctx: Context,
+  target: SsoTarget,
+  options: { device?: boolean; noBrowser?: boolean; timeoutMs?: number },
+  verbose = 0,
+): Promise<LoginResult> {
+  if (options.device) return deviceLogin(ctx, target, verbose);
+  const browser: BrowserLoginOptions = {
+    noBrowser: options.noBrowser === true,
+    verbose,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+  };
+  return browserLogin(ctx, target, browser);
 }
 
 /** The device flow for environments declared with `grant = "device_code"` (oauth/tokens.ts's hook). */

@@ -514,6 +514,13 @@ export interface RevocationResult {
   readonly revoked: readonly ("refresh_token" | "access_token")[];
 }
 
+/** How a logout reports what {@link revokeSsoSession} did; `where` is "the provider" or "the server". */
+export function describeRevocation(result: RevocationResult, where: string): string {
+  return result.offered
+    ? `revoked the ${result.revoked.join(" and ").replaceAll("_", " ")} at ${where}`
+    : `${where} offers no revocation endpoint, so its tokens stay valid until they expire`;
+}
+
 /**
  * Revokes the session's tokens at the provider (RFC 7009), refresh token first: revoking it ends the grant, so
  * the access token cannot be renewed while its own revocation is in flight.

@@ -1,7 +1,6 @@
-import { LatchkeyError, parseEnvSchema } from "@latchkey/core";
-import { basename } from "node:path";
+import { LatchkeyError, isUuid, parseEnvSchema } from "@latchkey/core";
 import fs from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Context } from "../context.js";
 import type { Keystore } from "../keystore/types.js";
 import { printStatus } from "../output/output.js";
@@ -17,12 +16,10 @@ export interface SyncProject {
   readonly deps: VaultStoreDeps;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The project's vault id, which must be a UUID to be synced (the server names vaults by UUID). */
 export function syncVaultId(ctx: Context, project: Project | null): string {
   const vaultId = resolveVaultId(ctx.env, project);
-  if (!UUID.test(vaultId)) {
+  if (!isUuid(vaultId)) {
     throw new LatchkeyError("LK_VAULT_ID_INVALID", {
       message: `Vault ${vaultId} cannot be synced: a Latchkey server names vaults by UUID.`,
       hint: "Use the UUID latchkey.json was created with (unset LATCHKEY_VAULT_ID, or set it to a UUID).",

@@ -7,6 +7,7 @@
  */
 import {
   API_PREFIX,
+  isUuid,
   SIGNATURE_HEADER,
   type ApiErrorBody,
   type AuditLogResponse,
@@ -57,7 +58,6 @@ const MAX_TOKEN_LENGTH = 4096;
 
 // RFC 6750 §2.1 b64token.
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -251,7 +251,7 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
 
 /** A vault id is a UUID; ids are compared in lower case, so one UUID names one vault. */
 function parseVaultId(text: string): string {
-  if (!UUID.test(text)) throw invalid("The vault id must be a UUID.");
+  if (!isUuid(text)) throw invalid("The vault id must be a UUID.");
   return text.toLowerCase();
 }
 
