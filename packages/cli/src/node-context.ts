@@ -4,33 +4,98 @@ import { resolvePaths } from "./paths.js";
 import { LatchkeyError } from "@latchkey/core";
 import { nativeRandomBytes } from "./crypto/native.js";
 
-// process.stdout and process.stderr are built on first access (a few milliseconds: tty or stream machinery), so
-// the context reaches for them only when a command writes or asks about the TTY; main.ts flushes the ones used.
-// The set is process-global: the fast-path and full-CLI bundles each carry their own copy of this module.
+// process.stdout and process.stderr are built on first access (~4 ms for a pipe: the net and streams machinery),
+// so the context writes to the file descriptor itself while it can, which is all the short commands other
+// programs call ever need. For a pipe, a file or a TTY on Linux a stream write is synchronous too, so the bytes and
+// their order are the same. The stream takes over (for good, so nothing overtakes what it has queued) when a
+// direct write cannot finish (a non-blocking descriptor whose pipe is full).
+// main.ts flushes the streams used. The set is process-global: the fast-path and full-CLI bundles each carry
+// their own copy of this module.
 const usedStreams = ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.usedStreams")] ??=
   new Set<NodeJS.WriteStream>()) as Set<NodeJS.WriteStream>;
 
-function outputOf(name: "stdout" | "stderr"): OutputStream {
-  const stream = () => {
-    const s = process[name];
-    if (!usedStreams.has(s)) {
-      usedStreams.add(s);
-      // A reader that goes away (`latchkey --help | head -1`) is not an error of ours: without a listener the
-      // EPIPE would crash the process with a stack trace. Later writes are dropped; the command ends as usual.
-      s.on("error", (error: NodeJS.ErrnoException) => {
-        if (error.code !== "EPIPE") throw error;
-      });
+const fs = () => process.getBuiltinModule("node:fs");
+
+/** What {@link descriptorOutput} writes through; tests replace the system calls. */
+export interface DescriptorOutputDeps {
+  fd: number;
+  /** fs.writeSync: the number of bytes written; throws with `code` EAGAIN, EPIPE… */
+  writeSync: (fd: number, bytes: Buffer) => number;
+  /** Whether `fd` is a terminal; asked once, and only while no stream exists. */
+  isTerminal: (fd: number) => boolean;
+  /** The stream for `fd` (process.stdout or process.stderr), built on first call. */
+  stream: () => NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** An OutputStream that writes to the descriptor directly until the stream has to take over (see above). */
+export function descriptorOutput(deps: DescriptorOutputDeps): OutputStream {
+  let streamed: (NodeJS.WritableStream & { isTTY?: boolean }) | undefined;
+  // A reader that went away (`latchkey token … | true`) is not an error of ours: later writes are dropped and the
+  // command ends as usual, as the stream's EPIPE listener does.
+  let readerGone = false;
+  let terminal: boolean | undefined;
+  const stream = () => (streamed ??= deps.stream());
+  /** Writes what it can straight to the descriptor; returns what is left for the stream (empty when done). */
+  const writeDirect = (chunk: string): Buffer => {
+    let bytes = Buffer.from(chunk, "utf8");
+    while (bytes.length > 0) {
+      try {
+        bytes = bytes.subarray(deps.writeSync(deps.fd, bytes));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "EPIPE") {
+          readerGone = true;
+          return Buffer.alloc(0);
+        }
+        // EAGAIN (a non-blocking pipe that is full) and anything unexpected: the stream knows how to wait, and
+        // reports what it cannot do the way it always has.
+        return bytes;
+      }
     }
-    return s;
+    return bytes;
   };
   return {
     write: (chunk) => {
-      stream().write(chunk);
+      if (readerGone) return;
+      if (streamed === undefined) {
+        const rest = writeDirect(chunk);
+        if (rest.length > 0) stream().write(rest);
+        return;
+      }
+      streamed.write(chunk);
     },
     get isTTY() {
-      return stream().isTTY === true;
+      if (streamed !== undefined) return streamed.isTTY === true;
+      terminal ??= deps.isTerminal(deps.fd);
+      return terminal;
     },
   };
+}
+
+function outputOf(name: "stdout" | "stderr"): OutputStream {
+  return descriptorOutput({
+    fd: name === "stdout" ? 1 : 2,
+    writeSync: (fd, bytes) => fs().writeSync(fd, bytes),
+    isTerminal: (fd) => {
+      // Every terminal is a character device, so anything else (a pipe, a file, a socket) is answered by one
+      // fstat; node:tty (~2 ms to load) is asked only about character devices, /dev/null among them.
+      try {
+        return fs().fstatSync(fd).isCharacterDevice() && process.getBuiltinModule("node:tty").isatty(fd);
+      } catch {
+        return false;
+      }
+    },
+    stream: () => {
+      const s = process[name];
+      if (!usedStreams.has(s)) {
+        usedStreams.add(s);
+        // Without a listener the EPIPE would crash the process with a stack trace.
+        s.on("error", (error: NodeJS.ErrnoException) => {
+          if (error.code !== "EPIPE") throw error;
+        });
+      }
+      return s;
+    },
+  });
 }
 
 /**
