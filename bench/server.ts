@@ -365,7 +365,14 @@ export async function runServerBench(
   try {
     await mkdir(options.temp, { recursive: true });
     options.progress(`${firstId}. starting latchkey-server (SQLite) and logging in`);
-    server = await startLatchkeyServer({ dataDir: join(options.temp, "server-data"), keepLogs: false });
+    // LATCHKEY_BENCH_SERVER_NODE_OPTIONS reaches the server process alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`
+    // to see where a request's time goes, under exactly this load).
+    const nodeOptions = process.env.LATCHKEY_BENCH_SERVER_NODE_OPTIONS;
+    server = await startLatchkeyServer({
+      dataDir: join(options.temp, "server-data"),
+      keepLogs: false,
+      ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
+    });
     let token: string;
     try {
       token = await realToken(server, options.temp);

@@ -122,7 +122,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   void app.register(async (api) => {
     await registerSyncRoutes(api, {
       db: deps.db,
-      authenticate: (token) => deps.identity.authenticate(token),
+      authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
       now: deps.now ?? (() => new Date()),
       randomId: deps.randomId ?? randomUUID,
     });

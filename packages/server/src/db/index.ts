@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely, type Dialect } from "kysely";
 import type { Database } from "./schema.js";
-import { NodeSqliteDialect } from "./sqlite-dialect.js";
+import { NodeSqliteDialect, SqliteChangeWatch } from "./sqlite-dialect.js";
 
 export type { Database } from "./schema.js";
 
@@ -37,6 +37,19 @@ export const SQLITE_FILE = "latchkey.sqlite";
  */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
+// Kept beside the Kysely instance rather than in every service's dependencies: whoever holds the database can ask.
+const changeWatches = new WeakMap<Kysely<Database>, SqliteChangeWatch>();
+
+/**
+ * The data version of `db` (SqliteChangeWatch.version) when it is a SQLite database this process opened, for read
+ * caches that must never serve what a later write replaced; null for PostgreSQL, where no such cheap exact signal
+ * exists across processes, so nothing is cached there.
+ */
+export function dataVersionOf(db: Kysely<Database>): (() => string | null) | null {
+  const watch = changeWatches.get(db);
+  return watch === undefined ? null : () => watch.version();
+}
+
 /** True for the URLs that select PostgreSQL. */
 export function isPostgresUrl(url: string | undefined): url is string {
   return url !== undefined && /^postgres(ql)?:\/\//i.test(url);
@@ -53,7 +66,9 @@ export async function openDatabase(config: DatabaseConfig): Promise<OpenDatabase
   // server secret, so make it private either way.
   await chmod(config.dataDir, 0o700);
   const path = join(config.dataDir, SQLITE_FILE);
-  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(() => openSqliteFile(path)) });
+  const watch = new SqliteChangeWatch();
+  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(() => openSqliteFile(path), watch) });
+  changeWatches.set(db, watch);
   // Open now rather than on the first query, so a bad path or a corrupt file fails at start-up.
   await db.connection().execute(() => Promise.resolve());
   return wrap(db, "sqlite");

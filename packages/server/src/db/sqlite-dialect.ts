@@ -24,16 +24,53 @@ import {
 /** Opens the database; called once, when Kysely first needs a connection. */
 export type OpenSqlite = () => DatabaseSync;
 
+/**
+ * Tells whether the database may have changed since an earlier look, exactly enough for read caches
+ * (read-cache.ts): `PRAGMA data_version` changes when another connection (another process) commits, and this
+ * connection counts its own writing statements, which data_version does not see. Both parts are cheap: the
+ * pragma reads a counter SQLite keeps in shared memory.
+ */
+export class SqliteChangeWatch {
+  #dataVersion: StatementSync | undefined;
+  #localWrites = 0;
+
+  /** Called by the driver once the database is open. */
+  attach(db: DatabaseSync): void {
+    this.#dataVersion = db.prepare("PRAGMA data_version");
+  }
+
+  /** Called by the driver before the database closes. */
+  detach(): void {
+    this.#dataVersion = undefined;
+  }
+
+  /** Called after every statement of this connection that can change data, whether it succeeded or not. */
+  wrote(): void {
+    this.#localWrites++;
+  }
+
+  /**
+   * A value that differs from every earlier one once anything was written since; null while the database is not
+   * open (no caching then). Read it before reading the data it is to vouch for.
+   */
+  version(): string | null {
+    const row = this.#dataVersion?.get() as { data_version: number } | undefined;
+    return row === undefined ? null : `${row.data_version}:${this.#localWrites}`;
+  }
+}
+
 /** The dialect to pass to `new Kysely({ dialect })`. */
 export class NodeSqliteDialect implements Dialect {
   readonly #open: OpenSqlite;
+  readonly #watch: SqliteChangeWatch | undefined;
 
-  constructor(open: OpenSqlite) {
+  constructor(open: OpenSqlite, watch?: SqliteChangeWatch) {
     this.#open = open;
+    this.#watch = watch;
   }
 
   createDriver(): Driver {
-    return new NodeSqliteDriver(this.#open);
+    return new NodeSqliteDriver(this.#open, this.#watch);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -66,16 +103,19 @@ class NodeSqliteAdapter extends SqliteAdapter {
 
 class NodeSqliteDriver implements Driver {
   readonly #open: OpenSqlite;
+  readonly #watch: SqliteChangeWatch | undefined;
   #db: DatabaseSync | undefined;
   #connection: NodeSqliteConnection | undefined;
 
-  constructor(open: OpenSqlite) {
+  constructor(open: OpenSqlite, watch: SqliteChangeWatch | undefined) {
     this.#open = open;
+    this.#watch = watch;
   }
 
   init(): Promise<void> {
     this.#db = this.#open();
-    this.#connection = new NodeSqliteConnection(this.#db);
+    this.#connection = new NodeSqliteConnection(this.#db, this.#watch);
+    this.#watch?.attach(this.#db);
     return Promise.resolve();
   }
 
@@ -105,6 +145,7 @@ class NodeSqliteDriver implements Driver {
   }
 
   destroy(): Promise<void> {
+    this.#watch?.detach();
     this.#connection?.clearStatements();
     if (this.#db?.isOpen) this.#db.close();
     this.#db = undefined;
@@ -125,15 +166,22 @@ interface Prepared {
   // A statement that yields columns (SELECT, RETURNING, some pragmas) returns rows; the rest report changes.
   // That depends on the text alone, so it is worked out once.
   reader: boolean;
+  // Whether it can change data (SqliteChangeWatch). Only a plain SELECT cannot: anything else, a WITH included
+  // (it may wrap an INSERT), counts as a write, which at worst empties a read cache once too often.
+  writes: boolean;
 }
+
+const READ_ONLY_SQL = /^\s*select\b/i;
 
 class NodeSqliteConnection implements DatabaseConnection {
   readonly #db: DatabaseSync;
+  readonly #watch: SqliteChangeWatch | undefined;
   // A Map iterates in insertion order: re-inserting on each use keeps the least recently used first.
   readonly #cache = new Map<string, Prepared>();
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, watch: SqliteChangeWatch | undefined) {
     this.#db = db;
+    this.#watch = watch;
   }
 
   #prepare(sqlText: string): Prepared {
@@ -144,7 +192,7 @@ class NodeSqliteConnection implements DatabaseConnection {
       return hit;
     }
     const stmt = this.#db.prepare(sqlText);
-    const prepared = { stmt, reader: stmt.columns().length > 0 };
+    const prepared = { stmt, reader: stmt.columns().length > 0, writes: !READ_ONLY_SQL.test(sqlText) };
     this.#cache.set(sqlText, prepared);
     if (this.#cache.size > STATEMENT_CACHE_SIZE) {
       // node:sqlite finalizes a statement once nothing references it (and all of them when the database closes).
@@ -163,17 +211,23 @@ class NodeSqliteConnection implements DatabaseConnection {
     try {
       // A statement runs to completion (all/run) before the next one starts: node:sqlite is synchronous and the
       // connection is Kysely's only one, so a cached statement is never in use twice at once.
-      const { stmt, reader } = this.#prepare(compiledQuery.sql);
+      const { stmt, reader, writes } = this.#prepare(compiledQuery.sql);
       const params = compiledQuery.parameters.map(toSqlite);
-      if (reader) {
-        return Promise.resolve({ rows: stmt.all(...params) as R[] });
+      try {
+        if (reader) {
+          return Promise.resolve({ rows: stmt.all(...params) as R[] });
+        }
+        const { changes, lastInsertRowid } = stmt.run(...params);
+        return Promise.resolve({
+          rows: [],
+          numAffectedRows: BigInt(changes),
+          insertId: BigInt(lastInsertRowid),
+        });
+      } finally {
+        // After the statement, never before: a reader that takes the version between the two would see the old
+        // data under the new version. (node:sqlite is synchronous, so nothing runs in between here.)
+        if (writes) this.#watch?.wrote();
       }
-      const { changes, lastInsertRowid } = stmt.run(...params);
-      return Promise.resolve({
-        rows: [],
-        numAffectedRows: BigInt(changes),
-        insertId: BigInt(lastInsertRowid),
-      });
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

@@ -24,6 +24,7 @@ import {
   type Account,
 } from "./accounts.js";
 import { precompile } from "../db/precompiled.js";
+import { createReadCache, type ReadStamp } from "../db/read-cache.js";
 import { kyselyAdapter, storedPayload } from "./adapter.js";
 import { deriveIdentityKeys, macEqual, type IdentityKeys } from "./keys.js";
 import { escapeHtml, loginPage, messagePage, page, signupPage, totpPage } from "./pages.js";
@@ -64,8 +65,11 @@ export interface Identity {
   readonly keys: IdentityKeys;
   /** The provider's issuer, once known. */
   readonly issuer: string | undefined;
-  /** The bearer token's owner, or null when unknown, malformed, expired, revoked or issued to another client. */
-  authenticate(bearerToken: string): Promise<Authenticated | null>;
+  /**
+   * The bearer token's owner, or null when unknown, malformed, expired, revoked or issued to another client.
+   * `stamp`: the data version the request took on arrival (read-cache.ts); taken here when not given.
+   */
+  authenticate(bearerToken: string, stamp?: ReadStamp | null): Promise<Authenticated | null>;
   /** Mounts the provider and the sign-in pages on `app`. */
   register(app: FastifyInstance): void;
   /** Makes the provider for `publicUrl` (once; later calls with another URL throw). */
@@ -106,11 +110,22 @@ export function createIdentity(options: IdentityOptions): Identity {
     return provider;
   };
 
-  const authenticate = async (bearerToken: string): Promise<Authenticated | null> => {
+  // Accepted tokens, kept while nothing in the database changed (read-cache.ts): a revocation, a refresh, a
+  // deleted account or any other write retires them all, so the cache answers exactly as the rows would. Each
+  // entry also keeps the earliest expiry among the rows it was judged on, which the clock is checked against.
+  const accepted = createReadCache<{ user: Authenticated; validUntil: number }>(db, { maxEntries: 10_000 });
+
+  const authenticate = async (
+    bearerToken: string,
+    stampGiven?: ReadStamp | null,
+  ): Promise<Authenticated | null> => {
     // Opaque tokens of oidc-provider are 43 base64url characters; anything far off is malformed.
     if (!provider || typeof bearerToken !== "string" || !/^[A-Za-z0-9_-]{20,256}$/.test(bearerToken))
       return null;
     try {
+      const stamp = stampGiven !== undefined ? stampGiven : (accepted?.stamp() ?? null);
+      const kept = accepted?.get(bearerToken, stamp);
+      if (kept !== undefined && Math.floor(Date.now() / 1000) < kept.validUntil) return kept.user;
       const found = await findTokenGrantAccount(db, bearerToken);
       // The token row, its grant row and its account in one statement (the sync API authenticates every
       // request). Each row goes through what provider.AccessToken.find / provider.Grant.find would do with it:
@@ -142,7 +157,21 @@ export function createIdentity(options: IdentityOptions): Identity {
       if (!grant || grant.accountId !== token.accountId) return null;
       const account = found.account;
       if (!account || account.id !== token.accountId) return null;
-      return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
+      const user = {
+        userId: account.id,
+        email: account.email,
+        clientId: token.clientId,
+        expiresAt: token.exp,
+      };
+      // Each of these, once reached, would have made the lookup above fail (storedPayload, isExpired).
+      const validUntil = Math.min(
+        token.exp,
+        ...[found.token.expires_at, found.grant?.expires_at, grant.exp]
+          .filter((at) => at !== null && at !== undefined)
+          .map(Number),
+      );
+      accepted?.set(bearerToken, { user, validUntil }, stamp);
+      return user;
     } catch (err) {
       log?.error({ err: errorSummary(err), event: "auth.authenticate_error" }, "token lookup failed");
       return null;

@@ -19,6 +19,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
+import { createReadCache, createStampBatcher, type ReadStamp } from "../db/read-cache.js";
 import { createSyncService, type Actor, type SyncService, type ValidPush } from "./service.js";
 import { signBody } from "./signature.js";
 
@@ -34,7 +35,8 @@ export interface Authenticated {
 /** What the sync routes need. */
 export interface SyncDeps {
   db: Kysely<Database>;
-  authenticate: (bearerToken: string) => Promise<Authenticated | null>;
+  /** `stamp`: the data version the request took on arrival (read-cache.ts), for the token cache. */
+  authenticate: (bearerToken: string, stamp: ReadStamp | null) => Promise<Authenticated | null>;
   now: () => Date;
   randomId: () => string;
 }
@@ -64,7 +66,29 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 interface CallContext {
   token: string;
   user: Authenticated;
+  /**
+   * The data version taken when the request arrived, shared by every cache the request consults: reading it
+   * costs a SQLite transaction, and a version read after arrival is as good as any later one (read-cache.ts).
+   */
+  stamp: ReadStamp | null;
+  /** A cached pull answer being sent: onSend signs it at most once per token (see PullAnswer). */
+  answer?: PullAnswer;
 }
+
+/**
+ * A pull's answer as sent, kept while the database is unchanged (read-cache.ts), with the signature made for the
+ * last token that fetched it: the same bytes for the same token always get the same HMAC, so a client pulling
+ * again is answered without reading, serializing or signing anything.
+ */
+interface PullAnswer {
+  body: string;
+  signedFor?: string;
+  signature?: string;
+}
+
+/** Most pull answers kept, and their largest total (a vault can be megabytes). */
+const PULL_CACHE_ENTRIES = 1_000;
+const PULL_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** A request refused with an ApiErrorBody. */
 class ApiError extends Error {
@@ -107,6 +131,11 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncDeps): 
 
 function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService): void {
   const calls = new WeakMap<FastifyRequest, CallContext>();
+  const nextStamp = createStampBatcher(deps.db);
+  const pulls = createReadCache<PullAnswer>(deps.db, {
+    maxEntries: PULL_CACHE_ENTRIES,
+    maxBytes: PULL_CACHE_BYTES,
+  });
   const caller = (request: FastifyRequest): CallContext => {
     const call = calls.get(request);
     // onRequest has run for every route of this plugin; reaching here without a caller is a bug.
@@ -129,7 +158,8 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
       );
     }
     const token = header.length <= MAX_TOKEN_LENGTH ? BEARER.exec(header)?.[1] : undefined;
-    const user = token === undefined ? null : await deps.authenticate(token);
+    const stamp = nextStamp === null ? null : await nextStamp();
+    const user = token === undefined ? null : await deps.authenticate(token, stamp);
     if (token === undefined || user === null || user.expiresAt * 1000 <= deps.now().getTime()) {
       throw new ApiError(
         401,
@@ -141,7 +171,7 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
         { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
       );
     }
-    calls.set(request, { token, user });
+    calls.set(request, { token, user, stamp });
   });
 
   api.addHook("onSend", async (request, reply, payload) => {
@@ -152,6 +182,15 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
       // Every route here sends JSON, which fastify has serialized to a string by now; anything else could not
       // be signed over the bytes sent, so it is not sent.
       throw new Error("sync route produced a body that cannot be signed");
+    }
+    const { answer } = call;
+    if (answer !== undefined && payload === answer.body) {
+      if (answer.signedFor !== call.token) {
+        answer.signature = signBody(call.token, payload);
+        answer.signedFor = call.token;
+      }
+      void reply.header(SIGNATURE_HEADER, answer.signature);
+      return payload;
     }
     void reply.header(SIGNATURE_HEADER, signBody(call.token, payload));
     return payload;
@@ -216,10 +255,20 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
 
   api.get<{ Params: { vaultId: string } }>(`${prefix}/vaults/:vaultId`, async (request, reply) => {
     const vaultId = parseVaultId(request.params.vaultId);
-    const vault = await service.pull(actor(request), vaultId);
-    if (vault === null) throw notFound();
-    const body: PullResponse = { vaultId, ...vault };
-    return reply.send(body);
+    const call = caller(request);
+    const key = `${call.user.userId}\u0000${vaultId}`;
+    const { stamp } = call;
+    let answer = pulls?.get(key, stamp);
+    if (answer === undefined) {
+      const vault = await service.pull(actor(request), vaultId);
+      if (vault === null) throw notFound();
+      const body: PullResponse = { vaultId, ...vault };
+      // What fastify's default serializer would send for the object, so cached and fresh answers are the same.
+      answer = { body: JSON.stringify(body) };
+      pulls?.set(key, answer, stamp, answer.body.length);
+    }
+    call.answer = answer;
+    return reply.type("application/json; charset=utf-8").send(answer.body);
   });
 
   api.put<{ Params: { vaultId: string } }>(
