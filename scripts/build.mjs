@@ -135,7 +135,11 @@ await chmod(launcher, 0o755);
   await rm(serverDist, { recursive: true, force: true });
   await build({
     ...common,
-    entryPoints: [`${root}packages/server/src/main.ts`],
+    // The writer thread (sync/writer-thread.ts) is a script of its own, beside main.mjs.
+    entryPoints: {
+      main: `${root}packages/server/src/main.ts`,
+      "sync-writer": `${root}packages/server/src/sync/writer-worker.ts`,
+    },
     outdir: serverDist,
     outExtension: { ".js": ".mjs" },
     splitting: true,

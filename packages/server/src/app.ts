@@ -6,12 +6,13 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
-import { randomUUID } from "node:crypto";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { Identity } from "./identity/identity.js";
 import { OneLinePerRequest } from "./logging.js";
+import { timeOrderedId } from "./db/ids.js";
 import { registerSyncRoutes } from "./sync/routes.js";
+import type { SyncWrites } from "./sync/service.js";
 
 /** What the application needs from the outside. */
 export interface AppDeps {
@@ -37,6 +38,8 @@ export interface AppDeps {
    * then is the real client's, not the proxy's. server.ts turns it on for an https PUBLIC_URL.
    */
   trustProxy?: boolean;
+  /** Where the sync routes' writes run when not in this thread (server.ts: the writer thread on SQLite). */
+  syncWrites?: SyncWrites;
 }
 
 /** Body of a 503 from /readyz: why the server is not ready. */
@@ -124,7 +127,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       db: deps.db,
       authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
       now: deps.now ?? (() => new Date()),
-      randomId: deps.randomId ?? randomUUID,
+      randomId: deps.randomId ?? (() => timeOrderedId()),
+      ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
     });
   });
 

@@ -25,6 +25,7 @@ try {
         randomBytes: (n) => randomBytes(n),
         onSignal: (signal, handler) => process.on(signal, handler),
         exit: (code) => process.exit(code),
+        syncWriterWorker: new URL("./sync-writer.mjs", import.meta.url),
       });
       await stopped;
       // Nothing is left on the event loop once the listener, the connections and the database are closed; the

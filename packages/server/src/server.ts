@@ -10,10 +10,11 @@ import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
 import { buildApp } from "./app.js";
 import { createIdentity, type Identity } from "./identity/identity.js";
-import { openDatabase } from "./db/index.js";
+import { openDatabase, SQLITE_FILE } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { loggerOptions } from "./logging.js";
 import { checkDataDir, loadServerSecret } from "./secret.js";
+import { startWriterThread, type ThreadWriter } from "./sync/writer-thread.js";
 
 /** Defaults of issue 6 point 1: loopback only, so a first `npm start` exposes nothing to the network. */
 export const DEFAULT_HOST = "127.0.0.1";
@@ -152,6 +153,11 @@ export interface ServerDeps {
   exit: (code: number) => void;
   /** Where the JSON log lines go (stdout). */
   logStream?: NodeJS.WritableStream;
+  /**
+   * The built writer-thread script (dist/sync-writer.mjs): on SQLite, pushes and rewraps then commit on their own
+   * thread (sync/writer-thread.ts). Absent, as in tests running the sources, they commit on the event loop.
+   */
+  syncWriterWorker?: URL;
 }
 
 /** Starts the server; resolves once it listens, with a promise that settles when it has shut down. */
@@ -165,6 +171,7 @@ export async function runServer(
   const waiters = new Set<() => void>();
   let app;
   let identity: Identity | undefined;
+  let writer: ThreadWriter | undefined;
   try {
     const { secret, source } = await loadServerSecret({
       env: deps.env,
@@ -188,9 +195,13 @@ export async function runServer(
       openSignup: config.openSignup,
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     });
+    if (database.dialect === "sqlite" && deps.syncWriterWorker !== undefined) {
+      writer = startWriterThread(deps.syncWriterWorker, resolve(config.dataDir, SQLITE_FILE));
+    }
     app = buildApp({
       db: database.db,
       identity,
+      ...(writer ? { syncWrites: writer } : {}),
       // An https PUBLIC_URL means TLS ends at a proxy in front of this process (it serves plain HTTP).
       trustProxy: config.publicUrl?.startsWith("https:") === true,
       logger: loggerOptions({
@@ -221,6 +232,7 @@ export async function runServer(
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await app?.close().catch(() => undefined);
+    await writer?.close().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw err;
   }
@@ -252,6 +264,7 @@ export async function runServer(
     while (listening.server.listening) await new Promise((r) => setImmediate(r));
     listening.log.info({ event: "shutdown.listener-closed" }, "no longer accepting connections");
     await closed;
+    await writer?.close();
     await database.close();
     clearTimeout(force);
     listening.log.info({ event: "shutdown.done" }, "stopped");

@@ -89,6 +89,11 @@ export function openSqliteFile(path: string): DatabaseSync {
       throw new Error(`SQLite refused WAL mode for ${path} (got ${String(mode?.journal_mode)})`);
     }
     sqlite.exec("PRAGMA synchronous = FULL");
+    // A checkpoint copies every page the WAL holds into the database file and fsyncs it, inside the COMMIT that
+    // crosses the threshold. Pushes rewrite the same hot pages (each vault's head, the tail of the history and of
+    // the audit log) over and over: at 10,000 pages (~40 MiB of WAL) a page is copied once per interval rather
+    // than once per 1,000 pages, measured ~12% more pushes/s with the writer thread (sync/writer-thread.ts).
+    sqlite.exec("PRAGMA wal_autocheckpoint = 10000");
     sqlite.exec("PRAGMA foreign_keys = ON");
   } catch (err) {
     sqlite.close();

@@ -20,7 +20,13 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
 import { createReadCache, createStampBatcher, type ReadStamp } from "../db/read-cache.js";
-import { createSyncService, type Actor, type SyncService, type ValidPush } from "./service.js";
+import {
+  createSyncService,
+  type Actor,
+  type SyncService,
+  type SyncWrites,
+  type ValidPush,
+} from "./service.js";
 import { signBody } from "./signature.js";
 
 /** Who a valid bearer token belongs to; null for a missing, malformed, expired or revoked token. */
@@ -39,6 +45,8 @@ export interface SyncDeps {
   authenticate: (bearerToken: string, stamp: ReadStamp | null) => Promise<Authenticated | null>;
   now: () => Date;
   randomId: () => string;
+  /** Where push and rewrap run when not in this thread (the writer thread, on SQLite). */
+  writes?: SyncWrites;
 }
 
 /** Largest push body accepted (fastify answers 413 beyond it, before parsing). */

@@ -14,6 +14,18 @@ export interface SyncServiceDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  /** Where push and rewrap run when not here: the writer thread (writer-thread.ts). */
+  writes?: SyncWrites;
+}
+
+/** The service's writes, as another party (the writer thread) can run them. */
+export interface SyncWrites {
+  push(actor: Actor, vaultId: string, push: ValidPush): Promise<PushOutcome>;
+  rewrap(
+    actor: Actor,
+    vaultId: string,
+    request: { wrappedKey: string; version: number },
+  ): Promise<RewrapOutcome>;
 }
 
 /** A push that passed validation. */
@@ -215,7 +227,16 @@ export function createSyncService(deps: SyncServiceDeps) {
     }));
   }
 
-  return { push, pull, rewrap, log };
+  const writes = deps.writes;
+  return writes === undefined
+    ? { push, pull, rewrap, log }
+    : {
+        push: (actor: Actor, vaultId: string, request: ValidPush) => writes.push(actor, vaultId, request),
+        pull,
+        rewrap: (actor: Actor, vaultId: string, request: { wrappedKey: string; version: number }) =>
+          writes.rewrap(actor, vaultId, request),
+        log,
+      };
 }
 
 /** The sync service's interface. */
