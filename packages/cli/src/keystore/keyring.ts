@@ -18,11 +18,20 @@
 //   which is why list() makes a bounded round trip first.
 // - libdbus reads DBUS_SESSION_BUS_ADDRESS once per process (later changes are ignored); zbus, used for listing,
 //   reads it on every call.
-import { statSync } from "node:fs";
-import { join } from "node:path";
+// - Reads on the session-bus platforms do not need the library at all: loading it and constructing an entry cost
+//   ~12 ms, most of `latchkey token`. get() and probe() go straight over the bus socket (secret-service.ts, ~2 ms)
+//   and hand every case that client does not settle (locked or several matches, errors other than "no provider",
+//   non-unix bus addresses) to the native call, so behaviour and errors stay the library's. Writes, deletes and
+//   listing stay on the native module.
 import type * as NativeKeyring from "@napi-rs/keyring";
 import { LatchkeyError } from "@latchkey/core";
 import { classifyKeyringError } from "./keyring-errors.js";
+import {
+  SESSION_BUS_PLATFORMS,
+  readSecretService,
+  sessionBusAddress,
+  unixSocketOf,
+} from "./secret-service.js";
 import { KEYSTORE_SERVICE, type Keystore } from "./types.js";
 
 /**
@@ -45,7 +54,10 @@ export interface KeyringOptions {
   timeoutMs?: number;
   /** The keychain service every account lives under. */
   service?: string;
-  /** Loads the native module (tests inject fakes). The default first checks that the D-Bus session bus answers. */
+  /**
+   * Loads the native module (tests inject fakes). The default first checks that the D-Bus session bus answers.
+   * Given, it also serves reads, which otherwise go over the session bus without the native module.
+   */
   load?: () => Promise<KeyringModule>;
 }
 
@@ -60,8 +72,8 @@ export type KeyringProbe =
 export interface KeyringKeystore extends Keystore {
   /**
    * Checks the keychain can be used right now, without prompting. With `account`, the check is a real read of
-   * it: each entry holds its own D-Bus connection and Secret Service session (~10 ms), so a command about to read
-   * one account pays for one round trip instead of two.
+   * it (each read sets up its own D-Bus connection and Secret Service session), so a command about to read one
+   * account pays for one read instead of two.
    */
   probe(account?: string): Promise<KeyringProbe>;
 }
@@ -70,67 +82,11 @@ export interface KeyringKeystore extends Keystore {
 export const DEFAULT_KEYRING_TIMEOUT_MS = 3000;
 
 const SECRET_SERVICE_ONLY = { linux: { store: "secret-service" } } as const;
-const SESSION_BUS_PLATFORMS: ReadonlySet<string> = new Set(["linux", "freebsd", "openbsd"]);
-
-/** D-Bus address escaping: bytes outside the optionally-escaped set become %xx. */
-function escapeAddressValue(value: string): string {
-  let out = "";
-  for (const byte of Buffer.from(value, "utf8")) {
-    const char = String.fromCharCode(byte);
-    out += /[-0-9A-Za-z_/.\\*]/.test(char) ? char : `%${byte.toString(16).padStart(2, "0")}`;
-  }
-  return out;
-}
-
-/** The socket a single `unix:path=` / `unix:abstract=` address names; null for any other address. */
-function unixSocketOf(address: string): string | null {
-  if (address.includes(";") || !address.startsWith("unix:")) return null;
-  for (const pair of address.slice("unix:".length).split(",")) {
-    const eq = pair.indexOf("=");
-    if (eq < 0) continue;
-    const key = pair.slice(0, eq);
-    let value: string;
-    try {
-      value = decodeURIComponent(pair.slice(eq + 1));
-    } catch {
-      return null;
-    }
-    if (key === "path") return value;
-    if (key === "abstract") return `\0${value}`;
-  }
-  return null;
-}
-
-/** `$XDG_RUNTIME_DIR/bus` as an address, when that socket exists. */
-function userBusAddress(env: NodeJS.ProcessEnv): string | null {
-  const runtimeDir = env.XDG_RUNTIME_DIR;
-  if (runtimeDir === undefined || runtimeDir === "") return null;
-  const path = join(runtimeDir, "bus");
-  try {
-    return statSync(path).isSocket() ? `unix:path=${escapeAddressValue(path)}` : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Resolves when the session bus answers a first handshake line; throws LK_KEYRING_UNREACHABLE / _TIMEOUT. */
 async function checkSessionBus(timeoutMs: number): Promise<void> {
   if (!SESSION_BUS_PLATFORMS.has(process.platform)) return;
-  let address = process.env.DBUS_SESSION_BUS_ADDRESS;
-  if (address === undefined || address === "") {
-    const fallback = userBusAddress(process.env);
-    if (fallback === null) {
-      throw new LatchkeyError("LK_KEYRING_UNREACHABLE", {
-        message:
-          "No D-Bus session: DBUS_SESSION_BUS_ADDRESS is not set and $XDG_RUNTIME_DIR/bus does not exist.",
-      });
-    }
-    // The vendored libdbus does not look for $XDG_RUNTIME_DIR/bus itself (zbus, sd-bus and GDBus do): naming it
-    // keeps every layer on the bus a systemd user session provides.
-    process.env.DBUS_SESSION_BUS_ADDRESS = fallback;
-    address = fallback;
-  }
-  const socketPath = unixSocketOf(address);
+  const socketPath = unixSocketOf(sessionBusAddress());
   if (socketPath === null) return; // tcp, launchd, …: left to the library
 
   // node:net is loaded only here: commands that never reach the keychain should not pay for it.
@@ -205,13 +161,15 @@ async function loadModule(options: KeyringOptions, timeoutMs: number): Promise<K
 }
 
 /**
- * Runs one keychain call under the time limit. `run` receives the signal to hand to the native call; whatever it
- * throws or rejects with is classified. The timer is cleared as soon as the call settles.
+ * Runs one keychain call under the time limit (`limitMs`, when what is left of `timeoutMs` is less). `run` receives
+ * the signal to hand to the native call; whatever it throws or rejects with is classified. The timer is cleared as
+ * soon as the call settles.
  */
 function timeBoxed<T>(
   timeoutMs: number,
   details: Record<string, unknown>,
   run: (signal: AbortSignal) => Promise<T>,
+  limitMs = timeoutMs,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const controller = new AbortController();
@@ -224,7 +182,7 @@ function timeBoxed<T>(
           details: { ...details, timeoutMs },
         }),
       );
-    }, timeoutMs);
+    }, limitMs);
     const fail = (error: unknown): void => {
       clearTimeout(timer);
       reject(classifyKeyringError(error, details));
@@ -261,6 +219,7 @@ type Call = <T>(
   operation: string,
   account: string | undefined,
   run: (native: KeyringModule, signal: AbortSignal) => Promise<T>,
+  deadline?: number,
 ) => Promise<T>;
 
 /** The per-keystore plumbing: lazy module, entry cache, and the time-boxed, classified call. */
@@ -268,6 +227,7 @@ function keyringCalls(options: KeyringOptions): {
   call: Call;
   entryFor: (native: KeyringModule, account: string) => NativeKeyring.AsyncEntry;
   service: string;
+  timeoutMs: number;
 } {
   const timeoutMs = timeoutOf(options);
   const service = options.service ?? KEYSTORE_SERVICE;
@@ -282,16 +242,54 @@ function keyringCalls(options: KeyringOptions): {
     }
     return entry;
   };
-  const call: Call = async (operation, account, run) => {
+  const call: Call = async (operation, account, run, deadline) => {
     const details = account === undefined ? { operation } : { operation, account };
     loaded ??= loadModule(options, timeoutMs).catch((error: unknown) => {
       loaded = undefined;
       throw error;
     });
     const native = await loaded;
-    return timeBoxed(timeoutMs, details, (signal) => run(native, signal));
+    const limitMs = deadline === undefined ? timeoutMs : Math.max(1, deadline - Date.now());
+    return timeBoxed(timeoutMs, details, (signal) => run(native, signal), limitMs);
   };
-  return { call, entryFor, service };
+  return { call, entryFor, service, timeoutMs };
+}
+
+/**
+ * Reads `account` through the JavaScript Secret Service client (secret-service.ts) when that can answer for the
+ * native module: without an injected module, on a session-bus platform, over a unix socket. Resolves `{ value }`
+ * when it answered, or `{ deadline }` when the native path must answer instead, with the deadline it must keep
+ * (one time limit covers both). `details` (non-secret) go into its errors.
+ */
+async function readOverSessionBus(
+  options: KeyringOptions,
+  timeoutMs: number,
+  service: string,
+  account: string,
+  details: Record<string, unknown>,
+): Promise<{ value: string | null } | { deadline: number | undefined }> {
+  if (options.load !== undefined || !SESSION_BUS_PLATFORMS.has(process.platform))
+    return { deadline: undefined };
+  const deadline = Date.now() + timeoutMs;
+  let socketPath: string | null;
+  try {
+    socketPath = unixSocketOf(sessionBusAddress());
+  } catch (error) {
+    throw error instanceof LatchkeyError
+      ? new LatchkeyError(error.code, { message: error.message, details })
+      : error;
+  }
+  if (socketPath === null) return { deadline: undefined }; // tcp, launchd, …: left to the library
+  const read = await readSecretService({
+    socketPath,
+    // The attributes keyring-rs gives the items it writes, and searches by (secret-service.ts).
+    attributes: { service, username: account },
+    timeoutMs,
+    details,
+  });
+  if (read.status === "found") return { value: read.value };
+  if (read.status === "missing") return { value: null };
+  return { deadline };
 }
 
 /**
@@ -300,20 +298,33 @@ function keyringCalls(options: KeyringOptions): {
  * "" (not as "missing"), so empty values need no special encoding. Nothing is loaded until the first call.
  */
 export function createKeyringKeystore(options: KeyringOptions = {}): KeyringKeystore {
-  const { call, entryFor, service } = keyringCalls(options);
+  const { call, entryFor, service, timeoutMs } = keyringCalls(options);
+  // Reads go through the JavaScript client where it can answer (no native module loaded, ~2 ms instead of ~12), and
+  // through the native module for everything else, with the time that is left.
+  // `account` undefined is the probe's: it reads PROBE_ACCOUNT, and its errors name no account.
+  const read = async (operation: string, account: string | undefined): Promise<string | null> => {
+    const target = account ?? PROBE_ACCOUNT;
+    const details = account === undefined ? { operation } : { operation, account };
+    const fast = await readOverSessionBus(options, timeoutMs, service, target, details);
+    if ("value" in fast) return fast.value;
+    return call(
+      operation,
+      account,
+      (native, signal) => entryFor(native, target).getPassword(signal),
+      fast.deadline,
+    );
+  };
   return {
     kind: "keyring",
     probe: async (account) => {
       try {
-        const value = await call("probe", account, (native, signal) =>
-          entryFor(native, account ?? PROBE_ACCOUNT).getPassword(signal),
-        );
+        const value = await read("probe", account);
         return account === undefined ? { reachable: true } : { reachable: true, value };
       } catch (error) {
         return { reachable: false, error: classifyKeyringError(error, { operation: "probe" }) };
       }
     },
-    get: (account) => call("get", account, (native, signal) => entryFor(native, account).getPassword(signal)),
+    get: (account) => read("get", account),
     set: (account, value) =>
       call("set", account, (native, signal) => entryFor(native, account).setPassword(value, signal)),
     delete: (account) =>
