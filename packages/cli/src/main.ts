@@ -13,8 +13,8 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
 } else {
   // V8 keeps the compiled code of the bundle between runs (in Node's cache under the OS temp dir: code only,
   // never data), which saves a few milliseconds of every start. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-  const { enableCompileCache } = await import("node:module");
-  enableCompileCache?.();
+  // getBuiltinModule rather than import(): the ESM wrapper of node:module would evaluate all of its exports.
+  process.getBuiltinModule("node:module").enableCompileCache?.();
   // Commands other programs call often take the path without commander; everything else gets the full CLI.
   const { fastMain, flushOutputs } = await import("./fast-path.js");
   const exitCode = (await fastMain(argv)) ?? (await (await import("./cli.js")).main(argv));
