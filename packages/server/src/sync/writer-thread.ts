@@ -28,7 +28,30 @@ export type WriterRequest =
 /** The writer thread's answer to request `id`. */
 export type WriterReply =
   | { id: number; ok: true; outcome: PushOutcome | RewrapOutcome }
-  | { id: number; ok: false; error: { name: string; message: string; code?: string; stack?: string } };
+  | { id: number; ok: false; error: ThreadError };
+
+/** An error as it crosses from the thread: what the server's failure log reads (routes.ts describeFailure). */
+export interface ThreadError {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+  cause?: ThreadError;
+}
+
+/** `error` (and up to three causes) in a form postMessage carries; the worker side of errorFrom. */
+export function threadError(error: unknown, depth = 0): ThreadError {
+  const err = error instanceof Error ? error : new Error(String(error));
+  const code = (err as { code?: unknown }).code;
+  const cause: unknown = err.cause;
+  return {
+    name: err.name,
+    message: err.message,
+    ...(typeof code === "string" ? { code } : {}),
+    ...(err.stack === undefined ? {} : { stack: err.stack }),
+    ...(cause !== undefined && depth < 3 ? { cause: threadError(cause, depth + 1) } : {}),
+  };
+}
 
 /** What the thread is started with (workerData). */
 export interface WriterData {
@@ -48,9 +71,12 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** Rebuilds the thread's error on this side (an Error does not survive postMessage with its code). */
-function errorFrom(reply: Extract<WriterReply, { ok: false }>["error"]): Error {
-  const error = new Error(reply.message) as Error & { code?: string };
+/** Rebuilds the thread's error on this side (an Error does not survive postMessage with its code and cause). */
+function errorFrom(reply: ThreadError): Error {
+  const error = new Error(
+    reply.message,
+    reply.cause === undefined ? undefined : { cause: errorFrom(reply.cause) },
+  ) as Error & { code?: string };
   error.name = reply.name;
   if (reply.code !== undefined) error.code = reply.code;
   if (reply.stack !== undefined) error.stack = reply.stack;

@@ -9,7 +9,7 @@ import { openSqliteFile } from "../db/index.js";
 import type { Database } from "../db/schema.js";
 import { NodeSqliteDialect } from "../db/sqlite-dialect.js";
 import { createSyncService } from "./service.js";
-import type { WriterData, WriterReply, WriterRequest } from "./writer-thread.js";
+import { threadError, type WriterData, type WriterReply, type WriterRequest } from "./writer-thread.js";
 
 const port = parentPort;
 if (port === null) throw new Error("sync-writer runs as a worker thread of latchkey-server");
@@ -31,19 +31,6 @@ port.on("message", (message: WriterRequest | { op: "close" }) => {
       : service.rewrap(message.actor, message.vaultId, message.request);
   outcome.then(
     (value) => reply({ id, ok: true, outcome: value }),
-    (error: unknown) => {
-      const err = error instanceof Error ? error : new Error(String(error));
-      const code = (err as { code?: unknown }).code;
-      reply({
-        id,
-        ok: false,
-        error: {
-          name: err.name,
-          message: err.message,
-          ...(typeof code === "string" ? { code } : {}),
-          ...(err.stack === undefined ? {} : { stack: err.stack }),
-        },
-      });
-    },
+    (error: unknown) => reply({ id, ok: false, error: threadError(error) }),
   );
 });
