@@ -593,6 +593,37 @@ async function main(): Promise<number> {
         );
         const commands = [token, nodeFloor(env)];
         const baselines: Baseline[] = [{ against: "`node -e 0`", indices: [1], goal: scenario.goal }];
+        if (scenario.id === 7) {
+          // What no implementation on Node can skip for a file-store read: load node:crypto, read the store, its
+          // key file and the machine id, derive the key (HKDF-SHA256) and open the AES-256-GCM envelope. It shows
+          // how much of the goal's budget Node's crypto alone takes.
+          const store = join(env.LATCHKEY_HOME!, "store.enc");
+          const key = join(env.LATCHKEY_HOME!, "store.key");
+          const script = [
+            'const fs = process.getBuiltinModule("node:fs");',
+            'const c = process.getBuiltinModule("node:crypto");',
+            `const k = fs.readFileSync(${JSON.stringify(key)}), s = fs.readFileSync(${JSON.stringify(store)});`,
+            "const read = (p) => { try { return fs.readFileSync(p, 'utf8').trim(); } catch { return ''; } };",
+            "const id = read('/etc/machine-id') || read('/var/lib/dbus/machine-id');",
+            'const dk = Buffer.from(c.hkdfSync("sha256", k, id, "latchkey file store v1: machine-bound key", 32));',
+            "const d = c.createDecipheriv('aes-256-gcm', dk, s.subarray(9, 21), { authTagLength: 16 });",
+            "d.setAAD(s.subarray(0, 5)); d.setAuthTag(s.subarray(s.length - 16)); d.update(s.subarray(21, s.length - 16));",
+            "try { d.final(); } catch {}",
+            `fs.writeSync(1, ${JSON.stringify(`${value}\n`)});`,
+          ].join(" ");
+          commands.push({
+            label: "node + node:crypto opening the store (floor)",
+            file: NODE,
+            args: ["-e", script],
+            env,
+          });
+          baselines.push({
+            against: "node + node:crypto opening the store",
+            indices: [commands.length - 1],
+            goal: null,
+            note: "vs node + node:crypto opening the store: informational; the unavoidable part of a file-store read on Node (load node:crypto, read three files, HKDF, AES-256-GCM), as a script of a few lines.",
+          });
+        }
         if (ghVersion === null) {
           progress(`${scenario.id}. gh is not installed: the \`gh auth token\` peer is left out`);
         } else {
@@ -606,7 +637,7 @@ async function main(): Promise<number> {
           commands.push(gh);
           baselines.push({
             against: "`gh auth token`",
-            indices: [2],
+            indices: [commands.length - 1],
             goal: null,
             note: `vs \`gh auth token\`: informational; ${ghVersion}, a Go binary answering from GH_TOKEN without a keychain.`,
           });
