@@ -2,14 +2,15 @@
 // one session per failure class. libdbus, inside the native module, reads DBUS_SESSION_BUS_ADDRESS once per
 // process, so this process talks only to the one unlocked session; every other session is exercised from a child
 // process running a bundle of keyring.ts.
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { bundleForTest } from "../../test/support/bundle.js";
+import {
+  bundleKeyringRunner,
+  runKeyringRunner,
+  withSecretService,
+} from "../../test/support/keyring-runner.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keystoreContract } from "./contract.js";
 import { createKeyringKeystore, probeKeyring, type KeyringModule } from "./keyring.js";
@@ -17,7 +18,6 @@ import {
   secretServiceAvailable,
   startSecretService,
   type SecretServiceSession,
-  type SecretServiceVariant,
 } from "../../test/support/secret-service.js";
 
 const availability = secretServiceAvailable();
@@ -313,52 +313,15 @@ describe.skipIf(!availability.ok)("keyring failure classes, for real", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lk-keyring-test-"));
-    runner = join(dir, "runner.mjs");
-    const nativeEntry = createRequire(import.meta.url).resolve("@napi-rs/keyring");
-    await bundleForTest({
-      stdin: { contents: RUNNER, resolveDir: fileURLToPath(new URL(".", import.meta.url)), loader: "ts" },
-      outfile: runner,
-      plugins: [
-        {
-          name: "native-keyring-external",
-          setup(b) {
-            b.onResolve({ filter: /^@napi-rs\/keyring$/ }, () => ({ path: nativeEntry, external: true }));
-          },
-        },
-      ],
-    });
+    runner = await bundleKeyringRunner(RUNNER, dir);
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Runs `ops` in a fresh process whose environment is `env` alone (plus PATH). */
-  function run(env: Record<string, string>, ops: Op[], timeoutMs = 3000): Promise<OpResult[]> {
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        process.execPath,
-        [runner],
-        { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, timeout: 30_000 },
-        (error, stdout, stderr) => {
-          if (error) reject(new Error(`runner failed: ${error.message}\n${stderr}`));
-          else resolve(JSON.parse(stdout) as OpResult[]);
-        },
-      );
-      child.stdin?.end(JSON.stringify({ ops, timeoutMs }));
-    });
-  }
-
-  async function withSession<T>(
-    variant: SecretServiceVariant,
-    body: (s: SecretServiceSession) => Promise<T>,
-  ) {
-    const session = await startSecretService({ variant });
-    try {
-      return await body(session);
-    } finally {
-      await session.stop();
-    }
-  }
+  const run = (env: Record<string, string>, ops: Op[], timeoutMs?: number): Promise<OpResult[]> =>
+    runKeyringRunner<Op, OpResult>(runner, env, ops, timeoutMs);
+  const withSession = withSecretService;
 
   it("unreachable: no D-Bus at all (address of a missing socket, or no address)", async () => {
     await withSession("no-bus", async (s) => {

@@ -5,18 +5,19 @@
 // sessions are exercised from child processes running a bundle of keyring.ts.
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleForTest } from "../../test/support/bundle.js";
+import {
+  bundleKeyringRunner,
+  runKeyringRunner,
+  withSecretService,
+} from "../../test/support/keyring-runner.js";
 import {
   secretServiceAvailable,
   startSecretService,
   type SecretServiceSession,
-  type SecretServiceVariant,
 } from "../../test/support/secret-service.js";
 import { createKeyringKeystore } from "./keyring.js";
 import { readSecretService, unixSocketOf, type SecretServiceRead } from "./secret-service.js";
@@ -261,52 +262,15 @@ describe.skipIf(!availability.ok)("Secret Service read in a fresh process", () =
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "lk-ss-read-test-"));
-    runner = join(dir, "runner.mjs");
-    const nativeEntry = createRequire(import.meta.url).resolve("@napi-rs/keyring");
-    await bundleForTest({
-      stdin: { contents: RUNNER, resolveDir: fileURLToPath(new URL(".", import.meta.url)), loader: "ts" },
-      outfile: runner,
-      plugins: [
-        {
-          name: "native-keyring-external",
-          setup(b) {
-            b.onResolve({ filter: /^@napi-rs\/keyring$/ }, () => ({ path: nativeEntry, external: true }));
-          },
-        },
-      ],
-    });
+    runner = await bundleKeyringRunner(RUNNER, dir);
   });
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Runs `ops` in a fresh process whose environment is `env` alone (plus PATH). */
-  function run(env: Record<string, string>, ops: Op[], timeoutMs = 3000): Promise<OpResult[]> {
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        process.execPath,
-        [runner],
-        { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, timeout: 30_000 },
-        (error, stdout, stderr) => {
-          if (error) reject(new Error(`runner failed: ${error.message}\n${stderr}`));
-          else resolve(JSON.parse(stdout) as OpResult[]);
-        },
-      );
-      child.stdin?.end(JSON.stringify({ ops, timeoutMs }));
-    });
-  }
-
-  async function withSession<T>(
-    variant: SecretServiceVariant,
-    body: (s: SecretServiceSession) => Promise<T>,
-  ) {
-    const session = await startSecretService({ variant });
-    try {
-      return await body(session);
-    } finally {
-      await session.stop();
-    }
-  }
+  const run = (env: Record<string, string>, ops: Op[], timeoutMs?: number): Promise<OpResult[]> =>
+    runKeyringRunner<Op, OpResult>(runner, env, ops, timeoutMs);
+  const withSession = withSecretService;
 
   it("reads and probes without loading the native module (and a write, for contrast, loads it)", async () => {
     await withSession("unlocked", async (s) => {
