@@ -58,10 +58,8 @@ interface LoggedRequest {
  * Logger options for fastify: level and JSON output to `stream` (default stdout). Tests pass a stream to read
  * the lines back.
  *
- * Stdout is written asynchronously (pino's sonic-boom with sync: false): a synchronous write per line is a
- * system call on the event loop for every request, ~6% of a push's time under load. Lines logged while a write
- * is in flight go out together in the next one, so there is no delay when the server is idle; pino flushes what
- * is pending synchronously when the process exits.
+ * Stdout is written asynchronously and in batches (bufferedStdout): a write per line is a system call on the
+ * event loop for every request.
  */
 export function loggerOptions(options: {
   level?: string;
@@ -69,7 +67,7 @@ export function loggerOptions(options: {
 }): NonNullable<FastifyServerOptions["logger"]> {
   return {
     level: options.level ?? "info",
-    stream: options.stream ?? pino.destination({ dest: 1, sync: false }),
+    stream: options.stream ?? bufferedStdout(),
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     serializers: {
       // Replaces pino's default request serializer, which logs the full URL (query string included).
@@ -83,6 +81,20 @@ export function loggerOptions(options: {
       },
     },
   };
+}
+
+/** How long a log line may wait in the buffer before it is written. */
+export const LOG_FLUSH_MS = 100;
+
+/**
+ * Stdout through pino's sonic-boom, asynchronous and buffered: lines are written once 4 KiB have gathered, or at
+ * the latest LOG_FLUSH_MS after they were logged, so a busy server makes one write system call for dozens of
+ * requests instead of one each (~7% of a push's time on the event loop). pino flushes synchronously at exit.
+ */
+function bufferedStdout(): ReturnType<typeof pino.destination> {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  setInterval(() => destination.flush(), LOG_FLUSH_MS).unref();
+  return destination;
 }
 
 /**

@@ -27,7 +27,10 @@ port.on("message", (message: WriterRequest | { op: "close" }) => {
   const { id } = message;
   const outcome =
     message.op === "push"
-      ? service.push(message.actor, message.vaultId, message.push)
+      ? service.push(message.actor, message.vaultId, {
+          ...message.push,
+          blobBytes: Buffer.from(message.push.encryptedBlob, "base64"),
+        })
       : service.rewrap(message.actor, message.vaultId, message.request);
   outcome.then(
     (value) => reply({ id, ok: true, outcome: value }),
