@@ -15,4 +15,9 @@ describe("timeOrderedId", () => {
     expect(timeOrderedId(5)).not.toBe(timeOrderedId(5));
     expect(isUuid(timeOrderedId())).toBe(true);
   });
+
+  it("never repeats within one millisecond across refills of its random pool", () => {
+    const ids = Array.from({ length: 5_000 }, () => timeOrderedId(1_700_000_000_000));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
