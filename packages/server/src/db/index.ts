@@ -50,6 +50,12 @@ export function dataVersionOf(db: Kysely<Database>): (() => string | null) | nul
   return watch === undefined ? null : () => watch.version();
 }
 
+/** Like dataVersionOf, for what bearer-token authentication reads (SqliteChangeWatch.identityVersion). */
+export function identityVersionOf(db: Kysely<Database>): (() => string | null) | null {
+  const watch = changeWatches.get(db);
+  return watch === undefined ? null : () => watch.identityVersion();
+}
+
 /** True for the URLs that select PostgreSQL. */
 export function isPostgresUrl(url: string | undefined): url is string {
   return url !== undefined && /^postgres(ql)?:\/\//i.test(url);

@@ -3,7 +3,7 @@
  * Kysely's schema builder and runs unchanged on SQLite and PostgreSQL; a migration that has shipped is never
  * edited — a change is a new entry at the end of MIGRATIONS.
  */
-import type { Kysely } from "kysely";
+import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
 import { identityMigration } from "../identity/migration.js";
@@ -46,6 +46,31 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   },
   "0002_identity": identityMigration,
   "0003_sync": syncMigration,
+  // A version of what bearer-token authentication reads (tokens, grants, accounts), for the accepted-token cache
+  // (db/read-cache.ts): on SQLite, triggers bump it with every change to those tables, from any connection or
+  // process, so pushes (which change data_version on every commit) no longer empty that cache. PostgreSQL gets the
+  // table but no triggers: nothing is cached there, and a row every sign-in write would lock is not worth having.
+  "0004_change_counters": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable("change_counters")
+        .addColumn("name", "text", (c) => c.primaryKey())
+        .addColumn("value", "bigint", (c) => c.notNull())
+        .execute();
+      await sql`insert into change_counters (name, value) values ('identity', 0)`.execute(db);
+      if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
+      for (const table of ["oidc_models", "users"]) {
+        for (const event of ["insert", "update", "delete"]) {
+          await sql
+            .raw(
+              `create trigger ${table}_${event}_identity_version after ${event} on ${table} ` +
+                `begin update change_counters set value = value + 1 where name = 'identity'; end`,
+            )
+            .execute(db);
+        }
+      }
+    },
+  },
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -1,11 +1,10 @@
 /**
- * A bounded cache of values read from the database, each kept under the data version it was read at
- * (dataVersionOf): any later write, by this process or another one sharing the SQLite file, changes the version and
- * so retires every entry at once. A hit is therefore exactly what reading the database again would give. Where the
- * database has no such version (PostgreSQL) there is no cache: createReadCache returns null.
+ * A bounded cache of values read from the database, each kept under the version it was read at (dataVersionOf for
+ * any data, identityVersionOf for what authentication reads): any later write that the version covers, by this
+ * process or another one sharing the SQLite file, changes the version and so retires every entry at once. A hit is
+ * therefore exactly what reading the database again would give. Where the database has no such version
+ * (PostgreSQL) there is no cache: the version function is null, and so is the cache.
  */
-import type { Kysely } from "kysely";
-import { dataVersionOf, type Database } from "./index.js";
 
 /** A version taken before reading; pass it to `get` and `set` so a value is never filed under a newer one. */
 export type ReadStamp = string;
@@ -35,22 +34,20 @@ interface Entry<V> {
 }
 
 /**
- * Hands out data versions for requests, one version read for all the requests that arrived together. A version
- * vouches for a request only if it was read after the request arrived; so instead of reading at once, the first
- * caller of a turn of the event loop schedules one read for the check phase, after every request whose bytes this
- * turn's poll phase read has been parsed and has asked. Under load many requests share one read (a SQLite read
- * transaction: ~10 µs of locking system calls on this machine) at the price of one turn of latency.
+ * Hands out versions for requests, one `read` for all the requests that arrived together. A version vouches for a
+ * request only if it was read after the request arrived; so instead of reading at once, the first caller of a turn
+ * of the event loop schedules one read for the check phase, after every request whose bytes this turn's poll phase
+ * read has been parsed and has asked. Under load many requests share one read (a SQLite read transaction: ~10 µs
+ * of locking system calls on this machine) at the price of one turn of latency.
  */
-export function createStampBatcher(db: Kysely<Database>): (() => Promise<ReadStamp | null>) | null {
-  const version = dataVersionOf(db);
-  if (version === null) return null;
-  let pending: Promise<ReadStamp | null> | undefined;
+export function createStampBatcher<T>(read: () => T): () => Promise<T> {
+  let pending: Promise<T> | undefined;
   return () =>
     (pending ??= new Promise((resolve, reject) => {
       setImmediate(() => {
         pending = undefined;
         try {
-          resolve(version());
+          resolve(read());
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }
@@ -58,9 +55,11 @@ export function createStampBatcher(db: Kysely<Database>): (() => Promise<ReadSta
     }));
 }
 
-/** A read cache over `db`, or null where `db` cannot tell when its data changed. */
-export function createReadCache<V>(db: Kysely<Database>, limits: ReadCacheLimits): ReadCache<V> | null {
-  const version = dataVersionOf(db);
+/** A read cache under `version` (dataVersionOf, identityVersionOf), or null where there is none. */
+export function createReadCache<V>(
+  version: (() => ReadStamp | null) | null,
+  limits: ReadCacheLimits,
+): ReadCache<V> | null {
   if (version === null) return null;
   const maxBytes = limits.maxBytes ?? Number.POSITIVE_INFINITY;
   // A Map iterates in insertion order: re-inserting on each hit keeps the least recently used first.

@@ -31,17 +31,22 @@ export type OpenSqlite = () => DatabaseSync;
  * pragma reads a counter SQLite keeps in shared memory.
  */
 export class SqliteChangeWatch {
+  #db: DatabaseSync | undefined;
   #dataVersion: StatementSync | undefined;
+  #identityCounter: StatementSync | undefined;
   #localWrites = 0;
 
   /** Called by the driver once the database is open. */
   attach(db: DatabaseSync): void {
+    this.#db = db;
     this.#dataVersion = db.prepare("PRAGMA data_version");
   }
 
   /** Called by the driver before the database closes. */
   detach(): void {
+    this.#db = undefined;
     this.#dataVersion = undefined;
+    this.#identityCounter = undefined;
   }
 
   /** Called after every statement of this connection that can change data, whether it succeeded or not. */
@@ -56,6 +61,26 @@ export class SqliteChangeWatch {
   version(): string | null {
     const row = this.#dataVersion?.get() as { data_version: number } | undefined;
     return row === undefined ? null : `${row.data_version}:${this.#localWrites}`;
+  }
+
+  /**
+   * Like version(), for what authentication reads only: the `identity` change counter (migration 0004: triggers
+   * on tokens, grants and accounts, whoever writes) instead of data_version, so other tables' writes leave it
+   * alone. This connection's write count stays part of it: a transaction of this connection that bumped the
+   * counter and then rolled back gives the counter's value back, and a later commit would reuse it. Null while
+   * the database is not open or not yet migrated.
+   */
+  identityVersion(): string | null {
+    if (this.#db === undefined) return null;
+    if (this.#identityCounter === undefined) {
+      try {
+        this.#identityCounter = this.#db.prepare("select value from change_counters where name = 'identity'");
+      } catch {
+        return null; // before migration 0004
+      }
+    }
+    const row = this.#identityCounter.get() as { value: number | bigint } | undefined;
+    return row === undefined ? null : `${row.value}:${this.#localWrites}`;
   }
 }
 

@@ -24,6 +24,7 @@ import {
   type Account,
 } from "./accounts.js";
 import { precompile } from "../db/precompiled.js";
+import { identityVersionOf } from "../db/index.js";
 import { createReadCache, type ReadStamp } from "../db/read-cache.js";
 import { kyselyAdapter, storedPayload } from "./adapter.js";
 import { deriveIdentityKeys, macEqual, type IdentityKeys } from "./keys.js";
@@ -110,10 +111,13 @@ export function createIdentity(options: IdentityOptions): Identity {
     return provider;
   };
 
-  // Accepted tokens, kept while nothing in the database changed (read-cache.ts): a revocation, a refresh, a
-  // deleted account or any other write retires them all, so the cache answers exactly as the rows would. Each
+  // Accepted tokens, kept while nothing authentication reads has changed (read-cache.ts, identityVersionOf): a
+  // revocation, a refresh, a deleted account or any other write to tokens, grants or accounts retires them all, so
+  // the cache answers exactly as the rows would. Each
   // entry also keeps the earliest expiry among the rows it was judged on, which the clock is checked against.
-  const accepted = createReadCache<{ user: Authenticated; validUntil: number }>(db, { maxEntries: 10_000 });
+  const accepted = createReadCache<{ user: Authenticated; validUntil: number }>(identityVersionOf(db), {
+    maxEntries: 10_000,
+  });
 
   const authenticate = async (
     bearerToken: string,

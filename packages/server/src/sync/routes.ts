@@ -19,6 +19,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
+import { dataVersionOf, identityVersionOf } from "../db/index.js";
 import { createReadCache, createStampBatcher, type ReadStamp } from "../db/read-cache.js";
 import {
   createSyncService,
@@ -41,7 +42,7 @@ export interface Authenticated {
 /** What the sync routes need. */
 export interface SyncDeps {
   db: Kysely<Database>;
-  /** `stamp`: the data version the request took on arrival (read-cache.ts), for the token cache. */
+  /** `stamp`: the identity version the request took on arrival (read-cache.ts), for the token cache. */
   authenticate: (bearerToken: string, stamp: ReadStamp | null) => Promise<Authenticated | null>;
   now: () => Date;
   randomId: () => string;
@@ -139,8 +140,13 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncDeps): 
 
 function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService): void {
   const calls = new WeakMap<FastifyRequest, CallContext>();
-  const nextStamp = createStampBatcher(deps.db);
-  const pulls = createReadCache<PullAnswer>(deps.db, {
+  const dataVersion = dataVersionOf(deps.db);
+  const identityVersion = identityVersionOf(deps.db);
+  const nextStamps =
+    dataVersion === null
+      ? null
+      : createStampBatcher(() => ({ data: dataVersion(), identity: identityVersion?.() ?? null }));
+  const pulls = createReadCache<PullAnswer>(dataVersion, {
     maxEntries: PULL_CACHE_ENTRIES,
     maxBytes: PULL_CACHE_BYTES,
   });
@@ -166,8 +172,9 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
       );
     }
     const token = header.length <= MAX_TOKEN_LENGTH ? BEARER.exec(header)?.[1] : undefined;
-    const stamp = nextStamp === null ? null : await nextStamp();
-    const user = token === undefined ? null : await deps.authenticate(token, stamp);
+    const stamps = nextStamps === null ? null : await nextStamps();
+    const stamp = stamps?.data ?? null;
+    const user = token === undefined ? null : await deps.authenticate(token, stamps?.identity ?? null);
     if (token === undefined || user === null || user.expiresAt * 1000 <= deps.now().getTime()) {
       throw new ApiError(
         401,
