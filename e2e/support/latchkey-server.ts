@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { collect, type CliResult } from "./cli.js";
 // Types only (erased): the module itself is loaded by loadBrowser().
 import type * as BrowserTypes from "./oidc-browser.js";
 
@@ -38,13 +39,9 @@ export function assertBuilt(): void {
   }
 }
 
-/** A finished child process. */
-export interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+/** A finished child process (the CLI's result shape, for any program). */
+export type ProcessResult = CliResult;
+export { collect };
 
 /** One JSON log line of the server. */
 export interface LogLine {
@@ -217,18 +214,6 @@ function startProcess(
   child.stdin?.on("error", () => undefined);
   child.stdin?.end(options.input ?? "");
   return child;
-}
-
-/** Collects a started process's output and exit. */
-export function collect(child: ChildProcess): Promise<ProcessResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
 }
 
 /**

@@ -84,7 +84,7 @@ export function loggerOptions(options: {
 }
 
 /** How long a log line may wait in the buffer before it is written. */
-export const LOG_FLUSH_MS = 100;
+const LOG_FLUSH_MS = 100;
 
 /**
  * Stdout through pino's sonic-boom, asynchronous and buffered: lines are written once 4 KiB have gathered, or at

@@ -11,7 +11,12 @@ import { randomUUID } from "node:crypto";
 import { CLI_CLIENT_ID, OIDC_PATH } from "@latchkey/core";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { sql, SqliteAdapter, type Kysely } from "kysely";
-import Provider, { type AdapterPayload, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, {
+  type AccessToken,
+  type AdapterPayload,
+  type Configuration,
+  type KoaContextWithOIDC,
+} from "oidc-provider";
 import type { Database } from "../db/schema.js";
 import type { Authenticated } from "../sync/routes.js";
 import {
@@ -145,15 +150,7 @@ export function createIdentity(options: IdentityOptions): Identity {
         return await authenticateByProvider(provider, bearerToken);
       }
       const token = await modelOf(provider.AccessToken, tokenPayload);
-      if (
-        !token ||
-        token.isExpired ||
-        token.exp === undefined ||
-        token.clientId !== CLI_CLIENT_ID ||
-        !token.accountId ||
-        !token.grantId
-      )
-        return null;
+      if (!isUsableAccessToken(token)) return null;
       // Revocation (RFC 7009) and refresh-token reuse destroy the grant; a token of a destroyed grant is dead
       // even if its own row survived.
       const grantPayload = found.grant && storedPayload(found.grant, nowSeconds);
@@ -185,15 +182,7 @@ export function createIdentity(options: IdentityOptions): Identity {
   // The path authenticate took before it read the rows itself: three lookups through oidc-provider's models.
   const authenticateByProvider = async (p: Provider, bearerToken: string): Promise<Authenticated | null> => {
     const token = await p.AccessToken.find(bearerToken);
-    if (
-      !token ||
-      token.isExpired ||
-      token.exp === undefined ||
-      token.clientId !== CLI_CLIENT_ID ||
-      !token.accountId ||
-      !token.grantId
-    )
-      return null;
+    if (!isUsableAccessToken(token)) return null;
     const grant = await p.Grant.find(token.grantId);
     if (!grant || grant.accountId !== token.accountId) return null;
     const account = await findAccountById(db, token.accountId);
@@ -296,6 +285,20 @@ const tokenGrantAccount = precompile(1, (db, [id]) => {
     .where("t.kind", "=", "AccessToken")
     .where("t.id", "=", id!);
 });
+
+/** An access token the sync API accepts: unexpired, the CLI's, and bound to an account and a grant. */
+function isUsableAccessToken(
+  token: AccessToken | undefined,
+): token is AccessToken & { exp: number; clientId: string; accountId: string; grantId: string } {
+  return (
+    token !== undefined &&
+    !token.isExpired &&
+    token.exp !== undefined &&
+    token.clientId === CLI_CLIENT_ID &&
+    !!token.accountId &&
+    !!token.grantId
+  );
+}
 
 async function findTokenGrantAccount(
   db: Kysely<Database>,

@@ -76,8 +76,8 @@ interface CallContext {
   token: string;
   user: Authenticated;
   /**
-   * The data version taken when the request arrived, shared by every cache the request consults: reading it
-   * costs a SQLite transaction, and a version read after arrival is as good as any later one (read-cache.ts).
+   * The data version taken when the request arrived, for the pull cache (the token cache got the identity version
+   * of the same read). A version read after arrival is as good as any later one (read-cache.ts).
    */
   stamp: ReadStamp | null;
   /** A cached pull answer being sent: onSend signs it at most once per token (see PullAnswer). */
