@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import { resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
+import { importExternal } from "../external.js";
 import type { lock as LockFn } from "proper-lockfile";
 
 /** How long `withFileLock` waits for a contended lock unless told otherwise. */
@@ -94,7 +95,7 @@ let lockModule: Promise<typeof LockFn> | undefined;
 // proper-lockfile loads graceful-fs, which patches fs at load time and costs several milliseconds of start-up:
 // commands that only read (`run`, `get`, the helper protocols) never take a lock, so they never pay for it.
 function loadLock(): Promise<typeof LockFn> {
-  lockModule ??= import("proper-lockfile").then((module) => {
+  lockModule ??= importExternal("proper-lockfile").then((module) => {
     // A CommonJS module: Node's loader exposes its named exports, the bundler's chunk only its default export.
     const loaded = module as { lock?: typeof LockFn; default?: { lock: typeof LockFn } };
     const lock = loaded.lock ?? loaded.default?.lock;

@@ -2,6 +2,7 @@ import { LatchkeyError, concatBytes, isLatchkeyError, utf8Decode, utf8Encode } f
 import { readFileSync } from "node:fs";
 import type { Random } from "../context.js";
 import { hkdfSha256Sync, openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { importExternal } from "../external.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, removeFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import type { Keystore } from "./types.js";
@@ -129,7 +130,7 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
           hint: "Set LATCHKEY_PASSPHRASE to the passphrase the store was created with.",
         });
       }
-      const { hashRaw } = await import("@node-rs/argon2");
+      const { hashRaw } = await importExternal("@node-rs/argon2");
       const raw = await hashRaw(options.passphrase, {
         algorithm: 2, // Argon2id; the package's Algorithm is a const enum, which isolated modules cannot import.
         salt: header.salt,

@@ -25,6 +25,7 @@
 //   listing stay on the native module.
 import type * as NativeKeyring from "@napi-rs/keyring";
 import { LatchkeyError } from "@latchkey/core";
+import { importExternal } from "../external.js";
 import { classifyKeyringError } from "./keyring-errors.js";
 import {
   SESSION_BUS_PLATFORMS,
@@ -138,7 +139,7 @@ let defaultModule: Promise<KeyringModule> | undefined;
 function loadDefault(timeoutMs: number): Promise<KeyringModule> {
   defaultModule ??= (async () => {
     await checkSessionBus(timeoutMs);
-    return import("@napi-rs/keyring");
+    return importExternal("@napi-rs/keyring");
   })();
   // A failed check is not remembered: the next call looks again.
   defaultModule.catch(() => {

@@ -2,7 +2,6 @@
 // what a real first call does (module loads, libdbus state, time limits): the script is bundled with the native
 // module left external, reads its ops on stdin (values never go through argv) and prints its results as JSON.
 import { execFile } from "node:child_process";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { bundleForTest } from "./bundle.js";
@@ -15,7 +14,6 @@ import {
 /** Bundles `source` (TypeScript, resolved from packages/cli/src/keystore) into `dir`; returns the script's path. */
 export async function bundleKeyringRunner(source: string, dir: string): Promise<string> {
   const runner = join(dir, "runner.mjs");
-  const nativeEntry = createRequire(import.meta.url).resolve("@napi-rs/keyring");
   await bundleForTest({
     stdin: {
       contents: source,
@@ -23,14 +21,6 @@ export async function bundleKeyringRunner(source: string, dir: string): Promise<
       loader: "ts",
     },
     outfile: runner,
-    plugins: [
-      {
-        name: "native-keyring-external",
-        setup(b) {
-          b.onResolve({ filter: /^@napi-rs\/keyring$/ }, () => ({ path: nativeEntry, external: true }));
-        },
-      },
-    ],
   });
   return runner;
 }
