@@ -1,6 +1,7 @@
 // Builds the bundles. No command pays for module resolution in node_modules at start-up: everything is
 // bundled except the N-API addons, which cannot be.
 import { build } from "esbuild";
+import { createHash } from "node:crypto";
 import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
@@ -53,18 +54,9 @@ await rm(`${root}packages/cli/dist`, { recursive: true, force: true });
 const cliDist = `${root}packages/cli/dist`;
 
 // Three files, each one module: Node pays 1–2 ms for every module it resolves, reads and links, so the hot
-// commands must not be split into shared chunks. The launcher answers --version alone; fast.mjs holds the
+// commands must not be split into shared chunks. The launcher answers --version alone; fast.cjs holds the
 // commands other programs call often (fast-path.ts); cli.mjs the full commander CLI. The two bundles share
 // source but not module instances, which is why what must be shared (the streams to flush) is process-global.
-const launcherImports = {
-  name: "launcher-imports",
-  setup(b) {
-    b.onResolve({ filter: /^\.\/(fast-path|cli)\.js$/ }, (args) => ({
-      path: args.path === "./cli.js" ? "./cli.mjs" : "./fast.mjs",
-      external: true,
-    }));
-  },
-};
 const cliCommon = {
   ...common,
   platform: "node",
@@ -72,39 +64,66 @@ const cliCommon = {
   external: ["@napi-rs/keyring", "@node-rs/argon2"],
   define: { __LATCHKEY_VERSION__: JSON.stringify(cliPackage.version) },
 };
+
+// fast.cjs is CommonJS because the launcher runs it as a classic script through node:vm, to keep a code cache
+// taken after the command ran (launcher/code-cache.ts). Such a script can neither require() nor import():
+// built-ins come through process.getBuiltinModule, the packages left external through external.ts.
+const fastBundle = `${cliDist}/fast.cjs`;
 await build({
   ...cliCommon,
-  entryPoints: [`${root}packages/cli/src/main.ts`],
-  outfile: `${cliDist}/latchkey.mjs`,
-  plugins: [launcherImports],
+  format: "cjs",
+  // The fast commands reach prompts and locks only off their hot path (a missing value on a TTY, a first
+  // write): loaded from node_modules then, they keep ~160 KB out of the bundle every helper call reads.
+  external: [...cliCommon.external, "@clack/prompts", "proper-lockfile"],
+  entryPoints: [`${root}packages/cli/src/fast-path.ts`],
+  outfile: fastBundle,
+  plugins: [builtinsViaGetBuiltinModule],
 });
-for (const [name, entry] of [
-  ["fast", "fast-path.ts"],
-  ["cli", "cli.ts"],
-]) {
-  await build({
-    ...cliCommon,
-    // The fast commands reach prompts and locks only off their hot path (a missing value on a TTY, a first
-    // write): loaded from node_modules then, they keep ~160 KB out of the module every helper call reads.
-    external: [...cliCommon.external, ...(name === "fast" ? ["@clack/prompts", "proper-lockfile"] : [])],
-    entryPoints: [`${root}packages/cli/src/${entry}`],
-    outfile: `${cliDist}/${name}.mjs`,
-    plugins: [builtinsViaGetBuiltinModule],
-    banner: { js: requireShim },
-  });
-}
-// The shim costs a little start-up time; keep it only where bundled CommonJS code really calls require().
-// The launcher must never need it: `--version` is measured against bare `node`.
-const launcher = `${cliDist}/latchkey.mjs`;
-if (/\brequire\b/.test(await readFile(launcher, "utf8")))
-  throw new Error("build: the launcher must not need require()");
-for (const file of [`${cliDist}/fast.mjs`, `${cliDist}/cli.mjs`]) {
+const fastText = await readFile(fastBundle, "utf8");
+// external.ts's imports of the packages left external are allowed: inside the launcher's script it uses the
+// launcher's import() instead, so they never run.
+const scriptBreaker =
+  /\b(require|import)\((?!"(@napi-rs\/keyring|@node-rs\/argon2|@clack\/prompts|proper-lockfile)"\))/.exec(
+    fastText,
+  );
+if (scriptBreaker) throw new Error(`build: fast.cjs calls ${scriptBreaker[1]}(), which a vm script cannot`);
+const fastBundleId = createHash("sha256").update(fastText).digest("hex").slice(0, 16);
+
+await build({
+  ...cliCommon,
+  entryPoints: [`${root}packages/cli/src/cli.ts`],
+  outfile: `${cliDist}/cli.mjs`,
+  plugins: [builtinsViaGetBuiltinModule],
+  banner: { js: requireShim },
+});
+{
+  // The shim costs a little start-up time; keep it only where bundled CommonJS code really calls require().
+  const file = `${cliDist}/cli.mjs`;
   const text = await readFile(file, "utf8");
   if (!text.includes(requireShim))
     throw new Error(`build: the require shim was not where expected in ${file}`);
   const body = text.replace(`${requireShim}\n`, "");
   if (!/\brequire\b/.test(body)) await writeFile(file, body);
 }
+
+await build({
+  ...cliCommon,
+  define: { ...cliCommon.define, __LATCHKEY_FAST_BUNDLE_ID__: JSON.stringify(fastBundleId) },
+  entryPoints: [`${root}packages/cli/src/main.ts`],
+  outfile: `${cliDist}/latchkey.mjs`,
+  plugins: [
+    {
+      name: "launcher-imports",
+      setup(b) {
+        b.onResolve({ filter: /^\.\/cli\.js$/ }, () => ({ path: "./cli.mjs", external: true }));
+      },
+    },
+  ],
+});
+// The launcher must never need the require shim: `--version` is measured against bare `node`.
+const launcher = `${cliDist}/latchkey.mjs`;
+if (/\brequire\b/.test(await readFile(launcher, "utf8")))
+  throw new Error("build: the launcher must not need require()");
 await chmod(launcher, 0o755);
 
 // --- docker-credential-latchkey (issue 4): docker's credential helper, its own one-module bundle so that docker's

@@ -103,14 +103,20 @@ export async function allFiles(root: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Every directory and file under `root` with the files' contents: compare two to prove nothing was written. */
+/**
+ * Every directory and file under `root` with the files' contents: compare two to prove nothing was written.
+ * The launcher's code cache (`~/.cache/latchkey`, compiled code, no state; startup.test.ts) is left out: any
+ * command may write it on its first call.
+ */
 export async function snapshot(root: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (dir: string): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
+      if (entry.isDirectory() && entry.name === "latchkey" && dir.endsWith("/.cache")) continue;
       if (entry.isDirectory()) {
-        out[`${path}/`] = "dir";
+        // ~/.cache itself may be created for it, too.
+        if (entry.name !== ".cache") out[`${path}/`] = "dir";
         await walk(path);
       } else out[path] = (await readFile(path)).toString("base64");
     }

@@ -1,7 +1,27 @@
 #!/usr/bin/env node
 // The bundle's entry point. `--version` is answered before anything else loads: it is the floor every other
 // start-up is measured against (bench/), so it must cost no more than Node itself.
+import type * as FastPath from "./fast-path.js";
+import { codeCacheDir, loadCachedScript } from "./launcher/code-cache.js";
+
 declare const __LATCHKEY_VERSION__: string;
+/** A hash of fast.cjs, set by build.mjs: a code cache belongs to one build of the bundle. */
+declare const __LATCHKEY_FAST_BUNDLE_ID__: string;
+
+/**
+ * Which code cache a command line uses: each fast command has its own, holding the functions it runs, and every
+ * other command shares one (they run only the fast path's parser before the full CLI takes over). A cheap
+ * look at the first words: fast-path.ts decides for real, and a fast kind's cache is only saved when it did.
+ */
+function cacheKind(words: readonly string[]): string {
+  const [first, second] = words;
+  if (first === "run" || first === "token" || first === "git-credential" || first === "credential-provider") {
+    return first;
+  }
+  if (first === "env" && (second === "get" || second === "run")) return `env-${second}`;
+  if (first === "keystore" && second === "get") return "keystore-get";
+  return "other";
+}
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
@@ -19,15 +39,32 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
     }
   }
 } else {
-  // V8 keeps the compiled code of the bundle between runs (in Node's cache under the OS temp dir: code only,
-  // never data), which saves a few milliseconds of every start. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-  // getBuiltinModule rather than import(): the ESM wrapper of node:module would evaluate all of its exports.
-  process.getBuiltinModule("node:module").enableCompileCache?.();
+  const cacheDir = codeCacheDir(process.env);
+  // The full CLI keeps Node's compile cache, in the same private directory (never the shared OS temp dir).
+  if (cacheDir !== null) process.getBuiltinModule("node:module").enableCompileCache?.(`${cacheDir}/node`);
   // Commands other programs call often take the path without commander; everything else gets the full CLI.
-  const { fastMain, flushOutputs } = await import("./fast-path.js");
-  const exitCode = (await fastMain(argv)) ?? (await (await import("./cli.js")).main(argv));
+  const kind = cacheKind(argv);
+  const fast = loadCachedScript<typeof FastPath>(
+    process.getBuiltinModule("node:url").fileURLToPath(new URL("./fast.cjs", import.meta.url)),
+    cacheDir === null
+      ? null
+      : {
+          dir: cacheDir,
+          prefix: `fast-${kind}-`,
+          key: `${__LATCHKEY_FAST_BUNDLE_ID__}-${process.version}-${process.arch}.v8`,
+        },
+    // Packages outside the bundle are imported from here: a classic script cannot import() (external.ts).
+    (specifier) => import(specifier),
+  );
+  // `run` replaces this process (execve) and never comes back here: it saves first, through this hook.
+  (globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.saveCodeCache")] = fast.save;
+  const { fastMain, flushOutputs } = fast.exports;
+  const fastExitCode = await fastMain(argv);
+  const exitCode = fastExitCode ?? (await (await import("./cli.js")).main(argv));
   // process.exit() would drop what a full pipe has not taken yet.
   await flushOutputs();
+  // A fast kind's cache must come from a run of that command: `keystore get --help`, say, runs none of it.
+  if ((fastExitCode !== null) === (kind !== "other")) fast.save();
   if ((globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.abandonedNativeCall")] === true) {
     // A keychain call abandoned at its time limit still blocks a thread-pool thread, and Node joins those at
     // exit, so process.exit() would hang with it. Replacing the process image is the one way out that keeps the

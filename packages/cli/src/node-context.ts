@@ -3,6 +3,7 @@ import { resolveKeystore } from "./keystore/resolve.js";
 import { resolvePaths } from "./paths.js";
 import { LatchkeyError } from "@latchkey/core";
 import { nativeRandomBytes } from "./crypto/native.js";
+import { importExternal } from "./external.js";
 
 // process.stdout and process.stderr are built on first access (~4 ms for a pipe: the net and streams machinery),
 // so the context writes to the file descriptor itself while it can, which is all the short commands other
@@ -164,14 +165,14 @@ export const spawnProcess: Spawn = async (command, args, options = {}) => {
 function clackPrompts(): Prompts {
   return {
     secret: async (message) => {
-      const clack = await import("@clack/prompts");
+      const clack = await importExternal("@clack/prompts");
       const answer = await clack.password({ message, output: process.stderr });
       if (clack.isCancel(answer))
         throw new LatchkeyError("LK_USAGE", { message: "Cancelled at the prompt." });
       return answer;
     },
     confirm: async (message, initial = false) => {
-      const clack = await import("@clack/prompts");
+      const clack = await importExternal("@clack/prompts");
       const answer = await clack.confirm({ message, initialValue: initial, output: process.stderr });
       if (clack.isCancel(answer))
         throw new LatchkeyError("LK_USAGE", { message: "Cancelled at the prompt." });
@@ -187,6 +188,9 @@ async function replaceProcess(
   env: Readonly<Record<string, string>>,
 ): Promise<never> {
   await flushOutputs();
+  // The launcher stores the fast bundle's code cache after a command; this one never gets back to it.
+  const saveCodeCache = (globalThis as Record<symbol, unknown>)[Symbol.for("latchkey.saveCodeCache")];
+  if (typeof saveCodeCache === "function") (saveCodeCache as () => void)();
   // Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across execve, while a caught one goes
   // back to its default: listening to them now gives the program the dispositions a freshly spawned child has.
   for (const signal of ["SIGPIPE", "SIGXFSZ"] as const) process.on(signal, () => undefined);

@@ -1,11 +1,13 @@
 // The process entry of `docker-credential-latchkey` (bundled to dist/docker-credential.mjs). A bundle of its own:
 // docker runs the helper before every pull and push, so it loads neither commander nor the rest of the CLI.
+import { codeCacheDir } from "../launcher/code-cache.js";
 import { createNodeContext, flushOutputs } from "../node-context.js";
 import { runDockerCredentialHelper } from "./docker-credential.js";
 
-// V8's compile cache, as the main launcher uses it: code only, never data.
-const { enableCompileCache } = await import("node:module");
-enableCompileCache?.();
+// Node's compile cache for what loads from here on (the keychain module's JavaScript, proper-lockfile), in the
+// launcher's private directory: never the shared OS temp dir, where another user could plant code.
+const cacheDir = codeCacheDir(process.env);
+if (cacheDir !== null) process.getBuiltinModule("node:module").enableCompileCache?.(`${cacheDir}/node`);
 
 const exitCode = await runDockerCredentialHelper(process.argv.slice(2), createNodeContext());
 // process.exit() would drop what a full pipe has not taken yet.

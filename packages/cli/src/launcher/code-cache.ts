@@ -1,0 +1,186 @@
+// Runs the fast bundle with V8's code cache taken AFTER a run, so it holds the bytecode of every function that
+// run called. Node's own compile cache (module.enableCompileCache) is written right after compiling, before
+// anything runs, so it holds only the few functions V8 compiles eagerly: every function a command calls was
+// compiled again on every start, ~5 ms of `latchkey token`'s ~15 ms above bare Node (bench scenarios 2, 4, 7,
+// 8). Hence a classic script through node:vm, whose `createCachedData()` can be called once the command is done.
+//
+// The cache is code, never data: bytecode and the literals of our own source, nothing a command read or
+// computed. It still decides what code runs, so it lives only in a directory of our own that no other user can
+// write (privateCacheDir), is read without following symlinks, and is written to a fresh file then renamed.
+// A cache V8 does not accept (another V8, other flags, damaged) is ignored and replaced by this run's.
+import type { Stats } from "node:fs";
+
+/** A bundle evaluated as a script, and the one call that stores its code cache when this run had none. */
+export interface CachedScript<T> {
+  readonly exports: T;
+  /** What became of the code cache at load: none kept, none there yet, used, or refused by V8. */
+  readonly cache: "off" | "missing" | "accepted" | "rejected";
+  /** Writes the code cache if this run had none or V8 refused it; later calls do nothing. Never throws. */
+  readonly save: () => void;
+}
+
+/** Where the cache of one bundle, for one kind of command, is kept. */
+export interface CacheLocation {
+  readonly dir: string;
+  /** File name prefix shared by every version of this cache, so an old one can be pruned when a new one is saved. */
+  readonly prefix: string;
+  /** The rest of the name: whatever must change when the bundle, Node or the architecture does. */
+  readonly key: string;
+}
+
+const fs = () => process.getBuiltinModule("node:fs");
+const path = () => process.getBuiltinModule("node:path");
+
+function safeStat(file: string): Stats | null {
+  try {
+    return fs().lstatSync(file);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `dir` when it is a directory for code caches that only this user can write, made 0700 when missing: it must be
+ * a real directory (not a symlink) owned by us, and its parent one owned by us or root, neither writable by group
+ * or others. Null otherwise, and then nothing is cached: a directory someone else can write would let them choose
+ * the code we run.
+ */
+export function privateCacheDir(dir: string): string | null {
+  try {
+    fs().mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    return null;
+  }
+  const uid = process.getuid?.();
+  for (const [candidate, owners] of [
+    [dir, [uid]],
+    [path().dirname(dir), [uid, 0]],
+  ] as const) {
+    const stats = safeStat(candidate);
+    if (stats === null || !stats.isDirectory()) return null;
+    if (uid !== undefined && (!owners.includes(stats.uid) || (stats.mode & 0o022) !== 0)) return null;
+  }
+  return dir;
+}
+
+/**
+ * The private directory for code caches: `$XDG_CACHE_HOME/latchkey`, by default `~/.cache/latchkey`
+ * (`%LOCALAPPDATA%\latchkey` on Windows); null when NODE_DISABLE_COMPILE_CACHE is set (Node's own switch for
+ * its cache), no home is known, or the directory is not ours alone.
+ */
+export function codeCacheDir(env: Readonly<Record<string, string | undefined>>): string | null {
+  if (env.NODE_DISABLE_COMPILE_CACHE) return null;
+  const base =
+    process.platform === "win32"
+      ? env.LOCALAPPDATA
+      : env.XDG_CACHE_HOME?.startsWith("/")
+        ? env.XDG_CACHE_HOME
+        : env.HOME
+          ? `${env.HOME}/.cache`
+          : undefined;
+  return base ? privateCacheDir(path().join(base, "latchkey")) : null;
+}
+
+function readCache(file: string): Buffer | undefined {
+  const { openSync, fstatSync, readFileSync, closeSync, constants } = fs();
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    const stats = fstatSync(fd);
+    if (!stats.isFile() || (process.getuid !== undefined && stats.uid !== process.getuid())) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function writeCache(location: CacheLocation, data: Uint8Array): void {
+  const { openSync, writeSync, closeSync, renameSync, readdirSync, unlinkSync, constants } = fs();
+  const target = path().join(location.dir, `${location.prefix}${location.key}`);
+  const temporary = `${target}.${process.pid}.${Date.now()}.tmp`;
+  let fd: number | undefined;
+  try {
+    fd = openSync(
+      temporary,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+      0o600,
+    );
+    for (let offset = 0; offset < data.length;) offset += writeSync(fd, data, offset);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(temporary, target);
+  } catch {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // Nothing was created.
+    }
+    return;
+  }
+  // Caches of earlier versions of the bundle (or of Node) are dead weight now.
+  try {
+    for (const name of readdirSync(location.dir)) {
+      if (
+        name.startsWith(location.prefix) &&
+        name !== `${location.prefix}${location.key}` &&
+        !name.endsWith(".tmp")
+      ) {
+        unlinkSync(path().join(location.dir, name));
+      }
+    }
+  } catch {
+    // Pruning is housekeeping; a failure costs disk space, nothing else.
+  }
+}
+
+/**
+ * Evaluates the CommonJS bundle at `bundlePath` as a script and returns its exports. With a `cache` location,
+ * V8's code cache is read from there, and `save()` stores this run's when there was none or it was refused.
+ */
+export function loadCachedScript<T>(
+  bundlePath: string,
+  cache: CacheLocation | null,
+  importExternal: (specifier: string) => Promise<unknown>,
+): CachedScript<T> {
+  const { Script } = process.getBuiltinModule("node:vm");
+  const source = fs().readFileSync(bundlePath, "utf8");
+  const cachedData =
+    cache === null ? undefined : readCache(path().join(cache.dir, `${cache.prefix}${cache.key}`));
+  // CommonJS's wrapper, less require (build.mjs checks the bundle never calls it), plus the import() that a
+  // script cannot have (external.ts).
+  const script = new Script(`(function (exports, module, __latchkeyImportExternal) {${source}\n})`, {
+    filename: bundlePath,
+    ...(cachedData === undefined ? {} : { cachedData }),
+  });
+  const module = { exports: {} as T };
+  const wrapper = script.runInThisContext() as (
+    exports: T,
+    module: { exports: T },
+    importExternal: (specifier: string) => Promise<unknown>,
+  ) => void;
+  wrapper(module.exports, module, importExternal);
+  let pending = cache !== null && (cachedData === undefined || script.cachedDataRejected === true);
+  return {
+    exports: module.exports,
+    cache:
+      cache === null
+        ? "off"
+        : cachedData === undefined
+          ? "missing"
+          : script.cachedDataRejected === true
+            ? "rejected"
+            : "accepted",
+    save: () => {
+      if (!pending || cache === null) return;
+      pending = false;
+      try {
+        writeCache(cache, script.createCachedData());
+      } catch {
+        // A cache is an optimisation: without one the next run compiles as this one did.
+      }
+    },
+  };
+}
