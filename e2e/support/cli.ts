@@ -5,6 +5,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { collect, type ProcessResult } from "./latchkey-server.js";
+
+export { collect };
 
 /** The installed command: the bin launcher over the bundle that `npm run build` produces. */
 export const CLI = fileURLToPath(new URL("../../packages/cli/bin/latchkey.mjs", import.meta.url));
@@ -14,12 +17,7 @@ if (!existsSync(fileURLToPath(new URL("../../packages/cli/dist/latchkey.mjs", im
 }
 
 /** What a finished CLI process left behind. */
-export interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+export type CliResult = ProcessResult;
 
 /** Options for one CLI run. */
 export interface CliOptions {
@@ -58,18 +56,6 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Chi
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   const child = startCli(args, options);
   return collect(child);
-}
-
-/** Collects a started process's output and exit. */
-export function collect(child: ChildProcess): Promise<CliResult> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
 }
 
 /** A temporary directory removed by the returned cleanup. */

@@ -15,7 +15,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { collect, type CliResult } from "./cli.js";
 // Types only (erased): the module itself is loaded by loadBrowser().
 import type * as BrowserTypes from "./oidc-browser.js";
 
@@ -39,9 +38,28 @@ export function assertBuilt(): void {
   }
 }
 
-/** A finished child process (the CLI's result shape, for any program). */
-export type ProcessResult = CliResult;
-export { collect };
+/** A finished child process. */
+export interface ProcessResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Collects a started process's output and exit. It lives here, not in cli.ts (which re-exports it), because
+ * bench/server.ts imports this module under plain Node, where `./cli.js` would not resolve to cli.ts.
+ */
+export function collect(child: ChildProcess): Promise<ProcessResult> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
 
 /** One JSON log line of the server. */
 export interface LogLine {
