@@ -87,6 +87,8 @@ const scriptBreaker =
     fastText,
   );
 if (scriptBreaker) throw new Error(`build: fast.cjs calls ${scriptBreaker[1]}(), which a vm script cannot`);
+// The launcher reads it as latin1, which is only right for ASCII (esbuild escapes everything else by default).
+if ([...fastText].some((c) => c.charCodeAt(0) > 0x7f)) throw new Error("build: fast.cjs must be ASCII");
 const fastBundleId = createHash("sha256").update(fastText).digest("hex").slice(0, 16);
 
 await build({

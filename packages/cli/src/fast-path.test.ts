@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createTestContext } from "../test/support/context.js";
 import { buildProgram } from "./cli.js";
 import { parseFastPath, type FastCommand } from "./fast-path.js";
+import { codeCacheKind } from "./launcher/code-cache.js";
 
 function find(program: Command, path: string[]): Command {
   let command = program;
@@ -111,6 +112,17 @@ describe("fast path", () => {
         return;
       }
       expect(full).toEqual(fast);
+    },
+  );
+
+  it.each(lines.map((l) => [l.join(" "), l] as const))(
+    "gives `%s` the launcher's code cache of its command",
+    (_name, argv) => {
+      const fast = parseFastPath(argv);
+      // A fast command saves under its kind; anything else under "other" (launcher/code-cache.ts).
+      if (fast === null) return;
+      const expected = fast.kind === "run" && argv[0] === "env" ? "env-run" : fast.kind;
+      expect(codeCacheKind(argv)).toBe(expected);
     },
   );
 

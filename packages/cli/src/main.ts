@@ -2,26 +2,11 @@
 // The bundle's entry point. `--version` is answered before anything else loads: it is the floor every other
 // start-up is measured against (bench/), so it must cost no more than Node itself.
 import type * as FastPath from "./fast-path.js";
-import { codeCacheDir, loadCachedScript } from "./launcher/code-cache.js";
+import { codeCacheDir, codeCacheKind, loadCachedScript } from "./launcher/code-cache.js";
 
 declare const __LATCHKEY_VERSION__: string;
 /** A hash of fast.cjs, set by build.mjs: a code cache belongs to one build of the bundle. */
 declare const __LATCHKEY_FAST_BUNDLE_ID__: string;
-
-/**
- * Which code cache a command line uses: each fast command has its own, holding the functions it runs, and every
- * other command shares one (they run only the fast path's parser before the full CLI takes over). A cheap
- * look at the first words: fast-path.ts decides for real, and a fast kind's cache is only saved when it did.
- */
-function cacheKind(words: readonly string[]): string {
-  const [first, second] = words;
-  if (first === "run" || first === "token" || first === "git-credential" || first === "credential-provider") {
-    return first;
-  }
-  if (first === "env" && (second === "get" || second === "run")) return `env-${second}`;
-  if (first === "keystore" && second === "get") return "keystore-get";
-  return "other";
-}
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
@@ -43,7 +28,7 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   // The full CLI keeps Node's compile cache, in the same private directory (never the shared OS temp dir).
   if (cacheDir !== null) process.getBuiltinModule("node:module").enableCompileCache?.(`${cacheDir}/node`);
   // Commands other programs call often take the path without commander; everything else gets the full CLI.
-  const kind = cacheKind(argv);
+  const kind = codeCacheKind(argv);
   const fast = loadCachedScript<typeof FastPath>(
     process.getBuiltinModule("node:url").fileURLToPath(new URL("./fast.cjs", import.meta.url)),
     cacheDir === null

@@ -1,8 +1,8 @@
 // Runs the fast bundle with V8's code cache taken AFTER a run, so it holds the bytecode of every function that
 // run called. Node's own compile cache (module.enableCompileCache) is written right after compiling, before
 // anything runs, so it holds only the few functions V8 compiles eagerly: every function a command calls was
-// compiled again on every start, ~5 ms of `latchkey token`'s ~15 ms above bare Node (bench scenarios 2, 4, 7,
-// 8). Hence a classic script through node:vm, whose `createCachedData()` can be called once the command is done.
+// compiled again on every start. With this cache, `latchkey token` takes 0.73–0.86 of its time without (bench
+// scenario 7). Hence a classic script through node:vm, whose `createCachedData()` can be called after the command.
 //
 // The cache is code, never data: bytecode and the literals of our own source, nothing a command read or
 // computed. It still decides what code runs, so it lives only in a directory of our own that no other user can
@@ -81,6 +81,22 @@ export function codeCacheDir(env: Readonly<Record<string, string | undefined>>):
   return base ? privateCacheDir(path().join(base, "latchkey")) : null;
 }
 
+/**
+ * Which code cache a command line uses: each fast command has its own, holding the functions it runs, and every
+ * other command shares one (they run only the fast path's parser before the full CLI takes over). A cheap
+ * look at the first words: fast-path.ts decides for real, and a fast kind's cache is only saved when it did
+ * (fast-path.test.ts checks the two agree).
+ */
+export function codeCacheKind(words: readonly string[]): string {
+  const [first, second] = words;
+  if (first === "run" || first === "token" || first === "git-credential" || first === "credential-provider") {
+    return first;
+  }
+  if (first === "env" && (second === "get" || second === "run")) return `env-${second}`;
+  if (first === "keystore" && second === "get") return "keystore-get";
+  return "other";
+}
+
 function readCache(file: string): Buffer | undefined {
   const { openSync, fstatSync, readFileSync, closeSync, constants } = fs();
   let fd: number | undefined;
@@ -146,7 +162,8 @@ export function loadCachedScript<T>(
   importExternal: (specifier: string) => Promise<unknown>,
 ): CachedScript<T> {
   const { Script } = process.getBuiltinModule("node:vm");
-  const source = fs().readFileSync(bundlePath, "utf8");
+  // latin1: a plain copy into a one-byte string, where UTF-8 must be decoded. The bundle is ASCII (build.mjs).
+  const source = fs().readFileSync(bundlePath, "latin1");
   const cachedData =
     cache === null ? undefined : readCache(path().join(cache.dir, `${cache.prefix}${cache.key}`));
   // CommonJS's wrapper, less require (build.mjs checks the bundle never calls it), plus the import() that a
