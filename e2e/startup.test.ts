@@ -93,6 +93,8 @@ describe("the launcher's code cache", () => {
       expect(file, `a cache for ${kind} in ${names.join(", ")}`).toBeDefined();
       expect((await stat(join(cache, file!))).mode & 0o777).toBe(0o600);
     }
+    // The full CLI (keystore set, env set) keeps Node's own compile cache beside it.
+    expect((await stat(join(cache, "node"))).isDirectory()).toBe(true);
     for (const file of await allFiles(p.root)) {
       expect((await readFile(file)).includes(Buffer.from(CANARY)), file).toBe(false);
     }

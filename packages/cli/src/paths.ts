@@ -1,4 +1,3 @@
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
 /** Where Latchkey keeps its client-side state (DESIGN.md, "Client-side state"). */
@@ -17,10 +16,19 @@ export interface LatchkeyPaths {
   readonly registries: string;
 }
 
+/**
+ * The user's home directory. On POSIX os.homedir() answers $HOME whenever it is set, so that is read directly:
+ * node:os is not loaded then, which spares every start ~0.4 ms (bench scenarios 2, 4, 7 and 8).
+ */
+export function userHome(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  if (process.platform !== "win32" && env.HOME) return env.HOME;
+  return process.getBuiltinModule("node:os").homedir();
+}
+
 /** Resolves the state paths from the environment. */
 export function resolvePaths(
   env: Readonly<Record<string, string | undefined>>,
-  home = homedir(),
+  home = userHome(env),
 ): LatchkeyPaths {
   const root = env.LATCHKEY_HOME ? resolve(env.LATCHKEY_HOME) : join(home, ".latchkey");
   return {

@@ -4,11 +4,11 @@
  * elsewhere keeps its vault.
  */
 import fs from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { LatchkeyError, randomId } from "@latchkey/core";
 import { withFileLock } from "../fs/lock.js";
 import { readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { userHome } from "../paths.js";
 import {
   JsonPathError,
   JsonSyntaxError,
@@ -66,7 +66,7 @@ export interface LoadProjectOptions {
   create: boolean;
   /** Generates a new vault id; default core's `randomId` (UUID v4). */
   random?: () => string;
-  /** The user's home directory (default `os.homedir()`); see `projectRootFor`. */
+  /** The user's home directory (default `userHome()`, i.e. `os.homedir()`); see `projectRootFor`. */
   home?: string;
 }
 
@@ -124,7 +124,7 @@ export async function loadOrCreateProject(
  * home directory (a dotfiles repository keeps `.git` there) and the filesystem root never count as project
  * roots, and the search stops at the home directory when `cwd` is inside it.
  */
-export function projectRootFor(cwd: string, home: string = homedir()): string {
+export function projectRootFor(cwd: string, home: string = userHome()): string {
   const start = resolve(cwd);
   const homeDir = realpathOr(home);
   let dir = start;
