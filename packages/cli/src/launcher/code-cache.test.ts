@@ -8,12 +8,19 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { codeCacheDir, loadCachedScript, privateCacheDir, type CacheLocation } from "./code-cache.js";
+import {
+  PRUNE_AFTER_MS,
+  codeCacheDir,
+  loadCachedScript,
+  privateCacheDir,
+  type CacheLocation,
+} from "./code-cache.js";
 
 let root: string;
 beforeEach(async () => {
@@ -136,15 +143,25 @@ describe("loadCachedScript", () => {
     expect(busySize).toBeGreaterThan(idleSize + 1000);
   });
 
-  it("replaces a damaged cache, and prunes the caches of other builds", async () => {
+  it("replaces a damaged cache, and prunes the caches of other builds once a day old", async () => {
     const file = await bundle();
     await writeFile(join(root, "fast-test-k1"), Buffer.alloc(4096, 0x5a), { mode: 0o600 });
     await writeFile(join(root, "fast-test-old-build"), "stale", { mode: 0o600 });
+    const longAgo = new Date(Date.now() - PRUNE_AFTER_MS - 60_000);
+    await utimes(join(root, "fast-test-old-build"), longAgo, longAgo);
+    // Another installed version, still in use: it keeps its cache.
+    await writeFile(join(root, "fast-test-other-version"), "recent", { mode: 0o600 });
     await writeFile(join(root, "fast-other-k1"), "another command's", { mode: 0o600 });
+    await utimes(join(root, "fast-other-k1"), longAgo, longAgo);
     const damaged = loadCachedScript<Bundle>(file, location(), noImport);
     expect(damaged.cache).toBe("rejected");
     damaged.save();
-    expect((await readdir(root)).sort()).toEqual(["bundle.cjs", "fast-other-k1", "fast-test-k1"]);
+    expect((await readdir(root)).sort()).toEqual([
+      "bundle.cjs",
+      "fast-other-k1",
+      "fast-test-k1",
+      "fast-test-other-version",
+    ]);
     expect(loadCachedScript<Bundle>(file, location(), noImport).cache).toBe("accepted");
   });
 

@@ -28,6 +28,9 @@ export interface CacheLocation {
   readonly key: string;
 }
 
+/** A cache of another build is deleted once it is older than this (see writeCache). */
+export const PRUNE_AFTER_MS = 24 * 60 * 60 * 1000;
+
 const fs = () => process.getBuiltinModule("node:fs");
 const path = () => process.getBuiltinModule("node:path");
 
@@ -136,13 +139,17 @@ function writeCache(location: CacheLocation, data: Uint8Array): void {
     }
     return;
   }
-  // Caches of earlier versions of the bundle (or of Node) are dead weight now.
+  // Caches of earlier builds of the bundle (or of Node) are dead weight, unless another installed version still
+  // uses its own (a global one and a project's, say): only those written over a day ago go, or two versions
+  // taking turns would delete each other's on every call.
   try {
+    const before = Date.now() - PRUNE_AFTER_MS;
     for (const name of readdirSync(location.dir)) {
       if (
         name.startsWith(location.prefix) &&
         name !== `${location.prefix}${location.key}` &&
-        !name.endsWith(".tmp")
+        !name.endsWith(".tmp") &&
+        (safeStat(path().join(location.dir, name))?.mtimeMs ?? Infinity) < before
       ) {
         unlinkSync(path().join(location.dir, name));
       }
