@@ -52,6 +52,9 @@ function inSession(
         else resolve(stdout);
       },
     );
+    // A command that reads no stdin (secret-tool search) may be gone before this write: its EPIPE says nothing
+    // that execFile's callback does not report.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(input ?? "");
   });
 }
