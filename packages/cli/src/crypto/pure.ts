@@ -9,6 +9,8 @@
 // read outright, so this adds no exposure; GHASH and the tag check are branch-free. pure.test.ts checks both
 // functions against NIST/RFC vectors and against node:crypto on generated inputs, including tampered ones.
 
+import { concatBytes } from "@latchkey/core";
+
 const SHA256_K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
   0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
@@ -79,16 +81,6 @@ export function sha256(data: Uint8Array): Uint8Array {
   return out;
 }
 
-function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /** HMAC-SHA256 (RFC 2104). */
 export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
   const block = new Uint8Array(64);
@@ -99,7 +91,7 @@ export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
     inner[i] = block[i]! ^ 0x36;
     outer[i] = block[i]! ^ 0x5c;
   }
-  return sha256(concat(outer, sha256(concat(inner, message))));
+  return sha256(concatBytes(outer, sha256(concatBytes(inner, message))));
 }
 
 /** HKDF-SHA256 (RFC 5869), extract then expand; `length` at most 255 × 32 bytes. */
@@ -109,7 +101,7 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
   const okm = new Uint8Array(length);
   let previous: Uint8Array = new Uint8Array(0);
   for (let i = 1, offset = 0; offset < length; i++, offset += 32) {
-    previous = hmacSha256(prk, concat(previous, info, Uint8Array.of(i)));
+    previous = hmacSha256(prk, concatBytes(previous, info, Uint8Array.of(i)));
     okm.set(previous.subarray(0, Math.min(32, length - offset)), offset);
   }
   return okm;
