@@ -1,5 +1,5 @@
 import { LatchkeyError } from "@latchkey/core";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -42,6 +42,47 @@ describe("doctor", () => {
     const report = JSON.parse(ctx.stdout.text());
     expect(report.node).toEqual({ version: "20.20.2", required: ">=22.12", supported: false });
     expect(report.problems[0].hint).toContain("Node 22.12 or newer");
+  });
+
+  it("shows the code cache: made on first use, in use, refused when others can write it, and off", async () => {
+    const { env, paths } = await home();
+    const root = dirs.at(-1)!;
+    const report = async (extra: Record<string, string>) => {
+      const context = () =>
+        createTestContext({
+          env: { ...env, ...extra },
+          paths,
+          platform: { nodeVersion: "24.21.0", uid: null, machineIdPaths: [] },
+          keystore: () => Promise.reject(new LatchkeyError("LK_KEYSTORE_PROMOTED_UNAVAILABLE")),
+        });
+      const json = context();
+      await runDoctor(json, { json: true, verbose: 0 });
+      const text = context();
+      await runDoctor(text, { json: false, verbose: 0 });
+      return {
+        json: (JSON.parse(json.stdout.text()) as { codeCache: unknown }).codeCache,
+        text: text.stdout.text(),
+      };
+    };
+    const cache = join(root, "xdg", "latchkey");
+    const first = await report({ XDG_CACHE_HOME: join(root, "xdg") });
+    expect(first.json).toEqual({ path: cache, state: "not-created-yet", reason: null });
+    expect(first.text).toContain(`✓ Code cache: ${cache} (made on first use)`);
+
+    await mkdir(cache, { recursive: true, mode: 0o700 });
+    expect((await report({ XDG_CACHE_HOME: join(root, "xdg") })).json).toMatchObject({ state: "in-use" });
+
+    await chmod(cache, 0o777);
+    const refused = await report({ XDG_CACHE_HOME: join(root, "xdg") });
+    expect(refused.json).toEqual({
+      path: cache,
+      state: "refused",
+      reason: `${cache} is writable by group or others`,
+    });
+    expect(refused.text).toContain("! Code cache: not used");
+
+    const off = await report({ XDG_CACHE_HOME: join(root, "xdg"), NODE_DISABLE_COMPILE_CACHE: "1" });
+    expect(off.json).toEqual({ path: null, state: "off", reason: "NODE_DISABLE_COMPILE_CACHE is set" });
   });
 
   it("reports an unusable keystore as a problem with its code and hint", async () => {

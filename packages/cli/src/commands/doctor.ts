@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Context } from "../context.js";
 import { globalOptions, type RunState } from "./support.js";
 import { checkPrivate } from "../fs/safe-file.js";
+import { describeCodeCache, type CodeCacheStatus } from "../launcher/code-cache.js";
 import { palette, printData, printJson } from "../output/output.js";
 
 /** Options of `latchkey doctor`. */
@@ -40,6 +41,8 @@ export interface DoctorReport {
     exists: boolean;
     entries: { path: string; kind: string; mode: string; problems: string[] }[];
   };
+  /** The launcher's code cache (launcher/code-cache.ts): compiled code only, so never a problem, at most slower. */
+  codeCache: CodeCacheStatus;
   problems: Problem[];
   warnings: Problem[];
 }
@@ -147,6 +150,7 @@ export async function collectDoctorReport(ctx: Context, options: DoctorOptions):
     node: { version: nodeVersion, required: `>=${REQUIRED_NODE.join(".")}`, supported },
     keystore,
     home,
+    codeCache: describeCodeCache(ctx.env),
     problems,
     warnings,
   };
@@ -194,6 +198,19 @@ function render(ctx: Context, report: DoctorReport): string {
   } else {
     lines.push(
       `${homeProblems === 0 ? ok : bad} LATCHKEY_HOME ${report.home.path}: ${report.home.entries.length} entr${report.home.entries.length === 1 ? "y" : "ies"} checked, ${homeProblems === 0 ? "all private to you" : `${homeProblems} with problems`}`,
+    );
+  }
+  const cache = report.codeCache;
+  if (cache.state === "refused") {
+    lines.push(
+      `${warn} Code cache: not used — ${cache.reason ?? "unsafe"}; every start compiles again (slower, not unsafe)`,
+      `    hint: make ${cache.path ?? "it"} yours alone (chmod 700, and its parent not writable by others), or remove it`,
+    );
+  } else if (cache.state === "off") {
+    lines.push(`${ok} Code cache: off (${cache.reason ?? "disabled"})`);
+  } else {
+    lines.push(
+      `${ok} Code cache: ${cache.path ?? ""}${cache.state === "not-created-yet" ? " (made on first use)" : ""}`,
     );
   }
   for (const w of report.warnings) lines.push("", `${warn} ${w.code}: ${w.message}`, `    hint: ${w.hint}`);

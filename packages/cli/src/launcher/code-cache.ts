@@ -43,35 +43,41 @@ function safeStat(file: string): Stats | null {
 }
 
 /**
- * `dir` when it is a directory for code caches that only this user can write, made 0700 when missing: it must be
- * a real directory (not a symlink) owned by us, and its parent one owned by us or root, neither writable by group
- * or others. Null otherwise, and then nothing is cached: a directory someone else can write would let them choose
- * the code we run.
+ * Why `dir` may not hold code caches, or null when it may: it must be a real directory (not a symlink) owned by
+ * us, and its parent one owned by us or root, neither writable by group or others. A directory someone else
+ * can write would let them choose the code we run.
  */
-export function privateCacheDir(dir: string): string | null {
-  try {
-    fs().mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch {
-    return null;
-  }
+export function cacheDirProblem(dir: string): string | null {
   const uid = process.getuid?.();
   for (const [candidate, owners] of [
     [dir, [uid]],
     [path().dirname(dir), [uid, 0]],
   ] as const) {
     const stats = safeStat(candidate);
-    if (stats === null || !stats.isDirectory()) return null;
-    if (uid !== undefined && (!owners.includes(stats.uid) || (stats.mode & 0o022) !== 0)) return null;
+    if (stats === null) return `${candidate} does not exist`;
+    if (stats.isSymbolicLink()) return `${candidate} is a symbolic link`;
+    if (!stats.isDirectory()) return `${candidate} is not a directory`;
+    if (uid !== undefined && !owners.includes(stats.uid)) return `${candidate} belongs to another user`;
+    if (uid !== undefined && (stats.mode & 0o022) !== 0) return `${candidate} is writable by group or others`;
   }
-  return dir;
+  return null;
+}
+
+/** `dir`, made 0700 when missing, when it may hold code caches (cacheDirProblem); null otherwise. */
+export function privateCacheDir(dir: string): string | null {
+  try {
+    fs().mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch {
+    return null;
+  }
+  return cacheDirProblem(dir) === null ? dir : null;
 }
 
 /**
- * The private directory for code caches: `$XDG_CACHE_HOME/latchkey`, by default `~/.cache/latchkey`
- * (`%LOCALAPPDATA%\latchkey` on Windows); null when NODE_DISABLE_COMPILE_CACHE is set (Node's own switch for
- * its cache), no home is known, or the directory is not ours alone.
+ * Where code caches go: `$XDG_CACHE_HOME/latchkey`, by default `~/.cache/latchkey` (`%LOCALAPPDATA%\latchkey`
+ * on Windows); null when NODE_DISABLE_COMPILE_CACHE is set (Node's own switch for its cache) or no home is known.
  */
-export function codeCacheDir(env: Readonly<Record<string, string | undefined>>): string | null {
+export function codeCacheBase(env: Readonly<Record<string, string | undefined>>): string | null {
   if (env.NODE_DISABLE_COMPILE_CACHE) return null;
   const base =
     process.platform === "win32"
@@ -81,7 +87,36 @@ export function codeCacheDir(env: Readonly<Record<string, string | undefined>>):
         : env.HOME
           ? `${env.HOME}/.cache`
           : undefined;
-  return base ? privateCacheDir(path().join(base, "latchkey")) : null;
+  return base ? path().join(base, "latchkey") : null;
+}
+
+/** codeCacheBase, created when missing, or null when it is off or not ours alone. */
+export function codeCacheDir(env: Readonly<Record<string, string | undefined>>): string | null {
+  const dir = codeCacheBase(env);
+  return dir === null ? null : privateCacheDir(dir);
+}
+
+/** What `doctor` says of the code cache. */
+export interface CodeCacheStatus {
+  readonly path: string | null;
+  readonly state: "in-use" | "not-created-yet" | "off" | "refused";
+  readonly reason: string | null;
+}
+
+/** The code cache's state for `doctor`; looks only, creates nothing. */
+export function describeCodeCache(env: Readonly<Record<string, string | undefined>>): CodeCacheStatus {
+  const dir = codeCacheBase(env);
+  if (dir === null) {
+    const reason = env.NODE_DISABLE_COMPILE_CACHE
+      ? "NODE_DISABLE_COMPILE_CACHE is set"
+      : "no home directory is known";
+    return { path: null, state: "off", reason };
+  }
+  if (safeStat(dir) === null) return { path: dir, state: "not-created-yet", reason: null };
+  const problem = cacheDirProblem(dir);
+  return problem === null
+    ? { path: dir, state: "in-use", reason: null }
+    : { path: dir, state: "refused", reason: problem };
 }
 
 /**
