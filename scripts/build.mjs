@@ -69,12 +69,13 @@ const cliCommon = {
 // taken after the command ran (launcher/code-cache.ts). Such a script can neither require() nor import():
 // built-ins come through process.getBuiltinModule, the packages left external through external.ts.
 const fastBundle = `${cliDist}/fast.cjs`;
+// The fast commands reach prompts and locks only off their hot path (a missing value on a TTY, a first write):
+// loaded from node_modules then, they keep ~160 KB out of the bundle every helper call reads.
+const fastExternal = [...cliCommon.external, "@clack/prompts", "proper-lockfile"];
 await build({
   ...cliCommon,
   format: "cjs",
-  // The fast commands reach prompts and locks only off their hot path (a missing value on a TTY, a first
-  // write): loaded from node_modules then, they keep ~160 KB out of the bundle every helper call reads.
-  external: [...cliCommon.external, "@clack/prompts", "proper-lockfile"],
+  external: fastExternal,
   entryPoints: [`${root}packages/cli/src/fast-path.ts`],
   outfile: fastBundle,
   plugins: [builtinsViaGetBuiltinModule],
@@ -82,10 +83,8 @@ await build({
 const fastText = await readFile(fastBundle, "utf8");
 // external.ts's imports of the packages left external are allowed: inside the launcher's script it uses the
 // launcher's import() instead, so they never run.
-const scriptBreaker =
-  /\b(require|import)\((?!"(@napi-rs\/keyring|@node-rs\/argon2|@clack\/prompts|proper-lockfile)"\))/.exec(
-    fastText,
-  );
+const allowed = fastExternal.map((name) => JSON.stringify(name).replace(/[/.]/g, "\\$&")).join("|");
+const scriptBreaker = new RegExp(`\\b(require|import)\\((?!(${allowed})\\))`).exec(fastText);
 if (scriptBreaker) throw new Error(`build: fast.cjs calls ${scriptBreaker[1]}(), which a vm script cannot`);
 // The launcher reads it as latin1, which is only right for ASCII (esbuild escapes everything else by default).
 if ([...fastText].some((c) => c.charCodeAt(0) > 0x7f)) throw new Error("build: fast.cjs must be ASCII");

@@ -20,7 +20,7 @@ const nativeAddonsExternal: Plugin = {
 };
 
 /** esbuild options every test bundle shares; callers add entry points and the output. */
-export const testBundleOptions: BuildOptions = {
+const testBundleOptions: BuildOptions = {
   bundle: true,
   platform: "node",
   format: "esm",
@@ -28,7 +28,6 @@ export const testBundleOptions: BuildOptions = {
   conditions: ["source"],
   logLevel: "silent",
   // proper-lockfile and its dependencies are CommonJS and call require(), which an ESM bundle lacks.
-  plugins: [nativeAddonsExternal],
   banner: {
     js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
   },
