@@ -17,6 +17,8 @@ export const ExitCode = {
   integrity: 4,
   /** A bug: an exception nobody anticipated. */
   internal: 70,
+  /** The user cancelled at a prompt (Ctrl-C, Ctrl-D, Escape): the shell's 128 + SIGINT. */
+  cancelled: 130,
   /** `latchkey run`: the program was found but could not be started (the shell's and env(1)'s 126). */
   commandNotExecutable: 126,
   /** `latchkey run`: the program was not found (the shell's and env(1)'s 127). */
@@ -39,6 +41,12 @@ export const errorCatalogue = {
     hint: "Run `latchkey help <command>` to see the accepted arguments.",
     exitCode: ExitCode.usage,
   },
+  LK_CANCELLED: {
+    summary: "A prompt was cancelled (Ctrl-C, Ctrl-D, Escape or the end of input); nothing was changed.",
+    message: "Cancelled at the prompt; nothing was changed.",
+    hint: "Run the command again when you have the answer, or pass the value on stdin where the command accepts it.",
+    exitCode: ExitCode.cancelled,
+  },
   LK_CONFIG_INVALID: {
     summary: "An environment variable or configuration value has an unsupported value.",
     message: "A configuration value is not valid.",
@@ -59,7 +67,8 @@ export const errorCatalogue = {
     exitCode: ExitCode.failure,
   },
   LK_INPUT_EMPTY: {
-    summary: "A value was expected on standard input and none arrived.",
+    summary:
+      "A value was expected and none was given: nothing arrived on standard input, or an empty answer at a prompt was not confirmed.",
     message: "Nothing was read from standard input.",
     hint: 'Pipe the value in, e.g. `printf %s "$VALUE" | latchkey …`.',
     exitCode: ExitCode.usage,
@@ -175,6 +184,20 @@ export const errorCatalogue = {
     hint: "Remove the NUL byte; binary data can be stored base64-encoded.",
     exitCode: ExitCode.usage,
   },
+  LK_ENV_KEY_RESERVED: {
+    summary:
+      "A secret would replace an environment variable that programs rely on to start or that decides which code they run (PATH, HOME, LD_PRELOAD, NODE_OPTIONS, LATCHKEY_…); setting one needs --allow-override.",
+    message: "That name is reserved: a secret by that name would replace the variable in every program `latchkey run` starts.",
+    hint: "Choose another name, or pass --allow-override if replacing the variable is what you want (`latchkey env check` lists such secrets).",
+    exitCode: ExitCode.usage,
+  },
+  LK_VAULT_TOO_LARGE: {
+    summary:
+      "A secret, an environment or the whole vault is larger than Latchkey accepts (1 MiB per value, 2 MiB per environment, 5 MiB per vault, so that every vault can be pushed), or the server refused a request as too large (413).",
+    message: "The vault would be larger than Latchkey accepts.",
+    hint: "Store large files outside the vault (e.g. keep a path or URL in it), remove values or environments you do not need, then try again.",
+    exitCode: ExitCode.failure,
+  },
   LK_ENV_NOT_FOUND: {
     summary: "The vault has no environment by that name.",
     message: "No such environment in this project's vault.",
@@ -235,9 +258,16 @@ export const errorCatalogue = {
   },
   LK_RUN_FAILED: {
     summary:
-      "`latchkey run` found the program but could not start it (not executable, a directory, an argument list too long, an environment variable no program can receive). Exits 126, as a shell does.",
+      "`latchkey run` found the program but could not start it (not executable, a directory, an environment variable no program can receive). Exits 126, as a shell does.",
     message: "Could not start the program.",
     hint: "Check the file is an executable program (`chmod +x` for a script) and that you may run it.",
+    exitCode: ExitCode.commandNotExecutable,
+  },
+  LK_RUN_ENV_TOO_LARGE: {
+    summary:
+      "`latchkey run` did not start the program because its environment or arguments are more than the system passes to a program (Linux: 128 KiB per variable, a quarter of `ulimit -s` in total). Exits 126.",
+    message: "The program's environment is larger than this system passes to a program.",
+    hint: "Give large secrets to the program as files: `latchkey run --file KEY` (sets KEY_FILE to a private file's path) or `--mount NAME` (every secret in one file).",
     exitCode: ExitCode.commandNotExecutable,
   },
   LK_PROJECT_INVALID: {
@@ -279,6 +309,13 @@ export const errorCatalogue = {
     hint: "Log in again with `latchkey login --registry URL`; if the token came from the environment or gh/glab, renew it there.",
     exitCode: ExitCode.failure,
   },
+  LK_TOKEN_UNVERIFIED: {
+    summary:
+      "`latchkey login` could not confirm a token: the registry's /-/whoami answered 404, 405 or 501 (a wrong path, or a registry without that endpoint), so the token was not stored.",
+    message: "The registry could not confirm the token, so it was not stored.",
+    hint: "Check the registry URL (a wrong path answers 404 too); if the registry really has no /-/whoami, store the token unchecked with `latchkey login --no-verify`.",
+    exitCode: ExitCode.failure,
+  },
   LK_LOGIN_FAILED: {
     summary:
       "Logging in to a registry did not produce a token (wrong credentials, cancelled or expired web login).",
@@ -316,7 +353,14 @@ export const errorCatalogue = {
     summary:
       "A credential provider declared by the project (not by you) has not been approved to run on this machine.",
     message: "The project's credential provider has not been approved.",
-    hint: "Run the command once on a terminal to review and approve the provider; in CI set LATCHKEY_ALLOW_PROJECT_PROVIDERS=1 if you trust the repository.",
+    hint: "Run the command once on a terminal to review and approve the provider; in CI set LATCHKEY_ALLOW_PROJECT_CREDENTIALS=1 (or `allow_project_credentials = true` under [ci] in config.toml) if you trust the repository.",
+    exitCode: ExitCode.failure,
+  },
+  LK_TOKEN_ENV_NOT_APPROVED: {
+    summary:
+      "The project's latchkey.json names an environment variable (`tokenEnv`) as a registry's token, and you have not approved sending that variable to that registry.",
+    message: "The project's tokenEnv has not been approved.",
+    hint: "Run the command once on a terminal to review and approve it, or declare the registry in your own config.toml; in CI set LATCHKEY_ALLOW_PROJECT_CREDENTIALS=1 (or `allow_project_credentials = true` under [ci] in config.toml) if you trust the repository.",
     exitCode: ExitCode.failure,
   },
   LK_GIT_CONFIG_FAILED: {
@@ -404,7 +448,7 @@ export const errorCatalogue = {
   LK_SERVER_UNREACHABLE: {
     summary: "The Latchkey server could not be reached (connection refused, DNS, TLS or timeout).",
     message: "The Latchkey server could not be reached.",
-    hint: "Check the server URL (`latchkey whoami`, the profile's `server` in config.toml) and that the server is running.",
+    hint: "Check that the server is running and that its URL is right: the one in the message, from `latchkey login --server URL` or the profile's `server` in config.toml.",
     exitCode: ExitCode.failure,
   },
   LK_SERVER_ERROR: {

@@ -47,6 +47,13 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
       "--user <name>",
       "log in with a user name; the password is asked at a masked prompt (or read from stdin)",
     )
+    // Declaring the positive form keeps `verify` undefined unless --no-verify is given, so it counts as a registry
+    // flag only when given (and `login sso`'s check for stray parent options sees no default).
+    .addOption(new Option("--verify").hideHelp())
+    .option(
+      "--no-verify",
+      "store the token without asking the registry's /-/whoami (for a registry that has none); says it is not verified",
+    )
     // Declared so that a token typed after --token is caught here and refused, never parsed as something else.
     .addOption(new Option("--token <value>").hideHelp())
     .addHelpText(
@@ -58,7 +65,9 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
         "  latchkey login --github --token-file ~/secrets/gh-packages.txt\n" +
         "  latchkey login --web                                           # npm's browser login\n" +
         "  latchkey login --registry http://127.0.0.1:4873/ --user alice  # password at a masked prompt\n" +
-        "The registry's /-/whoami must accept the token before it is stored.\n" +
+        "The registry's /-/whoami must accept the token before it is stored; a registry that cannot confirm it\n" +
+        "(HTTP 404 from /-/whoami: a wrong path, or no such endpoint) is LK_TOKEN_UNVERIFIED and nothing is stored.\n" +
+        "For a registry without /-/whoami, --no-verify stores the token unchecked, and says so.\n" +
         SERVER_OR_REGISTRY_HELP +
         "Examples at a server:\n" +
         "  latchkey login --server https://latchkey.example.com       # browser login at the server\n" +
@@ -74,6 +83,7 @@ export function registryCommands(ctx: Context, state: RunState): Command[] {
         "user",
         "token",
       ]);
+      if (opts.verify === false) registryFlags.push("--no-verify");
       if (await isServerCall(ctx, "login", opts, registryFlags)) {
         state.exitCode = await serverLogin(
           ctx,

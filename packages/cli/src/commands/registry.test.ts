@@ -133,6 +133,41 @@ describe("login", () => {
     expect(await keystore.list()).toEqual([]);
   });
 
+  it("stores nothing when the registry cannot confirm the token (404 from /-/whoami), and says what to check", async () => {
+    const r = await registry({ whoami: false, tokens: { "unchecked-token": "alice" } });
+    const { ctx, keystore } = context({ stdin: "unchecked-token" });
+    expect(await runCli(["login", "--registry", r.url, "--token-stdin"], ctx)).toBe(1);
+    const stderr = ctx.stderr.text();
+    expect(stderr).toContain("error LK_TOKEN_UNVERIFIED");
+    expect(stderr).toContain(
+      `${r.url} could not confirm the token (the registry has no /-/whoami (HTTP 404))`,
+    );
+    expect(stderr).toContain("a wrong path answers 404 too");
+    expect(stderr).toContain("--no-verify");
+    expect(stderr).not.toContain("Logged in");
+    expect(stderr).not.toContain("unchecked-token");
+    expect(await keystore.list()).toEqual([]);
+    expect(await readLoginRecords(ctx)).toEqual({});
+  });
+
+  it("stores a token unchecked only with --no-verify, asks no whoami, and says it is not verified", async () => {
+    const r = await registry({ whoami: false });
+    const { ctx, keystore, fetches } = context({ stdin: "unchecked-token" });
+    expect(await runCli(["login", "--registry", r.url, "--token-stdin", "--no-verify"], ctx)).toBe(0);
+    expect(await keystore.get(`registry:${r.url.replace("http:", "")}`)).toBe("unchecked-token");
+    expect(fetches).toEqual([]);
+    expect(ctx.stderr.text()).toContain(`Stored the token for ${r.url}, not verified (--no-verify).`);
+    expect(ctx.stderr.text()).not.toContain("Logged in");
+  });
+
+  it("keeps a token the registry's own password login issued, though it has no /-/whoami to confirm it", async () => {
+    const r = await registry({ whoami: false, webLogin: false, users: { alice: { password: "pw" } } });
+    const { ctx, keystore } = context({ stdin: "pw\n" });
+    expect(await runCli(["login", "--registry", r.url, "--user", "alice"], ctx)).toBe(0);
+    expect(await keystore.get(`registry:${r.url.replace("http:", "")}`)).toBe(r.issued[0]);
+    expect(ctx.stderr.text()).toContain("Note: the token could not be checked");
+  });
+
   it("reads a token file and asks at a masked prompt on a terminal", async () => {
     const r = await registry({ tokens: { "file-token": "f", "prompt-token": "p" } });
     await writeFile(join(root, "token.txt"), "file-token\n");

@@ -120,6 +120,8 @@ export interface LoginOptions extends RegistrySelection {
   user?: string;
   /** Set when `--token` was given: always refused. */
   token?: string;
+  /** false with `--no-verify`: store the token without asking the registry's whoami. */
+  verify?: boolean;
 }
 
 async function passwordLogin(ctx: Context, url: string, user: string): Promise<string> {
@@ -163,7 +165,19 @@ async function webLogin(ctx: Context, url: string, user: string | undefined): Pr
   }
 }
 
-/** `latchkey login`: obtains a token, checks it with the registry's whoami, and stores it in the keystore. */
+function unverifiedToken(url: string, note: string | undefined): LatchkeyError {
+  return new LatchkeyError("LK_TOKEN_UNVERIFIED", {
+    message: `${url} could not confirm the token (${note ?? "no whoami"}), so it was not stored.`,
+    hint:
+      "Check the registry URL: a wrong path answers 404 too. If the registry really has no /-/whoami (or the token " +
+      "cannot read it, like a GitLab job or deploy token), store it unchecked: add --no-verify to the login.",
+  });
+}
+
+/**
+ * `latchkey login`: obtains a token, checks it with the registry's whoami, and stores it in the keystore. A token
+ * the registry cannot confirm is stored only with `--no-verify`.
+ */
 export async function login(ctx: Context, options: LoginOptions): Promise<number> {
   if (options.token !== undefined) {
     throw new LatchkeyError("LK_TOKEN_IN_ARGV", {
@@ -206,18 +220,25 @@ export async function login(ctx: Context, options: LoginOptions): Promise<number
     token = checkedToken(await readSecretInput(ctx, `Token for ${url}`), "the input");
   }
 
-  const who = await registryWhoami(ctx, url, token, kind);
+  // A token the person supplied is stored only once the registry has confirmed it: a wrong URL path answers 404
+  // just like a registry without /-/whoami, and "Logged in" must not cover either. A token the registry's own
+  // login just issued was confirmed by that login.
+  const who = options.verify === false ? null : await registryWhoami(ctx, url, token, kind);
+  const issued = options.web === true || options.user !== undefined;
+  if (who !== null && !who.verified && !issued) throw unverifiedToken(url, who.note);
   const account = registryAccount(nerf);
   const resolution = await ctx.keystore();
   await resolution.keystore.set(account, token);
   await updateLoginRecord(ctx, nerf, url);
 
-  const as = who.username === null ? "" : ` as ${who.username}`;
-  printStatus(
-    ctx,
-    `Logged in to ${url}${as}. The token is in the ${backendName(resolution.backend)} (account ${account}).`,
-  );
-  if (!who.verified) printStatus(ctx, `Note: the token could not be checked: ${who.note ?? "no whoami"}.`);
+  const where = `The token is in the ${backendName(resolution.backend)} (account ${account}).`;
+  if (who === null) {
+    printStatus(ctx, `Stored the token for ${url}, not verified (--no-verify). ${where}`);
+  } else {
+    const as = who.username === null ? "" : ` as ${who.username}`;
+    printStatus(ctx, `Logged in to ${url}${as}. ${where}`);
+    if (!who.verified) printStatus(ctx, `Note: the token could not be checked: ${who.note ?? "no whoami"}.`);
+  }
   const effective = await resolveRegistryToken(ctx, url);
   if (effective.source !== "keystore" && effective.source !== null) {
     const winner = effective.checks.find((c) => c.won);
