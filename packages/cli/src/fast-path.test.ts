@@ -35,9 +35,11 @@ async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "
   find(program, ["token"]).action((opts: Record<string, unknown>) => {
     parsed = { kind: "token", selection: opts };
   });
-  find(program, ["credential-provider"]).action((opts: { registryUri: string }) => {
-    parsed = { kind: "credential-provider", registryUri: opts.registryUri };
-  });
+  find(program, ["credential-provider"]).action(
+    (opts: { registryUri: string; format: "latchkey" | "npm-rfc" }) => {
+      parsed = { kind: "credential-provider", registryUri: opts.registryUri, format: opts.format };
+    },
+  );
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch {
@@ -98,6 +100,13 @@ const lines: string[][] = [
   ["credential-provider"],
   ["credential-provider", "--registry-uri"],
   ["credential-provider", "--registry-uri", "a", "b"],
+  ["credential-provider", "--format", "npm-rfc", "--registry-uri", "https://npm.example.com/"],
+  ["credential-provider", "--registry-uri=https://npm.example.com/", "--format=npm-rfc"],
+  ["credential-provider", "--registry-uri", "https://npm.example.com/", "--format", "latchkey"],
+  ["credential-provider", "--registry-uri", "https://npm.example.com/", "--format", "yaml"],
+  ["credential-provider", "--registry-uri", "https://npm.example.com/", "--format"],
+  ["credential-provider", "--format", "npm-rfc"],
+  ["credential-provider", "--registry-uri", "a", "--registry-uri", "b"],
   ["doctor"],
 ];
 
@@ -133,5 +142,14 @@ describe("fast path", () => {
     expect(parseFastPath(["keystore", "get", "acct"])).not.toBeNull();
     expect(parseFastPath(["run", "--help"])).toBeNull();
     expect(parseFastPath(["doctor"])).toBeNull();
+    expect(
+      parseFastPath([
+        "credential-provider",
+        "--format",
+        "npm-rfc",
+        "--registry-uri",
+        "https://npm.example.com/",
+      ]),
+    ).toEqual({ kind: "credential-provider", registryUri: "https://npm.example.com/", format: "npm-rfc" });
   });
 });

@@ -5,7 +5,11 @@
 // checks that every shape taken here means the same as it does to commander.
 import type { Context } from "./context.js";
 import { envGet, runWithSecrets } from "./commands/env.js";
-import { credentialProvider } from "./commands/credential-provider.js";
+import {
+  PROVIDER_ANSWER_FORMATS,
+  credentialProvider,
+  type ProviderAnswerFormat,
+} from "./commands/credential-provider.js";
 import { gitCredential } from "./commands/git-credential.js";
 import { keystoreGet } from "./commands/keystore.js";
 import { printToken, type RegistrySelection } from "./commands/registry.js";
@@ -24,7 +28,7 @@ export type FastCommand =
   | { kind: "keystore-get"; account: string }
   | { kind: "git-credential"; operation: string }
   | { kind: "token"; selection: RegistrySelection }
-  | { kind: "credential-provider"; registryUri: string };
+  | { kind: "credential-provider"; registryUri: string; format: ProviderAnswerFormat };
 
 /** `--name VALUE` or `--name=VALUE` as the whole of `rest`; null for anything else. */
 function soleOption(rest: readonly string[], name: string): string | null {
@@ -80,6 +84,25 @@ function parseEnvGet(rest: readonly string[]): FastCommand | null {
   return positional.length === 1 ? { kind: "env-get", environment, key: positional[0]! } : null;
 }
 
+/** `--registry-uri URI` and at most one `--format F`, each as `--name VALUE` or `--name=VALUE`, in either order. */
+function parseCredentialProvider(rest: readonly string[]): FastCommand | null {
+  const values = new Map<string, string>();
+  for (let i = 0; i < rest.length; i++) {
+    const token = rest[i]!;
+    const eq = token.indexOf("=");
+    const name = eq === -1 ? token : token.slice(0, eq);
+    if ((name !== "--registry-uri" && name !== "--format") || values.has(name)) return null;
+    const value = eq === -1 ? rest[++i] : token.slice(eq + 1);
+    if (value === undefined || value === "" || value.startsWith("-")) return null;
+    values.set(name, value);
+  }
+  const registryUri = values.get("--registry-uri");
+  const format = values.get("--format") ?? "latchkey";
+  if (registryUri === undefined || !(PROVIDER_ANSWER_FORMATS as readonly string[]).includes(format))
+    return null;
+  return { kind: "credential-provider", registryUri, format: format as ProviderAnswerFormat };
+}
+
 /** Parses `argv` when it is one of the fast shapes; null sends it to the full CLI. */
 export function parseFastPath(argv: readonly string[]): FastCommand | null {
   const [first, second] = argv;
@@ -90,10 +113,7 @@ export function parseFastPath(argv: readonly string[]): FastCommand | null {
     return { kind: "keystore-get", account: argv[2]! };
   }
   if (first === "token") return parseToken(argv.slice(1));
-  if (first === "credential-provider") {
-    const registryUri = soleOption(argv.slice(1), "--registry-uri");
-    return registryUri === null ? null : { kind: "credential-provider", registryUri };
-  }
+  if (first === "credential-provider") return parseCredentialProvider(argv.slice(1));
   if (first === "git-credential" && argv.length === 2 && !second!.startsWith("-")) {
     return { kind: "git-credential", operation: second! };
   }
@@ -121,7 +141,7 @@ export async function runFastCommand(command: FastCommand, ctx: Context): Promis
         state.exitCode = await printToken(ctx, command.selection);
         break;
       case "credential-provider":
-        state.exitCode = await credentialProvider(ctx, command.registryUri, 0);
+        state.exitCode = await credentialProvider(ctx, command.registryUri, 0, command.format);
         break;
     }
   } catch (error) {

@@ -132,9 +132,19 @@ describe("running a provider", () => {
     ],
     ["plain text", { stdout: `${TOKEN}\n` }, /not one strict JSON document/],
     [
-      "the draft's _authToken",
-      { stdout: JSON.stringify({ _authToken: TOKEN, expiresAt: 0 }) },
+      "a mix of both shapes",
+      { stdout: JSON.stringify({ token: TOKEN, _authToken: TOKEN, expiresAt: null }) },
       /besides token/,
+    ],
+    [
+      "the draft's basic-auth form",
+      { stdout: JSON.stringify({ username: "u", _password: TOKEN, expiresAt: 1893456000 }) },
+      /basic-auth credentials .* bearer tokens only/,
+    ],
+    [
+      "a draft answer already expired",
+      { stdout: JSON.stringify({ _authToken: TOKEN, expiresAt: 0 }) },
+      /expired at 1970/,
     ],
     ["an empty token", { stdout: JSON.stringify({ token: "", expiresAt: null }) }, /no token/],
     [
@@ -402,5 +412,49 @@ describe("answer parsing", () => {
     ]) {
       expect(parseIsoDateTime(bad), bad).toBeNull();
     }
+  });
+});
+
+describe("the npm RFC draft's answer shape", () => {
+  it("reads _authToken with a unix-seconds expiresAt, or none, as a Latchkey answer", () => {
+    expect(parseProviderAnswer(JSON.stringify({ _authToken: "t", expiresAt: 1893456000 }))).toEqual({
+      token: "t",
+      expiresAt: "2030-01-01T00:00:00.000Z",
+    });
+    expect(parseProviderAnswer('{"_authToken":"t"}')).toEqual({ token: "t", expiresAt: null });
+    expect(parseProviderAnswer('{"_authToken":"t","expiresAt":null}')).toEqual({
+      token: "t",
+      expiresAt: null,
+    });
+  });
+
+  it("refuses what it cannot use, naming the member but never the value", () => {
+    for (const [answer, why] of [
+      [{ _auth: "dTpw", expiresAt: 1893456000 }, /basic-auth/],
+      [{ _authToken: "", expiresAt: 1893456000 }, /no _authToken/],
+      [{ _authToken: "t\nX", expiresAt: 1893456000 }, /control characters/],
+      [{ _authToken: "t", expiresAt: "2030-01-01T00:00:00Z" }, /not a unix time in seconds/],
+      [{ _authToken: "t", expiresAt: 1893456000000 }, /milliseconds by mistake/],
+      [{ _authToken: "t", expiresAt: 1893456000, scope: "read" }, /1 member\(s\) besides _authToken/],
+    ] as const) {
+      expect(() => parseProviderAnswer(JSON.stringify(answer)), JSON.stringify(answer)).toThrow(why);
+    }
+  });
+
+  it("uses a draft answer until shortly before its expiresAt, like a Latchkey one", async () => {
+    const { ctx, calls, clock } = providerContext({
+      results: [
+        { stdout: JSON.stringify({ _authToken: "first", expiresAt: T0 / 1000 + 3600 }) },
+        { stdout: JSON.stringify({ _authToken: "second", expiresAt: T0 / 1000 + 7200 }) },
+      ],
+    });
+    const client = createProviderClient(ctx);
+    expect(await client.token(userDecl, REGISTRY)).toEqual({
+      token: "first",
+      expiresAt: "2030-01-01T01:00:00.000Z",
+    });
+    clock.now += 3600_000 - EXPIRY_MARGIN_MS + 1;
+    expect((await client.token(userDecl, REGISTRY))?.token).toBe("second");
+    expect(calls).toHaveLength(2);
   });
 });

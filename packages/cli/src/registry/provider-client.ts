@@ -6,9 +6,9 @@
 // UTF-8 JSON object on stdout and its diagnostics on stderr, and the client keeps the answer in memory for the
 // life of the process, respecting `expiresAt`, and never writes it to disk. Latchkey's dialect, which its own
 // `latchkey credential-provider` speaks (issue 4): the registry is passed as `--registry-uri <URI>` appended to the
-// declared argv (the draft leaves the arguments to the configured command), the answer is
-// `{"token": "…", "expiresAt": "<ISO-8601>" | null}` (the draft's `_authToken` and unix-time `expiresAt` are not
-// read), and exit code 1 with nothing on stdout means "no credential for this registry".
+// declared argv (the draft leaves the arguments to the configured command), and exit code 1 with nothing on stdout
+// means "no credential for this registry". Either answer shape is read (parseProviderAnswer): Latchkey's
+// `{"token": "…", "expiresAt": "<ISO-8601>" | null}`, or the draft's `{"_authToken": "…", "expiresAt": <unix s>}`.
 //
 // A provider declared by a project runs only once the user has approved it on a terminal: cloning a repository
 // must not be enough to make Latchkey run its code. Approvals live in $LATCHKEY_HOME/approvals.json rather than the
@@ -167,10 +167,49 @@ export function parseIsoDateTime(text: string): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
+function checkedToken(token: unknown, name: string): string {
+  if (typeof token !== "string" || token === "") throw new Error(`printed no ${name} (a non-empty string)`);
+  if (token.length > MAX_TOKEN_LENGTH || [...token].some((ch) => ch <= "\u001f" || ch === "\u007f")) {
+    throw new Error(`printed a ${name} that is too long or contains control characters`);
+  }
+  return token;
+}
+
+function members(record: Record<string, unknown>, allowed: readonly string[]): void {
+  const extra = Object.keys(record).filter((k) => !allowed.includes(k)).length;
+  if (extra > 0) throw new Error(`printed ${extra} member(s) besides ${allowed.join(", ")}`);
+}
+
+// Seconds past this are a millisecond timestamp by mistake (they would mean the year 5138).
+const MAX_UNIX_SECONDS = 1e11;
+
+/** The npm RFC draft's shape: one of `_authToken`, `_auth`, `username` + `_password`, and unix-seconds `expiresAt`. */
+function parseNpmRfcAnswer(record: Record<string, unknown>): ProviderAnswer {
+  members(record, ["_authToken", "_auth", "username", "_password", "expiresAt"]);
+  if ("_auth" in record || "username" in record || "_password" in record) {
+    // Every hand-off (npm's _authToken, pnpm's tokenHelper, `latchkey token`) passes a bearer token.
+    throw new Error(
+      "printed basic-auth credentials (_auth, or username and _password); Latchkey passes registries bearer tokens only (_authToken)",
+    );
+  }
+  const token = checkedToken(record._authToken, "_authToken");
+  const { expiresAt } = record;
+  if (expiresAt === undefined || expiresAt === null) return { token, expiresAt: null };
+  if (typeof expiresAt !== "number" || !Number.isFinite(expiresAt) || expiresAt < 0) {
+    throw new Error("printed an expiresAt that is not a unix time in seconds");
+  }
+  if (expiresAt >= MAX_UNIX_SECONDS) {
+    throw new Error("printed an expiresAt too large for unix seconds (milliseconds by mistake?)");
+  }
+  return { token, expiresAt: new Date(Math.floor(expiresAt * 1000)).toISOString() };
+}
+
 /**
- * Parses a provider's stdout: exactly one JSON object `{"token": non-empty string, "expiresAt": ISO-8601 | null}`.
- * Throws a plain Error whose message says what is wrong without repeating any of the output, which may hold the
- * token.
+ * Parses a provider's stdout: exactly one JSON object, in either shape. Latchkey's: `{"token": non-empty string,
+ * "expiresAt": ISO-8601 | null}`, both members required. The npm RFC draft's (npm/rfcs#850):
+ * `{"_authToken": non-empty string, "expiresAt": unix seconds}`, expiresAt optional; its basic-auth forms are
+ * recognised and refused. Throws a plain Error whose message says what is wrong without repeating any of the
+ * output, which may hold the token.
  */
 export function parseProviderAnswer(stdout: string): ProviderAnswer {
   if (stdout.length > MAX_ANSWER_BYTES) throw new Error("printed more than 64 KiB");
@@ -186,13 +225,12 @@ export function parseProviderAnswer(stdout: string): ProviderAnswer {
     throw new Error("printed JSON that is not an object");
   }
   const record = value as Record<string, unknown>;
-  const extra = Object.keys(record).filter((k) => k !== "token" && k !== "expiresAt").length;
-  if (extra > 0) throw new Error(`printed ${extra} member(s) besides token and expiresAt`);
-  const { token, expiresAt } = record;
-  if (typeof token !== "string" || token === "") throw new Error("printed no token (a non-empty string)");
-  if (token.length > MAX_TOKEN_LENGTH || [...token].some((ch) => ch <= "\u001f" || ch === "\u007f")) {
-    throw new Error("printed a token that is too long or contains control characters");
+  if (!("token" in record) && ["_authToken", "_auth", "username", "_password"].some((k) => k in record)) {
+    return parseNpmRfcAnswer(record);
   }
+  members(record, ["token", "expiresAt"]);
+  const token = checkedToken(record.token, "token");
+  const { expiresAt } = record;
   if (!("expiresAt" in record)) throw new Error("printed no expiresAt (an ISO-8601 date-time, or null)");
   if (expiresAt !== null && (typeof expiresAt !== "string" || parseIsoDateTime(expiresAt) === null)) {
     throw new Error("printed an expiresAt that is neither null nor an ISO-8601 date-time with a time zone");
