@@ -51,6 +51,8 @@ export interface Prompts {
 /** Facts about the running process and machine. */
 export interface Platform {
   readonly nodeVersion: string;
+  /** The operating system (process.platform). Absent in hand-built contexts, which then follow POSIX rules. */
+  readonly os?: NodeJS.Platform;
   readonly uid: number | null;
   /** Files holding the machine id, tried in order. */
   readonly machineIdPaths: readonly string[];

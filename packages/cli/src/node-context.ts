@@ -217,6 +217,7 @@ export function createNodeContext(): Context {
     prompts: clackPrompts(),
     platform: {
       nodeVersion: process.versions.node,
+      os: process.platform,
       uid: typeof process.getuid === "function" ? process.getuid() : null,
       machineIdPaths: ["/etc/machine-id", "/var/lib/dbus/machine-id"],
       execPath: process.execPath,

@@ -85,6 +85,34 @@ describe("planExec", () => {
   });
 });
 
+describe("a project's tokenEnv", () => {
+  const SECRET = "aws-canary-77ab";
+  beforeEach(async () => {
+    // The @b registry the project's .npmrc names, with the user's AWS secret as its token.
+    await writeFile(
+      join(app, "latchkey.json"),
+      JSON.stringify({ registries: { "https://b.example/npm/": { tokenEnv: "AWS_SECRET_ACCESS_KEY" } } }),
+    );
+  });
+
+  it("is not handed to the program without approval", async () => {
+    const ctx = context({ "registry://127.0.0.1:4873/": "tok-a" }, { AWS_SECRET_ACCESS_KEY: SECRET });
+    await expect(planExec(ctx, { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_ENV_NOT_APPROVED") && !e.message.includes(SECRET),
+    );
+    const state = { exitCode: 0 };
+    await expect(
+      execWithTokens(ctx, state, { command: [process.execPath, "-e", "0"], strict: false, verbose: 0 }),
+    ).rejects.toSatisfy((e) => isLatchkeyError(e, "LK_TOKEN_ENV_NOT_APPROVED"));
+
+    // The registry's own token, when there is one, is what goes.
+    const stored = context({ "registry://b.example/npm/": "tok-b" }, { AWS_SECRET_ACCESS_KEY: SECRET });
+    const plan = await planExec(stored, { strict: false, verbose: 0 });
+    expect(plan.env["npm_config_//b.example/npm/:_authToken"]).toBe("tok-b");
+    expect(Object.values(plan.env)).not.toContain(SECRET);
+  });
+});
+
 describe("execWithTokens", () => {
   it("runs the program with the tokens in its environment and returns its exit code", async () => {
     const ctx = context({ "registry://127.0.0.1:4873/": "tok-a" });

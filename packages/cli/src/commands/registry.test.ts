@@ -383,6 +383,48 @@ describe("whoami", () => {
   });
 });
 
+describe("a project's tokenEnv (a cloned repository naming where your environment goes)", () => {
+  const SECRET = "aws-canary-0c1d2e";
+  async function attack(): Promise<{ r: NpmRegistry; file: string }> {
+    // The project's own registry, which would accept the secret as a token and so learn it.
+    const r = await registry({ tokens: { [SECRET]: "mallory" } });
+    const file = join(root, "project", "latchkey.json");
+    await writeFile(
+      file,
+      `{\n  "registries": {\n    "${r.url}": {\n      "tokenEnv": "AWS_SECRET_ACCESS_KEY"\n    }\n  }\n}\n`,
+    );
+    return { r, file };
+  }
+  const leaked = (text: string) => text.includes(SECRET);
+
+  it("whoami sends nothing, token prints nothing, until the user approves", async () => {
+    const { r, file } = await attack();
+    const env = { AWS_SECRET_ACCESS_KEY: SECRET };
+
+    const listed = context({ env });
+    expect(await runCli(["whoami"], listed.ctx)).toBe(1);
+    const named = context({ env });
+    expect(await runCli(["whoami", "--json", "--registry", r.url], named.ctx)).toBe(1);
+    const printed = context({ env });
+    expect(await runCli(["token", "--registry", r.url], printed.ctx)).toBe(1);
+    for (const { ctx, fetches } of [listed, named, printed]) {
+      expect(fetches).toEqual([]);
+      expect(leaked(ctx.stdout.text() + ctx.stderr.text())).toBe(false);
+      expect(ctx.stderr.text()).toContain("LK_TOKEN_ENV_NOT_APPROVED");
+      expect(ctx.stderr.text()).toContain(`${file}:4`);
+    }
+    expect(r.requests).toEqual([]);
+
+    // Approved once on a terminal, it is the registry's token like any other.
+    const approving = context({ env, tty: true, prompts: { confirm: () => Promise.resolve(true) } });
+    expect(await runCli(["token", "--registry", r.url], approving.ctx)).toBe(0);
+    expect(approving.ctx.stdout.text()).toBe(`${SECRET}\n`);
+    const after = context({ env });
+    expect(await runCli(["whoami", "--json", "--registry", r.url], after.ctx)).toBe(0);
+    expect(JSON.parse(after.ctx.stdout.text())).toMatchObject({ user: "mallory", source: "env" });
+  });
+});
+
 describe("token and logout", () => {
   it("prints the token alone, newline-terminated, and LK_TOKEN_MISSING on stderr when there is none", async () => {
     const { ctx } = context({ env: { NPM_TOKEN: "npm-env-token" } });

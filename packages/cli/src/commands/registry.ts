@@ -14,8 +14,8 @@ import {
   KNOWN_REGISTRIES,
   REGISTRY_ACCOUNT_PREFIX,
   accountNerfDart,
+  isLoopbackNerfDart,
   nerfDart,
-  nerfHostname,
   registryAccount,
   registryKind,
 } from "../registry/nerf-dart.js";
@@ -62,11 +62,6 @@ export function canonicalRegistryUrl(url: string): string {
   const nerf = nerfDart(url);
   const scheme = url.trim().startsWith("//") ? "https:" : new URL(url.trim()).protocol;
   return `${scheme}${nerf}`;
-}
-
-function isLoopback(nerf: NerfDart): boolean {
-  const host = nerfHostname(nerf);
-  return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
 async function kindOf(ctx: Context, nerf: NerfDart): Promise<RegistryKind> {
@@ -200,7 +195,7 @@ export async function login(ctx: Context, options: LoginOptions): Promise<number
   }
   const nerf = nerfDart(url);
   const kind = await kindOf(ctx, nerf);
-  if (url.startsWith("http:") && !isLoopback(nerf)) {
+  if (url.startsWith("http:") && !isLoopbackNerfDart(nerf)) {
     printStatus(
       ctx,
       `Warning: ${url} is plain http; the token will cross the network unencrypted on every request.`,

@@ -189,6 +189,23 @@ describe("setup npmrc", () => {
     expect(ctx.stdout.text()).toBe("R_TOKEN  //r.example/npm/\n");
   });
 
+  it("writes no line for a project's tokenEnv the user has not approved", async () => {
+    await writeFile(
+      join(app, "latchkey.json"),
+      JSON.stringify({ registries: { "https://evil.example/": { tokenEnv: "AWS_SECRET_ACCESS_KEY" } } }),
+    );
+    const ctx = context();
+    await expect(
+      setupNpmrc(ctx, { ci: true, project: true, registries: [], force: false, json: false }),
+    ).rejects.toSatisfy((e) => isLatchkeyError(e, "LK_TOKEN_ENV_NOT_APPROVED"));
+    await expect(readFile(join(app, ".npmrc"), "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+    // Outside CI flavour the line names Latchkey's own variable for that registry, which carries only its token.
+    await setupNpmrc(context(), { ci: false, project: true, registries: [], force: false, json: false });
+    expect(await readFile(join(app, ".npmrc"), "utf8")).toBe(
+      `//evil.example/:_authToken=\${${handoffVariable("//evil.example/")}}\n`,
+    );
+  });
+
   it("never overwrites a plaintext token unless forced", async () => {
     const rc = join(home, ".npmrc");
     await writeFile(rc, `//npm.example.com/:_authToken=${TOKEN}\n`);

@@ -25,7 +25,7 @@ import {
   type NpmrcChange,
 } from "../registry/handoff-npmrc.js";
 import { accountNerfDart, nerfDart, registryKind } from "../registry/nerf-dart.js";
-import { registryUrlFor } from "../registry/sources.js";
+import { authorizeTokenEnv, registryUrlFor } from "../registry/sources.js";
 import type { NerfDart } from "../registry/types.js";
 
 /** A registry to configure, with the URL its helper or variable is for. */
@@ -206,13 +206,16 @@ export async function setupNpmrc(ctx: Context, options: SetupNpmrcOptions): Prom
   }
   const file = options.project ? projectNpmrcPath(ctx) : userNpmrcOrThrow(ctx);
   const configs = await loadRegistryConfigs(ctx);
-  const wanted = targets.map((t) => {
+  const wanted: { registry: NerfDart; variable: string; value: string }[] = [];
+  for (const t of targets) {
     const config = configs.find((c) => c.nerfDart === t.nerfDart);
+    // A line naming a project's tokenEnv makes npm send that variable to the project's URL: approved first.
+    if (options.ci && config !== undefined) await authorizeTokenEnv(ctx, config);
     const variable = options.ci
       ? ciVariable(t.nerfDart, config?.kind ?? registryKind(t.nerfDart), config)
       : handoffVariable(t.nerfDart);
-    return { registry: t.nerfDart, variable, value: `\${${variable}}` };
-  });
+    wanted.push({ registry: t.nerfDart, variable, value: `\${${variable}}` });
+  }
 
   const existing = await readNpmrc(file);
   const settings = existing === null ? new Map<string, string>() : npmrcSettings(existing, {});

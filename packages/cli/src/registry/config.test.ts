@@ -22,9 +22,14 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function context(cwd = project) {
+function context(cwd = project, os?: NodeJS.Platform) {
   const env = { LATCHKEY_HOME: home };
-  return createTestContext({ env, paths: resolvePaths(env), cwd });
+  return createTestContext({
+    env,
+    paths: resolvePaths(env),
+    cwd,
+    ...(os === undefined ? {} : { platform: { nodeVersion: "24.0.0", uid: null, machineIdPaths: [], os } }),
+  });
 }
 
 async function failure(promise: Promise<unknown>): Promise<LatchkeyError> {
@@ -65,6 +70,7 @@ describe("loadRegistryConfigs", () => {
         url: "https://NPM.example.com/npm",
         kind: "custom",
         declaredIn: "user",
+        file: join(home, "config.toml"),
         tokenEnv: "EXAMPLE_NPM_TOKEN",
       },
       {
@@ -72,6 +78,7 @@ describe("loadRegistryConfigs", () => {
         url: "https://git.example.com/api/v4/packages/npm/",
         kind: "gitlab",
         declaredIn: "user",
+        file: join(home, "config.toml"),
         provider: {
           argv: ["/usr/local/bin/issuer", "--audience", "npm"],
           declaredIn: "user",
@@ -84,13 +91,17 @@ describe("loadRegistryConfigs", () => {
   it("reads the project's latchkey.json registries from a subdirectory, the user's declaration winning", async () => {
     await writeFile(
       join(project, "latchkey.json"),
-      JSON.stringify({
-        vault: "5b0d6a4e-8d6c-4f55-9d44-0a4c3f2f8e11",
-        registries: {
-          "https://npm.example.com/": { tokenEnv: "PROJECT_NPM_TOKEN" },
-          "https://other.example.com/": { provider: ["./scripts/token.sh"] },
+      JSON.stringify(
+        {
+          vault: "5b0d6a4e-8d6c-4f55-9d44-0a4c3f2f8e11",
+          registries: {
+            "https://npm.example.com/": { tokenEnv: "PROJECT_NPM_TOKEN" },
+            "https://other.example.com/": { provider: ["./scripts/token.sh"] },
+          },
         },
-      }),
+        null,
+        2,
+      ),
     );
     await writeFile(join(home, "config.toml"), '[registries."https://npm.example.com"]\ntokenEnv = "MINE"\n');
     const configs = await loadRegistryConfigs(context(join(project, "sub")));
@@ -100,6 +111,7 @@ describe("loadRegistryConfigs", () => {
         url: "https://npm.example.com",
         kind: "custom",
         declaredIn: "user",
+        file: join(home, "config.toml"),
         tokenEnv: "MINE",
       },
       {
@@ -107,10 +119,13 @@ describe("loadRegistryConfigs", () => {
         url: "https://other.example.com/",
         kind: "custom",
         declaredIn: "project",
+        file: join(project, "latchkey.json"),
         provider: {
           argv: ["./scripts/token.sh"],
           declaredIn: "project",
           file: join(project, "latchkey.json"),
+          // The line of "provider" in the file, for approval prompts and refusals.
+          line: 8,
         },
       },
     ]);
@@ -177,6 +192,47 @@ describe("loadRegistryConfigs", () => {
       expect(error.message).toContain(`registries."https://evil.example/api/v4/packages/npm/"${key}`);
       expect(error.message).toContain(why);
     }
+  });
+
+  it("compares a project's tokenEnv with the reserved names the way the platform does", async () => {
+    const declare = (tokenEnv: string) =>
+      writeFile(
+        join(project, "latchkey.json"),
+        `{\n  "registries": {\n    "https://evil.example/": {\n      "tokenEnv": "${tokenEnv}"\n    }\n  }\n}\n`,
+      );
+    for (const name of ["npm_token", "Gh_Token", "latchkey_passphrase", "LatchKey_Home"]) {
+      await declare(name);
+      // Windows has one variable per name in any case: npm_token is NPM_TOKEN there.
+      const error = await failure(loadRegistryConfigs(context(project, "win32")));
+      expect(error.code).toBe("LK_CONFIG_INVALID");
+      expect(error.message).toContain(`may not send ${name}`);
+      // The file and the line of the declaration.
+      expect(error.message).toContain(`${join(project, "latchkey.json")}:4 at`);
+      // On Linux they are other variables than the reserved ones (and need approval like any tokenEnv).
+      expect((await loadRegistryConfigs(context(project, "linux")))[0]).toMatchObject({
+        tokenEnv: name,
+        tokenEnvLine: 4,
+      });
+    }
+  });
+
+  it("does not let a project name a plain-http registry beyond loopback", async () => {
+    await writeFile(
+      join(project, "latchkey.json"),
+      JSON.stringify({ registries: { "http://registry.npmjs.org/": {} } }),
+    );
+    const error = await failure(loadRegistryConfigs(context()));
+    expect(error.code).toBe("LK_CONFIG_INVALID");
+    expect(error.message).toContain('registries."http://registry.npmjs.org/"');
+    expect(error.message).toContain("plain-http");
+    for (const url of ["http://127.0.0.1:4873/", "http://localhost:4873/", "http://[::1]:4873/"]) {
+      await writeFile(join(project, "latchkey.json"), JSON.stringify({ registries: { [url]: {} } }));
+      expect(await loadRegistryConfigs(context())).toHaveLength(1);
+    }
+    // The user's own config.toml may.
+    await writeFile(join(project, "latchkey.json"), "{}");
+    await writeFile(join(home, "config.toml"), '[registries."http://npm.internal/"]\n');
+    expect(await loadRegistryConfigs(context())).toHaveLength(1);
   });
 
   it("passes on a malformed latchkey.json as the project's own error", async () => {

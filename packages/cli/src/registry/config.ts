@@ -6,14 +6,18 @@
 //   kind = "gitlab"                         # config.toml only: a self-managed GitLab that may get GITLAB_TOKEN
 //
 // A project file is written by whoever wrote the repository, so it may not name where the user's well-known
-// tokens go: it cannot declare `kind`, nor point `tokenEnv` at a variable Latchkey hands to a known host.
+// tokens go: it cannot declare `kind`, nor point `tokenEnv` at a variable Latchkey hands to a known host, nor name
+// a plain-http registry beyond loopback (whatever token goes there would cross the network in clear). Its `tokenEnv`
+// and `provider` are used only once the user approves them (sources.ts, provider-client.ts, project/approvals.ts).
 import { LatchkeyError } from "@latchkey/core";
 import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
+import { sameVariable } from "../env-names.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { lineColumn, parseJsonTree, type JsonMember, type JsonNode } from "../project/json-edit.js";
 import { findProject } from "../project/project.js";
-import { nerfDart, registryKind } from "./nerf-dart.js";
+import { isLoopbackNerfDart, nerfDart, registryKind } from "./nerf-dart.js";
 import type { NerfDart, RegistryConfig, RegistryKind } from "./types.js";
 
 /** Environment variables Latchkey gives only to the registries they belong to (see sources.ts). */
@@ -30,13 +34,22 @@ const KINDS: readonly RegistryKind[] = ["npm", "github", "gitlab", "custom"];
 const USER_FIELDS = ["tokenEnv", "provider", "kind"];
 const PROJECT_FIELDS = ["tokenEnv", "provider"];
 
-function configError(file: string, key: string | null, why: string): LatchkeyError {
+/** Whether a project may send `name` to a registry it names: never a well-known token or Latchkey's own settings. */
+function reservedForProjects(name: string, os: Context["platform"]["os"]): boolean {
+  return (
+    RESERVED_TOKEN_VARIABLES.some((reserved) => sameVariable(reserved, name, os)) ||
+    sameVariable(name.slice(0, "LATCHKEY_".length), "LATCHKEY_", os)
+  );
+}
+
+function configError(file: string, key: string | null, why: string, line?: number): LatchkeyError {
+  const at = line === undefined ? file : `${file}:${line}`;
   return new LatchkeyError("LK_CONFIG_INVALID", {
-    message: `Invalid registry configuration in ${file}${key === null ? "" : ` at ${key}`}: ${why}.`,
+    message: `Invalid registry configuration in ${at}${key === null ? "" : ` at ${key}`}: ${why}.`,
     hint:
       'Each registry is a table keyed by its URL with only tokenEnv (a variable name), provider (an argv array, e.g. ["/path/to/cmd", "--flag"])' +
       " and, in config.toml, kind (npm, github, gitlab or custom).",
-    details: { path: file, ...(key === null ? {} : { key }) },
+    details: { path: file, ...(key === null ? {} : { key }), ...(line === undefined ? {} : { line }) },
   });
 }
 
@@ -50,31 +63,51 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
-/** Validates one `registries` collection; `where` names the collection in messages (`registries` in TOML). */
+/** The line (1-based) of a member in a registries collection: the registry (field null) or one of its fields. */
+type LineOf = (url: string | null, field: string | null) => number | undefined;
+
+/**
+ * Validates one `registries` collection; `where` names the collection in messages (`registries` in TOML), `os`
+ * decides how variable names compare, and `lineOf` (latchkey.json only) places declarations in the file.
+ */
 function parseRegistries(
   value: unknown,
   file: string,
   declaredIn: "user" | "project",
   where: string,
+  os: Context["platform"]["os"],
+  lineOf: LineOf = () => undefined,
 ): RegistryConfig[] {
   if (value === undefined) return [];
   if (!isPlainObject(value))
-    throw configError(file, where, `expected a table of registries, found ${describe(value)}`);
+    throw configError(
+      file,
+      where,
+      `expected a table of registries, found ${describe(value)}`,
+      lineOf(null, null),
+    );
   const out: RegistryConfig[] = [];
   const seen = new Map<NerfDart, string>();
   for (const [url, entry] of Object.entries(value)) {
     const key = `${where}.${JSON.stringify(url)}`;
+    const fail = (field: string | null, why: string): LatchkeyError =>
+      configError(file, field === null ? key : `${key}.${field}`, why, lineOf(url, field));
     let nerf: NerfDart;
     try {
       nerf = nerfDart(url);
     } catch (err) {
-      throw configError(file, key, (err as Error).message.replace(/\.$/, ""));
+      throw fail(null, (err as Error).message.replace(/\.$/, ""));
     }
     const earlier = seen.get(nerf);
-    if (earlier !== undefined)
-      throw configError(file, key, `it names the same registry as ${JSON.stringify(earlier)}`);
+    if (earlier !== undefined) throw fail(null, `it names the same registry as ${JSON.stringify(earlier)}`);
     seen.set(nerf, url);
-    if (!isPlainObject(entry)) throw configError(file, key, `expected a table, found ${describe(entry)}`);
+    if (declaredIn === "project" && /^http:/i.test(url.trim()) && !isLoopbackNerfDart(nerf)) {
+      throw fail(
+        null,
+        "a project may not name a plain-http registry beyond this machine, since a token sent there crosses the network unencrypted; declare it in your own config.toml if you mean to",
+      );
+    }
+    if (!isPlainObject(entry)) throw fail(null, `expected a table, found ${describe(entry)}`);
     const allowed = declaredIn === "user" ? USER_FIELDS : PROJECT_FIELDS;
     for (const field of Object.keys(entry)) {
       if (!allowed.includes(field)) {
@@ -82,7 +115,7 @@ function parseRegistries(
           field === "kind" && declaredIn === "project"
             ? "`kind` is only accepted in your own config.toml, since it decides which of your tokens the registry may receive"
             : `unknown field ${JSON.stringify(field)} (accepted: ${allowed.join(", ")})`;
-        throw configError(file, `${key}.${field}`, why);
+        throw fail(field, why);
       }
     }
     const config: { -readonly [K in keyof RegistryConfig]: RegistryConfig[K] } = {
@@ -90,33 +123,28 @@ function parseRegistries(
       url,
       kind: registryKind(nerf),
       declaredIn,
+      file,
     };
     if (entry.kind !== undefined) {
       if (typeof entry.kind !== "string" || !KINDS.includes(entry.kind as RegistryKind)) {
-        throw configError(file, `${key}.kind`, `expected one of ${KINDS.join(", ")}`);
+        throw fail("kind", `expected one of ${KINDS.join(", ")}`);
       }
       config.kind = entry.kind as RegistryKind;
     }
     if (entry.tokenEnv !== undefined) {
       const name = entry.tokenEnv;
       if (typeof name !== "string" || !ENV_NAME.test(name)) {
-        throw configError(
-          file,
-          `${key}.tokenEnv`,
-          "expected an environment variable name such as EXAMPLE_NPM_TOKEN",
-        );
+        throw fail("tokenEnv", "expected an environment variable name such as EXAMPLE_NPM_TOKEN");
       }
-      if (
-        declaredIn === "project" &&
-        (RESERVED_TOKEN_VARIABLES.includes(name) || name.startsWith("LATCHKEY_"))
-      ) {
-        throw configError(
-          file,
-          `${key}.tokenEnv`,
+      if (declaredIn === "project" && reservedForProjects(name, os)) {
+        throw fail(
+          "tokenEnv",
           `a project may not send ${name} to a registry it names; declare it in your own config.toml if you mean to`,
         );
       }
       config.tokenEnv = name;
+      const line = lineOf(url, "tokenEnv");
+      if (line !== undefined) config.tokenEnvLine = line;
     }
     if (entry.provider !== undefined) {
       const argv = entry.provider;
@@ -125,13 +153,13 @@ function parseRegistries(
         argv.length === 0 ||
         !argv.every((a): a is string => typeof a === "string" && a !== "" && !a.includes("\0"))
       ) {
-        throw configError(
-          file,
-          `${key}.provider`,
+        throw fail(
+          "provider",
           "expected a non-empty array of non-empty strings: the command and its arguments, run without a shell",
         );
       }
-      config.provider = { argv: [...argv], declaredIn, file };
+      const line = lineOf(url, "provider");
+      config.provider = { argv: [...argv], declaredIn, file, ...(line === undefined ? {} : { line }) };
     }
     out.push(config);
   }
@@ -140,20 +168,29 @@ function parseRegistries(
 
 async function readUserConfig(ctx: Context): Promise<RegistryConfig[]> {
   const { file, doc } = await readConfigToml(ctx);
-  return parseRegistries(doc.registries, file, "user", "registries");
+  return parseRegistries(doc.registries, file, "user", "registries", ctx.platform.os);
+}
+
+function member(node: JsonNode | undefined, key: string): JsonMember | undefined {
+  return node?.type === "object" ? node.members.find((m) => m.key === key) : undefined;
 }
 
 async function readProjectConfig(ctx: Context): Promise<RegistryConfig[]> {
   const project = await findProject(ctx.cwd);
   if (project === null) return [];
   // findProject has already checked the file is strict JSON with an object at the top.
-  const data = JSON.parse(project.raw.replace(/^\uFEFF/, "")) as Record<string, unknown>;
-  return parseRegistries(
-    Object.hasOwn(data, "registries") ? data.registries : undefined,
-    project.file,
-    "project",
-    "registries",
-  );
+  const body = project.raw.replace(/^\uFEFF/, "");
+  const data = JSON.parse(body) as Record<string, unknown>;
+  if (!Object.hasOwn(data, "registries")) return [];
+  // Positions only: an approval prompt or refusal names the line a person should look at.
+  const tree = parseJsonTree(body);
+  const registries = member(tree, "registries");
+  const lineOf: LineOf = (url, field) => {
+    const entry = url === null ? registries : member(registries?.value, url);
+    const found = field === null ? entry : member(entry?.value, field);
+    return found === undefined ? undefined : lineColumn(body, found.keyStart).line;
+  };
+  return parseRegistries(data.registries, project.file, "project", "registries", ctx.platform.os, lineOf);
 }
 
 const cache = new WeakMap<Context, Promise<RegistryConfig[]>>();

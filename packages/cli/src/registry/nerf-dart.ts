@@ -94,6 +94,12 @@ export function nerfHostname(nerf: NerfDart): string {
   return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d+$/, "");
 }
 
+/** Whether a nerf dart's host is this machine (localhost, 127.0.0.0/8, [::1]): plain http to it stays local. */
+export function isLoopbackNerfDart(nerf: NerfDart): boolean {
+  const host = nerfHostname(nerf);
+  return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
 // GitLab serves npm packages at /api/v4/packages/npm/ (instance level), /api/v4/projects/ID/packages/npm/ and
 // /api/v4/groups/ID/-/packages/npm/; a self-managed instance may sit under a relative URL root.
 const GITLAB_PATH = /\/api\/v4\/(?:(?:projects|groups)\/[^/]+\/(?:-\/)?)?packages\/npm\/$/;

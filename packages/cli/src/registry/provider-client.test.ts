@@ -5,10 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Context, SpawnResult } from "../context.js";
 import { resolvePaths } from "../paths.js";
 import { createTestContext } from "../../test/support/context.js";
+import { APPROVALS_FILE, declarationSha256 } from "../project/approvals.js";
 import {
-  APPROVALS_FILE,
   EXPIRY_MARGIN_MS,
-  argvSha256,
   createProviderClient,
   displayArgv,
   parseIsoDateTime,
@@ -284,12 +283,13 @@ describe("approval of project providers", () => {
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     const doc = JSON.parse(await readFile(file, "utf8"));
     expect(doc).toEqual({
-      version: 1,
+      version: 2,
       approvals: [
         {
           project: "/work/app",
-          argvSha256: argvSha256(["node", "scripts/npm-token.js"]),
-          argv: ["node", "scripts/npm-token.js"],
+          kind: "provider",
+          sha256: declarationSha256("provider", ["node", "scripts/npm-token.js"]),
+          declaration: ["node", "scripts/npm-token.js"],
           approvedAt: "2030-01-01T00:00:00.000Z",
         },
       ],

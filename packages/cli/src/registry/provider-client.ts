@@ -10,17 +10,13 @@
 // means "no credential for this registry". Either answer shape is read (parseProviderAnswer): Latchkey's
 // `{"token": "…", "expiresAt": "<ISO-8601>" | null}`, or the draft's `{"_authToken": "…", "expiresAt": <unix s>}`.
 //
-// A provider declared by a project runs only once the user has approved it on a terminal: cloning a repository
-// must not be enough to make Latchkey run its code. Approvals live in $LATCHKEY_HOME/approvals.json rather than the
-// keystore: they are not secrets, the user should be able to read and prune them, and reading a file costs
-// nothing where a keychain round trip may cost a prompt. The file is written like every credential file (0600,
-// atomic, never through a link, under a lock) because whoever can write it can make Latchkey run a program.
-import { basename, dirname, join, resolve } from "node:path";
+// A provider declared by a project runs only once the user has approved it (project/approvals.ts): cloning a
+// repository must not be enough to make Latchkey run its code.
+import { dirname, resolve } from "node:path";
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { withFileLock } from "../fs/lock.js";
-import { checkPrivate, ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import { redact } from "../output/output.js";
+import { authorizeDeclaration, displayQuoted } from "../project/approvals.js";
 import { parseJsonTree } from "../project/json-edit.js";
 import type { ProviderAnswer, ProviderDeclaration } from "./types.js";
 
@@ -32,8 +28,6 @@ export const EXPIRY_MARGIN_MS = 60_000;
 export const PROVIDER_DEPTH_VARIABLE = "LATCHKEY_PROVIDER_DEPTH";
 /** Providers calling providers beyond this depth are refused: a loop (Latchkey as its own provider) ends here. */
 export const MAX_PROVIDER_DEPTH = 3;
-/** The approvals file under LATCHKEY_HOME. */
-export const APPROVALS_FILE = "approvals.json";
 
 const MAX_ANSWER_BYTES = 64 * 1024;
 const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -63,20 +57,6 @@ interface CachedAnswer {
   readonly validUntil: number | null;
 }
 
-/** One approval: the project root and the SHA-256 of the provider's argv. */
-export interface ProviderApproval {
-  readonly project: string;
-  readonly argvSha256: string;
-  /** For a person reading the file; matching uses the hash only. */
-  readonly argv: readonly string[];
-  readonly approvedAt: string;
-}
-
-interface ApprovalsDocument {
-  version: 1;
-  approvals: ProviderApproval[];
-}
-
 function providerFailed(decl: ProviderDeclaration, why: string, cause?: unknown): LatchkeyError {
   return new LatchkeyError("LK_PROVIDER_FAILED", {
     message: `The credential provider ${displayArgv(decl.argv)} (declared in ${decl.file}) ${why}.`,
@@ -90,11 +70,7 @@ function providerFailed(decl: ProviderDeclaration, why: string, cause?: unknown)
  * approval prompt show something other than what will run.
  */
 export function displayArgv(argv: readonly string[]): string {
-  return argv
-    .map((arg) =>
-      JSON.stringify(arg).replace(/[\p{C}\p{Zl}\p{Zp}]/gu, (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`),
-    )
-    .join(" ");
+  return argv.map(displayQuoted).join(" ");
 }
 
 function validateDeclaration(decl: ProviderDeclaration): void {
@@ -108,26 +84,6 @@ function validateDeclaration(decl: ProviderDeclaration): void {
       message: `The credential provider declared in ${decl.file} is not a non-empty array of non-empty strings.`,
     });
   }
-}
-
-/** SHA-256 (hex) of the argv, the part of an approval that pins the command. JSON keeps arguments unambiguous. */
-export function argvSha256(argv: readonly string[]): string {
-  return process
-    .getBuiltinModule("node:crypto")
-    .createHash("sha256")
-    .update(JSON.stringify(argv))
-    .digest("hex");
-}
-
-/** The project root a project declaration belongs to: the directory of its latchkey.json. */
-export function projectRootOf(decl: ProviderDeclaration): string {
-  return resolve(dirname(decl.file));
-}
-
-/** True under CI: `CI` set to anything but empty, `false` or `0` (the convention CI services follow). */
-export function isCI(env: Context["env"]): boolean {
-  const value = env.CI;
-  return value !== undefined && value !== "" && value.toLowerCase() !== "false" && value !== "0";
 }
 
 function timeoutFrom(ctx: Context, options: ProviderClientOptions): number {
@@ -238,127 +194,22 @@ export function parseProviderAnswer(stdout: string): ProviderAnswer {
   return { token, expiresAt };
 }
 
-function approvalsPath(ctx: Context): string {
-  return join(ctx.paths.home, APPROVALS_FILE);
-}
-
-function corruptApprovals(file: string, why: string): LatchkeyError {
-  return new LatchkeyError("LK_STORE_CORRUPT", {
-    message: `${file} is not a Latchkey approvals file (${why}).`,
-    hint: `Move it aside; every project credential provider will then ask for approval again.`,
-    details: { path: file },
-  });
-}
-
-/** Reads the approvals file; a missing file holds none. */
-export async function readApprovals(ctx: Context): Promise<ProviderApproval[]> {
-  const file = approvalsPath(ctx);
-  const bytes = await readFileSafe(file);
-  if (bytes === null) return [];
-  // Whoever can write this file can make Latchkey run a program: refuse one that others could have written.
-  const report = await checkPrivate(file);
-  if (report !== null && report.problems.length > 0) {
-    throw new LatchkeyError("LK_FILE_PERMISSIONS", {
-      message: `${file} ${report.problems.join("; ")}; its approvals are not trusted.`,
-      details: { path: file },
-    });
-  }
-  let doc: unknown;
-  try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    parseJsonTree(text);
-    doc = JSON.parse(text);
-  } catch {
-    throw corruptApprovals(file, "not strict JSON");
-  }
-  const record = doc as Partial<ApprovalsDocument> | null;
-  if (
-    typeof record !== "object" ||
-    record === null ||
-    record.version !== 1 ||
-    !Array.isArray(record.approvals)
-  ) {
-    throw corruptApprovals(file, "expected version 1 and an approvals array");
-  }
-  for (const entry of record.approvals as unknown[]) {
-    const a = entry as Partial<ProviderApproval> | null;
-    if (
-      typeof a !== "object" ||
-      a === null ||
-      typeof a.project !== "string" ||
-      typeof a.argvSha256 !== "string" ||
-      !/^[0-9a-f]{64}$/.test(a.argvSha256)
-    ) {
-      throw corruptApprovals(file, "an approval without a project path and an argv hash");
-    }
-  }
-  return record.approvals;
-}
-
-/** Whether the user approved `decl` for its project (same root path, same argv). */
-export async function isApproved(ctx: Context, decl: ProviderDeclaration): Promise<boolean> {
-  const project = projectRootOf(decl);
-  const hash = argvSha256(decl.argv);
-  return (await readApprovals(ctx)).some((a) => a.project === project && a.argvSha256 === hash);
-}
-
-/** Records the user's approval of `decl` for its project, under a lock, 0600. */
-export async function recordApproval(ctx: Context, decl: ProviderDeclaration): Promise<void> {
-  await ensurePrivateDir(ctx.paths.home);
-  const file = approvalsPath(ctx);
-  await withFileLock(file, async () => {
-    const approvals = await readApprovals(ctx);
-    const project = projectRootOf(decl);
-    const hash = argvSha256(decl.argv);
-    if (approvals.some((a) => a.project === project && a.argvSha256 === hash)) return;
-    approvals.push({
-      project,
-      argvSha256: hash,
-      argv: [...decl.argv],
-      approvedAt: new Date(ctx.clock.now()).toISOString(),
-    });
-    const doc: ApprovalsDocument = { version: 1, approvals };
-    await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`);
-  });
-}
-
-function notApproved(message: string, hint?: string): LatchkeyError {
-  return new LatchkeyError("LK_PROVIDER_NOT_APPROVED", { message, ...(hint === undefined ? {} : { hint }) });
-}
-
-/** Decides whether a project's provider may run now; asks on a terminal when it has not been approved. */
+/** Decides whether a project's provider may run now (project/approvals.ts); a user's provider always may. */
 async function authorize(ctx: Context, decl: ProviderDeclaration, registryUri: string): Promise<void> {
   if (decl.declaredIn !== "project") return;
-  const project = projectRootOf(decl);
-  if (isCI(ctx.env)) {
-    // In CI nobody can answer a prompt and an approval file is whatever the image carries: only an explicit
-    // opt-in from the pipeline's own environment lets the repository's provider run.
-    if (ctx.env.LATCHKEY_ALLOW_PROJECT_PROVIDERS === "1") return;
-    throw notApproved(
-      `CI is set: the credential provider declared by the project at ${project} is not run.`,
-      "Set LATCHKEY_ALLOW_PROJECT_PROVIDERS=1 in the pipeline if you trust this repository's provider, or declare the provider in the CI user's config.toml.",
-    );
-  }
-  if (await isApproved(ctx, decl)) return;
-  if (!(ctx.stdin.isTTY && ctx.stderr.isTTY)) {
-    throw notApproved(
-      `The credential provider ${displayArgv(decl.argv)} declared by the project at ${project} has not been approved on this machine.`,
-    );
-  }
-  const approved = await ctx.prompts.confirm(
-    `The project at ${project} (${basename(decl.file)}) declares a credential provider for ${registryUri}:\n` +
-      `  ${displayArgv(decl.argv)}\n` +
-      "It would run as you, with your environment, whenever Latchkey needs that registry's token.\n" +
-      "Allow this command for this project? (A changed command or a moved project asks again.)",
-    false,
-  );
-  if (!approved) {
-    throw notApproved(
-      `You declined the credential provider declared by the project at ${project}.`,
-      "Run the command again to be asked again, or remove the provider from the project's latchkey.json.",
-    );
-  }
-  await recordApproval(ctx, decl);
+  const command = displayArgv(decl.argv);
+  await authorizeDeclaration(ctx, {
+    kind: "provider",
+    file: decl.file,
+    line: decl.line ?? null,
+    content: [...decl.argv],
+    code: "LK_PROVIDER_NOT_APPROVED",
+    subject: `the credential provider ${command}`,
+    prompt:
+      `a credential provider for ${displayQuoted(registryUri)}:\n  ${command}\n` +
+      "It would run as you, with your environment, whenever Latchkey needs that registry's token.",
+    question: "Allow this command for this project?",
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import type { KeystoreResolution } from "../keystore/resolve.js";
 import type { Keystore } from "../keystore/types.js";
 import { spawnProcess } from "../node-context.js";
 import { resolvePaths } from "../paths.js";
+import { APPROVALS_FILE, declarationSha256 } from "../project/approvals.js";
 import { HOST_CLI_TIMEOUT_MS } from "./host-cli.js";
 import { resolveRegistryToken, type ProviderTokenClient } from "./sources.js";
 import type { ProviderDeclaration, SourceCheck, TokenResolution } from "./types.js";
@@ -64,20 +65,43 @@ interface Setup {
   spawn?: Spawn;
   /** Omit to make any keystore use an unexpected call. */
   keystore?: boolean;
+  /** stdin and stderr are terminals, and approval prompts get this answer (recorded in `prompts`). */
+  confirm?: boolean;
+  os?: NodeJS.Platform;
+  cwd?: string;
 }
 
-function context(setup: Setup = {}): { ctx: Context; keystore: Keystore } {
+function context(setup: Setup = {}): { ctx: Context; keystore: Keystore; prompts: string[] } {
   const env = { LATCHKEY_HOME: home, ...setup.env };
   const keystore = createMemoryKeystore(setup.stored ?? {});
   const resolution = { keystore, backend: "memory" } as unknown as KeystoreResolution;
+  const prompts: string[] = [];
+  const tty = setup.confirm !== undefined;
   const ctx = createTestContext({
     env,
     paths: resolvePaths(env),
-    cwd: project,
+    cwd: setup.cwd ?? project,
+    stdin: { isTTY: tty, readAll: () => Promise.reject(new Error("Unexpected stdin")) },
+    stderrTTY: tty,
+    clock: { now: () => Date.parse("2030-01-01T00:00:00Z"), sleep: () => Promise.resolve() },
+    ...(setup.confirm === undefined
+      ? {}
+      : {
+          prompts: {
+            secret: () => Promise.reject(new Error("Unexpected secret prompt")),
+            confirm: (message: string) => {
+              prompts.push(message);
+              return Promise.resolve(setup.confirm!);
+            },
+          },
+        }),
+    ...(setup.os === undefined
+      ? {}
+      : { platform: { nodeVersion: "24.0.0", uid: null, machineIdPaths: [], os: setup.os } }),
     ...(setup.spawn ? { spawn: setup.spawn } : {}),
     ...(setup.keystore === false ? {} : { keystore: () => Promise.resolve(resolution) }),
   });
-  return { ctx, keystore };
+  return { ctx, keystore, prompts };
 }
 
 function check(resolution: TokenResolution, source: SourceCheck["source"], name?: string): SourceCheck {
@@ -234,20 +258,18 @@ describe("precedence", () => {
     );
   });
 
-  it("uses a configured tokenEnv for a custom registry, from config.toml or the project", async () => {
-    await writeFile(join(home, "config.toml"), `[registries."${CUSTOM}"]\ntokenEnv = "EXAMPLE_TOKEN"\n`);
-    await writeFile(
-      join(project, "latchkey.json"),
-      JSON.stringify({ registries: { "https://other.example/": { tokenEnv: "OTHER_TOKEN" } } }),
-    );
-    const { ctx } = context({ env: { EXAMPLE_TOKEN: "ex", OTHER_TOKEN: "ot" }, keystore: false });
-    expect(await resolveRegistryToken(ctx, CUSTOM, { providers: none })).toMatchObject({
+  it("uses a configured tokenEnv from config.toml, found the way the platform finds variables", async () => {
+    await writeFile(join(home, "config.toml"), `[registries."${CUSTOM}"]\ntokenEnv = "example_token"\n`);
+    // Windows ignores case in variable names; POSIX does not.
+    const windows = context({ env: { EXAMPLE_TOKEN: "ex" }, keystore: false, os: "win32" });
+    expect(await resolveRegistryToken(windows.ctx, CUSTOM, { providers: none })).toMatchObject({
       token: "ex",
       source: "env",
     });
-    expect(await resolveRegistryToken(ctx, "https://other.example", { providers: none })).toMatchObject({
-      token: "ot",
-    });
+    const linux = context({ env: { EXAMPLE_TOKEN: "ex" }, stored: {}, os: "linux" });
+    const r = await resolveRegistryToken(linux.ctx, CUSTOM, { providers: none });
+    expect(r.token).toBeNull();
+    expect(check(r, "env", "example_token").reason).toBe("not set");
   });
 
   it("treats an empty or malformed variable as absent and goes on", async () => {
@@ -301,6 +323,160 @@ describe("precedence", () => {
     expect(check(r, "keystore").reason).toBe(
       "stored in the memory store; not used: env GH_TOKEN comes first",
     );
+  });
+});
+
+describe("a tokenEnv declared by the project", () => {
+  const EVIL = "https://evil.example/";
+  const SECRET = "aws-canary-9f3c1e";
+  const file = () => join(project, "latchkey.json");
+  /** The attack: a cloned project routes the user's AWS secret to its own host as that host's token. */
+  const declare = (dir = project, tokenEnv = "AWS_SECRET_ACCESS_KEY", url = EVIL) =>
+    writeFile(
+      join(dir, "latchkey.json"),
+      `{\n  "registries": {\n    "${url}": {\n      "tokenEnv": "${tokenEnv}"\n    }\n  }\n}\n`,
+    );
+  const env = { AWS_SECRET_ACCESS_KEY: SECRET };
+
+  it("is not used without approval: no token, and an error naming the file and line", async () => {
+    await declare();
+    const { ctx } = context({ env, stored: {} });
+    const error = await resolveRegistryToken(ctx, EVIL, { providers: none }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(LatchkeyError);
+    expect(error).toMatchObject({ code: "LK_TOKEN_ENV_NOT_APPROVED" });
+    const { message, hint } = error as LatchkeyError;
+    expect(message).toContain(`${file()}:4`);
+    expect(message).toContain("AWS_SECRET_ACCESS_KEY");
+    expect(`${message} ${hint ?? ""}`).not.toContain(SECRET);
+
+    const explained = await resolveRegistryToken(ctx, EVIL, { providers: none, explain: true });
+    expect(explained.token).toBeNull();
+    expect(check(explained, "env", "AWS_SECRET_ACCESS_KEY")).toMatchObject({ won: false });
+    expect(check(explained, "env", "AWS_SECRET_ACCESS_KEY").reason).toContain(
+      "set, but not used (LK_TOKEN_ENV_NOT_APPROVED)",
+    );
+    expect(JSON.stringify(explained)).not.toContain(SECRET);
+  });
+
+  it("does not hide a token a later source holds, and asks nothing while the variable is unset", async () => {
+    await declare();
+    const stored = context({ env, stored: { "registry://evil.example/": "stored" } });
+    expect(await resolveRegistryToken(stored.ctx, EVIL, { providers: none })).toMatchObject({
+      token: "stored",
+      source: "keystore",
+    });
+    const unset = context({ stored: {}, confirm: true });
+    const r = await resolveRegistryToken(unset.ctx, EVIL, { providers: none });
+    expect(check(r, "env", "AWS_SECRET_ACCESS_KEY").reason).toBe("not set");
+    expect(unset.prompts).toEqual([]);
+  });
+
+  it("asks once on a terminal; the approval is bound to the project path, the variable and the URL", async () => {
+    await declare();
+    const declined = context({ env, stored: {}, confirm: false });
+    await expect(resolveRegistryToken(declined.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_TOKEN_ENV_NOT_APPROVED",
+      message: expect.stringContaining("declined"),
+    });
+    await expect(readFile(join(home, APPROVALS_FILE))).rejects.toMatchObject({ code: "ENOENT" });
+
+    const asked = context({ env, confirm: true, keystore: false });
+    expect(await resolveRegistryToken(asked.ctx, EVIL, { providers: none })).toMatchObject({
+      token: SECRET,
+      source: "env",
+    });
+    expect(asked.prompts).toHaveLength(1);
+    expect(asked.prompts[0]).toContain(`The project at ${project} (latchkey.json, line 4)`);
+    expect(asked.prompts[0]).toContain("AWS_SECRET_ACCESS_KEY");
+    expect(asked.prompts[0]).toContain("evil.example");
+    expect(asked.prompts[0]).not.toContain(SECRET);
+    const doc = JSON.parse(await readFile(join(home, APPROVALS_FILE), "utf8"));
+    expect(doc.approvals).toEqual([
+      {
+        project,
+        kind: "tokenEnv",
+        sha256: declarationSha256("tokenEnv", { registry: EVIL, tokenEnv: "AWS_SECRET_ACCESS_KEY" }),
+        declaration: { registry: EVIL, tokenEnv: "AWS_SECRET_ACCESS_KEY" },
+        approvedAt: "2030-01-01T00:00:00.000Z",
+      },
+    ]);
+
+    // Later, without a terminal: used without asking.
+    const later = context({ env, keystore: false });
+    expect((await resolveRegistryToken(later.ctx, EVIL, { providers: none })).token).toBe(SECRET);
+
+    // Another variable, another URL or another project path is another declaration.
+    await declare(project, "AWS_SESSION_TOKEN");
+    const other = context({ env: { AWS_SESSION_TOKEN: SECRET }, stored: {} });
+    await expect(resolveRegistryToken(other.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_TOKEN_ENV_NOT_APPROVED",
+    });
+    await declare(project, "AWS_SECRET_ACCESS_KEY", "https://evil2.example/");
+    const moved = context({ env, stored: {} });
+    await expect(
+      resolveRegistryToken(moved.ctx, "https://evil2.example/", { providers: none }),
+    ).rejects.toMatchObject({ code: "LK_TOKEN_ENV_NOT_APPROVED" });
+    const clone = join(root, "clone");
+    await mkdir(clone);
+    await declare(clone);
+    const cloned = context({ env, stored: {}, cwd: clone });
+    await expect(resolveRegistryToken(cloned.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_TOKEN_ENV_NOT_APPROVED",
+    });
+  });
+
+  it("under CI is refused even when approved, unless the user's environment or config.toml allows it", async () => {
+    await declare();
+    await resolveRegistryToken(context({ env, confirm: true, keystore: false }).ctx, EVIL, {
+      providers: none,
+    });
+    const ci = context({ env: { ...env, CI: "true" }, stored: {}, confirm: true });
+    await expect(resolveRegistryToken(ci.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_TOKEN_ENV_NOT_APPROVED",
+      message: expect.stringContaining("CI is set"),
+    });
+    expect(ci.prompts).toEqual([]);
+    // The older switch is for providers only.
+    const providersOnly = context({
+      env: { ...env, CI: "true", LATCHKEY_ALLOW_PROJECT_PROVIDERS: "1" },
+      stored: {},
+    });
+    await expect(resolveRegistryToken(providersOnly.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_TOKEN_ENV_NOT_APPROVED",
+    });
+
+    const allowed = context({
+      env: { ...env, CI: "true", LATCHKEY_ALLOW_PROJECT_CREDENTIALS: "1" },
+      keystore: false,
+    });
+    expect((await resolveRegistryToken(allowed.ctx, EVIL, { providers: none })).token).toBe(SECRET);
+
+    await writeFile(join(home, "config.toml"), "[ci]\nallow_project_credentials = true\n");
+    const configured = context({ env: { ...env, CI: "1" }, keystore: false });
+    expect((await resolveRegistryToken(configured.ctx, EVIL, { providers: none })).token).toBe(SECRET);
+
+    await writeFile(join(home, "config.toml"), '[ci]\nallow_project_credentials = "yes"\n');
+    const invalid = context({ env: { ...env, CI: "1" }, stored: {} });
+    await expect(resolveRegistryToken(invalid.ctx, EVIL, { providers: none })).rejects.toMatchObject({
+      code: "LK_CONFIG_INVALID",
+    });
+    const invalidExplained = await resolveRegistryToken(invalid.ctx, EVIL, {
+      providers: none,
+      explain: true,
+    });
+    expect(check(invalidExplained, "env", "AWS_SECRET_ACCESS_KEY").reason).toContain("LK_CONFIG_INVALID");
+  });
+
+  it("is the user's to decide when config.toml declares the same registry", async () => {
+    await declare();
+    await writeFile(join(home, "config.toml"), `[registries."${EVIL}"]\n`);
+    const { ctx } = context({ env, stored: {} });
+    const r = await resolveRegistryToken(ctx, EVIL, { providers: none });
+    expect(r.token).toBeNull();
+    expect(r.checks.some((c) => c.name === "AWS_SECRET_ACCESS_KEY")).toBe(false);
   });
 });
 

@@ -5,12 +5,15 @@
 // Well-known variables go only to the hosts they belong to: NPM_TOKEN only to registry.npmjs.org,
 // GH_TOKEN/GITHUB_TOKEN only to npm.pkg.github.com, GITLAB_TOKEN and CI_JOB_TOKEN only to gitlab.com, to GitLab
 // hosts declared in the user's own config.toml, and to the CI server that set CI_SERVER_HOST. A project file,
-// or a URL that merely looks like GitLab's API, cannot redirect them.
+// or a URL that merely looks like GitLab's API, cannot redirect them. A `tokenEnv` a project declares names which
+// of the user's variables goes to a URL the project chose, so it is used only once the user has approved it
+// (authorizeTokenEnv).
 import { isLatchkeyError, type LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { readVariable, sameVariable } from "../env-names.js";
 import { findRegistryConfig, readLoginRecords } from "./config.js";
 import { hostCliCommand, hostCliToken, isTokenShaped } from "./host-cli.js";
-import { nerfDart, nerfHostname, registryAccount, registryKind } from "./nerf-dart.js";
+import { nerfDart, nerfHost, nerfHostname, registryAccount, registryKind } from "./nerf-dart.js";
 import type {
   NerfDart,
   ProviderAnswer,
@@ -56,6 +59,33 @@ interface EnvCandidate {
   readonly name: string;
   /** Why this variable may not go to this registry; undefined when it may. */
   readonly refused?: string;
+  /** The registry's declaration when it names this variable (`tokenEnv`): a project's needs approval. */
+  readonly declared?: RegistryConfig;
+}
+
+/**
+ * Resolves when `config`'s tokenEnv may be used as its registry's token: always when the user declared it; when a
+ * project did, once the user has approved that variable for that URL in that project (asking on a terminal).
+ * Throws LK_TOKEN_ENV_NOT_APPROVED, naming the file and line, otherwise (project/approvals.ts).
+ */
+export async function authorizeTokenEnv(ctx: Context, config: RegistryConfig): Promise<void> {
+  const name = config.tokenEnv;
+  if (name === undefined || config.declaredIn !== "project") return;
+  const { authorizeDeclaration, displayQuoted } = await import("../project/approvals.js");
+  const url = displayQuoted(config.url);
+  await authorizeDeclaration(ctx, {
+    kind: "tokenEnv",
+    file: config.file ?? "latchkey.json",
+    line: config.tokenEnvLine ?? null,
+    content: { registry: config.url, tokenEnv: name },
+    code: "LK_TOKEN_ENV_NOT_APPROVED",
+    subject: `the tokenEnv ${name} for ${url}`,
+    prompt:
+      `that the registry ${url} takes its token from your environment variable ${name}.\n` +
+      `Its value would be sent to ${nerfHost(config.nerfDart)} (by \`latchkey whoami\`, and by npm, pnpm and yarn ` +
+      "through `latchkey exec` or `latchkey setup ci npmrc`) and printed by `latchkey token`.",
+    question: `Send ${name} to this registry for this project?`,
+  });
 }
 
 /** The registry URL for a nerf dart: the configured URL, else https (a nerf dart keeps no scheme). */
@@ -91,12 +121,13 @@ function envCandidates(
   config: RegistryConfig | undefined,
 ): EnvCandidate[] {
   const hostname = nerfHostname(nerf);
+  const os = ctx.platform.os;
   const out: EnvCandidate[] = [];
-  if (config?.tokenEnv !== undefined) out.push({ name: config.tokenEnv });
+  if (config?.tokenEnv !== undefined) out.push({ name: config.tokenEnv, declared: config });
   const add = (name: string, refused?: string): void => {
-    if (out.some((c) => c.name === name)) return;
+    if (out.some((c) => sameVariable(c.name, name, os))) return;
     // A refused variable is only worth a line when it is set: it explains why a token was not used.
-    if (refused !== undefined && !ctx.env[name]) return;
+    if (refused !== undefined && !readVariable(ctx.env, name, os)) return;
     out.push(refused === undefined ? { name } : { name, refused });
   };
   add("NPM_TOKEN", hostname === "registry.npmjs.org" ? undefined : "only sent to registry.npmjs.org");
@@ -115,6 +146,17 @@ function envCandidates(
       : undefined;
   add("CI_JOB_TOKEN", jobRefused);
   return out;
+}
+
+/** authorizeTokenEnv's refusal, or null when the variable may be used. */
+async function tokenEnvRefusal(ctx: Context, config: RegistryConfig): Promise<LatchkeyError | null> {
+  try {
+    await authorizeTokenEnv(ctx, config);
+    return null;
+  } catch (error) {
+    if (isLatchkeyError(error)) return error;
+    throw error;
+  }
 }
 
 /** A source check as a phrase: "env NPM_TOKEN", "gh auth token", "keystore registry://…/". */
@@ -142,6 +184,7 @@ export async function resolveRegistryToken(
   let expiresAt: string | null = null;
   let winner: SourceCheck | null = null;
   let providerError: LatchkeyError | null = null;
+  let tokenEnvError: LatchkeyError | null = null;
 
   const record = (check: Omit<SourceCheck, "won">, value: string | null): void => {
     if (value !== null && winner === null) {
@@ -176,7 +219,7 @@ export async function resolveRegistryToken(
       skipped("env", candidate.name);
       continue;
     }
-    const value = ctx.env[candidate.name];
+    const value = readVariable(ctx.env, candidate.name, ctx.platform.os);
     if (candidate.refused !== undefined) {
       checks.push({
         source: "env",
@@ -198,7 +241,21 @@ export async function resolveRegistryToken(
         null,
       );
     } else {
-      record({ source: "env", name: candidate.name, reason: "set" }, value);
+      const refusal =
+        candidate.declared === undefined ? null : await tokenEnvRefusal(ctx, candidate.declared);
+      if (refusal === null) {
+        record({ source: "env", name: candidate.name, reason: "set" }, value);
+      } else {
+        // Like an unapproved provider: the next sources may still hold a token; if none does, this error is the
+        // one worth showing, since it says how to approve the variable.
+        tokenEnvError = refusal;
+        checks.push({
+          source: "env",
+          name: candidate.name,
+          won: false,
+          reason: `set, but not used (${refusal.code}): ${refusal.message}`,
+        });
+      }
     }
   }
 
@@ -268,7 +325,8 @@ export async function resolveRegistryToken(
     );
   }
 
-  if (token === null && providerError !== null && options.explain !== true) throw providerError;
+  const refusal = tokenEnvError ?? providerError;
+  if (token === null && refusal !== null && options.explain !== true) throw refusal;
   return { nerfDart: nerf, kind, token, source, expiresAt, checks };
 }
 

@@ -19,6 +19,8 @@ export interface ProviderDeclaration {
   readonly declaredIn: "user" | "project";
   /** The declaring file; for a project declaration, its project root binds the approval. */
   readonly file: string;
+  /** The declaration's line in `file` (1-based), for messages; absent when not known. */
+  readonly line?: number;
 }
 
 /** One registry as configured (user config.toml and the project's latchkey.json `registries`). */
@@ -32,8 +34,15 @@ export interface RegistryConfig {
    * GITLAB_TOKEN/CI_JOB_TOKEN (sources.ts). Optional so hand-built configs (tests) stay valid; absent = neither.
    */
   readonly declaredIn?: "user" | "project";
-  /** For custom registries: the environment variable that carries its token. */
+  /**
+   * The environment variable that carries its token. Declared by a project, it is used only once the user has
+   * approved it (project/approvals.ts), since it names which of the user's variables goes to this URL.
+   */
   readonly tokenEnv?: string;
+  /** The declaring file (config.toml or latchkey.json). */
+  readonly file?: string;
+  /** The line of `tokenEnv` in `file` (1-based), for messages; absent when not known. */
+  readonly tokenEnvLine?: number;
   readonly provider?: ProviderDeclaration;
 }
 

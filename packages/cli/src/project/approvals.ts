@@ -1,0 +1,309 @@
+// The user's approval of what a project file declares that would hand the user's credentials to someone: a
+// credential provider (a command Latchkey runs as the user, with the user's environment) or a registry's
+// `tokenEnv` (a variable whose value Latchkey sends, prints and hands to package managers for a URL the project
+// chose). Cloning a repository must be enough for neither: each declaration is used only once the user has
+// approved it on a terminal, bound to the project's root path and a hash of the declaration's kind and content,
+// and under CI only when the user's own environment or config.toml allows project declarations.
+//
+// Approvals live in $LATCHKEY_HOME/approvals.json rather than the keystore: they are not secrets, the user should be
+// able to read and prune them, and reading a file costs nothing where a keychain round trip may cost a prompt. The
+// file is written like every credential file (0600, atomic, never through a link, under a lock) because whoever
+// can write it can make Latchkey run a program or send a secret.
+import { basename, dirname, join, resolve } from "node:path";
+import { LatchkeyError } from "@latchkey/core";
+import { readConfigToml } from "../config-file.js";
+import type { Context } from "../context.js";
+import { withFileLock } from "../fs/lock.js";
+import { checkPrivate, ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { parseJsonTree } from "./json-edit.js";
+
+/** The approvals file under LATCHKEY_HOME. */
+export const APPROVALS_FILE = "approvals.json";
+/** Set to 1 in a pipeline's environment: project declarations of every kind are used under CI. */
+export const ALLOW_PROJECT_CREDENTIALS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_CREDENTIALS";
+/** The older switch, for project credential providers only; still honoured so pipelines that set it keep working. */
+export const ALLOW_PROJECT_PROVIDERS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_PROVIDERS";
+
+/** What a project may declare that needs approval. */
+export type DeclarationKind = "provider" | "tokenEnv";
+const KINDS: readonly DeclarationKind[] = ["provider", "tokenEnv"];
+
+/** One declaration in a project file, as the approval sees it. */
+export interface ProjectDeclaration {
+  readonly kind: DeclarationKind;
+  /** The declaring latchkey.json; its directory is the project root the approval is bound to. */
+  readonly file: string;
+  /** The declaration's line in `file` (1-based), for messages; null when not known. */
+  readonly line: number | null;
+  /** What the approval pins, with `kind`: any change to it asks again. JSON-serialisable. */
+  readonly content: unknown;
+}
+
+/** A request to use a declaration now: the declaration, and the words to ask and refuse with. */
+export interface ApprovalRequest extends ProjectDeclaration {
+  /** The refusal's code: each kind keeps its own, so scripts can tell what was refused. */
+  readonly code: "LK_PROVIDER_NOT_APPROVED" | "LK_TOKEN_ENV_NOT_APPROVED";
+  /** Names the declaration in messages, e.g. `the credential provider "node" "x.js"`. */
+  readonly subject: string;
+  /** The body of the prompt: what the declaration is and what it would do once allowed. */
+  readonly prompt: string;
+  /** The prompt's question, ending in "for this project?". */
+  readonly question: string;
+}
+
+/** One approval as approvals.json keeps it. */
+export interface Approval {
+  /** The project root (the directory of its latchkey.json). */
+  readonly project: string;
+  readonly kind: DeclarationKind;
+  /** SHA-256 (hex) of the declaration's kind and content (`declarationSha256`). */
+  readonly sha256: string;
+  /** The declaration's content, for a person reading the file; matching uses the hash only. */
+  readonly declaration: unknown;
+  readonly approvedAt: string;
+}
+
+interface ApprovalsDocument {
+  version: 2;
+  approvals: Approval[];
+}
+
+/** SHA-256 (hex) of a declaration's kind and content; JSON keeps the parts unambiguous. */
+export function declarationSha256(kind: DeclarationKind, content: unknown): string {
+  return process
+    .getBuiltinModule("node:crypto")
+    .createHash("sha256")
+    .update(JSON.stringify([kind, content]))
+    .digest("hex");
+}
+
+/** The hash a version-1 file kept for a provider: of its argv alone. */
+function legacyArgvSha256(argv: readonly string[]): string {
+  return process
+    .getBuiltinModule("node:crypto")
+    .createHash("sha256")
+    .update(JSON.stringify(argv))
+    .digest("hex");
+}
+
+/** The project root a declaration belongs to: the directory of its latchkey.json. */
+export function projectRootOf(declaration: Pick<ProjectDeclaration, "file">): string {
+  return resolve(dirname(declaration.file));
+}
+
+/** `file:line`, or the file alone when the line is not known. */
+export function declarationLocation(declaration: Pick<ProjectDeclaration, "file" | "line">): string {
+  return declaration.line === null ? declaration.file : `${declaration.file}:${declaration.line}`;
+}
+
+/**
+ * Text as one line a person can check: JSON-quoted, and every invisible or control character (escape sequences,
+ * bidirectional overrides, line separators) spelled out, so a project cannot make a prompt show something other
+ * than what it declares.
+ */
+export function displayQuoted(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\p{C}\p{Zl}\p{Zp}]/gu,
+    (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`,
+  );
+}
+
+/** True under CI: `CI` set to anything but empty, `false` or `0` (the convention CI services follow). */
+export function isCI(env: Context["env"]): boolean {
+  const value = env.CI;
+  return value !== undefined && value !== "" && value.toLowerCase() !== "false" && value !== "0";
+}
+
+function approvalsPath(ctx: Context): string {
+  return join(ctx.paths.home, APPROVALS_FILE);
+}
+
+function corruptApprovals(file: string, why: string): LatchkeyError {
+  return new LatchkeyError("LK_STORE_CORRUPT", {
+    message: `${file} is not a Latchkey approvals file (${why}).`,
+    hint: "Move it aside; every project credential provider and tokenEnv will then ask for approval again.",
+    details: { path: file },
+  });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A version-1 entry (`{project, argvSha256, argv}`, provider approvals only) in today's form. Latchkey always
+ * wrote the argv beside its hash; an entry without a matching argv was edited by hand and is dropped, which only
+ * means its provider asks again.
+ */
+function migrateV1(entry: Record<string, unknown>): Approval | null {
+  const argv = entry.argv;
+  if (!Array.isArray(argv) || !argv.every((a): a is string => typeof a === "string")) return null;
+  if (legacyArgvSha256(argv) !== entry.argvSha256) return null;
+  return {
+    project: entry.project as string,
+    kind: "provider",
+    sha256: declarationSha256("provider", argv),
+    declaration: argv,
+    approvedAt: typeof entry.approvedAt === "string" ? entry.approvedAt : "",
+  };
+}
+
+/** Reads the approvals file (version 2, or version 1 as written before tokenEnv approvals); a missing file holds none. */
+export async function readApprovals(ctx: Context): Promise<Approval[]> {
+  const file = approvalsPath(ctx);
+  const bytes = await readFileSafe(file);
+  if (bytes === null) return [];
+  // Whoever can write this file can make Latchkey run a program: refuse one that others could have written.
+  const report = await checkPrivate(file);
+  if (report !== null && report.problems.length > 0) {
+    throw new LatchkeyError("LK_FILE_PERMISSIONS", {
+      message: `${file} ${report.problems.join("; ")}; its approvals are not trusted.`,
+      details: { path: file },
+    });
+  }
+  let doc: unknown;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    parseJsonTree(text);
+    doc = JSON.parse(text);
+  } catch {
+    throw corruptApprovals(file, "not strict JSON");
+  }
+  if (!isRecord(doc) || (doc.version !== 1 && doc.version !== 2) || !Array.isArray(doc.approvals)) {
+    throw corruptApprovals(file, "expected version 1 or 2 and an approvals array");
+  }
+  const out: Approval[] = [];
+  for (const entry of doc.approvals as unknown[]) {
+    if (!isRecord(entry) || typeof entry.project !== "string") {
+      throw corruptApprovals(file, "an approval without a project path");
+    }
+    if (doc.version === 1) {
+      if (typeof entry.argvSha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.argvSha256)) {
+        throw corruptApprovals(file, "an approval without an argv hash");
+      }
+      const migrated = migrateV1(entry);
+      if (migrated !== null) out.push(migrated);
+      continue;
+    }
+    if (
+      !KINDS.includes(entry.kind as DeclarationKind) ||
+      typeof entry.sha256 !== "string" ||
+      !/^[0-9a-f]{64}$/.test(entry.sha256)
+    ) {
+      throw corruptApprovals(file, "an approval without a known kind and a declaration hash");
+    }
+    out.push(entry as unknown as Approval);
+  }
+  return out;
+}
+
+function matches(approval: Approval, project: string, kind: DeclarationKind, hash: string): boolean {
+  return approval.project === project && approval.kind === kind && approval.sha256 === hash;
+}
+
+/** Whether the user approved `declaration` for its project (same root path, same kind and content). */
+export async function isApproved(ctx: Context, declaration: ProjectDeclaration): Promise<boolean> {
+  const project = projectRootOf(declaration);
+  const hash = declarationSha256(declaration.kind, declaration.content);
+  return (await readApprovals(ctx)).some((a) => matches(a, project, declaration.kind, hash));
+}
+
+/** Records the user's approval of `declaration` for its project, under a lock, 0600, as a version-2 file. */
+export async function recordApproval(ctx: Context, declaration: ProjectDeclaration): Promise<void> {
+  await ensurePrivateDir(ctx.paths.home);
+  const file = approvalsPath(ctx);
+  await withFileLock(file, async (signal) => {
+    const approvals = await readApprovals(ctx);
+    const project = projectRootOf(declaration);
+    const hash = declarationSha256(declaration.kind, declaration.content);
+    if (approvals.some((a) => matches(a, project, declaration.kind, hash))) return;
+    approvals.push({
+      project,
+      kind: declaration.kind,
+      sha256: hash,
+      declaration: declaration.content,
+      approvedAt: new Date(ctx.clock.now()).toISOString(),
+    });
+    const doc: ApprovalsDocument = { version: 2, approvals };
+    signal.throwIfAborted();
+    await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`);
+  });
+}
+
+/**
+ * Whether the user's own configuration lets project declarations be used under CI: ALLOW_PROJECT_CREDENTIALS=1 in
+ * the environment, `allow_project_credentials = true` under `[ci]` in config.toml, or, for providers only, the
+ * older LATCHKEY_ALLOW_PROJECT_PROVIDERS=1.
+ */
+async function allowedInCI(ctx: Context, kind: DeclarationKind): Promise<boolean> {
+  if (ctx.env[ALLOW_PROJECT_CREDENTIALS_VARIABLE] === "1") return true;
+  if (kind === "provider" && ctx.env[ALLOW_PROJECT_PROVIDERS_VARIABLE] === "1") return true;
+  const { file, doc } = await readConfigToml(ctx);
+  const ci = doc.ci;
+  if (ci === undefined) return false;
+  const allow = isRecord(ci) ? ci.allow_project_credentials : undefined;
+  if (allow === undefined || typeof allow === "boolean") return allow === true;
+  throw new LatchkeyError("LK_CONFIG_INVALID", {
+    message: `Invalid configuration in ${file} at ci.allow_project_credentials: expected true or false.`,
+    details: { path: file, key: "ci.allow_project_credentials" },
+  });
+}
+
+function refused(request: ApprovalRequest, message: string, hint: string): LatchkeyError {
+  return new LatchkeyError(request.code, {
+    message,
+    hint,
+    details: {
+      path: request.file,
+      ...(request.line === null ? {} : { line: request.line }),
+      kind: request.kind,
+    },
+  });
+}
+
+/**
+ * Decides whether a project declaration may be used now, asking on a terminal when it has not been approved.
+ * Returns when it may; throws `request.code` (naming the file and line) when it may not: under CI without the
+ * user's opt-in, without a terminal when unapproved, or when the user declines.
+ */
+export async function authorizeDeclaration(ctx: Context, request: ApprovalRequest): Promise<void> {
+  const project = projectRootOf(request);
+  const where = declarationLocation(request);
+  const yourOwn = "declare it in your own config.toml instead, where no approval is needed";
+  if (isCI(ctx.env)) {
+    // In CI nobody can answer a prompt and an approval file is whatever the image carries: only an explicit
+    // opt-in from the pipeline's own environment or its user's config.toml lets the repository's declaration count.
+    if (await allowedInCI(ctx, request.kind)) return;
+    throw refused(
+      request,
+      `CI is set: ${request.subject} declared at ${where} is not used.`,
+      `If you trust this repository, set ${ALLOW_PROJECT_CREDENTIALS_VARIABLE}=1 in the pipeline or \`allow_project_credentials = true\` under [ci] in the CI user's config.toml; or ${yourOwn}.`,
+    );
+  }
+  if (await isApproved(ctx, request)) return;
+  if (!(ctx.stdin.isTTY && ctx.stderr.isTTY)) {
+    throw refused(
+      request,
+      `${capitalize(request.subject)} declared at ${where} has not been approved for the project at ${project}.`,
+      `Run the command once on a terminal to review and approve it (kept in ${approvalsPath(ctx)}), or ${yourOwn}.`,
+    );
+  }
+  const line = request.line === null ? "" : `, line ${request.line}`;
+  const approved = await ctx.prompts.confirm(
+    `The project at ${project} (${basename(request.file)}${line}) declares ${request.prompt}\n` +
+      `${request.question} (A changed declaration or a moved project asks again.)`,
+    false,
+  );
+  if (!approved) {
+    throw refused(
+      request,
+      `You declined ${request.subject} declared at ${where}.`,
+      `Run the command again to be asked again, or remove the declaration from ${basename(request.file)}.`,
+    );
+  }
+  await recordApproval(ctx, request);
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
