@@ -16,6 +16,7 @@ import { credentialProviderCommand } from "./commands/credential-provider-comman
 import { registryCommands } from "./commands/registry-command.js";
 import { addAuthCommands } from "./commands/auth-command.js";
 import { addSsoCommands } from "./commands/sso-command.js";
+import { addCompletionCommands } from "./commands/completion-command.js";
 import { tokenRotateCommand } from "./commands/server-session-command.js";
 import type { RunState } from "./commands/support.js";
 
@@ -64,6 +65,7 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   addAuthCommands(program, ctx, state);
   addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
   addSsoCommands(program, ctx, state); // after registry and auth: it adds `sso` and `status` under them
+  addCompletionCommands(program, ctx, state);
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.
   const inherit = (command: Command): void => {

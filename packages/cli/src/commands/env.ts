@@ -201,6 +201,12 @@ export async function envEnvs(ctx: Context, options: { json: boolean }): Promise
   return 0;
 }
 
+/** The environment names of this project's vault, sorted; names only (shell completion offers them). */
+export async function environmentNames(ctx: Context): Promise<string[]> {
+  const vault = await openProjectVault(ctx, false);
+  return Object.keys(await readVault(vault.deps, vault.vaultId)).sort();
+}
+
 /** `env import FILE`: dotenv into the environment; `-` reads stdin. */
 export async function envImport(
   ctx: Context,
