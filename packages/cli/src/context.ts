@@ -41,7 +41,10 @@ export type Spawn = (
   options?: { env?: Record<string, string | undefined>; input?: string; timeoutMs?: number; cwd?: string },
 ) => Promise<SpawnResult>;
 
-/** Interactive prompts; only used when stdin and stderr are TTYs. */
+/**
+ * Interactive prompts; only used when stdin and stderr are TTYs. Each rejects with LK_CANCELLED (exit 130) when
+ * the person cancels (Ctrl-C, Escape) or input ends (Ctrl-D), so a command stops before it changes anything.
+ */
 export interface Prompts {
   /** A masked prompt; the answer is never echoed. */
   secret(message: string): Promise<string>;

@@ -3,7 +3,7 @@ import { resolveKeystore } from "./keystore/resolve.js";
 import { resolvePaths } from "./paths.js";
 import { LatchkeyError } from "@latchkey/core";
 import { nativeRandomBytes } from "./crypto/native.js";
-import { importExternal } from "./external.js";
+import { importExternal, type ExternalModules } from "./external.js";
 
 // process.stdout and process.stderr are built on first access (~4 ms for a pipe: the net and streams machinery),
 // so the context writes to the file descriptor itself while it can, which is all the short commands other
@@ -162,22 +162,45 @@ export const spawnProcess: Spawn = async (command, args, options = {}) => {
   });
 };
 
+/**
+ * Runs one clack prompt on the terminal. Clack answers Ctrl-C and Escape with its cancel symbol, but Ctrl-D at an
+ * empty line, or the end of input, makes readline end the prompt's interface without telling clack, whose
+ * promise would then never settle: Node exits 13 on the unsettled top-level await, mid-command. Readline pauses
+ * the input when it ends the interface; clack's own ending does too, but settles the prompt first, so a pause
+ * the prompt outlives is the one that means "no more input" and cancels it.
+ */
+async function ask<T>(
+  show: (
+    clack: ExternalModules["@clack/prompts"],
+    common: { input: NodeJS.ReadStream; output: NodeJS.WriteStream; signal: AbortSignal },
+  ) => Promise<T | symbol>,
+): Promise<T> {
+  const clack = await importExternal("@clack/prompts");
+  const input = process.stdin;
+  const stop = new AbortController();
+  if (input.readableEnded) stop.abort();
+  let settled = false;
+  const onPause = () =>
+    setImmediate(() => {
+      if (!settled) stop.abort();
+    });
+  input.on("pause", onPause);
+  let answer: T | symbol;
+  try {
+    answer = await show(clack, { input, output: process.stderr, signal: stop.signal });
+  } finally {
+    settled = true;
+    input.off("pause", onPause);
+  }
+  if (clack.isCancel(answer)) throw new LatchkeyError("LK_CANCELLED");
+  return answer as T;
+}
+
 function clackPrompts(): Prompts {
   return {
-    secret: async (message) => {
-      const clack = await importExternal("@clack/prompts");
-      const answer = await clack.password({ message, output: process.stderr });
-      if (clack.isCancel(answer))
-        throw new LatchkeyError("LK_USAGE", { message: "Cancelled at the prompt." });
-      return answer;
-    },
-    confirm: async (message, initial = false) => {
-      const clack = await importExternal("@clack/prompts");
-      const answer = await clack.confirm({ message, initialValue: initial, output: process.stderr });
-      if (clack.isCancel(answer))
-        throw new LatchkeyError("LK_USAGE", { message: "Cancelled at the prompt." });
-      return answer;
-    },
+    secret: (message) => ask<string>((clack, common) => clack.password({ message, ...common })),
+    confirm: (message, initial = false) =>
+      ask<boolean>((clack, common) => clack.confirm({ message, initialValue: initial, ...common })),
   };
 }
 
