@@ -144,6 +144,8 @@ describeEachDatabase("database layer", (target) => {
         version: 7,
         created_at: carol.created_at,
         metadata: "{}",
+        count: 1,
+        coalesce_key: null,
       });
     });
 

@@ -2,7 +2,8 @@
 // app listening on a loopback port, the real oidc-provider, openid-client as the CLI uses it, a real loopback
 // redirect listener on a random port, and the scripted browser submitting the server's own sign-in pages.
 // Covered: authorization code + PKCE (RFC 8252 loopback, any port, IPv4), the device authorization grant, refresh
-// token rotation, revocation, TOTP, sign-up, authenticate(), and JSON logs free of every credential.
+// token rotation, revocation, TOTP, sign-up, authenticate(), the audit rows of sessions (refresh, revocation,
+// refresh-token reuse), and JSON logs free of every credential.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
@@ -239,6 +240,70 @@ describeEachDatabase("identity flows", (target) => {
     expect(await s.identity.authenticate(again.access_token)).toBeNull();
   });
 
+  it("audits refreshes, revocations and a reused refresh token (a security event)", async () => {
+    const s = await start();
+    const uma = await createTestUser(s.database.db, "uma@example.test", "uma's password");
+    const first = await browserLogin(s, uma);
+    // token-rotate: refresh, then revoke the old access token.
+    const rotated = await oidc.refreshTokenGrant(s.config, first.tokens.refresh_token!);
+    await oidc.tokenRevocation(s.config, first.tokens.access_token);
+    // The used refresh token again: oidc-provider destroys the whole grant.
+    await expect(oidc.refreshTokenGrant(s.config, first.tokens.refresh_token!)).rejects.toMatchObject({
+      error: "invalid_grant",
+    });
+    expect(await s.identity.authenticate(rotated.access_token)).toBeNull();
+    // Logout of another session; revoking it again finds nothing and writes nothing.
+    const second = await browserLogin(s, uma);
+    await oidc.tokenRevocation(s.config, second.tokens.refresh_token!);
+    await oidc.tokenRevocation(s.config, second.tokens.refresh_token!);
+
+    const rows = await s.database.db
+      .selectFrom("audit_events")
+      .select(["action", "user_id", "metadata"])
+      .where("action", "in", ["auth.token_refreshed", "auth.token_revoked", "auth.session_revoked"])
+      .execute();
+    const of = (action: string) =>
+      rows
+        .filter((r) => r.action === action)
+        .map((r): Record<string, unknown> => ({ user: r.user_id, ...(JSON.parse(r.metadata) as object) }));
+    const refreshed = of("auth.token_refreshed");
+    expect(refreshed).toEqual([{ user: uma.userId, session: expect.any(String), clientId: CLI_CLIENT_ID }]);
+    const session = refreshed[0]!.session;
+    expect(of("auth.session_revoked")).toEqual([
+      {
+        user: uma.userId,
+        reason: "refresh_token_reused",
+        securityEvent: true,
+        session,
+        clientId: CLI_CLIENT_ID,
+      },
+    ]);
+    const revoked = of("auth.token_revoked");
+    expect(revoked).toHaveLength(2);
+    expect(revoked).toContainEqual({
+      user: uma.userId,
+      token: "access_token",
+      session,
+      sessionEnded: false,
+      clientId: CLI_CLIENT_ID,
+    });
+    // Logout ended the second session, not the first.
+    const logout = revoked.find((r) => r.token === "refresh_token");
+    expect(logout).toEqual({
+      user: uma.userId,
+      token: "refresh_token",
+      session: expect.any(String),
+      sessionEnded: true,
+      clientId: CLI_CLIENT_ID,
+    });
+    expect(logout!.session).not.toBe(session);
+    const text = JSON.stringify(rows);
+    for (const token of [first.tokens, rotated, second.tokens]) {
+      expect(text).not.toContain(token.access_token);
+      expect(text).not.toContain(token.refresh_token!);
+    }
+  });
+
   it("runs the device authorization grant (RFC 8628) through the code pages and the login page", async () => {
     const s = await start();
     const dave = await createTestUser(s.database.db, "dave@example.test", "dave's password");
@@ -336,7 +401,9 @@ describeEachDatabase("identity flows", (target) => {
 
   it("signs in through the TOTP page with the scripted browser (right code)", async () => {
     const s = await start();
-    const frank = await createTestUser(s.database.db, "frank@example.test", "frank pw", { totp: true });
+    const frank = await createTestUser(s.database.db, "frank@example.test", "frank's password", {
+      totp: true,
+    });
     const { tokens, visited } = await browserLogin(s, frank);
     expect(visited.some((v) => v.endsWith("/totp"))).toBe(true);
     expect(await s.identity.authenticate(tokens.access_token)).toMatchObject({ userId: frank.userId });
@@ -375,7 +442,10 @@ describeEachDatabase("identity flows", (target) => {
       method: "POST",
       redirect: "manual",
       headers: { cookie: jar2.header(uidUrl)!, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ email: " Grace@Example.test", new_password: "grace pw" }).toString(),
+      body: new URLSearchParams({
+        email: " Grace@Example.test",
+        new_password: "grace's password",
+      }).toString(),
     });
     expect(created.status).toBe(303);
     const row = await open.database.db
@@ -388,15 +458,26 @@ describeEachDatabase("identity flows", (target) => {
     const again = await fetch(`${uidUrl}/signup`, {
       method: "POST",
       headers: { cookie: jar2.header(uidUrl)!, "content-type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ email: "grace@example.test", new_password: "x" }).toString(),
+      body: new URLSearchParams({
+        email: "grace@example.test",
+        new_password: "grace's other password",
+      }).toString(),
     });
     expect(again.status).toBe(400);
     expect(await again.text()).toContain("already exists");
+    // A new account needs a password of 12 characters or more; the form says so.
+    const short = await fetch(`${uidUrl}/signup`, {
+      method: "POST",
+      headers: { cookie: jar2.header(uidUrl)!, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ email: "ida@example.test", new_password: "eleven char" }).toString(),
+    });
+    expect(short.status).toBe(400);
+    expect(await short.text()).toContain("at least 12 characters");
   });
 
   it("authenticate() refuses malformed, unknown, expired and revoked tokens", async () => {
     const s = await start();
-    const hank: TestUser = await createTestUser(s.database.db, "hank@example.test", "hank pw");
+    const hank: TestUser = await createTestUser(s.database.db, "hank@example.test", "hank's password");
     const valid = await mintAccessToken(s.identity, { userId: hank.userId });
     expect(await s.identity.authenticate(valid)).toMatchObject({
       userId: hank.userId,

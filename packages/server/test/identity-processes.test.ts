@@ -1,7 +1,8 @@
 // The identity slice as operators run it, with the real `latchkey-server` bin (built by `npm run build`), on
 // SQLite and PostgreSQL: `admin create-user` with the password on stdin (and its refusals), `admin enroll-totp`,
-// the issuer of a server started on --port 0, and the per-account rate limit holding across TWO server processes
-// sharing one database: 100 failed passwords spread over both, then the right password is refused (429) on both.
+// the issuer of a server started on --port 0, and the sign-in limits holding across TWO server processes sharing
+// one database: the free failures of one account from one address spread over both, then the right password is
+// refused (429) on both.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -12,7 +13,7 @@ import { afterEach, expect, it } from "vitest";
 import { CookieJar } from "../../../e2e/support/oidc-browser.js";
 import type { DatabaseConfig } from "../src/db/index.js";
 import { openDatabase } from "../src/db/index.js";
-import { ACCOUNT_LIMIT } from "../src/identity/rate-limit.js";
+import { LIMITS } from "../src/identity/rate-limit.js";
 import { describeEachDatabase } from "./databases.js";
 
 const BIN = fileURLToPath(new URL("../bin/latchkey-server.mjs", import.meta.url));
@@ -82,7 +83,7 @@ function admin(
 const secret = () => randomBytes(32).toString("base64url");
 
 describeEachDatabase("identity processes", (target) => {
-  it("admin create-user takes the password on stdin; refuses duplicates, bad emails and empty passwords", async () => {
+  it("admin create-user takes the password on stdin; refuses duplicates, bad emails and short passwords", async () => {
     const config = await target.fresh();
     const key = secret();
     const password = "stdin password for alice";
@@ -91,18 +92,25 @@ describeEachDatabase("identity processes", (target) => {
     expect(created.stderr).toContain("alice@example.test");
     expect(created.stdout + created.stderr).not.toContain(password);
 
-    expect(await admin(config, key, ["create-user", "alice@example.test"], "other\n")).toMatchObject({
-      code: 1,
-      stderr: expect.stringContaining("already exists"),
-    });
+    // Every refusal carries its code and a hint naming the server's own commands.
+    const duplicate = await admin(config, key, ["create-user", "alice@example.test"], "another password\n");
+    expect(duplicate).toMatchObject({ code: 1 });
+    expect(duplicate.stderr).toContain("error LK_ACCOUNT_EXISTS: An account with this email already exists.");
+    expect(duplicate.stderr).toContain(
+      "hint: Use another email, or `latchkey-server admin enroll-totp EMAIL`",
+    );
     expect(await admin(config, key, ["create-user", "not-an-email"], "pw\n")).toMatchObject({
       code: 2,
       stderr: expect.stringContaining("not a valid email"),
     });
-    expect(await admin(config, key, ["create-user", "bob@example.test"], "\n")).toMatchObject({
-      code: 2,
-      stderr: expect.stringContaining("password is empty"),
-    });
+    for (const short of ["", "eleven char"]) {
+      expect(await admin(config, key, ["create-user", "bob@example.test"], `${short}\n`)).toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining(
+          "error LK_PASSWORD_INVALID: The password must be 12 to 1024 characters long.",
+        ),
+      });
+    }
     expect(await admin(config, key, ["create-user"], "")).toMatchObject({ code: 2 });
 
     const enrolled = await admin(config, key, ["enroll-totp", "ALICE@example.test"], "");
@@ -133,7 +141,7 @@ describeEachDatabase("identity processes", (target) => {
     }
   });
 
-  it(`holds the limit of ${ACCOUNT_LIMIT} failed passwords per account across two server processes`, async () => {
+  it(`holds the ${LIMITS.pair.free} free failures of an account from one address across two server processes`, async () => {
     const config = await target.fresh();
     const key = secret();
     const password = "the right password";
@@ -172,18 +180,19 @@ describeEachDatabase("identity processes", (target) => {
 
     const wrong: string[] = [];
     const statuses: number[] = [];
-    // Four at a time, alternating processes: concurrent attempts on both, never more in flight than the limit
-    // leaves room for, so every one of the 100 is checked and fails.
-    for (let i = 0; i < ACCOUNT_LIMIT; i += 4) {
-      const batch = Array.from({ length: Math.min(4, ACCOUNT_LIMIT - i) }, (_, j) => {
+    // Concurrent attempts on both processes, never more in flight than the free failures leave room for, so
+    // every one is checked and fails.
+    const free = LIMITS.pair.free;
+    for (let i = 0; i < free; i += 4) {
+      const batch = Array.from({ length: Math.min(4, free - i) }, (_, j) => {
         const pw = `wrong-password-${i + j}`;
         wrong.push(pw);
         return post(servers[(i + j) % 2]!, pw);
       });
       statuses.push(...(await Promise.all(batch)));
     }
-    expect(statuses.filter((s) => s === 401)).toHaveLength(ACCOUNT_LIMIT);
-    // The 101st attempt is refused on either process, even with the right password.
+    expect(statuses.filter((s) => s === 401)).toHaveLength(free);
+    // The next attempt from this address waits, on either process, even with the right password.
     expect(await post(a, password)).toBe(429);
     expect(await post(b, password)).toBe(429);
 
@@ -191,11 +200,14 @@ describeEachDatabase("identity processes", (target) => {
     try {
       const audit = await database.db
         .selectFrom("audit_events")
-        .select(["action", "metadata"])
+        .select(["action", "metadata", "count"])
         .where("action", "in", ["auth.login_failed", "auth.rate_limited", "auth.login"])
         .execute();
-      expect(audit.filter((r) => r.action === "auth.login_failed")).toHaveLength(ACCOUNT_LIMIT);
-      expect(audit.filter((r) => r.action === "auth.rate_limited")).toHaveLength(2);
+      expect(audit.filter((r) => r.action === "auth.login_failed")).toHaveLength(LIMITS.pair.free);
+      // Both refusals, one from each process, in one row.
+      expect(audit.filter((r) => r.action === "auth.rate_limited")).toEqual([
+        expect.objectContaining({ count: 2 }),
+      ]);
       expect(audit.filter((r) => r.action === "auth.login")).toHaveLength(0);
       const text = JSON.stringify(audit);
       for (const pw of [password, ...wrong]) expect(text).not.toContain(pw);

@@ -28,10 +28,19 @@ describe("migrations", () => {
     const tables = (await db.introspection.getTables())
       .map((t) => t.name)
       .filter((n) => !n.startsWith("kysely_"));
-    // Each slice's migration adds its own tables (identity: oidc_models, auth_attempts; sync: its vault tables).
+    // Each slice's migration adds its own tables (identity: oidc_models, sign_in_attempts, sign_in_addresses;
+    // sync: its vault tables).
     expect(tables).toEqual(
-      expect.arrayContaining(["audit_events", "server_meta", "users", "oidc_models", "auth_attempts"]),
+      expect.arrayContaining([
+        "audit_events",
+        "server_meta",
+        "users",
+        "oidc_models",
+        "sign_in_attempts",
+        "sign_in_addresses",
+      ]),
     );
+    expect(tables).not.toContain("auth_attempts");
     // The tables work as the schema types say.
     await db
       .insertInto("users")

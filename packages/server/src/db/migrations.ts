@@ -6,7 +6,7 @@
 import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
-import { identityMigration } from "../identity/migration.js";
+import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { syncMigration } from "../sync/migration.js";
 
 /** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
@@ -69,6 +69,24 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
             .execute(db);
         }
       }
+    },
+  },
+  "0005_sign_in_limits": signInLimitsMigration,
+  // Events a client can repeat at will (refused sign-ins) are written as one row per key with a count
+  // (sync/data.ts insertAudit), so they cannot grow the table without bound.
+  "0006_audit_coalesce": {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .alterTable("audit_events")
+        .addColumn("count", "integer", (c) => c.notNull().defaultTo(1))
+        .execute();
+      await db.schema.alterTable("audit_events").addColumn("coalesce_key", "text").execute();
+      await db.schema
+        .createIndex("audit_events_coalesce")
+        .unique()
+        .on("audit_events")
+        .column("coalesce_key")
+        .execute();
     },
   },
 };

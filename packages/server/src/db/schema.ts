@@ -25,6 +25,10 @@ export interface AuditEventsTable {
   version: number | null;
   created_at: string;
   metadata: Generated<string>;
+  /** How many times the event happened: above 1 only for a coalesced row (see coalesce_key). */
+  count: Generated<number>;
+  /** Set on events written coalesced (sync/data.ts insertAudit): one row per key, unique. */
+  coalesce_key: string | null;
 }
 
 /** Small facts about this database itself (e.g. when it was created), one row per key. */

@@ -3,11 +3,13 @@
  * and TOTP enrollment (otpauth, RFC 6238) with the secret sealed at rest under a key derived from the server
  * secret. Data access only through the Kysely handle passed in.
  */
+import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import { LatchkeyError } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { Secret, TOTP } from "otpauth";
 import type { Database } from "../db/schema.js";
+import { insertAudit } from "../sync/data.js";
 import type { IdentityKeys } from "./keys.js";
 import type { UserCredentialColumns, UserCredentials } from "./migration.js";
 
@@ -31,8 +33,15 @@ export function normalizeEmail(input: string): string {
   return email;
 }
 
+/**
+ * Shortest password a new account may have, in characters (code points). Twelve rules out the short words and
+ * patterns guessed first, and a passphrase of a few words passes it easily. Sign-in checks no minimum: accounts
+ * made before it keep working.
+ */
+export const MIN_PASSWORD_LENGTH = 12;
+
 function checkPassword(password: string): void {
-  if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH)
+  if ([...password].length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)
     throw new LatchkeyError("LK_PASSWORD_INVALID");
 }
 
@@ -40,18 +49,59 @@ function credentials(db: Kysely<Database>): Kysely<Database & UserCredentials> {
   return db.withTables<UserCredentials>();
 }
 
-/** Hashes a password with Argon2id. */
-export function hashPassword(password: string): Promise<string> {
-  checkPassword(password);
-  return hash(password);
+/** Password hashing and checking; injected so that tests can see which work a sign-in does. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  /** True when `password` matches `hash`; throws on a malformed hash. */
+  verify(hash: string, password: string): Promise<boolean>;
 }
 
-/** True when `password` matches the account's hash; false for an account without a password. */
-export async function verifyPassword(account: Account, password: string): Promise<boolean> {
-  if (account.password_hash === null || password.length === 0 || password.length > MAX_PASSWORD_LENGTH)
-    return false;
+/** Argon2id with @node-rs/argon2's default parameters. */
+export const argon2Hasher: PasswordHasher = {
+  hash: (password) => hash(password),
+  verify: (stored, password) => verify(stored, password),
+};
+
+/** Hashes a password (Argon2id unless another hasher is given). */
+export function hashPassword(password: string, hasher: PasswordHasher = argon2Hasher): Promise<string> {
+  checkPassword(password);
+  return hasher.hash(password);
+}
+
+const decoys = new WeakMap<PasswordHasher, Promise<string>>();
+
+/** A hash of a random password nobody knows, made once per hasher with the parameters of real hashes. */
+function decoyHash(hasher: PasswordHasher): Promise<string> {
+  let decoy = decoys.get(hasher);
+  if (decoy === undefined) {
+    decoy = hasher.hash(randomBytes(32).toString("base64url"));
+    decoys.set(hasher, decoy);
+    // A failed hash is not kept: the next sign-in tries again.
+    decoy.catch(() => decoys.delete(hasher));
+  }
+  return decoy;
+}
+
+/** Makes the decoy now, so that the first sign-in of an unknown email does not take longer than the others. */
+export function prepareDecoy(hasher: PasswordHasher): void {
+  void decoyHash(hasher);
+}
+
+/**
+ * True when `password` matches the account's hash. Without an account, or for one without a password, the
+ * password is checked against a decoy hash made by the same hasher and the answer is false: every sign-in does
+ * the same work, so how long a wrong password takes does not tell whether the email has an account.
+ */
+export async function verifyPassword(
+  account: Account | undefined,
+  password: string,
+  hasher: PasswordHasher = argon2Hasher,
+): Promise<boolean> {
+  if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH) return false;
+  const stored = account?.password_hash ?? null;
   try {
-    return await verify(account.password_hash, password);
+    const matches = await hasher.verify(stored ?? (await decoyHash(hasher)), password);
+    return matches && stored !== null;
   } catch {
     return false;
   }
@@ -62,6 +112,8 @@ export interface AccountDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  /** Default Argon2id. */
+  hasher?: PasswordHasher;
 }
 
 /** Creates an account; throws LK_EMAIL_INVALID, LK_PASSWORD_INVALID or LK_ACCOUNT_EXISTS. Writes an audit row. */
@@ -70,19 +122,18 @@ export async function createAccount(
   input: { email: string; password: string; via: "admin" | "signup" },
 ): Promise<{ userId: string; email: string }> {
   const email = normalizeEmail(input.email);
-  const passwordHash = await hashPassword(input.password);
+  const passwordHash = await hashPassword(input.password, deps.hasher);
   const id = deps.randomId();
   const at = deps.now().toISOString();
-  const db = credentials(deps.db);
   try {
-    await db.transaction().execute(async (trx) => {
-      const existing = await trx
+    await deps.db.transaction().execute(async (trx) => {
+      const existing = await credentials(trx)
         .selectFrom("users")
         .select("id")
         .where("email", "=", email)
         .executeTakeFirst();
       if (existing) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
-      await trx
+      await credentials(trx)
         .insertInto("users")
         .values({
           id,
@@ -93,18 +144,15 @@ export async function createAccount(
           totp_enabled: 0,
         })
         .execute();
-      await trx
-        .insertInto("audit_events")
-        .values({
-          id: deps.randomId(),
-          user_id: id,
-          action: "account.create",
-          vault_id: null,
-          version: null,
-          created_at: at,
-          metadata: JSON.stringify({ via: input.via }),
-        })
-        .execute();
+      await insertAudit(trx, {
+        id: deps.randomId(),
+        userId: id,
+        action: "account.create",
+        vaultId: null,
+        version: null,
+        createdAt: at,
+        metadata: { via: input.via },
+      });
     });
   } catch (err) {
     if (err instanceof LatchkeyError) throw err;
@@ -138,27 +186,22 @@ export async function enrollTotp(
   if (!account) throw new LatchkeyError("LK_ACCOUNT_NOT_FOUND");
   const secret = new Secret({ size: 20 }).base32;
   const at = deps.now().toISOString();
-  await credentials(deps.db)
-    .transaction()
-    .execute(async (trx) => {
-      await trx
-        .updateTable("users")
-        .set({ totp_secret: deps.keys.sealTotp(account.id, secret), totp_enabled: 1, totp_last_step: null })
-        .where("id", "=", account.id)
-        .execute();
-      await trx
-        .insertInto("audit_events")
-        .values({
-          id: deps.randomId(),
-          user_id: account.id,
-          action: "account.totp_enrolled",
-          vault_id: null,
-          version: null,
-          created_at: at,
-          metadata: "{}",
-        })
-        .execute();
+  await deps.db.transaction().execute(async (trx) => {
+    await credentials(trx)
+      .updateTable("users")
+      .set({ totp_secret: deps.keys.sealTotp(account.id, secret), totp_enabled: 1, totp_last_step: null })
+      .where("id", "=", account.id)
+      .execute();
+    await insertAudit(trx, {
+      id: deps.randomId(),
+      userId: account.id,
+      action: "account.totp_enrolled",
+      vaultId: null,
+      version: null,
+      createdAt: at,
+      metadata: {},
     });
+  });
   return { uri: totpFor(deps.issuerName, email, secret).toString(), secret };
 }
 

@@ -7,7 +7,7 @@
  * requests to /oidc get a 503 and tokens authenticate as null.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { CLI_CLIENT_ID, OIDC_PATH } from "@latchkey/core";
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { sql, SqliteAdapter, type Kysely } from "kysely";
@@ -18,15 +18,19 @@ import Provider, {
   type KoaContextWithOIDC,
 } from "oidc-provider";
 import type { Database } from "../db/schema.js";
+import { insertAudit } from "../sync/data.js";
 import type { Authenticated } from "../sync/routes.js";
 import {
+  argon2Hasher,
   createAccount,
   findAccountByEmail,
   findAccountById,
   normalizeEmail,
+  prepareDecoy,
   verifyPassword,
   verifyTotp,
   type Account,
+  type PasswordHasher,
 } from "./accounts.js";
 import { precompile } from "../db/precompiled.js";
 import { identityVersionOf } from "../db/index.js";
@@ -34,10 +38,10 @@ import { createReadCache, type ReadStamp } from "../db/read-cache.js";
 import { kyselyAdapter, storedPayload } from "./adapter.js";
 import { deriveIdentityKeys, macEqual, type IdentityKeys } from "./keys.js";
 import { escapeHtml, loginPage, messagePage, page, signupPage, totpPage } from "./pages.js";
-import { beginAttempt, purgeAttempts } from "./rate-limit.js";
+import { beginAttempt, purgeAttempts, rememberAddress, WINDOW_MS, type SignInLimits } from "./rate-limit.js";
 import { isLatchkeyError } from "@latchkey/core";
 
-/** Token lifetimes, in seconds (issue 6: access 15 minutes, refresh 30 days, rotating). */
+/** Token lifetimes, in seconds (access 15 minutes, refresh 30 days, rotating). */
 export const TTL = {
   accessToken: 15 * 60,
   refreshToken: 30 * 24 * 60 * 60,
@@ -62,8 +66,10 @@ export interface IdentityOptions {
   openSignup?: boolean;
   now?: () => Date;
   randomId?: () => string;
-  /** Failed attempts per hour (defaults of rate-limit.ts); tests lower them. */
-  limits?: { account: number; ip: number };
+  /** Replaces some of the sign-in limits (rate-limit.ts LIMITS); tests lower them. */
+  limits?: Partial<SignInLimits>;
+  /** Default Argon2id. */
+  hasher?: PasswordHasher;
 }
 
 /** The identity service of one server process. */
@@ -96,6 +102,17 @@ export function createIdentity(options: IdentityOptions): Identity {
   let handle: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
   let issuer: string | undefined;
   let log: FastifyBaseLogger | undefined;
+  const audit: Audit = (action, userId, metadata, coalesceKey) =>
+    insertAudit(db, {
+      id: randomId(),
+      userId,
+      action,
+      vaultId: null,
+      version: null,
+      createdAt: now().toISOString(),
+      metadata,
+      ...(coalesceKey === undefined ? {} : { coalesceKey }),
+    });
 
   const setPublicUrl = (publicUrl: string): void => {
     const next = `${publicUrl.replace(/\/$/, "")}${OIDC_PATH}`;
@@ -104,7 +121,7 @@ export function createIdentity(options: IdentityOptions): Identity {
       return;
     }
     issuer = next;
-    provider = makeProvider(next, { db, keys, log: () => log });
+    provider = makeProvider(next, { db, keys, audit, log: () => log });
     // Behind an https PUBLIC_URL the TLS ends at a proxy: trust its X-Forwarded-Proto so cookies are Secure.
     if (next.startsWith("https:")) provider.proxy = true;
     handle = provider.callback();
@@ -190,8 +207,10 @@ export function createIdentity(options: IdentityOptions): Identity {
     return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
   };
 
+  const hasher = options.hasher ?? argon2Hasher;
   const register = (app: FastifyInstance): void => {
     log = app.log;
+    prepareDecoy(hasher);
     // The provider reads the raw request itself (bodies included), so the hand-off happens in onRequest, before
     // fastify would parse (and refuse) a form body; hijack tells fastify the response is not its business.
     app.route({
@@ -226,6 +245,8 @@ export function createIdentity(options: IdentityOptions): Identity {
         randomId,
         openSignup: options.openSignup === true,
         provider: current,
+        audit,
+        hasher,
         ...(options.limits ? { limits: options.limits } : {}),
       });
       done();
@@ -243,6 +264,14 @@ export function createIdentity(options: IdentityOptions): Identity {
     provider: current,
   };
 }
+
+/** Writes one audit row of the identity slice (through the server's one audit writer, sync/data.ts). */
+type Audit = (
+  action: string,
+  userId: string | null,
+  metadata: Record<string, unknown>,
+  coalesceKey?: string,
+) => Promise<void>;
 
 function errorSummary(err: unknown): { name: string; message: string } {
   return err instanceof Error
@@ -346,9 +375,75 @@ async function modelOf<T>(model: { prototype: T }, stored: AdapterPayload): Prom
   }
 }
 
+/** Whether `client` may revoke `token` (RFC 7009 §2.1: only its own). */
+function mayRevoke(client: { clientId: string }, token: { clientId?: string | undefined }): boolean {
+  return token.clientId === client.clientId;
+}
+
+/**
+ * The audit row, if any, of a request the provider handled: a refresh, a revocation (logout revokes the refresh
+ * token and ends the session; token-rotate revokes the old access token alone), or a session ended at the token
+ * endpoint. oidc-provider revokes a grant there only when a refresh token (or a code) is used a second time,
+ * which means it was stolen or the client is broken: a security event.
+ */
+function sessionEvent(
+  ctx: KoaContextWithOIDC,
+  revokedGrants: readonly string[],
+): { action: string; userId: string | null; metadata: Record<string, unknown> } | undefined {
+  const oidc = ctx.oidc as KoaContextWithOIDC["oidc"] | undefined;
+  if (!oidc) return undefined;
+  const { entities } = oidc;
+  const clientId = oidc.client?.clientId ?? null;
+  if (oidc.route === "token") {
+    const grantType = oidc.params?.grant_type;
+    if (revokedGrants.length > 0) {
+      const source = entities.RefreshToken ?? entities.AuthorizationCode ?? entities.DeviceCode;
+      return {
+        action: "auth.session_revoked",
+        userId: source?.accountId ?? null,
+        metadata: {
+          reason: grantType === "refresh_token" ? "refresh_token_reused" : "code_reused",
+          securityEvent: true,
+          session: revokedGrants[0],
+          clientId,
+        },
+      };
+    }
+    const token = entities.RefreshToken;
+    if (grantType === "refresh_token" && ctx.status === 200 && token) {
+      return {
+        action: "auth.token_refreshed",
+        userId: token.accountId,
+        metadata: { session: token.grantId ?? null, clientId },
+      };
+    }
+    return undefined;
+  }
+  if (oidc.route === "revocation" && ctx.status === 200 && oidc.client) {
+    const token = entities.RefreshToken ?? entities.AccessToken;
+    if (!token || !mayRevoke(oidc.client, token)) return undefined;
+    return {
+      action: "auth.token_revoked",
+      userId: token.accountId ?? null,
+      metadata: {
+        token: token.kind === "RefreshToken" ? "refresh_token" : "access_token",
+        session: token.grantId ?? null,
+        sessionEnded: token.grantId !== undefined && revokedGrants.includes(token.grantId),
+        clientId,
+      },
+    };
+  }
+  return undefined;
+}
+
 function makeProvider(
   issuer: string,
-  deps: { db: Kysely<Database>; keys: IdentityKeys; log: () => FastifyBaseLogger | undefined },
+  deps: {
+    db: Kysely<Database>;
+    keys: IdentityKeys;
+    audit: Audit;
+    log: () => FastifyBaseLogger | undefined;
+  },
 ): Provider {
   const { db, keys } = deps;
   const nowSeconds = (): number => Math.floor(Date.now() / 1000);
@@ -433,7 +528,7 @@ function makeProvider(
       rpInitiatedLogout: { enabled: false },
       revocation: {
         enabled: true,
-        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+        allowedPolicy: (_ctx, client, token) => mayRevoke(client, token),
       },
       deviceFlow: {
         enabled: true,
@@ -480,6 +575,28 @@ function makeProvider(
   provider.on("server_error", (_ctx: unknown, err: unknown) => {
     deps.log()?.error({ event: "oidc.server_error", err: errorSummary(err) }, "identity provider error");
   });
+  // Sessions in the audit log (sessionEvent). oidc-provider announces a destroyed grant in the middle of the
+  // request (helpers/revoke.js); the row is written once the request is handled and before the answer leaves.
+  // A failed write is logged, not answered: the revocation or refresh it records has already happened.
+  const revokedGrants = new WeakMap<object, string[]>();
+  provider.on("grant.revoked", (ctx: object, grantId: string) => {
+    revokedGrants.set(ctx, [...(revokedGrants.get(ctx) ?? []), grantId]);
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    const event = sessionEvent(ctx as KoaContextWithOIDC, revokedGrants.get(ctx) ?? []);
+    if (!event) return;
+    try {
+      await deps.audit(event.action, event.userId, event.metadata);
+    } catch (err) {
+      deps
+        .log()
+        ?.error(
+          { event: "auth.audit_failed", action: event.action, err: errorSummary(err) },
+          "audit write failed",
+        );
+    }
+  });
   return provider;
 }
 
@@ -490,11 +607,20 @@ interface PageDeps {
   randomId: () => string;
   openSignup: boolean;
   provider: () => Provider;
-  limits?: { account: number; ip: number };
+  audit: Audit;
+  hasher: PasswordHasher;
+  limits?: Partial<SignInLimits>;
 }
 
 type Form = Record<string, string | undefined>;
 type UidRequest = FastifyRequest<{ Params: { uid: string }; Body: Form }>;
+
+/** "N seconds" or "N minutes", rounded up. */
+function aboutHowLong(seconds: number): string {
+  if (seconds < 60) return seconds === 1 ? "1 second" : `${seconds} seconds`;
+  const minutes = Math.ceil(seconds / 60);
+  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+}
 
 function registerPages(app: FastifyInstance, deps: PageDeps): void {
   const html = (reply: FastifyReply, status: number, body: string): FastifyReply =>
@@ -541,20 +667,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
     await reply.code(303).header("cache-control", "no-store").redirect(returnTo, 303);
   };
 
-  const audit = async (action: string, userId: string | null, metadata: Record<string, unknown>) => {
-    await deps.db
-      .insertInto("audit_events")
-      .values({
-        id: deps.randomId(),
-        user_id: userId,
-        action,
-        vault_id: null,
-        version: null,
-        created_at: deps.now().toISOString(),
-        metadata: JSON.stringify(metadata),
-      })
-      .execute();
-  };
+  const { audit } = deps;
 
   /** Runs `check` under the rate limits; answers 429 when a limit refuses the attempt. */
   const limited = async (
@@ -580,11 +693,27 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
         { event: "auth.rate_limited", limit: attempt.limit, step },
         "sign-in attempt rate-limited",
       );
-      await audit("auth.rate_limited", account?.id ?? null, { limit: attempt.limit, step, ip: request.ip });
+      // A refused attempt costs its sender nothing, so it must not cost a row either: one row per limit,
+      // account and address (address alone for the address limit) and window, counting the refusals.
+      const window = Math.floor(deps.now().getTime() / WINDOW_MS);
+      const subject =
+        attempt.limit === "ip"
+          ? [attempt.limit, request.ip, window]
+          : [attempt.limit, email, request.ip, window];
+      await audit(
+        "auth.rate_limited",
+        attempt.limit === "ip" ? null : (account?.id ?? null),
+        { limit: attempt.limit, step, ip: request.ip },
+        `auth.rate_limited:${createHash("sha256").update(JSON.stringify(subject)).digest("base64url")}`,
+      );
+      const seconds = Math.ceil(attempt.retryAfterMs / 1000);
       await html(
-        reply.header("retry-after", "3600"),
+        reply.header("retry-after", String(seconds)),
         429,
-        messagePage("Too many attempts", "Too many failed sign-in attempts. Wait an hour and try again."),
+        messagePage(
+          "Too many attempts",
+          `Too many failed sign-in attempts. Try again in ${aboutHowLong(seconds)}.`,
+        ),
       );
       return undefined;
     }
@@ -657,8 +786,9 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
       );
     }
     const account = await findAccountByEmail(deps.db, email);
-    const ok = await limited(request, reply, email, account, "password", async () =>
-      account ? verifyPassword(account, form.password ?? "") : false,
+    // Without an account too, the password is checked (against a decoy): the same work either way.
+    const ok = await limited(request, reply, email, account, "password", () =>
+      verifyPassword(account, form.password ?? "", deps.hasher),
     );
     if (ok === undefined) return;
     if (!ok || !account) {
@@ -681,6 +811,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
         totpPage({ uid: interaction.uid, ticket: ticketFor(interaction.uid, account.id) }),
       );
     }
+    await rememberAddress(deps, account.email, request.ip);
     await audit("auth.login", account.id, { ip: request.ip, totp: false });
     return finish(request, reply, { login: { accountId: account.id } });
   });
@@ -716,6 +847,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
         }),
       );
     }
+    await rememberAddress(deps, account.email, request.ip);
     await audit("auth.login", account.id, { ip: request.ip, totp: true });
     return finish(request, reply, { login: { accountId: account.id } });
   });
@@ -742,7 +874,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
       const typed = (form.email ?? "").slice(0, 300);
       try {
         const created = await createAccount(
-          { db: deps.db, now: deps.now, randomId: deps.randomId },
+          { db: deps.db, now: deps.now, randomId: deps.randomId, hasher: deps.hasher },
           { email: typed, password: form.new_password ?? "", via: "signup" },
         );
         return finish(request, reply, { login: { accountId: created.userId } });
@@ -753,7 +885,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
             ? "An account with this email already exists. Sign in instead."
             : err.code === "LK_EMAIL_INVALID"
               ? "Enter a valid email address."
-              : "Choose a non-empty password.";
+              : "Choose a password of at least 12 characters: a few words make a good one.";
         return html(reply, 400, signupPage({ uid: interaction.uid, email: typed, error: message }));
       }
     });

@@ -7,7 +7,9 @@ export {
   findAccountById,
   normalizeEmail,
   totpCode,
+  argon2Hasher,
   type Account,
+  type PasswordHasher,
 } from "./accounts.js";
 export { deriveIdentityKeys, type IdentityKeys } from "./keys.js";
-export { ACCOUNT_LIMIT, IP_LIMIT, WINDOW_MS } from "./rate-limit.js";
+export { ACCOUNT_LIMIT, IP_LIMIT, LIMITS, WINDOW_MS, type SignInLimits } from "./rate-limit.js";

@@ -1,4 +1,4 @@
-/** Tables of the accounts and identity slice (issue 6 point 2). Owned by the identity module. */
+/** Tables of the accounts and identity slice. Owned by the identity module. */
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 
@@ -44,21 +44,34 @@ export interface OidcModelsTable {
 }
 
 /**
- * One failed or in-flight sign-in attempt, counted per account and per IP over the last hour (rate-limit.ts).
- * In the database so the limits hold across server processes.
+ * One failed or in-flight sign-in attempt (rate-limit.ts), counted per account and address, per account and per
+ * address over the last hour. In the database so the limits hold across server processes.
  */
-export interface AuthAttemptsTable {
+export interface SignInAttemptsTable {
   id: string;
-  /** "account:<normalized email>" or "ip:<address>". */
-  subject: string;
+  /** The normalized email typed, whether or not it has an account. */
+  account: string;
+  /** The client's address (request.ip). */
+  address: string;
+  /** 1 when the account had signed in from this address before (sign_in_addresses), 0 otherwise. */
+  known: number;
   /** Milliseconds since the epoch. */
   at: number;
+}
+
+/** An address an account signed in from (password and, when enrolled, TOTP), and when it last did. */
+export interface SignInAddressesTable {
+  account: string;
+  address: string;
+  /** Milliseconds since the epoch. */
+  last_at: number;
 }
 
 /** The identity slice's tables as Kysely sees them (after its latest migration). */
 export interface IdentityTables {
   oidc_models: OidcModelsTable;
-  auth_attempts: AuthAttemptsTable;
+  sign_in_attempts: SignInAttemptsTable;
+  sign_in_addresses: SignInAddressesTable;
 }
 
 /** Migration 0002: accounts' credentials, the OpenID provider's storage, login rate limits. */
@@ -104,6 +117,46 @@ export const identityMigration: Migration = {
       .createIndex("auth_attempts_subject_at")
       .on("auth_attempts")
       .columns(["subject", "at"])
+      .execute();
+  },
+};
+
+/**
+ * Migration 0005: sign-in limits per account and address with growing delays (rate-limit.ts) replace the flat
+ * per-account and per-address counts of auth_attempts, whose rows only ever mattered for an hour.
+ */
+export const signInLimitsMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.dropTable("auth_attempts").execute();
+    await db.schema
+      .createTable("sign_in_attempts")
+      .addColumn("id", "text", (c) => c.primaryKey())
+      .addColumn("account", "text", (c) => c.notNull())
+      .addColumn("address", "text", (c) => c.notNull())
+      .addColumn("known", "integer", (c) => c.notNull())
+      .addColumn("at", "bigint", (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex("sign_in_attempts_account_at")
+      .on("sign_in_attempts")
+      .columns(["account", "at"])
+      .execute();
+    await db.schema
+      .createIndex("sign_in_attempts_address_at")
+      .on("sign_in_attempts")
+      .columns(["address", "at"])
+      .execute();
+    await db.schema
+      .createTable("sign_in_addresses")
+      .addColumn("account", "text", (c) => c.notNull())
+      .addColumn("address", "text", (c) => c.notNull())
+      .addColumn("last_at", "bigint", (c) => c.notNull())
+      .addPrimaryKeyConstraint("sign_in_addresses_pk", ["account", "address"])
+      .execute();
+    await db.schema
+      .createIndex("sign_in_addresses_last_at")
+      .on("sign_in_addresses")
+      .column("last_at")
       .execute();
   },
 };

@@ -1,28 +1,69 @@
 /**
- * Limits failed sign-in attempts (password or TOTP) per account and per client IP over a sliding hour, counted in
- * the database so the limits hold across every server process on it.
+ * Limits failed sign-in attempts (password or TOTP), counted in the database so the limits hold across every
+ * server process on it. Failures are counted per account and address first, so somebody guessing from one
+ * place slows down that place and not the account's owner elsewhere:
+ *
+ * - One account from one address: after `pair.free` failures in the window, each attempt waits a delay after
+ *   the pair's last failure that doubles with every further failure, up to `pair.maxDelayMs`.
+ * - One account from addresses it has not signed in from ("new" addresses, the whole internet): the same
+ *   growing delay after `account.free` such failures, counted over all of them, and at most
+ *   `account.newAddresses` of them in the window.
+ * - One account from every address: at most `account.ceiling` failures in the window (100: the bound on
+ *   guesses). New addresses can take only `account.newAddresses` of them, so an address the account has signed
+ *   in from (sign_in_addresses, remembered for `knownForMs`) always has room left, however busy an attacker is
+ *   elsewhere: its owner faces only its own pair's delay.
+ * - One address over accounts it is not known to: at most `ip` failures in the window (one address trying many
+ *   accounts); an account that has signed in from the address is exempt, so a busy shared address does not lock
+ *   out the people who sign in from it.
  *
  * An attempt is recorded BEFORE the credential is checked and counted together with every other attempt in the
  * window, in flight or failed; a success removes its row, a refusal removes its row (so hammering a limited
- * account does not extend its lockout), a failure keeps it. Concurrent attempts therefore see each other, and at
- * most ACCOUNT_LIMIT credentials of one account are ever checked per hour, whatever the number of processes.
+ * account does not extend its delay), a failure keeps it. Concurrent attempts therefore see each other, and no
+ * limit lets more credentials be checked than it allows, whatever the number of processes.
  */
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
 
-/** Failed attempts per account per hour (issue 6: at most 100). */
-export const ACCOUNT_LIMIT = 100;
-/** Failed attempts per client IP per hour: room for a few busy accounts behind one NAT. */
-export const IP_LIMIT = 300;
-/** The window, in milliseconds. */
+/** The window every count covers, in milliseconds. */
 export const WINDOW_MS = 60 * 60 * 1000;
+
+/** A delay that starts after `free` failures at `firstDelayMs` and doubles with each failure after that. */
+export interface GrowingDelay {
+  free: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** The sign-in limits (see the module comment). */
+export interface SignInLimits {
+  pair: GrowingDelay;
+  account: GrowingDelay & { newAddresses: number; ceiling: number };
+  ip: number;
+  knownForMs: number;
+}
+
+/** The limits a server runs with. */
+export const LIMITS: SignInLimits = {
+  // 5 free, then 30 s, 1, 2, 4, 8 and 15 minutes: at most 12 guesses an hour from one address.
+  pair: { free: 5, firstDelayMs: 30_000, maxDelayMs: 15 * 60_000 },
+  // 10 free, then 1 s doubling to a minute: at most 74 an hour from everywhere else (80 is a backstop).
+  account: { free: 10, firstDelayMs: 1_000, maxDelayMs: 60_000, newAddresses: 80, ceiling: 100 },
+  ip: 300,
+  knownForMs: 90 * 24 * 60 * 60 * 1000,
+};
+
+/** Failed attempts per account per hour, from every address together. */
+export const ACCOUNT_LIMIT = LIMITS.account.ceiling;
+/** Failed attempts per client address per hour over accounts it has not signed in to. */
+export const IP_LIMIT = LIMITS.ip;
 
 /** What an attempt needs. */
 export interface AttemptDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
-  limits?: { account: number; ip: number };
+  /** Replaces some of LIMITS (tests). */
+  limits?: Partial<SignInLimits>;
 }
 
 /** An attempt allowed to check its credential; exactly one of its methods must be called. */
@@ -30,8 +71,34 @@ export interface Attempt {
   allowed: true;
   /** The credential was right: the attempt does not count. */
   succeeded(): Promise<void>;
-  /** The credential was wrong: the attempt counts for an hour. */
+  /** The credential was wrong: the attempt counts for the window. */
   failed(): Promise<void>;
+}
+
+/** Which limit refused an attempt, and how long until an attempt could be allowed again. */
+export interface Refusal {
+  allowed: false;
+  limit: "account_ip" | "account" | "ip";
+  retryAfterMs: number;
+}
+
+interface Row {
+  id: string;
+  address: string;
+  known: boolean;
+  at: number;
+}
+
+/** How long after the last of `earlier` failures the next attempt must wait under `rule`; 0: it may go now. */
+function waitAfter(earlier: readonly Row[], rule: GrowingDelay, now: number): number {
+  if (earlier.length < rule.free) return 0;
+  const delay = Math.min(rule.firstDelayMs * 2 ** (earlier.length - rule.free), rule.maxDelayMs);
+  return Math.max(0, Math.max(...earlier.map((r) => r.at)) + delay - now);
+}
+
+/** How long until the oldest of `rows` leaves the window. */
+function untilOldestLeaves(rows: readonly Row[], now: number): number {
+  return Math.max(1, Math.min(...rows.map((r) => r.at)) + WINDOW_MS - now);
 }
 
 /** Starts an attempt for `account` (a normalized email) from `ip`, or says which limit refuses it. */
@@ -39,45 +106,114 @@ export async function beginAttempt(
   deps: AttemptDeps,
   account: string,
   ip: string,
-): Promise<Attempt | { allowed: false; limit: "account" | "ip" }> {
-  const limits = deps.limits ?? { account: ACCOUNT_LIMIT, ip: IP_LIMIT };
-  const at = deps.now().getTime();
-  const rows = [
-    { id: deps.randomId(), subject: `account:${account}`, at },
-    { id: deps.randomId(), subject: `ip:${ip}`, at },
-  ];
-  const ids = rows.map((r) => r.id);
-  await deps.db.insertInto("auth_attempts").values(rows).execute();
-  const counts = await deps.db
-    .selectFrom("auth_attempts")
-    .select(["subject", (eb) => eb.fn.countAll<number | string>().as("n")])
-    .where(
-      "subject",
-      "in",
-      rows.map((r) => r.subject),
-    )
-    .where("at", ">", at - WINDOW_MS)
-    .groupBy("subject")
+): Promise<Attempt | Refusal> {
+  const limits = { ...LIMITS, ...deps.limits };
+  const now = deps.now().getTime();
+  const since = now - WINDOW_MS;
+  const known =
+    (await deps.db
+      .selectFrom("sign_in_addresses")
+      .select("last_at")
+      .where("account", "=", account)
+      .where("address", "=", ip)
+      .where("last_at", ">", now - limits.knownForMs)
+      .executeTakeFirst()) !== undefined;
+  const id = deps.randomId();
+  await deps.db
+    .insertInto("sign_in_attempts")
+    .values({ id, account, address: ip, known: known ? 1 : 0, at: now })
     .execute();
-  const count = (subject: string): number => Number(counts.find((c) => c.subject === subject)?.n ?? 0);
   const remove = async (): Promise<void> => {
-    await deps.db.deleteFrom("auth_attempts").where("id", "in", ids).execute();
+    await deps.db.deleteFrom("sign_in_attempts").where("id", "=", id).execute();
   };
-  if (count(rows[0]!.subject) > limits.account) {
+  const refuse = async (limit: Refusal["limit"], retryAfterMs: number): Promise<Refusal> => {
     await remove();
-    return { allowed: false, limit: "account" };
+    return { allowed: false, limit, retryAfterMs };
+  };
+
+  const rows: Row[] = (
+    await deps.db
+      .selectFrom("sign_in_attempts")
+      .select(["id", "address", "known", "at"])
+      .where("account", "=", account)
+      .where("at", ">", since)
+      .execute()
+  ).map((r) => ({ id: r.id, address: r.address, known: Number(r.known) === 1, at: Number(r.at) }));
+  const others = rows.filter((r) => r.id !== id);
+
+  const pairWait = waitAfter(
+    others.filter((r) => r.address === ip),
+    limits.pair,
+    now,
+  );
+  if (pairWait > 0) return refuse("account_ip", pairWait);
+
+  const fromNew = rows.filter((r) => !r.known);
+  if (!known) {
+    if (fromNew.length > limits.account.newAddresses) {
+      return refuse("account", untilOldestLeaves(fromNew, now));
+    }
+    const accountWait = waitAfter(
+      others.filter((r) => !r.known),
+      limits.account,
+      now,
+    );
+    if (accountWait > 0) return refuse("account", accountWait);
   }
-  if (count(rows[1]!.subject) > limits.ip) {
-    await remove();
-    return { allowed: false, limit: "ip" };
+  // New addresses count for at most their own ceiling: attempts past it are being refused right now, and must
+  // not crowd out an address the account knows.
+  const fromKnown = rows.filter((r) => r.known);
+  if (fromKnown.length + Math.min(fromNew.length, limits.account.newAddresses) > limits.account.ceiling) {
+    return refuse("account", untilOldestLeaves(rows, now));
+  }
+
+  if (!known) {
+    const fromAddress = await deps.db
+      .selectFrom("sign_in_attempts")
+      .select(["at"])
+      .where("address", "=", ip)
+      .where("known", "=", 0)
+      .where("at", ">", since)
+      .execute();
+    if (fromAddress.length > limits.ip) {
+      return refuse(
+        "ip",
+        untilOldestLeaves(
+          fromAddress.map((r) => ({ id: "", address: ip, known: false, at: Number(r.at) })),
+          now,
+        ),
+      );
+    }
   }
   return { allowed: true, succeeded: remove, failed: () => Promise.resolve() };
 }
 
-/** Removes attempts older than the window (called now and then; the counts ignore them anyway). */
-export async function purgeAttempts(deps: Pick<AttemptDeps, "db" | "now">): Promise<void> {
+/**
+ * Remembers that `account` signed in from `ip` (every factor passed): attempts from there skip the limits meant
+ * for strangers (see the module comment).
+ */
+export async function rememberAddress(
+  deps: Pick<AttemptDeps, "db" | "now">,
+  account: string,
+  ip: string,
+): Promise<void> {
+  const at = deps.now().getTime();
   await deps.db
-    .deleteFrom("auth_attempts")
-    .where("at", "<=", deps.now().getTime() - WINDOW_MS)
+    .insertInto("sign_in_addresses")
+    .values({ account, address: ip, last_at: at })
+    .onConflict((oc) => oc.columns(["account", "address"]).doUpdateSet({ last_at: at }))
+    .execute();
+}
+
+/** Removes attempts older than the window and addresses not used for too long (the limits ignore them anyway). */
+export async function purgeAttempts(deps: Pick<AttemptDeps, "db" | "now" | "limits">): Promise<void> {
+  const now = deps.now().getTime();
+  await deps.db
+    .deleteFrom("sign_in_attempts")
+    .where("at", "<=", now - WINDOW_MS)
+    .execute();
+  await deps.db
+    .deleteFrom("sign_in_addresses")
+    .where("last_at", "<=", now - (deps.limits?.knownForMs ?? LIMITS.knownForMs))
     .execute();
 }

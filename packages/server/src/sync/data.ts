@@ -259,20 +259,50 @@ export function listVersions(db: Db, vaultId: string, userId: string): Promise<V
   });
 }
 
-/** One audit row to write. `metadata` must hold no secret value. */
+/**
+ * One audit row to write. `metadata` must hold no secret value. The server's one audit writer: the sync service
+ * and the identity slice both write through it.
+ */
 export interface AuditWrite {
   id: string;
-  userId: string;
+  /** The actor; null when there is none (an email without an account, events of an address). */
+  userId: string | null;
   action: string;
-  vaultId: string;
-  version: number;
+  vaultId: string | null;
+  version: number | null;
   createdAt: string;
   metadata: Record<string, unknown>;
+  /**
+   * For events a client can repeat at will (refused sign-in attempts): every write with the same key adds one to
+   * the `count` of a single row instead of adding a row, so nobody can grow the log without bound.
+   */
+  coalesceKey?: string;
 }
 
 /** Writes an audit row (in the caller's transaction, with the change it records). */
 export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
   return run("insert audit event", async () => {
+    if (event.coalesceKey !== undefined) {
+      await db
+        .insertInto("audit_events")
+        .values({
+          id: event.id,
+          user_id: event.userId,
+          action: event.action,
+          vault_id: event.vaultId,
+          version: event.version,
+          created_at: event.createdAt,
+          metadata: JSON.stringify(event.metadata),
+          coalesce_key: event.coalesceKey,
+        })
+        .onConflict((oc) =>
+          oc
+            .column("coalesce_key")
+            .doUpdateSet((eb) => ({ count: eb(eb.ref("audit_events.count"), "+", 1) })),
+        )
+        .execute();
+      return;
+    }
     await auditInsert.run(db, [
       event.id,
       event.userId,

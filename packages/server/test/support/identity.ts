@@ -17,7 +17,7 @@
  *   const { app, identity } = buildTestApp({ db });
  *   const alice = await createTestUser(db, "alice@example.test", "correct horse");
  *   const token = await mintAccessToken(identity, { userId: alice.userId });
- *   await app.inject({ method: "GET", url: "/api/v1/me", headers: { authorization: `Bearer ${token}` } });
+ *   await app.inject({ method: "GET", url: "/api/v1/me", headers: apiHeaders(token) }); // sync-support.ts
  */
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -26,8 +26,9 @@ import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import { buildApp } from "../../src/app.js";
 import type { Database } from "../../src/db/schema.js";
-import { createAccount, enrollTotp, totpCode } from "../../src/identity/accounts.js";
+import { createAccount, enrollTotp, totpCode, type PasswordHasher } from "../../src/identity/accounts.js";
 import { createIdentity, type Identity } from "../../src/identity/identity.js";
+import type { SignInLimits } from "../../src/identity/rate-limit.js";
 
 /** A fixed server secret for in-process apps (any process given it derives the same keys). */
 export const TEST_SERVER_SECRET = "test-server-secret-0123456789abcdefghijklmnop";
@@ -74,7 +75,9 @@ export interface TestAppOptions {
   /** Default TEST_SERVER_SECRET. Note: createTestUser's TOTP secrets are sealed with TEST_SERVER_SECRET. */
   secret?: string;
   openSignup?: boolean;
-  limits?: { account: number; ip: number };
+  limits?: Partial<SignInLimits>;
+  /** Default Argon2id. */
+  hasher?: PasswordHasher;
   logger?: FastifyServerOptions["logger"];
   now?: () => Date;
   /** As behind a TLS proxy: X-Forwarded-For gives the client IP. */
@@ -97,6 +100,7 @@ function makeTestApp(
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(options.openSignup ? { openSignup: true } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.hasher ? { hasher: options.hasher } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
   const app = buildApp({
