@@ -284,7 +284,9 @@ describe("a provider declared in the project's latchkey.json", () => {
       { args: ["--registry-uri", verdaccio.url], depth: "1", cwd: project.dir },
     ]);
     const approvals = JSON.parse(await readFile(join(project.latchkeyHome, "approvals.json"), "utf8"));
-    expect(approvals.approvals).toEqual([expect.objectContaining({ project: project.dir, argv })]);
+    expect(approvals.approvals).toEqual([
+      expect.objectContaining({ project: project.dir, kind: "provider", declaration: argv }),
+    ]);
 
     // Later processes without a terminal run it without asking.
     const later = await project.cli(["whoami", "--json", "--registry", verdaccio.url]);

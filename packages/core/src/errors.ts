@@ -187,7 +187,8 @@ export const errorCatalogue = {
   LK_ENV_KEY_RESERVED: {
     summary:
       "A secret would replace an environment variable that programs rely on to start or that decides which code they run (PATH, HOME, LD_PRELOAD, NODE_OPTIONS, LATCHKEY_…); setting one needs --allow-override.",
-    message: "That name is reserved: a secret by that name would replace the variable in every program `latchkey run` starts.",
+    message:
+      "That name is reserved: a secret by that name would replace the variable in every program `latchkey run` starts.",
     hint: "Choose another name, or pass --allow-override if replacing the variable is what you want (`latchkey env check` lists such secrets).",
     exitCode: ExitCode.usage,
   },
@@ -333,6 +334,13 @@ export const errorCatalogue = {
     summary: "An .npmrc file could not be read or safely updated.",
     message: "An .npmrc file is not usable.",
     hint: "Fix or remove the line named in the message; Latchkey left the file untouched.",
+    exitCode: ExitCode.failure,
+  },
+  LK_TOKEN_REROUTED: {
+    summary:
+      "A project's .npmrc or .yarnrc.yml refers to a variable `latchkey exec` sets to one registry's token, other than as that registry's own token, so the package manager would send the token to another host.",
+    message: "A project file would send a registry's token to another host.",
+    hint: "Remove that reference, or make the line name the registry's own variable (`latchkey setup npmrc --project` writes such lines); `latchkey exec` starts nothing until then.",
     exitCode: ExitCode.failure,
   },
   LK_HELPER_INPUT_INVALID: {

@@ -29,7 +29,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function context(stored: Record<string, string>, env: Record<string, string> = {}) {
+function context(stored: Record<string, string>, env: Record<string, string> = {}, os?: NodeJS.Platform) {
   const fullEnv = { HOME: home, LATCHKEY_HOME: join(dir, "lk"), PATH: process.env.PATH ?? "", ...env };
   const keystore = createMemoryKeystore(stored);
   const resolution = { keystore, backend: "memory" } as unknown as KeystoreResolution;
@@ -38,6 +38,7 @@ function context(stored: Record<string, string>, env: Record<string, string> = {
     paths: resolvePaths(fullEnv),
     cwd: app,
     keystore: () => Promise.resolve(resolution),
+    ...(os === undefined ? {} : { platform: { nodeVersion: "24.0.0", uid: null, machineIdPaths: [], os } }),
   });
 }
 
@@ -110,6 +111,85 @@ describe("a project's tokenEnv", () => {
     const plan = await planExec(stored, { strict: false, verbose: 0 });
     expect(plan.env["npm_config_//b.example/npm/:_authToken"]).toBe("tok-b");
     expect(Object.values(plan.env)).not.toContain(SECRET);
+  });
+});
+
+describe("a project file that would send a handed token elsewhere", () => {
+  const A = "//127.0.0.1:4873/";
+  const stored = { "registry://127.0.0.1:4873/": "tok-a" };
+  const npmrc = (extra: string) =>
+    writeFile(
+      join(app, ".npmrc"),
+      `@a:registry=http://127.0.0.1:4873/\n@b:registry=https://b.example/npm/\n${extra}\n`,
+    );
+
+  it("refuses an .npmrc line that names a handed variable other than as its registry's own token", async () => {
+    for (const line of [
+      `//b.example/npm/:_authToken=\${${handoffVariable(A)}}`,
+      `//b.example/npm/:_authToken=\${npm_config_${A}:_authToken}`,
+      `registry=https://b.example/\${${handoffVariable(A)}}/`,
+      `${A}:_authToken=prefix-\${${handoffVariable(A)}}`,
+    ]) {
+      await npmrc(line);
+      await expect(planExec(context(stored), { strict: false, verbose: 0 }), line).rejects.toSatisfy(
+        (e) =>
+          isLatchkeyError(e, "LK_TOKEN_REROUTED") &&
+          e.message.includes(`${join(app, ".npmrc")}:3`) &&
+          !e.message.includes("tok-a"),
+      );
+    }
+  });
+
+  it("accepts the registry's own line, other variables and escaped references", async () => {
+    for (const line of [
+      `${A}:_authToken=\${${handoffVariable(A)}}`,
+      "//b.example/npm/:_authToken=${B_TOKEN}",
+      `; a comment naming \${${handoffVariable(A)}}`,
+      `//b.example/npm/:always-auth=\\\${${handoffVariable(A)}}`,
+    ]) {
+      await npmrc(line);
+      const plan = await planExec(context(stored), { strict: false, verbose: 0 });
+      expect(plan.env[handoffVariable(A)], line).toBe("tok-a");
+    }
+  });
+
+  it("compares variable names the way the platform does", async () => {
+    await npmrc(`//b.example/npm/:_authToken=\${${handoffVariable(A).toLowerCase()}}`);
+    await expect(planExec(context(stored, {}, "win32"), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_REROUTED"),
+    );
+    // Elsewhere that is another, unset variable: npm would expand nothing.
+    expect((await planExec(context(stored, {}, "linux"), { strict: false, verbose: 0 })).env).toHaveProperty(
+      handoffVariable(A),
+    );
+  });
+
+  it("checks .yarnrc.yml here and above: only the registry's own npmAuthToken may name its variable", async () => {
+    const own = [
+      "npmRegistries:",
+      '  "//127.0.0.1:4873/":',
+      `    npmAuthToken: "\${${handoffVariable(A)}}"`,
+      `  "https://127.0.0.1:4873/": { npmAuthToken: "\${${handoffVariable(A)}}" }`,
+      "",
+    ].join("\n");
+    await writeFile(join(app, ".yarnrc.yml"), own);
+    expect((await planExec(context(stored), { strict: false, verbose: 0 })).env).toHaveProperty(
+      handoffVariable(A),
+    );
+    for (const [where, text, line] of [
+      [app, `npmRegistries:\n  "//b.example/npm/":\n    npmAuthToken: "\${${handoffVariable(A)}}"\n`, 3],
+      [app, `npmRegistries:\n  "//b.example/npm/": { npmAuthToken: "\${${handoffVariable(A)}}" }\n`, 2],
+      [app, `npmAuthToken: "\${${handoffVariable(A)}}"\n`, 1],
+      [dir, `npmScopes:\n  evil:\n    npmRegistryServer: "https://b.example/\${${handoffVariable(A)}}"\n`, 3],
+    ] as const) {
+      await writeFile(join(app, ".yarnrc.yml"), where === app ? text : own);
+      if (where !== app) await writeFile(join(where, ".yarnrc.yml"), text);
+      await expect(planExec(context(stored), { strict: false, verbose: 0 })).rejects.toSatisfy(
+        (e) =>
+          isLatchkeyError(e, "LK_TOKEN_REROUTED") &&
+          e.message.includes(`${join(where, ".yarnrc.yml")}:${line}`),
+      );
+    }
   });
 });
 

@@ -1,18 +1,24 @@
 // `latchkey exec -- <npm|pnpm|yarn|cmd> args…`: the program gets, in its environment only, the token of every
 // registry the .npmrc files name, in the variables each client reads (registry/handoff.ts has the evidence).
 // No .npmrc is written, no token goes into argv, and the program's exit and signals pass through as with `run`.
+import { dirname, join, resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { sameVariable } from "../env-names.js";
+import { readFileSafe } from "../fs/safe-file.js";
 import { printStatus } from "../output/output.js";
 import {
+  authTokenKey,
   clientEnvironment,
   findNamedRegistries,
   handoffVariable,
   uniqueRegistries,
 } from "../registry/handoff.js";
 import type { NamedRegistry } from "../registry/handoff.js";
+import { envReferences, expandEnv, projectNpmrcPath, readNpmrc } from "../registry/handoff-npmrc.js";
+import { nerfDart } from "../registry/nerf-dart.js";
 import { resolveRegistryToken } from "../registry/sources.js";
-import type { TokenSource } from "../registry/types.js";
+import type { NerfDart, TokenSource } from "../registry/types.js";
 import { runProgram } from "../run/replace.js";
 import type { RunState } from "./support.js";
 
@@ -56,6 +62,7 @@ export async function planExec(
     registries.push({ registry, source: resolution.source });
     if (resolution.token !== null) Object.assign(env, clientEnvironment(registry.nerfDart, resolution.token));
   }
+  await refuseRerouting(ctx, env);
   const missing = registries.filter((r) => r.source === null);
   // npmjs is only there by default: under --strict, a project that installs public packages anonymously must
   // still run.
@@ -81,6 +88,104 @@ export async function planExec(
     }
   }
   return { env, registries };
+}
+
+/** The registry each variable `exec` sets carries the token of. */
+function carriers(env: Record<string, string>): Map<string, NerfDart> {
+  const out = new Map<string, NerfDart>();
+  for (const name of Object.keys(env)) {
+    const match = /^(?:npm|pnpm)_config_(\/\/.*):_authToken$/.exec(name);
+    if (match !== null) out.set(name, match[1]!);
+  }
+  // The hand-off variables' names hash their registry: map them back through the npm_config_ keys beside them.
+  for (const nerf of new Set(out.values())) out.set(handoffVariable(nerf), nerf);
+  return out;
+}
+
+function rerouted(file: string, line: number, name: string, nerf: NerfDart): LatchkeyError {
+  return new LatchkeyError("LK_TOKEN_REROUTED", {
+    message: `${file}:${line} refers to \${${name}}, which \`latchkey exec\` sets to the token of ${nerf}, other than as that registry's own token; not starting the program.`,
+    details: { path: file, line, registry: nerf },
+  });
+}
+
+/** The registry a YAML mapping key names (`"//host/path/"`, `https://host/path/`), or null. */
+function yamlRegistryKey(text: string): NerfDart | null {
+  const key = /^\s*(["']?)([^"'\s]+)\1\s*:/.exec(text)?.[2];
+  if (key === undefined || !/^(?:https?:)?\/\//.test(key)) return null;
+  try {
+    return nerfDart(key);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `line` of a .yarnrc.yml hands `${name}` to `nerf`'s npmAuthToken, block or flow style, and nothing else. */
+function yarnOwnToken(lines: readonly string[], index: number, name: string, nerf: NerfDart): boolean {
+  const text = lines[index]!;
+  const value = `["']?\\$\\{${name}\\}["']?`;
+  if (
+    new RegExp(
+      `^\\s*["']?[^"'\\s]+["']?\\s*:\\s*\\{\\s*npmAuthToken\\s*:\\s*${value}\\s*\\}\\s*,?\\s*$`,
+    ).test(text)
+  ) {
+    return yamlRegistryKey(text) === nerf;
+  }
+  if (!new RegExp(`^\\s*npmAuthToken\\s*:\\s*${value}\\s*$`).test(text)) return false;
+  const indent = /^\s*/.exec(text)![0].length;
+  for (let i = index - 1; i >= 0; i--) {
+    const above = lines[i]!;
+    if (above.trim() === "" || above.trim().startsWith("#")) continue;
+    if (/^\s*/.exec(above)![0].length < indent) return yamlRegistryKey(above) === nerf;
+  }
+  return false;
+}
+
+/**
+ * npm, pnpm and yarn expand `${VAR}` in the project's .npmrc and .yarnrc.yml, so a cloned project could write
+ * `//its-host/:_authToken=${LATCHKEY_TOKEN_…npmjs…}` and have the package manager send your npmjs token to its
+ * host. Each variable `exec` sets carries one registry's token; a project file may name it only as that registry's
+ * own token (what `latchkey setup npmrc` writes). Anything else is LK_TOKEN_REROUTED, before the program starts.
+ */
+async function refuseRerouting(ctx: Context, env: Record<string, string>): Promise<void> {
+  const handed = carriers(env);
+  if (handed.size === 0) return;
+  const os = ctx.platform.os;
+  const carried = (name: string): [string, NerfDart] | undefined =>
+    [...handed].find(([variable]) => sameVariable(variable, name, os));
+
+  const npmrcFile = projectNpmrcPath(ctx);
+  const npmrc = await readNpmrc(npmrcFile);
+  for (const [i, line] of (npmrc?.lines ?? []).entries()) {
+    if (/^\s*[;#]/.test(line.raw)) continue;
+    const ownKey = line.key === undefined ? null : expandEnv(line.key, ctx.env).value;
+    for (const name of envReferences(line.value ?? line.raw).concat(envReferences(line.key ?? ""))) {
+      const found = carried(name);
+      if (found === undefined) continue;
+      const [variable, nerf] = found;
+      const own = ownKey === authTokenKey(nerf) && line.value?.trim() === `\${${name}}`;
+      if (!own || envReferences(line.key ?? "").length > 0) throw rerouted(npmrcFile, i + 1, variable, nerf);
+    }
+  }
+
+  // yarn 2+ reads .yarnrc.yml from the working directory and every directory above it.
+  for (let dir = resolve(ctx.cwd); ; dir = dirname(dir)) {
+    const file = join(dir, ".yarnrc.yml");
+    const bytes = await readFileSafe(file).catch(() => null);
+    if (bytes !== null) {
+      const lines = Buffer.from(bytes).toString("utf8").split(/\r?\n/);
+      for (const [i, text] of lines.entries()) {
+        if (text.trim().startsWith("#")) continue;
+        for (const name of envReferences(text)) {
+          const found = carried(name);
+          if (found !== undefined && !yarnOwnToken(lines, i, name, found[1])) {
+            throw rerouted(file, i + 1, found[0], found[1]);
+          }
+        }
+      }
+    }
+    if (dirname(dir) === dir) break;
+  }
 }
 
 function describeOrigin(registry: NamedRegistry): string {

@@ -91,6 +91,14 @@ export function parseNpmrc(text: string): Npmrc {
   return { lines, eol };
 }
 
+/** A `${VAR}` reference as npm's env-replace finds it: an odd number of backslashes before it makes it literal. */
+const ENV_REFERENCE = /(?<!\\)(\\*)\$\{([^${}]+)\}/g;
+
+/** The variables `text` refers to as `${VAR}` and npm (or yarn) would expand, in order. */
+export function envReferences(text: string): string[] {
+  return [...text.matchAll(ENV_REFERENCE)].filter((m) => m[1]!.length % 2 === 0).map((m) => m[2]!);
+}
+
 /**
  * npm's `${VAR}` expansion (@npmcli/config env-replace): `\${VAR}` stays literal, an unset variable stays as
  * written. Returns the expanded text and whether every reference was set.
@@ -100,7 +108,7 @@ export function expandEnv(
   env: Readonly<Record<string, string | undefined>>,
 ): { value: string; complete: boolean } {
   let complete = true;
-  const value = text.replace(/(?<!\\)(\\*)\$\{([^${}]+)\}/g, (whole, escapes: string, name: string) => {
+  const value = text.replace(ENV_REFERENCE, (whole, escapes: string, name: string) => {
     if (escapes.length % 2 === 1) return whole.slice((escapes.length + 1) / 2);
     const set = env[name];
     if (set === undefined) {
