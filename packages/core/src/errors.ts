@@ -447,6 +447,13 @@ export const errorCatalogue = {
     hint: "Check the issuer URL and client id (`latchkey auth status`, config.toml's sso_issuer / sso_client_id); run with -v for the provider's answer.",
     exitCode: ExitCode.failure,
   },
+  LK_NO_BROWSER: {
+    summary:
+      "A browser login was asked for where no browser can be opened: no BROWSER, and on Linux no display (DISPLAY, WAYLAND_DISPLAY) or no xdg-open.",
+    message: "No browser can be opened on this machine.",
+    hint: "Log in with `--device` (you enter a short code on any device), or set BROWSER to a program that opens URLs.",
+    exitCode: ExitCode.failure,
+  },
   LK_NOT_LOGGED_IN: {
     summary: "The command needs a Latchkey server session and there is none for the active profile.",
     message: "You are not logged in to a Latchkey server.",
@@ -524,10 +531,32 @@ export const errorCatalogue = {
     exitCode: ExitCode.usage,
   },
   LK_PASSWORD_INVALID: {
-    summary: "An account password was empty or longer than the server accepts (1024 characters).",
-    message: "The password is empty or too long.",
-    hint: "Type a non-empty password at the prompt, or pipe it on stdin (one line).",
+    summary:
+      "A new account password is shorter than 12 characters, or longer than the server accepts (1024 characters).",
+    message: "The password must be 12 to 1024 characters long.",
+    hint: "Choose a longer one (a passphrase of four or more words is easy to type and hard to guess); type it at the prompt, or pipe it on stdin (one line).",
     exitCode: ExitCode.usage,
+  },
+  LK_NODE_UNSUPPORTED: {
+    summary:
+      "The Node.js running Latchkey is older than it supports (the CLI needs 22.12, latchkey-server 22.13).",
+    message: "This Node.js is older than Latchkey supports.",
+    hint: "Install Node 22.13 or newer (Node 24 LTS recommended) and put it first on PATH.",
+    exitCode: ExitCode.failure,
+  },
+  LK_HELPER_STALE: {
+    summary:
+      "git or pnpm is set up (by `latchkey setup`) to run a latchkey command that no longer exists: Latchkey was moved or uninstalled.",
+    message: "A credential helper set up by Latchkey runs a program that no longer exists.",
+    hint: "Run `latchkey setup git` or `latchkey setup pnpm` again from the latchkey you use now.",
+    exitCode: ExitCode.failure,
+  },
+  LK_SERVER_LISTEN_FAILED: {
+    summary:
+      "latchkey-server could not listen: the port is taken, the address is not this machine's, or the port needs privileges.",
+    message: "latchkey-server could not listen on its address.",
+    hint: "Pick another port with `latchkey-server --port PORT` (0 picks a free one), or another address with --host.",
+    exitCode: ExitCode.failure,
   },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -62,7 +62,7 @@ describe("latchkey-server admin", () => {
   it("creates the account in the data directory's database, printing its id on stdout", async () => {
     const dir = await mkdtemp(join(tmpdir(), "latchkey-admin-"));
     dirs.push(dir);
-    const d = deps("a password");
+    const d = deps("a long enough password");
     expect(await runAdmin(["create-user", "Zoe@Example.test", "--data-dir", dir], d)).toBe(0);
     expect(d.asked).toEqual(["Password for Zoe@Example.test: "]);
     const database = await openDatabase({ dataDir: dir });

@@ -120,8 +120,8 @@ function safeHost(url: string): string {
 }
 
 /**
- * Reads a password: on a terminal a masked prompt (raw mode, nothing echoed; Ctrl-C cancels), otherwise the
- * first line of stdin.
+ * Reads a password: on a terminal a masked prompt (raw mode, nothing echoed; Ctrl-C or Ctrl-D cancels with
+ * LK_CANCELLED), otherwise the first line of stdin.
  */
 export async function readPasswordFromProcess(prompt: string): Promise<string> {
   const stdin = process.stdin;
@@ -149,9 +149,15 @@ export async function readPasswordFromProcess(prompt: string): Promise<string> {
             done(typed);
             return;
           }
-          if (char === "\u0003") {
+          // Ctrl-C, or Ctrl-D: in raw mode neither is a signal or an end of input, only a character.
+          if (char === "\u0003" || char === "\u0004") {
             stdin.off("data", onData);
-            fail(new LatchkeyError("LK_USAGE", { message: "Cancelled." }));
+            fail(
+              new LatchkeyError("LK_CANCELLED", {
+                message: "Cancelled at the password prompt; no account was created.",
+                hint: "Run `latchkey-server admin create-user EMAIL` again, or pipe the password on stdin (one line).",
+              }),
+            );
             return;
           }
           if (char === "\u007f" || char === "\b") typed = typed.slice(0, -1);

@@ -1,10 +1,42 @@
 /** The `latchkey-server` entry: wires the real process into runServer (server.ts) or runAdmin (admin.ts). */
 import { randomBytes } from "node:crypto";
-import { isLatchkeyError } from "@latchkey/core";
-import { readPasswordFromProcess, runAdmin } from "./admin.js";
-import { parseServerArgs, runServer, USAGE } from "./server.js";
+import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+
+/**
+ * Why this Node cannot run the server, or null. The server's SQLite is node:sqlite, which Node has without a
+ * flag from 22.13 (and 23.4) on: before that, importing server.ts would fail with ERR_UNKNOWN_BUILTIN_MODULE and
+ * a stack. Asked of Node itself rather than of its version, so a Node started with --experimental-sqlite passes.
+ */
+function unsupportedNode(): LatchkeyError | null {
+  if (process.getBuiltinModule?.("node:sqlite") !== undefined) return null;
+  return new LatchkeyError("LK_NODE_UNSUPPORTED", {
+    message: `latchkey-server needs Node's built-in SQLite (node:sqlite), which Node ${process.versions.node} does not have.`,
+    hint:
+      "Install Node 22.13 or newer (Node 24 LTS recommended) and put it first on PATH; in the repository, " +
+      "`npm start` runs the server on the project's own Node 24.",
+  });
+}
+
+/** Prints an error the way the CLI does (output.ts): code, message and hint; anything else is a bug. */
+function printError(err: unknown): number {
+  if (isLatchkeyError(err)) {
+    process.stderr.write(`latchkey-server: error ${err.code}: ${err.message}\n  hint: ${err.hint}\n`);
+    return err.exitCode;
+  }
+  // Startup failures outside the catalogue (a database that refuses the connection) land here; their messages
+  // carry no secrets: DATABASE_URL itself is never logged.
+  process.stderr.write(`latchkey-server: ${err instanceof Error ? err.message : String(err)}\n`);
+  return 1;
+}
 
 try {
+  const unsupported = unsupportedNode();
+  if (unsupported) throw unsupported;
+  // Imported only now, so that an unsupported Node gets the error above instead of a failed import.
+  const [{ readPasswordFromProcess, runAdmin }, { parseServerArgs, runServer, USAGE }] = await Promise.all([
+    import("./admin.js"),
+    import("./server.js"),
+  ]);
   const argv = process.argv.slice(2);
   if (argv[0] === "admin") {
     process.exitCode = await runAdmin(argv.slice(1), {
@@ -33,13 +65,5 @@ try {
     }
   }
 } catch (err) {
-  if (isLatchkeyError(err)) {
-    process.stderr.write(`latchkey-server: ${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ""}`);
-    process.exitCode = err.exitCode;
-  } else {
-    // Startup failures (a database that refuses the connection, a port in use) land here; their messages carry
-    // no secrets: DATABASE_URL itself is never logged.
-    process.stderr.write(`latchkey-server: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  }
+  process.exitCode = printError(err);
 }

@@ -113,7 +113,12 @@ export function parseServerArgs(
     });
   }
   const host = values.host ?? DEFAULT_HOST;
-  if (host === "") throw new LatchkeyError("LK_USAGE", { message: "--host must not be empty." });
+  if (host === "") {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "--host must not be empty.",
+      hint: "Run `latchkey-server --help` for the options.",
+    });
+  }
 
   return {
     host,
@@ -132,7 +137,10 @@ function parsePublicUrl(text: string): string {
   try {
     url = new URL(text);
   } catch {
-    throw new LatchkeyError("LK_CONFIG_INVALID", { message: `PUBLIC_URL is not a URL: "${text}".` });
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `PUBLIC_URL is not a URL: "${text}".`,
+      hint: "For example PUBLIC_URL=https://latchkey.example.com",
+    });
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search || url.hash || url.username) {
     throw new LatchkeyError("LK_CONFIG_INVALID", {
@@ -229,7 +237,9 @@ export async function runServer(
       );
     if (config.testRoutes)
       app.log.warn({ event: "server.test-routes" }, "LATCHKEY_SERVER_TEST_ROUTES=1: test-only routes are on");
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: config.host, port: config.port }).catch((err: unknown) => {
+      throw listenError(err, config);
+    });
   } catch (err) {
     await app?.close().catch(() => undefined);
     await writer?.close().catch(() => undefined);
@@ -284,6 +294,30 @@ export async function runServer(
   deps.onSignal("SIGTERM", handle("SIGTERM"));
   deps.onSignal("SIGINT", handle("SIGINT"));
   return { url, stopped };
+}
+
+/** A failed listen as the catalogue's LK_SERVER_LISTEN_FAILED, saying which option to change; others unchanged. */
+export function listenError(err: unknown, config: Pick<ServerConfig, "host" | "port">): unknown {
+  const address = `${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`;
+  const known: Record<string, { message: string; hint: string }> = {
+    EADDRINUSE: {
+      message: `Port ${config.port} on ${config.host} is already in use (another latchkey-server, or another program).`,
+      hint: "Stop the program that holds it, or pick another port: `latchkey-server --port 9000` (--port 0 picks a free one).",
+    },
+    EACCES: {
+      message: `Not allowed to listen on ${address}: ports below 1024 need privileges.`,
+      hint: "Pick a port from 1024 up with `latchkey-server --port PORT`, behind a proxy for port 80 or 443.",
+    },
+    EADDRNOTAVAIL: {
+      message: `${config.host} is not an address of this machine, so latchkey-server cannot listen on ${address}.`,
+      hint: "Pass one of this machine's addresses with `latchkey-server --host`: 127.0.0.1 (the default), or 0.0.0.0 for all.",
+    },
+  };
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const described = code === undefined ? undefined : known[code];
+  return described === undefined
+    ? err
+    : new LatchkeyError("LK_SERVER_LISTEN_FAILED", { ...described, cause: err });
 }
 
 /** Makes the data directory (mode 0700) when missing; refuses a symbolic link or a non-directory. */

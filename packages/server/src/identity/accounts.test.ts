@@ -49,29 +49,31 @@ describe("accounts on SQLite", () => {
 
   it("stores an Argon2id hash and checks passwords against it", async () => {
     const deps = { db: database.db, now: () => new Date(), randomId: randomUUID };
-    await createAccount(deps, { email: "Bob@Example.test", password: "s3cret pass", via: "admin" });
+    await createAccount(deps, { email: "Bob@Example.test", password: "s3cret passphrase", via: "admin" });
     const bob = (await findAccountByEmail(database.db, "bob@example.test"))!;
     expect(bob.password_hash).toMatch(/^\$argon2id\$/);
-    expect(await verifyPassword(bob, "s3cret pass")).toBe(true);
-    expect(await verifyPassword(bob, "s3cret pasS")).toBe(false);
+    expect(await verifyPassword(bob, "s3cret passphrase")).toBe(true);
+    expect(await verifyPassword(bob, "s3cret passphrasE")).toBe(false);
     expect(await verifyPassword(bob, "")).toBe(false);
     await expect(
-      createAccount(deps, { email: "BOB@example.test", password: "x", via: "admin" }),
+      createAccount(deps, { email: "BOB@example.test", password: "another password", via: "admin" }),
     ).rejects.toMatchObject({
       code: "LK_ACCOUNT_EXISTS",
     });
-    await expect(
-      createAccount(deps, { email: "c@example.test", password: "", via: "admin" }),
-    ).rejects.toMatchObject({
-      code: "LK_PASSWORD_INVALID",
-    });
+    // New passwords: 12 characters (code points) at the least, 1024 at the most.
+    for (const password of ["", "eleven char", "ünf 🔑🔑🔑🔑🔑🔑🔑", "x".repeat(1025)]) {
+      await expect(
+        createAccount(deps, { email: "c@example.test", password, via: "admin" }),
+      ).rejects.toMatchObject({ code: "LK_PASSWORD_INVALID" });
+    }
+    await createAccount(deps, { email: "c@example.test", password: "twelve chars", via: "signup" });
   });
 
   it("accepts a TOTP code once: a replay within its window is refused", async () => {
     let now = new Date("2026-01-01T00:00:10Z");
     const deps = { db: database.db, now: () => now, randomId: randomUUID };
     const keys = deriveIdentityKeys("accounts-test-secret-0123456789abcdefgh");
-    await createAccount(deps, { email: "t@example.test", password: "pw", via: "admin" });
+    await createAccount(deps, { email: "t@example.test", password: "t's password", via: "admin" });
     const { uri, secret } = await enrollTotp({ ...deps, keys, issuerName: "Latchkey" }, "t@example.test");
     expect(uri).toContain(`secret=${secret}`);
     const account = async () => (await findAccountByEmail(database.db, "t@example.test"))!;

@@ -33,8 +33,15 @@ export function normalizeEmail(input: string): string {
   return email;
 }
 
+/**
+ * Shortest password a new account may have, in characters (code points). Twelve rules out the short words and
+ * patterns guessed first, and a passphrase of a few words passes it easily. Sign-in checks no minimum: accounts
+ * made before it keep working.
+ */
+export const MIN_PASSWORD_LENGTH = 12;
+
 function checkPassword(password: string): void {
-  if (password.length === 0 || password.length > MAX_PASSWORD_LENGTH)
+  if ([...password].length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)
     throw new LatchkeyError("LK_PASSWORD_INVALID");
 }
 

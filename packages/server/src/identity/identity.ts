@@ -885,7 +885,7 @@ function registerPages(app: FastifyInstance, deps: PageDeps): void {
             ? "An account with this email already exists. Sign in instead."
             : err.code === "LK_EMAIL_INVALID"
               ? "Enter a valid email address."
-              : "Choose a non-empty password.";
+              : "Choose a password of at least 12 characters: a few words make a good one.";
         return html(reply, 400, signupPage({ uid: interaction.uid, email: typed, error: message }));
       }
     });

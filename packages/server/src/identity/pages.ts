@@ -79,7 +79,7 @@ export function signupPage(options: { uid: string; email?: string; error?: strin
     error(options.error) +
       `<form method="post" action="${escapeHtml(base)}/signup">` +
       `<label for="email">Email</label><input id="email" name="email" type="email" required autofocus value="${escapeHtml(options.email ?? "")}">` +
-      `<label for="password">Password</label><input id="password" name="new_password" type="password" required autocomplete="new-password">` +
+      `<label for="password">Password</label><input id="password" name="new_password" type="password" required minlength="12" autocomplete="new-password">` +
       `<button type="submit">Create account</button></form>` +
       `<p class="muted"><a href="${escapeHtml(base)}">Back to sign in</a></p>`,
   );
