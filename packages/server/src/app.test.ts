@@ -174,6 +174,43 @@ describe("logging", () => {
     expect(bare.headers.authorization).toBe("[redacted]");
   });
 
+  it("answers a URL the router cannot take without repeating it, in the answer or the log", async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString("utf8"));
+        done();
+      },
+    });
+    const app = buildApp({
+      db: database.db,
+      identity: identityFor(database.db),
+      logger: loggerOptions({ stream }),
+    });
+    const canary = "lk-canary-2b8e41f7a3";
+    const cases: Array<[string, number, string]> = [
+      // Bad percent-encoding: fastify's FST_ERR_BAD_URL, on a sync route, an identity page and no route at all.
+      [`/api/v1/vaults/%E0%A4%A?code=${canary}`, 400, "The request path is not a valid URL."],
+      [`/oidc/%zz?code=${canary}`, 400, "The request path is not a valid URL."],
+      [`/%zz?state=${canary}`, 400, "The request path is not a valid URL."],
+      // A path parameter over fastify's maxParamLength: FST_ERR_MAX_PARAM_LENGTH.
+      [
+        `/api/v1/vaults/${canary.repeat(12)}?code=${canary}`,
+        414,
+        "A segment of the request path is too long.",
+      ],
+    ];
+    for (const [url, status, message] of cases) {
+      const res = await app.inject({ method: "GET", url });
+      expect(res.body, url).not.toContain(canary);
+      expect(res.body, url).not.toContain("?");
+      expect(res.statusCode, url).toBe(status);
+      expect(res.json(), url).toMatchObject({ statusCode: status, message });
+    }
+    await app.close();
+    expect(lines.join("")).not.toContain(canary);
+  });
+
   it("redacts every query value and keeps the keys", () => {
     expect(redactUrl("/a")).toBe("/a");
     expect(redactUrl("/a?")).toBe("/a?");

@@ -3,12 +3,13 @@
  * `app.inject` (DESIGN.md: no sockets in route tests). main.ts adds the process around it: the listener,
  * signals, the secret and the real logger.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { Identity } from "./identity/identity.js";
+import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
 import { registerSyncRoutes } from "./sync/routes.js";
@@ -51,6 +52,27 @@ export interface NotReady {
 
 const DEFAULT_READINESS_TIMEOUT_MS = 2_000;
 
+interface FrameworkErrorAnswer {
+  statusCode: number;
+  error: string;
+  message: string;
+}
+
+/** The answers to fastify's routing errors: what went wrong, never the request target itself. */
+const FRAMEWORK_ERRORS: Readonly<Record<string, FrameworkErrorAnswer | undefined>> = {
+  FST_ERR_BAD_URL: { statusCode: 400, error: "Bad Request", message: "The request path is not a valid URL." },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    statusCode: 414,
+    error: "URI Too Long",
+    message: "A segment of the request path is too long.",
+  },
+};
+const OTHER_FRAMEWORK_ERROR: FrameworkErrorAnswer = {
+  statusCode: 500,
+  error: "Internal Server Error",
+  message: "The server failed to handle the request.",
+};
+
 /** Builds the application; call `listen` (main.ts) or `inject` (tests) on the result. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
@@ -59,7 +81,15 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     // A client behind a proxy that stops reading must not hold a request forever.
     requestTimeout: 60_000,
     trustProxy: deps.trustProxy === true,
+    // fastify's own answers to a URL it cannot route (bad percent-encoding, an over-long path segment) quote the
+    // whole request target, query string included, where OAuth codes and tokens travel.
+    frameworkErrors: (error, _request, reply) => {
+      const answer = FRAMEWORK_ERRORS[error.code] ?? OTHER_FRAMEWORK_ERROR;
+      // The reply's generic route types know no status codes here; the answer is plain JSON.
+      void (reply as FastifyReply).code(answer.statusCode).send(answer);
+    },
   });
+  registerJsonBodyParser(app);
 
   // Once the server is closing, a response ends its connection: Node closes only the connections that are idle
   // at the moment the listener closes, so a keep-alive connection whose request was still in flight would

@@ -22,6 +22,8 @@ export const DEFAULT_PORT = 8787;
 export const DEFAULT_DATA_DIR = ".latchkey-server";
 /** How long in-flight requests get after SIGTERM before the process gives up on them and exits 1. */
 export const SHUTDOWN_GRACE_MS = 30_000;
+/** How often a shutting-down server closes the connections that have turned idle. */
+const IDLE_SWEEP_MS = 100;
 
 /** The server's resolved options. */
 export interface ServerConfig {
@@ -273,7 +275,16 @@ export async function runServer(
     // watches the log knows new connections are now refused while older requests still run.
     while (listening.server.listening) await new Promise((r) => setImmediate(r));
     listening.log.info({ event: "shutdown.listener-closed" }, "no longer accepting connections");
-    await closed;
+    // Closing the listener closes the connections idle at that moment, and answers sent from then on say
+    // "connection: close" (app.ts). A connection whose answer went out earlier but that was still busy (an early
+    // 401 or 413 while its request body kept arriving, a long download) turns idle only later, and nothing would
+    // close it before its keep-alive timeout, past the grace: so idle connections are closed as they appear.
+    const sweep = setInterval(() => listening.server.closeIdleConnections(), IDLE_SWEEP_MS);
+    try {
+      await closed;
+    } finally {
+      clearInterval(sweep);
+    }
     await writer?.close();
     await database.close();
     clearTimeout(force);

@@ -187,6 +187,7 @@ describeEachDatabase("sync routes", (target) => {
       ["an empty name", pushBody("AAAA", 0, { name: "" })],
       ["a name with a newline", pushBody("AAAA", 0, { name: "a\nb" })],
       ["a long name", pushBody("AAAA", 0, { name: "n".repeat(257) })],
+      ["an unknown field", pushBody("AAAA", 0, { note: "ignored?" })],
     ];
     it.each(cases)("refuses %s with 400 and writes nothing", async (_name, body) => {
       const vaultId = randomUUID();
@@ -245,6 +246,41 @@ describeEachDatabase("sync routes", (target) => {
         payload: "<hello/>",
       });
       expect(text.statusCode).toBe(415);
+    });
+
+    it("refuses a deeply nested schema with 400 before parsing it, not a crash", async () => {
+      const vaultId = randomUUID();
+      const fields = JSON.stringify(pushBody("AAAA", 0)).slice(1, -1);
+      const res = await app.inject({
+        method: "PUT",
+        url: `/api/v1/vaults/${vaultId}`,
+        headers: { ...auth(alice), "content-type": "application/json" },
+        payload: `{${fields},"schema":{"k":${"[".repeat(10_000)}${"]".repeat(10_000)}}}`,
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json<ApiErrorBody>()).toMatchObject({
+        error: "ValidationError",
+        code: "LK_SERVER_ERROR",
+        message: "The request body nests arrays and objects deeper than 64 levels.",
+      });
+      expect(await database.db.selectFrom("vaults").select("id").where("id", "=", vaultId).execute()).toEqual(
+        [],
+      );
+    });
+
+    it("refuses a rewrap with an unknown field and changes nothing", async () => {
+      const vaultId = randomUUID();
+      await push(alice, vaultId, pushBody("AAAA", 0));
+      const before = (await pull(alice, vaultId)).json<PullResponse>();
+      const res = await app.inject({
+        method: "PUT",
+        url: `/api/v1/vaults/${vaultId}/key`,
+        headers: auth(alice),
+        payload: { wrappedKey: fakeWrappedKey(), version: 1, extra: true },
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json<ApiErrorBody>().message).toBe("The body may only have the fields wrappedKey, version.");
+      expect((await pull(alice, vaultId)).json<PullResponse>().wrappedKey).toBe(before.wrappedKey);
     });
 
     it("checks the log limit", async () => {

@@ -21,6 +21,7 @@ import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
 import { dataVersionOf, identityVersionOf } from "../db/index.js";
 import { createReadCache, createStampBatcher, type ReadStamp } from "../db/read-cache.js";
+import { JsonBodyRefused } from "../json-body.js";
 import {
   createSyncService,
   type Actor,
@@ -226,9 +227,11 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
         message:
           status === 413
             ? `The request body is larger than ${request.routeOptions.bodyLimit ?? PUSH_BODY_LIMIT} bytes.`
-            : status === 415
-              ? "The request body must be application/json."
-              : "The request body could not be read as JSON.",
+            : error instanceof JsonBodyRefused
+              ? error.message
+              : status === 415
+                ? "The request body must be application/json."
+                : "The request body could not be read as JSON.",
       };
       return reply.code(status).send(body);
     }
@@ -362,8 +365,22 @@ function versionField(body: Record<string, unknown>, name: string, min: number):
   return value;
 }
 
-function parsePush(body: unknown): ValidPush {
+/** The fields of a push body (PushRequest); any other is refused rather than carried or ignored. */
+const PUSH_FIELDS = new Set(["encryptedBlob", "wrappedKey", "schema", "name", "baseVersion"]);
+/** The fields of a rewrap body (RewrapRequest). */
+const REWRAP_FIELDS = new Set(["wrappedKey", "version"]);
+
+/** The body as an object with no field outside `fields`. The message lists the known ones, not the sent ones. */
+function bodyWithFields(body: unknown, fields: ReadonlySet<string>): Record<string, unknown> {
   if (!isRecord(body)) throw invalid("The body must be a JSON object.");
+  for (const key of Object.keys(body)) {
+    if (!fields.has(key)) throw invalid(`The body may only have the fields ${[...fields].join(", ")}.`);
+  }
+  return body;
+}
+
+function parsePush(input: unknown): ValidPush {
+  const body = bodyWithFields(input, PUSH_FIELDS);
   const blob = base64Field(body, "encryptedBlob", MAX_BLOB_BASE64);
   const wrappedKey = base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text;
   const { name, schema } = body;
@@ -386,8 +403,8 @@ function parsePush(body: unknown): ValidPush {
   };
 }
 
-function parseRewrap(body: unknown): { wrappedKey: string; version: number } {
-  if (!isRecord(body)) throw invalid("The body must be a JSON object.");
+function parseRewrap(input: unknown): { wrappedKey: string; version: number } {
+  const body = bodyWithFields(input, REWRAP_FIELDS);
   return {
     wrappedKey: base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text,
     version: versionField(body, "version", 1),
