@@ -76,7 +76,7 @@ describe("latchkey auth token", () => {
   it("prints the token alone on stdout, then serves it from the keystore cache", async () => {
     const first = await project.cli(["auth", "token", "--env", "svc"], { env: secrets() });
     expectSuccess(first);
-    expect(first.stdout).toMatch(/^[A-Za-z0-9_-]{20,}\n$/);
+    expect(first.stdout).toMatch(/^[A-Za-z0-9_-]{20,}$/);
     const second = await project.cli(["auth", "token", "--json"], { env: secrets() });
     expectSuccess(second);
     const json = JSON.parse(second.stdout) as Record<string, string>;

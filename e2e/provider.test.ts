@@ -164,7 +164,7 @@ describe("a provider declared in the user's config.toml", () => {
 
     const printed = await project.cli(["token", "--registry", verdaccio.url]);
     expect(printed.code, printed.stderr).toBe(0);
-    expect(printed.stdout).toBe(`${token}\n`);
+    expect(printed.stdout).toBe(token);
     const calls = await provider.calls();
     expect(calls).toEqual([
       { args: ["--registry-uri", verdaccio.url], depth: "1", cwd: project.latchkeyHome },
@@ -329,7 +329,7 @@ describe("a provider declared in the project's latchkey.json", () => {
       env: { CI: "true", LATCHKEY_ALLOW_PROJECT_PROVIDERS: "1" },
     });
     expect(allowed.code, allowed.stderr).toBe(0);
-    expect(allowed.stdout).toBe(`${token}\n`);
+    expect(allowed.stdout).toBe(token);
     expect(await provider.calls()).toHaveLength(before + 1);
   });
 });
@@ -370,7 +370,7 @@ describe("Latchkey as the credential provider of another Latchkey home", () => {
 
     const printed = await run(homeB, ["token", "--registry", verdaccio.url]);
     expect(printed.code, printed.stderr).toBe(0);
-    expect(printed.stdout).toBe(`${token}\n`);
+    expect(printed.stdout).toBe(token);
     const who = await run(homeB, ["whoami", "--json", "--registry", verdaccio.url]);
     expect(who.code, who.stderr).toBe(0);
     expect(JSON.parse(who.stdout)).toMatchObject({ user: "alice", verified: true, source: "provider" });

@@ -56,17 +56,17 @@ describe.skipIf(version === null)("gh as the token source for GitHub Packages", 
     );
     const fromGh = await p.cli(["token", "--github"]);
     expectSuccess(fromGh);
-    expect(fromGh.stdout).toBe(`${ghToken}\n`);
+    expect(fromGh.stdout).toBe(ghToken);
 
     // The environment comes first.
     const fromEnv = await p.cli(["token", "--registry", "https://npm.pkg.github.com/octo-org"], {
       env: { GH_TOKEN: envToken },
     });
-    expect(fromEnv.stdout).toBe(`${envToken}\n`);
+    expect(fromEnv.stdout).toBe(envToken);
 
     // A stored token comes after gh, and gh's token is not copied over it.
     expectSuccess(await p.cli(["keystore", "set", "registry://npm.pkg.github.com/"], { input: storedToken }));
-    expect((await p.cli(["token", "--github"])).stdout).toBe(`${ghToken}\n`);
+    expect((await p.cli(["token", "--github"])).stdout).toBe(ghToken);
     expect((await p.cli(["keystore", "get", "registry://npm.pkg.github.com/"])).stdout).toBe(storedToken);
     expect(JSON.parse((await p.cli(["keystore", "list", "--json"])).stdout)).toMatchObject({
       accounts: ["registry://npm.pkg.github.com/"],
@@ -79,6 +79,6 @@ describe.skipIf(version === null)("gh as the token source for GitHub Packages", 
 
     // gh logged out: the stored token is used.
     await rm(hostsFile);
-    expect((await p.cli(["token", "--github"])).stdout).toBe(`${storedToken}\n`);
+    expect((await p.cli(["token", "--github"])).stdout).toBe(storedToken);
   });
 });

@@ -47,7 +47,7 @@ describe.skipIf(!keychainReady)("registry tokens on a real Secret Service", () =
     const who = await p.cli(["whoami", "--registry", r.url, "--json"]);
     expectSuccess(who);
     expect(JSON.parse(who.stdout)).toMatchObject({ user: "kim", source: "keystore", storage: "keyring" });
-    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(`${token}\n`);
+    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(token);
 
     expect(existsSync(join(p.latchkeyHome, "store.enc"))).toBe(false);
     await expectNoSecretOnDisk(p.root, [token]);

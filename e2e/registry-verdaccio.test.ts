@@ -72,7 +72,7 @@ describe("registry login against verdaccio", () => {
     const forged = `${token.slice(0, -4)}AAAA`;
     const refused = await p.cli(["login", "--registry", verdaccio.url, "--token-stdin"], { input: forged });
     expectFailure(refused, "LK_TOKEN_INVALID");
-    expect((await p.cli(["token", "--registry", verdaccio.url])).stdout).toBe(`${token}\n`);
+    expect((await p.cli(["token", "--registry", verdaccio.url])).stdout).toBe(token);
     await expectNoSecretOnDisk(p.root, [pw, token, forged]);
   });
 

@@ -72,7 +72,7 @@ describe("registry credentials on the file store", () => {
 
     const printed = await p.cli(["token", "--registry", r.url]);
     expectSuccess(printed);
-    expect(printed.stdout).toBe(`${token}\n`);
+    expect(printed.stdout).toBe(token);
     expect(printed.stderr).toBe("");
 
     // The registry revokes the token: the next whoami says so, with the login hint.
@@ -138,7 +138,7 @@ describe("registry credentials on the file store", () => {
     expect(login.stderr).toContain("as carol.");
     expect(r.issued).toHaveLength(1);
     const issued = r.issued[0]!;
-    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(`${issued}\n`);
+    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(issued);
     const wrong = await p.cli(["login", "--registry", r.url, "--user", "carol"], {
       input: "not-the-password\n",
     });
@@ -160,7 +160,7 @@ describe("registry credentials on the file store", () => {
     expect(argv).toHaveLength(2);
     expect(argv[1]!.startsWith(`${r.url}-/v1/login/browser/`)).toBe(true);
     expect(login.stderr).toContain(argv[1]);
-    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(`${token}\n`);
+    expect((await p.cli(["token", "--registry", r.url])).stdout).toBe(token);
     // The browser's argv log is under the searched root too: the token never reached a child's argv.
     await expectNoSecretOnDisk(p.root, [token]);
   });
@@ -197,12 +197,12 @@ describe("registry credentials on the file store", () => {
       source: "keystore",
       checks: expect.any(Array),
     });
-    expect((await p.cli(["token", "--registry", r.url], { env })).stdout).toBe(`${stored}\n`);
+    expect((await p.cli(["token", "--registry", r.url], { env })).stdout).toBe(stored);
     expect(r.requests.map((q) => q.authorization)).not.toContainEqual(`Bearer ${npmToken}`);
     expect(r.requests.map((q) => q.authorization)).not.toContainEqual(`Bearer ${ghToken}`);
     expect(r.requests.every((q) => q.authorization === `Bearer ${stored}`)).toBe(true);
     // For npmjs itself, NPM_TOKEN is the token (no request is made to print it).
-    expect((await p.cli(["token", "--npm"], { env })).stdout).toBe(`${npmToken}\n`);
+    expect((await p.cli(["token", "--npm"], { env })).stdout).toBe(npmToken);
     await expectNoSecretOnDisk(p.root, [stored, npmToken, ghToken]);
   });
 
@@ -244,7 +244,7 @@ describe("registry credentials on the file store", () => {
     expectSuccess(out);
     expect(out.stderr).toContain("Logged out of 2 registries");
     expectFailure(await p.cli(["token", "--registry", a.url]), "LK_TOKEN_MISSING");
-    expect((await p.cli(["token", "--registry", withPath.url], { env })).stdout).toBe(`${envToken}\n`);
+    expect((await p.cli(["token", "--registry", withPath.url], { env })).stdout).toBe(envToken);
     await expectNoSecretOnDisk(p.root, [envToken, storedA, storedB]);
   });
 });

@@ -1,7 +1,7 @@
 // The per-project vault as users meet it: the built CLI in a temporary project (latchkey.json identity, vault
 // blobs under LATCHKEY_HOME, env commands, `latchkey run`, envSchema), on the encrypted file store.
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
   chmod,
@@ -705,6 +705,257 @@ describe("latchkey run", () => {
   );
 });
 
+describe("secrets too large for an environment", () => {
+  const linux = process.platform === "linux";
+  // What Linux passes per variable (MAX_ARG_STRLEN): NAME=VALUE and its NUL.
+  const LIMIT = 131_072;
+  /** 200,000 random bytes in base64: 266,668 characters, the size of the report. */
+  const bigValue = () => randomBytes(200_000).toString("base64");
+  const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+  /** A child script printing, as JSON, what it got: the variables named, and for each *_FILE its file. */
+  const INSPECT =
+    "const fs = require('node:fs'), path = require('node:path'), { createHash } = require('node:crypto');" +
+    "const out = {};" +
+    "for (const name of process.argv.slice(1)) {" +
+    "  const v = process.env[name];" +
+    "  if (v === undefined) { out[name] = null; continue; }" +
+    "  if (!name.endsWith('_FILE')) { out[name] = v.length; continue; }" +
+    "  out[name] = { path: v, sha256: createHash('sha256').update(fs.readFileSync(v)).digest('hex')," +
+    "    mode: fs.statSync(v).mode & 0o777, dirMode: fs.statSync(path.dirname(v)).mode & 0o777 };" +
+    "}" +
+    "process.stdout.write(JSON.stringify(out));";
+
+  /** A project whose TMPDIR is its own, so leftovers are easy to see. */
+  async function withTemp(values: Record<string, string> = {}) {
+    const p = await project();
+    const tmp = join(p.root, "tmp");
+    await mkdir(tmp);
+    for (const [key, value] of Object.entries(values))
+      expectSuccess(await p.cli(["env", "set", key], { input: value }));
+    return { p, tmp, env: { TMPDIR: tmp } };
+  }
+
+  it.runIf(linux)(
+    "`env set` warns, and `run` refuses with LK_RUN_ENV_TOO_LARGE naming the key, its size and the limit (with and without --mask), never aborting",
+    async () => {
+      const p = await project();
+      const value = bigValue();
+      const set = await p.cli(["env", "set", "BIG"], { input: value });
+      expectSuccess(set);
+      expect(set.stderr).toContain(
+        `warning: BIG takes 266,673 bytes as an environment variable, over the 131,072`,
+      );
+      expect(set.stderr).toContain("latchkey run --file BIG");
+      for (const args of [["run"], ["run", "--mask"], ["env", "run"]]) {
+        const r = await p.cli([...args, "--", "sh", "-c", "echo ${#BIG}"]);
+        expectFailure(r, "LK_RUN_ENV_TOO_LARGE");
+        expect([r.code, r.signal], args.join(" ")).toEqual([126, null]);
+        expect(r.stderr).toContain(
+          `Not starting "sh": BIG takes 266,673 bytes as an environment variable, and this system passes at most ${LIMIT.toLocaleString("en-US")} bytes per variable`,
+        );
+        expect(r.stderr).toContain("hint: Give it to the program as a file: `latchkey run --file BIG -- …`");
+        expect(r.stderr).not.toContain(value.slice(0, 32));
+      }
+      // One byte under the limit still starts, through execve and through spawn.
+      expectSuccess(await p.cli(["env", "set", "BIG"], { input: "x".repeat(LIMIT - "BIG".length - 2) }));
+      for (const args of [["run"], ["run", "--mask"]]) {
+        const r = await p.cli([...args, "--", "sh", "-c", "echo ${#BIG}"]);
+        expectSuccess(r);
+        expect(r.stdout).toBe(`${LIMIT - 5}\n`);
+      }
+    },
+  );
+
+  it.runIf(linux)(
+    "refuses a whole environment over what the stack limit allows, naming the largest variables",
+    async () => {
+      const { p } = await withTemp({
+        A1: "a".repeat(100_000),
+        A2: "b".repeat(100_000),
+        A3: "c".repeat(100_000),
+      });
+      // A quarter of a 1 MiB stack is 256 KiB: less than the three together.
+      const limited = (args: readonly string[]) =>
+        collect(
+          spawn("sh", ["-c", 'ulimit -s 1024 && exec "$0" "$@"', NODE, CLI, ...args], {
+            env: p.env(),
+            cwd: p.dir,
+            stdio: ["ignore", "pipe", "pipe"],
+          }),
+        );
+      for (const args of [["run"], ["run", "--mask"]]) {
+        const r = await limited([...args, "--", "sh", "-c", "echo started"]);
+        expectFailure(r, "LK_RUN_ENV_TOO_LARGE");
+        expect([r.code, r.signal]).toEqual([126, null]);
+        expect(r.stderr).toMatch(
+          /its environment and arguments take 30\d,\d\d\d bytes, and this system passes at most 2\d\d,\d\d\d\./,
+        );
+        expect(r.stderr).toMatch(
+          /The largest variables: A\d \(100,004 bytes\), A\d \(100,004 bytes\), A\d \(100,004 bytes\)\./,
+        );
+      }
+      // Two of them as files, and the program starts under the same limit.
+      const files = await limited(["run", "--file", "A1", "--file", "A2", "--", "sh", "-c", "echo ${#A3}"]);
+      expectSuccess(files);
+      expect(files.stdout).toBe("100000\n");
+    },
+  );
+
+  it("--file KEY: the program reads KEY from a 0600 file in a 0700 directory named by KEY_FILE, removed when it ends", async () => {
+    const value = bigValue();
+    const { p, tmp, env } = await withTemp({ BIG: value, SMALL: "small-value" });
+    const r = await p.cli(["run", "--file", "BIG", "--", NODE, "-e", INSPECT, "BIG", "BIG_FILE", "SMALL"], {
+      env,
+    });
+    expectSuccess(r);
+    const seen = JSON.parse(r.stdout) as { BIG: null; SMALL: number; BIG_FILE: Record<string, unknown> };
+    expect(seen).toEqual({
+      BIG: null,
+      SMALL: "small-value".length,
+      BIG_FILE: { path: expect.stringMatching(/\/BIG$/), sha256: sha256(value), mode: 0o600, dirMode: 0o700 },
+    });
+    expect(String(seen.BIG_FILE.path).startsWith(`${tmp}/latchkey-run-`)).toBe(true);
+    expect(await readdir(tmp)).toEqual([]);
+    // An unknown key names the environment, and nothing is started or written.
+    const missing = await p.cli(["run", "--file", "NOPE", "--", "sh", "-c", "echo started"], { env });
+    expectFailure(missing, "LK_ENV_KEY_NOT_FOUND");
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it("--mount NAME: every secret in one file (JSON or dotenv) named by LATCHKEY_SECRETS_FILE, none in the environment", async () => {
+    const value = bigValue();
+    const { p, tmp, env } = await withTemp({ BIG: value, SMALL: "small-value" });
+    const read =
+      "const fs = require('node:fs'); const f = process.env.LATCHKEY_SECRETS_FILE;" +
+      "process.stdout.write(JSON.stringify({ inEnv: ['BIG', 'SMALL'].filter((k) => k in process.env), mode: fs.statSync(f).mode & 0o777, text: fs.readFileSync(f, 'utf8'), path: f }));";
+    const json = await p.cli(["run", "--mount", "secrets.json", "--", NODE, "-e", read], { env });
+    expectSuccess(json);
+    const seen = JSON.parse(json.stdout) as { inEnv: string[]; mode: number; text: string; path: string };
+    expect(seen.inEnv).toEqual([]);
+    expect(seen.mode).toBe(0o600);
+    expect(seen.path).toMatch(/\/secrets\.json$/);
+    expect(JSON.parse(seen.text)).toEqual({ BIG: value, SMALL: "small-value" });
+    const dotenv = await p.cli(["run", "--mount", "app.env", "--", NODE, "-e", read], { env });
+    expectSuccess(dotenv);
+    expect((JSON.parse(dotenv.stdout) as { text: string }).text).toBe(`BIG=${value}\nSMALL=small-value\n`);
+    expect(await readdir(tmp)).toEqual([]);
+    expectFailure(await p.cli(["run", "--mount", "../escape", "--", "true"], { env }), "LK_USAGE");
+  });
+
+  it("removes the files when the CLI is interrupted; after a SIGKILL, the next run with files removes them", async () => {
+    const { p, tmp, env } = await withTemp({ K: "file-secret" });
+    const wait =
+      "process.on('SIGINT', () => process.exit(40)); process.on('SIGTERM', () => process.exit(41));" +
+      "console.log(JSON.stringify({ file: process.env.K_FILE, pid: process.pid })); setInterval(() => {}, 1000);";
+    for (const [signal, code] of [
+      ["SIGINT", 40],
+      ["SIGTERM", 41],
+    ] as const) {
+      const cli = p.start(["run", "--file", "K", "--", NODE, "-e", wait], { env });
+      const done = collect(cli);
+      const { file } = JSON.parse(await waitForOutput(cli, "}\n")) as { file: string };
+      expect(existsSync(file)).toBe(true);
+      cli.kill(signal);
+      expect((await done).code).toBe(code);
+      expect(await readdir(tmp)).toEqual([]);
+    }
+    const cli = p.start(["run", "--file", "K", "--", NODE, "-e", wait], { env });
+    const done = collect(cli);
+    const { file, pid } = JSON.parse(await waitForOutput(cli, "}\n")) as { file: string; pid: number };
+    cli.kill("SIGKILL");
+    // The program holds the CLI's output pipes: it must end before the CLI's streams close.
+    process.kill(pid, "SIGKILL");
+    expect((await done).signal).toBe("SIGKILL");
+    expect(existsSync(file)).toBe(true);
+    expectSuccess(await p.cli(["run", "--file", "K", "--", "true"], { env }));
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it("caps a value at 1 MiB and an environment at 2 MiB: refused with LK_VAULT_TOO_LARGE, nothing stored", async () => {
+    const p = await seeded({ KEEP: "kept" });
+    const before = await readFile(await p.vaultFile());
+    const tooBig = await p.cli(["env", "set", "HUGE"], { input: "v".repeat(1024 * 1024 + 1) });
+    expectFailure(tooBig, "LK_VAULT_TOO_LARGE");
+    expect(tooBig.stderr).toContain(
+      "HUGE in default is 1,048,577 bytes; a secret may be at most 1 MiB (1,048,576 bytes). Nothing was stored.",
+    );
+    const lines = ["A", "B", "C"].map((k) => `${k}=${"x".repeat(900_000)}`).join("\n");
+    const imported = await p.cli(["env", "import", "-"], { input: `${lines}\n` });
+    expectFailure(imported, "LK_VAULT_TOO_LARGE");
+    expect(imported.stderr).toContain("The environment default would hold 2,700,011 bytes");
+    expect(await readFile(await p.vaultFile())).toEqual(before);
+  });
+});
+
+describe("names that would break the program, or differ only in case", () => {
+  it("a reserved name needs --allow-override (set and import); `env check` lists such secrets", async () => {
+    const p = await seeded({ APP: "x" });
+    for (const name of ["PATH", "HOME", "LD_PRELOAD", "NODE_OPTIONS", "LATCHKEY_HOME"]) {
+      const r = await p.cli(["env", "set", `${name}=/tmp/evil`]);
+      expectFailure(r, "LK_ENV_KEY_RESERVED");
+      expect(r.stderr).toContain(`${name} is reserved`);
+      expect(r.stderr).toContain("--allow-override");
+    }
+    // Refused before the prompt or stdin is read.
+    expectFailure(await p.cli(["env", "set", "PATH"], { input: "/tmp/evil" }), "LK_ENV_KEY_RESERVED");
+    expectFailure(
+      await p.cli(["env", "import", "-"], { input: "NODE_OPTIONS=--require=/tmp/x\n" }),
+      "LK_ENV_KEY_RESERVED",
+    );
+    expect((await p.cli(["env", "list"])).stdout).toBe("APP\n");
+
+    const clean = await p.cli(["env", "check", "--json"]);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ ok: true, overrides: [] });
+    expectSuccess(await p.cli(["env", "set", "--allow-override", "LD_PRELOAD=/opt/lib.so"]));
+    expectSuccess(
+      await p.cli(["env", "import", "--allow-override", "-"], {
+        input: "NODE_OPTIONS=--max-old-space-size=64\n",
+      }),
+    );
+    const check = await p.cli(["env", "check"]);
+    expectSuccess(check);
+    expect(check.stdout).toContain(
+      "! LD_PRELOAD replaces the LD_PRELOAD of every program `latchkey run` starts.",
+    );
+    expect(check.stdout).toContain(
+      "! NODE_OPTIONS replaces the NODE_OPTIONS of every program `latchkey run` starts.",
+    );
+    expect(JSON.parse((await p.cli(["env", "check", "--json"])).stdout)).toMatchObject({
+      ok: true,
+      overrides: ["LD_PRELOAD", "NODE_OPTIONS"],
+    });
+  });
+
+  it("an environment or key in the wrong case gets a did-you-mean", async () => {
+    const p = await project();
+    expectSuccess(await p.cli(["env", "set", "--env", "staging", "DATABASE_URL=postgres://db"]));
+    const env = await p.cli(["env", "get", "--env", "Staging", "DATABASE_URL"]);
+    expectFailure(env, "LK_ENV_NOT_FOUND");
+    expect(env.stderr).toContain("The vault has no environment named Staging. Did you mean staging?");
+    expect(env.stderr).toContain("use --env staging");
+    const run = await p.cli(["run", "--env", "STAGING", "--", "true"]);
+    expect(run.stderr).toContain("Did you mean staging?");
+    const key = await p.cli(["env", "get", "--env", "staging", "database_url"]);
+    expectFailure(key, "LK_ENV_KEY_NOT_FOUND");
+    expect(key.stderr).toContain(
+      "database_url is not set in staging. Did you mean DATABASE_URL (not database_url)?",
+    );
+    const unset = await p.cli(["env", "unset", "--env", "staging", "Database_Url"]);
+    expect(unset.stderr).toContain("Did you mean DATABASE_URL (not Database_Url)?");
+  });
+
+  it("`env get` and `token` print exactly the value on a pipe: no newline added, a stored one kept", async () => {
+    const p = await project();
+    expectSuccess(await p.cli(["env", "set", "PEM"], { input: "line one\nline two\n\n" }));
+    expectSuccess(await p.cli(["env", "set", "PLAIN=plain"]));
+    expect((await p.cli(["env", "get", "PEM"])).stdout).toBe("line one\nline two\n");
+    expect((await p.cli(["env", "get", "PLAIN"])).stdout).toBe("plain");
+    expect((await p.cli(["token", "--npm"], { env: { NPM_TOKEN: "npm_token_value" } })).stdout).toBe(
+      "npm_token_value",
+    );
+  });
+});
+
 // A pseudo-terminal from util-linux `script`: what a person at a terminal gives the CLI.
 const hasScript = (process.env.PATH ?? "")
   .split(":")
@@ -715,12 +966,12 @@ if (!hasScript && process.env.CI !== "true")
 describe.skipIf(!hasScript && process.env.CI !== "true")("on a terminal", () => {
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
   /** Starts the CLI on a pseudo-terminal (stdin, stdout and stderr all the terminal). */
-  const onTerminal = (p: TempProject, args: readonly string[]) =>
+  const onTerminal = (p: TempProject, args: readonly string[], extra: Record<string, string> = {}) =>
     spawn(
       "script",
-      ["-qec", `stty cols 100 rows 30; exec ${[NODE, CLI, ...args].map(quote).join(" ")}`, "/dev/null"],
+      ["-qfec", `stty cols 100 rows 30; exec ${[NODE, CLI, ...args].map(quote).join(" ")}`, "/dev/null"],
       {
-        env: p.env(),
+        env: p.env(extra),
         cwd: p.dir,
         stdio: ["pipe", "pipe", "pipe"],
       },
@@ -751,6 +1002,45 @@ describe.skipIf(!hasScript && process.env.CI !== "true")("on a terminal", () => 
     const masked = await collect(onTerminal(p, ["run", "--mask", "--", "sh", "-c", check]));
     expect(masked.code, masked.stdout).toBe(0);
     expect(masked.stdout.replaceAll("\r", "")).toBe("stdin-tty\n*****\n");
+  });
+
+  it("Enter at the prompt for an existing key replaces nothing unless confirmed; a replacement says so", async () => {
+    const p = await seeded({ API_KEY: "original-value" });
+    const cli = onTerminal(p, ["env", "set", "API_KEY"]);
+    const done = collect(cli);
+    await waitForOutput(cli, "Value for API_KEY (replaces its current value in default)");
+    cli.stdin.write("\r");
+    await waitForOutput(cli, "Replace API_KEY's current value with an empty one?");
+    // The question defaults to no: Enter again keeps the value.
+    cli.stdin.write("\r");
+    const declined = await done;
+    expect(declined.code, declined.stdout).toBe(2);
+    expect(declined.stdout).toContain("LK_INPUT_EMPTY");
+    expect((await p.cli(["env", "get", "API_KEY"])).stdout).toBe("original-value");
+
+    const typed = onTerminal(p, ["env", "set", "API_KEY"]);
+    const typedDone = collect(typed);
+    await waitForOutput(typed, "(replaces its current value in default)");
+    typed.stdin.write("new-value\r");
+    await waitForOutput(typed, "Replaced the value of API_KEY in default.");
+    expect((await typedDone).code).toBe(0);
+    expect((await p.cli(["env", "get", "API_KEY"])).stdout).toBe("new-value");
+
+    // --allow-empty stores an empty answer without asking.
+    const allowed = onTerminal(p, ["env", "set", "--allow-empty", "API_KEY"]);
+    const allowedDone = collect(allowed);
+    await waitForOutput(allowed, "(replaces its current value in default)");
+    allowed.stdin.write("\r");
+    expect((await allowedDone).code).toBe(0);
+    expect((await p.cli(["env", "list", "--show"])).stdout).toBe("API_KEY=\n");
+  });
+
+  it("`env get` and `token` end the value with a newline on a terminal", async () => {
+    const p = await seeded({ PLAIN: "plain" });
+    const get = await collect(onTerminal(p, ["env", "get", "PLAIN"]));
+    expect(get.stdout.replaceAll("\r", "")).toBe("plain\n");
+    const token = await collect(onTerminal(p, ["token", "--npm"], { NPM_TOKEN: "npm_token_value" }));
+    expect(token.stdout.replaceAll("\r", "")).toBe("npm_token_value\n");
   });
 });
 

@@ -58,6 +58,7 @@ export {
 export {
   API_PREFIX,
   CLI_CLIENT_ID,
+  MAX_VAULT_DOCUMENT_BYTES,
   OIDC_PATH,
   SIGNATURE_HEADER,
   syncBlobContext,

@@ -35,6 +35,12 @@ export interface MeResponse {
   expiresAt: string;
 }
 
+/**
+ * The largest vault a client pushes, as the UTF-8 bytes of its plaintext JSON document. The server's limit on
+ * `encryptedBlob` leaves room for such a document sealed; clients refuse a larger vault before sending it.
+ */
+export const MAX_VAULT_DOCUMENT_BYTES = 5 * 1024 * 1024;
+
 /** `PUT /api/v1/vaults/:vaultId`: a new version of the caller's copy of the vault. */
 export interface PushRequest {
   /** Standard base64 of the vault document sealed with the vault key; associated data {@link syncBlobContext}. */

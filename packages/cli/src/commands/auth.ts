@@ -3,7 +3,7 @@
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { readFileSafe } from "../fs/safe-file.js";
-import { printJson, printStatus } from "../output/output.js";
+import { printJson, printStatus, printValue } from "../output/output.js";
 import { selectProfile } from "../oauth/config.js";
 import { authFetch } from "../oauth/fetch.js";
 import { getAccessToken, type TokenTarget } from "../oauth/tokens.js";
@@ -46,7 +46,7 @@ export async function authToken(
       source,
     });
   } else {
-    ctx.stdout.write(`${token.access_token}\n`);
+    printValue(ctx, token.access_token);
   }
   return 0;
 }

@@ -27,6 +27,16 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
     .addOption(envOption())
     .option("--mask", "replace every secret value in the program's stdout/stderr with *****")
     .option("--no-check", "start even when envSchema is not satisfied")
+    .option(
+      "--file <key>",
+      "give secret KEY as a private file instead of a variable: its path goes in KEY_FILE (repeatable)",
+      (key: string, keys: string[]) => [...keys, key],
+      [] as string[],
+    )
+    .option(
+      "--mount <name>",
+      "write every secret to one private file NAME (.json: JSON, else dotenv) instead of the environment; its path goes in LATCHKEY_SECRETS_FILE",
+    )
     .argument("<command...>", "the program and its arguments (after --)")
     .passThroughOptions()
     .addHelpText(
@@ -35,16 +45,27 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
         "defaults for keys set nowhere. Its exit code and termination signal are passed through; SIGINT and\n" +
         "SIGTERM are forwarded to it; stdin and the terminal stay the program's (with --mask its output goes\n" +
         "through a pipe). Secrets travel only in the environment, never in argv.\n\n" +
-        "Example:\n  latchkey run --env staging -- npm start",
+        "A variable may take at most 128 KiB on Linux; larger secrets go in files: --file KEY or --mount NAME\n" +
+        "write them (0600) to a private directory under $XDG_RUNTIME_DIR or the temp directory, removed when\n" +
+        "the program ends.\n\n" +
+        "Examples:\n  latchkey run --env staging -- npm start\n" +
+        "  latchkey run --file TLS_KEY -- sh -c 'server --key \"$TLS_KEY_FILE\"'",
     )
-    .action(async (argv: string[], opts: { env: string; mask?: boolean; check: boolean }) => {
-      state.exitCode = await runWithSecrets(ctx, state, {
-        environment: opts.env,
-        mask: opts.mask === true,
-        check: opts.check,
-        command: argv,
-      });
-    });
+    .action(
+      async (
+        argv: string[],
+        opts: { env: string; mask?: boolean; check: boolean; file: string[]; mount?: string },
+      ) => {
+        state.exitCode = await runWithSecrets(ctx, state, {
+          environment: opts.env,
+          mask: opts.mask === true,
+          check: opts.check,
+          command: argv,
+          files: opts.file,
+          ...(opts.mount === undefined ? {} : { mount: opts.mount }),
+        });
+      },
+    );
 }
 
 /** Builds `latchkey run`. */
@@ -67,18 +88,32 @@ export function envCommand(ctx: Context, state: RunState): Command {
     .command("set")
     .description("set secrets: KEY=VALUE…, or KEY alone to read the value from stdin or a masked prompt")
     .addOption(envOption())
+    .option("--allow-empty", "store an empty value from stdin or the prompt without asking")
+    .option(
+      "--allow-override",
+      "allow names that replace a variable programs rely on (PATH, HOME, LD_PRELOAD…)",
+    )
     .argument("<assignments...>", "KEY=VALUE pairs, or one KEY")
     .addHelpText(
       "after",
       "\nValues given as KEY=VALUE are visible to other users in `ps` and stay in your shell history.\n" +
         'The safe ways: `latchkey env set KEY` at the masked prompt, or `printf %s "$V" | latchkey env set KEY`.',
     )
-    .action(async (assignments: string[], opts: { env: string }) => {
-      state.exitCode = await envSet(ctx, { environment: opts.env, assignments });
-    });
+    .action(
+      async (assignments: string[], opts: { env: string; allowEmpty?: boolean; allowOverride?: boolean }) => {
+        state.exitCode = await envSet(ctx, {
+          environment: opts.env,
+          assignments,
+          allowEmpty: opts.allowEmpty === true,
+          allowOverride: opts.allowOverride === true,
+        });
+      },
+    );
   env
     .command("get")
-    .description("print one secret's value (nothing else) on stdout")
+    .description(
+      "print one secret's value on stdout: exactly its bytes (a newline after it only on a terminal)",
+    )
     .addOption(envOption())
     .argument("<key>")
     .action(async (key: string, opts: { env: string }) => {
@@ -118,9 +153,17 @@ export function envCommand(ctx: Context, state: RunState): Command {
     .command("import")
     .description("import a dotenv file (- for stdin) into the environment")
     .addOption(envOption())
+    .option(
+      "--allow-override",
+      "allow names that replace a variable programs rely on (PATH, HOME, LD_PRELOAD…)",
+    )
     .argument("<file>")
-    .action(async (file: string, opts: { env: string }) => {
-      state.exitCode = await envImport(ctx, { environment: opts.env, file });
+    .action(async (file: string, opts: { env: string; allowOverride?: boolean }) => {
+      state.exitCode = await envImport(ctx, {
+        environment: opts.env,
+        file,
+        allowOverride: opts.allowOverride === true,
+      });
     });
   env
     .command("export")
@@ -134,7 +177,9 @@ export function envCommand(ctx: Context, state: RunState): Command {
     });
   env
     .command("check")
-    .description("check the environment against envSchema in latchkey.json; exit 1 on any violation")
+    .description(
+      "check the environment against envSchema in latchkey.json (exit 1 on any violation); list secrets that replace reserved variables",
+    )
     .addOption(envOption())
     .option("--json", "print JSON")
     .action(async (opts: { env: string; json?: boolean }) => {

@@ -13,11 +13,27 @@ import fs from "node:fs";
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
 import { readSecretInput } from "../input.js";
-import { palette, printData, printJson, printStatus } from "../output/output.js";
+import { palette, printData, printJson, printStatus, printValue } from "../output/output.js";
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
 import { runProgram } from "../run/replace.js";
-import { parseAssignment, validateEnvName, validateKeyName, validateValue } from "../vault/names.js";
-import { readVault, updateVault, vaultKeyAccount, type VaultStoreDeps } from "../vault/vault-store.js";
+import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
+import { checkVaultSize, tooLargeForEnvironment, tooLargeWarning } from "../vault/limits.js";
+import {
+  checkReservedName,
+  isReservedName,
+  parseAssignment,
+  sameNameOtherCase,
+  validateEnvName,
+  validateKeyName,
+  validateValue,
+} from "../vault/names.js";
+import {
+  readVault,
+  updateVault,
+  vaultKeyAccount,
+  type VaultDocument,
+  type VaultStoreDeps,
+} from "../vault/vault-store.js";
 import type { RunState } from "./support.js";
 
 /** A project's vault as commands use it. */
@@ -52,6 +68,40 @@ async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectV
   };
 }
 
+/** LK_ENV_NOT_FOUND for `environment`, with a "did you mean" when only its case is wrong. */
+function environmentNotFound(environment: string, document: VaultDocument): LatchkeyError {
+  const other = sameNameOtherCase(environment, Object.keys(document));
+  return new LatchkeyError("LK_ENV_NOT_FOUND", {
+    message: `The vault has no environment named ${environment}.${other === undefined ? "" : ` Did you mean ${other}?`}`,
+    ...(other === undefined
+      ? {}
+      : { hint: `Environment names are case-sensitive: use --env ${other}, or run \`latchkey env envs\`.` }),
+    details: { environment, environments: Object.keys(document).sort() },
+  });
+}
+
+/** LK_ENV_KEY_NOT_FOUND for `keys`, with a "did you mean" for a key whose case alone is wrong. */
+function keysNotFound(
+  keys: readonly string[],
+  environment: string,
+  values: Readonly<Record<string, string>>,
+): LatchkeyError {
+  const guesses = keys.flatMap((key) => {
+    const other = sameNameOtherCase(key, Object.keys(values));
+    return other === undefined ? [] : [`${other} (not ${key})`];
+  });
+  return new LatchkeyError("LK_ENV_KEY_NOT_FOUND", {
+    message:
+      (keys.length === 1
+        ? `${keys[0]} is not set in ${environment}.`
+        : `Not set in ${environment}: ${keys.join(", ")}.`) +
+      (guesses.length === 0 ? "" : ` Did you mean ${guesses.join(", ")}?`),
+    ...(guesses.length === 0
+      ? {}
+      : { hint: "Secret names are case-sensitive; `latchkey env list` shows them as they are stored." }),
+  });
+}
+
 async function readEnvironment(
   ctx: Context,
   environment: string,
@@ -59,12 +109,7 @@ async function readEnvironment(
   const vault = await openProjectVault(ctx, false);
   const document = await readVault(vault.deps, vault.vaultId);
   const values = document[environment];
-  if (values === undefined) {
-    throw new LatchkeyError("LK_ENV_NOT_FOUND", {
-      message: `The vault has no environment named ${environment}.`,
-      details: { environment, environments: Object.keys(document).sort() },
-    });
-  }
+  if (values === undefined) throw environmentNotFound(environment, document);
   return { vault, values };
 }
 
@@ -75,27 +120,59 @@ function checkAgainstSchema(schema: EnvSchema, key: string, value: string): void
   }
 }
 
-/** Writes entries into an environment after checking each against envSchema; nothing is written if one fails. */
+/**
+ * Writes entries into an environment after checking each (reserved names, envSchema, the size limits);
+ * nothing is written if one fails. Warns about values `run` cannot put in an environment. Returns the keys
+ * that already had a value.
+ */
 async function storeEntries(
   ctx: Context,
   environment: string,
   entries: readonly (readonly [string, string])[],
-): Promise<void> {
+  options: { allowOverride: boolean },
+): Promise<string[]> {
+  for (const [key] of entries) checkReservedName(key, options.allowOverride);
   const vault = await openProjectVault(ctx, true);
   for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
-  await updateVault(vault.deps, vault.vaultId, (document) => {
+  const replaced = await updateVault(vault.deps, vault.vaultId, (document) => {
     const target = (document[environment] ??= {});
+    const had = entries.filter(([key]) => key in target).map(([key]) => key);
     for (const [key, value] of entries) target[key] = value;
-    return { result: undefined, changed: true };
+    checkVaultSize(document, "store");
+    return { result: had, changed: true };
   });
+  for (const [key, value] of entries) {
+    const size = tooLargeForEnvironment(key, value);
+    if (size !== null) printStatus(ctx, tooLargeWarning(key, size));
+  }
+  return replaced;
+}
+
+/** The value `key` has in `environment` now, or undefined (also when there is no project yet). */
+async function currentValue(ctx: Context, environment: string, key: string): Promise<string | undefined> {
+  try {
+    const vault = await openProjectVault(ctx, false);
+    return (await readVault(vault.deps, vault.vaultId))[environment]?.[key];
+  } catch (error) {
+    if (error instanceof LatchkeyError && error.code === "LK_PROJECT_NOT_FOUND") return undefined;
+    throw error;
+  }
+}
+
+/** Options of `env set`. */
+export interface EnvSetOptions {
+  environment: string;
+  assignments: readonly string[];
+  /** Store an empty value read from stdin or the prompt without asking. */
+  allowEmpty?: boolean;
+  /** Allow names that replace a variable programs rely on (PATH, LD_PRELOAD…). */
+  allowOverride?: boolean;
 }
 
 /** `env set KEY=VALUE…` or `env set KEY` (value from stdin or a masked prompt). */
-export async function envSet(
-  ctx: Context,
-  options: { environment: string; assignments: readonly string[] },
-): Promise<number> {
+export async function envSet(ctx: Context, options: EnvSetOptions): Promise<number> {
   const environment = validateEnvName(options.environment);
+  const allowOverride = options.allowOverride === true;
   const parsed = options.assignments.map(parseAssignment);
   const missing = parsed.filter((p) => p.value === undefined);
   if (missing.length > 0 && parsed.length > 1) {
@@ -103,12 +180,38 @@ export async function envSet(
       message: "Give every value as KEY=VALUE, or set one KEY at a time to read its value from stdin.",
     });
   }
+  // Refused before anyone types a value that would then be thrown away.
+  for (const { key } of parsed) checkReservedName(key, allowOverride);
   const entries: [string, string][] = [];
   for (const { key, value } of parsed) {
-    entries.push([key, value ?? validateValue(key, await readSecretInput(ctx, `Value for ${key}`))]);
+    if (value !== undefined) {
+      entries.push([key, value]);
+      continue;
+    }
+    const prompting = ctx.stdin.isTTY && ctx.stderr.isTTY;
+    // At the keyboard, say before the prompt that the answer replaces a value, not after.
+    const replacing = prompting && (await currentValue(ctx, environment, key)) !== undefined;
+    const typed = await readSecretInput(
+      ctx,
+      replacing ? `Value for ${key} (replaces its current value in ${environment})` : `Value for ${key}`,
+      {
+        allowEmpty: options.allowEmpty === true,
+        confirmEmpty: replacing
+          ? `The value is empty. Replace ${key}'s current value with an empty one?`
+          : `The value is empty. Store ${key} with an empty value?`,
+      },
+    );
+    entries.push([key, validateValue(key, typed)]);
   }
-  await storeEntries(ctx, environment, entries);
-  printStatus(ctx, `Set ${entries.map(([k]) => k).join(", ")} in ${environment}.`);
+  const replaced = await storeEntries(ctx, environment, entries, { allowOverride });
+  const added = entries.map(([k]) => k).filter((k) => !replaced.includes(k));
+  printStatus(
+    ctx,
+    [
+      ...(added.length > 0 ? [`Set ${added.join(", ")} in ${environment}.`] : []),
+      ...(replaced.length > 0 ? [`Replaced the value of ${replaced.join(", ")} in ${environment}.`] : []),
+    ].join(" "),
+  );
   return 0;
 }
 
@@ -117,13 +220,8 @@ export async function envGet(ctx: Context, options: { environment: string; key: 
   const key = validateKeyName(options.key);
   const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
   const value = values[key];
-  if (value === undefined) {
-    throw new LatchkeyError("LK_ENV_KEY_NOT_FOUND", {
-      message: `${key} is not set in ${options.environment}.`,
-    });
-  }
-  ctx.stdout.write(value);
-  if (ctx.stdout.isTTY) ctx.stdout.write("\n");
+  if (value === undefined) throw keysNotFound([key], options.environment, values);
+  printValue(ctx, value);
   return 0;
 }
 
@@ -163,24 +261,16 @@ export async function envUnset(
   const environment = validateEnvName(options.environment);
   const keys = options.keys.map(validateKeyName);
   const vault = await openProjectVault(ctx, false);
-  const removed = await updateVault(vault.deps, vault.vaultId, (document) => {
+  const { gone: removed, left } = await updateVault(vault.deps, vault.vaultId, (document) => {
     const target = document[environment];
-    if (target === undefined) {
-      throw new LatchkeyError("LK_ENV_NOT_FOUND", {
-        message: `The vault has no environment named ${environment}.`,
-      });
-    }
+    if (target === undefined) throw environmentNotFound(environment, document);
     const gone = keys.filter((key) => key in target);
     for (const key of gone) delete target[key];
-    return { result: gone, changed: gone.length > 0 };
+    return { result: { gone, left: { ...target } }, changed: gone.length > 0 };
   });
   const absent = keys.filter((key) => !removed.includes(key));
   if (removed.length > 0) printStatus(ctx, `Removed ${removed.join(", ")} from ${environment}.`);
-  if (absent.length > 0) {
-    throw new LatchkeyError("LK_ENV_KEY_NOT_FOUND", {
-      message: `Not set in ${environment}: ${absent.join(", ")}.`,
-    });
-  }
+  if (absent.length > 0) throw keysNotFound(absent, environment, left);
   return 0;
 }
 
@@ -210,7 +300,7 @@ export async function environmentNames(ctx: Context): Promise<string[]> {
 /** `env import FILE`: dotenv into the environment; `-` reads stdin. */
 export async function envImport(
   ctx: Context,
-  options: { environment: string; file: string },
+  options: { environment: string; file: string; allowOverride?: boolean },
 ): Promise<number> {
   const environment = validateEnvName(options.environment);
   const source = options.file === "-" ? "stdin" : resolve(ctx.cwd, options.file);
@@ -224,12 +314,16 @@ export async function envImport(
     throw new LatchkeyError("LK_FILE_IO", { message: `Could not read ${source}.`, cause: error });
   }
   const entries = parseDotenv(text, source);
-  await storeEntries(ctx, environment, entries);
+  await storeEntries(ctx, environment, entries, { allowOverride: options.allowOverride === true });
   printStatus(
     ctx,
     `Imported ${entries.length} secret${entries.length === 1 ? "" : "s"} into ${environment}.`,
   );
   return 0;
+}
+
+function sortedEntries(values: Readonly<Record<string, string>>): [string, string][] {
+  return Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** Export formats of `env export`. */
@@ -241,7 +335,7 @@ export async function envExport(
   options: { environment: string; format: ExportFormat },
 ): Promise<number> {
   const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
-  const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = sortedEntries(values);
   const render = { dotenv: formatDotenv, json: formatJson, shell: formatShell }[options.format];
   ctx.stdout.write(render(entries));
   return 0;
@@ -256,17 +350,28 @@ export async function envCheck(
   // An unknown environment is an error, as on every read: a typo in --env must fail the check, not pass it.
   const { vault, values } = await readEnvironment(ctx, environment);
   const { violations } = checkEnv(vault.schema, values, { applyDefaults: true });
+  // Listed, not failed: setting one took --allow-override, but a vault can also arrive by `env pull`.
+  const overrides = Object.keys(values).filter(isReservedName).sort();
+  const c = palette(ctx.env, ctx.stdout);
+  const overrideLines = overrides.map(
+    (key) => `${c.yellow("!")} ${key} replaces the ${key} of every program \`latchkey run\` starts.`,
+  );
   if (options.json) {
-    printJson(ctx, { environment, ok: violations.length === 0, violations });
+    printJson(ctx, { environment, ok: violations.length === 0, violations, overrides });
   } else if (violations.length === 0) {
-    printData(ctx, `${environment}: all ${Object.keys(vault.schema).length} schema rules hold.`);
+    printData(
+      ctx,
+      [`${environment}: all ${Object.keys(vault.schema).length} schema rules hold.`, ...overrideLines].join(
+        "\n",
+      ),
+    );
   } else {
-    const c = palette(ctx.env, ctx.stdout);
     printData(
       ctx,
       [
         `${environment}: ${violations.length} problem(s):`,
         ...violations.map((v) => `${c.red("✗")} ${v.message}`),
+        ...overrideLines,
       ].join("\n"),
     );
   }
@@ -279,6 +384,10 @@ export interface RunOptions {
   mask: boolean;
   check: boolean;
   command: readonly string[];
+  /** Secrets given as files instead of variables: KEY's file path goes in KEY_FILE (`--file KEY`). */
+  files?: readonly string[];
+  /** Every secret in one file of this name instead of the environment; its path in LATCHKEY_SECRETS_FILE. */
+  mount?: string;
 }
 
 /**
@@ -294,13 +403,20 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
     });
   }
   const environment = validateEnvName(options.environment);
+  const fileKeys = [...new Set((options.files ?? []).map(validateKeyName))];
   const vault = await openProjectVault(ctx, false);
   const document = await readVault(vault.deps, vault.vaultId);
   const secrets = document[environment];
-  if (secrets === undefined) {
-    throw new LatchkeyError("LK_ENV_NOT_FOUND", {
-      message: `The vault has no environment named ${environment}.`,
-    });
+  if (secrets === undefined) throw environmentNotFound(environment, document);
+  const absent = fileKeys.filter((key) => !(key in secrets));
+  if (absent.length > 0) throw keysNotFound(absent, environment, secrets);
+  for (const key of fileKeys) {
+    if (fileVariable(key) in secrets) {
+      throw new LatchkeyError("LK_USAGE", {
+        message: `--file ${key} would set ${fileVariable(key)}, which ${environment} already has as a secret.`,
+        hint: `Rename the secret ${fileVariable(key)}, or leave ${key} in the environment.`,
+      });
+    }
   }
   const inherited: Record<string, string> = {};
   for (const [key, value] of Object.entries(ctx.env)) if (value !== undefined) inherited[key] = value;
@@ -320,13 +436,35 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
       hint: "Set the missing or invalid values with `latchkey env set`, or pass --no-check to start anyway.",
     });
   }
-  const env = { ...checked.values, ...merged };
-  const outcome = await runProgram(ctx, {
-    command,
-    args,
-    env,
-    mask: options.mask ? Object.values(secrets ?? {}) : null,
-  });
-  if (outcome.signal) state.signal = outcome.signal;
-  return outcome.code ?? 1;
+  const withDefaults = { ...checked.values, ...merged };
+  // With --mount the vault is in the file only: the program's environment is what it would be without Latchkey.
+  const env: Record<string, string> = options.mount === undefined ? withDefaults : { ...inherited };
+  let files: SecretFiles | null = null;
+  if (fileKeys.length > 0 || options.mount !== undefined) {
+    const vaultAndDefaults = Object.fromEntries(
+      Object.entries(withDefaults).filter(([key]) => key in secrets || !(key in inherited)),
+    );
+    files = await writeSecretFiles(ctx, {
+      files: fileKeys.map((key) => [key, secrets[key]!] as const),
+      ...(options.mount === undefined
+        ? {}
+        : { mount: { name: options.mount, entries: sortedEntries(vaultAndDefaults) } }),
+    });
+    for (const key of fileKeys) delete env[key];
+    Object.assign(env, files.env);
+  }
+  try {
+    const outcome = await runProgram(ctx, {
+      command,
+      args,
+      env,
+      mask: options.mask ? Object.values(secrets) : null,
+      // The files are removed once the program ends, so this process must outlive it.
+      stayParent: files !== null,
+    });
+    if (outcome.signal) state.signal = outcome.signal;
+    return outcome.code ?? 1;
+  } finally {
+    files?.remove();
+  }
 }

@@ -1,7 +1,7 @@
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { readSecretInput } from "../input.js";
-import { printData, printJson, printStatus } from "../output/output.js";
+import { printData, printJson, printStatus, printValue } from "../output/output.js";
 
 /** `keystore get`: prints the stored value alone on stdout, for scripts and helper protocols. */
 export async function keystoreGet(ctx: Context, account: string): Promise<number> {
@@ -10,8 +10,7 @@ export async function keystoreGet(ctx: Context, account: string): Promise<number
   if (value === null) {
     throw new LatchkeyError("LK_SECRET_NOT_FOUND", { message: `No keystore entry named ${account}.` });
   }
-  ctx.stdout.write(value);
-  if (ctx.stdout.isTTY) ctx.stdout.write("\n");
+  printValue(ctx, value);
   return 0;
 }
 

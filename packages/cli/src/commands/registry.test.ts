@@ -418,7 +418,7 @@ describe("a project's tokenEnv (a cloned repository naming where your environmen
     // Approved once on a terminal, it is the registry's token like any other.
     const approving = context({ env, tty: true, prompts: { confirm: () => Promise.resolve(true) } });
     expect(await runCli(["token", "--registry", r.url], approving.ctx)).toBe(0);
-    expect(approving.ctx.stdout.text()).toBe(`${SECRET}\n`);
+    expect(approving.ctx.stdout.text()).toBe(SECRET);
     const after = context({ env });
     expect(await runCli(["whoami", "--json", "--registry", r.url], after.ctx)).toBe(0);
     expect(JSON.parse(after.ctx.stdout.text())).toMatchObject({ user: "mallory", source: "env" });
@@ -426,10 +426,10 @@ describe("a project's tokenEnv (a cloned repository naming where your environmen
 });
 
 describe("token and logout", () => {
-  it("prints the token alone, newline-terminated, and LK_TOKEN_MISSING on stderr when there is none", async () => {
+  it("prints the token alone, with no newline added on a pipe, and LK_TOKEN_MISSING on stderr when there is none", async () => {
     const { ctx } = context({ env: { NPM_TOKEN: "npm-env-token" } });
     expect(await runCli(["token", "--npm"], ctx)).toBe(0);
-    expect(ctx.stdout.text()).toBe("npm-env-token\n");
+    expect(ctx.stdout.text()).toBe("npm-env-token");
     expect(ctx.stderr.text()).toBe("");
     const missing = context({ stored: {} });
     expect(await runCli(["token", "--registry", "https://npm.example.com/"], missing.ctx)).toBe(1);

@@ -7,7 +7,7 @@ import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { openBrowser } from "../browser.js";
 import { readSecretInput } from "../input.js";
-import { printData, printError, printJson, printStatus } from "../output/output.js";
+import { printData, printError, printJson, printStatus, printValue } from "../output/output.js";
 import { findRegistryConfig, loadRegistryConfigs, updateLoginRecord } from "../registry/config.js";
 import { isTokenShaped } from "../registry/host-cli.js";
 import {
@@ -461,6 +461,6 @@ export async function printToken(ctx: Context, selection: RegistrySelection): Pr
       hint: `Run \`latchkey login --registry ${canonicalRegistryUrl(named)}\`, or set its token variable; \`latchkey whoami --explain --registry ${canonicalRegistryUrl(named)}\` shows every source checked.`,
     });
   }
-  ctx.stdout.write(`${resolution.token}\n`);
+  printValue(ctx, resolution.token);
   return 0;
 }

@@ -24,6 +24,7 @@ import {
   readFileSafe,
   removeFileSafe,
   writeFileAtomic,
+  writeNewPrivateFile,
 } from "./safe-file.js";
 
 const posixOnly = process.platform === "win32" ? it.skip : it;
@@ -220,6 +221,35 @@ describe("ensurePrivateDir", () => {
     const file = join(dir, "home");
     await writeFile(file, "");
     await expectCode(ensurePrivateDir(file), "LK_FILE_IO", file);
+  });
+});
+
+describe("writeNewPrivateFile", () => {
+  it("creates a 0600 file with the data, even under umask 000", async () => {
+    const file = join(dir, "KEY");
+    const previous = process.umask(0);
+    try {
+      await writeNewPrivateFile(file, "value");
+    } finally {
+      process.umask(previous);
+    }
+    expect(await readFile(file, "utf8")).toBe("value");
+    expect(await modeOf(file)).toBe(0o600);
+  });
+
+  it("refuses a path that exists, leaving it as it was", async () => {
+    const file = join(dir, "KEY");
+    await writeFile(file, "before");
+    await expectCode(writeNewPrivateFile(file, "after"), "LK_FILE_IO", file);
+    expect(await readFile(file, "utf8")).toBe("before");
+  });
+
+  posixOnly("never writes through a symbolic link", async () => {
+    const target = join(dir, "target");
+    const link = join(dir, "KEY");
+    await symlink(target, link);
+    await expect(writeNewPrivateFile(link, "value")).rejects.toThrow();
+    expect(fs.existsSync(target)).toBe(false);
   });
 });
 

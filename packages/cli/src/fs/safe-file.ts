@@ -133,6 +133,35 @@ export async function writeFileAtomic(
 }
 
 /**
+ * Creates `path` holding `data`, private (0600 by fchmod, whatever the umask), failing if anything already
+ * exists there, a symbolic link included (O_CREAT | O_EXCL | O_NOFOLLOW). For short-lived files in a directory
+ * this process has just made, which need neither atomic replacement nor fsync. A partial file is removed.
+ */
+export async function writeNewPrivateFile(path: string, data: Uint8Array | string): Promise<void> {
+  const target = resolve(path);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fsp().open(
+      target,
+      constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW,
+      PRIVATE_FILE_MODE,
+    );
+    await handle.chmod(PRIVATE_FILE_MODE);
+    await handle.writeFile(data);
+    await handle.close();
+    handle = undefined;
+  } catch (err) {
+    if (handle !== undefined) {
+      await handle.close().catch(() => undefined);
+      await fsp()
+        .unlink(target)
+        .catch(() => undefined);
+    }
+    throw wrapFsError(err, target, "write");
+  }
+}
+
+/**
  * Reads `path` without following a symbolic link (LK_FILE_SYMLINK); null when it does not exist.
  * Anything but a regular file is refused with LK_FILE_IO.
  */

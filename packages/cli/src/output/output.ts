@@ -25,6 +25,16 @@ export function printData(ctx: Context, text: string): void {
   ctx.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
+/**
+ * One value alone on stdout (`env get`, `keystore get`, `token`, `auth token`): exactly its bytes, and a newline
+ * after it only when stdout is a terminal, so the shell prompt does not run on after it. A script therefore
+ * gets what was stored, byte for byte, through `> file`, a pipe or `$(…)`; a value that itself ends in a
+ * newline (a PEM key) keeps it, which an appended newline would make impossible to tell apart.
+ */
+export function printValue(ctx: Context, value: string): void {
+  ctx.stdout.write(ctx.stdout.isTTY ? `${value}\n` : value);
+}
+
 /** `--json` output: one JSON document on stdout. */
 export function printJson(ctx: Context, value: unknown): void {
   ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

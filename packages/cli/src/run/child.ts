@@ -13,6 +13,7 @@
 import type { ChildProcess, StdioOptions } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { LatchkeyError } from "@latchkey/core";
+import { checkExecSize } from "./exec-limits.js";
 
 /**
  * Signals the parent passes on to the program while it runs, instead of dying from them: the program decides
@@ -59,11 +60,13 @@ export interface ChildExit {
  * Runs the program to completion and reports how it ended, after its (masked) output has been written out.
  * Signals in FORWARDED_SIGNALS are passed on while it runs; the handlers are removed as soon as it exits, so
  * a Ctrl-C while a left-behind grandchild keeps the output pipes open still ends this process.
- * Throws LK_RUN_NOT_FOUND (exit 127) when the program cannot be found and LK_RUN_FAILED (exit 126) when it
- * cannot be started (not executable, a directory, an unusable environment), both naming only the program.
+ * Throws LK_RUN_NOT_FOUND (exit 127) when the program cannot be found, LK_RUN_ENV_TOO_LARGE (126) when its
+ * environment and arguments are more than execve can carry, and LK_RUN_FAILED (126) when it cannot be started
+ * (not executable, a directory, an unusable environment), all naming only the program and variable names.
  */
 export async function runChild(options: RunChildOptions): Promise<ChildExit> {
   checkEnvironment(options.env);
+  checkExecSize(options.command, options.args, options.env);
   const masking = options.mask !== null && options.mask !== undefined;
   const stdoutSink = options.stdio?.stdout ?? (masking ? process.stdout : undefined);
   const stderrSink = options.stdio?.stderr ?? (masking ? process.stderr : undefined);
@@ -194,6 +197,14 @@ function startFailure(command: string, error: unknown): LatchkeyError {
   if (errno === "ENOENT") {
     return new LatchkeyError("LK_RUN_NOT_FOUND", {
       message: `Could not start ${name}: no such program.`,
+      cause: error,
+      details,
+    });
+  }
+  if (errno === "E2BIG") {
+    // checkExecSize refuses what it knows execve would; this is a system whose limits it does not know.
+    return new LatchkeyError("LK_RUN_ENV_TOO_LARGE", {
+      message: `Could not start ${name}: its environment and arguments are larger than this system allows (E2BIG).`,
       cause: error,
       details,
     });

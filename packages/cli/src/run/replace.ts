@@ -8,6 +8,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { checkEnvironment, runChild, type ChildExit } from "./child.js";
+import { checkExecSize } from "./exec-limits.js";
 
 /** The PATH execvp(3) searches when the environment has none (glibc's confstr(_CS_PATH)). */
 const DEFAULT_PATH = "/bin:/usr/bin";
@@ -95,20 +96,30 @@ export interface ProgramOptions {
   readonly env: Readonly<Record<string, string>>;
   /** Secret values to mask in its output; masking needs this process to stay between program and terminal. */
   readonly mask?: readonly string[] | null;
+  /** The caller has work left once the program ends (removing its secret files): spawn it, never become it. */
+  readonly stayParent?: boolean;
 }
 
 /**
  * Runs a program for `run` and `exec`: this process becomes it when nothing is left to do once it starts (no
- * masking, and the context can replace the process); otherwise it is spawned and waited for. Only in the second
- * case does this return.
+ * masking, no stayParent, and the context can replace the process); otherwise it is spawned and waited for.
+ * Only in the second case does this return.
  */
 export async function runProgram(ctx: Context, options: ProgramOptions): Promise<ChildExit> {
   const masking = options.mask !== null && options.mask !== undefined;
-  if (!masking && ctx.replaceProcess !== undefined) {
+  if (!masking && options.stayParent !== true && ctx.replaceProcess !== undefined) {
     checkEnvironment(options.env);
+    // execve aborts this process on E2BIG (Node 24), so what it would refuse is refused here first.
+    checkExecSize(options.command, options.args, options.env);
     const file = findProgram(options.command, options.env, ctx.cwd);
     if (execveCanStart(file))
       return ctx.replaceProcess(file, [options.command, ...options.args], options.env);
   }
-  return runChild({ ...options, cwd: ctx.cwd });
+  return runChild({
+    command: options.command,
+    args: options.args,
+    env: options.env,
+    mask: options.mask ?? null,
+    cwd: ctx.cwd,
+  });
 }

@@ -404,6 +404,21 @@ describe("callApi: error answers", () => {
     expect(error.details).toMatchObject({ currentVersion: 7, status: 409 });
   });
 
+  it("maps 413 to LK_VAULT_TOO_LARGE with what to do, not a bare status", async () => {
+    api = (_req, res) =>
+      sendJson(res, 413, {
+        error: "PayloadTooLargeError",
+        code: "LK_SERVER_ERROR",
+        message: "The request body is larger than 8388608 bytes.",
+      });
+    const { ctx } = context();
+    const error = await rejection(callApi(ctx, { method: "PUT", path: "/vaults/x", body: {} }));
+    expect(error.code).toBe("LK_VAULT_TOO_LARGE");
+    expect(error.message).toContain("larger than it accepts (413)");
+    expect(error.hint).toContain("Make the vault smaller");
+    expect(error.details).toMatchObject({ status: 413 });
+  });
+
   it("maps other statuses to LK_SERVER_ERROR naming the status, never echoing the body", async () => {
     api = (_req, res) => sendJson(res, 500, { error: "Boom", code: "x", message: "canary-7c1f in the body" });
     const { ctx } = context();

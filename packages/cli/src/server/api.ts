@@ -92,6 +92,13 @@ async function responseError(response: Response, call: ApiCall, server: string):
   if (status === 404 && isCatalogueCode(body.code)) {
     return new LatchkeyError(body.code, { details: { status, server } });
   }
+  if (status === 413) {
+    return new LatchkeyError("LK_VAULT_TOO_LARGE", {
+      message: `The server refused ${where}: the request is larger than it accepts (413). Nothing was stored there.`,
+      hint: "Make the vault smaller (remove large values or environments you no longer need, `latchkey env list`), or ask the server's administrator about its limit.",
+      details: { status, server },
+    });
+  }
   if (status === 409) {
     return new LatchkeyError("LK_VAULT_CONFLICT", {
       message:
@@ -116,8 +123,8 @@ async function responseError(response: Response, call: ApiCall, server: string):
  * and retries; verifies X-Latchkey-Signature on every 2xx BEFORE parsing (missing / non-base64 / mismatch →
  * LK_SIGNATURE_INVALID naming the header; never a fallback); maps errors: 401 after the retry → LK_SESSION_EXPIRED
  * (hint: `latchkey login`), 403 → LK_FORBIDDEN, 404 → the body's code if it is a catalogue code
- * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, other →
- * LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
+ * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * LK_VAULT_TOO_LARGE, other → LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
  */
 export async function callApi<T>(
   ctx: Context,

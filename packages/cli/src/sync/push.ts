@@ -11,6 +11,7 @@ import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
 import { callApi } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
+import { checkVaultSize } from "../vault/limits.js";
 import { loadVaultKey, readVaultWithPresence, vaultKeyAccount } from "../vault/vault-store.js";
 import { openSyncProject, personalVersion, pushName, pushSchema, recordPersonalVersion } from "./project.js";
 import { getSyncEntry, recordSync, writeSyncBase } from "./state.js";
@@ -53,6 +54,7 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
       hint: "Set secrets with `latchkey env set`, or fetch the server's copy with `latchkey env pull`.",
     });
   }
+  checkVaultSize(document, "push");
   const serverOptions = {
     ...(options.profile === undefined ? {} : { profile: options.profile }),
     ...(options.server === undefined ? {} : { server: options.server }),

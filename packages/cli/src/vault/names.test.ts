@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { parseAssignment, validateEnvName, validateKeyName, validateValue } from "./names.js";
+import {
+  checkReservedName,
+  isReservedName,
+  parseAssignment,
+  sameNameOtherCase,
+  validateEnvName,
+  validateKeyName,
+  validateValue,
+} from "./names.js";
 
 describe("secret and environment names", () => {
   it("accepts portable variable names and rejects the rest", () => {
@@ -33,5 +41,33 @@ describe("secret and environment names", () => {
     for (const bad of ["", "-x", ".hidden", "a/b", "a b", "x".repeat(65)]) {
       expect(() => validateEnvName(bad)).toThrow(expect.objectContaining({ code: "LK_USAGE" }));
     }
+  });
+
+  it("reserves the names programs rely on to start or to choose their code, unless overriding is allowed", () => {
+    for (const name of [
+      "PATH",
+      "HOME",
+      "LD_PRELOAD",
+      "LD_LIBRARY_PATH",
+      "DYLD_INSERT_LIBRARIES",
+      "NODE_OPTIONS",
+    ])
+      expect(isReservedName(name), name).toBe(true);
+    for (const name of ["BASH_ENV", "PYTHONPATH", "JAVA_TOOL_OPTIONS", "LATCHKEY_HOME", "LATCHKEY_VAULT_ID"])
+      expect(isReservedName(name), name).toBe(true);
+    for (const name of ["DATABASE_URL", "path", "HOME_URL", "MY_PATH", "NODE_ENV", "API_KEY"])
+      expect(isReservedName(name), name).toBe(false);
+    expect(() => checkReservedName("LD_PRELOAD", false)).toThrow(
+      expect.objectContaining({ code: "LK_ENV_KEY_RESERVED" }),
+    );
+    expect(() => checkReservedName("LD_PRELOAD", true)).not.toThrow();
+    expect(() => checkReservedName("DATABASE_URL", false)).not.toThrow();
+  });
+
+  it("finds a name that differs only in case, for a did-you-mean", () => {
+    expect(sameNameOtherCase("Staging", ["prod", "staging"])).toBe("staging");
+    expect(sameNameOtherCase("database_url", ["DATABASE_URL", "API_KEY"])).toBe("DATABASE_URL");
+    expect(sameNameOtherCase("staging", ["staging"])).toBeUndefined();
+    expect(sameNameOtherCase("stage", ["staging"])).toBeUndefined();
   });
 });

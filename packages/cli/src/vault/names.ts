@@ -17,6 +17,63 @@ export function validateKeyName(name: string): string {
   return name;
 }
 
+// Variables a program relies on to start, or that decide which code it or its interpreter loads: a secret by one
+// of these names would replace it in every program `run` starts (a vault can also arrive by `env pull`).
+const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  "PATH",
+  "HOME",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "PWD",
+  "TMPDIR",
+  "IFS",
+  "ENV",
+  "BASH_ENV",
+  "SHELLOPTS",
+  "BASHOPTS",
+  "PS4",
+  "PROMPT_COMMAND",
+  "NODE_OPTIONS",
+  "NODE_PATH",
+  "PYTHONPATH",
+  "PYTHONHOME",
+  "PYTHONSTARTUP",
+  "PERL5LIB",
+  "PERL5OPT",
+  "RUBYLIB",
+  "RUBYOPT",
+  "JAVA_TOOL_OPTIONS",
+  "JDK_JAVA_OPTIONS",
+  "_JAVA_OPTIONS",
+]);
+// The dynamic linkers' variables (LD_PRELOAD, DYLD_INSERT_LIBRARIES…) and Latchkey's own.
+const RESERVED_PREFIXES = ["LD_", "DYLD_", "LATCHKEY_"] as const;
+
+/** True for a name a secret may take only with --allow-override: see RESERVED_NAMES. */
+export function isReservedName(name: string): boolean {
+  return RESERVED_NAMES.has(name) || RESERVED_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/** Refuses (LK_ENV_KEY_RESERVED) a reserved name unless the user allowed overriding it. */
+export function checkReservedName(name: string, allowOverride: boolean): void {
+  if (allowOverride || !isReservedName(name)) return;
+  throw new LatchkeyError("LK_ENV_KEY_RESERVED", {
+    message: `${name} is reserved: a secret called ${name} would replace the ${name} every program started by \`latchkey run\` relies on.`,
+    details: { key: name },
+  });
+}
+
+/**
+ * The name in `names` that differs from `wanted` only in case, for a "did you mean" (environment names and
+ * secret names are case-sensitive, and a wrong case is the likeliest typo); undefined when there is none.
+ */
+export function sameNameOtherCase(wanted: string, names: Iterable<string>): string | undefined {
+  const folded = wanted.toLowerCase();
+  for (const name of names) if (name !== wanted && name.toLowerCase() === folded) return name;
+  return undefined;
+}
+
 /** Checks a value can live in an environment variable. The value itself never appears in the error. */
 export function validateValue(name: string, value: string): string {
   if (value.includes("\0")) {
