@@ -421,6 +421,15 @@ describeEachDatabase("sync routes", (target) => {
     }
   });
 
+  it("takes the Bearer scheme in any case (RFC 7235 §2.1)", async () => {
+    for (const scheme of ["bearer", "BEARER", "bEaReR"]) {
+      const headers = { ...auth(alice), authorization: `${scheme} ${alice.token}` };
+      const res = await app.inject({ method: "GET", url: "/api/v1/me", headers });
+      expect(res.statusCode, scheme).toBe(200);
+      expect(res.json<{ userId: string }>().userId).toBe(alice.userId);
+    }
+  });
+
   it("answers 401 with WWW-Authenticate for missing, malformed, unknown and expired tokens", async () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{}, "LK_NOT_LOGGED_IN"],

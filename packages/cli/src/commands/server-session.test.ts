@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestContext } from "../../test/support/context.js";
+import type { Spawn } from "../context.js";
 import { runCli } from "../cli.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
@@ -88,5 +89,58 @@ describe("server or registry", () => {
     const flagged = await context(null);
     expect(await runCli(["login", "--device", "sso"], flagged)).toBe(2);
     expect(flagged.stderr.text()).toContain("takes no registry options (got --device)");
+  });
+});
+
+describe("login at a server", () => {
+  const server = "https://lk.example.com";
+  const issuer = `${server}/oidc`;
+  const discovery = {
+    issuer,
+    authorization_endpoint: `${issuer}/auth`,
+    token_endpoint: `${issuer}/token`,
+    device_authorization_endpoint: `${issuer}/device/auth`,
+    jwks_uri: `${issuer}/jwks`,
+    response_types_supported: ["code"],
+    code_challenge_methods_supported: ["S256"],
+  };
+
+  it("on a callback with another login's state, hints at `latchkey login --server`, not `login sso`", async () => {
+    const home = join(root, `h${++n}`);
+    await mkdir(home, { recursive: true });
+    const env = { LATCHKEY_HOME: home, BROWSER: "test-browser" };
+    const resolution = {
+      keystore: createMemoryKeystore(),
+      backend: "memory",
+    } as unknown as KeystoreResolution;
+    const fetched: string[] = [];
+    // The browser comes back to the CLI's listener with a state this login did not send.
+    const spawn: Spawn = async (_command, args) => {
+      const authorization = new URL(args[0]!);
+      await fetch(`${authorization.searchParams.get("redirect_uri")}?code=abc&state=forged`);
+      return { code: 0, signal: null, stdout: "", stderr: "", timedOut: false };
+    };
+    const ctx = createTestContext({
+      env,
+      paths: resolvePaths(env),
+      clock: { now: () => Date.UTC(2030, 0, 1), sleep: () => Promise.resolve() },
+      keystore: () => Promise.resolve(resolution),
+      spawn,
+      fetch: (input) => {
+        const url = input instanceof Request ? input.url : input instanceof URL ? input.href : input;
+        fetched.push(url);
+        if (url !== `${issuer}/.well-known/openid-configuration`) throw new Error(`Unexpected fetch ${url}`);
+        return Promise.resolve(
+          new Response(JSON.stringify(discovery), { headers: { "content-type": "application/json" } }),
+        );
+      },
+    });
+    expect(await runCli(["login", "--server", server], ctx)).toBe(1);
+    const stderr = ctx.stderr.text();
+    expect(stderr).toContain("LK_OAUTH_STATE_MISMATCH");
+    expect(stderr).toContain(`latchkey login --server ${server}\` again`);
+    expect(stderr).not.toContain("login sso");
+    // No code was exchanged.
+    expect(fetched).toEqual([`${issuer}/.well-known/openid-configuration`]);
   });
 });

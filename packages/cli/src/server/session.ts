@@ -2,7 +2,7 @@
 // at the server's OpenID provider (`${server}/oidc`, public client `latchkey-cli`), stored in the keystore under
 // `session:<server>` (DESIGN.md, keychain layout) as JSON shaped like an SsoSession. This module decides which
 // server a command talks to and turns the OAuth layer's errors into the server's catalogue codes.
-import { CLI_CLIENT_ID, LatchkeyError, OIDC_PATH, isLatchkeyError } from "@latchkey/core";
+import { CLI_CLIENT_ID, LatchkeyError, OIDC_PATH, isLatchkeyError, type ErrorCode } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { assertSecureEndpoint, selectProfile } from "../oauth/config.js";
 import {
@@ -162,14 +162,34 @@ export function sessionExpired(server: string, why: string, cause?: unknown): La
   });
 }
 
+/** Hints for the interactive login's own errors at a server: the catalogue's hints name `login sso`. */
+const LOGIN_RETRY_HINTS: Partial<Record<ErrorCode, (server: string) => string>> = {
+  LK_OAUTH_STATE_MISMATCH: (server) =>
+    `Run \`latchkey login --server ${server}\` again and finish it in the browser window it opens; close other login tabs.`,
+  LK_OAUTH_DENIED: (server) =>
+    `Check the error in the message; run \`latchkey login --server ${server}\` again, or ask the server's administrator.`,
+  LK_OAUTH_TIMEOUT: (server) =>
+    `Run \`latchkey login --server ${server}\` again and complete it in the browser (or add \`--device\` and enter the code) within the time shown.`,
+};
+
 /**
  * Rewords an error of the OAuth layer for a server command: the SSO wording and hints would send the user to
  * `login sso`. Session errors keep their code with the server's hint; network failures become
- * LK_SERVER_UNREACHABLE; a provider error stays LK_SSO_FAILED with its message (it names the provider's answer).
+ * LK_SERVER_UNREACHABLE; a provider error stays LK_SSO_FAILED with its message (it names the provider's answer);
+ * the login's own failures (state mismatch, denied, timed out) keep code and message with a server login hint.
  */
 export function serverFailure(server: string, error: unknown): unknown {
   if (isNetworkError(error)) return unreachable(server, error);
   if (!isLatchkeyError(error)) return error;
+  const retry = LOGIN_RETRY_HINTS[error.code];
+  if (retry !== undefined) {
+    return new LatchkeyError(error.code, {
+      message: error.message,
+      hint: retry(server),
+      cause: error,
+      ...(error.details === undefined ? {} : { details: error.details }),
+    });
+  }
   if (error.code === "LK_SESSION_EXPIRED") {
     const why = / has expired(.*)\.$/.exec(error.message)?.[1] ?? "";
     return sessionExpired(server, why, error);

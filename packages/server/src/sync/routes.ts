@@ -68,8 +68,8 @@ export const MAX_LOG_LIMIT = 50;
 /** Longest bearer token looked at; longer ones are malformed. */
 const MAX_TOKEN_LENGTH = 4096;
 
-// RFC 6750 §2.1 b64token.
-const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/;
+// RFC 6750 §2.1 b64token; the scheme name is case-insensitive (RFC 7235 §2.1).
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
