@@ -2,6 +2,7 @@
 // Python's webbrowser; otherwise the desktop's opener. Failing to open is never fatal: every caller has already
 // printed the URL.
 import type { Context } from "./context.js";
+import { findProgram } from "./run/replace.js";
 
 /** Opens `url` in the browser; true when a program took it (exit 0). The URL goes in argv, never a secret. */
 export async function openBrowser(ctx: Context, url: string, timeoutMs: number): Promise<boolean> {
@@ -16,4 +17,23 @@ export async function openBrowser(ctx: Context, url: string, timeoutMs: number):
     }
   }
   return false;
+}
+
+/**
+ * Why no browser can be opened here, or null when one may be. Only what is certain counts: without a display
+ * (X11 or Wayland) or without xdg-open, a Linux or BSD machine has no browser to open, so a login that waits for
+ * one would wait minutes for nothing (over SSH, in a container). BROWSER is trusted as given, and macOS and
+ * Windows always have a desktop.
+ */
+export function browserUnavailable(ctx: Context): string | null {
+  if (ctx.env.BROWSER) return null;
+  if (ctx.platform.os === "darwin" || ctx.platform.os === "win32") return null;
+  if (!ctx.env.DISPLAY && !ctx.env.WAYLAND_DISPLAY)
+    return "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set) and BROWSER is not set";
+  try {
+    findProgram("xdg-open", ctx.env.PATH === undefined ? {} : { PATH: ctx.env.PATH }, ctx.cwd);
+  } catch {
+    return "xdg-open is not installed and BROWSER is not set";
+  }
+  return null;
 }

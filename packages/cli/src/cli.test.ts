@@ -98,3 +98,71 @@ describe("runCli", () => {
     expect(ctx.stderr.text()).toContain("LK_INPUT_EMPTY");
   });
 });
+
+describe("help, -v and --json on any command", () => {
+  it("`help <command…>` shows that command's help; an unknown name fails like an unknown command", async () => {
+    const nested = createTestContext();
+    expect(await runCli(["help", "env", "set"], nested)).toBe(0);
+    expect(nested.stdout.text()).toContain("Usage: latchkey env set");
+    const cases: [string[], string][] = [
+      [["help", "nosuch"], "nosuch"],
+      [["help", "env", "nosuch"], "env nosuch"],
+      [["env", "help", "nosuch"], "env nosuch"],
+    ];
+    for (const [argv, name] of cases) {
+      const ctx = createTestContext();
+      expect(await runCli(argv, ctx), argv.join(" ")).toBe(2);
+      expect(ctx.stderr.text()).toContain(`error LK_USAGE: Unknown command '${name}'.`);
+      expect(ctx.stdout.text()).toBe("");
+    }
+  });
+
+  it("takes -v after the command as well as before it, and counts every one", async () => {
+    const missing = "/nonexistent/latchkey-test/secrets.env";
+    for (const argv of [
+      ["env", "import", missing, "-v"],
+      ["env", "-v", "import", missing],
+      ["-v", "env", "import", missing],
+    ]) {
+      const ctx = createTestContext();
+      expect(await runCli(argv, ctx), argv.join(" ")).toBe(1);
+      expect(ctx.stderr.text()).toContain("cause: Error: ENOENT");
+      expect(ctx.stderr.text()).not.toContain("    at ");
+    }
+    const twice = createTestContext();
+    expect(await runCli(["-v", "env", "import", missing, "-v"], twice)).toBe(1);
+    expect(twice.stderr.text()).toContain("    at ");
+  });
+
+  it("says that a file given to `env import` does not exist, not where LATCHKEY_HOME is", async () => {
+    const ctx = createTestContext();
+    expect(await runCli(["env", "import", "missing.env"], ctx)).toBe(1);
+    expect(ctx.stderr.text()).toContain("LK_FILE_IO: /nonexistent/project/missing.env does not exist.");
+    expect(ctx.stderr.text()).toContain("a relative path starts at /nonexistent/project");
+    expect(ctx.stderr.text()).not.toContain("LATCHKEY_HOME");
+  });
+
+  it("with --json, prints an error as one JSON object on stderr, with the same exit code", async () => {
+    const locked = () =>
+      createTestContext({ keystore: () => Promise.reject(new LatchkeyError("LK_KEYRING_LOCKED")) });
+    const text = locked();
+    const json = locked();
+    expect(await runCli(["keystore", "list"], text)).toBe(3);
+    expect(await runCli(["keystore", "list", "--json"], json)).toBe(3);
+    expect(json.stdout.text()).toBe("");
+    const expected = new LatchkeyError("LK_KEYRING_LOCKED");
+    expect(JSON.parse(json.stderr.text())).toEqual({
+      code: "LK_KEYRING_LOCKED",
+      message: expected.message,
+      hint: expected.hint,
+    });
+    // A usage error too: the command line asked for JSON even though commander refused it.
+    const usage = createTestContext();
+    expect(await runCli(["keystore", "list", "--json", "--bogus"], usage)).toBe(2);
+    expect(JSON.parse(usage.stderr.text())).toMatchObject({ code: "LK_USAGE" });
+    // A command without --json keeps the text form, whatever the words after `--` say.
+    const other = createTestContext();
+    expect(await runCli(["keystore", "get", "--", "--json"], other)).not.toBe(0);
+    expect(other.stderr.text()).toMatch(/^error LK_/);
+  });
+});

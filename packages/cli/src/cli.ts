@@ -1,4 +1,4 @@
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "./context.js";
 import { createNodeContext } from "./node-context.js";
@@ -18,7 +18,44 @@ import { addAuthCommands } from "./commands/auth-command.js";
 import { addSsoCommands } from "./commands/sso-command.js";
 import { addCompletionCommands } from "./commands/completion-command.js";
 import { tokenRotateCommand } from "./commands/server-session-command.js";
-import type { RunState } from "./commands/support.js";
+import { globalOptions, type RunState } from "./commands/support.js";
+
+const VERBOSE_HELP = "more detail on errors (-vv adds stack traces); secrets are always redacted";
+/** `-v` counts: each one adds a level. */
+const countVerbose = (_value: string | undefined, previous: number | undefined): number =>
+  (previous ?? 0) + 1;
+
+/**
+ * `help [command...]` for `parent`: the help of the named command at any depth. commander's own help command
+ * shows the parent's help, exit 0, for a name it does not know; a typo must fail like `latchkey nosuch` does.
+ */
+function helpCommand(parent: Command): Command {
+  return new Command("help")
+    .description("show help for a command")
+    .argument("[command...]", "the command, with its subcommands")
+    .action((names: string[]) => {
+      let target = parent;
+      for (const name of names) {
+        const next = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (next === undefined || next.name() === "help") {
+          const path = [...commandPath(target), name].slice(1).join(" ");
+          throw new LatchkeyError("LK_USAGE", {
+            message: `Unknown command '${path}'.`,
+            hint: `Run \`${commandPath(target).join(" ")} help\` to see the commands.`,
+          });
+        }
+        target = next;
+      }
+      target.outputHelp();
+    });
+}
+
+/** The names from the program down to `command`: ["latchkey", "env", "set"]. */
+function commandPath(command: Command): string[] {
+  const names: string[] = [];
+  for (let c: Command | null = command; c !== null; c = c.parent) names.unshift(c.name());
+  return names;
+}
 
 /** Builds the command tree. Each command lives in its own module under commands/. */
 export function buildProgram(ctx: Context, state: RunState): Command {
@@ -28,14 +65,8 @@ export function buildProgram(ctx: Context, state: RunState): Command {
         "per-project secrets, kept in the OS keychain (or an encrypted file where there is none).",
     )
     .version(VERSION, "-V, --version", "print the version")
-    .option(
-      "-v, --verbose",
-      "more detail on errors (-vv adds stack traces); secrets are always redacted",
-      (_v, n: number) => n + 1,
-      0,
-    )
+    .option("-v, --verbose", VERBOSE_HELP, countVerbose, 0)
     .helpOption("-h, --help", "show help for a command")
-    .addHelpCommand("help [command]", "show help for a command")
     .showSuggestionAfterError(true)
     .configureOutput({
       writeOut: (s) => ctx.stdout.write(s),
@@ -66,11 +97,24 @@ export function buildProgram(ctx: Context, state: RunState): Command {
   addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
   addSsoCommands(program, ctx, state); // after registry and auth: it adds `sso` and `status` under them
   addCompletionCommands(program, ctx, state);
+  program.addCommand(helpCommand(program));
+  // Error output follows the options of the command that runs: its --json, and -v wherever it was given.
+  program.hook("preAction", (_program, action) => {
+    state.errorOutput = {
+      verbose: globalOptions(action).verbose,
+      json: action.opts<{ json?: boolean }>().json === true,
+    };
+  });
   // Commands are built in their own modules, so program-wide settings are pushed down the tree here: output goes
   // through the context, and no command may call process.exit behind the top-level handler's back.
+  // Every command takes -v as well, so it may follow the command's name (`latchkey env push -v`) where
+  // positional options would otherwise refuse it; it is hidden, as the program's help lists it.
   const inherit = (command: Command): void => {
     for (const sub of command.commands) {
       sub.configureOutput(program.configureOutput()).exitOverride().showSuggestionAfterError(true);
+      if (sub.name() !== "help")
+        sub.addOption(new Option("-v, --verbose", VERBOSE_HELP).argParser(countVerbose).hideHelp());
+      if (sub.commands.length > 0) sub.addCommand(helpCommand(sub));
       inherit(sub);
     }
   };
@@ -94,17 +138,28 @@ export async function runCli(argv: readonly string[], ctx: Context): Promise<num
   return (await runCliForOutcome(argv, ctx)).exitCode;
 }
 
+/**
+ * -v and --json as the words of the command line give them, for an error raised before any command ran (a usage
+ * error); otherwise the parsed options are used. Words after `--` belong to another program.
+ */
+function outputFromWords(argv: readonly string[]): { verbose: number; json: boolean } {
+  const end = argv.indexOf("--");
+  const words = end === -1 ? argv : argv.slice(0, end);
+  const verbose = words
+    .filter((a) => a === "--verbose" || /^-v+$/.test(a))
+    .reduce((n, a) => n + (a === "--verbose" ? 1 : a.length - 1), 0);
+  return { verbose, json: words.includes("--json") };
+}
+
 /** Like runCli, but also reports a signal the process should die of (a `run` child's). */
 export async function runCliForOutcome(argv: readonly string[], ctx: Context): Promise<RunState> {
   const state: RunState = { exitCode: 0 };
-  const verbose = argv
-    .filter((a) => a === "--verbose" || /^-v+$/.test(a))
-    .reduce((n, a) => n + (a === "--verbose" ? 1 : a.length - 1), 0);
   try {
     const program = buildProgram(ctx, state);
     await program.parseAsync([...argv], { from: "user" });
     return state;
   } catch (error) {
+    const { verbose, json } = state.errorOutput ?? outputFromWords(argv);
     if (error instanceof CommanderError) {
       if (
         error.code === "commander.helpDisplayed" ||
@@ -113,11 +168,10 @@ export async function runCliForOutcome(argv: readonly string[], ctx: Context): P
       ) {
         return { exitCode: 0 };
       }
-      const message = usageMessage(error);
-      const usage = new LatchkeyError("LK_USAGE", { message });
-      return { exitCode: printError(ctx, usage, verbose) };
+      const usage = new LatchkeyError("LK_USAGE", { message: usageMessage(error) });
+      return { exitCode: printError(ctx, usage, verbose, { json }) };
     }
-    return { exitCode: printError(ctx, error, verbose) };
+    return { exitCode: printError(ctx, error, verbose, { json }) };
   }
 }
 

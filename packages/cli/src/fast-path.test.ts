@@ -135,6 +135,21 @@ describe("fast path", () => {
     },
   );
 
+  it("leaves every line with -v or --json to the full CLI, which prints its errors accordingly", () => {
+    // The fast path prints errors as plain text at -v 0, so it must never take a line that asks otherwise.
+    for (const argv of [
+      ["env", "get", "KEY", "--json"],
+      ["env", "get", "KEY", "-v"],
+      ["keystore", "get", "--json"],
+      ["token", "--npm", "--json"],
+      ["token", "--npm", "-v"],
+      ["run", "-v", "--", "true"],
+      ["credential-provider", "--registry-uri", "https://npm.example.com/", "--json"],
+    ]) {
+      expect(parseFastPath(argv), argv.join(" ")).toBeNull();
+    }
+  });
+
   it("takes the common shapes (so they really skip commander)", () => {
     expect(parseFastPath(["run", "--", "true"])).not.toBeNull();
     expect(parseFastPath(["run", "--mask", "-e", "staging", "npm", "test"])).not.toBeNull();

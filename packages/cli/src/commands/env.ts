@@ -311,7 +311,17 @@ export async function envImport(
         ? Buffer.from(await ctx.stdin.readAll()).toString("utf8")
         : await fs.promises.readFile(source, "utf8");
   } catch (error) {
-    throw new LatchkeyError("LK_FILE_IO", { message: `Could not read ${source}.`, cause: error });
+    // The file is the user's, not one under LATCHKEY_HOME: the catalogue's hint for LK_FILE_IO would mislead.
+    const errno = (error as NodeJS.ErrnoException).code;
+    throw new LatchkeyError("LK_FILE_IO", {
+      message:
+        errno === "ENOENT" ? `${source} does not exist.` : `Could not read ${source} (${errno ?? "error"}).`,
+      hint:
+        errno === "ENOENT"
+          ? `Check the file's name and directory (a relative path starts at ${ctx.cwd}), or pass - to read stdin.`
+          : `Check that ${source} is a file you may read.`,
+      cause: error,
+    });
   }
   const entries = parseDotenv(text, source);
   await storeEntries(ctx, environment, entries, { allowOverride: options.allowOverride === true });

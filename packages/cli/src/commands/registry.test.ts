@@ -334,7 +334,8 @@ describe("whoami", () => {
       sourceName: "B_TOKEN",
       error: { code: "LK_TOKEN_INVALID" },
     });
-    expect(ctx.stderr.text()).toContain("error LK_TOKEN_INVALID");
+    // --json: the failure is reported as JSON on stderr too.
+    expect(JSON.parse(ctx.stderr.text())).toMatchObject({ code: "LK_TOKEN_INVALID" });
   });
 
   it("includes the known registries whose variables are set, a GitLab CI job's own instance among them", async () => {

@@ -419,11 +419,15 @@ export async function whoami(ctx: Context, options: WhoamiOptions, verbose = 0):
   const named = selectedRegistry(options);
   const urls = named !== undefined ? [canonicalRegistryUrl(named)] : await registriesWithSources(ctx);
   if (urls.length === 0) {
-    throw new LatchkeyError("LK_TOKEN_MISSING", {
+    const none = new LatchkeyError("LK_TOKEN_MISSING", {
       message:
         "No registry has a token: none is stored or configured, and no registry token variable is set.",
       hint: "Run `latchkey login --registry URL` (or --npm, --github, --gitlab).",
     });
+    if (options.json !== true) throw none;
+    // No registry is an answer too: a script that asked for JSON can read it, and the exit code still says.
+    printJson(ctx, { registries: [] });
+    return printError(ctx, none, verbose, { json: true });
   }
   const results: { entry: WhoamiEntry; failure?: LatchkeyError }[] = [];
   for (const url of urls) results.push(await whoamiOne(ctx, url, options.explain === true));
@@ -440,7 +444,7 @@ export async function whoami(ctx: Context, options: WhoamiOptions, verbose = 0):
   let exitCode = 0;
   for (const { failure } of results) {
     if (failure === undefined) continue;
-    const code = printError(ctx, failure, verbose);
+    const code = printError(ctx, failure, verbose, { json: options.json === true });
     if (exitCode === 0) exitCode = code;
   }
   return exitCode;

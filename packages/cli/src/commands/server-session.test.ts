@@ -63,6 +63,52 @@ describe("server or registry", () => {
     expect(fromProfile.stderr.text()).toContain("You are not logged in to https://work.example.com");
   });
 
+  it("whoami --json answers on stdout when logged out, at a server or at no registry; the error is JSON too", async () => {
+    const server = await context(`[profiles.work]\nserver = "https://work.example.com"\n`);
+    expect(await runCli(["whoami", "--profile", "work", "--json"], server)).toBe(1);
+    expect(JSON.parse(server.stdout.text())).toEqual({
+      loggedIn: false,
+      server: "https://work.example.com",
+      profile: "work",
+    });
+    expect(JSON.parse(server.stderr.text())).toMatchObject({ code: "LK_NOT_LOGGED_IN" });
+    const registries = await context(null);
+    expect(await runCli(["whoami", "--json"], registries)).toBe(1);
+    expect(JSON.parse(registries.stdout.text())).toEqual({ registries: [] });
+    expect(JSON.parse(registries.stderr.text())).toMatchObject({ code: "LK_TOKEN_MISSING" });
+  });
+
+  it("a browser login where no browser can open says so before anything starts, and points to --device", async () => {
+    const environments: Record<string, string>[] = [
+      {},
+      { DISPLAY: ":0", PATH: "/nonexistent/latchkey-test-no-xdg-open" },
+    ];
+    for (const env of environments) {
+      // The test context's fetch throws: reaching the server would be LK_INTERNAL, not this.
+      const ctx = await context(null, env);
+      expect(await runCli(["login", "--server", "https://lk.example.com"], ctx)).toBe(1);
+      expect(ctx.stderr.text()).toContain("error LK_NO_BROWSER: No browser can be opened on this machine");
+      expect(ctx.stderr.text()).toContain("--device");
+    }
+    const sso = await context(
+      `[profiles.default]\nsso_issuer = "https://login.example.com"\nsso_client_id = "latchkey"\n`,
+    );
+    expect(await runCli(["login", "sso"], sso)).toBe(1);
+    expect(sso.stderr.text()).toContain("LK_NO_BROWSER");
+  });
+
+  it("an unreachable server's hint is to check that it runs and its URL, not whoami (which fails the same way)", async () => {
+    const ctx = createTestContext({
+      ...(await context(null)),
+      fetch: () => Promise.reject(new TypeError("fetch failed")),
+    });
+    expect(await runCli(["login", "--server", "https://lk.example.com", "--device"], ctx)).toBe(1);
+    expect(ctx.stderr.text()).toContain("error LK_SERVER_UNREACHABLE");
+    const hint = /hint: (.*)/.exec(ctx.stderr.text())?.[1] ?? "";
+    expect(hint).toContain("server is running");
+    expect(hint).not.toContain("whoami");
+  });
+
   it("logout without a stored session at the server has nothing to do", async () => {
     const ctx = await context(`[profiles.default]\nserver = "https://lk.example.com"\n`);
     expect(await runCli(["logout"], ctx)).toBe(0);
@@ -86,6 +132,10 @@ describe("server or registry", () => {
     // No issuer configured: the SSO command's own error, not a complaint about stray `login` options.
     expect(await runCli(["login", "sso"], ctx)).not.toBe(0);
     expect(ctx.stderr.text()).toContain("No SSO issuer");
+    // -v is every command's own, not a registry option of `login`.
+    const verbose = await context(null);
+    expect(await runCli(["login", "-v", "sso"], verbose)).not.toBe(0);
+    expect(verbose.stderr.text()).toContain("No SSO issuer");
     const flagged = await context(null);
     expect(await runCli(["login", "--device", "sso"], flagged)).toBe(2);
     expect(flagged.stderr.text()).toContain("takes no registry options (got --device)");

@@ -31,6 +31,7 @@ export interface ServerLoginOptions extends ServerOptions {
 
 /** What `whoami --json` prints. */
 export interface ServerWhoami {
+  readonly loggedIn: true;
   readonly server: string;
   readonly profile: string;
   readonly userId: string;
@@ -158,9 +159,21 @@ export async function serverWhoami(
   verbose = 0,
 ): Promise<number> {
   const selection = await requireServer(ctx, options);
-  const { me, server } = await fetchMe(ctx, sameSelection(selection.server, options), verbose);
+  let fetched: Awaited<ReturnType<typeof fetchMe>>;
+  try {
+    fetched = await fetchMe(ctx, sameSelection(selection.server, options), verbose);
+  } catch (error) {
+    const loggedOut =
+      isLatchkeyError(error, "LK_NOT_LOGGED_IN") || isLatchkeyError(error, "LK_SESSION_EXPIRED");
+    if (options.json !== true || !loggedOut) throw error;
+    // Having no session is an answer too: a script that asked for JSON can read it, and the exit code still says.
+    printJson(ctx, { loggedIn: false, server: selection.server, profile: selection.profile });
+    return printError(ctx, error, verbose, { json: true });
+  }
+  const { me, server } = fetched;
   const { backend } = await ctx.keystore();
   const report: ServerWhoami = {
+    loggedIn: true,
     server,
     profile: selection.profile,
     userId: me.userId,

@@ -23,7 +23,10 @@ const TARGET_HELP =
 function refuseParentOptions(command: Command): void {
   const parent = command.parent;
   if (parent === null) return;
-  const given = Object.entries(parent.opts()).filter(([, v]) => v !== undefined && v !== false);
+  // -v is every command's own (cli.ts), not a registry option.
+  const given = Object.entries(parent.opts()).filter(
+    ([name, v]) => name !== "verbose" && v !== undefined && v !== false,
+  );
   if (given.some(([name]) => name === "token")) throw new LatchkeyError("LK_TOKEN_IN_ARGV");
   if (given.length > 0) {
     throw new LatchkeyError("LK_USAGE", {

@@ -191,7 +191,7 @@ export async function authStatus(
   };
   if (options.json) printJson(ctx, report);
   else printData(ctx, renderStatus(ctx, report));
-  return problem ? printError(ctx, problem, verbose) : 0;
+  return problem ? printError(ctx, problem, verbose, { json: options.json === true }) : 0;
 }
 
 function renderStatus(ctx: Context, report: AuthStatus): string {

@@ -5,6 +5,7 @@
 import type { Configuration, TokenEndpointResponse } from "openid-client";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { browserUnavailable } from "../browser.js";
 import { assertSecureEndpoint } from "./config.js";
 import { grantParameters, type InteractiveGrant } from "./tokens.js";
 import {
@@ -105,13 +106,20 @@ export async function deviceLogin(ctx: Context, target: SsoTarget, verbose = 0):
 }
 
 /** A login with `--device` ({@link deviceLogin}) or in the browser (browserLogin): `login sso` and `login --server`. */
-export function interactiveLogin(
+export async function interactiveLogin(
   ctx: Context,
   target: SsoTarget,
   options: { device?: boolean; noBrowser?: boolean; timeoutMs?: number },
   verbose = 0,
 ): Promise<LoginResult> {
   if (options.device) return deviceLogin(ctx, target, verbose);
+  // Said before anything starts: otherwise the login would wait minutes for a browser that never opens.
+  const noBrowserHere = options.noBrowser === true ? null : browserUnavailable(ctx);
+  if (noBrowserHere !== null) {
+    throw new LatchkeyError("LK_NO_BROWSER", {
+      message: `No browser can be opened on this machine: ${noBrowserHere}.`,
+    });
+  }
   const browser: BrowserLoginOptions = {
     noBrowser: options.noBrowser === true,
     verbose,

@@ -51,6 +51,29 @@ describe("output", () => {
     expect(verbose.stderr.text()).not.toContain("    at ");
   });
 
+  it("with json, prints one JSON object on stderr: code, message, hint; causes with -v; secrets redacted", () => {
+    const passphrase = "hunter2-passphrase";
+    const error = new LatchkeyError("LK_STORE_DECRYPT_FAILED", {
+      message: `Wrong passphrase ${passphrase}.`,
+      cause: new Error(`tried ${passphrase}`),
+    });
+    const ctx = createTestContext({ env: { LATCHKEY_PASSPHRASE: passphrase } });
+    const code = printError(ctx, error, 0, { json: true });
+    expect(code).toBe(error.exitCode);
+    expect(ctx.stdout.text()).toBe("");
+    expect(JSON.parse(ctx.stderr.text())).toEqual({
+      code: "LK_STORE_DECRYPT_FAILED",
+      message: "Wrong passphrase [REDACTED].",
+      hint: error.hint,
+    });
+    const verbose = createTestContext({ env: { LATCHKEY_PASSPHRASE: passphrase } });
+    printError(verbose, error, 1, { json: true });
+    expect(JSON.parse(verbose.stderr.text())).toMatchObject({ causes: ["Error: tried [REDACTED]"] });
+    const internal = createTestContext();
+    expect(printError(internal, new TypeError("boom"), 0, { json: true })).toBe(70);
+    expect(JSON.parse(internal.stderr.text())).toMatchObject({ code: "LK_INTERNAL" });
+  });
+
   it("turns an unexpected exception into a short LK_INTERNAL line without its message or stack", () => {
     const ctx = createTestContext();
     const code = printError(ctx, new TypeError("cannot read x of undefined (token=abc)"), 0);

@@ -35,9 +35,14 @@ export function printValue(ctx: Context, value: string): void {
   ctx.stdout.write(ctx.stdout.isTTY ? `${value}\n` : value);
 }
 
+/** One JSON document, as `--json` prints it (data on stdout, an error on stderr). */
+function jsonDocument(value: unknown, replacer?: (key: string, value: unknown) => unknown): string {
+  return `${JSON.stringify(value, replacer, 2)}\n`;
+}
+
 /** `--json` output: one JSON document on stdout. */
 export function printJson(ctx: Context, value: unknown): void {
-  ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  ctx.stdout.write(jsonDocument(value));
 }
 
 /** Status and progress go to stderr, so they never mix into data a script captures. */
@@ -83,27 +88,46 @@ function causeChain(error: unknown): string[] {
   return lines;
 }
 
+/** How {@link printError} writes: `json` for a command run with `--json`. */
+export interface ErrorFormat {
+  readonly json?: boolean;
+}
+
 /**
  * Prints an error the way every command does: code, message and hint; causes with -v, stack with -vv. An error
- * outside the catalogue is a bug, shown as LK_INTERNAL with a short line.
+ * outside the catalogue is a bug, shown as LK_INTERNAL with a short line. With `json` it is one JSON object on
+ * stderr instead (LatchkeyError.toJSON, plus `causes` and `stack` with -v/-vv), so a script that asked for JSON
+ * can parse the failure too; the exit code is the same either way.
  */
-export function printError(ctx: Context, error: unknown, verbose: number): number {
-  const c = palette(ctx.env, ctx.stderr);
+export function printError(ctx: Context, error: unknown, verbose: number, format: ErrorFormat = {}): number {
   const known = error instanceof LatchkeyError ? error : undefined;
   const shown = known ?? new LatchkeyError("LK_INTERNAL", { cause: error });
+  const causes =
+    verbose < 1
+      ? []
+      : known
+        ? causeChain(known)
+        : [error instanceof Error ? `${error.name}: ${error.message}` : String(error)];
+  const stack = verbose >= 2 && error instanceof Error ? error.stack : undefined;
+  if (format.json === true) {
+    const body = {
+      ...shown.toJSON(),
+      ...(causes.length > 0 ? { causes } : {}),
+      ...(stack === undefined ? {} : { stack }),
+    };
+    ctx.stderr.write(
+      jsonDocument(body, (_key, value) => (typeof value === "string" ? redact(value, ctx.env) : value)),
+    );
+    return shown.exitCode;
+  }
+  const c = palette(ctx.env, ctx.stderr);
   const lines = [
     `${c.red(c.bold("error"))} ${c.bold(shown.code)}: ${shown.message}`,
     `  ${c.dim("hint:")} ${shown.hint}`,
   ];
-  if (verbose >= 1) {
-    const causes = known
-      ? causeChain(known)
-      : [error instanceof Error ? `${error.name}: ${error.message}` : String(error)];
-    for (const cause of causes) lines.push(`  ${c.dim("cause:")} ${cause}`);
-    if (verbose >= 2 && error instanceof Error && error.stack) lines.push(c.dim(error.stack));
-  } else if (!known) {
-    lines.push(`  ${c.dim("(run with -v for detail)")}`);
-  }
+  for (const cause of causes) lines.push(`  ${c.dim("cause:")} ${cause}`);
+  if (stack !== undefined) lines.push(c.dim(stack));
+  if (verbose < 1 && !known) lines.push(`  ${c.dim("(run with -v for detail)")}`);
   ctx.stderr.write(`${redact(lines.join("\n"), ctx.env)}\n`);
   return shown.exitCode;
 }
