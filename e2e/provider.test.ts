@@ -13,6 +13,7 @@ import { resolvePaths } from "../packages/cli/src/paths.js";
 import { resolveRegistryToken } from "../packages/cli/src/registry/sources.js";
 import { CLI, NO_DBUS, collect, isolatedEnv, tempDir } from "./support/cli.js";
 import { allFiles, tempProject, type TempProject } from "./support/project.js";
+import { startOnTerminal } from "./support/pty.js";
 import { startVerdaccio, type Verdaccio } from "./support/verdaccio.js";
 
 let verdaccio: Verdaccio;
@@ -216,34 +217,22 @@ describe("a provider declared in the user's config.toml", () => {
   });
 });
 
-/** Runs the CLI on a pseudo-terminal (util-linux `script`), answering the approval prompt with `answer`. */
+/** Runs the CLI on a pseudo-terminal, answering the approval prompt with `answer`. */
 async function cliOnTerminal(
   project: TempProject,
   args: string[],
   answer: "y" | "n",
 ): Promise<{ code: number | null; output: string }> {
-  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
-  // A new pseudo-terminal is 0 columns wide, which makes the prompt wrap after every character.
-  const line = `stty cols 200 rows 50; exec ${[process.execPath, CLI, ...args].map(quote).join(" ")}`;
-  const child = spawn("script", ["-qefc", line, "/dev/null"], {
+  const terminal = startOnTerminal(process.execPath, [CLI, ...args], {
     cwd: project.dir,
-    env: { ...project.env(), SHELL: "/bin/sh", TERM: "dumb" },
-    stdio: ["pipe", "pipe", "pipe"],
-    // Never left behind if the prompt does not come: the test then fails on the exit code.
-    timeout: 30_000,
+    env: { ...project.env(), TERM: "dumb" },
+    columns: 200,
+    rows: 50,
   });
-  let output = "";
-  let answered = false;
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    output += chunk;
-    if (!answered && output.includes("Allow this command for this project?")) {
-      answered = true;
-      child.stdin.write(answer);
-    }
-  });
-  const result = await collect(child);
-  child.stdin.end();
-  return { code: result.code, output };
+  await terminal.waitFor("Allow this command for this project?");
+  terminal.type(answer);
+  const { code, output } = await terminal.exited;
+  return { code, output };
 }
 
 describe("a provider declared in the project's latchkey.json", () => {
