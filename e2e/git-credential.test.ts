@@ -210,7 +210,7 @@ describe.skipIf(!git.ok)("git over HTTP through `latchkey git-credential` (file 
       "--get-all",
       `credential.${flow.server.origin}.helper`,
     ]);
-    expect(configured.stdout).toBe(`\n!'${process.execPath}' '${CLI}' git-credential\n`);
+    expect(configured.stdout).toBe(`\n!'${CLI}' git-credential\n`);
 
     const stored = await flow.latchkey(["git-credential", "store"], storeInput(flow, flow.password));
     expect(stored.code, stored.stderr).toBe(0);

@@ -88,6 +88,13 @@ const scriptBreaker = new RegExp(`\\b(require|import)\\((?!(${allowed})\\))`).ex
 if (scriptBreaker) throw new Error(`build: fast.cjs calls ${scriptBreaker[1]}(), which a vm script cannot`);
 // The launcher reads it as latin1, which is only right for ASCII (esbuild escapes everything else by default).
 if ([...fastText].some((c) => c.charCodeAt(0) > 0x7f)) throw new Error("build: fast.cjs must be ASCII");
+// An installed CLI has only its package's dependencies: whatever a bundle leaves to node_modules must be one.
+for (const name of fastExternal) {
+  if (!(name in cliPackage.dependencies))
+    throw new Error(
+      `build: ${name} is left outside the CLI bundles but is not a dependency of @latchkey/cli`,
+    );
+}
 const fastBundleId = createHash("sha256").update(fastText).digest("hex").slice(0, 16);
 
 await build({
@@ -147,10 +154,12 @@ await chmod(launcher, 0o755);
   if (!/\brequire\b/.test(body)) await writeFile(helper, body);
 }
 
-// --- latchkey-server (issue 6): the server process. Not one bundle like the CLI: start-up time is not its
-// product, and its dependencies (fastify, kysely, pg) stay in node_modules, where `npm install` put them.
+// --- latchkey-server: the server process. Not one bundle like the CLI: start-up time is not its product, and its
+// dependencies (fastify, kysely, pg) stay in node_modules, where `npm install` put them. @latchkey/core is bundled
+// like in the CLI: it is a workspace, never published, so an installed server must not import it.
 // Splitting keeps db/postgres.ts and pg in their own chunk, loaded only when DATABASE_URL selects PostgreSQL.
 {
+  const serverPackage = JSON.parse(await readFile(`${root}packages/server/package.json`, "utf8"));
   const serverDist = `${root}packages/server/dist`;
   await rm(serverDist, { recursive: true, force: true });
   await build({
@@ -165,6 +174,7 @@ await chmod(launcher, 0o755);
     splitting: true,
     platform: "node",
     target: "node22.12",
-    packages: "external",
+    // The runtime dependencies stay outside, to be installed beside it; everything else is bundled.
+    external: Object.keys(serverPackage.dependencies),
   });
 }

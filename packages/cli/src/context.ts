@@ -59,9 +59,10 @@ export interface Platform {
   readonly uid: number | null;
   /** Files holding the machine id, tried in order. */
   readonly machineIdPaths: readonly string[];
-  /** The Node executable running Latchkey (process.execPath): helper configurations name it absolutely. */
-  readonly execPath?: string;
-  /** The script Node started (process.argv[1]): the installed `latchkey` bin, as an absolute path. */
+  /**
+   * The script Node started (process.argv[1]): the installed `latchkey` command as it was run, an absolute path.
+   * Helper configurations name it (setup-git.ts, latchkeyCommandPath).
+   */
   readonly cliPath?: string;
 }
 

@@ -243,7 +243,6 @@ export function createNodeContext(): Context {
       os: process.platform,
       uid: typeof process.getuid === "function" ? process.getuid() : null,
       machineIdPaths: ["/etc/machine-id", "/var/lib/dbus/machine-id"],
-      execPath: process.execPath,
       cliPath: process.argv[1],
     },
     ...(process.platform !== "win32" && typeof process.execve === "function" ? { replaceProcess } : {}),

@@ -18,9 +18,10 @@ export function setupGitCommand(ctx: Context, state: RunState): Command {
     .option("--json", "print what was written as JSON")
     .addHelpText(
       "after",
-      "\ngit then runs `latchkey git-credential get|store|erase` with the absolute paths of this Node and this\n" +
-        "latchkey. Earlier helpers for the same scope are replaced (an empty value resets git's list), so a\n" +
-        "plaintext `store` helper no longer receives your passwords. Run it again after moving Node or Latchkey.\n" +
+      "\ngit then runs `latchkey git-credential get|store|erase` by this latchkey's absolute path, on the first\n" +
+        "`node` on PATH. Earlier helpers for the same scope are replaced (an empty value resets git's list), so a\n" +
+        "plaintext `store` helper no longer receives your passwords. Run it again after moving Latchkey\n" +
+        "(`latchkey doctor` warns when the configured command is gone).\n" +
         "\nExamples:\n" +
         "  latchkey setup git\n" +
         "  latchkey setup git --host git.example.com\n" +

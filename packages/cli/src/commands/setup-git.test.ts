@@ -8,7 +8,8 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestContext } from "../../test/support/context.js";
 import { spawnProcess } from "../node-context.js";
-import { credentialContext, gitHelperCommand, setupGit, shellQuote } from "./setup-git.js";
+import { shellQuote } from "../shell-words.js";
+import { credentialContext, gitHelperCommand, gitHelperPrograms, setupGit } from "./setup-git.js";
 
 const exec = promisify(execFile);
 const dirs: string[] = [];
@@ -43,7 +44,6 @@ async function gitContext(options: { cwd?: string; cliPath?: string } = {}) {
         nodeVersion: process.versions.node,
         uid: null,
         machineIdPaths: [],
-        execPath: process.execPath,
         cliPath: options.cliPath ?? "/opt/latchkey/bin/latchkey.mjs",
       },
     });
@@ -56,36 +56,45 @@ const helpersOf = async (git: (...args: string[]) => Promise<string>, ...args: s
   (await git("config", ...args)).split("\n").slice(0, -1);
 
 describe("shellQuote / gitHelperCommand", () => {
-  it("survives the shell git runs helpers with: argv arrives intact, whatever the paths contain", async () => {
+  it("survives the shell git runs helpers with: argv arrives intact, whatever the path contains", async () => {
     const dir = await temp();
     const odd = join(dir, 'it\'s a "dir" with $HOME `x` & spaces');
     await mkdir(odd);
-    const fakeNode = join(odd, "node");
-    // Stands in for Node: prints the argv it was given, one per line.
-    await writeFile(fakeNode, '#!/bin/sh\nfor a in "$0" "$@"; do printf "%s\\n" "$a"; done\n');
-    await chmod(fakeNode, 0o755);
-    const cli = join(odd, "latchkey.mjs");
+    // Stands in for the installed command: prints the argv it was given, one per line.
+    const cli = join(odd, "latchkey");
+    await writeFile(cli, '#!/bin/sh\nfor a in "$0" "$@"; do printf "%s\\n" "$a"; done\n');
+    await chmod(cli, 0o755);
+    const helper = gitHelperCommand({ nodeVersion: "24", uid: null, machineIdPaths: [], cliPath: cli });
+    expect(helper.startsWith("!")).toBe(true);
+    // git runs the part after "!" with " <operation>" appended, through sh -c.
+    const { stdout } = await exec("sh", ["-c", `${helper.slice(1)} get`]);
+    expect(stdout.split("\n").slice(0, -1)).toEqual([cli, "git-credential", "get"]);
+    expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+    // What `doctor` reads back: the programs it runs, also from the Node-and-script form of earlier versions.
+    expect(gitHelperPrograms(helper)).toEqual([cli]);
+    expect(gitHelperPrograms("!'/n/node' '/x/latchkey.mjs' git-credential")).toEqual([
+      "/n/node",
+      "/x/latchkey.mjs",
+    ]);
+    expect(gitHelperPrograms("!f() { echo password=x; }; f")).toBeNull();
+    expect(gitHelperPrograms("store")).toBeNull();
+  });
+
+  it("names the command as it was started, never the Node running it", () => {
+    // A global install runs as <prefix>/bin/latchkey, a symbolic link into lib/node_modules: the link is what
+    // stays when Latchkey is reinstalled, and Node's path (process.execPath) is not written at all.
     const helper = gitHelperCommand({
       nodeVersion: "24",
       uid: null,
       machineIdPaths: [],
-      execPath: fakeNode,
-      cliPath: cli,
+      cliPath: "/home/u/.local/bin/latchkey",
     });
-    expect(helper.startsWith("!")).toBe(true);
-    // git runs the part after "!" with " <operation>" appended, through sh -c.
-    const { stdout } = await exec("sh", ["-c", `${helper.slice(1)} get`]);
-    expect(stdout.split("\n").slice(0, -1)).toEqual([fakeNode, cli, "git-credential", "get"]);
-    expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
+    expect(helper).toBe("!'/home/u/.local/bin/latchkey' git-credential");
+    expect(helper).not.toContain(process.execPath);
   });
 
   it("refuses to configure a helper it cannot name by absolute path", () => {
-    for (const platform of [
-      { execPath: process.execPath },
-      { execPath: process.execPath, cliPath: "relative/latchkey.mjs" },
-      { execPath: "node", cliPath: "/opt/latchkey.mjs" },
-      { execPath: process.execPath, cliPath: "/opt/x\nrm -rf ~" },
-    ]) {
+    for (const platform of [{}, { cliPath: "relative/latchkey.mjs" }, { cliPath: "/opt/x\nrm -rf ~" }]) {
       expect(() =>
         gitHelperCommand({ nodeVersion: "24", uid: null, machineIdPaths: [], ...platform }),
       ).toThrow(expect.objectContaining({ code: "LK_GIT_CONFIG_FAILED" }));
@@ -118,7 +127,7 @@ describe("setupGit", () => {
     await git("config", "--global", "credential.helper", "store");
     await git("config", "--global", "--add", "credential.helper", "!f() { echo password=tok-CANARY; }; f");
     expect(await setupGit(ctx, { scope: "global", json: false })).toBe(0);
-    const helper = `!'${process.execPath}' '/opt/latchkey/bin/latchkey.mjs' git-credential`;
+    const helper = "!'/opt/latchkey/bin/latchkey.mjs' git-credential";
     expect(await helpersOf(git, "--global", "--get-all", "credential.helper")).toEqual(["", helper]);
     expect(ctx.stderr.text()).toContain("It replaces: store, a shell snippet.");
     // A helper snippet may embed a token: it is described, never printed.
@@ -147,7 +156,7 @@ describe("setupGit", () => {
     // git resolves the helper list for a URL from the context: Latchkey for that host, nothing elsewhere.
     expect(
       await helpersOf(git, "--get-urlmatch", "credential.helper", "http://127.0.0.1:8080/repo.git"),
-    ).toEqual([`!'${process.execPath}' '/opt/latchkey/bin/latchkey.mjs' git-credential`]);
+    ).toEqual(["!'/opt/latchkey/bin/latchkey.mjs' git-credential"]);
     await expect(
       git("config", "--get-urlmatch", "credential.helper", "http://127.0.0.1:8081/"),
     ).rejects.toThrow();

@@ -5,6 +5,7 @@ import { isAbsolute } from "node:path";
 import type { Context, Platform, SpawnResult } from "../context.js";
 import { canonicalHost, type GitProtocol } from "../helpers/git-credential.js";
 import { printJson, printStatus } from "../output/output.js";
+import { parseQuotedWords, shellQuote } from "../shell-words.js";
 
 /** Options of `setup git`. */
 export interface SetupGitOptions {
@@ -14,32 +15,42 @@ export interface SetupGitOptions {
   readonly json: boolean;
 }
 
-/** Quotes one word for the POSIX shell that git runs helpers with. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
+/**
+ * The path of the `latchkey` command this process was started as (process.argv[1]: a global install's
+ * `<prefix>/bin/latchkey`, a project's `node_modules/.bin/latchkey`), or null when it is not an absolute path a
+ * shell line can name. Helper configurations run Latchkey by this path.
+ */
+export function latchkeyCommandPath(platform: Platform): string | null {
+  const { cliPath } = platform;
+  return cliPath !== undefined && isAbsolute(cliPath) && !/[\n\0]/.test(cliPath) ? cliPath : null;
 }
 
 /**
  * The `credential.helper` value that runs this installation of Latchkey. git's `!` form hands the rest to the
- * shell (gitcredentials(7), "CUSTOM HELPERS") with the operation appended. Node and the bin are named by absolute
- * path so git finds the same Latchkey whatever PATH a GUI, IDE or hook gives it, and the `#!/usr/bin/env node`
- * line cannot pick an older Node. Each path is single-quoted, so spaces or quotes in it stay one word.
+ * shell (gitcredentials(7), "CUSTOM HELPERS") with the operation appended. The command is named by absolute path
+ * so git finds the same Latchkey whatever PATH a GUI, IDE or hook gives it; Node is not named: the command runs
+ * on the `node` its `#!/usr/bin/env node` line finds, like every command npm installs, so the helper outlives
+ * Node upgrades (Homebrew's and nvm's Node paths carry the version). Single-quoted: spaces or quotes stay one word.
  */
 export function gitHelperCommand(platform: Platform): string {
-  const { execPath, cliPath } = platform;
-  if (
-    execPath === undefined ||
-    cliPath === undefined ||
-    !isAbsolute(execPath) ||
-    !isAbsolute(cliPath) ||
-    /[\n\0]/.test(execPath + cliPath)
-  ) {
+  const command = latchkeyCommandPath(platform);
+  if (command === null) {
     throw new LatchkeyError("LK_GIT_CONFIG_FAILED", {
       message: "Could not tell where this latchkey command is installed, so git could not be pointed at it.",
       hint: "Run `latchkey setup git` through the installed `latchkey` command, not from a bundle or REPL.",
     });
   }
-  return `!${shellQuote(execPath)} ${shellQuote(cliPath)} git-credential`;
+  return `!${shellQuote(command)} git-credential`;
+}
+
+/**
+ * The programs a `credential.helper` value written by `setup git` runs: the latchkey command (and, as written by
+ * earlier versions, the Node before it). Null for a value `setup git` did not write.
+ */
+export function gitHelperPrograms(value: string): string[] | null {
+  const suffix = " git-credential";
+  if (!value.startsWith("!") || !value.endsWith(suffix)) return null;
+  return parseQuotedWords(value.slice(1, -suffix.length));
 }
 
 /**

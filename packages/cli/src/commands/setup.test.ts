@@ -45,7 +45,6 @@ function context(
       nodeVersion: "24.0.0",
       uid: null,
       machineIdPaths: [],
-      execPath: "/opt/node/bin/node",
       cliPath: "/opt/latchkey/bin/latchkey.mjs",
     },
   });
@@ -70,7 +69,7 @@ describe("setup pnpm", () => {
     );
     const script = await readFile(shimA, "utf8");
     expect(script).toContain(
-      "token=$('/opt/node/bin/node' '/opt/latchkey/bin/latchkey.mjs' token --registry 'https://127.0.0.1:4873/')",
+      "token=$('/opt/latchkey/bin/latchkey.mjs' token --registry 'https://127.0.0.1:4873/')",
     );
     expect(script).toContain(`printf 'Bearer %s\\n' "$token"`);
     expect(script).not.toContain(TOKEN);

@@ -1,6 +1,6 @@
 // `latchkey setup pnpm`, `setup npmrc` and `setup ci npmrc`: configuration that makes package managers ask for
 // tokens, never a token itself. What each client honours where is in registry/handoff.ts.
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
@@ -27,6 +27,7 @@ import {
 import { accountNerfDart, nerfDart, registryKind } from "../registry/nerf-dart.js";
 import { authorizeTokenEnv, registryUrlFor } from "../registry/sources.js";
 import type { NerfDart } from "../registry/types.js";
+import { latchkeyCommandPath } from "./setup-git.js";
 
 /** A registry to configure, with the URL its helper or variable is for. */
 interface Target {
@@ -90,8 +91,8 @@ export interface PnpmSetupEntry {
  * a tokenHelper in a project .npmrc). The .npmrc is edited in place: every other line is kept.
  */
 export async function setupPnpm(ctx: Context, options: SetupPnpmOptions): Promise<number> {
-  const { execPath, cliPath } = ctx.platform;
-  if (execPath === undefined || cliPath === undefined || !isAbsolute(execPath) || !isAbsolute(cliPath)) {
+  const command = latchkeyCommandPath(ctx.platform);
+  if (command === null) {
     throw new LatchkeyError("LK_INTERNAL", {
       message: "Could not tell where this latchkey command is installed, so pnpm could not be pointed at it.",
       hint: "Run `latchkey setup pnpm` through the installed `latchkey` command, not from a bundle or REPL.",
@@ -117,7 +118,7 @@ export async function setupPnpm(ctx: Context, options: SetupPnpmOptions): Promis
 
   await ensurePrivateDir(binDir);
   for (const entry of entries) {
-    const script = pnpmShimScript(execPath, cliPath, entry.url, entry.nerfDart);
+    const script = pnpmShimScript(command, entry.url, entry.nerfDart);
     const current = await readFileSafe(entry.helper);
     if (current === null || Buffer.from(current).toString("utf8") !== script) {
       await writeFileAtomic(entry.helper, script, { mode: 0o700 });

@@ -13,6 +13,7 @@ import {
   handoffVariable,
   isShellSafePath,
   pnpmShimPath,
+  pnpmShimPrograms,
   pnpmShimScript,
   uniqueRegistries,
 } from "./handoff.js";
@@ -147,26 +148,30 @@ describe("the pnpm shim", () => {
   });
 
   it("prints `Bearer <token>` from the command it runs, with awkward paths kept whole", async () => {
-    // A stand-in for node: prints its arguments to stderr and a token with a quote and a space on stdout.
+    // A stand-in for latchkey: prints its arguments to stderr and a token with a quote and a space on stdout.
     const odd = join(dir, "it's a dir");
     await mkdir(odd);
-    const fakeNode = join(odd, "node");
-    await writeFile(fakeNode, `#!/bin/sh\nprintf '%s|' "$@" >&2\nprintf "tok'en value\\n"\n`);
-    await chmod(fakeNode, 0o755);
+    const fakeLatchkey = join(odd, "latchkey");
+    await writeFile(fakeLatchkey, `#!/bin/sh\nprintf '%s|' "$@" >&2\nprintf "tok'en value\\n"\n`);
+    await chmod(fakeLatchkey, 0o755);
     const shim = join(dir, "shim");
-    await writeFile(shim, pnpmShimScript(fakeNode, "/opt/lk's/latchkey.mjs", "http://h:1/p/", "//h:1/p/"));
+    const script = pnpmShimScript(fakeLatchkey, "http://h:1/p/", "//h:1/p/");
+    await writeFile(shim, script);
     await chmod(shim, 0o700);
     const { stdout, stderr } = await exec(shim);
     expect(stdout).toBe("Bearer tok'en value\n");
-    expect(stderr).toBe("/opt/lk's/latchkey.mjs|token|--registry|http://h:1/p/|");
+    expect(stderr).toBe("token|--registry|http://h:1/p/|");
+    // What `doctor` reads back to check the command is still there.
+    expect(pnpmShimPrograms(script)).toEqual([fakeLatchkey]);
+    expect(pnpmShimPrograms("#!/bin/sh\necho hi\n")).toBeNull();
   });
 
   it("passes a failure of `latchkey token` through as its exit code, printing nothing", async () => {
-    const failing = join(dir, "node");
+    const failing = join(dir, "latchkey");
     await writeFile(failing, "#!/bin/sh\nexit 3\n");
     await chmod(failing, 0o755);
     const shim = join(dir, "shim");
-    await writeFile(shim, pnpmShimScript(failing, "/x/latchkey.mjs", "https://h/", "//h/"));
+    await writeFile(shim, pnpmShimScript(failing, "https://h/", "//h/"));
     await chmod(shim, 0o700);
     await expect(exec(shim)).rejects.toMatchObject({ code: 3, stdout: "" });
   });

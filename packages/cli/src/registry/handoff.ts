@@ -43,6 +43,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Context } from "../context.js";
 import type { LatchkeyPaths } from "../paths.js";
+import { parseQuotedWords, shellQuote } from "../shell-words.js";
 import { npmrcSettings, projectNpmrcPath, readNpmrc, userNpmrcPath } from "./handoff-npmrc.js";
 import { KNOWN_REGISTRIES, nerfDart, nerfHost } from "./nerf-dart.js";
 import type { NerfDart, RegistryConfig, RegistryKind } from "./types.js";
@@ -218,23 +219,28 @@ export function isShellSafePath(path: string): boolean {
   return /^\/[A-Za-z0-9/._+@%,:=-]*$/.test(path);
 }
 
-/** Quotes one word for a POSIX shell. */
-function shellWord(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
 /**
- * The shim pnpm runs as the registry's tokenHelper: `latchkey token --registry URL` by absolute paths of this
- * Node and this latchkey, printed as `Bearer <token>` (pnpm 10 uses the output as the whole header; pnpm 12 takes
- * it too). The token passes through a shell variable and the `printf` builtin: it is never in any argv.
+ * The shim pnpm runs as the registry's tokenHelper: `latchkey token --registry URL` by the absolute path of this
+ * latchkey command (as `setup git` names it: see gitHelperCommand), printed as `Bearer <token>` (pnpm 10 uses the
+ * output as the whole header; pnpm 12 takes it too). The token passes through a shell variable and the `printf`
+ * builtin: it is never in any argv.
  */
-export function pnpmShimScript(execPath: string, cliPath: string, url: string, nerf: NerfDart): string {
+export function pnpmShimScript(command: string, url: string, nerf: NerfDart): string {
   return [
     "#!/bin/sh",
     `# Written by \`latchkey setup pnpm\` for ${nerf}: pnpm runs it as that registry's tokenHelper.`,
     "# It holds no secret; it asks latchkey for the token each time. Run `latchkey setup pnpm` again to rewrite it.",
-    `token=$(${shellWord(execPath)} ${shellWord(cliPath)} token --registry ${shellWord(url)}) || exit $?`,
+    `token=$(${shellQuote(command)} token --registry ${shellQuote(url)}) || exit $?`,
     `printf 'Bearer %s\\n' "$token"`,
     "",
   ].join("\n");
+}
+
+/**
+ * The programs a shim written by pnpmShimScript runs: the latchkey command (and, as written by earlier versions,
+ * the Node before it). Null for a file it did not write.
+ */
+export function pnpmShimPrograms(script: string): string[] | null {
+  const line = /^token=\$\((.*) token --registry '.*\) \|\| exit \$\?$/m.exec(script);
+  return line === null ? null : parseQuotedWords(line[1]!);
 }
