@@ -29,9 +29,14 @@ import {
   type LatchkeyServer,
 } from "../e2e/support/latchkey-server.ts";
 
-/** The sync API's prefix and signature header (packages/core/src/sync-wire.ts; not importable under plain Node). */
+/**
+ * The sync API's prefix, request id and signature headers, and the signed bytes' first line
+ * (packages/core/src/sync-wire.ts; not importable under plain Node).
+ */
 const API_PREFIX = "/api/v1";
+const REQUEST_ID_HEADER = "x-latchkey-request-id";
 const SIGNATURE_HEADER = "x-latchkey-signature";
+const SIGNATURE_VERSION = "latchkey-sig-v2";
 
 /** Connections autocannon keeps open (issue 6 point 11). */
 export const CONNECTIONS = 50;
@@ -386,7 +391,14 @@ export async function runServerBench(
       options.progress(`${firstId}. server scenarios not run: ${reason}`);
       return notRun(`no login: ${reason}`);
     }
-    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    // One request id for every request of the load: the server signs each answer for its request whatever the id
+    // (freshness is the CLI's check), so the work per request is the same as with fresh ones.
+    const requestId = randomBytes(16).toString("base64url");
+    const auth = {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      [REQUEST_ID_HEADER]: requestId,
+    };
     const blob = randomBytes(BLOB_BYTES).toString("base64");
     const wrappedKey = randomBytes(60).toString("base64");
     const url = server.url;
@@ -400,10 +412,12 @@ export async function runServerBench(
     });
     const seedText = await seed.text();
     if (seed.status !== 200) throw new Error(`bench: seeding push answered ${seed.status}: ${seedText}`);
-    const pullResponse = await fetch(`${url}${API_PREFIX}/vaults/${pullId}`, { headers: auth });
+    const pullPath = `${API_PREFIX}/vaults/${pullId}`;
+    const pullResponse = await fetch(`${url}${pullPath}`, { headers: auth });
     const pullText = await pullResponse.text();
     if (pullResponse.status !== 200) throw new Error(`bench: pull answered ${pullResponse.status}`);
     const expected = createHmac("sha256", createHash("sha256").update(token).digest())
+      .update(`${SIGNATURE_VERSION}\nGET\n${pullPath}\n${requestId}\n200\n`)
       .update(pullText)
       .digest("base64");
     if (pullResponse.headers.get(SIGNATURE_HEADER) !== expected) {

@@ -78,7 +78,10 @@ describeEachDatabase("latchkey login / whoami / logout / token-rotate at a real 
   /** GET /api/v1/me with a raw bearer token: what the server itself thinks of a token. */
   async function meStatus(token: string): Promise<number> {
     const response = await fetch(`${server.url}/api/v1/me`, {
-      headers: { authorization: `Bearer ${token}` },
+      headers: {
+        authorization: `Bearer ${token}`,
+        "x-latchkey-request-id": randomBytes(16).toString("base64url"),
+      },
     });
     await response.arrayBuffer();
     return response.status;

@@ -1,8 +1,10 @@
 // `latchkey env push / pull / log` against the real server process, with CLI processes as machines (own HOME and
 // LATCHKEY_HOME each): set → push → delete the local vault → pull restores it; two checkouts of one project racing
 // (one wins, the other is told to pull, pull + push then succeeds); a three-way merge between two copies of one
-// machine's home; another machine of the same user is told it is not paired; --output is a 0600 dotenv file.
-import { cp, mkdir, mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+// machine's home; one vault id spelled in upper and lower case by two such copies; another machine of the same
+// user is told it is not paired; --output is a 0600 dotenv file.
+import { randomUUID } from "node:crypto";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +179,51 @@ describeEachDatabase("sync flows", (target) => {
       ok(await latchkey(a, ["env", "push"], { cwd: dir }));
       ok(await latchkey(twin, ["env", "pull"], { cwd: twinDir }));
       expect(await exportJson(twin, twinDir)).toEqual(await exportJson(a, dir));
+    }, 90_000);
+
+    it("one vault however its id is spelled: upper case in latchkey.json on one machine, lower case on its twin", async () => {
+      const id = randomUUID();
+      const upper = id.toUpperCase();
+      // A machine with a wrapping key, and its twin: a copy of its home (the same wrapping key), its own login.
+      const m = await loggedIn("spelling");
+      ok(await latchkey(m, ["env", "set", "WARM=1"], { cwd: await project("spelling-warm") }));
+      const twin = await newMachine(root, "spelling-twin");
+      await rm(twin.latchkeyHome, { recursive: true });
+      await cp(m.latchkeyHome, twin.latchkeyHome, { recursive: true });
+      ok(await loginCli(twin, server, USER));
+      const upperDir = await project("spelling-upper", JSON.stringify({ vault: upper }));
+      const lowerDir = await project("spelling-lower", JSON.stringify({ vault: id }));
+
+      // The push is recorded (the server's lower-case answer is this vault's), the file keeps its spelling.
+      ok(await latchkey(m, ["env", "set", "FROM_UPPER=u"], { cwd: upperDir }));
+      expect(ok(await latchkey(m, ["env", "push"], { cwd: upperDir })).stderr).toContain("as version 1");
+      expect(JSON.parse(await readFile(join(upperDir, "latchkey.json"), "utf8"))).toEqual({
+        vault: upper,
+        vaultSync: { personalVersion: 1 },
+      });
+      // The twin's spelling opens the same wrapped key and blob.
+      const pulled = ok(await latchkey(twin, ["env", "pull", "--json"], { cwd: lowerDir }));
+      expect(JSON.parse(pulled.stdout)).toMatchObject({ vaultId: id, version: 1, restored: true });
+      expect(await exportJson(twin, lowerDir)).toEqual({ FROM_UPPER: "u" });
+      ok(await latchkey(twin, ["env", "set", "FROM_LOWER=l"], { cwd: lowerDir }));
+      expect(ok(await latchkey(twin, ["env", "push"], { cwd: lowerDir })).stderr).toContain("as version 2");
+
+      const back = ok(await latchkey(m, ["env", "pull", "--json"], { cwd: upperDir }));
+      expect(JSON.parse(back.stdout)).toMatchObject({ vaultId: id, version: 2, conflicts: [] });
+      expect(await exportJson(m, upperDir)).toEqual({ FROM_UPPER: "u", FROM_LOWER: "l" });
+      ok(await latchkey(m, ["env", "set", "AGAIN=a"], { cwd: upperDir }));
+      expect(ok(await latchkey(m, ["env", "push"], { cwd: upperDir })).stderr).toContain("as version 3");
+      // LATCHKEY_VAULT_ID in upper case names the same local vault, which has one file, in lower case.
+      const elsewhere = await project("spelling-env");
+      const viaEnv = await latchkey(m, ["env", "export", "--format", "json"], {
+        cwd: elsewhere,
+        env: { LATCHKEY_VAULT_ID: upper },
+      });
+      expect(JSON.parse(ok(viaEnv).stdout)).toEqual({ FROM_UPPER: "u", FROM_LOWER: "l", AGAIN: "a" });
+      const files = (await readdir(join(m.latchkeyHome, "vaults"))).filter((f) =>
+        f.toLowerCase().startsWith(id),
+      );
+      expect(files).toEqual([`${id}.enc`]);
     }, 90_000);
 
     it("another machine of the same user is told it is not paired, and nothing is written there", async () => {

@@ -1,7 +1,8 @@
-// Tampered sync responses through a proxy between the CLI and the real server (issue 6 point 9): a flipped body
-// byte, a removed signature, a signature made with another user's token, an older version replayed verbatim with
-// its valid signature, and an old blob relabelled as the current version and re-signed with the victim's own
-// token (what a proxy that sees the bearer token could do). Every one is refused and writes nothing locally.
+// Tampered sync responses through a proxy between the CLI and the real server: a flipped body byte, a removed
+// signature, a signature made with another user's token, an older version replayed verbatim with its valid
+// signature, the same re-signed for the new request and an old blob relabelled as the current version (both what
+// a proxy that sees the bearer token could do), and a signed pull answer replayed as the acknowledgement of a
+// push. Every one is refused and writes nothing locally; no local change is lost.
 import { createHash, createHmac } from "node:crypto";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,6 +23,7 @@ import {
 import { snapshot } from "./support/project.js";
 
 const SIGNATURE = "x-latchkey-signature";
+const REQUEST_ID = "x-latchkey-request-id";
 const ALICE = { email: "tamper-alice@example.com", password: "alice password for tamper tests" };
 const MALLORY = { email: "tamper-mallory@example.com", password: "mallory password for tamper tests" };
 
@@ -36,13 +38,33 @@ type Mode =
   | { kind: "drop-signature" }
   | { kind: "other-token" }
   | { kind: "replay"; response: Recorded }
+  | { kind: "replay-resigned"; response: Recorded }
   | { kind: "relabel"; response: Recorded; version: number };
+/**
+ * What happens to a push: passed on; passed on with its answer withheld from the CLI (a 502 instead); or never
+ * passed on, answered with a recorded answer, as it is or re-signed for the push with the victim's token.
+ */
+type PushMode =
+  { kind: "pass" } | { kind: "withhold" } | { kind: "answer"; response: Recorded; resign: boolean };
 
-/** A transparent HTTP proxy that can rewrite answers to `GET /api/v1/vaults/<id>` (the pull). */
+/** The request an answer is for, as the server signs it. */
+interface Asked {
+  method: string;
+  path: string;
+  requestId: string;
+}
+
+/**
+ * A transparent HTTP proxy that can rewrite answers to `GET /api/v1/vaults/<id>` (the pull) and
+ * `PUT /api/v1/vaults/<id>` (the push).
+ */
 interface TamperProxy {
   url: string;
   mode: Mode;
-  /** The last pull answer that went through unchanged. */
+  pushMode: PushMode;
+  /** Pull answers are passed on to the server but kept from the CLI (a 502 instead). */
+  withholdPulls: boolean;
+  /** The last pull answer that went through unchanged, or was withheld. */
   lastPull: Recorded | null;
   /** Bearer tokens seen, by the email the test assigns after each login. */
   tokens: string[];
@@ -51,14 +73,22 @@ interface TamperProxy {
   setTarget(url: string): void;
 }
 
-const sign = (token: string, body: Buffer) =>
-  createHmac("sha256", createHash("sha256").update(token, "utf8").digest()).update(body).digest("base64");
+/** The signature of the answer to `asked` (docs/sync-protocol.md), computed here independently of the code. */
+const sign = (token: string, asked: Asked, status: number, body: Buffer) =>
+  createHmac("sha256", createHash("sha256").update(token, "utf8").digest())
+    .update(`latchkey-sig-v2\n${asked.method}\n${asked.path}\n${asked.requestId}\n${status}\n`)
+    .update(body)
+    .digest("base64");
+
+const withheld = (): Recorded => ({ status: 502, headers: {}, body: Buffer.alloc(0) });
 
 async function startProxy(): Promise<TamperProxy> {
   let target = "";
   const proxy: TamperProxy = {
     url: "",
     mode: { kind: "pass" },
+    pushMode: { kind: "pass" },
+    withholdPulls: false,
     lastPull: null,
     tokens: [],
     tampered: 0,
@@ -72,6 +102,28 @@ async function startProxy(): Promise<TamperProxy> {
       const auth = req.headers.authorization;
       const token = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
       if (token !== undefined && !proxy.tokens.includes(token)) proxy.tokens.push(token);
+      const requestId = req.headers[REQUEST_ID];
+      const asked: Asked = {
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        requestId: typeof requestId === "string" ? requestId : "",
+      };
+      const send = (recorded: Recorded) => {
+        const headers = { ...recorded.headers, "content-length": String(recorded.body.length) };
+        delete headers["transfer-encoding"];
+        res.writeHead(recorded.status, headers);
+        res.end(recorded.body);
+      };
+      const isPush = req.method === "PUT" && /^\/api\/v1\/vaults\/[^/?]+$/.test(req.url ?? "");
+      const pushMode = proxy.pushMode;
+      if (isPush && pushMode.kind === "answer") {
+        proxy.tampered++;
+        const { response } = pushMode;
+        const headers = { ...response.headers };
+        if (pushMode.resign) headers[SIGNATURE] = sign(token ?? "", asked, response.status, response.body);
+        send({ ...response, headers });
+        return;
+      }
       const upstream = new URL(req.url ?? "/", target);
       const out = request(upstream, { method: req.method, headers: req.headers }, (answer) => {
         const body: Buffer[] = [];
@@ -85,16 +137,17 @@ async function startProxy(): Promise<TamperProxy> {
           const isPull = req.method === "GET" && /^\/api\/v1\/vaults\/[^/?]+$/.test(req.url ?? "");
           if (isPull && recorded.status === 200) {
             const mode = proxy.mode;
-            if (mode.kind === "pass") proxy.lastPull = recorded;
+            if (proxy.withholdPulls) {
+              proxy.lastPull = recorded;
+              recorded = withheld();
+            } else if (mode.kind === "pass") proxy.lastPull = recorded;
             else {
               proxy.tampered++;
-              recorded = tamper(mode, recorded, token ?? "", proxy.tokens);
+              recorded = tamper(mode, recorded, asked, token ?? "", proxy.tokens);
             }
           }
-          const headers = { ...recorded.headers, "content-length": String(recorded.body.length) };
-          delete headers["transfer-encoding"];
-          res.writeHead(recorded.status, headers);
-          res.end(recorded.body);
+          if (isPush && pushMode.kind === "withhold") recorded = withheld();
+          send(recorded);
         });
       });
       out.on("error", () => {
@@ -109,7 +162,7 @@ async function startProxy(): Promise<TamperProxy> {
   return proxy;
 }
 
-function tamper(mode: Mode, answer: Recorded, token: string, tokens: string[]): Recorded {
+function tamper(mode: Mode, answer: Recorded, asked: Asked, token: string, tokens: string[]): Recorded {
   const headers = { ...answer.headers };
   switch (mode.kind) {
     case "flip": {
@@ -124,16 +177,24 @@ function tamper(mode: Mode, answer: Recorded, token: string, tokens: string[]): 
     case "other-token": {
       const other = tokens.find((t) => t !== token);
       if (other === undefined) throw new Error("no other token seen");
-      headers[SIGNATURE] = sign(other, answer.body);
+      headers[SIGNATURE] = sign(other, asked, answer.status, answer.body);
       return { ...answer, headers };
     }
     case "replay":
       return mode.response;
+    case "replay-resigned": {
+      const replayed = mode.response;
+      const resigned = {
+        ...replayed.headers,
+        [SIGNATURE]: sign(token, asked, replayed.status, replayed.body),
+      };
+      return { ...replayed, headers: resigned };
+    }
     case "relabel": {
       const data = JSON.parse(mode.response.body.toString("utf8")) as { version: number };
       data.version = mode.version;
       const body = Buffer.from(JSON.stringify(data));
-      headers[SIGNATURE] = sign(token, body);
+      headers[SIGNATURE] = sign(token, asked, answer.status, body);
       return { ...answer, headers, body };
     }
     case "pass":
@@ -181,7 +242,7 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-describe("tampered pull responses", () => {
+describe("tampered sync responses", () => {
   it("every tampering is refused with nothing written; the untouched answer is accepted", async () => {
     ok(await latchkey(alice, ["env", "set", "CANARY=version-one-value"], { cwd: dir }));
     ok(await latchkey(alice, ["env", "push"], { cwd: dir }));
@@ -199,7 +260,9 @@ describe("tampered pull responses", () => {
       [{ kind: "flip" }, "LK_SIGNATURE_INVALID"],
       [{ kind: "drop-signature" }, "LK_SIGNATURE_INVALID"],
       [{ kind: "other-token" }, "LK_SIGNATURE_INVALID"],
-      [{ kind: "replay", response: versionOne! }, "LK_VAULT_ROLLBACK"],
+      // Signed for the earlier request that fetched it: refused before its version is even read.
+      [{ kind: "replay", response: versionOne! }, "LK_SIGNATURE_INVALID"],
+      [{ kind: "replay-resigned", response: versionOne! }, "LK_VAULT_ROLLBACK"],
       [{ kind: "relabel", response: versionOne!, version: 2 }, "LK_VAULT_DECRYPT_FAILED"],
     ];
     let accepted = 0;
@@ -224,5 +287,60 @@ describe("tampered pull responses", () => {
     const written = await readFile(output, "utf8");
     expect(written).toContain("CANARY=version-two-value");
     expect(written).toContain("UNPUSHED=local");
+  }, 120_000);
+
+  it("a signed pull answer replayed as the acknowledgement of a push is refused; the local change is not lost", async () => {
+    const app = join(root, "replay-app");
+    await mkdir(app);
+    await writeFile(join(app, "package.json"), '{ "name": "replay-app" }');
+    ok(await latchkey(alice, ["env", "set", "FIRST=one"], { cwd: app }));
+    ok(await latchkey(alice, ["env", "push"], { cwd: app }));
+    // Version 2 reaches the server but its acknowledgement never reaches the CLI, and neither does the pull of it:
+    // the proxy now holds a pull answer for version 2, signed for this machine's token.
+    ok(await latchkey(alice, ["env", "set", "SECOND=two"], { cwd: app }));
+    proxy.pushMode = { kind: "withhold" };
+    expect((await latchkey(alice, ["env", "push"], { cwd: app })).code).not.toBe(0);
+    proxy.pushMode = { kind: "pass" };
+    proxy.withholdPulls = true;
+    expect((await latchkey(alice, ["env", "pull"], { cwd: app })).code).not.toBe(0);
+    proxy.withholdPulls = false;
+    const versionTwo = proxy.lastPull!;
+    expect(JSON.parse(versionTwo.body.toString("utf8"))).toMatchObject({ version: 2 });
+
+    // A change only this machine has. Its push (base 1, so version 2) is swallowed and answered with that pull
+    // answer: as it is (signed for the pull), and re-signed for the push by someone holding the token.
+    ok(await latchkey(alice, ["env", "set", "UNPUSHED=local-change"], { cwd: app }));
+    for (const [resign, code] of [
+      [false, "LK_SIGNATURE_INVALID"],
+      [true, "LK_SERVER_ERROR"],
+    ] as const) {
+      const before = { home: await snapshot(alice.latchkeyHome), project: await snapshot(app) };
+      const tampered = proxy.tampered;
+      proxy.pushMode = { kind: "answer", response: versionTwo, resign };
+      const result = await latchkey(alice, ["env", "push"], { cwd: app });
+      proxy.pushMode = { kind: "pass" };
+      expect(proxy.tampered).toBe(tampered + 1);
+      expect(result.code, result.stderr).not.toBe(0);
+      expect(result.stderr, result.stderr).toContain(`error ${code}`);
+      // Nothing recorded: no synced version 2, latchkey.json's personalVersion still 1.
+      expect(
+        { home: await snapshot(alice.latchkeyHome), project: await snapshot(app) },
+        String(resign),
+      ).toEqual(before);
+    }
+
+    // The honest way through: pull version 2, merge, push version 3 with the local change in it.
+    ok(await latchkey(alice, ["env", "pull"], { cwd: app }));
+    const pushed = ok(await latchkey(alice, ["env", "push"], { cwd: app }));
+    expect(pushed.stderr).toContain("version 3");
+    // The server's copy alone, with the local vault gone: the change reached it.
+    const vaultId = (JSON.parse(await readFile(join(app, "latchkey.json"), "utf8")) as { vault: string })
+      .vault;
+    await rm(join(alice.latchkeyHome, "vaults", `${vaultId}.enc`));
+    const output = join(app, "server.env");
+    const restored = ok(await latchkey(alice, ["env", "pull", "--output", output, "--json"], { cwd: app }));
+    expect(JSON.parse(restored.stdout)).toMatchObject({ version: 3, restored: true });
+    const written = await readFile(output, "utf8");
+    for (const line of ["FIRST=one", "SECOND=two", "UNPUSHED=local-change"]) expect(written).toContain(line);
   }, 120_000);
 });

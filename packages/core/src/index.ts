@@ -60,7 +60,12 @@ export {
   CLI_CLIENT_ID,
   MAX_VAULT_DOCUMENT_BYTES,
   OIDC_PATH,
+  REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
+  SIGNATURE_VERSION,
+  canonicalVaultId,
+  isRequestId,
+  signaturePreamble,
   syncBlobContext,
   type ApiErrorBody,
   type AuditEntry,
@@ -71,4 +76,5 @@ export {
   type PushResponse,
   type RewrapRequest,
   type RewrapResponse,
+  type SignedRequest,
 } from "./sync-wire.js";

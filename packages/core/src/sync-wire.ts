@@ -1,12 +1,14 @@
 /**
- * The sync API's wire contract between `latchkey` and `latchkey-server` (issue 6): paths, bodies, the signature
- * header and the associated data of a pushed blob. Both sides import it, so a field renamed on one side is a type
- * error on the other. Runtime validation of bodies stays with each side (fastify's JSON schema on the server,
- * the CLI's own checks after the signature has been verified).
+ * The sync API's wire contract between `latchkey` and `latchkey-server`: paths, bodies, the request id and
+ * signature headers, the signed bytes of an answer and the associated data of a pushed blob. Both sides import
+ * it, so a field renamed on one side is a type error on the other. Runtime validation of bodies stays with each
+ * side (fastify's JSON schema on the server, the CLI's own checks after the signature has been verified).
  *
  * Every request to `/api/v1/*` carries `Authorization: Bearer <access token>` issued by the server's OpenID
- * provider to the client `latchkey-cli`. Every 2xx response under `/api/v1/` carries {@link SIGNATURE_HEADER};
- * error responses are unsigned and carry an {@link ApiErrorBody}.
+ * provider to the client `latchkey-cli`, and a fresh {@link REQUEST_ID_HEADER}. Every 2xx response under
+ * `/api/v1/` carries {@link SIGNATURE_HEADER} over {@link signaturePreamble} and the body; error responses are
+ * unsigned and carry an {@link ApiErrorBody}. docs/sync-protocol.md says what the signature does and does not
+ * protect.
  */
 import { associatedData } from "./envelope.js";
 
@@ -20,10 +22,70 @@ export const CLI_CLIENT_ID = "latchkey-cli";
 export const OIDC_PATH = "/oidc";
 
 /**
- * The response signature: standard base64 of HMAC-SHA256 over the exact body bytes, keyed by SHA-256 of the
- * bearer token's UTF-8 bytes. The CLI verifies it before parsing the body.
+ * The response signature: standard base64 of HMAC-SHA256, keyed by SHA-256 of the bearer token's UTF-8 bytes,
+ * over the UTF-8 bytes of {@link signaturePreamble} followed by the exact body bytes. The CLI verifies it before
+ * parsing the body.
  */
 export const SIGNATURE_HEADER = "x-latchkey-signature";
+
+/**
+ * The request id: fresh random for every request the CLI sends (16 bytes, base64url), echoed by the server into
+ * the signed bytes of its answer, so an answer signed for one request is refused as the answer to any other. The
+ * server refuses a request to `/api/v1/*` without a well-formed one (400).
+ */
+export const REQUEST_ID_HEADER = "x-latchkey-request-id";
+
+// At least 22 base64url characters is at least 128 bits when random (a UUID also fits); the bound keeps it short.
+const REQUEST_ID = /^[A-Za-z0-9_-]{22,64}$/;
+
+/** True when `value` is a well-formed request id: 22 to 64 base64url characters (no padding). */
+export function isRequestId(value: string): boolean {
+  return REQUEST_ID.test(value);
+}
+
+/** The first line of the signed bytes; a change to what is signed gets a new one. */
+export const SIGNATURE_VERSION = "latchkey-sig-v2";
+
+/** What an answer's signature binds besides its body. */
+export interface SignedRequest {
+  /** The request's method, upper case (`GET`, `PUT`). */
+  method: string;
+  /** The request target as the server received it: path and query, e.g. `/api/v1/vaults/<id>/log?limit=5`. */
+  path: string;
+  /** The request's {@link REQUEST_ID_HEADER}. */
+  requestId: string;
+  /** The answer's HTTP status. */
+  status: number;
+}
+
+const METHOD = /^[A-Z]{1,16}$/;
+// The printable ASCII of an HTTP request target: no space, no line break, so the preamble splits one way only.
+const REQUEST_TARGET = /^\/[\x21-\x7e]*$/;
+
+/**
+ * The signed bytes before the body, as text (ASCII): `latchkey-sig-v2 LF method LF path LF requestId LF status
+ * LF`. No field can hold a line feed, and the body comes last, so each signed byte string has exactly one
+ * reading. Throws (a bug, not bad input) for a field outside its shape.
+ */
+export function signaturePreamble(request: SignedRequest): string {
+  const { method, path, requestId, status } = request;
+  if (!METHOD.test(method)) throw new Error("signaturePreamble: the method is not an upper-case token");
+  if (!REQUEST_TARGET.test(path))
+    throw new Error("signaturePreamble: the path is not printable ASCII from '/'");
+  if (!isRequestId(requestId)) throw new Error("signaturePreamble: the request id is malformed");
+  if (!Number.isInteger(status) || status < 100 || status > 599)
+    throw new Error("signaturePreamble: the status is not an HTTP status");
+  return `${SIGNATURE_VERSION}\n${method}\n${path}\n${requestId}\n${status}\n`;
+}
+
+/**
+ * The one spelling of a vault id: ASCII letters in lower case. Vault ids are ASCII (the CLI's whitelist; the
+ * server takes only UUIDs, which RFC 9562 compares case-insensitively), and one vault must have one file name,
+ * one keystore account, one server row and one associated data on every machine however latchkey.json spells it.
+ */
+export function canonicalVaultId(vaultId: string): string {
+  return vaultId.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
 
 /** `GET /api/v1/me`: who the bearer token belongs to. */
 export interface MeResponse {
@@ -118,9 +180,10 @@ export interface ApiErrorBody {
 }
 
 /**
- * The associated data of a pushed blob: it binds the vault id and the version the blob was pushed as, so the
- * server cannot serve one vault's blob under another id, or an old blob under a newer version number.
+ * The associated data of a pushed blob: it binds the vault id (in its one spelling, so machines spelling it
+ * differently agree) and the version the blob was pushed as, so the server cannot serve one vault's blob under
+ * another id, or an old blob under a newer version number.
  */
 export function syncBlobContext(vaultId: string, version: number): Uint8Array {
-  return associatedData({ purpose: "latchkey-sync-blob", vault: vaultId, version });
+  return associatedData({ purpose: "latchkey-sync-blob", vault: canonicalVaultId(vaultId), version });
 }

@@ -10,6 +10,7 @@ import { describeEachDatabase } from "./databases.js";
 import { revokeToken } from "./support/identity.js";
 import {
   fakeWrappedKey,
+  newRequestId,
   openMigrated,
   pushBody,
   startSyncServer,
@@ -58,9 +59,11 @@ describeEachDatabase("sync authorization matrix", (target) => {
   function send(
     route: Route,
     vaultId: string,
-    headers: Record<string, string>,
+    authorization: Record<string, string>,
     version: number,
   ): Promise<LightMyRequestResponse> {
+    // Every request is well formed but for its token: a request id as the CLI sends one.
+    const headers = { "x-latchkey-request-id": newRequestId(), ...authorization };
     const base = `/api/v1/vaults/${vaultId}`;
     switch (route) {
       case "me":

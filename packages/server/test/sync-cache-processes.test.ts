@@ -12,6 +12,7 @@ import type { OpenDatabase } from "../src/db/index.js";
 import { createIdentity, type Identity } from "../src/identity/identity.js";
 import { createTestUser, mintAccessToken, revokeToken, TEST_SERVER_SECRET } from "./support/identity.js";
 import {
+  apiHeaders,
   expectedSignature,
   newVaultKey,
   openMigrated,
@@ -59,22 +60,25 @@ describe("read caches, two server processes and a third connection on one SQLite
     return { userId: user.userId, token: await mintAccessToken(identity, { userId: user.userId }) };
   };
   const me = (server: ServerProcess, token: string): Promise<Response> =>
-    fetch(`${server.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+    fetch(`${server.url}/api/v1/me`, { headers: apiHeaders(token) });
   const pull = async (server: ServerProcess, token: string, vaultId: string) => {
-    const response = await fetch(`${server.url}/api/v1/vaults/${vaultId}`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
+    const headers = apiHeaders(token);
+    const path = `/api/v1/vaults/${vaultId}`;
+    const response = await fetch(`${server.url}${path}`, { headers });
     const text = await response.text();
     expect(response.status, text).toBe(200);
-    // Every answer, cached or not, is signed for the token that asked.
-    expect(response.headers.get(SIGNATURE)).toBe(expectedSignature(token, text));
+    // Every answer, cached or not, is signed for the token and the request that asked.
+    const requestId = headers["x-latchkey-request-id"];
+    expect(response.headers.get(SIGNATURE)).toBe(
+      expectedSignature(token, { method: "GET", path, requestId, status: 200 }, text),
+    );
     return JSON.parse(text) as PullResponse;
   };
   const push = async (server: ServerProcess, token: string, vaultId: string, baseVersion: number) => {
     const blob = await sealBlob(newVaultKey(), vaultId, baseVersion + 1, `v${baseVersion + 1}`);
     const response = await fetch(`${server.url}/api/v1/vaults/${vaultId}`, {
       method: "PUT",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      headers: { ...apiHeaders(token), "content-type": "application/json" },
       body: JSON.stringify(pushBody(blob, baseVersion)),
     });
     expect(response.status, await response.clone().text()).toBe(200);

@@ -29,6 +29,7 @@ import { describeEachDatabase } from "./databases.js";
 import {
   canaryNeedles,
   countCanary,
+  apiHeaders,
   expectedSignature,
   openMigrated,
   startSyncServer,
@@ -98,8 +99,8 @@ describeEachDatabase("sync canary", (target) => {
   it(`pushes and pulls the canary ${ROUNDS} times`, async () => {
     const vaultKey = randomKey();
     const wrappingKey = randomKey();
-    const headers = { authorization: `Bearer ${alice.token}`, "content-type": "application/json" };
-    const url = `${server.url}/api/v1/vaults/${vaultId}`;
+    const path = `/api/v1/vaults/${vaultId}`;
+    const url = `${server.url}${path}`;
     for (let i = 0; i < ROUNDS; i++) {
       const version = i + 1;
       const document = JSON.stringify({ env: { default: { API_TOKEN: canary, ROUND: String(i) } } });
@@ -113,7 +114,7 @@ describeEachDatabase("sync canary", (target) => {
       wrappedKeys.push(wrappedKey);
       const pushed = await fetch(url, {
         method: "PUT",
-        headers,
+        headers: { ...apiHeaders(alice.token), "content-type": "application/json" },
         body: JSON.stringify({
           encryptedBlob,
           wrappedKey,
@@ -125,10 +126,14 @@ describeEachDatabase("sync canary", (target) => {
       expect(pushed.status).toBe(200);
       expect(((await pushed.json()) as PushResponse).version).toBe(version);
 
-      const pulled = await fetch(url, { headers: { authorization: headers.authorization } });
+      const pullHeaders = apiHeaders(alice.token);
+      const pulled = await fetch(url, { headers: pullHeaders });
       const text = await pulled.text();
       expect(pulled.status).toBe(200);
-      expect(pulled.headers.get("x-latchkey-signature")).toBe(expectedSignature(alice.token, text));
+      const requestId = pullHeaders["x-latchkey-request-id"];
+      expect(pulled.headers.get("x-latchkey-signature")).toBe(
+        expectedSignature(alice.token, { method: "GET", path, requestId, status: 200 }, text),
+      );
       const copy = JSON.parse(text) as PullResponse;
       expect(copy.version).toBe(version);
       // The canary really travels: the pulled blob opens to it (checked every 100 rounds to keep the loop fast).

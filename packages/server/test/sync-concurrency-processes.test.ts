@@ -14,7 +14,7 @@ import { listVersions } from "../src/sync/data.js";
 import { postgresRuns } from "./databases.js";
 import { createTestUser, mintAccessToken, TEST_SERVER_SECRET } from "./support/identity.js";
 import { CLIENTS, PUSHES, checkRace, pullFinal, pushAuditCount, race } from "./sync-race.js";
-import { openMigrated, startServerProcess, type ServerProcess } from "./sync-support.js";
+import { apiHeaders, openMigrated, startServerProcess, type ServerProcess } from "./sync-support.js";
 
 for (const kind of ["postgres", "sqlite"] as const) {
   describe.skipIf(kind === "postgres" && !postgresRuns)(
@@ -59,9 +59,7 @@ for (const kind of ["postgres", "sqlite"] as const) {
         const user = await createTestUser(database.db, "racer@example.test", `pw-${randomUUID()}`);
         const token = await mintAccessToken(identity, { userId: user.userId });
         for (const server of servers) {
-          const me = await fetch(`${server.url}/api/v1/me`, {
-            headers: { authorization: `Bearer ${token}` },
-          });
+          const me = await fetch(`${server.url}/api/v1/me`, { headers: apiHeaders(token) });
           expect(me.status).toBe(200);
         }
 

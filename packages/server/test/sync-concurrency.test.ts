@@ -10,7 +10,7 @@ import type { OpenDatabase } from "../src/db/index.js";
 import { listVersions } from "../src/sync/data.js";
 import { describeEachDatabase } from "./databases.js";
 import { CLIENTS, PUSHES, checkRace, pullFinal, pushAuditCount, race } from "./sync-race.js";
-import { openMigrated, startSyncServer, type SyncServer } from "./sync-support.js";
+import { apiHeaders, openMigrated, startSyncServer, type SyncServer } from "./sync-support.js";
 
 describeEachDatabase("sync concurrency, one server", (target) => {
   let database: OpenDatabase;
@@ -52,7 +52,7 @@ describeEachDatabase("sync concurrency, one server", (target) => {
       racers.map((racer) =>
         fetch(`${url}/api/v1/vaults/${vaultId}`, {
           method: "PUT",
-          headers: { authorization: `Bearer ${racer.token}`, "content-type": "application/json" },
+          headers: { ...apiHeaders(racer.token), "content-type": "application/json" },
           body: JSON.stringify({
             encryptedBlob: "QUFBQQ==",
             wrappedKey: "QUFBQQ==",

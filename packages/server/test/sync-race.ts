@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { ApiErrorBody, PullResponse, PushResponse } from "@latchkey/core";
 import { expect } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
-import { expectedSignature, fakeWrappedKey } from "./sync-support.js";
+import { apiHeaders, expectedSignature, fakeWrappedKey } from "./sync-support.js";
 
 /** Concurrent clients. */
 export const CLIENTS = 32;
@@ -30,14 +30,16 @@ export async function race(urls: readonly string[], token: string, vaultId: stri
   const acked: Ack[] = [];
   let conflicts = 0;
   const client = async (c: number): Promise<void> => {
-    const url = `${urls[c % urls.length]}/api/v1/vaults/${vaultId}`;
+    const path = `/api/v1/vaults/${vaultId}`;
+    const url = `${urls[c % urls.length]}${path}`;
     let base = 0;
     for (let i = 0; i < PUSHES; i++) {
       // Unique per push: which client, which attempt, and random bytes.
       const blob = Buffer.concat([Buffer.from(`c${c}i${i}:`), randomBytes(48)]).toString("base64");
+      const headers = apiHeaders(token);
       const response = await fetch(url, {
         method: "PUT",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        headers: { ...headers, "content-type": "application/json" },
         body: JSON.stringify({
           encryptedBlob: blob,
           wrappedKey: fakeWrappedKey(),
@@ -47,7 +49,10 @@ export async function race(urls: readonly string[], token: string, vaultId: stri
       });
       const text = await response.text();
       if (response.status === 200) {
-        expect(response.headers.get("x-latchkey-signature")).toBe(expectedSignature(token, text));
+        const requestId = headers["x-latchkey-request-id"];
+        expect(response.headers.get("x-latchkey-signature")).toBe(
+          expectedSignature(token, { method: "PUT", path, requestId, status: 200 }, text),
+        );
         const ack = JSON.parse(text) as PushResponse;
         expect(ack.version).toBe(base + 1);
         acked.push({
@@ -105,9 +110,7 @@ export function checkRace(
 
 /** The final copy, pulled. */
 export async function pullFinal(url: string, token: string, vaultId: string): Promise<PullResponse> {
-  const response = await fetch(`${url}/api/v1/vaults/${vaultId}`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
+  const response = await fetch(`${url}/api/v1/vaults/${vaultId}`, { headers: apiHeaders(token) });
   expect(response.status).toBe(200);
   return (await response.json()) as PullResponse;
 }

@@ -1,5 +1,5 @@
-// Route tests of the sync API (issue 6 points 4, 5, 7) in-process with app.inject, on SQLite and PostgreSQL:
-// versioning and conflicts, validation, signatures over the exact bytes, the audit rows and the log route.
+// Route tests of the sync API in-process with app.inject, on SQLite and PostgreSQL: versioning and conflicts,
+// validation, signatures over the request and the exact bytes, the audit rows and the log route.
 import { randomUUID } from "node:crypto";
 import type { ApiErrorBody, AuditLogResponse, PullResponse, PushResponse } from "@latchkey/core";
 import { Writable } from "node:stream";
@@ -10,8 +10,9 @@ import type { OpenDatabase } from "../src/db/index.js";
 import { PUSH_BODY_LIMIT, registerSyncRoutes, SMALL_BODY_LIMIT } from "../src/sync/routes.js";
 import { describeEachDatabase } from "./databases.js";
 import {
-  expectedSignature,
+  apiHeaders,
   fakeWrappedKey,
+  injectedSignature,
   newVaultKey,
   openMigrated,
   pushBody,
@@ -40,7 +41,7 @@ describeEachDatabase("sync routes", (target) => {
     await database?.close();
   });
 
-  const auth = (user: Caller) => ({ authorization: `Bearer ${user.token}` });
+  const auth = (user: Caller) => apiHeaders(user.token);
   const push = (user: Caller, vaultId: string, body: unknown) =>
     app.inject({
       method: "PUT",
@@ -56,7 +57,7 @@ describeEachDatabase("sync routes", (target) => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ userId: alice.userId, email: alice.email, clientId: "latchkey-cli" });
     expect(res.headers["cache-control"]).toBe("no-store");
-    expect(res.headers["x-latchkey-signature"]).toBe(expectedSignature(alice.token, res.rawPayload));
+    expect(res.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, res));
   });
 
   it("pushes version 1, pulls it back byte for byte, and signs both over the exact body", async () => {
@@ -67,12 +68,12 @@ describeEachDatabase("sync routes", (target) => {
     expect(pushed.statusCode).toBe(200);
     const ack = pushed.json<PushResponse>();
     expect(ack).toMatchObject({ vaultId, version: 1 });
-    expect(pushed.headers["x-latchkey-signature"]).toBe(expectedSignature(alice.token, pushed.rawPayload));
+    expect(pushed.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, pushed));
 
     const pulled = await pull(alice, vaultId);
     expect(pulled.statusCode).toBe(200);
-    expect(pulled.headers["x-latchkey-signature"]).toBe(expectedSignature(alice.token, pulled.rawPayload));
-    expect(pulled.headers["x-latchkey-signature"]).not.toBe(expectedSignature(bob.token, pulled.rawPayload));
+    expect(pulled.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, pulled));
+    expect(pulled.headers["x-latchkey-signature"]).not.toBe(injectedSignature(bob.token, pulled));
     const copy = pulled.json<PullResponse>();
     expect(copy).toEqual({
       vaultId,
@@ -161,11 +162,53 @@ describeEachDatabase("sync routes", (target) => {
     expect((await pull(alice, vaultId)).json<PullResponse>().encryptedBlob).toBe("AAAA");
   });
 
-  it("compares vault ids in lower case", async () => {
+  it("compares vault ids in lower case, and signs the path as it was sent", async () => {
     const vaultId = randomUUID();
-    await push(alice, vaultId.toUpperCase(), pushBody("AAAA", 0));
+    const pushed = await push(alice, vaultId.toUpperCase(), pushBody("AAAA", 0));
+    expect(pushed.json<PushResponse>()).toMatchObject({ vaultId, version: 1 });
+    expect(pushed.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, pushed));
     const res = await pull(alice, vaultId);
     expect(res.json<PullResponse>()).toMatchObject({ vaultId, version: 1 });
+  });
+
+  it("signs every answer for its own request: a cached pull gets a new signature for each request id", async () => {
+    const vaultId = randomUUID();
+    await push(alice, vaultId, pushBody("AAAA", 0));
+    const first = await pull(alice, vaultId);
+    const again = await pull(alice, vaultId);
+    expect(again.rawPayload).toEqual(first.rawPayload);
+    expect(first.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, first));
+    expect(again.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, again));
+    // The same bytes answered to another request carry another signature: one cannot stand in for the other.
+    expect(again.headers["x-latchkey-signature"]).not.toBe(first.headers["x-latchkey-signature"]);
+  });
+
+  it("refuses a request without a well-formed X-Latchkey-Request-Id with 400, unsigned, before any write", async () => {
+    const vaultId = randomUUID();
+    const bearer = { authorization: `Bearer ${alice.token}` };
+    for (const requestId of [
+      undefined,
+      "",
+      "short",
+      `${"A".repeat(22)}=`,
+      "A".repeat(65),
+      "A".repeat(22) + " x",
+    ]) {
+      const headers = requestId === undefined ? bearer : { ...bearer, "x-latchkey-request-id": requestId };
+      const res = await app.inject({
+        method: "PUT",
+        url: `/api/v1/vaults/${vaultId}`,
+        headers,
+        payload: pushBody("AAAA", 0),
+      });
+      expect(res.statusCode, String(requestId)).toBe(400);
+      expect(res.json<ApiErrorBody>()).toMatchObject({ error: "ValidationError", code: "LK_SERVER_ERROR" });
+      expect(res.json<ApiErrorBody>().message).toContain("X-Latchkey-Request-Id");
+      expect(res.headers["x-latchkey-signature"]).toBeUndefined();
+    }
+    expect(await database.db.selectFrom("vaults").select("id").where("id", "=", vaultId).execute()).toEqual(
+      [],
+    );
   });
 
   describe("validation", () => {
@@ -318,7 +361,7 @@ describeEachDatabase("sync routes", (target) => {
     });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ vaultId, version: 2 });
-    expect(ok.headers["x-latchkey-signature"]).toBe(expectedSignature(alice.token, ok.rawPayload));
+    expect(ok.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, ok));
     const copy = (await pull(alice, vaultId)).json<PullResponse>();
     expect(copy).toMatchObject({ version: 2, wrappedKey: newKey, encryptedBlob: "AAAB" });
     const absent = await app.inject({
@@ -350,7 +393,7 @@ describeEachDatabase("sync routes", (target) => {
       headers: auth(alice),
     });
     expect(res.statusCode).toBe(200);
-    expect(res.headers["x-latchkey-signature"]).toBe(expectedSignature(alice.token, res.rawPayload));
+    expect(res.headers["x-latchkey-signature"]).toBe(injectedSignature(alice.token, res));
     const log = res.json<AuditLogResponse>();
     expect(log.vaultId).toBe(vaultId);
     expect(log.entries).toHaveLength(50);

@@ -5,7 +5,11 @@ import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { randomKey, sealEnvelope, syncBlobContext, toBase64, utf8Encode } from "@latchkey/core";
-import type { FastifyInstance, FastifyServerOptions } from "fastify";
+import type {
+  FastifyInstance,
+  FastifyServerOptions,
+  LightMyRequestResponse as InjectResponse,
+} from "fastify";
 import { openDatabase, type DatabaseConfig, type OpenDatabase } from "../src/db/index.js";
 import { migrateToLatest } from "../src/db/migrations.js";
 import type { Identity } from "../src/identity/identity.js";
@@ -24,10 +28,43 @@ export async function openMigrated(config: DatabaseConfig): Promise<OpenDatabase
   return database;
 }
 
-/** Independent check of a response signature (node:crypto, not the server's module). */
-export function expectedSignature(token: string, body: string | Uint8Array): string {
+/** A fresh X-Latchkey-Request-Id as the CLI makes one: 16 random bytes, base64url. */
+export const newRequestId = (): string => randomBytes(16).toString("base64url");
+
+/** The headers every API request carries: the bearer token and a fresh request id. */
+export function apiHeaders(token: string): { authorization: string; "x-latchkey-request-id": string } {
+  return { authorization: `Bearer ${token}`, "x-latchkey-request-id": newRequestId() };
+}
+
+/** What a response signature covers besides the body. */
+export interface SignedAs {
+  method: string;
+  /** The request target as sent: path and query. */
+  path: string;
+  requestId: string;
+  status: number;
+}
+
+/**
+ * Independent check of a response signature: the signed bytes spelled out here (docs/sync-protocol.md) and
+ * node:crypto, neither the server's module nor core's preamble.
+ */
+export function expectedSignature(token: string, request: SignedAs, body: string | Uint8Array): string {
   const key = createHash("sha256").update(token, "utf8").digest();
-  return createHmac("sha256", key).update(body).digest("base64");
+  const { method, path, requestId, status } = request;
+  return createHmac("sha256", key)
+    .update(`latchkey-sig-v2\n${method}\n${path}\n${requestId}\n${status}\n`, "utf8")
+    .update(body)
+    .digest("base64");
+}
+
+/** The signature the answer `res` of app.inject must carry under `token`: for the request it answered. */
+export function injectedSignature(token: string, res: InjectResponse): string {
+  const req = res.raw.req;
+  const requestId = req.headers["x-latchkey-request-id"];
+  if (typeof requestId !== "string") throw new Error("the request had no x-latchkey-request-id");
+  const signed = { method: req.method ?? "", path: req.url ?? "", requestId, status: res.statusCode };
+  return expectedSignature(token, signed, res.rawPayload);
 }
 
 /** A pushed blob sealed as the CLI seals it: vault key, associated data of (vault, version). */

@@ -348,6 +348,16 @@ describe("resolveVaultId", () => {
     expect(resolveVaultId({ LATCHKEY_VAULT_ID: other }, null)).toBe(other);
   });
 
+  it("takes either spelling of an id, from latchkey.json or LATCHKEY_VAULT_ID, as its one spelling", () => {
+    const upper = {
+      file: "/p/latchkey.json",
+      config: parseProject(newFile(ID.toUpperCase()), "/p/latchkey.json"),
+    };
+    expect(upper.config.vault).toBe(ID);
+    expect(resolveVaultId({}, upper)).toBe(ID);
+    expect(resolveVaultId({ LATCHKEY_VAULT_ID: other.toUpperCase() }, project)).toBe(other);
+  });
+
   it("validates LATCHKEY_VAULT_ID, naming it, and treats an empty value as an error", async () => {
     const bad = await caught(() => resolveVaultId({ LATCHKEY_VAULT_ID: "../x" }, project));
     expect(bad.code).toBe("LK_VAULT_ID_INVALID");

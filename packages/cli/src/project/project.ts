@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { LatchkeyError, randomId } from "@latchkey/core";
+import { LatchkeyError, canonicalVaultId, randomId } from "@latchkey/core";
 import { withFileLock } from "../fs/lock.js";
 import { readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import { userHome } from "../paths.js";
@@ -31,7 +31,7 @@ const BOM = "\uFEFF";
 
 /** The fields of latchkey.json that Latchkey reads. Only `vault` is validated here. */
 export interface ProjectConfig {
-  /** The project's vault id, already validated; undefined until first use adds one. */
+  /** The project's vault id, validated and in its one spelling (lower case); undefined until first use adds one. */
   vault: string | undefined;
   /** The raw `envSchema` value, for core's `parseEnvSchema` to validate. */
   envSchema: unknown;
@@ -237,7 +237,7 @@ export function parseProject(raw: string, file: string): ProjectConfig {
         `"vault" is not a valid vault id: ${problem}`,
       );
     }
-    vault = id;
+    vault = canonicalVaultId(id);
   }
   return {
     vault,

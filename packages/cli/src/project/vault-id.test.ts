@@ -16,20 +16,22 @@ function rejection(id: string, source = "LATCHKEY_VAULT_ID") {
 }
 
 describe("validateVaultId", () => {
-  it("accepts UUID v4, Latchkey's own ids, and returns them unchanged", () => {
+  it("accepts UUID v4, Latchkey's own ids, and returns them in their one spelling, lower case", () => {
     for (let i = 0; i < 100; i++) {
       const id = randomUUID();
       expect(validateVaultId(id, "test")).toBe(id);
+      expect(validateVaultId(id.toUpperCase(), "test")).toBe(id);
     }
     expect(validateVaultId("3F2504E0-4F89-41D3-9A0C-0305E82C3301", "test")).toBe(
-      "3F2504E0-4F89-41D3-9A0C-0305E82C3301",
+      "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
     );
   });
 
   it("accepts other ids made of letters, digits, '-' and '_' up to 128 characters", () => {
-    for (const id of ["a", "7", "my-app", "my_app_2", "A-b_C", "x".repeat(MAX_VAULT_ID_LENGTH)]) {
+    for (const id of ["a", "7", "my-app", "my_app_2", "x".repeat(MAX_VAULT_ID_LENGTH)]) {
       expect(validateVaultId(id, "test")).toBe(id);
     }
+    expect(validateVaultId("A-b_C", "test")).toBe("a-b_c");
   });
 
   it.each([
@@ -129,16 +131,17 @@ describe("validateVaultId", () => {
           return;
         }
         accepted++;
-        expect(validateVaultId(id, "test")).toBe(id);
+        const valid = validateVaultId(id, "test");
+        expect(valid).toBe(id.toLowerCase());
         for (const [p, vaultsDir] of [
           [path.posix, "/home/u/.latchkey/vaults"],
           [path.win32, "C:\\Users\\u\\.latchkey\\vaults"],
         ] as const) {
-          const joined = p.join(vaultsDir, `${id}.enc`);
+          const joined = p.join(vaultsDir, `${valid}.enc`);
           expect(p.dirname(joined)).toBe(vaultsDir);
-          expect(p.basename(joined)).toBe(`${id}.enc`);
-          expect(p.relative(vaultsDir, joined)).toBe(`${id}.enc`);
-          expect(p.isAbsolute(`${id}.enc`)).toBe(false);
+          expect(p.basename(joined)).toBe(`${valid}.enc`);
+          expect(p.relative(vaultsDir, joined)).toBe(`${valid}.enc`);
+          expect(p.isAbsolute(`${valid}.enc`)).toBe(false);
         }
       }),
       { numRuns: 20_000 },

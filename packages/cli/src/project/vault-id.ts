@@ -2,7 +2,7 @@
  * Vault ids come from a committed file or the environment and end up joined into `vaults/<id>.enc` and keychain
  * account names, so they are checked against a whitelist before any of that (DESIGN.md, "Project identity").
  */
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, canonicalVaultId } from "@latchkey/core";
 
 /** The longest accepted vault id. Latchkey's own ids (UUID v4) are 36 characters. */
 export const MAX_VAULT_ID_LENGTH = 128;
@@ -45,12 +45,14 @@ export function vaultIdProblem(id: string): string | undefined {
 }
 
 /**
- * Returns `id` unchanged when it is a safe vault id (see `vaultIdProblem`), else throws LK_VAULT_ID_INVALID
- * naming `source` (e.g. "latchkey.json at /repo/latchkey.json" or "LATCHKEY_VAULT_ID") and the cause.
+ * Returns `id` in its one spelling (core's canonicalVaultId: lower case) when it is a safe vault id (see
+ * `vaultIdProblem`), else throws LK_VAULT_ID_INVALID naming `source` (e.g. "latchkey.json at
+ * /repo/latchkey.json" or "LATCHKEY_VAULT_ID") and the cause. An id spelled in upper case on one machine and in
+ * lower case on another is one vault: one file, one keystore account, one associated data, one server row.
  */
 export function validateVaultId(id: string, source: string): string {
   const problem = vaultIdProblem(id);
-  if (problem === undefined) return id;
+  if (problem === undefined) return canonicalVaultId(id);
   throw new LatchkeyError("LK_VAULT_ID_INVALID", {
     message: `Invalid vault id from ${source}: ${problem}.`,
     details: { source, reason: problem },

@@ -1,13 +1,14 @@
 // callApi against a real local node:http server speaking HTTP: the sync API's routes answer what each test
 // scripts, and `/oidc` serves discovery and a token endpoint so the 401 → refresh → retry path runs through
 // openid-client as in production. The real latchkey-server runs in e2e/server-login.test.ts.
+import { createHash, createHmac } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI_CLIENT_ID, LatchkeyError } from "@latchkey/core";
+import { CLI_CLIENT_ID, LatchkeyError, type SignedRequest } from "@latchkey/core";
 import { createTestContext } from "../../test/support/context.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
@@ -15,11 +16,14 @@ import type { Keystore } from "../keystore/types.js";
 import { resolvePaths } from "../paths.js";
 import { callApi } from "./api.js";
 import { serverAccount, type ServerSession } from "./session.js";
-import { signBody } from "./signature.js";
+import { signResponse } from "./signature.js";
 
 interface Seen {
   method: string;
   path: string;
+  /** The request target as received (path and query), what the server signs. */
+  target: string;
+  requestId: string | undefined;
   authorization: string | undefined;
   contentType: string | undefined;
   body: string;
@@ -53,10 +57,25 @@ function sendJson(
   res.end(JSON.stringify(body));
 }
 
-/** A signed 200 answer, as the server sends it: the signature over the exact bytes written. */
-function signed(res: ServerResponse, token: string, body: unknown, tamper?: (bytes: Buffer) => Buffer): void {
+/** What the server signs for the answer to `req` with `status`. */
+function signedFor(req: Seen, status = 200): SignedRequest {
+  return { method: req.method, path: req.target, requestId: req.requestId ?? "", status };
+}
+
+/**
+ * A signed 200 answer, as the server sends it: the signature over the request, the status and the exact bytes
+ * written; `over` changes what the signature is made for.
+ */
+function signed(
+  res: ServerResponse,
+  req: Seen,
+  token: string,
+  body: unknown,
+  tamper?: (bytes: Buffer) => Buffer,
+  over: Partial<SignedRequest> = {},
+): void {
   const bytes = Buffer.from(JSON.stringify(body));
-  const signature = signBody(token, bytes);
+  const signature = signResponse(token, { ...signedFor(req), ...over }, bytes);
   res.writeHead(200, { "content-type": "application/json", "x-latchkey-signature": signature });
   res.end(tamper ? tamper(bytes) : bytes);
 }
@@ -70,6 +89,8 @@ beforeAll(async () => {
       const entry: Seen = {
         method: req.method ?? "GET",
         path: url.pathname,
+        target: req.url ?? "/",
+        requestId: req.headers["x-latchkey-request-id"] as string | undefined,
         authorization: req.headers.authorization,
         contentType: req.headers["content-type"],
         body,
@@ -171,7 +192,7 @@ function bearer(entry: Seen): string | undefined {
 
 describe("callApi: the response signature", () => {
   it("returns the parsed body of a correctly signed answer, with the server and the session's subject", async () => {
-    api = (req, res) => signed(res, bearer(req)!, ME);
+    api = (req, res) => signed(res, req, bearer(req)!, ME);
     const { ctx } = context();
     const result = await callApi<typeof ME>(ctx, { method: "GET", path: "/me" });
     expect(result).toEqual({ data: ME, server: base, userId: "user-1" });
@@ -180,7 +201,7 @@ describe("callApi: the response signature", () => {
   });
 
   it("sends a JSON body with its content type", async () => {
-    api = (req, res) => signed(res, bearer(req)!, { echoed: JSON.parse(req.body) as unknown });
+    api = (req, res) => signed(res, req, bearer(req)!, { echoed: JSON.parse(req.body) as unknown });
     const { ctx } = context();
     const result = await callApi<{ echoed: unknown }>(ctx, {
       method: "PUT",
@@ -214,7 +235,7 @@ describe("callApi: the response signature", () => {
     [
       "a body byte flipped after signing",
       (req, res) =>
-        signed(res, bearer(req)!, ME, (bytes) => {
+        signed(res, req, bearer(req)!, ME, (bytes) => {
           const copy = Buffer.from(bytes);
           copy[10] = copy[10]! ^ 0x01;
           return copy;
@@ -223,13 +244,44 @@ describe("callApi: the response signature", () => {
     ],
     [
       "a signature made with another token",
-      (_req, res) => signed(res, "someone-elses-token", ME),
+      (req, res) => signed(res, req, "someone-elses-token", ME),
       /X-Latchkey-Signature check: the signature does not match/,
     ],
     [
       "another user's answer, correctly signed with that user's token",
-      (_req, res) => signed(res, "at-2", { ...ME, userId: "user-2" }),
+      (req, res) => signed(res, req, "at-2", { ...ME, userId: "user-2" }),
       /X-Latchkey-Signature check: the signature does not match/,
+    ],
+    [
+      "an answer signed for another request id",
+      (req, res) => signed(res, req, bearer(req)!, ME, undefined, { requestId: "A".repeat(22) }),
+      /X-Latchkey-Signature check: the signature does not match this request/,
+    ],
+    [
+      "an answer signed for another method",
+      (req, res) => signed(res, req, bearer(req)!, ME, undefined, { method: "PUT" }),
+      /X-Latchkey-Signature check: the signature does not match this request/,
+    ],
+    [
+      "an answer signed for another path",
+      (req, res) => signed(res, req, bearer(req)!, ME, undefined, { path: "/api/v1/vaults/x" }),
+      /X-Latchkey-Signature check: the signature does not match this request/,
+    ],
+    [
+      "an answer signed for another status",
+      (req, res) => signed(res, req, bearer(req)!, ME, undefined, { status: 201 }),
+      /X-Latchkey-Signature check: the signature does not match this request/,
+    ],
+    [
+      "a signature over the body alone (no request bound)",
+      (req, res) => {
+        const bytes = Buffer.from(JSON.stringify(ME));
+        const key = createHash("sha256").update(bearer(req)!, "utf8").digest();
+        sendJson(res, 200, ME, {
+          "x-latchkey-signature": createHmac("sha256", key).update(bytes).digest("base64"),
+        });
+      },
+      /X-Latchkey-Signature check: the signature does not match this request/,
     ],
   ];
   for (const [name, handler, message] of cases) {
@@ -243,6 +295,48 @@ describe("callApi: the response signature", () => {
     });
   }
 
+  it("sends a fresh request id from the context's random with every request, retries included", async () => {
+    api = (req, res) =>
+      bearer(req) === "at-2" ? signed(res, req, "at-2", ME) : sendJson(res, 401, { error: "Unauthorized" });
+    tokenAnswers = [
+      () => ({
+        status: 200,
+        body: { access_token: "at-2", refresh_token: "rt-2", token_type: "Bearer", expires_in: 900 },
+      }),
+    ];
+    const { ctx } = context();
+    let next = 0;
+    const random = { bytes: (n: number) => new Uint8Array(n).fill(++next) };
+    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me" });
+    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me" });
+    const ids = seen.filter((s) => s.path === "/api/v1/me").map((s) => s.requestId);
+    expect(ids).toEqual([1, 2, 3].map((b) => Buffer.alloc(16, b).toString("base64url")));
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("refuses a correctly signed answer replayed as the answer to a later request, even to the same route", async () => {
+    let recorded: { body: Buffer; signature: string } | undefined;
+    api = (req, res) => {
+      if (recorded === undefined) {
+        const body = Buffer.from(JSON.stringify(ME));
+        recorded = { body, signature: signResponse(bearer(req)!, signedFor(req), body) };
+      }
+      res.writeHead(200, { "content-type": "application/json", "x-latchkey-signature": recorded.signature });
+      res.end(recorded.body);
+    };
+    const { ctx } = context();
+    expect((await callApi<typeof ME>(ctx, { method: "GET", path: "/me" })).data).toEqual(ME);
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    expect(error.code).toBe("LK_SIGNATURE_INVALID");
+  });
+
+  it("signs the request target with its query, as the server received it", async () => {
+    api = (req, res) => signed(res, req, bearer(req)!, { entries: [] });
+    const { ctx } = context();
+    await callApi(ctx, { method: "GET", path: "/vaults/v1/log?limit=5" });
+    expect(seen[0]!.target).toBe("/api/v1/vaults/v1/log?limit=5");
+  });
+
   it("checks the signature before parsing: an unsigned non-JSON body is a signature error, not a parse error", async () => {
     api = (_req, res) => {
       res.writeHead(200, { "content-type": "application/json" });
@@ -255,7 +349,7 @@ describe("callApi: the response signature", () => {
   it("reports a signed answer that is not JSON as LK_SERVER_ERROR", async () => {
     api = (req, res) => {
       const bytes = Buffer.from("{not json");
-      res.writeHead(200, { "x-latchkey-signature": signBody(bearer(req)!, bytes) });
+      res.writeHead(200, { "x-latchkey-signature": signResponse(bearer(req)!, signedFor(req), bytes) });
       res.end(bytes);
     };
     const { ctx } = context();
@@ -272,7 +366,7 @@ describe("callApi: the session", () => {
   it("on a 401 refreshes once, retries with the new token and stores the rotated session", async () => {
     api = (req, res) =>
       bearer(req) === "at-2"
-        ? signed(res, "at-2", ME)
+        ? signed(res, req, "at-2", ME)
         : sendJson(res, 401, { error: "Unauthorized", code: "x" });
     tokenAnswers = [refreshed];
     const { ctx, keystore } = context();
@@ -292,7 +386,7 @@ describe("callApi: the session", () => {
   it("spends the refresh token once when two calls meet the same 401 at the same time", async () => {
     api = (req, res) =>
       bearer(req) === "at-2"
-        ? signed(res, "at-2", ME)
+        ? signed(res, req, "at-2", ME)
         : sendJson(res, 401, { error: "Unauthorized", code: "x" });
     // One answer only: a second refresh request would get the endpoint's error and fail its call.
     tokenAnswers = [refreshed];
@@ -328,7 +422,7 @@ describe("callApi: the session", () => {
   });
 
   it("refreshes an expired session before the request, so the server never sees the expired token", async () => {
-    api = (req, res) => signed(res, bearer(req)!, ME);
+    api = (req, res) => signed(res, req, bearer(req)!, ME);
     tokenAnswers = [refreshed];
     const { ctx } = context(session({ expires_at: Math.floor(Date.now() / 1000) - 10 }));
     await callApi(ctx, { method: "GET", path: "/me" });
@@ -355,7 +449,7 @@ describe("callApi: the session", () => {
   });
 
   it("uses the server of the profile named in config.toml", async () => {
-    api = (req, res) => signed(res, bearer(req)!, ME);
+    api = (req, res) => signed(res, req, bearer(req)!, ME);
     const { ctx, latchkeyHome } = context(session(), { LATCHKEY_SERVER: "" });
     const { mkdir } = await import("node:fs/promises");
     await mkdir(latchkeyHome, { recursive: true });

@@ -1,7 +1,15 @@
 // The client of the sync API (`/api/v1`, sync-wire.ts): one function every server command goes through. It sends
-// the active profile's access token, refreshes once on a 401, verifies the response signature before a byte of the
-// body is parsed, and maps the server's errors onto the catalogue.
-import { API_PREFIX, LatchkeyError, SIGNATURE_HEADER, errorCatalogue, type ErrorCode } from "@latchkey/core";
+// the active profile's access token and a fresh request id, refreshes once on a 401, verifies that the response
+// is signed for this very request before a byte of the body is parsed, and maps the server's errors onto the
+// catalogue.
+import {
+  API_PREFIX,
+  LatchkeyError,
+  REQUEST_ID_HEADER,
+  SIGNATURE_HEADER,
+  errorCatalogue,
+  type ErrorCode,
+} from "@latchkey/core";
 import type { Context } from "../context.js";
 import { traceFetch } from "../oauth/http-trace.js";
 import {
@@ -44,6 +52,8 @@ export interface ApiResult<T> {
 const REQUEST_TIMEOUT_MS = 30_000;
 /** The largest error body read for its code: error bodies are a few hundred bytes. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** Random bytes of a request id: 128 bits, 22 base64url characters (sync-wire.ts isRequestId). */
+const REQUEST_ID_BYTES = 16;
 
 function describe(call: ApiCall, server: string): string {
   return `${call.method} ${server}${API_PREFIX}${call.path}`;
@@ -120,8 +130,10 @@ async function responseError(response: Response, call: ApiCall, server: string):
 
 /**
  * Calls the server with the active profile's session: refreshes an expired session first; on a 401 refreshes once
- * and retries; verifies X-Latchkey-Signature on every 2xx BEFORE parsing (missing / non-base64 / mismatch →
- * LK_SIGNATURE_INVALID naming the header; never a fallback); maps errors: 401 after the retry → LK_SESSION_EXPIRED
+ * and retries; sends a fresh X-Latchkey-Request-Id with every request and verifies X-Latchkey-Signature on every
+ * 2xx BEFORE parsing, over this request's method, path, id, the status and the body (missing / non-base64 /
+ * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
+ * fallback); maps errors: 401 after the retry → LK_SESSION_EXPIRED
  * (hint: `latchkey login`), 403 → LK_FORBIDDEN, 404 → the body's code if it is a catalogue code
  * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, other → LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
@@ -140,18 +152,26 @@ export async function callApi<T>(
   const server = active.selection.server;
   if (!call.path.startsWith("/")) throw new Error(`API path must start with '/': ${call.path}`);
   const url = `${server}${API_PREFIX}${call.path}`;
+  // The server signs the request target it received; a reverse proxy may strip the server URL's own path, never
+  // the API path. A path the URL parser would respell could never verify, so it is a bug to send one.
+  const path = `${API_PREFIX}${call.path}`;
+  const parsed = new URL(url);
+  if (!`${parsed.pathname}${parsed.search}`.endsWith(path))
+    throw new Error(`API path is not canonical: ${call.path}`);
   const where = describe(call, server);
   const send = traceFetch(ctx, verbose);
   const body = call.body === undefined ? undefined : JSON.stringify(call.body);
 
-  const request = async (session: ServerSession): Promise<Response> => {
+  const request = async (session: ServerSession): Promise<{ response: Response; requestId: string }> => {
+    const requestId = Buffer.from(ctx.random.bytes(REQUEST_ID_BYTES)).toString("base64url");
     const headers = new Headers({
       authorization: `Bearer ${session.access_token}`,
       accept: "application/json",
+      [REQUEST_ID_HEADER]: requestId,
     });
     if (body !== undefined) headers.set("content-type", "application/json");
     try {
-      return await send(url, {
+      const response = await send(url, {
         method: call.method,
         headers,
         ...(body === undefined ? {} : { body }),
@@ -159,18 +179,19 @@ export async function callApi<T>(
         redirect: "manual",
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
+      return { response, requestId };
     } catch (error) {
       throw isNetworkError(error) ? unreachable(server, error) : error;
     }
   };
 
   let session = active.session;
-  let response = await request(session);
+  let { response, requestId } = await request(session);
   if (response.status === 401) {
     // Drain the refused answer so its connection can carry the retry.
     await response.arrayBuffer().catch(() => undefined);
     session = await refreshServerSession(ctx, server, session, { verbose, replacing: session.access_token });
-    response = await request(session);
+    ({ response, requestId } = await request(session));
     if (response.status === 401) {
       await response.arrayBuffer().catch(() => undefined);
       throw sessionExpired(server, ": the server refused its access token, also after a refresh");
@@ -184,7 +205,13 @@ export async function callApi<T>(
   } catch (error) {
     throw isNetworkError(error) ? unreachable(server, error) : error;
   }
-  verifySignature(session.access_token, bytes, response.headers.get(SIGNATURE_HEADER), where);
+  verifySignature(
+    session.access_token,
+    { method: call.method, path, requestId, status: response.status },
+    bytes,
+    response.headers.get(SIGNATURE_HEADER),
+    where,
+  );
   let data: T;
   try {
     data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as T;

@@ -105,7 +105,7 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
     typeof answer !== "object" ||
     answer === null ||
     typeof answer.vaultId !== "string" ||
-    answer.vaultId.toLowerCase() !== vaultId.toLowerCase() ||
+    answer.vaultId !== vaultId ||
     typeof answer.version !== "number" ||
     !Number.isSafeInteger(answer.version) ||
     answer.version < 1 ||

@@ -33,6 +33,22 @@ export interface PushOutcome {
   environments: number;
 }
 
+const PUSH_ANSWER_FIELDS = ["createdAt", "vaultId", "version"];
+
+/**
+ * Whether `answer` acknowledges this push: exactly the fields of a PushResponse (not, say, a pull answer with a
+ * matching version), for this vault, as version base + 1. Checked before anything is recorded, since recording a
+ * version the server never took would make the next pull drop the local change.
+ */
+function isPushAnswer(answer: unknown, vaultId: string, version: number): answer is PushResponse {
+  if (typeof answer !== "object" || answer === null || Array.isArray(answer)) return false;
+  const fields = Object.keys(answer).sort();
+  if (fields.length !== PUSH_ANSWER_FIELDS.length || fields.some((f, i) => f !== PUSH_ANSWER_FIELDS[i]))
+    return false;
+  const { vaultId: id, version: v, createdAt } = answer as Record<string, unknown>;
+  return id === vaultId && v === version && typeof createdAt === "string";
+}
+
 /** The path of a vault under the API prefix. */
 export const vaultPath = (vaultId: string): string => `/vaults/${encodeURIComponent(vaultId)}`;
 
@@ -103,15 +119,10 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
       cause: error,
     });
   }
-  const answer = result.data;
-  if (
-    typeof answer !== "object" ||
-    answer === null ||
-    answer.version !== version ||
-    answer.vaultId !== vaultId
-  ) {
+  if (!isPushAnswer(result.data, vaultId, version)) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
-      message: `The server acknowledged the push of vault ${vaultId} with an unexpected answer (expected version ${version}).`,
+      message: `The server acknowledged the push of vault ${vaultId} with an answer that is not the acknowledgement of version ${version}; nothing was recorded as synced.`,
+      hint: "Run `latchkey env pull` to see what the server has, then push again.",
       details: { server },
     });
   }

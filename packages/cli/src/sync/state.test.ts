@@ -34,6 +34,19 @@ describe("sync state", () => {
     expect((await stat(syncDir(h))).mode & 0o777).toBe(0o700);
   });
 
+  it("finds an entry recorded under another spelling of its vault id, and records it in lower case", async () => {
+    const h = await home();
+    await recordSync(h, S, "u1", V, 1);
+    // As a CLI that kept latchkey.json's spelling recorded it: its anti-rollback record must still count.
+    const upper = { server: S, userId: "u1", vaultId: V.toUpperCase(), highestVersion: 4, syncedVersion: 4 };
+    await writeFile(join(syncDir(h), "state.json"), JSON.stringify({ format: 1, entries: [upper] }));
+    expect(await getSyncEntry(h, S, "u1", V)).toMatchObject({ highestVersion: 4 });
+    await recordSync(h, S, "u1", V, 5);
+    expect(await listSyncEntries(h)).toEqual([
+      { server: S, userId: "u1", vaultId: V, highestVersion: 5, syncedVersion: 5 },
+    ]);
+  });
+
   it("concurrent records from several processes' worth of calls keep every entry", async () => {
     const h = await home();
     await Promise.all(Array.from({ length: 16 }, (_, i) => recordSync(h, S, "u", `vault-${i}`, i + 1)));

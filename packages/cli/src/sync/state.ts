@@ -5,7 +5,7 @@
  * - `<vault-id>.base.enc`: the document as of the version last synced, sealed with the vault key, the base of
  *   `env pull`'s three-way merge.
  */
-import { LatchkeyError, associatedData, utf8Decode, utf8Encode } from "@latchkey/core";
+import { LatchkeyError, associatedData, canonicalVaultId, utf8Decode, utf8Encode } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
 import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
@@ -36,8 +36,9 @@ export function syncDir(home: string): string {
 
 const stateFile = (home: string) => join(syncDir(home), "state.json");
 
+// An entry recorded under another spelling of the id is the same vault: its anti-rollback record still counts.
 const same = (e: SyncEntry, server: string, userId: string, vaultId: string) =>
-  e.server === server && e.userId === userId && e.vaultId === vaultId;
+  e.server === server && e.userId === userId && canonicalVaultId(e.vaultId) === canonicalVaultId(vaultId);
 
 function corrupt(path: string): LatchkeyError {
   return new LatchkeyError("LK_STORE_CORRUPT", {
@@ -106,9 +107,16 @@ export async function recordSync(
     const state = await readState(home);
     let entry = state.entries.find((e) => same(e, server, userId, vaultId));
     if (entry === undefined) {
-      entry = { server, userId, vaultId, highestVersion: version, syncedVersion: version };
+      entry = {
+        server,
+        userId,
+        vaultId: canonicalVaultId(vaultId),
+        highestVersion: version,
+        syncedVersion: version,
+      };
       state.entries.push(entry);
     } else {
+      entry.vaultId = canonicalVaultId(vaultId);
       entry.highestVersion = Math.max(entry.highestVersion, version);
       entry.syncedVersion = version;
     }
@@ -127,7 +135,8 @@ export interface SyncBase {
 }
 
 const baseFile = (home: string, vaultId: string) => join(syncDir(home), `${vaultId}.base.enc`);
-const baseContext = (vaultId: string) => associatedData({ purpose: "latchkey-sync-base", vault: vaultId });
+const baseContext = (vaultId: string) =>
+  associatedData({ purpose: "latchkey-sync-base", vault: canonicalVaultId(vaultId) });
 
 /** Keeps the last synced document, sealed with the vault key. */
 export async function writeSyncBase(

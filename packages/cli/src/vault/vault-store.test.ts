@@ -5,7 +5,14 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import { WRAPPING_KEY_ACCOUNT } from "./wrapping-key.js";
-import { readVault, updateVault, vaultFile, vaultKeyAccount, type VaultStoreDeps } from "./vault-store.js";
+import {
+  readVault,
+  tryUnwrapVaultKey,
+  updateVault,
+  vaultFile,
+  vaultKeyAccount,
+  type VaultStoreDeps,
+} from "./vault-store.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -63,6 +70,18 @@ describe("vault store", () => {
     await copyFile(vaultFile(d.vaultsDir, VAULT), vaultFile(d.vaultsDir, OTHER));
     await d.keystore.set(vaultKeyAccount(OTHER), (await d.keystore.get(vaultKeyAccount(VAULT)))!);
     await expect(readVault(d, OTHER)).rejects.toMatchObject({ code: "LK_VAULT_DECRYPT_FAILED" });
+  });
+
+  it("binds the key and the blob to the id's one spelling: a wrapped key made under one opens under the other", async () => {
+    const d = await deps();
+    await set(d, VAULT, "default", "A", "1");
+    const wrapped = (await d.keystore.get(vaultKeyAccount(VAULT)))!;
+    const upper = VAULT.toUpperCase();
+    expect(await tryUnwrapVaultKey(d.keystore, upper, wrapped)).not.toBeNull();
+    // The same bytes under the upper-case name (a case-insensitive file system, a keystore entry copied over).
+    await copyFile(vaultFile(d.vaultsDir, VAULT), vaultFile(d.vaultsDir, upper));
+    await d.keystore.set(vaultKeyAccount(upper), wrapped);
+    expect(await readVault(d, upper)).toEqual({ default: { A: "1" } });
   });
 
   it("refuses a tampered vault and never overwrites it on a later write", async () => {

@@ -1,6 +1,7 @@
 import {
   LatchkeyError,
   associatedData,
+  canonicalVaultId,
   fromBase64,
   isLatchkeyError,
   toBase64,
@@ -37,9 +38,12 @@ export function vaultFile(vaultsDir: string, vaultId: string): string {
 }
 
 // Associated data binds each ciphertext to its vault, so a blob or wrapped key copied under another vault's
-// name fails to decrypt instead of being read as that vault.
-const blobContext = (vaultId: string) => associatedData({ purpose: "latchkey-vault", vault: vaultId });
-const keyContext = (vaultId: string) => associatedData({ purpose: "latchkey-vault-key", vault: vaultId });
+// name fails to decrypt instead of being read as that vault. It takes the id's one spelling: the wrapped key
+// travels through the server to machines whose latchkey.json may spell the id otherwise.
+const blobContext = (vaultId: string) =>
+  associatedData({ purpose: "latchkey-vault", vault: canonicalVaultId(vaultId) });
+const keyContext = (vaultId: string) =>
+  associatedData({ purpose: "latchkey-vault-key", vault: canonicalVaultId(vaultId) });
 
 /** Wraps a vault key with a machine wrapping key: the text kept under `vault-key:<id>` and pushed as `wrappedKey`. */
 export function wrapVaultKey(

@@ -1,13 +1,17 @@
 /**
- * The sync API under /api/v1 (issue 6 points 4, 5, 7): the router layer. Each route authenticates the bearer
- * token, validates its input by hand (strict types, no coercion, sizes bounded) and calls the service, which
- * writes the audit row in the transaction of the change. Every 2xx answer is signed over the bytes actually
- * sent (signature.ts); error answers are unsigned ApiErrorBody values. Nothing here logs a body, a token, a
- * blob or a wrapped key: request logs carry method and path only (logging.ts), and errors are logged by code.
+ * The sync API under /api/v1: the router layer. Each route authenticates the bearer token, validates its input
+ * by hand (strict types, no coercion, sizes bounded) and calls the service, which writes the audit row in the
+ * transaction of the change. Every 2xx answer is signed over its request (method, path, request id), its status
+ * and the bytes actually sent (signature.ts); error answers are unsigned ApiErrorBody values. Nothing here logs a
+ * body, a token, a blob or a wrapped key: request logs carry method and path only (logging.ts), and errors are
+ * logged by code.
  */
 import {
   API_PREFIX,
+  canonicalVaultId,
+  isRequestId,
   isUuid,
+  REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
   type ApiErrorBody,
   type AuditLogResponse,
@@ -29,7 +33,7 @@ import {
   type SyncWrites,
   type ValidPush,
 } from "./service.js";
-import { signBody } from "./signature.js";
+import { signResponse } from "./signature.js";
 
 /** Who a valid bearer token belongs to; null for a missing, malformed, expired or revoked token. */
 export interface Authenticated {
@@ -81,19 +85,17 @@ interface CallContext {
    * of the same read). A version read after arrival is as good as any later one (read-cache.ts).
    */
   stamp: ReadStamp | null;
-  /** A cached pull answer being sent: onSend signs it at most once per token (see PullAnswer). */
-  answer?: PullAnswer;
+  /** The request's X-Latchkey-Request-Id, echoed into the signed bytes of the answer. */
+  requestId: string;
 }
 
 /**
- * A pull's answer as sent, kept while the database is unchanged (read-cache.ts), with the signature made for the
- * last token that fetched it: the same bytes for the same token always get the same HMAC, so a client pulling
- * again is answered without reading, serializing or signing anything.
+ * A pull's answer as sent, kept while the database is unchanged (read-cache.ts), so a client pulling again is
+ * answered without reading or serializing anything. Its signature cannot be kept: it covers the request id,
+ * which is new on every request (the HMAC key of the token is cached in signature.ts).
  */
 interface PullAnswer {
   body: string;
-  signedFor?: string;
-  signature?: string;
 }
 
 /** Most pull answers kept, and their largest total (a vault can be megabytes). */
@@ -187,7 +189,13 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
         { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
       );
     }
-    calls.set(request, { token, user, stamp });
+    const requestId = request.headers[REQUEST_ID_HEADER];
+    if (typeof requestId !== "string" || !isRequestId(requestId)) {
+      throw invalid(
+        "Every request needs an X-Latchkey-Request-Id header of 22 to 64 base64url characters, new for each request.",
+      );
+    }
+    calls.set(request, { token, user, stamp, requestId });
   });
 
   api.addHook("onSend", async (request, reply, payload) => {
@@ -199,16 +207,14 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
       // be signed over the bytes sent, so it is not sent.
       throw new Error("sync route produced a body that cannot be signed");
     }
-    const { answer } = call;
-    if (answer !== undefined && payload === answer.body) {
-      if (answer.signedFor !== call.token) {
-        answer.signature = signBody(call.token, payload);
-        answer.signedFor = call.token;
-      }
-      void reply.header(SIGNATURE_HEADER, answer.signature);
-      return payload;
-    }
-    void reply.header(SIGNATURE_HEADER, signBody(call.token, payload));
+    // request.url is the request target exactly as received (path and query), what the client signs as sent.
+    const signed = {
+      method: request.method,
+      path: request.url,
+      requestId: call.requestId,
+      status: reply.statusCode,
+    };
+    void reply.header(SIGNATURE_HEADER, signResponse(call.token, signed, payload));
     return payload;
   });
 
@@ -285,7 +291,6 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
       answer = { body: JSON.stringify(body) };
       pulls?.set(key, answer, stamp, answer.body.length);
     }
-    call.answer = answer;
     return reply.type("application/json; charset=utf-8").send(answer.body);
   });
 
@@ -316,10 +321,10 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
   );
 }
 
-/** A vault id is a UUID; ids are compared in lower case, so one UUID names one vault. */
+/** A vault id is a UUID, taken in its one spelling (lower case), so one UUID names one vault. */
 function parseVaultId(text: string): string {
   if (!isUuid(text)) throw invalid("The vault id must be a UUID.");
-  return text.toLowerCase();
+  return canonicalVaultId(text);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,9 +1,11 @@
 /**
- * Response signatures (issue 6 point 5): `X-Latchkey-Signature` is standard base64 of HMAC-SHA256 over the exact
- * body bytes, keyed by SHA-256 of the bearer token's UTF-8 bytes. Only the holder of the token can verify (or
- * forge) it, so a proxy or a server that does not know the token cannot alter a signed answer unnoticed.
+ * Response signatures: `X-Latchkey-Signature` is standard base64 of HMAC-SHA256, keyed by SHA-256 of the bearer
+ * token's UTF-8 bytes, over core's signaturePreamble (version, method, path, request id, status) followed by the
+ * exact body bytes. Only the holder of the token can verify (or forge) it, so a proxy or a server that does not
+ * know the token cannot alter a signed answer unnoticed, nor hand it out as the answer to another request.
  */
 import { createHash, createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { signaturePreamble, type SignedRequest } from "@latchkey/core";
 
 /** The HMAC key for responses to requests carrying `bearerToken`. */
 export function signatureKey(bearerToken: string): Buffer {
@@ -28,9 +30,14 @@ function importedKey(bearerToken: string): KeyObject {
   return key;
 }
 
-/** The header value for `body` (the bytes exactly as sent; a string is taken as UTF-8). */
-export function signBody(bearerToken: string, body: Uint8Array | string): string {
+/**
+ * The header value for the answer to `request` whose body is `body` (the bytes exactly as sent; a string is taken
+ * as UTF-8). The body is fed to the HMAC as it is, never copied behind the preamble.
+ */
+export function signResponse(bearerToken: string, request: SignedRequest, body: Uint8Array | string): string {
   const hmac = createHmac("sha256", importedKey(bearerToken));
-  hmac.update(typeof body === "string" ? Buffer.from(body, "utf8") : body);
+  hmac.update(signaturePreamble(request), "utf8");
+  if (typeof body === "string") hmac.update(body, "utf8");
+  else hmac.update(body);
   return hmac.digest("base64");
 }

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import {
+  canonicalVaultId,
+  isRequestId,
+  signaturePreamble,
+  syncBlobContext,
+  type SignedRequest,
+} from "./sync-wire.js";
+
+const ok: SignedRequest = {
+  method: "PUT",
+  path: "/api/v1/vaults/0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e",
+  requestId: "AAECAwQFBgcICQoLDA0ODw",
+  status: 200,
+};
+
+describe("signaturePreamble", () => {
+  it("is the version, method, path, request id and status, one per line", () => {
+    expect(signaturePreamble(ok)).toBe(
+      "latchkey-sig-v2\nPUT\n/api/v1/vaults/0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e\nAAECAwQFBgcICQoLDA0ODw\n200\n",
+    );
+    expect(signaturePreamble({ ...ok, method: "GET", path: "/api/v1/vaults/x/log?limit=5" })).toBe(
+      "latchkey-sig-v2\nGET\n/api/v1/vaults/x/log?limit=5\nAAECAwQFBgcICQoLDA0ODw\n200\n",
+    );
+  });
+
+  it("refuses a field that could hold a line break or is outside its shape, so one preamble reads one way", () => {
+    for (const bad of [
+      { method: "get" },
+      { method: "GE\nT" },
+      { method: "" },
+      { path: "api/v1/me" },
+      { path: "/api/v1/me\n200" },
+      { path: "/api/v1/me x" },
+      { path: "/api/v1/caf\u00e9" },
+      { requestId: "short" },
+      { requestId: `${"A".repeat(22)}\n` },
+      { requestId: "A".repeat(65) },
+      { status: 99 },
+      { status: 600 },
+      { status: 200.5 },
+    ]) {
+      expect(() => signaturePreamble({ ...ok, ...bad }), JSON.stringify(bad)).toThrow(/signaturePreamble/);
+    }
+  });
+});
+
+describe("isRequestId", () => {
+  it("takes 22 to 64 base64url characters (a UUID too) and nothing else", () => {
+    expect(isRequestId(Buffer.alloc(16, 7).toString("base64url"))).toBe(true);
+    expect(isRequestId("0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e")).toBe(true);
+    expect(isRequestId("A".repeat(64))).toBe(true);
+    for (const bad of [
+      "",
+      "A".repeat(21),
+      "A".repeat(65),
+      `${"A".repeat(22)}=`,
+      `${"A".repeat(21)}+`,
+      "A".repeat(21) + "/",
+    ]) {
+      expect(isRequestId(bad), bad).toBe(false);
+    }
+  });
+});
+
+describe("vault id spelling", () => {
+  it("is lower case, and only ASCII letters change", () => {
+    expect(canonicalVaultId("0B6F5C1E-4A6B-4D1C-9D2E-3F4A5B6C7D8E")).toBe(
+      "0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e",
+    );
+    expect(canonicalVaultId("My_Vault-1")).toBe("my_vault-1");
+    expect(canonicalVaultId("\u0130x")).toBe("\u0130x");
+  });
+
+  it("gives a pushed blob the same associated data however the id is spelled", () => {
+    const upper = "0B6F5C1E-4A6B-4D1C-9D2E-3F4A5B6C7D8E";
+    expect(syncBlobContext(upper, 3)).toEqual(syncBlobContext(upper.toLowerCase(), 3));
+    expect(syncBlobContext(upper, 3)).not.toEqual(syncBlobContext(upper.toLowerCase(), 4));
+  });
+});
