@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import { resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "./context.js";
 
@@ -36,4 +38,30 @@ export async function readSecretInput(
   const value = raw.replace(/\r?\n$/, "");
   if (value === "" && options.allowEmpty !== true) throw new LatchkeyError("LK_INPUT_EMPTY");
   return value;
+}
+
+/**
+ * Reads a file the user named on the command line (not one under LATCHKEY_HOME, whose catalogue hint would
+ * mislead). A missing file says so and where a relative path starts; `alternative` names another way in, such as
+ * `-` for stdin.
+ */
+export async function readUserFile(ctx: Context, path: string, alternative?: string): Promise<Buffer> {
+  const absolute = resolve(ctx.cwd, path);
+  try {
+    // fs.promises at call time: loading node:fs/promises up front would cost every command's start-up.
+    return await fs.promises.readFile(absolute);
+  } catch (error) {
+    const errno = (error as NodeJS.ErrnoException).code;
+    throw new LatchkeyError("LK_FILE_IO", {
+      message:
+        errno === "ENOENT"
+          ? `${absolute} does not exist.`
+          : `Could not read ${absolute} (${errno ?? "error"}).`,
+      hint:
+        errno === "ENOENT"
+          ? `Check the file's name and directory (a relative path starts at ${ctx.cwd})${alternative === undefined ? "" : `, or ${alternative}`}.`
+          : `Check that ${absolute} is a file you may read.`,
+      cause: error,
+    });
+  }
 }

@@ -9,10 +9,9 @@ import {
   parseEnvSchema,
   type EnvSchema,
 } from "@latchkey/core";
-import fs from "node:fs";
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
-import { readSecretInput } from "../input.js";
+import { readSecretInput, readUserFile } from "../input.js";
 import { palette, printData, printJson, printStatus, printValue } from "../output/output.js";
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
 import { runProgram } from "../run/replace.js";
@@ -304,25 +303,10 @@ export async function envImport(
 ): Promise<number> {
   const environment = validateEnvName(options.environment);
   const source = options.file === "-" ? "stdin" : resolve(ctx.cwd, options.file);
-  let text: string;
-  try {
-    text =
-      options.file === "-"
-        ? Buffer.from(await ctx.stdin.readAll()).toString("utf8")
-        : await fs.promises.readFile(source, "utf8");
-  } catch (error) {
-    // The file is the user's, not one under LATCHKEY_HOME: the catalogue's hint for LK_FILE_IO would mislead.
-    const errno = (error as NodeJS.ErrnoException).code;
-    throw new LatchkeyError("LK_FILE_IO", {
-      message:
-        errno === "ENOENT" ? `${source} does not exist.` : `Could not read ${source} (${errno ?? "error"}).`,
-      hint:
-        errno === "ENOENT"
-          ? `Check the file's name and directory (a relative path starts at ${ctx.cwd}), or pass - to read stdin.`
-          : `Check that ${source} is a file you may read.`,
-      cause: error,
-    });
-  }
+  const text =
+    options.file === "-"
+      ? Buffer.from(await ctx.stdin.readAll()).toString("utf8")
+      : (await readUserFile(ctx, options.file, "pass - to read stdin")).toString("utf8");
   const entries = parseDotenv(text, source);
   await storeEntries(ctx, environment, entries, { allowOverride: options.allowOverride === true });
   printStatus(

@@ -191,6 +191,16 @@ describe("login", () => {
     expect(prompted.ctx.stderr.text()).toContain("as p.");
   });
 
+  it("says that a --token-file that is missing does not exist, not where LATCHKEY_HOME is", async () => {
+    const r = await registry({ tokens: { "file-token": "f" } });
+    const { ctx, keystore } = context();
+    expect(await runCli(["login", "--registry", r.url, "--token-file", "missing.txt"], ctx)).toBe(1);
+    expect(ctx.stderr.text()).toContain(`${join(ctx.cwd, "missing.txt")} does not exist.`);
+    expect(ctx.stderr.text()).toContain("use --token-stdin");
+    expect(ctx.stderr.text()).not.toContain("LATCHKEY_HOME");
+    expect(await keystore.list()).toEqual([]);
+  });
+
   it("refuses --token in every spelling without echoing the value", async () => {
     for (const argv of [
       ["login", "--token", "npm_argv_secret"],

@@ -1,12 +1,10 @@
 // login, logout, whoami and token: registry credentials in the keystore (issue 4). The token is taken from a
 // masked prompt, stdin or a file, or obtained by npm's web or classic login, and validated with the registry's
 // whoami before it is stored; it never travels in argv and never lands in a file outside the keystore.
-import fs from "node:fs";
-import { resolve } from "node:path";
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { openBrowser } from "../browser.js";
-import { readSecretInput } from "../input.js";
+import { readSecretInput, readUserFile } from "../input.js";
 import { printData, printError, printJson, printStatus, printValue } from "../output/output.js";
 import { findRegistryConfig, loadRegistryConfigs, updateLoginRecord } from "../registry/config.js";
 import { isTokenShaped } from "../registry/host-cli.js";
@@ -89,16 +87,7 @@ function checkedToken(value: string, from: string): string {
 }
 
 async function readTokenFile(ctx: Context, path: string): Promise<string> {
-  let bytes: Buffer;
-  try {
-    // fs.promises at call time: loading node:fs/promises up front would cost every command's start-up.
-    bytes = await fs.promises.readFile(resolve(ctx.cwd, path));
-  } catch (error) {
-    throw new LatchkeyError("LK_FILE_IO", {
-      message: `Could not read the token file ${path}.`,
-      cause: error,
-    });
-  }
+  const bytes = await readUserFile(ctx, path, "use --token-stdin");
   if (bytes.length > MAX_TOKEN_FILE_BYTES) {
     throw new LatchkeyError("LK_USAGE", {
       message: `The token file ${path} is ${bytes.length} bytes; a token file holds one token.`,
