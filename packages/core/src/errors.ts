@@ -474,9 +474,9 @@ export const errorCatalogue = {
   },
   LK_SIGNATURE_INVALID: {
     summary:
-      "A successful server response had a missing, malformed or wrong X-Latchkey-Signature; the body was discarded unread.",
+      "A successful server response had a missing, malformed or wrong X-Latchkey-Signature, or one made for another request; the body was discarded unread.",
     message: "The server's response failed its X-Latchkey-Signature check and was discarded.",
-    hint: "Something between you and the server altered the response, or the server is not the one you logged in to. Retry; if it repeats, check proxies and the server URL.",
+    hint: "Something between you and the server altered or replayed the response, or the server is not the one you logged in to. Retry; if it repeats, check proxies and the server URL.",
     exitCode: ExitCode.integrity,
   },
   LK_VAULT_CONFLICT: {
