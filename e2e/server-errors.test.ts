@@ -86,6 +86,11 @@ describe("latchkey-server's own errors", () => {
         env: { PATH: process.env.PATH, LANG: "C.UTF-8", TERM: "dumb" },
         stdio: ["pipe", "pipe", "pipe"],
       });
+      // A prompt that ignores the key would wait forever: the terminal goes with the test.
+      cleanups.push(() => {
+        terminal.kill("SIGKILL");
+        return Promise.resolve();
+      });
       let shown = "";
       terminal.stdout.setEncoding("utf8").on("data", (chunk: string) => {
         if (!shown.includes("Password for") && (shown + chunk).includes("Password for ann@example.com: ")) {

@@ -2,7 +2,7 @@
 // The bundle's entry point. `--version` is answered before anything else loads: it is the floor every other
 // start-up is measured against (bench/), so it must cost no more than Node itself.
 import type * as FastPath from "./fast-path.js";
-import { codeCacheDir, codeCacheKind, loadCachedScript } from "./launcher/code-cache.js";
+import { codeCacheDir, codeCacheKind, enableCompileCache, loadCachedScript } from "./launcher/code-cache.js";
 
 declare const __LATCHKEY_VERSION__: string;
 /** A hash of fast.cjs, set by build.mjs: a code cache belongs to one build of the bundle. */
@@ -46,7 +46,7 @@ if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
   if (fastExitCode === null && cacheDir !== null) {
     // The full CLI keeps Node's compile cache, in the same private directory (never the shared OS temp dir);
     // only now, as loading node:module costs the fast commands ~0.3 ms for nothing.
-    process.getBuiltinModule("node:module").enableCompileCache?.(`${cacheDir}/node`);
+    enableCompileCache(cacheDir);
   }
   const exitCode = fastExitCode ?? (await (await import("./cli.js")).main(argv));
   // process.exit() would drop what a full pipe has not taken yet.

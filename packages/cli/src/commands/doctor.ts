@@ -1,12 +1,19 @@
 import { Command } from "commander";
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
-import { lstat, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { access, constants, lstat, readdir, readFile, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Context } from "../context.js";
 import { globalOptions, type RunState } from "./support.js";
+import { gitHelperPrograms } from "./setup-git.js";
 import { checkPrivate } from "../fs/safe-file.js";
-import { describeCodeCache, type CodeCacheStatus } from "../launcher/code-cache.js";
+import {
+  codeCacheBase,
+  compileCacheDir,
+  describeCodeCache,
+  type CodeCacheStatus,
+} from "../launcher/code-cache.js";
 import { palette, printData, printJson } from "../output/output.js";
+import { pnpmShimPrograms } from "../registry/handoff.js";
 
 /** Options of `latchkey doctor`. */
 export interface DoctorOptions {
@@ -39,6 +46,8 @@ export interface DoctorReport {
   home: {
     path: string;
     exists: boolean;
+    /** Whether Latchkey can create it (when missing) and write in it: false makes every storing command fail. */
+    writable: boolean;
     entries: { path: string; kind: string; mode: string; problems: string[] }[];
   };
   /** The launcher's code cache (launcher/code-cache.ts): compiled code only, so never a problem, at most slower. */
@@ -57,12 +66,14 @@ function nodeSupported(version: string): boolean {
 // Lock directories come and go with every write; their presence says nothing about the state of the secrets.
 const TRANSIENT = /\.lock(\.steal)?$/;
 
-async function walk(root: string): Promise<string[]> {
+/** Every path under `root`, except lock directories and the subtrees in `skip`. */
+async function walk(root: string, skip: ReadonlySet<string>): Promise<string[]> {
   const found: string[] = [];
   const visit = async (dir: string): Promise<void> => {
     for (const name of (await readdir(dir)).sort()) {
       if (TRANSIENT.test(name)) continue;
       const path = join(dir, name);
+      if (skip.has(path)) continue;
       found.push(path);
       const stats = await lstat(path);
       if (stats.isDirectory()) await visit(path);
@@ -83,6 +94,119 @@ function describeError(error: unknown, verbose: number): Problem {
   };
 }
 
+const errnoOf = (error: unknown): string | undefined => (error as NodeJS.ErrnoException).code;
+
+/**
+ * Why LATCHKEY_HOME cannot be written, or null when it can: it, or when missing the nearest directory above it
+ * (where the first write creates it, ensurePrivateDir), must be a directory this process may write and enter.
+ * access(2) answers as the kernel will for the write itself: the mode bits, root's override, a read-only mount.
+ */
+async function homeWriteProblem(home: string): Promise<Problem | null> {
+  const unwritable = (dir: string, why: string): Problem =>
+    dir === home
+      ? {
+          code: "LK_FILE_IO",
+          message: `LATCHKEY_HOME ${home} ${why}: every command that stores something would fail.`,
+          hint: `Make it yours and writable (chmod 700 '${home}'), or set LATCHKEY_HOME to a directory you can write.`,
+        }
+      : {
+          code: "LK_FILE_IO",
+          message: `LATCHKEY_HOME ${home} does not exist and cannot be created: ${dir} ${why}.`,
+          hint: `Create it as someone who can (mkdir -m 700 '${home}', owned by you), or set LATCHKEY_HOME to a directory you can write.`,
+        };
+  let dir = home;
+  for (;;) {
+    let stats;
+    try {
+      stats = await stat(dir);
+    } catch (error) {
+      const code = errnoOf(error);
+      // ENOTDIR: a file stands somewhere above; going up finds it.
+      if (code !== "ENOENT" && code !== "ENOTDIR") return unwritable(dir, `cannot be reached (${code})`);
+    }
+    if (stats !== undefined) {
+      if (stats.isDirectory()) break;
+      return {
+        code: "LK_FILE_IO",
+        message:
+          dir === home
+            ? `LATCHKEY_HOME ${home} is not a directory, so nothing can be stored in it.`
+            : `LATCHKEY_HOME ${home} cannot be created: ${dir} is not a directory.`,
+        hint: "Set LATCHKEY_HOME to a directory of yours (it is created, mode 0700, when missing).",
+      };
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+    return null;
+  } catch (error) {
+    return unwritable(
+      dir,
+      errnoOf(error) === "EROFS" ? "is on a read-only file system" : "is not writable by you",
+    );
+  }
+}
+
+/** The programs in `paths` that are gone (a stat that finds nothing); other failures are not ours to judge. */
+async function missingPrograms(paths: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const path of paths) {
+    await stat(path).catch((error: unknown) => {
+      if (errnoOf(error) === "ENOENT" || errnoOf(error) === "ENOTDIR") missing.push(path);
+    });
+  }
+  return missing;
+}
+
+/**
+ * Helpers `latchkey setup git` and `setup pnpm` configured, whose latchkey command (or Node, as earlier versions
+ * wrote) no longer exists: moved, uninstalled, or a clone that was deleted. git and pnpm then fail or prompt with
+ * no word of Latchkey, so doctor says it. Only values Latchkey wrote are read; others may hold tokens.
+ */
+async function staleHelpers(ctx: Context): Promise<Problem[]> {
+  const found: Problem[] = [];
+  let listed;
+  try {
+    listed = await ctx.spawn("git", ["config", "--null", "--get-regexp", "^credential\\..*helper$"], {
+      env: ctx.env,
+      cwd: ctx.cwd,
+      timeoutMs: 10_000,
+    });
+  } catch {
+    listed = null; // No git, or it would not start: nothing of git's to check.
+  }
+  for (const entry of listed?.code === 0 ? listed.stdout.split("\0") : []) {
+    const newline = entry.indexOf("\n");
+    const programs = newline === -1 ? null : gitHelperPrograms(entry.slice(newline + 1));
+    const [missing] = programs === null ? [] : await missingPrograms(programs);
+    if (missing === undefined) continue;
+    const key = entry.slice(0, newline);
+    found.push({
+      code: "LK_HELPER_STALE",
+      message: `git's ${key} runs ${missing}, which no longer exists: git gets no credentials from Latchkey.`,
+      hint: "Run `latchkey setup git` again (with the same --host or --local) from the latchkey you use now.",
+    });
+  }
+
+  const binDir = join(ctx.paths.home, "bin");
+  const shims = await readdir(binDir).catch(() => [] as string[]);
+  for (const name of shims.filter((n) => n.startsWith("pnpm-token-")).sort()) {
+    const shim = join(binDir, name);
+    const programs = pnpmShimPrograms(await readFile(shim, "latin1").catch(() => ""));
+    const [missing] = programs === null ? [] : await missingPrograms(programs);
+    if (missing === undefined) continue;
+    found.push({
+      code: "LK_HELPER_STALE",
+      message: `${shim}, pnpm's tokenHelper, runs ${missing}, which no longer exists: pnpm gets no token from it.`,
+      hint: "Run `latchkey setup pnpm` again from the latchkey you use now.",
+    });
+  }
+  return found;
+}
+
 /** Gathers the report; no output, so tests can inspect it. */
 export async function collectDoctorReport(ctx: Context, options: DoctorOptions): Promise<DoctorReport> {
   const problems: Problem[] = [];
@@ -91,9 +215,9 @@ export async function collectDoctorReport(ctx: Context, options: DoctorOptions):
   const supported = nodeSupported(nodeVersion);
   if (!supported) {
     problems.push({
-      code: "LK_CONFIG_INVALID",
+      code: "LK_NODE_UNSUPPORTED",
       message: `Node ${nodeVersion} is older than Latchkey supports.`,
-      hint: `Install Node ${REQUIRED_NODE.join(".")} or newer (Node 24 LTS recommended).`,
+      hint: `Install Node ${REQUIRED_NODE.join(".")} or newer (Node 24 LTS recommended), first on PATH: the latchkey command runs on the \`node\` it finds there.`,
     });
   }
 
@@ -118,11 +242,26 @@ export async function collectDoctorReport(ctx: Context, options: DoctorOptions):
     keystore = { error: { code: problem.code, message: problem.message, hint: problem.hint } };
   }
 
-  const home: DoctorReport["home"] = { path: ctx.paths.home, exists: false, entries: [] };
-  const homeReport = await checkPrivate(ctx.paths.home);
+  const writeProblem = await homeWriteProblem(ctx.paths.home);
+  if (writeProblem) problems.push(writeProblem);
+  const home: DoctorReport["home"] = {
+    path: ctx.paths.home,
+    exists: false,
+    writable: writeProblem === null,
+    entries: [],
+  };
+  // Where LATCHKEY_HOME cannot even be looked at (a file above it), that is the problem already reported.
+  const homeReport = await checkPrivate(ctx.paths.home).catch((error: unknown) => {
+    if (writeProblem) return null;
+    throw error;
+  });
   if (homeReport) {
     home.exists = true;
-    const paths = homeReport.kind === "dir" ? await walk(ctx.paths.home) : [];
+    // Node's compile cache chooses its own modes and is code, not secrets: the code cache line judges it when
+    // the cache lies under LATCHKEY_HOME (XDG_CACHE_HOME inside it, or LATCHKEY_HOME=$HOME).
+    const cache = codeCacheBase(ctx.env);
+    const skip = new Set(cache === null ? [] : [compileCacheDir(cache)]);
+    const paths = homeReport.kind === "dir" ? await walk(ctx.paths.home, skip) : [];
     for (const report of [homeReport, ...(await Promise.all(paths.map((p) => checkPrivate(p))))]) {
       if (!report) continue;
       home.entries.push({
@@ -145,6 +284,7 @@ export async function collectDoctorReport(ctx: Context, options: DoctorOptions):
       }
     }
   }
+  warnings.push(...(await staleHelpers(ctx)));
   return {
     ok: problems.length === 0,
     node: { version: nodeVersion, required: `>=${REQUIRED_NODE.join(".")}`, supported },
@@ -193,7 +333,11 @@ function render(ctx: Context, report: DoctorReport): string {
       );
   }
   const homeProblems = report.home.entries.filter((e) => e.problems.length > 0).length;
-  if (!report.home.exists) {
+  if (!report.home.writable) {
+    lines.push(
+      `${bad} LATCHKEY_HOME ${report.home.path}: cannot be ${report.home.exists ? "written" : "created"}`,
+    );
+  } else if (!report.home.exists) {
     lines.push(`${ok} LATCHKEY_HOME ${report.home.path} (not created yet)`);
   } else {
     lines.push(
@@ -237,13 +381,17 @@ export async function runDoctor(ctx: Context, options: DoctorOptions): Promise<n
 /** Builds the `doctor` command. */
 export function doctorCommand(ctx: Context, state: RunState): Command {
   return new Command("doctor")
-    .description("check the keystore, file permissions under LATCHKEY_HOME and the Node version")
+    .description(
+      "check the keystore, LATCHKEY_HOME (writable, private), the Node version and the git and pnpm helpers",
+    )
     .option("--json", "print the report as JSON")
     .addHelpText(
       "after",
       "\nReports which keystore is active and why (forced, keychain reachable, promoted, fallback), how the\n" +
-        "encrypted file store is protected when it is used, and any file under LATCHKEY_HOME that is a symlink,\n" +
-        "readable by others or owned by someone else. Exits 1 when something is broken, printing a hint for each.",
+        "encrypted file store is protected when it is used, whether LATCHKEY_HOME can be created and written, and\n" +
+        "any file under it that is a symlink, readable by others or owned by someone else. Warns when a helper that\n" +
+        "`latchkey setup git` or `setup pnpm` wrote runs a latchkey that no longer exists. Exits 1 when something\n" +
+        "is broken, printing a hint for each.",
     )
     .action(async (opts: { json?: boolean }, command: Command) => {
       state.exitCode = await runDoctor(ctx, {

@@ -11,12 +11,15 @@ import {
   utimes,
   writeFile,
 } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   PRUNE_AFTER_MS,
+  codeCacheBase,
   codeCacheDir,
+  compileCacheDir,
+  enableCompileCache,
   loadCachedScript,
   privateCacheDir,
   type CacheLocation,
@@ -50,6 +53,34 @@ async function bundle(): Promise<string> {
 }
 
 type Bundle = { large(n: number): number; loadExternal(name: string): Promise<unknown> };
+
+describe.skipIf(process.platform === "win32")("codeCacheBase", () => {
+  it("falls back to the home LATCHKEY_HOME defaults under when HOME is unset, as os.homedir() answers it", () => {
+    expect(codeCacheBase({})).toBe(join(homedir(), ".cache", "latchkey"));
+    expect(codeCacheBase({ HOME: "/h" })).toBe("/h/.cache/latchkey");
+    expect(codeCacheBase({ HOME: "/h", XDG_CACHE_HOME: "/x" })).toBe("/x/latchkey");
+    expect(codeCacheBase({ HOME: "/h", NODE_DISABLE_COMPILE_CACHE: "1" })).toBeNull();
+  });
+});
+
+describe("enableCompileCache", () => {
+  it("makes Node's compile-cache directories 0700, whatever the umask", async () => {
+    const cache = join(root, "cache");
+    await mkdir(cache, { mode: 0o700 });
+    const umask = process.umask(0o022);
+    try {
+      enableCompileCache(cache);
+    } finally {
+      process.umask(umask);
+    }
+    // The umask this process had is back: only Node's directories were made under 077.
+    expect(process.umask()).toBe(umask);
+    const dir = compileCacheDir(cache);
+    const made = [dir, ...(await readdir(dir)).map((name) => join(dir, name))];
+    expect(made.length).toBeGreaterThan(1);
+    for (const path of made) expect(((await stat(path)).mode & 0o777).toString(8)).toBe("700");
+  });
+});
 
 describe("privateCacheDir", () => {
   it("creates the directory, and its missing parents, for this user alone", async () => {
@@ -93,7 +124,6 @@ describe.skipIf(process.platform === "win32")("codeCacheDir", () => {
       join(root, "home", ".cache", "latchkey"),
     );
     expect(codeCacheDir({ HOME: join(root, "home"), NODE_DISABLE_COMPILE_CACHE: "1" })).toBeNull();
-    expect(codeCacheDir({})).toBeNull();
   });
 });
 

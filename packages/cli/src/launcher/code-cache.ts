@@ -9,6 +9,7 @@
 // write (privateCacheDir), is read without following symlinks, and is written to a fresh file then renamed.
 // A cache V8 does not accept (another V8, other flags, damaged) is ignored and replaced by this run's.
 import type { Stats } from "node:fs";
+import { userHome } from "../paths.js";
 
 /** A bundle evaluated as a script, and the one call that stores its code cache when this run had none. */
 export interface CachedScript<T> {
@@ -76,6 +77,7 @@ export function privateCacheDir(dir: string): string | null {
 /**
  * Where code caches go: `$XDG_CACHE_HOME/latchkey`, by default `~/.cache/latchkey` (`%LOCALAPPDATA%\latchkey`
  * on Windows); null when NODE_DISABLE_COMPILE_CACHE is set (Node's own switch for its cache) or no home is known.
+ * The home is the one LATCHKEY_HOME defaults under (paths.ts), so `doctor` never reports one and denies the other.
  */
 export function codeCacheBase(env: Readonly<Record<string, string | undefined>>): string | null {
   if (env.NODE_DISABLE_COMPILE_CACHE) return null;
@@ -84,10 +86,36 @@ export function codeCacheBase(env: Readonly<Record<string, string | undefined>>)
       ? env.LOCALAPPDATA
       : env.XDG_CACHE_HOME?.startsWith("/")
         ? env.XDG_CACHE_HOME
-        : env.HOME
-          ? `${env.HOME}/.cache`
-          : undefined;
+        : homeOrUndefined(env);
   return base ? path().join(base, "latchkey") : null;
+}
+
+function homeOrUndefined(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  try {
+    const home = userHome(env);
+    return home === "" ? undefined : `${home}/.cache`;
+  } catch {
+    // os.homedir() throws when neither HOME nor the password database names one.
+    return undefined;
+  }
+}
+
+/** Node's own compile cache (module.enableCompileCache), for the full CLI: a directory inside the code cache. */
+export function compileCacheDir(cacheDir: string): string {
+  return `${cacheDir}/node`;
+}
+
+/**
+ * Turns on Node's compile cache in compileCacheDir(cacheDir). Node makes its directories with the umask's mode
+ * (0755 under the usual 022), which `doctor` would rightly flag inside a private directory: made 0700 instead.
+ */
+export function enableCompileCache(cacheDir: string): void {
+  const previous = process.umask(0o077);
+  try {
+    process.getBuiltinModule("node:module").enableCompileCache?.(compileCacheDir(cacheDir));
+  } finally {
+    process.umask(previous);
+  }
 }
 
 /** codeCacheBase, created when missing, or null when it is off or not ours alone. */
