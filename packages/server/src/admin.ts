@@ -135,10 +135,12 @@ export async function readPasswordFromProcess(prompt: string): Promise<string> {
     const line = text.split(/\r?\n/, 1)[0] ?? "";
     return line;
   }
-  process.stderr.write(prompt);
+  // Raw mode first, then the prompt: a key typed as soon as the prompt shows must not meet the terminal's line
+  // discipline, where Ctrl-C would kill the process and Ctrl-D end the input unseen.
   stdin.setRawMode(true);
   stdin.setEncoding("utf8");
   stdin.resume();
+  process.stderr.write(prompt);
   try {
     return await new Promise<string>((done, fail) => {
       let typed = "";
