@@ -83,6 +83,10 @@ describe("loadServerSecret", () => {
     await expect(checkDataDir(join(dir, "link"))).rejects.toMatchObject({ code: "LK_FILE_SYMLINK" });
     await expect(checkDataDir(join(dir, "real"))).resolves.toBeUndefined();
     await expect(checkDataDir(join(dir, "missing"), { allowMissing: true })).resolves.toBeUndefined();
-    await expect(checkDataDir(join(dir, "missing"))).rejects.toMatchObject({ code: "LK_FILE_IO" });
+    // The hint names the server's --data-dir, not the catalogue's default one (about the CLI's LATCHKEY_HOME).
+    await expect(checkDataDir(join(dir, "missing"))).rejects.toMatchObject({
+      code: "LK_FILE_IO",
+      hint: expect.stringContaining("--data-dir"),
+    });
   });
 });

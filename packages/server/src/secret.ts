@@ -161,6 +161,7 @@ function fileError(path: string, action: string, cause: unknown, why?: string): 
   const code = errnoCode(cause);
   return new LatchkeyError("LK_FILE_IO", {
     message: `Could not ${action} ${path}${why ? `: ${why}` : code ? ` (${code})` : ""}.`,
+    hint: "Check that the data directory (--data-dir) is on a writable disk with free space, owned by the user running latchkey-server.",
     ...(cause === undefined ? {} : { cause }),
     details: { path },
   });
