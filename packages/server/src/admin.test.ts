@@ -40,6 +40,7 @@ describe("latchkey-server admin", () => {
     expect(d.out.join("")).toBe(ADMIN_USAGE);
     expect(ADMIN_USAGE).toMatch(/it IS the secret/);
     expect(ADMIN_USAGE).toMatch(/never an argument/);
+    expect(ADMIN_USAGE).toMatch(/12 to 1024 characters/);
   });
 
   it.each([

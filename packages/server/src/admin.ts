@@ -19,7 +19,8 @@ export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--da
        latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
 
   create-user EMAIL   create an account. The password is read from a masked prompt on a terminal, or as one
-                      line from stdin otherwise (e.g. from a secret manager); it is never an argument.
+                      line from stdin otherwise (e.g. from a secret manager); it is never an argument. It
+                      needs 12 to 1024 characters: a passphrase of a few words is easiest.
   enroll-totp EMAIL   turn on two-step sign-in (TOTP) for the account, replacing any earlier enrollment. Prints
                       an otpauth:// URI once on stdout: it IS the secret. Hand it to the user (QR code or their
                       authenticator app), then discard it.

@@ -57,7 +57,8 @@ Options:
 
 Admin commands (they open the same database as the server, with the same --data-dir and DATABASE_URL):
   admin create-user EMAIL   create an account; the password is read from a masked prompt, or from stdin
-                            (one line) when stdin is not a terminal — never from the command line
+                            (one line) when stdin is not a terminal — never from the command line;
+                            12 to 1024 characters
   admin enroll-totp EMAIL   turn on two-step sign-in for an account; prints an otpauth:// URI ONCE on stdout.
                             It is a secret: hand it to the user (QR code or authenticator app) and discard it
 
