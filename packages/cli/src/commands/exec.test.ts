@@ -129,6 +129,10 @@ describe("a project file that would send a handed token elsewhere", () => {
       `//b.example/npm/:_authToken=\${npm_config_${A}:_authToken}`,
       `registry=https://b.example/\${${handoffVariable(A)}}/`,
       `${A}:_authToken=prefix-\${${handoffVariable(A)}}`,
+      // npm's optional form, pnpm's and yarn's fallback forms expand the same variable.
+      `//b.example/npm/:_authToken=\${${handoffVariable(A)}?}`,
+      `//b.example/npm/:_authToken=\${${handoffVariable(A)}:-none}`,
+      `//b.example/npm/:_authToken=\${${handoffVariable(A)}-none}`,
     ]) {
       await npmrc(line);
       await expect(planExec(context(stored), { strict: false, verbose: 0 }), line).rejects.toSatisfy(
@@ -180,6 +184,7 @@ describe("a project file that would send a handed token elsewhere", () => {
       [app, `npmRegistries:\n  "//b.example/npm/":\n    npmAuthToken: "\${${handoffVariable(A)}}"\n`, 3],
       [app, `npmRegistries:\n  "//b.example/npm/": { npmAuthToken: "\${${handoffVariable(A)}}" }\n`, 2],
       [app, `npmAuthToken: "\${${handoffVariable(A)}}"\n`, 1],
+      [app, `npmRegistries:\n  "//b.example/npm/":\n    npmAuthToken: "\${${handoffVariable(A)}:-}"\n`, 3],
       [dir, `npmScopes:\n  evil:\n    npmRegistryServer: "https://b.example/\${${handoffVariable(A)}}"\n`, 3],
     ] as const) {
       await writeFile(join(app, ".yarnrc.yml"), where === app ? text : own);

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isLatchkeyError } from "@latchkey/core";
 import { createTestContext } from "../../test/support/context.js";
 import {
+  envReferences,
   expandEnv,
   npmProjectRoot,
   npmrcLine,
@@ -63,6 +64,17 @@ describe("parseNpmrc", () => {
     expect([...npmrcSettings(npmrc, { HOST_KEY: "@s", HOST: "npm.example" })]).toEqual([
       ["@s:registry", "https://npm.example/"],
     ]);
+  });
+});
+
+describe("envReferences", () => {
+  it("names the variable of every form npm, pnpm or yarn expands, and skips escaped references", () => {
+    expect(envReferences("${A}")).toContain("A");
+    expect(envReferences("${A?}")).toContain("A");
+    expect(envReferences("x${A:-fallback}y")).toContain("A");
+    expect(envReferences("${A-fallback}")).toContain("A");
+    expect(envReferences("${A:-}")).toContain("A");
+    expect(envReferences("\\${A}")).toEqual([]);
   });
 });
 

@@ -94,9 +94,23 @@ export function parseNpmrc(text: string): Npmrc {
 /** A `${VAR}` reference as npm's env-replace finds it: an odd number of backslashes before it makes it literal. */
 const ENV_REFERENCE = /(?<!\\)(\\*)\$\{([^${}]+)\}/g;
 
-/** The variables `text` refers to as `${VAR}` and npm (or yarn) would expand, in order. */
+/**
+ * The variable names one `${…}` body may stand for. npm reads `${VAR?}` as VAR (empty when unset), pnpm
+ * `${VAR-fallback}` and `${VAR:-fallback}`, yarn `${VAR:-}` as well: a check that compared the whole body with a
+ * name would let any of these forms through.
+ */
+function referencedNames(body: string): string[] {
+  const names = [body, body.replace(/\?$/, "")];
+  const withFallback = /^([^:-]+):?-/.exec(body);
+  if (withFallback !== null) names.push(withFallback[1]!);
+  return [...new Set(names)];
+}
+
+/** The variables `text` refers to as `${VAR}` (or a form with a modifier) and npm, pnpm or yarn would expand. */
 export function envReferences(text: string): string[] {
-  return [...text.matchAll(ENV_REFERENCE)].filter((m) => m[1]!.length % 2 === 0).map((m) => m[2]!);
+  return [...text.matchAll(ENV_REFERENCE)]
+    .filter((m) => m[1]!.length % 2 === 0)
+    .flatMap((m) => referencedNames(m[2]!));
 }
 
 /**
