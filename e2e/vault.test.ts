@@ -21,6 +21,7 @@ import { CLI, collect } from "./support/cli.js";
 import {
   UUID_V4,
   allFiles,
+  approveVaultOnTerminal,
   expectFailure,
   expectSuccess,
   snapshot,
@@ -164,14 +165,21 @@ describe("project identity", () => {
     expect(await readFile(p.file, "utf8")).toBe(updated);
   });
 
-  it("a moved and renamed project keeps its vault", async () => {
+  it("a moved and renamed project keeps its vault, once approved at its new path", async () => {
     const p = await seeded({ DATABASE_URL: "postgres://db.internal/app", TOKEN: "moved-token" });
     const id = await p.vaultId();
+    const before = p.dir;
     const moved = join(p.root, "elsewhere", "renamed-app");
     await mkdir(join(p.root, "elsewhere"));
     await rename(p.dir, moved);
     p.dir = moved;
     expect(await p.vaultId()).toBe(id);
+    // The vault is bound to the old path: without a terminal to ask on, the moved project is refused.
+    const refused = await p.cli(["env", "export", "--format", "json"]);
+    expectFailure(refused, "LK_VAULT_NOT_APPROVED");
+    expect(refused.stderr).toContain(`${before} (no longer there)`);
+    expect(refused.stderr).toContain(`${p.file}:2`);
+    await approveVaultOnTerminal(p.env(), p.dir);
     expect(await exportJson(p)).toEqual({ DATABASE_URL: "postgres://db.internal/app", TOKEN: "moved-token" });
     expectSuccess(await p.cli(["env", "set", "AFTER_MOVE=yes"]));
     expect(await readdir(p.vaultsDir)).toEqual([`${id}.enc`]);
@@ -1296,7 +1304,10 @@ describe("bad input gets a clear error and loses nothing", () => {
       p.cli(["env", "check", "--env", "nope", "--json"]),
     ]);
     expectFailure(text, "LK_ENV_NOT_FOUND");
-    expectFailure(json, "LK_ENV_NOT_FOUND");
+    // With --json the error is one JSON object on stderr, with the same exit code.
+    expect(JSON.parse(json.stderr)).toMatchObject({ code: "LK_ENV_NOT_FOUND" });
+    expect(json.stdout).toBe("");
+    expect(json.code).toBe(text.code);
   });
 
   for (const where of ["last", "middle"] as const) {
