@@ -129,7 +129,15 @@ describe("latchkey __complete", () => {
     );
     await writeFile(
       join(project, "latchkey.json"),
-      `${JSON.stringify({ registries: { "https://npm.project.example/": { tokenEnv: "PROJECT_TOKEN" } } })}\n`,
+      `${JSON.stringify({
+        registries: {
+          "https://npm.project.example/": { tokenEnv: "PROJECT_TOKEN" },
+          // Valid URLs a shell would run something from once a completion put them on the line: never offered.
+          "https://evil.example/a;touch${IFS}pwned;/": {},
+          "https://evil2.example/$(touch$IFS/tmp/pwned)/": {},
+          "https://evil3.example/a|b&c/": {},
+        },
+      })}\n`,
     );
     await writeFile(
       join(home, "registries.json"),

@@ -617,9 +617,10 @@ export function completionScript(shell: Shell, program: Command): string {
   return fishScript(tree, version);
 }
 
-// What a completion may offer: one visible, unspaced word per line. Anything else (a control character, a space)
-// is left out rather than let a configuration file type into the user's terminal.
-const OFFERABLE = /^[\x21-\x7e]+$/;
+// What a completion may offer: one word no shell gives a meaning to. bash inserts what it is offered as typed,
+// and a project's latchkey.json chooses its registry URLs: `https://x/;cmd;/` or `https://x/$(cmd)/` is a valid
+// URL, and would run `cmd` when the completed line is entered. Anything else is left out, not quoted.
+const OFFERABLE = /^[A-Za-z0-9._~:/@%+=,-]+$/;
 
 async function dynamicValues(ctx: Context, source: DynamicSource): Promise<string[]> {
   if (source === "envs") return environmentNames(ctx);
