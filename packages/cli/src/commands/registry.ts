@@ -1,4 +1,4 @@
-// login, logout, whoami and token: registry credentials in the keystore (issue 4). The token is taken from a
+// login, logout, whoami and token: registry credentials in the keystore. The token is taken from a
 // masked prompt, stdin or a file, or obtained by npm's web or classic login, and validated with the registry's
 // whoami before it is stored; it never travels in argv and never lands in a file outside the keystore.
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";

@@ -5,7 +5,7 @@
 // accepted/0000-credential-provider-plugin.md): the provider runs as a child process without stdin, writes one
 // UTF-8 JSON object on stdout and its diagnostics on stderr, and the client keeps the answer in memory for the
 // life of the process, respecting `expiresAt`, and never writes it to disk. Latchkey's dialect, which its own
-// `latchkey credential-provider` speaks (issue 4): the registry is passed as `--registry-uri <URI>` appended to the
+// `latchkey credential-provider` speaks: the registry is passed as `--registry-uri <URI>` appended to the
 // declared argv (the draft leaves the arguments to the configured command), and exit code 1 with nothing on stdout
 // means "no credential for this registry". Either answer shape is read (parseProviderAnswer): Latchkey's
 // `{"token": "…", "expiresAt": "<ISO-8601>" | null}`, or the draft's `{"_authToken": "…", "expiresAt": <unix s>}`.

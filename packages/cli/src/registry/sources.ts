@@ -1,4 +1,4 @@
-// Where a registry's token comes from, first match wins (issue 4, "Token sources and precedence"):
+// Where a registry's token comes from, first match wins:
 //   input for this command > environment > credential provider > host CLI (gh/glab) > keystore.
 // Every source is recorded with the reason it won or did not, for `whoami --explain`.
 //

@@ -1,4 +1,4 @@
-// Shared shapes of the registry-credential modules (issue 4). Each module under registry/ owns its behaviour;
+// Shared shapes of the registry-credential modules. Each module under registry/ owns its behaviour;
 // these types are the contract between them, so that token resolution, the credential-provider client, the
 // hand-offs (exec, setup) and the commands agree without importing each other's internals.
 
