@@ -1,15 +1,17 @@
 // The real `latchkey-server` process (issue 6 point 1), built as `npm start` builds it and started on a free
 // port with a temporary data directory: health and readiness, the server secret's file and its reuse, the
 // environment secret that is never written, graceful shutdown with a request in flight, and JSON logs that carry
-// no credential. The held request uses the test-only route that exists only under LATCHKEY_SERVER_TEST_ROUTES=1.
+// no credential. The held request uses a test-only route, which only the tests' own server build
+// (test/support/test-routes-bundle.ts) has: the shipped server cannot be made to serve it.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, stat, symlink } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { describeEachDatabase } from "../packages/server/test/databases.js";
+import { bundleServerWithTestRoutes } from "../packages/server/test/support/test-routes-bundle.js";
 import { tempDir } from "./support/cli.js";
 
 const SERVER = fileURLToPath(new URL("../packages/server/bin/latchkey-server.mjs", import.meta.url));
@@ -42,19 +44,34 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
+let testBuild: Promise<{ script: string; cleanup: () => Promise<void> }> | undefined;
+afterAll(async () => {
+  await (await testBuild)?.cleanup();
+});
+
+/** The server with the test-only routes (bundleServerWithTestRoutes), built once per run of this file. */
+async function testRoutesServer(): Promise<string> {
+  testBuild ??= (async () => {
+    const dir = await tempDir("lk-server-test-routes-");
+    return { script: await bundleServerWithTestRoutes(dir.path), cleanup: dir.cleanup };
+  })();
+  return (await testBuild).script;
+}
+
 async function dataDir(): Promise<string> {
   const dir = await tempDir("lk-server-e2e-");
   cleanups.push(dir.cleanup);
   return join(dir.path, "data");
 }
 
-/** Starts the built server; resolves once it logs that it listens. */
+/** Starts the built server (or `script`); resolves once it logs that it listens. */
 function startServer(
   dir: string,
   env: Record<string, string> = {},
   args: string[] = [],
+  script = SERVER,
 ): Promise<RunningServer> {
-  const child = spawn(process.execPath, [SERVER, "--port", "0", "--data-dir", dir, ...args], {
+  const child = spawn(process.execPath, [script, "--port", "0", "--data-dir", dir, ...args], {
     env: { PATH: process.env.PATH, LANG: "C.UTF-8", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -160,7 +177,7 @@ describeEachDatabase("latchkey-server process", (target) => {
 
   it("on SIGTERM refuses new connections, finishes the request in flight and exits 0; logs are JSON without the token", async () => {
     const canary = "lk-canary-token-3e9a71c05d";
-    const server = await startServer(dir, { ...env, LATCHKEY_SERVER_TEST_ROUTES: "1" });
+    const server = await startServer(dir, env, [], await testRoutesServer());
     expect(
       (await fetch(`${server.url}/readyz?code=${canary}`, { headers: { authorization: `Bearer ${canary}` } }))
         .status,
@@ -205,7 +222,7 @@ describeEachDatabase("latchkey-server process", (target) => {
   });
 
   it("exits 1 at once on a second SIGTERM while a request is still held", async () => {
-    const server = await startServer(dir, { ...env, LATCHKEY_SERVER_TEST_ROUTES: "1" });
+    const server = await startServer(dir, env, [], await testRoutesServer());
     const slow = fetch(`${server.url}/__test/slow`).then(
       (res) => res.status,
       () => "aborted",
@@ -227,6 +244,19 @@ describeEachDatabase("latchkey-server process", (target) => {
 });
 
 describe("latchkey-server process: secret, options, help", () => {
+  it("has no test-only routes, whatever its environment says (the variable that once turned them on included)", async () => {
+    const server = await startServer(await dataDir(), { LATCHKEY_SERVER_TEST_ROUTES: "1" });
+    // Were the route there, it would hold the request: its log line ends the wait instead of the test's timeout.
+    const held = server.waitForEvent("test.slow.waiting").then(
+      () => "held",
+      () => "exited",
+    );
+    const answer = await Promise.race([fetch(`${server.url}/__test/slow`).then((r) => r.status), held]);
+    expect(answer).toBe(404);
+    expect(await stopServer(server)).toEqual({ code: 0, signal: null });
+    expect(jsonLines(server.stdout()).some((l) => l.event === "server.test-routes")).toBe(false);
+  });
+
   it("generates the server secret once into the data directory (0600, directory 0700) and reuses it", async () => {
     const dir = await dataDir();
     const first = await startServer(dir);

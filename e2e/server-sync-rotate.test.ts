@@ -1,10 +1,12 @@
-// `latchkey env rotate-key` with synced vaults on the real server, killed (SIGKILL, through the test-only
-// LATCHKEY_TEST_CRASH_AT hook) after each of its steps in turn: after every crash both local vaults still open and
-// the server's copy still pulls; a rerun finishes; afterwards the server copies are wrapped by the new key only.
+// `latchkey env rotate-key` with synced vaults on the real server, killed (SIGKILL, through the crash points of the
+// tests' own CLI build, test/support/crash-cli.ts) after each of its steps in turn: after every crash both local
+// vaults still open and the server's copy still pulls; a rerun (the shipped CLI) finishes; afterwards the server
+// copies are wrapped by the new key only.
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bundleCrashCli } from "../packages/cli/test/support/crash-cli-bundle.js";
 import {
   createUser,
   latchkey,
@@ -20,6 +22,8 @@ const USER = { email: "rotate@example.com", password: "rotate password for e2e" 
 let root: string;
 let server: LatchkeyServer;
 let m: Machine;
+/** The CLI with crash points (bundleCrashCli). */
+let crashCli: string;
 const dirs: string[] = [];
 
 function ok(result: ProcessResult): ProcessResult {
@@ -46,6 +50,7 @@ async function expectEverythingOpens(label: string): Promise<void> {
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "lk-e2e-sync-rotate-"));
+  crashCli = await bundleCrashCli(root);
   server = await startLatchkeyServer({ dataDir: join(root, "server") });
   await createUser(server, USER.email, USER.password);
   m = await newMachine(root, "m");
@@ -78,7 +83,10 @@ describe("env rotate-key", () => {
       "promoted",
     ];
     for (const step of steps) {
-      const crashed = await latchkey(m, ["env", "rotate-key"], { env: { LATCHKEY_TEST_CRASH_AT: step } });
+      const crashed = await latchkey(m, ["env", "rotate-key"], {
+        cli: crashCli,
+        env: { LATCHKEY_TEST_CRASH_AT: step },
+      });
       expect(crashed.signal, `${step}: ${crashed.stderr}`).toBe("SIGKILL");
       await expectEverythingOpens(`after a crash at ${step}`);
     }

@@ -328,6 +328,8 @@ export interface RunOptions {
   input?: string;
   /** Added to (or, with undefined values, removed from) the machine's environment for this run. */
   env?: Record<string, string | undefined>;
+  /** The CLI script to run instead of the installed bin (a test build, such as bundleCrashCli's). */
+  cli?: string;
 }
 
 /** Runs the built CLI on `machine`. */
@@ -346,7 +348,7 @@ export function startLatchkey(
   options: RunOptions = {},
 ): ChildProcess {
   assertBuilt();
-  return startProcess(process.execPath, [CLI_BIN, ...args], {
+  return startProcess(process.execPath, [options.cli ?? CLI_BIN, ...args], {
     env: { ...machine.env, ...options.env },
     ...(options.input === undefined ? {} : { input: options.input }),
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),

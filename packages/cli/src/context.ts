@@ -1,5 +1,6 @@
 import type { KeystoreResolution } from "./keystore/resolve.js";
 import type { LatchkeyPaths } from "./paths.js";
+import type { RotateStep } from "./sync/rotate.js";
 
 /** A writable stream as commands see it: text only, with the TTY flag that decides colour and prompts. */
 export interface OutputStream {
@@ -97,4 +98,10 @@ export interface Context {
    * `prefetch` names the account the command reads first, so the probe can be that read (resolve.ts).
    */
   keystore(prefetch?: string): Promise<KeystoreResolution>;
+  /**
+   * Called after each durable step of `env rotate-key` (sync/rotate.ts), where the crash tests stop the process.
+   * No shipped entry sets it: only the tests' own entry does (test/support/crash-cli.ts), so nothing a user sets
+   * can stop a rotation halfway.
+   */
+  readonly afterRotateStep?: (step: RotateStep) => Promise<void> | void;
 }

@@ -107,37 +107,6 @@ describe("/readyz", () => {
   });
 });
 
-describe("test-only routes", () => {
-  it("are absent unless the process asks for them", async () => {
-    const app = buildApp({ db: database.db, identity: identityFor(database.db) });
-    expect((await app.inject({ method: "GET", url: "/__test/slow" })).statusCode).toBe(404);
-    await app.close();
-  });
-
-  it("hold /__test/slow until released", async () => {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let waiting = false;
-    const app = buildApp({
-      db: database.db,
-      identity: identityFor(database.db),
-      testRoutes: {
-        release: () => {
-          waiting = true;
-          return released;
-        },
-      },
-    });
-    const pending = app.inject({ method: "GET", url: "/__test/slow" });
-    await expect.poll(() => waiting).toBe(true);
-    release();
-    const res = await pending;
-    expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ status: "done" });
-    await app.close();
-  });
-});
-
 describe("logging", () => {
   it("writes JSON lines with no credential from headers or query strings", async () => {
     const lines: string[] = [];

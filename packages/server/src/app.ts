@@ -27,11 +27,6 @@ export interface AppDeps {
   migrations?: Readonly<Record<string, Migration>>;
   /** Logger options (see logging.ts); false or absent logs nothing, as in route tests. */
   logger?: FastifyServerOptions["logger"];
-  /**
-   * Test-only routes, present only when main.ts is started with LATCHKEY_SERVER_TEST_ROUTES=1 (the process
-   * tests use them to hold a request open across a SIGTERM). `release` resolves when the held request may end.
-   */
-  testRoutes?: { release: () => Promise<void> };
   /** How long /readyz waits for the database before answering 503. */
   readinessTimeoutMs?: number;
   /**
@@ -161,15 +156,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
     });
   });
-
-  if (deps.testRoutes) {
-    const { release } = deps.testRoutes;
-    app.get("/__test/slow", async (request, reply) => {
-      request.log.info({ event: "test.slow.waiting" }, "test route: holding the request until released");
-      await release();
-      return reply.send({ status: "done" });
-    });
-  }
 
   return app;
 }

@@ -10,7 +10,6 @@ describe("parseServerArgs", () => {
       publicUrl: undefined,
       databaseUrl: undefined,
       logLevel: "info",
-      testRoutes: false,
       openSignup: false,
     });
     expect(DEFAULT_HOST).toBe("127.0.0.1");
@@ -24,7 +23,6 @@ describe("parseServerArgs", () => {
         PUBLIC_URL: "https://latchkey.example.com/",
         DATABASE_URL: "postgres://u@h/db",
         LOG_LEVEL: "warn",
-        LATCHKEY_SERVER_TEST_ROUTES: "1",
       },
       "/srv",
     );
@@ -35,7 +33,6 @@ describe("parseServerArgs", () => {
       publicUrl: "https://latchkey.example.com",
       databaseUrl: "postgres://u@h/db",
       logLevel: "warn",
-      testRoutes: true,
       openSignup: false,
     });
   });

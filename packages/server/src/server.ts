@@ -1,13 +1,14 @@
 /**
  * The `latchkey-server` process: reads its options, opens and migrates the database, loads the server secret,
  * listens, and shuts down gracefully on SIGTERM/SIGINT (in-flight requests finish, new connections are refused,
- * exit 0). main.ts calls runServer with the real process; everything it touches comes in through ServerDeps.
+ * exit 0). run-process.ts calls runServer with the real process; everything it touches comes in through ServerDeps.
  */
 import { chmod, mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
+import type { FastifyInstance } from "fastify";
 import { buildApp } from "./app.js";
 import { createIdentity, type Identity } from "./identity/identity.js";
 import { openDatabase, SQLITE_FILE } from "./db/index.js";
@@ -34,8 +35,6 @@ export interface ServerConfig {
   publicUrl: string | undefined;
   databaseUrl: string | undefined;
   logLevel: string;
-  /** LATCHKEY_SERVER_TEST_ROUTES=1: adds the test-only routes of app.ts. Never set it in production. */
-  testRoutes: boolean;
   /** --open-signup or LATCHKEY_OPEN_SIGNUP=1: anyone who reaches the sign-in page may create an account. */
   openSignup: boolean;
 }
@@ -130,7 +129,6 @@ export function parseServerArgs(
     publicUrl: env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined,
     databaseUrl: env.DATABASE_URL || undefined,
     logLevel: env.LOG_LEVEL || "info",
-    testRoutes: env.LATCHKEY_SERVER_TEST_ROUTES === "1",
     openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
   };
 }
@@ -169,6 +167,11 @@ export interface ServerDeps {
    * thread (sync/writer-thread.ts). Absent, as in tests running the sources, they commit on the event loop.
    */
   syncWriterWorker?: URL;
+  /**
+   * Adds test-only routes to the application before it listens. Only the process tests' own entry passes it
+   * (test/support/test-routes-main.ts, through run-process.ts); the shipped entry has no way to.
+   */
+  testRoutes?: (app: FastifyInstance) => void;
 }
 
 /** Starts the server; resolves once it listens, with a promise that settles when it has shut down. */
@@ -179,7 +182,6 @@ export async function runServer(
   // The data directory holds the secret on PostgreSQL too, so it is made (and checked) before anything else.
   await prepareDataDir(config.dataDir);
   const database = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
-  const waiters = new Set<() => void>();
   let app;
   let identity: Identity | undefined;
   let writer: ThreadWriter | undefined;
@@ -190,15 +192,6 @@ export async function runServer(
       randomBytes: deps.randomBytes,
     });
     const ran = await migrateToLatest(database.db);
-
-    if (config.testRoutes) {
-      // The held request of app.ts ends on SIGUSR2. The handler stays installed for the whole run: without one,
-      // SIGUSR2 would kill the process.
-      deps.onSignal("SIGUSR2", () => {
-        for (const release of waiters) release();
-        waiters.clear();
-      });
-    }
     // Without PUBLIC_URL the issuer is the listening URL, known only after listen (--port 0): set below.
     identity = createIdentity({
       db: database.db,
@@ -219,9 +212,6 @@ export async function runServer(
         level: config.logLevel,
         ...(deps.logStream ? { stream: deps.logStream } : {}),
       }),
-      ...(config.testRoutes
-        ? { testRoutes: { release: () => new Promise<void>((done) => waiters.add(done)) } }
-        : {}),
     });
     app.log.info(
       {
@@ -238,8 +228,10 @@ export async function runServer(
         { event: "server.open-signup" },
         "open sign-up is on: anyone reaching the server can make an account",
       );
-    if (config.testRoutes)
-      app.log.warn({ event: "server.test-routes" }, "LATCHKEY_SERVER_TEST_ROUTES=1: test-only routes are on");
+    if (deps.testRoutes) {
+      deps.testRoutes(app);
+      app.log.warn({ event: "server.test-routes" }, "test-only routes are on");
+    }
     await app.listen({ host: config.host, port: config.port }).catch((err: unknown) => {
       throw listenError(err, config);
     });

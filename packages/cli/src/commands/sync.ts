@@ -3,7 +3,7 @@ import { printData, printJson, printStatus } from "../output/output.js";
 import { fetchVaultLog } from "../sync/log.js";
 import { pullVault, type PullOptions } from "../sync/pull.js";
 import { pushVault, type PushOptions } from "../sync/push.js";
-import { rotateWrappingKey, type RotateStep } from "../sync/rotate.js";
+import { rotateWrappingKey } from "../sync/rotate.js";
 
 /** Server selection shared by the sync commands. */
 export interface SyncCommandOptions {
@@ -60,24 +60,9 @@ export async function envPull(
   return 0;
 }
 
-/** The test-only crash hook: LATCHKEY_TEST_CRASH_AT=<step>[:<n>] kills the process at the n-th such step. */
-function crashHook(ctx: Context): ((step: RotateStep) => void) | undefined {
-  const spec = ctx.env.LATCHKEY_TEST_CRASH_AT;
-  if (spec === undefined || spec === "") return undefined;
-  const [at, nth] = spec.split(":");
-  let left = Number(nth ?? "1");
-  return (step) => {
-    if (step === at && --left === 0) process.kill(process.pid, "SIGKILL");
-  };
-}
-
 /** `env rotate-key`. */
 export async function envRotateKey(ctx: Context, options: SyncCommandOptions): Promise<number> {
-  const hook = crashHook(ctx);
-  const outcome = await rotateWrappingKey(ctx, {
-    verbose: options.verbose,
-    ...(hook === undefined ? {} : { afterStep: hook }),
-  });
+  const outcome = await rotateWrappingKey(ctx, { verbose: options.verbose });
   if (options.json) {
     printJson(ctx, outcome);
     return 0;

@@ -89,8 +89,9 @@ describe("env rotate-key without synced vaults", () => {
       const { keystore, deps, ctx } = await setup();
       let seen = 0;
       await expect(
-        rotateWrappingKey(ctx, {
-          afterStep: (s) => {
+        rotateWrappingKey({
+          ...ctx,
+          afterRotateStep: (s) => {
             if (s === step && ++seen === nth) throw new Crash(step);
           },
         }),

@@ -20,14 +20,12 @@ import {
 import { vaultPath } from "./push.js";
 import { listSyncEntries } from "./state.js";
 
-/** The points between the steps of a rotation, where a crash test stops the process. */
+/** The points between the steps of a rotation, where a crash test stops the process (Context.afterRotateStep). */
 export type RotateStep = "pending-stored" | "vault-key-rewrapped" | "server-key-updated" | "promoted";
 
 /** Options of `env rotate-key`. */
 export interface RotateOptions {
   verbose?: number;
-  /** Test-only: runs after each step (the e2e crash test kills the process here). */
-  afterStep?: (step: RotateStep) => Promise<void> | void;
 }
 
 /** What a rotation did. */
@@ -68,7 +66,7 @@ export async function rotateWrappingKey(ctx: Context, options: RotateOptions = {
     if (pending === null) {
       pending = ctx.random.bytes(32);
       await keystore.set(PENDING_WRAPPING_KEY_ACCOUNT, toBase64(pending));
-      await options.afterStep?.("pending-stored");
+      await ctx.afterRotateStep?.("pending-stored");
     }
     const next = pending;
 
@@ -87,7 +85,7 @@ export async function rotateWrappingKey(ctx: Context, options: RotateOptions = {
         }
         await keystore.set(account, wrapVaultKey(next, vaultId, key, ctx.random));
         if (!rewrapped.includes(vaultId)) rewrapped.push(vaultId);
-        await options.afterStep?.("vault-key-rewrapped");
+        await ctx.afterRotateStep?.("vault-key-rewrapped");
       }
     };
     await rewrapAll();
@@ -126,14 +124,14 @@ export async function rotateWrappingKey(ctx: Context, options: RotateOptions = {
         throw error;
       }
       serverUpdated.push(`${entry.server} ${entry.vaultId}`);
-      await options.afterStep?.("server-key-updated");
+      await ctx.afterRotateStep?.("server-key-updated");
     }
 
     // A vault key created since the first pass was wrapped by the pending key already (vault-store.ts prefers it);
     // this pass makes sure of it before the old key goes.
     await rewrapAll();
     await keystore.set(WRAPPING_KEY_ACCOUNT, toBase64(next));
-    await options.afterStep?.("promoted");
+    await ctx.afterRotateStep?.("promoted");
     await keystore.delete(PENDING_WRAPPING_KEY_ACCOUNT);
     return { rotated: true, resumed, rewrapped, unreadable, serverUpdated };
   });
