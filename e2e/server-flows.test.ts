@@ -25,6 +25,7 @@ import {
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { approveVaultOnTerminal } from "./support/project.js";
 
 assertBuilt();
 
@@ -216,6 +217,8 @@ describeEachDatabase("server flows (real server process, CLI machines)", (target
     expectOk(await latchkey(m, ["env", "push"], { cwd: first }), "first push");
     const second = await checkout(cloneOn, "checkout-2");
     await copyFile(join(first, "latchkey.json"), join(second, "latchkey.json"));
+    // A second checkout on the machine that has the vault uses it once approved there (project/approvals.ts).
+    if (cloneOn === m) await approveVaultOnTerminal(m.env, second);
     return [
       { m, dir: first },
       { m: cloneOn, dir: second },

@@ -18,7 +18,7 @@ import {
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
-import { snapshot } from "./support/project.js";
+import { approveVaultOnTerminal, snapshot } from "./support/project.js";
 
 describeEachDatabase("sync flows", (target) => {
   const USER = { email: "sync-flows@example.com", password: "correct horse battery staple 1" };
@@ -121,6 +121,8 @@ describeEachDatabase("sync flows", (target) => {
       const first = await project("race-1");
       ok(await latchkey(a, ["env", "set", "SHARED=one"], { cwd: first }));
       const second = await project("race-2", await readFile(join(first, "latchkey.json"), "utf8"));
+      // A second checkout of a vault this machine has uses it once approved there (project/approvals.ts).
+      await approveVaultOnTerminal(a.env, second);
       const results = await Promise.all([
         latchkey(a, ["env", "push"], { cwd: first }),
         latchkey(a, ["env", "push"], { cwd: second }),
@@ -152,6 +154,8 @@ describeEachDatabase("sync flows", (target) => {
       await cp(a.latchkeyHome, twin.latchkeyHome, { recursive: true });
       ok(await loginCli(twin, server, USER));
       const twinDir = await project("merge-twin", await readFile(join(dir, "latchkey.json"), "utf8"));
+      // The copied home binds the vault to the original checkout: the twin's checkout asks once.
+      await approveVaultOnTerminal(twin.env, twinDir);
       ok(await latchkey(twin, ["env", "set", "B=twin-b", "C=twin-c", "TWIN_NEW=t"], { cwd: twinDir }));
       ok(await latchkey(twin, ["env", "push"], { cwd: twinDir }));
 

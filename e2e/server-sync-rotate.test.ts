@@ -17,6 +17,7 @@ import {
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { approveVaultOnTerminal } from "./support/project.js";
 
 const USER = { email: "rotate@example.com", password: "rotate password for e2e" };
 let root: string;
@@ -121,6 +122,8 @@ describe("env rotate-key", () => {
     const twinDir = join(root, "twin-app");
     await mkdir(twinDir);
     await writeFile(join(twinDir, "latchkey.json"), await readFile(join(dirs[0]!, "latchkey.json"), "utf8"));
+    // The copied home binds the vault to the original checkout: the twin's checkout asks once.
+    await approveVaultOnTerminal(twin.env, twinDir);
     ok(await latchkey(twin, ["env", "push"], { cwd: twinDir }));
 
     const refused = await latchkey(m, ["env", "rotate-key"]);

@@ -2,7 +2,7 @@
 // and writers killed with SIGKILL at random moments. The vault must never lose an acknowledged write nor end up
 // undecryptable: after any crash it reads as the old state or the new one, nothing in between.
 import { randomFillSync, randomInt } from "node:crypto";
-import { cp, mkdir, readFile, readdir } from "node:fs/promises";
+import { cp, mkdir, readFile, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFileKeystore } from "../packages/cli/src/keystore/file-store.js";
@@ -83,6 +83,9 @@ describe("vault under concurrency and crashes", () => {
       const dir = join(root, "app");
       await cp(base.latchkeyHome, latchkeyHome, { recursive: true });
       await cp(base.dir, dir, { recursive: true });
+      // The seed bound the vault to base.dir; without that binding the copy is bound, on its first use, to the
+      // project at its own path, as a vault from before bindings is (project/approvals.ts).
+      await rm(join(latchkeyHome, "approvals.json"));
       return { latchkeyHome, dir, env: { ...base.env(), LATCHKEY_HOME: latchkeyHome } };
     };
 

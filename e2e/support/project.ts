@@ -5,7 +5,17 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
-import { NO_DBUS, isolatedEnv, runCli, startCli, tempDir, type CliOptions, type CliResult } from "./cli.js";
+import {
+  CLI,
+  NO_DBUS,
+  isolatedEnv,
+  runCli,
+  startCli,
+  tempDir,
+  type CliOptions,
+  type CliResult,
+} from "./cli.js";
+import { answerOnTerminal } from "./pty.js";
 
 const exec = promisify(execFile);
 
@@ -136,6 +146,24 @@ export function expectFailure(result: CliResult, code: string): void {
 /** Asserts a successful command, showing its stderr otherwise. */
 export function expectSuccess(result: CliResult): void {
   expect(result.code, `exit ${result.code} (${result.signal}): ${result.stderr}`).toBe(0);
+}
+
+/**
+ * Approves, as a person would on a terminal, the project at `cwd` using the vault its latchkey.json names where
+ * this LATCHKEY_HOME already uses that vault for another directory (a second checkout, a moved project, a copied
+ * home): the CLI asks once per directory. `env` is the CLI's whole environment.
+ */
+export async function approveVaultOnTerminal(
+  env: Record<string, string | undefined>,
+  cwd: string,
+): Promise<void> {
+  const result = await answerOnTerminal(process.execPath, [CLI, "env", "envs"], {
+    env,
+    cwd,
+    question: "for this project?",
+    answer: "y",
+  });
+  if (result.code !== 0) throw new Error(`approving the vault in ${cwd} failed:\n${result.output}`);
 }
 
 /** Resolves with `child`'s stdout so far once it contains `text`; rejects if the child ends first. */

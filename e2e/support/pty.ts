@@ -120,3 +120,18 @@ export function startOnTerminal(
     exited,
   };
 }
+
+/**
+ * Runs `command args` on a new pseudo-terminal, answers the question it asks (once `question` shows) with
+ * `answer`, and resolves with how it ended: a person approving or declining at a prompt.
+ */
+export async function answerOnTerminal(
+  command: string,
+  args: readonly string[],
+  options: TerminalOptions & { question: string | RegExp; answer: string },
+): Promise<TerminalResult> {
+  const terminal = startOnTerminal(command, args, { columns: 200, ...options });
+  await terminal.waitFor(options.question);
+  terminal.type(options.answer);
+  return terminal.exited;
+}

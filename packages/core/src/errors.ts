@@ -371,6 +371,13 @@ export const errorCatalogue = {
     hint: "Run the command once on a terminal to review and approve it, or declare the registry in your own config.toml; in CI set LATCHKEY_ALLOW_PROJECT_CREDENTIALS=1 (or `allow_project_credentials = true` under [ci] in config.toml) if you trust the repository.",
     exitCode: ExitCode.failure,
   },
+  LK_VAULT_NOT_APPROVED: {
+    summary:
+      "The project's latchkey.json names a vault this machine uses for another project directory, and you have not approved this project's use of it.",
+    message: "The project's vault has not been approved for this project.",
+    hint: "Run the command once on a terminal to review and approve it (a moved project or a second checkout asks once); in CI set LATCHKEY_ALLOW_PROJECT_CREDENTIALS=1 (or `allow_project_credentials = true` under [ci] in config.toml) if you trust the repository.",
+    exitCode: ExitCode.failure,
+  },
   LK_GIT_CONFIG_FAILED: {
     summary:
       "`latchkey setup git` could not update git's configuration: git is not installed, or `git config` refused (e.g. --local outside a repository).",

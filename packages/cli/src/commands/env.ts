@@ -13,6 +13,7 @@ import { resolve } from "node:path";
 import type { Context } from "../context.js";
 import { readSecretInput, readUserFile } from "../input.js";
 import { palette, printData, printJson, printStatus, printValue } from "../output/output.js";
+import { authorizeVaultUse } from "../project/approvals.js";
 import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
 import { runProgram } from "../run/replace.js";
 import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
@@ -44,7 +45,8 @@ interface ProjectVault {
 
 /**
  * The project's vault. Writes create latchkey.json (or add its vault id) on first use; reads never write, and
- * fail with LK_PROJECT_NOT_FOUND when there is no project. LATCHKEY_VAULT_ID overrides the file.
+ * fail with LK_PROJECT_NOT_FOUND when there is no project. LATCHKEY_VAULT_ID overrides the file. A vault this
+ * machine uses for another project root is opened only once approved (project/approvals.ts).
  */
 async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectVault> {
   const override = ctx.env.LATCHKEY_VAULT_ID !== undefined;
@@ -57,6 +59,7 @@ async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectV
   if (project?.change === "added-vault")
     printStatus(ctx, `Added this project's vault id to ${project.file}.`);
   const vaultId = resolveVaultId(ctx.env, project);
+  if (project !== null) await authorizeVaultUse(ctx, { vaultId, project, creates: create });
   const schema = parseEnvSchema(project?.config.envSchema, project?.file ?? "latchkey.json");
   // Every vault read starts with this vault's wrapped key.
   const { keystore } = await ctx.keystore(vaultKeyAccount(vaultId));

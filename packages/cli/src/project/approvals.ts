@@ -5,17 +5,25 @@
 // approved it on a terminal, bound to the project's root path and a hash of the declaration's kind and content,
 // and under CI only when the user's own environment or config.toml allows project declarations.
 //
+// The same records bind each local vault to the project roots it is used from (kind "vault"): a vault id is
+// committed and often public, so a cloned repository could otherwise name the vault this machine keeps for
+// another project and have `latchkey run` hand that project's secrets to its own code.
+//
 // Approvals live in $LATCHKEY_HOME/approvals.json rather than the keystore: they are not secrets, the user should be
 // able to read and prune them, and reading a file costs nothing where a keychain round trip may cost a prompt. The
 // file is written like every credential file (0600, atomic, never through a link, under a lock) because whoever
 // can write it can make Latchkey run a program or send a secret.
+import fs from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, toHex, utf8Encode } from "@latchkey/core";
 import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
+import { sha256 } from "../crypto/pure.js";
 import { withFileLock } from "../fs/lock.js";
 import { checkPrivate, ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
-import { parseJsonTree } from "./json-edit.js";
+import { vaultFile } from "../vault/vault-store.js";
+import { lineColumn, parseJsonTree } from "./json-edit.js";
+import type { Project } from "./project.js";
 
 /** The approvals file under LATCHKEY_HOME. */
 export const APPROVALS_FILE = "approvals.json";
@@ -24,9 +32,9 @@ export const ALLOW_PROJECT_CREDENTIALS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_CREDEN
 /** The older switch, for project credential providers only; still honoured so pipelines that set it keep working. */
 export const ALLOW_PROJECT_PROVIDERS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_PROVIDERS";
 
-/** What a project may declare that needs approval. */
-export type DeclarationKind = "provider" | "tokenEnv";
-const KINDS: readonly DeclarationKind[] = ["provider", "tokenEnv"];
+/** What a project may declare that needs approval; "vault" binds a local vault to a project root. */
+export type DeclarationKind = "provider" | "tokenEnv" | "vault";
+const KINDS: readonly DeclarationKind[] = ["provider", "tokenEnv", "vault"];
 
 /** One declaration in a project file, as the approval sees it. */
 export interface ProjectDeclaration {
@@ -42,13 +50,17 @@ export interface ProjectDeclaration {
 /** A request to use a declaration now: the declaration, and the words to ask and refuse with. */
 export interface ApprovalRequest extends ProjectDeclaration {
   /** The refusal's code: each kind keeps its own, so scripts can tell what was refused. */
-  readonly code: "LK_PROVIDER_NOT_APPROVED" | "LK_TOKEN_ENV_NOT_APPROVED";
+  readonly code: "LK_PROVIDER_NOT_APPROVED" | "LK_TOKEN_ENV_NOT_APPROVED" | "LK_VAULT_NOT_APPROVED";
   /** Names the declaration in messages, e.g. `the credential provider "node" "x.js"`. */
   readonly subject: string;
   /** The body of the prompt: what the declaration is and what it would do once allowed. */
   readonly prompt: string;
   /** The prompt's question, ending in "for this project?". */
   readonly question: string;
+  /** What else the user can do, for the refusals' hints; default: declare it in config.toml instead. */
+  readonly alternative?: string;
+  /** More of the refusal's details (beside path, line and kind), for --json. */
+  readonly details?: Readonly<Record<string, unknown>>;
 }
 
 /** One approval as approvals.json keeps it. */
@@ -68,22 +80,16 @@ interface ApprovalsDocument {
   approvals: Approval[];
 }
 
+// Hashed in JavaScript: `run` and `env get` check a vault binding on every call, and loading node:crypto would
+// cost them more than the rest of the check (crypto/pure.ts).
 /** SHA-256 (hex) of a declaration's kind and content; JSON keeps the parts unambiguous. */
 export function declarationSha256(kind: DeclarationKind, content: unknown): string {
-  return process
-    .getBuiltinModule("node:crypto")
-    .createHash("sha256")
-    .update(JSON.stringify([kind, content]))
-    .digest("hex");
+  return toHex(sha256(utf8Encode(JSON.stringify([kind, content]))));
 }
 
 /** The hash a version-1 file kept for a provider: of its argv alone. */
 function legacyArgvSha256(argv: readonly string[]): string {
-  return process
-    .getBuiltinModule("node:crypto")
-    .createHash("sha256")
-    .update(JSON.stringify(argv))
-    .digest("hex");
+  return toHex(sha256(utf8Encode(JSON.stringify(argv))));
 }
 
 /** The project root a declaration belongs to: the directory of its latchkey.json. */
@@ -121,7 +127,7 @@ function approvalsPath(ctx: Context): string {
 function corruptApprovals(file: string, why: string): LatchkeyError {
   return new LatchkeyError("LK_STORE_CORRUPT", {
     message: `${file} is not a Latchkey approvals file (${why}).`,
-    hint: "Move it aside; every project credential provider and tokenEnv will then ask for approval again.",
+    hint: "Move it aside; every project credential provider and tokenEnv will then ask for approval again, and each vault is bound again to the first project that uses it.",
     details: { path: file },
   });
 }
@@ -257,6 +263,7 @@ function refused(request: ApprovalRequest, message: string, hint: string): Latch
       path: request.file,
       ...(request.line === null ? {} : { line: request.line }),
       kind: request.kind,
+      ...request.details,
     },
   });
 }
@@ -269,7 +276,8 @@ function refused(request: ApprovalRequest, message: string, hint: string): Latch
 export async function authorizeDeclaration(ctx: Context, request: ApprovalRequest): Promise<void> {
   const project = projectRootOf(request);
   const where = declarationLocation(request);
-  const yourOwn = "declare it in your own config.toml instead, where no approval is needed";
+  const yourOwn =
+    request.alternative ?? "declare it in your own config.toml instead, where no approval is needed";
   if (isCI(ctx.env)) {
     // In CI nobody can answer a prompt and an approval file is whatever the image carries: only an explicit
     // opt-in from the pipeline's own environment or its user's config.toml lets the repository's declaration count.
@@ -298,7 +306,7 @@ export async function authorizeDeclaration(ctx: Context, request: ApprovalReques
     throw refused(
       request,
       `You declined ${request.subject} declared at ${where}.`,
-      `Run the command again to be asked again, or remove the declaration from ${basename(request.file)}.`,
+      `Run the command again to be asked again, or ${request.alternative ?? `remove the declaration from ${basename(request.file)}`}.`,
     );
   }
   await recordApproval(ctx, request);
@@ -306,4 +314,81 @@ export async function authorizeDeclaration(ctx: Context, request: ApprovalReques
 
 function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** A project's use of the local vault its latchkey.json names, for `authorizeVaultUse`. */
+export interface VaultUse {
+  /** The vault id the project names, validated. */
+  readonly vaultId: string;
+  /** The project naming it; its root is what the vault gets bound to. */
+  readonly project: Pick<Project, "file" | "raw">;
+  /**
+   * Whether this use creates the vault here (`env set`, `env import`) or has just brought it here (`env pull`):
+   * while no root is bound to the vault, such a use binds this one even when the vault was not here before.
+   */
+  readonly creates: boolean;
+}
+
+/**
+ * Decides whether a project may read or write the local vault its latchkey.json names, asking on a terminal when
+ * this machine uses that vault for other project roots only. A vault is bound, without asking, to the first root
+ * that uses it: the project that creates it here or first pulls it here, or, for a vault from before bindings
+ * existed, the first project that uses it (trust on first use). A read of a vault that is not on this machine
+ * reads nothing and binds nothing. `LATCHKEY_VAULT_ID` needs no approval: the user's own environment chose the
+ * vault, not a file. Throws LK_VAULT_NOT_APPROVED (naming the file, the line and the roots the vault is bound to)
+ * when the use may not go ahead; see `authorizeDeclaration`.
+ */
+export async function authorizeVaultUse(ctx: Context, use: VaultUse): Promise<void> {
+  if (ctx.env.LATCHKEY_VAULT_ID !== undefined) return;
+  const { vaultId } = use;
+  const binding: ProjectDeclaration = { kind: "vault", file: use.project.file, line: null, content: vaultId };
+  const root = projectRootOf(binding);
+  const hash = declarationSha256("vault", vaultId);
+  const bound = [
+    ...new Set(
+      (await readApprovals(ctx)).filter((a) => a.kind === "vault" && a.sha256 === hash).map((a) => a.project),
+    ),
+  ];
+  if (bound.includes(root)) return;
+  if (bound.length === 0) {
+    if (use.creates || exists(vaultFile(ctx.paths.vaults, vaultId))) await recordApproval(ctx, binding);
+    return;
+  }
+  // A root whose latchkey.json is gone is most likely this project before a move: say so, it decides the answer.
+  const others = bound
+    .map((p) => (exists(join(p, "latchkey.json")) ? p : `${p} (no longer there)`))
+    .join(", ");
+  await authorizeDeclaration(ctx, {
+    ...binding,
+    line: vaultLine(use.project.raw),
+    code: "LK_VAULT_NOT_APPROVED",
+    subject: `vault ${vaultId} (this machine uses it for ${others})`,
+    prompt:
+      `vault ${vaultId}, which this machine uses for ${others}. Allowed, this project's commands read and ` +
+      "change that vault's secrets, and `latchkey run` hands them to its programs.",
+    question: `Use vault ${vaultId} for this project?`,
+    alternative: `remove "vault" from ${basename(use.project.file)} if this project should have a vault of its own`,
+    details: { vaultId, projects: bound },
+  });
+}
+
+/** The line (1-based) of the "vault" member in latchkey.json's text, for messages. */
+function vaultLine(raw: string): number | null {
+  const body = raw.replace(/^\uFEFF/, "");
+  try {
+    const tree = parseJsonTree(body);
+    const member = tree.type === "object" ? tree.members.find((m) => m.key === "vault") : undefined;
+    return member === undefined ? null : lineColumn(body, member.keyStart).line;
+  } catch {
+    return null;
+  }
+}
+
+// Synchronous, like project.ts's walk to the project root: one lstat needs no trip through the promise API.
+function exists(path: string): boolean {
+  try {
+    return fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
 }

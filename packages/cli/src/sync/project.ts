@@ -4,6 +4,7 @@ import { basename, join } from "node:path";
 import type { Context } from "../context.js";
 import type { Keystore } from "../keystore/types.js";
 import { printStatus } from "../output/output.js";
+import { authorizeVaultUse } from "../project/approvals.js";
 import { findProject, resolveVaultId, updateProjectField, type Project } from "../project/project.js";
 import { vaultKeyAccount, type VaultStoreDeps } from "../vault/vault-store.js";
 
@@ -28,10 +29,14 @@ export function syncVaultId(ctx: Context, project: Project | null): string {
   return vaultId;
 }
 
-/** Finds the project and its vault; sync commands never create latchkey.json. */
+/**
+ * Finds the project and its vault; sync commands never create latchkey.json. A vault this machine uses for
+ * another project root is opened only once approved (project/approvals.ts).
+ */
 export async function openSyncProject(ctx: Context): Promise<SyncProject> {
   const found = await findProject(ctx.cwd);
   const vaultId = syncVaultId(ctx, found);
+  if (found !== null) await authorizeVaultUse(ctx, { vaultId, project: found, creates: false });
   const { keystore } = await ctx.keystore(vaultKeyAccount(vaultId));
   return {
     vaultId,

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import type { Context } from "../context.js";
 import { openEnvelopeSync } from "../crypto/native.js";
 import { writeFileAtomic } from "../fs/safe-file.js";
+import { authorizeVaultUse } from "../project/approvals.js";
 import { callApi } from "../server/api.js";
 import { validateEnvName } from "../vault/names.js";
 import {
@@ -164,6 +165,8 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
     Object.assign(document, outcome.document);
     return { result: { ...outcome, restored: !exists }, changed: true };
   });
+  // Bound only now that the vault is here: a pull refused above leaves nothing behind, a binding included.
+  if (project !== null) await authorizeVaultUse(ctx, { vaultId, project, creates: true });
   await writeSyncBase(
     ctx.paths.home,
     vaultId,
