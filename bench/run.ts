@@ -621,7 +621,7 @@ async function main(): Promise<number> {
             against: "node + node:crypto opening the store",
             indices: [commands.length - 1],
             goal: null,
-            note: "vs node + node:crypto opening the store: informational; the same read (load node:crypto, read three files, HKDF, AES-256-GCM) as a script of a few lines. Loading node:crypto alone costs more than the goal allows, which is why the CLI opens small stores in JavaScript (packages/cli/src/crypto/pure.ts).",
+            note: "vs node + node:crypto opening the store: informational; the same read (load node:crypto, read three files, HKDF, AES-256-GCM) as a script of a few lines. Loading node:crypto alone costs more than the goal allows, which is why the CLI opens small stores in JavaScript, with @noble/ciphers and @noble/hashes (packages/cli/src/crypto/pure.ts).",
           });
           // The launcher's code cache (packages/cli/src/launcher/code-cache.ts) is written by the warm-up rounds;
           // this row shows what a command's first call, which runs without one, costs.

@@ -80,7 +80,14 @@ await build({
   outfile: fastBundle,
   plugins: [builtinsViaGetBuiltinModule],
 });
-const fastText = await readFile(fastBundle, "utf8");
+// esbuild escapes every non-ASCII character in code (its default charset) but copies the few comments it keeps
+// inside expressions verbatim, and @noble's cite their specifications with a "§". Such a character after `//` is
+// therefore in a comment, never in a string, and is spelled there as a \u escape; any other still fails the
+// ASCII check below.
+const fastText = (await readFile(fastBundle, "utf8")).replace(/\/\/[^\n]*/g, (comment) =>
+  comment.replace(/\P{ASCII}/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+);
+await writeFile(fastBundle, fastText);
 // external.ts's imports of the packages left external are allowed: inside the launcher's script it uses the
 // launcher's import() instead, so they never run.
 const allowed = fastExternal.map((name) => JSON.stringify(name).replace(/[/.]/g, "\\$&")).join("|");

@@ -3,7 +3,7 @@
 // which is most of the budget of `run`, `env get` and the credential helpers that other programs call many
 // times a second. The layout pieces (header, GCM additional data, nonce checks) come from core, so only the
 // AES-GCM and HKDF calls differ; native.test.ts checks both directions against core. Small reads skip node:crypto
-// altogether (pure.ts), below.
+// altogether: they open with @noble/ciphers and derive with @noble/hashes (pure.ts), below.
 import {
   LatchkeyError,
   checkEnvelopeKey,

@@ -1,20 +1,26 @@
-import { createCipheriv, createHash, createHmac, hkdfSync } from "node:crypto";
+import { createCipheriv, createHash, hkdfSync } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fromHex, toHex } from "@latchkey/core";
-import { aes256GcmOpen, hkdfSha256, hmacSha256, sha256 } from "./pure.js";
+import { aes256GcmOpen, hkdfSha256, sha256 } from "./pure.js";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 
-/** node:crypto's AES-256-GCM: the ciphertext with its 16-byte tag appended, as aes256GcmOpen takes it. */
-function seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
-  const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: 16 });
+/** node:crypto's AES-GCM: the ciphertext with its 16-byte tag appended, as aes256GcmOpen takes it. */
+function seal(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  algorithm: "aes-256-gcm" | "aes-128-gcm" = "aes-256-gcm",
+): Uint8Array {
+  const cipher = createCipheriv(algorithm, key, nonce, { authTagLength: 16 });
   cipher.setAAD(aad);
   return new Uint8Array(Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]));
 }
 
-describe("SHA-256, HMAC and HKDF in JavaScript", () => {
-  it("match the FIPS 180-4, RFC 4231 and RFC 5869 vectors", () => {
+describe("SHA-256 and HKDF in JavaScript", () => {
+  it("match the FIPS 180-4 and RFC 5869 vectors", () => {
     expect(toHex(sha256(new Uint8Array(0)))).toBe(
       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     );
@@ -24,18 +30,6 @@ describe("SHA-256, HMAC and HKDF in JavaScript", () => {
     expect(toHex(sha256(utf8("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")))).toBe(
       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
     );
-    // RFC 4231 test cases 2 and 6 (a key longer than the block is hashed first).
-    expect(toHex(hmacSha256(utf8("Jefe"), utf8("what do ya want for nothing?")))).toBe(
-      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
-    );
-    expect(
-      toHex(
-        hmacSha256(
-          new Uint8Array(131).fill(0xaa),
-          utf8("Test Using Larger Than Block-Size Key - Hash Key First"),
-        ),
-      ),
-    ).toBe("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     // RFC 5869 test cases 1 and 3 (no salt, no info).
     expect(
       toHex(
@@ -56,13 +50,11 @@ describe("SHA-256, HMAC and HKDF in JavaScript", () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: 300 }),
-        fc.uint8Array({ maxLength: 150 }),
         fc.uint8Array({ maxLength: 100 }),
         fc.uint8Array({ maxLength: 100 }),
         fc.integer({ min: 1, max: 255 * 32 }),
-        (data, key, salt, info, length) => {
+        (data, salt, info, length) => {
           expect(toHex(sha256(data))).toBe(createHash("sha256").update(data).digest("hex"));
-          expect(toHex(hmacSha256(key, data))).toBe(createHmac("sha256", key).update(data).digest("hex"));
           expect(toHex(hkdfSha256(data, salt, info, length))).toBe(
             Buffer.from(hkdfSync("sha256", data, salt, info, length)).toString("hex"),
           );
@@ -73,9 +65,9 @@ describe("SHA-256, HMAC and HKDF in JavaScript", () => {
   });
 
   it("refuses an output length HKDF cannot give", () => {
-    expect(() => hkdfSha256(new Uint8Array(32), new Uint8Array(0), new Uint8Array(0), 255 * 32 + 1)).toThrow(
-      RangeError,
-    );
+    expect(() =>
+      hkdfSha256(new Uint8Array(32), new Uint8Array(0), new Uint8Array(0), 255 * 32 + 1),
+    ).toThrow();
   });
 });
 
@@ -155,12 +147,16 @@ describe("AES-256-GCM decryption in JavaScript", () => {
     );
   });
 
-  it("refuses a wrong key or nonce size and a body shorter than its tag", () => {
-    const sealed = seal(new Uint8Array(32), new Uint8Array(12), utf8("x"), new Uint8Array(0));
-    expect(aes256GcmOpen(new Uint8Array(16), new Uint8Array(12), sealed, new Uint8Array(0))).toBeNull();
-    expect(aes256GcmOpen(new Uint8Array(32), new Uint8Array(16), sealed, new Uint8Array(0))).toBeNull();
-    expect(
-      aes256GcmOpen(new Uint8Array(32), new Uint8Array(12), sealed.subarray(0, 15), new Uint8Array(0)),
-    ).toBeNull();
+  it("refuses what is not the envelope's AES-256 with a 12-byte nonce, even when its tag verifies", () => {
+    // Each is sealed correctly for its own sizes, which the library alone would open.
+    const x = utf8("x");
+    const none = new Uint8Array(0);
+    const aes128 = seal(new Uint8Array(16), new Uint8Array(12), x, none, "aes-128-gcm");
+    expect(aes256GcmOpen(new Uint8Array(16), new Uint8Array(12), aes128, none)).toBeNull();
+    const longNonce = seal(new Uint8Array(32), new Uint8Array(16), x, none);
+    expect(aes256GcmOpen(new Uint8Array(32), new Uint8Array(16), longNonce, none)).toBeNull();
+    const sealed = seal(new Uint8Array(32), new Uint8Array(12), x, none);
+    expect(toHex(aes256GcmOpen(new Uint8Array(32), new Uint8Array(12), sealed, none)!)).toBe(toHex(x));
+    expect(aes256GcmOpen(new Uint8Array(32), new Uint8Array(12), sealed.subarray(0, 15), none)).toBeNull();
   });
 });
