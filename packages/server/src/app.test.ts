@@ -43,6 +43,37 @@ describe("/healthz", () => {
   });
 });
 
+describe("the client address", () => {
+  // What the sign-in limits count. light-my-request's peer is 127.0.0.1, as a proxy on the same host would be.
+  const addressSeen = async (trustProxy: readonly string[] | undefined, forwardedFor: string) => {
+    const app = buildApp({
+      db: database.db,
+      identity: identityFor(database.db),
+      ...(trustProxy === undefined ? {} : { trustProxy }),
+    });
+    app.get("/address", (request) => ({ ip: request.ip }));
+    const res = await app.inject({
+      method: "GET",
+      url: "/address",
+      headers: { "x-forwarded-for": forwardedFor },
+    });
+    await app.close();
+    return res.json<{ ip: string }>().ip;
+  };
+
+  it("is the one the trusted proxy saw, never an entry the client wrote at the left of X-Forwarded-For", async () => {
+    expect(await addressSeen(["loopback"], "203.0.113.7")).toBe("203.0.113.7");
+    expect(await addressSeen(["loopback"], "198.51.100.1, 203.0.113.7")).toBe("203.0.113.7");
+    // A client on a public address claiming a private one (or the owner's) is still its own address.
+    expect(await addressSeen(["loopback", "uniquelocal"], "10.0.0.9, 203.0.113.7")).toBe("203.0.113.7");
+  });
+
+  it("is the peer's when no proxy is trusted, whatever X-Forwarded-For says", async () => {
+    expect(await addressSeen(undefined, "203.0.113.7")).toBe("127.0.0.1");
+    expect(await addressSeen([], "203.0.113.7")).toBe("127.0.0.1");
+  });
+});
+
 describe("/readyz", () => {
   it("answers 200 when the database is reachable and every migration has run", async () => {
     await migrateToLatest(database.db);

@@ -30,10 +30,11 @@ export interface AppDeps {
   /** How long /readyz waits for the database before answering 503. */
   readinessTimeoutMs?: number;
   /**
-   * Trust X-Forwarded-For/-Proto from the peer (a TLS-terminating proxy): the client IP of the sign-in rate limit
-   * then is the real client's, not the proxy's. server.ts turns it on for an https PUBLIC_URL.
+   * The proxies whose X-Forwarded-For/-Proto are believed (server.ts TrustProxy): addresses, ranges or range
+   * names. The client IP of the sign-in limits is then the nearest one that is not a trusted proxy, never the
+   * left-most entry, which the client writes itself. Absent or empty: the peer's address.
    */
-  trustProxy?: boolean;
+  trustProxy?: readonly string[];
   /** Where the sync routes' writes run when not in this thread (server.ts: the writer thread on SQLite). */
   syncWrites?: SyncWrites;
 }
@@ -75,7 +76,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     logController: new OneLinePerRequest(),
     // A client behind a proxy that stops reading must not hold a request forever.
     requestTimeout: 60_000,
-    trustProxy: deps.trustProxy === true,
+    trustProxy: deps.trustProxy === undefined || deps.trustProxy.length === 0 ? false : [...deps.trustProxy],
     // fastify's own answers to a URL it cannot route (bad percent-encoding, an over-long path segment) quote the
     // whole request target, query string included, where OAuth codes and tokens travel.
     frameworkErrors: (error, _request, reply) => {

@@ -11,6 +11,7 @@ describe("parseServerArgs", () => {
       databaseUrl: undefined,
       logLevel: "info",
       openSignup: false,
+      trustProxy: [],
     });
     expect(DEFAULT_HOST).toBe("127.0.0.1");
     expect(DEFAULT_PORT).toBe(8787);
@@ -34,7 +35,35 @@ describe("parseServerArgs", () => {
       databaseUrl: "postgres://u@h/db",
       logLevel: "warn",
       openSignup: false,
+      trustProxy: ["loopback", "linklocal", "uniquelocal"],
     });
+  });
+
+  it("trusts X-Forwarded-For only from the proxies TRUST_PROXY names, never from everyone", () => {
+    const trust = (env: Record<string, string>) => parseServerArgs([], env, "/")?.trustProxy;
+    expect(trust({})).toEqual([]);
+    expect(trust({ PUBLIC_URL: "http://latchkey.example.com" })).toEqual([]);
+    expect(trust({ PUBLIC_URL: "https://x.example", TRUST_PROXY: "none" })).toEqual([]);
+    expect(trust({ TRUST_PROXY: "10.0.0.5, 192.168.0.0/16,::1,fd00::/8, loopback" })).toEqual([
+      "10.0.0.5",
+      "192.168.0.0/16",
+      "::1",
+      "fd00::/8",
+      "loopback",
+    ]);
+    for (const bad of [
+      "true",
+      "*",
+      "1",
+      "10.0.0.5/33",
+      "::1/129",
+      "example.com",
+      "10.0.0.5/8/1",
+      "10.0.0.5,",
+    ])
+      expect(() => trust({ TRUST_PROXY: bad })).toThrow(
+        expect.objectContaining({ code: "LK_CONFIG_INVALID" }),
+      );
   });
 
   it("turns open sign-up on with --open-signup or LATCHKEY_OPEN_SIGNUP=1, and only then", () => {

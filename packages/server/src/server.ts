@@ -6,6 +6,7 @@
 import { chmod, mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
 import type { FastifyInstance } from "fastify";
@@ -37,6 +38,43 @@ export interface ServerConfig {
   logLevel: string;
   /** --open-signup or LATCHKEY_OPEN_SIGNUP=1: anyone who reaches the sign-in page may create an account. */
   openSignup: boolean;
+  /** Which proxies in front may name the client's address (TRUST_PROXY); see {@link TrustProxy}. */
+  trustProxy: TrustProxy;
+}
+
+/**
+ * The proxies whose X-Forwarded-For the server believes about the client's address: their addresses, CIDR ranges,
+ * or proxy-addr's names `loopback`, `linklocal` and `uniquelocal` (the private ranges). Empty: nobody, the peer's
+ * address is the client's. The client is the nearest address in the chain that is not a trusted proxy, so an entry
+ * the client wrote itself at the left of X-Forwarded-For is never taken. Never "everyone": the sign-in limits
+ * count this address, and a client could then claim the owner's address, or a fresh one for every guess.
+ */
+export type TrustProxy = readonly string[];
+
+const PROXY_RANGE_NAMES = ["loopback", "linklocal", "uniquelocal"];
+/** Behind an https PUBLIC_URL TLS ends at a proxy; on the same host or a private network unless told otherwise. */
+const DEFAULT_TLS_PROXIES: TrustProxy = PROXY_RANGE_NAMES;
+
+function parseTrustProxy(text: string | undefined, publicUrl: string | undefined): TrustProxy {
+  if (text === undefined || text === "")
+    return publicUrl?.startsWith("https:") === true ? DEFAULT_TLS_PROXIES : [];
+  if (text === "none") return [];
+  const entries = text.split(",").map((entry) => entry.trim());
+  const valid = entries.every((entry) => {
+    if (PROXY_RANGE_NAMES.includes(entry)) return true;
+    const [address, prefix, ...rest] = entry.split("/");
+    const family = isIP(address ?? "");
+    if (family === 0 || rest.length > 0) return false;
+    if (prefix === undefined) return true;
+    return /^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+  });
+  if (!valid) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `TRUST_PROXY must be "none" or a comma-separated list of proxy addresses, CIDR ranges and the names ${PROXY_RANGE_NAMES.join(", ")}, not "${text}".`,
+      hint: "For one TLS proxy at 10.0.0.5: TRUST_PROXY=10.0.0.5 (with an https PUBLIC_URL the default trusts proxies on loopback and private addresses).",
+    });
+  }
+  return entries;
 }
 
 export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data-dir DIR] [--open-signup]
@@ -64,8 +102,11 @@ Admin commands (they open the same database as the server, with the same --data-
 Environment:
   DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
   PUBLIC_URL              the URL clients reach this server at (default http://HOST:PORT). An https URL means
-                          a TLS proxy in front: X-Forwarded-For/-Proto are then trusted (client IPs for the
-                          sign-in rate limit, Secure cookies), so let only that proxy reach the server
+                          a TLS proxy in front (Secure cookies; see TRUST_PROXY)
+  TRUST_PROXY             the proxies whose X-Forwarded-For names the client's address (the address the
+                          sign-in limits count): addresses, CIDR ranges and the names loopback, linklocal,
+                          uniquelocal, comma-separated, or none. Default: none, or loopback,linklocal,uniquelocal
+                          with an https PUBLIC_URL. The client is the nearest address that is not one of them
   LATCHKEY_SERVER_SECRET  root secret for signing keys (at least 32 characters); when unset one is generated
                           once into DIR/server-secret with mode 0600. Never pass it as an argument. Every
                           process of one deployment needs the same secret (or the same data directory).
@@ -122,14 +163,16 @@ export function parseServerArgs(
     });
   }
 
+  const publicUrl = env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined;
   return {
     host,
     port,
     dataDir: resolve(cwd, values["data-dir"] ?? DEFAULT_DATA_DIR),
-    publicUrl: env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined,
+    publicUrl,
     databaseUrl: env.DATABASE_URL || undefined,
     logLevel: env.LOG_LEVEL || "info",
     openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
+    trustProxy: parseTrustProxy(env.TRUST_PROXY, publicUrl),
   };
 }
 
@@ -206,8 +249,7 @@ export async function runServer(
       db: database.db,
       identity,
       ...(writer ? { syncWrites: writer } : {}),
-      // An https PUBLIC_URL means TLS ends at a proxy in front of this process (it serves plain HTTP).
-      trustProxy: config.publicUrl?.startsWith("https:") === true,
+      trustProxy: config.trustProxy,
       logger: loggerOptions({
         level: config.logLevel,
         ...(deps.logStream ? { stream: deps.logStream } : {}),

@@ -36,7 +36,7 @@ describeEachDatabase("sign-in rate limits", (target) => {
     let clock = Math.floor(Date.now() / 1000) * 1000;
     const server = await startTestServer({
       db: database.db,
-      trustProxy: true,
+      trustProxy: ["loopback"],
       now: () => new Date(clock),
       ...(limits ? { limits } : {}),
     });

@@ -80,8 +80,8 @@ export interface TestAppOptions {
   hasher?: PasswordHasher;
   logger?: FastifyServerOptions["logger"];
   now?: () => Date;
-  /** As behind a TLS proxy: X-Forwarded-For gives the client IP. */
-  trustProxy?: boolean;
+  /** As behind a TLS proxy at these addresses (server.ts TrustProxy): X-Forwarded-For gives the client IP. */
+  trustProxy?: readonly string[];
 }
 
 /** The app (routes: health, identity, sync) and its identity service, for `app.inject`. */
@@ -108,7 +108,7 @@ function makeTestApp(
     identity,
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.now ? { now: options.now } : {}),
-    ...(options.trustProxy ? { trustProxy: true } : {}),
+    ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
   });
   return { app, identity };
 }
