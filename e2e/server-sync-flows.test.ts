@@ -68,6 +68,45 @@ describeEachDatabase("sync flows", (target) => {
   });
 
   describe(`env push / pull with the real server on ${target.kind}`, () => {
+    it("push with nothing changed since the last push or pull sends nothing and says so; --force, a new secret or a new envSchema pushes", async () => {
+      const dir = await project("unchanged");
+      ok(await latchkey(a, ["env", "set", "KEEP=unchanged-canary"], { cwd: dir }));
+      expect(ok(await latchkey(a, ["env", "push"], { cwd: dir })).stderr).toContain("as version 1");
+      const versions = async () =>
+        (
+          JSON.parse(ok(await latchkey(a, ["env", "log", "--json"], { cwd: dir })).stdout) as {
+            entries: { action: string; version: number | null }[];
+          }
+        ).entries
+          .filter((e) => e.action === "vault.push")
+          .map((e) => e.version);
+
+      const again = ok(await latchkey(a, ["env", "push"], { cwd: dir }));
+      expect(again.stderr).toContain("Nothing to push: @acme/unchanged is as it was at version 1");
+      const json = JSON.parse(ok(await latchkey(a, ["env", "push", "--json"], { cwd: dir })).stdout) as {
+        pushed: boolean;
+        version: number;
+      };
+      expect(json).toMatchObject({ pushed: false, version: 1 });
+      expect(await versions()).toEqual([1]);
+
+      expect(ok(await latchkey(a, ["env", "push", "--force"], { cwd: dir })).stderr).toContain(
+        "as version 2",
+      );
+      ok(await latchkey(a, ["env", "set", "ADDED=second"], { cwd: dir }));
+      expect(ok(await latchkey(a, ["env", "push"], { cwd: dir })).stderr).toContain("as version 3");
+      // The schema travels with a push too: changing only latchkey.json's envSchema is a change.
+      const file = join(dir, "latchkey.json");
+      const config = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+      await writeFile(file, JSON.stringify({ ...config, envSchema: { KEEP: { required: true } } }, null, 2));
+      expect(ok(await latchkey(a, ["env", "push"], { cwd: dir })).stderr).toContain("as version 4");
+      expect(ok(await latchkey(a, ["env", "push"], { cwd: dir })).stderr).toContain("Nothing to push");
+      // A pull of what is already here leaves nothing to push either.
+      ok(await latchkey(a, ["env", "pull"], { cwd: dir }));
+      expect(ok(await latchkey(a, ["env", "push"], { cwd: dir })).stderr).toContain("Nothing to push");
+      expect(await versions()).toEqual([4, 3, 2, 1]);
+    });
+
     it("set → push → delete the local vault file → pull gives back every environment; --output is 0600", async () => {
       const dir = await project("restore");
       ok(await latchkey(a, ["env", "set", "API_KEY=first-canary", "DB_URL=postgres://x"], { cwd: dir }));

@@ -9,6 +9,7 @@ interface ServerFlags {
   server?: string;
   profile?: string;
   json?: boolean;
+  force?: boolean;
 }
 
 function withServerOptions(command: Command): Command {
@@ -32,15 +33,17 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
   withServerOptions(
     env
       .command("push")
-      .description("send the whole vault (every environment), end-to-end encrypted, to the Latchkey server"),
+      .description("send the whole vault (every environment), end-to-end encrypted, to the Latchkey server")
+      .option("--force", "push a new version even when nothing changed since the last push or pull"),
   )
     .addHelpText(
       "after",
       "\nThe server gets ciphertext and this machine's wrapped vault key only. A push based on an older version\n" +
-        "than the server's is refused: run `latchkey env pull`, then push again.",
+        "than the server's is refused: run `latchkey env pull`, then push again. When the secrets, the envSchema\n" +
+        "and the name are what this machine last pushed or pulled, nothing is sent and no version is made.",
     )
     .action(async (flags: ServerFlags, command: Command) => {
-      state.exitCode = await envPush(ctx, syncOptions(command, flags));
+      state.exitCode = await envPush(ctx, { ...syncOptions(command, flags), force: flags.force === true });
     });
   withServerOptions(
     env

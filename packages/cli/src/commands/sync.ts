@@ -16,12 +16,20 @@ export interface SyncCommandOptions {
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** `env push`. */
-export async function envPush(ctx: Context, options: SyncCommandOptions): Promise<number> {
-  const pushOptions: PushOptions = { verbose: options.verbose };
+export async function envPush(
+  ctx: Context,
+  options: SyncCommandOptions & { force?: boolean },
+): Promise<number> {
+  const pushOptions: PushOptions = { verbose: options.verbose, force: options.force === true };
   if (options.profile !== undefined) pushOptions.profile = options.profile;
   if (options.server !== undefined) pushOptions.server = options.server;
   const outcome = await pushVault(ctx, pushOptions);
   if (options.json) printJson(ctx, outcome);
+  else if (!outcome.pushed)
+    printStatus(
+      ctx,
+      `Nothing to push: ${outcome.name} is as it was at version ${outcome.version} on ${outcome.server}. (--force pushes a new version anyway.)`,
+    );
   else
     printStatus(
       ctx,

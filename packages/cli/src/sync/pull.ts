@@ -171,7 +171,17 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
     ctx.paths.home,
     vaultId,
     localKey,
-    { server, userId, version, document: remote },
+    {
+      server,
+      userId,
+      version,
+      document: remote,
+      // What a push compares to tell "nothing changed"; an answer without them just never counts as unchanged.
+      ...(typeof answer.name === "string" ? { name: answer.name } : {}),
+      ...(answer.schema === null || (typeof answer.schema === "object" && !Array.isArray(answer.schema))
+        ? { schema: answer.schema }
+        : {}),
+    },
     ctx.random,
   );
   await recordSync(ctx.paths.home, server, userId, vaultId, version);

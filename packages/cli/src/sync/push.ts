@@ -12,15 +12,22 @@ import { sealEnvelopeSync } from "../crypto/native.js";
 import { callApi } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { checkVaultSize } from "../vault/limits.js";
-import { loadVaultKey, readVaultWithPresence, vaultKeyAccount } from "../vault/vault-store.js";
+import {
+  loadVaultKey,
+  readVaultWithPresence,
+  vaultKeyAccount,
+  type VaultDocument,
+} from "../vault/vault-store.js";
 import { openSyncProject, personalVersion, pushName, pushSchema, recordPersonalVersion } from "./project.js";
-import { getSyncEntry, recordSync, writeSyncBase } from "./state.js";
+import { getSyncEntry, readSyncBase, recordSync, writeSyncBase, type SyncBase } from "./state.js";
 
 /** Options of `env push`. */
 export interface PushOptions {
   profile?: string;
   server?: string;
   verbose?: number;
+  /** Push a new version even when nothing changed since the last sync. */
+  force?: boolean;
 }
 
 /** What a push did. */
@@ -29,8 +36,44 @@ export interface PushOutcome {
   server: string;
   name: string;
   baseVersion: number;
+  /** The new version; when nothing was pushed, the version the vault is still at. */
   version: number;
   environments: number;
+  /** False when nothing had changed since the last sync, so no request was made. */
+  pushed: boolean;
+}
+
+/** JSON with object keys sorted, so two equal values have one text whatever order their keys were set in. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const record = value as Record<string, unknown>;
+    const fields = Object.keys(record)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+    return `{${fields.join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Whether a push would only repeat `base`, the version this machine last pushed or pulled: same server and
+ * account, based on that very version, the same secrets, and the same name and envSchema (an absent schema keeps
+ * the server's). A base from before the name and schema were kept in it never counts as unchanged.
+ */
+function unchangedSince(
+  base: SyncBase | null,
+  push: { server: string; userId: string; baseVersion: number; document: VaultDocument; name: string },
+  schema: Record<string, unknown> | undefined,
+): base is SyncBase {
+  if (base === null || base.server !== push.server || base.userId !== push.userId) return false;
+  if (base.version !== push.baseVersion || base.name !== push.name) return false;
+  if (
+    schema !== undefined &&
+    (base.schema === undefined || canonicalJson(schema) !== canonicalJson(base.schema))
+  )
+    return false;
+  return canonicalJson(base.document) === canonicalJson(push.document);
 }
 
 const PUSH_ANSWER_FIELDS = ["createdAt", "vaultId", "version"];
@@ -79,6 +122,17 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
   const server = active.selection.server;
   const entry = await getSyncEntry(ctx.paths.home, server, active.session.subject, vaultId);
   const baseVersion = Math.min(personalVersion(project) ?? 0, entry?.syncedVersion ?? 0);
+  const schema = pushSchema(ctx, project);
+  const name = pushName(ctx, project);
+  const userId = active.session.subject;
+  const base = baseVersion > 0 ? await readSyncBase(ctx.paths.home, vaultId, vaultKey) : null;
+  if (
+    options.force !== true &&
+    unchangedSince(base, { server, userId, baseVersion, document, name }, schema)
+  ) {
+    const environments = Object.keys(document).length;
+    return { vaultId, server, name, baseVersion, version: baseVersion, environments, pushed: false };
+  }
   const version = baseVersion + 1;
   const sealed = sealEnvelopeSync(
     vaultKey,
@@ -86,8 +140,6 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
     syncBlobContext(vaultId, version),
     (n) => ctx.random.bytes(n),
   );
-  const schema = pushSchema(ctx, project);
-  const name = pushName(ctx, project);
   const body: PushRequest = {
     encryptedBlob: toBase64(sealed),
     wrappedKey,
@@ -130,10 +182,30 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
     ctx.paths.home,
     vaultId,
     vaultKey,
-    { server, userId: result.userId, version, document },
+    {
+      server,
+      userId: result.userId,
+      version,
+      document,
+      name,
+      // Without a schema in this push the server kept the one it had, which the base knows if it is that version's.
+      ...(schema !== undefined
+        ? { schema }
+        : base?.version === baseVersion && base.schema !== undefined
+          ? { schema: base.schema }
+          : {}),
+    },
     ctx.random,
   );
   await recordSync(ctx.paths.home, server, result.userId, vaultId, version);
   await recordPersonalVersion(ctx, project, version);
-  return { vaultId, server, name, baseVersion, version, environments: Object.keys(document).length };
+  return {
+    vaultId,
+    server,
+    name,
+    baseVersion,
+    version,
+    environments: Object.keys(document).length,
+    pushed: true,
+  };
 }

@@ -132,6 +132,10 @@ export interface SyncBase {
   userId: string;
   version: number;
   document: VaultDocument;
+  /** The vault's display name at that version (absent in a base written before it was kept). */
+  name?: string;
+  /** The envSchema the server holds at that version, null for none (absent: not known). */
+  schema?: Record<string, unknown> | null;
 }
 
 const baseFile = (home: string, vaultId: string) => join(syncDir(home), `${vaultId}.base.enc`);
