@@ -247,7 +247,7 @@ describe("a provider declared in the project's latchkey.json", () => {
   });
   afterEach(() => project.cleanup());
 
-  it("does not run until approved on a terminal; then runs without asking, bound to argv and path", async () => {
+  it("does not run until approved on a terminal; then runs without asking, bound to registry, argv and path", async () => {
     // No terminal: refused, the provider never ran, and the explanation says why.
     const refused = await project.cli(["token", "--registry", verdaccio.url]);
     expect(refused.code).toBe(1);
@@ -274,7 +274,11 @@ describe("a provider declared in the project's latchkey.json", () => {
     ]);
     const approvals = JSON.parse(await readFile(join(project.latchkeyHome, "approvals.json"), "utf8"));
     expect(approvals.approvals).toEqual([
-      expect.objectContaining({ project: project.dir, kind: "provider", declaration: argv }),
+      expect.objectContaining({
+        project: project.dir,
+        kind: "provider",
+        declaration: { registry: verdaccio.url, argv },
+      }),
     ]);
 
     // Later processes without a terminal run it without asking.
@@ -286,6 +290,15 @@ describe("a provider declared in the project's latchkey.json", () => {
     // A changed command needs a new approval.
     await writeProjectProvider(project, verdaccio.url, [...argv, "--extra"]);
     expect((await project.cli(["token", "--registry", verdaccio.url])).code).toBe(1);
+    expect(await provider.calls()).toHaveLength(2);
+
+    // So does the same command for another registry: its answer would go there.
+    const elsewhere = verdaccio.url.replace("//127.0.0.1:", "//localhost:");
+    expect(elsewhere).not.toBe(verdaccio.url);
+    await writeProjectProvider(project, elsewhere, argv);
+    const moved = await project.cli(["token", "--registry", elsewhere]);
+    expect(moved.code).toBe(1);
+    expect(moved.stderr).toContain("LK_PROVIDER_NOT_APPROVED");
     expect(await provider.calls()).toHaveLength(2);
   });
 

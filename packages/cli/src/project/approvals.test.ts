@@ -52,7 +52,7 @@ const provider: ProjectDeclaration = {
   kind: "provider",
   file: "/work/app/latchkey.json",
   line: 5,
-  content: ARGV,
+  content: { registry: "https://npm.example.com/", argv: ARGV },
 };
 
 /** A version-1 file as Latchkey wrote it before tokenEnv approvals existed. */
@@ -69,10 +69,11 @@ const v1Entry = (argv: string[], project = "/work/app") => ({
 });
 
 describe("approvals.json", () => {
-  it("still honours a provider approval from a version-1 file, and migrates it when writing", async () => {
+  it("reads a version-1 file's provider approvals as none: they named no registry, so they ask again", async () => {
     await writeV1([v1Entry(ARGV)]);
-    expect(await isApproved(context(), provider)).toBe(true);
-    expect(await isApproved(context(), { ...provider, content: [...ARGV, "--more"] })).toBe(false);
+    expect(await readApprovals(context())).toEqual([]);
+    expect(await isApproved(context(), provider)).toBe(false);
+    expect(await isApproved(context(), { ...provider, content: ARGV })).toBe(false);
 
     const tokenEnv: ProjectDeclaration = {
       kind: "tokenEnv",
@@ -87,13 +88,6 @@ describe("approvals.json", () => {
       approvals: [
         {
           project: "/work/app",
-          kind: "provider",
-          sha256: declarationSha256("provider", ARGV),
-          declaration: ARGV,
-          approvedAt: "2029-06-01T00:00:00.000Z",
-        },
-        {
-          project: "/work/app",
           kind: "tokenEnv",
           sha256: declarationSha256("tokenEnv", tokenEnv.content),
           declaration: tokenEnv.content,
@@ -102,17 +96,12 @@ describe("approvals.json", () => {
       ],
     });
     expect((await stat(join(home, APPROVALS_FILE))).mode & 0o777).toBe(0o600);
-    expect(await isApproved(context(), provider)).toBe(true);
     expect(await isApproved(context(), tokenEnv)).toBe(true);
   });
 
-  it("drops a version-1 entry whose argv does not match its hash: that provider asks again", async () => {
-    await writeV1([
-      { ...v1Entry(ARGV), argv: ["node", "something-else.js"] },
-      { ...v1Entry(ARGV), argv: undefined },
-    ]);
-    expect(await readApprovals(context())).toEqual([]);
-    expect(await isApproved(context(), provider)).toBe(false);
+  it("refuses a version-1 entry without an argv hash rather than guessing", async () => {
+    await writeV1([{ project: "/work/app", argv: ARGV }]);
+    await expect(readApprovals(context())).rejects.toMatchObject({ code: "LK_STORE_CORRUPT" });
   });
 
   it("binds the kind: approving content as one kind does not approve it as another", async () => {

@@ -87,11 +87,6 @@ export function declarationSha256(kind: DeclarationKind, content: unknown): stri
   return toHex(sha256(utf8Encode(JSON.stringify([kind, content]))));
 }
 
-/** The hash a version-1 file kept for a provider: of its argv alone. */
-function legacyArgvSha256(argv: readonly string[]): string {
-  return toHex(sha256(utf8Encode(JSON.stringify(argv))));
-}
-
 /** The project root a declaration belongs to: the directory of its latchkey.json. */
 export function projectRootOf(declaration: Pick<ProjectDeclaration, "file">): string {
   return resolve(dirname(declaration.file));
@@ -137,24 +132,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * A version-1 entry (`{project, argvSha256, argv}`, provider approvals only) in today's form. Latchkey always
- * wrote the argv beside its hash; an entry without a matching argv was edited by hand and is dropped, which only
- * means its provider asks again.
+ * Reads the approvals file (version 2, or version 1 as written before tokenEnv approvals); a missing file holds
+ * none. A version-1 entry approved a provider's argv for whichever registry the project named, so it is read as
+ * nothing (that provider asks again); so is, in effect, a version-2 provider entry without a registry, since its
+ * hash matches no declaration's content any more.
  */
-function migrateV1(entry: Record<string, unknown>): Approval | null {
-  const argv = entry.argv;
-  if (!Array.isArray(argv) || !argv.every((a): a is string => typeof a === "string")) return null;
-  if (legacyArgvSha256(argv) !== entry.argvSha256) return null;
-  return {
-    project: entry.project as string,
-    kind: "provider",
-    sha256: declarationSha256("provider", argv),
-    declaration: argv,
-    approvedAt: typeof entry.approvedAt === "string" ? entry.approvedAt : "",
-  };
-}
-
-/** Reads the approvals file (version 2, or version 1 as written before tokenEnv approvals); a missing file holds none. */
 export async function readApprovals(ctx: Context): Promise<Approval[]> {
   const file = approvalsPath(ctx);
   const bytes = await readFileSafe(file);
@@ -187,8 +169,6 @@ export async function readApprovals(ctx: Context): Promise<Approval[]> {
       if (typeof entry.argvSha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.argvSha256)) {
         throw corruptApprovals(file, "an approval without an argv hash");
       }
-      const migrated = migrateV1(entry);
-      if (migrated !== null) out.push(migrated);
       continue;
     }
     if (

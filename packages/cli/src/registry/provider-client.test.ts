@@ -263,6 +263,8 @@ describe("the in-memory cache", () => {
 });
 
 describe("approval of project providers", () => {
+  const APPROVED = { registry: REGISTRY, argv: ["node", "scripts/npm-token.js"] };
+
   it("refuses an unapproved project provider without a terminal, running nothing", async () => {
     const { ctx, calls } = providerContext({ tty: false });
     await expect(createProviderClient(ctx).token(projectDecl(), REGISTRY)).rejects.toMatchObject({
@@ -288,8 +290,8 @@ describe("approval of project providers", () => {
         {
           project: "/work/app",
           kind: "provider",
-          sha256: declarationSha256("provider", ["node", "scripts/npm-token.js"]),
-          declaration: ["node", "scripts/npm-token.js"],
+          sha256: declarationSha256("provider", APPROVED),
+          declaration: APPROVED,
           approvedAt: "2030-01-01T00:00:00.000Z",
         },
       ],
@@ -315,6 +317,51 @@ describe("approval of project providers", () => {
     expect(later.calls).toHaveLength(0);
     // The same argv, approved, for the same project still runs.
     expect((await client.token(projectDecl(), REGISTRY))?.token).toBe(TOKEN);
+  });
+
+  it("binds the approval to the registry the answer goes to", async () => {
+    const first = providerContext({ tty: true, confirm: () => Promise.resolve(true) });
+    await createProviderClient(first.ctx).token(projectDecl(), REGISTRY);
+
+    const later = providerContext({ tty: false });
+    const client = createProviderClient(later.ctx);
+    for (const other of [
+      "https://evil.example/",
+      "https://npm.example.com/other/",
+      "http://npm.example.com/",
+    ]) {
+      await expect(client.token(projectDecl(), other), other).rejects.toMatchObject({
+        code: "LK_PROVIDER_NOT_APPROVED",
+      });
+    }
+    expect(later.calls).toHaveLength(0);
+    // Another spelling of the approved registry is the same registry.
+    expect((await client.token(projectDecl(), "https://NPM.example.com:443/"))?.token).toBe(TOKEN);
+  });
+
+  it("asks again for an approval of the argv alone, as older versions recorded it", async () => {
+    const argv = ["node", "scripts/npm-token.js"];
+    await writeFile(
+      join(home, APPROVALS_FILE),
+      JSON.stringify({
+        version: 2,
+        approvals: [
+          {
+            project: "/work/app",
+            kind: "provider",
+            sha256: declarationSha256("provider", argv),
+            declaration: argv,
+            approvedAt: "2029-01-01T00:00:00.000Z",
+          },
+        ],
+      }),
+      { mode: 0o600 },
+    );
+    const { ctx, calls } = providerContext({ tty: false });
+    await expect(createProviderClient(ctx).token(projectDecl(), REGISTRY)).rejects.toMatchObject({
+      code: "LK_PROVIDER_NOT_APPROVED",
+    });
+    expect(calls).toHaveLength(0);
   });
 
   it("a declined prompt runs nothing and records nothing", async () => {

@@ -18,6 +18,7 @@ import type { Context } from "../context.js";
 import { redact } from "../output/output.js";
 import { authorizeDeclaration, displayQuoted } from "../project/approvals.js";
 import { parseJsonTree } from "../project/json-edit.js";
+import { nerfDart } from "./nerf-dart.js";
 import type { ProviderAnswer, ProviderDeclaration } from "./types.js";
 
 /** How long a provider may take before it is killed, unless LATCHKEY_PROVIDER_TIMEOUT_MS or an option says. */
@@ -194,7 +195,21 @@ export function parseProviderAnswer(stdout: string): ProviderAnswer {
   return { token, expiresAt };
 }
 
-/** Decides whether a project's provider may run now (project/approvals.ts); a user's provider always may. */
+/**
+ * The registry a provider approval is bound to: the URL's scheme and nerf dart (`https://npm.example.com/`), so a
+ * respelling of the same URL keeps the approval and any other registry, or the same one over another scheme, does
+ * not.
+ */
+export function approvedRegistry(registryUri: string): string {
+  const scheme = /^http:/i.test(registryUri.trim()) ? "http:" : "https:";
+  return `${scheme}${nerfDart(registryUri)}`;
+}
+
+/**
+ * Decides whether a project's provider may run now (project/approvals.ts); a user's provider always may. The
+ * approval pins the registry with the argv: the answer goes to that registry, so an approval given for one must
+ * not carry over to another the project names later with the same command.
+ */
 async function authorize(ctx: Context, decl: ProviderDeclaration, registryUri: string): Promise<void> {
   if (decl.declaredIn !== "project") return;
   const command = displayArgv(decl.argv);
@@ -202,7 +217,7 @@ async function authorize(ctx: Context, decl: ProviderDeclaration, registryUri: s
     kind: "provider",
     file: decl.file,
     line: decl.line ?? null,
-    content: [...decl.argv],
+    content: { registry: approvedRegistry(registryUri), argv: [...decl.argv] },
     code: "LK_PROVIDER_NOT_APPROVED",
     subject: `the credential provider ${command}`,
     prompt:
