@@ -217,7 +217,6 @@ interface OpResult {
   code?: string;
   message?: string;
   cause?: string;
-  ms: number;
   /** Whether the native module had been loaded by the end of this op. */
   native: boolean;
 }
@@ -246,7 +245,6 @@ const ks = createKeyringKeystore({ timeoutMs });
 const nativeOnly = createKeyringKeystore({ timeoutMs, load: () => import("@napi-rs/keyring") });
 const results = [];
 for (const op of ops) {
-  const started = Date.now();
   try {
     let value;
     if (op.op === "get") value = await ks.get(op.account);
@@ -257,9 +255,9 @@ for (const op of ops) {
       if (!probe.reachable) throw probe.error;
       value = probe;
     }
-    results.push({ ok: true, value: value ?? null, ms: Date.now() - started, native: nativeLoaded() });
+    results.push({ ok: true, value: value ?? null, native: nativeLoaded() });
   } catch (error) {
-    results.push({ ok: false, code: error.code, message: error.message, cause: error.cause?.message, ms: Date.now() - started, native: nativeLoaded() });
+    results.push({ ok: false, code: error.code, message: error.message, cause: error.cause?.message, native: nativeLoaded() });
   }
 }
 process.stdout.write(JSON.stringify(results));
@@ -359,10 +357,15 @@ describe.skipIf(!availability.ok)("Secret Service read in a fresh process", () =
         [{ op: "get", account: "a" }, { op: "probe" }],
         300,
       );
+      // The read's own timer ended each call, not the native module, which would wait for good: its error names
+      // the limit and has no cause.
       for (const r of results) {
-        expect(r).toMatchObject({ ok: false, code: "LK_KEYRING_TIMEOUT", native: false });
-        expect(r.ms).toBeGreaterThanOrEqual(290);
-        expect(r.ms).toBeLessThan(1000);
+        expect(r).toEqual({
+          ok: false,
+          code: "LK_KEYRING_TIMEOUT",
+          message: "The OS keychain did not answer within 300 ms.",
+          native: false,
+        });
       }
     } finally {
       server.close();

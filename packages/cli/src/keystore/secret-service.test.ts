@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   MessageType,
   decodeMessage,
@@ -276,25 +276,43 @@ describe("reading over a bus that misbehaves", () => {
     details: { operation: "get", account: "a" },
   });
 
-  it("times out on a socket that accepts and never answers, and closes its connection", async () => {
-    let closed = false;
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("times out at its limit, not before, on a socket that accepts and never answers, and closes its connection", async () => {
+    let connected!: () => void;
+    const hasConnected = new Promise<void>((resolve) => (connected = resolve));
+    let closed!: () => void;
+    const hasClosed = new Promise<void>((resolve) => (closed = resolve));
     const [path, close] = await serve("silent", (socket) => {
       // Read (and drop) what the client sends, or its hang-up would never be seen.
       socket.resume();
-      socket.on("close", () => (closed = true));
+      socket.on("close", () => closed());
       socket.on("error", () => {});
+      connected();
     });
+    // Only the read's own timer is faked: the sockets stay real.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     try {
-      const started = Date.now();
-      const error = await readSecretService(request(path, 200)).catch((e: unknown) => e);
-      expect(error).toMatchObject({
+      let outcome: unknown = "pending";
+      void readSecretService(request(path, 200)).then(
+        (read) => (outcome = read),
+        (error: unknown) => (outcome = error),
+      );
+      await hasConnected;
+      await vi.advanceTimersByTimeAsync(199);
+      expect(outcome).toBe("pending");
+      await vi.advanceTimersByTimeAsync(1);
+      expect(outcome).toMatchObject({
         code: "LK_KEYRING_TIMEOUT",
+        message: "The OS keychain did not answer within 200 ms.",
         details: { operation: "get", account: "a", timeoutMs: 200 },
       });
-      expect(Date.now() - started).toBeLessThan(1000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(closed).toBe(true);
+      await hasClosed;
     } finally {
+      // A read still waiting would keep its connection, and so the server, open.
+      await vi.runAllTimersAsync();
       await close();
     }
   });
