@@ -343,6 +343,13 @@ export const errorCatalogue = {
     hint: "Remove that reference, or make the line name the registry's own variable (`latchkey setup npmrc --project` writes such lines); `latchkey exec` starts nothing until then.",
     exitCode: ExitCode.failure,
   },
+  LK_PROJECT_CONFIG_UNCHECKED: {
+    summary:
+      "A project's .npmrc or .yarnrc.yml makes the package manager read configuration `latchkey exec` cannot check (npm's `userconfig`, `globalconfig` or `prefix`, yarn's `injectEnvironmentFiles`), or is YAML it cannot read the way yarn does, so the package manager could send a registry's token to another host.",
+    message: "A project file makes the package manager read configuration `latchkey exec` cannot check.",
+    hint: "Remove the setting the message names from the project's file (such settings belong in your own ~/.npmrc or ~/.yarnrc.yml), or correct the YAML; `latchkey exec` starts nothing until then.",
+    exitCode: ExitCode.failure,
+  },
   LK_HELPER_INPUT_INVALID: {
     summary:
       "A credential helper (git or docker protocol) received input it will not act on: a malformed line, a control character or a missing field.",

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -195,6 +195,170 @@ describe("a project file that would send a handed token elsewhere", () => {
           e.message.includes(`${join(where, ".yarnrc.yml")}:${line}`),
       );
     }
+  });
+});
+
+describe("a project file that makes the client read configuration the check cannot see", () => {
+  const A = "//127.0.0.1:4873/";
+  const stored = { "registry://127.0.0.1:4873/": "tok-a" };
+  const refusal = (file: string, line: number) => (e: unknown) =>
+    isLatchkeyError(e, "LK_PROJECT_CONFIG_UNCHECKED") &&
+    e.message.includes(`${file}:${line}`) &&
+    !e.message.includes("tok-a");
+
+  it("refuses an .npmrc setting userconfig, globalconfig or prefix, which make npm load another file", async () => {
+    // npm loads the project file first: these choose the user and global files it then reads and expands, where
+    // `//its-host/:_authToken=${LATCHKEY_TOKEN_…}` is never seen by the line check.
+    await writeFile(join(app, "other.rc"), `//b.example/npm/:_authToken=\${${handoffVariable(A)}}\n`);
+    for (const line of [
+      "userconfig=./other.rc",
+      "globalconfig = ./other.rc",
+      "prefix=./p",
+      '"userconfig"="./other.rc"',
+      "${SETTING}=./other.rc",
+    ]) {
+      await writeFile(join(app, ".npmrc"), `@a:registry=http://127.0.0.1:4873/\n${line}\n`);
+      await expect(
+        planExec(context(stored, { SETTING: "globalconfig" }), { strict: false, verbose: 0 }),
+        line,
+      ).rejects.toSatisfy(refusal(join(app, ".npmrc"), 2));
+    }
+    // With no token to hand over there is nothing to protect.
+    await expect(planExec(context({}), { strict: false, verbose: 0 })).resolves.toMatchObject({ env: {} });
+  });
+
+  it("checks the .npmrc of a workspace root, and of every directory above, not only the package's", async () => {
+    // npm reads the root's .npmrc inside a workspace package; yarn 1 reads every directory's up to /.
+    const pkg = join(app, "packages", "a");
+    await mkdir(pkg, { recursive: true });
+    await writeFile(join(pkg, "package.json"), "{}");
+    await writeFile(join(app, "package.json"), JSON.stringify({ workspaces: ["packages/*"] }));
+    const line = `//b.example/npm/:_authToken=\${${handoffVariable(A)}}`;
+    await writeFile(join(app, ".npmrc"), `@a:registry=http://127.0.0.1:4873/\n${line}\n`);
+    const inPkg = (env: Record<string, string> = {}) => ({ ...context(stored, env), cwd: pkg });
+    await expect(planExec(inPkg(), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_REROUTED") && e.message.includes(`${join(app, ".npmrc")}:2`),
+    );
+    await writeFile(join(app, ".npmrc"), "");
+    await writeFile(join(pkg, ".npmrc"), "@a:registry=http://127.0.0.1:4873/\n");
+    await writeFile(join(app, "package.json"), "{}");
+    await writeFile(join(dir, ".npmrc"), `${line}\n`);
+    await expect(planExec(inPkg(), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_REROUTED") && e.message.includes(`${join(dir, ".npmrc")}:1`),
+    );
+    await writeFile(join(dir, ".npmrc"), "userconfig=./x\n");
+    await expect(planExec(inPkg(), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      refusal(join(dir, ".npmrc"), 1),
+    );
+    // The user's own .npmrc is theirs, wherever it is.
+    expect(
+      (await planExec(inPkg({ npm_config_userconfig: join(dir, ".npmrc") }), { strict: false, verbose: 0 }))
+        .env,
+    ).toHaveProperty(handoffVariable(A));
+  });
+
+  it("reads .yarnrc.yml as YAML, as yarn does before it expands ${VAR}: escapes and line folding hide nothing", async () => {
+    const v = handoffVariable(A);
+    const other = (value: string) => `npmRegistries:\n  "//b.example/npm/":\n    npmAuthToken: ${value}\n`;
+    for (const [text, line] of [
+      [other(`"\\x24{${v}}"`), 3],
+      [other(`"\\u0024{${v}}"`), 3],
+      [other(`"\\U00000024{${v}\\x7d"`), 3],
+      [other(`"\${${v.replace("_TOKEN_", "\\x5fTOKEN_")}}"`), 3],
+      [other(`"$\\\n      {${v}}"`), 3],
+      [other(`|-\n      #\${${v}}`), 3],
+      [
+        `npmScopes:\n  evil:\n    npmRegistryServer: "https://b.example/"\n    npmAuthToken: "\\u0024{${v}}"\n`,
+        4,
+      ],
+      [`npmAuthToken: "\\x24{${v}}"\n`, 1],
+    ] as const) {
+      await writeFile(join(app, ".yarnrc.yml"), text);
+      await expect(planExec(context(stored), { strict: false, verbose: 0 }), text).rejects.toSatisfy(
+        (e) =>
+          isLatchkeyError(e, "LK_TOKEN_REROUTED") &&
+          e.message.includes(`${join(app, ".yarnrc.yml")}:${line}`),
+      );
+    }
+  });
+
+  it("refuses a .yarnrc.yml whose own line lends its value elsewhere, or that names the variable anywhere else", async () => {
+    const v = handoffVariable(A);
+    const own = `npmRegistries:\n  "${A}":\n    npmAuthToken: &t "\${${v}}"\n`;
+    for (const [text, line] of [
+      [`${own}npmScopes:\n  evil:\n    npmAuthToken: *t\n`, 6],
+      [`${own}# npmAuthToken: "\${${v}}"\n`, 4],
+    ] as const) {
+      await writeFile(join(app, ".yarnrc.yml"), text);
+      await expect(planExec(context(stored), { strict: false, verbose: 0 }), text).rejects.toSatisfy(
+        (e) =>
+          isLatchkeyError(e, "LK_TOKEN_REROUTED") &&
+          e.message.includes(`${join(app, ".yarnrc.yml")}:${line}`),
+      );
+    }
+  });
+
+  it("refuses a .yarnrc.yml it cannot read as yarn would, or that makes yarn read other files", async () => {
+    for (const [text, line] of [
+      ['npmRegistryServer: "a"\nnpmRegistryServer: "b"\n', 2],
+      ["npmRegistryServer: [unclosed\n", 2],
+      ["# yarn lockfile v1\nnpmRegistryServer x\n", 1],
+      ["npmRegistryServer: !!binary aGk=\n", 1],
+      ["a: b\n---\nc: d\n", 2],
+      ['injectEnvironmentFiles: [".env"]\n', 1],
+    ] as const) {
+      await writeFile(join(app, ".yarnrc.yml"), text);
+      await expect(planExec(context(stored), { strict: false, verbose: 0 }), text).rejects.toSatisfy(
+        refusal(join(app, ".yarnrc.yml"), line),
+      );
+    }
+  });
+
+  it("refuses a .env.yarn that names a handed variable: yarn 4 expands .yarnrc.yml's ${NAME} from it", async () => {
+    await writeFile(join(app, ".env.yarn"), `# defaults\nNAME=\${${handoffVariable(A)}}\n`);
+    await writeFile(join(app, ".yarnrc.yml"), 'npmScopes:\n  evil:\n    npmAuthToken: "${NAME}"\n');
+    await expect(planExec(context(stored), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_REROUTED") && e.message.includes(`${join(app, ".env.yarn")}:2`),
+    );
+  });
+
+  it("follows a symbolic link to a .yarnrc.yml, as yarn does, and leaves the home directory's alone", async () => {
+    const v = handoffVariable(A);
+    await writeFile(join(dir, "elsewhere.yml"), `npmAuthToken: "\${${v}}"\n`);
+    await symlink(join(dir, "elsewhere.yml"), join(app, ".yarnrc.yml"));
+    await expect(planExec(context(stored), { strict: false, verbose: 0 })).rejects.toSatisfy(
+      (e) => isLatchkeyError(e, "LK_TOKEN_REROUTED") && e.message.includes(`${join(app, ".yarnrc.yml")}:1`),
+    );
+    await rm(join(app, ".yarnrc.yml"));
+    // The user's ~/.yarnrc.yml is read from everywhere, like ~/.npmrc: theirs, not the project's.
+    const inHome = join(home, "project");
+    await mkdir(inHome);
+    await writeFile(join(inHome, ".npmrc"), "@a:registry=http://127.0.0.1:4873/\n");
+    await writeFile(join(home, ".yarnrc.yml"), 'injectEnvironmentFiles: [".env"]\n');
+    expect(
+      (await planExec({ ...context(stored), cwd: inHome }, { strict: false, verbose: 0 })).env,
+    ).toHaveProperty(v);
+  });
+
+  it("accepts what `latchkey setup` documents, in block and flow style, beside unrelated settings", async () => {
+    const v = handoffVariable(A);
+    await writeFile(
+      join(app, ".yarnrc.yml"),
+      [
+        "# Registries",
+        'npmRegistryServer: "https://registry.yarnpkg.com"',
+        "npmRegistries:",
+        `  "${A}":`,
+        `    npmAuthToken: "\${${v}}"`,
+        `  "https://127.0.0.1:4873": { npmAuthToken: '\${${v}}' }`,
+        '  "//b.example/npm/":',
+        '    npmAuthToken: "${B_TOKEN:-}"',
+        "nodeLinker: node-modules",
+        "",
+      ].join("\n"),
+    );
+    await writeFile(join(app, ".env.yarn"), "NODE_OPTIONS=--max-old-space-size=4096\n");
+    expect((await planExec(context(stored), { strict: false, verbose: 0 })).env).toHaveProperty(v);
   });
 });
 

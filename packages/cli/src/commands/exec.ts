@@ -1,11 +1,10 @@
 // `latchkey exec -- <npm|pnpm|yarn|cmd> args…`: the program gets, in its environment only, the token of every
 // registry the .npmrc files name, in the variables each client reads (registry/handoff.ts has the evidence).
 // No .npmrc is written, no token goes into argv, and the program's exit and signals pass through as with `run`.
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { sameVariable } from "../env-names.js";
-import { readFileSafe } from "../fs/safe-file.js";
 import { printStatus } from "../output/output.js";
 import {
   authTokenKey,
@@ -15,8 +14,15 @@ import {
   uniqueRegistries,
 } from "../registry/handoff.js";
 import type { NamedRegistry } from "../registry/handoff.js";
-import { envReferences, expandEnv, projectNpmrcPath, readNpmrc } from "../registry/handoff-npmrc.js";
-import { nerfDart } from "../registry/nerf-dart.js";
+import {
+  envReferences,
+  expandEnv,
+  projectNpmrcPaths,
+  readConfigText,
+  readNpmrc,
+  selfAndAncestors,
+} from "../registry/handoff-npmrc.js";
+import { envFileMention, yarnrcFinding } from "../registry/handoff-yarnrc.js";
 import { resolveRegistryToken } from "../registry/sources.js";
 import type { NerfDart, TokenSource } from "../registry/types.js";
 import { runProgram } from "../run/replace.js";
@@ -109,43 +115,28 @@ function rerouted(file: string, line: number, name: string, nerf: NerfDart): Lat
   });
 }
 
-/** The registry a YAML mapping key names (`"//host/path/"`, `https://host/path/`), or null. */
-function yamlRegistryKey(text: string): NerfDart | null {
-  const key = /^\s*(["']?)([^"'\s]+)\1\s*:/.exec(text)?.[2];
-  if (key === undefined || !/^(?:https?:)?\/\//.test(key)) return null;
-  try {
-    return nerfDart(key);
-  } catch {
-    return null;
-  }
+function unchecked(file: string, line: number, what: string): LatchkeyError {
+  return new LatchkeyError("LK_PROJECT_CONFIG_UNCHECKED", {
+    message: `${file}:${line} ${what}; not starting the program with registry tokens.`,
+    details: { path: file, line },
+  });
 }
 
-/** Whether `line` of a .yarnrc.yml hands `${name}` to `nerf`'s npmAuthToken, block or flow style, and nothing else. */
-function yarnOwnToken(lines: readonly string[], index: number, name: string, nerf: NerfDart): boolean {
-  const text = lines[index]!;
-  const value = `["']?\\$\\{${name}\\}["']?`;
-  if (
-    new RegExp(
-      `^\\s*["']?[^"'\\s]+["']?\\s*:\\s*\\{\\s*npmAuthToken\\s*:\\s*${value}\\s*\\}\\s*,?\\s*$`,
-    ).test(text)
-  ) {
-    return yamlRegistryKey(text) === nerf;
-  }
-  if (!new RegExp(`^\\s*npmAuthToken\\s*:\\s*${value}\\s*$`).test(text)) return false;
-  const indent = /^\s*/.exec(text)![0].length;
-  for (let i = index - 1; i >= 0; i--) {
-    const above = lines[i]!;
-    if (above.trim() === "" || above.trim().startsWith("#")) continue;
-    if (/^\s*/.exec(above)![0].length < indent) return yamlRegistryKey(above) === nerf;
-  }
-  return false;
-}
+/**
+ * Settings of a project .npmrc that make npm read another configuration file, expanding `${VAR}` there too: the
+ * user and global files (@npmcli/config loads the project file first, so its `userconfig` and `globalconfig`
+ * choose them; its `prefix` moves the global file to PREFIX/etc/npmrc, npm only logging an error). Refused, not
+ * followed: such a file lies outside the project, may name further files, and a project has no use for them.
+ */
+const NPM_FILE_SETTINGS: readonly string[] = ["userconfig", "globalconfig", "prefix"];
 
 /**
  * npm, pnpm and yarn expand `${VAR}` in the project's .npmrc and .yarnrc.yml, so a cloned project could write
  * `//its-host/:_authToken=${LATCHKEY_TOKEN_…npmjs…}` and have the package manager send your npmjs token to its
  * host. Each variable `exec` sets carries one registry's token; a project file may name it only as that registry's
- * own token (what `latchkey setup npmrc` writes). Anything else is LK_TOKEN_REROUTED, before the program starts.
+ * own token (what `latchkey setup npmrc` writes). Anything else is LK_TOKEN_REROUTED, and a project file that makes
+ * the client read configuration this check cannot see is LK_PROJECT_CONFIG_UNCHECKED, before the program starts.
+ * The files are every one a client reads here except the user's own (handoff-npmrc.ts, handoff-yarnrc.ts).
  */
 async function refuseRerouting(ctx: Context, env: Record<string, string>): Promise<void> {
   const handed = carriers(env);
@@ -154,38 +145,53 @@ async function refuseRerouting(ctx: Context, env: Record<string, string>): Promi
   const carried = (name: string): [string, NerfDart] | undefined =>
     [...handed].find(([variable]) => sameVariable(variable, name, os));
 
-  const npmrcFile = projectNpmrcPath(ctx);
-  const npmrc = await readNpmrc(npmrcFile);
-  for (const [i, line] of (npmrc?.lines ?? []).entries()) {
-    if (/^\s*[;#]/.test(line.raw)) continue;
-    const ownKey = line.key === undefined ? null : expandEnv(line.key, ctx.env).value;
-    for (const name of envReferences(line.value ?? line.raw).concat(envReferences(line.key ?? ""))) {
-      const found = carried(name);
-      if (found === undefined) continue;
-      const [variable, nerf] = found;
-      const own = ownKey === authTokenKey(nerf) && line.value?.trim() === `\${${name}}`;
-      if (!own || envReferences(line.key ?? "").length > 0) throw rerouted(npmrcFile, i + 1, variable, nerf);
+  for (const file of projectNpmrcPaths(ctx)) {
+    const npmrc = await readNpmrc(file);
+    for (const [i, line] of (npmrc?.lines ?? []).entries()) {
+      if (/^\s*[;#]/.test(line.raw)) continue;
+      const ownKey = line.key === undefined ? null : expandEnv(line.key, ctx.env).value;
+      if (ownKey !== null && NPM_FILE_SETTINGS.includes(ownKey.toLowerCase())) {
+        throw unchecked(
+          file,
+          i + 1,
+          `sets ${ownKey}, which makes npm read another configuration file, one \`latchkey exec\` does not check`,
+        );
+      }
+      for (const name of envReferences(line.value ?? line.raw).concat(envReferences(line.key ?? ""))) {
+        const found = carried(name);
+        if (found === undefined) continue;
+        const [variable, nerf] = found;
+        const own = ownKey === authTokenKey(nerf) && line.value?.trim() === `\${${name}}`;
+        if (!own || envReferences(line.key ?? "").length > 0) throw rerouted(file, i + 1, variable, nerf);
+      }
     }
   }
 
-  // yarn 2+ reads .yarnrc.yml from the working directory and every directory above it.
-  for (let dir = resolve(ctx.cwd); ; dir = dirname(dir)) {
+  // yarn 2+ reads .yarnrc.yml from the working directory and every directory above it; the home directory's is
+  // the user's own, read from anywhere.
+  const home = ctx.env.HOME ?? ctx.env.USERPROFILE;
+  for (const dir of selfAndAncestors(ctx.cwd)) {
+    if (home !== undefined && resolve(home) === dir) continue;
     const file = join(dir, ".yarnrc.yml");
-    const bytes = await readFileSafe(file).catch(() => null);
-    if (bytes !== null) {
-      const lines = Buffer.from(bytes).toString("utf8").split(/\r?\n/);
-      for (const [i, text] of lines.entries()) {
-        if (text.trim().startsWith("#")) continue;
-        for (const name of envReferences(text)) {
-          const found = carried(name);
-          if (found !== undefined && !yarnOwnToken(lines, i, name, found[1])) {
-            throw rerouted(file, i + 1, found[0], found[1]);
-          }
-        }
-      }
+    const text = await readConfigText(file);
+    const finding = text === null ? null : await yarnrcFinding(text, handed, os);
+    if (finding?.kind === "rerouted") throw rerouted(file, finding.line, finding.variable, finding.registry);
+    if (finding?.kind === "loads-file") {
+      throw unchecked(
+        file,
+        finding.line,
+        `sets ${finding.key}, which makes yarn read files \`latchkey exec\` does not check`,
+      );
     }
-    if (dirname(dir) === dir) break;
+    if (finding?.kind === "unreadable") {
+      throw unchecked(file, finding.line, `cannot be checked as yarn would read it (${finding.reason})`);
+    }
   }
+  const envFile = join(resolve(ctx.cwd), ".env.yarn");
+  const envText = await readConfigText(envFile);
+  const mention = envText === null ? null : envFileMention(envText, handed);
+  if (mention !== null)
+    throw rerouted(envFile, mention.line, mention.variable, handed.get(mention.variable)!);
 }
 
 function describeOrigin(registry: NamedRegistry): string {

@@ -205,7 +205,7 @@ export async function setupNpmrc(ctx: Context, options: SetupNpmrcOptions): Prom
       hint: "Name the registries: `latchkey setup npmrc --registry https://npm.example.com/`.",
     });
   }
-  const file = options.project ? projectNpmrcPath(ctx) : userNpmrcOrThrow(ctx);
+  const file = options.project ? await projectNpmrcPath(ctx) : userNpmrcOrThrow(ctx);
   const configs = await loadRegistryConfigs(ctx);
   const wanted: { registry: NerfDart; variable: string; value: string }[] = [];
   for (const t of targets) {

@@ -1,6 +1,9 @@
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isLatchkeyError } from "@latchkey/core";
 import { createTestContext } from "../../test/support/context.js";
@@ -11,11 +14,16 @@ import {
   npmrcLine,
   npmrcSettings,
   parseNpmrc,
+  pnpmProjectNpmrcPaths,
   projectNpmrcPath,
+  projectNpmrcPaths,
+  readConfigText,
   readNpmrc,
   updateNpmrc,
   userNpmrcPath,
 } from "./handoff-npmrc.js";
+
+const exec = promisify(execFile);
 
 let dir: string;
 beforeEach(async () => {
@@ -99,14 +107,106 @@ describe("where the files are", () => {
   it("puts the project .npmrc beside the nearest package.json or node_modules, as npm's local prefix", async () => {
     const app = join(dir, "app");
     await mkdir(join(app, "src", "deep"), { recursive: true });
-    expect(npmProjectRoot(join(app, "src", "deep"))).toBe(join(app, "src", "deep"));
+    expect(await npmProjectRoot(join(app, "src", "deep"))).toBe(join(app, "src", "deep"));
     await writeFile(join(app, "package.json"), "{}");
-    expect(npmProjectRoot(join(app, "src", "deep"))).toBe(app);
+    expect(await npmProjectRoot(join(app, "src", "deep"))).toBe(app);
     await mkdir(join(app, "src", "node_modules"));
-    expect(npmProjectRoot(join(app, "src", "deep"))).toBe(join(app, "src"));
-    expect(projectNpmrcPath(createTestContext({ cwd: join(app, "src", "deep") }))).toBe(
+    expect(await npmProjectRoot(join(app, "src", "deep"))).toBe(join(app, "src"));
+    expect(await projectNpmrcPath(createTestContext({ cwd: join(app, "src", "deep") }))).toBe(
       join(app, "src", ".npmrc"),
     );
+  });
+
+  it("takes a workspace package's project .npmrc from the workspace root, exactly where npm 11 does", async () => {
+    // A monorepo whose root lists some of its packages; the answers are checked against the real npm's
+    // `npm prefix` (its local prefix, whose .npmrc is the project config).
+    const root = join(dir, "mono");
+    const pkg = (path: string, manifest: object = {}) =>
+      mkdir(join(root, path), { recursive: true }).then(() =>
+        writeFile(join(root, path, "package.json"), JSON.stringify(manifest)),
+      );
+    await pkg(".", { workspaces: ["packages/*", "!packages/excluded", "apps/**", "./tools/one/"] });
+    for (const p of ["packages/a", "packages/excluded", "apps/web/site", "tools/one", "tools/two", "other"]) {
+      await pkg(p);
+    }
+    await mkdir(join(root, "packages", "a", "src"));
+    await mkdir(join(root, "packages", "bare", "node_modules"), { recursive: true });
+    await mkdir(join(root, "apps", "node_modules", "dep"), { recursive: true });
+    await writeFile(join(root, "apps", "node_modules", "dep", "package.json"), "{}");
+    // A nested root that lists none of these is passed over, not stopped at.
+    await pkg("packages/a/nested", { workspaces: ["elsewhere/*"] });
+    await mkdir(join(root, "packages", "a", "nested", "inner"));
+    await writeFile(join(root, "packages", "a", "nested", "inner", "package.json"), "{}");
+
+    const cases = [
+      ["packages/a", "."],
+      ["packages/a/src", "."],
+      ["packages/excluded", "packages/excluded"],
+      ["packages/bare", "packages/bare"],
+      ["apps/web/site", "."],
+      ["apps/node_modules/dep", "apps/node_modules/dep"],
+      ["tools/one", "."],
+      ["tools/two", "tools/two"],
+      ["other", "other"],
+      ["packages/a/nested/inner", "packages/a/nested/inner"],
+      [".", "."],
+    ] as const;
+    const npm = fileURLToPath(new URL("../../../../node_modules/npm11/bin/npm-cli.js", import.meta.url));
+    const env = { PATH: process.env.PATH ?? "", HOME: dir, npm_config_update_notifier: "false" };
+    for (const [cwd, expected] of cases) {
+      expect(await npmProjectRoot(join(root, cwd)), cwd).toBe(join(root, expected));
+      const { stdout } = await exec(process.execPath, [npm, "prefix"], { cwd: join(root, cwd), env });
+      expect(stdout.trim(), `npm prefix in ${cwd}`).toBe(join(root, expected));
+    }
+  });
+
+  it("follows npm in the `workspaces: { packages }` form and ignores a root whose package.json is unreadable", async () => {
+    const root = join(dir, "mono");
+    await mkdir(join(root, "libs", "x"), { recursive: true });
+    await writeFile(join(root, "libs", "x", "package.json"), "{}");
+    await writeFile(join(root, "package.json"), JSON.stringify({ workspaces: { packages: ["libs/*"] } }));
+    expect(await npmProjectRoot(join(root, "libs", "x"))).toBe(root);
+    await writeFile(join(root, "package.json"), "{ not json");
+    expect(await npmProjectRoot(join(root, "libs", "x"))).toBe(join(root, "libs", "x"));
+  });
+
+  it("finds pnpm's project and workspace-root .npmrc, and every project .npmrc a client may read", async () => {
+    const root = join(dir, "ws");
+    const home = join(dir, "home");
+    await mkdir(join(root, "packages", "a", "src"), { recursive: true });
+    await mkdir(home);
+    await writeFile(join(root, "pnpm-workspace.yaml"), "packages:\n  - packages/*\n");
+    await writeFile(join(root, "packages", "a", "package.json"), "{}");
+    const ctx = (cwd: string, env: Record<string, string> = {}) =>
+      createTestContext({ cwd, env: { HOME: home, ...env } });
+    const a = join(root, "packages", "a");
+    expect(pnpmProjectNpmrcPaths(ctx(join(a, "src")))).toEqual([join(a, ".npmrc"), join(root, ".npmrc")]);
+    expect(pnpmProjectNpmrcPaths(ctx(root))).toEqual([join(root, ".npmrc")]);
+    expect(pnpmProjectNpmrcPaths(ctx(join(a, "node_modules")))).toEqual([
+      join(a, ".npmrc"),
+      join(root, ".npmrc"),
+    ]);
+    expect(pnpmProjectNpmrcPaths(ctx(a, { NPM_CONFIG_WORKSPACE_DIR: join(dir, "elsewhere") }))).toEqual([
+      join(a, ".npmrc"),
+      join(dir, "elsewhere", ".npmrc"),
+    ]);
+
+    // yarn 1 reads the .npmrc of every directory up to the root; the user's own file is not a project's.
+    const all = projectNpmrcPaths(ctx(join(a, "src"), { NPM_CONFIG_WORKSPACE_DIR: join(dir, "elsewhere") }));
+    expect(all.slice(0, 5)).toEqual([
+      join(a, "src", ".npmrc"),
+      join(a, ".npmrc"),
+      join(root, "packages", ".npmrc"),
+      join(root, ".npmrc"),
+      join(dir, ".npmrc"),
+    ]);
+    expect(all).toContain("/.npmrc");
+    expect(all.at(-1)).toBe(join(dir, "elsewhere", ".npmrc"));
+    const underHome = projectNpmrcPaths(
+      ctx(join(home, "p"), { npm_config_userconfig: join(home, "p", ".npmrc") }),
+    );
+    expect(underHome).not.toContain(join(home, "p", ".npmrc"));
+    expect(underHome).not.toContain(join(home, ".npmrc"));
   });
 });
 
@@ -229,5 +329,15 @@ describe("readNpmrc", () => {
       isLatchkeyError(e, "LK_FILE_SYMLINK"),
     );
     expect(await readNpmrc(join(dir, "missing"))).toBeNull();
+  });
+
+  it("does not take a file it cannot read for an absent one", async () => {
+    await mkdir(join(dir, ".yarnrc.yml"));
+    await expect(readConfigText(join(dir, ".yarnrc.yml"))).rejects.toSatisfy((e) => isLatchkeyError(e));
+    await symlink(join(dir, "loop"), join(dir, "loop"));
+    await expect(readConfigText(join(dir, "loop"))).rejects.toSatisfy((e) =>
+      isLatchkeyError(e, "LK_NPMRC_INVALID"),
+    );
+    expect(await readConfigText(join(dir, "missing", ".npmrc"))).toBeNull();
   });
 });

@@ -5,9 +5,9 @@
 // comments (also after an unquoted value), quoted values, `[section]` headers whose keys are not top-level, and
 // `${VAR}` expanded from the environment in keys and values. Editing never re-serialises the file: it replaces or
 // appends single lines, so comments, order, blank lines and line endings survive byte for byte.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { withFileLock } from "../fs/lock.js";
@@ -148,17 +148,22 @@ export function npmrcSettings(
 }
 
 /**
- * Reads an .npmrc; null when it does not exist. By default a symbolic link is followed, as npm follows it (a
- * dotfiles manager often links ~/.npmrc): reading discloses nothing. `noFollow` refuses one (LK_FILE_SYMLINK), for
- * a file about to be replaced, which must never happen through a link.
+ * Reads a client's configuration file as text; null when it does not exist. By default a symbolic link is followed,
+ * as npm and yarn follow it (a dotfiles manager often links ~/.npmrc, and a repository may commit one): reading
+ * discloses nothing. `noFollow` refuses one (LK_FILE_SYMLINK), for a file about to be replaced, which must never
+ * happen through a link. Any other failure to read it is LK_NPMRC_INVALID: a file that is there but could not be
+ * read must not pass for an absent one.
  */
-export async function readNpmrc(path: string, options: { noFollow?: boolean } = {}): Promise<Npmrc | null> {
+export async function readConfigText(
+  path: string,
+  options: { noFollow?: boolean } = {},
+): Promise<string | null> {
   let bytes: Uint8Array | null;
   if (options.noFollow === true) {
     bytes = await readFileSafe(path);
   } else {
     const target = await realpath(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === "ENOENT") return null;
+      if (error.code === "ENOENT" || error.code === "ENOTDIR") return null;
       throw new LatchkeyError("LK_NPMRC_INVALID", {
         message: `Could not read ${path} (${error.code ?? "error"}).`,
         cause: error,
@@ -170,11 +175,17 @@ export async function readNpmrc(path: string, options: { noFollow?: boolean } = 
   if (bytes === null) return null;
   if (bytes.length > MAX_NPMRC_BYTES) {
     throw new LatchkeyError("LK_NPMRC_INVALID", {
-      message: `${path} is larger than ${MAX_NPMRC_BYTES} bytes; it is not an .npmrc Latchkey will read.`,
+      message: `${path} is larger than ${MAX_NPMRC_BYTES} bytes; it is not a configuration file Latchkey will read.`,
       details: { path },
     });
   }
-  return parseNpmrc(Buffer.from(bytes).toString("utf8"));
+  return Buffer.from(bytes).toString("utf8");
+}
+
+/** Reads and parses an .npmrc (readConfigText); null when it does not exist. */
+export async function readNpmrc(path: string, options: { noFollow?: boolean } = {}): Promise<Npmrc | null> {
+  const text = await readConfigText(path, options);
+  return text === null ? null : parseNpmrc(text);
 }
 
 /**
@@ -189,21 +200,129 @@ export function userNpmrcPath(ctx: Context): string | null {
   return home ? join(home, ".npmrc") : null;
 }
 
-/**
- * The project directory as npm finds it (its "local prefix"): the nearest of cwd and its ancestors that holds a
- * package.json or a node_modules directory, else cwd itself.
- */
-export function npmProjectRoot(cwd: string): string {
-  const start = resolve(cwd);
-  for (let dir = start; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, "package.json")) || existsSync(join(dir, "node_modules"))) return dir;
-    if (dirname(dir) === dir) return start;
-  }
+/** `dir` and every directory above it, nearest first. */
+export function selfAndAncestors(dir: string): string[] {
+  const out = [resolve(dir)];
+  while (dirname(out.at(-1)!) !== out.at(-1)) out.push(dirname(out.at(-1)!));
+  return out;
 }
 
-/** The project's .npmrc path (it may not exist). */
-export function projectNpmrcPath(ctx: Context): string {
-  return join(npmProjectRoot(ctx.cwd), ".npmrc");
+function isFile(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isFile() ?? false;
+}
+
+function isDirectory(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+}
+
+/**
+ * Whether npm counts `dir` as a workspace of the package at `root` (@npmcli/map-workspaces as npm 11 calls it): a
+ * directory with a package.json that one of `root`'s `workspaces` globs names (`!` patterns exclude, a later
+ * pattern the exclusion matches lifts it, nothing under node_modules counts). minimatch is the matcher npm's glob
+ * uses; it is loaded only when some directory above declares workspaces.
+ */
+async function isNpmWorkspace(root: string, dir: string): Promise<boolean> {
+  let declared: unknown;
+  try {
+    declared = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { workspaces?: unknown })
+      .workspaces;
+  } catch {
+    return false;
+  }
+  const list =
+    typeof declared === "object" &&
+    declared !== null &&
+    "packages" in declared &&
+    Array.isArray(declared.packages)
+      ? (declared.packages as unknown[])
+      : declared;
+  // npm fails outright on a `workspaces` that is not a list of strings: no project config is loaded then.
+  if (
+    !Array.isArray(list) ||
+    !list.every((p) => typeof p === "string") ||
+    !isFile(join(dir, "package.json"))
+  ) {
+    return false;
+  }
+  const { minimatch } = await import("minimatch");
+  const patterns: string[] = [];
+  let negated: string[] = [];
+  for (const entry of list) {
+    const bangs = /^!+/.exec(entry)?.[0].length ?? 0;
+    const pattern = entry.slice(bangs).replace(/^\.?\/+/, "");
+    if (bangs % 2 === 1) negated.push(pattern);
+    else {
+      negated = negated.filter((n) => !minimatch(pattern, n));
+      patterns.push(pattern);
+    }
+  }
+  const path = relative(root, dir).split(sep).join("/");
+  const options = { windowsPathsNoEscape: true };
+  const matches = (pattern: string): boolean => minimatch(path, pattern.replace(/\/+$/, ""), options);
+  return patterns.some(matches) && !negated.some(matches) && !minimatch(path, "**/node_modules/**", options);
+}
+
+/**
+ * The project directory as npm 11 finds it, its "local prefix" (@npmcli/config's loadLocalPrefix): the nearest of
+ * cwd and its ancestors holding a package.json file or a node_modules directory, unless a directory further up has
+ * a package.json whose `workspaces` include it: then that workspace root, whose .npmrc npm reads instead (it
+ * ignores the package's own, with a warning). cwd itself when there is none.
+ */
+export async function npmProjectRoot(cwd: string): Promise<string> {
+  let prefix: string | null = null;
+  for (const dir of selfAndAncestors(cwd)) {
+    const hasPackageJson = isFile(join(dir, "package.json"));
+    if (prefix === null) {
+      if (hasPackageJson || isDirectory(join(dir, "node_modules"))) prefix = dir;
+    } else if (hasPackageJson && (await isNpmWorkspace(dir, prefix))) {
+      return dir;
+    }
+  }
+  return prefix ?? resolve(cwd);
+}
+
+/** The project's .npmrc as npm reads it (it may not exist): the one in npmProjectRoot. */
+export async function projectNpmrcPath(ctx: Context): Promise<string> {
+  return join(await npmProjectRoot(ctx.cwd), ".npmrc");
+}
+
+/**
+ * The project .npmrc files pnpm reads, most specific first: its local prefix's (@pnpm/npm-conf findPrefix: out
+ * of any node_modules, then the nearest directory holding node_modules, package.json, package.json5, package.yaml
+ * or pnpm-workspace.yaml, cwd when that is only `/`) and its workspace root's (the nearest pnpm-workspace.yaml, or
+ * NPM_CONFIG_WORKSPACE_DIR). pnpm 10 and 12 read both, the first winning.
+ */
+export function pnpmProjectNpmrcPaths(ctx: Context): string[] {
+  let start = resolve(ctx.cwd);
+  while (basename(start) === "node_modules") start = dirname(start);
+  const markers = ["node_modules", "package.json", "package.json5", "package.yaml", "pnpm-workspace.yaml"];
+  const prefix =
+    selfAndAncestors(start).find(
+      (dir) => dirname(dir) !== dir && markers.some((m) => existsSync(join(dir, m))),
+    ) ?? start;
+  const fromEnv = Object.entries(ctx.env).find(([k]) => k.toUpperCase() === "NPM_CONFIG_WORKSPACE_DIR")?.[1];
+  const workspace = fromEnv
+    ? resolve(ctx.cwd, fromEnv)
+    : selfAndAncestors(ctx.cwd).find((dir) => isFile(join(dir, "pnpm-workspace.yaml")));
+  const files = [join(prefix, ".npmrc")];
+  if (workspace !== undefined && workspace !== prefix) files.push(join(workspace, ".npmrc"));
+  return files;
+}
+
+/**
+ * Every project .npmrc a client may read here, nearest first: yarn 1 reads the one in the working directory and in
+ * every directory above it (NpmRegistry.getPossibleConfigLocations), and npm's and pnpm's are among those, unless
+ * NPM_CONFIG_WORKSPACE_DIR names pnpm's workspace root elsewhere. The user's own (npm_config_userconfig, ~/.npmrc)
+ * is not one of them.
+ */
+export function projectNpmrcPaths(ctx: Context): string[] {
+  const home = ctx.env.HOME ?? ctx.env.USERPROFILE;
+  const own = [userNpmrcPath(ctx), home ? join(home, ".npmrc") : null];
+  const files = [
+    ...selfAndAncestors(ctx.cwd).map((dir) => join(dir, ".npmrc")),
+    ...pnpmProjectNpmrcPaths(ctx),
+  ];
+  return [...new Set(files)].filter((file) => !own.includes(file));
 }
 
 /** Renders a setting as a line npm reads back unchanged; refuses values the format cannot carry. */

@@ -88,6 +88,39 @@ describe("findNamedRegistries", () => {
     ]);
   });
 
+  it("reads a workspace package's registries from the root npm and pnpm take them from", async () => {
+    // npm: the root whose `workspaces` list the package; its own .npmrc npm ignores, but pnpm reads it first.
+    await writeFile(join(app, "package.json"), JSON.stringify({ workspaces: ["packages/*"] }));
+    await writeFile(join(app, ".npmrc"), "@root:registry=https://root.example/\n");
+    const pkg = join(app, "packages", "a");
+    await mkdir(join(pkg, "src"), { recursive: true });
+    await writeFile(join(pkg, "package.json"), "{}");
+    await writeFile(join(pkg, ".npmrc"), "@own:registry=https://own.example/\n");
+    const ctx = (cwd: string) => createTestContext({ env: { HOME: home }, cwd });
+    const npm = await findNamedRegistries(ctx(join(pkg, "src")));
+    expect(npm.files.project).toBe(join(app, ".npmrc"));
+    expect(npm.registries.map((r) => [r.scope, r.nerfDart, r.origin])).toEqual([
+      [null, "//registry.npmjs.org/", "default"],
+      ["@own", "//own.example/", join(pkg, ".npmrc")],
+      ["@root", "//root.example/", join(app, ".npmrc")],
+    ]);
+
+    // pnpm: the pnpm-workspace.yaml root's .npmrc as well as the package's, the package's winning.
+    await writeFile(join(app, "package.json"), "{}");
+    await writeFile(join(app, "pnpm-workspace.yaml"), "packages:\n  - packages/*\n");
+    await writeFile(
+      join(app, ".npmrc"),
+      "@root:registry=https://root.example/\n@own:registry=https://x.example/\n",
+    );
+    const pnpm = await findNamedRegistries(ctx(join(pkg, "src")));
+    expect(pnpm.files.project).toBe(join(pkg, ".npmrc"));
+    expect(pnpm.registries.map((r) => [r.scope, r.nerfDart, r.origin])).toEqual([
+      [null, "//registry.npmjs.org/", "default"],
+      ["@own", "//own.example/", join(pkg, ".npmrc")],
+      ["@root", "//root.example/", join(app, ".npmrc")],
+    ]);
+  });
+
   it("lists a registry shared by several scopes once for the hand-off", async () => {
     await writeFile(
       join(app, ".npmrc"),

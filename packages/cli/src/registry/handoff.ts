@@ -44,7 +44,13 @@ import { join } from "node:path";
 import type { Context } from "../context.js";
 import type { LatchkeyPaths } from "../paths.js";
 import { parseQuotedWords, shellQuote } from "../shell-words.js";
-import { npmrcSettings, projectNpmrcPath, readNpmrc, userNpmrcPath } from "./handoff-npmrc.js";
+import {
+  npmrcSettings,
+  pnpmProjectNpmrcPaths,
+  projectNpmrcPath,
+  readNpmrc,
+  userNpmrcPath,
+} from "./handoff-npmrc.js";
 import { KNOWN_REGISTRIES, nerfDart, nerfHost } from "./nerf-dart.js";
 import type { NerfDart, RegistryConfig, RegistryKind } from "./types.js";
 
@@ -77,16 +83,22 @@ export interface RegistryDiscovery {
 const SCOPE_KEY = /^(@[^:/\s]+):registry$/;
 
 /**
- * The registries npm, pnpm and yarn 1 would use here: the default `registry` and every `@scope:registry`, each
- * taken from the first of the environment (`npm_config_registry`, `npm_config_@scope:registry`), the project's
- * .npmrc (npm's project root: the nearest directory with package.json or node_modules) and the user's .npmrc
- * (`npm_config_userconfig` or ~/.npmrc) that sets it, plus https://registry.npmjs.org/ when none names a default.
- * Values go through `${VAR}` expansion; one that is not an http(s) URL afterwards is reported in `ignored`.
+ * The registries npm and pnpm (and yarn 1, from the files it shares with them) would use here: the default
+ * `registry` and every `@scope:registry`, each taken, for each client, from the first of the environment
+ * (`npm_config_registry`, `npm_config_@scope:registry`), the project .npmrc files that client reads and the user's
+ * .npmrc (`npm_config_userconfig` or ~/.npmrc) that sets it, plus https://registry.npmjs.org/ when a client finds
+ * no default. npm and pnpm find different project files (npm the workspace root's, pnpm its package's and its
+ * workspace root's: see handoff-npmrc.ts), so what either would use is listed. Values go through `${VAR}`
+ * expansion; one that is not an http(s) URL afterwards is reported in `ignored`.
  */
 export async function findNamedRegistries(ctx: Context): Promise<RegistryDiscovery> {
-  const projectFile = projectNpmrcPath(ctx);
+  const projectFile = await projectNpmrcPath(ctx);
   const userFile = userNpmrcPath(ctx);
-  const layers: { origin: string; settings: Map<string, string> }[] = [];
+  const user = userFile === null ? [] : [userFile];
+  const clients = [
+    [projectFile, ...user],
+    [...pnpmProjectNpmrcPaths(ctx), ...user],
+  ];
 
   const fromEnv = new Map<string, string>();
   for (const [name, value] of Object.entries(ctx.env)) {
@@ -95,46 +107,54 @@ export async function findNamedRegistries(ctx: Context): Promise<RegistryDiscove
     if (key.toLowerCase() === "registry") fromEnv.set("registry", value);
     else if (SCOPE_KEY.test(key)) fromEnv.set(key, value);
   }
-  layers.push({ origin: "environment", settings: fromEnv });
-  for (const file of [projectFile, userFile]) {
-    if (file === null) continue;
+  const settings = new Map<string, Map<string, string> | null>();
+  for (const file of new Set(clients.flat())) {
     const npmrc = await readNpmrc(file);
-    if (npmrc !== null) layers.push({ origin: file, settings: npmrcSettings(npmrc, ctx.env) });
+    settings.set(file, npmrc === null ? null : npmrcSettings(npmrc, ctx.env));
   }
 
-  const chosen = new Map<string, { url: string; origin: string }>();
-  for (const layer of layers) {
-    for (const [key, url] of layer.settings) {
-      if ((key === "registry" || SCOPE_KEY.test(key)) && !chosen.has(key)) {
-        chosen.set(key, { url, origin: layer.origin });
+  const chosen: { key: string; url: string; origin: string }[] = [];
+  for (const files of clients) {
+    const layers = [
+      { origin: "environment", settings: fromEnv },
+      ...files.map((file) => ({ origin: file, settings: settings.get(file) ?? new Map<string, string>() })),
+    ];
+    const seen = new Set<string>();
+    for (const layer of layers) {
+      for (const [key, url] of layer.settings) {
+        if ((key === "registry" || SCOPE_KEY.test(key)) && !seen.has(key)) {
+          seen.add(key);
+          chosen.push({ key, url, origin: layer.origin });
+        }
       }
     }
+    if (!seen.has("registry")) chosen.push({ key: "registry", url: KNOWN_REGISTRIES.npm, origin: "default" });
   }
 
   const registries: NamedRegistry[] = [];
   const ignored: IgnoredRegistry[] = [];
-  const add = (key: string, url: string, origin: string): void => {
+  const add = ({ key, url, origin }: { key: string; url: string; origin: string }): void => {
     let nerf: NerfDart;
     try {
       if (/\$\{[^}]*\}/.test(url) || !/^https?:\/\//i.test(url)) throw new Error("not a URL");
       nerf = nerfDart(url);
     } catch {
-      ignored.push({
-        key,
-        origin,
-        reason: "its value is not an http(s) URL (is a ${VARIABLE} in it unset?)",
-      });
+      if (!ignored.some((i) => i.key === key && i.origin === origin)) {
+        ignored.push({
+          key,
+          origin,
+          reason: "its value is not an http(s) URL (is a ${VARIABLE} in it unset?)",
+        });
+      }
       return;
     }
     if (registries.some((r) => r.nerfDart === nerf && r.scope === scopeOf(key))) return;
     registries.push({ nerfDart: nerf, url, scope: scopeOf(key), origin });
   };
-  const defaultEntry = chosen.get("registry");
-  if (defaultEntry === undefined) add("registry", KNOWN_REGISTRIES.npm, "default");
-  else add("registry", defaultEntry.url, defaultEntry.origin);
-  for (const [key, entry] of [...chosen].sort(([a], [b]) => a.localeCompare(b))) {
-    if (key !== "registry") add(key, entry.url, entry.origin);
-  }
+  // The default registries first, then the scopes' by name.
+  for (const c of chosen.filter((x) => x.key === "registry")) add(c);
+  for (const c of chosen.filter((x) => x.key !== "registry").sort((a, b) => a.key.localeCompare(b.key)))
+    add(c);
   return { registries, ignored, files: { project: projectFile, user: userFile } };
 }
 
