@@ -4,6 +4,7 @@ import type { Context } from "./context.js";
 import { createNodeContext } from "./node-context.js";
 import { printError } from "./output/output.js";
 import { VERSION } from "./version.js";
+import { environmentHelp } from "./env-vars.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { keystoreCommand } from "./commands/keystore-command.js";
 import { envCommand, runCommand } from "./commands/env-command.js";
@@ -78,12 +79,7 @@ export function buildProgram(ctx: Context, state: RunState): Command {
     .exitOverride();
   program.addHelpText(
     "after",
-    "\nEnvironment:\n" +
-      "  LATCHKEY_HOME        state directory (default ~/.latchkey)\n" +
-      "  LATCHKEY_KEYSTORE    force a backend: keyring | file\n" +
-      "  LATCHKEY_PASSPHRASE  protect the file store with a passphrase (Argon2id) instead of a machine-bound key\n" +
-      "  NO_COLOR             disable colour\n" +
-      "\nRun `latchkey doctor` to see which keystore is active and why.",
+    `\n${environmentHelp()}\n\nRun \`latchkey doctor\` to see which keystore is active and why.`,
   );
   for (const make of [envCommand, runCommand, doctorCommand, keystoreCommand])
     program.addCommand(make(ctx, state));
