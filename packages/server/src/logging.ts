@@ -123,3 +123,10 @@ export class OneLinePerRequest extends LogController {
     }
   }
 }
+
+/** An error's name and message for a log line, never its other fields (a driver's can quote the failing row). */
+export function errorSummary(err: unknown): { name: string; message: string } {
+  return err instanceof Error
+    ? { name: err.name, message: err.message }
+    : { name: "Error", message: String(err) };
+}

@@ -6,7 +6,7 @@ import { CLI_CLIENT_ID } from "@latchkey/core";
 import { afterEach, expect, it } from "vitest";
 import { openDatabase, type OpenDatabase } from "../src/db/index.js";
 import { migrateToLatest } from "../src/db/migrations.js";
-import { findAccountById } from "../src/identity/accounts.js";
+import { findAccountById } from "../src/identity/data.js";
 import type { Identity } from "../src/identity/identity.js";
 import { describeEachDatabase } from "./databases.js";
 import { buildTestApp, createTestUser, mintAccessToken, type TestUser } from "./support/identity.js";

@@ -73,7 +73,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   },
   "0005_sign_in_limits": signInLimitsMigration,
   // Events a client can repeat at will (refused sign-ins) are written as one row per key with a count
-  // (sync/data.ts insertAudit), so they cannot grow the table without bound.
+  // (audit/data.ts insertAudit), so they cannot grow the table without bound.
   "0006_audit_coalesce": {
     async up(db: Kysely<unknown>): Promise<void> {
       await db.schema

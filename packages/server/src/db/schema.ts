@@ -27,7 +27,7 @@ export interface AuditEventsTable {
   metadata: Generated<string>;
   /** How many times the event happened: above 1 only for a coalesced row (see coalesce_key). */
   count: Generated<number>;
-  /** Set on events written coalesced (sync/data.ts insertAudit): one row per key, unique. */
+  /** Set on events written coalesced (audit/data.ts insertAudit): one row per key, unique. */
   coalesce_key: string | null;
 }
 

@@ -8,12 +8,12 @@ import { migrateToLatest } from "../db/migrations.js";
 import {
   createAccount,
   enrollTotp,
-  findAccountByEmail,
   normalizeEmail,
   totpCode,
   verifyPassword,
   verifyTotp,
 } from "./accounts.js";
+import { findAccountByEmail } from "./data.js";
 import { deriveIdentityKeys } from "./keys.js";
 
 describe("normalizeEmail", () => {

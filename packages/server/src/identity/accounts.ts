@@ -1,26 +1,24 @@
 /**
- * Accounts: normalized emails, Argon2id password hashes (@node-rs/argon2, whose default algorithm is Argon2id)
- * and TOTP enrollment (otpauth, RFC 6238) with the secret sealed at rest under a key derived from the server
- * secret. Data access only through the Kysely handle passed in.
+ * The rules of accounts: normalized emails, the password policy, Argon2id password hashes (@node-rs/argon2, whose
+ * default algorithm is Argon2id) and TOTP enrollment (otpauth, RFC 6238) with the secret sealed at rest under a
+ * key derived from the server secret. The SQL is data.ts's; the audit rows go through audit/data.ts.
  */
 import { randomBytes } from "node:crypto";
 import { hash, verify } from "@node-rs/argon2";
 import { LatchkeyError } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { Secret, TOTP } from "otpauth";
+import { insertAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
-import { insertAudit } from "../sync/data.js";
+import * as data from "./data.js";
+import type { Account } from "./data.js";
 import type { IdentityKeys } from "./keys.js";
-import type { UserCredentialColumns, UserCredentials } from "./migration.js";
 
 /** Longest password accepted (Argon2 takes any length; this bounds the work one request can cause). */
 export const MAX_PASSWORD_LENGTH = 1024;
 /** TOTP parameters: the defaults every authenticator app understands. */
 const TOTP_PERIOD = 30;
 const TOTP_DIGITS = 6;
-
-/** An account as the identity slice reads it. */
-export type Account = UserCredentialColumns;
 
 /** Trims and lowercases an email; throws LK_EMAIL_INVALID unless it looks like name@domain. */
 export function normalizeEmail(input: string): string {
@@ -43,10 +41,6 @@ export const MIN_PASSWORD_LENGTH = 12;
 function checkPassword(password: string): void {
   if ([...password].length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH)
     throw new LatchkeyError("LK_PASSWORD_INVALID");
-}
-
-function credentials(db: Kysely<Database>): Kysely<Database & UserCredentials> {
-  return db.withTables<UserCredentials>();
 }
 
 /** Password hashing and checking; injected so that tests can see which work a sign-in does. */
@@ -127,23 +121,8 @@ export async function createAccount(
   const at = deps.now().toISOString();
   try {
     await deps.db.transaction().execute(async (trx) => {
-      const existing = await credentials(trx)
-        .selectFrom("users")
-        .select("id")
-        .where("email", "=", email)
-        .executeTakeFirst();
-      if (existing) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
-      await credentials(trx)
-        .insertInto("users")
-        .values({
-          id,
-          email,
-          created_at: at,
-          password_hash: passwordHash,
-          totp_secret: null,
-          totp_enabled: 0,
-        })
-        .execute();
+      if (await data.emailTaken(trx, email)) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
+      await data.insertAccount(trx, { id, email, createdAt: at, passwordHash });
       await insertAudit(trx, {
         id: deps.randomId(),
         userId: id,
@@ -157,20 +136,10 @@ export async function createAccount(
   } catch (err) {
     if (err instanceof LatchkeyError) throw err;
     // Two creations racing: the unique index on email refuses the second.
-    if (await findAccountByEmail(deps.db, email)) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
+    if (await data.emailTaken(deps.db, email)) throw new LatchkeyError("LK_ACCOUNT_EXISTS");
     throw err;
   }
   return { userId: id, email };
-}
-
-/** The account with this (normalized) email, or undefined. */
-export async function findAccountByEmail(db: Kysely<Database>, email: string): Promise<Account | undefined> {
-  return credentials(db).selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
-}
-
-/** The account with this id, or undefined. */
-export async function findAccountById(db: Kysely<Database>, id: string): Promise<Account | undefined> {
-  return credentials(db).selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
 }
 
 /**
@@ -182,16 +151,12 @@ export async function enrollTotp(
   emailInput: string,
 ): Promise<{ uri: string; secret: string }> {
   const email = normalizeEmail(emailInput);
-  const account = await findAccountByEmail(deps.db, email);
+  const account = await data.findAccountByEmail(deps.db, email);
   if (!account) throw new LatchkeyError("LK_ACCOUNT_NOT_FOUND");
   const secret = new Secret({ size: 20 }).base32;
   const at = deps.now().toISOString();
   await deps.db.transaction().execute(async (trx) => {
-    await credentials(trx)
-      .updateTable("users")
-      .set({ totp_secret: deps.keys.sealTotp(account.id, secret), totp_enabled: 1, totp_last_step: null })
-      .where("id", "=", account.id)
-      .execute();
+    await data.setTotpSecret(trx, account.id, deps.keys.sealTotp(account.id, secret));
     await insertAudit(trx, {
       id: deps.randomId(),
       userId: account.id,
@@ -233,14 +198,8 @@ export async function verifyTotp(
   const delta = totpFor("latchkey", account.email, secret).validate({ token, timestamp, window: 1 });
   if (delta === null) return false;
   const step = Math.floor(timestamp / 1000 / TOTP_PERIOD) + delta;
-  // Compare-and-set: of two requests with the same code, one moves totp_last_step and the other finds it moved.
-  const updated = await credentials(deps.db)
-    .updateTable("users")
-    .set({ totp_last_step: step })
-    .where("id", "=", account.id)
-    .where((eb) => eb.or([eb("totp_last_step", "is", null), eb("totp_last_step", "<", step)]))
-    .executeTakeFirst();
-  return Number(updated.numUpdatedRows) === 1;
+  // Of two requests with the same code, one moves the last step and the other finds it moved.
+  return data.advanceTotpStep(deps.db, account.id, step);
 }
 
 /** The current TOTP code for a base32 secret (tests and the scripted browser use the same algorithm). */

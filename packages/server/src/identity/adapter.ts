@@ -12,7 +12,7 @@ const PURGE_EVERY = 500;
 
 /**
  * Builds the adapter class oidc-provider instantiates once per model name. `keepGrantTokens(grantId)` true
- * makes revokeByGrantId leave that grant's access and refresh tokens alone (see identity.ts revokeGrantPolicy).
+ * makes revokeByGrantId leave that grant's access and refresh tokens alone (see provider.ts revokeGrantPolicy).
  */
 export function kyselyAdapter(
   db: Kysely<Database>,
@@ -98,7 +98,7 @@ export function kyselyAdapter(
 
 /**
  * What the adapter's find hands oidc-provider for a stored row: undefined once the row's expiry has passed, the
- * payload otherwise, with `consumed` set when it was consumed. Shared with identity.ts's authenticate, which
+ * payload otherwise, with `consumed` set when it was consumed. Shared with tokens.ts's authenticate, which
  * reads token rows in a join of its own and must see them exactly as the adapter would.
  */
 export function storedPayload(

@@ -3,13 +3,11 @@ export { createIdentity, TTL, type Identity, type IdentityOptions } from "./iden
 export {
   createAccount,
   enrollTotp,
-  findAccountByEmail,
-  findAccountById,
   normalizeEmail,
   totpCode,
   argon2Hasher,
-  type Account,
   type PasswordHasher,
 } from "./accounts.js";
+export { findAccountByEmail, findAccountById, type Account } from "./data.js";
 export { deriveIdentityKeys, type IdentityKeys } from "./keys.js";
 export { ACCOUNT_LIMIT, IP_LIMIT, LIMITS, WINDOW_MS, type SignInLimits } from "./rate-limit.js";

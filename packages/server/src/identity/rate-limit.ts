@@ -23,6 +23,7 @@
  */
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
+import * as data from "./data.js";
 
 /** The window every count covers, in milliseconds. */
 export const WINDOW_MS = 60 * 60 * 1000;
@@ -82,12 +83,7 @@ export interface Refusal {
   retryAfterMs: number;
 }
 
-interface Row {
-  id: string;
-  address: string;
-  known: boolean;
-  at: number;
-}
+type Row = data.AttemptRow;
 
 /** How long after the last of `earlier` failures the next attempt must wait under `rule`; 0: it may go now. */
 function waitAfter(earlier: readonly Row[], rule: GrowingDelay, now: number): number {
@@ -110,35 +106,16 @@ export async function beginAttempt(
   const limits = { ...LIMITS, ...deps.limits };
   const now = deps.now().getTime();
   const since = now - WINDOW_MS;
-  const known =
-    (await deps.db
-      .selectFrom("sign_in_addresses")
-      .select("last_at")
-      .where("account", "=", account)
-      .where("address", "=", ip)
-      .where("last_at", ">", now - limits.knownForMs)
-      .executeTakeFirst()) !== undefined;
+  const known = await data.isKnownAddress(deps.db, account, ip, now - limits.knownForMs);
   const id = deps.randomId();
-  await deps.db
-    .insertInto("sign_in_attempts")
-    .values({ id, account, address: ip, known: known ? 1 : 0, at: now })
-    .execute();
-  const remove = async (): Promise<void> => {
-    await deps.db.deleteFrom("sign_in_attempts").where("id", "=", id).execute();
-  };
+  await data.insertAttempt(deps.db, account, { id, address: ip, known, at: now });
+  const remove = (): Promise<void> => data.deleteAttempt(deps.db, id);
   const refuse = async (limit: Refusal["limit"], retryAfterMs: number): Promise<Refusal> => {
     await remove();
     return { allowed: false, limit, retryAfterMs };
   };
 
-  const rows: Row[] = (
-    await deps.db
-      .selectFrom("sign_in_attempts")
-      .select(["id", "address", "known", "at"])
-      .where("account", "=", account)
-      .where("at", ">", since)
-      .execute()
-  ).map((r) => ({ id: r.id, address: r.address, known: Number(r.known) === 1, at: Number(r.at) }));
+  const rows = await data.listAttempts(deps.db, account, since);
   const others = rows.filter((r) => r.id !== id);
 
   const pairWait = waitAfter(
@@ -168,18 +145,12 @@ export async function beginAttempt(
   }
 
   if (!known) {
-    const fromAddress = await deps.db
-      .selectFrom("sign_in_attempts")
-      .select(["at"])
-      .where("address", "=", ip)
-      .where("known", "=", 0)
-      .where("at", ">", since)
-      .execute();
+    const fromAddress = await data.unknownAttemptTimes(deps.db, ip, since);
     if (fromAddress.length > limits.ip) {
       return refuse(
         "ip",
         untilOldestLeaves(
-          fromAddress.map((r) => ({ id: "", address: ip, known: false, at: Number(r.at) })),
+          fromAddress.map((at) => ({ id: "", address: ip, known: false, at })),
           now,
         ),
       );
@@ -197,23 +168,11 @@ export async function rememberAddress(
   account: string,
   ip: string,
 ): Promise<void> {
-  const at = deps.now().getTime();
-  await deps.db
-    .insertInto("sign_in_addresses")
-    .values({ account, address: ip, last_at: at })
-    .onConflict((oc) => oc.columns(["account", "address"]).doUpdateSet({ last_at: at }))
-    .execute();
+  await data.upsertAddress(deps.db, account, ip, deps.now().getTime());
 }
 
 /** Removes attempts older than the window and addresses not used for too long (the limits ignore them anyway). */
 export async function purgeAttempts(deps: Pick<AttemptDeps, "db" | "now" | "limits">): Promise<void> {
   const now = deps.now().getTime();
-  await deps.db
-    .deleteFrom("sign_in_attempts")
-    .where("at", "<=", now - WINDOW_MS)
-    .execute();
-  await deps.db
-    .deleteFrom("sign_in_addresses")
-    .where("last_at", "<=", now - (deps.limits?.knownForMs ?? LIMITS.knownForMs))
-    .execute();
+  await data.purgeSignInRows(deps.db, now - WINDOW_MS, now - (deps.limits?.knownForMs ?? LIMITS.knownForMs));
 }

@@ -1,31 +1,16 @@
 /**
  * Data access of the sync slice: SQL only, no rules. Every function takes the database or a transaction, so the
- * service decides what runs atomically; database failures come out as {@link SyncDatabaseError}, whose message
- * names the operation and never a value.
+ * service decides what runs atomically; database failures come out as DatabaseError (db/query.ts), whose message
+ * names the operation and never a value. The audit rows are audit/data.ts's.
  */
 import type { Kysely } from "kysely";
 import { precompile } from "../db/precompiled.js";
+import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
 import type { VaultHeadsTable } from "./migration.js";
 
 /** The database or a transaction on it. */
 export type Db = Kysely<Database>;
-
-/** A failed query; `cause` holds the driver's error (logged by the route's error handler, never sent). */
-export class SyncDatabaseError extends Error {
-  constructor(operation: string, cause: unknown) {
-    super(`database: ${operation} failed`, { cause });
-    this.name = "SyncDatabaseError";
-  }
-}
-
-async function run<T>(operation: string, query: () => Promise<T>): Promise<T> {
-  try {
-    return await query();
-  } catch (err) {
-    throw new SyncDatabaseError(operation, err);
-  }
-}
 
 // The statements every pull and push runs are compiled once (db/precompiled.ts); the rest are built per call.
 const vaultOwner = precompile(1, (db, [vaultId]) =>
@@ -34,7 +19,7 @@ const vaultOwner = precompile(1, (db, [vaultId]) =>
 
 /** The owner of `vaultId`, or null when nobody has pushed it. */
 export function findVaultOwner(db: Db, vaultId: string): Promise<string | null> {
-  return run("find vault owner", async () => {
+  return runQuery("find vault owner", async () => {
     const row = (await vaultOwner.run(db, [vaultId])).rows[0];
     return row?.owner_id ?? null;
   });
@@ -45,7 +30,7 @@ export function findVaultOwner(db: Db, vaultId: string): Promise<string | null> 
  * waits for a concurrent claimant's transaction on PostgreSQL, so exactly one user ever owns an id.
  */
 export function claimVault(db: Db, vaultId: string, userId: string, now: string): Promise<string | null> {
-  return run("claim vault", async () => {
+  return runQuery("claim vault", async () => {
     await db
       .insertInto("vaults")
       .values({ id: vaultId, owner_id: userId, created_at: now })
@@ -65,12 +50,12 @@ const head = precompile(2, (db, [vaultId, userId]) =>
 
 /** The head of (vault, user), or undefined. */
 export function findHead(db: Db, vaultId: string, userId: string): Promise<HeadRow | undefined> {
-  return run("read vault head", async () => (await head.run(db, [vaultId, userId])).rows[0]);
+  return runQuery("read vault head", async () => (await head.run(db, [vaultId, userId])).rows[0]);
 }
 
 /** The current version of (vault, user); 0 when there is no head. */
 export function currentVersion(db: Db, vaultId: string, userId: string): Promise<number> {
-  return run("read vault version", async () => {
+  return runQuery("read vault version", async () => {
     const row = await db
       .selectFrom("vault_heads")
       .select("version")
@@ -96,7 +81,7 @@ export interface HeadWrite {
  * push committed it while this statement waited (ON CONFLICT DO NOTHING on the primary key).
  */
 export function insertFirstHead(db: Db, vaultId: string, userId: string, write: HeadWrite): Promise<boolean> {
-  return run("insert vault head", async () => {
+  return runQuery("insert vault head", async () => {
     const rows = await db
       .insertInto("vault_heads")
       .values({
@@ -129,7 +114,7 @@ export function advanceHead(
   baseVersion: number,
   write: HeadWrite,
 ): Promise<boolean> {
-  return run("advance vault head", async () => {
+  return runQuery("advance vault head", async () => {
     const { blob, key, name, at, vault, user, base, next } = ADVANCE_SLOTS;
     const values: unknown[] = [];
     values[blob] = write.encryptedBlob;
@@ -190,7 +175,7 @@ export function replaceWrappedKey(
   wrappedKey: string,
   updatedAt: string,
 ): Promise<boolean> {
-  return run("replace wrapped key", async () => {
+  return runQuery("replace wrapped key", async () => {
     const rows = await db
       .updateTable("vault_heads")
       .set({ wrapped_key: wrappedKey, updated_at: updatedAt })
@@ -215,7 +200,7 @@ export interface VersionRecord {
 
 /** Records an acknowledged version; the primary key refuses a second row for the same version. */
 export function insertVersion(db: Db, record: VersionRecord): Promise<void> {
-  return run("insert vault version", async () => {
+  return runQuery("insert vault version", async () => {
     await versionInsert.run(db, [
       record.vaultId,
       record.userId,
@@ -240,7 +225,7 @@ const versionInsert = precompile(6, (db, s) =>
 
 /** The history of (vault, user), oldest first. */
 export function listVersions(db: Db, vaultId: string, userId: string): Promise<VersionRecord[]> {
-  return run("list vault versions", async () => {
+  return runQuery("list vault versions", async () => {
     const rows = await db
       .selectFrom("vault_versions")
       .selectAll()
@@ -255,110 +240,6 @@ export function listVersions(db: Db, vaultId: string, userId: string): Promise<V
       blobSha256: r.blob_sha256,
       blobSize: Number(r.blob_size),
       createdAt: r.created_at,
-    }));
-  });
-}
-
-/**
- * One audit row to write. `metadata` must hold no secret value. The server's one audit writer: the sync service
- * and the identity slice both write through it.
- */
-export interface AuditWrite {
-  id: string;
-  /** The actor; null when there is none (an email without an account, events of an address). */
-  userId: string | null;
-  action: string;
-  vaultId: string | null;
-  version: number | null;
-  createdAt: string;
-  metadata: Record<string, unknown>;
-  /**
-   * For events a client can repeat at will (refused sign-in attempts): every write with the same key adds one to
-   * the `count` of a single row instead of adding a row, so nobody can grow the log without bound.
-   */
-  coalesceKey?: string;
-}
-
-/** Writes an audit row (in the caller's transaction, with the change it records). */
-export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
-  return run("insert audit event", async () => {
-    if (event.coalesceKey !== undefined) {
-      await db
-        .insertInto("audit_events")
-        .values({
-          id: event.id,
-          user_id: event.userId,
-          action: event.action,
-          vault_id: event.vaultId,
-          version: event.version,
-          created_at: event.createdAt,
-          metadata: JSON.stringify(event.metadata),
-          coalesce_key: event.coalesceKey,
-        })
-        .onConflict((oc) =>
-          oc
-            .column("coalesce_key")
-            .doUpdateSet((eb) => ({ count: eb(eb.ref("audit_events.count"), "+", 1) })),
-        )
-        .execute();
-      return;
-    }
-    await auditInsert.run(db, [
-      event.id,
-      event.userId,
-      event.action,
-      event.vaultId,
-      event.version,
-      event.createdAt,
-      JSON.stringify(event.metadata),
-    ]);
-  });
-}
-
-const auditInsert = precompile(7, (db, s) =>
-  db.insertInto("audit_events").values({
-    id: s[0]!,
-    user_id: s[1]!,
-    action: s[2]!,
-    vault_id: s[3]!,
-    version: s[4] as unknown as number,
-    created_at: s[5]!,
-    metadata: s[6]!,
-  }),
-);
-
-/** An audit row with its actor's email. */
-export interface AuditRow {
-  action: string;
-  version: number | null;
-  createdAt: string;
-  userId: string | null;
-  email: string | null;
-  metadata: string;
-}
-
-/** The newest `limit` audit rows of a vault, newest first. */
-export function listAudit(db: Db, vaultId: string, limit: number): Promise<AuditRow[]> {
-  return run("list audit events", async () => {
-    const rows = await db
-      .selectFrom("audit_events as a")
-      .leftJoin("users as u", "u.id", "a.user_id")
-      .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata"])
-      .where("a.vault_id", "=", vaultId)
-      // Several events can share a millisecond; a later version, then a rewrap after the push of its version,
-      // is the newer one.
-      .orderBy("a.created_at", "desc")
-      .orderBy("a.version", "desc")
-      .orderBy("a.action", "desc")
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({
-      action: r.action,
-      version: r.version === null ? null : Number(r.version),
-      createdAt: r.created_at,
-      userId: r.user_id,
-      email: r.email,
-      metadata: r.metadata,
     }));
   });
 }

@@ -22,6 +22,7 @@ import {
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
+import type { Authenticated } from "../authenticated.js";
 import type { Database } from "../db/schema.js";
 import { dataVersionOf, identityVersionOf } from "../db/index.js";
 import { createReadCache, createStampBatcher, type ReadStamp } from "../db/read-cache.js";
@@ -34,15 +35,6 @@ import {
   type ValidPush,
 } from "./service.js";
 import { signResponse } from "./signature.js";
-
-/** Who a valid bearer token belongs to; null for a missing, malformed, expired or revoked token. */
-export interface Authenticated {
-  userId: string;
-  email: string;
-  clientId: string;
-  /** Seconds since the epoch. */
-  expiresAt: number;
-}
 
 /** What the sync routes need. */
 export interface SyncDeps {

@@ -5,6 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
+import { insertAudit, listAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 import { createWriter, type Writer } from "./group-commit.js";
@@ -146,7 +147,7 @@ export function createSyncService(deps: SyncServiceDeps) {
         blobSize,
         createdAt: at,
       });
-      await data.insertAudit(trx, {
+      await insertAudit(trx, {
         id: deps.randomId(),
         userId: actor.userId,
         action: "vault.push",
@@ -200,7 +201,7 @@ export function createSyncService(deps: SyncServiceDeps) {
         const current = await data.currentVersion(trx, vaultId, actor.userId);
         return current === 0 ? { kind: "not-found" } : { kind: "conflict", currentVersion: current };
       }
-      await data.insertAudit(trx, {
+      await insertAudit(trx, {
         id: deps.randomId(),
         userId: actor.userId,
         action: "vault.rewrap",
@@ -217,7 +218,7 @@ export function createSyncService(deps: SyncServiceDeps) {
   async function log(actor: Actor, vaultId: string, limit: number): Promise<AuditLogEntry[] | null> {
     const owner = await data.findVaultOwner(db, vaultId);
     if (owner !== actor.userId) return null;
-    const rows = await data.listAudit(db, vaultId, limit);
+    const rows = await listAudit(db, vaultId, limit);
     return rows.map((r) => ({
       action: r.action,
       version: r.version,
