@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from "commander";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "./context.js";
 import { createNodeContext } from "./node-context.js";
+import { environmentDeviceGrant } from "./oauth/device.js";
+import { environmentCodeGrant } from "./oauth/sso.js";
 import { printError } from "./output/output.js";
 import { VERSION } from "./version.js";
 import { environmentHelp } from "./env-vars.js";
@@ -173,7 +175,8 @@ export async function runCliForOutcome(argv: readonly string[], ctx: Context): P
 
 /** The process entry: real context, real argv. Returns the exit code, or dies like a `run` child that died. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const outcome = await runCliForOutcome(argv, createNodeContext());
+  const interactiveGrants = { authorization_code: environmentCodeGrant, device_code: environmentDeviceGrant };
+  const outcome = await runCliForOutcome(argv, createNodeContext({ interactiveGrants }));
   if (outcome.signal) exitLikeChild({ code: null, signal: outcome.signal });
   return outcome.exitCode;
 }

@@ -1,4 +1,5 @@
 import type { KeystoreResolution } from "./keystore/resolve.js";
+import type { InteractiveGrants } from "./oauth/tokens.js";
 import type { LatchkeyPaths } from "./paths.js";
 import type { RotateStep } from "./sync/rotate.js";
 
@@ -98,6 +99,11 @@ export interface Context {
    * `prefetch` names the account the command reads first, so the probe can be that read (resolve.ts).
    */
   keystore(prefetch?: string): Promise<KeystoreResolution>;
+  /**
+   * The logins a person completes (in the browser, or with a device code) for service environments declared with
+   * such a grant (oauth/tokens.ts). Absent where none can run: the fast path, whose commands never need one.
+   */
+  readonly interactiveGrants?: InteractiveGrants;
   /**
    * Called after each durable step of `env rotate-key` (sync/rotate.ts), where the crash tests stop the process.
    * No shipped entry sets it: only the tests' own entry does (test/support/crash-cli.ts), so nothing a user sets

@@ -221,8 +221,11 @@ async function replaceProcess(
   throw new Error("process.execve returned");
 }
 
-/** Builds the real context for this process: the only place the CLI reaches for globals. */
-export function createNodeContext(): Context {
+/**
+ * Builds the real context for this process: the only place the CLI reaches for globals. The full CLI hands in the
+ * interactive logins; the fast path leaves them out, as loading them would cost its commands start-up time.
+ */
+export function createNodeContext(options: Pick<Context, "interactiveGrants"> = {}): Context {
   const env = { ...process.env };
   const paths = resolvePaths(env);
   let keystore: ReturnType<Context["keystore"]> | undefined;
@@ -248,6 +251,7 @@ export function createNodeContext(): Context {
     ...(process.platform !== "win32" && typeof process.execve === "function" ? { replaceProcess } : {}),
     keystore: (prefetch) =>
       (keystore ??= resolveKeystore(context, prefetch === undefined ? {} : { prefetch })),
+    ...(options.interactiveGrants === undefined ? {} : { interactiveGrants: options.interactiveGrants }),
   };
   return context;
 }

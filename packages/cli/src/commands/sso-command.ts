@@ -2,9 +2,6 @@ import { Command, Option } from "commander";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { authCommandGroup } from "./auth-command.js";
-import { environmentDeviceGrant } from "../oauth/device.js";
-import { environmentCodeGrant } from "../oauth/sso.js";
-import { registerInteractiveGrant } from "../oauth/tokens.js";
 import { authStatus, loginSso, logoutSso } from "./sso.js";
 import { globalOptions, type RunState } from "./support.js";
 
@@ -142,7 +139,7 @@ function authStatusCommand(ctx: Context, state: RunState): Command {
 
 /**
  * Adds `login sso` and `logout sso` under the registry `login` / `logout`, and `status` under `auth` (auth-command.ts's
- * group, created if absent), and lends the browser and device flows to environments that declare those grants. cli.ts calls it after every other command, so it finds the commands built
+ * group, created if absent). cli.ts calls it after every other command, so it finds the commands built
  * elsewhere instead of adding second ones.
  */
 export function addSsoCommands(program: Command, ctx: Context, state: RunState): void {
@@ -154,7 +151,4 @@ export function addSsoCommands(program: Command, ctx: Context, state: RunState):
   login.enablePositionalOptions().addCommand(loginSsoCommand(ctx, state));
   logout.enablePositionalOptions().addCommand(logoutSsoCommand(ctx, state));
   authCommandGroup(program).addCommand(authStatusCommand(ctx, state));
-  // Environments declared with an interactive grant reach the person through the same browser and device flows.
-  registerInteractiveGrant("authorization_code", environmentCodeGrant);
-  registerInteractiveGrant("device_code", environmentDeviceGrant);
 }

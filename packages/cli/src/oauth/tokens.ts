@@ -99,10 +99,7 @@ export function parseCachedToken(value: string | null): CachedToken | null {
   }
 }
 
-/**
- * Acquires a token interactively for `authorization_code` / `device_code` environments. The SSO module may
- * register one; until then those environments work only while their cached or refreshable token lasts.
- */
+/** Acquires a token for an `authorization_code` / `device_code` environment with a person's help. */
 export type InteractiveGrant = (
   ctx: Context,
   env: EnvironmentConfig,
@@ -110,14 +107,13 @@ export type InteractiveGrant = (
   client: typeof OpenId,
 ) => Promise<OpenId.TokenEndpointResponse>;
 
-const interactiveGrants = new Map<string, InteractiveGrant>();
-
-/** Lets the SSO module provide the browser or device flow for environments declared with that grant. */
-export function registerInteractiveGrant(
-  grant: "authorization_code" | "device_code",
-  fn: InteractiveGrant,
-): void {
-  interactiveGrants.set(grant, fn);
+/**
+ * The browser and device logins, by the grant that needs them. The context carries them (Context.interactiveGrants):
+ * without them those environments work only while their cached or refreshable token lasts.
+ */
+export interface InteractiveGrants {
+  readonly authorization_code: InteractiveGrant;
+  readonly device_code: InteractiveGrant;
 }
 
 function oauthFailed(env: EnvironmentConfig, what: string, cause: unknown): LatchkeyError {
@@ -287,7 +283,7 @@ async function acquire(
     }
     case "authorization_code":
     case "device_code": {
-      const interactive = interactiveGrants.get(env.grant);
+      const interactive = ctx.interactiveGrants?.[env.grant];
       if (interactive === undefined) {
         throw new LatchkeyError("LK_OAUTH_FAILED", {
           message: `Environment ${JSON.stringify(env.name)} uses the ${env.grant} grant, which needs an interactive login this command cannot run.`,

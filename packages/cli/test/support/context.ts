@@ -52,5 +52,9 @@ export function createTestContext(
       machineIdPaths: ["/etc/machine-id"],
     },
     keystore: overrides.keystore ?? ((): Promise<KeystoreResolution> => unexpected("keystore")),
+    interactiveGrants: overrides.interactiveGrants ?? {
+      authorization_code: () => unexpected("interactiveGrants.authorization_code"),
+      device_code: () => unexpected("interactiveGrants.device_code"),
+    },
   };
 }
