@@ -934,6 +934,34 @@ describe("names that would break the program, or differ only in case", () => {
     });
   });
 
+  it("`run` will not start a program the vault gives a reserved name, on the fast path or the full CLI, unless --allow-override", async () => {
+    // Set past the check here; a vault pulled from another machine or member arrives with them the same way.
+    const p = await seeded({ APP: "x" });
+    const options = "--max-old-space-size=37";
+    expectSuccess(await p.cli(["env", "set", "--allow-override", `NODE_OPTIONS=${options}`]));
+    const marker = join(p.dir, "started");
+    for (const argv of [
+      ["run", "--", NODE, "-e", TOUCH, marker], // the fast path, replacing itself with the program
+      ["env", "run", "--mask", NODE, "-e", TOUCH, marker], // the fast path, the program as a masked child
+      ["-v", "run", "--", NODE, "-e", TOUCH, marker], // the full CLI: the fast path leaves -v to it
+    ]) {
+      const r = await p.cli(argv);
+      expectFailure(r, "LK_ENV_KEY_RESERVED");
+      expect(r.stderr).toContain("NODE_OPTIONS");
+      expect(r.stderr).toContain("--allow-override");
+      expect(r.stderr).not.toContain(options);
+      expect(existsSync(marker), argv.join(" ")).toBe(false);
+    }
+    for (const argv of [
+      ["run", "--allow-override", "--", NODE, "-e", PRINT_ENV, "NODE_OPTIONS"],
+      ["-v", "run", "--allow-override", "--", NODE, "-e", PRINT_ENV, "NODE_OPTIONS"],
+    ]) {
+      const r = await p.cli(argv);
+      expectSuccess(r);
+      expect(JSON.parse(r.stdout), argv.join(" ")).toEqual({ NODE_OPTIONS: options });
+    }
+  });
+
   it("an environment or key in the wrong case gets a did-you-mean", async () => {
     const p = await project();
     expectSuccess(await p.cli(["env", "set", "--env", "staging", "DATABASE_URL=postgres://db"]));

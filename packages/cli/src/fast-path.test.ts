@@ -18,8 +18,18 @@ function find(program: Command, path: string[]): Command {
 async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "other"> {
   const program = buildProgram(createTestContext(), { exitCode: 0 });
   let parsed: FastCommand | "other" = "other";
-  const recordRun = (command: string[], opts: { env: string; mask?: boolean; check: boolean }) => {
-    parsed = { kind: "run", environment: opts.env, mask: opts.mask === true, check: opts.check, command };
+  const recordRun = (
+    command: string[],
+    opts: { env: string; mask?: boolean; check: boolean; allowOverride?: boolean },
+  ) => {
+    parsed = {
+      kind: "run",
+      environment: opts.env,
+      mask: opts.mask === true,
+      check: opts.check,
+      allowOverride: opts.allowOverride === true,
+      command,
+    };
   };
   find(program, ["run"]).action(recordRun);
   find(program, ["env", "run"]).action(recordRun);
@@ -58,6 +68,12 @@ const lines: string[][] = [
   ["run", "--env", "a", "--env", "b", "true"],
   ["env", "run", "--", "true"],
   ["env", "run", "--mask", "printenv", "--mask"],
+  ["run", "--allow-override", "--", "node", "-e", "1"],
+  ["run", "-e", "prod", "--allow-override", "--mask", "true"],
+  ["env", "run", "--allow-override", "true"],
+  ["run", "--", "printenv", "--allow-override"],
+  ["run", "printenv", "--allow-override"],
+  ["run", "--allow-override=yes", "true"],
   ["run"],
   ["run", "--"],
   ["run", "--help"],
@@ -156,6 +172,18 @@ describe("fast path", () => {
     expect(parseFastPath(["env", "get", "KEY"])).not.toBeNull();
     expect(parseFastPath(["keystore", "get", "acct"])).not.toBeNull();
     expect(parseFastPath(["run", "--help"])).toBeNull();
+    expect(parseFastPath(["run", "--allow-override", "--", "true"])).toEqual({
+      kind: "run",
+      environment: "default",
+      mask: false,
+      check: true,
+      allowOverride: true,
+      command: ["true"],
+    });
+    expect(parseFastPath(["run", "--", "true", "--allow-override"])).toMatchObject({
+      allowOverride: false,
+      command: ["true", "--allow-override"],
+    });
     expect(parseFastPath(["doctor"])).toBeNull();
     expect(
       parseFastPath([

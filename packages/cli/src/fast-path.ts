@@ -23,7 +23,14 @@ import { DEFAULT_ENVIRONMENT } from "./vault/names.js";
 
 /** A command line the fast path can run, already parsed. */
 export type FastCommand =
-  | { kind: "run"; environment: string; mask: boolean; check: boolean; command: string[] }
+  | {
+      kind: "run";
+      environment: string;
+      mask: boolean;
+      check: boolean;
+      allowOverride: boolean;
+      command: string[];
+    }
   | { kind: "env-get"; environment: string; key: string }
   | { kind: "keystore-get"; account: string }
   | { kind: "git-credential"; operation: string }
@@ -49,21 +56,23 @@ function parseRun(rest: readonly string[]): FastCommand | null {
   let environment = DEFAULT_ENVIRONMENT;
   let mask = false;
   let check = true;
+  let allowOverride = false;
   for (let i = 0; i < rest.length; i++) {
     const token = rest[i]!;
     if (token === "--") {
       const command = rest.slice(i + 1);
-      return command.length > 0 ? { kind: "run", environment, mask, check, command } : null;
+      return command.length > 0 ? { kind: "run", environment, mask, check, allowOverride, command } : null;
     }
     if (token === "--mask") mask = true;
     else if (token === "--no-check") check = false;
+    else if (token === "--allow-override") allowOverride = true;
     else if (token === "-e" || token === "--env") {
       const value = rest[++i];
       if (value === undefined || value.startsWith("-")) return null;
       environment = value;
     } else if (token.startsWith("--env=")) environment = token.slice("--env=".length);
     else if (token.startsWith("-")) return null;
-    else return { kind: "run", environment, mask, check, command: rest.slice(i) };
+    else return { kind: "run", environment, mask, check, allowOverride, command: rest.slice(i) };
   }
   return null;
 }

@@ -186,7 +186,7 @@ export const errorCatalogue = {
   },
   LK_ENV_KEY_RESERVED: {
     summary:
-      "A secret would replace an environment variable that programs rely on to start or that decides which code they run (PATH, HOME, LD_PRELOAD, NODE_OPTIONS, LATCHKEY_…); setting one needs --allow-override.",
+      "A secret would replace an environment variable that programs rely on to start or that decides which code they run (PATH, HOME, LD_PRELOAD, NODE_OPTIONS, LATCHKEY_…); setting one, or `run` with one in the vault (which may have come by `env pull`), needs --allow-override.",
     message:
       "That name is reserved: a secret by that name would replace the variable in every program `latchkey run` starts.",
     hint: "Choose another name, or pass --allow-override if replacing the variable is what you want (`latchkey env check` lists such secrets).",

@@ -28,6 +28,10 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
     .option("--mask", "replace every secret value in the program's stdout/stderr with *****")
     .option("--no-check", "start even when envSchema is not satisfied")
     .option(
+      "--allow-override",
+      "start even when the vault sets a variable programs rely on to start (PATH, NODE_OPTIONS, LD_PRELOAD…)",
+    )
+    .option(
       "--file <key>",
       "give secret KEY as a private file instead of a variable: its path goes in KEY_FILE (repeatable)",
       (key: string, keys: string[]) => [...keys, key],
@@ -48,18 +52,29 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
         "A variable may take at most 128 KiB on Linux; larger secrets go in files: --file KEY or --mount NAME\n" +
         "write them (0600) to a private directory under $XDG_RUNTIME_DIR or the temp directory, removed when\n" +
         "the program ends.\n\n" +
+        "A secret named like a variable programs rely on to start or to choose their code (PATH, HOME,\n" +
+        "NODE_OPTIONS, LD_*, LATCHKEY_*…) stops the program from starting unless --allow-override is given: a\n" +
+        "vault pulled from elsewhere must not choose the code your program runs.\n\n" +
         "Examples:\n  latchkey run --env staging -- npm start\n" +
         "  latchkey run --file TLS_KEY -- sh -c 'server --key \"$TLS_KEY_FILE\"'",
     )
     .action(
       async (
         argv: string[],
-        opts: { env: string; mask?: boolean; check: boolean; file: string[]; mount?: string },
+        opts: {
+          env: string;
+          mask?: boolean;
+          check: boolean;
+          allowOverride?: boolean;
+          file: string[];
+          mount?: string;
+        },
       ) => {
         state.exitCode = await runWithSecrets(ctx, state, {
           environment: opts.env,
           mask: opts.mask === true,
           check: opts.check,
+          allowOverride: opts.allowOverride === true,
           command: argv,
           files: opts.file,
           ...(opts.mount === undefined ? {} : { mount: opts.mount }),

@@ -19,6 +19,7 @@ import { runProgram } from "../run/replace.js";
 import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
 import { checkVaultSize, tooLargeForEnvironment, tooLargeWarning } from "../vault/limits.js";
 import {
+  checkReservedForRun,
   checkReservedName,
   isReservedName,
   parseAssignment,
@@ -133,7 +134,7 @@ async function storeEntries(
   entries: readonly (readonly [string, string])[],
   options: { allowOverride: boolean },
 ): Promise<string[]> {
-  for (const [key] of entries) checkReservedName(key, options.allowOverride);
+  for (const [key] of entries) checkReservedName(key, options.allowOverride, ctx.platform.os);
   const vault = await openProjectVault(ctx, true);
   for (const [key, value] of entries) if (vault.schema[key]) checkAgainstSchema(vault.schema, key, value);
   const replaced = await updateVault(vault.deps, vault.vaultId, (document) => {
@@ -183,7 +184,7 @@ export async function envSet(ctx: Context, options: EnvSetOptions): Promise<numb
     });
   }
   // Refused before anyone types a value that would then be thrown away.
-  for (const { key } of parsed) checkReservedName(key, allowOverride);
+  for (const { key } of parsed) checkReservedName(key, allowOverride, ctx.platform.os);
   const entries: [string, string][] = [];
   for (const { key, value } of parsed) {
     if (value !== undefined) {
@@ -348,7 +349,9 @@ export async function envCheck(
   const { vault, values } = await readEnvironment(ctx, environment);
   const { violations } = checkEnv(vault.schema, values, { applyDefaults: true });
   // Listed, not failed: setting one took --allow-override, but a vault can also arrive by `env pull`.
-  const overrides = Object.keys(values).filter(isReservedName).sort();
+  const overrides = Object.keys(values)
+    .filter((key) => isReservedName(key, ctx.platform.os))
+    .sort();
   const c = palette(ctx.env, ctx.stdout);
   const overrideLines = overrides.map(
     (key) => `${c.yellow("!")} ${key} replaces the ${key} of every program \`latchkey run\` starts.`,
@@ -385,11 +388,14 @@ export interface RunOptions {
   files?: readonly string[];
   /** Every secret in one file of this name instead of the environment; its path in LATCHKEY_SECRETS_FILE. */
   mount?: string;
+  /** Start the program even when the vault or the schema's defaults set a reserved name (PATH, NODE_OPTIONS…). */
+  allowOverride?: boolean;
 }
 
 /**
  * `latchkey run -- cmd args…`: the child gets this process's environment plus the vault's secrets (secrets win),
- * with schema defaults for keys set nowhere. It refuses to start when the schema is violated, unless --no-check.
+ * with schema defaults for keys set nowhere. It refuses to start when the schema is violated, unless --no-check,
+ * and when it would set a reserved name, unless --allow-override.
  */
 export async function runWithSecrets(ctx: Context, state: RunState, options: RunOptions): Promise<number> {
   const [command, ...args] = options.command;
@@ -434,13 +440,21 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
     });
   }
   const withDefaults = { ...checked.values, ...merged };
+  // What Latchkey adds to the environment it inherited: the vault's secrets and the schema's defaults.
+  const added = Object.keys(withDefaults).filter((key) => key in secrets || !(key in inherited));
+  if (options.allowOverride !== true && options.mount === undefined) {
+    checkReservedForRun(
+      command,
+      environment,
+      added.filter((key) => !fileKeys.includes(key)),
+      ctx.platform.os,
+    );
+  }
   // With --mount the vault is in the file only: the program's environment is what it would be without Latchkey.
   const env: Record<string, string> = options.mount === undefined ? withDefaults : { ...inherited };
   let files: SecretFiles | null = null;
   if (fileKeys.length > 0 || options.mount !== undefined) {
-    const vaultAndDefaults = Object.fromEntries(
-      Object.entries(withDefaults).filter(([key]) => key in secrets || !(key in inherited)),
-    );
+    const vaultAndDefaults = Object.fromEntries(added.map((key) => [key, withDefaults[key]!]));
     files = await writeSecretFiles(ctx, {
       files: fileKeys.map((key) => [key, secrets[key]!] as const),
       ...(options.mount === undefined

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  checkReservedForRun,
   checkReservedName,
   isReservedName,
   parseAssignment,
@@ -52,16 +53,51 @@ describe("secret and environment names", () => {
       "DYLD_INSERT_LIBRARIES",
       "NODE_OPTIONS",
     ])
-      expect(isReservedName(name), name).toBe(true);
+      expect(isReservedName(name, "linux"), name).toBe(true);
     for (const name of ["BASH_ENV", "PYTHONPATH", "JAVA_TOOL_OPTIONS", "LATCHKEY_HOME", "LATCHKEY_VAULT_ID"])
-      expect(isReservedName(name), name).toBe(true);
-    for (const name of ["DATABASE_URL", "path", "HOME_URL", "MY_PATH", "NODE_ENV", "API_KEY"])
-      expect(isReservedName(name), name).toBe(false);
-    expect(() => checkReservedName("LD_PRELOAD", false)).toThrow(
+      expect(isReservedName(name, undefined), name).toBe(true);
+    for (const name of [
+      "DATABASE_URL",
+      "path",
+      "Path",
+      "ld_preload",
+      "HOME_URL",
+      "MY_PATH",
+      "NODE_ENV",
+      "API_KEY",
+    ])
+      expect(isReservedName(name, "linux"), name).toBe(false);
+    expect(() => checkReservedName("LD_PRELOAD", false, "linux")).toThrow(
       expect.objectContaining({ code: "LK_ENV_KEY_RESERVED" }),
     );
-    expect(() => checkReservedName("LD_PRELOAD", true)).not.toThrow();
-    expect(() => checkReservedName("DATABASE_URL", false)).not.toThrow();
+    expect(() => checkReservedName("LD_PRELOAD", true, "linux")).not.toThrow();
+    expect(() => checkReservedName("DATABASE_URL", false, "linux")).not.toThrow();
+  });
+
+  it("compares reserved names the way Windows compares variable names, in any case", () => {
+    for (const name of ["Path", "path", "Node_Options", "ld_preload", "Latchkey_Home", "bash_env"])
+      expect(isReservedName(name, "win32"), name).toBe(true);
+    for (const name of ["MY_PATH", "node_env"]) expect(isReservedName(name, "win32"), name).toBe(false);
+    expect(() => checkReservedName("Path", false, "win32")).toThrow(
+      expect.objectContaining({ code: "LK_ENV_KEY_RESERVED" }),
+    );
+  });
+
+  it("refuses to start a program the vault gives reserved names, naming them and not their values", () => {
+    expect(() => checkReservedForRun("node", "staging", ["API_KEY", "PORT"], "linux")).not.toThrow();
+    let error: unknown;
+    try {
+      checkReservedForRun("node", "staging", ["PATH", "API_KEY", "NODE_OPTIONS"], "linux");
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toMatchObject({
+      code: "LK_ENV_KEY_RESERVED",
+      message: expect.stringContaining("Not starting node: staging would set NODE_OPTIONS, PATH,"),
+      hint: expect.stringContaining("--allow-override"),
+      details: { environment: "staging", keys: ["NODE_OPTIONS", "PATH"] },
+    });
+    expect((error as { hint: string }).hint).toContain("latchkey env unset --env staging NODE_OPTIONS PATH");
   });
 
   it("finds a name that differs only in case, for a did-you-mean", () => {

@@ -1,4 +1,8 @@
 import { LatchkeyError } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { sameVariable } from "../env-names.js";
+
+type Os = Context["platform"]["os"];
 
 const KEY_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Environment names appear in file names of later exports and in URLs of the sync API: keep them plain.
@@ -50,17 +54,44 @@ const RESERVED_NAMES: ReadonlySet<string> = new Set([
 // The dynamic linkers' variables (LD_PRELOAD, DYLD_INSERT_LIBRARIES…) and Latchkey's own.
 const RESERVED_PREFIXES = ["LD_", "DYLD_", "LATCHKEY_"] as const;
 
-/** True for a name a secret may take only with --allow-override: see RESERVED_NAMES. */
-export function isReservedName(name: string): boolean {
-  return RESERVED_NAMES.has(name) || RESERVED_PREFIXES.some((prefix) => name.startsWith(prefix));
+/**
+ * True for a name a secret may take only with --allow-override (see RESERVED_NAMES), compared the way `os`
+ * compares variable names: on Windows `Path` is PATH.
+ */
+export function isReservedName(name: string, os: Os): boolean {
+  for (const reserved of RESERVED_NAMES) if (sameVariable(reserved, name, os)) return true;
+  return RESERVED_PREFIXES.some((prefix) => sameVariable(name.slice(0, prefix.length), prefix, os));
 }
 
 /** Refuses (LK_ENV_KEY_RESERVED) a reserved name unless the user allowed overriding it. */
-export function checkReservedName(name: string, allowOverride: boolean): void {
-  if (allowOverride || !isReservedName(name)) return;
+export function checkReservedName(name: string, allowOverride: boolean, os: Os): void {
+  if (allowOverride || !isReservedName(name, os)) return;
   throw new LatchkeyError("LK_ENV_KEY_RESERVED", {
     message: `${name} is reserved: a secret called ${name} would replace the ${name} every program started by \`latchkey run\` relies on.`,
     details: { key: name },
+  });
+}
+
+/**
+ * Refuses (LK_ENV_KEY_RESERVED) to start `program` with reserved names among `names`, the variables `run` would
+ * set from `environment`. Checked when the program starts, not only when a secret is set: a vault can arrive by
+ * `env pull`, written by whoever may push to it, and its NODE_OPTIONS or LD_PRELOAD would choose the code the
+ * program runs. Names the variables, never their values.
+ */
+export function checkReservedForRun(
+  program: string,
+  environment: string,
+  names: Iterable<string>,
+  os: Os,
+): void {
+  const reserved = [...names].filter((name) => isReservedName(name, os)).sort();
+  if (reserved.length === 0) return;
+  throw new LatchkeyError("LK_ENV_KEY_RESERVED", {
+    message: `Not starting ${program}: ${environment} would set ${reserved.join(", ")}, which ${reserved.length === 1 ? "decides" : "decide"} how programs start or which code they run.`,
+    hint:
+      "A vault can come from another machine or member by `env pull`: if you did not set these yourself, remove them " +
+      `(\`latchkey env unset --env ${environment} ${reserved.join(" ")}\`); if the program should get them, pass --allow-override to \`latchkey run\`.`,
+    details: { environment, keys: reserved },
   });
 }
 
