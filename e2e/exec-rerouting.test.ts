@@ -128,6 +128,15 @@ describe(`npm ${CLIENTS.npm11.version}: files a project .npmrc makes npm read`, 
     });
   });
 
+  it("globalconfig= loads another file and expands it: refused", async () => {
+    await check({
+      client: CLIENTS.npm11,
+      args: whoami(),
+      files: { "package.json": "{}", ".npmrc": "globalconfig=./other.rc\n", "other.rc": npmrcToken() },
+      refused: { code: "LK_PROJECT_CONFIG_UNCHECKED", where: ".npmrc:1" },
+    });
+  });
+
   it("prefix= moves the global file into the project (npm only logs an error): refused", async () => {
     await check({
       client: CLIENTS.npm11,

@@ -1,13 +1,16 @@
 // Hand-offs: how a registry token reaches npm, pnpm and yarn without being written to any file.
 //
 // What each client reads, established by running it against verdaccio 6.10.4 on loopback (authentication required
-// to read; e2e/npm-clients.test.ts and e2e/pnpm-clients.test.ts repeat every claim below on each test run). All
+// to read; e2e/npm-clients.test.ts, e2e/pnpm-clients.test.ts and, for what a project's files can make them read,
+// e2e/exec-rerouting.test.ts and e2e/exec-workspaces.test.ts repeat every claim below on each test run). All
 // run on Node 24.21.0, offline, with a fresh HOME, cache and store per run.
 //
 // npm 11.21.2 (pinned in e2e as `npm11`; the `node` 24.21.0 package ships no npm of its own):
 //   - environment: `npm_config_//host[:port]/path/:_authToken=TOKEN` (prefix in any case). The nerf-dart part is
 //     kept as written, so `_authToken` must keep its case. It beats the project and user .npmrc.
 //   - `${VAR}` in an .npmrc value is expanded, in the project's and the user's file alike.
+//   - the project's .npmrc is its local prefix's: inside a workspace package, the workspace root's. Its
+//     `userconfig`, `globalconfig` and `prefix` choose the user and global files npm then reads and expands.
 // pnpm 10.34.9:
 //   - environment: `npm_config_<nerf dart>:_authToken`, but only for a nerf dart WITHOUT a port: its env-key
 //     normaliser splits at the first ":" (the port's) and mangles the rest. `pnpm_config_*` is not read.
@@ -20,18 +23,22 @@
 //   - tokenHelper: user .npmrc only; a project .npmrc holding one is an error ("tokenHelper must not be configured
 //     in project-level .npmrc"); the output may be a bare token or `Bearer <token>`.
 //   - `${VAR}` in a project .npmrc credential is ignored with a warning, as in pnpm 10; user .npmrc works.
+//   - reads the pnpm-workspace.yaml root's .npmrc as well as the package's.
 // yarn 1.22.22:
 //   - environment: `npm_config_*` and `yarn_*` keys are lower-cased, `_` turned into `-` and dots into nested
 //     paths, so no per-registry token can come from the environment.
 //   - `${VAR}` in an .npmrc value is expanded (project or user): `latchkey setup npmrc` writes such lines and
 //     `latchkey exec` sets the variable. An unset variable is an error ("Failed to replace env in config"), so
 //     yarn 1 fails closed when run without `latchkey exec`.
+//   - reads the .npmrc of the working directory and of every directory above it.
 // yarn 4.18.1 (berry):
 //   - reads no .npmrc. From the environment only YARN_NPM_AUTH_TOKEN, the token for every registry without one
 //     of its own: exec does not set it, since it would reach whatever registry yarn talks to. The per-registry
 //     maps (npmRegistries, npmScopes) cannot come from the environment ("must be an object").
 //   - `${VAR}` in .yarnrc.yml works: `npmRegistries: {"//host/": {npmAuthToken: "${LATCHKEY_TOKEN_…}"}}` with
-//     `latchkey exec` setting the variable.
+//     `latchkey exec` setting the variable. It is expanded after YAML parsing (escapes, continued strings and
+//     block scalars included), in the .yarnrc.yml of the working directory and every directory above it, and
+//     from the variables `.env.yarn` in the working directory defines.
 //
 // A shell in between: Debian's /bin/sh (dash) drops environment variables whose names are not shell identifiers,
 // so `npm_config_//host/:_authToken` does not survive a `sh` wrapper script or an npm script that runs npm again;
