@@ -4,7 +4,7 @@
 // helpers `setup git` and `setup pnpm` write name the installed command, and `doctor` warns once it is gone.
 import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -18,6 +18,9 @@ const version = (
 ).version;
 
 let temp: { path: string; cleanup: () => Promise<void> };
+/** What the pack directory held once scripts/pack.mjs wrote to it. */
+let packsLeft: string[];
+const OTHERS = ["latchkey-cli-extra-1.0.0.tgz", "left-pad-1.3.0.tgz", "notes.txt"];
 let prefix: string;
 let home: string;
 let work: string;
@@ -54,14 +57,16 @@ beforeAll(async () => {
   await Promise.all([mkdir(home), mkdir(work)]);
   // npm's own settings from an enclosing `npm test` (npm_config_*) would steer the install: left out.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
-  const packed = await exec(
-    process.execPath,
-    [join(root, "scripts/pack.mjs"), "--out", join(temp.path, "packs")],
-    {
-      cwd: root,
-      env,
-    },
-  );
+  // The user's other tarballs in DIR, beside an older one of ours that `npm install -g DIR/*.tgz` must not get.
+  const packs = join(temp.path, "packs");
+  await mkdir(packs);
+  for (const name of [...OTHERS, "latchkey-cli-0.0.1.tgz", "latchkey-server-0.0.1-beta.1.tgz"])
+    await writeFile(join(packs, name), "not ours to delete\n");
+  const packed = await exec(process.execPath, [join(root, "scripts/pack.mjs"), "--out", packs], {
+    cwd: root,
+    env,
+  });
+  packsLeft = (await readdir(packs)).sort();
   const tarballs = packed.stdout.trim().split("\n");
   expect(tarballs.map((t) => t.slice(t.lastIndexOf("/") + 1))).toEqual([
     `latchkey-cli-${version}.tgz`,
@@ -75,6 +80,14 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(() => temp?.cleanup());
+
+describe("scripts/pack.mjs --out DIR", () => {
+  it("replaces our older tarballs in DIR and leaves every other file there", () => {
+    expect(packsLeft).toEqual(
+      [...OTHERS, `latchkey-cli-${version}.tgz`, `latchkey-server-${version}.tgz`].sort(),
+    );
+  });
+});
 
 describe("the installed latchkey and latchkey-server", () => {
   it("run from another directory on the user's PATH: --version, doctor, a secret stored and used", async () => {
