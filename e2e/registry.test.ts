@@ -165,6 +165,54 @@ describe("registry credentials on the file store", () => {
     await expectNoSecretOnDisk(p.root, [token]);
   });
 
+  it("traces registry requests at -v and -vv, never showing a token, a password or the web login's doneUrl", async () => {
+    const token = canary("traced");
+    const password = canary("password");
+    const r = await registry({ tokens: { [token]: "alice" }, users: { carol: { password } } });
+    const p = await project();
+    const whoamiUrl = `${r.url}-/whoami`;
+
+    const login = await p.cli(["login", "--registry", r.url, "--token-stdin", "-vv"], {
+      input: `${token}\n`,
+    });
+    expectSuccess(login);
+    expect(login.stderr).toContain(
+      `> GET ${whoamiUrl}\n> accept: application/json\n> authorization: Bearer [REDACTED]`,
+    );
+    expect(login.stderr).toContain(`< 200 OK (GET ${whoamiUrl})`);
+    expect(login.stderr).toContain('< {"username":"alice"}');
+    expect(login.stderr).not.toContain(token);
+
+    const who = await p.cli(["whoami", "--registry", r.url, "-v"]);
+    expectSuccess(who);
+    expect(who.stderr).toContain(`> GET ${whoamiUrl}\n`);
+    expect(who.stderr).toContain(`< 200 OK (GET ${whoamiUrl})`);
+    expect(who.stderr).not.toContain("authorization");
+    expect(who.stderr).not.toContain(token);
+
+    const classic = await p.cli(["login", "--registry", r.url, "--user", "carol", "-vv"], {
+      input: `${password}\n`,
+    });
+    expectSuccess(classic);
+    expect(classic.stderr).toContain(`> PUT ${r.url}-/user/org.couchdb.user:carol`);
+    expect(classic.stderr).toContain('"password":"[REDACTED]"');
+    expect(classic.stderr).toContain('"token":"[REDACTED]"');
+    const browser = await fakeBrowser(p.root);
+    const web = await p.cli(["login", "--registry", r.url, "--web", "-vv"], {
+      env: { BROWSER: browser.program },
+    });
+    expectSuccess(web);
+    const origin = new URL(r.url).origin;
+    expect(web.stderr).toContain(`> POST ${r.url}-/v1/login`);
+    // Whoever holds doneUrl can collect the token: the trace shows only its origin, and its answer redacted.
+    expect(web.stderr).toContain(`> GET ${origin}/[REDACTED]`);
+    expect(web.stderr).toContain('"doneUrl":"[REDACTED]"');
+    expect(web.stderr).not.toContain("-/v1/done?");
+    expect(r.issued).toHaveLength(2);
+    for (const out of [classic.stderr, web.stderr])
+      for (const secret of [password, token, ...r.issued]) expect(out).not.toContain(secret);
+  });
+
   it("explains each source, and never sends NPM_TOKEN or GH_TOKEN to another registry", async () => {
     const stored = canary("stored");
     const npmToken = canary("npmenv");

@@ -108,10 +108,11 @@ export interface LoginOptions extends RegistrySelection {
   verify?: boolean;
 }
 
-async function passwordLogin(ctx: Context, url: string, user: string): Promise<string> {
+async function passwordLogin(ctx: Context, url: string, user: string, verbose: number): Promise<string> {
   const password = await readSecretInput(ctx, `Password for ${user} at ${url}`);
   const interactive = ctx.stdin.isTTY && ctx.stderr.isTTY;
   const result = await couchLogin(ctx, url, user, password, {
+    verbose,
     otp: async () => {
       if (!interactive) {
         throw new LatchkeyError("LK_LOGIN_FAILED", {
@@ -125,12 +126,17 @@ async function passwordLogin(ctx: Context, url: string, user: string): Promise<s
   return result.token;
 }
 
-async function webLogin(ctx: Context, url: string, user: string | undefined): Promise<string> {
-  const session = await startWebLogin(ctx, url);
+async function webLogin(
+  ctx: Context,
+  url: string,
+  user: string | undefined,
+  verbose: number,
+): Promise<string> {
+  const session = await startWebLogin(ctx, url, { verbose });
   if (session === null) {
     if (user !== undefined) {
       printStatus(ctx, `${url} offers no web login; logging in as ${user} with a password instead.`);
-      return passwordLogin(ctx, url, user);
+      return passwordLogin(ctx, url, user, verbose);
     }
     throw new LatchkeyError("LK_LOGIN_FAILED", {
       message: `${url} offers no web login.`,
@@ -143,7 +149,7 @@ async function webLogin(ctx: Context, url: string, user: string | undefined): Pr
   );
   const browser = openBrowser(ctx, session.loginUrl, BROWSER_TIMEOUT_MS).catch(() => undefined);
   try {
-    return await pollWebLogin(ctx, session);
+    return await pollWebLogin(ctx, session, undefined, { verbose });
   } finally {
     await browser;
   }
@@ -162,7 +168,7 @@ function unverifiedToken(url: string, note: string | undefined): LatchkeyError {
  * `latchkey login`: obtains a token, checks it with the registry's whoami, and stores it in the keystore. A token
  * the registry cannot confirm is stored only with `--no-verify`.
  */
-export async function login(ctx: Context, options: LoginOptions): Promise<number> {
+export async function login(ctx: Context, options: LoginOptions, verbose = 0): Promise<number> {
   if (options.token !== undefined) {
     throw new LatchkeyError("LK_TOKEN_IN_ARGV", {
       message: "`--token` is not accepted: a token on the command line shows in `ps` and shell history.",
@@ -197,9 +203,9 @@ export async function login(ctx: Context, options: LoginOptions): Promise<number
   } else if (options.tokenFile !== undefined) {
     token = await readTokenFile(ctx, options.tokenFile);
   } else if (options.web === true) {
-    token = checkedToken(await webLogin(ctx, url, options.user), `the web login at ${url}`);
+    token = checkedToken(await webLogin(ctx, url, options.user, verbose), `the web login at ${url}`);
   } else if (options.user !== undefined) {
-    token = checkedToken(await passwordLogin(ctx, url, options.user), `the login at ${url}`);
+    token = checkedToken(await passwordLogin(ctx, url, options.user, verbose), `the login at ${url}`);
   } else {
     token = checkedToken(await readSecretInput(ctx, `Token for ${url}`), "the input");
   }
@@ -207,7 +213,7 @@ export async function login(ctx: Context, options: LoginOptions): Promise<number
   // A token the person supplied is stored only once the registry has confirmed it: a wrong URL path answers 404
   // just like a registry without /-/whoami, and "Logged in" must not cover either. A token the registry's own
   // login just issued was confirmed by that login.
-  const who = options.verify === false ? null : await registryWhoami(ctx, url, token, kind);
+  const who = options.verify === false ? null : await registryWhoami(ctx, url, token, kind, { verbose });
   const issued = options.web === true || options.user !== undefined;
   if (who !== null && !who.verified && !issued) throw unverifiedToken(url, who.note);
   const account = registryAccount(nerf);
@@ -338,6 +344,7 @@ async function whoamiOne(
   ctx: Context,
   url: string,
   explain: boolean,
+  verbose: number,
 ): Promise<{ entry: WhoamiEntry; failure?: LatchkeyError }> {
   const nerf = nerfDart(url);
   const entry: WhoamiEntry = {
@@ -358,7 +365,7 @@ async function whoamiOne(
     if (resolution.token === null) {
       throw new LatchkeyError("LK_TOKEN_MISSING", { message: `No token is available for ${url}.` });
     }
-    const who: WhoamiResult = await registryWhoami(ctx, url, resolution.token, resolution.kind);
+    const who: WhoamiResult = await registryWhoami(ctx, url, resolution.token, resolution.kind, { verbose });
     entry.user = who.username;
     entry.verified = who.verified;
     if (who.note !== undefined) entry.note = who.note;
@@ -419,7 +426,7 @@ export async function whoami(ctx: Context, options: WhoamiOptions, verbose = 0):
     return printError(ctx, none, verbose, { json: true });
   }
   const results: { entry: WhoamiEntry; failure?: LatchkeyError }[] = [];
-  for (const url of urls) results.push(await whoamiOne(ctx, url, options.explain === true));
+  for (const url of urls) results.push(await whoamiOne(ctx, url, options.explain === true, verbose));
   const entries = results.map((r) => r.entry);
 
   if (options.json === true) printJson(ctx, named !== undefined ? entries[0] : { registries: entries });

@@ -8,9 +8,9 @@ import { describeRevocation, revokeSsoSession, revokeTokens } from "../oauth/sso
 import { palette, printData, printError, printJson, printStatus } from "../output/output.js";
 import { callApi } from "../server/api.js";
 import { recordProfileServer } from "../server/profile-config.js";
+import { isNetworkError } from "../http/client.js";
 import {
   deleteServerSession,
-  isNetworkError,
   loadServerSession,
   refreshServerSession,
   requireServer,

@@ -5,7 +5,7 @@
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { assertSecureEndpoint } from "./config.js";
-import { traceFetch } from "./http-trace.js";
+import { request, type ReplayableBody } from "../http/client.js";
 import { getAccessToken, type TokenTarget } from "./tokens.js";
 
 /** Options for authFetch. */
@@ -14,11 +14,15 @@ export interface AuthFetchOptions {
   verbose?: number;
 }
 
-/** A request body authFetch can send twice (a stream could not be replayed on the retry). */
-export type ReplayableBody = string | Uint8Array | URLSearchParams;
-
-/** RequestInit with a replayable body. */
-export type AuthFetchInit = Omit<RequestInit, "body"> & { body?: ReplayableBody | null };
+/** What authFetch sends: a replayable body, since the retry sends it again. */
+export interface AuthFetchInit {
+  method?: string;
+  headers?: HeadersInit;
+  body?: ReplayableBody | null;
+  signal?: AbortSignal | null;
+  /** Default "manual": a redirect is returned, so the token never follows it to another origin. */
+  redirect?: RequestRedirect;
+}
 
 /** One parsed `Bearer` challenge from WWW-Authenticate (RFC 6750 §3). */
 export interface BearerChallenge {
@@ -91,17 +95,13 @@ function challengeError(
   return null;
 }
 
-function authorization(token: { access_token: string; token_type: string }): string {
-  // token_type is case-insensitive (RFC 6749 §5.1); only bearer tokens are sent.
-  return `Bearer ${token.access_token}`;
-}
-
 /**
- * fetch() with the access token of `target` (see getAccessToken). On 401 with error="invalid_token" or no error
- * code it discards the cached token, acquires a new one and retries exactly once. insufficient_scope, a step-up
- * challenge, a second 401 or a failed re-acquisition throw LK_OAUTH_* errors naming the environment, with no
- * further request. Other responses, 4xx and 5xx included, are returned. `url` must be https (http on loopback).
- * Redirects are returned, not followed (unless `init.redirect` says so), so the token never reaches another origin.
+ * fetch() with the access token of `target` (see getAccessToken), through the CLI's one HTTP client. On 401 with
+ * error="invalid_token" or no error code it discards the cached token, acquires a new one and retries exactly
+ * once. insufficient_scope, a step-up challenge, a second 401 or a failed re-acquisition throw LK_OAUTH_* errors
+ * naming the environment, with no further request. Other responses, 4xx and 5xx included, are returned. `url` must
+ * be https (http on loopback). Redirects are returned, not followed (unless `init.redirect` says so), so the token
+ * never reaches another origin.
  */
 export async function authFetch(
   ctx: Context,
@@ -112,49 +112,52 @@ export async function authFetch(
 ): Promise<Response> {
   const parsed = assertSecureEndpoint(String(url), "the request URL");
   const verbose = options.verbose ?? 0;
-  const send = traceFetch(ctx, verbose);
-  const request = async (accessToken: { access_token: string; token_type: string }): Promise<Response> => {
-    const headers = new Headers(init.headers);
-    headers.set("authorization", authorization(accessToken));
-    const body = init.body instanceof Uint8Array ? new Uint8Array(init.body) : init.body;
-    return send(parsed.href, { ...init, headers, body, redirect: init.redirect ?? "manual" });
-  };
-
-  const first = await getAccessToken(ctx, target, { verbose });
-  const response = await request(first.token);
-  const check = (res: Response): LatchkeyError | null => {
+  const blocked = (res: Response): LatchkeyError | null => {
     if (res.status !== 401 && res.status !== 403) return null;
     const challenge = parseBearerChallenge(res.headers.get("www-authenticate"));
     return challenge === null ? null : challengeError(target, parsed, res.status, challenge);
   };
-  const blocked = check(response);
-  if (blocked !== null) throw blocked;
-  if (response.status !== 401) return response;
-  const challenge = parseBearerChallenge(response.headers.get("www-authenticate"));
-  if (challenge?.error !== undefined && challenge.error !== "invalid_token") return response;
 
-  // Drain the rejected response so its connection can be reused for the retry.
-  await response.arrayBuffer().catch(() => undefined);
-  let renewed;
-  try {
-    renewed = await getAccessToken(ctx, target, { verbose, reject: first.token.access_token });
-  } catch (err) {
-    if (err instanceof LatchkeyError && err.code !== "LK_OAUTH_FAILED") throw err;
-    throw new LatchkeyError("LK_OAUTH_FAILED", {
-      message: `${parsed.origin} rejected the token of environment ${JSON.stringify(target.env)} (401), and a new one could not be acquired${err instanceof LatchkeyError ? `: ${err.message}` : "."}`,
-      cause: err,
-      details: { environment: target.env },
-    });
-  }
-  const retried = await request(renewed.token);
-  const blockedAgain = check(retried);
-  if (blockedAgain !== null) throw blockedAgain;
-  if (retried.status === 401) {
-    await retried.arrayBuffer().catch(() => undefined);
-    throw new LatchkeyError("LK_OAUTH_TOKEN_REJECTED", {
-      message: `${parsed.origin}${parsed.pathname} rejected environment ${JSON.stringify(target.env)}'s token twice (401), the second time a freshly acquired one; no further request was made.`,
-      details: { environment: target.env, status: 401 },
-    });
-  }
-  return retried;
+  const first = await getAccessToken(ctx, target, { verbose });
+  const response = await request(ctx, {
+    url: parsed.href,
+    ...(init.method === undefined ? {} : { method: init.method }),
+    ...(init.headers === undefined ? {} : { headers: init.headers }),
+    ...(init.body === undefined ? {} : { body: init.body }),
+    ...(init.signal === undefined || init.signal === null ? {} : { signal: init.signal }),
+    ...(init.redirect === undefined ? {} : { redirect: init.redirect }),
+    verbose,
+    bearer: {
+      token: first.token.access_token,
+      refresh: {
+        retry: (res) => {
+          const refused = blocked(res);
+          if (refused !== null) throw refused;
+          const challenge = parseBearerChallenge(res.headers.get("www-authenticate"));
+          return challenge?.error === undefined || challenge.error === "invalid_token";
+        },
+        renew: async (rejected) => {
+          try {
+            return (await getAccessToken(ctx, target, { verbose, reject: rejected })).token.access_token;
+          } catch (err) {
+            if (err instanceof LatchkeyError && err.code !== "LK_OAUTH_FAILED") throw err;
+            throw new LatchkeyError("LK_OAUTH_FAILED", {
+              message: `${parsed.origin} rejected the token of environment ${JSON.stringify(target.env)} (401), and a new one could not be acquired${err instanceof LatchkeyError ? `: ${err.message}` : "."}`,
+              cause: err,
+              details: { environment: target.env },
+            });
+          }
+        },
+        rejectedAgain: (res) =>
+          blocked(res) ??
+          new LatchkeyError("LK_OAUTH_TOKEN_REJECTED", {
+            message: `${parsed.origin}${parsed.pathname} rejected environment ${JSON.stringify(target.env)}'s token twice (401), the second time a freshly acquired one; no further request was made.`,
+            details: { environment: target.env, status: 401 },
+          }),
+      },
+    },
+  });
+  const refused = blocked(response);
+  if (refused !== null) throw refused;
+  return response;
 }

@@ -11,7 +11,7 @@ import { ensurePrivateDir } from "../fs/safe-file.js";
 import { withFileLock } from "../fs/lock.js";
 import { assertSecureEndpoint, selectProfile } from "./config.js";
 import { openBrowser } from "../browser.js";
-import { traceFetch } from "./http-trace.js";
+import { tracedFetch } from "../http/client.js";
 import { startLoopbackListener } from "./loopback.js";
 import { grantParameters, type InteractiveGrant } from "./tokens.js";
 
@@ -120,7 +120,7 @@ export async function discoverProvider(
 ): Promise<Configuration> {
   assertSecureEndpoint(issuer);
   const oidc = await import("openid-client");
-  const trace = traceFetch(ctx, verbose);
+  const trace = tracedFetch(ctx, verbose);
   let config: Configuration;
   try {
     config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.None(), {

@@ -17,7 +17,7 @@ import {
   readEnvironmentSecret,
   type EnvironmentConfig,
 } from "./config.js";
-import { traceFetch } from "./http-trace.js";
+import { tracedFetch } from "../http/client.js";
 
 /** A token is used until this many seconds before it expires. */
 export const EXPIRY_LEEWAY_SECONDS = 60;
@@ -183,7 +183,7 @@ async function clientConfiguration(
       ? undefined
       : await readEnvironmentSecret(ctx, env, env.clientSecretEnv, "client secret");
   const auth = secret === undefined ? client.None() : client.ClientSecretBasic(secret);
-  const fetcher = traceFetch(ctx, verbose) as OpenId.CustomFetch;
+  const fetcher = tracedFetch(ctx, verbose) as OpenId.CustomFetch;
   const base = env.issuer ?? env.tokenEndpoint!;
   const insecure =
     assertSecureEndpoint(base, env.issuer !== undefined ? "issuer" : "token_endpoint").protocol === "http:";

@@ -10,11 +10,10 @@
 // Redirects are never followed with a credential attached, and no token or password reaches an error message.
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { REQUEST_TIMEOUT_MS, request } from "../http/client.js";
 import { VERSION } from "../version.js";
 import type { RegistryKind } from "./types.js";
 
-/** How long one HTTP request to a registry may take. */
-export const REQUEST_TIMEOUT_MS = 30_000;
 /** How long a web login waits for the browser side to finish. */
 export const WEB_LOGIN_TIMEOUT_MS = 5 * 60_000;
 // A Retry-After of 0 or none would poll in a tight loop; a huge one would outlive the login.
@@ -56,23 +55,46 @@ function baseHeaders(extra: Record<string, string> = {}): Record<string, string>
   return { "user-agent": `latchkey/${VERSION}`, accept: "application/json", ...extra };
 }
 
+/** How loud a registry call is. */
+export interface RegistryCallOptions {
+  /** -v level: traces requests on stderr, credentials redacted. */
+  readonly verbose?: number;
+}
+
+/** One request of a registry call; `bearer` is sent as `Authorization: Bearer …`. */
+interface RegistryRequest {
+  readonly method?: string;
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  readonly bearer?: string;
+  /** The URL itself is a credential (a web login's doneUrl). */
+  readonly secretUrl?: boolean;
+}
+
 /** One request: network failures become LK_REGISTRY_UNREACHABLE, redirects are returned, never followed. */
-async function request(ctx: Context, url: URL, init: RequestInit): Promise<Response> {
-  try {
-    return await ctx.fetch(url, {
-      ...init,
-      redirect: "manual",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (error) {
-    const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    throw new LatchkeyError("LK_REGISTRY_UNREACHABLE", {
-      message: timedOut
-        ? `${origin(url)} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`
-        : `Could not reach ${origin(url)}.`,
-      cause: error,
-    });
-  }
+async function send(
+  ctx: Context,
+  url: URL,
+  req: RegistryRequest,
+  options: RegistryCallOptions,
+): Promise<Response> {
+  return request(ctx, {
+    url,
+    ...(req.method === undefined ? {} : { method: req.method }),
+    headers: req.headers,
+    ...(req.body === undefined ? {} : { body: req.body }),
+    ...(req.bearer === undefined ? {} : { bearer: { token: req.bearer } }),
+    ...(req.secretUrl === true ? { secretUrl: true } : {}),
+    verbose: options.verbose ?? 0,
+    timeoutMs: REQUEST_TIMEOUT_MS,
+    unreachable: (cause, timedOut) =>
+      new LatchkeyError("LK_REGISTRY_UNREACHABLE", {
+        message: timedOut
+          ? `${origin(url)} did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`
+          : `Could not reach ${origin(url)}.`,
+        cause,
+      }),
+  });
 }
 
 async function readJson(response: Response): Promise<unknown> {
@@ -120,11 +142,16 @@ function invalidToken(registryUrl: string, status: number): LatchkeyError {
 }
 
 /** GitLab serves no /-/whoami; its REST API names the user of a personal or OAuth token. */
-async function gitlabWhoami(ctx: Context, registryUrl: string, token: string): Promise<WhoamiResult> {
+async function gitlabWhoami(
+  ctx: Context,
+  registryUrl: string,
+  token: string,
+  options: RegistryCallOptions,
+): Promise<WhoamiResult> {
   const url = new URL(registryUrl);
   const root = url.pathname.slice(0, url.pathname.indexOf("/api/v4/") + 1);
   const user = new URL(`${root}api/v4/user`, url.origin);
-  const response = await request(ctx, user, { headers: baseHeaders({ authorization: `Bearer ${token}` }) });
+  const response = await send(ctx, user, { headers: baseHeaders(), bearer: token }, options);
   const body = await readJson(response);
   const username = field(body, "username");
   if (response.status === 200 && typeof username === "string") return { username, verified: true };
@@ -146,12 +173,13 @@ export async function registryWhoami(
   registryUrl: string,
   token: string,
   kind: RegistryKind,
+  options: RegistryCallOptions = {},
 ): Promise<WhoamiResult> {
   const url = endpoint(registryUrl, "-/whoami");
-  const response = await request(ctx, url, { headers: baseHeaders({ authorization: `Bearer ${token}` }) });
+  const response = await send(ctx, url, { headers: baseHeaders(), bearer: token }, options);
   if (response.status === 401 || response.status === 403) throw invalidToken(registryUrl, response.status);
   if (response.status === 404 || response.status === 405 || response.status === 501) {
-    if (kind === "gitlab") return gitlabWhoami(ctx, registryUrl, token);
+    if (kind === "gitlab") return gitlabWhoami(ctx, registryUrl, token, options);
     return {
       username: null,
       verified: false,
@@ -183,17 +211,26 @@ function isHttpUrl(value: unknown): value is string {
  * Starts npm's web login. Null when the registry has none (4xx or 500, as npm-profile decides), so the caller
  * can fall back to the classic login.
  */
-export async function startWebLogin(ctx: Context, registryUrl: string): Promise<WebLoginSession | null> {
+export async function startWebLogin(
+  ctx: Context,
+  registryUrl: string,
+  options: RegistryCallOptions = {},
+): Promise<WebLoginSession | null> {
   const url = endpoint(registryUrl, "-/v1/login");
-  const response = await request(ctx, url, {
-    method: "POST",
-    headers: baseHeaders({
-      "content-type": "application/json",
-      "npm-auth-type": "web",
-      "npm-command": "login",
-    }),
-    body: "{}",
-  });
+  const response = await send(
+    ctx,
+    url,
+    {
+      method: "POST",
+      headers: baseHeaders({
+        "content-type": "application/json",
+        "npm-auth-type": "web",
+        "npm-command": "login",
+      }),
+      body: "{}",
+    },
+    options,
+  );
   if ((response.status >= 400 && response.status <= 499) || response.status === 500) return null;
   if (response.status < 200 || response.status > 299) throw unexpectedStatus(url, response);
   const body = await readJson(response);
@@ -229,11 +266,18 @@ export async function pollWebLogin(
   ctx: Context,
   session: WebLoginSession,
   timeoutMs: number = WEB_LOGIN_TIMEOUT_MS,
+  options: RegistryCallOptions = {},
 ): Promise<string> {
   const deadline = ctx.clock.now() + timeoutMs;
   const url = new URL(session.doneUrl);
   for (;;) {
-    const response = await request(ctx, url, { headers: baseHeaders({ "cache-control": "no-store" }) });
+    // Whoever holds doneUrl can collect the token: traces show only its origin.
+    const response = await send(
+      ctx,
+      url,
+      { headers: baseHeaders({ "cache-control": "no-store" }), secretUrl: true },
+      options,
+    );
     const body = await readJson(response);
     if (response.status === 200) {
       const token = field(body, "token");
@@ -275,7 +319,7 @@ function wantsOtp(response: Response, body: unknown): boolean {
 }
 
 /** Options for the classic login. */
-export interface CouchLoginOptions {
+export interface CouchLoginOptions extends RegistryCallOptions {
   /** Asked once when the registry wants a one-time password (two-factor authentication). */
   otp?: () => Promise<string>;
 }
@@ -308,7 +352,7 @@ export async function couchLogin(
     const headers = baseHeaders({ "content-type": "application/json" });
     if (otp !== undefined) headers["npm-otp"] = otp;
     if (auth) headers.authorization = basicAuth(username, password);
-    const response = await request(ctx, target, { method: "PUT", headers, body: JSON.stringify(doc) });
+    const response = await send(ctx, target, { method: "PUT", headers, body: JSON.stringify(doc) }, options);
     return { response, body: await readJson(response) };
   };
 
@@ -322,9 +366,12 @@ export async function couchLogin(
     // An existing user (CouchDB, verdaccio): npm reads the document with basic auth, then PUTs it back, to its
     // revision when it has one, authenticated as the user, and the registry answers with a token.
     const read = endpoint(registryUrl, `${userPath}?write=true`);
-    const existing = await request(ctx, read, {
-      headers: baseHeaders({ authorization: basicAuth(username, password) }),
-    });
+    const existing = await send(
+      ctx,
+      read,
+      { headers: baseHeaders({ authorization: basicAuth(username, password) }) },
+      options,
+    );
     const current = await readJson(existing);
     if (existing.status !== 200)
       throw loginFailed(registryUrl, existing.status, current, secrets, username, existing);

@@ -1,7 +1,7 @@
-// The client of the sync API (`/api/v1`, sync-wire.ts): one function every server command goes through. It sends
-// the active profile's access token and a fresh request id, refreshes once on a 401, verifies that the response
-// is signed for this very request before a byte of the body is parsed, and maps the server's errors onto the
-// catalogue.
+// The client of the sync API (`/api/v1`, sync-wire.ts): one function every server command goes through, over the
+// CLI's one HTTP client (http/client.ts). It sends the active profile's access token and a fresh request id with
+// every attempt, refreshes once on a 401, has each answer's signature checked against the very attempt that asked
+// for it before a byte of the body is parsed, and maps the server's errors onto the catalogue.
 import {
   API_PREFIX,
   LatchkeyError,
@@ -11,15 +11,8 @@ import {
   type ErrorCode,
 } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { traceFetch } from "../oauth/http-trace.js";
-import {
-  isNetworkError,
-  refreshServerSession,
-  requireServerSession,
-  sessionExpired,
-  unreachable,
-  type ServerSession,
-} from "./session.js";
+import { REQUEST_TIMEOUT_MS, request } from "../http/client.js";
+import { refreshServerSession, requireServerSession, sessionExpired, unreachable } from "./session.js";
 import { verifySignature } from "./signature.js";
 
 /** One request to the sync API. */
@@ -48,8 +41,6 @@ export interface ApiResult<T> {
   userId: string;
 }
 
-/** How long one request may take before the server counts as unreachable. */
-const REQUEST_TIMEOUT_MS = 30_000;
 /** The largest error body read for its code: error bodies are a few hundred bytes. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 /** Random bytes of a request id: 128 bits, 22 base64url characters (sync-wire.ts isRequestId). */
@@ -159,59 +150,50 @@ export async function callApi<T>(
   if (!`${parsed.pathname}${parsed.search}`.endsWith(path))
     throw new Error(`API path is not canonical: ${call.path}`);
   const where = describe(call, server);
-  const send = traceFetch(ctx, verbose);
   const body = call.body === undefined ? undefined : JSON.stringify(call.body);
 
-  const request = async (session: ServerSession): Promise<{ response: Response; requestId: string }> => {
-    const requestId = Buffer.from(ctx.random.bytes(REQUEST_ID_BYTES)).toString("base64url");
-    const headers = new Headers({
-      authorization: `Bearer ${session.access_token}`,
-      accept: "application/json",
-      [REQUEST_ID_HEADER]: requestId,
-    });
-    if (body !== undefined) headers.set("content-type", "application/json");
-    try {
-      const response = await send(url, {
-        method: call.method,
-        headers,
-        ...(body === undefined ? {} : { body }),
-        // The token must never follow a redirect to another origin; a redirect is an error here.
-        redirect: "manual",
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
-      return { response, requestId };
-    } catch (error) {
-      throw isNetworkError(error) ? unreachable(server, error) : error;
-    }
-  };
-
   let session = active.session;
-  let { response, requestId } = await request(session);
-  if (response.status === 401) {
-    // Drain the refused answer so its connection can carry the retry.
-    await response.arrayBuffer().catch(() => undefined);
-    session = await refreshServerSession(ctx, server, session, { verbose, replacing: session.access_token });
-    ({ response, requestId } = await request(session));
-    if (response.status === 401) {
-      await response.arrayBuffer().catch(() => undefined);
-      throw sessionExpired(server, ": the server refused its access token, also after a refresh");
-    }
-  }
+  const response = await request(ctx, {
+    url,
+    method: call.method,
+    headers: () => ({
+      accept: "application/json",
+      [REQUEST_ID_HEADER]: Buffer.from(ctx.random.bytes(REQUEST_ID_BYTES)).toString("base64url"),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    }),
+    ...(body === undefined ? {} : { body }),
+    verbose,
+    timeoutMs: REQUEST_TIMEOUT_MS,
+    bearer: {
+      token: session.access_token,
+      refresh: {
+        renew: async (rejected) => {
+          session = await refreshServerSession(ctx, server, session, { verbose, replacing: rejected });
+          return session.access_token;
+        },
+        rejectedAgain: () =>
+          sessionExpired(server, ": the server refused its access token, also after a refresh"),
+      },
+    },
+    unreachable: (cause) => unreachable(server, cause),
+    verify: (answer, bytes, attempt) =>
+      verifySignature(
+        attempt.token!,
+        {
+          method: call.method,
+          path,
+          requestId: attempt.headers.get(REQUEST_ID_HEADER)!,
+          status: answer.status,
+        },
+        bytes,
+        answer.headers.get(SIGNATURE_HEADER),
+        where,
+      ),
+  });
   if (response.status < 200 || response.status > 299) throw await responseError(response, call, server);
 
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await response.arrayBuffer());
-  } catch (error) {
-    throw isNetworkError(error) ? unreachable(server, error) : error;
-  }
-  verifySignature(
-    session.access_token,
-    { method: call.method, path, requestId, status: response.status },
-    bytes,
-    response.headers.get(SIGNATURE_HEADER),
-    where,
-  );
+  // Verified and held in memory by request(): reading it cannot fail on the network any more.
+  const bytes = new Uint8Array(await response.arrayBuffer());
   let data: T;
   try {
     data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as T;

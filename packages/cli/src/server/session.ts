@@ -4,6 +4,7 @@
 // server a command talks to and turns the OAuth layer's errors into the server's catalogue codes.
 import { CLI_CLIENT_ID, LatchkeyError, OIDC_PATH, isLatchkeyError, type ErrorCode } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { isNetworkError } from "../http/client.js";
 import { assertSecureEndpoint, selectProfile } from "../oauth/config.js";
 import {
   loadStoredSession,
@@ -111,36 +112,6 @@ export async function loadServerSession(ctx: Context, server: string): Promise<S
 export async function deleteServerSession(ctx: Context, server: string): Promise<boolean> {
   const { keystore } = await ctx.keystore();
   return keystore.delete(serverAccount(server));
-}
-
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-]);
-
-/** True when `error` (or a cause of it) is a failure to reach the server rather than an answer from it. */
-export function isNetworkError(error: unknown): boolean {
-  const seen = new Set<unknown>();
-  let current: unknown = error;
-  while (typeof current === "object" && current !== null && !seen.has(current)) {
-    seen.add(current);
-    const e = current as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown };
-    if (typeof e.code === "string" && NETWORK_CODES.has(e.code)) return true;
-    if (e.name === "TimeoutError" || e.name === "AbortError") return true;
-    if (e.name === "TypeError" && e.message === "fetch failed") return true;
-    current = e.cause;
-  }
-  return false;
 }
 
 /** LK_SERVER_UNREACHABLE naming the server (the cause stays for -v). */
