@@ -28,10 +28,11 @@ const PARALLEL = 16;
  */
 const MAX_PEAK_GROWTH_KB = 600 * 1024;
 /**
- * How long a SIGTERM'd server may take to exit here: a bound on a hang, far below SHUTDOWN_GRACE_MS (30 s), after
- * which the server gives up on its requests and exits 1.
+ * The SIGTERM tests' time limit. A SIGTERM'd server that has not finished its requests by the end of
+ * SHUTDOWN_GRACE_MS (30 s) exits 1, so its exit code, not a clock here, says whether it shut down cleanly; the limit
+ * leaves room for that grace after the load has started, so an overrun shows as exit 1 rather than as a timeout.
  */
-const EXIT_DEADLINE_MS = 15_000;
+const SIGTERM_TEST = { timeout: 120_000 };
 
 /** A push body of at most PUSH_BODY_LIMIT bytes whose ignored extra field is arrays nested as deep as fits. */
 function hostileBody(): string {
@@ -55,19 +56,6 @@ function pidOf(server: ServerProcess): number {
   return Number(match[1]);
 }
 
-/** The exit code, or "still running" when the process has not exited within EXIT_DEADLINE_MS of SIGTERM. */
-async function stopWithin(server: ServerProcess): Promise<number | null | "still running"> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<"still running">((resolve) => {
-    timer = setTimeout(() => resolve("still running"), EXIT_DEADLINE_MS);
-  });
-  try {
-    return await Promise.race([server.stop(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 describe("latchkey-server process under hostile load", () => {
   let dir: string;
   let database: OpenDatabase;
@@ -82,7 +70,7 @@ describe("latchkey-server process under hostile load", () => {
     token = await mintAccessToken(identity, { userId: user.userId });
   });
   afterEach(async () => {
-    // A server that overran the deadline exits by itself at the end of its grace.
+    // A test that failed early may leave its server running; SIGTERM ends it within its grace.
     for (const server of servers.splice(0)) await server.stop();
   });
   afterAll(async () => {
@@ -128,7 +116,7 @@ describe("latchkey-server process under hostile load", () => {
     expect(await push(server, JSON.stringify(pushBody("AAAA", 0)))).toBe(200);
   });
 
-  it("exits 0 well within its grace on SIGTERM in the middle of that load", async () => {
+  it("exits 0 (within its grace) on SIGTERM in the middle of that load", SIGTERM_TEST, async () => {
     const server = await start();
     const body = hostileBody();
     let answered = 0;
@@ -146,38 +134,42 @@ describe("latchkey-server process under hostile load", () => {
     const workers = Array.from({ length: PARALLEL }, () => worker());
     // Load is flowing once a first answer is back; the other requests are then in flight.
     await vi.waitFor(() => expect(answered).toBeGreaterThan(0), { timeout: 30_000, interval: 20 });
-    const outcome = await stopWithin(server);
+    const code = await server.stop();
     stopping = true;
     await Promise.all(workers);
-    expect(outcome, server.output()).toBe(0);
+    expect(code, server.output()).toBe(0);
   });
 
-  it("exits 0 well within its grace on SIGTERM while a connection answered early is still uploading", async () => {
-    const server = await start();
-    const { port } = new URL(server.url);
-    const socket = connect({ host: "127.0.0.1", port: Number(port) });
-    await new Promise((resolve) => socket.once("connect", resolve));
-    let received = "";
-    socket.setEncoding("latin1").on("data", (chunk: string) => (received += chunk));
-    const length = 1024 * 1024;
-    // An unknown token: the server answers 401 from the headers alone, keeps the connection (keep-alive) and
-    // reads the body to its end before the connection is idle again.
-    socket.write(
-      `PUT /api/v1/vaults/${randomUUID()} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-        `Content-Length: ${length}\r\nAuthorization: Bearer not-a-token-0123456789\r\n\r\n`,
-    );
-    socket.write(" ".repeat(1024));
-    await vi.waitFor(() => expect(received).toContain("\r\n\r\n"), { timeout: 10_000 });
-    expect(received).toMatch(/^HTTP\/1\.1 401 /);
-    expect(received.toLowerCase()).toContain("connection: keep-alive");
+  it(
+    "exits 0 (within its grace) on SIGTERM while a connection answered early is still uploading",
+    SIGTERM_TEST,
+    async () => {
+      const server = await start();
+      const { port } = new URL(server.url);
+      const socket = connect({ host: "127.0.0.1", port: Number(port) });
+      await new Promise((resolve) => socket.once("connect", resolve));
+      let received = "";
+      socket.setEncoding("latin1").on("data", (chunk: string) => (received += chunk));
+      const length = 1024 * 1024;
+      // An unknown token: the server answers 401 from the headers alone, keeps the connection (keep-alive) and
+      // reads the body to its end before the connection is idle again.
+      socket.write(
+        `PUT /api/v1/vaults/${randomUUID()} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${length}\r\nAuthorization: Bearer not-a-token-0123456789\r\n\r\n`,
+      );
+      socket.write(" ".repeat(1024));
+      await vi.waitFor(() => expect(received).toContain("\r\n\r\n"), { timeout: 10_000 });
+      expect(received).toMatch(/^HTTP\/1\.1 401 /);
+      expect(received.toLowerCase()).toContain("connection: keep-alive");
 
-    const stopped = stopWithin(server);
-    await vi.waitFor(() => expect(server.output()).toContain("shutdown.listener-closed"), {
-      timeout: 10_000,
-    });
-    // The rest of the body arrives after the listener closed: only then is the connection idle.
-    socket.write(" ".repeat(length - 1024));
-    expect(await stopped, server.output()).toBe(0);
-    socket.destroy();
-  });
+      const stopped = server.stop();
+      await vi.waitFor(() => expect(server.output()).toContain("shutdown.listener-closed"), {
+        timeout: 10_000,
+      });
+      // The rest of the body arrives after the listener closed: only then is the connection idle.
+      socket.write(" ".repeat(length - 1024));
+      expect(await stopped, server.output()).toBe(0);
+      socket.destroy();
+    },
+  );
 });
