@@ -12,16 +12,43 @@ import { keystoreCommand } from "./commands/keystore-command.js";
 import { envCommand, runCommand } from "./commands/env-command.js";
 import { exitLikeChild } from "./run/child.js";
 import { gitCredentialCommand } from "./commands/git-credential-command.js";
-import { addSetupGit } from "./commands/setup-git-command.js";
 import { execCommand } from "./commands/exec-command.js";
 import { setupCommand } from "./commands/setup-command.js";
 import { credentialProviderCommand } from "./commands/credential-provider-command.js";
-import { registryCommands } from "./commands/registry-command.js";
-import { addAuthCommands } from "./commands/auth-command.js";
-import { addSsoCommands } from "./commands/sso-command.js";
-import { addCompletionCommands } from "./commands/completion-command.js";
-import { tokenRotateCommand } from "./commands/server-session-command.js";
+import { loginCommand } from "./commands/login-command.js";
+import { logoutCommand } from "./commands/logout-command.js";
+import { whoamiCommand } from "./commands/whoami-command.js";
+import { tokenCommand } from "./commands/token-command.js";
+import { tokenRotateCommand } from "./commands/token-rotate-command.js";
+import { authCommand } from "./commands/auth-command.js";
+import { completeCommand, completionCommand } from "./commands/completion-command.js";
 import { globalOptions, type RunState } from "./commands/support.js";
+
+/** A top-level command: its builder, which makes the whole subtree, and whether help leaves it out. */
+interface CommandEntry {
+  readonly build: (ctx: Context, state: RunState) => Command;
+  readonly hidden?: boolean;
+}
+
+/** Every top-level command, in the order `latchkey --help` lists them. */
+const COMMANDS: readonly CommandEntry[] = [
+  { build: envCommand },
+  { build: runCommand },
+  { build: doctorCommand },
+  { build: keystoreCommand },
+  { build: loginCommand },
+  { build: logoutCommand },
+  { build: whoamiCommand },
+  { build: tokenCommand },
+  { build: tokenRotateCommand },
+  { build: gitCredentialCommand },
+  { build: credentialProviderCommand },
+  { build: execCommand },
+  { build: setupCommand },
+  { build: authCommand },
+  { build: completionCommand },
+  { build: completeCommand, hidden: true },
+];
 
 const VERBOSE_HELP = "more detail on errors (-vv adds stack traces); secrets are always redacted";
 /** `-v` counts: each one adds a level. */
@@ -60,7 +87,7 @@ function commandPath(command: Command): string[] {
   return names;
 }
 
-/** Builds the command tree. Each command lives in its own module under commands/. */
+/** Builds the command tree from {@link COMMANDS}; each top-level command lives in its own module under commands/. */
 export function buildProgram(ctx: Context, state: RunState): Command {
   const program = new Command("latchkey")
     .description(
@@ -83,18 +110,8 @@ export function buildProgram(ctx: Context, state: RunState): Command {
     "after",
     `\n${environmentHelp()}\n\nRun \`latchkey doctor\` to see which keystore is active and why.`,
   );
-  for (const make of [envCommand, runCommand, doctorCommand, keystoreCommand])
-    program.addCommand(make(ctx, state));
-  for (const command of registryCommands(ctx, state)) program.addCommand(command);
-  program.addCommand(tokenRotateCommand(ctx, state));
-  program.addCommand(gitCredentialCommand(ctx, state));
-  program.addCommand(credentialProviderCommand(ctx, state));
-  program.addCommand(execCommand(ctx, state));
-  program.addCommand(setupCommand(ctx, state));
-  addAuthCommands(program, ctx, state);
-  addSetupGit(program, ctx, state); // last: it joins a `setup` registered above, or creates it
-  addSsoCommands(program, ctx, state); // after registry and auth: it adds `sso` and `status` under them
-  addCompletionCommands(program, ctx, state);
+  for (const { build, hidden } of COMMANDS)
+    program.addCommand(build(ctx, state), { hidden: hidden === true });
   program.addCommand(helpCommand(program));
   // Error output follows the options of the command that runs: its --json, and -v wherever it was given.
   program.hook("preAction", (_program, action) => {

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import type { Context } from "../context.js";
 import { authFetchCommand, authToken, type AuthFetchCommandOptions } from "./auth.js";
+import { authStatus } from "./sso.js";
 import { globalOptions, type RunState } from "./support.js";
 
 const ENVIRONMENT_HELP =
@@ -9,23 +10,11 @@ const ENVIRONMENT_HELP =
   "client_secret_env, or from .env.NAME in the project; it is never prompted for and never an argument.\n" +
   "The profile is --profile, else LATCHKEY_PROFILE, else `profile` in latchkey.json, else `default`.";
 
-/**
- * The `auth` command group of `program`, created on first call: `auth token` and `auth fetch` live here, and other
- * modules (SSO's `auth status`) add their subcommands to the same group.
- */
-export function authCommandGroup(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === "auth");
-  if (existing) return existing;
+/** `latchkey auth`: `token` and `fetch` for service environments, `status` for the SSO session and the caches. */
+export function authCommand(ctx: Context, state: RunState): Command {
   const auth = new Command("auth").description(
     "OAuth access tokens for service environments and the SSO session",
   );
-  program.addCommand(auth);
-  return auth;
-}
-
-/** Adds `auth token` and `auth fetch` to the program's `auth` group. */
-export function addAuthCommands(program: Command, ctx: Context, state: RunState): void {
-  const auth = authCommandGroup(program);
   auth
     .command("token")
     .description("print a valid access token for an environment (cached, refreshed, or acquired)")
@@ -62,4 +51,22 @@ export function addAuthCommands(program: Command, ctx: Context, state: RunState)
     .action(async (url: string, opts: AuthFetchCommandOptions, command: Command) => {
       state.exitCode = await authFetchCommand(ctx, url, opts, globalOptions(command).verbose);
     });
+  auth
+    .command("status")
+    .description(
+      "show the SSO session (subject, issuer, expiry, keystore backend) and each environment's token cache",
+    )
+    .option("--json", "print JSON")
+    .option("--issuer <url>", "only the session at this issuer")
+    .option("--profile <name>", "the profile to report on")
+    .addHelpText(
+      "after",
+      "\nAn expired SSO session is refreshed when it has a refresh token. When it cannot be, the report is still\n" +
+        "printed and the command exits 1 with LK_SESSION_EXPIRED. No token value is ever printed.\n\n" +
+        "Examples:\n  latchkey auth status\n  latchkey auth status --json | jq '.environments'",
+    )
+    .action(async (opts: { json?: boolean; issuer?: string; profile?: string }, command: Command) => {
+      state.exitCode = await authStatus(ctx, opts, globalOptions(command).verbose);
+    });
+  return auth;
 }

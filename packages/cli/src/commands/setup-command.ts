@@ -1,14 +1,12 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import type { Context } from "../context.js";
 import { setupNpmrc, setupPnpm } from "./setup.js";
+import { setupGit } from "./setup-git.js";
 import type { RunState } from "./support.js";
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-/**
- * Builds `setup` with `pnpm`, `npmrc` and `ci npmrc`. Other modules add their own subcommands to the returned
- * command (`setup git` joins it through addSetupGit, which cli.ts calls after this is registered).
- */
+/** Builds `setup` with `pnpm`, `npmrc`, `ci npmrc` and `git`. */
 export function setupCommand(ctx: Context, state: RunState): Command {
   const setup = new Command("setup").description(
     "configure other tools to take their credentials from Latchkey",
@@ -81,5 +79,39 @@ export function setupCommand(ctx: Context, state: RunState): Command {
       .description("write ${VARIABLE} token lines (never a token) and print the CI variables to set"),
     true,
   );
+  setup.addCommand(setupGitCommand(ctx, state));
   return setup;
+}
+
+/** Builds `setup git`. */
+function setupGitCommand(ctx: Context, state: RunState): Command {
+  return new Command("git")
+    .description(
+      "make git ask Latchkey for http(s) credentials (sets credential.helper through `git config`)",
+    )
+    .addOption(new Option("--global", "write your global git config (the default)").conflicts("local"))
+    .addOption(new Option("--local", "write the current repository's git config only"))
+    .option(
+      "--host <host>",
+      "only for this host: `git.example.com[:port]`, or `http://host[:port]` for plain http",
+    )
+    .option("--json", "print what was written as JSON")
+    .addHelpText(
+      "after",
+      "\ngit then runs `latchkey git-credential get|store|erase` by this latchkey's absolute path, on the first\n" +
+        "`node` on PATH. Earlier helpers for the same scope are replaced (an empty value resets git's list), so a\n" +
+        "plaintext `store` helper no longer receives your passwords. Run it again after moving Latchkey\n" +
+        "(`latchkey doctor` warns when the configured command is gone).\n" +
+        "\nExamples:\n" +
+        "  latchkey setup git\n" +
+        "  latchkey setup git --host git.example.com\n" +
+        "  latchkey setup git --local --host http://127.0.0.1:8080",
+    )
+    .action(async (opts: { local?: boolean; host?: string; json?: boolean }) => {
+      state.exitCode = await setupGit(ctx, {
+        scope: opts.local === true ? "local" : "global",
+        ...(opts.host === undefined ? {} : { host: opts.host }),
+        json: opts.json === true,
+      });
+    });
 }

@@ -1,0 +1,46 @@
+import { Command } from "commander";
+import type { Context } from "../context.js";
+import { whoami, type RegistrySelection } from "./registry.js";
+import { serverWhoami } from "./server-session.js";
+import { globalOptions, type RunState } from "./support.js";
+import {
+  SERVER_OR_REGISTRY_HELP,
+  TOKEN_SOURCES_HELP,
+  givenOptions,
+  resolveLoginTarget,
+  withRegistryOptions,
+  withServerOptions,
+  type ServerFlags,
+} from "./target.js";
+
+type WhoamiFlags = RegistrySelection & { json?: boolean; explain?: boolean } & ServerFlags;
+
+/** `latchkey whoami`: who a Latchkey server, or each registry, says the stored credentials belong to. */
+export function whoamiCommand(ctx: Context, state: RunState): Command {
+  const command = withRegistryOptions(
+    new Command("whoami").description(
+      "ask each registry who its token belongs to, with the token's source and the storage backend",
+    ),
+    "default: every registry that has a token source",
+  )
+    .option("--json", "print JSON")
+    .option("--explain", "list every token source per registry and why it won or did not")
+    .addHelpText(
+      "after",
+      `${TOKEN_SOURCES_HELP}\nThe registry is asked on every call; an invalid token fails with LK_TOKEN_INVALID.\n` +
+        "A Latchkey server is asked too (GET /api/v1/me, signed): an expired or revoked session fails with\n" +
+        "LK_SESSION_EXPIRED, no session with LK_NOT_LOGGED_IN.\n" +
+        SERVER_OR_REGISTRY_HELP,
+    )
+    .action(async (opts: WhoamiFlags, command: Command) => {
+      const verbose = globalOptions(command).verbose;
+      const target = await resolveLoginTarget(ctx, {
+        command: "whoami",
+        given: givenOptions(command),
+        ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+      });
+      state.exitCode =
+        target === "server" ? await serverWhoami(ctx, opts, verbose) : await whoami(ctx, opts, verbose);
+    });
+  return withServerOptions(command, false);
+}
