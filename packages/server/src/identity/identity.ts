@@ -22,8 +22,6 @@ import { registerIdentityRoutes } from "./routes.js";
 import { createIdentityService } from "./service.js";
 import type { Authenticate } from "./tokens.js";
 
-export { TTL } from "./provider.js";
-
 /** What the identity slice needs. */
 export interface IdentityOptions {
   db: Kysely<Database>;

@@ -1,5 +1,6 @@
 /** The identity slice: accounts, the OpenID provider and its sign-in pages, bearer-token authentication. */
-export { createIdentity, TTL, type Identity, type IdentityOptions } from "./identity.js";
+export { createIdentity, type Identity, type IdentityOptions } from "./identity.js";
+export { TTL } from "./provider.js";
 export {
   createAccount,
   enrollTotp,
