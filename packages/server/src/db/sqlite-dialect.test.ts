@@ -3,9 +3,9 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { bundleForTest } from "../../../cli/test/support/bundle.js";
 import { openDatabase, SQLITE_FILE, type OpenDatabase } from "./index.js";
 import { migrateToLatest } from "./migrations.js";
 import { STATEMENT_CACHE_SIZE } from "./sqlite-dialect.js";
@@ -185,13 +185,9 @@ describe("node:sqlite dialect", () => {
     await db.insertInto("server_meta").values({ key: "counter", value: "0" }).execute();
     // The writer runs as its own process (its own connection and locks), bundled from TypeScript for plain node.
     const writer = join(dir, "writer.mjs");
-    await build({
+    await bundleForTest({
       entryPoints: [fileURLToPath(new URL("../../test/support/sqlite-writer.ts", import.meta.url))],
       outfile: writer,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      logLevel: "warning",
     });
     const perWriter = 200;
     const results = await Promise.all(
