@@ -1,7 +1,7 @@
 // `login`, `logout` and `whoami` each serve a Latchkey server, a package registry and (`login sso`, `logout sso`)
 // the organisation's single sign-on. resolveLoginTarget alone decides which one a command line means, from the
-// options given on it, LATCHKEY_SERVER and the profile; the commands dispatch on its answer. The options it reads
-// are declared here too, so what selects a target and what the commands accept cannot drift apart.
+// options given on it, LATCHKEY_SERVER and the profile; the commands dispatch on its answer. target.test.ts holds
+// TARGET_OPTIONS against the options the commands declare, so the two cannot drift apart.
 import type { Command } from "commander";
 import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
