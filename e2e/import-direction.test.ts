@@ -63,14 +63,6 @@ function packageOf(pathOrSpecifier: string): Package | null {
   return match ? (match[1] as Package) : null;
 }
 
-/**
- * Imports between the CLI and the server that are known and meant to go: test tooling both sides' tests share,
- * which belongs outside either package (e2e/support/, say). Nothing else may join this list.
- */
-const PACKAGE_EXCEPTIONS: ReadonlySet<string> = new Set([
-  "packages/server/test/support/test-routes-bundle.ts -> ../../../cli/test/support/bundle.js",
-]);
-
 const SERVER_SRC = "packages/server/src/";
 
 /** The layer a server file's name puts it in: routes (and the HTML they send), service or data access. */
@@ -126,10 +118,8 @@ function violations(sources: Sources): string[] {
       const says = `${file} imports ${specifier}`;
       if (own === "core" && (target === null ? other !== null : !target.startsWith("packages/core/")))
         problems.push(`${says}: core imports nothing of ours`);
-      if (
-        ((own === "cli" && other === "server") || (own === "server" && other === "cli")) &&
-        !PACKAGE_EXCEPTIONS.has(`${file} -> ${specifier}`)
-      )
+      // Test tooling both sides' tests share lives outside either package (e2e/support/).
+      if ((own === "cli" && other === "server") || (own === "server" && other === "cli"))
         problems.push(`${says}: the CLI and the server never import each other`);
       if (target === null) continue;
       const layer = layerOf(file);

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundleForTest } from "../packages/cli/test/support/bundle.js";
+import { bundleForTest } from "./support/bundle.js";
 import { CLI } from "./support/cli.js";
 import { requirePart } from "./support/prerequisites.js";
 import { snapshot, tempProject } from "./support/project.js";

@@ -17,7 +17,7 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleForTest } from "../../test/support/bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ExitCode, isLatchkeyError } from "@latchkey/core";
 import type { LatchkeyError } from "@latchkey/core";

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { bundleForTest } from "../../test/support/bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLatchkeyError } from "@latchkey/core";
 import { exitStatus, FORWARDED_SIGNALS, runChild } from "./child.js";

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleForTest } from "./bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 
 /** Bundles crash-cli.ts into `outdir`; resolves with the script to run with `process.execPath`. */
 export async function bundleCrashCli(outdir: string): Promise<string> {

@@ -3,7 +3,7 @@
  * Node strips types but cannot follow `.js` specifiers to `.ts` sources or resolve @latchkey/core's `source`
  * export.
  */
-import { bundleForTest } from "./bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 import { fileURLToPath } from "node:url";
 
 const fsDir = fileURLToPath(new URL("../../src/fs/", import.meta.url));

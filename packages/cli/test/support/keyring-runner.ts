@@ -4,7 +4,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bundleForTest } from "./bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 import {
   startSecretService,
   type SecretServiceSession,

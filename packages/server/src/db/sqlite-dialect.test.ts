@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { bundleForTest } from "../../../cli/test/support/bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 import { openDatabase, SQLITE_FILE, type OpenDatabase } from "./index.js";
 import { migrateToLatest } from "./migrations.js";
 import { STATEMENT_CACHE_SIZE } from "./sqlite-dialect.js";

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Plugin } from "esbuild";
-import { bundleForTest } from "../../../cli/test/support/bundle.js";
+import { bundleForTest } from "../../../../e2e/support/bundle.js";
 
 /**
  * Leaves `names` (and their subpaths) outside the bundle, imported by absolute path: the bundle is written to a
