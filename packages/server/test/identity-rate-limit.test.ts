@@ -138,6 +138,28 @@ describeEachDatabase("sign-in rate limits", (target) => {
     expect(longer).toMatchObject({ status: 429, retryAfter: "60" });
   });
 
+  it("counts an IPv6 client by its /64: new addresses inside one subscriber's prefix are one address", async () => {
+    const s = await start();
+    const kim = await createTestUser(s.database.db, "kim@example.test", "kim's password");
+    const guess = await s.interaction();
+    // Five guesses, each from another address of 2001:db8:1:2::/64 (as every IPv6 subscriber can pick).
+    for (let i = 1; i <= 5; i++) {
+      const from = `2001:db8:1:2:${i.toString(16)}::${i}`;
+      expect((await guess("login", { email: kim.email, password: `wrong-${i}` }, from)).status).toBe(401);
+    }
+    const sixth = await guess(
+      "login",
+      { email: kim.email, password: "wrong-6" },
+      "2001:db8:1:2:ffff:ffff:ffff:6",
+    );
+    expect(sixth).toMatchObject({ status: 429, retryAfter: "30" });
+    // The next /64 is another address, and so is the owner's.
+    expect((await guess("login", { email: kim.email, password: "wrong-7" }, "2001:db8:1:3::7")).status).toBe(
+      401,
+    );
+    expect(await s.signIn(kim, HOME)).toBe(303);
+  });
+
   it("an attacker with many addresses cannot keep the owner out, and gets delays that grow", async () => {
     const s = await start();
     const kim = await createTestUser(s.database.db, "kim@example.test", "kim's password");

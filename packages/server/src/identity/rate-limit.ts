@@ -21,6 +21,7 @@
  * account does not extend its delay), a failure keeps it. Concurrent attempts therefore see each other, and no
  * limit lets more credentials be checked than it allows, whatever the number of processes.
  */
+import { isIPv4, isIPv6 } from "node:net";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
@@ -85,6 +86,43 @@ export interface Refusal {
 
 type Row = data.AttemptRow;
 
+/** Hextets of an IPv6 address, or null when `text` is not one (node:net's isIPv6 has already been applied). */
+function ipv6Hextets(text: string): number[] | null {
+  let address = text.split("%")[0]!;
+  // An embedded IPv4 tail (::ffff:192.0.2.1) is two hextets.
+  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  if (tail !== null) {
+    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
+    address = `${address.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, rest] = address.split("::") as [string, string | undefined];
+  const parse = (part: string) => (part === "" ? [] : part.split(":").map((h) => parseInt(h, 16)));
+  const left = parse(head);
+  const right = rest === undefined ? [] : parse(rest);
+  const hextets = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  return hextets.length === 8 && hextets.every((h) => Number.isInteger(h) && h >= 0 && h <= 0xffff)
+    ? hextets
+    : null;
+}
+
+/**
+ * The address the limits count for a client IP. One IPv6 subscriber is handed a whole /64 (RFC 6177), so counting
+ * each /128 would give a single guesser 2^64 fresh addresses: IPv6 counts by its /64. An IPv4-mapped IPv6 address
+ * is the IPv4 address it maps. Anything else is counted as given.
+ */
+export function limitAddress(ip: string): string {
+  if (isIPv4(ip) || !isIPv6(ip)) return ip;
+  const hextets = ipv6Hextets(ip);
+  if (hextets === null) return ip;
+  if (hextets.slice(0, 5).every((h) => h === 0) && hextets[5] === 0xffff) {
+    return [hextets[6]! >> 8, hextets[6]! & 0xff, hextets[7]! >> 8, hextets[7]! & 0xff].join(".");
+  }
+  return `${hextets
+    .slice(0, 4)
+    .map((h) => h.toString(16))
+    .join(":")}::/64`;
+}
+
 /** How long after the last of `earlier` failures the next attempt must wait under `rule`; 0: it may go now. */
 function waitAfter(earlier: readonly Row[], rule: GrowingDelay, now: number): number {
   if (earlier.length < rule.free) return 0;
@@ -97,12 +135,13 @@ function untilOldestLeaves(rows: readonly Row[], now: number): number {
   return Math.max(1, Math.min(...rows.map((r) => r.at)) + WINDOW_MS - now);
 }
 
-/** Starts an attempt for `account` (a normalized email) from `ip`, or says which limit refuses it. */
+/** Starts an attempt for `account` (a normalized email) from `client` (an IP), or says which limit refuses it. */
 export async function beginAttempt(
   deps: AttemptDeps,
   account: string,
-  ip: string,
+  client: string,
 ): Promise<Attempt | Refusal> {
+  const ip = limitAddress(client);
   const limits = { ...LIMITS, ...deps.limits };
   const now = deps.now().getTime();
   const since = now - WINDOW_MS;
@@ -168,7 +207,7 @@ export async function rememberAddress(
   account: string,
   ip: string,
 ): Promise<void> {
-  await data.upsertAddress(deps.db, account, ip, deps.now().getTime());
+  await data.upsertAddress(deps.db, account, limitAddress(ip), deps.now().getTime());
 }
 
 /** Removes attempts older than the window and addresses not used for too long (the limits ignore them anyway). */

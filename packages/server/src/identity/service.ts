@@ -22,6 +22,7 @@ import * as data from "./data.js";
 import { macEqual, type IdentityKeys } from "./keys.js";
 import {
   beginAttempt,
+  limitAddress,
   purgeAttempts,
   rememberAddress,
   WINDOW_MS,
@@ -113,8 +114,9 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       // A refused attempt costs its sender nothing, so it must not cost a row either: one row per limit,
       // account and address (address alone for the address limit) and window, counting the refusals.
       const window = Math.floor(now().getTime() / WINDOW_MS);
+      const address = limitAddress(ip);
       const subject =
-        attempt.limit === "ip" ? [attempt.limit, ip, window] : [attempt.limit, email, ip, window];
+        attempt.limit === "ip" ? [attempt.limit, address, window] : [attempt.limit, email, address, window];
       await audit(
         "auth.rate_limited",
         attempt.limit === "ip" ? null : (account?.id ?? null),
