@@ -962,6 +962,23 @@ describe("names that would break the program, or differ only in case", () => {
     }
   });
 
+  it("`env export --format shell` will not print a reserved name from the vault for a shell to eval, unless --allow-override", async () => {
+    const p = await seeded({ APP: "x" });
+    expectSuccess(await p.cli(["env", "set", "--allow-override", "LD_PRELOAD=/tmp/evil-canary.so"]));
+    const refused = await p.cli(["env", "export", "--format", "shell"]);
+    expectFailure(refused, "LK_ENV_KEY_RESERVED");
+    expect(refused.stderr).toContain("LD_PRELOAD");
+    expect(refused.stderr).not.toContain("evil-canary");
+    // Data formats are for programs to read, not to evaluate: they list every secret.
+    expect(JSON.parse((await p.cli(["env", "export", "--format", "json"])).stdout)).toEqual({
+      APP: "x",
+      LD_PRELOAD: "/tmp/evil-canary.so",
+    });
+    const allowed = await p.cli(["env", "export", "--format", "shell", "--allow-override"]);
+    expectSuccess(allowed);
+    expect(allowed.stdout).toContain("export LD_PRELOAD=");
+  });
+
   it("an environment or key in the wrong case gets a did-you-mean", async () => {
     const p = await project();
     expectSuccess(await p.cli(["env", "set", "--env", "staging", "DATABASE_URL=postgres://db"]));

@@ -187,8 +187,16 @@ export function envCommand(ctx: Context, state: RunState): Command {
     .addOption(
       new Option("--format <format>", "output format").choices(["dotenv", "json", "shell"]).default("dotenv"),
     )
-    .action(async (opts: { env: string; format: ExportFormat }) => {
-      state.exitCode = await envExport(ctx, { environment: opts.env, format: opts.format });
+    .option(
+      "--allow-override",
+      "with --format shell, also print reserved names (PATH, NODE_OPTIONS, LD_PRELOAD, …) from the vault",
+    )
+    .action(async (opts: { env: string; format: ExportFormat; allowOverride?: boolean }) => {
+      state.exitCode = await envExport(ctx, {
+        environment: opts.env,
+        format: opts.format,
+        allowOverride: opts.allowOverride === true,
+      });
     });
   env
     .command("check")

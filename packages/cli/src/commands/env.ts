@@ -19,7 +19,7 @@ import { runProgram } from "../run/replace.js";
 import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
 import { checkVaultSize, tooLargeForEnvironment, tooLargeWarning } from "../vault/limits.js";
 import {
-  checkReservedForRun,
+  checkReservedNames,
   checkReservedName,
   isReservedName,
   parseAssignment,
@@ -330,10 +330,15 @@ export type ExportFormat = "dotenv" | "json" | "shell";
 /** `env export`: the environment's secrets on stdout. */
 export async function envExport(
   ctx: Context,
-  options: { environment: string; format: ExportFormat },
+  options: { environment: string; format: ExportFormat; allowOverride?: boolean },
 ): Promise<number> {
-  const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
+  const environment = validateEnvName(options.environment);
+  const { values } = await readEnvironment(ctx, environment);
   const entries = sortedEntries(values);
+  // Shell exports are made to be evaluated (`eval "$(latchkey env export --format shell)"`), which sets them in the
+  // user's own shell: the same names as `run` refuses. dotenv and JSON are data for a program to read.
+  if (options.format === "shell" && options.allowOverride !== true)
+    checkReservedNames({ kind: "export-shell" }, environment, Object.keys(values), ctx.platform.os);
   const render = { dotenv: formatDotenv, json: formatJson, shell: formatShell }[options.format];
   ctx.stdout.write(render(entries));
   return 0;
@@ -443,8 +448,8 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   // What Latchkey adds to the environment it inherited: the vault's secrets and the schema's defaults.
   const added = Object.keys(withDefaults).filter((key) => key in secrets || !(key in inherited));
   if (options.allowOverride !== true && options.mount === undefined) {
-    checkReservedForRun(
-      command,
+    checkReservedNames(
+      { kind: "run", program: command },
       environment,
       added.filter((key) => !fileKeys.includes(key)),
       ctx.platform.os,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  checkReservedForRun,
+  checkReservedNames,
   checkReservedName,
   isReservedName,
   parseAssignment,
@@ -84,10 +84,11 @@ describe("secret and environment names", () => {
   });
 
   it("refuses to start a program the vault gives reserved names, naming them and not their values", () => {
-    expect(() => checkReservedForRun("node", "staging", ["API_KEY", "PORT"], "linux")).not.toThrow();
+    const run = { kind: "run", program: "node" } as const;
+    expect(() => checkReservedNames(run, "staging", ["API_KEY", "PORT"], "linux")).not.toThrow();
     let error: unknown;
     try {
-      checkReservedForRun("node", "staging", ["PATH", "API_KEY", "NODE_OPTIONS"], "linux");
+      checkReservedNames(run, "staging", ["PATH", "API_KEY", "NODE_OPTIONS"], "linux");
     } catch (caught) {
       error = caught;
     }
@@ -98,6 +99,18 @@ describe("secret and environment names", () => {
       details: { environment: "staging", keys: ["NODE_OPTIONS", "PATH"] },
     });
     expect((error as { hint: string }).hint).toContain("latchkey env unset --env staging NODE_OPTIONS PATH");
+  });
+
+  it("refuses shell exports of reserved names, which `eval` would set in the user's own shell", () => {
+    expect(() =>
+      checkReservedNames({ kind: "export-shell" }, "default", ["LD_PRELOAD", "API_KEY"], "linux"),
+    ).toThrow(
+      expect.objectContaining({
+        code: "LK_ENV_KEY_RESERVED",
+        message: expect.stringContaining("Not printing shell exports: default would set LD_PRELOAD,"),
+        hint: expect.stringContaining("--allow-override to `latchkey env export --format shell`"),
+      }),
+    );
   });
 
   it("finds a name that differs only in case, for a did-you-mean", () => {

@@ -72,25 +72,32 @@ export function checkReservedName(name: string, allowOverride: boolean, os: Os):
   });
 }
 
+/** What {@link checkReservedNames} refuses: starting a program, or printing exports for a shell to evaluate. */
+export type ReservedNameUse =
+  { readonly kind: "run"; readonly program: string } | { readonly kind: "export-shell" };
+
 /**
- * Refuses (LK_ENV_KEY_RESERVED) to start `program` with reserved names among `names`, the variables `run` would
- * set from `environment`. Checked when the program starts, not only when a secret is set: a vault can arrive by
- * `env pull`, written by whoever may push to it, and its NODE_OPTIONS or LD_PRELOAD would choose the code the
- * program runs. Names the variables, never their values.
+ * Refuses (LK_ENV_KEY_RESERVED) reserved names among `names`, the variables `use` would set from `environment`:
+ * starting a program with them (`run`), or printing them as exports for a shell to evaluate (`env export --format
+ * shell`). Checked at that moment, not only when a secret is set: a vault can arrive by `env pull`, written by
+ * whoever may push to it, and its NODE_OPTIONS, LD_PRELOAD or PATH would choose the code that runs next. Names the
+ * variables, never their values.
  */
-export function checkReservedForRun(
-  program: string,
+export function checkReservedNames(
+  use: ReservedNameUse,
   environment: string,
   names: Iterable<string>,
   os: Os,
 ): void {
   const reserved = [...names].filter((name) => isReservedName(name, os)).sort();
   if (reserved.length === 0) return;
+  const what = use.kind === "run" ? `Not starting ${use.program}` : "Not printing shell exports";
+  const command = use.kind === "run" ? "latchkey run" : "latchkey env export --format shell";
   throw new LatchkeyError("LK_ENV_KEY_RESERVED", {
-    message: `Not starting ${program}: ${environment} would set ${reserved.join(", ")}, which ${reserved.length === 1 ? "decides" : "decide"} how programs start or which code they run.`,
+    message: `${what}: ${environment} would set ${reserved.join(", ")}, which ${reserved.length === 1 ? "decides" : "decide"} how programs start or which code they run.`,
     hint:
       "A vault can come from another machine or member by `env pull`: if you did not set these yourself, remove them " +
-      `(\`latchkey env unset --env ${environment} ${reserved.join(" ")}\`); if the program should get them, pass --allow-override to \`latchkey run\`.`,
+      `(\`latchkey env unset --env ${environment} ${reserved.join(" ")}\`); if they should be set, pass --allow-override to \`${command}\`.`,
     details: { environment, keys: reserved },
   });
 }
