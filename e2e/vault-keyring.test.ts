@@ -67,8 +67,10 @@ describe.skipIf(!keychainReady)("vault on a real Secret Service", () => {
     expect(existsSync(join(p.latchkeyHome, "store.enc"))).toBe(false);
     expect(existsSync(join(p.latchkeyHome, "store.key"))).toBe(false);
     const files = await allFiles(p.root);
-    // Besides the blob, only keystore.json: the record that this machine uses the keychain (no secrets).
+    // Besides the blob, only keystore.json (the record that this machine uses the keychain) and approvals.json
+    // (the project directory this vault is bound to): no secrets in either.
     expect(files.filter((f) => f.startsWith(p.latchkeyHome))).toEqual([
+      join(p.latchkeyHome, "approvals.json"),
       join(p.latchkeyHome, "keystore.json"),
       join(p.vaultsDir, `${id}.enc`),
     ]);
