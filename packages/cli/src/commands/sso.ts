@@ -1,7 +1,7 @@
 // `latchkey login sso`, `latchkey logout sso` and `latchkey auth status`: the person's SSO session and the state
 // of the environment token caches. The flows live in oauth/sso.ts and oauth/device.ts; this module turns them
 // into output and exit codes.
-import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import { LatchkeyError, isLatchkeyError, type SsoSession } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { listEnvironments, selectProfile } from "../oauth/config.js";
 import { interactiveLogin } from "../oauth/device.js";
@@ -15,7 +15,6 @@ import {
   sessionIssuer,
   sessionValid,
   storedSsoIssuers,
-  type SsoSession,
   type SsoTargetOptions,
 } from "../oauth/sso.js";
 import { isFresh, parseCachedToken, tokenAccount } from "../oauth/tokens.js";

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Random } from "../context.js";
 import { hkdfSha256Sync, openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
 import { importExternal } from "../external.js";
+import { readFileStoreBody } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, removeFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import type { Keystore } from "./types.js";
@@ -195,16 +196,9 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
     } catch {
       throw corrupt(options.store, "its decrypted content is not JSON");
     }
-    const entries = (parsed as { entries?: unknown } | null)?.entries;
-    if (typeof entries !== "object" || entries === null || Array.isArray(entries)) {
-      throw corrupt(options.store, "its decrypted content has no entries table");
-    }
-    const map = new Map<string, string>();
-    for (const [account, value] of Object.entries(entries)) {
-      if (typeof value !== "string") throw corrupt(options.store, "an entry is not a string");
-      map.set(account, value);
-    }
-    return { header, entries: map };
+    const body = readFileStoreBody(parsed);
+    if (!body.ok) throw corrupt(options.store, body.message);
+    return { header, entries: new Map(Object.entries(body.value.entries)) };
   }
 
   async function mutate<T>(

@@ -1,5 +1,6 @@
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { readKeystoreState } from "../fast-readers.js";
 import { readFileSafe, writeFileAtomic, ensurePrivateDir } from "../fs/safe-file.js";
 import { createFileKeystore, type FileKeystore, type FileStoreInfo } from "./file-store.js";
 import { createKeyringKeystore, type KeyringProbe } from "./keyring.js";
@@ -48,6 +49,7 @@ export interface ResolveOptions {
   readonly prefetch?: string;
 }
 
+/** keystore.json as written (core's keystoreStateSchema reads only `backend`). */
 interface KeystoreState {
   backend: "keyring";
   since: string;
@@ -66,16 +68,18 @@ function fileSentence(info: FileStoreInfo, env: Context["env"]): string {
   return passphrase ? PASSPHRASE_SENTENCE : MACHINE_KEY_SENTENCE;
 }
 
-async function readState(path: string): Promise<KeystoreState | null> {
+/** Whether keystore.json says the secrets live in the keychain. */
+async function keychainMarked(path: string): Promise<boolean> {
   const bytes = await readFileSafe(path);
-  if (bytes === null) return null;
+  if (bytes === null) return false;
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(Buffer.from(bytes).toString("utf8")) as Partial<KeystoreState>;
-    return parsed.backend === "keyring" ? (parsed as KeystoreState) : null;
+    parsed = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {
     // A damaged marker must not hide a broken keychain: treat it as "secrets are in the keychain".
-    return { backend: "keyring", since: "unknown" };
+    return true;
   }
+  return readKeystoreState(parsed).ok;
 }
 
 async function writeState(deps: ResolveDeps, state: KeystoreState): Promise<void> {
@@ -173,8 +177,7 @@ export async function resolveKeystoreWith(
   const probe = await deps.keyring.probe(options.prefetch);
   if (!probe.reachable) {
     if (forced === "keyring") throw probe.error;
-    const state = await readState(deps.paths.keystoreState);
-    if (state !== null) {
+    if (await keychainMarked(deps.paths.keystoreState)) {
       throw new LatchkeyError("LK_KEYSTORE_PROMOTED_UNAVAILABLE", {
         message: `Your credentials live in the OS keychain, and it cannot be used: ${probe.error.message}`,
         cause: probe.error,
@@ -210,7 +213,7 @@ export async function resolveKeystoreWith(
       });
     }
   }
-  const known = promoted > 0 || (await readState(deps.paths.keystoreState)) !== null;
+  const known = promoted > 0 || (await keychainMarked(deps.paths.keystoreState));
   const remembering = rememberingKeyring(deps, keyring, known);
   // A promotion may have just written the prefetched account, so its probed value counts only without one.
   const prefetched =

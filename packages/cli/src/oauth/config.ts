@@ -18,21 +18,30 @@
 //
 // Environments nest under their profile because a profile is an account: two accounts usually reach the same
 // environment name with different clients. The global table stays for the one-account case. Secrets never appear
-// in this file: only the names of the variables that carry them.
+// in this file: only the names of the variables that carry them. What each table may hold, and the message for
+// each mistake, is core's schema of it (schemas/config-toml.ts); this module finds the tables and names the key.
 import { join } from "node:path";
-import { LatchkeyError, parseDotenv } from "@latchkey/core";
+import {
+  CONFIG_NAME,
+  LatchkeyError,
+  checkSchema,
+  environmentSchema,
+  insecureEndpoint,
+  isTable,
+  parseDotenv,
+  profileSchema,
+  projectProfileSchema,
+  type Checked,
+  type Environment,
+  type Profile,
+} from "@latchkey/core";
 import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
 import { readFileSafe } from "../fs/safe-file.js";
 import { findProject, projectRootFor } from "../project/project.js";
 
-/** One `[profiles.NAME]` table. */
-export interface ProfileConfig {
-  server?: string;
-  defaultEnvironment?: string;
-  ssoIssuer?: string;
-  ssoClientId?: string;
-}
+/** One `[profiles.NAME]` table (core's profileSchema). */
+export type ProfileConfig = Profile;
 
 /** Where the selected profile's name came from. */
 export type ProfileSource = "flag" | "env" | "project" | "default";
@@ -44,11 +53,8 @@ export interface SelectedProfile {
   profile: ProfileConfig;
 }
 
-/** OAuth grants an environment may use. */
-export type EnvironmentGrant = "client_credentials" | "authorization_code" | "device_code" | "password";
-
-/** One service environment, validated. Holds names of secret variables, never secrets. */
-export interface EnvironmentConfig {
+/** One service environment (core's environmentSchema) and where it was declared. Names secret variables, never secrets. */
+export type EnvironmentConfig = Readonly<Environment> & {
   /** The environment's name. */
   readonly name: string;
   /** The profile it was loaded for (its token cache is per profile even when the table is global). */
@@ -56,49 +62,7 @@ export interface EnvironmentConfig {
   /** The config file and TOML key that declared it, for messages. */
   readonly file: string;
   readonly key: string;
-  /** OIDC discovery base; exactly one of issuer and tokenEndpoint is set. */
-  readonly issuer?: string;
-  readonly tokenEndpoint?: string;
-  readonly clientId: string;
-  /** The variable (or `.env.NAME` key) carrying the client secret; absent for public clients. */
-  readonly clientSecretEnv?: string;
-  readonly grant: EnvironmentGrant;
-  readonly scopes: readonly string[];
-  readonly audience?: string;
-  readonly resource: readonly string[];
-  /** password grant only: the resource owner's name, and the variable carrying the password. */
-  readonly username?: string;
-  readonly passwordEnv?: string;
-}
-
-const GRANTS: readonly EnvironmentGrant[] = [
-  "client_credentials",
-  "authorization_code",
-  "device_code",
-  "password",
-];
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const PROFILE_FIELDS: Record<string, keyof ProfileConfig | null> = {
-  server: "server",
-  default_environment: "defaultEnvironment",
-  sso_issuer: "ssoIssuer",
-  sso_client_id: "ssoClientId",
-  environments: null,
 };
-const ENVIRONMENT_FIELDS = [
-  "issuer",
-  "token_endpoint",
-  "client_id",
-  "client_secret_env",
-  "grant",
-  "scopes",
-  "audience",
-  "resource",
-  "username",
-  "password_env",
-];
-const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
 function configError(file: string, key: string | null, why: string, hint?: string): LatchkeyError {
   return new LatchkeyError("LK_CONFIG_INVALID", {
@@ -111,12 +75,14 @@ function configError(file: string, key: string | null, why: string, hint?: strin
   });
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+function tomlKey(...parts: readonly (string | number)[]): string {
+  return parts.map((p) => (/^[A-Za-z0-9_-]+$/.test(String(p)) ? p : JSON.stringify(p))).join(".");
 }
 
-function tomlKey(...parts: string[]): string {
-  return parts.map((p) => (/^[A-Za-z0-9_-]+$/.test(p) ? p : JSON.stringify(p))).join(".");
+/** The checked value, or LK_CONFIG_INVALID naming `file` and the TOML key of the problem under `key`. */
+function checked<T>(result: Checked<T>, file: string, key: readonly string[]): T {
+  if (result.ok) return result.value;
+  throw configError(file, tomlKey(...key, ...result.path), result.message);
 }
 
 /**
@@ -124,68 +90,19 @@ function tomlKey(...parts: string[]): string {
  * client secrets must not cross a network in clear text. `where` names the setting in the message.
  */
 export function assertSecureEndpoint(url: string, where = "the endpoint"): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
+  const problem = insecureEndpoint(url, where);
+  if (problem === undefined) return new URL(url);
+  if (!URL.canParse(url)) {
     throw new LatchkeyError("LK_CONFIG_INVALID", {
-      message: `${where} is not a URL.`,
+      message: `${problem}.`,
       hint: "Give an absolute https:// URL.",
     });
   }
-  if (parsed.protocol === "https:") return parsed;
-  if (parsed.protocol === "http:" && LOOPBACK.has(parsed.hostname)) return parsed;
   throw new LatchkeyError("LK_CONFIG_INVALID", {
-    message: `${where} (${parsed.origin}) must use https: only loopback hosts (127.0.0.1, ::1, localhost) may use http.`,
+    message: `${problem}.`,
     hint: "Use the provider's https:// URL.",
-    details: { url: parsed.origin },
+    details: { url: new URL(url).origin },
   });
-}
-
-function optionalString(
-  table: Record<string, unknown>,
-  field: string,
-  file: string,
-  key: string,
-): string | undefined {
-  const value = table[field];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value === "")
-    throw configError(file, `${key}.${field}`, "expected a non-empty string");
-  return value;
-}
-
-function parseProfile(value: unknown, file: string, name: string): ProfileConfig {
-  const key = tomlKey("profiles", name);
-  if (!isPlainObject(value)) throw configError(file, key, "expected a table");
-  const out: ProfileConfig = {};
-  for (const [field, raw] of Object.entries(value)) {
-    if (!(field in PROFILE_FIELDS))
-      throw configError(
-        file,
-        `${key}.${field}`,
-        `unknown field ${JSON.stringify(field)} (accepted: ${Object.keys(PROFILE_FIELDS).join(", ")})`,
-      );
-    const target = PROFILE_FIELDS[field];
-    if (target === null || target === undefined) continue;
-    if (typeof raw !== "string" || raw === "")
-      throw configError(file, `${key}.${field}`, "expected a non-empty string");
-    if (field === "server" || field === "sso_issuer") {
-      try {
-        assertSecureEndpoint(raw, field);
-      } catch (err) {
-        throw configError(file, `${key}.${field}`, (err as LatchkeyError).message.replace(/\.$/, ""));
-      }
-    }
-    if (field === "default_environment" && !NAME.test(raw))
-      throw configError(
-        file,
-        `${key}.${field}`,
-        "expected an environment name (letters, digits, '.', '_', '-')",
-      );
-    out[target] = raw;
-  }
-  return out;
 }
 
 async function projectProfile(ctx: Context): Promise<string | undefined> {
@@ -193,9 +110,7 @@ async function projectProfile(ctx: Context): Promise<string | undefined> {
   if (project === null) return undefined;
   const value = project.config.profile;
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || !NAME.test(value))
-    throw configError(project.file, "profile", "expected a profile name (letters, digits, '.', '_', '-')");
-  return value;
+  return checked(checkSchema(projectProfileSchema, value), project.file, ["profile"]);
 }
 
 /**
@@ -217,7 +132,7 @@ export async function selectProfile(ctx: Context, flag?: string): Promise<Select
     if (fromProject !== undefined) [name, source, origin] = [fromProject, "project", "latchkey.json"];
     else [name, source, origin] = ["default", "default", "the default"];
   }
-  if (!NAME.test(name)) {
+  if (!CONFIG_NAME.test(name)) {
     throw new LatchkeyError("LK_CONFIG_INVALID", {
       message: `The profile name from ${origin} is not valid: use letters, digits, '.', '_' and '-'.`,
       details: { source },
@@ -225,7 +140,7 @@ export async function selectProfile(ctx: Context, flag?: string): Promise<Select
   }
   const { file, doc } = await readConfigToml(ctx);
   const profiles = doc.profiles;
-  if (profiles !== undefined && !isPlainObject(profiles))
+  if (profiles !== undefined && !isTable(profiles))
     throw configError(file, "profiles", "expected a table of profiles");
   const raw = profiles?.[name];
   if (raw === undefined) {
@@ -237,123 +152,18 @@ export async function selectProfile(ctx: Context, flag?: string): Promise<Select
       `Add a [profiles.${name}] table to ${file}, or choose another profile.`,
     );
   }
-  return { name, source, profile: parseProfile(raw, file, name) };
-}
-
-function parseStringList(value: unknown, file: string, key: string, split: boolean): string[] {
-  if (value === undefined) return [];
-  if (typeof value === "string") return split ? value.split(/\s+/).filter(Boolean) : [value];
-  if (Array.isArray(value) && value.every((v): v is string => typeof v === "string" && v !== ""))
-    return [...value];
-  throw configError(
-    file,
-    key,
-    split
-      ? "expected an array of scope strings or one space-separated string"
-      : "expected a string or an array of strings",
-  );
+  return { name, source, profile: checked(checkSchema(profileSchema, raw), file, ["profiles", name]) };
 }
 
 function parseEnvironment(
   value: unknown,
   file: string,
-  key: string,
+  key: readonly string[],
   name: string,
   profile: string,
 ): EnvironmentConfig {
-  if (!isPlainObject(value)) throw configError(file, key, "expected a table");
-  for (const field of Object.keys(value)) {
-    if (!ENVIRONMENT_FIELDS.includes(field))
-      throw configError(
-        file,
-        `${key}.${field}`,
-        `unknown field ${JSON.stringify(field)} (accepted: ${ENVIRONMENT_FIELDS.join(", ")})`,
-      );
-  }
-  const issuer = optionalString(value, "issuer", file, key);
-  const tokenEndpoint = optionalString(value, "token_endpoint", file, key);
-  if ((issuer === undefined) === (tokenEndpoint === undefined))
-    throw configError(file, key, "declare exactly one of issuer (OIDC discovery) and token_endpoint");
-  for (const [field, url] of [
-    ["issuer", issuer],
-    ["token_endpoint", tokenEndpoint],
-  ] as const) {
-    if (url === undefined) continue;
-    try {
-      assertSecureEndpoint(url, field);
-    } catch (err) {
-      throw configError(file, `${key}.${field}`, (err as LatchkeyError).message.replace(/\.$/, ""));
-    }
-  }
-  const clientId = optionalString(value, "client_id", file, key);
-  if (clientId === undefined) throw configError(file, `${key}.client_id`, "client_id is required");
-  const grantRaw = value.grant ?? "client_credentials";
-  if (typeof grantRaw !== "string" || !GRANTS.includes(grantRaw as EnvironmentGrant))
-    throw configError(file, `${key}.grant`, `expected one of ${GRANTS.join(", ")}`);
-  const grant = grantRaw as EnvironmentGrant;
-  const variable = (field: string): string | undefined => {
-    const v = optionalString(value, field, file, key);
-    if (v !== undefined && !ENV_VAR.test(v))
-      throw configError(
-        file,
-        `${key}.${field}`,
-        "expected an environment variable name such as SERVICE_CLIENT_SECRET",
-      );
-    return v;
-  };
-  const clientSecretEnv = variable("client_secret_env");
-  const passwordEnv = variable("password_env");
-  const username = optionalString(value, "username", file, key);
-  if (grant === "client_credentials" && clientSecretEnv === undefined)
-    throw configError(
-      file,
-      `${key}.client_secret_env`,
-      "the client_credentials grant needs a client secret: name the variable that carries it",
-    );
-  if (grant === "password" && (passwordEnv === undefined || username === undefined))
-    throw configError(
-      file,
-      `${key}.${passwordEnv === undefined ? "password_env" : "username"}`,
-      "the password grant needs username and password_env (the variable carrying the password)",
-    );
-  if (grant !== "password" && (passwordEnv !== undefined || username !== undefined))
-    throw configError(
-      file,
-      `${key}.${passwordEnv !== undefined ? "password_env" : "username"}`,
-      "only the password grant takes a username and password",
-    );
-  const audience = optionalString(value, "audience", file, key);
-  const resource = parseStringList(value.resource, file, `${key}.resource`, false);
-  for (const r of resource) {
-    let ok: boolean;
-    try {
-      ok = !new URL(r).hash;
-    } catch {
-      ok = false;
-    }
-    if (!ok)
-      throw configError(
-        file,
-        `${key}.resource`,
-        "each resource must be an absolute URI without a fragment (RFC 8707)",
-      );
-  }
-  return {
-    name,
-    profile,
-    file,
-    key,
-    ...(issuer !== undefined ? { issuer } : {}),
-    ...(tokenEndpoint !== undefined ? { tokenEndpoint } : {}),
-    clientId,
-    ...(clientSecretEnv !== undefined ? { clientSecretEnv } : {}),
-    grant,
-    scopes: parseStringList(value.scopes, file, `${key}.scopes`, true),
-    ...(audience !== undefined ? { audience } : {}),
-    resource,
-    ...(username !== undefined ? { username } : {}),
-    ...(passwordEnv !== undefined ? { passwordEnv } : {}),
-  };
+  const environment = checked(checkSchema(environmentSchema, value), file, key);
+  return { name, profile, file, key: tomlKey(...key), ...environment };
 }
 
 /**
@@ -366,16 +176,16 @@ export async function loadEnvironment(
   profileName: string,
   envName: string,
 ): Promise<EnvironmentConfig> {
-  if (!NAME.test(envName)) {
+  if (!CONFIG_NAME.test(envName)) {
     throw new LatchkeyError("LK_USAGE", {
       message: "An environment name uses letters, digits, '.', '_' and '-' (at most 64).",
     });
   }
   const { file, doc } = await readConfigToml(ctx);
-  const profiles = isPlainObject(doc.profiles) ? doc.profiles : {};
+  const profiles = isTable(doc.profiles) ? doc.profiles : {};
   const profile = profiles[profileName];
-  const scoped = isPlainObject(profile) ? profile.environments : undefined;
-  if (scoped !== undefined && !isPlainObject(scoped))
+  const scoped = isTable(profile) ? profile.environments : undefined;
+  if (scoped !== undefined && !isTable(scoped))
     throw configError(
       file,
       tomlKey("profiles", profileName, "environments"),
@@ -385,15 +195,15 @@ export async function loadEnvironment(
     return parseEnvironment(
       scoped[envName],
       file,
-      tomlKey("profiles", profileName, "environments", envName),
+      ["profiles", profileName, "environments", envName],
       envName,
       profileName,
     );
   const global = doc.environments;
-  if (global !== undefined && !isPlainObject(global))
+  if (global !== undefined && !isTable(global))
     throw configError(file, "environments", "expected a table of environments");
   if (global?.[envName] !== undefined)
-    return parseEnvironment(global[envName], file, tomlKey("environments", envName), envName, profileName);
+    return parseEnvironment(global[envName], file, ["environments", envName], envName, profileName);
   throw new LatchkeyError("LK_OAUTH_ENV_NOT_FOUND", {
     message: `No environment ${JSON.stringify(envName)} is declared for profile ${JSON.stringify(profileName)} in ${file}.`,
     hint: `Declare [profiles.${profileName}.environments.${envName}] or [environments.${envName}] with issuer, client_id and client_secret_env.`,
@@ -439,9 +249,11 @@ export async function readEnvironmentSecret(
  */
 export async function listEnvironments(ctx: Context, profileName: string): Promise<string[]> {
   const { doc } = await readConfigToml(ctx);
-  const profiles = isPlainObject(doc.profiles) ? doc.profiles : {};
+  const profiles = isTable(doc.profiles) ? doc.profiles : {};
   const profile = profiles[profileName];
-  const scoped = isPlainObject(profile) && isPlainObject(profile.environments) ? profile.environments : {};
-  const global = isPlainObject(doc.environments) ? doc.environments : {};
-  return [...new Set([...Object.keys(scoped), ...Object.keys(global)])].filter((n) => NAME.test(n)).sort();
+  const scoped = isTable(profile) && isTable(profile.environments) ? profile.environments : {};
+  const global = isTable(doc.environments) ? doc.environments : {};
+  return [...new Set([...Object.keys(scoped), ...Object.keys(global)])]
+    .filter((n) => CONFIG_NAME.test(n))
+    .sort();
 }

@@ -5,21 +5,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, type SsoSession } from "@latchkey/core";
 import { createTestContext } from "../../test/support/context.js";
 import type { Spawn } from "../context.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
 import { resolvePaths } from "../paths.js";
 import { deviceLogin } from "./device.js";
-import {
-  authorizationSecrets,
-  browserLogin,
-  requireSsoSession,
-  ssoAccount,
-  type SsoSession,
-  type SsoTarget,
-} from "./sso.js";
+import { authorizationSecrets, browserLogin, requireSsoSession, ssoAccount, type SsoTarget } from "./sso.js";
 
 const ISSUER = "https://idp.example.test";
 const TARGET: SsoTarget = { issuer: ISSUER, clientId: "lk-cli", profile: "default" };

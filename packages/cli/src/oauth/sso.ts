@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { Configuration, TokenEndpointResponse } from "openid-client";
-import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import { LatchkeyError, isLatchkeyError, ssoSessionSchema, type SsoSession } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { ensurePrivateDir } from "../fs/safe-file.js";
 import { withFileLock } from "../fs/lock.js";
@@ -17,20 +17,6 @@ import { grantParameters, type InteractiveGrant } from "./tokens.js";
 
 /** The scopes a login asks for: an ID token (`openid`) and a refresh token (`offline_access`). */
 export const SSO_SCOPE = "openid offline_access";
-
-/** The SSO session as stored (JSON) under the keystore account `sso:<issuer>` (DESIGN.md, keychain layout). */
-export interface SsoSession {
-  readonly access_token: string;
-  readonly refresh_token?: string;
-  readonly id_token?: string;
-  /** Seconds since the epoch after which the access token is no longer valid (as in the `oauth:` caches). */
-  readonly expires_at: number;
-  /** The ID token's `sub`. */
-  readonly subject: string;
-  readonly issuer: string;
-  readonly client_id: string;
-  readonly scope?: string;
-}
 
 /** The keystore account of the SSO session at `issuer`. */
 export function ssoAccount(issuer: string): string {
@@ -248,19 +234,6 @@ export async function saveSsoSession(
   await keystore.set(account, JSON.stringify(session));
 }
 
-function isSession(value: unknown): value is SsoSession {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.access_token === "string" &&
-    typeof v.expires_at === "number" &&
-    typeof v.subject === "string" &&
-    typeof v.issuer === "string" &&
-    typeof v.client_id === "string" &&
-    (v.refresh_token === undefined || typeof v.refresh_token === "string")
-  );
-}
-
 /** The stored session at `issuer`, or null. A damaged entry is LK_FORMAT_INVALID (values are never quoted). */
 export async function loadSsoSession(ctx: Context, issuer: string): Promise<SsoSession | null> {
   return loadStoredSession(
@@ -285,13 +258,14 @@ export async function loadStoredSession(
   } catch {
     parsed = undefined;
   }
-  if (!isSession(parsed)) {
+  const session = ssoSessionSchema.safeParse(parsed);
+  if (!session.success) {
     throw new LatchkeyError("LK_FORMAT_INVALID", {
       message: `The session stored under ${account} is not valid.`,
       hint,
     });
   }
-  return parsed;
+  return session.data;
 }
 
 /** Every issuer with a stored SSO session. */

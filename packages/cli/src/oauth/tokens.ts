@@ -6,7 +6,7 @@
 // processes on an expired cache make one token request, and a rotating refresh token is spent once (a second use
 // of a rotated refresh token is invalid_grant, and oidc-provider then revokes the whole grant).
 import { join } from "node:path";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, cachedTokenSchema, type CachedToken } from "@latchkey/core";
 import type * as OpenId from "openid-client";
 import type { Context } from "../context.js";
 import { withFileLock } from "../fs/lock.js";
@@ -29,16 +29,6 @@ export const DEFAULT_LIFETIME_SECONDS = 300;
  * openid-client's 30 s timeout, and a waiter that gave up sooner would fail while the holder is about to succeed.
  */
 const TOKEN_LOCK_TIMEOUT_MS = 90_000;
-
-/** The cache entry stored under `oauth:<profile>:<env>` (JSON). */
-export interface CachedToken {
-  access_token: string;
-  refresh_token?: string;
-  /** Seconds since the epoch. */
-  expires_at: number;
-  token_type: string;
-  scope?: string;
-}
 
 /** Which environment to get a token for. */
 export interface TokenTarget {
@@ -77,26 +67,14 @@ export function isFresh(token: CachedToken, nowMs: number): boolean {
 /** Parses a cache entry; anything malformed counts as no entry (it is replaced on the next acquisition). */
 export function parseCachedToken(value: string | null): CachedToken | null {
   if (value === null) return null;
+  let data: unknown;
   try {
-    const data = JSON.parse(value) as Partial<CachedToken>;
-    if (
-      typeof data.access_token !== "string" ||
-      data.access_token === "" ||
-      typeof data.expires_at !== "number"
-    )
-      return null;
-    return {
-      access_token: data.access_token,
-      expires_at: data.expires_at,
-      token_type: typeof data.token_type === "string" ? data.token_type : "Bearer",
-      ...(typeof data.refresh_token === "string" && data.refresh_token !== ""
-        ? { refresh_token: data.refresh_token }
-        : {}),
-      ...(typeof data.scope === "string" ? { scope: data.scope } : {}),
-    };
+    data = JSON.parse(value);
   } catch {
     return null;
   }
+  const parsed = cachedTokenSchema.safeParse(data);
+  return parsed.success ? parsed.data : null;
 }
 
 /** Acquires a token for an `authorization_code` / `device_code` environment with a person's help. */

@@ -157,6 +157,16 @@ describe("authorizeDeclaration under CI", () => {
       code: "LK_PROVIDER_NOT_APPROVED",
     });
   });
+
+  it("refuses a `ci` that is not a table rather than reading it as no opt-in", async () => {
+    // `ci = true` reads like an opt-in: saying nothing would leave the user wondering why CI still refuses.
+    await writeFile(join(home, "config.toml"), "ci = true\n");
+    await expect(authorizeDeclaration(context({ CI: "true" }), request)).rejects.toMatchObject({
+      code: "LK_CONFIG_INVALID",
+      message: `Invalid configuration in ${join(home, "config.toml")} at ci: expected a table.`,
+      details: { path: join(home, "config.toml"), key: "ci" },
+    });
+  });
 });
 
 it("shows control and invisible characters instead of letting them act", () => {

@@ -15,10 +15,18 @@
 // can write it can make Latchkey run a program or send a secret.
 import fs from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { LatchkeyError, toHex, utf8Encode } from "@latchkey/core";
+import {
+  LatchkeyError,
+  toHex,
+  utf8Encode,
+  type Approval,
+  type ApprovalsFile,
+  type DeclarationKind,
+} from "@latchkey/core";
 import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
 import { sha256 } from "../crypto/pure.js";
+import { readApprovalsFile, readCiSettings } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { checkPrivate, ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import { vaultFile } from "../vault/vault-store.js";
@@ -31,10 +39,6 @@ export const APPROVALS_FILE = "approvals.json";
 export const ALLOW_PROJECT_CREDENTIALS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_CREDENTIALS";
 /** The older switch, for project credential providers only; still honoured so pipelines that set it keep working. */
 export const ALLOW_PROJECT_PROVIDERS_VARIABLE = "LATCHKEY_ALLOW_PROJECT_PROVIDERS";
-
-/** What a project may declare that needs approval; "vault" binds a local vault to a project root. */
-export type DeclarationKind = "provider" | "tokenEnv" | "vault";
-const KINDS: readonly DeclarationKind[] = ["provider", "tokenEnv", "vault"];
 
 /** One declaration in a project file, as the approval sees it. */
 export interface ProjectDeclaration {
@@ -61,23 +65,6 @@ export interface ApprovalRequest extends ProjectDeclaration {
   readonly alternative?: string;
   /** More of the refusal's details (beside path, line and kind), for --json. */
   readonly details?: Readonly<Record<string, unknown>>;
-}
-
-/** One approval as approvals.json keeps it. */
-export interface Approval {
-  /** The project root (the directory of its latchkey.json). */
-  readonly project: string;
-  readonly kind: DeclarationKind;
-  /** SHA-256 (hex) of the declaration's kind and content (`declarationSha256`). */
-  readonly sha256: string;
-  /** The declaration's content, for a person reading the file; matching uses the hash only. */
-  readonly declaration: unknown;
-  readonly approvedAt: string;
-}
-
-interface ApprovalsDocument {
-  version: 2;
-  approvals: Approval[];
 }
 
 // Hashed in JavaScript: `run` and `env get` check a vault binding on every call, and loading node:crypto would
@@ -127,10 +114,6 @@ function corruptApprovals(file: string, why: string): LatchkeyError {
   });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /**
  * Reads the approvals file (version 2, or version 1 as written before tokenEnv approvals); a missing file holds
  * none. A version-1 entry approved a provider's argv for whichever registry the project named, so it is read as
@@ -157,30 +140,9 @@ export async function readApprovals(ctx: Context): Promise<Approval[]> {
   } catch {
     throw corruptApprovals(file, "not strict JSON");
   }
-  if (!isRecord(doc) || (doc.version !== 1 && doc.version !== 2) || !Array.isArray(doc.approvals)) {
-    throw corruptApprovals(file, "expected version 1 or 2 and an approvals array");
-  }
-  const out: Approval[] = [];
-  for (const entry of doc.approvals as unknown[]) {
-    if (!isRecord(entry) || typeof entry.project !== "string") {
-      throw corruptApprovals(file, "an approval without a project path");
-    }
-    if (doc.version === 1) {
-      if (typeof entry.argvSha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.argvSha256)) {
-        throw corruptApprovals(file, "an approval without an argv hash");
-      }
-      continue;
-    }
-    if (
-      !KINDS.includes(entry.kind as DeclarationKind) ||
-      typeof entry.sha256 !== "string" ||
-      !/^[0-9a-f]{64}$/.test(entry.sha256)
-    ) {
-      throw corruptApprovals(file, "an approval without a known kind and a declaration hash");
-    }
-    out.push(entry as unknown as Approval);
-  }
-  return out;
+  const read = readApprovalsFile(doc);
+  if (!read.ok) throw corruptApprovals(file, read.message);
+  return read.value.version === 2 ? read.value.approvals : [];
 }
 
 function matches(approval: Approval, project: string, kind: DeclarationKind, hash: string): boolean {
@@ -210,7 +172,7 @@ export async function recordApproval(ctx: Context, declaration: ProjectDeclarati
       declaration: declaration.content,
       approvedAt: new Date(ctx.clock.now()).toISOString(),
     });
-    const doc: ApprovalsDocument = { version: 2, approvals };
+    const doc: ApprovalsFile = { version: 2, approvals };
     signal.throwIfAborted();
     await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`);
   });
@@ -225,13 +187,13 @@ async function allowedInCI(ctx: Context, kind: DeclarationKind): Promise<boolean
   if (ctx.env[ALLOW_PROJECT_CREDENTIALS_VARIABLE] === "1") return true;
   if (kind === "provider" && ctx.env[ALLOW_PROJECT_PROVIDERS_VARIABLE] === "1") return true;
   const { file, doc } = await readConfigToml(ctx);
-  const ci = doc.ci;
-  if (ci === undefined) return false;
-  const allow = isRecord(ci) ? ci.allow_project_credentials : undefined;
-  if (allow === undefined || typeof allow === "boolean") return allow === true;
+  if (doc.ci === undefined) return false;
+  const ci = readCiSettings(doc.ci);
+  if (ci.ok) return ci.value.allow_project_credentials === true;
+  const key = ["ci", ...ci.path].join(".");
   throw new LatchkeyError("LK_CONFIG_INVALID", {
-    message: `Invalid configuration in ${file} at ci.allow_project_credentials: expected true or false.`,
-    details: { path: file, key: "ci.allow_project_credentials" },
+    message: `Invalid configuration in ${file} at ${key}: ${ci.message}.`,
+    details: { path: file, key },
   });
 }
 

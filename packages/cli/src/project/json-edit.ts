@@ -321,6 +321,13 @@ function isPlainObject(value: object): boolean {
   return proto === Object.prototype || proto === null;
 }
 
+/** The string a JSON string literal (`"a\\u0062"`, quotes included) spells; throws for any other text. */
+export function decodeJsonString(literal: string): string {
+  const value: unknown = JSON.parse(literal);
+  if (typeof value !== "string") throw new SyntaxError("not a JSON string literal");
+  return value;
+}
+
 /** "an object", "a string", …: for messages about a JSON value of the wrong type. */
 export function describeType(node: JsonNode): string {
   switch (node.type) {
@@ -399,7 +406,7 @@ class Parser {
       const keyStart = this.pos;
       this.string();
       const keyEnd = this.pos;
-      const key = JSON.parse(this.text.slice(keyStart, keyEnd)) as string;
+      const key = decodeJsonString(this.text.slice(keyStart, keyEnd));
       const previous = seen.get(key);
       if (previous !== undefined) {
         const at = lineColumn(this.text, previous);

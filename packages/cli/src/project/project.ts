@@ -5,7 +5,8 @@
  */
 import fs from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { LatchkeyError, canonicalVaultId, randomId } from "@latchkey/core";
+import { LatchkeyError, isTable, randomId, validateVaultId } from "@latchkey/core";
+import { readProjectVault } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import { userHome } from "../paths.js";
@@ -18,7 +19,6 @@ import {
   setJsonValue,
 } from "./json-edit.js";
 import type { JsonNode } from "./json-edit.js";
-import { validateVaultId, vaultIdProblem } from "./vault-id.js";
 
 /** The project file's name. */
 export const PROJECT_FILE = "latchkey.json";
@@ -29,7 +29,10 @@ export const MAX_PROJECT_FILE_BYTES = 1024 * 1024;
 
 const BOM = "\uFEFF";
 
-/** The fields of latchkey.json that Latchkey reads. Only `vault` is validated here. */
+/**
+ * The fields of latchkey.json that Latchkey reads (core's projectFileSchema). Only `vault` is checked here, since
+ * every command needs it; each other part is checked by the command that uses it.
+ */
 export interface ProjectConfig {
   /** The project's vault id, validated and in its one spelling (lower case); undefined until first use adds one. */
   vault: string | undefined;
@@ -41,6 +44,8 @@ export interface ProjectConfig {
   name: unknown;
   /** The raw `vaultSync` value, owned by the sync client. */
   vaultSync: unknown;
+  /** The raw `registries` value, for registry/config.ts. */
+  registries: unknown;
 }
 
 /** A latchkey.json that was found and parsed. */
@@ -213,31 +218,16 @@ export function parseProject(raw: string, file: string): ProjectConfig {
       `the top level must be an object, not ${describeType(tree)}`,
     );
   }
-  const data = JSON.parse(body) as Record<string, unknown>;
-  const field = (key: string): unknown => (Object.hasOwn(data, key) ? data[key] : undefined);
+  // The tree has an object at the top, and JSON.parse reads the text the tree accepted alike.
+  const data: unknown = JSON.parse(body);
+  const field = (key: string): unknown => (isTable(data) && Object.hasOwn(data, key) ? data[key] : undefined);
 
   let vault: string | undefined;
   const vaultMember = tree.members.find((m) => m.key === "vault");
   if (vaultMember !== undefined) {
-    const id = field("vault");
-    if (typeof id !== "string") {
-      throw invalidProject(
-        file,
-        body,
-        vaultMember.value.start,
-        `"vault" must be a string, not ${describeType(vaultMember.value)}`,
-      );
-    }
-    const problem = vaultIdProblem(id);
-    if (problem !== undefined) {
-      throw invalidProject(
-        file,
-        body,
-        vaultMember.value.start,
-        `"vault" is not a valid vault id: ${problem}`,
-      );
-    }
-    vault = canonicalVaultId(id);
+    const id = readProjectVault(field("vault"));
+    if (!id.ok) throw invalidProject(file, body, vaultMember.value.start, id.message);
+    vault = id.value;
   }
   return {
     vault,
@@ -245,6 +235,7 @@ export function parseProject(raw: string, file: string): ProjectConfig {
     profile: field("profile"),
     name: field("name"),
     vaultSync: field("vaultSync"),
+    registries: field("registries"),
   };
 }
 

@@ -9,16 +9,17 @@
 // tokens go: it cannot declare `kind`, nor point `tokenEnv` at a variable Latchkey hands to a known host, nor name
 // a plain-http registry beyond loopback (whatever token goes there would cross the network in clear). Its `tokenEnv`
 // and `provider` are used only once the user approves them (sources.ts, provider-client.ts, project/approvals.ts).
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, isTable, type LoginRecord } from "@latchkey/core";
 import { readConfigToml } from "../config-file.js";
 import type { Context } from "../context.js";
 import { sameVariable } from "../env-names.js";
+import { readLoginRecord, readRegistryEntry } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import { lineColumn, parseJsonTree, type JsonMember, type JsonNode } from "../project/json-edit.js";
 import { findProject } from "../project/project.js";
 import { isLoopbackNerfDart, nerfDart, registryKind } from "./nerf-dart.js";
-import type { NerfDart, RegistryConfig, RegistryKind } from "./types.js";
+import type { NerfDart, RegistryConfig } from "./types.js";
 
 /** Environment variables Latchkey gives only to the registries they belong to (see sources.ts). */
 export const RESERVED_TOKEN_VARIABLES: readonly string[] = [
@@ -28,11 +29,6 @@ export const RESERVED_TOKEN_VARIABLES: readonly string[] = [
   "GITLAB_TOKEN",
   "CI_JOB_TOKEN",
 ];
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const KINDS: readonly RegistryKind[] = ["npm", "github", "gitlab", "custom"];
-const USER_FIELDS = ["tokenEnv", "provider", "kind"];
-const PROJECT_FIELDS = ["tokenEnv", "provider"];
 
 /** Whether a project may send `name` to a registry it names: never a well-known token or Latchkey's own settings. */
 function reservedForProjects(name: string, os: Context["platform"]["os"]): boolean {
@@ -59,10 +55,6 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "a table" : `a ${typeof value}`;
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
 /** The line (1-based) of a member in a registries collection: the registry (field null) or one of its fields. */
 type LineOf = (url: string | null, field: string | null) => number | undefined;
 
@@ -79,7 +71,7 @@ function parseRegistries(
   lineOf: LineOf = () => undefined,
 ): RegistryConfig[] {
   if (value === undefined) return [];
-  if (!isPlainObject(value))
+  if (!isTable(value))
     throw configError(
       file,
       where,
@@ -107,59 +99,30 @@ function parseRegistries(
         "a project may not name a plain-http registry beyond this machine, since a token sent there crosses the network unencrypted; declare it in your own config.toml if you mean to",
       );
     }
-    if (!isPlainObject(entry)) throw fail(null, `expected a table, found ${describe(entry)}`);
-    const allowed = declaredIn === "user" ? USER_FIELDS : PROJECT_FIELDS;
-    for (const field of Object.keys(entry)) {
-      if (!allowed.includes(field)) {
-        const why =
-          field === "kind" && declaredIn === "project"
-            ? "`kind` is only accepted in your own config.toml, since it decides which of your tokens the registry may receive"
-            : `unknown field ${JSON.stringify(field)} (accepted: ${allowed.join(", ")})`;
-        throw fail(field, why);
-      }
-    }
+    const read = readRegistryEntry(entry, declaredIn);
+    if (!read.ok) throw fail(read.path.length === 0 ? null : String(read.path[0]), read.message);
+    const { kind, tokenEnv, provider } = read.value;
     const config: { -readonly [K in keyof RegistryConfig]: RegistryConfig[K] } = {
       nerfDart: nerf,
       url,
-      kind: registryKind(nerf),
+      kind: kind ?? registryKind(nerf),
       declaredIn,
       file,
     };
-    if (entry.kind !== undefined) {
-      if (typeof entry.kind !== "string" || !KINDS.includes(entry.kind as RegistryKind)) {
-        throw fail("kind", `expected one of ${KINDS.join(", ")}`);
-      }
-      config.kind = entry.kind as RegistryKind;
-    }
-    if (entry.tokenEnv !== undefined) {
-      const name = entry.tokenEnv;
-      if (typeof name !== "string" || !ENV_NAME.test(name)) {
-        throw fail("tokenEnv", "expected an environment variable name such as EXAMPLE_NPM_TOKEN");
-      }
-      if (declaredIn === "project" && reservedForProjects(name, os)) {
+    if (tokenEnv !== undefined) {
+      if (declaredIn === "project" && reservedForProjects(tokenEnv, os)) {
         throw fail(
           "tokenEnv",
-          `a project may not send ${name} to a registry it names; declare it in your own config.toml if you mean to`,
+          `a project may not send ${tokenEnv} to a registry it names; declare it in your own config.toml if you mean to`,
         );
       }
-      config.tokenEnv = name;
+      config.tokenEnv = tokenEnv;
       const line = lineOf(url, "tokenEnv");
       if (line !== undefined) config.tokenEnvLine = line;
     }
-    if (entry.provider !== undefined) {
-      const argv = entry.provider;
-      if (
-        !Array.isArray(argv) ||
-        argv.length === 0 ||
-        !argv.every((a): a is string => typeof a === "string" && a !== "" && !a.includes("\0"))
-      ) {
-        throw fail(
-          "provider",
-          "expected a non-empty array of non-empty strings: the command and its arguments, run without a shell",
-        );
-      }
+    if (provider !== undefined) {
       const line = lineOf(url, "provider");
-      config.provider = { argv: [...argv], declaredIn, file, ...(line === undefined ? {} : { line }) };
+      config.provider = { argv: provider, declaredIn, file, ...(line === undefined ? {} : { line }) };
     }
     out.push(config);
   }
@@ -178,11 +141,10 @@ function member(node: JsonNode | undefined, key: string): JsonMember | undefined
 async function readProjectConfig(ctx: Context): Promise<RegistryConfig[]> {
   const project = await findProject(ctx.cwd);
   if (project === null) return [];
-  // findProject has already checked the file is strict JSON with an object at the top.
+  if (project.config.registries === undefined) return [];
+  // Positions only: an approval prompt or refusal names the line a person should look at. findProject has
+  // already checked the file is strict JSON with an object at the top.
   const body = project.raw.replace(/^\uFEFF/, "");
-  const data = JSON.parse(body) as Record<string, unknown>;
-  if (!Object.hasOwn(data, "registries")) return [];
-  // Positions only: an approval prompt or refusal names the line a person should look at.
   const tree = parseJsonTree(body);
   const registries = member(tree, "registries");
   const lineOf: LineOf = (url, field) => {
@@ -190,7 +152,14 @@ async function readProjectConfig(ctx: Context): Promise<RegistryConfig[]> {
     const found = field === null ? entry : member(entry?.value, field);
     return found === undefined ? undefined : lineColumn(body, found.keyStart).line;
   };
-  return parseRegistries(data.registries, project.file, "project", "registries", ctx.platform.os, lineOf);
+  return parseRegistries(
+    project.config.registries,
+    project.file,
+    "project",
+    "registries",
+    ctx.platform.os,
+    lineOf,
+  );
 }
 
 const cache = new WeakMap<Context, Promise<RegistryConfig[]>>();
@@ -218,12 +187,6 @@ export async function findRegistryConfig(ctx: Context, nerf: NerfDart): Promise<
   return (await loadRegistryConfigs(ctx)).find((c) => c.nerfDart === nerf);
 }
 
-/** What `latchkey login` remembers about a registry, beside the token in the keystore: nothing secret. */
-export interface LoginRecord {
-  /** The URL logged in to: a nerf dart keeps no scheme, and a registry on loopback is often plain http. */
-  readonly url: string;
-}
-
 async function readLoginRecordsFile(file: string): Promise<Record<NerfDart, LoginRecord>> {
   const bytes = await readFileSafe(file);
   if (bytes === null) return {};
@@ -237,12 +200,14 @@ async function readLoginRecordsFile(file: string): Promise<Record<NerfDart, Logi
     });
   }
   const out: Record<NerfDart, LoginRecord> = {};
-  if (!isPlainObject(data)) return out;
-  for (const [nerf, record] of Object.entries(data)) {
+  if (!isTable(data)) return out;
+  for (const [nerf, entry] of Object.entries(data)) {
     // Only entries that still say what they claim: a hand-edited URL must not move a token to another host.
-    if (!isPlainObject(record) || typeof record.url !== "string") continue;
+    const record = readLoginRecord(entry);
+    if (!record.ok) continue;
+    const { url } = record.value;
     try {
-      if (nerfDart(record.url) === nerf) out[nerf] = { url: record.url };
+      if (nerfDart(url) === nerf) out[nerf] = { url };
     } catch {
       // skipped: not a registry URL
     }

@@ -8,7 +8,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { LatchkeyError } from "@latchkey/core";
+import { LatchkeyError, checkSchema, packageJsonSchema } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { withFileLock } from "../fs/lock.js";
 import { PRIVATE_FILE_MODE, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
@@ -222,28 +222,17 @@ function isDirectory(path: string): boolean {
  * uses; it is loaded only when some directory above declares workspaces.
  */
 async function isNpmWorkspace(root: string, dir: string): Promise<boolean> {
-  let declared: unknown;
+  let pkg: unknown;
   try {
-    declared = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { workspaces?: unknown })
-      .workspaces;
+    pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   } catch {
     return false;
   }
-  const list =
-    typeof declared === "object" &&
-    declared !== null &&
-    "packages" in declared &&
-    Array.isArray(declared.packages)
-      ? (declared.packages as unknown[])
-      : declared;
   // npm fails outright on a `workspaces` that is not a list of strings: no project config is loaded then.
-  if (
-    !Array.isArray(list) ||
-    !list.every((p) => typeof p === "string") ||
-    !isFile(join(dir, "package.json"))
-  ) {
-    return false;
-  }
+  const read = checkSchema(packageJsonSchema, pkg);
+  const declared = read.ok ? read.value.workspaces : undefined;
+  if (declared === undefined || !isFile(join(dir, "package.json"))) return false;
+  const list = Array.isArray(declared) ? declared : declared.packages;
   const { minimatch } = await import("minimatch");
   const patterns: string[] = [];
   let negated: string[] = [];

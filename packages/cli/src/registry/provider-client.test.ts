@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile, chmod } from "node:fs/promises"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseIsoDateTime } from "@latchkey/core";
 import type { Context, SpawnResult } from "../context.js";
 import { resolvePaths } from "../paths.js";
 import { createTestContext } from "../../test/support/context.js";
@@ -10,7 +11,6 @@ import {
   EXPIRY_MARGIN_MS,
   createProviderClient,
   displayArgv,
-  parseIsoDateTime,
   parseProviderAnswer,
 } from "./provider-client.js";
 import type { ProviderDeclaration } from "./types.js";

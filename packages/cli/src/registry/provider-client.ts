@@ -13,8 +13,9 @@
 // A provider declared by a project runs only once the user has approved it (project/approvals.ts): cloning a
 // repository must not be enough to make Latchkey run its code.
 import { dirname, resolve } from "node:path";
-import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import { LatchkeyError, isLatchkeyError, isProviderArgv, parseIsoDateTime } from "@latchkey/core";
 import type { Context } from "../context.js";
+import { readProviderAnswer } from "../fast-readers.js";
 import { redact } from "../output/output.js";
 import { authorizeDeclaration, displayQuoted } from "../project/approvals.js";
 import { parseJsonTree } from "../project/json-edit.js";
@@ -31,7 +32,6 @@ export const PROVIDER_DEPTH_VARIABLE = "LATCHKEY_PROVIDER_DEPTH";
 export const MAX_PROVIDER_DEPTH = 3;
 
 const MAX_ANSWER_BYTES = 64 * 1024;
-const MAX_TOKEN_LENGTH = 16 * 1024;
 const MAX_TIMEOUT_MS = 10 * 60_000;
 const STDERR_TAIL = 2000;
 
@@ -75,12 +75,7 @@ export function displayArgv(argv: readonly string[]): string {
 }
 
 function validateDeclaration(decl: ProviderDeclaration): void {
-  const argv: unknown = decl.argv;
-  if (
-    !Array.isArray(argv) ||
-    argv.length === 0 ||
-    !argv.every((a) => typeof a === "string" && a !== "" && !a.includes("\u0000"))
-  ) {
+  if (!isProviderArgv(decl.argv)) {
     throw new LatchkeyError("LK_CONFIG_INVALID", {
       message: `The credential provider declared in ${decl.file} is not a non-empty array of non-empty strings.`,
     });
@@ -105,68 +100,12 @@ function providerDepth(ctx: Context): number {
   return raw !== undefined && /^\d{1,3}$/.test(raw) ? Number(raw) : 0;
 }
 
-const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
-
-/**
- * The epoch milliseconds of an ISO-8601 date-time with a zone (`2030-01-01T00:00:00Z`, `…+02:00`), or null when
- * the text is anything else, including impossible dates (February 30) that Date.parse would roll over.
- */
-export function parseIsoDateTime(text: string): number | null {
-  const m = ISO_8601.exec(text);
-  if (m === null) return null;
-  const [y = NaN, mo = NaN, d = NaN, h = NaN, mi = NaN, sec = NaN] = m.slice(1, 7).map(Number);
-  const zone = m[7] === "Z" ? null : { h: Number(m[8]), m: Number(m[9]) };
-  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || sec > 59) return null;
-  if (zone !== null && (zone.h > 23 || zone.m > 59)) return null;
-  const day = new Date(Date.UTC(y, mo - 1, d));
-  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return null;
-  const ms = Date.parse(text);
-  return Number.isFinite(ms) ? ms : null;
-}
-
-function checkedToken(token: unknown, name: string): string {
-  if (typeof token !== "string" || token === "") throw new Error(`printed no ${name} (a non-empty string)`);
-  if (token.length > MAX_TOKEN_LENGTH || [...token].some((ch) => ch <= "\u001f" || ch === "\u007f")) {
-    throw new Error(`printed a ${name} that is too long or contains control characters`);
-  }
-  return token;
-}
-
-function members(record: Record<string, unknown>, allowed: readonly string[]): void {
-  const extra = Object.keys(record).filter((k) => !allowed.includes(k)).length;
-  if (extra > 0) throw new Error(`printed ${extra} member(s) besides ${allowed.join(", ")}`);
-}
-
-// Seconds past this are a millisecond timestamp by mistake (they would mean the year 5138).
-const MAX_UNIX_SECONDS = 1e11;
-
-/** The npm RFC draft's shape: one of `_authToken`, `_auth`, `username` + `_password`, and unix-seconds `expiresAt`. */
-function parseNpmRfcAnswer(record: Record<string, unknown>): ProviderAnswer {
-  members(record, ["_authToken", "_auth", "username", "_password", "expiresAt"]);
-  if ("_auth" in record || "username" in record || "_password" in record) {
-    // Every hand-off (npm's _authToken, pnpm's tokenHelper, `latchkey token`) passes a bearer token.
-    throw new Error(
-      "printed basic-auth credentials (_auth, or username and _password); Latchkey passes registries bearer tokens only (_authToken)",
-    );
-  }
-  const token = checkedToken(record._authToken, "_authToken");
-  const { expiresAt } = record;
-  if (expiresAt === undefined || expiresAt === null) return { token, expiresAt: null };
-  if (typeof expiresAt !== "number" || !Number.isFinite(expiresAt) || expiresAt < 0) {
-    throw new Error("printed an expiresAt that is not a unix time in seconds");
-  }
-  if (expiresAt >= MAX_UNIX_SECONDS) {
-    throw new Error("printed an expiresAt too large for unix seconds (milliseconds by mistake?)");
-  }
-  return { token, expiresAt: new Date(Math.floor(expiresAt * 1000)).toISOString() };
-}
-
 /**
  * Parses a provider's stdout: exactly one JSON object, in either shape. Latchkey's: `{"token": non-empty string,
  * "expiresAt": ISO-8601 | null}`, both members required. The npm RFC draft's (npm/rfcs#850):
  * `{"_authToken": non-empty string, "expiresAt": unix seconds}`, expiresAt optional; its basic-auth forms are
- * recognised and refused. Throws a plain Error whose message says what is wrong without repeating any of the
- * output, which may hold the token.
+ * recognised and refused (core's providerAnswerSchema). Throws a plain Error whose message says what is wrong
+ * without repeating any of the output, which may hold the token.
  */
 export function parseProviderAnswer(stdout: string): ProviderAnswer {
   if (stdout.length > MAX_ANSWER_BYTES) throw new Error("printed more than 64 KiB");
@@ -177,22 +116,9 @@ export function parseProviderAnswer(stdout: string): ProviderAnswer {
   } catch {
     throw new Error("printed something that is not one strict JSON document");
   }
-  const value: unknown = JSON.parse(text);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new Error("printed JSON that is not an object");
-  }
-  const record = value as Record<string, unknown>;
-  if (!("token" in record) && ["_authToken", "_auth", "username", "_password"].some((k) => k in record)) {
-    return parseNpmRfcAnswer(record);
-  }
-  members(record, ["token", "expiresAt"]);
-  const token = checkedToken(record.token, "token");
-  const { expiresAt } = record;
-  if (!("expiresAt" in record)) throw new Error("printed no expiresAt (an ISO-8601 date-time, or null)");
-  if (expiresAt !== null && (typeof expiresAt !== "string" || parseIsoDateTime(expiresAt) === null)) {
-    throw new Error("printed an expiresAt that is neither null nor an ISO-8601 date-time with a time zone");
-  }
-  return { token, expiresAt };
+  const answer = readProviderAnswer(JSON.parse(text));
+  if (!answer.ok) throw new Error(answer.message);
+  return answer.value;
 }
 
 /**

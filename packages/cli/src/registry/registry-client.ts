@@ -8,7 +8,15 @@
 //   user: CouchDB, verdaccio's htpasswd) is followed by a GET `?write=true` and the PUT again with basic auth
 //   (to `/-rev/REV` when the document has a revision).
 // Redirects are never followed with a credential attached, and no token or password reaches an error message.
-import { LatchkeyError } from "@latchkey/core";
+import {
+  LatchkeyError,
+  checkSchema,
+  npmErrorAnswerSchema,
+  npmTokenAnswerSchema,
+  npmUserDocumentSchema,
+  npmWebLoginAnswerSchema,
+  npmWhoamiAnswerSchema,
+} from "@latchkey/core";
 import type { Context } from "../context.js";
 import { REQUEST_TIMEOUT_MS, request } from "../http/client.js";
 import { VERSION } from "../version.js";
@@ -97,25 +105,23 @@ async function send(
   });
 }
 
+/** The answer's JSON, for core's schemas of npm's answers to read; undefined when it is not JSON. */
 async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
   try {
-    return JSON.parse(await response.text()) as unknown;
+    const body: unknown = JSON.parse(text);
+    return body;
   } catch {
     return undefined;
   }
 }
 
-function field(body: unknown, name: string): unknown {
-  return typeof body === "object" && body !== null && name in body
-    ? (body as Record<string, unknown>)[name]
-    : undefined;
-}
-
 /** The registry's own explanation, cleaned for a terminal and stripped of anything we sent it. */
 function registrySays(body: unknown, secrets: readonly string[]): string {
-  for (const name of ["error", "reason", "message"]) {
-    const value = field(body, name);
-    if (typeof value === "string" && value.trim() !== "") {
+  const answer = checkSchema(npmErrorAnswerSchema, body);
+  if (!answer.ok) return "";
+  for (const value of [answer.value.error, answer.value.reason, answer.value.message]) {
+    if (value !== undefined && value.trim() !== "") {
       let text = value.replace(/\p{Cc}+/gu, " ").trim();
       for (const secret of secrets) if (secret !== "") text = text.split(secret).join("[REDACTED]");
       return text.length > 200 ? `${text.slice(0, 200)}…` : text;
@@ -152,9 +158,8 @@ async function gitlabWhoami(
   const root = url.pathname.slice(0, url.pathname.indexOf("/api/v4/") + 1);
   const user = new URL(`${root}api/v4/user`, url.origin);
   const response = await send(ctx, user, { headers: baseHeaders(), bearer: token }, options);
-  const body = await readJson(response);
-  const username = field(body, "username");
-  if (response.status === 200 && typeof username === "string") return { username, verified: true };
+  const who = checkSchema(npmWhoamiAnswerSchema, await readJson(response));
+  if (response.status === 200 && who.ok) return { username: who.value.username, verified: true };
   return {
     username: null,
     verified: false,
@@ -187,24 +192,14 @@ export async function registryWhoami(
     };
   }
   if (response.status !== 200) throw unexpectedStatus(url, response);
-  const username = field(await readJson(response), "username");
+  const who = checkSchema(npmWhoamiAnswerSchema, await readJson(response));
   // npm's get-identity treats an answer without a user name as "not logged in".
-  if (typeof username !== "string" || username === "") {
+  if (!who.ok || who.value.username === "") {
     throw new LatchkeyError("LK_TOKEN_INVALID", {
       message: `${registryUrl} answered /-/whoami without naming a user for the token.`,
     });
   }
-  return { username, verified: true };
-}
-
-function isHttpUrl(value: unknown): value is string {
-  if (typeof value !== "string") return false;
-  try {
-    const { protocol } = new URL(value);
-    return protocol === "http:" || protocol === "https:";
-  } catch {
-    return false;
-  }
+  return { username: who.value.username, verified: true };
 }
 
 /**
@@ -233,14 +228,13 @@ export async function startWebLogin(
   );
   if ((response.status >= 400 && response.status <= 499) || response.status === 500) return null;
   if (response.status < 200 || response.status > 299) throw unexpectedStatus(url, response);
-  const body = await readJson(response);
-  const loginUrl = field(body, "loginUrl");
-  const doneUrl = field(body, "doneUrl");
-  if (!isHttpUrl(loginUrl) || !isHttpUrl(doneUrl)) {
+  const login = checkSchema(npmWebLoginAnswerSchema, await readJson(response));
+  if (!login.ok) {
     throw new LatchkeyError("LK_LOGIN_FAILED", {
       message: `${registryUrl} answered /-/v1/login without an http(s) loginUrl and doneUrl.`,
     });
   }
+  const { loginUrl, doneUrl } = login.value;
   // The token comes back from doneUrl: an https registry must not hand it over in clear text.
   if (new URL(registryUrl).protocol === "https:" && new URL(doneUrl).protocol !== "https:") {
     throw new LatchkeyError("LK_LOGIN_FAILED", {
@@ -280,13 +274,13 @@ export async function pollWebLogin(
     );
     const body = await readJson(response);
     if (response.status === 200) {
-      const token = field(body, "token");
-      if (typeof token !== "string" || token === "") {
+      const done = checkSchema(npmTokenAnswerSchema, body);
+      if (!done.ok) {
         throw new LatchkeyError("LK_LOGIN_FAILED", {
           message: `${origin(url)} finished the web login without a token.`,
         });
       }
-      return token;
+      return done.value.token;
     }
     if (response.status !== 202) {
       throw new LatchkeyError("LK_LOGIN_FAILED", {
@@ -375,23 +369,23 @@ export async function couchLogin(
     const current = await readJson(existing);
     if (existing.status !== 200)
       throw loginFailed(registryUrl, existing.status, current, secrets, username, existing);
-    if (typeof current === "object" && current !== null) {
-      for (const [key, value] of Object.entries(current as Record<string, unknown>)) {
-        if (doc[key] === undefined || key === "roles") doc[key] = value;
-      }
+    const user = checkSchema(npmUserDocumentSchema, current);
+    const known = user.ok ? user.value : {};
+    for (const [key, value] of Object.entries(known)) {
+      if (doc[key] === undefined || key === "roles") doc[key] = value;
     }
-    const rev = field(current, "_rev");
+    const rev = known._rev;
     const target = typeof rev === "string" ? `${userPath}/-rev/${encodeURIComponent(rev)}` : userPath;
     ({ response, body } = await put(endpoint(registryUrl, target), true));
   }
   if (response.status >= 200 && response.status <= 299) {
-    const token = field(body, "token");
-    if (typeof token !== "string" || token === "") {
+    const login = checkSchema(npmTokenAnswerSchema, body);
+    if (!login.ok) {
       throw new LatchkeyError("LK_LOGIN_FAILED", {
         message: `${registryUrl} accepted the login but returned no token (a session-cookie registry is not supported).`,
       });
     }
-    return { token, username };
+    return { token: login.value.token, username };
   }
   if (response.status >= 500 || (response.status >= 300 && response.status < 400)) {
     throw unexpectedStatus(url, response);

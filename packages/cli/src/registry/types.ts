@@ -1,6 +1,7 @@
 // Shared shapes of the registry-credential modules. Each module under registry/ owns its behaviour;
 // these types are the contract between them, so that token resolution, the credential-provider client, the
 // hand-offs (exec, setup) and the commands agree without importing each other's internals.
+import type { ProviderAnswer, RegistryKind } from "@latchkey/core";
 
 /**
  * A registry's identity: npm's "nerf dart", the URL without scheme, query or fragment, always ending in `/`,
@@ -9,8 +10,8 @@
  */
 export type NerfDart = string;
 
-/** The registries Latchkey knows by name (`--npm`, `--github`, `--gitlab`); anything else is `custom`. */
-export type RegistryKind = "npm" | "github" | "gitlab" | "custom";
+/** The kinds of registry and a credential provider's answer are the file formats' (core's schemas). */
+export type { ProviderAnswer, RegistryKind };
 
 /** An external credential provider (the proposed npm credential-provider protocol): argv, never a shell line. */
 export interface ProviderDeclaration {
@@ -69,10 +70,4 @@ export interface TokenResolution {
   /** ISO-8601 expiry when the source said (a credential provider); null = unknown or none. */
   readonly expiresAt: string | null;
   readonly checks: readonly SourceCheck[];
-}
-
-/** A credential provider's answer, as the protocol prints it. */
-export interface ProviderAnswer {
-  readonly token: string;
-  readonly expiresAt: string | null;
 }

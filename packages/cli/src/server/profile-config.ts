@@ -5,6 +5,7 @@ import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
+import { decodeJsonString } from "../project/json-edit.js";
 
 /** A TOML table header line: `[a.b]` with optional quoted parts and a trailing comment. */
 const HEADER = /^\s*\[(?!\[)\s*(.+?)\s*\]\s*(#.*)?$/;
@@ -16,7 +17,7 @@ function headerKey(parts: string): string[] | null {
   let match: RegExpExecArray | null;
   let last = 0;
   while (last < parts.length && (match = pattern.exec(parts)) !== null) {
-    out.push(match[1] !== undefined ? (JSON.parse(`"${match[1]}"`) as string) : (match[2] ?? match[3]!));
+    out.push(match[1] !== undefined ? decodeJsonString(`"${match[1]}"`) : (match[2] ?? match[3]!));
     last = pattern.lastIndex;
   }
   return last === parts.length ? out : null;

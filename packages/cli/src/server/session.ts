@@ -1,18 +1,19 @@
 // The session at a Latchkey server: the same OAuth client as `login sso` (oauth/sso.ts, oauth/device.ts) pointed
 // at the server's OpenID provider (`${server}/oidc`, public client `latchkey-cli`), stored in the keystore under
-// `session:<server>` (DESIGN.md, keychain layout) as JSON shaped like an SsoSession. This module decides which
+// `session:<server>` (DESIGN.md, keychain layout) as JSON shaped like an SsoSession (core's ssoSessionSchema). This module decides which
 // server a command talks to and turns the OAuth layer's errors into the server's catalogue codes.
-import { CLI_CLIENT_ID, LatchkeyError, OIDC_PATH, isLatchkeyError, type ErrorCode } from "@latchkey/core";
+import {
+  CLI_CLIENT_ID,
+  LatchkeyError,
+  OIDC_PATH,
+  isLatchkeyError,
+  type ErrorCode,
+  type SsoSession,
+} from "@latchkey/core";
 import type { Context } from "../context.js";
 import { isNetworkError } from "../http/client.js";
 import { assertSecureEndpoint, selectProfile } from "../oauth/config.js";
-import {
-  loadStoredSession,
-  refreshSsoSession,
-  sessionValid,
-  type SsoSession,
-  type SsoTarget,
-} from "../oauth/sso.js";
+import { loadStoredSession, refreshSsoSession, sessionValid, type SsoTarget } from "../oauth/sso.js";
 
 /** The session stored for a server: an SsoSession whose issuer is `${server}/oidc`. */
 export type ServerSession = SsoSession;

@@ -1,4 +1,12 @@
-import { LatchkeyError, isUuid, parseEnvSchema } from "@latchkey/core";
+import {
+  LatchkeyError,
+  checkSchema,
+  isUuid,
+  packageJsonSchema,
+  parseEnvSchema,
+  projectNameSchema,
+  vaultSyncSchema,
+} from "@latchkey/core";
 import fs from "node:fs";
 import { basename, join } from "node:path";
 import type { Context } from "../context.js";
@@ -48,10 +56,8 @@ export async function openSyncProject(ctx: Context): Promise<SyncProject> {
 
 /** `vaultSync.personalVersion` of latchkey.json, or undefined when absent or not a non-negative integer. */
 export function personalVersion(project: Project | null): number | undefined {
-  const sync = project?.config.vaultSync;
-  if (typeof sync !== "object" || sync === null) return undefined;
-  const v = (sync as Record<string, unknown>).personalVersion;
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  const sync = checkSchema(vaultSyncSchema, project?.config.vaultSync);
+  return sync.ok ? sync.value.personalVersion : undefined;
 }
 
 /**
@@ -89,13 +95,16 @@ export function pushSchema(ctx: Context, project: Project | null): Record<string
 /** The push's display name: package.json `name`, then latchkey.json `name`, then the directory's name. */
 export function pushName(ctx: Context, project: Project | null): string {
   const root = project?.root ?? ctx.cwd;
+  let pkg: unknown;
   try {
-    const pkg = JSON.parse(fs.readFileSync(join(root, "package.json"), "utf8")) as { name?: unknown };
-    if (typeof pkg.name === "string" && pkg.name.trim() !== "") return pkg.name;
+    pkg = JSON.parse(fs.readFileSync(join(root, "package.json"), "utf8"));
   } catch {
     // no readable package.json: fall through
   }
-  const name = project?.config.name;
-  if (typeof name === "string" && name.trim() !== "") return name;
+  const fromPackage = checkSchema(packageJsonSchema, pkg);
+  const name = fromPackage.ok ? fromPackage.value.name : undefined;
+  if (name !== undefined && name.trim() !== "") return name;
+  const fromProject = checkSchema(projectNameSchema, project?.config.name);
+  if (fromProject.ok && fromProject.value.trim() !== "") return fromProject.value;
   return basename(root);
 }

@@ -5,29 +5,25 @@
  * - `<vault-id>.base.enc`: the document as of the version last synced, sealed with the vault key, the base of
  *   `env pull`'s three-way merge.
  */
-import { LatchkeyError, associatedData, canonicalVaultId, utf8Decode, utf8Encode } from "@latchkey/core";
+import {
+  LatchkeyError,
+  associatedData,
+  canonicalVaultId,
+  syncBaseSchema,
+  syncStateSchema,
+  utf8Decode,
+  utf8Encode,
+  type SyncBase,
+  type SyncEntry,
+} from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
 import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
-import type { VaultDocument } from "../vault/vault-store.js";
 
-/** One synced vault as this machine knows it. */
-export interface SyncEntry {
-  server: string;
-  userId: string;
-  vaultId: string;
-  /** The highest version any verified response has shown: a lower one offered later is a rollback. */
-  highestVersion: number;
-  /** The version this machine last pushed or pulled (the merge base's version). */
-  syncedVersion: number;
-}
-
-interface StateFile {
-  format: 1;
-  entries: SyncEntry[];
-}
+/** One synced vault as this machine knows it, and the merge base (core's syncEntrySchema and syncBaseSchema). */
+export type { SyncBase, SyncEntry };
 
 /** The directory of the sync state. */
 export function syncDir(home: string): string {
@@ -47,7 +43,7 @@ function corrupt(path: string): LatchkeyError {
   });
 }
 
-async function readState(home: string): Promise<StateFile> {
+async function readState(home: string): Promise<{ format: 1; entries: SyncEntry[] }> {
   const path = stateFile(home);
   const bytes = await readFileSafe(path);
   if (bytes === null) return { format: 1, entries: [] };
@@ -57,20 +53,9 @@ async function readState(home: string): Promise<StateFile> {
   } catch {
     throw corrupt(path);
   }
-  const file = parsed as Partial<StateFile> | null;
-  if (file?.format !== 1 || !Array.isArray(file.entries)) throw corrupt(path);
-  for (const e of file.entries as unknown[]) {
-    const x = e as Partial<SyncEntry> | null;
-    if (
-      typeof x?.server !== "string" ||
-      typeof x.userId !== "string" ||
-      typeof x.vaultId !== "string" ||
-      !Number.isSafeInteger(x.highestVersion) ||
-      !Number.isSafeInteger(x.syncedVersion)
-    )
-      throw corrupt(path);
-  }
-  return file as StateFile;
+  const state = syncStateSchema.safeParse(parsed);
+  if (!state.success) throw corrupt(path);
+  return state.data;
 }
 
 /** Every synced vault this machine remembers. */
@@ -126,18 +111,6 @@ export async function recordSync(
   });
 }
 
-/** The merge base: the document as of `version`, as synced with (server, user). */
-export interface SyncBase {
-  server: string;
-  userId: string;
-  version: number;
-  document: VaultDocument;
-  /** The vault's display name at that version (absent in a base written before it was kept). */
-  name?: string;
-  /** The envSchema the server holds at that version, null for none (absent: not known). */
-  schema?: Record<string, unknown> | null;
-}
-
 const baseFile = (home: string, vaultId: string) => join(syncDir(home), `${vaultId}.base.enc`);
 const baseContext = (vaultId: string) =>
   associatedData({ purpose: "latchkey-sync-base", vault: canonicalVaultId(vaultId) });
@@ -169,10 +142,12 @@ export async function readSyncBase(
 ): Promise<SyncBase | null> {
   const bytes = await readFileSafe(baseFile(home, vaultId));
   if (bytes === null) return null;
+  let parsed: unknown;
   try {
-    const base = JSON.parse(utf8Decode(openEnvelopeSync(vaultKey, bytes, baseContext(vaultId)))) as SyncBase;
-    return typeof base.version === "number" && typeof base.document === "object" ? base : null;
+    parsed = JSON.parse(utf8Decode(openEnvelopeSync(vaultKey, bytes, baseContext(vaultId))));
   } catch {
     return null;
   }
+  const base = syncBaseSchema.safeParse(parsed);
+  return base.success ? base.data : null;
 }

@@ -7,17 +7,19 @@ import {
   toBase64,
   utf8Decode,
   utf8Encode,
+  type VaultDocument,
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
 import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { readVaultDocument } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 import type { Keystore } from "../keystore/types.js";
 import { getOrCreateWrappingKey, readPendingWrappingKey, readWrappingKey } from "./wrapping-key.js";
 
-/** A vault's plaintext: environment name -> secret name -> value. */
-export type VaultDocument = Record<string, Record<string, string>>;
+/** A vault's plaintext: environment name -> secret name -> value (core's vaultDocumentSchema). */
+export type { VaultDocument };
 
 /** What the vault store touches. */
 export interface VaultStoreDeps {
@@ -126,18 +128,9 @@ function parseDocument(path: string, plaintext: Uint8Array): VaultDocument {
   } catch {
     throw corrupt();
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw corrupt();
-  const document: VaultDocument = {};
-  for (const [environment, entries] of Object.entries(parsed)) {
-    if (typeof entries !== "object" || entries === null || Array.isArray(entries)) throw corrupt();
-    const target: Record<string, string> = {};
-    for (const [key, value] of Object.entries(entries as Record<string, unknown>)) {
-      if (typeof value !== "string") throw corrupt();
-      target[key] = value;
-    }
-    document[environment] = target;
-  }
-  return document;
+  const document = readVaultDocument(parsed);
+  if (!document.ok) throw corrupt();
+  return document.value;
 }
 
 /**

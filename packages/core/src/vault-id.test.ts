@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ExitCode, isLatchkeyError } from "@latchkey/core";
+import { ExitCode, isLatchkeyError } from "./errors.js";
 import { MAX_VAULT_ID_LENGTH, validateVaultId, vaultIdProblem } from "./vault-id.js";
 
 function rejection(id: string, source = "LATCHKEY_VAULT_ID") {

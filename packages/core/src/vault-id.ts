@@ -2,7 +2,8 @@
  * Vault ids come from a committed file or the environment and end up joined into `vaults/<id>.enc` and keychain
  * account names, so they are checked against a whitelist before any of that (DESIGN.md, "Project identity").
  */
-import { LatchkeyError, canonicalVaultId } from "@latchkey/core";
+import { LatchkeyError } from "./errors.js";
+import { canonicalVaultId } from "./sync-wire.js";
 
 /** The longest accepted vault id. Latchkey's own ids (UUID v4) are 36 characters. */
 export const MAX_VAULT_ID_LENGTH = 128;
