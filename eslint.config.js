@@ -41,6 +41,24 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // What comes from a file or the network is read through its schema (core's schemas/, or a zod-free reader of
+    // packages/cli/src/fast-readers.ts checked against one), never cast: a cast is a type nobody checked.
+    // e2e/unchecked-json.test.ts shows the rule fires, also on a cast spread over several lines.
+    files: ["packages/*/src/**/*.ts"],
+    ignores: ["**/*.test.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector:
+            ":matches(TSAsExpression, TSTypeAssertion) > CallExpression[callee.object.name='JSON'][callee.property.name='parse']",
+          message:
+            "Do not cast what JSON.parse returns: declare it `unknown` and read it with its schema (core's checkSchema, or a fast-readers.ts reader on the hot path).",
+        },
+      ],
+    },
+  },
   { files: ["eslint.config.js"], ...tseslint.configs.disableTypeChecked },
   {
     // Plain JavaScript scripts run on Node; TypeScript files get their globals from @types/node instead.
