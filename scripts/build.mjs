@@ -72,14 +72,27 @@ const fastBundle = `${cliDist}/fast.cjs`;
 // The fast commands reach prompts and locks only off their hot path (a missing value on a TTY, a first write):
 // loaded from node_modules then, they keep ~160 KB out of the bundle every helper call reads.
 const fastExternal = [...cliCommon.external, "@clack/prompts", "proper-lockfile"];
-await build({
-  ...cliCommon,
-  format: "cjs",
-  external: fastExternal,
-  entryPoints: [`${root}packages/cli/src/fast-path.ts`],
-  outfile: fastBundle,
-  plugins: [builtinsViaGetBuiltinModule],
-});
+// The hot commands read their files with zod-free readers (packages/cli/src/fast-readers.ts): zod would be most of
+// their start-up. A module of theirs that reaches a schema of core's (not only its type) brings it back; refuse it.
+const withoutZod = (result, name) => {
+  const [output] = Object.values(result.metafile.outputs);
+  const zod = Object.entries(output.inputs).find(
+    ([input, { bytesInOutput }]) => /(^|\/)node_modules\/zod\//.test(input) && bytesInOutput > 0,
+  );
+  if (zod) throw new Error(`build: ${name} must not contain zod, but bundles ${zod[0]}`);
+};
+withoutZod(
+  await build({
+    ...cliCommon,
+    format: "cjs",
+    external: fastExternal,
+    entryPoints: [`${root}packages/cli/src/fast-path.ts`],
+    outfile: fastBundle,
+    plugins: [builtinsViaGetBuiltinModule],
+    metafile: true,
+  }),
+  "fast.cjs",
+);
 // esbuild escapes every non-ASCII character in code (its default charset) but copies the few comments it keeps
 // inside expressions verbatim, and @noble's cite their specifications with a "§". Such a character after `//` is
 // therefore in a comment, never in a string, and is spelled there as a \u escape; any other still fails the
@@ -145,15 +158,19 @@ await chmod(launcher, 0o755);
 // calls before every pull and push load neither commander nor the rest of the CLI.
 {
   const helper = `${cliDist}/docker-credential.mjs`;
-  await build({
-    ...cliCommon,
-    // As for fast.mjs: the helper never prompts, and takes a lock only when it writes.
-    external: [...cliCommon.external, "@clack/prompts", "proper-lockfile"],
-    entryPoints: [`${root}packages/cli/src/helpers/docker-credential-main.ts`],
-    outfile: helper,
-    plugins: [builtinsViaGetBuiltinModule],
-    banner: { js: requireShim },
-  });
+  withoutZod(
+    await build({
+      ...cliCommon,
+      // As for fast.mjs: the helper never prompts, and takes a lock only when it writes.
+      external: [...cliCommon.external, "@clack/prompts", "proper-lockfile"],
+      entryPoints: [`${root}packages/cli/src/helpers/docker-credential-main.ts`],
+      outfile: helper,
+      plugins: [builtinsViaGetBuiltinModule],
+      banner: { js: requireShim },
+      metafile: true,
+    }),
+    "docker-credential.mjs",
+  );
   const text = await readFile(helper, "utf8");
   if (!text.includes(requireShim))
     throw new Error(`build: the require shim was not where expected in ${helper}`);
