@@ -5,6 +5,7 @@ import {
   constantTimeEqual,
   fromBase64,
   fromHex,
+  isCanonicalBase64,
   toBase64,
   toBufferSource,
   toHex,
@@ -17,7 +18,7 @@ import { isLatchkeyError } from "./errors.js";
 const STANDARD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /** Independent oracle: Node's decoder is lenient, so require the re-encoding to be the input itself. */
-function isCanonicalBase64(text: string): boolean {
+function canonicalOracle(text: string): boolean {
   return (
     text.length % 4 === 0 &&
     /^[A-Za-z0-9+/]*={0,2}$/.test(text) &&
@@ -147,6 +148,7 @@ describe("base64", () => {
       expect(() => fromBase64(text), JSON.stringify(text)).toThrow(
         expect.objectContaining({ code: "LK_FORMAT_INVALID" }),
       );
+      expect(isCanonicalBase64(text), JSON.stringify(text)).toBe(false);
     }
   });
 
@@ -182,7 +184,7 @@ describe("base64", () => {
         ),
         (text) => {
           const decoded = tryFromBase64(text);
-          expect(decoded !== undefined).toBe(isCanonicalBase64(text));
+          expect(decoded !== undefined).toBe(canonicalOracle(text));
           if (decoded) {
             accepted++;
             expect(toBase64(decoded)).toBe(text);
@@ -196,6 +198,34 @@ describe("base64", () => {
     // Guards the generator: both sides of the "iff" must actually be exercised.
     expect(accepted).toBeGreaterThan(1000);
     expect(rejected).toBeGreaterThan(1000);
+  });
+
+  it("isCanonicalBase64 accepts exactly what fromBase64 accepts (property)", () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          mutatedBase64,
+          fc.string({ unit: fc.constantFrom(...STANDARD, "=", "=", "=", ...NOISE), maxLength: 24 }),
+          fc.string({ unit: "binary", maxLength: 12 }),
+        ),
+        (text) => {
+          const canonical = canonicalOracle(text);
+          expect(isCanonicalBase64(text), JSON.stringify(text)).toBe(canonical);
+          if (canonical) accepted++;
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+    expect(accepted).toBeGreaterThan(1000);
+  });
+
+  it("isCanonicalBase64 takes the RFC 4648 vectors and refuses what atob forgives", () => {
+    for (const text of ["", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy", "+/+/"])
+      expect(isCanonicalBase64(text), text).toBe(true);
+    // Whitespace where the length still fits, a missing pad made up by spacing, spare bits set.
+    for (const text of ["Zm9v Zg=", "Zm 9", "Zm8 ", "Zg\t=", "Zh==", "Zm9="])
+      expect(isCanonicalBase64(text), JSON.stringify(text)).toBe(false);
   });
 });
 

@@ -2,7 +2,8 @@
  * Byte helpers shared by every format in core: UTF-8, strict base64, hex, concatenation and a
  * constant-time comparison. Hand-written rather than `atob`/`Buffer`, because core runs in the browser as
  * well as Node and because the platform decoders are lenient (they skip whitespace and tolerate missing
- * padding), which would let two different strings decode to the same key.
+ * padding), which would let two different strings decode to the same key. {@link isCanonicalBase64} alone
+ * uses `atob`, for its speed on megabytes, and refuses everything atob forgives.
  */
 import { LatchkeyError } from "./errors.js";
 
@@ -94,6 +95,28 @@ export function fromBase64(text: string): Uint8Array {
   // Non-zero leftover bits would give a second spelling of the same bytes.
   if ((acc & ((1 << bits) - 1)) !== 0) throw invalidBase64();
   return out;
+}
+
+/**
+ * True when `text` is what {@link fromBase64} accepts, checked without decoding in JavaScript: the platform's
+ * `atob` reads a multi-megabyte blob several times faster, and what it forgives is refused around it. It skips
+ * ASCII whitespace, which then leaves fewer bytes than the length promises; it tolerates missing padding, which
+ * the length check refuses; it drops the unused bits of the last group, which are checked here to be zero.
+ */
+export function isCanonicalBase64(text: string): boolean {
+  if (text.length % 4 !== 0) return false;
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
+  let decoded: string;
+  try {
+    decoded = atob(text);
+  } catch {
+    return false;
+  }
+  if (decoded.length !== (text.length / 4) * 3 - padding) return false;
+  if (padding === 0) return true;
+  // atob accepted it, so the last character before the padding is in the alphabet.
+  const last = BASE64_VALUES[text.charCodeAt(text.length - padding - 1)]!;
+  return (last & (padding === 2 ? 0x0f : 0x03)) === 0;
 }
 
 /** Encodes bytes as lowercase hex; used by test vectors and diagnostics, never for wire formats. */

@@ -1,13 +1,13 @@
 /**
- * The sync API's wire contract between `latchkey` and `latchkey-server`: paths, bodies, the request id and
- * signature headers, the signed bytes of an answer and the associated data of a pushed blob. Both sides import
- * it, so a field renamed on one side is a type error on the other. Runtime validation of bodies stays with each
- * side (fastify's JSON schema on the server, the CLI's own checks after the signature has been verified).
+ * The sync API's wire contract between `latchkey` and `latchkey-server`: paths, the request id and signature
+ * headers, the signed bytes of an answer and the associated data of a pushed blob. Both sides import it, so a
+ * change on one side is a type error on the other. The bodies are schemas in schemas/sync-api.ts, which both sides
+ * validate with: the server every request body, the CLI every answer once its signature has been verified.
  *
  * Every request to `/api/v1/*` carries `Authorization: Bearer <access token>` issued by the server's OpenID
  * provider to the client `latchkey-cli`, and a fresh {@link REQUEST_ID_HEADER}. Every 2xx response under
  * `/api/v1/` carries {@link SIGNATURE_HEADER} over {@link signaturePreamble} and the body; error responses are
- * unsigned and carry an {@link ApiErrorBody}. docs/sync-protocol.md says what the signature does and does not
+ * unsigned and carry an `ApiErrorBody`. docs/sync-protocol.md says what the signature does and does not
  * protect.
  */
 import { associatedData } from "./envelope.js";
@@ -87,97 +87,11 @@ export function canonicalVaultId(vaultId: string): string {
   return vaultId.replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
 }
 
-/** `GET /api/v1/me`: who the bearer token belongs to. */
-export interface MeResponse {
-  userId: string;
-  email: string;
-  /** The OAuth client the token was issued to. */
-  clientId: string;
-  /** When the access token expires (ISO-8601). */
-  expiresAt: string;
-}
-
 /**
  * The largest vault a client pushes, as the UTF-8 bytes of its plaintext JSON document. The server's limit on
  * `encryptedBlob` leaves room for such a document sealed; clients refuse a larger vault before sending it.
  */
 export const MAX_VAULT_DOCUMENT_BYTES = 5 * 1024 * 1024;
-
-/** `PUT /api/v1/vaults/:vaultId`: a new version of the caller's copy of the vault. */
-export interface PushRequest {
-  /** Standard base64 of the vault document sealed with the vault key; associated data {@link syncBlobContext}. */
-  encryptedBlob: string;
-  /** The vault key wrapped by the pushing machine's wrapping key (opaque to the server). */
-  wrappedKey: string;
-  /** `envSchema` of latchkey.json; absent keeps the server's last one. */
-  schema?: Record<string, unknown>;
-  /** A display name: package.json `name`, then latchkey.json `name`, then the directory name. */
-  name: string;
-  /** The version this push was based on: 0 for the first push, else the version last pulled or pushed. */
-  baseVersion: number;
-}
-
-/** 200 answer to a push. */
-export interface PushResponse {
-  vaultId: string;
-  /** The new version: baseVersion + 1. */
-  version: number;
-  createdAt: string;
-}
-
-/** `GET /api/v1/vaults/:vaultId`: the caller's latest copy. 404 `LK_VAULT_NOT_SYNCED` when there is none. */
-export interface PullResponse {
-  vaultId: string;
-  version: number;
-  encryptedBlob: string;
-  wrappedKey: string;
-  schema: Record<string, unknown> | null;
-  name: string;
-  updatedAt: string;
-}
-
-/**
- * `PUT /api/v1/vaults/:vaultId/key`: replaces the wrapped key of the caller's current version without a new
- * version (`latchkey env rotate-key`). `version` must be the current one, else 409 as for a push.
- */
-export interface RewrapRequest {
-  wrappedKey: string;
-  version: number;
-}
-
-/** 200 answer to a rewrap. */
-export interface RewrapResponse {
-  vaultId: string;
-  version: number;
-}
-
-/** One audit entry of `GET /api/v1/vaults/:vaultId/log?limit=N` (default and maximum 50, newest first). */
-export interface AuditEntry {
-  action: "vault.push" | "vault.rewrap" | (string & {});
-  version: number | null;
-  createdAt: string;
-  actor: { userId: string; email: string };
-  /** Never values: sizes, client id, the schema's key names at most. */
-  metadata: Record<string, unknown>;
-}
-
-/** 200 answer of the log route. */
-export interface AuditLogResponse {
-  vaultId: string;
-  entries: AuditEntry[];
-}
-
-/**
- * Every error response of the API. `error` is a stable name (`VaultConflictError` for a stale push), `code` the
- * catalogue code the CLI shows.
- */
-export interface ApiErrorBody {
-  error: string;
-  code: string;
-  message: string;
-  /** On a 409: the server's current version. */
-  currentVersion?: number;
-}
 
 /**
  * The associated data of a pushed blob: it binds the vault id (in its one spelling, so machines spelling it
