@@ -311,6 +311,53 @@ describeEachDatabase("sync routes", (target) => {
       );
     });
 
+    it("refuses a body with an unknown field at the route, before the service is called", async () => {
+      const calls: string[] = [];
+      const guarded = Fastify();
+      await registerSyncRoutes(guarded, {
+        db: database.db,
+        now: () => new Date(),
+        randomId: randomUUID,
+        authenticate: (token) => server.identity.authenticate(token),
+        writes: {
+          push: () => {
+            calls.push("push");
+            return Promise.resolve({ kind: "not-found" });
+          },
+          rewrap: () => {
+            calls.push("rewrap");
+            return Promise.resolve({ kind: "not-found" });
+          },
+        },
+      });
+      try {
+        const vaultId = randomUUID();
+        const send = (path: string, payload: object) =>
+          guarded.inject({
+            method: "PUT",
+            url: `/api/v1/vaults/${vaultId}${path}`,
+            headers: auth(alice),
+            payload,
+          });
+        const rewrap = { wrappedKey: fakeWrappedKey(), version: 1 };
+        const refused = [
+          await send("", pushBody("AAAA", 0, { note: "x" })),
+          await send("/key", { ...rewrap, note: "x" }),
+        ];
+        expect(refused.map((res) => [res.statusCode, res.json<ApiErrorBody>().message])).toEqual([
+          [400, "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion."],
+          [400, "The body may only have the fields wrappedKey, version."],
+        ]);
+        expect(calls).toEqual([]);
+        // The same bodies without the field do reach the service.
+        expect((await send("", pushBody("AAAA", 0))).statusCode).toBe(404);
+        expect((await send("/key", rewrap)).statusCode).toBe(404);
+        expect(calls).toEqual(["push", "rewrap"]);
+      } finally {
+        await guarded.close();
+      }
+    });
+
     it("refuses a rewrap with an unknown field and changes nothing", async () => {
       const vaultId = randomUUID();
       await push(alice, vaultId, pushBody("AAAA", 0));

@@ -1,17 +1,22 @@
 /**
- * The sync API under /api/v1: the router layer. Each route authenticates the bearer token, validates its input
- * by hand (strict types, no coercion, sizes bounded) and calls the service, which writes the audit row in the
- * transaction of the change. Every 2xx answer is signed over its request (method, path, request id), its status
- * and the bytes actually sent (signature.ts); error answers are unsigned ApiErrorBody values. Nothing here logs a
- * body, a token, a blob or a wrapped key: request logs carry method and path only (logging.ts), and errors are
- * logged by code.
+ * The sync API under /api/v1: the router layer. Each route authenticates the bearer token, validates its body
+ * with its schema from core (schemas/sync-api.ts: strict types, no coercion, sizes bounded, no unknown field)
+ * and its path and query here, then calls the service, which writes the audit row in the transaction of the
+ * change. Every 2xx answer is signed over its request (method, path, request id), its status and the bytes
+ * actually sent (signature.ts); error answers are unsigned ApiErrorBody values. Nothing here logs a body, a
+ * token, a blob or a wrapped key: request logs carry method and path only (logging.ts), and errors are logged by
+ * code.
  */
 import {
   API_PREFIX,
   canonicalVaultId,
+  checkSchema,
   isRequestId,
   isUuid,
+  MAX_LOG_LIMIT,
+  pushRequestSchema,
   REQUEST_ID_HEADER,
+  rewrapRequestSchema,
   SIGNATURE_HEADER,
   type ApiErrorBody,
   type AuditLogResponse,
@@ -19,6 +24,7 @@ import {
   type PullResponse,
   type PushResponse,
   type RewrapResponse,
+  type WireSchema,
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
@@ -51,23 +57,11 @@ export interface SyncDeps {
 export const PUSH_BODY_LIMIT = 8 * 1024 * 1024;
 /** Largest body of the other routes that take one (rewrap). */
 export const SMALL_BODY_LIMIT = 64 * 1024;
-/** Longest `encryptedBlob` in base64 characters (about 5.25 MiB of ciphertext); leaves room in PUSH_BODY_LIMIT. */
-export const MAX_BLOB_BASE64 = 7 * 1024 * 1024;
-/** Longest `wrappedKey` in base64 characters. */
-export const MAX_WRAPPED_KEY_BASE64 = 4096;
-/** Largest `schema`, serialized as JSON. */
-export const MAX_SCHEMA_JSON = 64 * 1024;
-/** Longest display `name`. */
-export const MAX_NAME_LENGTH = 256;
-/** Default and maximum `limit` of the log route. */
-export const MAX_LOG_LIMIT = 50;
 /** Longest bearer token looked at; longer ones are malformed. */
 const MAX_TOKEN_LENGTH = 4096;
 
 // RFC 6750 §2.1 b64token; the scheme name is case-insensitive (RFC 7235 §2.1).
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 interface CallContext {
   token: string;
@@ -260,8 +254,11 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
     { bodyLimit: PUSH_BODY_LIMIT },
     async (request, reply) => {
       const vaultId = parseVaultId(request.params.vaultId);
-      const push = parsePush(request.body);
-      const outcome = await service.push(actor(request), vaultId, push);
+      const push = parseBody(pushRequestSchema, request.body);
+      // The schema took canonical base64 only, which Node's decoder reads exactly; the service needs the bytes.
+      const blobBytes = Buffer.from(push.encryptedBlob, "base64");
+      const valid: ValidPush = { ...push, schema: push.schema, blobBytes };
+      const outcome = await service.push(actor(request), vaultId, valid);
       if (outcome.kind === "not-found") throw notFound();
       if (outcome.kind === "conflict") throw conflict(outcome.currentVersion);
       const body: PushResponse = { vaultId, version: outcome.version, createdAt: outcome.createdAt };
@@ -291,7 +288,7 @@ function syncPlugin(api: FastifyInstance, deps: SyncDeps, service: SyncService):
     { bodyLimit: SMALL_BODY_LIMIT },
     async (request, reply) => {
       const vaultId = parseVaultId(request.params.vaultId);
-      const rewrap = parseRewrap(request.body);
+      const rewrap = parseBody(rewrapRequestSchema, request.body);
       const outcome = await service.rewrap(actor(request), vaultId, rewrap);
       if (outcome.kind === "not-found") throw notFound();
       if (outcome.kind === "conflict") throw conflict(outcome.currentVersion);
@@ -319,93 +316,11 @@ function parseVaultId(text: string): string {
   return canonicalVaultId(text);
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/**
- * The bytes of canonical standard base64 (padded, unused bits of the last group zero: each byte string has
- * exactly one accepted spelling), or null. Node's decoder skips what it does not understand, so the text is
- * accepted only when encoding the bytes again gives it back exactly — any stray character, whitespace, URL-safe
- * letter, missing padding or non-zero spare bit fails that (and it is far cheaper than a regular expression over
- * a large blob).
- */
-export function decodeCanonicalBase64(text: string): Buffer | null {
-  const bytes = Buffer.from(text, "base64");
-  return bytes.toString("base64") === text ? bytes : null;
-}
-
-function base64Field(
-  body: Record<string, unknown>,
-  name: string,
-  max: number,
-): { text: string; bytes: Buffer } {
-  const value = body[name];
-  if (typeof value === "string" && value.length >= 4 && value.length <= max) {
-    const bytes = decodeCanonicalBase64(value);
-    if (bytes !== null) return { text: value, bytes };
-  }
-  throw invalid(`"${name}" must be standard base64 of at most ${max} characters.`);
-}
-
-function versionField(body: Record<string, unknown>, name: string, min: number): number {
-  const value = body[name];
-  // baseVersion + 1 must stay a safe integer too.
-  if (
-    typeof value !== "number" ||
-    !Number.isSafeInteger(value) ||
-    value < min ||
-    value >= Number.MAX_SAFE_INTEGER
-  ) {
-    throw invalid(`"${name}" must be an integer of at least ${min}.`);
-  }
-  return value;
-}
-
-/** The fields of a push body (PushRequest); any other is refused rather than carried or ignored. */
-const PUSH_FIELDS = new Set(["encryptedBlob", "wrappedKey", "schema", "name", "baseVersion"]);
-/** The fields of a rewrap body (RewrapRequest). */
-const REWRAP_FIELDS = new Set(["wrappedKey", "version"]);
-
-/** The body as an object with no field outside `fields`. The message lists the known ones, not the sent ones. */
-function bodyWithFields(body: unknown, fields: ReadonlySet<string>): Record<string, unknown> {
-  if (!isRecord(body)) throw invalid("The body must be a JSON object.");
-  for (const key of Object.keys(body)) {
-    if (!fields.has(key)) throw invalid(`The body may only have the fields ${[...fields].join(", ")}.`);
-  }
-  return body;
-}
-
-function parsePush(input: unknown): ValidPush {
-  const body = bodyWithFields(input, PUSH_FIELDS);
-  const blob = base64Field(body, "encryptedBlob", MAX_BLOB_BASE64);
-  const wrappedKey = base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text;
-  const { name, schema } = body;
-  if (typeof name !== "string" || name.length === 0 || name.length > MAX_NAME_LENGTH || CONTROL.test(name)) {
-    throw invalid(`"name" must be 1 to ${MAX_NAME_LENGTH} characters without control characters.`);
-  }
-  if (schema !== undefined) {
-    if (!isRecord(schema)) throw invalid('"schema" must be a JSON object when present.');
-    if (JSON.stringify(schema).length > MAX_SCHEMA_JSON) {
-      throw invalid(`"schema" must be at most ${MAX_SCHEMA_JSON} characters of JSON.`);
-    }
-  }
-  return {
-    encryptedBlob: blob.text,
-    blobBytes: blob.bytes,
-    wrappedKey,
-    schema,
-    name,
-    baseVersion: versionField(body, "baseVersion", 0),
-  };
-}
-
-function parseRewrap(input: unknown): { wrappedKey: string; version: number } {
-  const body = bodyWithFields(input, REWRAP_FIELDS);
-  return {
-    wrappedKey: base64Field(body, "wrappedKey", MAX_WRAPPED_KEY_BASE64).text,
-    version: versionField(body, "version", 1),
-  };
+/** The body as `schema` takes it, or a 400 naming the first thing wrong with it (never a value sent). */
+function parseBody<T>(schema: WireSchema<T>, body: unknown): T {
+  const checked = checkSchema(schema, body);
+  if (!checked.ok) throw invalid(checked.message);
+  return checked.value;
 }
 
 function parseLimit(value: unknown): number {

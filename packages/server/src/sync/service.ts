@@ -3,6 +3,7 @@
  * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
  * client must tell apart is a value here, not an exception.
  */
+import { auditMetadataSchema, checkSchema, pushedEnvSchemaSchema } from "@latchkey/core";
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
@@ -175,7 +176,7 @@ export function createSyncService(deps: SyncServiceDeps) {
       version: Number(head.version),
       encryptedBlob: head.encrypted_blob,
       wrappedKey: head.wrapped_key,
-      schema: head.schema_json === null ? null : (JSON.parse(head.schema_json) as Record<string, unknown>),
+      schema: head.schema_json === null ? null : storedEnvSchema(head.schema_json),
       name: head.name,
       updatedAt: head.updated_at,
     };
@@ -243,13 +244,24 @@ export function createSyncService(deps: SyncServiceDeps) {
 /** The sync service's interface. */
 export type SyncService = ReturnType<typeof createSyncService>;
 
+/** An audit row's metadata; a row written by another release in another shape shows as none, not as a failure. */
 function parseMetadata(text: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : {};
+    value = JSON.parse(text);
   } catch {
     return {};
   }
+  const checked = checkSchema(auditMetadataSchema, value);
+  return checked.ok ? checked.value : {};
+}
+
+/**
+ * The envSchema a head row stores, which only a validated push ever wrote: one that no longer reads as one is a
+ * fault of the database, not of the caller.
+ */
+function storedEnvSchema(text: string): Record<string, unknown> {
+  const checked = checkSchema(pushedEnvSchemaSchema, JSON.parse(text));
+  if (!checked.ok) throw new Error(`a stored envSchema does not read as one: ${checked.message}`);
+  return checked.value;
 }
