@@ -1,7 +1,7 @@
 // `latchkey login|logout|whoami` against a Latchkey server, and `latchkey token-rotate`: the session at the
 // server's OpenID provider (server/session.ts) turned into output and exit codes. The flows are the SSO client's
 // (oauth/sso.ts, oauth/device.ts); every server answer goes through server/api.ts, signed.
-import { API_PREFIX, LatchkeyError, isLatchkeyError, type MeResponse } from "@latchkey/core";
+import { LatchkeyError, isLatchkeyError, meResponseSchema, type MeResponse } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { interactiveLogin } from "../oauth/device.js";
 import { describeRevocation, revokeSsoSession, revokeTokens } from "../oauth/sso.js";
@@ -54,30 +54,17 @@ function iso(seconds: number): string {
   return new Date(seconds * 1000).toISOString();
 }
 
-function isMe(value: unknown): value is MeResponse {
-  if (typeof value !== "object" || value === null) return false;
-  const v = value as Record<string, unknown>;
-  return (
-    typeof v.userId === "string" &&
-    typeof v.email === "string" &&
-    typeof v.clientId === "string" &&
-    typeof v.expiresAt === "string"
-  );
-}
-
 /** GET /api/v1/me with the selected session, signature verified, shape checked. */
 async function fetchMe(
   ctx: Context,
   options: ServerOptions,
   verbose: number,
 ): Promise<{ me: MeResponse; server: string }> {
-  const result = await callApi<unknown>(ctx, { method: "GET", path: "/me" }, { ...options, verbose });
-  if (!isMe(result.data)) {
-    throw new LatchkeyError("LK_SERVER_ERROR", {
-      message: `The answer of ${result.server}${API_PREFIX}/me is not a user description.`,
-      details: { server: result.server },
-    });
-  }
+  const result = await callApi(
+    ctx,
+    { method: "GET", path: "/me", answer: meResponseSchema },
+    { ...options, verbose },
+  );
   if (result.data.userId !== result.userId) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
       message: `${result.server} describes another user than the one this session belongs to.`,

@@ -8,7 +8,16 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { CLI_CLIENT_ID, LatchkeyError, type SignedRequest } from "@latchkey/core";
+import {
+  CLI_CLIENT_ID,
+  LatchkeyError,
+  auditLogResponseSchema,
+  meResponseSchema,
+  pullResponseSchema,
+  pushResponseSchema,
+  type SignedRequest,
+} from "@latchkey/core";
+import * as z from "zod/mini";
 import { createTestContext } from "../../test/support/context.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
@@ -194,7 +203,7 @@ describe("callApi: the response signature", () => {
   it("returns the parsed body of a correctly signed answer, with the server and the session's subject", async () => {
     api = (req, res) => signed(res, req, bearer(req)!, ME);
     const { ctx } = context();
-    const result = await callApi<typeof ME>(ctx, { method: "GET", path: "/me" });
+    const result = await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema });
     expect(result).toEqual({ data: ME, server: base, userId: "user-1" });
     expect(seen.map((s) => `${s.method} ${s.path}`)).toEqual(["GET /api/v1/me"]);
     expect(seen[0]!.authorization).toBe("Bearer at-1");
@@ -203,10 +212,11 @@ describe("callApi: the response signature", () => {
   it("sends a JSON body with its content type", async () => {
     api = (req, res) => signed(res, req, bearer(req)!, { echoed: JSON.parse(req.body) as unknown });
     const { ctx } = context();
-    const result = await callApi<{ echoed: unknown }>(ctx, {
+    const result = await callApi(ctx, {
       method: "PUT",
       path: "/vaults/v1",
       body: { baseVersion: 0, name: "x" },
+      answer: z.strictObject({ echoed: z.unknown() }),
     });
     expect(result.data.echoed).toEqual({ baseVersion: 0, name: "x" });
     expect(seen[0]).toMatchObject({
@@ -288,7 +298,7 @@ describe("callApi: the response signature", () => {
     it(`refuses ${name} with LK_SIGNATURE_INVALID naming the header`, async () => {
       api = handler;
       const { ctx } = context();
-      const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+      const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
       expect(error.code).toBe("LK_SIGNATURE_INVALID");
       expect(error.message).toMatch(message);
       expect(error.details).toEqual({ header: "X-Latchkey-Signature" });
@@ -307,8 +317,8 @@ describe("callApi: the response signature", () => {
     const { ctx } = context();
     let next = 0;
     const random = { bytes: (n: number) => new Uint8Array(n).fill(++next) };
-    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me" });
-    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me" });
+    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me", answer: meResponseSchema });
+    await callApi(Object.assign(ctx, { random }), { method: "GET", path: "/me", answer: meResponseSchema });
     const ids = seen.filter((s) => s.path === "/api/v1/me").map((s) => s.requestId);
     expect(ids).toEqual([1, 2, 3].map((b) => Buffer.alloc(16, b).toString("base64url")));
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
@@ -325,15 +335,15 @@ describe("callApi: the response signature", () => {
       res.end(recorded.body);
     };
     const { ctx } = context();
-    expect((await callApi<typeof ME>(ctx, { method: "GET", path: "/me" })).data).toEqual(ME);
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    expect((await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema })).data).toEqual(ME);
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SIGNATURE_INVALID");
   });
 
   it("signs the request target with its query, as the server received it", async () => {
-    api = (req, res) => signed(res, req, bearer(req)!, { entries: [] });
+    api = (req, res) => signed(res, req, bearer(req)!, { vaultId: "v1", entries: [] });
     const { ctx } = context();
-    await callApi(ctx, { method: "GET", path: "/vaults/v1/log?limit=5" });
+    await callApi(ctx, { method: "GET", path: "/vaults/v1/log?limit=5", answer: auditLogResponseSchema });
     expect(seen[0]!.target).toBe("/api/v1/vaults/v1/log?limit=5");
   });
 
@@ -343,7 +353,9 @@ describe("callApi: the response signature", () => {
       res.end("{not json");
     };
     const { ctx } = context();
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/me" }))).code).toBe("LK_SIGNATURE_INVALID");
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }))).code,
+    ).toBe("LK_SIGNATURE_INVALID");
   });
 
   it("reports a signed answer that is not JSON as LK_SERVER_ERROR", async () => {
@@ -353,7 +365,9 @@ describe("callApi: the response signature", () => {
       res.end(bytes);
     };
     const { ctx } = context();
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/me" }))).code).toBe("LK_SERVER_ERROR");
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }))).code,
+    ).toBe("LK_SERVER_ERROR");
   });
 });
 
@@ -370,7 +384,7 @@ describe("callApi: the session", () => {
         : sendJson(res, 401, { error: "Unauthorized", code: "x" });
     tokenAnswers = [refreshed];
     const { ctx, keystore } = context();
-    const result = await callApi<typeof ME>(ctx, { method: "GET", path: "/me" });
+    const result = await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema });
     expect(result.data).toEqual(ME);
     const tokenRequests = seen.filter((s) => s.path === "/oidc/token");
     expect(tokenRequests).toHaveLength(1);
@@ -392,8 +406,8 @@ describe("callApi: the session", () => {
     tokenAnswers = [refreshed];
     const { ctx } = context();
     const results = await Promise.all([
-      callApi<typeof ME>(ctx, { method: "GET", path: "/me" }),
-      callApi<typeof ME>(ctx, { method: "GET", path: "/me" }),
+      callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }),
+      callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }),
     ]);
     expect(results.map((r) => r.data)).toEqual([ME, ME]);
     expect(seen.filter((s) => s.path === "/oidc/token")).toHaveLength(1);
@@ -403,7 +417,7 @@ describe("callApi: the session", () => {
     api = (_req, res) => sendJson(res, 401, { error: "Unauthorized", code: "LK_SESSION_EXPIRED" });
     tokenAnswers = [refreshed, refreshed];
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SESSION_EXPIRED");
     expect(error.hint).toContain("latchkey login");
     expect(error.hint).not.toContain("login sso");
@@ -415,7 +429,7 @@ describe("callApi: the session", () => {
     api = (_req, res) => sendJson(res, 401, { error: "Unauthorized", code: "x" });
     tokenAnswers = [() => ({ status: 400, body: { error: "invalid_grant" } })];
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SESSION_EXPIRED");
     expect(error.message).toContain(base);
     expect(error.hint).toContain("latchkey login");
@@ -425,7 +439,7 @@ describe("callApi: the session", () => {
     api = (req, res) => signed(res, req, bearer(req)!, ME);
     tokenAnswers = [refreshed];
     const { ctx } = context(session({ expires_at: Math.floor(Date.now() / 1000) - 10 }));
-    await callApi(ctx, { method: "GET", path: "/me" });
+    await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema });
     expect(seen.filter((s) => s.path === "/api/v1/me").map(bearer)).toEqual(["at-2"]);
   });
 
@@ -433,16 +447,20 @@ describe("callApi: the session", () => {
     const { ctx } = context(
       session({ expires_at: Math.floor(Date.now() / 1000) - 10, refresh_token: undefined }),
     );
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SESSION_EXPIRED");
     expect(seen).toEqual([]);
   });
 
   it("is LK_NOT_LOGGED_IN without a session, and without a server", async () => {
     const { ctx } = context(null);
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/me" }))).code).toBe("LK_NOT_LOGGED_IN");
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }))).code,
+    ).toBe("LK_NOT_LOGGED_IN");
     const bare = context(null, { LATCHKEY_SERVER: "" });
-    const error = await rejection(callApi(bare.ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(
+      callApi(bare.ctx, { method: "GET", path: "/me", answer: meResponseSchema }),
+    );
     expect(error.code).toBe("LK_NOT_LOGGED_IN");
     expect(error.message).toContain("no `server`");
     expect(seen).toEqual([]);
@@ -454,13 +472,19 @@ describe("callApi: the session", () => {
     const { mkdir } = await import("node:fs/promises");
     await mkdir(latchkeyHome, { recursive: true });
     await writeFile(join(latchkeyHome, "config.toml"), `[profiles.work]\nserver = "${base}/"\n`);
-    const result = await callApi(ctx, { method: "GET", path: "/me" }, { profile: "work" });
+    const result = await callApi(
+      ctx,
+      { method: "GET", path: "/me", answer: meResponseSchema },
+      { profile: "work" },
+    );
     expect(result.server).toBe(base);
   });
 
   it("refuses a plain-http server that is not on loopback", async () => {
     const { ctx } = context(session(), { LATCHKEY_SERVER: "http://latchkey.example.com" });
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/me" }))).code).toBe("LK_CONFIG_INVALID");
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }))).code,
+    ).toBe("LK_CONFIG_INVALID");
   });
 });
 
@@ -468,18 +492,22 @@ describe("callApi: error answers", () => {
   it("maps 403 to LK_FORBIDDEN", async () => {
     api = (_req, res) => sendJson(res, 403, { error: "Forbidden", code: "LK_FORBIDDEN", message: "no" });
     const { ctx } = context();
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/vaults/x" }))).code).toBe("LK_FORBIDDEN");
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/vaults/x", answer: pullResponseSchema }))).code,
+    ).toBe("LK_FORBIDDEN");
   });
 
   it("maps 404 to the body's catalogue code, else LK_SERVER_ERROR", async () => {
     api = (_req, res) =>
       sendJson(res, 404, { error: "NotFound", code: "LK_VAULT_NOT_SYNCED", message: "none" });
     const { ctx } = context();
-    expect((await rejection(callApi(ctx, { method: "GET", path: "/vaults/x" }))).code).toBe(
-      "LK_VAULT_NOT_SYNCED",
-    );
+    expect(
+      (await rejection(callApi(ctx, { method: "GET", path: "/vaults/x", answer: pullResponseSchema }))).code,
+    ).toBe("LK_VAULT_NOT_SYNCED");
     api = (_req, res) => sendJson(res, 404, { error: "NotFound", code: "NOT_A_CODE", message: "none" });
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/vaults/x" }));
+    const error = await rejection(
+      callApi(ctx, { method: "GET", path: "/vaults/x", answer: pullResponseSchema }),
+    );
     expect(error.code).toBe("LK_SERVER_ERROR");
     expect(error.message).toContain("404");
   });
@@ -493,7 +521,9 @@ describe("callApi: error answers", () => {
         currentVersion: 7,
       });
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "PUT", path: "/vaults/x", body: {} }));
+    const error = await rejection(
+      callApi(ctx, { method: "PUT", path: "/vaults/x", body: {}, answer: pushResponseSchema }),
+    );
     expect(error.code).toBe("LK_VAULT_CONFLICT");
     expect(error.details).toMatchObject({ currentVersion: 7, status: 409 });
   });
@@ -506,7 +536,9 @@ describe("callApi: error answers", () => {
         message: "The request body is larger than 8388608 bytes.",
       });
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "PUT", path: "/vaults/x", body: {} }));
+    const error = await rejection(
+      callApi(ctx, { method: "PUT", path: "/vaults/x", body: {}, answer: pushResponseSchema }),
+    );
     expect(error.code).toBe("LK_VAULT_TOO_LARGE");
     expect(error.message).toContain("larger than it accepts (413)");
     expect(error.hint).toContain("Make the vault smaller");
@@ -516,7 +548,7 @@ describe("callApi: error answers", () => {
   it("maps other statuses to LK_SERVER_ERROR naming the status, never echoing the body", async () => {
     api = (_req, res) => sendJson(res, 500, { error: "Boom", code: "x", message: "canary-7c1f in the body" });
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SERVER_ERROR");
     expect(error.message).toContain("500");
     expect(JSON.stringify(error.toJSON())).not.toContain("canary-7c1f");
@@ -528,7 +560,7 @@ describe("callApi: error answers", () => {
       res.end();
     };
     const { ctx } = context();
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SERVER_ERROR");
     expect(seen.map((s) => s.path)).toEqual(["/api/v1/me"]);
   });
@@ -551,7 +583,7 @@ describe("callApi: error answers", () => {
       clock: { now: () => Date.now(), sleep: () => Promise.resolve() },
       keystore: () => Promise.resolve({ keystore, backend: "memory" } as unknown as KeystoreResolution),
     });
-    const error = await rejection(callApi(ctx, { method: "GET", path: "/me" }));
+    const error = await rejection(callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema }));
     expect(error.code).toBe("LK_SERVER_UNREACHABLE");
     expect(error.message).toContain(dead);
   });

@@ -1,27 +1,33 @@
 // The client of the sync API (`/api/v1`, sync-wire.ts): one function every server command goes through, over the
 // CLI's one HTTP client (http/client.ts). It sends the active profile's access token and a fresh request id with
 // every attempt, refreshes once on a 401, has each answer's signature checked against the very attempt that asked
-// for it before a byte of the body is parsed, and maps the server's errors onto the catalogue.
+// for it before a byte of the body is parsed, parses the answer with its schema from core (schemas/sync-api.ts),
+// and maps the server's errors onto the catalogue.
 import {
   API_PREFIX,
   LatchkeyError,
   REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
+  apiErrorBodySchema,
+  checkSchema,
   errorCatalogue,
   type ErrorCode,
+  type WireSchema,
 } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { REQUEST_TIMEOUT_MS, request } from "../http/client.js";
 import { refreshServerSession, requireServerSession, sessionExpired, unreachable } from "./session.js";
 import { verifySignature } from "./signature.js";
 
-/** One request to the sync API. */
-export interface ApiCall {
+/** One request to the sync API, and what its 2xx answer must be. */
+export interface ApiCall<T> {
   method: "GET" | "PUT" | "POST" | "DELETE";
   /** The path under API_PREFIX, e.g. `/vaults/${id}`. */
   path: string;
   /** Sent as JSON. */
   body?: unknown;
+  /** The schema of the 2xx answer (core's schemas/sync-api.ts); an answer it refuses is LK_SERVER_ERROR. */
+  answer: WireSchema<T>;
 }
 
 /** Which session to use, and how loud to be. */
@@ -46,11 +52,14 @@ const MAX_ERROR_BODY_BYTES = 64 * 1024;
 /** Random bytes of a request id: 128 bits, 22 base64url characters (sync-wire.ts isRequestId). */
 const REQUEST_ID_BYTES = 16;
 
-function describe(call: ApiCall, server: string): string {
+function describe(call: ApiCall<unknown>, server: string): string {
   return `${call.method} ${server}${API_PREFIX}${call.path}`;
 }
 
-/** The catalogue code and current version an error body names, if it is an ApiErrorBody; never its message. */
+/**
+ * The catalogue code and current version an error body names, if it is an ApiErrorBody (a proxy's error page is
+ * not); never its message. Error answers are unsigned: these only choose which error to show.
+ */
 async function errorBody(response: Response): Promise<{ code?: string; currentVersion?: number }> {
   let text: string;
   try {
@@ -60,19 +69,16 @@ async function errorBody(response: Response): Promise<{ code?: string; currentVe
   } catch {
     return {};
   }
+  let json: unknown;
   try {
-    const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null) return {};
-    const body = parsed as { code?: unknown; currentVersion?: unknown };
-    return {
-      ...(typeof body.code === "string" ? { code: body.code } : {}),
-      ...(typeof body.currentVersion === "number" && Number.isSafeInteger(body.currentVersion)
-        ? { currentVersion: body.currentVersion }
-        : {}),
-    };
+    json = JSON.parse(text);
   } catch {
     return {};
   }
+  const checked = checkSchema(apiErrorBodySchema, json);
+  if (!checked.ok) return {};
+  const { code, currentVersion } = checked.value;
+  return { code, ...(currentVersion === undefined ? {} : { currentVersion }) };
 }
 
 function isCatalogueCode(code: string | undefined): code is ErrorCode {
@@ -80,7 +86,11 @@ function isCatalogueCode(code: string | undefined): code is ErrorCode {
 }
 
 /** Maps a non-2xx answer (other than the 401 handled by the caller) onto the catalogue. */
-async function responseError(response: Response, call: ApiCall, server: string): Promise<LatchkeyError> {
+async function responseError(
+  response: Response,
+  call: ApiCall<unknown>,
+  server: string,
+): Promise<LatchkeyError> {
   const where = describe(call, server);
   const status = response.status;
   const body = await errorBody(response);
@@ -124,14 +134,15 @@ async function responseError(response: Response, call: ApiCall, server: string):
  * and retries; sends a fresh X-Latchkey-Request-Id with every request and verifies X-Latchkey-Signature on every
  * 2xx BEFORE parsing, over this request's method, path, id, the status and the body (missing / non-base64 /
  * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
- * fallback); maps errors: 401 after the retry → LK_SESSION_EXPIRED
+ * fallback); then parses the answer with `call.answer` (not JSON, or not that shape → LK_SERVER_ERROR); maps
+ * errors: 401 after the retry → LK_SESSION_EXPIRED
  * (hint: `latchkey login`), 403 → LK_FORBIDDEN, 404 → the body's code if it is a catalogue code
  * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, other → LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
  */
 export async function callApi<T>(
   ctx: Context,
-  call: ApiCall,
+  call: ApiCall<T>,
   options: ApiOptions = {},
 ): Promise<ApiResult<T>> {
   const verbose = options.verbose ?? 0;
@@ -194,9 +205,9 @@ export async function callApi<T>(
 
   // Verified and held in memory by request(): reading it cannot fail on the network any more.
   const bytes = new Uint8Array(await response.arrayBuffer());
-  let data: T;
+  let json: unknown;
   try {
-    data = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as T;
+    json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
       message: `The Latchkey server's answer to ${where} is not JSON.`,
@@ -204,5 +215,13 @@ export async function callApi<T>(
       details: { status: response.status, server },
     });
   }
-  return { data, server, userId: session.subject };
+  const answer = checkSchema(call.answer, json);
+  if (!answer.ok) {
+    // The schema's messages name a field and its rule, never a value, so one can be shown.
+    throw new LatchkeyError("LK_SERVER_ERROR", {
+      message: `The Latchkey server's answer to ${where} is not the answer that request expects (${answer.message}); it was not used.`,
+      details: { status: response.status, server },
+    });
+  }
+  return { data: answer.value, server, userId: session.subject };
 }

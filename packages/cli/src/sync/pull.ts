@@ -2,9 +2,9 @@ import {
   LatchkeyError,
   formatDotenv,
   fromBase64,
+  pullResponseSchema,
   syncBlobContext,
   utf8Decode,
-  type PullResponse,
 } from "@latchkey/core";
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
@@ -91,30 +91,17 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
   const outputPath = options.output === undefined ? undefined : resolve(ctx.cwd, options.output);
   const sp = await openSyncProject(ctx);
   const { vaultId, project, keystore } = sp;
-  const result = await callApi<PullResponse>(
+  const result = await callApi(
     ctx,
-    { method: "GET", path: vaultPath(vaultId) },
+    { method: "GET", path: vaultPath(vaultId), answer: pullResponseSchema },
     {
       verbose: options.verbose ?? 0,
       ...(options.profile === undefined ? {} : { profile: options.profile }),
       ...(options.server === undefined ? {} : { server: options.server }),
     },
   );
-  const { server, userId } = result;
-  const answer = result.data as Partial<PullResponse> | null;
-  if (
-    typeof answer !== "object" ||
-    answer === null ||
-    typeof answer.vaultId !== "string" ||
-    answer.vaultId !== vaultId ||
-    typeof answer.version !== "number" ||
-    !Number.isSafeInteger(answer.version) ||
-    answer.version < 1 ||
-    typeof answer.encryptedBlob !== "string" ||
-    typeof answer.wrappedKey !== "string"
-  ) {
-    throw serverAnswerInvalid(vaultId, server, "the answer does not have the expected fields");
-  }
+  const { server, userId, data: answer } = result;
+  if (answer.vaultId !== vaultId) throw serverAnswerInvalid(vaultId, server, "the answer is another vault's");
   const version = answer.version;
   const entry = await getSyncEntry(ctx.paths.home, server, userId, vaultId);
   if (entry !== null && version < entry.highestVersion) {
@@ -130,12 +117,8 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
       details: { vaultId, server, version },
     });
   }
-  let blob: Uint8Array;
-  try {
-    blob = fromBase64(answer.encryptedBlob);
-  } catch {
-    throw serverAnswerInvalid(vaultId, server, "encryptedBlob is not base64");
-  }
+  // Its schema took canonical base64 only.
+  const blob = fromBase64(answer.encryptedBlob);
   let plaintext: Uint8Array;
   try {
     plaintext = openEnvelopeSync(remoteKey, blob, syncBlobContext(vaultId, version));
@@ -176,11 +159,9 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
       userId,
       version,
       document: remote,
-      // What a push compares to tell "nothing changed"; an answer without them just never counts as unchanged.
-      ...(typeof answer.name === "string" ? { name: answer.name } : {}),
-      ...(answer.schema === null || (typeof answer.schema === "object" && !Array.isArray(answer.schema))
-        ? { schema: answer.schema }
-        : {}),
+      // What a push compares to tell "nothing changed".
+      name: answer.name,
+      schema: answer.schema,
     },
     ctx.random,
   );

@@ -1,6 +1,7 @@
 import {
   LatchkeyError,
   isLatchkeyError,
+  pushResponseSchema,
   syncBlobContext,
   toBase64,
   utf8Encode,
@@ -76,20 +77,14 @@ function unchangedSince(
   return canonicalJson(base.document) === canonicalJson(push.document);
 }
 
-const PUSH_ANSWER_FIELDS = ["createdAt", "vaultId", "version"];
-
 /**
- * Whether `answer` acknowledges this push: exactly the fields of a PushResponse (not, say, a pull answer with a
- * matching version), for this vault, as version base + 1. Checked before anything is recorded, since recording a
- * version the server never took would make the next pull drop the local change.
+ * Whether `answer` acknowledges this push: for this vault, as version base + 1. Its schema, strict, has already
+ * refused anything but exactly the fields of a PushResponse (say, a pull answer with a matching version).
+ * Checked before anything is recorded, since recording a version the server never took would make the next pull
+ * drop the local change.
  */
-function isPushAnswer(answer: unknown, vaultId: string, version: number): answer is PushResponse {
-  if (typeof answer !== "object" || answer === null || Array.isArray(answer)) return false;
-  const fields = Object.keys(answer).sort();
-  if (fields.length !== PUSH_ANSWER_FIELDS.length || fields.some((f, i) => f !== PUSH_ANSWER_FIELDS[i]))
-    return false;
-  const { vaultId: id, version: v, createdAt } = answer as Record<string, unknown>;
-  return id === vaultId && v === version && typeof createdAt === "string";
+function acknowledges(answer: PushResponse, vaultId: string, version: number): boolean {
+  return answer.vaultId === vaultId && answer.version === version;
 }
 
 /** The path of a vault under the API prefix. */
@@ -149,9 +144,9 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
   };
   let result;
   try {
-    result = await callApi<PushResponse>(
+    result = await callApi(
       ctx,
-      { method: "PUT", path: vaultPath(vaultId), body },
+      { method: "PUT", path: vaultPath(vaultId), body, answer: pushResponseSchema },
       {
         server,
         verbose: options.verbose ?? 0,
@@ -171,7 +166,7 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
       cause: error,
     });
   }
-  if (!isPushAnswer(result.data, vaultId, version)) {
+  if (!acknowledges(result.data, vaultId, version)) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
       message: `The server acknowledged the push of vault ${vaultId} with an answer that is not the acknowledgement of version ${version}; nothing was recorded as synced.`,
       hint: "Run `latchkey env pull` to see what the server has, then push again.",

@@ -1,9 +1,9 @@
 import {
   LatchkeyError,
   isLatchkeyError,
+  rewrapResponseSchema,
   toBase64,
   type RewrapRequest,
-  type RewrapResponse,
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Context } from "../context.js";
@@ -96,9 +96,9 @@ export async function rotateWrappingKey(ctx: Context, options: RotateOptions = {
       if (wrappedKey === null || !rewrapped.includes(entry.vaultId)) continue;
       const body: RewrapRequest = { wrappedKey, version: entry.syncedVersion };
       try {
-        const result = await callApi<RewrapResponse>(
+        const result = await callApi(
           ctx,
-          { method: "PUT", path: `${vaultPath(entry.vaultId)}/key`, body },
+          { method: "PUT", path: `${vaultPath(entry.vaultId)}/key`, body, answer: rewrapResponseSchema },
           { server: entry.server, verbose: options.verbose ?? 0 },
         );
         // Another account's copy of the vault on the same server is that account's business.
