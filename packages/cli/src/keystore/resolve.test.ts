@@ -1,7 +1,7 @@
 // Resolution logic with the real file store and a stand-in for the keychain whose reachability the test sets.
 // The same paths against the real gnome-keyring are covered by e2e/keystore.test.ts.
 import { LatchkeyError } from "@latchkey/core";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { randomFillSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -143,6 +143,20 @@ describe("keystore resolution", () => {
     await expect(resolveKeystoreWith(t.deps())).rejects.toMatchObject({
       code: "LK_KEYSTORE_PROMOTED_UNAVAILABLE",
     });
+  });
+
+  it("takes a damaged keychain marker for one, never for a reason to fall back to the file store", async () => {
+    const t = await setup();
+    t.setProbe(unreachable);
+    await mkdir(t.paths.home, { recursive: true });
+    for (const damaged of ["{not json", "null", "[]", '"keyring"', "7"]) {
+      await writeFile(t.paths.keystoreState, damaged);
+      await expect(resolveKeystoreWith(t.deps()), damaged).rejects.toMatchObject({
+        code: "LK_KEYSTORE_PROMOTED_UNAVAILABLE",
+      });
+    }
+    await writeFile(t.paths.keystoreState, '{"backend":"file"}');
+    expect((await resolveKeystoreWith(t.deps())).backend).toBe("file");
   });
 
   it("keeps the file store and warns when it cannot be promoted (passphrase not given)", async () => {

@@ -1,4 +1,4 @@
-import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
+import { LatchkeyError, isLatchkeyError, isTable } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { readKeystoreState } from "../fast-readers.js";
 import { readFileSafe, writeFileAtomic, ensurePrivateDir } from "../fs/safe-file.js";
@@ -76,10 +76,11 @@ async function keychainMarked(path: string): Promise<boolean> {
   try {
     parsed = JSON.parse(Buffer.from(bytes).toString("utf8"));
   } catch {
-    // A damaged marker must not hide a broken keychain: treat it as "secrets are in the keychain".
-    return true;
+    parsed = undefined;
   }
-  return readKeystoreState(parsed).ok;
+  // A damaged marker (not JSON, or no JSON object) must not hide a broken keychain: it counts as "secrets are in
+  // the keychain". An object naming another backend does not.
+  return !isTable(parsed) || readKeystoreState(parsed).ok;
 }
 
 async function writeState(deps: ResolveDeps, state: KeystoreState): Promise<void> {
