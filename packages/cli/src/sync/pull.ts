@@ -8,6 +8,7 @@ import {
 } from "@latchkey/core";
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
+import { readVaultDocument } from "../fast-readers.js";
 import { openEnvelopeSync } from "../crypto/native.js";
 import { writeFileAtomic } from "../fs/safe-file.js";
 import { authorizeVaultUse } from "../project/approvals.js";
@@ -63,21 +64,10 @@ function parseRemoteDocument(plaintext: Uint8Array, vaultId: string, server: str
   } catch {
     throw serverAnswerInvalid(vaultId, server, "it decrypted to something that is not JSON");
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-    throw serverAnswerInvalid(vaultId, server, "it decrypted to an unexpected shape");
-  const document: VaultDocument = {};
-  for (const [environment, entries] of Object.entries(parsed)) {
-    if (typeof entries !== "object" || entries === null || Array.isArray(entries))
-      throw serverAnswerInvalid(vaultId, server, "it decrypted to an unexpected shape");
-    const target: Record<string, string> = {};
-    for (const [key, value] of Object.entries(entries as Record<string, unknown>)) {
-      if (typeof value !== "string")
-        throw serverAnswerInvalid(vaultId, server, "it decrypted to an unexpected shape");
-      target[key] = value;
-    }
-    document[environment] = target;
-  }
-  return document;
+  // The same reader as the local vault file's: one definition of a vault document (core's vaultDocumentSchema).
+  const document = readVaultDocument(parsed);
+  if (!document.ok) throw serverAnswerInvalid(vaultId, server, "it decrypted to an unexpected shape");
+  return document.value;
 }
 
 /**

@@ -106,6 +106,15 @@ export function storedPayload(
   now: number,
 ): AdapterPayload | undefined {
   if (row.expires_at !== null && Number(row.expires_at) <= now) return undefined;
-  const payload = JSON.parse(row.payload) as AdapterPayload;
+  const payload: unknown = JSON.parse(row.payload);
+  if (!isPayload(payload)) throw new Error("oidc_models: a stored payload is not a JSON object");
   return row.consumed_at === null ? payload : { ...payload, consumed: row.consumed_at };
+}
+
+/**
+ * The rows hold what upsert wrote: JSON.stringify of a payload oidc-provider handed over, whose fields are
+ * oidc-provider's to read. Its shape is its own business; that it is an object is ours.
+ */
+function isPayload(value: unknown): value is AdapterPayload {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
