@@ -4,14 +4,12 @@ import type { Context } from "../context.js";
 import { login, type LoginOptions } from "./registry.js";
 import { serverLogin } from "./server-session.js";
 import { loginSso } from "./sso.js";
-import { globalOptions, type RunState } from "./support.js";
+import type { RunState } from "./support.js";
 import {
   SERVER_OR_REGISTRY_HELP,
-  givenOptions,
-  resolveLoginTarget,
+  resolveCommandTarget,
   withRegistryOptions,
   withServerOptions,
-  type ServerFlags,
 } from "./target.js";
 
 const SSO_HELP =
@@ -41,16 +39,7 @@ interface LoginSsoFlags {
 
 /** Runs `login` or `login sso` (`command` is the one named): the target decides which login. */
 async function runLogin(ctx: Context, state: RunState, command: Command): Promise<void> {
-  const sso = command.name() === "sso";
-  const parent = sso ? command.parent! : command;
-  const opts = parent.opts<LoginOptions & ServerFlags>();
-  const verbose = globalOptions(command).verbose;
-  const target = await resolveLoginTarget(ctx, {
-    command: "login",
-    given: givenOptions(parent),
-    sso,
-    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
-  });
+  const { target, opts, verbose } = await resolveCommandTarget<LoginOptions>(ctx, command, "login");
   switch (target) {
     case "sso": {
       const flags = command.opts<LoginSsoFlags>();

@@ -3,28 +3,21 @@ import type { Context } from "../context.js";
 import { logout, type RegistrySelection } from "./registry.js";
 import { serverLogout } from "./server-session.js";
 import { logoutSso } from "./sso.js";
-import { globalOptions, type RunState } from "./support.js";
+import type { RunState } from "./support.js";
 import {
   SERVER_OR_REGISTRY_HELP,
-  givenOptions,
-  resolveLoginTarget,
+  resolveCommandTarget,
   withRegistryOptions,
   withServerOptions,
-  type ServerFlags,
 } from "./target.js";
 
 /** Runs `logout` or `logout sso` (`command` is the one named): the target decides what ends. */
 async function runLogout(ctx: Context, state: RunState, command: Command): Promise<void> {
-  const sso = command.name() === "sso";
-  const parent = sso ? command.parent! : command;
-  const opts = parent.opts<RegistrySelection & { all?: boolean } & ServerFlags>();
-  const verbose = globalOptions(command).verbose;
-  const target = await resolveLoginTarget(ctx, {
-    command: "logout",
-    given: givenOptions(parent),
-    sso,
-    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
-  });
+  const { target, opts, verbose } = await resolveCommandTarget<RegistrySelection & { all?: boolean }>(
+    ctx,
+    command,
+    "logout",
+  );
   switch (target) {
     case "sso":
       state.exitCode = await logoutSso(ctx, command.opts<{ issuer?: string; profile?: string }>(), verbose);

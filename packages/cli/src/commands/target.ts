@@ -7,6 +7,7 @@ import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { KNOWN_REGISTRIES } from "../registry/nerf-dart.js";
 import { resolveServer } from "../server/session.js";
+import { globalOptions } from "./support.js";
 
 /** What a `login`, `logout` or `whoami` command line is about. */
 export type LoginTarget = "server" | "registry" | "sso";
@@ -111,6 +112,35 @@ export async function resolveLoginTarget(ctx: Context, call: TargetCall): Promis
     );
   }
   return "registry";
+}
+
+/** A targeted command's action, resolved: its target, its own options and the -v count. */
+export interface CommandTarget<Options> {
+  target: LoginTarget;
+  /** The options of the targeted command, server ones included; for `sso`, those of `login` or `logout`. */
+  opts: Options;
+  verbose: number;
+}
+
+/**
+ * Resolves the target of the action of `command`, which is the targeted command `name` itself or its `sso`
+ * subcommand; the options given before `sso` are then its parent's, and resolveLoginTarget refuses them.
+ */
+export async function resolveCommandTarget<Options>(
+  ctx: Context,
+  command: Command,
+  name: TargetedCommand,
+): Promise<CommandTarget<Options & ServerFlags>> {
+  const sso = command.name() === "sso";
+  const parent = sso ? command.parent! : command;
+  const opts = parent.opts<Options & ServerFlags>();
+  const target = await resolveLoginTarget(ctx, {
+    command: name,
+    given: givenOptions(parent),
+    sso,
+    ...(opts.profile === undefined ? {} : { profile: opts.profile }),
+  });
+  return { target, opts, verbose: globalOptions(command).verbose };
 }
 
 /**

@@ -2,18 +2,16 @@ import { Command } from "commander";
 import type { Context } from "../context.js";
 import { whoami, type RegistrySelection } from "./registry.js";
 import { serverWhoami } from "./server-session.js";
-import { globalOptions, type RunState } from "./support.js";
+import type { RunState } from "./support.js";
 import {
   SERVER_OR_REGISTRY_HELP,
   TOKEN_SOURCES_HELP,
-  givenOptions,
-  resolveLoginTarget,
+  resolveCommandTarget,
   withRegistryOptions,
   withServerOptions,
-  type ServerFlags,
 } from "./target.js";
 
-type WhoamiFlags = RegistrySelection & { json?: boolean; explain?: boolean } & ServerFlags;
+type WhoamiFlags = RegistrySelection & { json?: boolean; explain?: boolean };
 
 /** `latchkey whoami`: who a Latchkey server, or each registry, says the stored credentials belong to. */
 export function whoamiCommand(ctx: Context, state: RunState): Command {
@@ -32,13 +30,8 @@ export function whoamiCommand(ctx: Context, state: RunState): Command {
         "LK_SESSION_EXPIRED, no session with LK_NOT_LOGGED_IN.\n" +
         SERVER_OR_REGISTRY_HELP,
     )
-    .action(async (opts: WhoamiFlags, command: Command) => {
-      const verbose = globalOptions(command).verbose;
-      const target = await resolveLoginTarget(ctx, {
-        command: "whoami",
-        given: givenOptions(command),
-        ...(opts.profile === undefined ? {} : { profile: opts.profile }),
-      });
+    .action(async (_opts: unknown, command: Command) => {
+      const { target, opts, verbose } = await resolveCommandTarget<WhoamiFlags>(ctx, command, "whoami");
       state.exitCode =
         target === "server" ? await serverWhoami(ctx, opts, verbose) : await whoami(ctx, opts, verbose);
     });
