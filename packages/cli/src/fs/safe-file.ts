@@ -106,24 +106,13 @@ export async function writeFileAtomic(
   if (existing && !existing.isFile()) throw notRegularFileError(target);
 
   const temp = join(dir, `.${basename(target)}.tmp-${toHex(nativeRandomBytes(8))}`);
-  let handle: FileHandle | undefined;
   let renamed = false;
   try {
-    handle = await fsp().open(
-      temp,
-      constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW,
-      mode,
-    );
-    await handle.chmod(mode);
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
+    await writeExclusive(temp, data, mode, true);
     await fsp().rename(temp, target);
     renamed = true;
     await syncDir(dir);
   } catch (err) {
-    await handle?.close().catch(() => undefined);
     if (!renamed)
       await fsp()
         .unlink(temp)
@@ -139,25 +128,44 @@ export async function writeFileAtomic(
  */
 export async function writeNewPrivateFile(path: string, data: Uint8Array | string): Promise<void> {
   const target = resolve(path);
+  try {
+    await writeExclusive(target, data, PRIVATE_FILE_MODE, false);
+  } catch (err) {
+    throw wrapFsError(err, target, "write");
+  }
+}
+
+/**
+ * Creates `path` holding `data` with exactly `mode` (fchmod, whatever the umask), failing if anything already
+ * exists there, a symbolic link included; fsynced when `sync`. A file this call created is removed when a later
+ * step fails; one it could not create is never touched, since it belongs to someone else. Errors pass raw.
+ */
+async function writeExclusive(
+  path: string,
+  data: Uint8Array | string,
+  mode: number,
+  sync: boolean,
+): Promise<void> {
   let handle: FileHandle | undefined;
   try {
     handle = await fsp().open(
-      target,
+      path,
       constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | O_NOFOLLOW,
-      PRIVATE_FILE_MODE,
+      mode,
     );
-    await handle.chmod(PRIVATE_FILE_MODE);
+    await handle.chmod(mode);
     await handle.writeFile(data);
+    if (sync) await handle.sync();
     await handle.close();
     handle = undefined;
   } catch (err) {
     if (handle !== undefined) {
       await handle.close().catch(() => undefined);
       await fsp()
-        .unlink(target)
+        .unlink(path)
         .catch(() => undefined);
     }
-    throw wrapFsError(err, target, "write");
+    throw err;
   }
 }
 
