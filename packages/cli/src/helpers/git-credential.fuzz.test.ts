@@ -565,7 +565,8 @@ describe("git-credential get, fuzzed", () => {
       { text: "/", ok: true },
       { text: "//", ok: true },
       { text: "/repo.git", ok: false },
-      { text: "/team/app.git", ok: false },
+      // Entry 5's own path: with entry 0's host and no port, this is entry 5 exactly (its username is u5).
+      { text: "/team/app.git", ok: false, entry: 5 },
       { text: "/../", ok: false },
       { text: "/%2e%2e/", ok: false },
       { text: "/a%0Ab", ok: false },
@@ -587,16 +588,17 @@ describe("git-credential get, fuzzed", () => {
           const input = `url=${url}\n${explicitHost ? "host=git.example.com\n" : ""}`;
           const outcome = await get(input);
           const shown = `${JSON.stringify(input)} -> ${describeOutcome(outcome)}`;
-          const entry = p.entry === undefined ? undefined : ENTRIES[p.entry]!;
+          // The entry the URL names exactly, if any: by its port, or by its path for a path of its own.
+          const target = "entry" in pa ? (p.entry === 0 ? pa.entry : undefined) : pa.ok ? p.entry : undefined;
+          const entry = target === undefined ? undefined : ENTRIES[target]!;
           const exact =
             entry !== undefined &&
             s.ok &&
             u.ok &&
             (u.username === undefined || u.username === entry.username) &&
             h.ok &&
-            pa.ok &&
             !(explicitHost && p.entry !== 0);
-          if (exact) expect(outcome, shown).toEqual({ kind: "match", entry: p.entry });
+          if (exact) expect(outcome, shown).toEqual({ kind: "match", entry: target });
           else expect(["none", "reject"], shown).toContain(outcome.kind);
         },
       ),
