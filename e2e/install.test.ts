@@ -4,7 +4,7 @@
 // helpers `setup git` and `setup pnpm` write name the installed command, and `doctor` warns once it is gone.
 import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, readdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -72,11 +72,20 @@ beforeAll(async () => {
     `latchkey-cli-${version}.tgz`,
     `latchkey-server-${version}.tgz`,
   ]);
-  await exec(
-    "npm",
-    ["install", "-g", "--prefix", prefix, "--no-audit", "--no-fund", "--prefer-offline", ...tarballs],
-    { cwd: temp.path, env, timeout: 280_000 },
+  // The README's own install command, as a user types it in a clone whose packs/ holds what `npm run pack` made.
+  // (Its spelling matters: npm reads `packs/x.tgz` without the ./ as a GitHub repository.)
+  const clone = join(temp.path, "clone");
+  await mkdir(join(clone, "packs"), { recursive: true });
+  for (const tarball of tarballs)
+    await copyFile(tarball, join(clone, "packs", tarball.slice(tarball.lastIndexOf("/") + 1)));
+  const readme = await readFile(join(root, "README.md"), "utf8");
+  const line = /^npm install && npm run pack && (npm install -g \S+)$/m.exec(readme);
+  expect(line, "the README's install line").not.toBeNull();
+  const command = line![1]!.replace(
+    "npm install -g",
+    `npm install -g --prefix '${prefix}' --no-audit --no-fund --prefer-offline`,
   );
+  await exec("sh", ["-c", command], { cwd: clone, env, timeout: 280_000 });
 }, 300_000);
 
 afterAll(() => temp?.cleanup());

@@ -1,6 +1,6 @@
 // Packs the two installable commands, @latchkey/cli (latchkey, docker-credential-latchkey) and @latchkey/server
 // (latchkey-server), into tarballs from the built dist/ (`npm run pack` builds first), so that
-// `npm install -g packs/*.tgz` installs them like any published CLI. @latchkey/core is bundled into both, so the
+// `npm install -g ./packs/*.tgz` installs them like any published CLI. @latchkey/core is bundled into both, so the
 // tarballs depend only on packages of the npm registry.
 //
 // Usage: node scripts/pack.mjs [--out DIR]   (default DIR: ./packs). Prints the tarballs' paths, one a line.
@@ -20,7 +20,7 @@ for (const file of ["packages/cli/dist/latchkey.mjs", "packages/server/dist/main
   if (!existsSync(`${root}${file}`)) throw new Error(`pack: ${file} is missing: run \`npm run build\` first`);
 }
 await mkdir(out, { recursive: true });
-// Our older tarballs would be installed too by `npm install -g packs/*.tgz`, so they go; nothing else in DIR does,
+// Our older tarballs would be installed too by `npm install -g ./packs/*.tgz`, so they go; nothing else in DIR does,
 // which may be a directory the user keeps other tarballs in. npm names a tarball `<name>-<version>.tgz`, the
 // name's scope joined with "-" (@latchkey/cli: latchkey-cli-1.2.3.tgz); a version starts with a digit, which keeps
 // a package whose name merely starts the same (latchkey-cli-extra-1.0.0.tgz) out.
