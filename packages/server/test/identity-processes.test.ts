@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CLI_CLIENT_ID } from "@latchkey/core";
 import * as oidc from "openid-client";
-import { afterEach, expect, it } from "vitest";
+import { afterEach, expect, it, vi } from "vitest";
 import { CookieJar } from "../../../e2e/support/oidc-browser.js";
 import type { DatabaseConfig } from "../src/db/index.js";
 import { openDatabase } from "../src/db/index.js";
@@ -216,8 +216,12 @@ describeEachDatabase("identity processes", (target) => {
     }
     // Both processes logged the attempts as JSON, without any password.
     for (const server of servers) {
+      // The log is written in batches (every 4 KiB or 100 ms), so the lines arrive a little after the answers.
+      await vi.waitFor(() => expect(server.output()).toContain('"event":"auth.login_failed"'), {
+        timeout: 10_000,
+        interval: 50,
+      });
       const out = server.output();
-      expect(out).toContain('"event":"auth.login_failed"');
       for (const line of out.trim().split("\n")) JSON.parse(line);
       for (const pw of [password, ...wrong]) expect(out).not.toContain(pw);
     }
