@@ -31,21 +31,7 @@ async function home() {
 describe("doctor", () => {
   it("flags a Node older than 22.12 with a hint, exit 1", async () => {
     const { env, paths } = await home();
-    const ctx = createTestContext({
-      env,
-      paths,
-      platform: { nodeVersion: "20.20.2", uid: null, machineIdPaths: [] },
-      keystore: () =>
-        Promise.resolve({
-          keystore: createMemoryKeystore(),
-          backend: "memory",
-          reason: "forced",
-          degraded: false,
-          explanation: "test",
-          promoted: 0,
-          fileStore: { exists: false, protection: null },
-        }),
-    });
+    const ctx = doctorContext(env, paths, undefined, "20.20.2");
     expect(await runDoctor(ctx, { json: true, verbose: 0 })).toBe(1);
     const report = JSON.parse(ctx.stdout.text());
     expect(report.node).toEqual({ version: "20.20.2", required: ">=22.12", supported: false });
@@ -209,17 +195,18 @@ describe("doctor", () => {
   });
 });
 
-/** A doctor context on a memory keystore and a supported Node; spawn (git) only when given. */
+/** A doctor context on a memory keystore and (unless told) a supported Node; spawn (git) only when given. */
 function doctorContext(
   env: Record<string, string | undefined>,
   paths: ReturnType<typeof resolvePaths>,
   git: Pick<Context, "spawn" | "cwd"> | undefined = undefined,
+  nodeVersion = "24.21.0",
 ) {
   return createTestContext({
     env,
     paths,
     ...git,
-    platform: { nodeVersion: "24.21.0", uid: null, machineIdPaths: [] },
+    platform: { nodeVersion, uid: null, machineIdPaths: [] },
     keystore: () =>
       Promise.resolve({
         keystore: createMemoryKeystore(),
