@@ -507,17 +507,72 @@ export const errorCatalogue = {
     hint: "Someone may be replaying an old copy. Keep your local vault; ask the server's administrator to check it.",
     exitCode: ExitCode.integrity,
   },
+  LK_VAULT_STALE: {
+    summary:
+      "With --offline, the local copy of a synced vault was refused: its last successful push or pull is older than --max-age, or was never recorded.",
+    message: "The local copy of this vault is older than --max-age allows.",
+    hint: "Run `latchkey env pull` while the server is reachable, or accept an older copy with a larger --max-age (e.g. --max-age 7d).",
+    exitCode: ExitCode.failure,
+  },
   LK_VAULT_NOT_PAIRED: {
     summary:
       "The synced vault's key is wrapped for another machine's wrapping key: this machine is not paired for the vault.",
     message: "This machine is not paired for this vault: its key is wrapped for another machine.",
-    hint: "Push from a machine that has the vault, or pair this machine with it (pairing arrives in a later release).",
+    hint: "Pair this machine with one that has the vault: run `latchkey pair` here, then `latchkey env pair CODE` on the other machine.",
     exitCode: ExitCode.failure,
   },
   LK_VAULT_NOT_SYNCED: {
     summary: "The server has no copy of this vault for your account.",
     message: "The server has no copy of this vault for your account.",
     hint: "Run `latchkey env push` on a machine that has the vault first.",
+    exitCode: ExitCode.failure,
+  },
+  LK_STEP_UP_REQUIRED: {
+    summary:
+      "The server wants a fresh proof of your password (and TOTP code) for this action, and the request had none, or one that is expired, used, or for another action or session.",
+    message: "This action needs a fresh proof of your password.",
+    hint: "Run the command again on a terminal: it asks for your password (and TOTP code) and sends the proof.",
+    exitCode: ExitCode.failure,
+  },
+  LK_STEP_UP_FAILED: {
+    summary:
+      "Re-authentication failed: the password or the TOTP code was wrong. The attempt counts against the sign-in limits.",
+    message: "The password or the TOTP code is wrong.",
+    hint: "Try again with your account's password and a current code from your authenticator app.",
+    exitCode: ExitCode.failure,
+  },
+  LK_STEP_UP_UNAVAILABLE: {
+    summary:
+      "Your account cannot re-authenticate with the server, e.g. it has no password; actions that need a step-up proof are refused.",
+    message: "Your account cannot re-authenticate with this server.",
+    hint: "Ask the server's administrator to set a password for your account (`latchkey-server admin`).",
+    exitCode: ExitCode.failure,
+  },
+  LK_RATE_LIMITED: {
+    summary: "The server refused the attempt because there were too many recent ones; nothing was checked.",
+    message: "Too many attempts; the server refused this one.",
+    hint: "Wait a while and try again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_NOT_INTERACTIVE: {
+    summary:
+      "The command must ask something on a terminal (a password, a confirmation), and its standard input or error is not one.",
+    message: "This command needs a terminal to ask on, and stdin is not one.",
+    hint: "Run it in an interactive terminal.",
+    exitCode: ExitCode.usage,
+  },
+  LK_PAIRING_NOT_FOUND: {
+    summary:
+      "No pairing of your account has that code, or it has expired, been used or revoked. Codes are looked up only within your own account.",
+    message: "No pending pairing of your account has this code.",
+    hint: "Check the code shown on the new machine (it lasts 5 minutes), and that both machines are signed in to the same account; run `latchkey pair` there again for a new one.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PAIRING_FAILED: {
+    summary:
+      "A pairing could not complete: its state moved on (another approver, a revocation, expiry), or a check of the other device's keys failed.",
+    message: "The pairing could not complete.",
+    hint: "Start again with `latchkey pair` on the new machine; if a check of the keys failed, someone may be relaying the connection: do not approve.",
     exitCode: ExitCode.failure,
   },
   LK_FORBIDDEN: {

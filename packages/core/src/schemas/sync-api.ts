@@ -32,7 +32,7 @@ export const MAX_LOG_LIMIT = 50;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** A strict object whose own issues say what the body is (not an object, or fields it may not have). */
-function body<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
+export function body<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
   const fields = Object.keys(shape).join(", ");
   return z.strictObject(shape, {
     error: (issue) =>
@@ -43,11 +43,12 @@ function body<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
 }
 
 /** An object inside a body, described as `what`, with only the fields of `shape`. */
-function nested<Shape extends z.core.$ZodLooseShape>(what: string, shape: Shape) {
+export function nested<Shape extends z.core.$ZodLooseShape>(what: string, shape: Shape) {
   return z.strictObject(shape, `${what} must be an object with the fields ${Object.keys(shape).join(", ")}.`);
 }
 
-function text(name: string) {
+/** A string field named `name` in messages. */
+export function text(name: string) {
   return z.string(`"${name}" must be a string.`);
 }
 

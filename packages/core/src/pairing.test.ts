@@ -1,0 +1,230 @@
+// The pairing computations against committed vectors, and each against an independent computation with
+// node:crypto (its own ECDH, HKDF, SHA-256 and AES-GCM), so a change to any formula fails here before it can
+// strand a device whose peer computes the old one.
+import { createDecipheriv, createECDH, createHash, hkdfSync } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { fromHex, toHex, utf8Encode } from "./bytes.js";
+import { associatedData, envelopeGcmAdditionalData } from "./envelope.js";
+import {
+  PAIRING_CODE_ALPHABET,
+  generatePairingCode,
+  generatePairingKeyPair,
+  importPairingKeyPair,
+  normalizePairingCode,
+  openPairingKey,
+  pairingCodeHash,
+  pairingCommitment,
+  pairingCommitmentMatches,
+  pairingComparisonValue,
+  pairingKeyFingerprint,
+  sealPairingKey,
+  checkPairingPublicKey,
+  type PairingBinding,
+} from "./pairing.js";
+
+const NEW_DEVICE_JWK = {
+  kty: "EC",
+  crv: "P-256",
+  x: "3OLmD78WQ_u55WIYgjs6zEXwQp53U-V6547QZbqp1Fo",
+  y: "BJRuFZpr9UEUNMLOpjNmF5mPG1zyPGArWf9J4AePCjw",
+  d: "ZEAvvrFIvO_cI6mI802iTyJSPJOmoSxZ34Ke1S_mMpI",
+};
+const APPROVER_JWK = {
+  kty: "EC",
+  crv: "P-256",
+  x: "bzNVDyLiPjrCaK0_YrDEHzn4koEPwk-dzQ_YMxOe-6E",
+  y: "mExo-uiPQDE2espJxJBlTyLy0qisujD7YtemM-qrzMc",
+  d: "0KNlMh-PziLj3_3PDzNywglCVonRPFkIuGpN08pNKiQ",
+};
+const CODE = "7KQ2WX";
+const NONCE = fromHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+const WRAPPING_KEY = fromHex("a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
+const ENVELOPE_NONCE = fromHex("c0c1c2c3c4c5c6c7c8c9cacb");
+const LABEL = "laptop (büro)";
+
+const VECTOR = {
+  newDeviceKey:
+    "04dce2e60fbf1643fbb9e56218823b3acc45f0429e7753e57ae78ed065baa9d45a04946e159a6bf5411434c2cea6336617998f1b5cf23c602b59ff49e0078f0a3c",
+  approverKey:
+    "046f33550f22e23e3ac268ad3f62b0c41f39f892810fc24f9dcd0fd833139efba1984c68fae88f4031367aca49c490654f22f2d2a8acba30fb62d7a633eaabccc7",
+  codeHash: "622a4957b41464c184b0d2e52e5e934807dfe85acef6a07b65e92dcd11194bc7",
+  commitment: "47568070b4b73021c7969d36daae496f4981ca9c9b47dd368cb15ced4ca0668a",
+  comparison: "550888",
+  fingerprint: "3acc c9b7 c017 ac73",
+  sealed:
+    "4c4b4501c0c1c2c3c4c5c6c7c8c9cacbb620cca94fc792c64b0a4219835fa51a8986b207cadfe41817d2801670e14e199caa339796c4deca47d1c60ab6c1b7ee",
+};
+
+function sha256(...parts: Uint8Array[]): Uint8Array {
+  const hash = createHash("sha256");
+  for (const part of parts) hash.update(part);
+  return new Uint8Array(hash.digest());
+}
+
+async function fixture() {
+  const newDevice = await importPairingKeyPair(NEW_DEVICE_JWK);
+  const approver = await importPairingKeyPair(APPROVER_JWK);
+  const binding: PairingBinding = {
+    label: LABEL,
+    code: CODE,
+    newDeviceKey: newDevice.publicKey,
+    approverKey: approver.publicKey,
+  };
+  return { newDevice, approver, binding };
+}
+
+describe("pairing vectors", () => {
+  it("imports the vector keys to their committed public points", async () => {
+    const { newDevice, approver } = await fixture();
+    expect(toHex(newDevice.publicKey)).toBe(VECTOR.newDeviceKey);
+    expect(toHex(approver.publicKey)).toBe(VECTOR.approverKey);
+  });
+
+  it("computes the committed code hash, commitment, comparison value and fingerprint", async () => {
+    const { newDevice, approver } = await fixture();
+    expect(toHex(await pairingCodeHash(CODE))).toBe(VECTOR.codeHash);
+    expect(toHex(await pairingCommitment(newDevice.publicKey, NONCE))).toBe(VECTOR.commitment);
+    const transcript = {
+      code: CODE,
+      newDeviceKey: newDevice.publicKey,
+      approverKey: approver.publicKey,
+      nonce: NONCE,
+    };
+    expect(await pairingComparisonValue(transcript)).toBe(VECTOR.comparison);
+    expect(await pairingKeyFingerprint(newDevice.publicKey)).toBe(VECTOR.fingerprint);
+  });
+
+  it("seals the committed envelope, and the new device opens it", async () => {
+    const { newDevice, approver, binding } = await fixture();
+    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY, { nonce: ENVELOPE_NONCE });
+    expect(toHex(sealed)).toBe(VECTOR.sealed);
+    expect(toHex(await openPairingKey(newDevice, binding, sealed))).toBe(toHex(WRAPPING_KEY));
+  });
+});
+
+describe("pairing against node:crypto", () => {
+  it("the commitment, comparison value and fingerprint are the documented hashes", async () => {
+    const { newDevice, approver } = await fixture();
+    expect(toHex(await pairingCodeHash("7kq2-wx"))).toBe(toHex(sha256(utf8Encode(CODE))));
+    expect(toHex(await pairingCommitment(newDevice.publicKey, NONCE))).toBe(
+      toHex(sha256(newDevice.publicKey, NONCE)),
+    );
+    const digest = sha256(
+      utf8Encode("latchkey-pair-v1"),
+      utf8Encode(CODE),
+      newDevice.publicKey,
+      approver.publicKey,
+      NONCE,
+    );
+    const expected = (Buffer.from(digest).readBigUInt64BE(0) % 1_000_000n).toString().padStart(6, "0");
+    const transcript = {
+      code: CODE,
+      newDeviceKey: newDevice.publicKey,
+      approverKey: approver.publicKey,
+      nonce: NONCE,
+    };
+    expect(await pairingComparisonValue(transcript)).toBe(expected);
+    const fingerprint = toHex(sha256(newDevice.publicKey).subarray(0, 8));
+    expect((await pairingKeyFingerprint(newDevice.publicKey)).replaceAll(" ", "")).toBe(fingerprint);
+  });
+
+  it("the envelope opens with node's ECDH, HKDF and AES-GCM over the documented inputs", async () => {
+    const { approver, binding } = await fixture();
+    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY);
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(Buffer.from(NEW_DEVICE_JWK.d, "base64url"));
+    const shared = ecdh.computeSecret(Buffer.from(binding.approverKey));
+    const label = utf8Encode(LABEL);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(label.length);
+    const info = Buffer.concat([
+      utf8Encode("latchkey-pair-v1 wrap"),
+      length,
+      label,
+      binding.newDeviceKey,
+      binding.approverKey,
+      sha256(utf8Encode(CODE)),
+    ]);
+    const kek = Buffer.from(hkdfSync("sha256", shared, Buffer.alloc(0), info, 32));
+    // The envelope: "LKE" 0x01 | nonce 12 | ciphertext || tag 16.
+    expect(toHex(sealed.subarray(0, 4))).toBe("4c4b4501");
+    const decipher = createDecipheriv("aes-256-gcm", kek, sealed.subarray(4, 16));
+    decipher.setAAD(envelopeGcmAdditionalData(associatedData({ purpose: "latchkey-pair-key", version: 1 })));
+    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+    const opened = Buffer.concat([
+      decipher.update(sealed.subarray(16, sealed.length - 16)),
+      decipher.final(),
+    ]);
+    expect(toHex(opened)).toBe(toHex(WRAPPING_KEY));
+  });
+});
+
+describe("pairing refusals", () => {
+  it("an envelope opened under another label, code or key is LK_DECRYPT_FAILED", async () => {
+    const { newDevice, approver, binding } = await fixture();
+    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY);
+    const stranger = await generatePairingKeyPair();
+    const cases: PairingBinding[] = [
+      { ...binding, label: "laptop" },
+      { ...binding, code: "7KQ2WY" },
+      { ...binding, approverKey: stranger.publicKey },
+    ];
+    for (const other of cases) {
+      await expect(openPairingKey(newDevice, other, sealed)).rejects.toMatchObject({
+        code: "LK_DECRYPT_FAILED",
+      });
+    }
+    const flipped = sealed.slice();
+    flipped[20]! ^= 1;
+    await expect(openPairingKey(newDevice, binding, flipped)).rejects.toMatchObject({
+      code: "LK_DECRYPT_FAILED",
+    });
+  });
+
+  it("refuses public keys that are not uncompressed points on P-256", async () => {
+    const { newDevice } = await fixture();
+    await expect(checkPairingPublicKey(newDevice.publicKey)).resolves.toBeUndefined();
+    const offCurve = newDevice.publicKey.slice();
+    offCurve[64]! ^= 1;
+    for (const bad of [offCurve, newDevice.publicKey.subarray(0, 33), new Uint8Array(65)]) {
+      await expect(checkPairingPublicKey(bad)).rejects.toMatchObject({ code: "LK_FORMAT_INVALID" });
+    }
+  });
+
+  it("a commitment matches only its own key and nonce", async () => {
+    const { newDevice, approver } = await fixture();
+    const commitment = await pairingCommitment(newDevice.publicKey, NONCE);
+    expect(await pairingCommitmentMatches(commitment, newDevice.publicKey, NONCE)).toBe(true);
+    expect(await pairingCommitmentMatches(commitment, approver.publicKey, NONCE)).toBe(false);
+    const otherNonce = NONCE.slice();
+    otherNonce[0]! ^= 1;
+    expect(await pairingCommitmentMatches(commitment, newDevice.publicKey, otherNonce)).toBe(false);
+    expect(await pairingCommitmentMatches(commitment, newDevice.publicKey, NONCE.subarray(1))).toBe(false);
+  });
+});
+
+describe("pairing codes", () => {
+  it("are 6 characters of the alphabet, without the letters people misread", () => {
+    expect(PAIRING_CODE_ALPHABET).not.toMatch(/[01OIL]/);
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const code = generatePairingCode();
+      expect(normalizePairingCode(code)).toBe(code);
+      for (const c of code) seen.add(c);
+    }
+    expect(seen.size).toBe(PAIRING_CODE_ALPHABET.length);
+  });
+
+  it("rejection sampling skips the bytes that would bias the first letters", () => {
+    // 248 = 8 × 31 is the first byte drawn again; 247 is the last letter.
+    const bytes = [248, 255, 0, 1, 2, 3, 4, 247, 9, 9, 9, 9];
+    expect(generatePairingCode(() => Uint8Array.from(bytes))).toBe("23456Z");
+  });
+
+  it("are read as typed, in one spelling", () => {
+    expect(normalizePairingCode(" 7kq-2wx ")).toBe("7KQ2WX");
+    for (const bad of ["7KQ2W", "7KQ2WXX", "7KQ2W0", "7KQ2WO", "7KQ2WI", "7KQ2W1", "7KQ2WL", ""]) {
+      expect(normalizePairingCode(bad)).toBeNull();
+    }
+  });
+});
