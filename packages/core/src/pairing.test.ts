@@ -228,3 +228,69 @@ describe("pairing codes", () => {
     }
   });
 });
+
+describe("a relay that substitutes its own keys", () => {
+  // Deterministic bytes (SHA-256 in counter mode over a seed), so the run is the same every time: a relay's
+  // chance of matching is 10^-6 a try, and a seeded run cannot flake.
+  function stream(seed: string): (length: number) => Uint8Array {
+    let counter = 0;
+    return (length) => {
+      const out = new Uint8Array(length);
+      for (let offset = 0; offset < length; offset += 32) {
+        const block = sha256(utf8Encode(`${seed}:${counter++}`));
+        out.set(block.subarray(0, Math.min(32, length - offset)), offset);
+      }
+      return out;
+    };
+  }
+  const point = (bytes: (length: number) => Uint8Array) => Uint8Array.from([4, ...bytes(64)]);
+
+  it("gets the two devices to show the same digits in none of 1,000 tries (chance: about 1 in 1,000 runs of 1,000)", async () => {
+    const bytes = stream("latchkey-pair-relay-test");
+    let matches = 0;
+    for (let i = 0; i < 1000; i++) {
+      const code = generatePairingCode(bytes);
+      // Honest N and A.
+      const newDeviceKey = point(bytes);
+      const nonce = bytes(32);
+      const approverKey = point(bytes);
+      // The relay commits to its own key towards A before it sees pubA, and gives N its own "approver" key
+      // before N reveals: neither choice can depend on what the other device will show.
+      const relayKey = point(bytes);
+      const relayNonce = bytes(32);
+      const relayApproverKey = point(bytes);
+      const shownByApprover = await pairingComparisonValue({
+        code,
+        newDeviceKey: relayKey,
+        approverKey,
+        nonce: relayNonce,
+      });
+      const shownByNewDevice = await pairingComparisonValue({
+        code,
+        newDeviceKey,
+        approverKey: relayApproverKey,
+        nonce,
+      });
+      expect(shownByApprover).toMatch(/^[0-9]{6}$/);
+      if (shownByApprover === shownByNewDevice) matches++;
+    }
+    expect(matches).toBe(0);
+  });
+
+  it("the digits spread over all 10^6 values (no value is favoured a relay could aim at)", async () => {
+    const bytes = stream("latchkey-pair-spread-test");
+    const firstDigits = new Array<number>(10).fill(0);
+    for (let i = 0; i < 2000; i++) {
+      const value = await pairingComparisonValue({
+        code: generatePairingCode(bytes),
+        newDeviceKey: point(bytes),
+        approverKey: point(bytes),
+        nonce: bytes(32),
+      });
+      firstDigits[Number(value[0])]!++;
+    }
+    // 200 expected per leading digit; a reduction that favoured low values would push the first buckets far up.
+    for (const count of firstDigits) expect(count).toBeGreaterThan(140);
+    for (const count of firstDigits) expect(count).toBeLessThan(260);
+  });
+});
