@@ -122,10 +122,12 @@ export function isNetworkError(error: unknown): boolean {
 
 // ---- traces ----
 
-// npm's web login answers a doneUrl that hands the token to whoever polls it first.
-const SECRET_FIELD = /(^|_)(token|secret|password|code|assertion|verifier|otp|pin)$|^doneUrl$/i;
-// Headers that carry a credential whole: npm's one-time password, GitLab's PRIVATE-TOKEN, API keys.
-const SECRET_HEADER = /^(cookie|set-cookie)$|(^|-)(otp|token|secret|password|api-key|apikey)$/i;
+// npm's web login answers a doneUrl that hands the token to whoever polls it first. A step-up request carries the
+// account's password and TOTP code, and its answer a proof that stands in for them for five minutes.
+const SECRET_FIELD = /(^|_)(token|secret|password|code|assertion|verifier|otp|totp|pin|proof)$|^doneUrl$/i;
+// Headers that carry a credential whole: npm's one-time password, GitLab's PRIVATE-TOKEN, API keys, the step-up
+// proof (X-Latchkey-Step-Up).
+const SECRET_HEADER = /^(cookie|set-cookie)$|(^|-)(otp|token|secret|password|api-key|apikey|step-up)$/i;
 const REDACTED = "[REDACTED]";
 
 function redactForm(text: string): string {
@@ -200,8 +202,8 @@ function bodyText(body: RequestInit["body"]): string | null {
 /**
  * `ctx.fetch`, traced on stderr at `verbose` ≥ 1 (request line, status) or ≥ 2 (headers and bodies). Credentials
  * are redacted by shape, never by trusting the caller: Authorization, cookie and credential-named headers, form,
- * JSON and query fields whose name ends in token, secret, password, code, assertion, verifier, otp or pin (and
- * npm's doneUrl), then
+ * JSON and query fields whose name ends in token, secret, password, code, assertion, verifier, otp, totp, pin or
+ * proof (and npm's doneUrl), then
  * output.ts's pattern-based redaction over the whole text as a second net. At verbose 0 it is `ctx.fetch` itself.
  * openid-client takes it as its customFetch; everything else goes through {@link request}.
  */

@@ -8,6 +8,7 @@ import {
   LatchkeyError,
   REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
+  STEP_UP_HEADER,
   apiErrorBodySchema,
   checkSchema,
   errorCatalogue,
@@ -28,6 +29,8 @@ export interface ApiCall<T> {
   body?: unknown;
   /** The schema of the 2xx answer (core's schemas/sync-api.ts); an answer it refuses is LK_SERVER_ERROR. */
   answer: WireSchema<T>;
+  /** A step-up proof for this one request (server/step-up.ts mints it), sent as STEP_UP_HEADER. */
+  stepUpProof?: string;
 }
 
 /** Which session to use, and how loud to be. */
@@ -85,8 +88,30 @@ function isCatalogueCode(code: string | undefined): code is ErrorCode {
   return code !== undefined && Object.hasOwn(errorCatalogue, code);
 }
 
+// The refusals a 403 may name: the step-up routes and the routes that need a proof say which it is, and each has
+// its own remedy (type the password again, ask for one, set one). Anything else a 403 names is LK_FORBIDDEN.
+const FORBIDDEN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "LK_STEP_UP_REQUIRED",
+  "LK_STEP_UP_FAILED",
+  "LK_STEP_UP_UNAVAILABLE",
+]);
+
+/**
+ * Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 §10.2.3), or null when it
+ * is absent or neither.
+ */
+export function retryAfterSeconds(header: string | null, now: number): number | null {
+  if (header === null) return null;
+  const text = header.trim();
+  if (/^[0-9]{1,9}$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}
+
 /** Maps a non-2xx answer (other than the 401 handled by the caller) onto the catalogue. */
 async function responseError(
+  ctx: Context,
   response: Response,
   call: ApiCall<unknown>,
   server: string,
@@ -94,6 +119,9 @@ async function responseError(
   const where = describe(call, server);
   const status = response.status;
   const body = await errorBody(response);
+  if (status === 403 && body.code !== undefined && FORBIDDEN_CODES.has(body.code)) {
+    return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
+  }
   if (status === 403) {
     return new LatchkeyError("LK_FORBIDDEN", {
       message: `The server refused ${where} (403).`,
@@ -108,6 +136,23 @@ async function responseError(
       message: `The server refused ${where}: the request is larger than it accepts (413). Nothing was stored there.`,
       hint: "Make the vault smaller (remove large values or environments you no longer need, `latchkey env list`), or ask the server's administrator about its limit.",
       details: { status, server },
+    });
+  }
+  if (status === 409 && body.code === "LK_PAIRING_FAILED") {
+    return new LatchkeyError("LK_PAIRING_FAILED", { details: { status, server } });
+  }
+  if (status === 429) {
+    const wait = retryAfterSeconds(response.headers.get("retry-after"), ctx.clock.now());
+    return new LatchkeyError("LK_RATE_LIMITED", {
+      message:
+        wait === null
+          ? `The server refused ${where}: too many recent attempts (429).`
+          : `The server refused ${where}: too many recent attempts (429); it accepts another in ${wait} second${wait === 1 ? "" : "s"}.`,
+      hint:
+        wait === null
+          ? "Wait a few minutes, then try again."
+          : `Wait ${wait} second${wait === 1 ? "" : "s"}, then try again.`,
+      details: { status, server, ...(wait === null ? {} : { retryAfterSeconds: wait }) },
     });
   }
   if (status === 409) {
@@ -136,9 +181,11 @@ async function responseError(
  * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
  * fallback); then parses the answer with `call.answer` (not JSON, or not that shape → LK_SERVER_ERROR); maps
  * errors: 401 after the retry → LK_SESSION_EXPIRED
- * (hint: `latchkey login`), 403 → LK_FORBIDDEN, 404 → the body's code if it is a catalogue code
- * (LK_VAULT_NOT_SYNCED) else LK_SERVER_ERROR, 409 → LK_VAULT_CONFLICT with details.currentVersion, 413 →
- * LK_VAULT_TOO_LARGE, other → LK_SERVER_ERROR (status named, body not echoed), network → LK_SERVER_UNREACHABLE.
+ * (hint: `latchkey login`), 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE, else LK_FORBIDDEN,
+ * 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND) else
+ * LK_SERVER_ERROR, 409 → the body's LK_PAIRING_FAILED, else LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * LK_VAULT_TOO_LARGE, 429 → LK_RATE_LIMITED naming Retry-After, other → LK_SERVER_ERROR (status named, body not
+ * echoed), network → LK_SERVER_UNREACHABLE. `call.stepUpProof` goes in STEP_UP_HEADER on every attempt.
  */
 export async function callApi<T>(
   ctx: Context,
@@ -171,6 +218,7 @@ export async function callApi<T>(
       accept: "application/json",
       [REQUEST_ID_HEADER]: Buffer.from(ctx.random.bytes(REQUEST_ID_BYTES)).toString("base64url"),
       ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...(call.stepUpProof === undefined ? {} : { [STEP_UP_HEADER]: call.stepUpProof }),
     }),
     ...(body === undefined ? {} : { body }),
     verbose,
@@ -201,7 +249,7 @@ export async function callApi<T>(
         where,
       ),
   });
-  if (response.status < 200 || response.status > 299) throw await responseError(response, call, server);
+  if (response.status < 200 || response.status > 299) throw await responseError(ctx, response, call, server);
 
   // Verified and held in memory by request(): reading it cannot fail on the network any more.
   const bytes = new Uint8Array(await response.arrayBuffer());
