@@ -1,11 +1,21 @@
 // What the installed command does at start-up, observed from outside: which of Node's modules a hot read loads
-// (node:crypto costs 6–8 ms, so small file-store reads must open in JavaScript), and the launcher's private code
-// cache (launcher/code-cache.ts): where it lives, its modes, one per command, written before `run` replaces
-// itself, never holding a secret.
+// (node:crypto costs 6–8 ms, so small file-store reads must open in JavaScript), which parts of the bundle it
+// evaluates (noble's AES module builds its tables when evaluated, a few ms, so only a decryption may), and the
+// launcher's private code cache (launcher/code-cache.ts): where it lives, its modes, one per command, written
+// before `run` replaces itself, never holding a secret.
+import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  secretServiceAvailable,
+  startSecretService,
+  type SecretServiceSession,
+} from "../packages/cli/test/support/secret-service.js";
+import { requirePart } from "./support/prerequisites.js";
 import { allFiles, expectSuccess, tempProject, type TempProject } from "./support/project.js";
+
+const keychainReady = requirePart("the keychain start-up suite", secretServiceAvailable());
 
 const projects: TempProject[] = [];
 afterEach(async () => {
@@ -38,6 +48,39 @@ async function modulesLoadedBy(
   return { stdout: result.stdout, modules: JSON.parse(await readFile(out, "utf8")) as string[] };
 }
 
+// esbuild names the function that evaluates a bundled ES module after the module's path.
+const AES_MODULE = "node_modules/@noble/ciphers/aes.js";
+
+/**
+ * Runs `args` under V8's precise coverage (NODE_V8_COVERAGE) and returns the names of the functions of the fast
+ * bundle that ran at least once.
+ */
+async function bundleFunctionsRunBy(
+  p: TempProject,
+  args: string[],
+): Promise<{ stdout: string; ran: Set<string> }> {
+  const dir = join(p.root, `coverage-${args.join("-").replace(/\W+/g, "_")}`);
+  const result = await p.cli(args, { env: { NODE_V8_COVERAGE: dir } });
+  expectSuccess(result);
+  const ran = new Set<string>();
+  let bundles = 0;
+  for (const name of await readdir(dir)) {
+    const { result: scripts } = JSON.parse(await readFile(join(dir, name), "utf8")) as {
+      result: Array<{
+        url: string;
+        functions: Array<{ functionName: string; ranges: Array<{ count: number }> }>;
+      }>;
+    };
+    for (const script of scripts.filter(({ url }) => url.endsWith("/packages/cli/dist/fast.cjs"))) {
+      bundles++;
+      for (const fn of script.functions) if (fn.ranges[0]!.count > 0) ran.add(fn.functionName);
+    }
+  }
+  // Without the bundle in the report, "it did not run" would prove nothing.
+  expect(bundles).toBe(1);
+  return { stdout: result.stdout, ran };
+}
+
 describe("reads from the file store", () => {
   it("open a small store without loading node:crypto or the keychain module", async () => {
     const p = await project();
@@ -60,6 +103,38 @@ describe("reads from the file store", () => {
     const { stdout, modules } = await modulesLoadedBy(p, ["token", "--registry", REGISTRY]);
     expect(stdout.trim()).toBe(CANARY);
     expect(modules).toContain("NativeModule crypto");
+  });
+
+  it("evaluate noble's AES module, to decrypt (what the keychain reads below must not do)", async () => {
+    const p = await project();
+    expectSuccess(await p.cli(["keystore", "set", ACCOUNT], { input: CANARY }));
+    const { stdout, ran } = await bundleFunctionsRunBy(p, ["token", "--registry", REGISTRY]);
+    expect(stdout.trim()).toBe(CANARY);
+    expect(ran).toContain(AES_MODULE);
+  });
+});
+
+describe.skipIf(!keychainReady)("reads from the OS keychain", () => {
+  let session: SecretServiceSession;
+  beforeAll(async () => {
+    session = await startSecretService({ variant: "unlocked" });
+  });
+  afterAll(() => session.stop());
+
+  it("decrypt nothing, so never evaluate noble's AES module", async () => {
+    const p = await tempProject({ keystoreEnv: session.env });
+    projects.push(p);
+    expectSuccess(await p.cli(["keystore", "set", ACCOUNT], { input: CANARY }));
+    expect(existsSync(join(p.latchkeyHome, "store.enc"))).toBe(false);
+    for (const args of [
+      ["token", "--registry", REGISTRY],
+      ["keystore", "get", ACCOUNT],
+    ]) {
+      const { stdout, ran } = await bundleFunctionsRunBy(p, args);
+      expect(stdout.trim()).toBe(CANARY);
+      expect(ran).toContain("runFastCommand");
+      expect(ran).not.toContain(AES_MODULE);
+    }
   });
 });
 

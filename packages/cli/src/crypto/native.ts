@@ -60,15 +60,16 @@ export function sealEnvelopeSync(
 }
 
 /**
- * core's openEnvelope, synchronous: every failure is the same opaque `LK_DECRYPT_FAILED`. `implementation`
- * exists for tests, which must drive both; callers leave it to the size rule above.
+ * core's openEnvelope without WebCrypto: every failure is the same opaque `LK_DECRYPT_FAILED`. Asynchronous
+ * because the JavaScript AES is loaded at its first use (pure.ts). `implementation` exists for tests, which must
+ * drive both; callers leave it to the size rule above.
  */
-export function openEnvelopeSync(
+export async function openEnvelopeCli(
   key: Uint8Array,
   envelope: Uint8Array,
   associatedData: Uint8Array,
   implementation?: "javascript" | "node",
-): Uint8Array {
+): Promise<Uint8Array> {
   checkEnvelopeKey(key);
   try {
     const { nonce, sealed } = splitEnvelope(envelope);
@@ -76,7 +77,7 @@ export function openEnvelopeSync(
       implementation === "javascript" ||
       (implementation === undefined && openInJavaScript(sealed.length))
     ) {
-      const plaintext = aes256GcmOpen(key, nonce, sealed, envelopeGcmAdditionalData(associatedData));
+      const plaintext = await aes256GcmOpen(key, nonce, sealed, envelopeGcmAdditionalData(associatedData));
       if (plaintext === null) throw new Error("tag");
       return plaintext;
     }
@@ -96,7 +97,7 @@ export function openEnvelopeSync(
   }
 }
 
-/** core's hkdfSha256, synchronous; in JavaScript unless node:crypto is loaded already (see openEnvelopeSync). */
+/** core's hkdfSha256, synchronous; in JavaScript unless node:crypto is loaded already (see openEnvelopeCli). */
 export function hkdfSha256Sync(
   ikm: Uint8Array,
   salt: Uint8Array,

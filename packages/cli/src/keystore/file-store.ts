@@ -1,7 +1,7 @@
 import { LatchkeyError, concatBytes, isLatchkeyError, utf8Decode, utf8Encode } from "@latchkey/core";
 import { readFileSync } from "node:fs";
 import type { Random } from "../context.js";
-import { hkdfSha256Sync, openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { hkdfSha256Sync, openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { importExternal } from "../external.js";
 import { readFileStoreBody } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
@@ -175,7 +175,7 @@ export function createFileKeystore(options: FileStoreOptions): FileKeystore {
     const key = await keyFor(header);
     let plaintext: Uint8Array;
     try {
-      plaintext = openEnvelopeSync(
+      plaintext = await openEnvelopeCli(
         key,
         bytes.subarray(header.bytes.length),
         concatBytes(AAD_PREFIX, header.bytes),

@@ -9,7 +9,7 @@ import {
 import { resolve } from "node:path";
 import type { Context } from "../context.js";
 import { readVaultDocument } from "../fast-readers.js";
-import { openEnvelopeSync } from "../crypto/native.js";
+import { openEnvelopeCli } from "../crypto/native.js";
 import { writeFileAtomic } from "../fs/safe-file.js";
 import { authorizeVaultUse } from "../project/approvals.js";
 import { callApi } from "../server/api.js";
@@ -111,7 +111,7 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
   const blob = fromBase64(answer.encryptedBlob);
   let plaintext: Uint8Array;
   try {
-    plaintext = openEnvelopeSync(remoteKey, blob, syncBlobContext(vaultId, version));
+    plaintext = await openEnvelopeCli(remoteKey, blob, syncBlobContext(vaultId, version));
   } catch {
     throw new LatchkeyError("LK_VAULT_DECRYPT_FAILED", {
       message: `The server's copy of vault ${vaultId} does not decrypt as version ${version}: it was altered or replayed under another version. Nothing was written.`,

@@ -18,7 +18,7 @@ import {
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
-import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
 
@@ -144,7 +144,7 @@ export async function readSyncBase(
   if (bytes === null) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(utf8Decode(openEnvelopeSync(vaultKey, bytes, baseContext(vaultId))));
+    parsed = JSON.parse(utf8Decode(await openEnvelopeCli(vaultKey, bytes, baseContext(vaultId))));
   } catch {
     return null;
   }

@@ -11,7 +11,7 @@ import {
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
-import { openEnvelopeSync, sealEnvelopeSync } from "../crypto/native.js";
+import { openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { readVaultDocument } from "../fast-readers.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
@@ -73,10 +73,10 @@ export async function tryUnwrapVaultKey(
   } catch {
     return null;
   }
-  const open = (wrappingKey: Uint8Array | null): Uint8Array | null => {
+  const open = async (wrappingKey: Uint8Array | null): Promise<Uint8Array | null> => {
     if (wrappingKey === null) return null;
     try {
-      return openEnvelopeSync(wrappingKey, bytes, keyContext(vaultId));
+      return await openEnvelopeCli(wrappingKey, bytes, keyContext(vaultId));
     } catch (error) {
       if (!isLatchkeyError(error)) throw error;
       return null;
@@ -84,7 +84,7 @@ export async function tryUnwrapVaultKey(
   };
   // The pending key is read only when the current one fails: `run` and `env get` sit on this path, and outside a
   // rotation a second keystore read would be pure start-up cost.
-  return open(await readWrappingKey(keystore)) ?? open(await readPendingWrappingKey(keystore));
+  return (await open(await readWrappingKey(keystore))) ?? open(await readPendingWrappingKey(keystore));
 }
 
 async function unwrapVaultKey(deps: VaultStoreDeps, vaultId: string, wrapped: string): Promise<Uint8Array> {
@@ -157,7 +157,7 @@ export async function readVaultWithPresence(
   }
   let plaintext: Uint8Array;
   try {
-    plaintext = openEnvelopeSync(key, bytes, blobContext(vaultId));
+    plaintext = await openEnvelopeCli(key, bytes, blobContext(vaultId));
   } catch (error) {
     if (!isLatchkeyError(error, "LK_DECRYPT_FAILED")) throw error;
     throw new LatchkeyError("LK_VAULT_DECRYPT_FAILED", {
