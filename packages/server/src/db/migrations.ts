@@ -7,6 +7,7 @@ import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
+import { pairingMigration } from "../pairing/migration.js";
 import { syncMigration } from "../sync/migration.js";
 
 /** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
@@ -89,6 +90,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  "0008_pairing": pairingMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

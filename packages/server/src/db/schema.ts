@@ -7,6 +7,7 @@
  */
 import type { Generated } from "kysely";
 import type { IdentityTables } from "../identity/migration.js";
+import type { PairingTables } from "../pairing/migration.js";
 import type { SyncTables } from "../sync/migration.js";
 
 /** An account. Credentials (password hash, TOTP) arrive with the accounts slice. */
@@ -38,7 +39,7 @@ export interface ServerMetaTable {
 }
 
 /** Every table of the server's database. */
-export interface Database extends IdentityTables, SyncTables {
+export interface Database extends IdentityTables, SyncTables, PairingTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;
