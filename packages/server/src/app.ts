@@ -6,13 +6,14 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
+import { registerApi, type ApiRoutes } from "./api/plugin.js";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
-import { registerSyncRoutes } from "./sync/routes.js";
+import { syncRoutes } from "./sync/routes.js";
 import type { SyncWrites } from "./sync/service.js";
 
 /** What the application needs from the outside. */
@@ -37,7 +38,18 @@ export interface AppDeps {
   trustProxy?: readonly string[];
   /** Where the sync routes' writes run when not in this thread (server.ts: the writer thread on SQLite). */
   syncWrites?: SyncWrites;
+  /**
+   * Adds test-only routes. Only tests pass it (in-process, or the process tests' own entry through run-process.ts);
+   * the shipped entry has no way to.
+   */
+  testRoutes?: TestRoutes;
 }
+
+/**
+ * Adds test-only routes: on `app` itself, or through `api` inside the authenticated, signed /api/v1 scope
+ * (api/plugin.ts), where they read the caller and its step-up proofs as a slice's routes do.
+ */
+export type TestRoutes = (app: FastifyInstance, api: (routes: ApiRoutes) => void) => void;
 
 /** Body of a 503 from /readyz: why the server is not ready. */
 export interface NotReady {
@@ -146,17 +158,29 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   deps.identity.register(app);
-  // Registered as a plugin so the sync routes' hooks and parsers stay theirs; fastify loads it before listen
-  // (or the first inject).
-  void app.register(async (api) => {
-    await registerSyncRoutes(api, {
+  const now = deps.now ?? (() => new Date());
+  const apiRoutes: ApiRoutes[] = [
+    syncRoutes({
       db: deps.db,
-      authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
-      now: deps.now ?? (() => new Date()),
+      now,
       randomId: deps.randomId ?? (() => timeOrderedId()),
       ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
-    });
-  });
+    }),
+  ];
+  if (deps.testRoutes) {
+    deps.testRoutes(app, (routes) => apiRoutes.push(routes));
+  }
+  // Registered as a plugin so the API layer's hooks and parsers stay its own; fastify loads it before listen (or
+  // the first inject).
+  void registerApi(
+    app,
+    {
+      db: deps.db,
+      authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
+      now,
+    },
+    apiRoutes,
+  );
 
   return app;
 }

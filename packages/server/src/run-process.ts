@@ -4,12 +4,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { LatchkeyError, isLatchkeyError } from "@latchkey/core";
-import type { FastifyInstance } from "fastify";
+import type { TestRoutes } from "./app.js";
 
 /** What an entry adds to the real process. */
 export interface ProcessOptions {
   /** Adds test-only routes; only the tests' own entry passes it (test/support/test-routes-main.ts). */
-  testRoutes?: (app: FastifyInstance) => void;
+  testRoutes?: TestRoutes;
 }
 
 /**

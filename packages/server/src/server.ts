@@ -9,8 +9,7 @@ import { resolve } from "node:path";
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
-import type { FastifyInstance } from "fastify";
-import { buildApp } from "./app.js";
+import { buildApp, type TestRoutes } from "./app.js";
 import { createIdentity, type Identity } from "./identity/identity.js";
 import { openDatabase, SQLITE_FILE } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
@@ -214,7 +213,7 @@ export interface ServerDeps {
    * Adds test-only routes to the application before it listens. Only the process tests' own entry passes it
    * (test/support/test-routes-main.ts, through run-process.ts); the shipped entry has no way to.
    */
-  testRoutes?: (app: FastifyInstance) => void;
+  testRoutes?: TestRoutes;
 }
 
 /** Starts the server; resolves once it listens, with a promise that settles when it has shut down. */
@@ -250,6 +249,7 @@ export async function runServer(
       identity,
       ...(writer ? { syncWrites: writer } : {}),
       trustProxy: config.trustProxy,
+      ...(deps.testRoutes ? { testRoutes: deps.testRoutes } : {}),
       logger: loggerOptions({
         level: config.logLevel,
         ...(deps.logStream ? { stream: deps.logStream } : {}),
@@ -271,7 +271,6 @@ export async function runServer(
         "open sign-up is on: anyone reaching the server can make an account",
       );
     if (deps.testRoutes) {
-      deps.testRoutes(app);
       app.log.warn({ event: "server.test-routes" }, "test-only routes are on");
     }
     await app.listen({ host: config.host, port: config.port }).catch((err: unknown) => {

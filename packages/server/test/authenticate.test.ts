@@ -97,6 +97,7 @@ describeEachDatabase("authenticate", (target) => {
       userId: s.user.userId,
       email: "auth@example.test",
       clientId: CLI_CLIENT_ID,
+      grantId: await grantOf(s, token),
       expiresAt: expect.any(Number),
     });
     expect(who!.expiresAt - Math.floor(Date.now() / 1000)).toBeGreaterThan(800);

@@ -138,6 +138,7 @@ describeEachDatabase("identity flows", (target) => {
       userId: alice.userId,
       email: "alice@example.test",
       clientId: CLI_CLIENT_ID,
+      grantId: expect.any(String),
       expiresAt: expect.any(Number),
     });
     expect(who!.expiresAt - Math.floor(Date.now() / 1000)).toBeGreaterThan(800);

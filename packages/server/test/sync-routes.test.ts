@@ -6,8 +6,10 @@ import { Writable } from "node:stream";
 import Fastify, { type FastifyInstance } from "fastify";
 import { loggerOptions } from "../src/logging.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Authenticated } from "../src/authenticated.js";
 import type { OpenDatabase } from "../src/db/index.js";
-import { PUSH_BODY_LIMIT, registerSyncRoutes, SMALL_BODY_LIMIT } from "../src/sync/routes.js";
+import { registerApi, SMALL_BODY_LIMIT } from "../src/api/plugin.js";
+import { PUSH_BODY_LIMIT, syncRoutes, type SyncDeps } from "../src/sync/routes.js";
 import { describeEachDatabase } from "./databases.js";
 import {
   apiHeaders,
@@ -21,6 +23,16 @@ import {
   type Caller,
   type SyncServer,
 } from "./sync-support.js";
+
+/** The sync routes alone in an API scope of their own, on `app` (the real app registers them with the others). */
+function registerSyncAlone(
+  app: FastifyInstance,
+  deps: SyncDeps & { authenticate: (token: string) => Promise<Authenticated | null> },
+): Promise<void> {
+  return registerApi(app, { db: deps.db, now: deps.now, authenticate: deps.authenticate }, [
+    syncRoutes(deps),
+  ]);
+}
 
 describeEachDatabase("sync routes", (target) => {
   let database: OpenDatabase;
@@ -243,6 +255,70 @@ describeEachDatabase("sync routes", (target) => {
       );
     });
 
+    // The push's schema is checked for its structure: a client other than the CLI (which checks it whole first)
+    // must not store a schema a CLI would refuse, say one whose misspelt property silently switches a check off.
+    const badSchemas: Array<[string, unknown, string]> = [
+      [
+        "a property rules do not have",
+        { API_URL: { requird: true } },
+        "an envSchema rule may only have the properties required, format, pattern, default, secret, description",
+      ],
+      [
+        "a required that is not true or false",
+        { API_URL: { required: "yes" } },
+        `an envSchema rule's "required" must be true or false`,
+      ],
+    ];
+    it.each(badSchemas)(
+      "refuses a schema rule with %s with 400, and stores nothing",
+      async (_name, schema, message) => {
+        const vaultId = randomUUID();
+        const fresh = await push(alice, vaultId, pushBody("AAAA", 0, { schema }));
+        expect([fresh.statusCode, fresh.json<ApiErrorBody>()]).toEqual([
+          400,
+          { error: "ValidationError", code: "LK_SERVER_ERROR", message },
+        ]);
+        expect(
+          await database.db.selectFrom("vaults").select("id").where("id", "=", vaultId).execute(),
+        ).toEqual([]);
+        // Nor on a vault that exists: the version and the schema stay as they were.
+        expect(
+          (await push(alice, vaultId, pushBody("AAAA", 0, { schema: { API_URL: {} } }))).statusCode,
+        ).toBe(200);
+        expect((await push(alice, vaultId, pushBody("AAAB", 1, { schema }))).statusCode).toBe(400);
+        expect((await pull(alice, vaultId)).json<PullResponse>()).toMatchObject({
+          version: 1,
+          encryptedBlob: "AAAA",
+          schema: { API_URL: {} },
+        });
+      },
+    );
+
+    it("takes a schema whose pattern would backtrack on its default without running it", async () => {
+      // Running "(a+)+$" on this default takes time exponential in its length: a fraction of a second at 20
+      // characters, minutes at a few more. The default does not match, so a server that ran the pattern would
+      // refuse the push; it must take it as a structure, and hand it back as it is.
+      const vaultId = randomUUID();
+      const schema = { TOKEN: { pattern: "(a+)+$", default: `${"a".repeat(20)}!`, secret: true } };
+      const res = await push(alice, vaultId, pushBody("AAAA", 0, { schema }));
+      expect(res.statusCode).toBe(200);
+      expect((await pull(alice, vaultId)).json<PullResponse>().schema).toEqual(schema);
+    });
+
+    it("still pulls a schema stored before pushes were checked for their structure", async () => {
+      const vaultId = randomUUID();
+      expect((await push(alice, vaultId, pushBody("AAAA", 0, { schema: {} }))).statusCode).toBe(200);
+      const old = { API_URL: { requird: true, format: "URL" }, "not-a-name": "x" };
+      await database.db
+        .updateTable("vault_heads")
+        .set({ schema_json: JSON.stringify(old) })
+        .where("vault_id", "=", vaultId)
+        .execute();
+      const pulled = await pull(alice, vaultId);
+      expect(pulled.statusCode).toBe(200);
+      expect(pulled.json<PullResponse>().schema).toEqual(old);
+    });
+
     it("refuses a vault id that is not a UUID", async () => {
       for (const id of ["not-a-uuid", `${randomUUID()}x`, "{vaultId}"]) {
         const res = await pull(alice, encodeURIComponent(id));
@@ -314,7 +390,7 @@ describeEachDatabase("sync routes", (target) => {
     it("refuses a body with an unknown field at the route, before the service is called", async () => {
       const calls: string[] = [];
       const guarded = Fastify();
-      await registerSyncRoutes(guarded, {
+      await registerSyncAlone(guarded, {
         db: database.db,
         now: () => new Date(),
         randomId: randomUUID,
@@ -475,7 +551,7 @@ describeEachDatabase("sync routes", (target) => {
       },
     });
     const failing = Fastify({ logger: loggerOptions({ level: "trace", stream }) });
-    await registerSyncRoutes(failing, {
+    await registerSyncAlone(failing, {
       db: database.db,
       now: () => new Date(),
       randomId: randomUUID,
@@ -502,7 +578,7 @@ describeEachDatabase("sync routes", (target) => {
         message: "The server failed to handle the request.",
       });
       const log = lines.join("");
-      expect(log).toContain('"event":"sync.failed"');
+      expect(log).toContain('"event":"api.failed"');
       expect(log).toContain("23502");
       expect(log).not.toContain("SECRET-BLOB-VALUE");
       expect(log).not.toContain("explode");

@@ -51,7 +51,13 @@ export function createAuthenticate(deps: TokenDeps): Authenticate {
     if (!grant || grant.accountId !== token.accountId) return null;
     const account = await data.findAccountById(db, token.accountId);
     if (!account) return null;
-    return { userId: account.id, email: account.email, clientId: token.clientId, expiresAt: token.exp };
+    return {
+      userId: account.id,
+      email: account.email,
+      clientId: token.clientId,
+      grantId: token.grantId,
+      expiresAt: token.exp,
+    };
   };
 
   return async (bearerToken, stampGiven) => {
@@ -90,6 +96,7 @@ export function createAuthenticate(deps: TokenDeps): Authenticate {
         userId: account.id,
         email: account.email,
         clientId: token.clientId,
+        grantId: token.grantId,
         expiresAt: token.exp,
       };
       // Each of these, once reached, would have made the lookup above fail (storedPayload, isExpired).

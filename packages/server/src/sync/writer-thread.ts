@@ -32,7 +32,7 @@ export type WriterReply =
   | { id: number; ok: true; outcome: PushOutcome | RewrapOutcome }
   | { id: number; ok: false; error: ThreadError };
 
-/** An error as it crosses from the thread: what the server's failure log reads (routes.ts describeFailure). */
+/** An error as it crosses from the thread: what the server's failure log reads (api/plugin.ts describeFailure). */
 export interface ThreadError {
   name: string;
   message: string;

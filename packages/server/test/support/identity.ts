@@ -24,7 +24,7 @@ import type { AddressInfo } from "node:net";
 import { CLI_CLIENT_ID } from "@latchkey/core";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
-import { buildApp } from "../../src/app.js";
+import { buildApp, type TestRoutes } from "../../src/app.js";
 import type { Database } from "../../src/db/schema.js";
 import { createAccount, enrollTotp, totpCode, type PasswordHasher } from "../../src/identity/accounts.js";
 import { createIdentity, type Identity } from "../../src/identity/identity.js";
@@ -82,6 +82,8 @@ export interface TestAppOptions {
   now?: () => Date;
   /** As behind a TLS proxy at these addresses (server.ts TrustProxy): X-Forwarded-For gives the client IP. */
   trustProxy?: readonly string[];
+  /** Test-only routes (app.ts TestRoutes), e.g. an /api/v1 route that needs a step-up proof. */
+  testRoutes?: TestRoutes;
 }
 
 /** The app (routes: health, identity, sync) and its identity service, for `app.inject`. */
@@ -109,6 +111,7 @@ function makeTestApp(
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
+    ...(options.testRoutes ? { testRoutes: options.testRoutes } : {}),
   });
   return { app, identity };
 }

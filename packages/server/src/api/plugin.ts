@@ -1,0 +1,237 @@
+/**
+ * The /api/v1 layer every slice's API routes share, one copy of it: the bearer token is authenticated before the
+ * body is read, every request needs an X-Latchkey-Request-Id, every 2xx answer is signed over its request
+ * (method, path, request id), its status and the bytes actually sent (signature.ts), and error answers are
+ * unsigned ApiErrorBody values. A slice hands its routes to registerApi as an {@link ApiRoutes}; they run inside
+ * the one authenticated, signed scope and read the caller through {@link ApiContext}. Nothing here logs a body or
+ * a token: request logs carry method and path only (logging.ts), and errors are logged by code.
+ */
+import {
+  checkSchema,
+  isRequestId,
+  REQUEST_ID_HEADER,
+  SIGNATURE_HEADER,
+  type ApiErrorBody,
+  type WireSchema,
+} from "@latchkey/core";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
+import type { Authenticated } from "../authenticated.js";
+import { dataVersionOf, identityVersionOf } from "../db/index.js";
+import { createStampBatcher, type ReadStamp } from "../db/read-cache.js";
+import type { Database } from "../db/schema.js";
+import { JsonBodyRefused } from "../json-body.js";
+import { signResponse } from "./signature.js";
+
+/** What the API layer needs. */
+export interface ApiDeps {
+  db: Kysely<Database>;
+  /** `stamp`: the identity version the request took on arrival (read-cache.ts), for the token cache. */
+  authenticate: (bearerToken: string, stamp: ReadStamp | null) => Promise<Authenticated | null>;
+  now: () => Date;
+}
+
+/** Who is calling, as the layer established it before any route ran. */
+export interface ApiCall {
+  /** The bearer token: the key of the answer's signature. Never logged, never stored. */
+  token: string;
+  /** The token's owner, its client and its OAuth grant (the session). */
+  user: Authenticated;
+  /**
+   * The data version taken when the request arrived, for read caches (db/read-cache.ts); the token cache got the
+   * identity version of the same read. A version read after arrival is as good as any later one.
+   */
+  stamp: ReadStamp | null;
+  /** The request's X-Latchkey-Request-Id, echoed into the signed bytes of the answer. */
+  requestId: string;
+  /**
+   * The client's address: fastify's request.ip, which believes X-Forwarded-For only from the proxies TRUST_PROXY
+   * names (server.ts). The same address the sign-in limits count, so audit rows and limits agree.
+   */
+  ip: string;
+}
+
+/** What the layer gives the routes of a slice. */
+export interface ApiContext {
+  /** The caller of `request`, a request of this scope. */
+  call(request: FastifyRequest): ApiCall;
+}
+
+/**
+ * A slice's routes under /api/v1 (paths start with API_PREFIX). They are registered inside the authenticated,
+ * signed scope, with `context` to read the caller through.
+ */
+export type ApiRoutes = (api: FastifyInstance, context: ApiContext) => void | Promise<void>;
+
+/** Largest body of a route that takes a small one (the default of fastify, 1 MiB, is far more than these need). */
+export const SMALL_BODY_LIMIT = 64 * 1024;
+/** Longest bearer token looked at; longer ones are malformed. */
+const MAX_TOKEN_LENGTH = 4096;
+
+// RFC 6750 §2.1 b64token; the scheme name is case-insensitive (RFC 7235 §2.1).
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/** A request refused with an ApiErrorBody: throw it from a route, the layer's error handler sends it. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiErrorBody,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(body.message);
+  }
+}
+
+/** A 400 whose message says what is wrong with the request (never quoting a value sent). */
+export const invalid = (message: string): ApiError =>
+  new ApiError(400, { error: "ValidationError", code: "LK_SERVER_ERROR", message });
+
+/** The body as `schema` takes it, or a 400 naming the first thing wrong with it (never a value sent). */
+export function parseBody<T>(schema: WireSchema<T>, body: unknown): T {
+  const checked = checkSchema(schema, body);
+  if (!checked.ok) throw invalid(checked.message);
+  return checked.value;
+}
+
+/** Registers `routes` (each slice's) on `app` inside one authenticated, signed scope. */
+export async function registerApi(
+  app: FastifyInstance,
+  deps: ApiDeps,
+  routes: readonly ApiRoutes[],
+): Promise<void> {
+  await app.register(async (api) => {
+    const context = installHooks(api, deps);
+    for (const add of routes) await add(api, context);
+  });
+}
+
+function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
+  const calls = new WeakMap<FastifyRequest, ApiCall>();
+  const dataVersion = dataVersionOf(deps.db);
+  const identityVersion = identityVersionOf(deps.db);
+  const nextStamps =
+    dataVersion === null
+      ? null
+      : createStampBatcher(() => ({ data: dataVersion(), identity: identityVersion?.() ?? null }));
+
+  // Before the body is read: an unauthenticated client cannot make the server parse megabytes.
+  api.addHook("onRequest", async (request) => {
+    const header = request.headers.authorization;
+    if (header === undefined || header === "") {
+      throw new ApiError(
+        401,
+        { error: "Unauthorized", code: "LK_NOT_LOGGED_IN", message: "This request needs a bearer token." },
+        { "www-authenticate": 'Bearer realm="latchkey"' },
+      );
+    }
+    const token = header.length <= MAX_TOKEN_LENGTH ? BEARER.exec(header)?.[1] : undefined;
+    const stamps = nextStamps === null ? null : await nextStamps();
+    const stamp = stamps?.data ?? null;
+    const user = token === undefined ? null : await deps.authenticate(token, stamps?.identity ?? null);
+    if (token === undefined || user === null || user.expiresAt * 1000 <= deps.now().getTime()) {
+      throw new ApiError(
+        401,
+        {
+          error: "Unauthorized",
+          code: "LK_SESSION_EXPIRED",
+          message: "The bearer token is malformed, expired or revoked.",
+        },
+        { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
+      );
+    }
+    const requestId = request.headers[REQUEST_ID_HEADER];
+    if (typeof requestId !== "string" || !isRequestId(requestId)) {
+      throw invalid(
+        "Every request needs an X-Latchkey-Request-Id header of 22 to 64 base64url characters, new for each request.",
+      );
+    }
+    calls.set(request, { token, user, stamp, requestId, ip: request.ip });
+  });
+
+  api.addHook("onSend", async (request, reply, payload) => {
+    void reply.header("cache-control", "no-store");
+    const call = calls.get(request);
+    if (call === undefined || reply.statusCode < 200 || reply.statusCode > 299) return payload;
+    if (typeof payload !== "string" && !Buffer.isBuffer(payload)) {
+      // Every route here sends JSON, which fastify has serialized to a string by now; anything else could not
+      // be signed over the bytes sent, so it is not sent.
+      throw new Error("API route produced a body that cannot be signed");
+    }
+    // request.url is the request target exactly as received (path and query), what the client signs as sent.
+    const signed = {
+      method: request.method,
+      path: request.url,
+      requestId: call.requestId,
+      status: reply.statusCode,
+    };
+    void reply.header(SIGNATURE_HEADER, signResponse(call.token, signed, payload));
+    return payload;
+  });
+
+  api.setErrorHandler(async (error: unknown, request, reply) => {
+    if (error instanceof ApiError) {
+      return reply.code(error.status).headers(error.headers).send(error.body);
+    }
+    const status = statusOf(error);
+    if (status >= 400 && status < 500) {
+      // fastify's own 4xx (body too large, bad JSON, wrong content type). Their messages can quote the body
+      // (JSON.parse does), so neither the log nor the answer repeats them.
+      request.log.info({ event: "api.request-refused", status, code: codeOf(error) }, "request refused");
+      const body: ApiErrorBody = {
+        error: status === 413 ? "PayloadTooLargeError" : "ValidationError",
+        code: "LK_SERVER_ERROR",
+        message:
+          status === 413
+            ? `The request body is larger than ${request.routeOptions.bodyLimit ?? request.server.initialConfig.bodyLimit} bytes.`
+            : error instanceof JsonBodyRefused
+              ? error.message
+              : status === 415
+                ? "The request body must be application/json."
+                : "The request body could not be read as JSON.",
+      };
+      return reply.code(status).send(body);
+    }
+    request.log.error({ event: "api.failed", failure: describeFailure(error) }, "API request failed");
+    const body: ApiErrorBody = {
+      error: "InternalError",
+      code: "LK_SERVER_ERROR",
+      message: "The server failed to handle the request.",
+    };
+    return reply.code(500).send(body);
+  });
+
+  return {
+    call(request) {
+      const call = calls.get(request);
+      // onRequest has run for every route of this scope; reaching here without a caller is a bug.
+      if (call === undefined) throw new Error("API route reached without authentication");
+      return call;
+    },
+  };
+}
+
+/**
+ * What the log may say about an unexpected failure: names, messages, codes and the stack, never the other
+ * fields of a driver's error (PostgreSQL's `detail` can quote the failing row: a blob, a wrapped key).
+ */
+export function describeFailure(error: unknown, depth = 0): Record<string, unknown> {
+  if (!(error instanceof Error)) return { type: typeof error };
+  const cause: unknown = error.cause;
+  return {
+    type: error.name,
+    message: error.message,
+    ...(codeOf(error) === undefined ? {} : { code: codeOf(error) }),
+    ...(error.stack === undefined ? {} : { stack: error.stack }),
+    ...(cause !== undefined && depth < 3 ? { cause: describeFailure(cause, depth + 1) } : {}),
+  };
+}
+
+function statusOf(error: unknown): number {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === "number" ? status : 500;
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
