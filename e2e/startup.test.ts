@@ -48,8 +48,9 @@ async function modulesLoadedBy(
   return { stdout: result.stdout, modules: JSON.parse(await readFile(out, "utf8")) as string[] };
 }
 
-// esbuild names the function that evaluates a bundled ES module after the module's path.
-const AES_MODULE = "node_modules/@noble/ciphers/aes.js";
+// esbuild names the function that evaluates a bundled ES module after the module's path (relative to the
+// checkout, which node_modules may be outside of).
+const evaluatesAes = (ran: Set<string>) => [...ran].some((name) => name.endsWith("/@noble/ciphers/aes.js"));
 
 /**
  * Runs `args` under V8's precise coverage (NODE_V8_COVERAGE) and returns the names of the functions of the fast
@@ -110,7 +111,7 @@ describe("reads from the file store", () => {
     expectSuccess(await p.cli(["keystore", "set", ACCOUNT], { input: CANARY }));
     const { stdout, ran } = await bundleFunctionsRunBy(p, ["token", "--registry", REGISTRY]);
     expect(stdout.trim()).toBe(CANARY);
-    expect(ran).toContain(AES_MODULE);
+    expect(evaluatesAes(ran)).toBe(true);
   });
 });
 
@@ -133,7 +134,7 @@ describe.skipIf(!keychainReady)("reads from the OS keychain", () => {
       const { stdout, ran } = await bundleFunctionsRunBy(p, args);
       expect(stdout.trim()).toBe(CANARY);
       expect(ran).toContain("runFastCommand");
-      expect(ran).not.toContain(AES_MODULE);
+      expect(evaluatesAes(ran), `${args.join(" ")} evaluated the AES module`).toBe(false);
     }
   });
 });
