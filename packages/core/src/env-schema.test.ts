@@ -9,8 +9,8 @@ import {
   parseEnvSchema,
   validateValue,
   type EnvFormat,
-  type EnvRule,
 } from "./env-schema.js";
+import type { EnvRule } from "./schemas/env-schema.js";
 import { ExitCode, LatchkeyError, isLatchkeyError } from "./errors.js";
 
 /** The LatchkeyError `fn` throws; fails the test when it returns instead. */
@@ -274,13 +274,20 @@ describe("parseEnvSchema", () => {
     expect(Object.keys(parseEnvSchema(undefined))).toEqual([]);
   });
 
-  it("holds a variable named __proto__ as an ordinary entry", () => {
-    const schema = parseEnvSchema(JSON.parse('{"__proto__": {"required": true}}'));
-    expect(Object.keys(schema)).toEqual(["__proto__"]);
-    expect(checkEnv(schema, {}).violations.map((v) => v.key)).toEqual(["__proto__"]);
-    const { values } = checkEnv(parseEnvSchema(JSON.parse('{"__proto__": {"default": "x"}}')), {});
+  it("refuses a variable named __proto__ loudly, and copes with a value of that name", () => {
+    // JSON.parse makes an own __proto__ member; a reader that dropped it would switch its rule off silently.
+    const error = thrown(() => parseEnvSchema(JSON.parse('{"__proto__": {"required": true}, "B": {}}')));
+    expect(error.code).toBe("LK_ENV_SCHEMA_INVALID");
+    expect(error.message).toMatch(/^latchkey\.json: envSchema may not have a variable named __proto__/);
+    const { values } = checkEnv(parseEnvSchema({ B: { default: "x" } }), JSON.parse('{"__proto__": "v"}'));
     expect(Object.getPrototypeOf(values)).toBe(Object.prototype);
-    expect(Object.getOwnPropertyDescriptor(values, "__proto__")?.value).toBe("x");
+    expect(Object.getOwnPropertyDescriptor(values, "__proto__")?.value).toBe("v");
+  });
+
+  it("refuses __proto__ as a rule property", () => {
+    expect(thrown(() => parseEnvSchema(JSON.parse('{"A": {"__proto__": {}}}'))).message).toMatch(
+      /envSchema\.A has unknown property __proto__ /,
+    );
   });
 
   it("allows required together with default", () => {

@@ -8,9 +8,15 @@
  *                  "API_TOKEN": { "required": true, "pattern": "tok_[A-Za-z0-9]{32}", "secret": true } } }
  * ```
  *
+ * The format is declared once, as the zod/mini schema `envSchemaSchema` (schemas/env-schema.ts), and its types
+ * are inferred from it; {@link parseEnvSchema} is its zod-free reader for the hot path (`run` may not load zod),
+ * checked against it by a property test (schemas/env-schema.test.ts). Both use the rules exported here.
+ *
  * Rules of the game:
  * - The schema is checked strictly and loudly ({@link parseEnvSchema}): an unknown property is an error, not a
  *   warning, because a typo such as `"requird": true` would otherwise silently switch a check off.
+ * - A variable named `__proto__` is refused, for the same reason: many JSON readers (zod's records, plain
+ *   assignment) drop such a member or turn it into a prototype, so its rule would silently not apply.
  * - A value that is absent or the empty string counts as not set: the default fills it, `required` reports it
  *   as missing, and format and pattern are not applied to it. (`KEY=` in a template .env is the usual way a
  *   required variable ends up "set" to nothing.)
@@ -23,7 +29,11 @@
  */
 import { isUuid } from "./uuid.js";
 import { fromBase64 } from "./bytes.js";
+import { isEnvVariableName } from "./dotenv.js";
 import { LatchkeyError } from "./errors.js";
+import { isTable } from "./schemas/rules.js";
+// Types only, which the build erases: the hot path that imports this module must not load zod.
+import type { EnvRule, EnvSchema } from "./schemas/env-schema.js";
 
 /** The value formats an `envSchema` rule can require, in the order the docs list them. */
 export const ENV_FORMATS = [
@@ -40,25 +50,6 @@ export const ENV_FORMATS = [
 
 /** One of {@link ENV_FORMATS}. */
 export type EnvFormat = (typeof ENV_FORMATS)[number];
-
-/** The rule for one variable, as validated by {@link parseEnvSchema}. */
-export interface EnvRule {
-  /** The variable must be set (to a non-empty value) unless it has a default. */
-  readonly required?: boolean;
-  /** The value must be in this format. */
-  readonly format?: EnvFormat;
-  /** The whole value must match this regular expression (compiled with the `u` flag). */
-  readonly pattern?: string;
-  /** Used when the variable is absent or empty; satisfies `format` and `pattern`. */
-  readonly default?: string;
-  /** The value is a secret: tools redact it, and messages do not even give its length. */
-  readonly secret?: boolean;
-  /** Free text for people reading the schema or a report. */
-  readonly description?: string;
-}
-
-/** A validated `envSchema`: variable name -> rule. Null-prototype and frozen, so any name is a safe key. */
-export type EnvSchema = Readonly<Record<string, EnvRule>>;
 
 /** One way a variable fails its rule. `message` names the variable and the expectation, never the value. */
 export interface Violation {
@@ -81,13 +72,13 @@ export interface CheckEnvResult {
   readonly values: Record<string, string>;
 }
 
-interface FormatSpec {
+/** How a value in one format is recognized and described. */
+export interface FormatSpec {
   /** Completes "expected …" in messages. */
   readonly expected: string;
   readonly test: (value: string) => boolean;
 }
 
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const RULE_PROPERTIES = ["required", "format", "pattern", "default", "secret", "description"] as const;
 
 const URL_PREFIX = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//;
@@ -144,7 +135,8 @@ function isBase64(value: string): boolean {
   }
 }
 
-const FORMATS: Readonly<Record<EnvFormat, FormatSpec>> = {
+/** Each format's test ({@link matchesFormat} gives the exact rules) and the wording of its messages. */
+export const FORMATS: Readonly<Record<EnvFormat, FormatSpec>> = {
   url: {
     expected: "an absolute URL written scheme://…, such as https://example.com/path",
     test: isUrl,
@@ -227,7 +219,7 @@ function formatSpec(format: string): FormatSpec {
 }
 
 /** Compiles a rule's pattern anchored to the whole value, or says why it is not a valid `u`-flag RegExp. */
-function compilePattern(pattern: string): { regexp: RegExp } | { error: string } {
+export function compilePattern(pattern: string): { regexp: RegExp } | { error: string } {
   try {
     // Compiled alone first: a pattern such as "a)|(b" would otherwise escape the anchoring group.
     new RegExp(pattern, "u");
@@ -355,13 +347,9 @@ export function isSecretKey(schema: EnvSchema, key: string): boolean {
   return Object.hasOwn(schema, key) && schema[key]?.secret === true;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** A key as it may appear in a message: as is when valid, otherwise quoted and cut short. */
 function displayKey(key: string): string {
-  if (ENV_KEY.test(key) && key.length <= 100) return key;
+  if (isEnvVariableName(key) && key.length <= 100) return key;
   const quoted = JSON.stringify(key);
   return quoted.length <= 60 ? quoted : `${quoted.slice(0, 57)}…"`;
 }
@@ -374,7 +362,7 @@ function describeType(value: unknown): string {
 
 function parseRule(key: string, raw: unknown, problems: string[]): EnvRule | undefined {
   const at = `envSchema.${key}`;
-  if (!isRecord(raw)) {
+  if (!isTable(raw)) {
     problems.push(`${at} must be an object of rule properties, not ${describeType(raw)}`);
     return undefined;
   }
@@ -441,12 +429,22 @@ function parseRule(key: string, raw: unknown, problems: string[]): EnvRule | und
 }
 
 /**
+ * Why a variable named `__proto__` is refused (parseEnvSchema and envSchemaSchema both say it): zod's records
+ * drop such a member, and plain assignment turns it into a prototype, so its rule would silently not apply.
+ */
+export const PROTO_KEY_PROBLEM =
+  "envSchema may not have a variable named __proto__: JSON readers drop or misread a member of that name, so its rule could silently not apply";
+
+/**
  * Validates the `envSchema` value of latchkey.json and returns it as a frozen, null-prototype
- * {@link EnvSchema}. `undefined` (no `envSchema` at all) gives an empty schema. Fails loudly, collecting
+ * {@link EnvSchema}: the hot-path reader of core's `envSchemaSchema` (schemas/env-schema.ts), written without
+ * zod for `run`'s start-up. It accepts exactly what that schema accepts and reads it to an equal value, which a
+ * property test checks (schemas/env-schema.test.ts); its messages are its own, and more precise.
+ * `undefined` (no `envSchema` at all) gives an empty schema. Fails loudly, collecting
  * every problem before throwing one `LK_ENV_SCHEMA_INVALID` whose message names each variable and
  * property at fault (`details.problems` lists them), when:
  * - the schema or a rule is not a JSON object;
- * - a variable name does not match `[A-Za-z_][A-Za-z0-9_]*`;
+ * - a variable name does not match `[A-Za-z_][A-Za-z0-9_]*`, or is `__proto__`;
  * - a rule has a property other than required, format, pattern, default, secret, description, or one of
  *   the wrong type (`default` must be a string: `"8080"`, not `8080`);
  * - `format` is not one of {@link ENV_FORMATS};
@@ -457,11 +455,15 @@ function parseRule(key: string, raw: unknown, problems: string[]): EnvRule | und
 export function parseEnvSchema(value: unknown, source = "latchkey.json"): EnvSchema {
   const schema = Object.create(null) as Record<string, EnvRule>;
   const problems: string[] = [];
-  if (value !== undefined && !isRecord(value)) {
+  if (value !== undefined && !isTable(value)) {
     problems.push(`envSchema must be an object mapping variable names to rules, not ${describeType(value)}`);
   } else if (value !== undefined) {
     for (const [key, raw] of Object.entries(value)) {
-      if (!ENV_KEY.test(key)) {
+      if (key === "__proto__") {
+        problems.push(PROTO_KEY_PROBLEM);
+        continue;
+      }
+      if (!isEnvVariableName(key)) {
         problems.push(
           `envSchema key ${displayKey(key)} is not a valid variable name (letters, digits and _, not starting with a digit)`,
         );

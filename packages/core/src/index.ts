@@ -118,10 +118,16 @@ export {
   type CheckEnvOptions,
   type CheckEnvResult,
   type EnvFormat,
-  type EnvRule,
-  type EnvSchema,
   type Violation,
 } from "./env-schema.js";
+export {
+  envRuleSchema,
+  envRuleShapeSchema,
+  envSchemaSchema,
+  envSchemaShapeSchema,
+  type EnvRule,
+  type EnvSchema,
+} from "./schemas/env-schema.js";
 export {
   API_PREFIX,
   CLI_CLIENT_ID,
@@ -153,6 +159,7 @@ export {
   pushedEnvSchemaSchema,
   rewrapRequestSchema,
   rewrapResponseSchema,
+  storedEnvSchemaSchema,
   type ApiErrorBody,
   type AuditEntry,
   type AuditLogResponse,

@@ -6,6 +6,7 @@ import {
   parseEnvSchema,
   projectNameSchema,
   vaultSyncSchema,
+  type EnvSchema,
 } from "@latchkey/core";
 import fs from "node:fs";
 import { basename, join } from "node:path";
@@ -79,12 +80,11 @@ export async function recordPersonalVersion(
 }
 
 /** The push's `schema`: latchkey.json's envSchema; absent → undefined; malformed → a warning and undefined. */
-export function pushSchema(ctx: Context, project: Project | null): Record<string, unknown> | undefined {
+export function pushSchema(ctx: Context, project: Project | null): EnvSchema | undefined {
   const raw = project?.config.envSchema;
   if (raw === undefined || project === null) return undefined;
   try {
-    parseEnvSchema(raw, project.file);
-    return raw as Record<string, unknown>;
+    return parseEnvSchema(raw, project.file);
   } catch (error) {
     const reason = error instanceof LatchkeyError ? error.message : String(error);
     printStatus(ctx, `Warning: envSchema in ${project.file} is not valid, pushing without it: ${reason}`);

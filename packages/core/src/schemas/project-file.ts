@@ -7,6 +7,7 @@ import * as z from "zod/mini";
 import { vaultIdProblem } from "../vault-id.js";
 import { canonicalVaultId } from "../sync-wire.js";
 import { tokenEnvSchema, providerArgvSchema } from "./config-toml.js";
+import { envSchemaSchema } from "./env-schema.js";
 import { table } from "./parse.js";
 import { CONFIG_NAME, isTable } from "./rules.js";
 
@@ -56,14 +57,15 @@ export const projectRegistriesSchema = z.pipe(
 );
 
 /**
- * The whole of latchkey.json: an object whose members Latchkey reads are these; `envSchema` is checked by
- * core's parseEnvSchema. Other members are left alone: the file is the project's.
+ * The whole of latchkey.json: an object whose members Latchkey reads are these. Other members are left alone: the
+ * file is the project's. `envSchema` is {@link envSchemaSchema}, which the CLI reads with its zod-free reader,
+ * parseEnvSchema.
  */
 export const projectFileSchema = z.pipe(
   z.custom<Record<string, unknown>>(isTable, { error: "the top level must be an object" }),
   z.looseObject({
     vault: z.optional(projectVaultSchema),
-    envSchema: z.optional(z.unknown()),
+    envSchema: z.optional(envSchemaSchema),
     profile: z.optional(projectProfileSchema),
     name: z.optional(projectNameSchema),
     vaultSync: z.optional(vaultSyncSchema),

@@ -15,6 +15,7 @@ import {
   rewrapResponseSchema,
   type WireSchema,
 } from "./sync-api.js";
+import { PROTO_KEY_PROBLEM } from "../env-schema.js";
 import { checkSchema } from "./parse.js";
 
 const VAULT = "0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e";
@@ -78,6 +79,26 @@ describe("pushRequestSchema", () => {
       { ...push, schema: { K: "x".repeat(MAX_SCHEMA_JSON) } },
       `"schema" must be at most ${MAX_SCHEMA_JSON} characters of JSON.`,
     ],
+    [
+      "a schema rule with a property rules do not have",
+      { ...push, schema: { A: { [CANARY]: true } } },
+      "an envSchema rule may only have the properties required, format, pattern, default, secret, description",
+    ],
+    [
+      "a schema rule whose required is not true or false",
+      { ...push, schema: { A: { required: CANARY } } },
+      `an envSchema rule's "required" must be true or false`,
+    ],
+    [
+      "a schema with a bad variable name",
+      { ...push, schema: { [`${CANARY}-`]: {} } },
+      "envSchema keys must be variable names (letters, digits and _, not starting with a digit)",
+    ],
+    [
+      "a schema with a variable named __proto__",
+      { ...push, schema: JSON.parse('{"__proto__": {}}') as unknown },
+      PROTO_KEY_PROBLEM,
+    ],
   ];
   it.each(cases)("refuses %s, naming the rule and never the value", (_name, body, message) => {
     expect(problem(pushRequestSchema, body)).toBe(message);
@@ -85,7 +106,7 @@ describe("pushRequestSchema", () => {
   });
 
   it("takes every field at its bound", () => {
-    const schema = { K: "x".repeat(MAX_SCHEMA_JSON - '{"K":""}'.length) };
+    const schema = { K: { description: "x".repeat(MAX_SCHEMA_JSON - '{"K":{"description":""}}'.length) } };
     expect(JSON.stringify(schema)).toHaveLength(MAX_SCHEMA_JSON);
     const largest = {
       encryptedBlob: "A".repeat(MAX_BLOB_BASE64),
@@ -95,6 +116,17 @@ describe("pushRequestSchema", () => {
       baseVersion: Number.MAX_SAFE_INTEGER - 1,
     };
     expect(problem(pushRequestSchema, largest)).toBeNull();
+  });
+
+  it("takes a schema's structure without running its patterns or testing its defaults", () => {
+    // Both defaults break their rules, so a schema that ran the pattern or the format test would refuse this. The
+    // pattern backtracks exponentially in the length of the default: 20 characters take a fraction of a second, so a
+    // regression fails rather than hangs; a hostile push would send a few more and hold the server for minutes.
+    const schema = {
+      A: { pattern: "(a+)+$", default: `${"a".repeat(20)}!` },
+      B: { format: "port", default: "x" },
+    };
+    expect(pushRequestSchema.parse({ ...push, schema })).toEqual({ ...push, schema });
   });
 
   it("names a field the body may not have first, whatever else is wrong with it", () => {

@@ -16,6 +16,8 @@
  */
 import * as z from "zod/mini";
 import { isCanonicalBase64 } from "../bytes.js";
+import { envSchemaShapeSchema } from "./env-schema.js";
+import { isTable } from "./rules.js";
 
 /** Longest `encryptedBlob` in base64 characters (about 5.25 MiB of ciphertext). */
 export const MAX_BLOB_BASE64 = 7 * 1024 * 1024;
@@ -85,18 +87,33 @@ const displayName = z
     z.refine((name) => !CONTROL.test(name)),
   );
 
-/**
- * latchkey.json's envSchema as pushed, pulled and stored: a JSON object, whose rules the CLIs reading it check
- * (env-schema.ts).
- */
-export const pushedEnvSchemaSchema = z
-  .record(z.string(), z.unknown(), `"schema" must be a JSON object when present.`)
+/** A `schema` as JSON: an object of at most {@link MAX_SCHEMA_JSON} characters, passed on as it is. */
+const schemaJson = z
+  .custom<Record<string, unknown>>(isTable, `"schema" must be a JSON object when present.`)
   .check(
     z.refine(
       (schema) => jsonAtMost(schema, MAX_SCHEMA_JSON),
       `"schema" must be at most ${MAX_SCHEMA_JSON} characters of JSON.`,
     ),
   );
+
+/**
+ * latchkey.json's envSchema as a push carries it: its structure ({@link envSchemaShapeSchema}: variable names, rule
+ * properties and their types, format names) within {@link MAX_SCHEMA_JSON}. Its patterns are not compiled nor
+ * its defaults tested here: the server would run a project's regular expression, and a hostile one with a default
+ * crafted to backtrack could hold its event loop for minutes. The CLI checks the whole schema (parseEnvSchema)
+ * before it pushes one.
+ */
+export const pushedEnvSchemaSchema = z.pipe(schemaJson, envSchemaShapeSchema);
+
+/**
+ * The envSchema a pull answers with, as the server stored it: any JSON object within {@link MAX_SCHEMA_JSON}, not
+ * {@link pushedEnvSchemaSchema}. Servers before that one stored any JSON object a push carried, and a schema that
+ * a later release reads more strictly must still pull, or the vault it travels with could not be pulled at all.
+ * Nothing is lost by it: a CLI checks values against its project's latchkey.json, never against this copy, which
+ * it keeps only to tell whether a later push changes the schema.
+ */
+export const storedEnvSchemaSchema = z.pipe(schemaJson, z.record(z.string(), z.unknown()));
 
 /** `GET /api/v1/me`: who the bearer token belongs to. */
 export const meResponseSchema = body({
@@ -143,7 +160,7 @@ export const pullResponseSchema = body({
   encryptedBlob: base64("encryptedBlob", MAX_BLOB_BASE64),
   wrappedKey: base64("wrappedKey", MAX_WRAPPED_KEY_BASE64),
   /** The envSchema last pushed; null when no push has carried one. */
-  schema: z.nullable(pushedEnvSchemaSchema),
+  schema: z.nullable(storedEnvSchemaSchema),
   name: displayName,
   updatedAt: text("updatedAt"),
 });

@@ -3,7 +3,7 @@
  * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
  * client must tell apart is a value here, not an exception.
  */
-import { auditMetadataSchema, checkSchema, pushedEnvSchemaSchema } from "@latchkey/core";
+import { auditMetadataSchema, checkSchema, storedEnvSchemaSchema } from "@latchkey/core";
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
@@ -257,11 +257,12 @@ function parseMetadata(text: string): Record<string, unknown> {
 }
 
 /**
- * The envSchema a head row stores, which only a validated push ever wrote: one that no longer reads as one is a
- * fault of the database, not of the caller.
+ * The envSchema a head row stores, which only a validated push ever wrote: one that is no JSON object is a fault
+ * of the database, not of the caller. Read as a JSON object only (storedEnvSchemaSchema), not with the push's
+ * stricter rules: a schema stored before them must still pull.
  */
 function storedEnvSchema(text: string): Record<string, unknown> {
-  const checked = checkSchema(pushedEnvSchemaSchema, JSON.parse(text));
+  const checked = checkSchema(storedEnvSchemaSchema, JSON.parse(text));
   if (!checked.ok) throw new Error(`a stored envSchema does not read as one: ${checked.message}`);
   return checked.value;
 }
