@@ -178,6 +178,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       db: deps.db,
       authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
       now,
+      stepUpKey: deps.identity.keys.stepUpKey,
     },
     apiRoutes,
   );

@@ -29,9 +29,9 @@ function registerSyncAlone(
   app: FastifyInstance,
   deps: SyncDeps & { authenticate: (token: string) => Promise<Authenticated | null> },
 ): Promise<void> {
-  return registerApi(app, { db: deps.db, now: deps.now, authenticate: deps.authenticate }, [
-    syncRoutes(deps),
-  ]);
+  // No sync route takes a step-up proof: any key will do.
+  const api = { db: deps.db, now: deps.now, authenticate: deps.authenticate, stepUpKey: new Uint8Array(32) };
+  return registerApi(app, api, [syncRoutes(deps)]);
 }
 
 describeEachDatabase("sync routes", (target) => {

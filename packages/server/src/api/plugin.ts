@@ -3,15 +3,18 @@
  * body is read, every request needs an X-Latchkey-Request-Id, every 2xx answer is signed over its request
  * (method, path, request id), its status and the bytes actually sent (signature.ts), and error answers are
  * unsigned ApiErrorBody values. A slice hands its routes to registerApi as an {@link ApiRoutes}; they run inside
- * the one authenticated, signed scope and read the caller through {@link ApiContext}. Nothing here logs a body or
- * a token: request logs carry method and path only (logging.ts), and errors are logged by code.
+ * the one authenticated, signed scope and read the caller, and the step-up proof a route needs, through
+ * {@link ApiContext}. Nothing here logs a body, a token or a proof: request logs carry method and path only
+ * (logging.ts), and errors are logged by code.
  */
 import {
   checkSchema,
   isRequestId,
   REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
+  STEP_UP_HEADER,
   type ApiErrorBody,
+  type StepUpScope,
   type WireSchema,
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -21,7 +24,9 @@ import { dataVersionOf, identityVersionOf } from "../db/index.js";
 import { createStampBatcher, type ReadStamp } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
 import { JsonBodyRefused } from "../json-body.js";
+import { recordStepUpUse } from "./data.js";
 import { signResponse } from "./signature.js";
+import { verifyStepUpProof, type StepUpFactors, type StepUpRefusal } from "./step-up-proof.js";
 
 /** What the API layer needs. */
 export interface ApiDeps {
@@ -29,6 +34,8 @@ export interface ApiDeps {
   /** `stamp`: the identity version the request took on arrival (read-cache.ts), for the token cache. */
   authenticate: (bearerToken: string, stamp: ReadStamp | null) => Promise<Authenticated | null>;
   now: () => Date;
+  /** The key of step-up proofs (IdentityKeys.stepUpKey). */
+  stepUpKey: Uint8Array;
 }
 
 /** Who is calling, as the layer established it before any route ran. */
@@ -51,10 +58,31 @@ export interface ApiCall {
   ip: string;
 }
 
+/** A step-up proof that passed every check, not yet spent. Times are seconds since the epoch. */
+export interface StepUpGrant {
+  jti: string;
+  scope: StepUpScope;
+  /** How the user re-authenticated (for audit rows). */
+  method: StepUpFactors;
+  exp: number;
+  /**
+   * Spends the proof in `trx`, the transaction of the route's write (api/data.ts recordStepUpUse): false when it
+   * was spent before, and then the route must write nothing and answer `stepUpRequired(scope, "used")`. A write
+   * that rolls back takes the record with it, so the proof stays good.
+   */
+  record(trx: Kysely<Database>): Promise<boolean>;
+}
+
 /** What the layer gives the routes of a slice. */
 export interface ApiContext {
   /** The caller of `request`, a request of this scope. */
   call(request: FastifyRequest): ApiCall;
+  /**
+   * The step-up proof of `request` (the X-Latchkey-Step-Up header) for `scope`: HS256 with the server's key, of
+   * the caller's user and session, unexpired. Throws `stepUpRequired` (403 LK_STEP_UP_REQUIRED) otherwise. The
+   * route then hands the grant to its service, which calls `record` in its write transaction.
+   */
+  stepUp(request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant>;
 }
 
 /**
@@ -92,6 +120,26 @@ export function parseBody<T>(schema: WireSchema<T>, body: unknown): T {
   if (!checked.ok) throw invalid(checked.message);
   return checked.value;
 }
+
+const STEP_UP_WHY: Readonly<Record<StepUpRefusal, string>> = {
+  missing: "the request carries none",
+  invalid: "the one sent is not a proof this server issued",
+  expired: "the one sent has expired",
+  "other-action": "the one sent is for another action",
+  "other-session": "the one sent was issued to another session",
+  used: "the one sent was already used",
+};
+
+/**
+ * The 403 of a route whose step-up proof is missing or not good for it, naming the scope and why in general terms.
+ * Never a 401: that means "your bearer token is bad", and a client would refresh its token and retry.
+ */
+export const stepUpRequired = (scope: StepUpScope, why: StepUpRefusal): ApiError =>
+  new ApiError(403, {
+    error: "StepUpRequired",
+    code: "LK_STEP_UP_REQUIRED",
+    message: `This action needs a fresh step-up proof for "${scope}": ${STEP_UP_WHY[why]}.`,
+  });
 
 /** Registers `routes` (each slice's) on `app` inside one authenticated, signed scope. */
 export async function registerApi(
@@ -200,14 +248,41 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
     return reply.code(500).send(body);
   });
 
-  return {
-    call(request) {
-      const call = calls.get(request);
-      // onRequest has run for every route of this scope; reaching here without a caller is a bug.
-      if (call === undefined) throw new Error("API route reached without authentication");
-      return call;
-    },
+  const call = (request: FastifyRequest): ApiCall => {
+    const found = calls.get(request);
+    // onRequest has run for every route of this scope; reaching here without a caller is a bug.
+    if (found === undefined) throw new Error("API route reached without authentication");
+    return found;
   };
+  const stepUp = async (request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant> => {
+    const { user } = call(request);
+    const header = request.headers[STEP_UP_HEADER];
+    // Node joins a repeated header into one value, which is then no proof; an array is not one either.
+    if (Array.isArray(header)) throw stepUpRequired(scope, "invalid");
+    const verified = await verifyStepUpProof(deps.stepUpKey, header, {
+      scope,
+      userId: user.userId,
+      grantId: user.grantId,
+      now: deps.now(),
+    });
+    if (!verified.ok) throw stepUpRequired(scope, verified.refusal);
+    const { jti, method, exp } = verified.claims;
+    return {
+      jti,
+      scope,
+      method,
+      exp,
+      record: (trx) =>
+        recordStepUpUse(trx, {
+          jti,
+          userId: user.userId,
+          scope,
+          usedAt: deps.now().toISOString(),
+          expiresAt: new Date(exp * 1000).toISOString(),
+        }),
+    };
+  };
+  return { call, stepUp };
 }
 
 /**

@@ -6,6 +6,7 @@
 import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
+import { stepUpMigration } from "../api/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
 import { syncMigration } from "../sync/migration.js";
@@ -90,6 +91,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  "0007_step_up": stepUpMigration,
   "0008_pairing": pairingMigration,
 };
 

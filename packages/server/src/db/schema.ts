@@ -6,6 +6,7 @@
  * values work on SQLite and PostgreSQL without a dialect branch (and ISO strings sort by time).
  */
 import type { Generated } from "kysely";
+import type { ApiTables } from "../api/migration.js";
 import type { IdentityTables } from "../identity/migration.js";
 import type { PairingTables } from "../pairing/migration.js";
 import type { SyncTables } from "../sync/migration.js";
@@ -39,7 +40,7 @@ export interface ServerMetaTable {
 }
 
 /** Every table of the server's database. */
-export interface Database extends IdentityTables, SyncTables, PairingTables {
+export interface Database extends ApiTables, IdentityTables, SyncTables, PairingTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;

@@ -1,4 +1,4 @@
-import { createPublicKey, sign, verify } from "node:crypto";
+import { createPublicKey, hkdfSync, sign, verify } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { deriveIdentityKeys } from "./keys.js";
 
@@ -37,5 +37,16 @@ describe("deriveIdentityKeys", () => {
     expect(() => deriveIdentityKeys(`${SECRET}x`).openTotp("user-1", sealed)).toThrow();
     // A fresh IV every time.
     expect(keys.sealTotp("user-1", "JBSWY3DPEHPK3PXP")).not.toBe(sealed);
+  });
+
+  it("derives the step-up proof key with HKDF-SHA256 under its own label, apart from every other key", () => {
+    const keys = deriveIdentityKeys(SECRET);
+    const expected = hkdfSync("sha256", SECRET, "latchkey-server identity v1", "step-up proof hs256", 32);
+    expect(Buffer.from(keys.stepUpKey).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(deriveIdentityKeys(SECRET).stepUpKey).equals(Buffer.from(keys.stepUpKey))).toBe(true);
+    expect(Buffer.from(deriveIdentityKeys(`${SECRET}x`).stepUpKey).equals(Buffer.from(keys.stepUpKey))).toBe(
+      false,
+    );
+    expect(Buffer.from(keys.stepUpKey).toString("base64url")).not.toBe(keys.cookieKeys[0]);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Every key the identity slice uses, derived from the server secret with HKDF-SHA256 (RFC 5869), so every
  * process started with the same LATCHKEY_SERVER_SECRET (or the same data directory) signs, seals and checks
- * alike: the provider's signing key (Ed25519), its cookie keys, the TOTP sealing key and the login-step tickets.
+ * alike: the provider's signing key (Ed25519), its cookie keys, the TOTP sealing key, the login-step tickets and
+ * the key of step-up proofs.
  */
 import {
   createCipheriv,
@@ -28,6 +29,11 @@ export interface IdentityKeys {
   openTotp(userId: string, sealed: string): string;
   /** A MAC over `parts` (the login's password-step ticket). */
   mac(...parts: string[]): Buffer;
+  /**
+   * The HS256 key of step-up proofs (api/step-up-proof.ts): they say "this user re-authenticated just now", which
+   * only this server (any process with the same secret) can mint or check.
+   */
+  stepUpKey: Uint8Array;
 }
 
 function derive(secret: string, info: string, length = 32): Buffer {
@@ -75,6 +81,7 @@ export function deriveIdentityKeys(secret: string): IdentityKeys {
       );
     },
     mac: (...parts) => createHmac("sha256", macKey).update(parts.join("\u0000")).digest(),
+    stepUpKey: new Uint8Array(derive(secret, "step-up proof hs256")),
   };
 }
 
