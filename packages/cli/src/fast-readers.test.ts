@@ -13,8 +13,10 @@ import {
   projectRegistrySchema,
   projectVaultSchema,
   providerAnswerSchema,
+  syncStateSchema,
   userRegistrySchema,
   vaultDocumentSchema,
+  vaultSyncSchema,
   type Checked,
 } from "@latchkey/core";
 import {
@@ -26,7 +28,9 @@ import {
   readProjectVault,
   readProviderAnswer,
   readRegistryEntry,
+  readSyncState,
   readVaultDocument,
+  readVaultSync,
 } from "./fast-readers.js";
 
 type Schema = Parameters<typeof checkSchema>[0];
@@ -120,6 +124,22 @@ describe("the hot commands' readers accept what core's schemas accept, and read 
     );
   });
 
+  it("latchkey.json's vaultSync", () => {
+    agrees(
+      vaultSyncSchema,
+      readVaultSync,
+      around(
+        {
+          personalVersion: mostly(
+            fc.integer({ min: 0, max: 1000 }),
+            fc.constantFrom(-1, 1.5, "3", -0, Number.MAX_SAFE_INTEGER + 1, null, true),
+          ),
+        },
+        ["sharedVersion"],
+      ),
+    );
+  });
+
   it("a registry of config.toml", () => {
     agrees(
       userRegistrySchema,
@@ -208,6 +228,38 @@ describe("the hot commands' readers accept what core's schemas accept, and read 
         fc.dictionary(fc.constantFrom("default", "prod", "", "__proto__", "toString"), mostly(strings), {
           maxKeys: 3,
         }),
+      ),
+    );
+  });
+
+  it("sync/state.json", () => {
+    const version = mostly(
+      fc.integer({ min: 0, max: 1000 }),
+      fc.constantFrom(1.5, "3", -0, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER + 1, null),
+    );
+    const entry = around(
+      {
+        server: mostly(fc.constantFrom("https://lk.example", "http://127.0.0.1:8787"), fc.constant(1)),
+        userId: mostly(fc.constantFrom("u1", ""), fc.constant(null)),
+        vaultId: mostly(fc.uuid(), fc.constant(7)),
+        highestVersion: version,
+        syncedVersion: version,
+        syncedAt: mostly(
+          fc.constantFrom("2030-01-01T00:00:00.000Z", "2030-01-01T00:00:00+02:00"),
+          fc.constantFrom("2030-01-01", "2030-02-30T00:00:00Z", "yesterday", 1893456000000, null),
+        ),
+      },
+      ["note"],
+    );
+    agrees(
+      syncStateSchema,
+      readSyncState,
+      around(
+        {
+          format: mostly(fc.constant(1), fc.constantFrom(2, "1")),
+          entries: mostly(fc.array(entry, { maxLength: 3 }), fc.constantFrom({}, "x")),
+        },
+        ["comment"],
       ),
     );
   });

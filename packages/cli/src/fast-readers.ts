@@ -1,10 +1,11 @@
 // The zod-free readers of the files the hot commands read (`run`, `env get`, `keystore get`, `token`, the
-// credential helpers; fast-path.ts). Every file format is declared once, as a zod/mini schema in core, and its
-// TypeScript type is inferred from that schema; but loading zod would cost these commands more than all the rest
-// of their start-up, so they read their files with these hand-written checks instead. Each reader accepts exactly
-// what its schema accepts and reads it to the same value: fast-readers.test.ts checks every pair on generated
-// values, and the build refuses a fast bundle with zod in it (scripts/build.mjs). Only types come from the
-// schemas' modules here; the rules both sides apply come from core's zod-free schemas/rules.ts.
+// credential helpers; fast-path.ts; with --offline, `sync/state.json` too). Every file format is declared once,
+// as a zod/mini schema in core, and its TypeScript type is inferred from that schema; but loading zod would cost
+// these commands more than all the rest of their start-up, so they read their files with these hand-written
+// checks instead. Each reader accepts exactly what its schema accepts and reads it to the same value:
+// fast-readers.test.ts checks every pair on generated values, and the build refuses a fast bundle with zod in it
+// (scripts/build.mjs). Only types come from the schemas' modules here; the rules both sides apply come from
+// core's zod-free schemas/rules.ts.
 //
 // The messages are the readers' own and never quote a value (it may be a secret); their callers add the file,
 // and the line or key.
@@ -28,6 +29,8 @@ import {
   type LoginRecord,
   type ProviderAnswer,
   type RegistryKind,
+  type SyncEntry,
+  type SyncState,
   type UserRegistry,
   type VaultDocument,
 } from "@latchkey/core";
@@ -69,6 +72,22 @@ export function readProjectVault(value: unknown): Checked<string> {
   const problem = vaultIdProblem(value);
   if (problem !== undefined) return fail([], `"vault" is not a valid vault id: ${problem}`);
   return { ok: true, value: canonicalVaultId(value) };
+}
+
+/**
+ * latchkey.json's `vaultSync` (core's vaultSyncSchema): `personalVersion`, the version of the vault last synced by
+ * any checkout, tells every command that the vault lives on a server too (sync/not-paired.ts).
+ */
+export function readVaultSync(value: unknown): Checked<{ personalVersion?: number }> {
+  // zod's loose object: any object but an array (isTable's stricter rule would refuse what the schema takes).
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    return fail([], `"vaultSync" must be an object, not ${describeJson(value)}`);
+  const table = value as Record<string, unknown>;
+  const { personalVersion } = table;
+  if (personalVersion === undefined) return { ok: true, value: members(table) };
+  if (typeof personalVersion !== "number" || !Number.isSafeInteger(personalVersion) || personalVersion < 0)
+    return fail(["personalVersion"], "not an integer of 0 or more");
+  return { ok: true, value: { ...members(table), personalVersion } };
 }
 
 /**
@@ -178,6 +197,39 @@ export function readVaultDocument(value: unknown): Checked<VaultDocument> {
     document[environment] = members(entries);
   }
   return { ok: true, value: document };
+}
+
+const isSafeInteger = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value);
+
+/** One entry of `sync/state.json` (core's syncEntrySchema): a `syncedAt` that is no date-time reads as absent. */
+function readSyncEntry(value: unknown, at: number): Checked<SyncEntry> {
+  if (!isTable(value)) return fail(["entries", at], "not an object");
+  const { server, userId, vaultId, highestVersion, syncedVersion, syncedAt } = value;
+  if (typeof server !== "string" || typeof userId !== "string" || typeof vaultId !== "string")
+    return fail(["entries", at], "no server, user or vault");
+  if (!isSafeInteger(highestVersion) || !isSafeInteger(syncedVersion))
+    return fail(["entries", at], "a version that is not an integer");
+  const entry: SyncEntry = { ...members(value), server, userId, vaultId, highestVersion, syncedVersion };
+  if (typeof syncedAt === "string" && parseIsoDateTime(syncedAt) !== null) entry.syncedAt = syncedAt;
+  else delete entry.syncedAt;
+  return { ok: true, value: entry };
+}
+
+/**
+ * `sync/state.json` (core's syncStateSchema): what `run --offline` reads for a vault's last sync, and the sync
+ * commands for their anti-rollback record.
+ */
+export function readSyncState(value: unknown): Checked<SyncState> {
+  if (!isTable(value) || value.format !== 1) return fail(["format"], "not format 1");
+  if (!Array.isArray(value.entries)) return fail(["entries"], "no entries array");
+  const entries: SyncEntry[] = [];
+  for (const [at, item] of (value.entries as unknown[]).entries()) {
+    const entry = readSyncEntry(item, at);
+    if (!entry.ok) return entry;
+    entries.push(entry.value);
+  }
+  return { ok: true, value: { ...members(value), format: 1, entries } };
 }
 
 /** One entry of registries.json (core's loginRecordSchema). */

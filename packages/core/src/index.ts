@@ -239,6 +239,7 @@ export {
   type SsoSession,
   type SyncBase,
   type SyncEntry,
+  type SyncState,
   type VaultDocument,
 } from "./schemas/stored.js";
 export {

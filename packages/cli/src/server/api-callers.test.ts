@@ -135,7 +135,7 @@ describe("an answer of the wrong shape, correctly signed", () => {
 
   it("env rotate-key: a rewrap answer without its version pauses the rotation", async () => {
     const { ctx, home } = await machine(() => ({ vaultId: VAULT_ID }));
-    await recordSync(home, SERVER, USER, VAULT_ID, 1);
+    await recordSync(home, SERVER, USER, VAULT_ID, 1, Date.now());
     const stderr = await refusedAnswer(ctx, ["env", "rotate-key"]);
     expect(stderr).toContain("The rotation is paused");
   });

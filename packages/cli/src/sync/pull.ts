@@ -155,7 +155,7 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
     },
     ctx.random,
   );
-  await recordSync(ctx.paths.home, server, userId, vaultId, version);
+  await recordSync(ctx.paths.home, server, userId, vaultId, version, ctx.clock.now());
   await recordPersonalVersion(ctx, project, version);
 
   let output: string | undefined;

@@ -192,7 +192,7 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
     },
     ctx.random,
   );
-  await recordSync(ctx.paths.home, server, result.userId, vaultId, version);
+  await recordSync(ctx.paths.home, server, result.userId, vaultId, version, ctx.clock.now());
   await recordPersonalVersion(ctx, project, version);
   return {
     vaultId,

@@ -17,17 +17,18 @@ async function home(): Promise<string> {
 const random = { bytes: (n: number) => randomFillSync(new Uint8Array(n)) };
 const S = "http://127.0.0.1:8787";
 const V = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const T = Date.parse("2030-01-01T00:00:00.000Z");
 
 describe("sync state", () => {
   it("keeps the highest version seen per (server, user, vault) in a 0600 file, never lowering it", async () => {
     const h = await home();
     expect(await getSyncEntry(h, S, "u1", V)).toBeNull();
-    await recordSync(h, S, "u1", V, 3);
-    await recordSync(h, S, "u1", V, 5);
-    const lowered = await recordSync(h, S, "u1", V, 4);
+    await recordSync(h, S, "u1", V, 3, T);
+    await recordSync(h, S, "u1", V, 5, T);
+    const lowered = await recordSync(h, S, "u1", V, 4, T);
     expect(lowered).toMatchObject({ highestVersion: 5, syncedVersion: 4 });
-    await recordSync(h, S, "u2", V, 1);
-    await recordSync(h, "http://127.0.0.1:9999", "u1", V, 7);
+    await recordSync(h, S, "u2", V, 1, T);
+    await recordSync(h, "http://127.0.0.1:9999", "u1", V, 7, T);
     expect(await getSyncEntry(h, S, "u1", V)).toMatchObject({ highestVersion: 5, syncedVersion: 4 });
     expect(await listSyncEntries(h)).toHaveLength(3);
     expect((await stat(join(syncDir(h), "state.json"))).mode & 0o777).toBe(0o600);
@@ -36,26 +37,54 @@ describe("sync state", () => {
 
   it("finds an entry recorded under another spelling of its vault id, and records it in lower case", async () => {
     const h = await home();
-    await recordSync(h, S, "u1", V, 1);
+    await recordSync(h, S, "u1", V, 1, T);
     // As a CLI that kept latchkey.json's spelling recorded it: its anti-rollback record must still count.
     const upper = { server: S, userId: "u1", vaultId: V.toUpperCase(), highestVersion: 4, syncedVersion: 4 };
     await writeFile(join(syncDir(h), "state.json"), JSON.stringify({ format: 1, entries: [upper] }));
     expect(await getSyncEntry(h, S, "u1", V)).toMatchObject({ highestVersion: 4 });
-    await recordSync(h, S, "u1", V, 5);
+    await recordSync(h, S, "u1", V, 5, T);
     expect(await listSyncEntries(h)).toEqual([
-      { server: S, userId: "u1", vaultId: V, highestVersion: 5, syncedVersion: 5 },
+      {
+        server: S,
+        userId: "u1",
+        vaultId: V,
+        highestVersion: 5,
+        syncedVersion: 5,
+        syncedAt: "2030-01-01T00:00:00.000Z",
+      },
     ]);
+  });
+
+  it("records when each sync happened, per entry; a recorded time that is no date-time reads as none", async () => {
+    const h = await home();
+    await recordSync(h, S, "u1", V, 1, T);
+    await recordSync(h, S, "u2", V, 1, T + 1000);
+    await recordSync(h, S, "u1", V, 2, T + 60_000);
+    expect(await getSyncEntry(h, S, "u1", V)).toMatchObject({ syncedAt: "2030-01-01T00:01:00.000Z" });
+    expect(await getSyncEntry(h, S, "u2", V)).toMatchObject({ syncedAt: "2030-01-01T00:00:01.000Z" });
+    const file = join(syncDir(h), "state.json");
+    const edited = {
+      format: 1,
+      entries: [
+        { server: S, userId: "u1", vaultId: V, highestVersion: 2, syncedVersion: 2, syncedAt: "yesterday" },
+      ],
+    };
+    await writeFile(file, JSON.stringify(edited));
+    const entry = await getSyncEntry(h, S, "u1", V);
+    expect(entry).toMatchObject({ highestVersion: 2 });
+    expect(entry?.syncedAt).toBeUndefined();
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
   });
 
   it("concurrent records from several processes' worth of calls keep every entry", async () => {
     const h = await home();
-    await Promise.all(Array.from({ length: 16 }, (_, i) => recordSync(h, S, "u", `vault-${i}`, i + 1)));
+    await Promise.all(Array.from({ length: 16 }, (_, i) => recordSync(h, S, "u", `vault-${i}`, i + 1, T)));
     expect((await listSyncEntries(h)).map((e) => e.vaultId).sort()).toHaveLength(16);
   });
 
   it("refuses a state file that is not its own format", async () => {
     const h = await home();
-    await recordSync(h, S, "u", V, 1);
+    await recordSync(h, S, "u", V, 1, T);
     await writeFile(join(syncDir(h), "state.json"), '{"format":1,"entries":[{"server":1}]}');
     await expect(getSyncEntry(h, S, "u", V)).rejects.toMatchObject({ code: "LK_STORE_CORRUPT" });
   });

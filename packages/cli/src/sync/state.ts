@@ -1,7 +1,7 @@
 /**
  * What this machine remembers of its syncs, under $LATCHKEY_HOME/sync/ (latchkey.json is committed and can be
  * reset by git, so anti-rollback cannot rest on it):
- * - `state.json` (0600): per (server, user, vault) the highest version seen and the version last synced;
+ * - `state.json` (0600): per (server, user, vault) the highest version seen, the version last synced and when;
  * - `<vault-id>.base.enc`: the document as of the version last synced, sealed with the vault key, the base of
  *   `env pull`'s three-way merge.
  */
@@ -10,14 +10,15 @@ import {
   associatedData,
   canonicalVaultId,
   syncBaseSchema,
-  syncStateSchema,
   utf8Decode,
   utf8Encode,
   type SyncBase,
   type SyncEntry,
+  type SyncState,
 } from "@latchkey/core";
 import { join } from "node:path";
 import type { Random } from "../context.js";
+import { readSyncState } from "../fast-readers.js";
 import { openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { withFileLock } from "../fs/lock.js";
 import { ensurePrivateDir, readFileSafe, writeFileAtomic } from "../fs/safe-file.js";
@@ -43,7 +44,8 @@ function corrupt(path: string): LatchkeyError {
   });
 }
 
-async function readState(home: string): Promise<{ format: 1; entries: SyncEntry[] }> {
+// Read with the zod-free reader: `run --offline` reads this file on its hot path (offline.ts).
+async function readState(home: string): Promise<SyncState> {
   const path = stateFile(home);
   const bytes = await readFileSafe(path);
   if (bytes === null) return { format: 1, entries: [] };
@@ -53,9 +55,9 @@ async function readState(home: string): Promise<{ format: 1; entries: SyncEntry[
   } catch {
     throw corrupt(path);
   }
-  const state = syncStateSchema.safeParse(parsed);
-  if (!state.success) throw corrupt(path);
-  return state.data;
+  const state = readSyncState(parsed);
+  if (!state.ok) throw corrupt(path);
+  return state.value;
 }
 
 /** Every synced vault this machine remembers. */
@@ -74,8 +76,9 @@ export async function getSyncEntry(
 }
 
 /**
- * Records a verified sync of `version`: the highest version seen never goes down, the synced version becomes
- * `version`. Locked and atomic, so concurrent pushes and pulls of several checkouts cannot drop an entry.
+ * Records a verified sync of `version` at `now` (ms since the epoch): the highest version seen never goes down,
+ * the synced version becomes `version` and `syncedAt` the time. Locked and atomic, so concurrent pushes and
+ * pulls of several checkouts cannot drop an entry.
  */
 export async function recordSync(
   home: string,
@@ -83,7 +86,9 @@ export async function recordSync(
   userId: string,
   vaultId: string,
   version: number,
+  now: number,
 ): Promise<SyncEntry> {
+  const syncedAt = new Date(now).toISOString();
   const dir = syncDir(home);
   await ensurePrivateDir(home);
   await ensurePrivateDir(dir);
@@ -98,12 +103,14 @@ export async function recordSync(
         vaultId: canonicalVaultId(vaultId),
         highestVersion: version,
         syncedVersion: version,
+        syncedAt,
       };
       state.entries.push(entry);
     } else {
       entry.vaultId = canonicalVaultId(vaultId);
       entry.highestVersion = Math.max(entry.highestVersion, version);
       entry.syncedVersion = version;
+      entry.syncedAt = syncedAt;
     }
     lost.throwIfAborted();
     await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);

@@ -4,7 +4,7 @@
  * damaged disk), so they are checked like any other input.
  */
 import * as z from "zod/mini";
-import { DECLARATION_KINDS, SHA256_HEX } from "./rules.js";
+import { DECLARATION_KINDS, SHA256_HEX, parseIsoDateTime } from "./rules.js";
 
 const sha256Hex = z.string().check(z.regex(SHA256_HEX));
 
@@ -68,6 +68,15 @@ export const syncEntrySchema = z.looseObject({
   highestVersion: z.int(),
   /** The version this machine last pushed or pulled (the merge base's version). */
   syncedVersion: z.int(),
+  /**
+   * When this machine last pushed or pulled it successfully (ISO-8601), what `--offline` measures a copy's age
+   * from. Absent in an entry recorded before it was kept; a value that is no date-time reads as absent rather
+   * than making the whole file unreadable, which would drop the anti-rollback record with it.
+   */
+  syncedAt: z.catch(
+    z.optional(z.string().check(z.refine((text) => parseIsoDateTime(text) !== null))),
+    undefined,
+  ),
 });
 
 /** One synced vault as this machine knows it. */
@@ -75,6 +84,9 @@ export type SyncEntry = z.output<typeof syncEntrySchema>;
 
 /** `sync/state.json`. */
 export const syncStateSchema = z.looseObject({ format: z.literal(1), entries: z.array(syncEntrySchema) });
+
+/** `sync/state.json` as read. */
+export type SyncState = z.output<typeof syncStateSchema>;
 
 /** `sync/<vault-id>.base.enc` once opened: the document as of the version last synced, the merge's base. */
 export const syncBaseSchema = z.looseObject({
