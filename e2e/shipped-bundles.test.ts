@@ -1,7 +1,7 @@
 // The shipped bundles (packages/cli/dist and packages/server/dist, as `npm run build` makes them) carry none of the
-// tests' hooks: the crash points of `env rotate-key` and the server's held-request route live in the tests' own
-// builds (packages/cli/test/support/crash-cli.ts, packages/server/test/support/test-routes-main.ts), so nothing in a
-// user's environment can turn them on.
+// tests' hooks: the crash points of `env rotate-key`, the CLI's clock offset and the server's held-request route
+// live in the tests' own builds (packages/cli/test/support/crash-cli.ts,
+// packages/server/test/support/test-routes-main.ts), so nothing in a user's environment can turn them on.
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +31,7 @@ describe("the shipped bundles", () => {
       expect.arrayContaining(["packages/cli/dist/cli.mjs", "packages/server/dist/main.mjs"]),
     );
     const found = files.flatMap(({ file, text }) =>
-      ["LATCHKEY_TEST_CRASH_AT", "LATCHKEY_SERVER_TEST_ROUTES", "/__test/"]
+      ["LATCHKEY_TEST_CRASH_AT", "LATCHKEY_TEST_CLOCK_OFFSET_MS", "LATCHKEY_SERVER_TEST_ROUTES", "/__test/"]
         .filter((hook) => text.includes(hook))
         .map((hook) => `${file}: ${hook}`),
     );

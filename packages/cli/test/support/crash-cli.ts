@@ -1,10 +1,16 @@
-// The `latchkey` command as the crash tests run it: the real commands in a real process, plus crash points.
-// LATCHKEY_TEST_CRASH_AT=<step>[:<n>] makes the process SIGKILL itself right after the n-th <step> (default the
-// first) of `env rotate-key` or of adopting a paired wrapping key (RotateStep, sync/rotate.ts). This entry exists
-// only in the tests' own bundle (crash-cli-bundle.ts): the shipped bundles read no such variable, so no user's
-// environment can stop a command halfway.
+// The `latchkey` command as the tests' own build runs it: the real commands in a real process (the fast commands
+// on the fast path, as the shipped launcher runs them), plus hooks no shipped entry has:
+// - LATCHKEY_TEST_CRASH_AT=<step>[:<n>] makes the process SIGKILL itself right after the n-th <step> (default the
+//   first) of `env rotate-key` (RotateStep, sync/rotate.ts);
+// - LATCHKEY_TEST_CLOCK_OFFSET_MS=<ms> sets the command's clock that far ahead of the real one, so a test can see
+//   what `run --offline` does with a copy synced a day ago without waiting a day.
+// This entry exists only in the tests' own bundle (crash-cli-bundle.ts): the shipped bundles read no such
+// variable, so no user's environment can stop a command halfway or move its clock.
 import { runCliForOutcome } from "../../src/cli.js";
+import type { Context } from "../../src/context.js";
+import { parseFastPath, runFastCommand } from "../../src/fast-path.js";
 import { createNodeContext, flushOutputs } from "../../src/node-context.js";
+import { exitLikeChild } from "../../src/run/child.js";
 import type { RotateStep } from "../../src/sync/rotate.js";
 
 function crashAt(spec: string | undefined): ((step: RotateStep) => void) | undefined {
@@ -16,12 +22,21 @@ function crashAt(spec: string | undefined): ((step: RotateStep) => void) | undef
   };
 }
 
+function clockAhead(ctx: Context, spec: string | undefined): Context {
+  if (spec === undefined || spec === "") return ctx;
+  const offset = Number(spec);
+  if (!Number.isSafeInteger(offset))
+    throw new Error(`LATCHKEY_TEST_CLOCK_OFFSET_MS is not an integer: ${spec}`);
+  return { ...ctx, clock: { ...ctx.clock, now: () => Date.now() + offset } };
+}
+
+const argv = process.argv.slice(2);
 const crash = crashAt(process.env.LATCHKEY_TEST_CRASH_AT);
-const ctx = createNodeContext();
-const { exitCode } = await runCliForOutcome(
-  process.argv.slice(2),
-  crash === undefined ? ctx : { ...ctx, afterRotateStep: crash },
-);
+const base = clockAhead(createNodeContext(), process.env.LATCHKEY_TEST_CLOCK_OFFSET_MS);
+const ctx = crash === undefined ? base : { ...base, afterRotateStep: crash };
+const fast = parseFastPath(argv);
+const outcome = fast === null ? await runCliForOutcome(argv, ctx) : await runFastCommand(fast, ctx);
+if (outcome.signal) exitLikeChild({ code: null, signal: outcome.signal });
 // process.exit() would drop what a full pipe has not taken yet.
 await flushOutputs();
-process.exit(exitCode);
+process.exit(outcome.exitCode);
