@@ -66,6 +66,11 @@ export interface Platform {
    * Helper configurations name it (setup-git.ts, latchkeyCommandPath).
    */
   readonly cliPath?: string;
+  /**
+   * This machine's host name, read when asked (a new device's default pairing label). Absent in hand-built
+   * contexts.
+   */
+  readonly hostname?: string;
 }
 
 /**
@@ -105,9 +110,17 @@ export interface Context {
    */
   readonly interactiveGrants?: InteractiveGrants;
   /**
-   * Called after each durable step of `env rotate-key` (sync/rotate.ts), where the crash tests stop the process.
+   * Called after each durable step of `env rotate-key` and of adopting a paired wrapping key (sync/rotate.ts),
+   * where the crash tests stop the process.
    * No shipped entry sets it: only the tests' own entry does (test/support/crash-cli.ts), so nothing a user sets
    * can stop a rotation halfway.
    */
   readonly afterRotateStep?: (step: RotateStep) => Promise<void> | void;
+  /**
+   * Calls `listener` on Ctrl-C (SIGINT) until the returned function is called: for a command that waits on the
+   * network and must undo something before it ends (a pairing it started). While a listener is installed, SIGINT
+   * no longer ends the process; the listener decides. Prompts handle Ctrl-C themselves (LK_CANCELLED). Absent in
+   * hand-built contexts, where no interrupt arrives.
+   */
+  readonly onInterrupt?: (listener: () => void) => () => void;
 }

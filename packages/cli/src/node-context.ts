@@ -247,8 +247,15 @@ export function createNodeContext(options: Pick<Context, "interactiveGrants"> = 
       uid: typeof process.getuid === "function" ? process.getuid() : null,
       machineIdPaths: ["/etc/machine-id", "/var/lib/dbus/machine-id"],
       cliPath: process.argv[1],
+      get hostname() {
+        return process.getBuiltinModule("node:os").hostname();
+      },
     },
     ...(process.platform !== "win32" && typeof process.execve === "function" ? { replaceProcess } : {}),
+    onInterrupt: (listener) => {
+      process.on("SIGINT", listener);
+      return () => process.removeListener("SIGINT", listener);
+    },
     keystore: (prefetch) =>
       (keystore ??= resolveKeystore(context, prefetch === undefined ? {} : { prefetch })),
     ...(options.interactiveGrants === undefined ? {} : { interactiveGrants: options.interactiveGrants }),
