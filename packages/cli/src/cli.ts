@@ -20,6 +20,7 @@ import { logoutCommand } from "./commands/logout-command.js";
 import { whoamiCommand } from "./commands/whoami-command.js";
 import { tokenCommand } from "./commands/token-command.js";
 import { tokenRotateCommand } from "./commands/token-rotate-command.js";
+import { pairCommand } from "./commands/pair-command.js";
 import { authCommand } from "./commands/auth-command.js";
 import { completeCommand, completionCommand } from "./commands/completion-command.js";
 import { globalOptions, type RunState } from "./commands/support.js";
@@ -41,6 +42,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { build: whoamiCommand },
   { build: tokenCommand },
   { build: tokenRotateCommand },
+  { build: pairCommand },
   { build: gitCredentialCommand },
   { build: credentialProviderCommand },
   { build: execCommand },
