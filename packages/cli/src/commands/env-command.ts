@@ -14,6 +14,7 @@ import {
   type ExportFormat,
 } from "./env.js";
 import type { RunState } from "./support.js";
+import { addEnvPairCommand } from "./pair-command.js";
 import { addSyncCommands } from "./sync-command.js";
 
 function envOption(): Option {
@@ -210,5 +211,6 @@ export function envCommand(ctx: Context, state: RunState): Command {
     });
   defineRun(env.command("run"), ctx, state);
   addSyncCommands(env, ctx, state);
+  addEnvPairCommand(env, ctx, state);
   return env;
 }
