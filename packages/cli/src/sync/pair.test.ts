@@ -11,6 +11,7 @@ import { toBase64, type PairingView } from "@latchkey/core";
 import {
   createFakePairingServer,
   pairingMachine,
+  signedAnswer,
   wrappingKeyEntry,
   type FakePairingServer,
   type PairingMachine,
@@ -293,6 +294,30 @@ describe("every way of stopping revokes the pairing and sends no key", () => {
     expect(sent(server, a.token, "/approve")).toEqual([]);
     expect(server.status()).toBe("revoked");
     expect(await exit).toBe(1);
+  });
+});
+
+describe("once the key is handed over", () => {
+  it("a sealed key that does not open is LK_PAIRING_FAILED, with no key adopted and no revocation of a consumed pairing", async () => {
+    const server = createFakePairingServer();
+    const nm = newMachine(server);
+    const a = approver(server, true);
+    server.intercept = (r) => {
+      if (!r.path.endsWith("/consume")) return undefined;
+      const row = [...server.pairings.values()][0]!;
+      row.view.status = "consumed";
+      const sealedKey = toBase64(new Uint8Array(64).fill(1));
+      return signedAnswer(r, { pairingId: row.view.pairingId, sealedKey });
+    };
+    const { exit, code } = await startPair(server, nm);
+    expect(await runCli(["env", "pair", code], a.ctx)).toBe(0);
+    expect(await exit).toBe(1);
+    const nText = nm.ctx.stderr.text();
+    expect(nText).toContain("LK_PAIRING_FAILED");
+    expect(nText).toContain("does not open with this pairing's keys");
+    expect(nText).not.toContain("revoke the pairing");
+    expect(sent(server, nm.token, "/revoke")).toEqual([]);
+    expect(await nm.keystore.get(WRAPPING_KEY_ACCOUNT)).toBeNull();
   });
 });
 

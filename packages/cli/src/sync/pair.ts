@@ -176,7 +176,7 @@ export async function pairNewMachine(ctx: Context, options: PairOptions): Promis
 
   const c = palette(ctx.env, ctx.stderr);
 
-  return revokingOnFailure(ctx, created, api, interrupts, async () => {
+  const received = await revokingOnFailure(ctx, created, api, interrupts, async () => {
     if (interrupts.signal.aborted) throw interrupted();
     const code = normalizePairingCode(created.code);
     if (code === null) {
@@ -232,23 +232,28 @@ export async function pairNewMachine(ctx: Context, options: PairOptions): Promis
     });
     // Not raced with Ctrl-C: once the server hands the key over it deletes it, so it must not be dropped here.
     const consumed = await consumePairing(ctx, created.pairingId, api);
-    // Nothing is left to revoke; from here Ctrl-C is Node's again (adoption survives being stopped at any
-    // point, and `latchkey env rotate-key` finishes it).
-    interrupts.release();
-    const key = await openPairingKey(
-      keyPair,
-      { label: revealed.label, code, newDeviceKey: keyPair.publicKey, approverKey },
-      fromBase64(consumed.sealedKey),
-    ).catch((error: unknown) => {
-      throw new LatchkeyError("LK_PAIRING_FAILED", {
-        message: "The wrapping key the server handed over does not open with this pairing's keys.",
-        hint: relayWarning,
-        cause: error,
-      });
-    });
-    const adoption = await adoptWrappingKey(ctx, key, { verbose: api.verbose ?? 0 });
-    return { pairingId: created.pairingId, label, server: proof.server, adoption };
+    return { sealedKey: fromBase64(consumed.sealedKey), label: revealed.label, code, approverKey };
   });
+  // Consumed: nothing is left to revoke, and from here Ctrl-C is Node's again (adoption survives being stopped
+  // at any point, and `latchkey env rotate-key` finishes it).
+  const key = await openPairingKey(
+    keyPair,
+    {
+      label: received.label,
+      code: received.code,
+      newDeviceKey: keyPair.publicKey,
+      approverKey: received.approverKey,
+    },
+    received.sealedKey,
+  ).catch((error: unknown) => {
+    throw new LatchkeyError("LK_PAIRING_FAILED", {
+      message: "The wrapping key the server handed over does not open with this pairing's keys.",
+      hint: relayWarning,
+      cause: error,
+    });
+  });
+  const adoption = await adoptWrappingKey(ctx, key, { verbose: api.verbose ?? 0 });
+  return { pairingId: created.pairingId, label, server: proof.server, adoption };
 }
 
 function printCode(ctx: Context, code: string, label: string, server: string): void {
@@ -356,7 +361,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
   const commitment = fromBase64(pairing.commitment);
   const c = palette(ctx.env, ctx.stderr);
 
-  return revokingOnFailure(ctx, pairing, api, interrupts, async () => {
+  const sent = await revokingOnFailure(ctx, pairing, api, interrupts, async () => {
     if (interrupts.signal.aborted) throw interrupted();
     if (
       pairing.status !== "joined" ||
@@ -436,15 +441,11 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
       );
       if (approved.status !== "approved") throw pairingEnded(approved.status);
     });
-    const vaults = (await listSyncEntries(home))
-      .filter((e) => e.server === joined.server && e.userId === joined.userId)
-      .map((e) => e.vaultId);
-    return {
-      pairingId: pairing.pairingId,
-      label: revealed.label,
-      server: joined.server,
-      fingerprint,
-      vaults,
-    };
+    return { label: revealed.label, fingerprint };
   });
+  // Approved: a failure from here on must not revoke what the new machine is about to take.
+  const vaults = (await listSyncEntries(ctx.paths.home))
+    .filter((e) => e.server === joined.server && e.userId === joined.userId)
+    .map((e) => e.vaultId);
+  return { pairingId: pairing.pairingId, server: joined.server, vaults, ...sent };
 }

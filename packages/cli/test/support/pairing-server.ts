@@ -40,6 +40,8 @@ export interface SeenRequest {
   token: string;
   body: unknown;
   stepUp: string | null;
+  /** What the answer's signature covers besides the status and the body. */
+  signed: { method: string; path: string; requestId: string };
 }
 
 interface Row {
@@ -61,15 +63,10 @@ export interface FakePairingServer {
   status(): PairingStatus | undefined;
 }
 
-function signed(token: string, request: Request, status: number, value: unknown): Response {
-  const url = new URL(request.url);
-  const path = `${url.pathname}${url.search}`;
+/** `value` as the answer to `request`, signed for it as the server signs its 2xx answers. */
+export function signedAnswer(request: SeenRequest, value: unknown, status = 200): Response {
   const bytes = Buffer.from(JSON.stringify(value));
-  const signature = signResponse(
-    token,
-    { method: request.method, path, requestId: request.headers.get(REQUEST_ID_HEADER) ?? "", status },
-    bytes,
-  );
+  const signature = signResponse(request.token, { ...request.signed, status }, bytes);
   return new Response(bytes, {
     status,
     headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
@@ -103,11 +100,16 @@ export function createFakePairingServer(): FakePairingServer {
         token,
         body: text === "" ? undefined : (JSON.parse(text) as unknown),
         stepUp: request.headers.get(STEP_UP_HEADER),
+        signed: {
+          method: request.method,
+          path: `${url.pathname}${url.search}`,
+          requestId: request.headers.get(REQUEST_ID_HEADER) ?? "",
+        },
       };
       requests.push(seen);
       const intercepted = await fake.intercept?.(seen);
       if (intercepted !== undefined) return intercepted;
-      const ok = (value: unknown, status = 200) => signed(token, request, status, value);
+      const ok = (value: unknown, status = 200) => signedAnswer(seen, value, status);
       const body = (seen.body ?? {}) as Record<string, string>;
       const move = (row: Row, from: PairingStatus, to: PairingStatus): Response | null => {
         if (row.view.status !== from) return failure(409, "LK_PAIRING_FAILED");
