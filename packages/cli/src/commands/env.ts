@@ -14,9 +14,10 @@ import type { Context } from "../context.js";
 import { readSecretInput, readUserFile } from "../input.js";
 import { palette, printData, printJson, printStatus, printValue } from "../output/output.js";
 import { authorizeVaultUse } from "../project/approvals.js";
-import { loadOrCreateProject, resolveVaultId } from "../project/project.js";
+import { loadOrCreateProject, resolveVaultId, type Project } from "../project/project.js";
 import { runProgram } from "../run/replace.js";
 import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
+import { refuseVaultSyncedElsewhere } from "../sync/not-paired.js";
 import { checkVaultSize, tooLargeForEnvironment, tooLargeWarning } from "../vault/limits.js";
 import {
   checkReservedNames,
@@ -29,7 +30,7 @@ import {
   validateValue,
 } from "../vault/names.js";
 import {
-  readVault,
+  readVaultWithPresence,
   updateVault,
   vaultKeyAccount,
   type VaultDocument,
@@ -42,6 +43,8 @@ interface ProjectVault {
   readonly vaultId: string;
   readonly schema: EnvSchema;
   readonly deps: VaultStoreDeps;
+  /** latchkey.json, when there is one (it may name another vault than LATCHKEY_VAULT_ID). */
+  readonly project: Project | null;
 }
 
 /**
@@ -60,6 +63,14 @@ async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectV
   if (project?.change === "added-vault")
     printStatus(ctx, `Added this project's vault id to ${project.file}.`);
   const vaultId = resolveVaultId(ctx.env, project);
+  // Before a write binds the vault here: a first value must not start a second vault under the id of one that
+  // lives elsewhere (sync/not-paired.ts).
+  if (create)
+    await refuseVaultSyncedElsewhere(
+      (await ctx.keystore(vaultKeyAccount(vaultId))).keystore,
+      project,
+      vaultId,
+    );
   if (project !== null) await authorizeVaultUse(ctx, { vaultId, project, creates: create });
   const schema = parseEnvSchema(project?.config.envSchema, project?.file ?? "latchkey.json");
   // Every vault read starts with this vault's wrapped key.
@@ -68,7 +79,18 @@ async function openProjectVault(ctx: Context, create: boolean): Promise<ProjectV
     vaultId,
     schema,
     deps: { keystore, home: ctx.paths.home, vaultsDir: ctx.paths.vaults, random: ctx.random },
+    project,
   };
+}
+
+/**
+ * The vault's document. One with no local file reads as empty, unless it was synced from another machine and never
+ * reached this one: then it is LK_VAULT_NOT_PAIRED (sync/not-paired.ts), not an empty vault to start afresh in.
+ */
+async function readDocument(vault: ProjectVault): Promise<VaultDocument> {
+  const { document, exists } = await readVaultWithPresence(vault.deps, vault.vaultId);
+  if (!exists) await refuseVaultSyncedElsewhere(vault.deps.keystore, vault.project, vault.vaultId);
+  return document;
 }
 
 /** LK_ENV_NOT_FOUND for `environment`, with a "did you mean" when only its case is wrong. */
@@ -110,7 +132,7 @@ async function readEnvironment(
   environment: string,
 ): Promise<{ vault: ProjectVault; values: Record<string, string> }> {
   const vault = await openProjectVault(ctx, false);
-  const document = await readVault(vault.deps, vault.vaultId);
+  const document = await readDocument(vault);
   const values = document[environment];
   if (values === undefined) throw environmentNotFound(environment, document);
   return { vault, values };
@@ -155,7 +177,7 @@ async function storeEntries(
 async function currentValue(ctx: Context, environment: string, key: string): Promise<string | undefined> {
   try {
     const vault = await openProjectVault(ctx, false);
-    return (await readVault(vault.deps, vault.vaultId))[environment]?.[key];
+    return (await readDocument(vault))[environment]?.[key];
   } catch (error) {
     if (error instanceof LatchkeyError && error.code === "LK_PROJECT_NOT_FOUND") return undefined;
     throw error;
@@ -264,6 +286,7 @@ export async function envUnset(
   const environment = validateEnvName(options.environment);
   const keys = options.keys.map(validateKeyName);
   const vault = await openProjectVault(ctx, false);
+  await refuseVaultSyncedElsewhere(vault.deps.keystore, vault.project, vault.vaultId);
   const { gone: removed, left } = await updateVault(vault.deps, vault.vaultId, (document) => {
     const target = document[environment];
     if (target === undefined) throw environmentNotFound(environment, document);
@@ -280,7 +303,7 @@ export async function envUnset(
 /** `env envs`: the environments of this project's vault. */
 export async function envEnvs(ctx: Context, options: { json: boolean }): Promise<number> {
   const vault = await openProjectVault(ctx, false);
-  const document = await readVault(vault.deps, vault.vaultId);
+  const document = await readDocument(vault);
   const environments = Object.keys(document)
     .sort()
     .map((name) => ({ name, keys: Object.keys(document[name] ?? {}).length }));
@@ -297,7 +320,7 @@ export async function envEnvs(ctx: Context, options: { json: boolean }): Promise
 /** The environment names of this project's vault, sorted; names only (shell completion offers them). */
 export async function environmentNames(ctx: Context): Promise<string[]> {
   const vault = await openProjectVault(ctx, false);
-  return Object.keys(await readVault(vault.deps, vault.vaultId)).sort();
+  return Object.keys(await readDocument(vault)).sort();
 }
 
 /** `env import FILE`: dotenv into the environment; `-` reads stdin. */
@@ -413,7 +436,7 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   const environment = validateEnvName(options.environment);
   const fileKeys = [...new Set((options.files ?? []).map(validateKeyName))];
   const vault = await openProjectVault(ctx, false);
-  const document = await readVault(vault.deps, vault.vaultId);
+  const document = await readDocument(vault);
   const secrets = document[environment];
   if (secrets === undefined) throw environmentNotFound(environment, document);
   const absent = fileKeys.filter((key) => !(key in secrets));

@@ -22,6 +22,7 @@ import {
   type VaultDocument,
 } from "../vault/vault-store.js";
 import { mergeDocuments } from "./merge.js";
+import { serverCopyNotPaired } from "./not-paired.js";
 import { openSyncProject, recordPersonalVersion } from "./project.js";
 import { vaultPath } from "./push.js";
 import { getSyncEntry, readSyncBase, recordSync, writeSyncBase } from "./state.js";
@@ -102,9 +103,12 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
   }
   const remoteKey = await tryUnwrapVaultKey(keystore, vaultId, answer.wrappedKey);
   if (remoteKey === null) {
-    throw new LatchkeyError("LK_VAULT_NOT_PAIRED", {
-      message: `This machine is not paired for vault ${vaultId}: the server's copy (version ${version}) has its key wrapped for another machine's wrapping key.`,
-      details: { vaultId, server, version },
+    throw serverCopyNotPaired({
+      vaultId,
+      server,
+      version,
+      syncedVersion: entry?.syncedVersion ?? null,
+      outcome: "Nothing was written.",
     });
   }
   // Its schema took canonical base64 only.

@@ -1,6 +1,7 @@
 import {
   LatchkeyError,
   isLatchkeyError,
+  pullResponseSchema,
   pushResponseSchema,
   syncBlobContext,
   toBase64,
@@ -16,10 +17,19 @@ import { checkVaultSize } from "../vault/limits.js";
 import {
   loadVaultKey,
   readVaultWithPresence,
+  tryUnwrapVaultKey,
   vaultKeyAccount,
   type VaultDocument,
 } from "../vault/vault-store.js";
-import { openSyncProject, personalVersion, pushName, pushSchema, recordPersonalVersion } from "./project.js";
+import { refuseVaultSyncedElsewhere, serverCopyNotPaired } from "./not-paired.js";
+import {
+  openSyncProject,
+  personalVersion,
+  pushName,
+  pushSchema,
+  recordPersonalVersion,
+  type SyncProject,
+} from "./project.js";
 import { getSyncEntry, readSyncBase, recordSync, writeSyncBase, type SyncBase } from "./state.js";
 
 /** Options of `env push`. */
@@ -87,6 +97,39 @@ function acknowledges(answer: PushResponse, vaultId: string, version: number): b
   return answer.vaultId === vaultId && answer.version === version;
 }
 
+/**
+ * After a push from a machine that never synced the vault was refused for a newer server version: LK_VAULT_NOT_PAIRED
+ * when this machine's wrapping key does not open the server copy's key, since the conflict's remedy (pull, merge,
+ * push again) cannot work then. Anything else, the server's copy unreadable included, leaves the conflict to be
+ * reported as it is.
+ */
+async function refuseUnopenableServerCopy(
+  ctx: Context,
+  sp: SyncProject,
+  serverOptions: { server: string; profile?: string },
+  options: PushOptions,
+): Promise<void> {
+  let copy;
+  try {
+    copy = await callApi(
+      ctx,
+      { method: "GET", path: vaultPath(sp.vaultId), answer: pullResponseSchema },
+      { ...serverOptions, verbose: options.verbose ?? 0 },
+    );
+  } catch {
+    return;
+  }
+  if (copy.data.vaultId !== sp.vaultId) return;
+  if ((await tryUnwrapVaultKey(sp.keystore, sp.vaultId, copy.data.wrappedKey)) !== null) return;
+  throw serverCopyNotPaired({
+    vaultId: sp.vaultId,
+    server: copy.server,
+    version: copy.data.version,
+    syncedVersion: null,
+    outcome: "The push was refused; nothing was overwritten.",
+  });
+}
+
 /** The path of a vault under the API prefix. */
 export const vaultPath = (vaultId: string): string => `/vaults/${encodeURIComponent(vaultId)}`;
 
@@ -103,6 +146,7 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
   const wrappedKey = await keystore.get(vaultKeyAccount(vaultId));
   const vaultKey = await loadVaultKey(sp.deps, vaultId);
   if (!exists || wrappedKey === null || vaultKey === null) {
+    await refuseVaultSyncedElsewhere(keystore, project, vaultId);
     throw new LatchkeyError("LK_ENV_NOT_FOUND", {
       message: `Vault ${vaultId} has no secrets on this machine: there is nothing to push.`,
       hint: "Set secrets with `latchkey env set`, or fetch the server's copy with `latchkey env pull`.",
@@ -155,6 +199,8 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
     );
   } catch (error) {
     if (!isLatchkeyError(error, "LK_VAULT_CONFLICT")) throw error;
+    // A machine that never synced this vault may be one that cannot open the server's copy: pulling cannot help it.
+    if (entry === null) await refuseUnopenableServerCopy(ctx, sp, { ...serverOptions, server }, options);
     const current = error.details?.currentVersion;
     throw new LatchkeyError("LK_VAULT_CONFLICT", {
       message:
