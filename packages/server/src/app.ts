@@ -3,6 +3,7 @@
  * `app.inject` (DESIGN.md: no sockets in route tests). main.ts adds the process around it: the listener,
  * signals, the secret and the real logger.
  */
+import { randomBytes as cryptoRandomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
@@ -13,6 +14,8 @@ import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
+import { pairingRoutes } from "./pairing/routes.js";
+import { stepUpRoutes } from "./step-up/routes.js";
 import { syncRoutes } from "./sync/routes.js";
 import type { SyncWrites } from "./sync/service.js";
 
@@ -21,9 +24,11 @@ export interface AppDeps {
   db: Kysely<Database>;
   /** Accounts, the OpenID provider under /oidc and bearer-token authentication (identity/identity.ts). */
   identity: Identity;
-  /** The clock and id source of the sync routes (defaults: the system clock, random UUIDs). */
+  /** The clock and id source of the API routes (defaults: the system clock, time-ordered UUIDs). */
   now?: () => Date;
   randomId?: () => string;
+  /** Random bytes of the API routes (step-up proof ids, pairing codes); default node:crypto's CSPRNG. */
+  randomBytes?: (n: number) => Uint8Array;
   /** The migrations /readyz expects to have run; defaults to every migration this server ships. */
   migrations?: Readonly<Record<string, Migration>>;
   /** Logger options (see logging.ts); false or absent logs nothing, as in route tests. */
@@ -159,13 +164,24 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   deps.identity.register(app);
   const now = deps.now ?? (() => new Date());
+  const randomId = deps.randomId ?? (() => timeOrderedId());
+  const randomBytes = deps.randomBytes ?? ((n: number) => new Uint8Array(cryptoRandomBytes(n)));
   const apiRoutes: ApiRoutes[] = [
     syncRoutes({
       db: deps.db,
       now,
-      randomId: deps.randomId ?? (() => timeOrderedId()),
+      randomId,
       ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
     }),
+    stepUpRoutes({
+      db: deps.db,
+      now,
+      randomId,
+      randomBytes,
+      stepUpKey: deps.identity.keys.stepUpKey,
+      reauthentication: deps.identity.reauthentication,
+    }),
+    pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
   ];
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));

@@ -249,6 +249,7 @@ export async function runServer(
       identity,
       ...(writer ? { syncWrites: writer } : {}),
       trustProxy: config.trustProxy,
+      randomBytes: deps.randomBytes,
       ...(deps.testRoutes ? { testRoutes: deps.testRoutes } : {}),
       logger: loggerOptions({
         level: config.logLevel,

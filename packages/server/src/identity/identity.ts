@@ -1,7 +1,8 @@
 /**
  * The identity slice of one server process, put together: oidc-provider mounted under OIDC_PATH with the public
  * client `latchkey-cli` (provider.ts), the server-rendered sign-in pages it sends users to (routes.ts, pages.ts),
- * the rules behind them (service.ts) and `authenticate` for the sync API's bearer tokens (tokens.ts).
+ * the rules behind them (service.ts), `authenticate` for the API's bearer tokens (tokens.ts) and the factor
+ * checks of step-ups.
  *
  * The provider's issuer is `${publicUrl}/oidc`. When the server is started without PUBLIC_URL and on --port 0,
  * the URL is known only once it listens, so the provider is made then (`setPublicUrl`); until that moment
@@ -14,6 +15,7 @@ import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { Kysely } from "kysely";
 import type Provider from "oidc-provider";
 import type { Database } from "../db/schema.js";
+import type { Reauthentication } from "../reauthentication.js";
 import type { PasswordHasher } from "./accounts.js";
 import { deriveIdentityKeys, type IdentityKeys } from "./keys.js";
 import { makeProvider } from "./provider.js";
@@ -49,6 +51,8 @@ export interface Identity {
    * `stamp`: the data version the request took on arrival (read-cache.ts); taken here when not given.
    */
   authenticate: Authenticate;
+  /** Checks a signed-in user's password (and TOTP code) for a step-up, under the sign-in limits. */
+  readonly reauthentication: Reauthentication;
   /** Mounts the provider and the sign-in pages on `app`. */
   register(app: FastifyInstance): void;
   /** Makes the provider for `publicUrl` (once; later calls with another URL throw). */
@@ -102,6 +106,7 @@ export function createIdentity(options: IdentityOptions): Identity {
       return issuer;
     },
     authenticate: service.authenticate,
+    reauthentication: service.reauthentication,
     register(app) {
       log = app.log;
       service.prepare();

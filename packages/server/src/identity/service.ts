@@ -1,13 +1,14 @@
 /**
  * The identity service: the rules of signing in (the password, then a TOTP code for an enrolled account, both
- * under the sign-in limits of rate-limit.ts), of open sign-up, of the bearer tokens the sync API accepts
- * (tokens.ts), and the audit rows all of them write. Callers (routes.ts) hand it what the user typed; every
+ * under the sign-in limits of rate-limit.ts), of re-authenticating for a step-up (under the same limits), of open
+ * sign-up, of the bearer tokens the API accepts (tokens.ts), and the audit rows of sign-in and sign-up. Callers (routes.ts) hand it what the user typed; every
  * outcome a page must tell apart is a value here, not an exception.
  */
 import { createHash } from "node:crypto";
-import { isLatchkeyError } from "@latchkey/core";
+import { isLatchkeyError, type StepUpMethod } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
+import type { FactorRefusal, Reauthentication } from "../reauthentication.js";
 import type { Database } from "../db/schema.js";
 import {
   argon2Hasher,
@@ -54,6 +55,8 @@ export interface RateLimited {
   kind: "rate-limited";
   limit: Refusal["limit"];
   retryAfterSeconds: number;
+  /** The same for every refusal of this limit, account (unless the address limit), address and window. */
+  auditKey: string;
 }
 
 /** The outcome of the password step. */
@@ -101,32 +104,28 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       ...(coalesceKey === undefined ? {} : { coalesceKey }),
     });
 
-  /** Runs `check` under the sign-in limits: its answer, or the refusal of a limit (then `check` never runs). */
-  async function limited(
+  /**
+   * Runs `check` under the sign-in limits: its answer (a false one counts against them), or the refusal of a
+   * limit, and then `check` never runs.
+   */
+  async function underLimits(
     email: string,
-    account: data.Account | undefined,
     ip: string,
-    step: SignInStep,
     check: () => Promise<boolean>,
   ): Promise<boolean | RateLimited> {
     const attempt = await beginAttempt(attemptDeps, email, ip);
     if (!attempt.allowed) {
-      // A refused attempt costs its sender nothing, so it must not cost a row either: one row per limit,
-      // account and address (address alone for the address limit) and window, counting the refusals.
+      // A refused attempt costs its sender nothing, so it must not cost a row either: one key per limit,
+      // account and address (address alone for the address limit) and window, for the audit row to count under.
       const window = Math.floor(now().getTime() / WINDOW_MS);
       const address = limitAddress(ip);
       const subject =
         attempt.limit === "ip" ? [attempt.limit, address, window] : [attempt.limit, email, address, window];
-      await audit(
-        "auth.rate_limited",
-        attempt.limit === "ip" ? null : (account?.id ?? null),
-        { limit: attempt.limit, step, ip },
-        `auth.rate_limited:${createHash("sha256").update(JSON.stringify(subject)).digest("base64url")}`,
-      );
       return {
         kind: "rate-limited",
         limit: attempt.limit,
         retryAfterSeconds: Math.ceil(attempt.retryAfterMs / 1000),
+        auditKey: createHash("sha256").update(JSON.stringify(subject)).digest("base64url"),
       };
     }
     if (await check()) {
@@ -134,8 +133,29 @@ export function createIdentityService(deps: IdentityServiceDeps) {
       return true;
     }
     await attempt.failed();
-    await audit("auth.login_failed", account?.id ?? null, { step, ip });
     return false;
+  }
+
+  /** underLimits for a sign-in step, with its audit rows. */
+  async function limited(
+    email: string,
+    account: data.Account | undefined,
+    ip: string,
+    step: SignInStep,
+    check: () => Promise<boolean>,
+  ): Promise<boolean | RateLimited> {
+    const ok = await underLimits(email, ip, check);
+    if (typeof ok !== "boolean") {
+      await audit(
+        "auth.rate_limited",
+        ok.limit === "ip" ? null : (account?.id ?? null),
+        { limit: ok.limit, step, ip },
+        `auth.rate_limited:${ok.auditKey}`,
+      );
+    } else if (!ok) {
+      await audit("auth.login_failed", account?.id ?? null, { step, ip });
+    }
+    return ok;
   }
 
   // The TOTP step's proof that the password step passed: the interaction, the account and an expiry under a MAC.
@@ -201,6 +221,49 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     return signedIn(account, input.ip, true);
   }
 
+  /** How an account re-authenticates for a step-up (docs/pairing.md). */
+  const stepUpMethodOf = (account: data.Account | undefined): StepUpMethod =>
+    account === undefined || account.password_hash === null
+      ? "unavailable"
+      : account.totp_enabled === 1
+        ? "password+totp"
+        : "password";
+
+  /**
+   * A signed-in user's step-up: the password (Argon2id, as at sign-in: a wrong one costs what a right one does),
+   * then the TOTP code when enrolled, under the same sign-in limits as the sign-in page, whose rows a failure
+   * adds to. The audit rows are the step-up slice's; this writes none.
+   */
+  const reauthentication: Reauthentication = {
+    method: async (userId) => stepUpMethodOf(await data.findAccountById(db, userId)),
+    async check({ userId, password, totp, ip }) {
+      const account = await data.findAccountById(db, userId);
+      const method = stepUpMethodOf(account);
+      if (account === undefined || method === "unavailable") return { kind: "unavailable" };
+      if (method === "password" && totp !== undefined) return { kind: "totp-not-enrolled" };
+      let reason: FactorRefusal = "wrong_password";
+      const ok = await underLimits(account.email, ip, async () => {
+        // Without the code there is no proof to give, whatever the password: counted as a failure, so a client
+        // cannot probe passwords without a code.
+        if (method === "password+totp" && totp === undefined) {
+          reason = "totp_missing";
+          return false;
+        }
+        if (!(await verifyPassword(account, password, hasher))) return false;
+        if (method === "password+totp" && !(await verifyTotp(deps, account, totp ?? ""))) {
+          reason = "wrong_totp";
+          return false;
+        }
+        return true;
+      });
+      if (typeof ok !== "boolean") return ok;
+      if (!ok) return { kind: "refused", reason };
+      // Every factor passed from here, as at a sign-in: the address is the account's own.
+      await rememberAddress(attemptDeps, account.email, ip);
+      return { kind: "passed", method };
+    },
+  };
+
   /** Open sign-up (the routes offer it only with --open-signup). */
   async function signUp(input: { email: string; password: string }): Promise<SignUpOutcome> {
     try {
@@ -221,6 +284,7 @@ export function createIdentityService(deps: IdentityServiceDeps) {
     signInWithPassword,
     signInWithTotp,
     signUp,
+    reauthentication,
     authenticate: createAuthenticate(deps),
     audit,
     /** Makes the decoy hash now, so that the first sign-in of an unknown email takes as long as the others. */
