@@ -1,5 +1,5 @@
 /**
- * Step-up proofs (docs/step-up.md): a short-lived token that says "this session's user typed their password (and
+ * Step-up proofs (docs/pairing.md): a short-lived token that says "this session's user typed their password (and
  * TOTP code) just now, for this one action". Sensitive routes take one in {@link STEP_UP_HEADER}; the CLI mints
  * them only on a terminal. The bodies follow sync-api.ts's rules: strict objects, messages that never quote a
  * value.
