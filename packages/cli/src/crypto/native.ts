@@ -23,10 +23,13 @@ let loaded: typeof NodeCrypto | undefined;
 const crypto = () => (loaded ??= process.getBuiltinModule("node:crypto"));
 
 /**
- * Above this many bytes of ciphertext, loading node:crypto (AES-NI) costs less than the plain-JavaScript AES-GCM;
- * measured on a cold process: 16 KiB opens in 4–5 ms in JavaScript against 6–7 ms for node:crypto's load.
+ * Above this many bytes of ciphertext, loading node:crypto (AES-NI) costs less than opening in JavaScript: a
+ * first open there evaluates noble's AES module, builds GHASH tables for the key (larger ones past 1 KiB) and
+ * runs as yet unoptimised code. Measured with `keystore get` on file stores of several sizes, the built CLI run
+ * with this limit forced either way, 40 alternating runs each on warm code caches: JavaScript was 1.0 ms faster
+ * at 71 and 297 bytes, even at 553 and 1,065, 2.1 ms slower at 1,577 and 5.0 ms slower at 16 KiB.
  */
-export const PURE_OPEN_LIMIT = 16 * 1024;
+export const PURE_OPEN_LIMIT = 1024;
 
 /** Whether this open goes through pure.ts: small, and node:crypto not loaded yet (once it is, it is cheaper). */
 function openInJavaScript(sealedLength: number): boolean {
