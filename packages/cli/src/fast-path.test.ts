@@ -20,7 +20,14 @@ async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "
   let parsed: FastCommand | "other" = "other";
   const recordRun = (
     command: string[],
-    opts: { env: string; mask?: boolean; check: boolean; allowOverride?: boolean },
+    opts: {
+      env: string;
+      mask?: boolean;
+      check: boolean;
+      allowOverride?: boolean;
+      offline?: boolean;
+      maxAge?: string;
+    },
   ) => {
     parsed = {
       kind: "run",
@@ -28,14 +35,24 @@ async function commanderParse(argv: string[]): Promise<FastCommand | "error" | "
       mask: opts.mask === true,
       check: opts.check,
       allowOverride: opts.allowOverride === true,
+      offline: opts.offline === true,
+      ...(opts.maxAge === undefined ? {} : { maxAge: opts.maxAge }),
       command,
     };
   };
   find(program, ["run"]).action(recordRun);
   find(program, ["env", "run"]).action(recordRun);
-  find(program, ["env", "get"]).action((key: string, opts: { env: string }) => {
-    parsed = { kind: "env-get", environment: opts.env, key };
-  });
+  find(program, ["env", "get"]).action(
+    (key: string, opts: { env: string; offline?: boolean; maxAge?: string }) => {
+      parsed = {
+        kind: "env-get",
+        environment: opts.env,
+        key,
+        offline: opts.offline === true,
+        ...(opts.maxAge === undefined ? {} : { maxAge: opts.maxAge }),
+      };
+    },
+  );
   find(program, ["keystore", "get"]).action((account: string) => {
     parsed = { kind: "keystore-get", account };
   });
@@ -74,6 +91,18 @@ const lines: string[][] = [
   ["run", "--", "printenv", "--allow-override"],
   ["run", "printenv", "--allow-override"],
   ["run", "--allow-override=yes", "true"],
+  ["run", "--offline", "--", "true"],
+  ["run", "--offline", "--max-age", "7d", "--", "true"],
+  ["run", "--max-age=30m", "-e", "prod", "true"],
+  ["run", "--max-age", "soon", "true"],
+  ["run", "--max-age=", "true"],
+  ["run", "--max-age", "1h", "--max-age", "2h", "true"],
+  ["run", "--max-age", "--", "true"],
+  ["run", "--max-age"],
+  ["run", "--offline=yes", "true"],
+  ["run", "--", "printenv", "--offline"],
+  ["run", "printenv", "--offline", "--max-age", "1h"],
+  ["env", "run", "--offline", "--mask", "true"],
   ["run"],
   ["run", "--"],
   ["run", "--help"],
@@ -88,6 +117,11 @@ const lines: string[][] = [
   ["env", "get"],
   ["env", "get", "A", "B"],
   ["env", "get", "--json", "A"],
+  ["env", "get", "--offline", "KEY"],
+  ["env", "get", "KEY", "--offline", "--max-age", "12h"],
+  ["env", "get", "--max-age=2d", "KEY"],
+  ["env", "get", "--max-age", "KEY"],
+  ["env", "get", "--max-age", "-1h", "KEY"],
   ["keystore", "get", "registry://npm.example/"],
   ["keystore", "get"],
   ["keystore", "get", "a", "b"],
@@ -178,7 +212,20 @@ describe("fast path", () => {
       mask: false,
       check: true,
       allowOverride: true,
+      offline: false,
       command: ["true"],
+    });
+    expect(parseFastPath(["run", "--offline", "--max-age", "7d", "--", "true"])).toMatchObject({
+      offline: true,
+      maxAge: "7d",
+      command: ["true"],
+    });
+    expect(parseFastPath(["env", "get", "--max-age=30m", "KEY"])).toEqual({
+      kind: "env-get",
+      environment: "default",
+      key: "KEY",
+      offline: false,
+      maxAge: "30m",
     });
     expect(parseFastPath(["run", "--", "true", "--allow-override"])).toMatchObject({
       allowOverride: false,

@@ -29,9 +29,11 @@ export type FastCommand =
       mask: boolean;
       check: boolean;
       allowOverride: boolean;
+      offline: boolean;
+      maxAge?: string;
       command: string[];
     }
-  | { kind: "env-get"; environment: string; key: string }
+  | { kind: "env-get"; environment: string; key: string; offline: boolean; maxAge?: string }
   | { kind: "keystore-get"; account: string }
   | { kind: "git-credential"; operation: string }
   | { kind: "token"; selection: RegistrySelection }
@@ -52,45 +54,75 @@ function parseToken(rest: readonly string[]): FastCommand | null {
   return registry === null ? null : { kind: "token", selection: { registry } };
 }
 
+/** The options `run` and `env get` share: -e/--env, --offline and --max-age. */
+interface ReadOptions {
+  environment: string;
+  offline: boolean;
+  maxAge?: string;
+}
+
+/**
+ * Takes the shared option at `rest[i]` into `options`: the index of its last token, or null when it is none of
+ * them or malformed (a missing value, or one that looks like an option).
+ */
+function takeReadOption(rest: readonly string[], i: number, options: ReadOptions): number | null {
+  const token = rest[i]!;
+  if (token === "--offline") options.offline = true;
+  else if (token.startsWith("--env=")) options.environment = token.slice("--env=".length);
+  else if (token.startsWith("--max-age=")) options.maxAge = token.slice("--max-age=".length);
+  else if (token === "-e" || token === "--env" || token === "--max-age") {
+    const value = rest[i + 1];
+    if (value === undefined || value.startsWith("-")) return null;
+    if (token === "--max-age") options.maxAge = value;
+    else options.environment = value;
+    return i + 1;
+  } else return null;
+  return i;
+}
+
 function parseRun(rest: readonly string[]): FastCommand | null {
-  let environment = DEFAULT_ENVIRONMENT;
+  const options: ReadOptions = { environment: DEFAULT_ENVIRONMENT, offline: false };
   let mask = false;
   let check = true;
   let allowOverride = false;
+  const run = (command: string[]): FastCommand => ({
+    kind: "run",
+    ...options,
+    mask,
+    check,
+    allowOverride,
+    command,
+  });
   for (let i = 0; i < rest.length; i++) {
     const token = rest[i]!;
     if (token === "--") {
       const command = rest.slice(i + 1);
-      return command.length > 0 ? { kind: "run", environment, mask, check, allowOverride, command } : null;
+      return command.length > 0 ? run(command) : null;
     }
     if (token === "--mask") mask = true;
     else if (token === "--no-check") check = false;
     else if (token === "--allow-override") allowOverride = true;
-    else if (token === "-e" || token === "--env") {
-      const value = rest[++i];
-      if (value === undefined || value.startsWith("-")) return null;
-      environment = value;
-    } else if (token.startsWith("--env=")) environment = token.slice("--env=".length);
-    else if (token.startsWith("-")) return null;
-    else return { kind: "run", environment, mask, check, allowOverride, command: rest.slice(i) };
+    else if (token.startsWith("-")) {
+      const last = takeReadOption(rest, i, options);
+      if (last === null) return null;
+      i = last;
+    } else return run(rest.slice(i));
   }
   return null;
 }
 
 function parseEnvGet(rest: readonly string[]): FastCommand | null {
-  let environment = DEFAULT_ENVIRONMENT;
+  const options: ReadOptions = { environment: DEFAULT_ENVIRONMENT, offline: false };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const token = rest[i]!;
-    if (token === "-e" || token === "--env") {
-      const value = rest[++i];
-      if (value === undefined || value.startsWith("-")) return null;
-      environment = value;
-    } else if (token.startsWith("--env=")) environment = token.slice("--env=".length);
-    else if (token.startsWith("-")) return null;
-    else positional.push(token);
+    if (token.startsWith("-")) {
+      const last = takeReadOption(rest, i, options);
+      if (last === null) return null;
+      i = last;
+    } else positional.push(token);
   }
-  return positional.length === 1 ? { kind: "env-get", environment, key: positional[0]! } : null;
+  return positional.length === 1 ? { kind: "env-get", ...options, key: positional[0]! } : null;
 }
 
 /** `--registry-uri URI` and at most one `--format F`, each as `--name VALUE` or `--name=VALUE`, in either order. */

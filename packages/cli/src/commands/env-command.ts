@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import type { Context } from "../context.js";
+import { DEFAULT_MAX_AGE } from "../sync/offline.js";
 import { DEFAULT_ENVIRONMENT } from "../vault/names.js";
 import {
   envCheck,
@@ -21,9 +22,30 @@ function envOption(): Option {
   return new Option("-e, --env <name>", "environment").default(DEFAULT_ENVIRONMENT);
 }
 
+/** --offline and --max-age, as `run` and `env get` take them (sync/offline.ts). */
+function addOfflineOptions(command: Command): Command {
+  return command
+    .option(
+      "--offline",
+      "use the local copy only, with no network request; refuse it when its last push or pull is older than --max-age",
+    )
+    .option(
+      "--max-age <duration>",
+      `the oldest last sync --offline accepts: 30m, 24h, 7d… (default ${DEFAULT_MAX_AGE}; implies --offline)`,
+    );
+}
+
+/** What --offline means, for the help of `run` and `env get`. */
+const OFFLINE_HELP =
+  "With --offline the command makes no network request of any kind (it reads only the local copy anyway;\n" +
+  "--offline makes that a promise), and a vault this machine has pushed or pulled is used only if its last\n" +
+  `successful push or pull is at most --max-age old (default ${DEFAULT_MAX_AGE}), else LK_VAULT_STALE. A vault this\n` +
+  "machine never synced is purely local and always passes. --max-age alone implies --offline.\n" +
+  "`latchkey env status` shows when each vault was last synced.";
+
 /** Adds the `run` options and action to a command (used by `latchkey run` and `latchkey env run`). */
 function defineRun(command: Command, ctx: Context, state: RunState): Command {
-  return command
+  command
     .description("run a program with this project's secrets in its environment")
     .addOption(envOption())
     .option("--mask", "replace every secret value in the program's stdout/stderr with *****")
@@ -41,7 +63,8 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
     .option(
       "--mount <name>",
       "write every secret to one private file NAME (.json: JSON, else dotenv) instead of the environment; its path goes in LATCHKEY_SECRETS_FILE",
-    )
+    );
+  return addOfflineOptions(command)
     .argument("<command...>", "the program and its arguments (after --)")
     .passThroughOptions()
     .addHelpText(
@@ -56,8 +79,10 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
         "A secret named like a variable programs rely on to start or to choose their code (PATH, HOME,\n" +
         "NODE_OPTIONS, LD_*, LATCHKEY_*…) stops the program from starting unless --allow-override is given: a\n" +
         "vault pulled from elsewhere must not choose the code your program runs.\n\n" +
+        `${OFFLINE_HELP}\n\n` +
         "Examples:\n  latchkey run --env staging -- npm start\n" +
-        "  latchkey run --file TLS_KEY -- sh -c 'server --key \"$TLS_KEY_FILE\"'",
+        "  latchkey run --file TLS_KEY -- sh -c 'server --key \"$TLS_KEY_FILE\"'\n" +
+        "  latchkey run --offline --max-age 7d -- npm test",
     )
     .action(
       async (
@@ -69,6 +94,8 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
           allowOverride?: boolean;
           file: string[];
           mount?: string;
+          offline?: boolean;
+          maxAge?: string;
         },
       ) => {
         state.exitCode = await runWithSecrets(ctx, state, {
@@ -79,6 +106,8 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
           command: argv,
           files: opts.file,
           ...(opts.mount === undefined ? {} : { mount: opts.mount }),
+          offline: opts.offline === true,
+          ...(opts.maxAge === undefined ? {} : { maxAge: opts.maxAge }),
         });
       },
     );
@@ -125,15 +154,23 @@ export function envCommand(ctx: Context, state: RunState): Command {
         });
       },
     );
-  env
-    .command("get")
-    .description(
-      "print one secret's value on stdout: exactly its bytes (a newline after it only on a terminal)",
-    )
-    .addOption(envOption())
+  addOfflineOptions(
+    env
+      .command("get")
+      .description(
+        "print one secret's value on stdout: exactly its bytes (a newline after it only on a terminal)",
+      )
+      .addOption(envOption()),
+  )
     .argument("<key>")
-    .action(async (key: string, opts: { env: string }) => {
-      state.exitCode = await envGet(ctx, { environment: opts.env, key });
+    .addHelpText("after", `\n${OFFLINE_HELP}`)
+    .action(async (key: string, opts: { env: string; offline?: boolean; maxAge?: string }) => {
+      state.exitCode = await envGet(ctx, {
+        environment: opts.env,
+        key,
+        offline: opts.offline === true,
+        ...(opts.maxAge === undefined ? {} : { maxAge: opts.maxAge }),
+      });
     });
   env
     .command("list")

@@ -13,6 +13,7 @@ import { parseFastPath, runFastCommand } from "../fast-path.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
 import { resolvePaths } from "../paths.js";
+import { recordSync } from "../sync/state.js";
 import { updateVault } from "../vault/vault-store.js";
 import type { RunState } from "./support.js";
 
@@ -42,7 +43,7 @@ beforeEach(() => {
 async function withVault(
   secrets: Record<string, string>,
   os?: NodeJS.Platform,
-): Promise<Context & { stderr: { text: () => string } }> {
+): Promise<Context & { stdout: { text: () => string }; stderr: { text: () => string } }> {
   // A home of its own per context: each keeps its vault key in its own in-memory keystore.
   const env = {
     LATCHKEY_HOME: await mkdtemp(join(dir, "home-")),
@@ -163,5 +164,73 @@ describe("run with reserved names in the vault", () => {
       });
       expect(state.exitCode, files.join(" ")).toBe(7);
     }
+  });
+});
+
+describe("run and env get --offline", () => {
+  const T = Date.parse("2030-01-01T00:00:00.000Z");
+  const HOUR = 3_600_000;
+
+  /** withVault's context, synced at T and read two hours later. */
+  async function syncedTwoHoursAgo(secrets: Record<string, string>) {
+    const ctx = await withVault(secrets);
+    await recordSync(ctx.paths.home, "http://127.0.0.1:8787", "u1", VAULT_ID, 1, T);
+    return { ...ctx, clock: { now: () => T + 2 * HOUR, sleep: () => Promise.resolve() } };
+  }
+
+  it("starts the program from a copy synced within --max-age, on either path", async () => {
+    await fast(await syncedTwoHoursAgo({ APP: "fresh" }), ["run", "--offline", "--", "true"]);
+    await expect(
+      full(await syncedTwoHoursAgo({ APP: "fresh" }), ["env", "run", "--max-age", "3h", "true"]),
+    ).rejects.toBeInstanceOf(Started);
+    expect(started.map((env) => env.APP)).toEqual(["fresh", "fresh"]);
+  });
+
+  it("refuses a copy synced longer ago than --max-age with LK_VAULT_STALE, starting nothing", async () => {
+    const r = await fast(await syncedTwoHoursAgo({ APP: "stale-canary-5d1e" }), [
+      "run",
+      "--offline",
+      "--max-age",
+      "1h",
+      "--",
+      "true",
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("LK_VAULT_STALE");
+    expect(r.stderr).toContain(
+      "last synced 2 hours ago (2030-01-01T00:00:00.000Z), longer than --max-age 1h allows",
+    );
+    expect(r.stderr).toContain("latchkey env pull");
+    expect(r.stderr).not.toContain("stale-canary-5d1e");
+    await expect(
+      full(await syncedTwoHoursAgo({ APP: "stale-canary-5d1e" }), ["run", "--max-age=90m", "--", "true"]),
+    ).rejects.toMatchObject({ code: "LK_VAULT_STALE", details: { ageSeconds: 7200, maxAgeSeconds: 5400 } });
+    expect(started).toEqual([]);
+  });
+
+  it("env get prints the value of a recent copy and refuses a stale one", async () => {
+    const ctx = await syncedTwoHoursAgo({ KEY: "value-1" });
+    expect((await fast(ctx, ["env", "get", "--offline", "KEY"])).code).toBe(0);
+    expect(ctx.stdout.text()).toBe("value-1");
+    const stale = await syncedTwoHoursAgo({ KEY: "value-2" });
+    const r = await fast(stale, ["env", "get", "KEY", "--max-age", "30m"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("LK_VAULT_STALE");
+    expect(stale.stdout.text()).toBe("");
+  });
+
+  it("does not look at the sync time without --offline or --max-age", async () => {
+    const ctx = await withVault({ KEY: "value" });
+    await recordSync(ctx.paths.home, "http://127.0.0.1:8787", "u1", VAULT_ID, 1, T);
+    // withVault's clock throws when read: no check reads it.
+    expect((await fast(ctx, ["env", "get", "KEY"])).code).toBe(0);
+  });
+
+  it("refuses a --max-age it cannot read as LK_USAGE before reading anything", async () => {
+    const r = await fast(await withVault({ APP: "x" }), ["run", "--max-age", "1week", "--", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("LK_USAGE");
+    expect(r.stderr).toContain('not "1week"');
+    expect(started).toEqual([]);
   });
 });

@@ -18,6 +18,13 @@ import { loadOrCreateProject, resolveVaultId, type Project } from "../project/pr
 import { runProgram } from "../run/replace.js";
 import { fileVariable, writeSecretFiles, type SecretFiles } from "../run/secret-files.js";
 import { refuseVaultSyncedElsewhere } from "../sync/not-paired.js";
+import {
+  checkLocalCopyAge,
+  offlineMaxAge,
+  withoutNetwork,
+  type MaxAge,
+  type OfflineFlags,
+} from "../sync/offline.js";
 import { checkVaultSize, tooLargeForEnvironment, tooLargeWarning } from "../vault/limits.js";
 import {
   checkReservedNames,
@@ -127,11 +134,14 @@ function keysNotFound(
   });
 }
 
+/** One environment of the project's vault; with `offline`, only from a local copy recent enough for it. */
 async function readEnvironment(
   ctx: Context,
   environment: string,
+  offline: MaxAge | null = null,
 ): Promise<{ vault: ProjectVault; values: Record<string, string> }> {
   const vault = await openProjectVault(ctx, false);
+  if (offline !== null) await checkLocalCopyAge(ctx, vault.vaultId, offline);
   const document = await readDocument(vault);
   const values = document[environment];
   if (values === undefined) throw environmentNotFound(environment, document);
@@ -240,10 +250,15 @@ export async function envSet(ctx: Context, options: EnvSetOptions): Promise<numb
   return 0;
 }
 
-/** `env get KEY`: the value alone on stdout. */
-export async function envGet(ctx: Context, options: { environment: string; key: string }): Promise<number> {
+/** `env get KEY`: the value alone on stdout; with --offline (or --max-age), only from a recent enough copy. */
+export async function envGet(
+  ctx: Context,
+  options: { environment: string; key: string } & OfflineFlags,
+): Promise<number> {
   const key = validateKeyName(options.key);
-  const { values } = await readEnvironment(ctx, validateEnvName(options.environment));
+  const offline = offlineMaxAge(options);
+  if (offline !== null) ctx = withoutNetwork(ctx);
+  const { values } = await readEnvironment(ctx, validateEnvName(options.environment), offline);
   const value = values[key];
   if (value === undefined) throw keysNotFound([key], options.environment, values);
   printValue(ctx, value);
@@ -406,8 +421,8 @@ export async function envCheck(
   return violations.length === 0 ? 0 : 1;
 }
 
-/** Options of `latchkey run`. */
-export interface RunOptions {
+/** Options of `latchkey run`; `offline` and `maxAge` as for `env get` (sync/offline.ts). */
+export interface RunOptions extends OfflineFlags {
   environment: string;
   mask: boolean;
   check: boolean;
@@ -423,7 +438,8 @@ export interface RunOptions {
 /**
  * `latchkey run -- cmd args…`: the child gets this process's environment plus the vault's secrets (secrets win),
  * with schema defaults for keys set nowhere. It refuses to start when the schema is violated, unless --no-check,
- * and when it would set a reserved name, unless --allow-override.
+ * and when it would set a reserved name, unless --allow-override. With --offline (or --max-age) it makes no
+ * network request and refuses a local copy whose last sync is older than --max-age.
  */
 export async function runWithSecrets(ctx: Context, state: RunState, options: RunOptions): Promise<number> {
   const [command, ...args] = options.command;
@@ -435,7 +451,10 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   }
   const environment = validateEnvName(options.environment);
   const fileKeys = [...new Set((options.files ?? []).map(validateKeyName))];
+  const offline = offlineMaxAge(options);
+  if (offline !== null) ctx = withoutNetwork(ctx);
   const vault = await openProjectVault(ctx, false);
+  if (offline !== null) await checkLocalCopyAge(ctx, vault.vaultId, offline);
   const document = await readDocument(vault);
   const secrets = document[environment];
   if (secrets === undefined) throw environmentNotFound(environment, document);
