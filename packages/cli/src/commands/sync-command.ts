@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import type { Context } from "../context.js";
 import { DEFAULT_ENVIRONMENT } from "../vault/names.js";
-import { envLog, envPull, envPush, envRotateKey, type SyncCommandOptions } from "./sync.js";
+import { envLog, envPull, envPush, envRotateKey, envStatus, type SyncCommandOptions } from "./sync.js";
 import { globalOptions, type RunState } from "./support.js";
 
 interface ServerFlags {
@@ -28,7 +28,7 @@ function syncOptions(command: Command, flags: ServerFlags): SyncCommandOptions {
   };
 }
 
-/** Adds `push`, `pull`, `rotate-key` and `log` to `latchkey env`. */
+/** Adds `push`, `pull`, `status`, `rotate-key` and `log` to `latchkey env`. */
 export function addSyncCommands(env: Command, ctx: Context, state: RunState): void {
   withServerOptions(
     env
@@ -65,6 +65,30 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         ...syncOptions(command, flags),
         environment: flags.env,
         ...(flags.output === undefined ? {} : { output: flags.output }),
+      });
+    });
+  withServerOptions(
+    env
+      .command("status")
+      .description(
+        "per vault: the local version and last sync, the server's version, and whether this machine is paired",
+      )
+      .option("--all", "every vault on this machine, not only this project's")
+      .option("--offline", "do not ask the server"),
+  )
+    .addHelpText(
+      "after",
+      "\nThe local version is the one this machine last pushed or pulled, and the time of that sync is what\n" +
+        "`run --offline --max-age` measures. The server is asked for its copy (one request per vault); when\n" +
+        "you are not signed in or it cannot be reached, the status says so and still shows the local side.\n" +
+        "Paired means this machine's wrapping key opens the vault key of the server's copy, so `env pull` can\n" +
+        "decrypt it. Nothing is written.",
+    )
+    .action(async (flags: ServerFlags & { all?: boolean; offline?: boolean }, command: Command) => {
+      state.exitCode = await envStatus(ctx, {
+        ...syncOptions(command, flags),
+        all: flags.all === true,
+        offline: flags.offline === true,
       });
     });
   env

@@ -1,9 +1,11 @@
 import type { Context } from "../context.js";
 import { printData, printJson, printStatus } from "../output/output.js";
 import { fetchVaultLog } from "../sync/log.js";
+import { describeDuration } from "../sync/offline.js";
 import { pullVault, type PullOptions } from "../sync/pull.js";
 import { pushVault, type PushOptions } from "../sync/push.js";
 import { rotateWrappingKey } from "../sync/rotate.js";
+import { vaultStatus, type ServerView, type VaultStatus } from "../sync/status.js";
 
 /** Server selection shared by the sync commands. */
 export interface SyncCommandOptions {
@@ -115,5 +117,70 @@ export async function envLog(ctx: Context, options: SyncCommandOptions): Promise
         .join("\n"),
     );
   }
+  return 0;
+}
+
+function describeServer(view: ServerView): string {
+  switch (view.state) {
+    case "synced":
+      return `version ${view.version} at ${view.server}`;
+    case "not-synced":
+      return `no copy of this vault at ${view.server}`;
+    case "not-signed-in":
+      return view.server === null
+        ? "not signed in (no server configured: `latchkey login --server URL`)"
+        : `not signed in at ${view.server} (\`latchkey login\`)`;
+    case "unreachable":
+      return `unreachable (${view.server})`;
+    case "not-asked":
+      return view.reason === "offline" ? "not asked (--offline)" : "not asked (the vault id is not a UUID)";
+    case "error":
+      return `error ${view.code}: ${view.message}`;
+  }
+}
+
+function describeStatus(status: VaultStatus, now: number): string {
+  const { local } = status;
+  const syncedAt = local.syncedAt === null ? null : Date.parse(local.syncedAt);
+  const copy = local.present ? "" : "no local file; ";
+  const synced =
+    local.version === null
+      ? "never pushed or pulled from this machine"
+      : `version ${local.version}, last synced ${
+          syncedAt === null
+            ? "at a time not recorded"
+            : `${local.syncedAt} (${describeDuration(Math.max(0, now - syncedAt))} ago)`
+        } with ${local.server}`;
+  const paired =
+    status.paired === true
+      ? "yes"
+      : status.paired === false
+        ? "no: the server's copy has its key wrapped for another machine"
+        : status.server.state === "not-synced"
+          ? "nothing to pair with (the server has no copy)"
+          : "unknown (the server was not heard)";
+  return [
+    `vault ${status.vaultId}`,
+    `  local:   ${copy}${synced}`,
+    `  server:  ${describeServer(status.server)}`,
+    `  paired:  ${paired}`,
+  ].join("\n");
+}
+
+/** `env status`. */
+export async function envStatus(
+  ctx: Context,
+  options: SyncCommandOptions & { all: boolean; offline: boolean },
+): Promise<number> {
+  const statuses = await vaultStatus(ctx, {
+    all: options.all,
+    offline: options.offline,
+    verbose: options.verbose,
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+  });
+  if (options.json) printJson(ctx, { vaults: statuses });
+  else if (statuses.length === 0) printStatus(ctx, "This machine has no vaults.");
+  else printData(ctx, statuses.map((status) => describeStatus(status, ctx.clock.now())).join("\n\n"));
   return 0;
 }

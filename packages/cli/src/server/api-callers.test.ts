@@ -6,8 +6,9 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_CLIENT_ID, REQUEST_ID_HEADER, SIGNATURE_HEADER } from "@latchkey/core";
+import { CLI_CLIENT_ID } from "@latchkey/core";
 import { createTestContext } from "../../test/support/context.js";
+import { signingFetch } from "../../test/support/signed-fetch.js";
 import { runCli } from "../cli.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
@@ -15,7 +16,6 @@ import { resolvePaths } from "../paths.js";
 import { listSyncEntries, recordSync } from "../sync/state.js";
 import { updateVault } from "../vault/vault-store.js";
 import { serverAccount, type ServerSession } from "./session.js";
-import { signResponse } from "./signature.js";
 
 const SERVER = "https://lk.answers.example";
 const VAULT_ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
@@ -30,25 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-/** A fetch that answers every request 200 with `answer(method, path)`, signed for that very request. */
-function signingFetch(answer: (method: string, path: string) => unknown): typeof fetch {
-  return (input, init) => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    const path = `${url.pathname}${url.search}`;
-    const token = (request.headers.get("authorization") ?? "").replace(/^Bearer /, "");
-    const requestId = request.headers.get(REQUEST_ID_HEADER) ?? "";
-    const bytes = Buffer.from(JSON.stringify(answer(request.method, path)));
-    const signature = signResponse(token, { method: request.method, path, requestId, status: 200 }, bytes);
-    return Promise.resolve(
-      new Response(bytes, {
-        status: 200,
-        headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signature },
-      }),
-    );
-  };
-}
 
 /** A machine logged in to SERVER, in a directory whose vault is VAULT_ID, with a vault holding one secret. */
 async function machine(answer: (method: string, path: string) => unknown) {
