@@ -2,9 +2,10 @@
 // cannot steer — the code drawn (a collision with a pending code is drawn again), the sweep of expired pairings,
 // and the stored rows themselves.
 import { randomUUID } from "node:crypto";
-import { openPairingKey, fromBase64, PAIRING_TTL_SECONDS } from "@latchkey/core";
+import { fromBase64, openPairingKey, pairingCodeHash, PAIRING_TTL_SECONDS, toHex } from "@latchkey/core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
+import { joinPairing } from "../src/pairing/data.js";
 import {
   createPairingService,
   type PairingActor,
@@ -28,7 +29,8 @@ describeEachDatabase("pairing service", (target) => {
   beforeAll(async () => {
     database = await openMigrated(await target.fresh());
     service = createPairingService({ db: database.db, now, randomId: randomUUID });
-    userId = (await createTestUser(database.db, `${randomUUID()}@example.test`, "pw-service-long-enough")).userId;
+    userId = (await createTestUser(database.db, `${randomUUID()}@example.test`, "pw-service-long-enough"))
+      .userId;
   });
   afterAll(async () => {
     await database?.close();
@@ -106,6 +108,32 @@ describeEachDatabase("pairing service", (target) => {
     };
     expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual(wrappingKey);
     expect(await row(created.pairingId)).toMatchObject({ status: "consumed", sealed_key: null });
+  });
+
+  it("lets exactly one of many concurrent join statements move a pending pairing (no per-user lock before it)", async () => {
+    // The route's join first counts the attempt on the user's row, which already orders one user's joins on
+    // PostgreSQL; here the statements race on the pairing's row alone, each in its own transaction.
+    const created = await service.create(
+      session(),
+      { label: "raced", commitment: (await newDevice()).commitment },
+      proof,
+    );
+    if (created.kind !== "created") throw new Error(created.kind);
+    const codeHash = toHex(await pairingCodeHash(created.code));
+    const at = now().toISOString();
+    const winners = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        database.db
+          .transaction()
+          .execute((trx) =>
+            joinPairing(trx, { userId, codeHash, grantId: randomUUID(), approverKey: `key-${i}`, now: at }),
+          ),
+      ),
+    );
+    const joined = winners.filter((w) => w !== undefined);
+    expect(joined).toHaveLength(1);
+    expect((await row(created.pairingId)).approver_key).toBe(joined[0]!.approver_key);
+    await service.revokeAll(session());
   });
 
   it("sweeps expired pairings: an approved one loses its sealed key, and its code is free again", async () => {
