@@ -475,6 +475,25 @@ describeEachDatabase("pairing routes", (target) => {
     });
   });
 
+  it("answers every pairing route without a bearer token with 401, before anything else", async () => {
+    const id = randomUUID();
+    const routes: [string, string][] = [
+      ["POST", ""],
+      ["GET", ""],
+      ["POST", "/join"],
+      ["POST", "/revoke-all"],
+      ["GET", `/${id}`],
+      ...["reveal", "approve", "consume", "revoke"].map((step): [string, string] => [
+        "POST",
+        `/${id}/${step}`,
+      ]),
+    ];
+    for (const [method, path] of routes) {
+      const res = await app.inject({ method: method as "GET", url: `${PAIRINGS_PATH}${path}`, payload: {} });
+      expect(res.statusCode, `${method} ${path}`).toBe(401);
+    }
+  });
+
   it("validates bodies and ids at the route", async () => {
     const n = await account();
     const device = await newDevice();
