@@ -1,6 +1,7 @@
 import type { Context } from "../context.js";
 import { printData, printJson, printStatus } from "../output/output.js";
 import { fetchVaultLog } from "../sync/log.js";
+import { PAIR_HINT_STEPS } from "../sync/not-paired.js";
 import { describeDuration } from "../sync/offline.js";
 import { pullVault, type PullOptions } from "../sync/pull.js";
 import { pushVault, type PushOptions } from "../sync/push.js";
@@ -90,6 +91,12 @@ export async function envRotateKey(ctx: Context, options: SyncCommandOptions): P
     printStatus(
       ctx,
       `Left as they were (no key of this machine opens them): ${outcome.unreadable.join(", ")}.`,
+    );
+  if (outcome.serverUnopened.length > 0)
+    printStatus(
+      ctx,
+      `Server copies left as they were (their key is wrapped for another machine's wrapping key, which this machine does not hold): ${outcome.serverUnopened.join(", ")}. ` +
+        `To open them here, pair this machine: ${PAIR_HINT_STEPS}.`,
     );
   return 0;
 }

@@ -14,7 +14,7 @@ import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
 import { resolvePaths } from "../paths.js";
 import { listSyncEntries, recordSync } from "../sync/state.js";
-import { updateVault } from "../vault/vault-store.js";
+import { updateVault, vaultKeyAccount } from "../vault/vault-store.js";
 import { serverAccount, type ServerSession } from "./session.js";
 
 const SERVER = "https://lk.answers.example";
@@ -60,7 +60,7 @@ async function machine(answer: (method: string, path: string) => unknown) {
     clock: { now: () => Date.now(), sleep: () => Promise.resolve() },
     keystore: () => Promise.resolve({ keystore, backend: "memory" } as unknown as KeystoreResolution),
   });
-  return { ctx, home: paths.home, vaults: paths.vaults };
+  return { ctx, home: paths.home, vaults: paths.vaults, keystore };
 }
 
 /** Runs `args`; it must fail with LK_SERVER_ERROR for an answer that is not its route's. */
@@ -115,9 +115,25 @@ describe("an answer of the wrong shape, correctly signed", () => {
   });
 
   it("env rotate-key: a rewrap answer without its version pauses the rotation", async () => {
-    const { ctx, home } = await machine(() => ({ vaultId: VAULT_ID }));
+    // The server copy it fetches first is a well-formed one whose key this machine opens, so the rewrap is sent.
+    let wrappedKey = "";
+    const { ctx, home, keystore } = await machine((method) =>
+      method === "GET"
+        ? {
+            vaultId: VAULT_ID,
+            version: 1,
+            encryptedBlob: "AAAA",
+            wrappedKey,
+            schema: null,
+            name: "app",
+            updatedAt: CREATED,
+          }
+        : { vaultId: VAULT_ID },
+    );
+    wrappedKey = (await keystore.get(vaultKeyAccount(VAULT_ID)))!;
     await recordSync(home, SERVER, USER, VAULT_ID, 1, Date.now());
     const stderr = await refusedAnswer(ctx, ["env", "rotate-key"]);
+    expect(stderr).toContain(`PUT ${SERVER}/api/v1/vaults/${VAULT_ID}/key`);
     expect(stderr).toContain("The rotation is paused");
   });
 });

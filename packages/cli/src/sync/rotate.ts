@@ -1,7 +1,9 @@
 import {
   LatchkeyError,
+  canonicalVaultId,
   constantTimeEqual,
   isLatchkeyError,
+  pullResponseSchema,
   rewrapResponseSchema,
   toBase64,
   type RewrapRequest,
@@ -20,7 +22,7 @@ import {
   readWrappingKey,
 } from "../vault/wrapping-key.js";
 import { vaultPath } from "./push.js";
-import { listSyncEntries } from "./state.js";
+import { listSyncEntries, type SyncEntry } from "./state.js";
 
 /**
  * The points between the steps of a rotation or an adoption, where a crash test stops the process
@@ -44,6 +46,11 @@ export interface RotateOutcome {
   unreadable: string[];
   /** Synced vaults whose server copy got the new wrapped key, as `server vault`. */
   serverUpdated: string[];
+  /**
+   * Synced vaults whose server copy has a key no key of this machine opens, as `server vault`: left as they are,
+   * since they are held by another machine's wrapping key (this machine is not paired for them).
+   */
+  serverUnopened: string[];
 }
 
 /** What adopting a key did: {@link RotateOutcome}, and which of the three cases it was. */
@@ -83,12 +90,91 @@ async function underWrappingKeyLock<T>(ctx: Context, body: (keystore: Keystore) 
   return withFileLock(join(home, WRAPPING_KEY_ACCOUNT), () => body(keystore));
 }
 
+/** How many times a rewrap refused because the server copy got a new version meanwhile is tried afresh. */
+const REWRAP_ATTEMPTS = 3;
+
+/** `error`, saying that the run stopped before the old key was dropped and how to finish it. */
+function paused(error: unknown, wording: Wording): unknown {
+  if (!(error instanceof LatchkeyError)) return error;
+  return new LatchkeyError(error.code, {
+    message: `${error.message} ${wording.paused} before the old key is dropped: every vault still opens; run ${wording.finish}.`,
+    hint: error.hint,
+    cause: error,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  });
+}
+
+/**
+ * Step 3 for one synced vault: fetches the server's copy (signature checked by callApi), opens its wrapped key
+ * with either key of this machine, and puts that same vault key, wrapped by `next`, back for that very version.
+ * The key sent is the one the copy's blob is sealed with by construction: this machine's own vault key may be
+ * another (a pull keeps the local key), and sending it would leave a copy nobody can decrypt. A push between
+ * the fetch and the put (409) starts over, a few times. `skipped`: no copy there, or it is another account's;
+ * `unopened`: no key of this machine opens it, so it is another machine's to re-wrap and is left as it is.
+ */
+async function rewrapServerCopy(
+  ctx: Context,
+  keystore: Keystore,
+  entry: SyncEntry,
+  next: Uint8Array,
+  options: RotateOptions,
+  wording: Wording,
+): Promise<"updated" | "unopened" | "skipped"> {
+  const vaultId = canonicalVaultId(entry.vaultId);
+  const where = { server: entry.server, verbose: options.verbose ?? 0 };
+  for (let attempt = 1; ; attempt++) {
+    let copy;
+    try {
+      copy = await callApi(
+        ctx,
+        { method: "GET", path: vaultPath(vaultId), answer: pullResponseSchema },
+        where,
+      );
+    } catch (error) {
+      if (isLatchkeyError(error, "LK_VAULT_NOT_SYNCED")) return "skipped";
+      throw paused(error, wording);
+    }
+    // Another account's copy of the vault on the same server is that account's business.
+    if (copy.userId !== entry.userId) return "skipped";
+    if (copy.data.vaultId !== vaultId) {
+      throw new LatchkeyError("LK_SERVER_ERROR", {
+        message: `The server ${entry.server} answered with vault ${copy.data.vaultId} when asked for vault ${vaultId}, so its wrapped key was not replaced. ${wording.paused} before the old key is dropped: every vault still opens.`,
+        hint: `Check the server, then run ${wording.finish}.`,
+        details: { vaultId, server: entry.server },
+      });
+    }
+    const key = await tryUnwrapVaultKey(keystore, vaultId, copy.data.wrappedKey);
+    if (key === null) return "unopened";
+    const body: RewrapRequest = {
+      wrappedKey: wrapVaultKey(next, vaultId, key, ctx.random),
+      version: copy.data.version,
+    };
+    try {
+      await callApi(
+        ctx,
+        { method: "PUT", path: `${vaultPath(vaultId)}/key`, body, answer: rewrapResponseSchema },
+        where,
+      );
+      return "updated";
+    } catch (error) {
+      if (isLatchkeyError(error, "LK_VAULT_NOT_SYNCED")) return "skipped";
+      if (!isLatchkeyError(error, "LK_VAULT_CONFLICT")) throw paused(error, wording);
+      if (attempt < REWRAP_ATTEMPTS) continue;
+      throw new LatchkeyError("LK_VAULT_CONFLICT", {
+        message: `The server ${entry.server} got a new version of vault ${vaultId} each time this machine re-wrapped its key (${REWRAP_ATTEMPTS} attempts), so its wrapped key was not replaced. ${wording.paused}: every vault still opens.`,
+        hint: `Wait until your other machines have finished pushing it, then run ${wording.finish}.`,
+        details: { vaultId, server: entry.server, version: copy.data.version },
+        cause: error,
+      });
+    }
+  }
+}
+
 /**
  * The crash-safe steps that move this machine to wrapping key `next`, shared by rotation and adoption:
  * 1. `next` is stored as the pending key (skipped when `alreadyPending`: a rerun found it there);
  * 2. every local vault key is re-wrapped by it; readers open either key meanwhile (vault-store.ts);
- * 3. every synced vault's server copy gets the new wrapped key for the version this machine last synced (a 409
- *    stops here: pull that vault first, then rerun);
+ * 3. every synced vault's server copy gets its own vault key re-wrapped by `next` (rewrapServerCopy);
  * 4. the pending key becomes the wrapping key; the old one is gone only then, and the pending entry last.
  * Called under the wrapping key's lock.
  */
@@ -127,37 +213,13 @@ async function switchWrappingKey(
   await rewrapAll();
 
   const serverUpdated: string[] = [];
+  const serverUnopened: string[] = [];
   for (const entry of await listSyncEntries(home)) {
-    const wrappedKey = await keystore.get(vaultKeyAccount(entry.vaultId));
-    if (wrappedKey === null || !rewrapped.includes(entry.vaultId)) continue;
-    const body: RewrapRequest = { wrappedKey, version: entry.syncedVersion };
-    try {
-      const result = await callApi(
-        ctx,
-        { method: "PUT", path: `${vaultPath(entry.vaultId)}/key`, body, answer: rewrapResponseSchema },
-        { server: entry.server, verbose: options.verbose ?? 0 },
-      );
-      // Another account's copy of the vault on the same server is that account's business.
-      if (result.userId !== entry.userId) continue;
-    } catch (error) {
-      if (isLatchkeyError(error, "LK_VAULT_NOT_SYNCED")) continue;
-      if (isLatchkeyError(error, "LK_VAULT_CONFLICT")) {
-        throw new LatchkeyError("LK_VAULT_CONFLICT", {
-          message: `The server ${entry.server} has a newer version of vault ${entry.vaultId} than version ${entry.syncedVersion}, which this machine last synced, so its wrapped key was not replaced. ${wording.paused}: every vault still opens.`,
-          hint: `Run \`latchkey env pull\` in that project first, then ${wording.finish}.`,
-          details: { vaultId: entry.vaultId, server: entry.server, syncedVersion: entry.syncedVersion },
-          cause: error,
-        });
-      }
-      if (error instanceof LatchkeyError) {
-        throw new LatchkeyError(error.code, {
-          message: `${error.message} ${wording.paused} before the old key is dropped: every vault still opens; run ${wording.finish}.`,
-          hint: error.hint,
-          cause: error,
-          ...(error.details === undefined ? {} : { details: error.details }),
-        });
-      }
-      throw error;
+    const done = await rewrapServerCopy(ctx, keystore, entry, next, options, wording);
+    if (done === "skipped") continue;
+    if (done === "unopened") {
+      serverUnopened.push(`${entry.server} ${entry.vaultId}`);
+      continue;
     }
     serverUpdated.push(`${entry.server} ${entry.vaultId}`);
     await ctx.afterRotateStep?.("server-key-updated");
@@ -169,7 +231,7 @@ async function switchWrappingKey(
   await keystore.set(WRAPPING_KEY_ACCOUNT, toBase64(next));
   await ctx.afterRotateStep?.("promoted");
   await keystore.delete(PENDING_WRAPPING_KEY_ACCOUNT);
-  return { rotated: true, resumed: alreadyPending, rewrapped, unreadable, serverUpdated };
+  return { rotated: true, resumed: alreadyPending, rewrapped, unreadable, serverUpdated, serverUnopened };
 }
 
 /**
@@ -182,7 +244,14 @@ export async function rotateWrappingKey(ctx: Context, options: RotateOptions = {
     const current = await readWrappingKey(keystore);
     const pending = await readPendingWrappingKey(keystore);
     if (current === null && pending === null) {
-      return { rotated: false, resumed: false, rewrapped: [], unreadable: [], serverUpdated: [] };
+      return {
+        rotated: false,
+        resumed: false,
+        rewrapped: [],
+        unreadable: [],
+        serverUpdated: [],
+        serverUnopened: [],
+      };
     }
     return switchWrappingKey(
       ctx,
@@ -213,7 +282,7 @@ export async function adoptWrappingKey(
   return underWrappingKeyLock(ctx, async (keystore) => {
     const current = await readWrappingKey(keystore);
     const pending = await readPendingWrappingKey(keystore);
-    const nothing = { resumed: false, rewrapped: [], unreadable: [], serverUpdated: [] };
+    const nothing = { resumed: false, rewrapped: [], unreadable: [], serverUpdated: [], serverUnopened: [] };
     if (pending !== null && !constantTimeEqual(pending, key)) {
       throw new LatchkeyError("LK_PAIRING_FAILED", {
         message:
