@@ -377,7 +377,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
       pairingId: pairing.pairingId,
       waiting: ["joined"],
       until: ["revealed"],
-      message: `Joined the pairing of "${pairing.label}"; waiting for the new machine`,
+      message: `Joined the pairing of ${JSON.stringify(pairing.label)}; waiting for the new machine`,
       // The server expires the pairing at its TTL; this bound only stops a server that never does.
       deadline: ctx.clock.now() + (PAIRING_TTL_SECONDS + 60) * 1000,
       timedOut: () => pairingEnded("expired"),
@@ -396,7 +396,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
     ) {
       throw new LatchkeyError("LK_PAIRING_FAILED", {
         message:
-          "The new machine's key does not match what it committed to before this machine joined: the pairing was stopped and nothing was sent.",
+          "The new machine's key does not match what it committed to before this machine joined (or the server changed the pairing since): the pairing was stopped and nothing was sent.",
         hint: relayWarning,
       });
     }
