@@ -1,7 +1,9 @@
 // `latchkey env rotate-key` with synced vaults on the real server, killed (SIGKILL, through the crash points of the
 // tests' own CLI build, test/support/crash-cli.ts) after each of its steps in turn: after every crash both local
 // vaults still open and the server's copy still pulls; a rerun (the shipped CLI) finishes; afterwards the server
-// copies are wrapped by the new key only.
+// copies are wrapped by the new key only. The key it re-wraps on the server is the one each server copy is sealed
+// with: a newer version pushed elsewhere, or a copy whose vault key is not this machine's own (two machines
+// started the vault before either pushed, and the pull kept the local key), still pulls after the rotation.
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,7 +115,7 @@ describe("env rotate-key", () => {
     expect(log.entries.some((e) => e.action === "vault.rewrap")).toBe(true);
   }, 180_000);
 
-  it("a rewrap refused with 409 stops before the old key goes, says to pull first; pull then rerun finishes", async () => {
+  it("a newer version pushed behind this machine's back is re-wrapped at that version, no pull needed", async () => {
     // Another copy of this machine's home pushes a newer version of vault 0 behind this machine's back.
     const twin = await newMachine(root, "twin");
     await rm(twin.latchkeyHome, { recursive: true });
@@ -124,14 +126,49 @@ describe("env rotate-key", () => {
     await writeFile(join(twinDir, "latchkey.json"), await readFile(join(dirs[0]!, "latchkey.json"), "utf8"));
     // The copied home binds the vault to the original checkout: the twin's checkout asks once.
     await approveVaultOnTerminal(twin.env, twinDir);
+    ok(await latchkey(twin, ["env", "set", "FROM_TWIN=t"], { cwd: twinDir }));
     ok(await latchkey(twin, ["env", "push"], { cwd: twinDir }));
 
-    const refused = await latchkey(m, ["env", "rotate-key"]);
-    expect(refused.stderr, refused.stderr).toContain("error LK_VAULT_CONFLICT");
-    expect(refused.stderr).toContain("latchkey env pull");
-    await expectEverythingOpens("after the refused rotation");
-    const rerun = ok(await latchkey(m, ["env", "rotate-key"]));
-    expect(rerun.stderr).toContain("Finished the interrupted rotation");
-    await expectEverythingOpens("after the finished rotation");
+    const rotated = ok(await latchkey(m, ["env", "rotate-key", "--json"]));
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ rotated: true, resumed: false, serverUnopened: [] });
+    // The twin's version, wrapped now by this machine's new key, pulls and merges here.
+    ok(await latchkey(m, ["env", "pull"], { cwd: dirs[0]! }));
+    const exported = ok(await latchkey(m, ["env", "export", "--format", "json"], { cwd: dirs[0]! }));
+    expect(JSON.parse(exported.stdout)).toEqual({ SECRET: "value-0", FROM_TWIN: "t" });
+    const stale = await latchkey(twin, ["env", "pull"], { cwd: twinDir });
+    expect(stale.stderr, stale.stderr).toContain("error LK_VAULT_NOT_PAIRED");
+  }, 120_000);
+});
+
+describe("env rotate-key on a machine whose vault key differs from the server copy's", () => {
+  it("re-wraps the server copy's own vault key: its blob still decrypts on the next pull", async () => {
+    // A and B share a wrapping key (B is a copy of A's home from before either had the vault), and both start
+    // the vault of one latchkey.json (it came through git) before A pushes: each has a vault key of its own.
+    const a = await newMachine(root, "div-a");
+    ok(await loginCli(a, server, USER));
+    ok(await latchkey(a, ["env", "set", "WARM=w"], { cwd: await project("div-warm-up") }));
+    const b = await newMachine(root, "div-b");
+    await rm(b.latchkeyHome, { recursive: true });
+    await cp(a.latchkeyHome, b.latchkeyHome, { recursive: true });
+    ok(await loginCli(b, server, USER));
+
+    const aDir = await project("div-on-a");
+    ok(await latchkey(a, ["env", "set", "FROM_A=a"], { cwd: aDir }));
+    const bDir = await project("div-on-b");
+    await writeFile(join(bDir, "latchkey.json"), await readFile(join(aDir, "latchkey.json"), "utf8"));
+    ok(await latchkey(b, ["env", "set", "FROM_B=b"], { cwd: bDir }));
+    ok(await latchkey(a, ["env", "push"], { cwd: aDir }));
+    // B's pull opens A's copy (the same wrapping key) and merges it, keeping B's own vault key.
+    ok(await latchkey(b, ["env", "pull"], { cwd: bDir }));
+
+    ok(await latchkey(b, ["env", "rotate-key"]));
+    const again = await latchkey(b, ["env", "pull"], { cwd: bDir });
+    expect(again.stderr, again.stderr).not.toContain("LK_VAULT_DECRYPT_FAILED");
+    expect(again.code, again.stderr).toBe(0);
+    const exported = ok(await latchkey(b, ["env", "export", "--format", "json"], { cwd: bDir }));
+    expect(JSON.parse(exported.stdout)).toEqual({ FROM_A: "a", FROM_B: "b" });
+    // A is not paired any more: B's rotation re-wrapped the copy for B's new key alone.
+    const stale = await latchkey(a, ["env", "pull"], { cwd: aDir });
+    expect(stale.stderr, stale.stderr).toContain("error LK_VAULT_NOT_PAIRED");
   }, 120_000);
 });
