@@ -62,7 +62,8 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
     const terminal = onTerminal(m, ["pair", "--label", `machine ${m.name}`]);
     await terminal.waitFor("Password");
     terminal.type(`${USER.password}${KEYS.enter}`);
-    await terminal.waitFor(/Pairing code: ([2-9A-HJKMNP-Z]{6})/);
+    // The line with the command comes after the code's: once it shows, both have.
+    await terminal.waitFor(/latchkey env pair [2-9A-HJKMNP-Z]{6}/);
     const code = /Pairing code: ([2-9A-HJKMNP-Z]{6})/.exec(terminal.output())![1]!;
     expect(terminal.output()).toContain(`latchkey env pair ${code}`);
     return { terminal, code };
