@@ -45,6 +45,10 @@ export function pairSummary(outcome: PairOutcome): string {
         (copies > 0 ? `, and ${copies} server ${copies === 1 ? "copy" : "copies"} updated.` : "."),
     );
   }
+  if (adoption.serverUnopened.length > 0)
+    lines.push(
+      `Server copies no key of this machine opens, left as they are (another machine of yours pushed them; pair with it too): ${adoption.serverUnopened.join(", ")}.`,
+    );
   if (adoption.unreadable.length > 0)
     lines.push(`Left as they were (no key of this machine opens them): ${adoption.unreadable.join(", ")}.`);
   lines.push("Run `latchkey env pull` in a project to fetch its vault.");

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import type { AdoptOutcome } from "../sync/rotate.js";
+import { approveSummary, pairSummary } from "./pair.js";
+
+const SERVER = "https://latchkey.example.com";
+
+function adoption(extra: Partial<AdoptOutcome>): AdoptOutcome {
+  return {
+    how: "stored",
+    rotated: true,
+    resumed: false,
+    rewrapped: [],
+    unreadable: [],
+    serverUpdated: [],
+    serverUnopened: [],
+    ...extra,
+  };
+}
+
+const pairedWith = (extra: Partial<AdoptOutcome>) =>
+  pairSummary({ pairingId: "p", label: "new laptop", server: SERVER, adoption: adoption(extra) });
+
+describe("pairSummary", () => {
+  it("a machine that had no key: paired, and where pull works", () => {
+    expect(pairedWith({})).toBe(
+      `Paired: this machine now holds the wrapping key of your other machine, so it opens the vaults that machine pushed to ${SERVER}.\n` +
+        "Run `latchkey env pull` in a project to fetch its vault.",
+    );
+  });
+
+  it("a machine with vaults of its own: how many keys were re-wrapped and server copies updated", () => {
+    expect(pairedWith({ how: "adopted", rewrapped: ["v1"] })).toContain(
+      "This machine's own 1 vault key was re-wrapped under it.",
+    );
+    expect(
+      pairedWith({ how: "adopted", rewrapped: ["v1", "v2"], serverUpdated: [`${SERVER} v1`] }),
+    ).toContain("This machine's own 2 vault keys were re-wrapped under it, and 1 server copy updated.");
+    expect(pairedWith({ how: "adopted", rewrapped: ["v1"], unreadable: ["v9"] })).toContain(
+      "Left as they were (no key of this machine opens them): v9.",
+    );
+    expect(pairedWith({ how: "adopted", serverUnopened: [`${SERVER} v8`] })).toContain(
+      `left as they are (another machine of yours pushed them; pair with it too): ${SERVER} v8.`,
+    );
+  });
+
+  it("the key this machine already had: says nothing changed", () => {
+    expect(pairedWith({ how: "unchanged", rotated: false })).toMatch(/^Already paired: .*nothing changed\./);
+  });
+});
+
+describe("approveSummary", () => {
+  const approved = (vaults: string[]) =>
+    approveSummary({ pairingId: "p", label: "new laptop", server: SERVER, fingerprint: "f", vaults });
+
+  it("counts the vaults this machine synced with that server", () => {
+    expect(approved(["a", "b"])).toContain(
+      `Approved: "new laptop" receives this machine's wrapping key once and can then pull 2 vaults this machine synced with ${SERVER}.`,
+    );
+    expect(approved(["a"])).toContain("can then pull 1 vault this machine synced");
+  });
+
+  it("with none synced yet, speaks of the vaults it pushes", () => {
+    expect(approved([])).toContain("can then pull the vaults this machine pushes.");
+  });
+});
