@@ -39,7 +39,7 @@ describe("pairSummary", () => {
       "Left as they were (no key of this machine opens them): v9.",
     );
     expect(pairedWith({ how: "adopted", serverUnopened: [`${SERVER} v8`] })).toContain(
-      `left as they are (another machine of yours pushed them; pair with it too): ${SERVER} v8.`,
+      `left as they are (held by the wrapping key of a machine other than the one you paired with): ${SERVER} v8.`,
     );
   });
 

@@ -47,7 +47,7 @@ export function pairSummary(outcome: PairOutcome): string {
   }
   if (adoption.serverUnopened.length > 0)
     lines.push(
-      `Server copies no key of this machine opens, left as they are (another machine of yours pushed them; pair with it too): ${adoption.serverUnopened.join(", ")}.`,
+      `Server copies no key of this machine opens, left as they are (held by the wrapping key of a machine other than the one you paired with): ${adoption.serverUnopened.join(", ")}.`,
     );
   if (adoption.unreadable.length > 0)
     lines.push(`Left as they were (no key of this machine opens them): ${adoption.unreadable.join(", ")}.`);
