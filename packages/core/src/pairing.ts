@@ -38,6 +38,15 @@ export const PAIRING_COMPARISON_DIGITS = 6;
 /** Longest device label, in characters. */
 export const MAX_PAIRING_LABEL_LENGTH = 64;
 
+/**
+ * What a device label may not contain: control characters, line and paragraph separators, and the bidirectional
+ * controls and byte order mark that would let a label display as something else on the approving machine (a
+ * right-to-left override can make "evil-laptop" read as another name).
+ */
+export const PAIRING_LABEL_UNPRINTABLE =
+  // eslint-disable-next-line no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
 const DOMAIN = utf8Encode("latchkey-pair-v1");
 const WRAP_INFO = utf8Encode("latchkey-pair-v1 wrap");
 const CODE_SHAPE = new RegExp(`^[${PAIRING_CODE_ALPHABET}]{${PAIRING_CODE_LENGTH}}$`);

@@ -65,6 +65,11 @@ describe("defaultPairingLabel", () => {
     expect(defaultPairingLabel(`${"a".repeat(63)} b`)).toBe("a".repeat(63));
   });
 
+  it("drops the bidirectional controls that would make a label read as another name", () => {
+    expect(defaultPairingLabel("evil\u202epot-pal\u202c")).toBe("evilpot-pal");
+    expect(defaultPairingLabel("\ufeffa\u200eb\u2067c\u2069\u061c")).toBe("abc");
+  });
+
   it("never cuts a character in half (a surrogate pair at the boundary is left out whole)", () => {
     const label = defaultPairingLabel(`${"a".repeat(63)}😀b`);
     expect(label).toBe("a".repeat(63));

@@ -5,6 +5,7 @@ import {
   API_PREFIX,
   LatchkeyError,
   MAX_PAIRING_LABEL_LENGTH,
+  PAIRING_LABEL_UNPRINTABLE,
   PAIRINGS_PATH,
   PAIRING_TTL_SECONDS,
   checkSchema,
@@ -48,10 +49,6 @@ function usage(message: string, hint: string): LatchkeyError {
   return new LatchkeyError("LK_USAGE", { message, hint });
 }
 
-// What pairingLabelSchema refuses anywhere in a label (it also refuses leading and trailing white space).
-// eslint-disable-next-line no-control-regex
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-
 /**
  * The label a new machine pairs under when `--label` is not given: its host name without control characters,
  * cut to {@link MAX_PAIRING_LABEL_LENGTH} characters (never inside a surrogate pair), trimmed;
@@ -59,7 +56,7 @@ const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
  */
 export function defaultPairingLabel(hostname: string | undefined): string {
   let label = "";
-  for (const char of (hostname ?? "").replace(UNPRINTABLE, "").trim()) {
+  for (const char of (hostname ?? "").replace(PAIRING_LABEL_UNPRINTABLE, "").trim()) {
     if (label.length + char.length > MAX_PAIRING_LABEL_LENGTH) break;
     label += char;
   }

@@ -5,7 +5,12 @@
  */
 import * as z from "zod/mini";
 import { fromBase64, isCanonicalBase64 } from "../bytes.js";
-import { MAX_PAIRING_LABEL_LENGTH, PAIRING_NONCE_BYTES, PAIRING_PUBLIC_KEY_BYTES } from "../pairing.js";
+import {
+  MAX_PAIRING_LABEL_LENGTH,
+  PAIRING_LABEL_UNPRINTABLE,
+  PAIRING_NONCE_BYTES,
+  PAIRING_PUBLIC_KEY_BYTES,
+} from "../pairing.js";
 import { isUuid } from "../uuid.js";
 import { body, nested, text } from "./sync-api.js";
 
@@ -32,9 +37,6 @@ export type PairingStatus = (typeof PAIRING_STATUSES)[number];
 /** Bytes of a sealed wrapping key: the envelope's header, nonce and tag around 32 bytes. */
 export const PAIRING_SEALED_KEY_BYTES = 4 + 12 + 32 + 16;
 
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
 /** Canonical standard base64 of exactly `bytes` bytes. */
 function exactBase64(name: string, bytes: number) {
   const length = 4 * Math.ceil(bytes / 3);
@@ -49,13 +51,13 @@ const expiresAt = text("expiresAt");
 const publicKey = (name: string) => exactBase64(name, PAIRING_PUBLIC_KEY_BYTES);
 const status = z.enum(PAIRING_STATUSES, `"status" must be one of ${PAIRING_STATUSES.join(", ")}.`);
 
-/** The new device's name as its owner sees it on the approving machine: 1 to 64 characters, none a control. */
+/** The new device's name as its owner sees it on the approving machine: 1 to 64 characters, none unprintable. */
 export const pairingLabelSchema = z
   .string(`"label" must be 1 to ${MAX_PAIRING_LABEL_LENGTH} characters without control characters.`)
   .check(
     z.minLength(1),
     z.maxLength(MAX_PAIRING_LABEL_LENGTH),
-    z.refine((label) => !CONTROL.test(label) && label.trim() === label),
+    z.refine((label) => label.search(PAIRING_LABEL_UNPRINTABLE) === -1 && label.trim() === label),
   );
 
 /** `POST /api/v1/pairings` (step-up `vault:pair`): the new device starts a pairing. */
