@@ -575,6 +575,20 @@ export const errorCatalogue = {
     hint: "Start again with `latchkey pair` on the new machine; if a check of the keys failed, someone may be relaying the connection: do not approve.",
     exitCode: ExitCode.failure,
   },
+  LK_SHARING_KEY_MISMATCH: {
+    summary:
+      "Your account's sharing key on the server is not the one this machine holds (another machine set or rotated it, or this machine has none); organisation operations are refused rather than overwrite it silently.",
+    message: "The server has another sharing key for your account than this machine.",
+    hint: "If you meant to move your sharing key to this machine, run `latchkey env rotate-sharing-key` (organisations must then share their vaults with you again).",
+    exitCode: ExitCode.failure,
+  },
+  LK_SHARING_KEY_EXISTS: {
+    summary:
+      "The server refused to set a sharing key for your account because it has one already; only a rotation replaces it.",
+    message: "Your account already has a sharing key on the server; it was not replaced.",
+    hint: "Run `latchkey env rotate-sharing-key` to replace it with this machine's.",
+    exitCode: ExitCode.failure,
+  },
   LK_FORBIDDEN: {
     summary: "The server refused the request: your account may not access this resource.",
     message: "The server refused access to this resource.",

@@ -107,6 +107,35 @@ export {
   type PairingSummary,
   type PairingView,
 } from "./schemas/pairing-api.js";
+export {
+  SHARING_KEY_FINGERPRINT_LENGTH,
+  SHARING_PUBLIC_KEY_BYTES,
+  isUsableSharingPublicKey,
+  sharingKeyFingerprint,
+} from "./sharing-key.js";
+export {
+  SHARING_KEY_PATH,
+  SHARING_KEY_STATES,
+  sharingKeyFingerprintSchema,
+  sharingKeyImpactOrgSchema,
+  sharingKeyImpactResponseSchema,
+  sharingKeyImpactVaultSchema,
+  sharingKeyResponseSchema,
+  sharingKeyRotateRequestSchema,
+  sharingKeyRotateResponseSchema,
+  sharingKeySetRequestSchema,
+  sharingKeyStateResponseSchema,
+  sharingPublicKeySchema,
+  type SharingKeyImpactOrg,
+  type SharingKeyImpactResponse,
+  type SharingKeyImpactVault,
+  type SharingKeyResponse,
+  type SharingKeyRotateRequest,
+  type SharingKeyRotateResponse,
+  type SharingKeySetRequest,
+  type SharingKeyState,
+  type SharingKeyStateResponse,
+} from "./schemas/sharing-key-api.js";
 export { formatDotenv, formatJson, formatShell, isEnvVariableName, parseDotenv } from "./dotenv.js";
 export {
   ENV_FORMATS,
