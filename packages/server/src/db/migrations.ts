@@ -8,7 +8,9 @@ import { Migrator, type Migration, type MigrationProvider } from "kysely/migrati
 import type { Database } from "./schema.js";
 import { stepUpMigration } from "../api/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
+import { outboxMigration } from "../outbox/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
+import { sharingKeysMigration } from "../sharing-keys/migration.js";
 import { syncMigration } from "../sync/migration.js";
 
 /** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
@@ -93,6 +95,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   },
   "0007_step_up": stepUpMigration,
   "0008_pairing": pairingMigration,
+  "0010_sharing_keys": sharingKeysMigration,
+  "0011_outbox": outboxMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -8,7 +8,9 @@
 import type { Generated } from "kysely";
 import type { ApiTables } from "../api/migration.js";
 import type { IdentityTables } from "../identity/migration.js";
+import type { OutboxTables } from "../outbox/migration.js";
 import type { PairingTables } from "../pairing/migration.js";
+import type { SharingKeyTables } from "../sharing-keys/migration.js";
 import type { SyncTables } from "../sync/migration.js";
 
 /** An account. Credentials (password hash, TOTP) arrive with the accounts slice. */
@@ -40,7 +42,8 @@ export interface ServerMetaTable {
 }
 
 /** Every table of the server's database. */
-export interface Database extends ApiTables, IdentityTables, SyncTables, PairingTables {
+export interface Database
+  extends ApiTables, IdentityTables, SyncTables, PairingTables, OutboxTables, SharingKeyTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;
