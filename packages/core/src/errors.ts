@@ -595,6 +595,65 @@ export const errorCatalogue = {
     hint: "Check that you are logged in as the right account (`latchkey whoami`) and that the vault id in latchkey.json is yours.",
     exitCode: ExitCode.failure,
   },
+  LK_ORG_NOT_FOUND: {
+    summary:
+      "No organisation with this slug has your account as a member. Organisations you do not belong to look the same as absent ones.",
+    message: "No organisation with this slug has you as a member.",
+    hint: "Check the slug with `latchkey org list`; an admin of the organisation can add you with `latchkey org add`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_FORBIDDEN: {
+    summary:
+      "Your role in the organisation does not allow this action; the message names the role it needs (owner, admin, maintainer, member, strongest first).",
+    message: "Your role in this organisation does not allow this action.",
+    hint: "Ask an owner or admin of the organisation (`latchkey org members SLUG`) to do it, or to give you the role it needs.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_EXISTS: {
+    summary: "An organisation with this slug already exists on the server (slugs are unique server-wide).",
+    message: "An organisation with this slug already exists.",
+    hint: "Choose another slug.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_LAST_OWNER: {
+    summary:
+      "The change would leave the organisation without an owner: the last owner cannot be demoted or removed.",
+    message: "This change would leave the organisation without an owner.",
+    hint: "Make another member an owner first (`latchkey org set-role SLUG EMAIL owner`), or delete the organisation with `latchkey org delete SLUG`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_MEMBER_NOT_FOUND: {
+    summary: "The account named is not a member of the organisation.",
+    message: "This account is not a member of the organisation.",
+    hint: "List the members with `latchkey org members SLUG`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_MEMBER_EXISTS: {
+    summary: "The account is already a member of the organisation.",
+    message: "This account is already a member of the organisation.",
+    hint: "Change its role with `latchkey org set-role SLUG EMAIL ROLE` instead.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_MEMBERS_CHANGED: {
+    summary:
+      "A share named a wrapped key for an account that is not a member of the organisation, or for a sharing key the member no longer has: the members changed since the keys were wrapped. Nothing was written.",
+    message: "The organisation's members or their sharing keys changed while this share was prepared.",
+    hint: "Run `latchkey env share --org SLUG` again: it wraps the vault key for the members as they are now.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_VAULT_NOT_SHARED: {
+    summary: "The organisation has no copy of this vault: nobody has shared it to the organisation yet.",
+    message: "This vault is not shared with the organisation.",
+    hint: "A maintainer of the organisation shares it with `latchkey env share --org SLUG`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_VAULT_KEY_MISSING: {
+    summary:
+      "The organisation's copy of the vault holds no key wrapped for your sharing key: it was shared before you joined or registered your sharing key, or you rotated that key since.",
+    message: "The organisation's copy of this vault has no key for your sharing key yet.",
+    hint: "Ask a maintainer of the organisation to run `latchkey env share --org SLUG` again.",
+    exitCode: ExitCode.failure,
+  },
   LK_ACCOUNT_EXISTS: {
     summary: "`latchkey-server admin create-user` was given an email that already has an account.",
     message: "An account with this email already exists.",

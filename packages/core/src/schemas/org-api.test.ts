@@ -1,0 +1,106 @@
+import { describe, expect, it } from "vitest";
+import { generateX25519KeyPair, wrapKeyForRecipient } from "../x25519.js";
+import {
+  isOrgSlug,
+  isWrappedKeyWire,
+  orgCreateRequestSchema,
+  orgMemberAddRequestSchema,
+  orgPushRequestSchema,
+  orgShareRequestSchema,
+  WRAPPED_KEY_WIRE_LENGTH,
+} from "./org-api.js";
+import { checkSchema } from "./parse.js";
+import type { WireSchema } from "./sync-api.js";
+
+const USER = "0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e";
+const FINGERPRINT = "a".repeat(64);
+const CANARY = "c2VjcmV0LWNhbmFyeQ";
+
+function problem<T>(schema: WireSchema<T>, value: unknown): string | null {
+  const checked = checkSchema(schema, value);
+  return checked.ok ? null : checked.message;
+}
+
+async function wrapped(): Promise<string> {
+  const { publicKey } = await generateX25519KeyPair();
+  return wrapKeyForRecipient(new Uint8Array(32).fill(7), publicKey);
+}
+
+describe("org slugs", () => {
+  it("takes lower-case letters, digits and inner hyphens up to 40 characters", () => {
+    for (const slug of ["a", "acme", "acme-2", "0", "a".repeat(40)]) expect(isOrgSlug(slug)).toBe(true);
+    for (const slug of ["", "-a", "a-", "Acme", "a_b", "a b", "a".repeat(41), "a\u0000", "é"]) {
+      expect(isOrgSlug(slug)).toBe(false);
+      expect(problem(orgCreateRequestSchema, { slug })).toMatch(/^"slug" must be/);
+    }
+  });
+});
+
+describe("orgShareRequestSchema", () => {
+  const share = async () => ({
+    encryptedBlob: "AAAA",
+    name: "demo",
+    baseVersion: 0,
+    wrappedKeys: [{ userId: USER, wrappedKey: await wrapped(), fingerprint: FINGERPRINT }],
+  });
+
+  it("takes a share whose keys are in the strict wire form", async () => {
+    const body = await share();
+    expect(body.wrappedKeys[0]!.wrappedKey).toHaveLength(WRAPPED_KEY_WIRE_LENGTH);
+    expect(problem(orgShareRequestSchema, body)).toBeNull();
+  });
+
+  it("refuses a malformed wrapped key without quoting it", async () => {
+    const body = await share();
+    const good = body.wrappedKeys[0]!.wrappedKey;
+    const [a, b, c] = good.split(":") as [string, string, string];
+    for (const bad of [
+      `${a}:${b}:${c}:`,
+      `${a}:${b}`,
+      ` ${good}`.slice(0, WRAPPED_KEY_WIRE_LENGTH),
+      `${a}:${b}:${c.replaceAll("+", "-").replaceAll("/", "_")}`.replace(/.$/, "A"),
+      `${CANARY}${good}`.slice(0, WRAPPED_KEY_WIRE_LENGTH),
+    ]) {
+      if (bad === good) continue;
+      expect(isWrappedKeyWire(bad)).toBe(false);
+      const message = problem(orgShareRequestSchema, {
+        ...body,
+        wrappedKeys: [{ ...body.wrappedKeys[0]!, wrappedKey: bad }],
+      });
+      expect(message).toMatch(/^"wrappedKey" must be a wrapped key/);
+      expect(message).not.toContain(CANARY);
+    }
+  });
+
+  it("refuses two keys for one member, none at all, and a fingerprint that is no hex SHA-256", async () => {
+    const body = await share();
+    expect(problem(orgShareRequestSchema, { ...body, wrappedKeys: [] })).toMatch(/must hold 1 to/);
+    expect(
+      problem(orgShareRequestSchema, { ...body, wrappedKeys: [body.wrappedKeys[0], body.wrappedKeys[0]] }),
+    ).toBe(`"wrappedKeys" must hold at most one key per member.`);
+    expect(
+      problem(orgShareRequestSchema, {
+        ...body,
+        wrappedKeys: [{ ...body.wrappedKeys[0]!, fingerprint: FINGERPRINT.toUpperCase() }],
+      }),
+    ).toBe(`"fingerprint" must be 64 lower-case hex digits.`);
+  });
+
+  it("lists its own fields when refusing an unknown one, like every body", () => {
+    expect(
+      problem(orgPushRequestSchema, { encryptedBlob: "AAAA", name: "x", baseVersion: 0, note: CANARY }),
+    ).toBe("The body may only have the fields encryptedBlob, schema, name, baseVersion.");
+    expect(
+      problem(orgPushRequestSchema, { encryptedBlob: "AAAA", name: "x", baseVersion: 0, wrappedKey: "AAAA" }),
+    ).toMatch(/may only have/);
+  });
+});
+
+describe("orgMemberAddRequestSchema", () => {
+  it("takes an email and a role, and names the roles when the role is unknown", () => {
+    expect(problem(orgMemberAddRequestSchema, { email: "a@example.com", role: "admin" })).toBeNull();
+    expect(problem(orgMemberAddRequestSchema, { email: "a@example.com", role: "root" })).toBe(
+      `"role" must be one of owner, admin, maintainer, member.`,
+    );
+  });
+});
