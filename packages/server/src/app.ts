@@ -15,6 +15,7 @@ import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
 import { pairingRoutes } from "./pairing/routes.js";
+import { sharingKeyRoutes } from "./sharing-keys/routes.js";
 import { stepUpRoutes } from "./step-up/routes.js";
 import { syncRoutes } from "./sync/routes.js";
 import type { SyncWrites } from "./sync/service.js";
@@ -182,6 +183,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       reauthentication: deps.identity.reauthentication,
     }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
+    sharingKeyRoutes({ db: deps.db, now, randomId }),
   ];
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));
