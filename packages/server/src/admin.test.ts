@@ -48,6 +48,9 @@ describe("latchkey-server admin", () => {
     [["create-user"]],
     [["create-user", "a@b.c", "extra"]],
     [["--password", "x"]],
+    [["outbox", "a@b.c"]],
+    [["create-user", "a@b.c", "--json"]],
+    [["outbox", "--limit", "0"]],
   ])("refuses %j with LK_USAGE", async (argv) => {
     await expect(runAdmin(argv, deps("x"))).rejects.toMatchObject({ code: "LK_USAGE" });
   });
@@ -75,5 +78,19 @@ describe("latchkey-server admin", () => {
       await database.close();
     }
     expect(d.err.join("") + d.out.join("")).not.toContain("a password");
+  });
+
+  it("lists the data directory's outbox", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "latchkey-admin-"));
+    dirs.push(dir);
+    const d = deps(() => {
+      throw new Error("must not be asked");
+    });
+    expect(await runAdmin(["outbox", "--data-dir", dir], d)).toBe(0);
+    expect(d.out.join("")).toBe("The outbox is empty.\n");
+    const j = deps("x");
+    expect(await runAdmin(["outbox", "--json", "--data-dir", dir], j)).toBe(0);
+    expect(JSON.parse(j.out.join(""))).toEqual({ notices: [] });
+    expect(ADMIN_USAGE).toMatch(/admin outbox \[--json\]/);
   });
 });

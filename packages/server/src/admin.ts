@@ -1,6 +1,6 @@
 /**
- * `latchkey-server admin …`: account administration on the server's own database (the same --data-dir and
- * DATABASE_URL as the server, migrated first). Passwords come from a masked prompt or stdin, never argv; the
+ * `latchkey-server admin …`: account administration, and the outbox's notices, on the server's own database (the
+ * same --data-dir and DATABASE_URL as the server, migrated first). Passwords come from a masked prompt or stdin, never argv; the
  * TOTP enrollment URI is printed once on stdout and never logged.
  */
 import { randomUUID } from "node:crypto";
@@ -11,12 +11,14 @@ import { openDatabase } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { createAccount, enrollTotp, normalizeEmail } from "./identity/accounts.js";
 import { deriveIdentityKeys } from "./identity/keys.js";
+import { outboxOptions, OUTBOX_USAGE, printOutbox } from "./outbox/admin.js";
 import { loadServerSecret } from "./secret.js";
 import { DEFAULT_DATA_DIR, prepareDataDir } from "./server.js";
 
 /** Help of `latchkey-server admin`. */
 export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--data-dir DIR]
        latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
+       latchkey-server admin outbox [--json] [--body] [--limit N] [--data-dir DIR]
 
   create-user EMAIL   create an account. The password is read from a masked prompt on a terminal, or as one
                       line from stdin otherwise (e.g. from a secret manager); it is never an argument. It
@@ -24,8 +26,8 @@ export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--da
   enroll-totp EMAIL   turn on two-step sign-in (TOTP) for the account, replacing any earlier enrollment. Prints
                       an otpauth:// URI once on stdout: it IS the secret. Hand it to the user (QR code or their
                       authenticator app), then discard it.
-
-Both open the server's database: --data-dir DIR (default ./${DEFAULT_DATA_DIR}) and DATABASE_URL as for the
+${OUTBOX_USAGE}
+All open the server's database: --data-dir DIR (default ./${DEFAULT_DATA_DIR}) and DATABASE_URL as for the
 server; enroll-totp also needs the server's secret (LATCHKEY_SERVER_SECRET or DIR/server-secret).
 `;
 
@@ -47,7 +49,13 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { "data-dir": { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: {
+        "data-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+        json: { type: "boolean" },
+        body: { type: "boolean" },
+        limit: { type: "string" },
+      },
       strict: true,
       allowPositionals: true,
     });
@@ -63,7 +71,23 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
     return values.help ? 0 : 2;
   }
   const [command, email, ...rest] = positionals;
-  if ((command !== "create-user" && command !== "enroll-totp") || email === undefined || rest.length > 0) {
+  const outboxOption = (["json", "body", "limit"] as const).find((name) => values[name] !== undefined);
+  if (command === "outbox" && email !== undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "admin outbox takes no argument.",
+      hint: "Run `latchkey-server admin --help`.",
+    });
+  }
+  if (command !== "outbox" && outboxOption !== undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: `--${outboxOption} is an option of admin outbox only.`,
+      hint: "Run `latchkey-server admin --help`.",
+    });
+  }
+  if (
+    command !== "outbox" &&
+    ((command !== "create-user" && command !== "enroll-totp") || email === undefined || rest.length > 0)
+  ) {
     throw new LatchkeyError("LK_USAGE", {
       message:
         command === "create-user" || command === "enroll-totp"
@@ -75,18 +99,29 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
   const dataDir = resolve(deps.cwd, values["data-dir"] ?? DEFAULT_DATA_DIR);
   const now = deps.now ?? (() => new Date());
 
-  // The email is checked and the password asked before the database is touched: a typo costs nothing.
-  normalizeEmail(email);
-  const password = command === "create-user" ? await deps.readPassword(`Password for ${email}: `) : undefined;
+  // Arguments are checked, and the password asked, before the database is touched: a typo costs nothing.
+  const outbox =
+    command === "outbox"
+      ? outboxOptions({ json: values.json === true, body: values.body === true, limit: values.limit })
+      : undefined;
+  const account = email ?? "";
+  if (outbox === undefined) normalizeEmail(account);
+  const password =
+    command === "create-user" ? await deps.readPassword(`Password for ${account}: `) : undefined;
 
   await prepareDataDir(dataDir);
   const databaseUrl = deps.env.DATABASE_URL || undefined;
   const database = await openDatabase({ dataDir, ...(databaseUrl ? { databaseUrl } : {}) });
   try {
     await migrateToLatest(database.db);
+    if (outbox !== undefined) return await printOutbox(database.db, outbox, deps);
     const accountDeps = { db: database.db, now, randomId: randomUUID };
     if (command === "create-user") {
-      const created = await createAccount(accountDeps, { email, password: password ?? "", via: "admin" });
+      const created = await createAccount(accountDeps, {
+        email: account,
+        password: password ?? "",
+        via: "admin",
+      });
       deps.stderr.write(`Created the account ${created.email}.\n`);
       deps.stdout.write(`${created.userId}\n`);
       return 0;
@@ -99,7 +134,7 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
         keys: deriveIdentityKeys(secret),
         issuerName: publicUrl ? `Latchkey (${safeHost(publicUrl)})` : "Latchkey",
       },
-      email,
+      account,
     );
     deps.stderr.write(
       "Two-step sign-in is on for this account. The URI below is its secret: give it to the user once " +
