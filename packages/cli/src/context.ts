@@ -1,6 +1,7 @@
 import type { KeystoreResolution } from "./keystore/resolve.js";
 import type { InteractiveGrants } from "./oauth/tokens.js";
 import type { LatchkeyPaths } from "./paths.js";
+import type { SharingKeyRotateStep } from "./sharing/sharing-key.js";
 import type { RotateStep } from "./sync/rotate.js";
 
 /** A writable stream as commands see it: text only, with the TTY flag that decides colour and prompts. */
@@ -51,6 +52,11 @@ export interface Prompts {
   /** A masked prompt; the answer is never echoed. */
   secret(message: string): Promise<string>;
   confirm(message: string, initial?: boolean): Promise<boolean>;
+  /**
+   * A line of visible text, as typed: for a confirmation that must be typed out (a word such as ROTATE), where a
+   * y/n answer is too easy to give by reflex. Absent in hand-built contexts, which then have no way to type one.
+   */
+  readonly text?: (message: string) => Promise<string>;
 }
 
 /** Facts about the running process and machine. */
@@ -110,12 +116,12 @@ export interface Context {
    */
   readonly interactiveGrants?: InteractiveGrants;
   /**
-   * Called after each durable step of `env rotate-key` and of adopting a paired wrapping key (sync/rotate.ts),
-   * where the crash tests stop the process.
+   * Called after each durable step of `env rotate-key` and of adopting a paired wrapping key (sync/rotate.ts), and
+   * of `env rotate-sharing-key` (sharing/), where the crash tests stop the process.
    * No shipped entry sets it: only the tests' own entry does (test/support/crash-cli.ts), so nothing a user sets
    * can stop a rotation halfway.
    */
-  readonly afterRotateStep?: (step: RotateStep) => Promise<void> | void;
+  readonly afterRotateStep?: (step: RotateStep | SharingKeyRotateStep) => Promise<void> | void;
   /**
    * Calls `listener` on Ctrl-C (SIGINT) until the returned function is called: for a command that waits on the
    * network and must undo something before it ends (a pairing it started). While a listener is installed, SIGINT

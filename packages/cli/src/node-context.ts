@@ -201,6 +201,7 @@ function clackPrompts(): Prompts {
     secret: (message) => ask<string>((clack, common) => clack.password({ message, ...common })),
     confirm: (message, initial = false) =>
       ask<boolean>((clack, common) => clack.confirm({ message, initialValue: initial, ...common })),
+    text: (message) => ask<string>((clack, common) => clack.text({ message, defaultValue: "", ...common })),
   };
 }
 

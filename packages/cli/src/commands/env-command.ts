@@ -16,6 +16,7 @@ import {
 } from "./env.js";
 import type { RunState } from "./support.js";
 import { addEnvPairCommand } from "./pair-command.js";
+import { addSharingKeyCommands } from "./sharing-command.js";
 import { addSyncCommands } from "./sync-command.js";
 
 function envOption(): Option {
@@ -249,5 +250,6 @@ export function envCommand(ctx: Context, state: RunState): Command {
   defineRun(env.command("run"), ctx, state);
   addSyncCommands(env, ctx, state);
   addEnvPairCommand(env, ctx, state);
+  addSharingKeyCommands(env, ctx, state);
   return env;
 }

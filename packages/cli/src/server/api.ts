@@ -96,6 +96,13 @@ const FORBIDDEN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_STEP_UP_UNAVAILABLE",
 ]);
 
+// The refusals a 409 may name besides a stale version, each with its own remedy. Any other 409 is a vault conflict.
+const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "LK_PAIRING_FAILED",
+  "LK_SHARING_KEY_EXISTS",
+  "LK_SHARING_KEY_MISMATCH",
+]);
+
 /**
  * Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 §10.2.3), or null when it
  * is absent or neither.
@@ -138,8 +145,8 @@ async function responseError(
       details: { status, server },
     });
   }
-  if (status === 409 && body.code === "LK_PAIRING_FAILED") {
-    return new LatchkeyError("LK_PAIRING_FAILED", { details: { status, server } });
+  if (status === 409 && body.code !== undefined && CONFLICT_CODES.has(body.code)) {
+    return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
   }
   if (status === 429) {
     const wait = retryAfterSeconds(response.headers.get("retry-after"), ctx.clock.now());
@@ -183,7 +190,8 @@ async function responseError(
  * errors: 401 after the retry → LK_SESSION_EXPIRED
  * (hint: `latchkey login`), 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE, else LK_FORBIDDEN,
  * 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND) else
- * LK_SERVER_ERROR, 409 → the body's LK_PAIRING_FAILED, else LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * LK_SERVER_ERROR, 409 → the body's LK_PAIRING_FAILED / LK_SHARING_KEY_EXISTS / LK_SHARING_KEY_MISMATCH, else
+ * LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, 429 → LK_RATE_LIMITED naming Retry-After, other → LK_SERVER_ERROR (status named, body not
  * echoed), network → LK_SERVER_UNREACHABLE. `call.stepUpProof` goes in STEP_UP_HEADER on every attempt.
  */

@@ -45,6 +45,7 @@ export function createTestContext(
     prompts: overrides.prompts ?? {
       secret: () => unexpected("prompts.secret"),
       confirm: () => unexpected("prompts.confirm"),
+      text: () => unexpected("prompts.text"),
     },
     platform: overrides.platform ?? {
       nodeVersion: "24.0.0",

@@ -1,7 +1,8 @@
 // The `latchkey` command as the tests' own build runs it: the real commands in a real process (the fast commands
 // on the fast path, as the shipped launcher runs them), plus hooks no shipped entry has:
 // - LATCHKEY_TEST_CRASH_AT=<step>[:<n>] makes the process SIGKILL itself right after the n-th <step> (default the
-//   first) of `env rotate-key` (RotateStep, sync/rotate.ts);
+//   first) of `env rotate-key` (RotateStep, sync/rotate.ts) or of `env rotate-sharing-key` (SharingKeyRotateStep,
+//   sharing/sharing-key.ts);
 // - LATCHKEY_TEST_CLOCK_OFFSET_MS=<ms> sets the command's clock that far ahead of the real one, so a test can see
 //   what `run --offline` does with a copy synced a day ago without waiting a day.
 // This entry exists only in the tests' own bundle (crash-cli-bundle.ts): the shipped bundles read no such
@@ -11,9 +12,10 @@ import type { Context } from "../../src/context.js";
 import { parseFastPath, runFastCommand } from "../../src/fast-path.js";
 import { createNodeContext, flushOutputs } from "../../src/node-context.js";
 import { exitLikeChild } from "../../src/run/child.js";
+import type { SharingKeyRotateStep } from "../../src/sharing/sharing-key.js";
 import type { RotateStep } from "../../src/sync/rotate.js";
 
-function crashAt(spec: string | undefined): ((step: RotateStep) => void) | undefined {
+function crashAt(spec: string | undefined): ((step: RotateStep | SharingKeyRotateStep) => void) | undefined {
   if (spec === undefined || spec === "") return undefined;
   const [at, nth] = spec.split(":");
   let left = Number(nth ?? "1");
