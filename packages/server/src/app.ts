@@ -14,6 +14,7 @@ import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
+import { orgRoutes } from "./orgs/routes.js";
 import { pairingRoutes } from "./pairing/routes.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
 import { stepUpRoutes } from "./step-up/routes.js";
@@ -184,6 +185,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
     sharingKeyRoutes({ db: deps.db, now, randomId }),
+    orgRoutes({ db: deps.db, now, randomId }),
   ];
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));

@@ -17,6 +17,8 @@ export interface AuditWrite {
   userId: string | null;
   action: string;
   vaultId: string | null;
+  /** The organisation the event belongs to (its log shows it); absent or null for a personal event. */
+  orgId?: string | null;
   version: number | null;
   createdAt: string;
   metadata: Record<string, unknown>;
@@ -42,6 +44,7 @@ export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
           created_at: event.createdAt,
           metadata: JSON.stringify(event.metadata),
           coalesce_key: event.coalesceKey,
+          org_id: event.orgId ?? null,
         })
         .onConflict((oc) =>
           oc
@@ -59,11 +62,12 @@ export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
       event.version,
       event.createdAt,
       JSON.stringify(event.metadata),
+      event.orgId ?? null,
     ]);
   });
 }
 
-const auditInsert = precompile(7, (db, s) =>
+const auditInsert = precompile(8, (db, s) =>
   db.insertInto("audit_events").values({
     id: s[0]!,
     user_id: s[1]!,
@@ -72,6 +76,7 @@ const auditInsert = precompile(7, (db, s) =>
     version: s[4] as unknown as number,
     created_at: s[5]!,
     metadata: s[6]!,
+    org_id: s[7]!,
   }),
 );
 
@@ -85,7 +90,10 @@ export interface AuditRow {
   metadata: string;
 }
 
-/** The newest `limit` audit rows of a vault, newest first. */
+/**
+ * The newest `limit` audit rows of a personal vault, newest first. An organisation's rows of the same vault id are
+ * not among them: they belong to the organisation's log, and the owner of the personal copy may not be a member.
+ */
 export function listAudit(db: Db, vaultId: string, limit: number): Promise<AuditRow[]> {
   return runQuery("list audit events", async () => {
     const rows = await db
@@ -93,6 +101,7 @@ export function listAudit(db: Db, vaultId: string, limit: number): Promise<Audit
       .leftJoin("users as u", "u.id", "a.user_id")
       .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata"])
       .where("a.vault_id", "=", vaultId)
+      .where("a.org_id", "is", null)
       // Several events can share a millisecond; a later version, then a rewrap after the push of its version,
       // is the newer one.
       .orderBy("a.created_at", "desc")
@@ -108,5 +117,79 @@ export function listAudit(db: Db, vaultId: string, limit: number): Promise<Audit
       email: r.email,
       metadata: r.metadata,
     }));
+  });
+}
+
+/** An organisation's audit row: an {@link AuditRow} with the vault it concerns, if any. */
+export interface OrgAuditRow extends AuditRow {
+  vaultId: string | null;
+}
+
+/** The newest `limit` audit rows of an organisation, or of one of its vaults when `vaultId` is given. */
+export function listOrgAudit(
+  db: Db,
+  orgId: string,
+  vaultId: string | null,
+  limit: number,
+): Promise<OrgAuditRow[]> {
+  return runQuery("list organisation audit events", async () => {
+    let query = db
+      .selectFrom("audit_events as a")
+      .leftJoin("users as u", "u.id", "a.user_id")
+      .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata", "a.vault_id"])
+      .where("a.org_id", "=", orgId);
+    if (vaultId !== null) query = query.where("a.vault_id", "=", vaultId);
+    const rows = await query
+      .orderBy("a.created_at", "desc")
+      .orderBy("a.version", "desc")
+      .orderBy("a.action", "desc")
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      action: r.action,
+      version: r.version === null ? null : Number(r.version),
+      createdAt: r.created_at,
+      userId: r.user_id,
+      email: r.email,
+      metadata: r.metadata,
+      vaultId: r.vault_id,
+    }));
+  });
+}
+
+/** Whether an audit row was written with `coalesceKey`. */
+export function auditRecorded(db: Db, coalesceKey: string): Promise<boolean> {
+  return runQuery("find audit event", async () => {
+    const row = await db
+      .selectFrom("audit_events")
+      .select("id")
+      .where("coalesce_key", "=", coalesceKey)
+      .executeTakeFirst();
+    return row !== undefined;
+  });
+}
+
+/** The newest version `userId` has an audit row of `action` for, per vault of an organisation, and its time. */
+export function latestVersionEvents(
+  db: Db,
+  orgId: string,
+  userId: string,
+  action: string,
+): Promise<Map<string, { version: number; createdAt: string }>> {
+  return runQuery("list audit versions", async () => {
+    const rows = await db
+      .selectFrom("audit_events")
+      .select(["vault_id", "version", "created_at"])
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .where("action", "=", action)
+      .orderBy("version", "asc")
+      .execute();
+    const latest = new Map<string, { version: number; createdAt: string }>();
+    for (const row of rows) {
+      if (row.vault_id === null || row.version === null) continue;
+      latest.set(row.vault_id, { version: Number(row.version), createdAt: row.created_at });
+    }
+    return latest;
   });
 }

@@ -9,6 +9,7 @@ import type { Database } from "./schema.js";
 import { stepUpMigration } from "../api/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
+import { orgsMigration } from "../orgs/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
 import { sharingKeysMigration } from "../sharing-keys/migration.js";
 import { syncMigration } from "../sync/migration.js";
@@ -95,6 +96,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   },
   "0007_step_up": stepUpMigration,
   "0008_pairing": pairingMigration,
+  "0009_orgs": orgsMigration,
   "0010_sharing_keys": sharingKeysMigration,
   "0011_outbox": outboxMigration,
 };

@@ -8,6 +8,7 @@
 import type { Generated } from "kysely";
 import type { ApiTables } from "../api/migration.js";
 import type { IdentityTables } from "../identity/migration.js";
+import type { OrgTables } from "../orgs/migration.js";
 import type { OutboxTables } from "../outbox/migration.js";
 import type { PairingTables } from "../pairing/migration.js";
 import type { SharingKeyTables } from "../sharing-keys/migration.js";
@@ -33,6 +34,8 @@ export interface AuditEventsTable {
   count: Generated<number>;
   /** Set on events written coalesced (audit/data.ts insertAudit): one row per key, unique. */
   coalesce_key: string | null;
+  /** The organisation the event belongs to; null for personal events. */
+  org_id: Generated<string | null>;
 }
 
 /** Small facts about this database itself (e.g. when it was created), one row per key. */
@@ -43,7 +46,7 @@ export interface ServerMetaTable {
 
 /** Every table of the server's database. */
 export interface Database
-  extends ApiTables, IdentityTables, SyncTables, PairingTables, OutboxTables, SharingKeyTables {
+  extends ApiTables, IdentityTables, SyncTables, PairingTables, OrgTables, OutboxTables, SharingKeyTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;

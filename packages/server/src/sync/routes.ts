@@ -171,12 +171,13 @@ function syncPlugin(api: FastifyInstance, context: ApiContext, service: SyncServ
 }
 
 /** A vault id is a UUID, taken in its one spelling (lower case), so one UUID names one vault. */
-function parseVaultId(text: string): string {
+export function parseVaultId(text: string): string {
   if (!isUuid(text)) throw invalid("The vault id must be a UUID.");
   return canonicalVaultId(text);
 }
 
-function parseLimit(value: unknown): number {
+/** The `limit` of a log route: 1 to MAX_LOG_LIMIT, that when absent. */
+export function parseLimit(value: unknown): number {
   if (value === undefined) return MAX_LOG_LIMIT;
   if (typeof value !== "string" || !/^\d{1,3}$/.test(value)) {
     throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);

@@ -4,12 +4,12 @@
  * client must tell apart is a value here, not an exception.
  */
 import { auditMetadataSchema, checkSchema, storedEnvSchemaSchema } from "@latchkey/core";
-import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 import { createWriter, type Writer } from "./group-commit.js";
+import { blobDigest, pushVersion, type HeadStore } from "./versioned.js";
 
 /** What the service needs. */
 export interface SyncServiceDeps {
@@ -97,6 +97,16 @@ async function inTransaction<T extends PushOutcome | RewrapOutcome>(
   }
 }
 
+/** The personal copy of `vaultId` of `userId`, for the versioned push. */
+function personalHeads(vaultId: string, userId: string): HeadStore {
+  return {
+    advance: (trx, baseVersion, write) => data.advanceHead(trx, vaultId, userId, baseVersion, write),
+    insertFirst: (trx, write) => data.insertFirstHead(trx, vaultId, userId, write),
+    currentVersion: (trx) => data.currentVersion(trx, vaultId, userId),
+    insertVersion: (trx, record) => data.insertVersion(trx, { vaultId, userId, ...record }),
+  };
+}
+
 /** Builds the service. */
 export function createSyncService(deps: SyncServiceDeps) {
   const { db } = deps;
@@ -109,60 +119,37 @@ export function createSyncService(deps: SyncServiceDeps) {
    */
   async function push(actor: Actor, vaultId: string, push: ValidPush): Promise<PushOutcome> {
     const at = deps.now().toISOString();
-    const digest = createHash("sha256").update(push.blobBytes).digest("hex");
-    const blobSize = push.blobBytes.length;
+    const versioned = { ...push, digest: blobDigest(push.blobBytes) };
     return inTransaction(writer, async (trx) => {
-      const write: data.HeadWrite = {
-        encryptedBlob: push.encryptedBlob,
-        wrappedKey: push.wrappedKey,
-        schemaJson: push.schema === undefined ? undefined : JSON.stringify(push.schema),
-        name: push.name,
-        updatedAt: at,
+      if (push.baseVersion === 0) {
+        let owner = await data.findVaultOwner(trx, vaultId);
+        if (owner === null) owner = await data.claimVault(trx, vaultId, actor.userId, at);
+        if (owner !== actor.userId) return { kind: "not-found" };
+      }
+      const audit = {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: "vault.push",
+        vaultId,
+        metadata: { clientId: actor.clientId },
       };
-      // From a known base, the conditional update checks the owner too; only when it fails does the outcome
-      // need telling apart (absent vault: conflict at 0; someone else's: not found; a stale base: conflict).
-      if (push.baseVersion !== 0) {
-        if (!(await data.advanceHead(trx, vaultId, actor.userId, push.baseVersion, write))) {
+      const heads = personalHeads(vaultId, actor.userId);
+      const outcome = await pushVersion(trx, heads, versioned, at, audit, push.wrappedKey);
+      switch (outcome.kind) {
+        case "pushed":
+          return outcome;
+        case "taken":
+          // Rolls back the claim made above with it.
+          throw new Abort({ kind: "conflict", currentVersion: outcome.currentVersion });
+        case "stale": {
+          // The conditional update checks the owner too; only now does the outcome need telling apart (absent
+          // vault: conflict at 0; someone else's: not found; a stale base: conflict).
           const owner = await data.findVaultOwner(trx, vaultId);
           if (owner === null) return { kind: "conflict", currentVersion: 0 };
           if (owner !== actor.userId) return { kind: "not-found" };
           return { kind: "conflict", currentVersion: await data.currentVersion(trx, vaultId, actor.userId) };
         }
-      } else {
-        let owner = await data.findVaultOwner(trx, vaultId);
-        if (owner === null) owner = await data.claimVault(trx, vaultId, actor.userId, at);
-        if (owner !== actor.userId) return { kind: "not-found" };
-        if (!(await data.insertFirstHead(trx, vaultId, actor.userId, write))) {
-          throw new Abort({
-            kind: "conflict",
-            currentVersion: await data.currentVersion(trx, vaultId, actor.userId),
-          });
-        }
       }
-      const version = push.baseVersion + 1;
-      await data.insertVersion(trx, {
-        vaultId,
-        userId: actor.userId,
-        version,
-        blobSha256: digest,
-        blobSize,
-        createdAt: at,
-      });
-      await insertAudit(trx, {
-        id: deps.randomId(),
-        userId: actor.userId,
-        action: "vault.push",
-        vaultId,
-        version,
-        createdAt: at,
-        metadata: {
-          blobSize,
-          clientId: actor.clientId,
-          baseVersion: push.baseVersion,
-          schemaKeys: push.schema === undefined ? null : Object.keys(push.schema).length,
-        },
-      });
-      return { kind: "pushed", version, createdAt: at };
     });
   }
 
@@ -245,7 +232,7 @@ export function createSyncService(deps: SyncServiceDeps) {
 export type SyncService = ReturnType<typeof createSyncService>;
 
 /** An audit row's metadata; a row written by another release in another shape shows as none, not as a failure. */
-function parseMetadata(text: string): Record<string, unknown> {
+export function parseMetadata(text: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -261,7 +248,7 @@ function parseMetadata(text: string): Record<string, unknown> {
  * of the database, not of the caller. Read as a JSON object only (storedEnvSchemaSchema), not with the push's
  * stricter rules: a schema stored before them must still pull.
  */
-function storedEnvSchema(text: string): Record<string, unknown> {
+export function storedEnvSchema(text: string): Record<string, unknown> {
   const checked = checkSchema(storedEnvSchemaSchema, JSON.parse(text));
   if (!checked.ok) throw new Error(`a stored envSchema does not read as one: ${checked.message}`);
   return checked.value;

@@ -1,0 +1,547 @@
+/**
+ * Data access of the organisations slice: SQL only, no rules. Every function takes the database or a transaction,
+ * so the service decides what runs atomically; failures come out as DatabaseError (db/query.ts). Each state move is
+ * one conditional statement that moves nothing when its condition no longer holds. The audit rows are
+ * audit/data.ts's.
+ */
+import type { OrgRole } from "@latchkey/core";
+import { sql, type Kysely } from "kysely";
+import { runQuery } from "../db/query.js";
+import type { Database } from "../db/schema.js";
+import type { HeadWrite } from "../sync/data.js";
+import type { HeadStore } from "../sync/versioned.js";
+import type { OrgVaultHeadsTable, OrgsTable } from "./migration.js";
+
+/** The database or a transaction on it. */
+export type Db = Kysely<Database>;
+
+/** At most this many ids go into one `in (...)` list or one multi-row insert (SQLite's limit on bound values). */
+const ROWS_PER_STATEMENT = 500;
+
+/** An organisation's row. */
+export type OrgRow = OrgsTable;
+
+/** Creates an organisation; false, writing nothing, when its slug is taken. */
+export function insertOrg(db: Db, org: OrgRow): Promise<boolean> {
+  return runQuery("insert organisation", async () => {
+    const rows = await db
+      .insertInto("orgs")
+      .values(org)
+      .onConflict((oc) => oc.column("slug").doNothing())
+      .returning("id")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** The organisation with `slug` and the role `userId` has in it (null when not a member); undefined if none. */
+export function findOrgFor(
+  db: Db,
+  slug: string,
+  userId: string,
+): Promise<{ org: OrgRow; role: OrgRole | null } | undefined> {
+  return runQuery("find organisation", async () => {
+    const row = await db
+      .selectFrom("orgs as o")
+      .leftJoin("org_members as m", (join) =>
+        join.onRef("m.org_id", "=", "o.id").on("m.user_id", "=", userId),
+      )
+      .select(["o.id", "o.slug", "o.name", "o.created_at", "o.updated_at", "m.role"])
+      .where("o.slug", "=", slug)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const { role, ...org } = row;
+    return { org, role: role ?? null };
+  });
+}
+
+/**
+ * Takes the organisation's row lock for the rest of `trx` (an UPDATE of its `updated_at`), so that changes of one
+ * organisation's members and keys run one after another on PostgreSQL: each reads what the one before committed.
+ * SQLite runs one write transaction at a time anyway. False when the organisation is gone.
+ */
+export function lockOrg(db: Db, orgId: string, at: string): Promise<boolean> {
+  return runQuery("lock organisation", async () => {
+    const rows = await db
+      .updateTable("orgs")
+      .set({ updated_at: at })
+      .where("id", "=", orgId)
+      .returning("id")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** The role of `userId` in the organisation, or null. */
+export function findRole(db: Db, orgId: string, userId: string): Promise<OrgRole | null> {
+  return runQuery("find member role", async () => {
+    const row = await db
+      .selectFrom("org_members")
+      .select("role")
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
+    return row?.role ?? null;
+  });
+}
+
+/** One of a user's organisations. */
+export interface UserOrgRow {
+  slug: string;
+  name: string;
+  role: OrgRole;
+  createdAt: string;
+}
+
+/** The organisations `userId` is a member of, by slug. */
+export function listUserOrgs(db: Db, userId: string): Promise<UserOrgRow[]> {
+  return runQuery("list user organisations", async () => {
+    const rows = await db
+      .selectFrom("org_members as m")
+      .innerJoin("orgs as o", "o.id", "m.org_id")
+      .select(["o.slug", "o.name", "m.role", "o.created_at"])
+      .where("m.user_id", "=", userId)
+      .orderBy("o.slug")
+      .execute();
+    return rows.map((r) => ({ slug: r.slug, name: r.name, role: r.role, createdAt: r.created_at }));
+  });
+}
+
+/** How many members and vaults the organisation has. */
+export function countOrg(db: Db, orgId: string): Promise<{ members: number; vaults: number }> {
+  return runQuery("count organisation", async () => {
+    const members = await db
+      .selectFrom("org_members")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .where("org_id", "=", orgId)
+      .executeTakeFirstOrThrow();
+    const vaults = await db
+      .selectFrom("org_vault_heads")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .where("org_id", "=", orgId)
+      .executeTakeFirstOrThrow();
+    return { members: Number(members.n), vaults: Number(vaults.n) };
+  });
+}
+
+/** A member with their account's email. */
+export interface MemberRow {
+  userId: string;
+  email: string;
+  role: OrgRole;
+  addedAt: string;
+}
+
+/** The organisation's members, by email. */
+export function listMembers(db: Db, orgId: string): Promise<MemberRow[]> {
+  return runQuery("list members", async () => {
+    const rows = await db
+      .selectFrom("org_members as m")
+      .innerJoin("users as u", "u.id", "m.user_id")
+      .select(["m.user_id", "u.email", "m.role", "m.added_at"])
+      .where("m.org_id", "=", orgId)
+      .orderBy("u.email")
+      .execute();
+    return rows.map((r) => ({ userId: r.user_id, email: r.email, role: r.role, addedAt: r.added_at }));
+  });
+}
+
+/** One member, or undefined. */
+export function findMember(db: Db, orgId: string, userId: string): Promise<MemberRow | undefined> {
+  return runQuery("find member", async () => {
+    const r = await db
+      .selectFrom("org_members as m")
+      .innerJoin("users as u", "u.id", "m.user_id")
+      .select(["m.user_id", "u.email", "m.role", "m.added_at"])
+      .where("m.org_id", "=", orgId)
+      .where("m.user_id", "=", userId)
+      .executeTakeFirst();
+    return r === undefined
+      ? undefined
+      : { userId: r.user_id, email: r.email, role: r.role, addedAt: r.added_at };
+  });
+}
+
+/** The id of the account with this (normalized) email, or undefined. Reads no credential column. */
+export function findUserIdByEmail(db: Db, email: string): Promise<string | undefined> {
+  return runQuery("find account id", async () => {
+    const row = await db.selectFrom("users").select("id").where("email", "=", email).executeTakeFirst();
+    return row?.id;
+  });
+}
+
+/** Adds a member; false, writing nothing, when they are one already. */
+export function insertMember(
+  db: Db,
+  member: { orgId: string; userId: string; role: OrgRole; addedAt: string },
+): Promise<boolean> {
+  return runQuery("insert member", async () => {
+    const rows = await db
+      .insertInto("org_members")
+      .values({ org_id: member.orgId, user_id: member.userId, role: member.role, added_at: member.addedAt })
+      .onConflict((oc) => oc.columns(["org_id", "user_id"]).doNothing())
+      .returning("user_id")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** The condition "the member is no owner, or another owner remains", for the statements that demote or remove. */
+function anotherOwnerRemains(orgId: string, userId: string) {
+  return sql<boolean>`(role <> 'owner' or exists (select 1 from org_members o2 where o2.org_id = ${orgId} and o2.role = 'owner' and o2.user_id <> ${userId}))`;
+}
+
+/**
+ * Sets a member's role, unless it would take the organisation's last owner away (a new role other than owner for
+ * the only owner). False, changing nothing, when the member is gone or is that last owner.
+ */
+export function setRole(db: Db, orgId: string, userId: string, role: OrgRole): Promise<boolean> {
+  return runQuery("set member role", async () => {
+    let update = db
+      .updateTable("org_members")
+      .set({ role })
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId);
+    if (role !== "owner") update = update.where(anotherOwnerRemains(orgId, userId));
+    const rows = await update.returning("user_id").execute();
+    return rows.length === 1;
+  });
+}
+
+/** Removes a member unless they are the organisation's last owner; false, changing nothing, otherwise. */
+export function deleteMember(db: Db, orgId: string, userId: string): Promise<boolean> {
+  return runQuery("delete member", async () => {
+    const rows = await db
+      .deleteFrom("org_members")
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .where(anotherOwnerRemains(orgId, userId))
+      .returning("user_id")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** One organisation vault a member holds a wrapped key for. */
+export interface KeyedVault {
+  vaultId: string;
+  name: string;
+  version: number;
+}
+
+/** The organisation vaults `userId` holds a wrapped key for, by vault id. */
+export function listKeyedVaults(db: Db, orgId: string, userId: string): Promise<KeyedVault[]> {
+  return runQuery("list keyed vaults", async () => {
+    const rows = await db
+      .selectFrom("vault_org_keys as k")
+      .innerJoin("org_vault_heads as h", (join) =>
+        join.onRef("h.vault_id", "=", "k.vault_id").onRef("h.org_id", "=", "k.org_id"),
+      )
+      .select(["h.vault_id", "h.name", "h.version"])
+      .where("k.org_id", "=", orgId)
+      .where("k.user_id", "=", userId)
+      .orderBy("h.vault_id")
+      .execute();
+    return rows.map((r) => ({ vaultId: r.vault_id, name: r.name, version: Number(r.version) }));
+  });
+}
+
+/** Deletes every wrapped key of `userId` in the organisation; returns how many. */
+export function deleteMemberKeys(db: Db, orgId: string, userId: string): Promise<number> {
+  return runQuery("delete member keys", async () => {
+    const result = await db
+      .deleteFrom("vault_org_keys")
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  });
+}
+
+/** A wrapped key of one user that was deleted, with the organisation vault it opened. */
+export interface DeletedUserKey {
+  orgId: string;
+  slug: string;
+  vaultId: string;
+  vaultName: string;
+}
+
+/**
+ * Deletes every wrapped key of `userId`, in every organisation (their sharing key changed: the keys open nothing
+ * any more), and returns what they opened, by organisation slug and vault id.
+ */
+export function deleteUserKeys(db: Db, userId: string): Promise<DeletedUserKey[]> {
+  return runQuery("delete user keys", async () => {
+    const rows = await db
+      .selectFrom("vault_org_keys as k")
+      .innerJoin("orgs as o", "o.id", "k.org_id")
+      .innerJoin("org_vault_heads as h", (join) =>
+        join.onRef("h.vault_id", "=", "k.vault_id").onRef("h.org_id", "=", "k.org_id"),
+      )
+      .select(["k.org_id", "o.slug", "k.vault_id", "h.name"])
+      .where("k.user_id", "=", userId)
+      .orderBy("o.slug")
+      .orderBy("k.vault_id")
+      .execute();
+    await db.deleteFrom("vault_org_keys").where("user_id", "=", userId).execute();
+    return rows.map((r) => ({ orgId: r.org_id, slug: r.slug, vaultId: r.vault_id, vaultName: r.name }));
+  });
+}
+
+/** Deletes the organisation and everything of it but its audit rows; returns how many members and vaults went. */
+export function deleteOrg(db: Db, orgId: string): Promise<{ members: number; vaults: number }> {
+  return runQuery("delete organisation", async () => {
+    await db.deleteFrom("vault_org_keys").where("org_id", "=", orgId).execute();
+    await db.deleteFrom("org_vault_versions").where("org_id", "=", orgId).execute();
+    const vaults = await db.deleteFrom("org_vault_heads").where("org_id", "=", orgId).executeTakeFirst();
+    const members = await db.deleteFrom("org_members").where("org_id", "=", orgId).executeTakeFirst();
+    await db.deleteFrom("orgs").where("id", "=", orgId).execute();
+    return { members: Number(members.numDeletedRows), vaults: Number(vaults.numDeletedRows) };
+  });
+}
+
+/** The head row of an organisation's copy of a vault. */
+export type OrgHeadRow = OrgVaultHeadsTable;
+
+/** The organisation's copies, by vault id, without their blobs. */
+export function listOrgVaults(
+  db: Db,
+  orgId: string,
+): Promise<{ vaultId: string; name: string; version: number; updatedAt: string }[]> {
+  return runQuery("list organisation vaults", async () => {
+    const rows = await db
+      .selectFrom("org_vault_heads")
+      .select(["vault_id", "name", "version", "updated_at"])
+      .where("org_id", "=", orgId)
+      .orderBy("vault_id")
+      .execute();
+    return rows.map((r) => ({
+      vaultId: r.vault_id,
+      name: r.name,
+      version: Number(r.version),
+      updatedAt: r.updated_at,
+    }));
+  });
+}
+
+/** The organisation's copy of a vault with the key wrapped for `userId` (null when it has none), or undefined. */
+export function findHeadWithKey(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  userId: string,
+): Promise<{ head: OrgHeadRow; key: { wrappedKey: string; fingerprint: string } | null } | undefined> {
+  return runQuery("read organisation vault", async () => {
+    const row = await db
+      .selectFrom("org_vault_heads as h")
+      .leftJoin("vault_org_keys as k", (join) =>
+        join
+          .onRef("k.vault_id", "=", "h.vault_id")
+          .onRef("k.org_id", "=", "h.org_id")
+          .on("k.user_id", "=", userId),
+      )
+      .selectAll("h")
+      .select(["k.wrapped_key", "k.key_fingerprint"])
+      .where("h.vault_id", "=", vaultId)
+      .where("h.org_id", "=", orgId)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    const { wrapped_key, key_fingerprint, ...head } = row;
+    const key =
+      wrapped_key === null || key_fingerprint === null
+        ? null
+        : { wrappedKey: wrapped_key, fingerprint: key_fingerprint };
+    return { head, key };
+  });
+}
+
+/** Whether the organisation has a copy of the vault. */
+export function orgVaultExists(db: Db, vaultId: string, orgId: string): Promise<boolean> {
+  return runQuery("find organisation vault", async () => {
+    const row = await db
+      .selectFrom("org_vault_heads")
+      .select("version")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    return row !== undefined;
+  });
+}
+
+/** The organisation's copy of `vaultId`, for the versioned push (sync/versioned.ts). */
+export function orgHeads(vaultId: string, orgId: string): HeadStore {
+  return {
+    advance: (trx, baseVersion, write) => advanceOrgHead(trx, vaultId, orgId, baseVersion, write),
+    insertFirst: (trx, write) => insertFirstOrgHead(trx, vaultId, orgId, write),
+    currentVersion: (trx) => currentOrgVersion(trx, vaultId, orgId),
+    insertVersion: (trx, record) =>
+      runQuery("insert organisation vault version", async () => {
+        await trx
+          .insertInto("org_vault_versions")
+          .values({
+            vault_id: vaultId,
+            org_id: orgId,
+            version: record.version,
+            blob_sha256: record.blobSha256,
+            blob_size: record.blobSize,
+            created_at: record.createdAt,
+          })
+          .execute();
+      }),
+  };
+}
+
+/** The version of the organisation's copy; 0 when it has none. */
+export function currentOrgVersion(db: Db, vaultId: string, orgId: string): Promise<number> {
+  return runQuery("read organisation vault version", async () => {
+    const row = await db
+      .selectFrom("org_vault_heads")
+      .select("version")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    return row === undefined ? 0 : Number(row.version);
+  });
+}
+
+function insertFirstOrgHead(db: Db, vaultId: string, orgId: string, write: HeadWrite): Promise<boolean> {
+  return runQuery("insert organisation vault head", async () => {
+    const rows = await db
+      .insertInto("org_vault_heads")
+      .values({
+        vault_id: vaultId,
+        org_id: orgId,
+        version: 1,
+        encrypted_blob: write.encryptedBlob,
+        schema_json: write.schemaJson ?? null,
+        name: write.name,
+        updated_at: write.updatedAt,
+      })
+      .onConflict((oc) => oc.columns(["vault_id", "org_id"]).doNothing())
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** From `baseVersion` to the next in one conditional UPDATE (see sync/data.ts advanceHead for why that is safe). */
+function advanceOrgHead(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  baseVersion: number,
+  write: HeadWrite,
+): Promise<boolean> {
+  return runQuery("advance organisation vault head", async () => {
+    const rows = await db
+      .updateTable("org_vault_heads")
+      .set({
+        version: baseVersion + 1,
+        encrypted_blob: write.encryptedBlob,
+        ...(write.schemaJson === undefined ? {} : { schema_json: write.schemaJson }),
+        name: write.name,
+        updated_at: write.updatedAt,
+      })
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .where("version", "=", baseVersion)
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/** A wrapped key as stored. */
+export interface KeyWrite {
+  userId: string;
+  wrappedKey: string;
+  fingerprint: string;
+}
+
+/** Replaces every wrapped key of the organisation's copy by `keys`; returns how many it had. */
+export function replaceKeys(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  keys: readonly KeyWrite[],
+  at: string,
+): Promise<number> {
+  return runQuery("replace wrapped keys", async () => {
+    const removed = await db
+      .deleteFrom("vault_org_keys")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    for (let start = 0; start < keys.length; start += ROWS_PER_STATEMENT) {
+      await db
+        .insertInto("vault_org_keys")
+        .values(
+          keys.slice(start, start + ROWS_PER_STATEMENT).map((k) => ({
+            vault_id: vaultId,
+            org_id: orgId,
+            user_id: k.userId,
+            wrapped_key: k.wrappedKey,
+            key_fingerprint: k.fingerprint,
+            created_at: at,
+          })),
+        )
+        .execute();
+    }
+    return Number(removed.numDeletedRows);
+  });
+}
+
+/** Deletes the organisation's copy, its history and its wrapped keys; returns how many keys, or null if none. */
+export function deleteOrgVault(db: Db, vaultId: string, orgId: string): Promise<number | null> {
+  return runQuery("delete organisation vault", async () => {
+    const keys = await db
+      .deleteFrom("vault_org_keys")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    await db
+      .deleteFrom("org_vault_versions")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .execute();
+    const heads = await db
+      .deleteFrom("org_vault_heads")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    return Number(heads.numDeletedRows) === 0 ? null : Number(keys.numDeletedRows);
+  });
+}
+
+/** Every wrapped key's (vault, member, fingerprint) in the organisation, for the member list. */
+export function listKeyFingerprints(
+  db: Db,
+  orgId: string,
+): Promise<{ vaultId: string; userId: string; fingerprint: string }[]> {
+  return runQuery("list wrapped key fingerprints", async () => {
+    const rows = await db
+      .selectFrom("vault_org_keys")
+      .select(["vault_id", "user_id", "key_fingerprint"])
+      .where("org_id", "=", orgId)
+      .execute();
+    return rows.map((r) => ({ vaultId: r.vault_id, userId: r.user_id, fingerprint: r.key_fingerprint }));
+  });
+}
+
+/** The roles of `userIds` in the organisation (those not members are absent). */
+export function findRoles(db: Db, orgId: string, userIds: readonly string[]): Promise<Map<string, OrgRole>> {
+  return runQuery("find member roles", async () => {
+    const found = new Map<string, OrgRole>();
+    const unique = [...new Set(userIds)];
+    for (let start = 0; start < unique.length; start += ROWS_PER_STATEMENT) {
+      const rows = await db
+        .selectFrom("org_members")
+        .select(["user_id", "role"])
+        .where("org_id", "=", orgId)
+        .where("user_id", "in", unique.slice(start, start + ROWS_PER_STATEMENT))
+        .execute();
+      for (const row of rows) found.set(row.user_id, row.role);
+    }
+    return found;
+  });
+}

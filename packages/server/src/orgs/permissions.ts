@@ -1,0 +1,56 @@
+/**
+ * Who may do what in an organisation: the one table of permissions, read by the organisation service for every
+ * request (and by any other slice that acts on an organisation). Roles are ordered (ORG_ROLES, strongest first) and
+ * each may do everything the weaker ones may, so an action names the least role that may do it.
+ */
+import { ORG_ROLES, type OrgRole } from "@latchkey/core";
+
+/** Every action on an organisation, with the least role that may take it. */
+export const ORG_PERMISSIONS = {
+  "org.read": "member",
+  "org.delete": "owner",
+  "members.list": "member",
+  "members.add": "admin",
+  "members.set-role": "admin",
+  "members.remove": "admin",
+  "vaults.list": "member",
+  "vault.pull": "member",
+  "vault.push": "member",
+  "vault.share": "maintainer",
+  "vault.unshare": "maintainer",
+  "public-keys.read": "maintainer",
+  "audit.read": "maintainer",
+} as const satisfies Record<string, OrgRole>;
+
+/** An action of {@link ORG_PERMISSIONS}. */
+export type OrgAction = keyof typeof ORG_PERMISSIONS;
+
+/**
+ * The strongest role an admin hands out or takes away: roles of owners, and the owner role itself, are the owners'
+ * to manage.
+ */
+const MANAGED_BY_ADMIN: OrgRole = "admin";
+
+/** Whether `role` is `least` or stronger. */
+export function atLeast(role: OrgRole, least: OrgRole): boolean {
+  return ORG_ROLES.indexOf(role) <= ORG_ROLES.indexOf(least);
+}
+
+/** The least role that may take `action`. */
+export function leastRoleFor(action: OrgAction): OrgRole {
+  return ORG_PERMISSIONS[action];
+}
+
+/** Whether a member with `role` may take `action`. */
+export function allows(role: OrgRole, action: OrgAction): boolean {
+  return atLeast(role, ORG_PERMISSIONS[action]);
+}
+
+/**
+ * The least role that may give a member of role `from` the role `to` (`from` null: adding a new member; `to` null:
+ * removing one). Owners are the owners' to make, change and remove; the rest is the admins'.
+ */
+export function leastRoleToManage(from: OrgRole | null, to: OrgRole | null): OrgRole {
+  const touchesOwner = [from, to].some((role) => role !== null && !atLeast(MANAGED_BY_ADMIN, role));
+  return touchesOwner ? "owner" : MANAGED_BY_ADMIN;
+}

@@ -1,0 +1,652 @@
+/**
+ * The organisations service (docs/teams.md): organisations, members and roles, and the organisations' copies of
+ * vaults, with dependencies narrowed to what it uses. Callers (routes.ts) have validated the bodies and
+ * authenticated the user; every outcome a client must tell apart is a value here, not an exception. Every request
+ * is checked against the one permission table (permissions.ts) here. A write takes the organisation's row lock
+ * first and reads the caller's role after it, in its transaction, so a role changed or a member removed a moment
+ * before is what the check sees; the change and its audit row are committed together or not at all (a refusal
+ * rolls back everything, the lock's timestamp too).
+ */
+import {
+  type OrgKeyState,
+  type OrgMember,
+  type OrgMemberDetail,
+  type OrgRemovedVault,
+  type OrgRole,
+  type OrgSummary,
+  type OrgVaultSummary,
+} from "@latchkey/core";
+import type { Kysely } from "kysely";
+import {
+  auditRecorded,
+  insertAudit,
+  latestVersionEvents,
+  listOrgAudit,
+  type OrgAuditRow,
+} from "../audit/data.js";
+import type { Database } from "../db/schema.js";
+import { findSharingKeys } from "../sharing-keys/data.js";
+import { createWriter } from "../sync/group-commit.js";
+import { parseMetadata, storedEnvSchema } from "../sync/service.js";
+import { blobDigest, pushVersion } from "../sync/versioned.js";
+import * as data from "./data.js";
+import { atLeast, leastRoleFor, leastRoleToManage, type OrgAction } from "./permissions.js";
+
+/** What a member's removal tells whoever must hear of it (the notices outbox), inside the removal's transaction. */
+export interface MemberRemovedEvent {
+  orgId: string;
+  slug: string;
+  removedUserId: string;
+  removedEmail: string;
+  actorUserId: string;
+  /** The organisation vaults the removed member held a wrapped key for. */
+  vaultIds: string[];
+}
+
+/** What the service needs. */
+export interface OrgServiceDeps {
+  db: Kysely<Database>;
+  now: () => Date;
+  randomId: () => string;
+  /**
+   * Called inside a member removal's transaction once the membership and keys are gone: a failure rolls the
+   * removal back, so a notice is queued exactly when the removal commits.
+   */
+  onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
+}
+
+/** Who is asking. */
+export interface OrgActor {
+  userId: string;
+  clientId: string;
+  ip: string;
+}
+
+/** The step-up proof a removal spends (the route verified it; recorded in the removal's transaction). */
+export interface StepUpSpend {
+  method: string;
+  record(trx: Kysely<Database>): Promise<boolean>;
+}
+
+/** A request refused before anything was done. */
+export type Denied =
+  /** No organisation has the slug, or the caller is not a member: the same answer. */
+  | { kind: "org-not-found" }
+  /** The caller's role is weaker than `needed`. */
+  | { kind: "forbidden"; needed: OrgRole; role: OrgRole };
+
+/** Refusals of the membership routes. */
+export type MemberRefusal =
+  | { kind: "account-not-found" }
+  | { kind: "member-exists" }
+  | { kind: "member-not-found" }
+  | { kind: "last-owner" }
+  | { kind: "step-up-used" };
+
+/** Refusals of the vault routes. */
+export type VaultRefusal =
+  | { kind: "not-shared" }
+  | { kind: "key-missing" }
+  | { kind: "conflict"; currentVersion: number }
+  | { kind: "members-changed" };
+
+/** A successful result, or why not. */
+export type Outcome<T, R = never> = { kind: "ok"; value: T } | Denied | R;
+
+/** An organisation with its counts. */
+export interface OrgView {
+  org: OrgSummary;
+  memberCount: number;
+  vaultCount: number;
+}
+
+/** A push or share that passed validation. */
+export interface OrgPush {
+  encryptedBlob: string;
+  /** The bytes encryptedBlob encodes. */
+  blobBytes: Uint8Array;
+  schema: Record<string, unknown> | undefined;
+  name: string;
+  baseVersion: number;
+}
+
+/** An organisation copy as pulled, with the caller's wrapped key. */
+export interface OrgPulled {
+  version: number;
+  encryptedBlob: string;
+  wrappedKey: string;
+  fingerprint: string;
+  schema: Record<string, unknown> | null;
+  name: string;
+  updatedAt: string;
+}
+
+/** One audit entry of an organisation's log. */
+export interface OrgLogEntry {
+  action: string;
+  version: number | null;
+  createdAt: string;
+  actor: { userId: string; email: string };
+  metadata: Record<string, unknown>;
+  vaultId: string | null;
+}
+
+// Thrown inside a transaction to roll it back with a refusal; never leaves this module.
+class Abort extends Error {
+  constructor(readonly outcome: unknown) {
+    super("transaction aborted");
+  }
+}
+
+/** The audit action of a member's first pull of a version: one row per (member, vault, version). */
+const PULL_ACTION = "org.vault.pull";
+
+/** Builds the service. */
+export function createOrgService(deps: OrgServiceDeps) {
+  const { db } = deps;
+  const writer = createWriter(db);
+
+  async function transaction<T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    try {
+      return await writer.run(body);
+    } catch (err) {
+      if (err instanceof Abort) return err.outcome as T;
+      throw err;
+    }
+  }
+
+  /** Refuses from inside a transaction, rolling back what it wrote. */
+  const refuse = (outcome: Denied | MemberRefusal | VaultRefusal): never => {
+    throw new Abort(outcome);
+  };
+
+  const denial = (role: OrgRole | null, needed: OrgRole): Denied | null => {
+    if (role === null) return { kind: "org-not-found" };
+    return atLeast(role, needed) ? null : { kind: "forbidden", needed, role };
+  };
+
+  /** The organisation and the caller's role, for a read that `action` names; a denial otherwise. */
+  async function access(
+    actor: OrgActor,
+    slug: string,
+    action: OrgAction,
+  ): Promise<{ org: data.OrgRow; role: OrgRole } | Denied> {
+    const found = await data.findOrgFor(db, slug, actor.userId);
+    if (found === undefined) return { kind: "org-not-found" };
+    const denied = denial(found.role, leastRoleFor(action));
+    return denied ?? { org: found.org, role: found.role! };
+  }
+
+  /**
+   * The same inside a write transaction: the organisation's row lock first (data.lockOrg), then the caller's role
+   * as the changes committed before this one left it. Refuses (rolling back) when the caller may not.
+   */
+  async function lockedAccess(
+    trx: Kysely<Database>,
+    actor: OrgActor,
+    slug: string,
+    action: OrgAction,
+    at: string,
+  ): Promise<{ org: data.OrgRow; role: OrgRole }> {
+    const found = await data.findOrgFor(trx, slug, actor.userId);
+    if (found === undefined || found.role === null) return refuse({ kind: "org-not-found" });
+    if (!(await data.lockOrg(trx, found.org.id, at))) return refuse({ kind: "org-not-found" });
+    const role = await data.findRole(trx, found.org.id, actor.userId);
+    const denied = denial(role, leastRoleFor(action));
+    if (denied !== null) return refuse(denied);
+    return { org: found.org, role: role! };
+  }
+
+  const audit = (
+    trx: Kysely<Database>,
+    actor: OrgActor,
+    orgId: string,
+    action: string,
+    at: string,
+    metadata: Record<string, unknown>,
+    vault: { vaultId: string; version: number | null } | null = null,
+  ): Promise<void> =>
+    insertAudit(trx, {
+      id: deps.randomId(),
+      userId: actor.userId,
+      action,
+      vaultId: vault?.vaultId ?? null,
+      orgId,
+      version: vault?.version ?? null,
+      createdAt: at,
+      metadata: { ...metadata, orgId, clientId: actor.clientId, ip: actor.ip },
+    });
+
+  const view = async (org: data.OrgRow, role: OrgRole): Promise<OrgView> => {
+    const counts = await data.countOrg(db, org.id);
+    return {
+      org: { slug: org.slug, name: org.name, role, createdAt: org.created_at },
+      memberCount: counts.members,
+      vaultCount: counts.vaults,
+    };
+  };
+
+  /** Creates an organisation whose only member, its owner, is the actor. */
+  async function create(
+    actor: OrgActor,
+    request: { slug: string; name?: string | undefined },
+  ): Promise<Outcome<OrgView, { kind: "exists" }>> {
+    const at = deps.now().toISOString();
+    const org: data.OrgRow = {
+      id: deps.randomId(),
+      slug: request.slug,
+      name: request.name ?? request.slug,
+      created_at: at,
+      updated_at: at,
+    };
+    return transaction(async (trx) => {
+      if (!(await data.insertOrg(trx, org))) return { kind: "exists" } as const;
+      await data.insertMember(trx, { orgId: org.id, userId: actor.userId, role: "owner", addedAt: at });
+      await audit(trx, actor, org.id, "org.create", at, { slug: org.slug });
+      return {
+        kind: "ok",
+        value: {
+          org: { slug: org.slug, name: org.name, role: "owner", createdAt: at },
+          memberCount: 1,
+          vaultCount: 0,
+        },
+      } as const;
+    });
+  }
+
+  /** The actor's organisations. */
+  async function list(actor: OrgActor): Promise<OrgSummary[]> {
+    return data.listUserOrgs(db, actor.userId);
+  }
+
+  /** One organisation of the actor's. */
+  async function get(actor: OrgActor, slug: string): Promise<Outcome<OrgView>> {
+    const found = await access(actor, slug, "org.read");
+    if ("kind" in found) return found;
+    return { kind: "ok", value: await view(found.org, found.role) };
+  }
+
+  /** Deletes the organisation with its members, copies and keys; its audit rows stay. */
+  async function remove(
+    actor: OrgActor,
+    slug: string,
+  ): Promise<Outcome<{ slug: string; membersRemoved: number; vaultsRemoved: number }>> {
+    const at = deps.now().toISOString();
+    return transaction(async (trx) => {
+      const { org } = await lockedAccess(trx, actor, slug, "org.delete", at);
+      const removed = await data.deleteOrg(trx, org.id);
+      await audit(trx, actor, org.id, "org.delete", at, {
+        slug,
+        membersRemoved: removed.members,
+        vaultsRemoved: removed.vaults,
+      });
+      return {
+        kind: "ok",
+        value: { slug, membersRemoved: removed.members, vaultsRemoved: removed.vaults },
+      } as const;
+    });
+  }
+
+  /** The members with their sharing state, and the organisation's vaults. */
+  async function members(
+    actor: OrgActor,
+    slug: string,
+  ): Promise<Outcome<{ vaults: OrgVaultSummary[]; members: OrgMemberDetail[] }>> {
+    const found = await access(actor, slug, "members.list");
+    if ("kind" in found) return found;
+    const orgId = found.org.id;
+    const [rows, vaults, fingerprints] = await Promise.all([
+      data.listMembers(db, orgId),
+      data.listOrgVaults(db, orgId),
+      data.listKeyFingerprints(db, orgId),
+    ]);
+    const sharingKeys = await findSharingKeys(
+      db,
+      rows.map((m) => m.userId),
+    );
+    const wrappedFor = new Map(fingerprints.map((k) => [`${k.vaultId}\u0000${k.userId}`, k.fingerprint]));
+    const detailed = rows.map((member): OrgMemberDetail => {
+      const current = sharingKeys.get(member.userId)?.fingerprint ?? null;
+      const keys = vaults.map((vault) => {
+        const wrapped = wrappedFor.get(`${vault.vaultId}\u0000${member.userId}`);
+        const state: OrgKeyState =
+          wrapped === undefined ? "missing" : wrapped === current ? "current" : "stale";
+        return { vaultId: vault.vaultId, state };
+      });
+      return {
+        ...member,
+        sharingKeyFingerprint: current,
+        needsShare: current !== null && keys.some((k) => k.state !== "current"),
+        keys,
+      };
+    });
+    return { kind: "ok", value: { vaults, members: detailed } };
+  }
+
+  /** Adds an existing account by its (normalized) email. */
+  async function addMember(
+    actor: OrgActor,
+    slug: string,
+    request: { email: string; role: OrgRole },
+  ): Promise<Outcome<OrgMember, MemberRefusal>> {
+    const at = deps.now().toISOString();
+    return transaction(async (trx) => {
+      const { org, role } = await lockedAccess(trx, actor, slug, "members.add", at);
+      const denied = denial(role, leastRoleToManage(null, request.role));
+      if (denied !== null) return refuse(denied);
+      const userId = await data.findUserIdByEmail(trx, request.email);
+      if (userId === undefined) return refuse({ kind: "account-not-found" });
+      const member = { orgId: org.id, userId, role: request.role, addedAt: at };
+      if (!(await data.insertMember(trx, member))) return refuse({ kind: "member-exists" });
+      await audit(trx, actor, org.id, "org.member.add", at, { memberUserId: userId, role: request.role });
+      return {
+        kind: "ok",
+        value: { userId, email: request.email, role: request.role, addedAt: at },
+      } as const;
+    });
+  }
+
+  /** Gives a member another role; never leaves the organisation without an owner. */
+  async function setRole(
+    actor: OrgActor,
+    slug: string,
+    userId: string,
+    newRole: OrgRole,
+  ): Promise<Outcome<OrgMember, MemberRefusal>> {
+    const at = deps.now().toISOString();
+    return transaction(async (trx) => {
+      const { org, role } = await lockedAccess(trx, actor, slug, "members.set-role", at);
+      const target = await data.findMember(trx, org.id, userId);
+      if (target === undefined) return refuse({ kind: "member-not-found" });
+      const denied = denial(role, leastRoleToManage(target.role, newRole));
+      if (denied !== null) return refuse(denied);
+      if (!(await data.setRole(trx, org.id, userId, newRole))) return refuse({ kind: "last-owner" });
+      await audit(trx, actor, org.id, "org.member.role", at, {
+        memberUserId: userId,
+        from: target.role,
+        to: newRole,
+      });
+      return { kind: "ok", value: { ...target, role: newRole } } as const;
+    });
+  }
+
+  /**
+   * Removes a member and deletes their wrapped keys of every organisation vault, spending the step-up proof in the
+   * same transaction; answers the vaults they held a key for, with their last pull of each.
+   */
+  async function removeMember(
+    actor: OrgActor,
+    slug: string,
+    userId: string,
+    stepUp: StepUpSpend,
+  ): Promise<Outcome<{ removed: OrgMember; vaults: OrgRemovedVault[] }, MemberRefusal>> {
+    const at = deps.now().toISOString();
+    return transaction(async (trx) => {
+      const { org, role } = await lockedAccess(trx, actor, slug, "members.remove", at);
+      const target = await data.findMember(trx, org.id, userId);
+      if (target === undefined) return refuse({ kind: "member-not-found" });
+      const denied = denial(role, leastRoleToManage(target.role, null));
+      if (denied !== null) return refuse(denied);
+      const keyed = await data.listKeyedVaults(trx, org.id, userId);
+      if (!(await data.deleteMember(trx, org.id, userId))) return refuse({ kind: "last-owner" });
+      const keysDeleted = await data.deleteMemberKeys(trx, org.id, userId);
+      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used" });
+      const pulls = await latestVersionEvents(trx, org.id, userId, PULL_ACTION);
+      await audit(trx, actor, org.id, "org.member.remove", at, {
+        memberUserId: userId,
+        role: target.role,
+        wrappedKeysDeleted: keysDeleted,
+        stepUp: stepUp.method,
+      });
+      await deps.onMemberRemoved?.(trx, {
+        orgId: org.id,
+        slug: org.slug,
+        removedUserId: userId,
+        removedEmail: target.email,
+        actorUserId: actor.userId,
+        vaultIds: keyed.map((v) => v.vaultId),
+      });
+      const vaults = keyed.map((vault): OrgRemovedVault => {
+        const pull = pulls.get(vault.vaultId);
+        return {
+          ...vault,
+          lastPulledAt: pull?.createdAt ?? null,
+          lastPulledVersion: pull?.version ?? null,
+        };
+      });
+      return { kind: "ok", value: { removed: target, vaults } } as const;
+    });
+  }
+
+  /** The registered sharing keys of the members that have one. */
+  async function publicKeys(
+    actor: OrgActor,
+    slug: string,
+  ): Promise<Outcome<{ userId: string; email: string; publicKey: string; fingerprint: string }[]>> {
+    const found = await access(actor, slug, "public-keys.read");
+    if ("kind" in found) return found;
+    const rows = await data.listMembers(db, found.org.id);
+    const keys = await findSharingKeys(
+      db,
+      rows.map((m) => m.userId),
+    );
+    return {
+      kind: "ok",
+      value: rows.flatMap((m) => {
+        const key = keys.get(m.userId);
+        return key === undefined ? [] : [{ userId: m.userId, email: m.email, ...key }];
+      }),
+    };
+  }
+
+  /** The organisation's vaults. */
+  async function vaults(actor: OrgActor, slug: string): Promise<Outcome<OrgVaultSummary[]>> {
+    const found = await access(actor, slug, "vaults.list");
+    if ("kind" in found) return found;
+    return { kind: "ok", value: await data.listOrgVaults(db, found.org.id) };
+  }
+
+  /**
+   * The organisation's copy with the key wrapped for the actor. The first pull of each version by each member is
+   * an audit row (what a removal reports as their last pull); pulling it again writes nothing.
+   */
+  async function pull(
+    actor: OrgActor,
+    slug: string,
+    vaultId: string,
+  ): Promise<Outcome<OrgPulled, VaultRefusal>> {
+    const found = await access(actor, slug, "vault.pull");
+    if ("kind" in found) return found;
+    const orgId = found.org.id;
+    const copy = await data.findHeadWithKey(db, vaultId, orgId, actor.userId);
+    if (copy === undefined) return { kind: "not-shared" };
+    if (copy.key === null) return { kind: "key-missing" };
+    const { head, key } = copy;
+    const version = Number(head.version);
+    const coalesceKey = `${PULL_ACTION}:${orgId}:${vaultId}:${actor.userId}:${version}`;
+    if (!(await auditRecorded(db, coalesceKey))) {
+      await insertAudit(db, {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: PULL_ACTION,
+        vaultId,
+        orgId,
+        version,
+        createdAt: deps.now().toISOString(),
+        metadata: { orgId, clientId: actor.clientId, ip: actor.ip },
+        coalesceKey,
+      });
+    }
+    return {
+      kind: "ok",
+      value: {
+        version,
+        encryptedBlob: head.encrypted_blob,
+        wrappedKey: key.wrappedKey,
+        fingerprint: key.fingerprint,
+        schema: head.schema_json === null ? null : storedEnvSchema(head.schema_json),
+        name: head.name,
+        updatedAt: head.updated_at,
+      },
+    };
+  }
+
+  /** A new version of the organisation's copy, its wrapped keys kept; never creates a copy. */
+  async function push(
+    actor: OrgActor,
+    slug: string,
+    vaultId: string,
+    request: OrgPush,
+  ): Promise<Outcome<{ version: number; createdAt: string }, VaultRefusal>> {
+    const at = deps.now().toISOString();
+    const versioned = { ...request, digest: blobDigest(request.blobBytes) };
+    return transaction(async (trx) => {
+      const found = await data.findOrgFor(trx, slug, actor.userId);
+      const denied = denial(found?.role ?? null, leastRoleFor("vault.push"));
+      if (denied !== null) return refuse(denied);
+      const orgId = found!.org.id;
+      if (request.baseVersion === 0) {
+        const current = await data.currentOrgVersion(trx, vaultId, orgId);
+        return refuse(current === 0 ? { kind: "not-shared" } : { kind: "conflict", currentVersion: current });
+      }
+      const outcome = await pushVersion(trx, data.orgHeads(vaultId, orgId), versioned, at, {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: "org.vault.push",
+        vaultId,
+        orgId,
+        metadata: { orgId, clientId: actor.clientId },
+      });
+      if (outcome.kind === "pushed") {
+        return { kind: "ok", value: { version: outcome.version, createdAt: outcome.createdAt } } as const;
+      }
+      const current = await data.currentOrgVersion(trx, vaultId, orgId);
+      return refuse(current === 0 ? { kind: "not-shared" } : { kind: "conflict", currentVersion: current });
+    });
+  }
+
+  /**
+   * A new version whose wrapped keys are exactly `keys` (the first version from baseVersion 0). Every key must be
+   * for a member whose registered sharing key has its fingerprint, else nothing is written.
+   */
+  async function share(
+    actor: OrgActor,
+    slug: string,
+    vaultId: string,
+    request: OrgPush,
+    keys: readonly data.KeyWrite[],
+  ): Promise<Outcome<{ version: number; createdAt: string }, VaultRefusal>> {
+    const at = deps.now().toISOString();
+    const versioned = { ...request, digest: blobDigest(request.blobBytes) };
+    return transaction(async (trx) => {
+      const { org } = await lockedAccess(trx, actor, slug, "vault.share", at);
+      const userIds = keys.map((k) => k.userId);
+      const roles = await data.findRoles(trx, org.id, userIds);
+      const registered = await findSharingKeys(trx, userIds);
+      for (const key of keys) {
+        if (!roles.has(key.userId) || registered.get(key.userId)?.fingerprint !== key.fingerprint) {
+          return refuse({ kind: "members-changed" });
+        }
+      }
+      const outcome = await pushVersion(trx, data.orgHeads(vaultId, org.id), versioned, at, {
+        id: deps.randomId(),
+        userId: actor.userId,
+        action: "org.vault.share",
+        vaultId,
+        orgId: org.id,
+        metadata: { orgId: org.id, clientId: actor.clientId, keys: keys.length },
+      });
+      if (outcome.kind === "taken") {
+        return refuse({ kind: "conflict", currentVersion: outcome.currentVersion });
+      }
+      if (outcome.kind === "stale") {
+        return refuse({
+          kind: "conflict",
+          currentVersion: await data.currentOrgVersion(trx, vaultId, org.id),
+        });
+      }
+      await data.replaceKeys(trx, vaultId, org.id, keys, at);
+      return { kind: "ok", value: { version: outcome.version, createdAt: outcome.createdAt } } as const;
+    });
+  }
+
+  /** Deletes the organisation's copy, its history and its keys. */
+  async function unshare(
+    actor: OrgActor,
+    slug: string,
+    vaultId: string,
+  ): Promise<Outcome<{ wrappedKeysRemoved: number }, VaultRefusal>> {
+    const at = deps.now().toISOString();
+    return transaction(async (trx) => {
+      const { org } = await lockedAccess(trx, actor, slug, "vault.unshare", at);
+      const removed = await data.deleteOrgVault(trx, vaultId, org.id);
+      if (removed === null) return refuse({ kind: "not-shared" });
+      await audit(
+        trx,
+        actor,
+        org.id,
+        "org.vault.unshare",
+        at,
+        { wrappedKeysRemoved: removed },
+        {
+          vaultId,
+          version: null,
+        },
+      );
+      return { kind: "ok", value: { wrappedKeysRemoved: removed } } as const;
+    });
+  }
+
+  /** The newest `limit` audit entries of one organisation vault. */
+  async function vaultLog(
+    actor: OrgActor,
+    slug: string,
+    vaultId: string,
+    limit: number,
+  ): Promise<Outcome<OrgLogEntry[], VaultRefusal>> {
+    const found = await access(actor, slug, "audit.read");
+    if ("kind" in found) return found;
+    if (!(await data.orgVaultExists(db, vaultId, found.org.id))) return { kind: "not-shared" };
+    return { kind: "ok", value: (await listOrgAudit(db, found.org.id, vaultId, limit)).map(entry) };
+  }
+
+  /** The newest `limit` audit entries of the organisation. */
+  async function orgLog(actor: OrgActor, slug: string, limit: number): Promise<Outcome<OrgLogEntry[]>> {
+    const found = await access(actor, slug, "audit.read");
+    if ("kind" in found) return found;
+    return { kind: "ok", value: (await listOrgAudit(db, found.org.id, null, limit)).map(entry) };
+  }
+
+  return {
+    create,
+    list,
+    get,
+    remove,
+    members,
+    addMember,
+    setRole,
+    removeMember,
+    publicKeys,
+    vaults,
+    pull,
+    push,
+    share,
+    unshare,
+    vaultLog,
+    orgLog,
+  };
+}
+
+/** The organisations service's interface. */
+export type OrgService = ReturnType<typeof createOrgService>;
+
+function entry(row: OrgAuditRow): OrgLogEntry {
+  return {
+    action: row.action,
+    version: row.version,
+    createdAt: row.createdAt,
+    actor: { userId: row.userId ?? "", email: row.email ?? "" },
+    metadata: parseMetadata(row.metadata),
+    vaultId: row.vaultId,
+  };
+}

@@ -1,0 +1,112 @@
+// Shared pieces of the organisation suites (org-*.test.ts): accounts with registered X25519 sharing keys, requests
+// to the organisation routes, and share bodies whose vault key is wrapped for each member as the CLI wraps it.
+import {
+  generateX25519KeyPair,
+  ORGS_PATH,
+  sharingKeyFingerprint,
+  toBase64,
+  unwrapKeyForRecipient,
+  wrapKeyForRecipient,
+  type OrgRole,
+  type X25519KeyPair,
+} from "@latchkey/core";
+import type { FastifyInstance, LightMyRequestResponse } from "fastify";
+import type { Kysely } from "kysely";
+import type { Database } from "../src/db/schema.js";
+import { insertSharingKey } from "../src/sharing-keys/data.js";
+import { newRequestId, sealBlob, type Caller, type SyncServer } from "./sync-support.js";
+
+/** A signed-in account with a registered sharing key. */
+export interface Member extends Caller {
+  keys: X25519KeyPair;
+  fingerprint: string;
+}
+
+/** A new account whose sharing key is registered (as `PUT /api/v1/sharing-key` registers one). */
+export async function newMember(server: SyncServer, db: Kysely<Database>, email?: string): Promise<Member> {
+  const caller = await server.caller(email);
+  const keys = await generateX25519KeyPair();
+  const fingerprint = await sharingKeyFingerprint(keys.publicKey);
+  const inserted = await insertSharingKey(db, {
+    user_id: caller.userId,
+    public_key: toBase64(keys.publicKey),
+    fingerprint,
+    created_at: new Date().toISOString(),
+    rotated_at: null,
+  });
+  if (!inserted) throw new Error("newMember: the sharing key was not registered");
+  return { ...caller, keys, fingerprint };
+}
+
+/** One request to the API as `token`, with a fresh request id and any extra headers. */
+export function call(
+  app: FastifyInstance,
+  token: string,
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
+  path: string,
+  payload?: unknown,
+  headers: Record<string, string> = {},
+): Promise<LightMyRequestResponse> {
+  return app.inject({
+    method,
+    url: path.startsWith("/api/") ? path : `${ORGS_PATH}${path}`,
+    headers: { authorization: `Bearer ${token}`, "x-latchkey-request-id": newRequestId(), ...headers },
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+  });
+}
+
+/** Creates the organisation `slug` owned by `owner` and adds `members` with their roles; throws on any refusal. */
+export async function makeOrg(
+  app: FastifyInstance,
+  owner: Caller,
+  slug: string,
+  members: readonly (readonly [Caller, OrgRole])[] = [],
+): Promise<void> {
+  const created = await call(app, owner.token, "POST", "", { slug });
+  if (created.statusCode !== 201) throw new Error(`makeOrg: create answered ${created.statusCode}`);
+  for (const [member, role] of members) {
+    const added = await call(app, owner.token, "POST", `/${slug}/members`, { email: member.email, role });
+    if (added.statusCode !== 201) throw new Error(`makeOrg: add answered ${added.statusCode}`);
+  }
+}
+
+/** A share body: `plaintext` sealed with `vaultKey` as version baseVersion + 1, the key wrapped for each member. */
+export async function shareBody(
+  vaultId: string,
+  baseVersion: number,
+  vaultKey: Uint8Array,
+  members: readonly Member[],
+  plaintext = '{"env":{}}',
+): Promise<Record<string, unknown>> {
+  return {
+    encryptedBlob: await sealBlob(vaultKey, vaultId, baseVersion + 1, plaintext),
+    name: "team-project",
+    baseVersion,
+    wrappedKeys: await Promise.all(
+      members.map(async (m) => ({
+        userId: m.userId,
+        wrappedKey: await wrapKeyForRecipient(vaultKey, m.keys.publicKey),
+        fingerprint: m.fingerprint,
+      })),
+    ),
+  };
+}
+
+/** A push body for an organisation copy (no wrapped key: the members' keys stay). */
+export async function orgPushBody(
+  vaultId: string,
+  baseVersion: number,
+  vaultKey: Uint8Array,
+  plaintext = '{"env":{}}',
+): Promise<Record<string, unknown>> {
+  return {
+    encryptedBlob: await sealBlob(vaultKey, vaultId, baseVersion + 1, plaintext),
+    name: "team-project",
+    baseVersion,
+  };
+}
+
+/** The vault key a pull answer wraps for `member`. */
+export function unwrapFor(member: Member, pulled: { wrappedKey: string }): Promise<Uint8Array> {
+  return unwrapKeyForRecipient(pulled.wrappedKey, member.keys.privateKey, member.keys.publicKey);
+}
