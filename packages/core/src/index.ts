@@ -168,7 +168,6 @@ export {
   orgVaultSummarySchema,
   orgVaultsResponseSchema,
   orgWrappedKeySchema,
-  sharingFingerprintSchema,
   type OrgCreateRequest,
   type OrgDeleteResponse,
   type OrgKeyState,

@@ -7,6 +7,7 @@ import { fromBase64, openEnvelope, syncBlobContext, utf8Decode } from "@latchkey
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
+import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "../src/orgs/data.js";
 import { createOrgService } from "../src/orgs/service.js";
 import { describeEachDatabase } from "./databases.js";
 import { call, makeOrg, newMember, orgPushBody, shareBody, unwrapFor, type Member } from "./org-support.js";
@@ -418,7 +419,7 @@ describeEachDatabase("organisation routes", (target) => {
     const boss = await newMember(server, database.db);
     const leaver = await newMember(server, database.db);
     await makeOrg(app, boss, "hooked", [[leaver, "member"]]);
-    const actor = { userId: boss.userId, clientId: "test", ip: "127.0.0.1" };
+    const actor = { userId: boss.userId, email: boss.email, clientId: "test", ip: "127.0.0.1" };
     const spend = { method: "password", record: () => Promise.resolve(true) };
     await expect(service.removeMember(actor, "hooked", leaver.userId, spend)).rejects.toThrow("outbox down");
     expect((await call(app, leaver.token, "GET", "/hooked")).statusCode).toBe(200);
@@ -431,5 +432,48 @@ describeEachDatabase("organisation routes", (target) => {
       removedUserId: leaver.userId,
       actorUserId: boss.userId,
     });
+  });
+
+  it("lists and deletes one account's wrapped keys across organisations, and names each one's owners and admins", async () => {
+    const [boss, deputy, rotating] = await Promise.all([1, 2, 3].map(() => newMember(server, database.db)));
+    await makeOrg(app, boss!, "alpha", [
+      [deputy!, "admin"],
+      [rotating!, "maintainer"],
+    ]);
+    await makeOrg(app, rotating!, "beta");
+    const [a, b] = [randomUUID(), randomUUID()];
+    const key = newVaultKey();
+    const team = [boss!, deputy!, rotating!];
+    expect(
+      (await call(app, boss!.token, "PUT", `/alpha/vaults/${a}/share`, await shareBody(a, 0, key, team)))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (
+        await call(
+          app,
+          rotating!.token,
+          "PUT",
+          `/beta/vaults/${b}/share`,
+          await shareBody(b, 0, key, [rotating!]),
+        )
+      ).statusCode,
+    ).toBe(200);
+    const listed = await listUserKeys(database.db, rotating!.userId);
+    expect(listed.map((k) => [k.slug, k.vaultId, k.vaultName])).toEqual([
+      ["alpha", a, "team-project"],
+      ["beta", b, "team-project"],
+    ]);
+    const recipients = await orgNoticeRecipients(
+      database.db,
+      listed.map((k) => k.orgId),
+    );
+    expect(recipients.map((r) => [r.slug, r.emails])).toEqual([
+      ["alpha", [boss!.email, deputy!.email].sort()],
+      ["beta", [rotating!.email]],
+    ]);
+    expect(await deleteUserKeys(database.db, rotating!.userId)).toBe(2);
+    expect(await listUserKeys(database.db, rotating!.userId)).toEqual([]);
+    expect((await listUserKeys(database.db, boss!.userId)).map((k) => k.vaultId)).toEqual([a]);
   });
 });

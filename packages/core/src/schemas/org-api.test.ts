@@ -83,7 +83,7 @@ describe("orgShareRequestSchema", () => {
         ...body,
         wrappedKeys: [{ ...body.wrappedKeys[0]!, fingerprint: FINGERPRINT.toUpperCase() }],
       }),
-    ).toBe(`"fingerprint" must be 64 lower-case hex digits.`);
+    ).toBe(`"fingerprint" must be 64 lowercase hex digits.`);
   });
 
   it("lists its own fields when refusing an unknown one, like every body", () => {

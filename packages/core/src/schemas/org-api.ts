@@ -8,6 +8,7 @@
 import * as z from "zod/mini";
 import { isUuid } from "../uuid.js";
 import { parseWrappedKey } from "../x25519.js";
+import { sharingKeyFingerprintSchema, sharingPublicKeySchema } from "./sharing-key-api.js";
 import {
   auditEntrySchema,
   body,
@@ -42,7 +43,6 @@ export const WRAPPED_KEY_WIRE_LENGTH = 44 + 1 + 16 + 1 + 64;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const SLUG = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
-const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
 /** An organisation's slug: 1 to 40 lower-case letters, digits and inner hyphens; the name it is addressed by. */
 export const orgSlugSchema = z
@@ -74,11 +74,6 @@ const email = z.string(`"email" must be an email address of at most 320 characte
   z.maxLength(320),
   z.refine((value) => value.includes("@") && !CONTROL.test(value)),
 );
-
-/** A sharing key's fingerprint: lower-case hex SHA-256 of its 32 raw public-key bytes. */
-export const sharingFingerprintSchema = z
-  .string(`"fingerprint" must be 64 lower-case hex digits.`)
-  .check(z.regex(HEX_SHA256));
 
 /** True when `wire` is a wrapped key in its one accepted spelling (parseWrappedKey takes it). */
 export function isWrappedKeyWire(wire: string): boolean {
@@ -180,7 +175,7 @@ export const orgMemberDetailSchema = nested('Each of "members"', {
   role: role("role"),
   addedAt: text("addedAt"),
   /** The fingerprint of their registered sharing key; null while they have none (waiting for one). */
-  sharingKeyFingerprint: z.nullable(sharingFingerprintSchema),
+  sharingKeyFingerprint: z.nullable(sharingKeyFingerprintSchema("sharingKeyFingerprint")),
   /** True when they have a sharing key and some vault of the organisation has no current key for it. */
   needsShare: z.boolean(`"needsShare" must be a boolean.`),
   /** Per organisation vault (in the order of the answer's `vaults`), the state of their wrapped key. */
@@ -251,10 +246,8 @@ export const orgPublicKeysResponseSchema = body({
       userId: userId("userId"),
       email: text("email"),
       /** Canonical standard base64 of the 32-byte X25519 public key. */
-      publicKey: z
-        .string(`"publicKey" must be standard base64 of 32 bytes.`)
-        .check(z.regex(/^[A-Za-z0-9+/]{43}=$/)),
-      fingerprint: sharingFingerprintSchema,
+      publicKey: sharingPublicKeySchema(),
+      fingerprint: sharingKeyFingerprintSchema(),
     }),
     `"keys" must be an array.`,
   ),
@@ -267,7 +260,7 @@ export const orgWrappedKeySchema = nested('Each of "wrappedKeys"', {
   userId: userId("userId"),
   wrappedKey: wrappedKeyWire("wrappedKey"),
   /** The fingerprint of the sharing key it is wrapped for: the server refuses one that is not the member's. */
-  fingerprint: sharingFingerprintSchema,
+  fingerprint: sharingKeyFingerprintSchema(),
 });
 /** One member's wrapped key. */
 export type OrgWrappedKey = z.infer<typeof orgWrappedKeySchema>;
@@ -320,7 +313,7 @@ export const orgPullResponseSchema = body({
   /** The vault key wrapped for the caller's sharing key (unwrapKeyForRecipient). */
   wrappedKey: wrappedKeyWire("wrappedKey"),
   /** The fingerprint of the sharing key it is wrapped for. */
-  fingerprint: sharingFingerprintSchema,
+  fingerprint: sharingKeyFingerprintSchema(),
   schema: pulled.schema,
   name: pulled.name,
   updatedAt: pulled.updatedAt,

@@ -258,20 +258,17 @@ export function deleteMemberKeys(db: Db, orgId: string, userId: string): Promise
   });
 }
 
-/** A wrapped key of one user that was deleted, with the organisation vault it opened. */
-export interface DeletedUserKey {
+/** A wrapped key of one user, with the organisation vault it opens. */
+export interface UserKey {
   orgId: string;
   slug: string;
   vaultId: string;
   vaultName: string;
 }
 
-/**
- * Deletes every wrapped key of `userId`, in every organisation (their sharing key changed: the keys open nothing
- * any more), and returns what they opened, by organisation slug and vault id.
- */
-export function deleteUserKeys(db: Db, userId: string): Promise<DeletedUserKey[]> {
-  return runQuery("delete user keys", async () => {
+/** Every organisation vault `userId` holds a wrapped key for, by organisation slug and vault id. */
+export function listUserKeys(db: Db, userId: string): Promise<UserKey[]> {
+  return runQuery("list user keys", async () => {
     const rows = await db
       .selectFrom("vault_org_keys as k")
       .innerJoin("orgs as o", "o.id", "k.org_id")
@@ -283,8 +280,44 @@ export function deleteUserKeys(db: Db, userId: string): Promise<DeletedUserKey[]
       .orderBy("o.slug")
       .orderBy("k.vault_id")
       .execute();
-    await db.deleteFrom("vault_org_keys").where("user_id", "=", userId).execute();
     return rows.map((r) => ({ orgId: r.org_id, slug: r.slug, vaultId: r.vault_id, vaultName: r.name }));
+  });
+}
+
+/** Deletes every wrapped key of `userId` in every organisation (their sharing key changed); returns how many. */
+export function deleteUserKeys(db: Db, userId: string): Promise<number> {
+  return runQuery("delete user keys", async () => {
+    const result = await db.deleteFrom("vault_org_keys").where("user_id", "=", userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  });
+}
+
+/** The e-mails of the owners and admins of each of `orgIds`: who hears of changes to the organisation. */
+export function orgNoticeRecipients(
+  db: Db,
+  orgIds: readonly string[],
+): Promise<{ orgId: string; slug: string; emails: string[] }[]> {
+  return runQuery("list organisation notice recipients", async () => {
+    const unique = [...new Set(orgIds)];
+    const byOrg = new Map<string, { orgId: string; slug: string; emails: string[] }>();
+    for (let start = 0; start < unique.length; start += ROWS_PER_STATEMENT) {
+      const rows = await db
+        .selectFrom("org_members as m")
+        .innerJoin("orgs as o", "o.id", "m.org_id")
+        .innerJoin("users as u", "u.id", "m.user_id")
+        .select(["m.org_id", "o.slug", "u.email"])
+        .where("m.org_id", "in", unique.slice(start, start + ROWS_PER_STATEMENT))
+        .where("m.role", "in", ["owner", "admin"])
+        .orderBy("o.slug")
+        .orderBy("u.email")
+        .execute();
+      for (const row of rows) {
+        const entry = byOrg.get(row.org_id) ?? { orgId: row.org_id, slug: row.slug, emails: [] };
+        entry.emails.push(row.email);
+        byOrg.set(row.org_id, entry);
+      }
+    }
+    return [...byOrg.values()];
   });
 }
 

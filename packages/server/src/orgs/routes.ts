@@ -170,7 +170,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
   const actor = (request: FastifyRequest): OrgActor => {
     const { user, ip } = context.call(request);
-    return { userId: user.userId, clientId: user.clientId, ip };
+    return { userId: user.userId, email: user.email, clientId: user.clientId, ip };
   };
   const small = { bodyLimit: SMALL_BODY_LIMIT };
   type BySlug = { Params: { slug: string } };

@@ -39,8 +39,11 @@ export interface MemberRemovedEvent {
   removedUserId: string;
   removedEmail: string;
   actorUserId: string;
+  actorEmail: string;
   /** The organisation vaults the removed member held a wrapped key for. */
   vaultIds: string[];
+  /** When the removal happened (its audit row's time). */
+  at: string;
 }
 
 /** What the service needs. */
@@ -58,6 +61,7 @@ export interface OrgServiceDeps {
 /** Who is asking. */
 export interface OrgActor {
   userId: string;
+  email: string;
   clientId: string;
   ip: string;
 }
@@ -404,7 +408,9 @@ export function createOrgService(deps: OrgServiceDeps) {
         removedUserId: userId,
         removedEmail: target.email,
         actorUserId: actor.userId,
+        actorEmail: actor.email,
         vaultIds: keyed.map((v) => v.vaultId),
+        at,
       });
       const vaults = keyed.map((vault): OrgRemovedVault => {
         const pull = pulls.get(vault.vaultId);
