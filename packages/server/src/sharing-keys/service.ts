@@ -17,6 +17,10 @@ import {
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
+import { findAccountById } from "../identity/data.js";
+import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "../orgs/data.js";
+import { impactNotices, securityNotice, type NoticeEvent } from "../outbox/notices.js";
+import { enqueueNotices } from "../outbox/service.js";
 import * as data from "./data.js";
 
 /** What the service needs. */
@@ -119,6 +123,7 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
     actor: SharingKeyActor,
     action: string,
     metadata: Record<string, unknown>,
+    orgId: string | null = null,
   ): Promise<void> =>
     insertAudit(trx, {
       id: deps.randomId(),
@@ -128,6 +133,7 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
       version: null,
       createdAt: at,
       metadata: { ...metadata, ip: actor.ip },
+      orgId,
     });
 
   /** The key as bytes and its fingerprint, or null when no one could wrap for it. */
@@ -225,14 +231,21 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
         stepUp: stepUp.method,
       });
       for (const org of orgs) {
-        await audit(trx, at, actor, "org.member_sharing_key_rotated", {
-          orgId: org.orgId,
-          slug: org.slug,
-          vaults: org.vaults.map((v) => v.vaultId),
-          fingerprint: key.fingerprint,
-          previousFingerprint,
-        });
+        await audit(
+          trx,
+          at,
+          actor,
+          "org.member_sharing_key_rotated",
+          {
+            slug: org.slug,
+            vaults: org.vaults.map((v) => v.vaultId),
+            fingerprint: key.fingerprint,
+            previousFingerprint,
+          },
+          org.orgId,
+        );
       }
+      await queueNotices(trx, actor.userId, at, orgs);
       return { kind: "rotated", key: view(row), previousFingerprint, orgs, wrappedKeysDeleted };
     });
   }
@@ -248,16 +261,58 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
 /** The sharing-keys service. */
 export type SharingKeyService = ReturnType<typeof createSharingKeyService>;
 
-// The organisation slice's tables are not there yet: a rotation has no wrapped keys to drop until they are.
-// eslint-disable-next-line @typescript-eslint/require-await
-async function listImpact(_db: Kysely<Database>, _userId: string): Promise<OrgImpact[]> {
-  return [];
+/** The organisations and vaults whose keys are wrapped for `userId`, by organisation. */
+async function listImpact(db: Kysely<Database>, userId: string): Promise<OrgImpact[]> {
+  const byOrg = new Map<string, OrgImpact>();
+  for (const key of await listUserKeys(db, userId)) {
+    const org = byOrg.get(key.orgId) ?? { orgId: key.orgId, slug: key.slug, vaults: [] };
+    org.vaults.push({ vaultId: key.vaultId, name: key.vaultName });
+    byOrg.set(key.orgId, org);
+  }
+  return [...byOrg.values()];
 }
 
+/** Deletes every vault key wrapped for `userId`, in every organisation; says which and how many went. */
 async function dropWrappedKeys(
   trx: Kysely<Database>,
   userId: string,
 ): Promise<{ orgs: OrgImpact[]; wrappedKeysDeleted: number }> {
   const orgs = await listImpact(trx, userId);
-  return { orgs, wrappedKeysDeleted: 0 };
+  return { orgs, wrappedKeysDeleted: await deleteUserKeys(trx, userId) };
+}
+
+/**
+ * Queues, in the rotation's transaction, the security notice to the account and the impact notices to the owners
+ * and admins of each organisation that lost its keys for it.
+ */
+async function queueNotices(
+  trx: Kysely<Database>,
+  userId: string,
+  at: string,
+  orgs: readonly OrgImpact[],
+): Promise<void> {
+  const account = await findAccountById(trx, userId);
+  // The caller was authenticated as this account a moment ago; an account gone meanwhile has nobody to tell.
+  if (account === undefined) return;
+  const event: NoticeEvent = {
+    type: "sharing-key-rotated",
+    account: account.email,
+    at,
+    orgs: orgs.map((org) => org.slug),
+  };
+  const recipients = await orgNoticeRecipients(
+    trx,
+    orgs.map((org) => org.orgId),
+  );
+  await enqueueNotices(
+    trx,
+    [
+      securityNotice(event),
+      ...impactNotices(
+        event,
+        recipients.map((r) => ({ org: r.slug, emails: r.emails })),
+      ),
+    ],
+    at,
+  );
 }
