@@ -25,12 +25,6 @@ export const ORG_PERMISSIONS = {
 /** An action of {@link ORG_PERMISSIONS}. */
 export type OrgAction = keyof typeof ORG_PERMISSIONS;
 
-/**
- * The strongest role an admin hands out or takes away: roles of owners, and the owner role itself, are the owners'
- * to manage.
- */
-const MANAGED_BY_ADMIN: OrgRole = "admin";
-
 /** Whether `role` is `least` or stronger. */
 export function atLeast(role: OrgRole, least: OrgRole): boolean {
   return ORG_ROLES.indexOf(role) <= ORG_ROLES.indexOf(least);
@@ -47,10 +41,16 @@ export function allows(role: OrgRole, action: OrgAction): boolean {
 }
 
 /**
- * The least role that may give a member of role `from` the role `to` (`from` null: adding a new member; `to` null:
- * removing one). Owners are the owners' to make, change and remove; the rest is the admins'.
+ * The least role that may take the membership `action` on a member of role `from` (null: a new member), leaving
+ * them with role `to` (null: removed): the action's role, and no weaker than either role involved — nobody hands out
+ * or takes away a role stronger than their own, so owners are the owners' to make, change and remove.
  */
-export function leastRoleToManage(from: OrgRole | null, to: OrgRole | null): OrgRole {
-  const touchesOwner = [from, to].some((role) => role !== null && !atLeast(MANAGED_BY_ADMIN, role));
-  return touchesOwner ? "owner" : MANAGED_BY_ADMIN;
+export function leastRoleToManage(
+  action: "members.add" | "members.set-role" | "members.remove",
+  from: OrgRole | null,
+  to: OrgRole | null,
+): OrgRole {
+  let least: OrgRole = ORG_PERMISSIONS[action];
+  for (const role of [from, to]) if (role !== null && !atLeast(least, role)) least = role;
+  return least;
 }

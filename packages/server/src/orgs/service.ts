@@ -336,7 +336,7 @@ export function createOrgService(deps: OrgServiceDeps) {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
       const { org, role } = await lockedAccess(trx, actor, slug, "members.add", at);
-      const denied = denial(role, leastRoleToManage(null, request.role));
+      const denied = denial(role, leastRoleToManage("members.add", null, request.role));
       if (denied !== null) return refuse(denied);
       const userId = await data.findUserIdByEmail(trx, request.email);
       if (userId === undefined) return refuse({ kind: "account-not-found" });
@@ -362,7 +362,7 @@ export function createOrgService(deps: OrgServiceDeps) {
       const { org, role } = await lockedAccess(trx, actor, slug, "members.set-role", at);
       const target = await data.findMember(trx, org.id, userId);
       if (target === undefined) return refuse({ kind: "member-not-found" });
-      const denied = denial(role, leastRoleToManage(target.role, newRole));
+      const denied = denial(role, leastRoleToManage("members.set-role", target.role, newRole));
       if (denied !== null) return refuse(denied);
       if (!(await data.setRole(trx, org.id, userId, newRole))) return refuse({ kind: "last-owner" });
       await audit(trx, actor, org.id, "org.member.role", at, {
@@ -389,7 +389,7 @@ export function createOrgService(deps: OrgServiceDeps) {
       const { org, role } = await lockedAccess(trx, actor, slug, "members.remove", at);
       const target = await data.findMember(trx, org.id, userId);
       if (target === undefined) return refuse({ kind: "member-not-found" });
-      const denied = denial(role, leastRoleToManage(target.role, null));
+      const denied = denial(role, leastRoleToManage("members.remove", target.role, null));
       if (denied !== null) return refuse(denied);
       const keyed = await data.listKeyedVaults(trx, org.id, userId);
       if (!(await data.deleteMember(trx, org.id, userId))) return refuse({ kind: "last-owner" });
