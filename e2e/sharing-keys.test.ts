@@ -1,0 +1,107 @@
+// Sharing keys with the real server process and the built CLI on real pseudo-terminals (docs/teams.md, "Sharing
+// keys"): `latchkey env rotate-sharing-key` shows what it drops, goes on only after the typed word ROTATE and the
+// account's password, and leaves the server and the machine holding the same new key; any other word cancels with
+// nothing changed on either side; without a terminal it is refused before anything happens.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requirePart } from "./support/prerequisites.js";
+import { terminalCheck } from "./support/pty.js";
+import {
+  createUser,
+  latchkey,
+  loginCli,
+  newMachine,
+  startLatchkeyServer,
+  type LatchkeyServer,
+  type Machine,
+  type ProcessResult,
+} from "./support/latchkey-server.js";
+import {
+  localKeyOf,
+  rotateOnTerminal,
+  serverKeyOf,
+  sharingKeyAudit,
+  userIdOf,
+  ROTATE_PROMPT,
+} from "./support/sharing-keys.js";
+
+const USER = { email: "sharing-keys@example.com", password: "sharing keys password for e2e" };
+
+describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sharing keys", () => {
+  let root: string;
+  let server: LatchkeyServer;
+  let m: Machine;
+  let userId: string;
+
+  function ok(result: ProcessResult): ProcessResult {
+    expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
+    return result;
+  }
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "lk-e2e-sharing-keys-"));
+    server = await startLatchkeyServer({ dataDir: join(root, "server") });
+    await createUser(server, USER.email, USER.password);
+    userId = userIdOf(server, USER.email);
+    m = await newMachine(root, "m");
+    ok(await loginCli(m, server, USER));
+  }, 120_000);
+  afterAll(async () => {
+    await server?.stop();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("rotate-sharing-key with the typed ROTATE and the password: both sides hold the same new key", async () => {
+    const first = await rotateOnTerminal(m, { password: USER.password });
+    expect(first.code, first.output).toBe(0);
+    expect(first.output).toContain("Your account has no sharing key on");
+    expect(first.output).toContain("Replaced your sharing key");
+    const key1 = await localKeyOf(m);
+    expect(key1).not.toBeNull();
+    expect(serverKeyOf(server, userId)).toBe(key1);
+    expect(await localKeyOf(m, true)).toBeNull();
+
+    const second = await rotateOnTerminal(m, { password: USER.password });
+    expect(second.code, second.output).toBe(0);
+    expect(second.output).toContain(`(${key1!.slice(0, 16)}…, the one this machine holds)`);
+    expect(second.output).toContain("No organisation has shared a vault with your current key");
+    const key2 = await localKeyOf(m);
+    expect(key2).not.toBe(key1);
+    expect(serverKeyOf(server, userId)).toBe(key2);
+    expect(await localKeyOf(m, true)).toBeNull();
+    for (const output of [first.output, second.output]) expect(output).not.toContain(USER.password);
+
+    const audit = sharingKeyAudit(server, userId);
+    expect(audit.map((row) => row.action)).toEqual(["vault.public_key_rotated", "vault.public_key_rotated"]);
+    expect(audit[1]!.metadata).toMatchObject({ fingerprint: key2, previousFingerprint: key1 });
+  }, 120_000);
+
+  it("any word but ROTATE cancels: exit 130, nothing changed on the server or the machine", async () => {
+    const before = { local: await localKeyOf(m), server: serverKeyOf(server, userId) };
+    const audited = sharingKeyAudit(server, userId).length;
+    for (const word of ["rotate", "yes", ""]) {
+      const cancelled = await rotateOnTerminal(m, { word, password: USER.password });
+      expect(cancelled.code, cancelled.output).toBe(130);
+      expect(cancelled.output).toContain("error LK_CANCELLED");
+      expect(cancelled.output).toContain("nothing was changed");
+      // It stopped before the step-up: no password was asked for.
+      expect(cancelled.output).toContain(ROTATE_PROMPT);
+      expect(cancelled.output).not.toContain("Password");
+    }
+    expect(await localKeyOf(m)).toBe(before.local);
+    expect(await localKeyOf(m, true)).toBeNull();
+    expect(serverKeyOf(server, userId)).toBe(before.server);
+    expect(sharingKeyAudit(server, userId)).toHaveLength(audited);
+  }, 120_000);
+
+  it("without a terminal it is refused (LK_NOT_INTERACTIVE) before anything changes", async () => {
+    const before = serverKeyOf(server, userId);
+    const refused = await latchkey(m, ["env", "rotate-sharing-key"], { input: "ROTATE\n" });
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain("error LK_NOT_INTERACTIVE");
+    expect(refused.stderr).toContain("no --yes");
+    expect(serverKeyOf(server, userId)).toBe(before);
+  }, 60_000);
+});
