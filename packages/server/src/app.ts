@@ -15,6 +15,7 @@ import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
 import { orgRoutes } from "./orgs/routes.js";
+import { queueMemberRemovedNotices } from "./outbox/service.js";
 import { pairingRoutes } from "./pairing/routes.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
 import { stepUpRoutes } from "./step-up/routes.js";
@@ -185,7 +186,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
     sharingKeyRoutes({ db: deps.db, now, randomId }),
-    orgRoutes({ db: deps.db, now, randomId }),
+    orgRoutes({ db: deps.db, now, randomId, onMemberRemoved: queueMemberRemovedNotices }),
   ];
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));

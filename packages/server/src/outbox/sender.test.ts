@@ -113,7 +113,7 @@ describe("the outbox sender", () => {
     });
     await queue("a@example.test", "b@example.test");
     expect(await sender.runOnce()).toEqual({ sent: 2, failed: 0 });
-    expect(sent.map((m) => [m.to, m.subject, m.text])).toEqual([
+    expect(sent.map((m) => [m.to, m.subject, m.text]).sort()).toEqual([
       ["a@example.test", "to a@example.test", "body\n"],
       ["b@example.test", "to b@example.test", "body\n"],
     ]);

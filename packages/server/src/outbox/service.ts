@@ -4,8 +4,11 @@
  * a rolled-back change queues nothing, and a committed one cannot lose its notice to a crash before a send.
  */
 import { timeOrderedId } from "../db/ids.js";
+import { orgNoticeRecipients } from "../orgs/data.js";
+import type { MemberRemovedEvent } from "../orgs/service.js";
 import type { Db, OutboxRow } from "./data.js";
 import { insertNotices } from "./data.js";
+import { impactNotices, securityNotice, type NoticeEvent } from "./notices.js";
 
 /** `security`: to the account a change was done to; `impact`: to the owners and admins of an org it touches. */
 export type NoticeKind = "security" | "impact";
@@ -53,4 +56,47 @@ export function noticeStatus(
   if (row.sent_at !== null) return "sent";
   if (row.next_attempt_at === null) return "failed";
   return row.last_error === null ? "queued" : "retrying";
+}
+
+/**
+ * Queues, in `trx`, the notices of a change to sharing: the security notice to the account it was done to and the
+ * impact notices to the owners and admins of each of `orgIds` (read in the same transaction, so they are the
+ * people in those roles when the change commits).
+ */
+export async function queueSharingNotices(
+  trx: Db,
+  event: NoticeEvent,
+  orgIds: readonly string[],
+): Promise<void> {
+  const recipients = await orgNoticeRecipients(trx, orgIds);
+  await enqueueNotices(
+    trx,
+    [
+      securityNotice(event),
+      ...impactNotices(
+        event,
+        recipients.map((r) => ({ org: r.slug, emails: r.emails })),
+      ),
+    ],
+    event.at,
+  );
+}
+
+/**
+ * The organisation routes' removal hook (OrgDeps.onMemberRemoved), run in the removal's transaction: the removed
+ * account is told, and so are the organisation's owners and admins.
+ */
+export function queueMemberRemovedNotices(trx: Db, removal: MemberRemovedEvent): Promise<void> {
+  return queueSharingNotices(
+    trx,
+    {
+      type: "member-removed",
+      account: removal.removedEmail,
+      by: removal.actorEmail,
+      org: removal.slug,
+      at: removal.at,
+      vaults: removal.vaultIds,
+    },
+    [removal.orgId],
+  );
 }

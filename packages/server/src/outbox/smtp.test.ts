@@ -63,7 +63,7 @@ describe("describeSendError", () => {
     const text = describeSendError(err);
     expect(text).toBe("EENVELOPE: the SMTP server refused the sender or the recipient (SMTP 550)");
     expect(describeSendError(Object.assign(new Error("x"), { code: "ECONNECTION" }))).toBe(
-      "ECONNECTION: could not reach the SMTP server, or it closed the connection",
+      "ECONNECTION: the SMTP server closed the connection",
     );
   });
 

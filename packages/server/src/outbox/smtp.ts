@@ -115,9 +115,9 @@ export function createSmtpTransport(config: SmtpConfig): MailTransport {
 }
 
 const CODE_WORDS: Readonly<Record<string, string>> = {
-  ECONNECTION: "could not reach the SMTP server, or it closed the connection",
+  ECONNECTION: "the SMTP server closed the connection",
   ETIMEDOUT: "the SMTP server did not answer in time",
-  ESOCKET: "the connection to the SMTP server failed",
+  ESOCKET: "could not connect to the SMTP server, or the connection broke",
   EDNS: "the SMTP server's name did not resolve",
   ETLS: "TLS with the SMTP server failed",
   EAUTH: "the SMTP server refused the credentials",
