@@ -18,9 +18,8 @@ import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
 import { findAccountById } from "../identity/data.js";
-import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "../orgs/data.js";
-import { impactNotices, securityNotice, type NoticeEvent } from "../outbox/notices.js";
-import { enqueueNotices } from "../outbox/service.js";
+import { deleteUserKeys, listUserKeys } from "../orgs/data.js";
+import { queueSharingNotices } from "../outbox/service.js";
 import * as data from "./data.js";
 
 /** What the service needs. */
@@ -294,25 +293,9 @@ async function queueNotices(
   const account = await findAccountById(trx, userId);
   // The caller was authenticated as this account a moment ago; an account gone meanwhile has nobody to tell.
   if (account === undefined) return;
-  const event: NoticeEvent = {
-    type: "sharing-key-rotated",
-    account: account.email,
-    at,
-    orgs: orgs.map((org) => org.slug),
-  };
-  const recipients = await orgNoticeRecipients(
+  await queueSharingNotices(
     trx,
+    { type: "sharing-key-rotated", account: account.email, at, orgs: orgs.map((org) => org.slug) },
     orgs.map((org) => org.orgId),
-  );
-  await enqueueNotices(
-    trx,
-    [
-      securityNotice(event),
-      ...impactNotices(
-        event,
-        recipients.map((r) => ({ org: r.slug, emails: r.emails })),
-      ),
-    ],
-    at,
   );
 }
