@@ -10,6 +10,8 @@ import type { TestRoutes } from "./app.js";
 export interface ProcessOptions {
   /** Adds test-only routes; only the tests' own entry passes it (test/support/test-routes-main.ts). */
   testRoutes?: TestRoutes;
+  /** The API routes' clock; only the tests' own entry passes one (test-routes-main.ts). */
+  now?: () => Date;
 }
 
 /**
@@ -75,6 +77,7 @@ export async function runServerProcess(options: ProcessOptions = {}): Promise<vo
           // Beside the bundle this code is in (dist/main.mjs, or the test entry's bundle).
           syncWriterWorker: new URL("./sync-writer.mjs", import.meta.url),
           ...(options.testRoutes ? { testRoutes: options.testRoutes } : {}),
+          ...(options.now ? { now: options.now } : {}),
         });
         await stopped;
         // Nothing is left on the event loop once the listener, the connections and the database are closed; the

@@ -214,6 +214,11 @@ export interface ServerDeps {
    * (test/support/test-routes-main.ts, through run-process.ts); the shipped entry has no way to.
    */
   testRoutes?: TestRoutes;
+  /**
+   * The clock of the API routes (step-up proofs, pairing expiry); default the system clock. Only the process
+   * tests' own entry passes one, to move it ahead without waiting.
+   */
+  now?: () => Date;
 }
 
 /** Starts the server; resolves once it listens, with a promise that settles when it has shut down. */
@@ -251,6 +256,7 @@ export async function runServer(
       trustProxy: config.trustProxy,
       randomBytes: deps.randomBytes,
       ...(deps.testRoutes ? { testRoutes: deps.testRoutes } : {}),
+      ...(deps.now ? { now: deps.now } : {}),
       logger: loggerOptions({
         level: config.logLevel,
         ...(deps.logStream ? { stream: deps.logStream } : {}),
