@@ -1,7 +1,8 @@
 // The shipped bundles (packages/cli/dist and packages/server/dist, as `npm run build` makes them) carry none of the
-// tests' hooks: the crash points of `env rotate-key`, the CLI's clock offset and the server's held-request route
-// live in the tests' own builds (packages/cli/test/support/crash-cli.ts,
-// packages/server/test/support/test-routes-main.ts), so nothing in a user's environment can turn them on.
+// tests' hooks: the crash points of `env rotate-key`, the CLI's clock offset and direct adoption of a key, the
+// server's held-request route and its API clock live in the tests' own builds
+// (packages/cli/test/support/crash-cli.ts, packages/server/test/support/test-routes-main.ts), so nothing in a
+// user's environment can turn them on.
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,7 +32,13 @@ describe("the shipped bundles", () => {
       expect.arrayContaining(["packages/cli/dist/cli.mjs", "packages/server/dist/main.mjs"]),
     );
     const found = files.flatMap(({ file, text }) =>
-      ["LATCHKEY_TEST_CRASH_AT", "LATCHKEY_TEST_CLOCK_OFFSET_MS", "LATCHKEY_SERVER_TEST_ROUTES", "/__test/"]
+      [
+        "LATCHKEY_TEST_CRASH_AT",
+        "LATCHKEY_TEST_CLOCK_OFFSET_MS",
+        "LATCHKEY_SERVER_TEST_ROUTES",
+        "/__test/",
+        "__test-adopt-key",
+      ]
         .filter((hook) => text.includes(hook))
         .map((hook) => `${file}: ${hook}`),
     );
