@@ -3,7 +3,6 @@
 // signature, the same re-signed for the new request and an old blob relabelled as the current version (both what
 // a proxy that sees the bearer token could do), and a signed pull answer replayed as the acknowledgement of a
 // push. Every one is refused and writes nothing locally; no local change is lost.
-import { createHash, createHmac } from "node:crypto";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -15,6 +14,7 @@ import {
   latchkey,
   loginCli,
   newMachine,
+  signAnswer,
   startLatchkeyServer,
   type LatchkeyServer,
   type Machine,
@@ -73,13 +73,6 @@ interface TamperProxy {
   setTarget(url: string): void;
 }
 
-/** The signature of the answer to `asked` (docs/sync-protocol.md), computed here independently of the code. */
-const sign = (token: string, asked: Asked, status: number, body: Buffer) =>
-  createHmac("sha256", createHash("sha256").update(token, "utf8").digest())
-    .update(`latchkey-sig-v2\n${asked.method}\n${asked.path}\n${asked.requestId}\n${status}\n`)
-    .update(body)
-    .digest("base64");
-
 const withheld = (): Recorded => ({ status: 502, headers: {}, body: Buffer.alloc(0) });
 
 async function startProxy(): Promise<TamperProxy> {
@@ -120,7 +113,8 @@ async function startProxy(): Promise<TamperProxy> {
         proxy.tampered++;
         const { response } = pushMode;
         const headers = { ...response.headers };
-        if (pushMode.resign) headers[SIGNATURE] = sign(token ?? "", asked, response.status, response.body);
+        if (pushMode.resign)
+          headers[SIGNATURE] = signAnswer(token ?? "", asked, response.status, response.body);
         send({ ...response, headers });
         return;
       }
@@ -177,7 +171,7 @@ function tamper(mode: Mode, answer: Recorded, asked: Asked, token: string, token
     case "other-token": {
       const other = tokens.find((t) => t !== token);
       if (other === undefined) throw new Error("no other token seen");
-      headers[SIGNATURE] = sign(other, asked, answer.status, answer.body);
+      headers[SIGNATURE] = signAnswer(other, asked, answer.status, answer.body);
       return { ...answer, headers };
     }
     case "replay":
@@ -186,7 +180,7 @@ function tamper(mode: Mode, answer: Recorded, asked: Asked, token: string, token
       const replayed = mode.response;
       const resigned = {
         ...replayed.headers,
-        [SIGNATURE]: sign(token, asked, replayed.status, replayed.body),
+        [SIGNATURE]: signAnswer(token, asked, replayed.status, replayed.body),
       };
       return { ...replayed, headers: resigned };
     }
@@ -194,7 +188,7 @@ function tamper(mode: Mode, answer: Recorded, asked: Asked, token: string, token
       const data = JSON.parse(mode.response.body.toString("utf8")) as { version: number };
       data.version = mode.version;
       const body = Buffer.from(JSON.stringify(data));
-      headers[SIGNATURE] = sign(token, asked, answer.status, body);
+      headers[SIGNATURE] = signAnswer(token, asked, answer.status, body);
       return { ...answer, headers, body };
     }
     case "pass":

@@ -9,7 +9,7 @@
 // Written in erasable TypeScript with only node: imports, so bench/server.ts can import it under plain Node; the
 // scripted browser is loaded with a dynamic import of its .ts file for the same reason.
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -89,6 +89,11 @@ export interface ServerOptions {
    * lines are still read (a full pipe would stall the server) but only the last 64 KiB are kept.
    */
   keepLogs?: boolean;
+  /**
+   * The server script to run instead of the installed bin: a test build with test-only routes
+   * (packages/server/test/support/test-routes-bundle.ts).
+   */
+  script?: string;
 }
 
 /** A running server process. */
@@ -126,7 +131,7 @@ export function startLatchkeyServer(options: ServerOptions): Promise<LatchkeySer
   };
   const child = spawn(
     process.execPath,
-    [SERVER_BIN, "--port", "0", "--data-dir", options.dataDir, ...(options.args ?? [])],
+    [options.script ?? SERVER_BIN, "--port", "0", "--data-dir", options.dataDir, ...(options.args ?? [])],
     { env: { PATH: process.env.PATH, LANG: "C.UTF-8", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const keepLogs = options.keepLogs ?? true;
@@ -499,4 +504,23 @@ export async function storedSession(
 export async function tempDir(prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** The request an answer is for, as the server signs it (docs/sync-protocol.md). */
+export interface AnsweredRequest {
+  method: string;
+  /** The request target: path and query. */
+  path: string;
+  requestId: string;
+}
+
+/**
+ * The X-Latchkey-Signature of `body` as the answer (`status`) to `request`, computed here independently of the
+ * code: what anyone holding the bearer token can sign, a proxy that sees it on the wire included.
+ */
+export function signAnswer(token: string, request: AnsweredRequest, status: number, body: Buffer): string {
+  return createHmac("sha256", createHash("sha256").update(token, "utf8").digest())
+    .update(`latchkey-sig-v2\n${request.method}\n${request.path}\n${request.requestId}\n${status}\n`)
+    .update(body)
+    .digest("base64");
 }
