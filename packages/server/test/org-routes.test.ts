@@ -390,6 +390,32 @@ describeEachDatabase("organisation routes", (target) => {
       });
     });
 
+    it("lets exactly one of several pushes from one base through, the others told the new version", async () => {
+      const base = (await call(app, owner.token, "GET", `/acme/vaults/${vaultId}`)).json().version as number;
+      const bodies = await Promise.all(team.map(() => orgPushBody(vaultId, base, vaultKey)));
+      const answers = await Promise.all(
+        team.map((who, i) => call(app, who.token, "PUT", `/acme/vaults/${vaultId}`, bodies[i])),
+      );
+      const statuses = answers.map((a) => a.statusCode).sort();
+      expect(statuses).toEqual([200, 409, 409, 409]);
+      for (const refused of answers.filter((a) => a.statusCode === 409)) {
+        expect(refused.json()).toMatchObject({ code: "LK_VAULT_CONFLICT", currentVersion: base + 1 });
+      }
+      const history = await database.db
+        .selectFrom("org_vault_versions")
+        .select("version")
+        .where("vault_id", "=", vaultId)
+        .orderBy("version")
+        .execute();
+      expect(history.map((r) => Number(r.version))).toEqual(
+        Array.from({ length: base + 1 }, (_, v) => v + 1),
+      );
+      // The winner's blob is the one every member now pulls.
+      const winner = answers.findIndex((a) => a.statusCode === 200);
+      const pulled = (await call(app, owner.token, "GET", `/acme/vaults/${vaultId}`)).json();
+      expect(pulled.encryptedBlob).toBe(bodies[winner]!.encryptedBlob);
+    });
+
     it("unshares a vault (maintainer) and deletes an organisation (owner only), keeping its audit rows", async () => {
       expect((await call(app, member.token, "DELETE", `/acme/vaults/${vaultId}`)).statusCode).toBe(403);
       const unshared = await call(app, maintainer.token, "DELETE", `/acme/vaults/${vaultId}`);
