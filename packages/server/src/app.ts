@@ -14,10 +14,12 @@ import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
+import { deleteUserKeys, listUserKeys } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
-import { queueMemberRemovedNotices } from "./outbox/service.js";
+import { queueMemberRemovedNotices, queueSharingNotices } from "./outbox/service.js";
 import { pairingRoutes } from "./pairing/routes.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
+import type { SharingKeyServiceDeps } from "./sharing-keys/service.js";
 import { stepUpRoutes } from "./step-up/routes.js";
 import { syncRoutes } from "./sync/routes.js";
 import type { SyncWrites } from "./sync/service.js";
@@ -87,6 +89,25 @@ const OTHER_FRAMEWORK_ERROR: FrameworkErrorAnswer = {
   statusCode: 500,
   error: "Internal Server Error",
   message: "The server failed to handle the request.",
+};
+
+/**
+ * What a sharing-key rotation needs of other slices, wired here so that the sharing-keys slice imports none: the
+ * organisations' wrapped keys of the account (orgs/data.ts) and the notices (outbox/service.ts).
+ */
+export const SHARING_KEY_HOOKS: Pick<SharingKeyServiceDeps, "wrappedKeys" | "onRotated"> = {
+  wrappedKeys: { list: listUserKeys, delete: deleteUserKeys },
+  onRotated: (trx, rotated) =>
+    queueSharingNotices(
+      trx,
+      {
+        type: "sharing-key-rotated",
+        account: rotated.email,
+        at: rotated.at,
+        orgs: rotated.orgs.map((org) => org.slug),
+      },
+      rotated.orgs.map((org) => org.orgId),
+    ),
 };
 
 /** Builds the application; call `listen` (main.ts) or `inject` (tests) on the result. */
@@ -185,7 +206,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       reauthentication: deps.identity.reauthentication,
     }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
-    sharingKeyRoutes({ db: deps.db, now, randomId }),
+    sharingKeyRoutes({ db: deps.db, now, randomId, ...SHARING_KEY_HOOKS }),
     orgRoutes({ db: deps.db, now, randomId, onMemberRemoved: queueMemberRemovedNotices }),
   ];
   if (deps.testRoutes) {

@@ -16,6 +16,7 @@ import {
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { recordStepUpUse } from "../src/api/data.js";
+import { SHARING_KEY_HOOKS } from "../src/app.js";
 import type { OpenDatabase } from "../src/db/index.js";
 import { createSharingKeyService, type StepUpSpend } from "../src/sharing-keys/service.js";
 import { describeEachDatabase } from "./databases.js";
@@ -208,6 +209,7 @@ describeEachDatabase("sharing-key rotation with organisations", (target) => {
       db: database.db,
       now: () => new Date(),
       randomId: () => sameId,
+      ...SHARING_KEY_HOOKS,
     });
     const jti = randomUUID();
     const spend: StepUpSpend = {
@@ -223,7 +225,11 @@ describeEachDatabase("sharing-key rotation with organisations", (target) => {
     };
     const next = await newKey();
     await expect(
-      service.rotate({ userId: rotating.userId, ip: "192.0.2.7" }, next.publicKey, spend),
+      service.rotate(
+        { userId: rotating.userId, email: rotating.email, ip: "192.0.2.7" },
+        next.publicKey,
+        spend,
+      ),
     ).rejects.toThrow(/database: insert audit event failed/);
 
     expect(
@@ -242,8 +248,17 @@ describeEachDatabase("sharing-key rotation with organisations", (target) => {
     ).toBeUndefined();
 
     // The same rotation then goes through whole.
-    const ok = createSharingKeyService({ db: database.db, now: () => new Date(), randomId: randomUUID });
-    const done = await ok.rotate({ userId: rotating.userId, ip: "192.0.2.7" }, next.publicKey, spend);
+    const ok = createSharingKeyService({
+      db: database.db,
+      now: () => new Date(),
+      randomId: randomUUID,
+      ...SHARING_KEY_HOOKS,
+    });
+    const done = await ok.rotate(
+      { userId: rotating.userId, email: rotating.email, ip: "192.0.2.7" },
+      next.publicKey,
+      spend,
+    );
     expect(done).toMatchObject({ kind: "rotated", wrappedKeysDeleted: 2 });
     expect(await keysOf(rotating.userId)).toEqual([]);
   });

@@ -16,7 +16,6 @@ import {
   type SharingKeyStateResponse,
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Kysely } from "kysely";
 import {
   ApiError,
   invalid,
@@ -26,15 +25,15 @@ import {
   type ApiContext,
   type ApiRoutes,
 } from "../api/plugin.js";
-import type { Database } from "../db/schema.js";
-import { createSharingKeyService, type SharingKeyActor, type SharingKeyService } from "./service.js";
+import {
+  createSharingKeyService,
+  type SharingKeyActor,
+  type SharingKeyService,
+  type SharingKeyServiceDeps,
+} from "./service.js";
 
-/** What the sharing-key routes need. */
-export interface SharingKeyDeps {
-  db: Kysely<Database>;
-  now: () => Date;
-  randomId: () => string;
-}
+/** What the sharing-key routes need: the service's dependencies. */
+export type SharingKeyDeps = SharingKeyServiceDeps;
 
 /** The sharing-key routes, for registerApi (api/plugin.ts). */
 export function sharingKeyRoutes(deps: SharingKeyDeps): ApiRoutes {
@@ -65,7 +64,7 @@ const fingerprintSchema = sharingKeyFingerprintSchema();
 function sharingKeyPlugin(api: FastifyInstance, context: ApiContext, service: SharingKeyService): void {
   const actor = (request: FastifyRequest): SharingKeyActor => {
     const { user, ip } = context.call(request);
-    return { userId: user.userId, ip };
+    return { userId: user.userId, email: user.email, ip };
   };
   const small = { bodyLimit: SMALL_BODY_LIMIT };
 

@@ -17,10 +17,36 @@ import {
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
-import { findAccountById } from "../identity/data.js";
-import { deleteUserKeys, listUserKeys } from "../orgs/data.js";
-import { queueSharingNotices } from "../outbox/service.js";
 import * as data from "./data.js";
+
+/** A vault key wrapped for an account's sharing key, as the organisations slice lists them. */
+export interface WrappedKeyRef {
+  orgId: string;
+  slug: string;
+  vaultId: string;
+  vaultName: string;
+}
+
+/**
+ * The organisations' wrapped keys of one account, which a rotation makes useless: read and deleted through the
+ * organisations slice (app.ts wires orgs/data.ts in), so this slice writes no SQL on its tables.
+ */
+export interface WrappedKeyAccess {
+  /** Every organisation vault key wrapped for `userId`. */
+  list(db: Kysely<Database>, userId: string): Promise<WrappedKeyRef[]>;
+  /** Deletes them all, in the caller's transaction; how many went. */
+  delete(trx: Kysely<Database>, userId: string): Promise<number>;
+}
+
+/** A committed-with-the-rotation change to tell people about. */
+export interface SharingKeyRotatedEvent {
+  /** The e-mail of the account whose key was replaced. */
+  email: string;
+  /** When (ISO-8601), the audit rows' time. */
+  at: string;
+  /** The organisations whose wrapped keys for the account were deleted. */
+  orgs: readonly { orgId: string; slug: string }[];
+}
 
 /** What the service needs. */
 export interface SharingKeyServiceDeps {
@@ -28,11 +54,18 @@ export interface SharingKeyServiceDeps {
   now: () => Date;
   /** Ids of audit rows. */
   randomId: () => string;
+  wrappedKeys: WrappedKeyAccess;
+  /**
+   * Queues the notices of a rotation (the outbox's, wired in app.ts), in the rotation's transaction: a throw rolls
+   * the rotation back, and a rotation rolled back queues nothing.
+   */
+  onRotated: (trx: Kysely<Database>, event: SharingKeyRotatedEvent) => Promise<void>;
 }
 
-/** Who is asking: the user, and the client's address (for audit rows). */
+/** Who is asking: the user, their e-mail (for the notices) and the client's address (for audit rows). */
 export interface SharingKeyActor {
   userId: string;
+  email: string;
   ip: string;
 }
 
@@ -220,7 +253,8 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
               at,
             });
       if (!moved) throw new Abort<RotateOutcome>({ kind: "raced" });
-      const { orgs, wrappedKeysDeleted } = await dropWrappedKeys(trx, actor.userId);
+      const orgs = await listImpact(trx, actor.userId);
+      const wrappedKeysDeleted = await deps.wrappedKeys.delete(trx, actor.userId);
       const previousFingerprint = current?.fingerprint ?? null;
       await audit(trx, at, actor, "vault.public_key_rotated", {
         fingerprint: key.fingerprint,
@@ -244,9 +278,20 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
           org.orgId,
         );
       }
-      await queueNotices(trx, actor.userId, at, orgs);
+      await deps.onRotated(trx, { email: actor.email, at, orgs });
       return { kind: "rotated", key: view(row), previousFingerprint, orgs, wrappedKeysDeleted };
     });
+  }
+
+  /** The organisations and vaults whose keys are wrapped for `userId`, by organisation. */
+  async function listImpact(from: Kysely<Database>, userId: string): Promise<OrgImpact[]> {
+    const byOrg = new Map<string, OrgImpact>();
+    for (const key of await deps.wrappedKeys.list(from, userId)) {
+      const org = byOrg.get(key.orgId) ?? { orgId: key.orgId, slug: key.slug, vaults: [] };
+      org.vaults.push({ vaultId: key.vaultId, name: key.vaultName });
+      byOrg.set(key.orgId, org);
+    }
+    return [...byOrg.values()];
   }
 
   /** What a rotation would take away now: the organisations and vaults whose keys are wrapped for the caller. */
@@ -259,43 +304,3 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
 
 /** The sharing-keys service. */
 export type SharingKeyService = ReturnType<typeof createSharingKeyService>;
-
-/** The organisations and vaults whose keys are wrapped for `userId`, by organisation. */
-async function listImpact(db: Kysely<Database>, userId: string): Promise<OrgImpact[]> {
-  const byOrg = new Map<string, OrgImpact>();
-  for (const key of await listUserKeys(db, userId)) {
-    const org = byOrg.get(key.orgId) ?? { orgId: key.orgId, slug: key.slug, vaults: [] };
-    org.vaults.push({ vaultId: key.vaultId, name: key.vaultName });
-    byOrg.set(key.orgId, org);
-  }
-  return [...byOrg.values()];
-}
-
-/** Deletes every vault key wrapped for `userId`, in every organisation; says which and how many went. */
-async function dropWrappedKeys(
-  trx: Kysely<Database>,
-  userId: string,
-): Promise<{ orgs: OrgImpact[]; wrappedKeysDeleted: number }> {
-  const orgs = await listImpact(trx, userId);
-  return { orgs, wrappedKeysDeleted: await deleteUserKeys(trx, userId) };
-}
-
-/**
- * Queues, in the rotation's transaction, the security notice to the account and the impact notices to the owners
- * and admins of each organisation that lost its keys for it.
- */
-async function queueNotices(
-  trx: Kysely<Database>,
-  userId: string,
-  at: string,
-  orgs: readonly OrgImpact[],
-): Promise<void> {
-  const account = await findAccountById(trx, userId);
-  // The caller was authenticated as this account a moment ago; an account gone meanwhile has nobody to tell.
-  if (account === undefined) return;
-  await queueSharingNotices(
-    trx,
-    { type: "sharing-key-rotated", account: account.email, at, orgs: orgs.map((org) => org.slug) },
-    orgs.map((org) => org.orgId),
-  );
-}
