@@ -4,7 +4,9 @@
 // whether the key here is the registered one, and a key is registered only where the account has none — never
 // overwritten silently, since a stolen session could otherwise plant a key and read the next share.
 import {
+  API_PREFIX,
   LatchkeyError,
+  SHARING_KEY_PATH,
   fromBase64,
   isLatchkeyError,
   sharingKeyFingerprint,
@@ -41,7 +43,7 @@ export type SharingKeyRotateStep =
   "sharing-key-pending-stored" | "sharing-key-uploaded" | "sharing-key-promoted";
 
 /** The path of the sharing-key routes under the API prefix (callApi's paths). */
-export const SHARING_KEY_API_PATH = "/sharing-key";
+export const SHARING_KEY_API_PATH = SHARING_KEY_PATH.slice(API_PREFIX.length);
 
 /** A sharing key pair with its fingerprint (core sharingKeyFingerprint). The private half stays in memory. */
 export interface SharingKey {
