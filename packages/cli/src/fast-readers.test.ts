@@ -134,6 +134,17 @@ describe("the hot commands' readers accept what core's schemas accept, and read 
             fc.integer({ min: 0, max: 1000 }),
             fc.constantFrom(-1, 1.5, "3", -0, Number.MAX_SAFE_INTEGER + 1, null, true),
           ),
+          orgVersions: mostly(
+            fc.dictionary(
+              mostly(
+                fc.constantFrom("acme", "team-2", "0", "a".repeat(40)),
+                fc.constantFrom("Acme", "-x", "a".repeat(41), "", "__proto__"),
+              ),
+              mostly(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(-1, 1.5, "3", null)),
+              { maxKeys: 3 },
+            ),
+            fc.constantFrom([], "acme", null),
+          ),
         },
         ["sharedVersion"],
       ),
@@ -242,6 +253,7 @@ describe("the hot commands' readers accept what core's schemas accept, and read 
         server: mostly(fc.constantFrom("https://lk.example", "http://127.0.0.1:8787"), fc.constant(1)),
         userId: mostly(fc.constantFrom("u1", ""), fc.constant(null)),
         vaultId: mostly(fc.uuid(), fc.constant(7)),
+        org: mostly(fc.constantFrom("acme", "team-2"), fc.constantFrom(1, null, ["acme"])),
         highestVersion: version,
         syncedVersion: version,
         syncedAt: mostly(

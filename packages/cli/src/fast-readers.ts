@@ -15,6 +15,7 @@ import {
   REGISTRY_KINDS,
   SHA256_HEX,
   isEnvVariableName,
+  isOrgSlug,
   isProviderArgv,
   isProviderToken,
   isTable,
@@ -74,20 +75,44 @@ export function readProjectVault(value: unknown): Checked<string> {
   return { ok: true, value: canonicalVaultId(value) };
 }
 
+const isVersion = (value: unknown): value is number =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+
+/** What latchkey.json's `vaultSync` records of the copies any checkout last synced. */
+export interface VaultSyncRecord {
+  personalVersion?: number;
+  /** By organisation slug. */
+  orgVersions?: Record<string, number>;
+}
+
 /**
- * latchkey.json's `vaultSync` (core's vaultSyncSchema): `personalVersion`, the version of the vault last synced by
- * any checkout, tells every command that the vault lives on a server too (sync/not-paired.ts).
+ * latchkey.json's `vaultSync` (core's vaultSyncSchema): `personalVersion` and `orgVersions`, the versions of the
+ * personal and organisation copies last synced by any checkout, tell every command that the vault lives on a
+ * server too (sync/not-paired.ts).
  */
-export function readVaultSync(value: unknown): Checked<{ personalVersion?: number }> {
+export function readVaultSync(value: unknown): Checked<VaultSyncRecord> {
   // zod's loose object: any object but an array (isTable's stricter rule would refuse what the schema takes).
   if (typeof value !== "object" || value === null || Array.isArray(value))
     return fail([], `"vaultSync" must be an object, not ${describeJson(value)}`);
   const table = value as Record<string, unknown>;
-  const { personalVersion } = table;
-  if (personalVersion === undefined) return { ok: true, value: members(table) };
-  if (typeof personalVersion !== "number" || !Number.isSafeInteger(personalVersion) || personalVersion < 0)
-    return fail(["personalVersion"], "not an integer of 0 or more");
-  return { ok: true, value: { ...members(table), personalVersion } };
+  const { personalVersion, orgVersions } = table;
+  const read: VaultSyncRecord & Record<string, unknown> = members(table);
+  if (personalVersion !== undefined) {
+    if (!isVersion(personalVersion)) return fail(["personalVersion"], "not an integer of 0 or more");
+    read.personalVersion = personalVersion;
+  }
+  if (orgVersions !== undefined) {
+    if (!isTable(orgVersions))
+      return fail(["orgVersions"], `must be an object, not ${describeJson(orgVersions)}`);
+    const versions: Record<string, number> = {};
+    for (const [slug, version] of Object.entries(members(orgVersions))) {
+      if (!isOrgSlug(slug)) return fail(["orgVersions"], "a key that is not an organisation slug");
+      if (!isVersion(version)) return fail(["orgVersions", slug], "not an integer of 0 or more");
+      versions[slug] = version;
+    }
+    read.orgVersions = versions;
+  }
+  return { ok: true, value: read };
 }
 
 /**
@@ -205,9 +230,11 @@ const isSafeInteger = (value: unknown): value is number =>
 /** One entry of `sync/state.json` (core's syncEntrySchema): a `syncedAt` that is no date-time reads as absent. */
 function readSyncEntry(value: unknown, at: number): Checked<SyncEntry> {
   if (!isTable(value)) return fail(["entries", at], "not an object");
-  const { server, userId, vaultId, highestVersion, syncedVersion, syncedAt } = value;
+  const { server, userId, vaultId, highestVersion, syncedVersion, syncedAt, org } = value;
   if (typeof server !== "string" || typeof userId !== "string" || typeof vaultId !== "string")
     return fail(["entries", at], "no server, user or vault");
+  if (org !== undefined && typeof org !== "string")
+    return fail(["entries", at], "an organisation that is not a string");
   if (!isSafeInteger(highestVersion) || !isSafeInteger(syncedVersion))
     return fail(["entries", at], "a version that is not an integer");
   const entry: SyncEntry = { ...members(value), server, userId, vaultId, highestVersion, syncedVersion };

@@ -138,12 +138,10 @@ export {
 } from "./schemas/sharing-key-api.js";
 export {
   MAX_ORG_MEMBERS,
-  MAX_ORG_SLUG_LENGTH,
   ORGS_PATH,
   ORG_KEY_STATES,
   ORG_ROLES,
   WRAPPED_KEY_WIRE_LENGTH,
-  isOrgSlug,
   isWrappedKeyWire,
   orgCreateRequestSchema,
   orgDeleteResponseSchema,
@@ -262,12 +260,14 @@ export { MAX_VAULT_ID_LENGTH, validateVaultId, vaultIdProblem } from "./vault-id
 export {
   CONFIG_NAME,
   DECLARATION_KINDS,
+  MAX_ORG_SLUG_LENGTH,
   MAX_PROVIDER_TOKEN_LENGTH,
   MAX_UNIX_SECONDS,
   REGISTRY_FIELDS,
   REGISTRY_KINDS,
   SHA256_HEX,
   insecureEndpoint,
+  isOrgSlug,
   isProviderArgv,
   isProviderToken,
   isTable,
@@ -294,6 +294,7 @@ export {
 export {
   projectFileSchema,
   projectNameSchema,
+  projectOrgSchema,
   projectProfileSchema,
   projectRegistriesSchema,
   projectRegistrySchema,

@@ -77,4 +77,11 @@ describe("vault id spelling", () => {
     expect(syncBlobContext(upper, 3)).toEqual(syncBlobContext(upper.toLowerCase(), 3));
     expect(syncBlobContext(upper, 3)).not.toEqual(syncBlobContext(upper.toLowerCase(), 4));
   });
+
+  it("binds an organisation's copy to its slug, apart from the personal copy and from other organisations", () => {
+    const id = "0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e";
+    expect(syncBlobContext(id, 3, "acme")).toEqual(syncBlobContext(id, 3, "acme"));
+    expect(syncBlobContext(id, 3, "acme")).not.toEqual(syncBlobContext(id, 3));
+    expect(syncBlobContext(id, 3, "acme")).not.toEqual(syncBlobContext(id, 3, "beta"));
+  });
 });

@@ -96,8 +96,14 @@ export const MAX_VAULT_DOCUMENT_BYTES = 5 * 1024 * 1024;
 /**
  * The associated data of a pushed blob: it binds the vault id (in its one spelling, so machines spelling it
  * differently agree) and the version the blob was pushed as, so the server cannot serve one vault's blob under
- * another id, or an old blob under a newer version number.
+ * another id, or an old blob under a newer version number. An organisation's copy also binds the organisation's
+ * slug, so one organisation's blob can never be served as another's or as a personal copy.
  */
-export function syncBlobContext(vaultId: string, version: number): Uint8Array {
-  return associatedData({ purpose: "latchkey-sync-blob", vault: canonicalVaultId(vaultId), version });
+export function syncBlobContext(vaultId: string, version: number, org?: string): Uint8Array {
+  return associatedData({
+    purpose: "latchkey-sync-blob",
+    vault: canonicalVaultId(vaultId),
+    version,
+    ...(org === undefined ? {} : { org }),
+  });
 }

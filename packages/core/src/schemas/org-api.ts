@@ -8,6 +8,7 @@
 import * as z from "zod/mini";
 import { isUuid } from "../uuid.js";
 import { parseWrappedKey } from "../x25519.js";
+import { isOrgSlug, MAX_ORG_SLUG_LENGTH, ORG_SLUG } from "./rules.js";
 import { sharingKeyFingerprintSchema, sharingPublicKeySchema } from "./sharing-key-api.js";
 import {
   auditEntrySchema,
@@ -33,8 +34,6 @@ export const ORG_ROLES = ["owner", "admin", "maintainer", "member"] as const;
 /** One of {@link ORG_ROLES}. */
 export type OrgRole = (typeof ORG_ROLES)[number];
 
-/** Longest organisation slug. */
-export const MAX_ORG_SLUG_LENGTH = 40;
 /** Most members one share may carry a wrapped key for (and so the most members an organisation can share to). */
 export const MAX_ORG_MEMBERS = 10_000;
 /** Characters of a wrapped key in its wire form: base64 of 32, 12 and 48 bytes joined by two colons. */
@@ -42,19 +41,16 @@ export const WRAPPED_KEY_WIRE_LENGTH = 44 + 1 + 16 + 1 + 64;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-const SLUG = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
 
 /** An organisation's slug: 1 to 40 lower-case letters, digits and inner hyphens; the name it is addressed by. */
 export const orgSlugSchema = z
   .string(
     `"slug" must be 1 to ${MAX_ORG_SLUG_LENGTH} lower-case letters, digits and hyphens, starting and ending with a letter or digit.`,
   )
-  .check(z.maxLength(MAX_ORG_SLUG_LENGTH, { abort: true }), z.regex(SLUG));
+  .check(z.maxLength(MAX_ORG_SLUG_LENGTH, { abort: true }), z.regex(ORG_SLUG));
 
-/** True when `slug` is an organisation slug (for paths, which no body schema reads). */
-export function isOrgSlug(slug: string): boolean {
-  return slug.length <= MAX_ORG_SLUG_LENGTH && SLUG.test(slug);
-}
+// The slug's rule lives in rules.ts, where the zod-free readers of latchkey.json find it too.
+export { isOrgSlug, MAX_ORG_SLUG_LENGTH };
 
 /** An organisation's display name. */
 const orgName = z.string(`"name" must be 1 to 256 characters without control characters.`).check(

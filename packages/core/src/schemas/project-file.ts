@@ -9,7 +9,8 @@ import { canonicalVaultId } from "../sync-wire.js";
 import { tokenEnvSchema, providerArgvSchema } from "./config-toml.js";
 import { envSchemaSchema } from "./env-schema.js";
 import { table } from "./parse.js";
-import { CONFIG_NAME, isTable } from "./rules.js";
+import { orgSlugSchema } from "./org-api.js";
+import { CONFIG_NAME, isOrgSlug, isTable } from "./rules.js";
 
 /** `vault`: the project's vault id (a UUID v4 when Latchkey made it), read in its one spelling (lower case). */
 export const projectVaultSchema = z.pipe(
@@ -29,9 +30,16 @@ export const projectProfileSchema = z
 /** `name`: the vault's display name on a server, when package.json names none. */
 export const projectNameSchema = z.string();
 
-/** `vaultSync`: what the sync client records in the project (the version of the personal vault it last synced). */
+/** `org`: the organisation whose copy of the vault `env push`, `env pull`, `env log` and `env share` use by default. */
+export const projectOrgSchema = orgSlugSchema;
+
+/**
+ * `vaultSync`: what the sync client records in the project: the version of the personal copy it last synced,
+ * and per organisation slug the version of that organisation's copy.
+ */
 export const vaultSyncSchema = z.looseObject({
   personalVersion: z.optional(z.int().check(z.gte(0))),
+  orgVersions: z.optional(z.record(z.string().check(z.refine(isOrgSlug)), z.int().check(z.gte(0)))),
 });
 
 /**
@@ -68,6 +76,7 @@ export const projectFileSchema = z.pipe(
     envSchema: z.optional(envSchemaSchema),
     profile: z.optional(projectProfileSchema),
     name: z.optional(projectNameSchema),
+    org: z.optional(projectOrgSchema),
     vaultSync: z.optional(vaultSyncSchema),
     registries: z.optional(projectRegistriesSchema),
   }),

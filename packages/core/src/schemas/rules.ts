@@ -27,6 +27,20 @@ export const DECLARATION_KINDS = ["provider", "tokenEnv", "vault"] as const;
 /** What a project may declare that needs approval; "vault" binds a local vault to a project root. */
 export type DeclarationKind = (typeof DECLARATION_KINDS)[number];
 
+/** Longest organisation slug. */
+export const MAX_ORG_SLUG_LENGTH = 40;
+
+/** An organisation slug's characters: lower-case letters, digits and inner hyphens. */
+export const ORG_SLUG = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+/**
+ * True when `slug` is an organisation slug: 1 to 40 lower-case letters, digits and inner hyphens (for paths, which
+ * no body schema reads, and for latchkey.json's `vaultSync.orgVersions`, which `run` reads without zod).
+ */
+export function isOrgSlug(slug: string): boolean {
+  return slug.length <= MAX_ORG_SLUG_LENGTH && ORG_SLUG.test(slug);
+}
+
 /** Lower-case hex of a SHA-256 digest. */
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 

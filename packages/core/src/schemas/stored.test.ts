@@ -59,6 +59,12 @@ describe("latchkey.json", () => {
     expect(!checked.ok && checked.message).toContain("only accepted in your own config.toml");
   });
 
+  it("reads vaultSync.orgVersions as non-negative integers by organisation slug", () => {
+    expect(checkSchema(vaultSyncSchema, { orgVersions: { acme: 3, "team-2": 0 } }).ok).toBe(true);
+    for (const orgVersions of [{ Acme: 1 }, { "-x": 1 }, { acme: -1 }, { acme: "3" }, [], "acme"])
+      expect(checkSchema(vaultSyncSchema, { orgVersions }).ok).toBe(false);
+  });
+
   it("reads vaultSync.personalVersion only as a non-negative integer", () => {
     expect(checkSchema(vaultSyncSchema, { personalVersion: 4 }).ok).toBe(true);
     for (const personalVersion of [-1, 1.5, "4"])

@@ -59,11 +59,17 @@ export const approvalsFileSchema = z.union([
 /** `approvals.json` as read. */
 export type ApprovalsFile = z.output<typeof approvalsFileSchema>;
 
-/** One synced vault in `sync/state.json`: per (server, user, vault) the highest version seen and the last synced. */
+/**
+ * One synced vault in `sync/state.json`: per (server, user, vault, organisation) the highest version seen and the
+ * last synced. The personal copy's entry has no `org`; each organisation's copy has its own entry, so the
+ * anti-rollback record of one never vouches for the other.
+ */
 export const syncEntrySchema = z.looseObject({
   server: z.string(),
   userId: z.string(),
   vaultId: z.string(),
+  /** The organisation's slug, for an organisation's copy; absent for the personal copy. */
+  org: z.optional(z.string()),
   /** The highest version any verified response has shown: a lower one offered later is a rollback. */
   highestVersion: z.int(),
   /** The version this machine last pushed or pulled (the merge base's version). */
@@ -98,6 +104,12 @@ export const syncBaseSchema = z.looseObject({
   name: z.optional(z.string()),
   /** The envSchema the server holds at that version, null for none (absent: not known). */
   schema: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
+  /**
+   * For an organisation's copy: the organisation's vault key at that version (standard base64), which seals the
+   * next push. Kept here, sealed with the local vault key like the secrets themselves, rather than asked of the
+   * server before every push.
+   */
+  orgKey: z.optional(z.string()),
 });
 
 /** The merge base. */
