@@ -1,9 +1,11 @@
 // Sharing keys with the real server process and the built CLI on real pseudo-terminals (docs/teams.md, "Sharing
 // keys"): `latchkey env rotate-sharing-key` shows what it drops, goes on only after the typed word ROTATE and the
 // account's password, and leaves the server and the machine holding the same new key; any other word cancels with
-// nothing changed on either side; without a terminal it is refused before anything happens.
+// nothing changed on either side; without a terminal it is refused before anything happens. A stolen bearer token
+// (a machine's access token, without the password) can neither set nor rotate a key through the API.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { generateX25519KeyPair, toBase64 } from "@latchkey/core";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requirePart } from "./support/prerequisites.js";
@@ -18,6 +20,7 @@ import {
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { accessToken, apiRequest, mintProof } from "./support/pairing.js";
 import {
   localKeyOf,
   rotateOnTerminal,
@@ -94,6 +97,44 @@ describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sha
     expect(await localKeyOf(m, true)).toBeNull();
     expect(serverKeyOf(server, userId)).toBe(before.server);
     expect(sharingKeyAudit(server, userId)).toHaveLength(audited);
+  }, 120_000);
+
+  it("a stolen bearer token, without the password, can neither set nor rotate a sharing key", async () => {
+    const victim = { email: "sharing-victim@example.com", password: "sharing victim password for e2e" };
+    await createUser(server, victim.email, victim.password);
+    const victimId = userIdOf(server, victim.email);
+    const v = await newMachine(root, "victim");
+    ok(await loginCli(v, server, victim));
+    const stolen = await accessToken(v, server);
+    const planted = { publicKey: toBase64((await generateX25519KeyPair()).publicKey) };
+
+    // The account has no key yet: the initial set is refused without a proof, or with one for another action.
+    const tries = [
+      { method: "PUT" as const, path: "/sharing-key", body: planted },
+      { method: "POST" as const, path: "/sharing-key/rotate", body: planted },
+      {
+        method: "PUT" as const,
+        path: "/sharing-key",
+        body: planted,
+        stepUp: await mintProof(server, await accessToken(m, server), "vault:public-key:set", USER.password),
+      },
+    ];
+    for (const attempt of tries) {
+      const refused = await apiRequest(server, stolen, attempt);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(403);
+      expect(refused.body?.code).toBe("LK_STEP_UP_REQUIRED");
+    }
+    expect(serverKeyOf(server, victimId)).toBeNull();
+    expect(sharingKeyAudit(server, victimId)).toEqual([]);
+
+    // An account with a key: a stolen token cannot replace it either.
+    const before = serverKeyOf(server, userId);
+    const own = await accessToken(m, server);
+    for (const attempt of tries.slice(0, 2)) {
+      const refused = await apiRequest(server, own, attempt);
+      expect(refused.status, JSON.stringify(refused.body)).toBe(403);
+    }
+    expect(serverKeyOf(server, userId)).toBe(before);
   }, 120_000);
 
   it("without a terminal it is refused (LK_NOT_INTERACTIVE) before anything changes", async () => {
