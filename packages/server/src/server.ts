@@ -14,6 +14,8 @@ import { createIdentity, type Identity } from "./identity/identity.js";
 import { openDatabase, SQLITE_FILE } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { loggerOptions } from "./logging.js";
+import { createOutboxSender, type OutboxSender } from "./outbox/sender.js";
+import { createSmtpTransport, describeSmtpUrl, parseSmtpConfig, type SmtpConfig } from "./outbox/smtp.js";
 import { checkDataDir, loadServerSecret } from "./secret.js";
 import { startWriterThread, type ThreadWriter } from "./sync/writer-thread.js";
 
@@ -39,6 +41,8 @@ export interface ServerConfig {
   openSignup: boolean;
   /** Which proxies in front may name the client's address (TRUST_PROXY); see {@link TrustProxy}. */
   trustProxy: TrustProxy;
+  /** SMTP_URL and SMTP_FROM: where notices are sent; unset, they stay in the outbox. SMTP_URL is never logged. */
+  smtp: SmtpConfig | undefined;
 }
 
 /**
@@ -79,6 +83,7 @@ function parseTrustProxy(text: string | undefined, publicUrl: string | undefined
 export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data-dir DIR] [--open-signup]
        latchkey-server admin create-user EMAIL [--data-dir DIR]
        latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
+       latchkey-server admin outbox [--json] [--body] [--limit N] [--data-dir DIR]
 
 Starts the Latchkey sync and identity server. It stores only ciphertext and wrapped keys; the CLI signs in
 with \`latchkey login --server URL\` (its OpenID provider is at URL/oidc).
@@ -97,6 +102,8 @@ Admin commands (they open the same database as the server, with the same --data-
                             12 to 1024 characters
   admin enroll-totp EMAIL   turn on two-step sign-in for an account; prints an otpauth:// URI ONCE on stdout.
                             It is a secret: hand it to the user (QR code or authenticator app) and discard it
+  admin outbox              list the newest notices (security and impact e-mails): status (queued, retrying,
+                            sent, failed), kind, recipient, attempts and times; --json for a script
 
 Environment:
   DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
@@ -110,6 +117,11 @@ Environment:
                           once into DIR/server-secret with mode 0600. Never pass it as an argument. Every
                           process of one deployment needs the same secret (or the same data directory).
   LATCHKEY_OPEN_SIGNUP    1: as --open-signup
+  SMTP_URL                smtp://USER:PASS@HOST:PORT or smtps://… (user and password percent-encoded): send the
+                          notices (security and impact e-mails of organisations) through this mail server,
+                          retrying failures for about 4 hours. It holds a password: it is never logged. A password
+                          over smtp:// to another machine needs STARTTLS. Unset: notices stay in the outbox
+  SMTP_FROM               the notices' From address (default Latchkey <latchkey@HOST of PUBLIC_URL>)
   LOG_LEVEL               pino level: fatal, error, warn, info (default), debug, trace
 
 Examples:
@@ -172,6 +184,7 @@ export function parseServerArgs(
     logLevel: env.LOG_LEVEL || "info",
     openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
     trustProxy: parseTrustProxy(env.TRUST_PROXY, publicUrl),
+    smtp: parseSmtpConfig(env, publicUrl),
   };
 }
 
@@ -300,6 +313,30 @@ export async function runServer(
       `(add --device on a machine without a browser); create accounts with \`latchkey-server admin create-user EMAIL\`.`,
   );
 
+  let sender: OutboxSender | undefined;
+  if (config.smtp) {
+    sender = createOutboxSender({
+      db: database.db,
+      transport: createSmtpTransport(config.smtp),
+      now: deps.now ?? (() => new Date()),
+      timers: {
+        setTimeout: (run, ms) => setTimeout(run, ms),
+        clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
+      },
+      log: app.log,
+    });
+    sender.start();
+    app.log.info(
+      { event: "outbox.smtp", smtp: describeSmtpUrl(config.smtp.url) },
+      `notices: sent through ${describeSmtpUrl(config.smtp.url)}`,
+    );
+  } else {
+    app.log.info(
+      { event: "outbox.no-smtp" },
+      "notices: SMTP_URL is not set, so they stay queued (`latchkey-server admin outbox` lists them)",
+    );
+  }
+
   const listening = app;
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     listening.log.info({ event: "shutdown.start", signal }, `${signal}: finishing in-flight requests`);
@@ -311,6 +348,8 @@ export async function runServer(
       deps.exit(1);
     }, SHUTDOWN_GRACE_MS);
     force.unref();
+    // The send in flight is aborted and its notice left due, for the next process to send.
+    const senderStopped = sender?.stop();
     const closed = listening.close();
     // fastify closes the listening socket once its preClose hooks have run; say so when it has, so that whoever
     // watches the log knows new connections are now refused while older requests still run.
@@ -326,6 +365,7 @@ export async function runServer(
     } finally {
       clearInterval(sweep);
     }
+    await senderStopped;
     await writer?.close();
     await database.close();
     clearTimeout(force);
