@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import { createIdentity } from "../src/identity/identity.js";
-import { PUSH_BODY_LIMIT } from "../src/sync/routes.js";
+import { PUSH_BODY_LIMIT } from "../src/api/params.js";
 import { createTestUser, mintAccessToken, TEST_SERVER_SECRET } from "./support/identity.js";
 import {
   apiHeaders,

@@ -9,6 +9,7 @@ import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import { createOrgService, type OrgActor } from "../src/orgs/service.js";
+import { findSharingKeys } from "../src/sharing-keys/data.js";
 import { describeEachDatabase } from "./databases.js";
 import { call, makeOrg, newMember, type Member } from "./org-support.js";
 import { stepUpProofFor } from "./support/step-up.js";
@@ -80,7 +81,12 @@ describeEachDatabase("the last owner", (target) => {
 
   if (target.kind === "postgres") {
     it("refuses the second of two demotions held at their first write and released together", async () => {
-      const service = createOrgService({ db: database.db, now: () => new Date(), randomId: randomUUID });
+      const service = createOrgService({
+        db: database.db,
+        now: () => new Date(),
+        randomId: randomUUID,
+        sharingKeys: findSharingKeys,
+      });
       const actor = (m: Member): OrgActor => ({
         userId: m.userId,
         email: m.email,

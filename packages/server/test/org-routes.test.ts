@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "../src/orgs/data.js";
 import { createOrgService } from "../src/orgs/service.js";
+import { findSharingKeys } from "../src/sharing-keys/data.js";
 import { describeEachDatabase } from "./databases.js";
 import { call, makeOrg, newMember, orgPushBody, shareBody, unwrapFor, type Member } from "./org-support.js";
 import { stepUpProofFor } from "./support/step-up.js";
@@ -437,6 +438,7 @@ describeEachDatabase("organisation routes", (target) => {
       db: database.db,
       now: () => new Date(),
       randomId: randomUUID,
+      sharingKeys: findSharingKeys,
       onMemberRemoved: (_trx, event) => {
         events.push(event);
         return fail ? Promise.reject(new Error("outbox down")) : Promise.resolve();

@@ -8,7 +8,7 @@ import {
   MAX_VAULT_DOCUMENT_BYTES,
   MAX_WRAPPED_KEY_BASE64,
 } from "@latchkey/core";
-import { PUSH_BODY_LIMIT } from "../src/sync/routes.js";
+import { PUSH_BODY_LIMIT } from "../src/api/params.js";
 
 describe("the push limits", () => {
   it("take the largest vault the CLI pushes, sealed and in base64, with room for the rest of the body", () => {

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Authenticated } from "../src/authenticated.js";
 import type { OpenDatabase } from "../src/db/index.js";
 import { registerApi, SMALL_BODY_LIMIT } from "../src/api/plugin.js";
-import { PUSH_BODY_LIMIT, syncRoutes, type SyncDeps } from "../src/sync/routes.js";
+import { PUSH_BODY_LIMIT } from "../src/api/params.js";
+import { syncRoutes, type SyncDeps } from "../src/sync/routes.js";
 import { describeEachDatabase } from "./databases.js";
 import {
   apiHeaders,

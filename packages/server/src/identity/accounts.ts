@@ -10,6 +10,7 @@ import type { Kysely } from "kysely";
 import { Secret, TOTP } from "otpauth";
 import { insertAudit } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
+import { normalizeEmail } from "../email.js";
 import * as data from "./data.js";
 import type { Account } from "./data.js";
 import type { IdentityKeys } from "./keys.js";
@@ -20,16 +21,7 @@ export const MAX_PASSWORD_LENGTH = 1024;
 const TOTP_PERIOD = 30;
 const TOTP_DIGITS = 6;
 
-/** Trims and lowercases an email; throws LK_EMAIL_INVALID unless it looks like name@domain. */
-export function normalizeEmail(input: string): string {
-  const email = input.trim().toLowerCase();
-  // Deliberately loose (RFC 5322 is not the point): one @, something on each side, a dot in the domain, no
-  // whitespace or control characters, and a length any column holds.
-  if (email.length > 254 || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(email)) {
-    throw new LatchkeyError("LK_EMAIL_INVALID");
-  }
-  return email;
-}
+export { normalizeEmail };
 
 /**
  * Shortest password a new account may have, in characters (code points). Twelve rules out the short words and

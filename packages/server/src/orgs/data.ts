@@ -8,8 +8,7 @@ import type { OrgRole } from "@latchkey/core";
 import { sql, type Kysely } from "kysely";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
-import type { HeadWrite } from "../sync/data.js";
-import type { HeadStore } from "../sync/versioned.js";
+import type { HeadWrite } from "../db/heads.js";
 import type { OrgVaultHeadsTable, OrgsTable } from "./migration.js";
 
 /** The database or a transaction on it. */
@@ -401,27 +400,26 @@ export function orgVaultExists(db: Db, vaultId: string, orgId: string): Promise<
   });
 }
 
-/** The organisation's copy of `vaultId`, for the versioned push (sync/versioned.ts). */
-export function orgHeads(vaultId: string, orgId: string): HeadStore {
-  return {
-    advance: (trx, baseVersion, write) => advanceOrgHead(trx, vaultId, orgId, baseVersion, write),
-    insertFirst: (trx, write) => insertFirstOrgHead(trx, vaultId, orgId, write),
-    currentVersion: (trx) => currentOrgVersion(trx, vaultId, orgId),
-    insertVersion: (trx, record) =>
-      runQuery("insert organisation vault version", async () => {
-        await trx
-          .insertInto("org_vault_versions")
-          .values({
-            vault_id: vaultId,
-            org_id: orgId,
-            version: record.version,
-            blob_sha256: record.blobSha256,
-            blob_size: record.blobSize,
-            created_at: record.createdAt,
-          })
-          .execute();
-      }),
-  };
+/** Records an acknowledged version of the organisation's copy; the primary key refuses a second row for it. */
+export function insertOrgVersion(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  record: { version: number; blobSha256: string; blobSize: number; createdAt: string },
+): Promise<void> {
+  return runQuery("insert organisation vault version", async () => {
+    await db
+      .insertInto("org_vault_versions")
+      .values({
+        vault_id: vaultId,
+        org_id: orgId,
+        version: record.version,
+        blob_sha256: record.blobSha256,
+        blob_size: record.blobSize,
+        created_at: record.createdAt,
+      })
+      .execute();
+  });
 }
 
 /** The version of the organisation's copy; 0 when it has none. */
@@ -437,7 +435,13 @@ export function currentOrgVersion(db: Db, vaultId: string, orgId: string): Promi
   });
 }
 
-function insertFirstOrgHead(db: Db, vaultId: string, orgId: string, write: HeadWrite): Promise<boolean> {
+/** Version 1 of the organisation's copy; false, writing nothing, when it exists. */
+export function insertFirstOrgHead(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  write: HeadWrite,
+): Promise<boolean> {
   return runQuery("insert organisation vault head", async () => {
     const rows = await db
       .insertInto("org_vault_heads")
@@ -457,8 +461,11 @@ function insertFirstOrgHead(db: Db, vaultId: string, orgId: string, write: HeadW
   });
 }
 
-/** From `baseVersion` to the next in one conditional UPDATE (see sync/data.ts advanceHead for why that is safe). */
-function advanceOrgHead(
+/**
+ * From `baseVersion` to the next in one conditional UPDATE: on PostgreSQL a concurrent writer's row lock makes it
+ * wait and re-check the version against the committed row, so two pushes from one base never both succeed.
+ */
+export function advanceOrgHead(
   db: Db,
   vaultId: string,
   orgId: string,

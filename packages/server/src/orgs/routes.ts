@@ -43,8 +43,8 @@ import {
 import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
-import { normalizeEmail } from "../identity/accounts.js";
-import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../sync/routes.js";
+import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
+import { normalizeEmail } from "../email.js";
 import {
   createOrgService,
   type Denied,
@@ -52,6 +52,7 @@ import {
   type MemberRefusal,
   type OrgActor,
   type OrgService,
+  type SharingKeyLookup,
   type VaultRefusal,
 } from "./service.js";
 
@@ -60,6 +61,8 @@ export interface OrgDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  /** The members' registered sharing keys (the sharing-keys slice's reader, wired in app.ts). */
+  sharingKeys: SharingKeyLookup;
   /** Called in a member removal's transaction (the notices outbox queues there). */
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
 }

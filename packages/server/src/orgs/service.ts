@@ -25,10 +25,8 @@ import {
   type OrgAuditRow,
 } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
-import { findSharingKeys } from "../sharing-keys/data.js";
-import { createWriter } from "../sync/group-commit.js";
-import { parseMetadata, storedEnvSchema } from "../sync/service.js";
-import { blobDigest, pushVersion } from "../sync/versioned.js";
+import { parseMetadata } from "../audit/metadata.js";
+import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
 import * as data from "./data.js";
 import { atLeast, leastRoleFor, leastRoleToManage, type OrgAction } from "./permissions.js";
 
@@ -46,11 +44,27 @@ export interface MemberRemovedEvent {
   at: string;
 }
 
+/** A member's registered sharing key: the public key to wrap for and its fingerprint. */
+export interface RegisteredKey {
+  publicKey: string;
+  fingerprint: string;
+}
+
+/**
+ * Reads the registered sharing keys of `userIds` (the sharing-keys slice's, wired in app.ts); an account with no
+ * entry has none yet.
+ */
+export type SharingKeyLookup = (
+  db: Kysely<Database>,
+  userIds: readonly string[],
+) => Promise<Map<string, RegisteredKey>>;
+
 /** What the service needs. */
 export interface OrgServiceDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  sharingKeys: SharingKeyLookup;
   /**
    * Called inside a member removal's transaction once the membership and keys are gone: a failure rolls the
    * removal back, so a notice is queued exactly when the removal commits.
@@ -145,14 +159,23 @@ class Abort extends Error {
 /** The audit action of a member's first pull of a version: one row per (member, vault, version). */
 const PULL_ACTION = "org.vault.pull";
 
+/** The organisation's copy of `vaultId`, for the versioned push (vault-copies.ts). */
+function orgHeads(vaultId: string, orgId: string): HeadStore {
+  return {
+    advance: (trx, baseVersion, write) => data.advanceOrgHead(trx, vaultId, orgId, baseVersion, write),
+    insertFirst: (trx, write) => data.insertFirstOrgHead(trx, vaultId, orgId, write),
+    currentVersion: (trx) => data.currentOrgVersion(trx, vaultId, orgId),
+    insertVersion: (trx, record) => data.insertOrgVersion(trx, vaultId, orgId, record),
+  };
+}
+
 /** Builds the service. */
 export function createOrgService(deps: OrgServiceDeps) {
-  const { db } = deps;
-  const writer = createWriter(db);
+  const { db, sharingKeys: findSharingKeys } = deps;
 
   async function transaction<T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
     try {
-      return await writer.run(body);
+      return await db.transaction().execute(body);
     } catch (err) {
       if (err instanceof Abort) return err.outcome as T;
       throw err;
@@ -515,7 +538,7 @@ export function createOrgService(deps: OrgServiceDeps) {
         const current = await data.currentOrgVersion(trx, vaultId, orgId);
         return refuse(current === 0 ? { kind: "not-shared" } : { kind: "conflict", currentVersion: current });
       }
-      const outcome = await pushVersion(trx, data.orgHeads(vaultId, orgId), versioned, at, {
+      const outcome = await pushVersion(trx, orgHeads(vaultId, orgId), versioned, at, {
         id: deps.randomId(),
         userId: actor.userId,
         action: "org.vault.push",
@@ -554,7 +577,7 @@ export function createOrgService(deps: OrgServiceDeps) {
           return refuse({ kind: "members-changed" });
         }
       }
-      const outcome = await pushVersion(trx, data.orgHeads(vaultId, org.id), versioned, at, {
+      const outcome = await pushVersion(trx, orgHeads(vaultId, org.id), versioned, at, {
         id: deps.randomId(),
         userId: actor.userId,
         action: "org.vault.share",

@@ -5,6 +5,7 @@
  */
 import type { Kysely } from "kysely";
 import { precompile } from "../db/precompiled.js";
+import type { HeadWrite } from "../db/heads.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
 import type { VaultHeadsTable } from "./migration.js";
@@ -64,16 +65,6 @@ export function currentVersion(db: Db, vaultId: string, userId: string): Promise
       .executeTakeFirst();
     return row === undefined ? 0 : Number(row.version);
   });
-}
-
-/** What a push writes into the head row. */
-export interface HeadWrite {
-  encryptedBlob: string;
-  wrappedKey: string;
-  /** undefined keeps the stored schema (an insert stores null). */
-  schemaJson: string | undefined;
-  name: string;
-  updatedAt: string;
 }
 
 /**

@@ -7,9 +7,6 @@
  */
 import {
   API_PREFIX,
-  canonicalVaultId,
-  isUuid,
-  MAX_LOG_LIMIT,
   pushRequestSchema,
   rewrapRequestSchema,
   type AuditLogResponse,
@@ -20,14 +17,8 @@ import {
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
-import {
-  ApiError,
-  invalid,
-  parseBody,
-  SMALL_BODY_LIMIT,
-  type ApiContext,
-  type ApiRoutes,
-} from "../api/plugin.js";
+import { ApiError, parseBody, SMALL_BODY_LIMIT, type ApiContext, type ApiRoutes } from "../api/plugin.js";
+import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import type { Database } from "../db/schema.js";
 import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
@@ -47,9 +38,6 @@ export interface SyncDeps {
   /** Where push and rewrap run when not in this thread (the writer thread, on SQLite). */
   writes?: SyncWrites;
 }
-
-/** Largest push body accepted (fastify answers 413 beyond it, before parsing). */
-export const PUSH_BODY_LIMIT = 8 * 1024 * 1024;
 
 /**
  * A pull's answer as sent, kept while the database is unchanged (read-cache.ts), so a client pulling again is
@@ -168,22 +156,4 @@ function syncPlugin(api: FastifyInstance, context: ApiContext, service: SyncServ
       return reply.send(body);
     },
   );
-}
-
-/** A vault id is a UUID, taken in its one spelling (lower case), so one UUID names one vault. */
-export function parseVaultId(text: string): string {
-  if (!isUuid(text)) throw invalid("The vault id must be a UUID.");
-  return canonicalVaultId(text);
-}
-
-/** The `limit` of a log route: 1 to MAX_LOG_LIMIT, that when absent. */
-export function parseLimit(value: unknown): number {
-  if (value === undefined) return MAX_LOG_LIMIT;
-  if (typeof value !== "string" || !/^\d{1,3}$/.test(value)) {
-    throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);
-  }
-  const limit = Number(value);
-  if (limit < 1 || limit > MAX_LOG_LIMIT)
-    throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);
-  return limit;
 }

@@ -3,13 +3,13 @@
  * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
  * client must tell apart is a value here, not an exception.
  */
-import { auditMetadataSchema, checkSchema, storedEnvSchemaSchema } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
+import { parseMetadata } from "../audit/metadata.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 import { createWriter, type Writer } from "./group-commit.js";
-import { blobDigest, pushVersion, type HeadStore } from "./versioned.js";
+import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
 
 /** What the service needs. */
 export interface SyncServiceDeps {
@@ -230,26 +230,3 @@ export function createSyncService(deps: SyncServiceDeps) {
 
 /** The sync service's interface. */
 export type SyncService = ReturnType<typeof createSyncService>;
-
-/** An audit row's metadata; a row written by another release in another shape shows as none, not as a failure. */
-export function parseMetadata(text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return {};
-  }
-  const checked = checkSchema(auditMetadataSchema, value);
-  return checked.ok ? checked.value : {};
-}
-
-/**
- * The envSchema a head row stores, which only a validated push ever wrote: one that is no JSON object is a fault
- * of the database, not of the caller. Read as a JSON object only (storedEnvSchemaSchema), not with the push's
- * stricter rules: a schema stored before them must still pull.
- */
-export function storedEnvSchema(text: string): Record<string, unknown> {
-  const checked = checkSchema(storedEnvSchemaSchema, JSON.parse(text));
-  if (!checked.ok) throw new Error(`a stored envSchema does not read as one: ${checked.message}`);
-  return checked.value;
-}

@@ -1,6 +1,6 @@
 /**
- * The versioned push, once for every kind of vault copy: a user's personal copy (sync/service.ts) and an
- * organisation's (orgs/service.ts). A copy moves from version N to N + 1 only through one conditional statement on
+ * What every kind of vault copy shares — a user's personal copy (sync/) and an organisation's (orgs/): the
+ * versioned push, and reading a stored envSchema. The versioned push, once for both: A copy moves from version N to N + 1 only through one conditional statement on
  * its head row — an UPDATE that requires version N, or for version 1 an INSERT that does nothing when the row
  * exists — so two pushes from one base can never both succeed; the acknowledged version gets its history row and
  * its audit row in the same transaction. The callers add what differs around it (who may push, what else the
@@ -8,9 +8,10 @@
  */
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
-import { insertAudit } from "../audit/data.js";
-import type { Database } from "../db/schema.js";
-import type { HeadWrite } from "./data.js";
+import { checkSchema, storedEnvSchemaSchema } from "@latchkey/core";
+import { insertAudit } from "./audit/data.js";
+import type { HeadWrite } from "./db/heads.js";
+import type { Database } from "./db/schema.js";
 
 /** One copy's head and history, as the push moves it (data access of its tables). */
 export interface HeadStore {
@@ -111,4 +112,15 @@ export async function pushVersion(
     },
   });
   return { kind: "pushed", version, createdAt: at };
+}
+
+/**
+ * The envSchema a head row stores, which only a validated push ever wrote: one that is no JSON object is a fault
+ * of the database, not of the caller. Read as a JSON object only (storedEnvSchemaSchema), not with the push's
+ * stricter rules: a schema stored before them must still pull.
+ */
+export function storedEnvSchema(text: string): Record<string, unknown> {
+  const checked = checkSchema(storedEnvSchemaSchema, JSON.parse(text));
+  if (!checked.ok) throw new Error(`a stored envSchema does not read as one: ${checked.message}`);
+  return checked.value;
 }
