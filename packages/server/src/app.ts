@@ -14,10 +14,11 @@ import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
-import { deleteUserKeys, listUserKeys } from "./orgs/data.js";
+import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
-import { queueMemberRemovedNotices, queueSharingNotices } from "./outbox/service.js";
+import { sharingNotices } from "./outbox/service.js";
 import { pairingRoutes } from "./pairing/routes.js";
+import { findSharingKeys } from "./sharing-keys/data.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
 import type { SharingKeyServiceDeps } from "./sharing-keys/service.js";
 import { stepUpRoutes } from "./step-up/routes.js";
@@ -91,6 +92,9 @@ const OTHER_FRAMEWORK_ERROR: FrameworkErrorAnswer = {
   message: "The server failed to handle the request.",
 };
 
+/** The notices of changes to sharing, with their recipients read from the organisations' tables. */
+const NOTICES = sharingNotices(orgNoticeRecipients);
+
 /**
  * What a sharing-key rotation needs of other slices, wired here so that the sharing-keys slice imports none: the
  * organisations' wrapped keys of the account (orgs/data.ts) and the notices (outbox/service.ts).
@@ -98,7 +102,7 @@ const OTHER_FRAMEWORK_ERROR: FrameworkErrorAnswer = {
 export const SHARING_KEY_HOOKS: Pick<SharingKeyServiceDeps, "wrappedKeys" | "onRotated"> = {
   wrappedKeys: { list: listUserKeys, delete: deleteUserKeys },
   onRotated: (trx, rotated) =>
-    queueSharingNotices(
+    NOTICES.queue(
       trx,
       {
         type: "sharing-key-rotated",
@@ -207,7 +211,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
     sharingKeyRoutes({ db: deps.db, now, randomId, ...SHARING_KEY_HOOKS }),
-    orgRoutes({ db: deps.db, now, randomId, onMemberRemoved: queueMemberRemovedNotices }),
+    orgRoutes({
+      db: deps.db,
+      now,
+      randomId,
+      sharingKeys: findSharingKeys,
+      onMemberRemoved: NOTICES.memberRemoved,
+    }),
   ];
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));

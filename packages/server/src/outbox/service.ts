@@ -4,8 +4,6 @@
  * a rolled-back change queues nothing, and a committed one cannot lose its notice to a crash before a send.
  */
 import { timeOrderedId } from "../db/ids.js";
-import { orgNoticeRecipients } from "../orgs/data.js";
-import type { MemberRemovedEvent } from "../orgs/service.js";
 import type { Db, OutboxRow } from "./data.js";
 import { insertNotices } from "./data.js";
 import { impactNotices, securityNotice, type NoticeEvent } from "./notices.js";
@@ -59,44 +57,67 @@ export function noticeStatus(
 }
 
 /**
- * Queues, in `trx`, the notices of a change to sharing: the security notice to the account it was done to and the
- * impact notices to the owners and admins of each of `orgIds` (read in the same transaction, so they are the
- * people in those roles when the change commits).
+ * The owners' and admins' addresses of organisations, read in the caller's transaction (orgs/data.ts
+ * orgNoticeRecipients, wired in app.ts: the outbox imports no other slice).
  */
-export async function queueSharingNotices(
+export type OrgRecipientsReader = (
   trx: Db,
-  event: NoticeEvent,
   orgIds: readonly string[],
-): Promise<void> {
-  const recipients = await orgNoticeRecipients(trx, orgIds);
-  await enqueueNotices(
-    trx,
-    [
-      securityNotice(event),
-      ...impactNotices(
-        event,
-        recipients.map((r) => ({ org: r.slug, emails: r.emails })),
-      ),
-    ],
-    event.at,
-  );
+) => Promise<readonly { slug: string; emails: readonly string[] }[]>;
+
+/** A member's removal as the organisations slice reports it (its MemberRemovedEvent has these fields). */
+export interface MemberRemoval {
+  orgId: string;
+  slug: string;
+  removedEmail: string;
+  actorEmail: string;
+  vaultIds: readonly string[];
+  /** When (ISO-8601): the removal's audit row's time. */
+  at: string;
 }
 
-/**
- * The organisation routes' removal hook (OrgDeps.onMemberRemoved), run in the removal's transaction: the removed
- * account is told, and so are the organisation's owners and admins.
- */
-export function queueMemberRemovedNotices(trx: Db, removal: MemberRemovedEvent): Promise<void> {
-  return queueSharingNotices(
-    trx,
-    {
-      type: "member-removed",
-      account: removal.removedEmail,
-      by: removal.actorEmail,
-      org: removal.slug,
-      at: removal.at,
-      vaults: removal.vaultIds,
-    },
-    [removal.orgId],
-  );
+/** Queueing the notices of changes to sharing, for the services that make them. */
+export interface SharingNotices {
+  /**
+   * Queues in `trx` the security notice to the account `event` was done to and the impact notices to the owners
+   * and admins of each of `orgIds`, read in the same transaction (so they are who holds those roles when the change
+   * commits).
+   */
+  queue: (trx: Db, event: NoticeEvent, orgIds: readonly string[]) => Promise<void>;
+  /** The organisation routes' removal hook (OrgDeps.onMemberRemoved), run in the removal's transaction. */
+  memberRemoved: (trx: Db, removal: MemberRemoval) => Promise<void>;
+}
+
+/** The notices of changes to sharing, reading recipients with `recipientsOf`. */
+export function sharingNotices(recipientsOf: OrgRecipientsReader): SharingNotices {
+  const queue = async (trx: Db, event: NoticeEvent, orgIds: readonly string[]): Promise<void> => {
+    const recipients = await recipientsOf(trx, orgIds);
+    await enqueueNotices(
+      trx,
+      [
+        securityNotice(event),
+        ...impactNotices(
+          event,
+          recipients.map((r) => ({ org: r.slug, emails: r.emails })),
+        ),
+      ],
+      event.at,
+    );
+  };
+  return {
+    queue,
+    memberRemoved: (trx, removal) =>
+      queue(
+        trx,
+        {
+          type: "member-removed",
+          account: removal.removedEmail,
+          by: removal.actorEmail,
+          org: removal.slug,
+          at: removal.at,
+          vaults: removal.vaultIds,
+        },
+        [removal.orgId],
+      ),
+  };
 }
