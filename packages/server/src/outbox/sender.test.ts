@@ -274,7 +274,7 @@ describe("the outbox sender", () => {
   it("deletes sent rows after keepSentMs and keeps failed ones", async () => {
     const time = fakeTime();
     const { transport, state } = fakeTransport();
-    const options = { ...OPTIONS, maxAttempts: 1, keepSentMs: 1_000 };
+    const options = { ...OPTIONS, maxAttempts: 1, keepSentMs: 1_000, purgeEveryMs: 5_000 };
     const sender = createOutboxSender({ db: opened.db, transport, ...time, log: recordingLog(), options });
     await queue("a@example.test");
     expect(await sender.runOnce()).toEqual({ sent: 1, failed: 0 });
@@ -282,6 +282,10 @@ describe("the outbox sender", () => {
     state.failing = true;
     expect(await sender.runOnce()).toEqual({ sent: 0, failed: 1 });
     time.advance(1_001);
+    await sender.runOnce();
+    // Not yet: the last purge (the first round's) was less than purgeEveryMs ago.
+    expect(await listNotices(opened.db, 10)).toHaveLength(2);
+    time.advance(5_000);
     await sender.runOnce();
     expect((await listNotices(opened.db, 10)).map((r) => [r.recipient, noticeStatus(r)])).toEqual([
       ["b@example.test", "failed"],

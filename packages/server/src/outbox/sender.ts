@@ -71,6 +71,8 @@ export interface OutboxSenderOptions {
   leaseMs: number;
   /** Sent rows older than this are deleted. */
   keepSentMs: number;
+  /** How often a sender deletes them (a scan of the sent rows, so not every round). */
+  purgeEveryMs: number;
 }
 
 /** The defaults: retries after 1, 2, 4, 8, 16, 32 minutes, then hourly, giving up after 10 attempts (~4 h). */
@@ -82,6 +84,7 @@ export const DEFAULT_SENDER_OPTIONS: Readonly<OutboxSenderOptions> = {
   maxDelayMs: 60 * 60_000,
   leaseMs: 5 * 60_000,
   keepSentMs: 30 * 24 * 60 * 60_000,
+  purgeEveryMs: 60 * 60_000,
 };
 
 /** What the sender needs. */
@@ -132,6 +135,7 @@ export function createOutboxSender(deps: OutboxSenderDeps): OutboxSender {
   let stopping = false;
   let timer: unknown;
   let round: Promise<RoundResult> | undefined;
+  let purgedAt = -Infinity;
   const aborter = new AbortController();
 
   async function sendOne(due: data.DueNotice): Promise<"sent" | "failed" | "skipped"> {
@@ -185,7 +189,10 @@ export function createOutboxSender(deps: OutboxSenderDeps): OutboxSender {
     const result: RoundResult = { sent: 0, failed: 0 };
     const now = deps.now().getTime();
     await data.giveUpExhausted(deps.db, iso(now), options.maxAttempts, INTERRUPTED);
-    await data.purgeSent(deps.db, iso(now - options.keepSentMs));
+    if (now - purgedAt >= options.purgeEveryMs) {
+      await data.purgeSent(deps.db, iso(now - options.keepSentMs));
+      purgedAt = now;
+    }
     const due = await data.listDue(deps.db, iso(now), options.batchSize);
     for (const notice of due) {
       if (stopping) break;
