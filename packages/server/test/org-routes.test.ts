@@ -190,6 +190,17 @@ describeEachDatabase("organisation routes", (target) => {
         });
         expect(await open(who, pulled.json())).toBe('{"API_KEY":"v1"}');
       }
+      // A member's first pull of a version is one audit row; pulling it again writes none.
+      const pulls = () =>
+        database.db
+          .selectFrom("audit_events")
+          .select(["version", "count"])
+          .where("action", "=", "org.vault.pull")
+          .where("user_id", "=", member.userId)
+          .execute();
+      expect(await pulls()).toEqual([{ version: 1, count: 1 }]);
+      expect((await call(app, member.token, "GET", `/acme/vaults/${vaultId}`)).statusCode).toBe(200);
+      expect(await pulls()).toEqual([{ version: 1, count: 1 }]);
       const outside = await call(app, outsider.token, "GET", `/acme/vaults/${vaultId}`);
       expect([outside.statusCode, outside.json().code]).toEqual([404, "LK_ORG_NOT_FOUND"]);
       const list = await call(app, member.token, "GET", "/acme/vaults");

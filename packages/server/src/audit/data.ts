@@ -157,18 +157,6 @@ export function listOrgAudit(
   });
 }
 
-/** Whether an audit row was written with `coalesceKey`. */
-export function auditRecorded(db: Db, coalesceKey: string): Promise<boolean> {
-  return runQuery("find audit event", async () => {
-    const row = await db
-      .selectFrom("audit_events")
-      .select("id")
-      .where("coalesce_key", "=", coalesceKey)
-      .executeTakeFirst();
-    return row !== undefined;
-  });
-}
-
 /** The newest version `userId` has an audit row of `action` for, per vault of an organisation, and its time. */
 export function latestVersionEvents(
   db: Db,

@@ -6,6 +6,7 @@
  */
 import type { OrgRole } from "@latchkey/core";
 import { sql, type Kysely } from "kysely";
+import { precompile } from "../db/precompiled.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
 import type { HeadWrite } from "../db/heads.js";
@@ -356,34 +357,91 @@ export function listOrgVaults(
   });
 }
 
-/** The organisation's copy of a vault with the key wrapped for `userId` (null when it has none), or undefined. */
-export function findHeadWithKey(
+/** The audit action of a member's first pull of a version: one row per (member, vault, version). */
+export const PULL_ACTION = "org.vault.pull";
+
+/** The coalesce key of the pull audit row of (organisation, vault, member, version): at most one row each. */
+export function pullAuditKey(orgId: string, vaultId: string, userId: string, version: number): string {
+  return `${PULL_ACTION}:${orgId}:${vaultId}:${userId}:${version}`;
+}
+
+/** What a pull reads, in one statement: the caller's role, the copy, their wrapped key, whether this pull is new. */
+export interface PullRead {
+  orgId: string;
+  /** The caller's role; null when not a member. */
+  role: OrgRole | null;
+  /** The organisation's copy; undefined when it has none. */
+  head: OrgHeadRow | undefined;
+  /** The key wrapped for the caller; null when the copy holds none. */
+  key: { wrappedKey: string; fingerprint: string } | null;
+  /** Whether the caller's pull of this version is audited already. */
+  recorded: boolean;
+}
+
+// Compiled once (db/precompiled.ts): a pull is the hot path. Slots: slug, vault id, user id.
+const pullRead = precompile(3, (db, [slug, vaultId, userId]) =>
+  db
+    .selectFrom("orgs as o")
+    .leftJoin("org_members as m", (join) => join.onRef("m.org_id", "=", "o.id").on("m.user_id", "=", userId!))
+    .leftJoin("org_vault_heads as h", (join) =>
+      join.onRef("h.org_id", "=", "o.id").on("h.vault_id", "=", vaultId!),
+    )
+    .leftJoin("vault_org_keys as k", (join) =>
+      join.onRef("k.org_id", "=", "o.id").on("k.vault_id", "=", vaultId!).on("k.user_id", "=", userId!),
+    )
+    // The coalesce key of the caller's pull audit row for this version, spelt as pullAuditKey spells it.
+    .leftJoin("audit_events as a", (join) =>
+      join.on(
+        "a.coalesce_key",
+        "=",
+        sql<string>`${`${PULL_ACTION}:`} || o.id || ':' || h.vault_id || ':' || m.user_id || ':' || h.version`,
+      ),
+    )
+    .select([
+      "o.id as org_id",
+      "m.role",
+      "h.version",
+      "h.encrypted_blob",
+      "h.schema_json",
+      "h.name",
+      "h.updated_at",
+      "k.wrapped_key",
+      "k.key_fingerprint",
+      "a.id as audit_id",
+    ])
+    .where("o.slug", "=", slug!),
+);
+
+/**
+ * Everything a pull of `vaultId` from the organisation `slug` by `userId` needs, in one statement (a pull is the
+ * hot path; on PostgreSQL every statement is a round trip). Undefined when no organisation has the slug.
+ */
+export function readPull(
   db: Db,
+  slug: string,
   vaultId: string,
-  orgId: string,
   userId: string,
-): Promise<{ head: OrgHeadRow; key: { wrappedKey: string; fingerprint: string } | null } | undefined> {
-  return runQuery("read organisation vault", async () => {
-    const row = await db
-      .selectFrom("org_vault_heads as h")
-      .leftJoin("vault_org_keys as k", (join) =>
-        join
-          .onRef("k.vault_id", "=", "h.vault_id")
-          .onRef("k.org_id", "=", "h.org_id")
-          .on("k.user_id", "=", userId),
-      )
-      .selectAll("h")
-      .select(["k.wrapped_key", "k.key_fingerprint"])
-      .where("h.vault_id", "=", vaultId)
-      .where("h.org_id", "=", orgId)
-      .executeTakeFirst();
+): Promise<PullRead | undefined> {
+  return runQuery("read organisation pull", async () => {
+    const row = (await pullRead.run(db, [slug, vaultId, userId])).rows[0];
     if (row === undefined) return undefined;
-    const { wrapped_key, key_fingerprint, ...head } = row;
+    const head =
+      row.version === null || row.encrypted_blob === null || row.name === null || row.updated_at === null
+        ? undefined
+        : {
+            vault_id: vaultId,
+            org_id: row.org_id,
+            version: row.version,
+            encrypted_blob: row.encrypted_blob,
+            schema_json: row.schema_json,
+            name: row.name,
+            updated_at: row.updated_at,
+          };
     const key =
-      wrapped_key === null || key_fingerprint === null
+      row.wrapped_key === null || row.key_fingerprint === null
         ? null
-        : { wrappedKey: wrapped_key, fingerprint: key_fingerprint };
-    return { head, key };
+        : { wrappedKey: row.wrapped_key, fingerprint: row.key_fingerprint };
+    return { orgId: row.org_id, role: row.role ?? null, head, key, recorded: row.audit_id !== null };
   });
 }
 

@@ -17,13 +17,7 @@ import {
   type OrgVaultSummary,
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
-import {
-  auditRecorded,
-  insertAudit,
-  latestVersionEvents,
-  listOrgAudit,
-  type OrgAuditRow,
-} from "../audit/data.js";
+import { insertAudit, latestVersionEvents, listOrgAudit, type OrgAuditRow } from "../audit/data.js";
 import type { Database } from "../db/schema.js";
 import { parseMetadata } from "../audit/metadata.js";
 import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
@@ -155,9 +149,6 @@ class Abort extends Error {
     super("transaction aborted");
   }
 }
-
-/** The audit action of a member's first pull of a version: one row per (member, vault, version). */
-const PULL_ACTION = "org.vault.pull";
 
 /** The organisation's copy of `vaultId`, for the versioned push (vault-copies.ts). */
 function orgHeads(vaultId: string, orgId: string): HeadStore {
@@ -418,7 +409,7 @@ export function createOrgService(deps: OrgServiceDeps) {
       if (!(await data.deleteMember(trx, org.id, userId))) return refuse({ kind: "last-owner" });
       const keysDeleted = await data.deleteMemberKeys(trx, org.id, userId);
       if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used" });
-      const pulls = await latestVersionEvents(trx, org.id, userId, PULL_ACTION);
+      const pulls = await latestVersionEvents(trx, org.id, userId, data.PULL_ACTION);
       await audit(trx, actor, org.id, "org.member.remove", at, {
         memberUserId: userId,
         role: target.role,
@@ -484,26 +475,25 @@ export function createOrgService(deps: OrgServiceDeps) {
     slug: string,
     vaultId: string,
   ): Promise<Outcome<OrgPulled, VaultRefusal>> {
-    const found = await access(actor, slug, "vault.pull");
-    if ("kind" in found) return found;
-    const orgId = found.org.id;
-    const copy = await data.findHeadWithKey(db, vaultId, orgId, actor.userId);
-    if (copy === undefined) return { kind: "not-shared" };
-    if (copy.key === null) return { kind: "key-missing" };
-    const { head, key } = copy;
+    const read = await data.readPull(db, slug, vaultId, actor.userId);
+    const denied = denial(read?.role ?? null, leastRoleFor("vault.pull"));
+    if (denied !== null) return denied;
+    const { orgId, head, key, recorded } = read!;
+    if (head === undefined) return { kind: "not-shared" };
+    if (key === null) return { kind: "key-missing" };
     const version = Number(head.version);
-    const coalesceKey = `${PULL_ACTION}:${orgId}:${vaultId}:${actor.userId}:${version}`;
-    if (!(await auditRecorded(db, coalesceKey))) {
+    if (!recorded) {
+      // Two first pulls at once both land here; the coalesce key makes them one row (with a count of 2).
       await insertAudit(db, {
         id: deps.randomId(),
         userId: actor.userId,
-        action: PULL_ACTION,
+        action: data.PULL_ACTION,
         vaultId,
         orgId,
         version,
         createdAt: deps.now().toISOString(),
         metadata: { orgId, clientId: actor.clientId, ip: actor.ip },
-        coalesceKey,
+        coalesceKey: data.pullAuditKey(orgId, vaultId, actor.userId, version),
       });
     }
     return {
