@@ -39,6 +39,18 @@ const EXPECTED = {
   "org log": ["owner", "admin", "maintainer"],
 } as const satisfies Record<string, readonly OrgRole[]>;
 type Route = keyof typeof EXPECTED;
+/** The audit row each change writes (the routes not named write none). */
+const AUDITED: Partial<Record<Route, string>> = {
+  "create org": "org.create",
+  "delete org": "org.delete",
+  "add member": "org.member.add",
+  "set role": "org.member.role",
+  "remove member": "org.member.remove",
+  pull: "org.vault.pull",
+  push: "org.vault.push",
+  share: "org.vault.share",
+  unshare: "org.vault.unshare",
+};
 /** Routes with no organisation in their path: every account may call them, whatever its memberships. */
 const UNSCOPED: readonly Route[] = ["create org", "list orgs"];
 
@@ -192,6 +204,10 @@ describeEachDatabase("organisation authorization matrix", (target) => {
     }
   }
 
+  async function auditIds(): Promise<string[]> {
+    return (await database.db.selectFrom("audit_events").select("id").execute()).map((r) => r.id);
+  }
+
   /** Everything a refused request must leave as it was. */
   async function snapshot(): Promise<string> {
     const db = database.db;
@@ -230,6 +246,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
           // An account to add, made before the snapshot (making it writes rows of its own).
           const newcomer = route === "add member" ? (await server.caller()).email : "";
           const before = permitted ? null : await snapshot();
+          const auditBefore = await auditIds();
           const res = await send(route, callerOf(relation, role), newcomer);
           const ok = res.statusCode >= 200 && res.statusCode < 300;
           lines.push(`${cell}: ${res.statusCode}`);
@@ -238,6 +255,21 @@ describeEachDatabase("organisation authorization matrix", (target) => {
             expectedSuccesses++;
             expect(ok, `${cell} answered ${res.statusCode} ${res.body}`).toBe(true);
             expect(res.headers["x-latchkey-signature"], cell).toBeDefined();
+            // Every change is one audit row of the organisation's; a read writes none (a first pull may).
+            const written = (await auditIds()).filter((id) => !auditBefore.includes(id));
+            const action = AUDITED[route];
+            if (action === undefined) expect(written, cell).toEqual([]);
+            else if (action === "org.vault.pull") expect(written.length, cell).toBeLessThanOrEqual(1);
+            else {
+              expect(written, cell).toHaveLength(1);
+              const row = await database.db
+                .selectFrom("audit_events")
+                .select(["action", "org_id", "user_id"])
+                .where("id", "=", written[0]!)
+                .executeTakeFirstOrThrow();
+              expect(row, cell).toMatchObject({ action, user_id: callerOf(relation, role).userId });
+              expect(row.org_id, cell).not.toBeNull();
+            }
             await restore(route);
             continue;
           }
