@@ -654,6 +654,20 @@ export const errorCatalogue = {
     hint: "Ask a maintainer of the organisation to run `latchkey env share --org SLUG` again.",
     exitCode: ExitCode.failure,
   },
+  LK_ORG_VAULT_NOT_SYNCED: {
+    summary:
+      "This machine has not pulled the organisation's copy of the vault (or no longer has its record of it), so it holds no organisation vault key to seal a push or a share with.",
+    message: "This machine has not synced the organisation's copy of this vault.",
+    hint: "Run `latchkey env pull --org SLUG` first, then push or share again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_ROTATION_INCOMPLETE: {
+    summary:
+      "Some organisation vaults did not get a new vault key (this machine holds no key of theirs, your role does not allow it, or pushes kept landing first); the rest of the command was done and its report printed.",
+    message: "Some organisation vaults kept their old vault key.",
+    hint: "A maintainer who can pull those vaults runs `latchkey org rotate-keys SLUG`.",
+    exitCode: ExitCode.failure,
+  },
   LK_ACCOUNT_EXISTS: {
     summary: "`latchkey-server admin create-user` was given an email that already has an account.",
     message: "An account with this email already exists.",

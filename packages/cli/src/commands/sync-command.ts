@@ -2,7 +2,15 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import type { Context } from "../context.js";
 import { DEFAULT_ENVIRONMENT } from "../vault/names.js";
-import { envLog, envPull, envPush, envRotateKey, envStatus, type SyncCommandOptions } from "./sync.js";
+import {
+  envLog,
+  envPull,
+  envPush,
+  envRotateKey,
+  envShare,
+  envStatus,
+  type SyncCommandOptions,
+} from "./sync.js";
 import { globalOptions, type RunState } from "./support.js";
 
 interface ServerFlags {
@@ -10,7 +18,29 @@ interface ServerFlags {
   profile?: string;
   json?: boolean;
   force?: boolean;
+  org?: string;
+  personal?: boolean;
 }
+
+/** --org and --personal, for the commands that work on either copy of the vault. */
+function withCopyOptions(command: Command): Command {
+  return command
+    .option("--org <slug>", "the organisation's copy of the vault (default: latchkey.json's \"org\", if any)")
+    .option("--personal", "your personal copy, even where latchkey.json names an organisation");
+}
+
+function copyOptions(flags: ServerFlags): { org?: string; personal?: boolean } {
+  return {
+    ...(flags.org === undefined ? {} : { org: flags.org }),
+    ...(flags.personal === true ? { personal: true } : {}),
+  };
+}
+
+const ORG_COPY_HELP =
+  '\nWith --org SLUG (or "org": "SLUG" in latchkey.json; --personal overrides it) the command works on the\n' +
+  "organisation's copy: sealed with the organisation's vault key, which the server holds wrapped for each\n" +
+  "member's sharing key. Its versions are counted apart from your personal copy's (vaultSync.orgVersions in\n" +
+  "latchkey.json), with the same conflict and rollback rules. See `latchkey org --help`.";
 
 function withServerOptions(command: Command): Command {
   return command
@@ -28,41 +58,78 @@ function syncOptions(command: Command, flags: ServerFlags): SyncCommandOptions {
   };
 }
 
-/** Adds `push`, `pull`, `status`, `rotate-key` and `log` to `latchkey env`. */
+/** Adds `push`, `share`, `pull`, `status`, `rotate-key` and `log` to `latchkey env`. */
 export function addSyncCommands(env: Command, ctx: Context, state: RunState): void {
-  withServerOptions(
-    env
-      .command("push")
-      .description("send the whole vault (every environment), end-to-end encrypted, to the Latchkey server")
-      .option("--force", "push a new version even when nothing changed since the last push or pull"),
+  withCopyOptions(
+    withServerOptions(
+      env
+        .command("push")
+        .description("send the whole vault (every environment), end-to-end encrypted, to the Latchkey server")
+        .option("--force", "push a new version even when nothing changed since the last push or pull"),
+    ),
   )
     .addHelpText(
       "after",
       "\nThe server gets ciphertext and this machine's wrapped vault key only. A push based on an older version\n" +
         "than the server's is refused: run `latchkey env pull`, then push again. When the secrets, the envSchema\n" +
-        "and the name are what this machine last pushed or pulled, nothing is sent and no version is made.",
+        "and the name are what this machine last pushed or pulled, nothing is sent and no version is made.\n" +
+        `${ORG_COPY_HELP}\n` +
+        "A push of an organisation's copy needs a pull of it first (the organisation's key comes with it).\n\n" +
+        "Examples:\n  latchkey env push\n  latchkey env push --org acme",
     )
     .action(async (flags: ServerFlags, command: Command) => {
-      state.exitCode = await envPush(ctx, { ...syncOptions(command, flags), force: flags.force === true });
+      state.exitCode = await envPush(ctx, {
+        ...syncOptions(command, flags),
+        ...copyOptions(flags),
+        force: flags.force === true,
+      });
     });
   withServerOptions(
     env
-      .command("pull")
-      .description("fetch the server's copy of the vault and merge it with local changes")
-      .addOption(
-        new Option("-e, --env <name>", "the environment --output writes").default(DEFAULT_ENVIRONMENT),
-      )
-      .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)"),
+      .command("share")
+      .description("share the vault with an organisation: wrap its key for every member (maintainer)")
+      .option("--org <slug>", 'the organisation (default: latchkey.json\'s "org")')
+      .option("--new-key", "seal it with a new organisation vault key (as `latchkey org rotate-keys` does)"),
+  )
+    .addHelpText(
+      "after",
+      "\nPushes the vault as the next version of the organisation's copy (the first share creates it) with its\n" +
+        "vault key wrapped for every member who has a sharing key; the keys it had before are replaced by these.\n" +
+        "Members still waiting for a sharing key are listed. A member added later (or one who replaced their\n" +
+        "sharing key) gets access when a maintainer runs `latchkey env share --org SLUG` again: a plain push never\n" +
+        "hands the key to anyone new. The same rules as a push: based on an older version it is refused, and a\n" +
+        "copy the organisation already has must be pulled first (`latchkey env pull --org SLUG`).\n\n" +
+        "Examples:\n  latchkey env share --org acme\n  latchkey env share --org acme --json",
+    )
+    .action(async (flags: ServerFlags & { newKey?: boolean }, command: Command) => {
+      state.exitCode = await envShare(ctx, {
+        ...syncOptions(command, flags),
+        ...(flags.org === undefined ? {} : { org: flags.org }),
+        newKey: flags.newKey === true,
+      });
+    });
+  withCopyOptions(
+    withServerOptions(
+      env
+        .command("pull")
+        .description("fetch the server's copy of the vault and merge it with local changes")
+        .addOption(
+          new Option("-e, --env <name>", "the environment --output writes").default(DEFAULT_ENVIRONMENT),
+        )
+        .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)"),
+    ),
   )
     .addHelpText(
       "after",
       "\nKeys changed only here stay, keys changed only on the server are taken, keys changed on both sides keep\n" +
         "the local value and are listed (names only) so the next push settles them. A version older than one this\n" +
-        "machine has seen is refused.",
+        `machine has seen is refused.\n${ORG_COPY_HELP}\n\n` +
+        "Examples:\n  latchkey env pull\n  latchkey env pull --org acme -e staging -o .env",
     )
     .action(async (flags: ServerFlags & { env: string; output?: string }, command: Command) => {
       state.exitCode = await envPull(ctx, {
         ...syncOptions(command, flags),
+        ...copyOptions(flags),
         environment: flags.env,
         ...(flags.output === undefined ? {} : { output: flags.output }),
       });
@@ -102,9 +169,15 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
     .action(async (flags: ServerFlags, command: Command) => {
       state.exitCode = await envRotateKey(ctx, syncOptions(command, flags));
     });
-  withServerOptions(
-    env.command("log").description("the last 50 audit entries of this project's vault"),
-  ).action(async (flags: ServerFlags, command: Command) => {
-    state.exitCode = await envLog(ctx, syncOptions(command, flags));
-  });
+  withCopyOptions(
+    withServerOptions(env.command("log").description("the last 50 audit entries of this project's vault")),
+  )
+    .addHelpText(
+      "after",
+      "\nThe personal copy's log is yours alone; an organisation's copy's (--org SLUG) is readable by its owners,\n" +
+        "admins and maintainers.\n\nExamples:\n  latchkey env log\n  latchkey env log --org acme --json",
+    )
+    .action(async (flags: ServerFlags, command: Command) => {
+      state.exitCode = await envLog(ctx, { ...syncOptions(command, flags), ...copyOptions(flags) });
+    });
 }

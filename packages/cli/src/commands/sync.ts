@@ -4,7 +4,8 @@ import { fetchVaultLog } from "../sync/log.js";
 import { PAIR_HINT_STEPS } from "../sync/not-paired.js";
 import { describeDuration } from "../sync/offline.js";
 import { pullVault, type PullOptions } from "../sync/pull.js";
-import { pushVault, type PushOptions } from "../sync/push.js";
+import { pushVault, shareVault, type PushOptions, type ShareOutcome } from "../sync/push.js";
+import type { CopyChoice } from "../sync/project.js";
 import { rotateWrappingKey } from "../sync/rotate.js";
 import { vaultStatus, type ServerView, type VaultStatus } from "../sync/status.js";
 
@@ -16,14 +17,30 @@ export interface SyncCommandOptions {
   json: boolean;
 }
 
+/** The copy a command works on: `--org SLUG` or `--personal` (push, pull, log, share). */
+function choice(options: CopyChoice): CopyChoice {
+  return {
+    ...(options.org === undefined ? {} : { org: options.org }),
+    ...(options.personal === true ? { personal: true } : {}),
+  };
+}
+
+/** How messages name a copy: `vault ID`, or `organisation S's copy of vault ID`. */
+const copyName = (vaultId: string, org: string | undefined) =>
+  org === undefined ? `vault ${vaultId}` : `organisation ${org}'s copy of vault ${vaultId}`;
+
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 /** `env push`. */
 export async function envPush(
   ctx: Context,
-  options: SyncCommandOptions & { force?: boolean },
+  options: SyncCommandOptions & CopyChoice & { force?: boolean },
 ): Promise<number> {
-  const pushOptions: PushOptions = { verbose: options.verbose, force: options.force === true };
+  const pushOptions: PushOptions = {
+    verbose: options.verbose,
+    force: options.force === true,
+    ...choice(options),
+  };
   if (options.profile !== undefined) pushOptions.profile = options.profile;
   if (options.server !== undefined) pushOptions.server = options.server;
   const outcome = await pushVault(ctx, pushOptions);
@@ -31,12 +48,12 @@ export async function envPush(
   else if (!outcome.pushed)
     printStatus(
       ctx,
-      `Nothing to push: ${outcome.name} is as it was at version ${outcome.version} on ${outcome.server}. (--force pushes a new version anyway.)`,
+      `Nothing to push: ${outcome.name} is as it was at version ${outcome.version} on ${outcome.server}${outcome.org === undefined ? "" : ` (organisation ${outcome.org})`}. (--force pushes a new version anyway.)`,
     );
   else
     printStatus(
       ctx,
-      `Pushed ${outcome.name} (${plural(outcome.environments, "environment")}) to ${outcome.server} as version ${outcome.version}.`,
+      `Pushed ${outcome.name} (${plural(outcome.environments, "environment")}) to ${outcome.org === undefined ? "" : `organisation ${outcome.org}'s copy on `}${outcome.server} as version ${outcome.version}.`,
     );
   return 0;
 }
@@ -44,9 +61,13 @@ export async function envPush(
 /** `env pull`. */
 export async function envPull(
   ctx: Context,
-  options: SyncCommandOptions & { environment: string; output?: string },
+  options: SyncCommandOptions & CopyChoice & { environment: string; output?: string },
 ): Promise<number> {
-  const pullOptions: PullOptions = { environment: options.environment, verbose: options.verbose };
+  const pullOptions: PullOptions = {
+    environment: options.environment,
+    verbose: options.verbose,
+    ...choice(options),
+  };
   if (options.output !== undefined) pullOptions.output = options.output;
   if (options.profile !== undefined) pullOptions.profile = options.profile;
   if (options.server !== undefined) pullOptions.server = options.server;
@@ -57,7 +78,10 @@ export async function envPull(
     const what = outcome.restored
       ? "restored the local vault from it"
       : `${plural(outcome.fromServer.length, "key")} taken from the server, ${outcome.keptLocal.length} local change(s) kept`;
-    printStatus(ctx, `Pulled version ${outcome.version} of vault ${outcome.vaultId}: ${what}.`);
+    printStatus(
+      ctx,
+      `Pulled version ${outcome.version} of ${copyName(outcome.vaultId, outcome.org)}: ${what}.`,
+    );
     if (outcome.output !== undefined) printStatus(ctx, `Wrote ${outcome.output} (mode 0600).`);
   }
   // Names only, never values; on stderr even with --json so a script still sees them.
@@ -65,7 +89,7 @@ export async function envPull(
     printStatus(
       ctx,
       `Changed both here and on the server, kept the local value: ${outcome.conflicts.join(", ")}. ` +
-        "Check them, then `latchkey env push` to make the server agree.",
+        `Check them, then \`latchkey env push${outcome.org === undefined ? "" : ` --org ${outcome.org}`}\` to make the server agree.`,
     );
   }
   return 0;
@@ -101,17 +125,52 @@ export async function envRotateKey(ctx: Context, options: SyncCommandOptions): P
   return 0;
 }
 
+/** `env share`. */
+export async function envShare(
+  ctx: Context,
+  options: SyncCommandOptions & { org?: string; newKey?: boolean },
+): Promise<number> {
+  const outcome: ShareOutcome = await shareVault(ctx, {
+    verbose: options.verbose,
+    newKey: options.newKey === true,
+    ...(options.org === undefined ? {} : { org: options.org }),
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+  });
+  if (options.json) {
+    printJson(ctx, outcome);
+    return 0;
+  }
+  printStatus(
+    ctx,
+    `Shared ${outcome.name} (${plural(outcome.environments, "environment")}) with organisation ${outcome.org} on ${outcome.server} as version ${outcome.version}` +
+      `${outcome.newKey ? ", sealed with a new vault key" : ""}: wrapped for ${plural(outcome.sharedWith.length, "member")} (${outcome.sharedWith.join(", ")}).`,
+  );
+  if (outcome.waiting.length > 0)
+    printStatus(
+      ctx,
+      `Waiting for a sharing key (not shared with yet): ${outcome.waiting.join(", ")}. Their first organisation command registers one; ` +
+        `then run \`latchkey env share --org ${outcome.org}\` again.`,
+    );
+  return 0;
+}
+
 /** `env log`. */
-export async function envLog(ctx: Context, options: SyncCommandOptions): Promise<number> {
+export async function envLog(ctx: Context, options: SyncCommandOptions & CopyChoice): Promise<number> {
   const log = await fetchVaultLog(ctx, {
+    ...choice(options),
     verbose: options.verbose,
     ...(options.profile === undefined ? {} : { profile: options.profile }),
     ...(options.server === undefined ? {} : { server: options.server }),
   });
   if (options.json) {
-    printJson(ctx, { vaultId: log.vaultId, entries: log.entries });
+    printJson(ctx, {
+      vaultId: log.vaultId,
+      ...(log.org === undefined ? {} : { org: log.org }),
+      entries: log.entries,
+    });
   } else if (log.entries.length === 0) {
-    printStatus(ctx, `No audit entries for vault ${log.vaultId}.`);
+    printStatus(ctx, `No audit entries for ${copyName(log.vaultId, log.org)}.`);
   } else {
     printData(
       ctx,

@@ -42,6 +42,8 @@ export interface ProjectConfig {
   profile: unknown;
   /** The raw `name` value. */
   name: unknown;
+  /** The raw `org` value: the organisation whose copy the sync commands use by default. */
+  org: unknown;
   /** The raw `vaultSync` value, owned by the sync client. */
   vaultSync: unknown;
   /** The raw `registries` value, for registry/config.ts. */
@@ -234,6 +236,7 @@ export function parseProject(raw: string, file: string): ProjectConfig {
     envSchema: field("envSchema"),
     profile: field("profile"),
     name: field("name"),
+    org: field("org"),
     vaultSync: field("vaultSync"),
     registries: field("registries"),
   };

@@ -528,6 +528,26 @@ describe("callApi: error answers", () => {
     expect(error.details).toMatchObject({ currentVersion: 7, status: 409 });
   });
 
+  it("maps an organisation's refusals to their own codes: 403 role, 409 membership and key conflicts", async () => {
+    const { ctx } = context();
+    const cases = [
+      [403, "LK_ORG_FORBIDDEN"],
+      [409, "LK_ORG_EXISTS"],
+      [409, "LK_ORG_LAST_OWNER"],
+      [409, "LK_MEMBER_EXISTS"],
+      [409, "LK_ORG_MEMBERS_CHANGED"],
+      [409, "LK_ORG_VAULT_KEY_MISSING"],
+      [404, "LK_ORG_NOT_FOUND"],
+    ] as const;
+    for (const [status, code] of cases) {
+      api = (_req, res) => sendJson(res, status, { error: "Refused", code, message: "refused" });
+      const error = await rejection(
+        callApi(ctx, { method: "PUT", path: "/orgs/acme", body: {}, answer: pushResponseSchema }),
+      );
+      expect(error.code, code).toBe(code);
+    }
+  });
+
   it("maps 413 to LK_VAULT_TOO_LARGE with what to do, not a bare status", async () => {
     api = (_req, res) =>
       sendJson(res, 413, {

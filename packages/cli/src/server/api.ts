@@ -22,7 +22,7 @@ import { verifySignature } from "./signature.js";
 
 /** One request to the sync API, and what its 2xx answer must be. */
 export interface ApiCall<T> {
-  method: "GET" | "PUT" | "POST" | "DELETE";
+  method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE";
   /** The path under API_PREFIX, e.g. `/vaults/${id}`. */
   path: string;
   /** Sent as JSON. */
@@ -89,11 +89,13 @@ function isCatalogueCode(code: string | undefined): code is ErrorCode {
 }
 
 // The refusals a 403 may name: the step-up routes and the routes that need a proof say which it is, and each has
-// its own remedy (type the password again, ask for one, set one). Anything else a 403 names is LK_FORBIDDEN.
+// its own remedy (type the password again, ask for one, set one); an organisation route says the caller's role is
+// too weak. Anything else a 403 names is LK_FORBIDDEN.
 const FORBIDDEN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_STEP_UP_REQUIRED",
   "LK_STEP_UP_FAILED",
   "LK_STEP_UP_UNAVAILABLE",
+  "LK_ORG_FORBIDDEN",
 ]);
 
 // The refusals a 409 may name besides a stale version, each with its own remedy. Any other 409 is a vault conflict.
@@ -101,6 +103,11 @@ const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_PAIRING_FAILED",
   "LK_SHARING_KEY_EXISTS",
   "LK_SHARING_KEY_MISMATCH",
+  "LK_ORG_EXISTS",
+  "LK_ORG_LAST_OWNER",
+  "LK_MEMBER_EXISTS",
+  "LK_ORG_MEMBERS_CHANGED",
+  "LK_ORG_VAULT_KEY_MISSING",
 ]);
 
 /**
@@ -188,10 +195,10 @@ async function responseError(
  * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
  * fallback); then parses the answer with `call.answer` (not JSON, or not that shape → LK_SERVER_ERROR); maps
  * errors: 401 after the retry → LK_SESSION_EXPIRED
- * (hint: `latchkey login`), 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE, else LK_FORBIDDEN,
- * 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND) else
- * LK_SERVER_ERROR, 409 → the body's LK_PAIRING_FAILED / LK_SHARING_KEY_EXISTS / LK_SHARING_KEY_MISMATCH, else
- * LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * (hint: `latchkey login`), 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE or LK_ORG_FORBIDDEN, else
+ * LK_FORBIDDEN, 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND,
+ * LK_ORG_NOT_FOUND…) else LK_SERVER_ERROR, 409 → the body's code when it is one of CONFLICT_CODES (pairing,
+ * sharing keys, organisations), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, 429 → LK_RATE_LIMITED naming Retry-After, other → LK_SERVER_ERROR (status named, body not
  * echoed), network → LK_SERVER_UNREACHABLE. `call.stepUpProof` goes in STEP_UP_HEADER on every attempt.
  */

@@ -48,7 +48,7 @@ import {
   type InterruptWatch,
 } from "./pairing.js";
 import { adoptWrappingKey, type AdoptOutcome } from "./rotate.js";
-import { listSyncEntries } from "./state.js";
+import { isPersonalEntry, listSyncEntries } from "./state.js";
 
 /** Which server, and how loud. */
 export interface PairServerOptions {
@@ -445,7 +445,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
   });
   // Approved: a failure from here on must not revoke what the new machine is about to take.
   const vaults = (await listSyncEntries(ctx.paths.home))
-    .filter((e) => e.server === joined.server && e.userId === joined.userId)
+    .filter((e) => isPersonalEntry(e) && e.server === joined.server && e.userId === joined.userId)
     .map((e) => e.vaultId);
   return { pairingId: pairing.pairingId, server: joined.server, vaults, ...sent };
 }

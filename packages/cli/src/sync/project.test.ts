@@ -4,7 +4,7 @@ import { basename, join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestContext } from "../../test/support/context.js";
 import { findProject } from "../project/project.js";
-import { personalVersion, pushName, pushSchema, recordPersonalVersion, syncVaultId } from "./project.js";
+import { chosenOrg, pushName, pushSchema, recordedVersion, recordVersion, syncVaultId } from "./project.js";
 
 const ID = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 const dirs: string[] = [];
@@ -52,18 +52,57 @@ describe("what a push takes from the project", () => {
     const text = `{\n    "vault": "${ID}",\n    "other": [1, 2]\n}\n`;
     const dir = await projectDir({ "latchkey.json": text });
     const ctx = createTestContext({ cwd: dir });
-    expect(personalVersion(await findProject(dir))).toBeUndefined();
-    await recordPersonalVersion(ctx, await findProject(dir), 7);
+    expect(recordedVersion(await findProject(dir))).toBeUndefined();
+    await recordVersion(ctx, await findProject(dir), 7);
     expect(await readFile(join(dir, "latchkey.json"), "utf8")).toBe(
       `{\n    "vault": "${ID}",\n    "other": [1, 2],\n    "vaultSync": {\n        "personalVersion": 7\n    }\n}\n`,
     );
-    expect(personalVersion(await findProject(dir))).toBe(7);
+    expect(recordedVersion(await findProject(dir))).toBe(7);
     // A vaultSync that is not an object cannot take it: a warning, not a failed sync.
     const odd = await projectDir({ "latchkey.json": `{"vault":"${ID}","vaultSync":"x"}` });
     const warned = createTestContext({ cwd: odd });
-    await recordPersonalVersion(warned, await findProject(odd), 3);
+    await recordVersion(warned, await findProject(odd), 3);
     expect(warned.stderr.text()).toContain("could not record vaultSync.personalVersion");
-    expect(personalVersion(await findProject(odd))).toBeUndefined();
+    expect(recordedVersion(await findProject(odd))).toBeUndefined();
+  });
+
+  it("records each organisation's version beside the personal one, and reads each back alone", async () => {
+    const dir = await projectDir({ "latchkey.json": `{"vault":"${ID}","vaultSync":{"personalVersion":2}}` });
+    const ctx = createTestContext({ cwd: dir });
+    expect(recordedVersion(await findProject(dir), "acme")).toBeUndefined();
+    await recordVersion(ctx, await findProject(dir), 5, "acme");
+    await recordVersion(ctx, await findProject(dir), 1, "team-2");
+    const project = await findProject(dir);
+    expect(recordedVersion(project)).toBe(2);
+    expect(recordedVersion(project, "acme")).toBe(5);
+    expect(recordedVersion(project, "team-2")).toBe(1);
+    expect(recordedVersion(project, "other")).toBeUndefined();
+    expect(JSON.parse(await readFile(join(dir, "latchkey.json"), "utf8"))).toEqual({
+      vault: ID,
+      vaultSync: { personalVersion: 2, orgVersions: { acme: 5, "team-2": 1 } },
+    });
+  });
+
+  it("chooses the copy: --org, else --personal, else latchkey.json's org, else the personal copy", async () => {
+    const withOrg = await findProject(
+      await projectDir({ "latchkey.json": `{"vault":"${ID}","org":"acme"}` }),
+    );
+    const without = await findProject(await projectDir({ "latchkey.json": `{"vault":"${ID}"}` }));
+    expect(chosenOrg(withOrg, {})).toBe("acme");
+    expect(chosenOrg(withOrg, { org: "beta" })).toBe("beta");
+    expect(chosenOrg(withOrg, { personal: true })).toBeUndefined();
+    expect(chosenOrg(without, {})).toBeUndefined();
+    expect(chosenOrg(null, { org: "beta" })).toBe("beta");
+    expect(() => chosenOrg(without, { org: "Acme" })).toThrow(expect.objectContaining({ code: "LK_USAGE" }));
+    expect(() => chosenOrg(without, { org: "acme", personal: true })).toThrow(
+      expect.objectContaining({ code: "LK_USAGE" }),
+    );
+    const broken = await findProject(
+      await projectDir({ "latchkey.json": `{"vault":"${ID}","org":"Not A Slug"}` }),
+    );
+    expect(() => chosenOrg(broken, {})).toThrow(expect.objectContaining({ code: "LK_PROJECT_INVALID" }));
+    // --personal does not need the broken default.
+    expect(chosenOrg(broken, { personal: true })).toBeUndefined();
   });
 
   it("syncs only UUID vault ids", () => {

@@ -1,10 +1,12 @@
 import {
   LatchkeyError,
   checkSchema,
+  isOrgSlug,
   isUuid,
   packageJsonSchema,
   parseEnvSchema,
   projectNameSchema,
+  projectOrgSchema,
   vaultSyncSchema,
   type EnvSchema,
 } from "@latchkey/core";
@@ -55,28 +57,77 @@ export async function openSyncProject(ctx: Context): Promise<SyncProject> {
   };
 }
 
-/** `vaultSync.personalVersion` of latchkey.json, or undefined when absent or not a non-negative integer. */
-export function personalVersion(project: Project | null): number | undefined {
+/**
+ * The version latchkey.json records as last synced of the personal copy (`vaultSync.personalVersion`) or of
+ * organisation `org`'s (`vaultSync.orgVersions.<org>`); undefined when absent or not valid.
+ */
+export function recordedVersion(project: Project | null, org?: string): number | undefined {
   const sync = checkSchema(vaultSyncSchema, project?.config.vaultSync);
-  return sync.ok ? sync.value.personalVersion : undefined;
+  if (!sync.ok) return undefined;
+  return org === undefined ? sync.value.personalVersion : sync.value.orgVersions?.[org];
 }
 
 /**
- * Records the synced version in latchkey.json (formatting kept). The sync already happened: a file that cannot
- * take it only earns a warning.
+ * Records the synced version of the personal copy, or of `org`'s, in latchkey.json (formatting kept). The sync
+ * already happened: a file that cannot take it only earns a warning.
  */
-export async function recordPersonalVersion(
+export async function recordVersion(
   ctx: Context,
   project: Project | null,
   version: number,
+  org?: string,
 ): Promise<void> {
   if (project === null) return;
+  const path = org === undefined ? ["vaultSync", "personalVersion"] : ["vaultSync", "orgVersions", org];
   try {
-    await updateProjectField(project.file, ["vaultSync", "personalVersion"], version);
+    await updateProjectField(project.file, path, version);
   } catch (error) {
     const reason = error instanceof LatchkeyError ? error.message : String(error);
-    printStatus(ctx, `Warning: could not record vaultSync.personalVersion in ${project.file}: ${reason}`);
+    printStatus(ctx, `Warning: could not record ${path.join(".")} in ${project.file}: ${reason}`);
   }
+}
+
+/** How a sync command line chose its copy: `--org SLUG`, `--personal`, or neither. */
+export interface CopyChoice {
+  org?: string;
+  personal?: boolean;
+}
+
+/**
+ * The organisation whose copy a sync command works on, or undefined for the personal copy: `--org SLUG`, else the
+ * personal copy with `--personal`, else latchkey.json's `org`, else the personal copy. A slug that is not one is
+ * LK_USAGE (on the command line) or LK_PROJECT_INVALID (in latchkey.json).
+ */
+export function chosenOrg(project: Project | null, choice: CopyChoice): string | undefined {
+  if (choice.org !== undefined && choice.personal === true) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "--org and --personal name different copies of the vault; give one of them.",
+    });
+  }
+  if (choice.org !== undefined) {
+    if (!isOrgSlug(choice.org)) {
+      throw new LatchkeyError("LK_USAGE", {
+        message: "--org takes an organisation slug: 1 to 40 lower-case letters, digits and inner hyphens.",
+        hint: "List your organisations with `latchkey org list`.",
+      });
+    }
+    return choice.org;
+  }
+  if (choice.personal === true || project === null || project.config.org === undefined) return undefined;
+  const org = checkSchema(projectOrgSchema, project.config.org);
+  if (!org.ok) {
+    throw new LatchkeyError("LK_PROJECT_INVALID", {
+      message: `"org" in ${project.file} is not an organisation slug: ${org.message}`,
+      hint: "Set it to the slug `latchkey org list` shows, or remove it to use your personal copy.",
+      details: { path: project.file },
+    });
+  }
+  return org.value;
+}
+
+/** How a command line selects `org`'s copy, for hints: ` --org SLUG`, or nothing for the personal copy. */
+export function orgFlag(org: string | undefined): string {
+  return org === undefined ? "" : ` --org ${org}`;
 }
 
 /** The push's `schema`: latchkey.json's envSchema; absent → undefined; malformed → a warning and undefined. */

@@ -1,18 +1,22 @@
 import {
   LatchkeyError,
+  fromBase64,
   isLatchkeyError,
   pullResponseSchema,
   pushResponseSchema,
   syncBlobContext,
   toBase64,
   utf8Encode,
+  type OrgPushRequest,
   type PushRequest,
   type PushResponse,
 } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
-import { callApi } from "../server/api.js";
+import { orgVaultPath, sendShare } from "../org/copy.js";
+import { callApi, type ApiResult } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
+import { ensureSharingKey, type SharingKey } from "../sharing/sharing-key.js";
 import { checkVaultSize } from "../vault/limits.js";
 import {
   loadVaultKey,
@@ -23,17 +27,20 @@ import {
 } from "../vault/vault-store.js";
 import { refuseVaultSyncedElsewhere, serverCopyNotPaired } from "./not-paired.js";
 import {
+  chosenOrg,
   openSyncProject,
-  personalVersion,
+  orgFlag,
   pushName,
   pushSchema,
-  recordPersonalVersion,
+  recordedVersion,
+  recordVersion,
+  type CopyChoice,
   type SyncProject,
 } from "./project.js";
 import { getSyncEntry, readSyncBase, recordSync, writeSyncBase, type SyncBase } from "./state.js";
 
-/** Options of `env push`. */
-export interface PushOptions {
+/** Options of `env push`: which copy (`org`, `personal`: see chosenOrg), and where. */
+export interface PushOptions extends CopyChoice {
   profile?: string;
   server?: string;
   verbose?: number;
@@ -45,6 +52,8 @@ export interface PushOptions {
 export interface PushOutcome {
   vaultId: string;
   server: string;
+  /** The organisation whose copy was pushed; absent for the personal copy. */
+  org?: string;
   name: string;
   baseVersion: number;
   /** The new version; when nothing was pushed, the version the vault is still at. */
@@ -52,6 +61,23 @@ export interface PushOutcome {
   environments: number;
   /** False when nothing had changed since the last sync, so no request was made. */
   pushed: boolean;
+}
+
+/** Options of `env share`: an organisation's copy always (`--org`, else latchkey.json's `org`). */
+export interface ShareOptions extends PushOptions {
+  /** Seal with a new organisation vault key rather than the one the copy has. */
+  newKey?: boolean;
+}
+
+/** What a share did: a push of the organisation's copy whose key set became the members' current keys. */
+export interface ShareOutcome extends PushOutcome {
+  org: string;
+  /** Whether the copy was sealed with a new organisation vault key (its first share, or --new-key). */
+  newKey: boolean;
+  /** Emails of the members whose sharing key the vault key was wrapped for. */
+  sharedWith: string[];
+  /** Emails of the members who have no sharing key yet: shared with at the next share once they have one. */
+  waiting: string[];
 }
 
 /** JSON with object keys sorted, so two equal values have one text whatever order their keys were set in. */
@@ -78,6 +104,7 @@ function unchangedSince(
   schema: Record<string, unknown> | undefined,
 ): base is SyncBase {
   if (base === null || base.server !== push.server || base.userId !== push.userId) return false;
+  // A base that lost its organisation key cannot tell: this push would be refused for want of one anyway.
   if (base.version !== push.baseVersion || base.name !== push.name) return false;
   if (
     schema !== undefined &&
@@ -133,23 +160,56 @@ async function refuseUnopenableServerCopy(
 /** The path of a vault under the API prefix. */
 export const vaultPath = (vaultId: string): string => `/vaults/${encodeURIComponent(vaultId)}`;
 
+/** LK_ORG_VAULT_NOT_SYNCED: this machine holds no organisation vault key at the version a push is based on. */
+function orgCopyNotSynced(vaultId: string, org: string, baseVersion: number): LatchkeyError {
+  return new LatchkeyError("LK_ORG_VAULT_NOT_SYNCED", {
+    message:
+      baseVersion === 0
+        ? `This machine has not pulled organisation ${org}'s copy of vault ${vaultId}, so it holds no key to seal a push with. Nothing was sent.`
+        : `This machine has no record of organisation ${org}'s vault key at version ${baseVersion} of vault ${vaultId} (its merge base is gone or was written before it kept one). Nothing was sent.`,
+    hint:
+      baseVersion === 0
+        ? `Run \`latchkey env pull --org ${org}\` first. If the organisation has no copy yet, a maintainer creates it with \`latchkey env share --org ${org}\`.`
+        : `Run \`latchkey env pull --org ${org}\`, then push again.`,
+    details: { vaultId, org, baseVersion },
+  });
+}
+
 /**
- * `env push`: seals the whole vault (every environment) with the vault key under syncBlobContext(vault, base + 1)
- * and sends it with the vault key as this machine wraps it. The base is the lower of latchkey.json's
- * personalVersion and this machine's last synced version, so a checkout that has not seen a newer version, or a
- * latchkey.json carried in by git from elsewhere, is refused (409) rather than overwriting what it never merged.
+ * `env push` and `env share`: seals the whole vault (every environment) under syncBlobContext(vault, base + 1
+ * [, org]) and sends it as the next version of the chosen copy:
+ * - the personal copy: sealed with the local vault key, sent with it as this machine wraps it;
+ * - an organisation's (`org`, after ensureSharingKey): sealed with the organisation's vault key this machine got
+ *   at its last sync of that copy (kept in its merge base); the members' wrapped keys stay as they are;
+ * - `share`: an organisation's copy whose key set becomes the vault key wrapped for every member with a sharing
+ *   key, sealed with the copy's key, a new one for its first version or with `newKey`.
+ * The base is the lower of latchkey.json's recorded version of that copy and this machine's last synced version,
+ * so a checkout that has not seen a newer version, or a latchkey.json carried in by git from elsewhere, is
+ * refused (409) rather than overwriting what it never merged.
  */
-export async function pushVault(ctx: Context, options: PushOptions = {}): Promise<PushOutcome> {
+async function pushCopy(
+  ctx: Context,
+  options: ShareOptions,
+  share: boolean,
+): Promise<PushOutcome | ShareOutcome> {
   const sp = await openSyncProject(ctx);
   const { vaultId, project, keystore } = sp;
+  const org = chosenOrg(project, options);
+  if (share && org === undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message:
+        "`latchkey env share` shares with an organisation: name it with --org SLUG (or `org` in latchkey.json).",
+      hint: "List your organisations with `latchkey org list`.",
+    });
+  }
   const { document, exists } = await readVaultWithPresence(sp.deps, vaultId);
   const wrappedKey = await keystore.get(vaultKeyAccount(vaultId));
   const vaultKey = await loadVaultKey(sp.deps, vaultId);
   if (!exists || wrappedKey === null || vaultKey === null) {
     await refuseVaultSyncedElsewhere(keystore, project, vaultId);
     throw new LatchkeyError("LK_ENV_NOT_FOUND", {
-      message: `Vault ${vaultId} has no secrets on this machine: there is nothing to push.`,
-      hint: "Set secrets with `latchkey env set`, or fetch the server's copy with `latchkey env pull`.",
+      message: `Vault ${vaultId} has no secrets on this machine: there is nothing to ${share ? "share" : "push"}.`,
+      hint: `Set secrets with \`latchkey env set\`, or fetch the server's copy with \`latchkey env pull${orgFlag(org)}\`.`,
     });
   }
   checkVaultSize(document, "push");
@@ -159,63 +219,122 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
   };
   const active = await requireServerSession(ctx, { ...serverOptions, verbose: options.verbose ?? 0 });
   const server = active.selection.server;
-  const entry = await getSyncEntry(ctx.paths.home, server, active.session.subject, vaultId);
-  const baseVersion = Math.min(personalVersion(project) ?? 0, entry?.syncedVersion ?? 0);
+  const api = { ...serverOptions, server, verbose: options.verbose ?? 0 };
+  const sharing: SharingKey | null = org === undefined ? null : await ensureSharingKey(ctx, api);
+  const entry = await getSyncEntry(ctx.paths.home, server, active.session.subject, vaultId, org);
+  const baseVersion = Math.min(recordedVersion(project, org) ?? 0, entry?.syncedVersion ?? 0);
   const schema = pushSchema(ctx, project);
   const name = pushName(ctx, project);
   const userId = active.session.subject;
-  const base = baseVersion > 0 ? await readSyncBase(ctx.paths.home, vaultId, vaultKey) : null;
+  const base = baseVersion > 0 ? await readSyncBase(ctx.paths.home, vaultId, vaultKey, org) : null;
   if (
+    !share &&
     options.force !== true &&
     unchangedSince(base, { server, userId, baseVersion, document, name }, schema)
   ) {
     const environments = Object.keys(document).length;
-    return { vaultId, server, name, baseVersion, version: baseVersion, environments, pushed: false };
+    return {
+      vaultId,
+      server,
+      ...(org === undefined ? {} : { org }),
+      name,
+      baseVersion,
+      version: baseVersion,
+      environments,
+      pushed: false,
+    };
+  }
+  // The key the new version is sealed with: the organisation's as of the base, unless the copy starts (or is
+  // re-keyed) with this share.
+  const newKey = share && (baseVersion === 0 || options.newKey === true);
+  let sealingKey = vaultKey;
+  if (org !== undefined) {
+    const known =
+      base !== null && base.version === baseVersion && base.server === server ? base.orgKey : undefined;
+    if (newKey) sealingKey = ctx.random.bytes(32);
+    else if (known === undefined) throw orgCopyNotSynced(vaultId, org, baseVersion);
+    else sealingKey = fromBase64(known);
   }
   const version = baseVersion + 1;
   const sealed = sealEnvelopeSync(
-    vaultKey,
+    sealingKey,
     utf8Encode(JSON.stringify(document)),
-    syncBlobContext(vaultId, version),
+    syncBlobContext(vaultId, version, org),
     (n) => ctx.random.bytes(n),
   );
-  const body: PushRequest = {
-    encryptedBlob: toBase64(sealed),
-    wrappedKey,
-    ...(schema === undefined ? {} : { schema }),
-    name,
-    baseVersion,
-  };
-  let result;
+  const encryptedBlob = toBase64(sealed);
+  let result: ApiResult<PushResponse>;
+  let shared: { sharedWith: string[]; waiting: string[] } | null = null;
   try {
-    result = await callApi(
-      ctx,
-      { method: "PUT", path: vaultPath(vaultId), body, answer: pushResponseSchema },
-      {
-        server,
-        verbose: options.verbose ?? 0,
-        ...(options.profile === undefined ? {} : { profile: options.profile }),
-      },
-    );
+    if (org === undefined) {
+      const body: PushRequest = {
+        encryptedBlob,
+        wrappedKey,
+        ...(schema === undefined ? {} : { schema }),
+        name,
+        baseVersion,
+      };
+      result = await callApi(
+        ctx,
+        { method: "PUT", path: vaultPath(vaultId), body, answer: pushResponseSchema },
+        api,
+      );
+    } else if (share) {
+      const sent = await sendShare(
+        ctx,
+        {
+          org,
+          vaultId,
+          vaultKey: sealingKey,
+          encryptedBlob,
+          name,
+          ...(schema === undefined ? {} : { schema }),
+          baseVersion,
+        },
+        { userId, key: sharing! },
+        api,
+      );
+      result = sent.answer;
+      shared = sent.members;
+    } else {
+      const body: OrgPushRequest = {
+        encryptedBlob,
+        ...(schema === undefined ? {} : { schema }),
+        name,
+        baseVersion,
+      };
+      result = await callApi(
+        ctx,
+        { method: "PUT", path: orgVaultPath(org, vaultId), body, answer: pushResponseSchema },
+        api,
+      );
+    }
   } catch (error) {
     if (!isLatchkeyError(error, "LK_VAULT_CONFLICT")) throw error;
     // A machine that never synced this vault may be one that cannot open the server's copy: pulling cannot help it.
-    if (entry === null) await refuseUnopenableServerCopy(ctx, sp, { ...serverOptions, server }, options);
+    if (entry === null && org === undefined)
+      await refuseUnopenableServerCopy(ctx, sp, { ...serverOptions, server }, options);
     const current = error.details?.currentVersion;
+    const copy = org === undefined ? `vault ${vaultId}` : `organisation ${org}'s copy of vault ${vaultId}`;
     throw new LatchkeyError("LK_VAULT_CONFLICT", {
       message:
         typeof current === "number"
-          ? `The server has version ${current} of vault ${vaultId}; this push was based on version ${baseVersion}. Nothing was overwritten.`
-          : `The server has a newer version of vault ${vaultId} than version ${baseVersion}, which this push was based on. Nothing was overwritten.`,
-      hint: "Run `latchkey env pull` to reconcile the server's version with your changes, then `latchkey env push` again.",
-      details: { vaultId, baseVersion, ...(typeof current === "number" ? { currentVersion: current } : {}) },
+          ? `The server has version ${current} of ${copy}; this ${share ? "share" : "push"} was based on version ${baseVersion}. Nothing was overwritten.`
+          : `The server has a newer version of ${copy} than version ${baseVersion}, which this ${share ? "share" : "push"} was based on. Nothing was overwritten.`,
+      hint: `Run \`latchkey env pull${orgFlag(org)}\` to reconcile the server's version with your changes, then \`latchkey env ${share ? "share" : "push"}${orgFlag(org)}\` again.`,
+      details: {
+        vaultId,
+        baseVersion,
+        ...(org === undefined ? {} : { org }),
+        ...(typeof current === "number" ? { currentVersion: current } : {}),
+      },
       cause: error,
     });
   }
   if (!acknowledges(result.data, vaultId, version)) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
-      message: `The server acknowledged the push of vault ${vaultId} with an answer that is not the acknowledgement of version ${version}; nothing was recorded as synced.`,
-      hint: "Run `latchkey env pull` to see what the server has, then push again.",
+      message: `The server acknowledged the ${share ? "share" : "push"} of vault ${vaultId} with an answer that is not the acknowledgement of version ${version}; nothing was recorded as synced.`,
+      hint: `Run \`latchkey env pull${orgFlag(org)}\` to see what the server has, then push again.`,
       details: { server },
     });
   }
@@ -235,18 +354,37 @@ export async function pushVault(ctx: Context, options: PushOptions = {}): Promis
         : base?.version === baseVersion && base.schema !== undefined
           ? { schema: base.schema }
           : {}),
+      ...(org === undefined ? {} : { orgKey: toBase64(sealingKey) }),
     },
     ctx.random,
+    org,
   );
-  await recordSync(ctx.paths.home, server, result.userId, vaultId, version, ctx.clock.now());
-  await recordPersonalVersion(ctx, project, version);
-  return {
+  await recordSync(ctx.paths.home, server, result.userId, vaultId, version, ctx.clock.now(), org);
+  await recordVersion(ctx, project, version, org);
+  const outcome: PushOutcome = {
     vaultId,
     server,
+    ...(org === undefined ? {} : { org }),
     name,
     baseVersion,
     version,
     environments: Object.keys(document).length,
     pushed: true,
   };
+  if (!share || org === undefined || shared === null) return outcome;
+  return { ...outcome, org, newKey, sharedWith: shared.sharedWith, waiting: shared.waiting };
+}
+
+/** `env push`: the next version of the personal copy, or of an organisation's (see {@link pushCopy}). */
+export async function pushVault(ctx: Context, options: PushOptions = {}): Promise<PushOutcome> {
+  return pushCopy(ctx, options, false);
+}
+
+/**
+ * `env share`: the next version of an organisation's copy (the first one creates it), whose vault key is wrapped
+ * for every member with a registered sharing key, replacing every key the copy had; members added or re-keyed
+ * since the last share get access by it. Needs the maintainer role.
+ */
+export async function shareVault(ctx: Context, options: ShareOptions = {}): Promise<ShareOutcome> {
+  return (await pushCopy(ctx, options, true)) as ShareOutcome;
 }

@@ -22,7 +22,7 @@ import {
   readWrappingKey,
 } from "../vault/wrapping-key.js";
 import { vaultPath } from "./push.js";
-import { listSyncEntries, type SyncEntry } from "./state.js";
+import { isPersonalEntry, listSyncEntries, type SyncEntry } from "./state.js";
 
 /**
  * The points between the steps of a rotation or an adoption, where a crash test stops the process
@@ -214,7 +214,8 @@ async function switchWrappingKey(
 
   const serverUpdated: string[] = [];
   const serverUnopened: string[] = [];
-  for (const entry of await listSyncEntries(home)) {
+  // An organisation's copy has no key wrapped by this machine's wrapping key: only personal copies are re-wrapped.
+  for (const entry of (await listSyncEntries(home)).filter(isPersonalEntry)) {
     const done = await rewrapServerCopy(ctx, keystore, entry, next, options, wording);
     if (done === "skipped") continue;
     if (done === "unopened") {

@@ -1,5 +1,5 @@
 import { randomFillSync } from "node:crypto";
-import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -99,5 +99,37 @@ describe("sync state", () => {
     expect(await readSyncBase(h, "other", key)).toBeNull();
     const file = join(syncDir(h), `${V}.base.enc`);
     expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it("keeps an organisation copy's record apart from the personal one and from other organisations'", async () => {
+    const h = await home();
+    await recordSync(h, S, "u1", V, 9, T, "acme");
+    // The personal copy has never been synced: the organisation's version 9 must not vouch for it.
+    expect(await getSyncEntry(h, S, "u1", V)).toBeNull();
+    expect(await getSyncEntry(h, S, "u1", V, "beta")).toBeNull();
+    await recordSync(h, S, "u1", V, 2, T);
+    await recordSync(h, S, "u1", V, 4, T, "acme");
+    expect(await getSyncEntry(h, S, "u1", V)).toMatchObject({ highestVersion: 2, syncedVersion: 2 });
+    expect(await getSyncEntry(h, S, "u1", V, "acme")).toMatchObject({
+      org: "acme",
+      highestVersion: 9,
+      syncedVersion: 4,
+    });
+    expect(await listSyncEntries(h)).toHaveLength(2);
+  });
+
+  it("keeps an organisation copy's merge base in a file of its own, bound to the organisation", async () => {
+    const h = await home();
+    const key = random.bytes(32);
+    const personal = { server: S, userId: "u", version: 2, document: { default: { A: "personal" } } };
+    const org = { ...personal, version: 5, document: { default: { A: "org" } }, orgKey: "b3JnIGtleQ==" };
+    await writeSyncBase(h, V, key, personal, random);
+    await writeSyncBase(h, V, key, org, random, "acme");
+    expect(await readSyncBase(h, V, key)).toEqual(personal);
+    expect(await readSyncBase(h, V, key, "acme")).toEqual(org);
+    expect(await readSyncBase(h, V, key, "beta")).toBeNull();
+    // A base moved under another organisation's name does not open as that organisation's.
+    await copyFile(join(syncDir(h), `${V}.org.acme.base.enc`), join(syncDir(h), `${V}.org.beta.base.enc`));
+    expect(await readSyncBase(h, V, key, "beta")).toBeNull();
   });
 });

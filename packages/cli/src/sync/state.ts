@@ -1,9 +1,12 @@
 /**
  * What this machine remembers of its syncs, under $LATCHKEY_HOME/sync/ (latchkey.json is committed and can be
  * reset by git, so anti-rollback cannot rest on it):
- * - `state.json` (0600): per (server, user, vault) the highest version seen, the version last synced and when;
- * - `<vault-id>.base.enc`: the document as of the version last synced, sealed with the vault key, the base of
- *   `env pull`'s three-way merge.
+ * - `state.json` (0600): per (server, user, vault) the highest version seen, the version last synced and when —
+ *   one entry for the personal copy and one per organisation copy (`org`), each its own anti-rollback record;
+ * - `<vault-id>.base.enc` (personal) and `<vault-id>.org.<slug>.base.enc`: the document as of the version last
+ *   synced, sealed with the local vault key, the base of `env pull`'s three-way merge.
+ *
+ * `org` is an organisation's slug where a function takes one; absent (undefined) means the personal copy.
  */
 import {
   LatchkeyError,
@@ -34,8 +37,16 @@ export function syncDir(home: string): string {
 const stateFile = (home: string) => join(syncDir(home), "state.json");
 
 // An entry recorded under another spelling of the id is the same vault: its anti-rollback record still counts.
-const same = (e: SyncEntry, server: string, userId: string, vaultId: string) =>
-  e.server === server && e.userId === userId && canonicalVaultId(e.vaultId) === canonicalVaultId(vaultId);
+const same = (e: SyncEntry, server: string, userId: string, vaultId: string, org: string | undefined) =>
+  e.server === server &&
+  e.userId === userId &&
+  canonicalVaultId(e.vaultId) === canonicalVaultId(vaultId) &&
+  e.org === org;
+
+/** Whether `entry` is of a personal copy (not an organisation's). */
+export function isPersonalEntry(entry: SyncEntry): boolean {
+  return entry.org === undefined;
+}
 
 function corrupt(path: string): LatchkeyError {
   return new LatchkeyError("LK_STORE_CORRUPT", {
@@ -65,14 +76,15 @@ export async function listSyncEntries(home: string): Promise<SyncEntry[]> {
   return (await readState(home)).entries;
 }
 
-/** The entry of (server, user, vault), or null when this machine never synced it. */
+/** The entry of (server, user, vault, organisation), or null when this machine never synced that copy. */
 export async function getSyncEntry(
   home: string,
   server: string,
   userId: string,
   vaultId: string,
+  org?: string,
 ): Promise<SyncEntry | null> {
-  return (await readState(home)).entries.find((e) => same(e, server, userId, vaultId)) ?? null;
+  return (await readState(home)).entries.find((e) => same(e, server, userId, vaultId, org)) ?? null;
 }
 
 /**
@@ -87,6 +99,7 @@ export async function recordSync(
   vaultId: string,
   version: number,
   now: number,
+  org?: string,
 ): Promise<SyncEntry> {
   const syncedAt = new Date(now).toISOString();
   const dir = syncDir(home);
@@ -95,12 +108,13 @@ export async function recordSync(
   const path = stateFile(home);
   return withFileLock(path, async (lost) => {
     const state = await readState(home);
-    let entry = state.entries.find((e) => same(e, server, userId, vaultId));
+    let entry = state.entries.find((e) => same(e, server, userId, vaultId, org));
     if (entry === undefined) {
       entry = {
         server,
         userId,
         vaultId: canonicalVaultId(vaultId),
+        ...(org === undefined ? {} : { org }),
         highestVersion: version,
         syncedVersion: version,
         syncedAt,
@@ -118,24 +132,34 @@ export async function recordSync(
   });
 }
 
-const baseFile = (home: string, vaultId: string) => join(syncDir(home), `${vaultId}.base.enc`);
-const baseContext = (vaultId: string) =>
-  associatedData({ purpose: "latchkey-sync-base", vault: canonicalVaultId(vaultId) });
+// An organisation slug is lower-case letters, digits and hyphens: safe in a file name as it is.
+const baseFile = (home: string, vaultId: string, org: string | undefined) =>
+  join(syncDir(home), org === undefined ? `${vaultId}.base.enc` : `${vaultId}.org.${org}.base.enc`);
+const baseContext = (vaultId: string, org: string | undefined) =>
+  associatedData({
+    purpose: "latchkey-sync-base",
+    vault: canonicalVaultId(vaultId),
+    ...(org === undefined ? {} : { org }),
+  });
 
-/** Keeps the last synced document, sealed with the vault key. */
+/** Keeps the last synced document of the copy (personal, or `org`'s), sealed with the local vault key. */
 export async function writeSyncBase(
   home: string,
   vaultId: string,
   vaultKey: Uint8Array,
   base: SyncBase,
   random: Random,
+  org?: string,
 ): Promise<void> {
   await ensurePrivateDir(home);
   await ensurePrivateDir(syncDir(home));
-  const sealed = sealEnvelopeSync(vaultKey, utf8Encode(JSON.stringify(base)), baseContext(vaultId), (n) =>
-    random.bytes(n),
+  const sealed = sealEnvelopeSync(
+    vaultKey,
+    utf8Encode(JSON.stringify(base)),
+    baseContext(vaultId, org),
+    (n) => random.bytes(n),
   );
-  await writeFileAtomic(baseFile(home, vaultId), sealed);
+  await writeFileAtomic(baseFile(home, vaultId, org), sealed);
 }
 
 /**
@@ -146,12 +170,13 @@ export async function readSyncBase(
   home: string,
   vaultId: string,
   vaultKey: Uint8Array,
+  org?: string,
 ): Promise<SyncBase | null> {
-  const bytes = await readFileSafe(baseFile(home, vaultId));
+  const bytes = await readFileSafe(baseFile(home, vaultId, org));
   if (bytes === null) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(utf8Decode(await openEnvelopeCli(vaultKey, bytes, baseContext(vaultId))));
+    parsed = JSON.parse(utf8Decode(await openEnvelopeCli(vaultKey, bytes, baseContext(vaultId, org))));
   } catch {
     return null;
   }

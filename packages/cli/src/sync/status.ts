@@ -18,7 +18,7 @@ import { findProject, resolveVaultId } from "../project/project.js";
 import { callApi } from "../server/api.js";
 import { tryUnwrapVaultKey } from "../vault/vault-store.js";
 import { vaultPath } from "./push.js";
-import { listSyncEntries } from "./state.js";
+import { isPersonalEntry, listSyncEntries } from "./state.js";
 
 /** What the server said of a vault, or why it was not heard. */
 export type ServerView =
@@ -94,7 +94,8 @@ function localEntry(
   server: string | null,
   userId: string | null,
 ): SyncEntry | null {
-  const mine = entries.filter((e) => canonicalVaultId(e.vaultId) === vaultId);
+  // The status is of the personal copy; an organisation's copy has its own version numbers.
+  const mine = entries.filter((e) => isPersonalEntry(e) && canonicalVaultId(e.vaultId) === vaultId);
   const latest = (list: SyncEntry[]) =>
     list.reduce<SyncEntry | null>((a, b) => (a === null || syncedAtMs(b) > syncedAtMs(a) ? b : a), null);
   const exact = mine.find((e) => e.server === server && e.userId === userId);

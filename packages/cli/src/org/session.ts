@@ -1,0 +1,75 @@
+// What every organisation command does first (docs/teams.md, "Before every organisation operation"): pick the
+// server session, and make sure this machine's sharing key is the account's registered one (ensureSharingKey:
+// registered on first use, LK_SHARING_KEY_MISMATCH when the account has another). Commands then talk to that one
+// server, whatever the profile says by the time they finish.
+import { LatchkeyError, isOrgSlug, orgMembersResponseSchema, type OrgMemberDetail } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { callApi, type ApiOptions } from "../server/api.js";
+import { requireServerSession } from "../server/session.js";
+import { ensureSharingKey, type SharingKey } from "../sharing/sharing-key.js";
+import { orgPath } from "./copy.js";
+
+/** The server, account and sharing key an organisation command works with. */
+export interface OrgSession {
+  /** callApi's options, the server fixed. */
+  readonly api: ApiOptions & { server: string };
+  readonly userId: string;
+  readonly key: SharingKey;
+}
+
+/** Opens an organisation command: the server session, then ensureSharingKey. */
+export async function openOrgSession(ctx: Context, options: ApiOptions): Promise<OrgSession> {
+  const active = await requireServerSession(ctx, {
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+    verbose: options.verbose ?? 0,
+  });
+  const api = { ...options, server: active.selection.server };
+  const key = await ensureSharingKey(ctx, api);
+  return { api, userId: active.session.subject, key };
+}
+
+/** `slug` when it is an organisation slug, else LK_USAGE (before anything is asked of the server). */
+export function checkSlug(slug: string): string {
+  if (!isOrgSlug(slug)) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "An organisation slug is 1 to 40 lower-case letters, digits and inner hyphens.",
+      hint: "List your organisations with `latchkey org list`.",
+    });
+  }
+  return slug;
+}
+
+/** The organisation's members with their sharing state (`GET /orgs/:slug/members`). */
+export async function fetchMembers(ctx: Context, slug: string, api: ApiOptions) {
+  const result = await callApi(
+    ctx,
+    { method: "GET", path: `${orgPath(slug)}/members`, answer: orgMembersResponseSchema },
+    api,
+  );
+  if (result.data.slug !== slug) {
+    throw new LatchkeyError("LK_SERVER_ERROR", {
+      message: `The server answered the members of organisation ${slug} with another organisation's.`,
+      details: { server: result.server },
+    });
+  }
+  return result.data;
+}
+
+/** The member of `slug` with `email` (compared without case), else LK_MEMBER_NOT_FOUND naming both. */
+export function memberByEmail(
+  members: readonly OrgMemberDetail[],
+  slug: string,
+  email: string,
+): OrgMemberDetail {
+  const wanted = email.trim().toLowerCase();
+  const member = members.find((m) => m.email.toLowerCase() === wanted);
+  if (member === undefined) {
+    throw new LatchkeyError("LK_MEMBER_NOT_FOUND", {
+      message: `${email} is not a member of organisation ${slug}.`,
+      hint: `List the members with \`latchkey org members ${slug}\`.`,
+      details: { org: slug },
+    });
+  }
+  return member;
+}
