@@ -21,6 +21,7 @@ import { whoamiCommand } from "./commands/whoami-command.js";
 import { tokenCommand } from "./commands/token-command.js";
 import { tokenRotateCommand } from "./commands/token-rotate-command.js";
 import { pairCommand } from "./commands/pair-command.js";
+import { orgCommand } from "./commands/org-command.js";
 import { authCommand } from "./commands/auth-command.js";
 import { completeCommand, completionCommand } from "./commands/completion-command.js";
 import { globalOptions, type RunState } from "./commands/support.js";
@@ -43,6 +44,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { build: tokenCommand },
   { build: tokenRotateCommand },
   { build: pairCommand },
+  { build: orgCommand },
   { build: gitCredentialCommand },
   { build: credentialProviderCommand },
   { build: execCommand },

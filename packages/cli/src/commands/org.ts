@@ -1,0 +1,237 @@
+import { LatchkeyError, type OrgMembersResponse, type OrgRole } from "@latchkey/core";
+import type { Context } from "../context.js";
+import { addOrgMember, createOrg, deleteOrg, listOrgs, orgMembers, setOrgMemberRole } from "../org/manage.js";
+import { removeOrgMember, type RemovalReport } from "../org/remove.js";
+import { rotateOrgVaults, type SecretNames, type VaultRotation } from "../org/rotate.js";
+import { checkSlug, openOrgSession } from "../org/session.js";
+import { printData, printJson, printStatus } from "../output/output.js";
+import type { ApiOptions } from "../server/api.js";
+import { shortFingerprint } from "../sharing/sharing-key.js";
+
+/** What every `org` command takes: the server selection, -v and --json. */
+export interface OrgCommandOptions extends ApiOptions {
+  json: boolean;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** `org create`. */
+export async function orgCreate(
+  ctx: Context,
+  slug: string,
+  options: OrgCommandOptions & { name?: string },
+): Promise<number> {
+  const created = await createOrg(ctx, slug, options);
+  if (options.json) printJson(ctx, { org: created.org, memberCount: created.memberCount });
+  else
+    printStatus(
+      ctx,
+      `Created organisation ${created.org.slug} (${created.org.name}) on ${created.server}; you are its owner. ` +
+        `Add members with \`latchkey org add ${created.org.slug} EMAIL --role member\`.`,
+    );
+  return 0;
+}
+
+/** `org list`. */
+export async function orgList(ctx: Context, options: OrgCommandOptions): Promise<number> {
+  const orgs = await listOrgs(ctx, options);
+  if (options.json) printJson(ctx, { orgs });
+  else if (orgs.length === 0) printStatus(ctx, "You are not a member of any organisation.");
+  else printData(ctx, orgs.map((o) => `${o.slug}  ${o.role}  ${o.name}`).join("\n"));
+  return 0;
+}
+
+/** The lines of `org members`: per member, role, sharing key and the vaults that need a share for them. */
+export function describeMembers(members: OrgMembersResponse): string {
+  const names = new Map(members.vaults.map((v) => [v.vaultId, v.name]));
+  const lines = members.members.map((m) => {
+    const key =
+      m.sharingKeyFingerprint === null
+        ? "waiting for a sharing key"
+        : `sharing key ${shortFingerprint(m.sharingKeyFingerprint)}…`;
+    const pending = m.keys.filter((k) => k.state !== "current");
+    const share =
+      m.sharingKeyFingerprint === null || !m.needsShare
+        ? ""
+        : `  needs share: ${pending.map((k) => `${names.get(k.vaultId) ?? k.vaultId} (${k.state})`).join(", ")}`;
+    return `${m.email}  ${m.role}  ${key}${share}`;
+  });
+  const vaults =
+    members.vaults.length === 0
+      ? "no shared vaults"
+      : `vaults: ${members.vaults.map((v) => `${v.name} (${v.vaultId}, v${v.version})`).join(", ")}`;
+  return [...lines, "", vaults].join("\n");
+}
+
+/** `org members`. */
+export async function orgMembersCommand(
+  ctx: Context,
+  slug: string,
+  options: OrgCommandOptions,
+): Promise<number> {
+  const members = await orgMembers(ctx, slug, options);
+  if (options.json) printJson(ctx, members);
+  else printData(ctx, describeMembers(members));
+  if (!options.json && members.members.some((m) => m.needsShare))
+    printStatus(
+      ctx,
+      `Members marked "needs share" get the vaults named once a maintainer runs \`latchkey env share --org ${members.slug}\` in each vault's project.`,
+    );
+  return 0;
+}
+
+/** `org add`. */
+export async function orgAdd(
+  ctx: Context,
+  slug: string,
+  email: string,
+  role: OrgRole,
+  options: OrgCommandOptions,
+): Promise<number> {
+  const member = await addOrgMember(ctx, slug, email, role, options);
+  if (options.json) printJson(ctx, { org: slug, member });
+  else
+    printStatus(
+      ctx,
+      `Added ${member.email} to ${slug} as ${member.role}. They get its vaults when they have a sharing key ` +
+        `(their first organisation command registers one) and a maintainer runs \`latchkey env share --org ${slug}\` in each vault's project.`,
+    );
+  return 0;
+}
+
+/** `org set-role`. */
+export async function orgSetRole(
+  ctx: Context,
+  slug: string,
+  email: string,
+  role: OrgRole,
+  options: OrgCommandOptions,
+): Promise<number> {
+  const member = await setOrgMemberRole(ctx, slug, email, role, options);
+  if (options.json) printJson(ctx, { org: slug, member });
+  else printStatus(ctx, `${member.email} is now ${member.role} in ${slug}.`);
+  return 0;
+}
+
+/** The names of a vault's secrets for people: `default: A, B; prod: C`. */
+function describeNames(environments: SecretNames | null): string {
+  if (environments === null) return "could not be read here";
+  const parts = Object.entries(environments).map(
+    ([environment, names]) => `${environment}: ${names.length === 0 ? "(none)" : names.join(", ")}`,
+  );
+  return parts.length === 0 ? "(no secrets)" : parts.join("; ");
+}
+
+/** The offboarding report, for people. */
+export function describeRemoval(report: RemovalReport): string {
+  const { removed, org } = report;
+  const lines = [`Removed ${removed.email} (${removed.role}) from ${org} on ${report.server}.`];
+  if (report.vaults.length === 0) {
+    lines.push("They held no key of an organisation vault: there is nothing to rotate.");
+    return lines.join("\n");
+  }
+  lines.push(
+    `They could read these secrets (names only), which a new vault key does not take back from what they already pulled:`,
+  );
+  for (const vault of report.vaults) {
+    const pulled =
+      vault.lastPulledAt === null
+        ? "never pulled"
+        : `last pulled ${vault.lastPulledAt} (version ${vault.lastPulledVersion})`;
+    const key =
+      vault.rotatedVersion !== null
+        ? `new vault key as version ${vault.rotatedVersion}`
+        : vault.error !== undefined
+          ? `NOT ROTATED: ${vault.error.code} ${vault.error.message}`
+          : "key not rotated (--no-rotate)";
+    lines.push(`  ${vault.name} (${vault.vaultId}, version ${vault.version}): ${pulled}; ${key}`);
+    if (vault.environments === null) lines.push("    secrets: could not be read from this machine");
+    else
+      for (const [environment, names] of Object.entries(vault.environments))
+        lines.push(`    ${environment}: ${names.length === 0 ? "(none)" : names.join(", ")}`);
+  }
+  lines.push("Change those secrets at their source (revoke and reissue them), then push the new values.");
+  return lines.join("\n");
+}
+
+/** `org remove`: LK_ORG_ROTATION_INCOMPLETE, after the report, when a vault that was to be rotated was not. */
+export async function orgRemove(
+  ctx: Context,
+  slug: string,
+  email: string,
+  options: OrgCommandOptions & { rotate: boolean },
+): Promise<number> {
+  const report = await removeOrgMember(ctx, slug, email, options);
+  if (options.json) printJson(ctx, report);
+  else printData(ctx, describeRemoval(report));
+  const failed = report.vaults.filter((v) => options.rotate && v.rotatedVersion === null);
+  if (failed.length > 0) throw rotationIncomplete(slug, failed, `the key ${report.removed.email} held`);
+  return 0;
+}
+
+/** LK_ORG_ROTATION_INCOMPLETE, after the report: the vaults that kept their key. */
+function rotationIncomplete(
+  slug: string,
+  failed: readonly { name: string | null; vaultId: string }[],
+  what: string,
+): LatchkeyError {
+  return new LatchkeyError("LK_ORG_ROTATION_INCOMPLETE", {
+    message: `${plural(failed.length, "vault")} of ${slug} kept ${what}: ${failed.map((v) => v.name ?? v.vaultId).join(", ")}.`,
+    hint: `A maintainer who can pull ${failed.length === 1 ? "it" : "them"} runs \`latchkey org rotate-keys ${slug}\`.`,
+    details: { org: slug, vaults: failed.map((v) => v.vaultId) },
+  });
+}
+
+/** `org rotate-keys`: LK_ORG_ROTATION_INCOMPLETE, after the report, when a vault could not be rotated. */
+export async function orgRotateKeys(
+  ctx: Context,
+  slug: string,
+  vaultIds: readonly string[],
+  options: OrgCommandOptions,
+): Promise<number> {
+  const org = checkSlug(slug);
+  const session = await openOrgSession(ctx, options);
+  const results: VaultRotation[] = await rotateOrgVaults(
+    ctx,
+    org,
+    session,
+    vaultIds.length === 0 ? undefined : vaultIds.map((vaultId) => ({ vaultId, name: null })),
+  );
+  if (options.json) printJson(ctx, { org, vaults: results });
+  else if (results.length === 0) printStatus(ctx, `Organisation ${org} has no shared vaults.`);
+  else
+    printData(
+      ctx,
+      results
+        .map((r) =>
+          r.rotated
+            ? `${r.name} (${r.vaultId}): new vault key as version ${r.version}, wrapped for ${plural(r.sharedWith.length, "member")}; secrets ${describeNames(r.environments)}`
+            : `${r.name ?? r.vaultId} (${r.vaultId}): NOT ROTATED: ${r.error.code} ${r.error.message}`,
+        )
+        .join("\n"),
+    );
+  const failed = results.filter((r) => !r.rotated);
+  if (failed.length > 0) throw rotationIncomplete(org, failed, "their vault key");
+  return 0;
+}
+
+/** `org delete`. */
+export async function orgDelete(
+  ctx: Context,
+  slug: string,
+  options: OrgCommandOptions & { confirm?: string },
+): Promise<number> {
+  const deleted = await deleteOrg(ctx, slug, options);
+  if (options.json)
+    printJson(ctx, {
+      slug: deleted.slug,
+      membersRemoved: deleted.membersRemoved,
+      vaultsRemoved: deleted.vaultsRemoved,
+    });
+  else
+    printStatus(
+      ctx,
+      `Deleted organisation ${deleted.slug} on ${deleted.server}: ${plural(deleted.membersRemoved, "member")} and ${plural(deleted.vaultsRemoved, "shared vault")} removed.`,
+    );
+  return 0;
+}

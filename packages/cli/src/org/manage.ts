@@ -1,0 +1,216 @@
+// The organisation commands that change or read membership (docs/teams.md, "Organisations and roles"): create,
+// list, members, add, set-role and delete. Each opens an organisation session first (session.ts: the server
+// session, then ensureSharingKey), checks what it can before the first request, and leaves every rule to the
+// server's one permission table: a role too weak is the server's LK_ORG_FORBIDDEN, said in the command's words.
+import {
+  LatchkeyError,
+  isLatchkeyError,
+  orgDeleteResponseSchema,
+  orgListResponseSchema,
+  orgMemberResponseSchema,
+  orgResponseSchema,
+  type OrgCreateRequest,
+  type OrgDeleteResponse,
+  type OrgMember,
+  type OrgMemberAddRequest,
+  type OrgMemberRoleRequest,
+  type OrgMembersResponse,
+  type OrgResponse,
+  type OrgRole,
+  type OrgSummary,
+} from "@latchkey/core";
+import type { Context } from "../context.js";
+import { printStatus } from "../output/output.js";
+import { callApi, type ApiOptions } from "../server/api.js";
+import { orgPath } from "./copy.js";
+import { checkSlug, fetchMembers, memberByEmail, openOrgSession } from "./session.js";
+
+/** LK_ORG_FORBIDDEN for `what` in `org`, where the server's message would be lost (error bodies are not shown). */
+function forbidden(error: unknown, org: string, what: string, least: OrgRole): unknown {
+  if (!isLatchkeyError(error, "LK_ORG_FORBIDDEN")) return error;
+  return new LatchkeyError("LK_ORG_FORBIDDEN", {
+    message: `Your role in organisation ${org} does not allow you to ${what} (it needs ${least} or stronger).`,
+    details: { org, ...(error.details ?? {}) },
+    cause: error,
+  });
+}
+
+/** `org create SLUG [--name NAME]`: a new organisation whose only member, its owner, is you. */
+export async function createOrg(
+  ctx: Context,
+  slug: string,
+  options: ApiOptions & { name?: string },
+): Promise<OrgResponse & { server: string }> {
+  const org = checkSlug(slug);
+  const session = await openOrgSession(ctx, options);
+  const body: OrgCreateRequest = { slug: org, ...(options.name === undefined ? {} : { name: options.name }) };
+  try {
+    const created = await callApi(
+      ctx,
+      { method: "POST", path: "/orgs", body, answer: orgResponseSchema },
+      session.api,
+    );
+    return { ...created.data, server: created.server };
+  } catch (error) {
+    if (!isLatchkeyError(error, "LK_ORG_EXISTS")) throw error;
+    throw new LatchkeyError("LK_ORG_EXISTS", {
+      message: `An organisation with the slug ${org} already exists on ${session.api.server}.`,
+      details: { org },
+      cause: error,
+    });
+  }
+}
+
+/** `org list`: your organisations, with your role in each. */
+export async function listOrgs(ctx: Context, options: ApiOptions): Promise<OrgSummary[]> {
+  const session = await openOrgSession(ctx, options);
+  const listed = await callApi(
+    ctx,
+    { method: "GET", path: "/orgs", answer: orgListResponseSchema },
+    session.api,
+  );
+  return [...listed.data.orgs].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
+}
+
+/** `org members SLUG`: every member with role, email, sharing key and per vault the state of their key. */
+export async function orgMembers(
+  ctx: Context,
+  slug: string,
+  options: ApiOptions,
+): Promise<OrgMembersResponse> {
+  const org = checkSlug(slug);
+  const session = await openOrgSession(ctx, options);
+  return fetchMembers(ctx, org, session.api);
+}
+
+/** `org add SLUG EMAIL --role ROLE`: adds an existing account. */
+export async function addOrgMember(
+  ctx: Context,
+  slug: string,
+  email: string,
+  role: OrgRole,
+  options: ApiOptions,
+): Promise<OrgMember> {
+  const org = checkSlug(slug);
+  const session = await openOrgSession(ctx, options);
+  const body: OrgMemberAddRequest = { email: email.trim(), role };
+  try {
+    const added = await callApi(
+      ctx,
+      { method: "POST", path: `${orgPath(org)}/members`, body, answer: orgMemberResponseSchema },
+      session.api,
+    );
+    return added.data.member;
+  } catch (error) {
+    if (isLatchkeyError(error, "LK_ACCOUNT_NOT_FOUND")) {
+      throw new LatchkeyError("LK_ACCOUNT_NOT_FOUND", {
+        message: `${session.api.server} has no account with the email ${email}; only existing accounts can be added.`,
+        hint: "Ask the server's administrator to create it (`latchkey-server admin create-user EMAIL`), then add it again.",
+        details: { org },
+        cause: error,
+      });
+    }
+    if (isLatchkeyError(error, "LK_MEMBER_EXISTS")) {
+      throw new LatchkeyError("LK_MEMBER_EXISTS", {
+        message: `${email} is already a member of organisation ${org}.`,
+        hint: `Change the role with \`latchkey org set-role ${org} ${email} ROLE\`.`,
+        details: { org },
+        cause: error,
+      });
+    }
+    throw forbidden(error, org, `add a member as ${role}`, role === "owner" ? "owner" : "admin");
+  }
+}
+
+/** `org set-role SLUG EMAIL ROLE`. */
+export async function setOrgMemberRole(
+  ctx: Context,
+  slug: string,
+  email: string,
+  role: OrgRole,
+  options: ApiOptions,
+): Promise<OrgMember> {
+  const org = checkSlug(slug);
+  const session = await openOrgSession(ctx, options);
+  const target = memberByEmail((await fetchMembers(ctx, org, session.api)).members, org, email);
+  const body: OrgMemberRoleRequest = { role };
+  try {
+    const changed = await callApi(
+      ctx,
+      {
+        method: "PATCH",
+        path: `${orgPath(org)}/members/${encodeURIComponent(target.userId)}`,
+        body,
+        answer: orgMemberResponseSchema,
+      },
+      session.api,
+    );
+    return changed.data.member;
+  } catch (error) {
+    const owners = role === "owner" || target.role === "owner";
+    throw forbidden(error, org, `make ${email} ${role}`, owners ? "owner" : "admin");
+  }
+}
+
+/** Options of `org delete`. */
+export interface DeleteOptions extends ApiOptions {
+  /** The slug again, typed on the command line: how a script confirms (there is no terminal to ask on). */
+  confirm?: string;
+}
+
+/**
+ * `org delete SLUG`: the organisation with its members, vault copies, their history and wrapped keys (its audit
+ * rows stay). The slug must be typed again: at a prompt on a terminal, else with --confirm SLUG; anything else
+ * changes nothing (LK_CANCELLED at the prompt, LK_USAGE for a --confirm that is not the slug, LK_NOT_INTERACTIVE
+ * with neither).
+ */
+export async function deleteOrg(
+  ctx: Context,
+  slug: string,
+  options: DeleteOptions,
+): Promise<OrgDeleteResponse & { server: string }> {
+  const org = checkSlug(slug);
+  if (options.confirm !== undefined && options.confirm !== org) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: `--confirm must repeat the slug of the organisation to delete (${org}); nothing was deleted.`,
+    });
+  }
+  const session = await openOrgSession(ctx, options);
+  const shown = await callApi(
+    ctx,
+    { method: "GET", path: orgPath(org), answer: orgResponseSchema },
+    session.api,
+  );
+  if (shown.data.org.role !== "owner") {
+    throw new LatchkeyError("LK_ORG_FORBIDDEN", {
+      message: `Only an owner of ${org} may delete it; your role is ${shown.data.org.role}.`,
+      details: { org },
+    });
+  }
+  if (options.confirm === undefined) {
+    const text = ctx.prompts.text;
+    if (!ctx.stdin.isTTY || !ctx.stderr.isTTY || text === undefined) {
+      throw new LatchkeyError("LK_NOT_INTERACTIVE", {
+        message: `Deleting ${org} asks you to type its slug, and this command has no terminal to ask on.`,
+        hint: `Run it in a terminal, or confirm on the command line: \`latchkey org delete ${org} --confirm ${org}\`.`,
+      });
+    }
+    const { memberCount, vaultCount } = shown.data;
+    printStatus(
+      ctx,
+      `Deleting organisation ${org} removes its ${memberCount} member${memberCount === 1 ? "" : "s"} and its ${vaultCount} shared vault ${vaultCount === 1 ? "copy" : "copies"} with their history and wrapped keys, for everyone. Personal copies stay; the audit log stays.`,
+    );
+    const typed = await text(`Type ${org} to delete it`);
+    if (typed.trim() !== org) {
+      throw new LatchkeyError("LK_CANCELLED", {
+        message: `What was typed is not ${org}; nothing was deleted.`,
+      });
+    }
+  }
+  const deleted = await callApi(
+    ctx,
+    { method: "DELETE", path: orgPath(org), answer: orgDeleteResponseSchema },
+    session.api,
+  );
+  return { ...deleted.data, server: deleted.server };
+}
