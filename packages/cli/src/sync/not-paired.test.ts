@@ -229,6 +229,27 @@ describe("a vault synced elsewhere that never reached this machine", () => {
     expect(m.ctx.stderr.text()).toContain("LK_ENV_NOT_FOUND");
   });
 
+  it.each([
+    ["env list", ["env", "list"]],
+    ["env get", ["env", "get", "SECRET"]],
+    ["run", ["run", "--", "true"]],
+    ["env set", ["env", "set", "SECRET=mine"]],
+    ["env push", ["env", "push", "--org", "acme"]],
+  ])(
+    "%s of a vault only an organisation's copy records: LK_ORG_VAULT_NOT_SYNCED, pull it with --org; nothing written",
+    async (_name, argv) => {
+      const m = await machine({ vaultSync: { orgVersions: { acme: 4 } } });
+      expect(await latchkey(m, argv)).toBe(1);
+      const stderr = m.ctx.stderr.text();
+      expect(stderr).toContain("LK_ORG_VAULT_NOT_SYNCED");
+      expect(stderr).toContain("shared with organisation acme");
+      expect(stderr).toContain("latchkey env pull --org acme");
+      expect(await m.keystore.get(vaultKeyAccount(VAULT_ID))).toBeNull();
+      expect(await readdir(m.home).catch(() => [])).not.toContain("vaults");
+      expect(m.requests).toEqual([]);
+    },
+  );
+
   it("LATCHKEY_VAULT_ID naming another vault is not judged by this latchkey.json", async () => {
     const m = await machine({
       vaultSync: SYNCED,

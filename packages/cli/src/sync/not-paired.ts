@@ -4,7 +4,7 @@
 // they could not resolve. `run` and `env get` reach this module too, so it loads no zod and asks no server: what
 // it decides, it decides from latchkey.json and the keystore alone.
 import { LatchkeyError } from "@latchkey/core";
-import { readVaultSync } from "../fast-readers.js";
+import { readVaultSync, type VaultSyncRecord } from "../fast-readers.js";
 import type { Keystore } from "../keystore/types.js";
 import type { Project } from "../project/project.js";
 import { vaultKeyAccount } from "../vault/vault-store.js";
@@ -15,13 +15,13 @@ export const PAIR_HINT_STEPS =
   "run `latchkey pair` here, then `latchkey env pair CODE` on a machine that has the vault";
 
 /**
- * The version latchkey.json records as last synced for `vaultId` (`vaultSync.personalVersion`), when the file is
- * that vault's (LATCHKEY_VAULT_ID may name another) and the field is valid; undefined otherwise.
+ * What latchkey.json records as last synced of `vaultId`'s copies (`vaultSync`), when the file is that vault's
+ * (LATCHKEY_VAULT_ID may name another) and the field is valid; undefined otherwise.
  */
-export function recordedSyncVersion(project: Project | null, vaultId: string): number | undefined {
+function recordedSync(project: Project | null, vaultId: string): VaultSyncRecord | undefined {
   if (project === null || project.config.vault !== vaultId) return undefined;
   const sync = readVaultSync(project.config.vaultSync);
-  return sync.ok ? sync.value.personalVersion : undefined;
+  return sync.ok ? sync.value : undefined;
 }
 
 /**
@@ -30,16 +30,28 @@ export function recordedSyncVersion(project: Project | null, vaultId: string): n
  * no copy here can be opened and any new one would be a different vault under the same id. Only then is the
  * keystore read: a vault that was never synced costs nothing. Whether this machine's wrapping key would open the
  * server's copy cannot be known without asking the server, so a machine that has a wrapping key is told to pull
- * first (a paired machine's pull brings the vault); one with none cannot be paired, and is told to pair.
+ * first (a paired machine's pull brings the vault); one with none cannot be paired, and is told to pair. A vault
+ * that only organisations' copies record is fetched with the account's sharing key, not by pairing: the message
+ * says to pull the organisation's copy (LK_ORG_VAULT_NOT_SYNCED).
  */
 export async function refuseVaultSyncedElsewhere(
   keystore: Keystore,
   project: Project | null,
   vaultId: string,
 ): Promise<void> {
-  const version = recordedSyncVersion(project, vaultId);
-  if (version === undefined || version < 1) return;
+  const sync = recordedSync(project, vaultId);
+  const version = sync?.personalVersion;
+  const orgs = Object.entries(sync?.orgVersions ?? {}).filter(([, v]) => v >= 1);
+  if ((version === undefined || version < 1) && orgs.length === 0) return;
   if ((await keystore.get(vaultKeyAccount(vaultId))) !== null) return;
+  if (version === undefined || version < 1) {
+    const [org, orgVersion] = orgs[0]!;
+    throw new LatchkeyError("LK_ORG_VAULT_NOT_SYNCED", {
+      message: `Vault ${vaultId} is shared with organisation ${org} (${project!.file} records version ${orgVersion} of its copy), and this machine has no copy of it: nothing here can be read. Nothing was changed.`,
+      hint: `Fetch it with \`latchkey env pull --org ${org}\`.`,
+      details: { vaultId, org, recordedVersion: orgVersion },
+    });
+  }
   const paired = (await readWrappingKey(keystore)) !== null;
   throw new LatchkeyError("LK_VAULT_NOT_PAIRED", {
     message: `Vault ${vaultId} was synced from another machine (${project!.file} records version ${version}), and this machine has no key for it: nothing here can open it. Nothing was changed.`,
