@@ -109,15 +109,27 @@ describeEachDatabase("organisation authorization matrix", (target) => {
     expect(shared.statusCode).toBe(200);
   }
 
+  /** The version a push or share continues from: the copy's, or the one it was unshared at. */
   async function version(): Promise<number> {
-    const row = await database.db
-      .selectFrom("org_vault_heads as h")
-      .innerJoin("orgs as o", "o.id", "h.org_id")
-      .select("h.version")
-      .where("o.slug", "=", "target")
-      .where("h.vault_id", "=", vaultId)
+    const db = database.db;
+    const org = await db
+      .selectFrom("orgs")
+      .select("id")
+      .where("slug", "=", "target")
+      .executeTakeFirstOrThrow();
+    const head = await db
+      .selectFrom("org_vault_heads")
+      .select("version")
+      .where("org_id", "=", org.id)
+      .where("vault_id", "=", vaultId)
       .executeTakeFirst();
-    return row === undefined ? 0 : Number(row.version);
+    const unshared = await db
+      .selectFrom("org_vault_unshared")
+      .select("version")
+      .where("org_id", "=", org.id)
+      .where("vault_id", "=", vaultId)
+      .executeTakeFirst();
+    return Number(head?.version ?? unshared?.version ?? 0);
   }
 
   /** The request of `route` by `caller`, well formed and, for a permitted caller, one that succeeds. */
@@ -194,7 +206,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
               owner.token,
               "PUT",
               `/target/vaults/${vaultId}/share`,
-              await shareBody(vaultId, 0, vaultKey, team()),
+              await shareBody(vaultId, await version(), vaultKey, team()),
             )
           ).statusCode,
         ).toBe(200);
@@ -221,8 +233,17 @@ describeEachDatabase("organisation authorization matrix", (target) => {
     const heads = await db.selectFrom("org_vault_heads").selectAll().orderBy("vault_id").execute();
     const keys = await db.selectFrom("vault_org_keys").selectAll().orderBy("user_id").execute();
     const versions = await db.selectFrom("org_vault_versions").select(["vault_id", "version"]).execute();
+    const unshared = await db.selectFrom("org_vault_unshared").selectAll().orderBy("vault_id").execute();
     const audits = await db.selectFrom("audit_events").select("id").execute();
-    return JSON.stringify({ orgs, members, heads, keys, versions: versions.length, audits: audits.length });
+    return JSON.stringify({
+      orgs,
+      members,
+      heads,
+      keys,
+      versions: versions.length,
+      unshared,
+      audits: audits.length,
+    });
   }
 
   function callerOf(relation: Relation, role: OrgRole): Member {

@@ -442,6 +442,130 @@ describeEachDatabase("organisation routes", (target) => {
     });
   });
 
+  it("never moves an organisation copy's version backwards: a share after an unshare continues above it", async () => {
+    const [boss, mate] = await Promise.all([1, 2].map(() => newMember(server, database.db)));
+    await makeOrg(app, boss!, "resharing", [[mate!, "member"]]);
+    const vaultId = randomUUID();
+    const path = `/resharing/vaults/${vaultId}`;
+    const oldKey = newVaultKey();
+    const team = [boss!, mate!];
+    const rows = async (
+      table: "org_vault_heads" | "vault_org_keys" | "org_vault_versions" | "org_vault_unshared",
+    ) =>
+      (await database.db.selectFrom(table).select("vault_id").where("vault_id", "=", vaultId).execute())
+        .length;
+    // What a member's CLI does with a pull (sync/pull.ts): it refuses a version below the highest it has seen.
+    let highestSeen = 0;
+    const memberPull = async () => {
+      const answer = await call(app, mate!.token, "GET", path);
+      if (answer.statusCode === 200) {
+        const { version } = answer.json<{ version: number }>();
+        expect(version, "the member's CLI would refuse this version as a rollback").toBeGreaterThanOrEqual(
+          highestSeen,
+        );
+        highestSeen = version;
+      }
+      return answer;
+    };
+
+    expect(
+      (
+        await call(app, boss!.token, "PUT", `${path}/share`, await shareBody(vaultId, 0, oldKey, team))
+      ).json(),
+    ).toMatchObject({ version: 1 });
+    for (const base of [1, 2]) {
+      expect(
+        (await call(app, mate!.token, "PUT", path, await orgPushBody(vaultId, base, oldKey))).statusCode,
+      ).toBe(200);
+    }
+    expect((await memberPull()).json()).toMatchObject({ version: 3 });
+
+    // Unshared: the blob, history and every wrapped key are gone; nobody pulls it and no push brings it back.
+    const unshared = await call(app, boss!.token, "DELETE", path);
+    expect(unshared.json()).toEqual({ vaultId, wrappedKeysRemoved: 2 });
+    expect([
+      await rows("org_vault_heads"),
+      await rows("vault_org_keys"),
+      await rows("org_vault_versions"),
+    ]).toEqual([0, 0, 0]);
+    for (const who of team) {
+      const refused = await call(app, who.token, "GET", path);
+      expect([refused.statusCode, refused.json().code]).toEqual([404, "LK_ORG_VAULT_NOT_SHARED"]);
+    }
+    const revived = await call(app, mate!.token, "PUT", path, await orgPushBody(vaultId, 3, oldKey));
+    expect([revived.statusCode, revived.json().code]).toEqual([404, "LK_ORG_VAULT_NOT_SHARED"]);
+    expect((await call(app, mate!.token, "GET", "/resharing/vaults")).json()).toEqual({ vaults: [] });
+    const unshareRow = await database.db
+      .selectFrom("audit_events")
+      .select("version")
+      .where("action", "=", "org.vault.unshare")
+      .where("vault_id", "=", vaultId)
+      .executeTakeFirstOrThrow();
+    expect(Number(unshareRow.version)).toBe(3);
+
+    // A share starting over at version 1, or from a base it was not unshared at, is a conflict naming version 3.
+    for (const base of [0, 2]) {
+      const stale = await call(
+        app,
+        boss!.token,
+        "PUT",
+        `${path}/share`,
+        await shareBody(vaultId, base, oldKey, team),
+      );
+      expect([stale.statusCode, stale.json().code, stale.json().currentVersion]).toEqual([
+        409,
+        "LK_VAULT_CONFLICT",
+        3,
+      ]);
+    }
+    expect(await rows("org_vault_heads")).toBe(0);
+
+    // Shared again from version 3 with a new key: version 4, which the member's CLI takes as newer, and opens.
+    const newKey = newVaultKey();
+    const reshared = await call(
+      app,
+      boss!.token,
+      "PUT",
+      `${path}/share`,
+      await shareBody(vaultId, 3, newKey, team, '{"API_KEY":"again"}'),
+    );
+    expect([reshared.statusCode, reshared.json().version]).toEqual([200, 4]);
+    const pulled = await memberPull();
+    expect(pulled.statusCode).toBe(200);
+    expect(pulled.json().version).toBeGreaterThan(3);
+    const opened = await openEnvelope(
+      await unwrapFor(mate!, pulled.json()),
+      fromBase64(pulled.json().encryptedBlob as string),
+      syncBlobContext(vaultId, 4),
+    );
+    expect(utf8Decode(opened)).toBe('{"API_KEY":"again"}');
+    // Its first pull is audited afresh (the version was never pulled before).
+    const pulls = await database.db
+      .selectFrom("audit_events")
+      .select("version")
+      .where("action", "=", "org.vault.pull")
+      .where("vault_id", "=", vaultId)
+      .orderBy("version")
+      .execute();
+    expect(pulls.map((r) => Number(r.version))).toEqual([3, 4]);
+    // Pushes continue from there; a second unshare and share continue above that.
+    expect(
+      (await call(app, mate!.token, "PUT", path, await orgPushBody(vaultId, 4, newKey))).json().version,
+    ).toBe(5);
+    expect((await call(app, boss!.token, "DELETE", path)).statusCode).toBe(200);
+    expect(
+      (await call(app, boss!.token, "PUT", `${path}/share`, await shareBody(vaultId, 5, newKey, team))).json()
+        .version,
+    ).toBe(6);
+    expect((await memberPull()).json().version).toBe(6);
+
+    // Deleting the organisation deletes what an unshare kept.
+    expect((await call(app, boss!.token, "DELETE", path)).statusCode).toBe(200);
+    expect(await rows("org_vault_unshared")).toBe(1);
+    expect((await call(app, boss!.token, "DELETE", "/resharing")).statusCode).toBe(200);
+    expect(await rows("org_vault_unshared")).toBe(0);
+  });
+
   it("calls the removal hook inside the removal's transaction: a failing hook leaves the member and keys", async () => {
     const events: unknown[] = [];
     let fail = true;

@@ -9,7 +9,7 @@ import type { Database } from "./schema.js";
 import { stepUpMigration } from "../api/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
-import { orgsMigration } from "../orgs/migration.js";
+import { orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
 import { sharingKeysMigration } from "../sharing-keys/migration.js";
 import { syncMigration } from "../sync/migration.js";
@@ -99,6 +99,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0009_orgs": orgsMigration,
   "0010_sharing_keys": sharingKeysMigration,
   "0011_outbox": outboxMigration,
+  "0012_org_vault_unshared": orgVaultUnsharedMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

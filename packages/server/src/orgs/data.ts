@@ -326,6 +326,7 @@ export function deleteOrg(db: Db, orgId: string): Promise<{ members: number; vau
   return runQuery("delete organisation", async () => {
     await db.deleteFrom("vault_org_keys").where("org_id", "=", orgId).execute();
     await db.deleteFrom("org_vault_versions").where("org_id", "=", orgId).execute();
+    await db.deleteFrom("org_vault_unshared").where("org_id", "=", orgId).execute();
     const vaults = await db.deleteFrom("org_vault_heads").where("org_id", "=", orgId).executeTakeFirst();
     const members = await db.deleteFrom("org_members").where("org_id", "=", orgId).executeTakeFirst();
     await db.deleteFrom("orgs").where("id", "=", orgId).execute();
@@ -493,7 +494,10 @@ export function currentOrgVersion(db: Db, vaultId: string, orgId: string): Promi
   });
 }
 
-/** Version 1 of the organisation's copy; false, writing nothing, when it exists. */
+/**
+ * Version 1 of the organisation's copy; false, writing nothing, when it exists or was unshared (a share continues
+ * an unshared copy from its last version instead: resumeOrgHead).
+ */
 export function insertFirstOrgHead(
   db: Db,
   vaultId: string,
@@ -501,21 +505,97 @@ export function insertFirstOrgHead(
   write: HeadWrite,
 ): Promise<boolean> {
   return runQuery("insert organisation vault head", async () => {
+    // INSERT … SELECT … WHERE NOT EXISTS: one conditional statement. The version is a literal, since PostgreSQL
+    // would read an untyped parameter in a SELECT list as text, which a bigint column refuses.
     const rows = await db
+      .insertInto("org_vault_heads")
+      .columns(["vault_id", "org_id", "version", "encrypted_blob", "schema_json", "name", "updated_at"])
+      .expression(
+        db
+          .selectNoFrom([
+            sql<string>`${vaultId}`.as("vault_id"),
+            sql<string>`${orgId}`.as("org_id"),
+            sql.lit(1).as("version"),
+            sql<string>`${write.encryptedBlob}`.as("encrypted_blob"),
+            sql<string | null>`${write.schemaJson ?? null}`.as("schema_json"),
+            sql<string>`${write.name}`.as("name"),
+            sql<string>`${write.updatedAt}`.as("updated_at"),
+          ])
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom("org_vault_unshared")
+                  .select("version")
+                  .where("vault_id", "=", vaultId)
+                  .where("org_id", "=", orgId),
+              ),
+            ),
+          ),
+      )
+      .onConflict((oc) => oc.columns(["vault_id", "org_id"]).doNothing())
+      .returning("version")
+      .execute();
+    return rows.length === 1;
+  });
+}
+
+/**
+ * Shares an unshared copy again as version `baseVersion + 1`, if it was unshared at `baseVersion`: its unshared
+ * row goes (the conditional statement) and the head comes back one version above. False, writing nothing, otherwise.
+ */
+export function resumeOrgHead(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  baseVersion: number,
+  write: HeadWrite,
+): Promise<boolean> {
+  return runQuery("resume organisation vault head", async () => {
+    const gone = await db
+      .deleteFrom("org_vault_unshared")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .where("version", "=", baseVersion)
+      .returning("version")
+      .execute();
+    if (gone.length !== 1) return false;
+    await db
       .insertInto("org_vault_heads")
       .values({
         vault_id: vaultId,
         org_id: orgId,
-        version: 1,
+        version: baseVersion + 1,
         encrypted_blob: write.encryptedBlob,
         schema_json: write.schemaJson ?? null,
         name: write.name,
         updated_at: write.updatedAt,
       })
-      .onConflict((oc) => oc.columns(["vault_id", "org_id"]).doNothing())
-      .returning("version")
       .execute();
-    return rows.length === 1;
+    return true;
+  });
+}
+
+/**
+ * The version a share must continue from: the copy's, or the one it was unshared at; 0 when there was never a
+ * copy. (A push continues only a shared copy: currentOrgVersion.)
+ */
+export function lastOrgVersion(db: Db, vaultId: string, orgId: string): Promise<number> {
+  return runQuery("read organisation vault last version", async () => {
+    const head = await db
+      .selectFrom("org_vault_heads")
+      .select("version")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    if (head !== undefined) return Number(head.version);
+    const unshared = await db
+      .selectFrom("org_vault_unshared")
+      .select("version")
+      .where("vault_id", "=", vaultId)
+      .where("org_id", "=", orgId)
+      .executeTakeFirst();
+    return unshared === undefined ? 0 : Number(unshared.version);
   });
 }
 
@@ -589,8 +669,17 @@ export function replaceKeys(
   });
 }
 
-/** Deletes the organisation's copy, its history and its wrapped keys; returns how many keys, or null if none. */
-export function deleteOrgVault(db: Db, vaultId: string, orgId: string): Promise<number | null> {
+/**
+ * Deletes the organisation's copy, its history and its wrapped keys, keeping only the version it had (in
+ * org_vault_unshared, for a later share to continue from); returns how many keys went and that version, or null
+ * when the organisation has no copy.
+ */
+export function deleteOrgVault(
+  db: Db,
+  vaultId: string,
+  orgId: string,
+  at: string,
+): Promise<{ wrappedKeysRemoved: number; version: number } | null> {
   return runQuery("delete organisation vault", async () => {
     const keys = await db
       .deleteFrom("vault_org_keys")
@@ -602,12 +691,22 @@ export function deleteOrgVault(db: Db, vaultId: string, orgId: string): Promise<
       .where("vault_id", "=", vaultId)
       .where("org_id", "=", orgId)
       .execute();
-    const heads = await db
+    const head = await db
       .deleteFrom("org_vault_heads")
       .where("vault_id", "=", vaultId)
       .where("org_id", "=", orgId)
+      .returning("version")
       .executeTakeFirst();
-    return Number(heads.numDeletedRows) === 0 ? null : Number(keys.numDeletedRows);
+    if (head === undefined) return null;
+    const version = Number(head.version);
+    await db
+      .insertInto("org_vault_unshared")
+      .values({ vault_id: vaultId, org_id: orgId, version, unshared_at: at })
+      // Never both a head and this row (a share that continues the copy deletes it); were one left, the head's
+      // version is the later one.
+      .onConflict((oc) => oc.columns(["vault_id", "org_id"]).doUpdateSet({ version, unshared_at: at }))
+      .execute();
+    return { wrappedKeysRemoved: Number(keys.numDeletedRows), version };
   });
 }
 

@@ -64,6 +64,18 @@ export interface VaultOrgKeysTable {
   created_at: string;
 }
 
+/**
+ * The version an organisation's copy had when it was unshared, kept after its head, history and keys are gone: a
+ * later share continues from it (members' CLIs refuse a version below the highest they saw as a rollback). A share
+ * that continues the copy deletes this row; a copy has a head or this row, never both.
+ */
+export interface OrgVaultUnsharedTable {
+  vault_id: string;
+  org_id: string;
+  version: number;
+  unshared_at: string;
+}
+
 /** The organisations slice's tables as Kysely sees them (after its latest migration). */
 export interface OrgTables {
   orgs: OrgsTable;
@@ -71,6 +83,7 @@ export interface OrgTables {
   org_vault_heads: OrgVaultHeadsTable;
   org_vault_versions: OrgVaultVersionsTable;
   vault_org_keys: VaultOrgKeysTable;
+  org_vault_unshared: OrgVaultUnsharedTable;
 }
 
 /**
@@ -150,5 +163,25 @@ export const orgsMigration: Migration = {
       .on("audit_events")
       .columns(["org_id", "vault_id", "created_at"])
       .execute();
+  },
+};
+
+/**
+ * Migration 0012: the version each unshared organisation copy had (org_vault_unshared), so its versions never go
+ * backwards when it is shared again. A table of its own rather than a head row without its blob: the pull and
+ * every list keep reading the heads as they are, and an unshared copy has no blob anywhere to leak.
+ */
+export const orgVaultUnsharedMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable("org_vault_unshared")
+      .addColumn("vault_id", "text", (c) => c.notNull())
+      .addColumn("org_id", "text", (c) => c.notNull().references("orgs.id"))
+      .addColumn("version", "bigint", (c) => c.notNull())
+      .addColumn("unshared_at", "text", (c) => c.notNull())
+      .addPrimaryKeyConstraint("org_vault_unshared_pk", ["vault_id", "org_id"])
+      .execute();
+    // Deleting an organisation deletes its rows.
+    await db.schema.createIndex("org_vault_unshared_org").on("org_vault_unshared").column("org_id").execute();
   },
 };

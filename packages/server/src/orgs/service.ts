@@ -150,13 +150,28 @@ class Abort extends Error {
   }
 }
 
-/** The organisation's copy of `vaultId`, for the versioned push (vault-copies.ts). */
+/** The organisation's copy of `vaultId`, for a member's push (vault-copies.ts): it moves a shared copy only. */
 function orgHeads(vaultId: string, orgId: string): HeadStore {
   return {
     advance: (trx, baseVersion, write) => data.advanceOrgHead(trx, vaultId, orgId, baseVersion, write),
     insertFirst: (trx, write) => data.insertFirstOrgHead(trx, vaultId, orgId, write),
     currentVersion: (trx) => data.currentOrgVersion(trx, vaultId, orgId),
     insertVersion: (trx, record) => data.insertOrgVersion(trx, vaultId, orgId, record),
+  };
+}
+
+/**
+ * The same for a share, which also continues an unshared copy from the version it was unshared at (never from 1
+ * again: members' CLIs would refuse the lower version as a rollback); its conflicts name that version.
+ */
+function sharedOrgHeads(vaultId: string, orgId: string): HeadStore {
+  const heads = orgHeads(vaultId, orgId);
+  return {
+    ...heads,
+    advance: async (trx, baseVersion, write) =>
+      (await heads.advance(trx, baseVersion, write)) ||
+      data.resumeOrgHead(trx, vaultId, orgId, baseVersion, write),
+    currentVersion: (trx) => data.lastOrgVersion(trx, vaultId, orgId),
   };
 }
 
@@ -567,7 +582,7 @@ export function createOrgService(deps: OrgServiceDeps) {
           return refuse({ kind: "members-changed" });
         }
       }
-      const outcome = await pushVersion(trx, orgHeads(vaultId, org.id), versioned, at, {
+      const outcome = await pushVersion(trx, sharedOrgHeads(vaultId, org.id), versioned, at, {
         id: deps.randomId(),
         userId: actor.userId,
         action: "org.vault.share",
@@ -581,7 +596,7 @@ export function createOrgService(deps: OrgServiceDeps) {
       if (outcome.kind === "stale") {
         return refuse({
           kind: "conflict",
-          currentVersion: await data.currentOrgVersion(trx, vaultId, org.id),
+          currentVersion: await data.lastOrgVersion(trx, vaultId, org.id),
         });
       }
       await data.replaceKeys(trx, vaultId, org.id, keys, at);
@@ -589,7 +604,10 @@ export function createOrgService(deps: OrgServiceDeps) {
     });
   }
 
-  /** Deletes the organisation's copy, its history and its keys. */
+  /**
+   * Deletes the organisation's copy, its history and its keys, so no member can pull it; the version it had stays
+   * behind for a later share to continue from.
+   */
   async function unshare(
     actor: OrgActor,
     slug: string,
@@ -598,21 +616,11 @@ export function createOrgService(deps: OrgServiceDeps) {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
       const { org } = await lockedAccess(trx, actor, slug, "vault.unshare", at);
-      const removed = await data.deleteOrgVault(trx, vaultId, org.id);
+      const removed = await data.deleteOrgVault(trx, vaultId, org.id, at);
       if (removed === null) return refuse({ kind: "not-shared" });
-      await audit(
-        trx,
-        actor,
-        org.id,
-        "org.vault.unshare",
-        at,
-        { wrappedKeysRemoved: removed },
-        {
-          vaultId,
-          version: null,
-        },
-      );
-      return { kind: "ok", value: { wrappedKeysRemoved: removed } } as const;
+      const { wrappedKeysRemoved, version } = removed;
+      await audit(trx, actor, org.id, "org.vault.unshare", at, { wrappedKeysRemoved }, { vaultId, version });
+      return { kind: "ok", value: { wrappedKeysRemoved } } as const;
     });
   }
 
