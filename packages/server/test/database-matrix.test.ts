@@ -146,6 +146,7 @@ describeEachDatabase("database layer", (target) => {
         metadata: "{}",
         count: 1,
         coalesce_key: null,
+        org_id: null,
       });
     });
 
