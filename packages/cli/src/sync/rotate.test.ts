@@ -559,6 +559,17 @@ describe("re-wrapping the server copies", () => {
     await expectAllReadable(deps);
   });
 
+  it("a vault synced only as an organisation's copy is not re-wrapped: that copy's key is not this machine's", async () => {
+    const { deps, ctx, wrappingKey, copies, rewraps } = await synced();
+    await recordSync(ctx.paths.home, SERVER, USER, VAULTS[2]!, 4, 0, "acme");
+    const own = (await loadVaultKey(deps, VAULTS[2]!))!;
+    copies.set(VAULTS[2]!, sealCopy(VAULTS[2]!, 4, { default: { SECRET: "personal" } }, own, wrappingKey));
+    const outcome = await rotateWrappingKey(ctx);
+    expect(outcome.serverUpdated).not.toContain(`${SERVER} ${VAULTS[2]}`);
+    expect(rewraps.some((r) => r.vaultId === VAULTS[2])).toBe(false);
+    await expectAllReadable(deps);
+  });
+
   it("a vault this machine synced as another account is not re-wrapped in the signed-in account's copy", async () => {
     const { deps, ctx, wrappingKey, copies, rewraps } = await synced();
     await recordSync(ctx.paths.home, SERVER, "user-2", VAULTS[2]!, 1, 0);

@@ -150,6 +150,19 @@ describe("env status", () => {
     );
   });
 
+  it("shows the personal copy's sync: an organisation copy's record is not it", async () => {
+    const m = await machine(refusingFetch());
+    await recordSync(m.home, SERVER, USER, W, 9, T + HOUR, "acme");
+    const r = await status(m.ctx, ["--all", "--offline", "--json"]);
+    const vaults = (JSON.parse(r.stdout) as { vaults: { vaultId: string; local: unknown }[] }).vaults;
+    expect(vaults.find((v) => v.vaultId === W)?.local).toEqual({
+      present: true,
+      version: null,
+      syncedAt: null,
+      server: null,
+    });
+  });
+
   it("says not paired when the server's copy has its key wrapped for another machine", async () => {
     const foreign = await otherMachinesKey(V);
     const m = await machine(signingFetch(() => copy(V, 5, foreign)));

@@ -55,6 +55,11 @@ export interface FakeSharingServer {
   afterWrite?: (path: string) => void;
   /** Called before each request is answered: lets a test change the server behind the client's back. */
   before?: (seen: SeenRequest) => void;
+  /**
+   * Answers the routes this fake does not know (test/support/org-server.ts serves the organisation routes here);
+   * null passes the request on to this fake's own routes.
+   */
+  extra?: (seen: SeenRequest) => Promise<{ status: number; body: unknown } | null>;
 }
 
 /** A machine: its context, its keystore and what it showed on stderr. */
@@ -82,6 +87,12 @@ export interface SharingMachineOptions {
   stored?: Record<string, string>;
   /** Called at each crash-test step, after it is recorded. */
   onStep?: (step: string) => void;
+  /** The account's user id at the server (the session's subject); default "user-1". */
+  subject?: string;
+  /** The directory commands run in. */
+  cwd?: string;
+  /** More environment. */
+  env?: Record<string, string>;
 }
 
 /** A fresh fake server with no key for the account. */
@@ -176,12 +187,12 @@ export function sharingMachine(
   options: SharingMachineOptions = {},
 ): SharingMachine {
   const server = options.server ?? fakeSharingServer();
-  const env = { LATCHKEY_HOME: `${root}/${name}`, LATCHKEY_SERVER: SHARING_SERVER };
+  const env = { LATCHKEY_HOME: `${root}/${name}`, LATCHKEY_SERVER: SHARING_SERVER, ...options.env };
   const session: ServerSession = {
     access_token: `at-${name}`,
     refresh_token: `rt-${name}`,
     expires_at: Date.parse("2030-01-01T00:15:00.000Z") / 1000,
-    subject: "user-1",
+    subject: options.subject ?? "user-1",
     issuer: `${SHARING_SERVER}/oidc`,
     client_id: CLI_CLIENT_ID,
   };
@@ -204,7 +215,7 @@ export function sharingMachine(
     };
     server.seen.push(seen);
     server.before?.(seen);
-    const reply = await answer(server, seen);
+    const reply = (await server.extra?.(seen)) ?? (await answer(server, seen));
     const bytes = Buffer.from(JSON.stringify(reply.body));
     if (reply.status < 200 || reply.status > 299) {
       return new Response(bytes, { status: reply.status, headers: { "content-type": "application/json" } });
@@ -228,6 +239,7 @@ export function sharingMachine(
   const tty = options.tty ?? true;
   const base = createTestContext({
     env,
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     paths: resolvePaths(env),
     fetch,
     random: { bytes: (n) => randomFillSync(new Uint8Array(n)) },

@@ -1,0 +1,269 @@
+// Rotating an organisation copy's vault key, and the wrapping and opening it is built on (copy.ts), against a fake
+// of the organisation routes holding real sealed copies and keys wrapped for members whose key pairs the test holds.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomFillSync } from "node:crypto";
+import {
+  ME,
+  memberKeyPair,
+  memberVaultKey,
+  openFakeCopy,
+  orgTeam,
+  sealedCopy,
+  type OrgTeam,
+} from "../../test/support/org-server.js";
+import { openOrgBlob, unwrapOrgKey, wrapForMembers } from "./copy.js";
+import { rotateOrgVault, rotateOrgVaults } from "./rotate.js";
+import { openOrgSession, type OrgSession } from "./session.js";
+
+const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const OTHER_VAULT = "1f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const DOCUMENT = { default: { API_KEY: "value-1", DB: "value-2" }, prod: { API_KEY: "value-3" } };
+
+let root: string;
+let n = 0;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "lk-org-rotate-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Team extends OrgTeam {
+  session: OrgSession;
+}
+
+/** The signed-in account (maintainer) with a registered sharing key, bob (member, with a key), eve (no key). */
+async function team(): Promise<Team> {
+  const t = await orgTeam(root, `m${++n}`);
+  return { ...t, session: await openOrgSession(t.machine.ctx, {}) };
+}
+
+const random = (size: number) => randomFillSync(new Uint8Array(size));
+
+describe("rotating an organisation copy's vault key", () => {
+  it("seals the same secrets with a new key as the next version, wrapped for every member with a key", async () => {
+    const t = await team();
+    const oldKey = random(32);
+    const before = await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 4,
+      vaultKey: oldKey,
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(rotated).toMatchObject({
+      vaultId: VAULT,
+      fromVersion: 4,
+      version: 5,
+      environments: { default: ["API_KEY", "DB"], prod: ["API_KEY"] },
+      sharedWith: ["bob@example.com", "me@example.com"],
+      waiting: ["eve@example.com"],
+    });
+    const after = t.org.copies.get(VAULT)!;
+    expect(after.version).toBe(5);
+    expect([...after.keys.keys()].sort()).toEqual([ME, t.bob.userId].sort());
+    const newKey = await memberVaultKey(after, t.bob);
+    expect(newKey).not.toEqual(oldKey);
+    expect(await openFakeCopy(after, t.org, VAULT, newKey)).toEqual(DOCUMENT);
+    await expect(openFakeCopy(after, t.org, VAULT, oldKey)).rejects.toMatchObject({
+      code: "LK_DECRYPT_FAILED",
+    });
+    // Each member's wrapped key is its own (a fresh ephemeral key per wrap).
+    expect(after.keys.get(ME)!.wrappedKey).not.toBe(after.keys.get(t.bob.userId)!.wrappedKey);
+    expect(before.keys.get(t.bob.userId)!.wrappedKey).not.toBe(after.keys.get(t.bob.userId)!.wrappedKey);
+  });
+
+  it("starts again from the newer version when a push lands between its fetch and its share", async () => {
+    const t = await team();
+    const key = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: key,
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    let pushes = 0;
+    t.org.beforeShare = async () => {
+      if (pushes++ > 0) return;
+      // bob pushes version 2 with the current key, just before the share lands.
+      await sealedCopy(t.machine.server, t.org, VAULT, {
+        version: 2,
+        vaultKey: key,
+        document: { default: { API_KEY: "pushed" } },
+        members: [t.me, t.bob],
+      });
+    };
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(rotated).toMatchObject({ fromVersion: 2, version: 3, environments: { default: ["API_KEY"] } });
+    const after = t.org.copies.get(VAULT)!;
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual({
+      default: { API_KEY: "pushed" },
+    });
+  });
+
+  it("gives up with LK_VAULT_CONFLICT when pushes keep landing first", async () => {
+    const t = await team();
+    const key = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: key,
+      document: DOCUMENT,
+      members: [t.me],
+    });
+    // Someone pushes a new version before every share lands.
+    t.org.beforeShare = async () => {
+      await sealedCopy(t.machine.server, t.org, VAULT, {
+        version: t.org.copies.get(VAULT)!.version + 1,
+        vaultKey: key,
+        document: DOCUMENT,
+        members: [t.me],
+      });
+    };
+    await expect(rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session)).rejects.toMatchObject({
+      code: "LK_VAULT_CONFLICT",
+    });
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(3);
+  });
+
+  it("wraps again for the members as they are when they changed under the share", async () => {
+    const t = await team();
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    const bobsNewKey = await memberKeyPair();
+    let rotatedKey = false;
+    t.org.beforeShare = () => {
+      // bob replaces his sharing key between the key listing and the share.
+      if (!rotatedKey) t.bob.pair = bobsNewKey;
+      rotatedKey = true;
+    };
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(rotated.sharedWith).toEqual(["bob@example.com", "me@example.com"]);
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(2);
+    const after = t.org.copies.get(VAULT)!;
+    expect(after.keys.get(t.bob.userId)!.fingerprint).toBe(bobsNewKey.fingerprint);
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual(DOCUMENT);
+  });
+
+  it("reports a vault it cannot open and rotates the others", async () => {
+    const t = await team();
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    // Shared before this account had a key: none for it.
+    await sealedCopy(t.machine.server, t.org, OTHER_VAULT, {
+      version: 3,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.bob],
+    });
+    const results = await rotateOrgVaults(t.machine.ctx, "acme", t.session);
+    expect(results.find((r) => r.vaultId === VAULT)).toMatchObject({ rotated: true, version: 2 });
+    expect(results.find((r) => r.vaultId === OTHER_VAULT)).toMatchObject({
+      rotated: false,
+      error: { code: "LK_ORG_VAULT_KEY_MISSING" },
+    });
+    expect(t.org.copies.get(OTHER_VAULT)!.version).toBe(3);
+  });
+});
+
+describe("wrapping for members and opening a copy", () => {
+  it("refuses to share when the server lists another key for you, or none: you would lose access", async () => {
+    const t = await team();
+    t.me.pair = await memberKeyPair();
+    // The fake lists the sharing server's key for the account: swap it for another behind the CLI's back.
+    t.machine.server.key = {
+      publicKey: Buffer.from(t.me.pair.publicKey).toString("base64"),
+      fingerprint: t.me.pair.fingerprint,
+    };
+    await expect(
+      wrapForMembers(t.machine.ctx, "acme", random(32), { userId: ME, key: t.session.key }, t.session.api),
+    ).rejects.toMatchObject({
+      code: "LK_SERVER_ERROR",
+      message: expect.stringContaining("another sharing key"),
+    });
+    // The fake lists no key for the account at all.
+    t.machine.server.key = null;
+    await expect(
+      wrapForMembers(t.machine.ctx, "acme", random(32), { userId: ME, key: t.session.key }, t.session.api),
+    ).rejects.toMatchObject({
+      code: "LK_SERVER_ERROR",
+      message: expect.stringContaining("you would have lost access"),
+    });
+  });
+
+  it("each fingerprint sent is the one of the key wrapped for, computed here", async () => {
+    const t = await team();
+    const vaultKey = random(32);
+    const wrapped = await wrapForMembers(
+      t.machine.ctx,
+      "acme",
+      vaultKey,
+      { userId: ME, key: t.session.key },
+      t.session.api,
+    );
+    expect(wrapped.wrappedKeys.find((k) => k.userId === t.bob.userId)).toMatchObject({
+      fingerprint: t.bob.pair!.fingerprint,
+    });
+    expect(wrapped.wrappedKeys.find((k) => k.userId === ME)).toMatchObject({
+      fingerprint: t.session.key.fingerprint,
+    });
+    expect(wrapped.waiting).toEqual(["eve@example.com"]);
+  });
+
+  it("a key wrapped for another sharing key of yours is LK_ORG_VAULT_KEY_MISSING; one that does not open, a decrypt failure", async () => {
+    const t = await team();
+    const other = await memberKeyPair();
+    const copy = await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.bob],
+    });
+    const bobs = copy.keys.get(t.bob.userId)!;
+    await expect(
+      unwrapOrgKey(
+        { vaultId: VAULT, wrappedKey: bobs.wrappedKey, fingerprint: other.fingerprint },
+        t.session.key,
+        "acme",
+        "s",
+      ),
+    ).rejects.toMatchObject({ code: "LK_ORG_VAULT_KEY_MISSING" });
+    await expect(
+      unwrapOrgKey(
+        { vaultId: VAULT, wrappedKey: bobs.wrappedKey, fingerprint: t.session.key.fingerprint },
+        t.session.key,
+        "acme",
+        "s",
+      ),
+    ).rejects.toMatchObject({ code: "LK_VAULT_DECRYPT_FAILED" });
+  });
+
+  it("a blob is opened only as the organisation's copy at its own version", async () => {
+    const t = await team();
+    const vaultKey = random(32);
+    const copy = await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey,
+      document: DOCUMENT,
+      members: [t.me],
+    });
+    const sent = { vaultId: VAULT, version: 2, encryptedBlob: copy.encryptedBlob };
+    expect(await openOrgBlob(vaultKey, sent, "acme", "s")).toEqual(DOCUMENT);
+    await expect(openOrgBlob(vaultKey, sent, "beta", "s")).rejects.toMatchObject({
+      code: "LK_VAULT_DECRYPT_FAILED",
+    });
+    await expect(openOrgBlob(vaultKey, { ...sent, version: 3 }, "acme", "s")).rejects.toMatchObject({
+      code: "LK_VAULT_DECRYPT_FAILED",
+    });
+  });
+});

@@ -1,0 +1,195 @@
+// `env share`, `env push --org` and `env pull --org` in process, against a fake of the organisation routes holding
+// real sealed copies: the organisation's vault key (never the local one) seals what is pushed, each copy keeps its
+// own versions and anti-rollback record, and a push needs the key a pull brings.
+import { randomFillSync } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  memberKeyPair,
+  memberVaultKey,
+  openFakeCopy,
+  orgTeam,
+  sealedCopy,
+  type OrgTeam,
+} from "../../test/support/org-server.js";
+import { SHARING_SERVER } from "../../test/support/sharing-key-server.js";
+import { runCli } from "../cli.js";
+import { pullVault } from "./pull.js";
+import { pushVault, shareVault } from "./push.js";
+import { getSyncEntry } from "./state.js";
+
+const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const random = (size: number) => randomFillSync(new Uint8Array(size));
+
+let root: string;
+let n = 0;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "lk-org-copy-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A team whose machine works in a checkout of the project (its latchkey.json names VAULT). */
+async function checkout(extra: Record<string, unknown> = {}): Promise<OrgTeam & { dir: string }> {
+  const dir = join(root, `project-${++n}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "package.json"), JSON.stringify({ name: "web" }));
+  await writeFile(join(dir, "latchkey.json"), JSON.stringify({ vault: VAULT, ...extra }));
+  return { ...(await orgTeam(root, `m${n}`, "maintainer", { cwd: dir })), dir };
+}
+
+const projectFile = async (dir: string) =>
+  JSON.parse(await readFile(join(dir, "latchkey.json"), "utf8")) as Record<string, unknown>;
+const puts = (t: OrgTeam) =>
+  t.machine.server.seen.filter((r) => r.method === "PUT" && r.path.includes("/orgs/"));
+
+describe("sharing a vault with an organisation", () => {
+  it("the first share seals it with a new key wrapped for each member with a sharing key; later ones keep the key", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "API_KEY=v-1", "DB=v-2"], t.machine.ctx)).toBe(0);
+    const first = await shareVault(t.machine.ctx, { org: "acme" });
+    expect(first).toMatchObject({
+      org: "acme",
+      version: 1,
+      newKey: true,
+      sharedWith: ["bob@example.com", "me@example.com"],
+      waiting: ["eve@example.com"],
+    });
+    const copy1 = t.org.copies.get(VAULT)!;
+    const key = await memberVaultKey(copy1, t.bob);
+    expect(await openFakeCopy(copy1, t.org, VAULT, key)).toEqual({ default: { API_KEY: "v-1", DB: "v-2" } });
+    expect(await projectFile(t.dir)).toMatchObject({ vaultSync: { orgVersions: { acme: 1 } } });
+
+    // eve registers a sharing key; sharing again gives it to her, with the same vault key.
+    t.eve.pair = await memberKeyPair();
+    const second = await shareVault(t.machine.ctx, { org: "acme" });
+    expect(second).toMatchObject({ version: 2, newKey: false, waiting: [] });
+    const copy2 = t.org.copies.get(VAULT)!;
+    expect(await memberVaultKey(copy2, t.eve)).toEqual(key);
+    expect(await openFakeCopy(copy2, t.org, VAULT, key)).toEqual({ default: { API_KEY: "v-1", DB: "v-2" } });
+
+    // --new-key seals it with another key: the old one opens nothing of it.
+    await shareVault(t.machine.ctx, { org: "acme", newKey: true });
+    const copy3 = t.org.copies.get(VAULT)!;
+    await expect(openFakeCopy(copy3, t.org, VAULT, key)).rejects.toMatchObject({ code: "LK_DECRYPT_FAILED" });
+    // The personal copy was never pushed: its record is untouched.
+    expect(await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT)).toBeNull();
+  });
+
+  it("needs an organisation: latchkey.json's org when --org is not given", async () => {
+    const t = await checkout({ org: "acme" });
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    expect(await shareVault(t.machine.ctx, {})).toMatchObject({ org: "acme", version: 1 });
+    const bare = await checkout();
+    expect(await runCli(["env", "set", "A=1"], bare.machine.ctx)).toBe(0);
+    await expect(shareVault(bare.machine.ctx, {})).rejects.toMatchObject({ code: "LK_USAGE" });
+  });
+});
+
+describe("env push --org and env pull --org", () => {
+  it("a push before a pull has no organisation key to seal with: LK_ORG_VAULT_NOT_SYNCED, nothing sent", async () => {
+    const t = await checkout();
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: random(32),
+      document: { default: { A: "theirs" } },
+      members: [t.me, t.bob],
+    });
+    expect(await runCli(["env", "set", "A=mine"], t.machine.ctx)).toBe(0);
+    await expect(pushVault(t.machine.ctx, { org: "acme" })).rejects.toMatchObject({
+      code: "LK_ORG_VAULT_NOT_SYNCED",
+      hint: expect.stringContaining("latchkey env pull --org acme"),
+    });
+    expect(puts(t)).toEqual([]);
+  });
+
+  it("pull brings the organisation's secrets and key; a push is then sealed with that key, not the local one", async () => {
+    const t = await checkout();
+    const key = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: key,
+      document: { default: { A: "theirs" }, prod: { B: "prod" } },
+      members: [t.me, t.bob],
+    });
+    const pulled = await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    expect(pulled).toMatchObject({ org: "acme", version: 2, restored: true });
+    expect(await projectFile(t.dir)).toMatchObject({ vaultSync: { orgVersions: { acme: 2 } } });
+    expect(
+      await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT, "acme"),
+    ).toMatchObject({
+      org: "acme",
+      highestVersion: 2,
+    });
+    expect(await runCli(["env", "set", "C=new"], t.machine.ctx)).toBe(0);
+    expect(await pushVault(t.machine.ctx, { org: "acme" })).toMatchObject({
+      org: "acme",
+      version: 3,
+      pushed: true,
+    });
+    const after = t.org.copies.get(VAULT)!;
+    // bob's key, untouched by a push, opens it.
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual({
+      default: { A: "theirs", C: "new" },
+      prod: { B: "prod" },
+    });
+    // Nothing changed since: no request.
+    const before = puts(t).length;
+    expect(await pushVault(t.machine.ctx, { org: "acme" })).toMatchObject({ pushed: false, version: 3 });
+    expect(puts(t)).toHaveLength(before);
+  });
+
+  it("refuses an older version of the organisation's copy than it has seen, whatever the personal copy's", async () => {
+    const t = await checkout();
+    const key = random(32);
+    const members = [t.me, t.bob];
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 5,
+      vaultKey: key,
+      document: { default: { A: "5" } },
+      members,
+    });
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 4,
+      vaultKey: key,
+      document: { default: { A: "4" } },
+      members,
+    });
+    await expect(pullVault(t.machine.ctx, { org: "acme", environment: "default" })).rejects.toMatchObject({
+      code: "LK_VAULT_ROLLBACK",
+    });
+    expect(await runCli(["env", "get", "A"], t.machine.ctx)).toBe(0);
+  });
+
+  it("a push based on a version the copy has moved past is a conflict pointing at pull --org", async () => {
+    const t = await checkout();
+    const key = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: key,
+      document: { default: { A: "1" } },
+      members: [t.me],
+    });
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    // A rotation elsewhere: version 2 with another key.
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: random(32),
+      document: { default: { A: "1" } },
+      members: [t.me],
+    });
+    expect(await runCli(["env", "set", "A=2"], t.machine.ctx)).toBe(0);
+    await expect(pushVault(t.machine.ctx, { org: "acme" })).rejects.toMatchObject({
+      code: "LK_VAULT_CONFLICT",
+      details: { org: "acme", baseVersion: 1, currentVersion: 2 },
+      hint: expect.stringContaining("latchkey env pull --org acme"),
+    });
+    // After the pull (the new key with it) the push goes through, sealed with the new key.
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    expect(await pushVault(t.machine.ctx, { org: "acme" })).toMatchObject({ version: 3 });
+  });
+});

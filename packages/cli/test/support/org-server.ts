@@ -1,0 +1,405 @@
+// A fake of the organisation routes (packages/server/src/orgs; docs/teams.md) for the in-process tests of org/ and
+// of the organisation half of sync/: one organisation whose members are the signed-in account (its sharing key is
+// the one the fake sharing-key server holds: sharing-key-server.ts) and others whose key pairs the test holds, and
+// its vault copies with one wrapped key per member. Statuses and codes as the real routes answer them; roles are
+// checked with the same least roles. It plugs into a sharing machine as its `extra` routes.
+import { randomFillSync } from "node:crypto";
+import {
+  fromBase64,
+  openEnvelope,
+  sharingKeyFingerprint,
+  syncBlobContext,
+  toBase64,
+  unwrapKeyForRecipient,
+  utf8Decode,
+  utf8Encode,
+  wrapKeyForRecipient,
+  x25519PublicKey,
+  ORG_ROLES,
+  type OrgRole,
+  type VaultDocument,
+} from "@latchkey/core";
+import { sealEnvelopeSync } from "../../src/crypto/native.js";
+import { ensureSharingKey } from "../../src/sharing/sharing-key.js";
+import {
+  fakeSharingServer,
+  sharingMachine,
+  type FakeSharingServer,
+  type SeenRequest,
+  type SharingMachine,
+  type SharingMachineOptions,
+} from "./sharing-key-server.js";
+
+/** Another member's key pair, held by the test. */
+export interface MemberKeyPair {
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly fingerprint: string;
+}
+
+/** A member of the fake organisation. */
+export interface FakeMember {
+  userId: string;
+  email: string;
+  role: OrgRole;
+  /** Their sharing key; for the signed-in account it is the sharing server's; null: waiting for one. */
+  pair: MemberKeyPair | null;
+}
+
+/** One vault copy of the organisation. */
+export interface FakeCopy {
+  version: number;
+  encryptedBlob: string;
+  name: string;
+  /** Wrapped keys by member user id. */
+  keys: Map<string, { wrappedKey: string; fingerprint: string }>;
+}
+
+/** The fake organisation, which tests read and set. */
+export interface FakeOrg {
+  slug: string;
+  /** The signed-in account's user id (a UUID, as the schemas want). */
+  me: string;
+  members: FakeMember[];
+  copies: Map<string, FakeCopy>;
+  /** Each member's newest pull per vault: what a removal reports. */
+  pulls: Map<string, { version: number; at: string }>;
+  /** Called before a share is checked and answered: lets a test change the organisation behind it. */
+  beforeShare?: () => void | Promise<void>;
+  deleted: boolean;
+}
+
+/**
+ * Seals `document` as version `version` of `org`'s copy of `vaultId` with `vaultKey`, its key wrapped for each of
+ * `members` (the signed-in account's key is the sharing server's): a copy as a share would have left it.
+ */
+export async function sealedCopy(
+  sharing: FakeSharingServer,
+  org: FakeOrg,
+  vaultId: string,
+  options: {
+    version: number;
+    vaultKey: Uint8Array;
+    document: VaultDocument;
+    name?: string;
+    members: FakeMember[];
+  },
+): Promise<FakeCopy> {
+  const blob = sealEnvelopeSync(
+    options.vaultKey,
+    utf8Encode(JSON.stringify(options.document)),
+    syncBlobContext(vaultId, options.version, org.slug),
+    (n) => randomFillSync(new Uint8Array(n)),
+  );
+  const keys = new Map<string, { wrappedKey: string; fingerprint: string }>();
+  for (const member of options.members) {
+    const mine = member.userId === org.me;
+    const publicKey = mine ? fromBase64(sharing.key!.publicKey) : member.pair!.publicKey;
+    const fingerprint = mine ? sharing.key!.fingerprint : member.pair!.fingerprint;
+    keys.set(member.userId, {
+      wrappedKey: await wrapKeyForRecipient(options.vaultKey, publicKey),
+      fingerprint,
+    });
+  }
+  const copy: FakeCopy = {
+    version: options.version,
+    encryptedBlob: toBase64(blob),
+    name: options.name ?? "app",
+    keys,
+  };
+  org.copies.set(vaultId, copy);
+  return copy;
+}
+
+/** Opens a copy's blob with `vaultKey`; throws (LK_DECRYPT_FAILED) when that key does not open it. */
+export async function openFakeCopy(
+  copy: FakeCopy,
+  org: FakeOrg,
+  vaultId: string,
+  vaultKey: Uint8Array,
+): Promise<VaultDocument> {
+  const plaintext = await openEnvelope(
+    vaultKey,
+    fromBase64(copy.encryptedBlob),
+    syncBlobContext(vaultId, copy.version, org.slug),
+  );
+  return JSON.parse(utf8Decode(plaintext)) as VaultDocument;
+}
+
+/** A member's vault key of a copy, unwrapped with their key pair. */
+export function memberVaultKey(copy: FakeCopy, member: FakeMember): Promise<Uint8Array> {
+  const key = copy.keys.get(member.userId);
+  if (key === undefined) throw new Error(`no key of ${member.email}`);
+  return unwrapKeyForRecipient(key.wrappedKey, member.pair!.privateKey, member.pair!.publicKey);
+}
+
+/** A new key pair for a member the test plays. */
+export async function memberKeyPair(): Promise<MemberKeyPair> {
+  const privateKey = randomFillSync(new Uint8Array(32));
+  const publicKey = await x25519PublicKey(privateKey);
+  return { privateKey, publicKey, fingerprint: await sharingKeyFingerprint(publicKey) };
+}
+
+/** An organisation `slug` whose only member is the signed-in account `me`, as `role`. */
+export function fakeOrg(slug: string, me: string, role: OrgRole = "owner"): FakeOrg {
+  return {
+    slug,
+    me,
+    members: [{ userId: me, email: "me@example.com", role, pair: null }],
+    copies: new Map(),
+    pulls: new Map(),
+    deleted: false,
+  };
+}
+
+const AT = "2030-01-01T00:00:00.000Z";
+const rank = (role: OrgRole) => ORG_ROLES.indexOf(role);
+
+/** Answers the organisation routes of `org` for the account signed in to `sharing`. */
+export function orgRoutes(
+  sharing: FakeSharingServer,
+  org: FakeOrg,
+): (seen: SeenRequest) => Promise<{ status: number; body: unknown } | null> {
+  const refused = (status: number, code: string, extra: Record<string, unknown> = {}) => ({
+    status,
+    body: { error: "Refused", code, message: "refused", ...extra },
+  });
+  /** A member's registered fingerprint (the signed-in account's is the sharing server's). */
+  const fingerprintOf = (m: FakeMember): string | null =>
+    m.userId === org.me ? (sharing.key?.fingerprint ?? null) : (m.pair?.fingerprint ?? null);
+  const publicKeyOf = (m: FakeMember): string | null =>
+    m.userId === org.me
+      ? (sharing.key?.publicKey ?? null)
+      : m.pair === null
+        ? null
+        : toBase64(m.pair.publicKey);
+
+  return async (seen) => {
+    const url = new URL(seen.path, "https://x");
+    const match = /^\/api\/v1\/orgs\/([^/]+)(\/.*)?$/.exec(url.pathname);
+    if (match === null) return null;
+    if (match[1] !== org.slug || org.deleted) return refused(404, "LK_ORG_NOT_FOUND");
+    const me = org.members.find((m) => m.userId === org.me);
+    if (me === undefined) return refused(404, "LK_ORG_NOT_FOUND");
+    const need = (least: OrgRole) => rank(me.role) <= rank(least);
+    const rest = match[2] ?? "";
+    const vault = /^\/vaults\/([^/]+)(\/share)?$/.exec(rest);
+
+    if (rest === "" && seen.method === "GET") {
+      return {
+        status: 200,
+        body: {
+          org: { slug: org.slug, name: org.slug, role: me.role, createdAt: AT },
+          memberCount: org.members.length,
+          vaultCount: org.copies.size,
+        },
+      };
+    }
+    if (rest === "" && seen.method === "DELETE") {
+      if (!need("owner")) return refused(403, "LK_ORG_FORBIDDEN");
+      org.deleted = true;
+      return {
+        status: 200,
+        body: { slug: org.slug, membersRemoved: org.members.length, vaultsRemoved: org.copies.size },
+      };
+    }
+    if (rest === "/members" && seen.method === "GET") {
+      const vaults = [...org.copies].map(([vaultId, c]) => ({
+        vaultId,
+        name: c.name,
+        version: c.version,
+        updatedAt: AT,
+      }));
+      return {
+        status: 200,
+        body: {
+          slug: org.slug,
+          vaults,
+          members: org.members.map((m) => {
+            const current = fingerprintOf(m);
+            const keys = [...org.copies].map(([vaultId, c]) => {
+              const key = c.keys.get(m.userId);
+              const state = key === undefined ? "missing" : key.fingerprint === current ? "current" : "stale";
+              return { vaultId, state };
+            });
+            return {
+              userId: m.userId,
+              email: m.email,
+              role: m.role,
+              addedAt: AT,
+              sharingKeyFingerprint: current,
+              needsShare: current !== null && keys.some((k) => k.state !== "current"),
+              keys,
+            };
+          }),
+        },
+      };
+    }
+    if (rest === "/public-keys" && seen.method === "GET") {
+      if (!need("maintainer")) return refused(403, "LK_ORG_FORBIDDEN");
+      return {
+        status: 200,
+        body: {
+          keys: org.members.flatMap((m) => {
+            const publicKey = publicKeyOf(m);
+            const fingerprint = fingerprintOf(m);
+            return publicKey === null || fingerprint === null
+              ? []
+              : [{ userId: m.userId, email: m.email, publicKey, fingerprint }];
+          }),
+        },
+      };
+    }
+    if (rest === "/vaults" && seen.method === "GET") {
+      return {
+        status: 200,
+        body: {
+          vaults: [...org.copies].map(([vaultId, c]) => ({
+            vaultId,
+            name: c.name,
+            version: c.version,
+            updatedAt: AT,
+          })),
+        },
+      };
+    }
+    const removal = /^\/members\/([^/]+)$/.exec(rest);
+    if (removal !== null && seen.method === "DELETE") {
+      if (!need("admin")) return refused(403, "LK_ORG_FORBIDDEN");
+      const target = org.members.find((m) => m.userId === removal[1]);
+      if (target === undefined) return refused(404, "LK_MEMBER_NOT_FOUND");
+      const proof = seen.proof === null ? undefined : sharing.proofs.get(seen.proof);
+      if (proof === undefined || proof.scope !== "org:member:remove" || proof.spent)
+        return refused(403, "LK_STEP_UP_REQUIRED");
+      proof.spent = true;
+      org.members = org.members.filter((m) => m !== target);
+      const vaults = [...org.copies].flatMap(([vaultId, c]) => {
+        if (!c.keys.delete(target.userId)) return [];
+        const pull = org.pulls.get(`${target.userId}:${vaultId}`);
+        return [
+          {
+            vaultId,
+            name: c.name,
+            version: c.version,
+            lastPulledAt: pull?.at ?? null,
+            lastPulledVersion: pull?.version ?? null,
+          },
+        ];
+      });
+      return {
+        status: 200,
+        body: {
+          removed: { userId: target.userId, email: target.email, role: target.role, addedAt: AT },
+          vaults,
+        },
+      };
+    }
+    if (vault === null) return refused(404, "LK_SERVER_ERROR");
+    const vaultId = decodeURIComponent(vault[1]!);
+    const copy = org.copies.get(vaultId);
+    if (vault[2] === undefined && seen.method === "GET") {
+      if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");
+      const key = copy.keys.get(org.me);
+      if (key === undefined) return refused(409, "LK_ORG_VAULT_KEY_MISSING");
+      org.pulls.set(`${org.me}:${vaultId}`, { version: copy.version, at: AT });
+      return {
+        status: 200,
+        body: {
+          vaultId,
+          version: copy.version,
+          encryptedBlob: copy.encryptedBlob,
+          wrappedKey: key.wrappedKey,
+          fingerprint: key.fingerprint,
+          schema: null,
+          name: copy.name,
+          updatedAt: AT,
+        },
+      };
+    }
+    const body = JSON.parse(seen.body) as {
+      encryptedBlob: string;
+      name: string;
+      baseVersion: number;
+      wrappedKeys?: { userId: string; wrappedKey: string; fingerprint: string }[];
+    };
+    const current = copy?.version ?? 0;
+    if (vault[2] === undefined && seen.method === "PUT") {
+      if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");
+      if (body.baseVersion !== current) return refused(409, "LK_VAULT_CONFLICT", { currentVersion: current });
+      copy.version = current + 1;
+      copy.encryptedBlob = body.encryptedBlob;
+      copy.name = body.name;
+      return { status: 200, body: { vaultId, version: copy.version, createdAt: AT } };
+    }
+    if (vault[2] === "/share" && seen.method === "PUT") {
+      if (!need("maintainer")) return refused(403, "LK_ORG_FORBIDDEN");
+      await org.beforeShare?.();
+      const current = org.copies.get(vaultId)?.version ?? 0;
+      for (const key of body.wrappedKeys ?? []) {
+        const member = org.members.find((m) => m.userId === key.userId);
+        if (member === undefined || fingerprintOf(member) !== key.fingerprint)
+          return refused(409, "LK_ORG_MEMBERS_CHANGED");
+      }
+      if (body.baseVersion !== current) return refused(409, "LK_VAULT_CONFLICT", { currentVersion: current });
+      org.copies.set(vaultId, {
+        version: current + 1,
+        encryptedBlob: body.encryptedBlob,
+        name: body.name,
+        keys: new Map(
+          (body.wrappedKeys ?? []).map((k) => [
+            k.userId,
+            { wrappedKey: k.wrappedKey, fingerprint: k.fingerprint },
+          ]),
+        ),
+      });
+      return { status: 200, body: { vaultId, version: current + 1, createdAt: AT } };
+    }
+    return refused(404, "LK_SERVER_ERROR");
+  };
+}
+
+/** The signed-in account's user id in {@link orgTeam}. */
+export const ME = "11111111-1111-4111-8111-111111111111";
+
+/** A machine signed in to an organisation `acme` with two other members. */
+export interface OrgTeam {
+  machine: SharingMachine;
+  org: FakeOrg;
+  /** The signed-in account: its sharing key is registered (ensureSharingKey ran). */
+  me: FakeMember;
+  /** A member with a sharing key. */
+  bob: FakeMember;
+  /** A member waiting for a sharing key. */
+  eve: FakeMember;
+}
+
+/** An organisation team on a new machine under `root`, the account having `role`. */
+export async function orgTeam(
+  root: string,
+  name: string,
+  role: OrgRole = "maintainer",
+  options: SharingMachineOptions = {},
+): Promise<OrgTeam> {
+  const server = fakeSharingServer();
+  const org = fakeOrg("acme", ME, role);
+  server.extra = orgRoutes(server, org);
+  const machine = sharingMachine(root, name, { ...options, server, subject: ME });
+  const me = org.members[0]!;
+  const bob: FakeMember = {
+    userId: "22222222-2222-4222-8222-222222222222",
+    email: "bob@example.com",
+    role: "member",
+    pair: await memberKeyPair(),
+  };
+  const eve: FakeMember = {
+    userId: "33333333-3333-4333-8333-333333333333",
+    email: "eve@example.com",
+    role: "member",
+    pair: null,
+  };
+  org.members.push(bob, eve);
+  // Registered as a first organisation command would (on a terminal, with the password).
+  const wasTty = machine.ctx.stdin.isTTY;
+  if (wasTty) await ensureSharingKey(machine.ctx);
+  return { machine, org, me, bob, eve };
+}
