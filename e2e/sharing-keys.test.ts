@@ -1,8 +1,10 @@
 // Sharing keys with the real server process and the built CLI on real pseudo-terminals (docs/teams.md, "Sharing
-// keys"): `latchkey env rotate-sharing-key` shows what it drops, goes on only after the typed word ROTATE and the
-// account's password, and leaves the server and the machine holding the same new key; any other word cancels with
-// nothing changed on either side; without a terminal it is refused before anything happens. A stolen bearer token
-// (a machine's access token, without the password) can neither set nor rotate a key through the API.
+// keys"): the first organisation command registers the machine's key (the password asked once, on a terminal
+// only), and a second machine of the account is refused rather than overwrite it. `latchkey env
+// rotate-sharing-key` shows what it drops, goes on only after the typed word ROTATE and the account's password,
+// and leaves the server and the machine holding the same new key; any other word cancels with nothing changed on
+// either side; without a terminal it is refused before anything happens. A stolen bearer token (a machine's access
+// token, without the password) can neither set nor rotate a key through the API.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { generateX25519KeyPair, toBase64 } from "@latchkey/core";
@@ -26,9 +28,9 @@ import {
   rotateOnTerminal,
   serverKeyOf,
   sharingKeyAudit,
-  userIdOf,
   ROTATE_PROMPT,
 } from "./support/sharing-keys.js";
+import { newMember, onTerminal, refused, userIdOf } from "./support/teams.js";
 
 const USER = { email: "sharing-keys@example.com", password: "sharing keys password for e2e" };
 
@@ -97,6 +99,46 @@ describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sha
     expect(await localKeyOf(m, true)).toBeNull();
     expect(serverKeyOf(server, userId)).toBe(before.server);
     expect(sharingKeyAudit(server, userId)).toHaveLength(audited);
+  }, 120_000);
+
+  it("the first organisation command registers the machine's key once; another machine is refused", async () => {
+    const eve = await newMember(server, root, "eve", "sharing-eve@example.com");
+    const eveId = userIdOf(server, eve.email);
+    // A script cannot register a key: the password is asked on a terminal only.
+    refused(await latchkey(eve.m, ["org", "list"]), "LK_NOT_INTERACTIVE");
+    expect(serverKeyOf(server, eveId)).toBeNull();
+
+    const first = await onTerminal(eve, ["org", "list"]);
+    expect(first.code, first.output).toBe(0);
+    expect(first.output).toContain("registering this machine's");
+    expect(first.output.match(/confirm it is you/g)).toHaveLength(1);
+    const key = await localKeyOf(eve.m);
+    expect(key).not.toBeNull();
+    expect(serverKeyOf(server, eveId)).toBe(key);
+    expect(sharingKeyAudit(server, eveId)).toEqual([
+      {
+        action: "vault.public_key_set",
+        metadata: expect.objectContaining({ fingerprint: key, stepUp: "password" }),
+      },
+    ]);
+    // From now on it matches: no prompt, a script may run it.
+    ok(await latchkey(eve.m, ["org", "list"]));
+
+    // A second machine of the same account never overwrites the registered key on its own.
+    const laptop = await newMachine(root, "eve-laptop");
+    ok(await loginCli(laptop, server, eve));
+    const mismatch = refused(await latchkey(laptop, ["org", "list"]), "LK_SHARING_KEY_MISMATCH");
+    expect(mismatch.stderr).toContain("latchkey env rotate-sharing-key");
+    expect(await localKeyOf(laptop)).toBeNull();
+    expect(serverKeyOf(server, eveId)).toBe(key);
+
+    // Moving the key there is a rotation; then the first machine is the one refused.
+    const moved = await rotateOnTerminal(laptop, { password: eve.password });
+    expect(moved.code, moved.output).toBe(0);
+    expect(moved.output).toContain("which this machine does not hold: another machine's");
+    expect(serverKeyOf(server, eveId)).toBe(await localKeyOf(laptop));
+    ok(await latchkey(laptop, ["org", "list"]));
+    refused(await latchkey(eve.m, ["org", "list"]), "LK_SHARING_KEY_MISMATCH");
   }, 120_000);
 
   it("a stolen bearer token, without the password, can neither set nor rotate a sharing key", async () => {

@@ -1,11 +1,10 @@
 // What the sharing-key suites share: `latchkey env rotate-sharing-key` on a terminal with its prompts answered,
 // and the two sides of an account's sharing key — the server's registered key (its SQLite database) and the keys
 // in a machine's keystore — named by fingerprint.
-import { DatabaseSync } from "node:sqlite";
-import { join } from "node:path";
 import { fromBase64, sharingKeyFingerprint, x25519PublicKey } from "@latchkey/core";
 import { KEYS, startOnTerminal, type TerminalResult } from "./pty.js";
 import { CLI_BIN, latchkey, type LatchkeyServer, type Machine } from "./latchkey-server.js";
+import { readDatabase } from "./teams.js";
 
 /** The word rotate-sharing-key asks for. */
 export const ROTATE_WORD = "ROTATE";
@@ -45,25 +44,6 @@ export async function rotateOnTerminal(m: Machine, answers: RotationAnswers): Pr
     if (await shown(terminal.waitFor("Password"))) terminal.type(`${answers.password}${KEYS.enter}`);
   }
   return terminal.exited;
-}
-
-/** Reads the server's SQLite database while it runs. */
-function readDatabase<T>(server: Pick<LatchkeyServer, "dataDir">, read: (db: DatabaseSync) => T): T {
-  const db = new DatabaseSync(join(server.dataDir, "latchkey.sqlite"), { readOnly: true });
-  try {
-    return read(db);
-  } finally {
-    db.close();
-  }
-}
-
-/** The account id of `email`. */
-export function userIdOf(server: Pick<LatchkeyServer, "dataDir">, email: string): string {
-  return readDatabase(server, (db) => {
-    const row = db.prepare("SELECT id FROM users WHERE email = ?").get(email);
-    if (row === undefined) throw new Error(`no account ${email}`);
-    return String(row.id);
-  });
 }
 
 /** The fingerprint of the account's registered sharing key, or null when it has none. */
