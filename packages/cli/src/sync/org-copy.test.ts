@@ -79,6 +79,36 @@ describe("sharing a vault with an organisation", () => {
     expect(await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT)).toBeNull();
   });
 
+  it("sharing again a copy that was unshared seals it with a new key, continuing from its last version", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    await shareVault(t.machine.ctx, { org: "acme" });
+    const old = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob);
+    // A maintainer unshares it (the server keeps its version, 2).
+    t.org.copies.delete(VAULT);
+    t.org.unshared.set(VAULT, 2);
+    expect(await shareVault(t.machine.ctx, { org: "acme" })).toMatchObject({ version: 3, newKey: true });
+    const copy = t.org.copies.get(VAULT)!;
+    await expect(openFakeCopy(copy, t.org, VAULT, old)).rejects.toMatchObject({ code: "LK_DECRYPT_FAILED" });
+    expect(await openFakeCopy(copy, t.org, VAULT, await memberVaultKey(copy, t.bob))).toEqual({
+      default: { A: "1" },
+    });
+
+    // A maintainer who never synced it shares it after another unshare: from version 0, then from the kept one.
+    t.org.copies.delete(VAULT);
+    t.org.unshared.set(VAULT, 3);
+    const other = await checkout();
+    other.org.unshared.set(VAULT, 3);
+    expect(await runCli(["env", "set", "A=2"], other.machine.ctx)).toBe(0);
+    expect(await shareVault(other.machine.ctx, { org: "acme" })).toMatchObject({
+      baseVersion: 3,
+      version: 4,
+      newKey: true,
+    });
+    expect(other.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(2);
+  });
+
   it("needs an organisation: latchkey.json's org when --org is not given", async () => {
     const t = await checkout({ org: "acme" });
     expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);

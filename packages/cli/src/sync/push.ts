@@ -2,6 +2,7 @@ import {
   LatchkeyError,
   fromBase64,
   isLatchkeyError,
+  orgVaultsResponseSchema,
   pullResponseSchema,
   pushResponseSchema,
   syncBlobContext,
@@ -13,8 +14,8 @@ import {
 } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
-import { orgVaultPath, sendShare } from "../org/copy.js";
-import { callApi, type ApiResult } from "../server/api.js";
+import { orgPath, orgVaultPath, sendShare } from "../org/copy.js";
+import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { ensureSharingKey, type SharingKey } from "../sharing/sharing-key.js";
 import { checkVaultSize } from "../vault/limits.js";
@@ -160,6 +161,16 @@ async function refuseUnopenableServerCopy(
 /** The path of a vault under the API prefix. */
 export const vaultPath = (vaultId: string): string => `/vaults/${encodeURIComponent(vaultId)}`;
 
+/** Whether `org` has a copy of `vaultId` now (`GET /orgs/:slug/vaults`). */
+async function orgCopyListed(ctx: Context, org: string, vaultId: string, api: ApiOptions): Promise<boolean> {
+  const listed = await callApi(
+    ctx,
+    { method: "GET", path: `${orgPath(org)}/vaults`, answer: orgVaultsResponseSchema },
+    api,
+  );
+  return listed.data.vaults.some((v) => v.vaultId.toLowerCase() === vaultId.toLowerCase());
+}
+
 /** LK_ORG_VAULT_NOT_SYNCED: this machine holds no organisation vault key at the version a push is based on. */
 function orgCopyNotSynced(vaultId: string, org: string, baseVersion: number): LatchkeyError {
   return new LatchkeyError("LK_ORG_VAULT_NOT_SYNCED", {
@@ -222,7 +233,7 @@ async function pushCopy(
   const api = { ...serverOptions, server, verbose: options.verbose ?? 0 };
   const sharing: SharingKey | null = org === undefined ? null : await ensureSharingKey(ctx, api);
   const entry = await getSyncEntry(ctx.paths.home, server, active.session.subject, vaultId, org);
-  const baseVersion = Math.min(recordedVersion(project, org) ?? 0, entry?.syncedVersion ?? 0);
+  let baseVersion = Math.min(recordedVersion(project, org) ?? 0, entry?.syncedVersion ?? 0);
   const schema = pushSchema(ctx, project);
   const name = pushName(ctx, project);
   const userId = active.session.subject;
@@ -245,8 +256,10 @@ async function pushCopy(
     };
   }
   // The key the new version is sealed with: the organisation's as of the base, unless the copy starts (or is
-  // re-keyed) with this share.
-  const newKey = share && (baseVersion === 0 || options.newKey === true);
+  // re-keyed) with this share. A copy the organisation does not have now starts afresh: either it never had one,
+  // or it was unshared, and then its old key was wrapped for whoever was a member before.
+  const unshared = share && org !== undefined && !(await orgCopyListed(ctx, org, vaultId, api));
+  const newKey = share && (unshared || baseVersion === 0 || options.newKey === true);
   let sealingKey = vaultKey;
   if (org !== undefined) {
     const known =
@@ -255,14 +268,17 @@ async function pushCopy(
     else if (known === undefined) throw orgCopyNotSynced(vaultId, org, baseVersion);
     else sealingKey = fromBase64(known);
   }
-  const version = baseVersion + 1;
-  const sealed = sealEnvelopeSync(
-    sealingKey,
-    utf8Encode(JSON.stringify(document)),
-    syncBlobContext(vaultId, version, org),
-    (n) => ctx.random.bytes(n),
-  );
-  const encryptedBlob = toBase64(sealed);
+  const seal = (from: number): string =>
+    toBase64(
+      sealEnvelopeSync(
+        sealingKey,
+        utf8Encode(JSON.stringify(document)),
+        syncBlobContext(vaultId, from + 1, org),
+        (n) => ctx.random.bytes(n),
+      ),
+    );
+  let version = baseVersion + 1;
+  let encryptedBlob = seal(baseVersion);
   let result: ApiResult<PushResponse>;
   let shared: { sharedWith: string[]; waiting: string[] } | null = null;
   try {
@@ -280,20 +296,36 @@ async function pushCopy(
         api,
       );
     } else if (share) {
-      const sent = await sendShare(
-        ctx,
-        {
-          org,
-          vaultId,
-          vaultKey: sealingKey,
-          encryptedBlob,
-          name,
-          ...(schema === undefined ? {} : { schema }),
-          baseVersion,
-        },
-        { userId, key: sharing! },
-        api,
-      );
+      const send = () =>
+        sendShare(
+          ctx,
+          {
+            org,
+            vaultId,
+            vaultKey: sealingKey,
+            encryptedBlob,
+            name,
+            ...(schema === undefined ? {} : { schema }),
+            baseVersion,
+          },
+          { userId, key: sharing! },
+          api,
+        );
+      let sent;
+      try {
+        sent = await send();
+      } catch (error) {
+        const current = isLatchkeyError(error, "LK_VAULT_CONFLICT")
+          ? error.details?.currentVersion
+          : undefined;
+        if (!unshared || typeof current !== "number" || current === baseVersion) throw error;
+        // An unshared copy keeps its last version, so that no member ever sees its versions go back: a new share
+        // continues from it.
+        baseVersion = current;
+        version = current + 1;
+        encryptedBlob = seal(current);
+        sent = await send();
+      }
       result = sent.answer;
       shared = sent.members;
     } else {

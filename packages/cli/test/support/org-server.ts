@@ -62,6 +62,8 @@ export interface FakeOrg {
   me: string;
   members: FakeMember[];
   copies: Map<string, FakeCopy>;
+  /** The version an unshared copy had, by vault id: a later share continues from it (as the real server does). */
+  unshared: Map<string, number>;
   /** Each member's newest pull per vault: what a removal reports. */
   pulls: Map<string, { version: number; at: string }>;
   /** Called before a share is checked and answered: lets a test change the organisation behind it. */
@@ -147,6 +149,7 @@ export function fakeOrg(slug: string, me: string, role: OrgRole = "owner"): Fake
     me,
     members: [{ userId: me, email: "me@example.com", role, pair: null }],
     copies: new Map(),
+    unshared: new Map(),
     pulls: new Map(),
     deleted: false,
   };
@@ -334,7 +337,7 @@ export function orgRoutes(
     if (vault[2] === "/share" && seen.method === "PUT") {
       if (!need("maintainer")) return refused(403, "LK_ORG_FORBIDDEN");
       await org.beforeShare?.();
-      const current = org.copies.get(vaultId)?.version ?? 0;
+      const current = org.copies.get(vaultId)?.version ?? org.unshared.get(vaultId) ?? 0;
       for (const key of body.wrappedKeys ?? []) {
         const member = org.members.find((m) => m.userId === key.userId);
         if (member === undefined || fingerprintOf(member) !== key.fingerprint)
