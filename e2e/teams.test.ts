@@ -141,6 +141,23 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
       vaultSync: { orgVersions: { acme: 2 } },
     });
     refused(await latchkey(bob.m, ["env", "pull"], { cwd: bobDir }), "LK_VAULT_NOT_SYNCED");
+    // The organisation copy's log: for maintainers and up, with its shares, pushes and first pulls.
+    const log = JSON.parse(
+      ok(await latchkey(cid.m, ["env", "log", "--org", "acme", "--json"], { cwd: await checkout(cid) }))
+        .stdout,
+    ) as {
+      org: string;
+      entries: { action: string; actor: { email: string } | null }[];
+    };
+    expect(log.org).toBe("acme");
+    expect(log.entries.map((e) => `${e.action} ${e.actor?.email}`)).toEqual(
+      expect.arrayContaining([
+        `org.vault.share ${ann.email}`,
+        `org.vault.push ${bob.email}`,
+        `org.vault.pull ${cid.email}`,
+      ]),
+    );
+    refused(await latchkey(bob.m, ["env", "log", "--org", "acme"], { cwd: bobDir }), "LK_ORG_FORBIDDEN");
     // The server holds ciphertext: no value appears in the database file.
     const file = readDatabase(server, (db) => db.prepare("SELECT encrypted_blob FROM org_vault_heads").all());
     expect(JSON.stringify(file)).not.toContain(SECRETS.API_KEY);
