@@ -36,6 +36,24 @@ describe("org slugs", () => {
   });
 });
 
+describe("org names", () => {
+  it("refuses bidirectional controls and a byte order mark, which could make a name read as another", () => {
+    for (const name of ["Acme", "Acme Ltd (EU)", "Société"]) {
+      expect(problem(orgCreateRequestSchema, { slug: "acme", name })).toBeNull();
+    }
+    for (const name of [
+      "Acme\u202eDLT",
+      "\u2066Acme\u2069",
+      "Acme\u200f",
+      "\ufeffAcme",
+      "Acme\u061c",
+      "a\u0007",
+    ]) {
+      expect(problem(orgCreateRequestSchema, { slug: "acme", name })).toMatch(/^"name" must be/);
+    }
+  });
+});
+
 describe("orgShareRequestSchema", () => {
   const share = async () => ({
     encryptedBlob: "AAAA",

@@ -6,6 +6,7 @@
  * (parseWrappedKey) here, so the server refuses a malformed one with a 400 before its service runs.
  */
 import * as z from "zod/mini";
+import { PAIRING_LABEL_UNPRINTABLE } from "../pairing.js";
 import { isUuid } from "../uuid.js";
 import { parseWrappedKey } from "../x25519.js";
 import { isOrgSlug, MAX_ORG_SLUG_LENGTH, ORG_SLUG } from "./rules.js";
@@ -52,12 +53,18 @@ export const orgSlugSchema = z
 // The slug's rule lives in rules.ts, where the zod-free readers of latchkey.json find it too.
 export { isOrgSlug, MAX_ORG_SLUG_LENGTH };
 
-/** An organisation's display name. */
-const orgName = z.string(`"name" must be 1 to 256 characters without control characters.`).check(
-  z.minLength(1),
-  z.maxLength(256),
-  z.refine((name) => !CONTROL.test(name)),
-);
+/**
+ * An organisation's display name. Anyone may make an organisation and add any account to it, so its name is shown
+ * to people who did not choose it: the pairing label's rule refuses the bidirectional controls that could make it
+ * read as another name, besides control characters.
+ */
+const orgName = z
+  .string(`"name" must be 1 to 256 characters without control or bidirectional control characters.`)
+  .check(
+    z.minLength(1),
+    z.maxLength(256),
+    z.refine((name) => name.search(PAIRING_LABEL_UNPRINTABLE) === -1),
+  );
 
 const role = (name: string) => z.enum(ORG_ROLES, `"${name}" must be one of ${ORG_ROLES.join(", ")}.`);
 const userId = (name: string) => z.string(`"${name}" must be a UUID.`).check(z.refine(isUuid));
