@@ -5,8 +5,9 @@ import { LatchkeyError } from "@latchkey/core";
 export function normalizeEmail(input: string): string {
   const email = input.trim().toLowerCase();
   // Deliberately loose (RFC 5322 is not the point): one @, something on each side, a dot in the domain, no
-  // whitespace or control characters, and a length any column holds.
-  if (email.length > 254 || !/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(email)) {
+  // whitespace, control or format characters, and a length any column holds. Format characters (zero-width and
+  // bidirectional controls) are invisible: organisation member lists would show such an account as another.
+  if (email.length > 254 || !/^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+\.[^\s@\p{Cc}\p{Cf}]+$/u.test(email)) {
     throw new LatchkeyError("LK_EMAIL_INVALID");
   }
   return email;

@@ -29,6 +29,14 @@ describe("normalizeEmail", () => {
     "alice@example",
     "a@b@c.d",
     "a\u0000@b.c",
+    // Invisible and bidirectional format characters: an account could otherwise be named like another in member
+    // lists ("al\u200bice@corp.com" shows as alice@corp.com).
+    "al\u200bice@corp.com",
+    "alice@corp.com\u202e",
+    "\u2066alice@corp.com",
+    "alice@corp\u200f.com",
+    "alice\ufeff@corp.com",
+    "ali\u00adce@corp.com",
   ])("refuses %j with LK_EMAIL_INVALID", (email) => {
     expect(() => normalizeEmail(email)).toThrow(expect.objectContaining({ code: "LK_EMAIL_INVALID" }));
   });
