@@ -7,8 +7,9 @@
 //   --warmup N   warm-up rounds thrown away (BENCH_WARMUP, default 3)
 //   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
 //   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
-//   --only cli|server   run only the CLI scenarios (1–8) or only the server's (9, 10; bench/server.ts), and
-//                write bench/results/latest-cli.md or latest-server.md instead of latest.md
+//   --only cli|server|teams   run only the CLI scenarios (1–8), the server's (9, 10; bench/server.ts) or the
+//                organisations' (11, 12; bench/teams.ts), and write bench/results/latest-<part>.md instead of
+//                latest.md
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -23,12 +24,14 @@ import { startKeychain, type KeychainSession } from "./lib/keychain.ts";
 import {
   renderMarkdown,
   verdict,
+  type Baseline,
   type ComparisonResult,
   type RunInfo,
   type ScenarioResult,
 } from "./lib/report.ts";
 import { alternate, runChecked, type BenchCommand } from "./lib/spawn.ts";
 import { pairedRatio, summarize } from "./lib/stats.ts";
+import { runTeamsBench } from "./teams.ts";
 import {
   renderServerMarkdown,
   runServerBench,
@@ -67,15 +70,26 @@ const GOALS = {
   serverPullOverCeiling: 0.4,
   /** Issue 6: acknowledged versioned pushes per second on SQLite, 50 connections (a lower bound). */
   serverPushPerSecond: 2500,
+  /** Teams: `env share --org` to an organisation of 1,000 members, median ms (an absolute bound, the issue's). */
+  orgShareMs: 2000,
+  /** Teams: `env pull --org` by one member over the same member's personal `env pull`. */
+  orgPullOverPersonal: 1.2,
 } as const;
+
+/** Which parts of the bench `--only` selects. */
+type Part = "cli" | "server" | "teams";
+const PARTS: readonly Part[] = ["cli", "server", "teams"];
 
 interface Options {
   readonly runs: number;
   readonly warmup: number;
   readonly strict: boolean;
   readonly cli: string;
-  readonly only: "cli" | "server" | null;
+  readonly only: Part | null;
 }
+
+/** Whether this run includes `part` (every part without --only). */
+const wants = (options: Options, part: Part): boolean => options.only === null || options.only === part;
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -104,10 +118,11 @@ function parseOptions(): Options {
   };
 }
 
-function parseOnly(raw: string | undefined): "cli" | "server" | null {
+function parseOnly(raw: string | undefined): Part | null {
   if (raw === undefined) return null;
-  if (raw === "cli" || raw === "server") return raw;
-  throw new Error(`bench: --only must be cli or server, got "${raw}"`);
+  const part = PARTS.find((p) => p === raw);
+  if (part === undefined) throw new Error(`bench: --only must be ${PARTS.join(", ")}, got "${raw}"`);
+  return part;
 }
 
 function progress(message: string): void {
@@ -148,14 +163,6 @@ function expectOutput(what: string, actual: string, expected: string): void {
   }
 }
 
-/** A baseline for a comparison: one command, or the per-round sum of several (floor + peer). */
-interface Baseline {
-  readonly against: string;
-  readonly indices: readonly number[];
-  readonly goal: number | null;
-  readonly note?: string;
-}
-
 /** Measures a scenario's commands side by side and compares command 0 (the subject) with each baseline. */
 async function measure(
   id: number,
@@ -187,6 +194,7 @@ async function measure(
       ratio: subjectMedian / baselineMedian,
       paired: pairedRatio(subject, perRound),
       goal: b.goal,
+      ...(b.goalMs === undefined ? {} : { goalMs: b.goalMs }),
       ...(b.note === undefined ? {} : { note: b.note }),
     };
   });
@@ -305,7 +313,7 @@ async function main(): Promise<number> {
     const value = `bench-${randomBytes(12).toString("hex")}`;
 
     // 1. Start-up: `latchkey --version` against bare Node.
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const env = isolatedEnv(join(temp, "version"), {});
       await mkdir(env.HOME as string, { recursive: true });
       const cmd = latchkey(cli, "latchkey --version", ["--version"], env);
@@ -322,7 +330,7 @@ async function main(): Promise<number> {
     }
 
     // 2. `keystore get` on the encrypted file store, with D-Bus pointed at a socket that does not exist.
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const home = join(temp, "file");
       await mkdir(home, { recursive: true });
       const env = isolatedEnv(home, {
@@ -345,7 +353,7 @@ async function main(): Promise<number> {
 
     // 3. `keystore get` on the real keychain: gnome-keyring in a private D-Bus session, against bare Node and
     //    against secret-tool (libsecret's own client, a C program) reading the same item in the same session.
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const title = "`keystore get`, keychain (gnome-keyring)";
       const goals = [
         { against: "`node -e 0`", goal: null },
@@ -406,7 +414,7 @@ async function main(): Promise<number> {
     // 4 and 5. `latchkey run -- true` with 20 secrets in the vault (file store), a temporary project with its
     //    latchkey.json: against bare Node, and against dotenvx running the same child on a 20-key .env encrypted
     //    by dotenvx itself (private key in .env.keys).
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const home = join(temp, "run");
       const project = join(home, "project");
       await mkdir(project, { recursive: true });
@@ -487,7 +495,7 @@ async function main(): Promise<number> {
 
     // 6. `env set` of one key into a 10,000-key vault against the same into a 10-key vault (file store). Every
     //    timed run writes the same key and value, so both vaults keep their size (10,001 and 11 keys).
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const home = join(temp, "set");
       const env = isolatedEnv(home, {
         LATCHKEY_KEYSTORE: "file",
@@ -544,7 +552,7 @@ async function main(): Promise<number> {
     // 7 and 8. `latchkey token --registry URL` (issue 4), the path npm's credential provider, pnpm's tokenHelper
     //    shim and scripts take: on the file store and on the keychain, against bare Node and against
     //    `gh auth token` answering from GH_TOKEN (GitHub's CLI doing the same job from the environment).
-    if (options.only !== "server") {
+    if (wants(options, "cli")) {
       const registry = "https://npm.bench.example/";
       const account = "registry://npm.bench.example/";
       const ghVersion = commandOutput("gh", ["--version"])?.split("\n")[0] ?? null;
@@ -659,9 +667,24 @@ async function main(): Promise<number> {
       }
     }
 
+    // 11 and 12. Organisations: `env share --org` to 1,000 members beside the same share to an organisation of
+    //    one, and `env pull --org` by a member beside their personal `env pull` (bench/teams.ts).
+    if (wants(options, "teams")) {
+      results.push(
+        ...(await runTeamsBench(11, {
+          temp: join(temp, "teams"),
+          shareMs: GOALS.orgShareMs,
+          orgPullOverPersonal: GOALS.orgPullOverPersonal,
+          progress,
+          measure: (id, title, commands, baselines, rounds) =>
+            measure(id, title, commands, baselines, rounds === null ? options : { ...options, ...rounds }),
+        })),
+      );
+    }
+
     // 9 and 10. The server (issue 6): pull and versioned push through the real process with a real token, side
     //    by side with a node:http ceiling answering the same bytes (bench/server.ts).
-    if (options.only !== "cli") {
+    if (wants(options, "server")) {
       serverResults.push(...(await runServerBench(9, serverOptions)));
     }
   } finally {

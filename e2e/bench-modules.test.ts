@@ -14,6 +14,7 @@ describe("the bench's modules", () => {
     // run.ts itself starts the bench when imported; everything it imports is here.
     const modules = [
       "bench/server.ts",
+      "bench/teams.ts",
       ...["keychain", "report", "spawn", "stats"].map((m) => `bench/lib/${m}.ts`),
     ];
     const script = `for (const m of ${JSON.stringify(modules)}) await import(new URL(m, ${JSON.stringify(`file://${root}`)}).href); console.log("loaded");`;

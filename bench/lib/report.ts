@@ -22,6 +22,21 @@ export interface ComparisonResult {
   readonly paired: number;
   /** Upper bound on `ratio`; null when the ratio is reported for information only. */
   readonly goal: number | null;
+  /**
+   * Upper bound on the subject's median in ms, for a goal stated as a time (the ratio is then informational and
+   * `goal` null): the baseline still runs beside it, so the table shows what the machine's state was.
+   */
+  readonly goalMs?: number;
+  readonly note?: string;
+}
+
+/** A baseline a scenario's subject is compared with: one command, or the per-round sum of several (floor + peer). */
+export interface Baseline {
+  readonly against: string;
+  /** Indices of the baseline's commands among the scenario's (0 is the subject). */
+  readonly indices: readonly number[];
+  readonly goal: number | null;
+  readonly goalMs?: number;
   readonly note?: string;
 }
 
@@ -39,7 +54,11 @@ export type ScenarioResult =
       readonly title: string;
       readonly status: "not-run";
       readonly reason: string;
-      readonly goals: readonly { readonly against: string; readonly goal: number | null }[];
+      readonly goals: readonly {
+        readonly against: string;
+        readonly goal: number | null;
+        readonly goalMs?: number;
+      }[];
     };
 
 /** The machine and the settings the numbers were taken with. */
@@ -57,10 +76,16 @@ export interface RunInfo {
 
 const ms = (n: number): string => n.toFixed(1);
 const times = (n: number): string => `${n.toFixed(2)}×`;
-const goalText = (goal: number | null): string => (goal === null ? "— (info)" : `≤ ${goal.toFixed(2)}×`);
+const goalText = (c: { goal: number | null; goalMs?: number }): string =>
+  c.goalMs !== undefined
+    ? `median ≤ ${c.goalMs.toLocaleString("en-US")} ms`
+    : c.goal === null
+      ? "— (info)"
+      : `≤ ${c.goal.toFixed(2)}×`;
 
 /** Whether a comparison met its goal: `yes`, `**no**`, or `—` for an informational ratio. */
 export function verdict(c: ComparisonResult): string {
+  if (c.goalMs !== undefined) return c.subjectMedian <= c.goalMs ? "yes" : "**no**";
   if (c.goal === null) return "—";
   return c.ratio <= c.goal ? "yes" : "**no**";
 }
@@ -90,7 +115,7 @@ export function renderMarkdown(results: readonly ScenarioResult[], info: RunInfo
     if (r.status === "not-run") {
       for (const g of r.goals) {
         lines.push(
-          `| ${r.id} | ${r.title} | ${g.against} | — | — | — | — | ${goalText(g.goal)} | not run (${r.reason}) |`,
+          `| ${r.id} | ${r.title} | ${g.against} | — | — | — | — | ${goalText(g)} | not run (${r.reason}) |`,
         );
       }
       continue;
@@ -98,7 +123,7 @@ export function renderMarkdown(results: readonly ScenarioResult[], info: RunInfo
     for (const c of r.comparisons) {
       lines.push(
         `| ${r.id} | ${r.title} | ${c.against} | ${ms(c.subjectMedian)} | ${ms(c.baselineMedian)} | ` +
-          `${times(c.ratio)} | ${times(c.paired)} | ${goalText(c.goal)} | ${verdict(c)} |`,
+          `${times(c.ratio)} | ${times(c.paired)} | ${goalText(c)} | ${verdict(c)} |`,
       );
     }
   }
