@@ -305,7 +305,9 @@ describe.skipIf(!requirePart("the pairing relay e2e suite", terminalCheck()))(
         },
         fromBase64(relayed.sealedKey!),
       );
-      expect(Buffer.from(opened).equals(Buffer.from((await wrappingKeyOf(a))!, "base64"))).toBe(true);
+      expect(Buffer.from(opened.wrappingKey).equals(Buffer.from((await wrappingKeyOf(a))!, "base64"))).toBe(
+        true,
+      );
       // One try: the relay committed once, to one pairing, and that pairing's digits differed.
       expect(relayed.creates).toBe(1);
       const pairings = await listPairings(a);

@@ -62,6 +62,7 @@ export {
   sealPairingKey,
   type PairingBinding,
   type PairingKeyPair,
+  type PairingKeys,
   type PairingTranscript,
   type SealPairingKeyOptions,
 } from "./pairing.js";
@@ -82,7 +83,7 @@ export {
 } from "./schemas/step-up-api.js";
 export {
   PAIRINGS_PATH,
-  PAIRING_SEALED_KEY_BYTES,
+  PAIRING_SEALED_KEY_SIZES,
   PAIRING_STATUSES,
   pairingApproveRequestSchema,
   pairingConsumeResponseSchema,

@@ -1,10 +1,10 @@
 // The pairing computations against committed vectors, and each against an independent computation with
 // node:crypto (its own ECDH, HKDF, SHA-256 and AES-GCM), so a change to any formula fails here before it can
 // strand a device whose peer computes the old one.
-import { createDecipheriv, createECDH, createHash, hkdfSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createECDH, createHash, hkdfSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { fromHex, toHex, utf8Encode } from "./bytes.js";
-import { associatedData, envelopeGcmAdditionalData } from "./envelope.js";
+import { associatedData, envelopeGcmAdditionalData, sealEnvelope } from "./envelope.js";
 import {
   PAIRING_CODE_ALPHABET,
   generatePairingCode,
@@ -40,6 +40,8 @@ const CODE = "7KQ2WX";
 const NONCE = fromHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
 const WRAPPING_KEY = fromHex("a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf");
 const ENVELOPE_NONCE = fromHex("c0c1c2c3c4c5c6c7c8c9cacb");
+const SHARING_KEY = fromHex("e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+const SHARING_ENVELOPE_NONCE = fromHex("d0d1d2d3d4d5d6d7d8d9dadb");
 const LABEL = "laptop (büro)";
 
 const VECTOR = {
@@ -51,14 +53,37 @@ const VECTOR = {
   commitment: "47568070b4b73021c7969d36daae496f4981ca9c9b47dd368cb15ced4ca0668a",
   comparison: "550888",
   fingerprint: "3acc c9b7 c017 ac73",
+  /** The wrapping key alone (an approver without a sharing key). */
   sealed:
     "4c4b4501c0c1c2c3c4c5c6c7c8c9cacbb620cca94fc792c64b0a4219835fa51a8986b207cadfe41817d2801670e14e199caa339796c4deca47d1c60ab6c1b7ee",
+  /** The wrapping key and the sharing key. */
+  sealedWithSharingKey:
+    "4c4b4501d0d1d2d3d4d5d6d7d8d9dadb9966a70e5ae6eb8746e78a8d37c2dbad5b4f8e4aa370b6513b5bfdf76e4d5278a31a19ee3b97ed5b0f9effb6d0061cbc238e71146e8b4e6e5e66136ea897f8f3ab2db56619f92d397dfd3bddb7ada96f",
 };
 
 function sha256(...parts: Uint8Array[]): Uint8Array {
   const hash = createHash("sha256");
   for (const part of parts) hash.update(part);
   return new Uint8Array(hash.digest());
+}
+
+/** The key the envelope is sealed under, computed with node:crypto from the documented inputs. */
+function nodeSealingKey(binding: PairingBinding): Buffer {
+  const ecdh = createECDH("prime256v1");
+  ecdh.setPrivateKey(Buffer.from(NEW_DEVICE_JWK.d, "base64url"));
+  const shared = ecdh.computeSecret(Buffer.from(binding.approverKey));
+  const label = utf8Encode(LABEL);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(label.length);
+  const info = Buffer.concat([
+    utf8Encode("latchkey-pair-v1 wrap"),
+    length,
+    label,
+    binding.newDeviceKey,
+    binding.approverKey,
+    sha256(utf8Encode(CODE)),
+  ]);
+  return Buffer.from(hkdfSync("sha256", shared, Buffer.alloc(0), info, 32));
 }
 
 async function fixture() {
@@ -94,11 +119,21 @@ describe("pairing vectors", () => {
     expect(await pairingKeyFingerprint(newDevice.publicKey)).toBe(VECTOR.fingerprint);
   });
 
-  it("seals the committed envelope, and the new device opens it", async () => {
+  it("seals the committed envelope of the wrapping key alone, and the new device opens it", async () => {
     const { newDevice, approver, binding } = await fixture();
-    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY, { nonce: ENVELOPE_NONCE });
+    const keys = { wrappingKey: WRAPPING_KEY, sharingKey: null };
+    const sealed = await sealPairingKey(approver, binding, keys, { nonce: ENVELOPE_NONCE });
     expect(toHex(sealed)).toBe(VECTOR.sealed);
-    expect(toHex(await openPairingKey(newDevice, binding, sealed))).toBe(toHex(WRAPPING_KEY));
+    expect(await openPairingKey(newDevice, binding, sealed)).toEqual(keys);
+  });
+
+  it("seals the committed envelope of the wrapping key and the sharing key, and the new device opens it", async () => {
+    const { newDevice, approver, binding } = await fixture();
+    const keys = { wrappingKey: WRAPPING_KEY, sharingKey: SHARING_KEY };
+    const sealed = await sealPairingKey(approver, binding, keys, { nonce: SHARING_ENVELOPE_NONCE });
+    expect(sealed).toHaveLength(96);
+    expect(toHex(sealed)).toBe(VECTOR.sealedWithSharingKey);
+    expect(await openPairingKey(newDevice, binding, sealed)).toEqual(keys);
   });
 });
 
@@ -128,41 +163,57 @@ describe("pairing against node:crypto", () => {
     expect((await pairingKeyFingerprint(newDevice.publicKey)).replaceAll(" ", "")).toBe(fingerprint);
   });
 
-  it("the envelope opens with node's ECDH, HKDF and AES-GCM over the documented inputs", async () => {
-    const { approver, binding } = await fixture();
-    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY);
-    const ecdh = createECDH("prime256v1");
-    ecdh.setPrivateKey(Buffer.from(NEW_DEVICE_JWK.d, "base64url"));
-    const shared = ecdh.computeSecret(Buffer.from(binding.approverKey));
-    const label = utf8Encode(LABEL);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(label.length);
-    const info = Buffer.concat([
-      utf8Encode("latchkey-pair-v1 wrap"),
-      length,
-      label,
-      binding.newDeviceKey,
-      binding.approverKey,
-      sha256(utf8Encode(CODE)),
-    ]);
-    const kek = Buffer.from(hkdfSync("sha256", shared, Buffer.alloc(0), info, 32));
-    // The envelope: "LKE" 0x01 | nonce 12 | ciphertext || tag 16.
-    expect(toHex(sealed.subarray(0, 4))).toBe("4c4b4501");
-    const decipher = createDecipheriv("aes-256-gcm", kek, sealed.subarray(4, 16));
-    decipher.setAAD(envelopeGcmAdditionalData(associatedData({ purpose: "latchkey-pair-key", version: 1 })));
-    decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    const opened = Buffer.concat([
-      decipher.update(sealed.subarray(16, sealed.length - 16)),
-      decipher.final(),
-    ]);
-    expect(toHex(opened)).toBe(toHex(WRAPPING_KEY));
+  it.each([
+    ["the wrapping key alone", null],
+    ["the wrapping key and the sharing key", SHARING_KEY],
+  ])(
+    "the envelope of %s opens with node's ECDH, HKDF and AES-GCM over the documented inputs",
+    async (_, sharingKey) => {
+      const { approver, binding } = await fixture();
+      const sealed = await sealPairingKey(approver, binding, { wrappingKey: WRAPPING_KEY, sharingKey });
+      const kek = nodeSealingKey(binding);
+      // The envelope: "LKE" 0x01 | nonce 12 | ciphertext || tag 16.
+      expect(toHex(sealed.subarray(0, 4))).toBe("4c4b4501");
+      const decipher = createDecipheriv("aes-256-gcm", kek, sealed.subarray(4, 16));
+      decipher.setAAD(
+        envelopeGcmAdditionalData(associatedData({ purpose: "latchkey-pair-key", version: 1 })),
+      );
+      decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+      const opened = Buffer.concat([
+        decipher.update(sealed.subarray(16, sealed.length - 16)),
+        decipher.final(),
+      ]);
+      // The plaintext: the wrapping key, then the sharing key's private scalar when there is one.
+      expect(toHex(opened)).toBe(toHex(WRAPPING_KEY) + (sharingKey === null ? "" : toHex(sharingKey)));
+    },
+  );
+
+  it("node's AES-GCM over the documented inputs seals exactly the committed envelopes", async () => {
+    const { binding } = await fixture();
+    const cases = [
+      { nonce: ENVELOPE_NONCE, plaintext: WRAPPING_KEY, sealed: VECTOR.sealed },
+      {
+        nonce: SHARING_ENVELOPE_NONCE,
+        plaintext: Buffer.concat([WRAPPING_KEY, SHARING_KEY]),
+        sealed: VECTOR.sealedWithSharingKey,
+      },
+    ];
+    for (const { nonce, plaintext, sealed } of cases) {
+      const cipher = createCipheriv("aes-256-gcm", nodeSealingKey(binding), nonce);
+      cipher.setAAD(envelopeGcmAdditionalData(associatedData({ purpose: "latchkey-pair-key", version: 1 })));
+      const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      expect(toHex(Buffer.concat([Buffer.from("4c4b4501", "hex"), nonce, body]))).toBe(sealed);
+    }
   });
 });
 
 describe("pairing refusals", () => {
   it("an envelope opened under another label, code or key is LK_DECRYPT_FAILED", async () => {
     const { newDevice, approver, binding } = await fixture();
-    const sealed = await sealPairingKey(approver, binding, WRAPPING_KEY);
+    const sealed = await sealPairingKey(approver, binding, {
+      wrappingKey: WRAPPING_KEY,
+      sharingKey: SHARING_KEY,
+    });
     const stranger = await generatePairingKeyPair();
     const cases: PairingBinding[] = [
       { ...binding, label: "laptop" },
@@ -179,6 +230,24 @@ describe("pairing refusals", () => {
     await expect(openPairingKey(newDevice, binding, flipped)).rejects.toMatchObject({
       code: "LK_DECRYPT_FAILED",
     });
+  });
+
+  it("a well-sealed plaintext of neither length is LK_DECRYPT_FAILED; keys of another size are not sealed", async () => {
+    const { newDevice, approver, binding } = await fixture();
+    const ad = associatedData({ purpose: "latchkey-pair-key", version: 1 });
+    for (const length of [0, 31, 33, 48, 63, 65, 96]) {
+      const sealed = await sealEnvelope(new Uint8Array(nodeSealingKey(binding)), new Uint8Array(length), ad);
+      await expect(openPairingKey(newDevice, binding, sealed), `${length} bytes`).rejects.toMatchObject({
+        code: "LK_DECRYPT_FAILED",
+      });
+    }
+    for (const keys of [
+      { wrappingKey: WRAPPING_KEY.subarray(1), sharingKey: null },
+      { wrappingKey: WRAPPING_KEY, sharingKey: SHARING_KEY.subarray(1) },
+      { wrappingKey: WRAPPING_KEY, sharingKey: new Uint8Array(64) },
+    ]) {
+      await expect(sealPairingKey(approver, binding, keys)).rejects.toThrow("32 bytes");
+    }
   });
 
   it("refuses public keys that are not uncompressed points on P-256", async () => {

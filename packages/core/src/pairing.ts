@@ -11,8 +11,9 @@
  * 3. Both show `comparisonValue = 6 digits of SHA-256("latchkey-pair-v1" || code || pubN || pubA || r)`. A relay
  *    that swaps in its own keys must commit to a `pubN'` before it sees `pubA`, so it gets one guess at a value
  *    the user compares (1 in 10^6), not a search.
- * 4. A seals the wrapping key for N: `ECDH(privA, pubN)` -> HKDF-SHA256 (info: the label, both public keys and the
- *    code's hash) -> the AEAD envelope (envelope.ts) with associated data naming the purpose.
+ * 4. A seals its keys for N: `ECDH(privA, pubN)` -> HKDF-SHA256 (info: the label, both public keys and the code's
+ *    hash) -> the AEAD envelope (envelope.ts) with associated data naming the purpose, over the wrapping key, or
+ *    the wrapping key followed by the account's sharing key (its X25519 private scalar) when A has one.
  *
  * Public keys travel as the 65-byte uncompressed SEC1 point (`0x04 || x || y`); WebCrypto refuses a point that
  * is not on the curve when it imports one.
@@ -235,40 +236,74 @@ async function sealingKey(
 
 const PAIRING_AD = associatedData({ purpose: "latchkey-pair-key", version: 1 });
 
+/** Bytes of each key a pairing hands over: the machine wrapping key, and the sharing key's private scalar. */
+export const PAIRING_HANDED_KEY_BYTES = 32;
+
+/**
+ * What A hands over: its machine wrapping key, and the account's sharing key when A has one (null otherwise). The
+ * sealed plaintext is the wrapping key alone or the two keys concatenated; both lengths are fixed, so the length
+ * says which, and the AEAD authenticates it.
+ */
+export interface PairingKeys {
+  wrappingKey: Uint8Array;
+  /** The X25519 private scalar of the account's sharing key (docs/teams.md), or null. */
+  sharingKey: Uint8Array | null;
+}
+
 /** Options of {@link sealPairingKey}; only for reproducing test vectors. */
 export interface SealPairingKeyOptions {
   /** A fixed 12-byte envelope nonce. */
   nonce?: Uint8Array;
 }
 
-/** A seals `key` (the machine wrapping key, 32 bytes) for N; the result is an envelope (envelope.ts). */
+/** A seals `keys` for N; the result is an envelope (envelope.ts) of 32 or 64 bytes of plaintext. */
 export async function sealPairingKey(
   approver: PairingKeyPair,
   binding: PairingBinding,
-  key: Uint8Array,
+  keys: PairingKeys,
   options: SealPairingKeyOptions = {},
 ): Promise<Uint8Array> {
   if (!constantTimeEqual(approver.publicKey, binding.approverKey)) {
     throw new Error("sealPairingKey: the binding's approver key is not this key pair's");
   }
+  if (
+    keys.wrappingKey.length !== PAIRING_HANDED_KEY_BYTES ||
+    (keys.sharingKey !== null && keys.sharingKey.length !== PAIRING_HANDED_KEY_BYTES)
+  ) {
+    throw new Error(`sealPairingKey: each key handed over is ${PAIRING_HANDED_KEY_BYTES} bytes`);
+  }
+  const plaintext =
+    keys.sharingKey === null ? keys.wrappingKey : concatBytes(keys.wrappingKey, keys.sharingKey);
   const kek = await sealingKey(approver.privateKey, binding.newDeviceKey, binding);
-  return sealEnvelope(kek, key, PAIRING_AD, options.nonce === undefined ? {} : { nonce: options.nonce });
+  return sealEnvelope(
+    kek,
+    plaintext,
+    PAIRING_AD,
+    options.nonce === undefined ? {} : { nonce: options.nonce },
+  );
 }
 
 /**
- * N opens what A sealed. Any failure after the inputs' shapes are checked (another key, another label or code,
- * a changed byte) is the one opaque `LK_DECRYPT_FAILED`.
+ * N opens what A sealed: the wrapping key, and the sharing key when A sent one. Any failure after the inputs'
+ * shapes are checked (another key, another label or code, a changed byte, a plaintext of another length) is the
+ * one opaque `LK_DECRYPT_FAILED`.
  */
 export async function openPairingKey(
   newDevice: PairingKeyPair,
   binding: PairingBinding,
   sealed: Uint8Array,
-): Promise<Uint8Array> {
+): Promise<PairingKeys> {
   if (!constantTimeEqual(newDevice.publicKey, binding.newDeviceKey)) {
     throw new Error("openPairingKey: the binding's new-device key is not this key pair's");
   }
   const kek = await sealingKey(newDevice.privateKey, binding.approverKey, binding);
-  const key = await openEnvelope(kek, sealed, PAIRING_AD);
-  if (key.length !== 32) throw new LatchkeyError("LK_DECRYPT_FAILED");
-  return key;
+  const plaintext = await openEnvelope(kek, sealed, PAIRING_AD);
+  if (plaintext.length === PAIRING_HANDED_KEY_BYTES) return { wrappingKey: plaintext, sharingKey: null };
+  if (plaintext.length === 2 * PAIRING_HANDED_KEY_BYTES) {
+    return {
+      wrappingKey: plaintext.slice(0, PAIRING_HANDED_KEY_BYTES),
+      sharingKey: plaintext.slice(PAIRING_HANDED_KEY_BYTES),
+    };
+  }
+  throw new LatchkeyError("LK_DECRYPT_FAILED");
 }

@@ -6,6 +6,8 @@ import {
   checkSchema,
   fromBase64,
   openPairingKey,
+  randomBytes,
+  toBase64,
   PAIRINGS_PATH,
   pairingComparisonValue,
   pairingConsumeResponseSchema,
@@ -207,7 +209,10 @@ describeEachDatabase("pairing routes", (target) => {
       newDeviceKey: device.keys.publicKey,
       approverKey: approver.keys.publicKey,
     };
-    expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual(wrappingKey);
+    expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual({
+      wrappingKey,
+      sharingKey: null,
+    });
     expect(await storedRow(created.pairingId)).toMatchObject({ status: "consumed", sealed_key: null });
 
     const listed = answer(await call(n, "GET", ""), n, pairingListResponseSchema);
@@ -494,6 +499,43 @@ describeEachDatabase("pairing routes", (target) => {
     }
   });
 
+  it("carries a sealed key with the sharing key (96 bytes) to the new device intact; 80 bytes is a 400", async () => {
+    const { n, a, created, device, approver } = await throughApproval({ stopBefore: "approve" });
+    const odd = toBase64(randomBytes(80));
+    refused(
+      await call(a, "POST", `/${created.pairingId}/approve`, { sealedKey: odd }),
+      400,
+      "LK_SERVER_ERROR",
+    );
+    expect((await storedRow(created.pairingId)).status).toBe("revealed");
+    const { sealedKey, wrappingKey, sharingKey } = await sealedWrappingKey(
+      approver.keys,
+      device,
+      "new laptop",
+      created.code,
+      { withSharingKey: true },
+    );
+    expect(fromBase64(sealedKey)).toHaveLength(96);
+    answer(await call(a, "POST", `/${created.pairingId}/approve`, { sealedKey }), a, pairingViewSchema);
+    const consumed = answer(
+      await call(n, "POST", `/${created.pairingId}/consume`),
+      n,
+      pairingConsumeResponseSchema,
+    );
+    expect(consumed.sealedKey).toBe(sealedKey);
+    const binding = {
+      label: "new laptop",
+      code: created.code,
+      newDeviceKey: device.keys.publicKey,
+      approverKey: approver.keys.publicKey,
+    };
+    expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual({
+      wrappingKey,
+      sharingKey,
+    });
+    expect(await storedRow(created.pairingId)).toMatchObject({ status: "consumed", sealed_key: null });
+  });
+
   it("validates bodies and ids at the route", async () => {
     const n = await account();
     const device = await newDevice();
@@ -534,6 +576,6 @@ describeEachDatabase("pairing routes", (target) => {
     if (options.stopBefore !== "approve") {
       answer(await call(a, "POST", `/${created.pairingId}/approve`, { sealedKey }), a, pairingViewSchema);
     }
-    return { n, a, created, sealedKey };
+    return { n, a, created, sealedKey, device, approver };
   }
 });

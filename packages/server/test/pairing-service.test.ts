@@ -106,7 +106,10 @@ describeEachDatabase("pairing service", (target) => {
       newDeviceKey: device.keys.publicKey,
       approverKey: a.keys.publicKey,
     };
-    expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual(wrappingKey);
+    expect(await openPairingKey(device.keys, binding, fromBase64(consumed.sealedKey))).toEqual({
+      wrappingKey,
+      sharingKey: null,
+    });
     expect(await row(created.pairingId)).toMatchObject({ status: "consumed", sealed_key: null });
   });
 

@@ -39,18 +39,22 @@ export async function approverKeys(): Promise<{ keys: PairingKeyPair; publicKey:
   return { keys, publicKey: toBase64(keys.publicKey) };
 }
 
-/** A sealed wrapping key as the approving machine sends it (base64), and the wrapping key itself. */
+/**
+ * A sealed key as the approving machine sends it (base64), and the keys it holds: the wrapping key, and a sharing
+ * key when `withSharingKey` (an approver whose account has one).
+ */
 export async function sealedWrappingKey(
   approver: PairingKeyPair,
   device: NewDevice,
   label: string,
   code: string,
-): Promise<{ sealedKey: string; wrappingKey: Uint8Array }> {
-  const wrappingKey = randomKey();
+  options: { withSharingKey?: boolean } = {},
+): Promise<{ sealedKey: string; wrappingKey: Uint8Array; sharingKey: Uint8Array | null }> {
+  const keys = { wrappingKey: randomKey(), sharingKey: options.withSharingKey === true ? randomKey() : null };
   const sealed = await sealPairingKey(
     approver,
     { label, code, newDeviceKey: device.keys.publicKey, approverKey: approver.publicKey },
-    wrappingKey,
+    keys,
   );
-  return { sealedKey: toBase64(sealed), wrappingKey };
+  return { sealedKey: toBase64(sealed), ...keys };
 }

@@ -2,6 +2,7 @@ import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { printData, printJson, printStatus } from "../output/output.js";
 import type { ApiOptions } from "../server/api.js";
+import { shortFingerprint } from "../sharing/sharing-key.js";
 import {
   approvePairing,
   pairNewMachine,
@@ -30,6 +31,23 @@ function apiOptions(options: PairServerOptions): ApiOptions {
   };
 }
 
+/** What `latchkey pair` says of the sharing key it received; null when none came. */
+function sharingKeyLine({ sharingKey, server }: PairOutcome): string | null {
+  if (sharingKey.how === "none") return null;
+  const key = `${shortFingerprint(sharingKey.fingerprint)}…`;
+  switch (sharingKey.how) {
+    case "stored":
+    case "replaced":
+      return `It holds your account's sharing key now (${key}), so it opens the organisation vaults shared with you.`;
+    case "unchanged":
+      return `It already held your account's sharing key (${key}).`;
+    case "kept":
+      return `It kept its own sharing key (${key}), the one your account has on ${server}; the other machine's was not stored.`;
+    case "ignored":
+      return `Neither the sharing key your other machine sent nor this machine's own (${key}) is the one registered for your account on ${server}; it kept its own.`;
+  }
+}
+
 /** The lines `latchkey pair` ends with. */
 export function pairSummary(outcome: PairOutcome): string {
   const { adoption } = outcome;
@@ -51,6 +69,8 @@ export function pairSummary(outcome: PairOutcome): string {
     );
   if (adoption.unreadable.length > 0)
     lines.push(`Left as they were (no key of this machine opens them): ${adoption.unreadable.join(", ")}.`);
+  const sharing = sharingKeyLine(outcome);
+  if (sharing !== null) lines.push(sharing);
   lines.push("Run `latchkey env pull` in a project to fetch its vault.");
   return lines.join("\n");
 }
@@ -62,7 +82,8 @@ export function approveSummary(outcome: ApprovePairOutcome): string {
       ? "the vaults this machine pushes"
       : `${plural(outcome.vaults.length, "vault")} this machine synced with ${outcome.server}`;
   return (
-    `Approved: ${JSON.stringify(outcome.label)} receives this machine's wrapping key once and can then pull ${what}.\n` +
+    `Approved: ${JSON.stringify(outcome.label)} receives this machine's ${outcome.sharingKey ? "wrapping key and sharing key" : "wrapping key"} once and can then pull ${what}` +
+    `${outcome.sharingKey ? ", and the organisation vaults shared with you" : ""}.\n` +
     "It stays paired until `latchkey env rotate-key` replaces the key on either machine."
   );
 }

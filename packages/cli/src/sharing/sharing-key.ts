@@ -1,8 +1,9 @@
 // The account's sharing key on this machine (docs/teams.md, "Sharing keys"): an X25519 key pair whose private half
-// never leaves the keystore and whose public half is registered on the server, so members of an organisation can
-// wrap its vault keys for this account. Every organisation operation calls ensureSharingKey first: the server says
-// whether the key here is the registered one, and a key is registered only where the account has none — never
-// overwritten silently, since a stolen session could otherwise plant a key and read the next share.
+// leaves the keystore only sealed by pairing, for another machine of the account (adoptSharingKey), and whose
+// public half is registered on the server, so members of an organisation can wrap its vault keys for this account.
+// Every organisation operation calls ensureSharingKey first: the server says whether the key here is the
+// registered one, and a key is registered only where the account has none — never overwritten silently, since a
+// stolen session could otherwise plant a key and read the next share.
 import {
   API_PREFIX,
   LatchkeyError,
@@ -241,4 +242,56 @@ export async function ensureSharingKey(ctx: Context, options: ApiOptions = {}): 
     if (again.data.state === "matches") return key;
     throw sharingKeyMismatch(again.server, again.data.fingerprint, key);
   }
+}
+
+/**
+ * What pairing did with the sharing key the other machine handed over (docs/pairing.md, "Adoption"), named by the
+ * fingerprint of the key this machine holds afterwards:
+ * - `none`: the other machine has no sharing key; nothing changed;
+ * - `stored`: this machine had none, so the received key became its sharing key;
+ * - `unchanged`: this machine already held that key;
+ * - `kept`: this machine's own key is the one the server has registered; the received one was dropped;
+ * - `replaced`: this machine's own key was not the registered one and the received one is, so it took its place;
+ * - `ignored`: neither is the registered one (the account has another key, or none yet): this machine kept its
+ *   own.
+ */
+export type SharingKeyAdoption =
+  { how: "none" } | { how: "stored" | "unchanged" | "kept" | "replaced" | "ignored"; fingerprint: string };
+
+/**
+ * Makes `privateKey`, the account's sharing key received by pairing, this machine's sharing key where that helps:
+ * always when this machine has none; otherwise only when the server says its own one is not the account's
+ * registered key and the received one is, since a registered key holds the organisation vault keys wrapped for
+ * it. Under the sharing key's lock, so no first use or promotion interleaves; the key is stored by one keystore
+ * write, so a crash leaves the old key or the new one. A pending key (an unfinished `env rotate-sharing-key`) is
+ * refused, as is a pending wrapping key at adoption: the rotation would replace whatever this stored.
+ */
+export async function adoptSharingKey(
+  ctx: Context,
+  privateKey: Uint8Array,
+  options: ApiOptions,
+): Promise<SharingKeyAdoption> {
+  const received = await fromPrivateKey(privateKey);
+  const { keystore } = await ctx.keystore(SHARING_KEY_ACCOUNT);
+  return underSharingKeyLock(ctx, async () => {
+    if ((await keystore.get(PENDING_SHARING_KEY_ACCOUNT)) !== null) {
+      throw new LatchkeyError("LK_PAIRING_FAILED", {
+        message:
+          "This machine is in the middle of replacing its sharing key (an unfinished `latchkey env rotate-sharing-key`), so the sharing key received by pairing was not stored.",
+        hint: "Run `latchkey env rotate-sharing-key` to finish that first; to take your other machine's key instead, pair again afterwards.",
+      });
+    }
+    const local = await readSharingKey(keystore);
+    const take = async (how: "stored" | "replaced"): Promise<SharingKeyAdoption> => {
+      await storeSharingKey(keystore, SHARING_KEY_ACCOUNT, received);
+      return { how, fingerprint: received.fingerprint };
+    };
+    if (local === null) return take("stored");
+    if (local.fingerprint === received.fingerprint)
+      return { how: "unchanged", fingerprint: local.fingerprint };
+    const asked = await askSharingKeyState(ctx, local, options);
+    if (asked.data.state === "matches") return { how: "kept", fingerprint: local.fingerprint };
+    if (asked.data.fingerprint === received.fingerprint) return take("replaced");
+    return { how: "ignored", fingerprint: local.fingerprint };
+  });
 }

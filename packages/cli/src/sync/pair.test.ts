@@ -11,6 +11,7 @@ import { toBase64, type PairingView } from "@latchkey/core";
 import {
   createFakePairingServer,
   pairingMachine,
+  sharingKeyEntry,
   signedAnswer,
   wrappingKeyEntry,
   type FakePairingServer,
@@ -18,6 +19,7 @@ import {
   type PairingMachineOptions,
 } from "../../test/support/pairing-server.js";
 import { runCli } from "../cli.js";
+import { PENDING_SHARING_KEY_ACCOUNT, SHARING_KEY_ACCOUNT } from "../sharing/sharing-key.js";
 import { readVault, updateVault } from "../vault/vault-store.js";
 import { PENDING_WRAPPING_KEY_ACCOUNT, WRAPPING_KEY_ACCOUNT } from "../vault/wrapping-key.js";
 
@@ -150,6 +152,184 @@ describe("pairing two machines", () => {
     });
     expect(JSON.parse(a.ctx.stdout.text())).toMatchObject({ label: "ci box", vaults: [] });
     expect(nm.ctx.stderr.text()).toContain("1 vault key was re-wrapped");
+  });
+});
+
+describe("the sharing key goes with the wrapping key", () => {
+  type Key = Awaited<ReturnType<typeof sharingKeyEntry>>;
+
+  /** A with a wrapping key and the sharing key `key`, its y/N questions recorded. */
+  function approverWithSharingKey(server: FakePairingServer, key: Key) {
+    const asked: string[] = [];
+    const wrapping = wrappingKeyEntry();
+    const a = machine(server, {
+      name: "a",
+      tty: true,
+      entries: { [WRAPPING_KEY_ACCOUNT]: wrapping, [SHARING_KEY_ACCOUNT]: key.entry },
+      prompts: {
+        confirm: (question) => {
+          asked.push(question);
+          return Promise.resolve(true);
+        },
+      },
+    });
+    return { ...a, key: wrapping, asked };
+  }
+
+  /** Pairs N with A; both must succeed. Returns what N printed as --json. */
+  async function pairBoth(server: FakePairingServer, nm: PairingMachine, a: PairingMachine) {
+    const { exit, code } = await startPair(server, nm, ["--json"]);
+    expect(await runCli(["env", "pair", code], a.ctx), a.ctx.stderr.text()).toBe(0);
+    expect(await exit, nm.ctx.stderr.text()).toBe(0);
+    return JSON.parse(nm.ctx.stdout.text()) as { sharingKey: { how: string; fingerprint?: string } };
+  }
+
+  const sealedBytes = (server: FakePairingServer) => {
+    const approve = server.requests.find((r) => r.path.endsWith("/approve"))!;
+    return Buffer.from((approve.body as { sealedKey: string }).sealedKey, "base64").length;
+  };
+  const askedState = (server: FakePairingServer, nm: PairingMachine) =>
+    server.requests.filter((r) => r.token === nm.token && r.path === "/sharing-key");
+
+  it("N, which has none, stores A's; A asks about both keys; neither key leaves A unsealed or shows anywhere", async () => {
+    const server = createFakePairingServer();
+    const shared = await sharingKeyEntry();
+    server.sharingKey = { publicKey: shared.publicKey, fingerprint: shared.fingerprint };
+    const nm = newMachine(server);
+    const a = approverWithSharingKey(server, shared);
+    const outcome = await pairBoth(server, nm, a);
+
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBe(shared.entry);
+    expect(await nm.keystore.get(WRAPPING_KEY_ACCOUNT)).toBe(a.key);
+    expect(outcome.sharingKey).toEqual({ how: "stored", fingerprint: shared.fingerprint });
+    // 4 + 12 + 64 + 16: both keys in one envelope.
+    expect(sealedBytes(server)).toBe(96);
+    expect(a.asked).toEqual(['Send this machine\'s wrapping key and sharing key to "new-laptop"?']);
+    expect(a.ctx.stderr.text()).toContain("receives this machine's wrapping key and sharing key once");
+    expect(nm.ctx.stderr.text()).toContain(
+      `It holds your account's sharing key now (${shared.fingerprint.slice(0, 16)}…)`,
+    );
+    // A machine with no key of its own has nothing to ask the server about.
+    expect(askedState(server, nm)).toEqual([]);
+    for (const request of server.requests) {
+      expect(JSON.stringify(request.body ?? "")).not.toContain(shared.entry);
+    }
+    for (const text of [
+      nm.ctx.stderr.text(),
+      a.ctx.stderr.text(),
+      nm.ctx.stdout.text(),
+      a.ctx.stdout.text(),
+    ]) {
+      expect(text).not.toContain(shared.entry);
+    }
+  });
+
+  it("N whose own key is the registered one keeps it and drops A's", async () => {
+    const server = createFakePairingServer();
+    const own = await sharingKeyEntry();
+    const stale = await sharingKeyEntry();
+    server.sharingKey = { publicKey: own.publicKey, fingerprint: own.fingerprint };
+    const nm = newMachine(server, { entries: { [SHARING_KEY_ACCOUNT]: own.entry } });
+    const a = approverWithSharingKey(server, stale);
+    const outcome = await pairBoth(server, nm, a);
+
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBe(own.entry);
+    expect(outcome.sharingKey).toEqual({ how: "kept", fingerprint: own.fingerprint });
+    expect(askedState(server, nm).map((r) => r.signed.path)).toEqual([
+      `/api/v1/sharing-key?fingerprint=${own.fingerprint}`,
+    ]);
+    expect(nm.ctx.stderr.text()).toContain("It kept its own sharing key");
+  });
+
+  it("N whose own key is not the registered one takes A's when A's is", async () => {
+    const server = createFakePairingServer();
+    const stale = await sharingKeyEntry();
+    const shared = await sharingKeyEntry();
+    server.sharingKey = { publicKey: shared.publicKey, fingerprint: shared.fingerprint };
+    const nm = newMachine(server, { entries: { [SHARING_KEY_ACCOUNT]: stale.entry } });
+    const a = approverWithSharingKey(server, shared);
+    const outcome = await pairBoth(server, nm, a);
+
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBe(shared.entry);
+    expect(outcome.sharingKey).toEqual({ how: "replaced", fingerprint: shared.fingerprint });
+  });
+
+  it("when neither key is the registered one, N keeps its own", async () => {
+    const server = createFakePairingServer();
+    const own = await sharingKeyEntry();
+    const third = await sharingKeyEntry();
+    server.sharingKey = { publicKey: third.publicKey, fingerprint: third.fingerprint };
+    const nm = newMachine(server, { entries: { [SHARING_KEY_ACCOUNT]: own.entry } });
+    const a = approverWithSharingKey(server, await sharingKeyEntry());
+    const outcome = await pairBoth(server, nm, a);
+
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBe(own.entry);
+    expect(outcome.sharingKey).toEqual({ how: "ignored", fingerprint: own.fingerprint });
+  });
+
+  it("A without a sharing key: the wrapping key alone, as before, and N's sharing key untouched", async () => {
+    const server = createFakePairingServer();
+    const own = await sharingKeyEntry();
+    const nm = newMachine(server, { entries: { [SHARING_KEY_ACCOUNT]: own.entry } });
+    const asked: string[] = [];
+    const a = approver(server, true, {
+      prompts: {
+        confirm: (question) => {
+          asked.push(question);
+          return Promise.resolve(true);
+        },
+      },
+    });
+    const outcome = await pairBoth(server, nm, a);
+
+    expect(sealedBytes(server)).toBe(64);
+    expect(asked).toEqual(['Send this machine\'s wrapping key to "new-laptop"?']);
+    expect(await nm.keystore.get(WRAPPING_KEY_ACCOUNT)).toBe(a.key);
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBe(own.entry);
+    expect(outcome.sharingKey).toEqual({ how: "none" });
+    expect(askedState(server, nm)).toEqual([]);
+    expect(a.ctx.stderr.text()).toContain("receives this machine's wrapping key once");
+    expect(nm.ctx.stderr.text()).not.toContain("sharing key");
+  });
+
+  it("an unfinished rotate-sharing-key: refused before any request, on both machines", async () => {
+    const server = createFakePairingServer();
+    const pending = { [PENDING_SHARING_KEY_ACCOUNT]: (await sharingKeyEntry()).entry };
+    const a = approver(server, true, {
+      entries: { [WRAPPING_KEY_ACCOUNT]: wrappingKeyEntry(), ...pending },
+    });
+    expect(await runCli(["env", "pair", "ABCDEF"], a.ctx)).toBe(1);
+    expect(a.ctx.stderr.text()).toContain("LK_PAIRING_FAILED");
+    expect(a.ctx.stderr.text()).toContain("latchkey env rotate-sharing-key");
+    const nm = newMachine(server, { entries: pending });
+    expect(await runCli(["pair"], nm.ctx)).toBe(1);
+    expect(nm.ctx.stderr.text()).toContain("LK_PAIRING_FAILED");
+    expect(nm.ctx.stderr.text()).toContain("latchkey env rotate-sharing-key");
+    expect(server.requests).toEqual([]);
+  });
+
+  it("a rotate-sharing-key started on N while it paired: the wrapping key is adopted, the sharing key is not stored", async () => {
+    const server = createFakePairingServer();
+    const shared = await sharingKeyEntry();
+    const started = await sharingKeyEntry();
+    const nm = newMachine(server);
+    const a = approverWithSharingKey(server, shared);
+    server.intercept = async (r) => {
+      if (r.token === nm.token && r.path.endsWith("/consume")) {
+        await nm.keystore.set(PENDING_SHARING_KEY_ACCOUNT, started.entry);
+      }
+      return undefined;
+    };
+    const { exit, code } = await startPair(server, nm);
+    expect(await runCli(["env", "pair", code], a.ctx)).toBe(0);
+    expect(await exit).toBe(1);
+    const nText = nm.ctx.stderr.text();
+    expect(nText).toContain("adopted the wrapping key, but not the sharing key");
+    expect(nText).toContain("LK_PAIRING_FAILED");
+    expect(nText).toContain("latchkey env rotate-sharing-key");
+    expect(await nm.keystore.get(WRAPPING_KEY_ACCOUNT)).toBe(a.key);
+    expect(await nm.keystore.get(SHARING_KEY_ACCOUNT)).toBeNull();
+    expect(await nm.keystore.get(PENDING_SHARING_KEY_ACCOUNT)).toBe(started.entry);
   });
 });
 

@@ -1,7 +1,8 @@
 // The two ends of a pairing (docs/pairing.md): `latchkey pair` on the new machine N, which receives the wrapping
-// key, and `latchkey env pair CODE` on the machine A that has it. Each side polls for the other's step
-// (pairing.ts). Anything that stops a side between its first request and the end of its part (Ctrl-C, the
-// deadline, a failed check, a "no") revokes the pairing on the server, best effort, so the other side stops too.
+// key (and the account's sharing key, when A has one), and `latchkey env pair CODE` on the machine A that has it.
+// Each side polls for the other's step (pairing.ts). Anything that stops a side between its first request and the
+// end of its part (Ctrl-C, the deadline, a failed check, a "no") revokes the pairing on the server, best effort,
+// so the other side stops too.
 import {
   LatchkeyError,
   PAIRING_NONCE_BYTES,
@@ -18,6 +19,7 @@ import {
   pairingKeyFingerprint,
   sealPairingKey,
   toBase64,
+  type PairingKeys,
   type PairingView,
 } from "@latchkey/core";
 import { join } from "node:path";
@@ -27,6 +29,14 @@ import { ensurePrivateDir } from "../fs/safe-file.js";
 import { palette, printStatus } from "../output/output.js";
 import type { ApiOptions } from "../server/api.js";
 import { mintStepUpProof } from "../server/step-up.js";
+import {
+  PENDING_SHARING_KEY_ACCOUNT,
+  SHARING_KEY_ACCOUNT,
+  adoptSharingKey,
+  readSharingKey,
+  underSharingKeyLock,
+  type SharingKeyAdoption,
+} from "../sharing/sharing-key.js";
 import { WRAPPING_KEY_ACCOUNT, readPendingWrappingKey, readWrappingKey } from "../vault/wrapping-key.js";
 import {
   approvePairingRequest,
@@ -72,6 +82,8 @@ export interface PairOutcome {
   server: string;
   /** What adopting the received key changed on this machine. */
   adoption: AdoptOutcome;
+  /** What became of the sharing key the other machine sent, if it sent one. */
+  sharingKey: SharingKeyAdoption;
 }
 
 /** Options of `latchkey env pair CODE`. */
@@ -90,6 +102,8 @@ export interface ApprovePairOutcome {
   fingerprint: string;
   /** The synced vaults of this account on that server this machine knows of: the new machine can pull them. */
   vaults: string[];
+  /** Whether this machine's sharing key went with the wrapping key (it has one). */
+  sharingKey: boolean;
 }
 
 function apiOptions(options: PairServerOptions): ApiOptions {
@@ -133,9 +147,9 @@ async function revokingOnFailure<T>(
 /**
  * `latchkey pair`, on the new machine: mints a `vault:pair` step-up proof, starts a pairing committed to a fresh
  * P-256 key, shows the code and the command for the other machine, waits for it to join, reveals the key, shows
- * the 6 digits to compare, waits for the approval, takes the sealed wrapping key once and adopts it (the
- * crash-safe steps of `env rotate-key`). Ctrl-C (LK_CANCELLED) and the timeout (LK_PAIRING_FAILED) revoke the
- * pairing on the server.
+ * the 6 digits to compare, waits for the approval, takes the sealed keys once and adopts the wrapping key (the
+ * crash-safe steps of `env rotate-key`), then the sharing key if one came (adoptSharingKey). Ctrl-C
+ * (LK_CANCELLED) and the timeout (LK_PAIRING_FAILED) revoke the pairing on the server.
  */
 export async function pairNewMachine(ctx: Context, options: PairOptions): Promise<PairOutcome> {
   const label =
@@ -143,8 +157,10 @@ export async function pairNewMachine(ctx: Context, options: PairOptions): Promis
       ? defaultPairingLabel(ctx.platform.hostname)
       : pairingLabelOption(options.label);
   const timeoutMs = pairingTimeout(options.timeout);
-  // adoptWrappingKey refuses too, but only after the key was handed over, which the server does once.
+  // adoptWrappingKey and adoptSharingKey refuse too, but only after the keys were handed over, which the server
+  // does once.
   await refuseDuringRotation(ctx, "adopt");
+  await refuseDuringSharingKeyRotation(ctx, "adopt");
   const proof = await mintStepUpProof(ctx, "vault:pair", apiOptions(options));
   // Every later request goes to the server that minted the proof.
   const api: ApiOptions = { ...apiOptions(options), server: proof.server };
@@ -236,7 +252,7 @@ export async function pairNewMachine(ctx: Context, options: PairOptions): Promis
   });
   // Consumed: nothing is left to revoke, and from here Ctrl-C is Node's again (adoption survives being stopped
   // at any point, and `latchkey env rotate-key` finishes it).
-  const key = await openPairingKey(
+  const keys = await openPairingKey(
     keyPair,
     {
       label: received.label,
@@ -247,13 +263,24 @@ export async function pairNewMachine(ctx: Context, options: PairOptions): Promis
     received.sealedKey,
   ).catch((error: unknown) => {
     throw new LatchkeyError("LK_PAIRING_FAILED", {
-      message: "The wrapping key the server handed over does not open with this pairing's keys.",
+      message: "The sealed key the server handed over does not open with this pairing's keys.",
       hint: relayWarning,
       cause: error,
     });
   });
-  const adoption = await adoptWrappingKey(ctx, key, { verbose: api.verbose ?? 0 });
-  return { pairingId: created.pairingId, label, server: proof.server, adoption };
+  const adoption = await adoptWrappingKey(ctx, keys.wrappingKey, { verbose: api.verbose ?? 0 });
+  const sharingKey: SharingKeyAdoption =
+    keys.sharingKey === null
+      ? { how: "none" }
+      : await adoptSharingKey(ctx, keys.sharingKey, api).catch((error: unknown) => {
+          // The wrapping key is this machine's now, whatever happens to the sharing key: say so before the error.
+          printStatus(
+            ctx,
+            "This machine adopted the wrapping key, but not the sharing key your other machine sent with it.",
+          );
+          throw error;
+        });
+  return { pairingId: created.pairingId, label, server: proof.server, adoption, sharingKey };
 }
 
 function printCode(ctx: Context, code: string, label: string, server: string): void {
@@ -310,25 +337,47 @@ async function refuseDuringRotation(ctx: Context, purpose: "share" | "adopt"): P
   });
 }
 
-/** This machine's wrapping key, to be sent; refused while none exists or a rotation is half done. */
-async function wrappingKeyToShare(ctx: Context): Promise<Uint8Array> {
+/**
+ * Refuses to pair while this machine is half way to another sharing key (an unfinished `env rotate-sharing-key`):
+ * the key to `share` is on its way out, and a key to `adopt` would be replaced when the rotation finishes.
+ */
+async function refuseDuringSharingKeyRotation(ctx: Context, purpose: "share" | "adopt"): Promise<void> {
+  const { keystore } = await ctx.keystore(PENDING_SHARING_KEY_ACCOUNT);
+  if ((await keystore.get(PENDING_SHARING_KEY_ACCOUNT)) === null) return;
+  throw new LatchkeyError("LK_PAIRING_FAILED", {
+    message:
+      purpose === "share"
+        ? "This machine is in the middle of replacing your account's sharing key (an unfinished `latchkey env rotate-sharing-key`): the key it would send is on its way out."
+        : "This machine is in the middle of replacing your account's sharing key (an unfinished `latchkey env rotate-sharing-key`), so it cannot take the one your other machine would send.",
+    hint: "Run `latchkey env rotate-sharing-key` to finish that first, then pair again.",
+  });
+}
+
+/**
+ * This machine's keys, to be sent: the wrapping key, and the account's sharing key when this machine has one.
+ * Refused while there is no wrapping key or either rotation is half done.
+ */
+async function keysToShare(ctx: Context): Promise<PairingKeys> {
   await refuseDuringRotation(ctx, "share");
+  await refuseDuringSharingKeyRotation(ctx, "share");
   const { keystore } = await ctx.keystore(WRAPPING_KEY_ACCOUNT);
-  const key = await readWrappingKey(keystore);
-  if (key === null) {
+  const wrappingKey = await readWrappingKey(keystore);
+  if (wrappingKey === null) {
     throw nothingToShare(
       "This machine has no wrapping key yet (it has never opened a vault), so it has nothing to share.",
     );
   }
-  return key;
+  const sharing = await readSharingKey((await ctx.keystore(SHARING_KEY_ACCOUNT)).keystore);
+  return { wrappingKey, sharingKey: sharing?.privateKey ?? null };
 }
 
 /**
  * `latchkey env pair CODE`, on the machine that has the wrapping key: joins the pairing with an ephemeral P-256
  * key, waits for the new machine to reveal its key, checks it against the commitment made before this machine
  * joined (a mismatch is a relay: revoked, nothing sent), shows the new machine's label, key fingerprint and the
- * 6 digits, asks (only on a terminal; `--yes` otherwise), then seals this machine's wrapping key to the new
- * machine's key and approves. A "no" or Ctrl-C revokes.
+ * 6 digits, asks (only on a terminal; `--yes` otherwise), then seals this machine's wrapping key, and the
+ * account's sharing key when this machine has one, to the new machine's key and approves. A "no" or Ctrl-C
+ * revokes.
  */
 export async function approvePairing(ctx: Context, options: ApprovePairOptions): Promise<ApprovePairOutcome> {
   const code = normalizePairingCode(options.code);
@@ -342,7 +391,8 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
     });
   }
   // Before any request: a machine without a key to share has no business joining.
-  await wrappingKeyToShare(ctx);
+  const { sharingKey: hasSharingKey } = await keysToShare(ctx);
+  const what = hasSharingKey === null ? "wrapping key" : "wrapping key and sharing key";
   const base = apiOptions(options);
 
   const keyPair = await generatePairingKeyPair();
@@ -412,7 +462,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
     );
     if (!options.yes) {
       const yes = await unlessInterrupted(
-        ctx.prompts.confirm(`Send this machine's wrapping key to ${JSON.stringify(revealed.label)}?`, false),
+        ctx.prompts.confirm(`Send this machine's ${what} to ${JSON.stringify(revealed.label)}?`, false),
         interrupts.signal,
       );
       if (!yes) {
@@ -424,24 +474,29 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
     }
     const home = ctx.paths.home;
     await ensurePrivateDir(home);
-    // Under the lock rotate-key holds, so the key sent is the one this machine keeps: no rotation can start
-    // between reading it and the approval.
-    await withFileLock(join(home, WRAPPING_KEY_ACCOUNT), async () => {
-      const key = await wrappingKeyToShare(ctx);
-      const sealed = await sealPairingKey(
-        keyPair,
-        { label: revealed.label, code, newDeviceKey, approverKey: keyPair.publicKey },
-        key,
-      );
-      const approved = await approvePairingRequest(
-        ctx,
-        pairing.pairingId,
-        { sealedKey: toBase64(sealed) },
-        api,
-      );
-      if (approved.status !== "approved") throw pairingEnded(approved.status);
-    });
-    return { label: revealed.label, fingerprint };
+    // Under the lock rotate-key holds, so the wrapping key sent is the one this machine keeps: no rotation can
+    // start between reading it and the approval. The sharing key's lock keeps a promotion from replacing that key
+    // meanwhile; one that goes stale all the same (a rotation uploaded from here right then) is caught by the new
+    // machine, which takes a received key over its own only when the server has it.
+    const sentSharingKey = await withFileLock(join(home, WRAPPING_KEY_ACCOUNT), () =>
+      underSharingKeyLock(ctx, async () => {
+        const keys = await keysToShare(ctx);
+        const sealed = await sealPairingKey(
+          keyPair,
+          { label: revealed.label, code, newDeviceKey, approverKey: keyPair.publicKey },
+          keys,
+        );
+        const approved = await approvePairingRequest(
+          ctx,
+          pairing.pairingId,
+          { sealedKey: toBase64(sealed) },
+          api,
+        );
+        if (approved.status !== "approved") throw pairingEnded(approved.status);
+        return keys.sharingKey !== null;
+      }),
+    );
+    return { label: revealed.label, fingerprint, sharingKey: sentSharingKey };
   });
   // Approved: a failure from here on must not revoke what the new machine is about to take.
   const vaults = (await listSyncEntries(ctx.paths.home))

@@ -1,5 +1,5 @@
-// An in-process stand-in for the server's pairing and step-up routes (docs/pairing.md), for the CLI's pairing
-// tests: a fetch that keeps the pairings in memory, moves them through their states as the contract says, tells
+// An in-process stand-in for the server's pairing and step-up routes (docs/pairing.md), and the sharing-key state
+// route (docs/teams.md) a new machine asks about the sharing key it receives, for the CLI's pairing tests: a fetch that keeps the pairings in memory, moves them through their states as the contract says, tells
 // the two machines apart by their access tokens, and signs every 2xx answer for the request that asked, as
 // callApi requires. A test can step in before any request (`intercept`) to answer it otherwise. The e2e suite
 // runs the same flows against the real server.
@@ -13,7 +13,9 @@ import {
   fromBase64,
   generatePairingCode,
   pairingCommitmentMatches,
+  sharingKeyFingerprint,
   toBase64,
+  x25519PublicKey,
   type PairingStatus,
   type PairingView,
 } from "@latchkey/core";
@@ -61,6 +63,8 @@ export interface FakePairingServer {
   intercept?: (request: SeenRequest) => Promise<Response | undefined> | Response | undefined;
   /** The status of the one pairing there is (tests make one at a time). */
   status(): PairingStatus | undefined;
+  /** The account's registered sharing key, as the state route answers it; null: the account has none yet. */
+  sharingKey: { publicKey: string; fingerprint: string } | null;
 }
 
 /** `value` as the answer to `request`, signed for it as the server signs its 2xx answers. */
@@ -88,6 +92,7 @@ export function createFakePairingServer(): FakePairingServer {
     requests,
     pairings,
     status: () => [...pairings.values()][0]?.view.status,
+    sharingKey: null,
     fetch: async (input, init) => {
       const request = new Request(input, init);
       const url = new URL(request.url);
@@ -118,6 +123,16 @@ export function createFakePairingServer(): FakePairingServer {
       };
 
       if (seen.method === "GET" && path === "/step-up/method") return ok({ method: "password" });
+      if (seen.method === "GET" && path === "/sharing-key") {
+        const key = fake.sharingKey;
+        const state =
+          key === null
+            ? "needs-initial-set"
+            : key.fingerprint === url.searchParams.get("fingerprint")
+              ? "matches"
+              : "rotation-required";
+        return ok({ state, publicKey: key?.publicKey ?? null, fingerprint: key?.fingerprint ?? null });
+      }
       if (seen.method === "POST" && path === "/step-up")
         return ok({ proof: PROOF, scope: "vault:pair", expiresAt: "2099-01-01T00:00:00.000Z" });
       if (seen.method === "POST" && path === "/pairings") {
@@ -352,4 +367,15 @@ export function seedPairing(server: FakePairingServer, token: string, status: Pa
 /** A fresh wrapping key, as the keystore holds it. */
 export function wrappingKeyEntry(): string {
   return toBase64(randomFillSync(new Uint8Array(32)));
+}
+
+/** A fresh sharing key: its keystore entry (the private scalar) and its public half and fingerprint. */
+export async function sharingKeyEntry(): Promise<{ entry: string; publicKey: string; fingerprint: string }> {
+  const privateKey = randomFillSync(new Uint8Array(32));
+  const publicKey = await x25519PublicKey(privateKey);
+  return {
+    entry: toBase64(privateKey),
+    publicKey: toBase64(publicKey),
+    fingerprint: await sharingKeyFingerprint(publicKey),
+  };
 }

@@ -4,7 +4,9 @@ import { describe, expect, it } from "vitest";
 import { toBase64 } from "../bytes.js";
 import { checkSchema } from "./parse.js";
 import {
+  PAIRING_SEALED_KEY_SIZES,
   pairingApproveRequestSchema,
+  pairingConsumeResponseSchema,
   pairingCreateRequestSchema,
   pairingLabelSchema,
   pairingRevealRequestSchema,
@@ -59,6 +61,26 @@ describe("pairing keys and sealed keys", () => {
     expect(checkSchema(pairingApproveRequestSchema, { sealedKey: bytes(65) }).ok).toBe(false);
     const unpadded = bytes(32).replace(/=+$/, "");
     expect(checkSchema(pairingCreateRequestSchema, { label: "a", commitment: unpadded }).ok).toBe(false);
+  });
+
+  it("a sealed key is the wrapping key alone (64 bytes) or with the sharing key (96 bytes), nothing between", () => {
+    expect(PAIRING_SEALED_KEY_SIZES).toEqual([64, 96]);
+    const pairingId = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+    for (const size of [64, 96]) {
+      expect(checkSchema(pairingApproveRequestSchema, { sealedKey: bytes(size) }).ok).toBe(true);
+      expect(checkSchema(pairingConsumeResponseSchema, { pairingId, sealedKey: bytes(size) }).ok).toBe(true);
+    }
+    // 80 bytes: a sealed key of 48, neither shape; 95 and 97 share 96's base64 length or come close to it.
+    for (const size of [0, 32, 63, 65, 80, 95, 97, 128]) {
+      const approve = checkSchema(pairingApproveRequestSchema, { sealedKey: bytes(size) });
+      expect(approve, `${size} bytes`).toMatchObject({
+        ok: false,
+        message: '"sealedKey" must be standard base64 of 64 or 96 bytes.',
+      });
+      expect(checkSchema(pairingConsumeResponseSchema, { pairingId, sealedKey: bytes(size) }).ok).toBe(false);
+    }
+    const unpadded = bytes(64).replace(/=+$/, "");
+    expect(checkSchema(pairingApproveRequestSchema, { sealedKey: unpadded }).ok).toBe(false);
   });
 
   it("refuse fields the body does not have", () => {

@@ -7,6 +7,7 @@ import * as z from "zod/mini";
 import { fromBase64, isCanonicalBase64 } from "../bytes.js";
 import {
   MAX_PAIRING_LABEL_LENGTH,
+  PAIRING_HANDED_KEY_BYTES,
   PAIRING_LABEL_UNPRINTABLE,
   PAIRING_NONCE_BYTES,
   PAIRING_PUBLIC_KEY_BYTES,
@@ -34,8 +35,14 @@ export const PAIRING_STATUSES = [
 /** One of {@link PAIRING_STATUSES}. */
 export type PairingStatus = (typeof PAIRING_STATUSES)[number];
 
-/** Bytes of a sealed wrapping key: the envelope's header, nonce and tag around 32 bytes. */
-export const PAIRING_SEALED_KEY_BYTES = 4 + 12 + 32 + 16;
+/**
+ * The sizes of a sealed key, in bytes: the envelope's header, nonce and tag (4 + 12 + 16) around the wrapping key
+ * alone (32), or the wrapping key and the sharing key (64) (pairing.ts sealPairingKey).
+ */
+export const PAIRING_SEALED_KEY_SIZES = [
+  4 + 12 + PAIRING_HANDED_KEY_BYTES + 16,
+  4 + 12 + 2 * PAIRING_HANDED_KEY_BYTES + 16,
+] as const;
 
 /** Canonical standard base64 of exactly `bytes` bytes. */
 function exactBase64(name: string, bytes: number) {
@@ -45,6 +52,18 @@ function exactBase64(name: string, bytes: number) {
     z.refine((value) => isCanonicalBase64(value) && fromBase64(value).length === bytes),
   );
 }
+
+/** Canonical standard base64 of exactly one of the {@link PAIRING_SEALED_KEY_SIZES}. */
+const sealedKey = z
+  .string(`"sealedKey" must be standard base64 of ${PAIRING_SEALED_KEY_SIZES.join(" or ")} bytes.`)
+  .check(
+    z.refine(
+      (value) =>
+        PAIRING_SEALED_KEY_SIZES.some((bytes) => value.length === 4 * Math.ceil(bytes / 3)) &&
+        isCanonicalBase64(value) &&
+        (PAIRING_SEALED_KEY_SIZES as readonly number[]).includes(fromBase64(value).length),
+    ),
+  );
 
 const pairingId = z.string(`"pairingId" must be a UUID.`).check(z.refine(isUuid));
 const expiresAt = text("expiresAt");
@@ -96,9 +115,9 @@ export const pairingRevealRequestSchema = body({
 /** `POST /api/v1/pairings/:id/reveal`. */
 export type PairingRevealRequest = z.infer<typeof pairingRevealRequestSchema>;
 
-/** `POST /api/v1/pairings/:id/approve`: the approving machine sends the sealed wrapping key. */
+/** `POST /api/v1/pairings/:id/approve`: the approving machine sends the sealed keys. */
 export const pairingApproveRequestSchema = body({
-  sealedKey: exactBase64("sealedKey", PAIRING_SEALED_KEY_BYTES),
+  sealedKey,
 });
 /** `POST /api/v1/pairings/:id/approve`. */
 export type PairingApproveRequest = z.infer<typeof pairingApproveRequestSchema>;
@@ -106,7 +125,7 @@ export type PairingApproveRequest = z.infer<typeof pairingApproveRequestSchema>;
 /** 200 answer of `POST /api/v1/pairings/:id/consume`: the sealed key, given out once and then deleted. */
 export const pairingConsumeResponseSchema = body({
   pairingId,
-  sealedKey: exactBase64("sealedKey", PAIRING_SEALED_KEY_BYTES),
+  sealedKey,
 });
 /** 200 answer of consume. */
 export type PairingConsumeResponse = z.infer<typeof pairingConsumeResponseSchema>;
