@@ -579,7 +579,7 @@ export const errorCatalogue = {
     summary:
       "Your account's sharing key on the server is not the one this machine holds (another machine set or rotated it, or this machine has none); organisation operations are refused rather than overwrite it silently.",
     message: "The server has another sharing key for your account than this machine.",
-    hint: "If you meant to move your sharing key to this machine, run `latchkey env rotate-sharing-key` (organisations must then share their vaults with you again).",
+    hint: "If another machine of yours holds the key, pair this one with it (`latchkey pair` here, `latchkey env pair CODE` there), which brings the key over; to replace the key with one made here instead, run `latchkey env rotate-sharing-key` (organisations must then share their vaults with you again).",
     exitCode: ExitCode.failure,
   },
   LK_SHARING_KEY_EXISTS: {
