@@ -83,14 +83,18 @@ export function addEnvPairCommand(env: Command, ctx: Context, state: RunState): 
       .command("pair")
       .description("approve a new machine of yours: send it this machine's wrapping key, sealed to its key")
       .argument("<code>", "the code `latchkey pair` shows on the new machine")
-      .option("--yes", "approve without asking (needed without a terminal; compare the numbers yourself)")
+      .option(
+        "--yes",
+        "approve without asking: nobody compares the numbers, so a server or relay in the middle would get the key; only for a server and network you trust",
+      )
       .option("--json", "also print a JSON summary on stdout"),
   )
     .addHelpText(
       "after",
       `${FLOW_HELP}\n` +
         "This machine must have a wrapping key (it has opened a vault) and no unfinished `env rotate-key`.\n" +
-        "Without a terminal it refuses (LK_NOT_INTERACTIVE) unless --yes is given.\n\n" +
+        "Without a terminal it refuses (LK_NOT_INTERACTIVE) unless --yes is given. The numbers are what stop a\n" +
+        "server or relay that swaps in its own key, and only a person comparing them does that: --yes gives it up.\n\n" +
         "Examples:\n" +
         "  latchkey env pair 7KQM4P\n" +
         "  latchkey env pair 7kq-m4p --server https://latchkey.example.com",

@@ -126,6 +126,19 @@ describe("pairing two machines", () => {
     }
   });
 
+  it("--yes on a machine without a terminal approves without asking and says nobody compared the numbers", async () => {
+    const server = createFakePairingServer();
+    const nm = newMachine(server);
+    const a = approver(server, null);
+    const { exit, code } = await startPair(server, nm);
+    expect(await runCli(["env", "pair", code, "--yes"], a.ctx), a.ctx.stderr.text()).toBe(0);
+    expect(await exit, nm.ctx.stderr.text()).toBe(0);
+    expect(await nm.keystore.get(WRAPPING_KEY_ACCOUNT)).toBe(a.key);
+    expect(stripVTControlCharacters(a.ctx.stderr.text())).toContain(
+      "Approved without asking (--yes): nobody compared the numbers",
+    );
+  });
+
   it("N's own vaults are re-wrapped under the received key and still open; --json summaries on stdout", async () => {
     const server = createFakePairingServer();
     const nm = newMachine(server, { entries: { [WRAPPING_KEY_ACCOUNT]: wrappingKeyEntry() } });

@@ -387,7 +387,7 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
     throw new LatchkeyError("LK_NOT_INTERACTIVE", {
       message:
         "Approving a pairing sends this machine's wrapping key to another device, so it asks first, and there is no terminal to ask on (stdin or stderr is not one).",
-      hint: "Run it in a terminal and compare the 6 digits both machines show; --yes approves without asking (for a script that has checked them itself).",
+      hint: "Run it in a terminal and compare the 6 digits both machines show. --yes approves without that comparison, which is what stops a server or relay in the middle: use it only with a server and network you trust.",
     });
   }
   // Before any request: a machine without a key to share has no business joining.
@@ -471,6 +471,11 @@ export async function approvePairing(ctx: Context, options: ApprovePairOptions):
           hint: "Run `latchkey pair` on the new machine again when you mean to pair it.",
         });
       }
+    } else {
+      printStatus(
+        ctx,
+        "Approved without asking (--yes): nobody compared the numbers, the check that stops a relay in the middle.\n",
+      );
     }
     const home = ctx.paths.home;
     await ensurePrivateDir(home);
