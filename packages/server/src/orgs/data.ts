@@ -5,7 +5,7 @@
  * audit/data.ts's.
  */
 import type { OrgRole } from "@latchkey/core";
-import { sql, type Kysely } from "kysely";
+import { sql, type ExpressionBuilder, type Kysely } from "kysely";
 import { precompile } from "../db/precompiled.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
@@ -17,6 +17,30 @@ export type Db = Kysely<Database>;
 
 /** At most this many ids go into one `in (...)` list or one multi-row insert (SQLite's limit on bound values). */
 const ROWS_PER_STATEMENT = 500;
+
+/** The tables keyed by an organisation's copy of a vault. */
+type CopyTable = "org_vault_heads" | "org_vault_unshared" | "org_vault_versions" | "vault_org_keys";
+
+/** The condition "the row belongs to the organisation's copy of the vault", for `.where(...)` on any CopyTable. */
+function ofCopy(vaultId: string, orgId: string) {
+  return (eb: ExpressionBuilder<Database, CopyTable>) =>
+    eb.and([eb("vault_id", "=", vaultId), eb("org_id", "=", orgId)]);
+}
+
+/** The version in `table`'s row of the organisation's copy (its head, or what it was unshared at); undefined if none. */
+function copyVersion(
+  db: Db,
+  table: "org_vault_heads" | "org_vault_unshared",
+  vaultId: string,
+  orgId: string,
+): Promise<number | undefined> {
+  return db
+    .selectFrom(table)
+    .select("version")
+    .where(ofCopy(vaultId, orgId))
+    .executeTakeFirst()
+    .then((row) => (row === undefined ? undefined : Number(row.version)));
+}
 
 /** An organisation's row. */
 export type OrgRow = OrgsTable;
@@ -132,33 +156,32 @@ export interface MemberRow {
   addedAt: string;
 }
 
+/** The organisation's members with their emails, as a query to narrow or order. */
+function selectMembers(db: Db, orgId: string) {
+  return db
+    .selectFrom("org_members as m")
+    .innerJoin("users as u", "u.id", "m.user_id")
+    .select(["m.user_id", "u.email", "m.role", "m.added_at"])
+    .where("m.org_id", "=", orgId);
+}
+
+function toMemberRow(r: { user_id: string; email: string; role: OrgRole; added_at: string }): MemberRow {
+  return { userId: r.user_id, email: r.email, role: r.role, addedAt: r.added_at };
+}
+
 /** The organisation's members, by email. */
 export function listMembers(db: Db, orgId: string): Promise<MemberRow[]> {
   return runQuery("list members", async () => {
-    const rows = await db
-      .selectFrom("org_members as m")
-      .innerJoin("users as u", "u.id", "m.user_id")
-      .select(["m.user_id", "u.email", "m.role", "m.added_at"])
-      .where("m.org_id", "=", orgId)
-      .orderBy("u.email")
-      .execute();
-    return rows.map((r) => ({ userId: r.user_id, email: r.email, role: r.role, addedAt: r.added_at }));
+    const rows = await selectMembers(db, orgId).orderBy("u.email").execute();
+    return rows.map(toMemberRow);
   });
 }
 
 /** One member, or undefined. */
 export function findMember(db: Db, orgId: string, userId: string): Promise<MemberRow | undefined> {
   return runQuery("find member", async () => {
-    const r = await db
-      .selectFrom("org_members as m")
-      .innerJoin("users as u", "u.id", "m.user_id")
-      .select(["m.user_id", "u.email", "m.role", "m.added_at"])
-      .where("m.org_id", "=", orgId)
-      .where("m.user_id", "=", userId)
-      .executeTakeFirst();
-    return r === undefined
-      ? undefined
-      : { userId: r.user_id, email: r.email, role: r.role, addedAt: r.added_at };
+    const r = await selectMembers(db, orgId).where("m.user_id", "=", userId).executeTakeFirst();
+    return r === undefined ? undefined : toMemberRow(r);
   });
 }
 
@@ -229,14 +252,19 @@ export interface KeyedVault {
   version: number;
 }
 
+/** Each wrapped key (`k`) with the head of the organisation copy it opens (`h`), as a query to narrow. */
+function selectKeyedHeads(db: Db) {
+  return db
+    .selectFrom("vault_org_keys as k")
+    .innerJoin("org_vault_heads as h", (join) =>
+      join.onRef("h.vault_id", "=", "k.vault_id").onRef("h.org_id", "=", "k.org_id"),
+    );
+}
+
 /** The organisation vaults `userId` holds a wrapped key for, by vault id. */
 export function listKeyedVaults(db: Db, orgId: string, userId: string): Promise<KeyedVault[]> {
   return runQuery("list keyed vaults", async () => {
-    const rows = await db
-      .selectFrom("vault_org_keys as k")
-      .innerJoin("org_vault_heads as h", (join) =>
-        join.onRef("h.vault_id", "=", "k.vault_id").onRef("h.org_id", "=", "k.org_id"),
-      )
+    const rows = await selectKeyedHeads(db)
       .select(["h.vault_id", "h.name", "h.version"])
       .where("k.org_id", "=", orgId)
       .where("k.user_id", "=", userId)
@@ -269,12 +297,8 @@ export interface UserKey {
 /** Every organisation vault `userId` holds a wrapped key for, by organisation slug and vault id. */
 export function listUserKeys(db: Db, userId: string): Promise<UserKey[]> {
   return runQuery("list user keys", async () => {
-    const rows = await db
-      .selectFrom("vault_org_keys as k")
+    const rows = await selectKeyedHeads(db)
       .innerJoin("orgs as o", "o.id", "k.org_id")
-      .innerJoin("org_vault_heads as h", (join) =>
-        join.onRef("h.vault_id", "=", "k.vault_id").onRef("h.org_id", "=", "k.org_id"),
-      )
       .select(["k.org_id", "o.slug", "k.vault_id", "h.name"])
       .where("k.user_id", "=", userId)
       .orderBy("o.slug")
@@ -448,15 +472,10 @@ export function readPull(
 
 /** Whether the organisation has a copy of the vault. */
 export function orgVaultExists(db: Db, vaultId: string, orgId: string): Promise<boolean> {
-  return runQuery("find organisation vault", async () => {
-    const row = await db
-      .selectFrom("org_vault_heads")
-      .select("version")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
-    return row !== undefined;
-  });
+  return runQuery(
+    "find organisation vault",
+    async () => (await copyVersion(db, "org_vault_heads", vaultId, orgId)) !== undefined,
+  );
 }
 
 /** Records an acknowledged version of the organisation's copy; the primary key refuses a second row for it. */
@@ -483,15 +502,10 @@ export function insertOrgVersion(
 
 /** The version of the organisation's copy; 0 when it has none. */
 export function currentOrgVersion(db: Db, vaultId: string, orgId: string): Promise<number> {
-  return runQuery("read organisation vault version", async () => {
-    const row = await db
-      .selectFrom("org_vault_heads")
-      .select("version")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
-    return row === undefined ? 0 : Number(row.version);
-  });
+  return runQuery(
+    "read organisation vault version",
+    async () => (await copyVersion(db, "org_vault_heads", vaultId, orgId)) ?? 0,
+  );
 }
 
 /**
@@ -523,13 +537,7 @@ export function insertFirstOrgHead(
           ])
           .where((eb) =>
             eb.not(
-              eb.exists(
-                eb
-                  .selectFrom("org_vault_unshared")
-                  .select("version")
-                  .where("vault_id", "=", vaultId)
-                  .where("org_id", "=", orgId),
-              ),
+              eb.exists(eb.selectFrom("org_vault_unshared").select("version").where(ofCopy(vaultId, orgId))),
             ),
           ),
       )
@@ -554,8 +562,7 @@ export function resumeOrgHead(
   return runQuery("resume organisation vault head", async () => {
     const gone = await db
       .deleteFrom("org_vault_unshared")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
+      .where(ofCopy(vaultId, orgId))
       .where("version", "=", baseVersion)
       .returning("version")
       .execute();
@@ -581,22 +588,13 @@ export function resumeOrgHead(
  * copy. (A push continues only a shared copy: currentOrgVersion.)
  */
 export function lastOrgVersion(db: Db, vaultId: string, orgId: string): Promise<number> {
-  return runQuery("read organisation vault last version", async () => {
-    const head = await db
-      .selectFrom("org_vault_heads")
-      .select("version")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
-    if (head !== undefined) return Number(head.version);
-    const unshared = await db
-      .selectFrom("org_vault_unshared")
-      .select("version")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
-    return unshared === undefined ? 0 : Number(unshared.version);
-  });
+  return runQuery(
+    "read organisation vault last version",
+    async () =>
+      (await copyVersion(db, "org_vault_heads", vaultId, orgId)) ??
+      (await copyVersion(db, "org_vault_unshared", vaultId, orgId)) ??
+      0,
+  );
 }
 
 /**
@@ -620,8 +618,7 @@ export function advanceOrgHead(
         name: write.name,
         updated_at: write.updatedAt,
       })
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
+      .where(ofCopy(vaultId, orgId))
       .where("version", "=", baseVersion)
       .returning("version")
       .execute();
@@ -645,11 +642,7 @@ export function replaceKeys(
   at: string,
 ): Promise<number> {
   return runQuery("replace wrapped keys", async () => {
-    const removed = await db
-      .deleteFrom("vault_org_keys")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
+    const removed = await db.deleteFrom("vault_org_keys").where(ofCopy(vaultId, orgId)).executeTakeFirst();
     for (let start = 0; start < keys.length; start += ROWS_PER_STATEMENT) {
       await db
         .insertInto("vault_org_keys")
@@ -681,20 +674,11 @@ export function deleteOrgVault(
   at: string,
 ): Promise<{ wrappedKeysRemoved: number; version: number } | null> {
   return runQuery("delete organisation vault", async () => {
-    const keys = await db
-      .deleteFrom("vault_org_keys")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .executeTakeFirst();
-    await db
-      .deleteFrom("org_vault_versions")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
-      .execute();
+    const keys = await db.deleteFrom("vault_org_keys").where(ofCopy(vaultId, orgId)).executeTakeFirst();
+    await db.deleteFrom("org_vault_versions").where(ofCopy(vaultId, orgId)).execute();
     const head = await db
       .deleteFrom("org_vault_heads")
-      .where("vault_id", "=", vaultId)
-      .where("org_id", "=", orgId)
+      .where(ofCopy(vaultId, orgId))
       .returning("version")
       .executeTakeFirst();
     if (head === undefined) return null;
