@@ -18,6 +18,7 @@ import {
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit, latestVersionEvents, listOrgAudit, type OrgAuditRow } from "../audit/data.js";
+import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import { parseMetadata } from "../audit/metadata.js";
 import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
@@ -143,13 +144,6 @@ export interface OrgLogEntry {
   vaultId: string | null;
 }
 
-// Thrown inside a transaction to roll it back with a refusal; never leaves this module.
-class Abort extends Error {
-  constructor(readonly outcome: unknown) {
-    super("transaction aborted");
-  }
-}
-
 /** The organisation's copy of `vaultId`, for a member's push (vault-copies.ts): it moves a shared copy only. */
 function orgHeads(vaultId: string, orgId: string): HeadStore {
   return {
@@ -179,14 +173,8 @@ function sharedOrgHeads(vaultId: string, orgId: string): HeadStore {
 export function createOrgService(deps: OrgServiceDeps) {
   const { db, sharingKeys: findSharingKeys } = deps;
 
-  async function transaction<T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    try {
-      return await db.transaction().execute(body);
-    } catch (err) {
-      if (err instanceof Abort) return err.outcome as T;
-      throw err;
-    }
-  }
+  const transaction = <T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> =>
+    abortableTransaction(db, body);
 
   /** Refuses from inside a transaction, rolling back what it wrote. */
   const refuse = (outcome: Denied | MemberRefusal | VaultRefusal): never => {

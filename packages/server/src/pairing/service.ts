@@ -22,6 +22,7 @@ import {
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
+import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 
@@ -102,25 +103,12 @@ export type MoveOutcome = { kind: "ok"; view: PairingView } | MoveFailure;
 /** Result of consume. */
 export type ConsumeOutcome = { kind: "consumed"; pairingId: string; sealedKey: string } | MoveFailure;
 
-// Thrown inside a transaction to roll it back; never leaves this module.
-class Abort<T> extends Error {
-  constructor(readonly outcome: T) {
-    super("transaction aborted");
-  }
-}
-
 /** Builds the service. */
 export function createPairingService(deps: PairingServiceDeps) {
   const { db } = deps;
 
-  async function transaction<T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    try {
-      return await db.transaction().execute(body);
-    } catch (err) {
-      if (err instanceof Abort) return err.outcome as T;
-      throw err;
-    }
-  }
+  const transaction = <T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> =>
+    abortableTransaction(db, body);
 
   const audit = (
     trx: Kysely<Database>,

@@ -16,6 +16,7 @@ import {
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
+import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 
@@ -122,13 +123,6 @@ export type RotateOutcome =
   | { kind: "invalid-key" }
   | { kind: "step-up-required" };
 
-// Thrown inside a transaction to roll it back; never leaves this module.
-class Abort<T> extends Error {
-  constructor(readonly outcome: T) {
-    super("transaction aborted");
-  }
-}
-
 const view = (row: data.SharingKeyRow): KeyView => ({
   publicKey: row.public_key,
   fingerprint: row.fingerprint,
@@ -140,14 +134,8 @@ const view = (row: data.SharingKeyRow): KeyView => ({
 export function createSharingKeyService(deps: SharingKeyServiceDeps) {
   const { db } = deps;
 
-  async function transaction<T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    try {
-      return await db.transaction().execute(body);
-    } catch (err) {
-      if (err instanceof Abort) return err.outcome as T;
-      throw err;
-    }
-  }
+  const transaction = <T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> =>
+    abortableTransaction(db, body);
 
   const audit = (
     trx: Kysely<Database>,

@@ -6,6 +6,7 @@
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
 import { parseMetadata } from "../audit/metadata.js";
+import { Abort, abortable } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
 import { createWriter, type Writer } from "./group-commit.js";
@@ -78,23 +79,12 @@ export interface AuditLogEntry {
   metadata: Record<string, unknown>;
 }
 
-// Thrown inside a transaction to roll it back; never leaves this module.
-class Abort extends Error {
-  constructor(readonly outcome: PushOutcome | RewrapOutcome) {
-    super("transaction aborted");
-  }
-}
-
-async function inTransaction<T extends PushOutcome | RewrapOutcome>(
+/** `body` in the writer's transaction, which an Abort rolls back with its outcome. */
+function inTransaction<T extends PushOutcome | RewrapOutcome>(
   writer: Writer,
   body: (trx: Kysely<Database>) => Promise<T>,
 ): Promise<T> {
-  try {
-    return await writer.run(body);
-  } catch (err) {
-    if (err instanceof Abort) return err.outcome as T;
-    throw err;
-  }
+  return abortable(() => writer.run(body));
 }
 
 /** The personal copy of `vaultId` of `userId`, for the versioned push. */
