@@ -90,33 +90,47 @@ export interface AuditRow {
   metadata: string;
 }
 
-/**
- * The newest `limit` audit rows of a personal vault, newest first. An organisation's rows of the same vault id are
- * not among them: they belong to the organisation's log, and the owner of the personal copy may not be a member.
- */
-export function listAudit(db: Db, vaultId: string, limit: number): Promise<AuditRow[]> {
-  return runQuery("list audit events", async () => {
-    const rows = await db
-      .selectFrom("audit_events as a")
-      .leftJoin("users as u", "u.id", "a.user_id")
-      .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata"])
-      .where("a.vault_id", "=", vaultId)
-      .where("a.org_id", "is", null)
+/** Audit rows with their actors' emails, as a query to narrow. */
+function selectLog(db: Db) {
+  return db
+    .selectFrom("audit_events as a")
+    .leftJoin("users as u", "u.id", "a.user_id")
+    .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata", "a.vault_id"]);
+}
+
+/** The newest `limit` rows of a log query, newest first. */
+function newestRows(query: ReturnType<typeof selectLog>, limit: number) {
+  return (
+    query
       // Several events can share a millisecond; a later version, then a rewrap after the push of its version,
       // is the newer one.
       .orderBy("a.created_at", "desc")
       .orderBy("a.version", "desc")
       .orderBy("a.action", "desc")
       .limit(limit)
-      .execute();
-    return rows.map((r) => ({
-      action: r.action,
-      version: r.version === null ? null : Number(r.version),
-      createdAt: r.created_at,
-      userId: r.user_id,
-      email: r.email,
-      metadata: r.metadata,
-    }));
+      .execute()
+  );
+}
+
+function toAuditRow(r: Awaited<ReturnType<typeof newestRows>>[number]): AuditRow {
+  return {
+    action: r.action,
+    version: r.version === null ? null : Number(r.version),
+    createdAt: r.created_at,
+    userId: r.user_id,
+    email: r.email,
+    metadata: r.metadata,
+  };
+}
+
+/**
+ * The newest `limit` audit rows of a personal vault, newest first. An organisation's rows of the same vault id are
+ * not among them: they belong to the organisation's log, and the owner of the personal copy may not be a member.
+ */
+export function listAudit(db: Db, vaultId: string, limit: number): Promise<AuditRow[]> {
+  return runQuery("list audit events", async () => {
+    const query = selectLog(db).where("a.vault_id", "=", vaultId).where("a.org_id", "is", null);
+    return (await newestRows(query, limit)).map(toAuditRow);
   });
 }
 
@@ -133,27 +147,9 @@ export function listOrgAudit(
   limit: number,
 ): Promise<OrgAuditRow[]> {
   return runQuery("list organisation audit events", async () => {
-    let query = db
-      .selectFrom("audit_events as a")
-      .leftJoin("users as u", "u.id", "a.user_id")
-      .select(["a.action", "a.version", "a.created_at", "a.user_id", "u.email", "a.metadata", "a.vault_id"])
-      .where("a.org_id", "=", orgId);
+    let query = selectLog(db).where("a.org_id", "=", orgId);
     if (vaultId !== null) query = query.where("a.vault_id", "=", vaultId);
-    const rows = await query
-      .orderBy("a.created_at", "desc")
-      .orderBy("a.version", "desc")
-      .orderBy("a.action", "desc")
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({
-      action: r.action,
-      version: r.version === null ? null : Number(r.version),
-      createdAt: r.created_at,
-      userId: r.user_id,
-      email: r.email,
-      metadata: r.metadata,
-      vaultId: r.vault_id,
-    }));
+    return (await newestRows(query, limit)).map((r) => ({ ...toAuditRow(r), vaultId: r.vault_id }));
   });
 }
 
