@@ -641,6 +641,20 @@ export const errorCatalogue = {
     hint: "Run `latchkey env share --org SLUG` again: it wraps the vault key for the members as they are now.",
     exitCode: ExitCode.failure,
   },
+  LK_ORG_MEMBER_KEY_CHANGED: {
+    summary:
+      "The server lists another sharing key for an organisation member than the one this machine pinned when it first shared with them (org-keys.json): the member rotated their key, or the server is offering a key of its own. Nothing was shared.",
+    message: "A member's sharing key is not the one this machine pinned for them; nothing was shared.",
+    hint: "Ask the member, by a channel other than the server, for the fingerprint their `latchkey org members SLUG` shows as this machine's sharing key; if it is the new one, run `latchkey org trust SLUG EMAIL FINGERPRINT`, then share again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_ORG_MEMBER_UNTRUSTED: {
+    summary:
+      "A share would wrap a vault key for a member whose sharing key this machine has never seen, and nobody confirmed it: no terminal to ask on, or the answer was no. Nothing was shared.",
+    message: "A member's sharing key has not been confirmed on this machine; nothing was shared.",
+    hint: "Run the command on a terminal to review the new members' fingerprints, or pin each with `latchkey org trust SLUG EMAIL FINGERPRINT`; `--trust-new-members` accepts whatever keys the server sends for new members.",
+    exitCode: ExitCode.failure,
+  },
   LK_ORG_VAULT_NOT_SHARED: {
     summary: "The organisation has no copy of this vault: nobody has shared it to the organisation yet.",
     message: "This vault is not shared with the organisation.",

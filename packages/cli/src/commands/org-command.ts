@@ -10,6 +10,7 @@ import {
   orgRemove,
   orgRotateKeys,
   orgSetRole,
+  orgTrust,
   type OrgCommandOptions,
 } from "./org.js";
 import { globalOptions, type RunState } from "./support.js";
@@ -51,6 +52,18 @@ const SHARING_HELP =
   "for — is registered: the first one registers this machine's, asking for your password on a terminal. A\n" +
   "machine whose key is not your registered one is refused (LK_SHARING_KEY_MISMATCH; see\n" +
   "`latchkey env rotate-sharing-key`).";
+
+/** --trust-new-members, for every command that wraps a vault key for the members. */
+export const TRUST_NEW_MEMBERS_HELP =
+  "without a terminal, wrap for members this machine never saw with whatever key the server sends (a changed key is refused all the same)";
+
+/** What a command that wraps for the members checks first (org/pins.ts). */
+export const TRUSTING_KEYS_HELP =
+  "Members' sharing keys are pinned on this machine (org-keys.json) the first time it wraps for them. A key\n" +
+  "that changed since is refused (LK_ORG_MEMBER_KEY_CHANGED): compare the fingerprint with the member by\n" +
+  "another channel, then `latchkey org trust SLUG EMAIL FINGERPRINT`. A member never seen is shown with\n" +
+  "their full fingerprint and asked about on a terminal; without one it is refused (LK_ORG_MEMBER_UNTRUSTED)\n" +
+  "unless --trust-new-members, which takes the server's word for new members' keys.";
 
 /** Builds `latchkey org …`. */
 export function orgCommand(ctx: Context, state: RunState): Command {
@@ -95,7 +108,10 @@ export function orgCommand(ctx: Context, state: RunState): Command {
       "after",
       '\nA member "waiting for a sharing key" has not run an organisation command yet; one who "needs share" has\n' +
         "a sharing key but some vault's key is missing or wrapped for a key they no longer have: a maintainer\n" +
-        "runs `latchkey env share --org SLUG` in that vault's project.\n\n" +
+        "runs `latchkey env share --org SLUG` in that vault's project.\n" +
+        "Each key's full fingerprint is shown with its state on this machine: pinned (shared with before), new\n" +
+        "(never seen here: the next share asks), or CHANGED (the next share refuses it until `latchkey org\n" +
+        "trust`). The first line is this machine's own sharing key: the fingerprint you read to a maintainer.\n\n" +
         "Examples:\n  latchkey org members acme\n  latchkey org members acme --json",
     )
     .action(async (slug: string, flags: ServerFlags, command: Command) => {
@@ -144,7 +160,8 @@ export function orgCommand(ctx: Context, state: RunState): Command {
       .description("remove a member and give every vault they could open a new vault key (admin)")
       .argument("<slug>")
       .argument("<email>")
-      .option("--no-rotate", "keep the vault keys (their wrapped keys are deleted all the same)"),
+      .option("--no-rotate", "keep the vault keys (their wrapped keys are deleted all the same)")
+      .option("--trust-new-members", TRUST_NEW_MEMBERS_HELP),
   )
     .addHelpText(
       "after",
@@ -156,13 +173,20 @@ export function orgCommand(ctx: Context, state: RunState): Command {
         "The report lists, per vault and environment, the names (never the values) of the secrets they could read\n" +
         "and when they last pulled the vault: a new key does not take back what they pulled, so change those\n" +
         "secrets at their source.\n\n" +
+        `${TRUSTING_KEYS_HELP}\n\n` +
         "Examples:\n  latchkey org remove acme bob@example.com\n  latchkey org remove acme bob@example.com --json",
     )
     .action(
-      async (slug: string, email: string, flags: ServerFlags & { rotate: boolean }, command: Command) => {
+      async (
+        slug: string,
+        email: string,
+        flags: ServerFlags & { rotate: boolean; trustNewMembers?: boolean },
+        command: Command,
+      ) => {
         state.exitCode = await orgRemove(ctx, slug, email, {
           ...orgOptions(command, flags),
           rotate: flags.rotate,
+          trustNewMembers: flags.trustNewMembers === true,
         });
       },
     );
@@ -174,18 +198,55 @@ export function orgCommand(ctx: Context, state: RunState): Command {
         "give the organisation's vaults new vault keys, wrapped for the current members (maintainer)",
       )
       .argument("<slug>")
-      .argument("[vault-ids...]", "only these vaults (default: every vault of the organisation)"),
+      .argument("[vault-ids...]", "only these vaults (default: every vault of the organisation)")
+      .option("--trust-new-members", TRUST_NEW_MEMBERS_HELP),
   )
     .addHelpText(
       "after",
       "\nEach vault is sealed again with a new key as its next version and shared with every member's current\n" +
         "sharing key. It finishes what `latchkey org remove` could not (an interrupted removal, a vault only\n" +
         "another maintainer could open), and is the answer to a vault key that may have leaked.\n\n" +
+        `${TRUSTING_KEYS_HELP}\n\n` +
         "Examples:\n  latchkey org rotate-keys acme\n  latchkey org rotate-keys acme 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
     )
-    .action(async (slug: string, vaultIds: string[], flags: ServerFlags, command: Command) => {
-      state.exitCode = await orgRotateKeys(ctx, slug, vaultIds, orgOptions(command, flags));
-    });
+    .action(
+      async (
+        slug: string,
+        vaultIds: string[],
+        flags: ServerFlags & { trustNewMembers?: boolean },
+        command: Command,
+      ) => {
+        state.exitCode = await orgRotateKeys(ctx, slug, vaultIds, {
+          ...orgOptions(command, flags),
+          trustNewMembers: flags.trustNewMembers === true,
+        });
+      },
+    );
+
+  withServerOptions(
+    org
+      .command("trust")
+      .description("pin a member's sharing key on this machine, after comparing its fingerprint with them")
+      .argument("<slug>")
+      .argument("<email>")
+      .argument(
+        "<fingerprint>",
+        "the member's full sharing key fingerprint (64 hex digits), as they read it to you",
+      ),
+  )
+    .addHelpText(
+      "after",
+      "\nThe fingerprint must come from the member, by a channel other than the server (in person, a call): they\n" +
+        'read it from `latchkey org members SLUG` on their machine ("this machine\'s sharing key"). It is pinned\n' +
+        "only when it equals the key the server lists for them. This is how a share goes on after a member ran\n" +
+        "`latchkey env rotate-sharing-key` (LK_ORG_MEMBER_KEY_CHANGED), and how a script pins a new member first.\n\n" +
+        "Examples:\n  latchkey org trust acme bob@example.com 3f2a…(64 hex digits)",
+    )
+    .action(
+      async (slug: string, email: string, fingerprint: string, flags: ServerFlags, command: Command) => {
+        state.exitCode = await orgTrust(ctx, slug, email, fingerprint, orgOptions(command, flags));
+      },
+    );
 
   withServerOptions(
     org

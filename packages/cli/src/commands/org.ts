@@ -1,16 +1,26 @@
-import { LatchkeyError, type OrgMembersResponse, type OrgRole } from "@latchkey/core";
+import { LatchkeyError, type OrgRole } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { addOrgMember, createOrg, deleteOrg, listOrgs, orgMembers, setOrgMemberRole } from "../org/manage.js";
+import {
+  addOrgMember,
+  createOrg,
+  deleteOrg,
+  listOrgs,
+  orgMembers,
+  setOrgMemberRole,
+  trustOrgMember,
+  type MembersView,
+} from "../org/manage.js";
 import { removeOrgMember, type RemovalReport } from "../org/remove.js";
 import { rotateOrgVaults, type SecretNames, type VaultRotation } from "../org/rotate.js";
 import { checkSlug, openOrgSession } from "../org/session.js";
 import { printData, printJson, printStatus } from "../output/output.js";
 import type { ApiOptions } from "../server/api.js";
-import { shortFingerprint } from "../sharing/sharing-key.js";
 
 /** What every `org` command takes: the server selection, -v and --json. */
 export interface OrgCommandOptions extends ApiOptions {
   json: boolean;
+  /** `--trust-new-members`, for the commands that wrap vault keys for the members. */
+  trustNewMembers?: boolean;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -41,14 +51,24 @@ export async function orgList(ctx: Context, options: OrgCommandOptions): Promise
   return 0;
 }
 
-/** The lines of `org members`: per member, role, sharing key and the vaults that need a share for them. */
-export function describeMembers(members: OrgMembersResponse): string {
+const PIN_WORDS = {
+  yours: "(yours)",
+  pinned: "(pinned on this machine)",
+  new: "(new: never shared with from this machine)",
+  changed: "(CHANGED since pinned: shares refuse it until `latchkey org trust`)",
+} as const;
+
+/**
+ * The lines of `org members`: this machine's fingerprint, then per member role, full sharing key with its pin
+ * state and the vaults that need a share for them.
+ */
+export function describeMembers(members: MembersView): string {
   const names = new Map(members.vaults.map((v) => [v.vaultId, v.name]));
   const lines = members.members.map((m) => {
     const key =
       m.sharingKeyFingerprint === null
         ? "waiting for a sharing key"
-        : `sharing key ${shortFingerprint(m.sharingKeyFingerprint)}…`;
+        : `sharing key ${m.sharingKeyFingerprint} ${m.pin === null ? "" : PIN_WORDS[m.pin]}`.trimEnd();
     const pending = m.keys.filter((k) => k.state !== "current");
     const share =
       m.sharingKeyFingerprint === null || !m.needsShare
@@ -60,7 +80,9 @@ export function describeMembers(members: OrgMembersResponse): string {
     members.vaults.length === 0
       ? "no shared vaults"
       : `vaults: ${members.vaults.map((v) => `${v.name} (${v.vaultId}, v${v.version})`).join(", ")}`;
-  return [...lines, "", vaults].join("\n");
+  return [`This machine's sharing key: ${members.thisMachineFingerprint}`, "", ...lines, "", vaults].join(
+    "\n",
+  );
 }
 
 /** `org members`. */
@@ -76,6 +98,38 @@ export async function orgMembersCommand(
     printStatus(
       ctx,
       `Members marked "needs share" get the vaults named once a maintainer runs \`latchkey env share --org ${members.slug}\` in each vault's project.`,
+    );
+  if (!options.json && members.members.some((m) => m.pin === "changed"))
+    printStatus(
+      ctx,
+      `A CHANGED key is refused by every share from this machine: compare its fingerprint with the member by another channel than the server, then \`latchkey org trust ${members.slug} EMAIL FINGERPRINT\`.`,
+    );
+  return 0;
+}
+
+/** `org trust`. */
+export async function orgTrust(
+  ctx: Context,
+  slug: string,
+  email: string,
+  fingerprint: string,
+  options: OrgCommandOptions,
+): Promise<number> {
+  const trusted = await trustOrgMember(ctx, slug, email, fingerprint, options);
+  if (options.json)
+    printJson(ctx, {
+      org: slug,
+      email: trusted.member.email,
+      userId: trusted.member.userId,
+      fingerprint: trusted.fingerprint,
+      previous: trusted.previous,
+    });
+  else
+    printStatus(
+      ctx,
+      trusted.previous === trusted.fingerprint
+        ? `${trusted.member.email}'s sharing key ${trusted.fingerprint} was already pinned for ${slug} on this machine.`
+        : `Pinned ${trusted.member.email}'s sharing key ${trusted.fingerprint} for ${slug} on this machine${trusted.previous === null ? "" : ` (it replaces ${trusted.previous})`}. Shares from here now wrap for it.`,
     );
   return 0;
 }
@@ -190,7 +244,10 @@ export async function orgRotateKeys(
   options: OrgCommandOptions,
 ): Promise<number> {
   const org = checkSlug(slug);
-  const session = await openOrgSession(ctx, options);
+  const session = {
+    ...(await openOrgSession(ctx, options)),
+    trustNewMembers: options.trustNewMembers === true,
+  };
   const results: VaultRotation[] = await rotateOrgVaults(
     ctx,
     org,

@@ -11,6 +11,7 @@ import {
   envStatus,
   type SyncCommandOptions,
 } from "./sync.js";
+import { TRUSTING_KEYS_HELP, TRUST_NEW_MEMBERS_HELP } from "./org-command.js";
 import { globalOptions, type RunState } from "./support.js";
 
 interface ServerFlags {
@@ -89,7 +90,8 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
       .command("share")
       .description("share the vault with an organisation: wrap its key for every member (maintainer)")
       .option("--org <slug>", 'the organisation (default: latchkey.json\'s "org")')
-      .option("--new-key", "seal it with a new organisation vault key (as `latchkey org rotate-keys` does)"),
+      .option("--new-key", "seal it with a new organisation vault key (as `latchkey org rotate-keys` does)")
+      .option("--trust-new-members", TRUST_NEW_MEMBERS_HELP),
   )
     .addHelpText(
       "after",
@@ -99,15 +101,19 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         "sharing key) gets access when a maintainer runs `latchkey env share --org SLUG` again: a plain push never\n" +
         "hands the key to anyone new. The same rules as a push: based on an older version it is refused, and a\n" +
         "copy the organisation already has must be pulled first (`latchkey env pull --org SLUG`).\n\n" +
+        `${TRUSTING_KEYS_HELP}\n\n` +
         "Examples:\n  latchkey env share --org acme\n  latchkey env share --org acme --json",
     )
-    .action(async (flags: ServerFlags & { newKey?: boolean }, command: Command) => {
-      state.exitCode = await envShare(ctx, {
-        ...syncOptions(command, flags),
-        ...(flags.org === undefined ? {} : { org: flags.org }),
-        newKey: flags.newKey === true,
-      });
-    });
+    .action(
+      async (flags: ServerFlags & { newKey?: boolean; trustNewMembers?: boolean }, command: Command) => {
+        state.exitCode = await envShare(ctx, {
+          ...syncOptions(command, flags),
+          ...(flags.org === undefined ? {} : { org: flags.org }),
+          newKey: flags.newKey === true,
+          trustNewMembers: flags.trustNewMembers === true,
+        });
+      },
+    );
   withCopyOptions(
     withServerOptions(
       env

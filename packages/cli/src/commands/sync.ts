@@ -128,11 +128,12 @@ export async function envRotateKey(ctx: Context, options: SyncCommandOptions): P
 /** `env share`. */
 export async function envShare(
   ctx: Context,
-  options: SyncCommandOptions & { org?: string; newKey?: boolean },
+  options: SyncCommandOptions & { org?: string; newKey?: boolean; trustNewMembers?: boolean },
 ): Promise<number> {
   const outcome: ShareOutcome = await shareVault(ctx, {
     verbose: options.verbose,
     newKey: options.newKey === true,
+    trustNewMembers: options.trustNewMembers === true,
     ...(options.org === undefined ? {} : { org: options.org }),
     ...(options.profile === undefined ? {} : { profile: options.profile }),
     ...(options.server === undefined ? {} : { server: options.server }),

@@ -28,6 +28,7 @@ import { openEnvelopeCli } from "../crypto/native.js";
 import { readVaultDocument } from "../fast-readers.js";
 import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
 import { shortFingerprint, type SharingKey } from "../sharing/sharing-key.js";
+import { checkRecipients } from "./pins.js";
 
 /** The path of an organisation under the API prefix (callApi's paths); the slug is checked by the caller. */
 export const orgPath = (slug: string): string => `/orgs/${slug}`;
@@ -143,17 +144,26 @@ export interface MemberKeys {
   readonly waiting: string[];
 }
 
+/** Who shares: the account and this machine's sharing key, and whether new members' keys are taken unasked. */
+export interface Sharer {
+  readonly userId: string;
+  readonly key: SharingKey;
+  /** `--trust-new-members`: pin the server's keys for members never seen here without asking (never a changed key). */
+  readonly trustNewMembers?: boolean;
+}
+
 /**
  * Wraps `vaultKey` for every member of `org` with a registered sharing key (`GET /orgs/:slug/public-keys`, which
  * needs the maintainer role). Each fingerprint sent is computed here from the key wrapped for, so the server's
  * check that it is the member's registered key is a check of what was really done. The caller's own key must be
- * among them and be `me`, else the share would lock the caller out: LK_SERVER_ERROR.
+ * among them and be `me`, else the share would lock the caller out: LK_SERVER_ERROR. Every other key must pass
+ * this machine's pins first (pins.ts checkRecipients): nothing is wrapped for a changed or unconfirmed key.
  */
 export async function wrapForMembers(
   ctx: Context,
   org: string,
   vaultKey: Uint8Array,
-  me: { userId: string; key: SharingKey },
+  me: Sharer,
   options: ApiOptions,
 ): Promise<MemberKeys> {
   const [keys, members] = await Promise.all([
@@ -168,35 +178,46 @@ export async function wrapForMembers(
       options,
     ),
   ]);
-  const wrappedKeys: OrgWrappedKey[] = [];
-  const sharedWith: string[] = [];
-  let mine = false;
+  const roles = new Map(members.data.members.map((m) => [m.userId.toLowerCase(), m.role]));
+  const isMe = (userId: string) => userId.toLowerCase() === me.userId.toLowerCase();
+  const listed: { userId: string; email: string; publicKey: Uint8Array; fingerprint: string }[] = [];
   for (const member of keys.data.keys) {
     const publicKey = fromBase64(member.publicKey);
     const fingerprint = await sharingKeyFingerprint(publicKey);
-    if (member.userId.toLowerCase() === me.userId.toLowerCase()) {
-      if (fingerprint !== me.key.fingerprint) {
-        throw new LatchkeyError("LK_SERVER_ERROR", {
-          message: `${keys.server} lists another sharing key for you (${shortFingerprint(fingerprint)}…) than the one it just confirmed (${shortFingerprint(me.key.fingerprint)}…); nothing was shared.`,
-          details: { server: keys.server, org },
-        });
-      }
-      mine = true;
+    if (isMe(member.userId) && fingerprint !== me.key.fingerprint) {
+      throw new LatchkeyError("LK_SERVER_ERROR", {
+        message: `${keys.server} lists another sharing key for you (${shortFingerprint(fingerprint)}…) than the one it just confirmed (${shortFingerprint(me.key.fingerprint)}…); nothing was shared.`,
+        details: { server: keys.server, org },
+      });
     }
-    // Each wrap has its own ephemeral key: one member's wrapped key tells nothing of another's.
-    wrappedKeys.push({
-      userId: member.userId,
-      wrappedKey: await wrapKeyForRecipient(vaultKey, publicKey),
-      fingerprint,
-    });
-    sharedWith.push(member.email);
+    listed.push({ ...member, publicKey, fingerprint });
   }
-  if (!mine) {
+  if (!listed.some((m) => isMe(m.userId))) {
     throw new LatchkeyError("LK_SERVER_ERROR", {
       message: `${keys.server} does not list your own sharing key among organisation ${org}'s members' keys; nothing was shared (you would have lost access).`,
       details: { server: keys.server, org },
     });
   }
+  // Before anything is wrapped: a key the server swapped in or added must not get this share.
+  await checkRecipients(
+    ctx,
+    keys.server,
+    org,
+    listed
+      .filter((m) => !isMe(m.userId))
+      .map((m) => ({ ...m, role: roles.get(m.userId.toLowerCase()) ?? null })),
+    me.trustNewMembers === true,
+  );
+  const wrappedKeys: OrgWrappedKey[] = [];
+  for (const member of listed) {
+    // Each wrap has its own ephemeral key: one member's wrapped key tells nothing of another's.
+    wrappedKeys.push({
+      userId: member.userId,
+      wrappedKey: await wrapKeyForRecipient(vaultKey, member.publicKey),
+      fingerprint: member.fingerprint,
+    });
+  }
+  const sharedWith = listed.map((m) => m.email);
   const waiting = members.data.members.filter((m) => m.sharingKeyFingerprint === null).map((m) => m.email);
   return { wrappedKeys, sharedWith: sharedWith.sort(), waiting: waiting.sort() };
 }
@@ -216,13 +237,13 @@ export interface SealedShare {
 /**
  * Sends a share: the sealed version with `vaultKey` wrapped for every member with a sharing key, which become the
  * copy's whole key set. When the members or their keys changed while it was prepared (409
- * LK_ORG_MEMBERS_CHANGED), the keys are fetched and wrapped again, {@link SHARE_ATTEMPTS} times in all; a
- * conflict on the version is the caller's to handle.
+ * LK_ORG_MEMBERS_CHANGED), the keys are fetched, checked against the pins and wrapped again, {@link SHARE_ATTEMPTS}
+ * times in all; a conflict on the version is the caller's to handle.
  */
 export async function sendShare(
   ctx: Context,
   share: SealedShare,
-  me: { userId: string; key: SharingKey },
+  me: Sharer,
   options: ApiOptions,
 ): Promise<{ answer: ApiResult<PushResponse>; members: MemberKeys }> {
   for (let attempt = 1; ; attempt++) {

@@ -84,10 +84,13 @@ describe("org members and set-role", () => {
       keys: new Map([[t.me.userId, { wrappedKey: "x", fingerprint: t.machine.server.key!.fingerprint }]]),
     });
     const text = describeMembers(await orgMembers(t.machine.ctx, "acme", {}));
+    expect(text).toContain(`This machine's sharing key: ${t.machine.server.key!.fingerprint}`);
     expect(text).toContain(
-      `me@example.com  member  sharing key ${t.machine.server.key!.fingerprint.slice(0, 16)}…`,
+      `me@example.com  member  sharing key ${t.machine.server.key!.fingerprint} (yours)`,
     );
-    expect(text).toContain("bob@example.com  member  sharing key");
+    expect(text).toContain(
+      `bob@example.com  member  sharing key ${t.bob.pair!.fingerprint} (pinned on this machine)`,
+    );
     expect(text).toContain("needs share: web (missing)");
     expect(text).toContain("eve@example.com  member  waiting for a sharing key");
     expect(text).not.toMatch(/eve@example\.com.*needs share/);

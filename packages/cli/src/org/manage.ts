@@ -13,6 +13,7 @@ import {
   type OrgDeleteResponse,
   type OrgMember,
   type OrgMemberAddRequest,
+  type OrgMemberDetail,
   type OrgMemberRoleRequest,
   type OrgMembersResponse,
   type OrgResponse,
@@ -23,6 +24,7 @@ import type { Context } from "../context.js";
 import { printStatus } from "../output/output.js";
 import { callApi, type ApiOptions } from "../server/api.js";
 import { orgPath } from "./copy.js";
+import { pinOrgKeys, pinState, pinsOf, readOrgKeys, type PinState } from "./pins.js";
 import { checkSlug, fetchMembers, memberByEmail, openOrgSession } from "./session.js";
 
 /** LK_ORG_FORBIDDEN for `what` in `org`, where the server's message would be lost (error bodies are not shown). */
@@ -72,15 +74,85 @@ export async function listOrgs(ctx: Context, options: ApiOptions): Promise<OrgSu
   return [...listed.data.orgs].sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
 }
 
-/** `org members SLUG`: every member with role, email, sharing key and per vault the state of their key. */
-export async function orgMembers(
-  ctx: Context,
-  slug: string,
-  options: ApiOptions,
-): Promise<OrgMembersResponse> {
+/** A member as `org members` shows them: with how their key stands against this machine's pins. */
+export interface MemberView extends OrgMemberDetail {
+  /** "yours" for the caller; null while waiting for a sharing key. */
+  readonly pin: PinState | "yours" | null;
+}
+
+/** What `org members` shows. */
+export interface MembersView extends Omit<OrgMembersResponse, "members"> {
+  readonly members: MemberView[];
+  /** The full fingerprint of this machine's sharing key: what a member reads to a maintainer for `org trust`. */
+  readonly thisMachineFingerprint: string;
+}
+
+/**
+ * `org members SLUG`: every member with role, email, sharing key, per vault the state of their key, and whether
+ * this machine pinned that key (org/pins.ts).
+ */
+export async function orgMembers(ctx: Context, slug: string, options: ApiOptions): Promise<MembersView> {
   const org = checkSlug(slug);
   const session = await openOrgSession(ctx, options);
-  return fetchMembers(ctx, org, session.api);
+  const listing = await fetchMembers(ctx, org, session.api);
+  const pins = pinsOf(await readOrgKeys(ctx), session.api.server, org);
+  const members = listing.members.map((m): MemberView => {
+    const fingerprint = m.sharingKeyFingerprint;
+    const pin =
+      m.userId.toLowerCase() === session.userId.toLowerCase()
+        ? "yours"
+        : fingerprint === null
+          ? null
+          : pinState(pins, { userId: m.userId, email: m.email, fingerprint });
+    return { ...m, pin };
+  });
+  return { ...listing, members, thisMachineFingerprint: session.key.fingerprint };
+}
+
+/**
+ * `org trust SLUG EMAIL FINGERPRINT`: pins the member's sharing key on this machine, once `fingerprint` (which the
+ * member read out by another channel) is the one the server lists for them; anything else pins nothing.
+ */
+export async function trustOrgMember(
+  ctx: Context,
+  slug: string,
+  email: string,
+  fingerprint: string,
+  options: ApiOptions,
+): Promise<{ server: string; member: OrgMemberDetail; fingerprint: string; previous: string | null }> {
+  const org = checkSlug(slug);
+  const given = fingerprint.replace(/[\s:]/g, "").toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(given)) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "A sharing key fingerprint is 64 hexadecimal digits (the full one, not the first 16).",
+      hint: `The member reads it from \`latchkey org members ${org}\` on their machine ("this machine's sharing key").`,
+    });
+  }
+  const session = await openOrgSession(ctx, options);
+  const member = memberByEmail((await fetchMembers(ctx, org, session.api)).members, org, email);
+  if (member.userId.toLowerCase() === session.userId.toLowerCase()) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "Your own sharing key is not pinned: every share checks it against this machine's.",
+    });
+  }
+  if (member.sharingKeyFingerprint !== given) {
+    throw new LatchkeyError("LK_ORG_MEMBER_KEY_CHANGED", {
+      message:
+        member.sharingKeyFingerprint === null
+          ? `${session.api.server} lists no sharing key for ${member.email} in ${org}; nothing was pinned.`
+          : `The fingerprint given is not the sharing key ${session.api.server} lists for ${member.email} in ${org} (${member.sharingKeyFingerprint}); nothing was pinned.`,
+      hint:
+        member.sharingKeyFingerprint === null
+          ? `Ask ${member.email} to run an organisation command (\`latchkey org members ${org}\`) to register their key, then try again.`
+          : `Check the fingerprint with ${member.email} again: if theirs is the one you gave, the server is offering another key for them — do not share with it.`,
+      details: { server: session.api.server, org },
+    });
+  }
+  const previous = pinsOf(await readOrgKeys(ctx), session.api.server, org)[member.userId.toLowerCase()];
+  await pinOrgKeys(ctx, session.api.server, org, [
+    { userId: member.userId, email: member.email, fingerprint: given },
+  ]);
+  return { server: session.api.server, member, fingerprint: given, previous: previous?.fingerprint ?? null };
 }
 
 /** `org add SLUG EMAIL --role ROLE`: adds an existing account. */

@@ -38,7 +38,10 @@ describe("org remove", () => {
       members: [t.me, t.bob, carol],
     });
     t.org.pulls.set(`${t.bob.userId}:${VAULT}`, { version: 2, at: "2030-01-01T00:00:05.000Z" });
-    const report = await removeOrgMember(t.machine.ctx, "acme", "BOB@example.com", { rotate: true });
+    const report = await removeOrgMember(t.machine.ctx, "acme", "BOB@example.com", {
+      rotate: true,
+      trustNewMembers: true,
+    });
     expect(report).toMatchObject({
       org: "acme",
       removed: { email: "bob@example.com", role: "member" },

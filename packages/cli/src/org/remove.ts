@@ -52,6 +52,8 @@ export interface RemovalReport {
 export interface RemoveOptions extends ApiOptions {
   /** Leave the vault keys as they are (the member's keys are dropped on the server all the same). */
   rotate: boolean;
+  /** `--trust-new-members` for the rotations' shares. */
+  trustNewMembers?: boolean;
 }
 
 /**
@@ -67,7 +69,10 @@ export async function removeOrgMember(
   options: RemoveOptions,
 ): Promise<RemovalReport> {
   const org = checkSlug(slug);
-  const session = await openOrgSession(ctx, options);
+  const session = {
+    ...(await openOrgSession(ctx, options)),
+    trustNewMembers: options.trustNewMembers === true,
+  };
   const members = await fetchMembers(ctx, org, session.api);
   const target = memberByEmail(members.members, org, email);
   if (target.userId.toLowerCase() === session.userId.toLowerCase() && options.rotate) {

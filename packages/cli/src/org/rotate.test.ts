@@ -9,17 +9,21 @@ import {
   ME,
   memberKeyPair,
   memberVaultKey,
+  noTerminal,
   openFakeCopy,
   orgTeam,
   sealedCopy,
+  type FakeMember,
   type OrgTeam,
 } from "../../test/support/org-server.js";
 import { openOrgBlob, unwrapOrgKey, wrapForMembers } from "./copy.js";
+import { trustOrgMember } from "./manage.js";
 import { rotateOrgVault, rotateOrgVaults } from "./rotate.js";
 import { openOrgSession, type OrgSession } from "./session.js";
 
 const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 const OTHER_VAULT = "1f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const DAVE = "44444444-4444-4444-8444-444444444444";
 const DOCUMENT = { default: { API_KEY: "value-1", DB: "value-2" }, prod: { API_KEY: "value-3" } };
 
 let root: string;
@@ -128,7 +132,45 @@ describe("rotating an organisation copy's vault key", () => {
     expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(3);
   });
 
-  it("wraps again for the members as they are when they changed under the share", async () => {
+  it("wraps again for the members as they are when they changed under the share; a new one must be trusted", async () => {
+    const t = await team();
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    const dave: FakeMember = {
+      userId: DAVE,
+      email: "dave@example.com",
+      role: "member",
+      pair: await memberKeyPair(),
+    };
+    const swap = () => {
+      // Between the key listing and the share, bob leaves and dave joins: the share is LK_ORG_MEMBERS_CHANGED.
+      if (t.org.members.includes(t.bob)) t.org.members = [...t.org.members.filter((m) => m !== t.bob), dave];
+    };
+    t.org.beforeShare = swap;
+    // The re-fetch finds dave, never seen here, and there is no terminal to ask on: nothing is wrapped for him.
+    noTerminal(t);
+    await expect(rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session)).rejects.toMatchObject({
+      code: "LK_ORG_MEMBER_UNTRUSTED",
+    });
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(1);
+    expect(t.org.copies.get(VAULT)!.version).toBe(1);
+    // With --trust-new-members the re-fetch wraps for him.
+    t.org.members = [...t.org.members.filter((m) => m !== dave), t.bob];
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, {
+      ...t.session,
+      trustNewMembers: true,
+    });
+    expect(rotated.sharedWith).toEqual(["dave@example.com", "me@example.com"]);
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(3);
+    const after = t.org.copies.get(VAULT)!;
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, dave))).toEqual(DOCUMENT);
+  });
+
+  it("a member's key changed under the share: the re-fetch after LK_ORG_MEMBERS_CHANGED refuses it, until org trust", async () => {
     const t = await team();
     await sealedCopy(t.machine.server, t.org, VAULT, {
       version: 1,
@@ -137,15 +179,20 @@ describe("rotating an organisation copy's vault key", () => {
       members: [t.me, t.bob],
     });
     const bobsNewKey = await memberKeyPair();
-    let rotatedKey = false;
     t.org.beforeShare = () => {
-      // bob replaces his sharing key between the key listing and the share.
-      if (!rotatedKey) t.bob.pair = bobsNewKey;
-      rotatedKey = true;
+      // bob's key is replaced between the key listing and the share (his rotation, or the server's doing).
+      t.bob.pair = bobsNewKey;
     };
+    await expect(
+      rotateOrgVault(t.machine.ctx, "acme", VAULT, { ...t.session, trustNewMembers: true }),
+    ).rejects.toMatchObject({ code: "LK_ORG_MEMBER_KEY_CHANGED" });
+    // Only the first attempt (wrapped for the pinned key) reached the server, and it was refused there.
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(1);
+    expect(t.org.copies.get(VAULT)!.version).toBe(1);
+    // bob reads his new fingerprint out to the maintainer, who pins it: the rotation then goes through.
+    await trustOrgMember(t.machine.ctx, "acme", "bob@example.com", bobsNewKey.fingerprint, {});
     const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
-    expect(rotated.sharedWith).toEqual(["bob@example.com", "me@example.com"]);
-    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(2);
+    expect(rotated.version).toBe(2);
     const after = t.org.copies.get(VAULT)!;
     expect(after.keys.get(t.bob.userId)!.fingerprint).toBe(bobsNewKey.fingerprint);
     expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual(DOCUMENT);

@@ -100,7 +100,7 @@ export async function rotateOrgVault(
           // No schema: the copy keeps the envSchema it has.
           baseVersion: copy.version,
         },
-        { userId: session.userId, key: session.key },
+        { userId: session.userId, key: session.key, trustNewMembers: session.trustNewMembers === true },
         session.api,
       );
       if (answer.data.vaultId.toLowerCase() !== vaultId.toLowerCase() || answer.data.version !== version) {

@@ -15,6 +15,8 @@ export interface OrgSession {
   readonly api: ApiOptions & { server: string };
   readonly userId: string;
   readonly key: SharingKey;
+  /** `--trust-new-members`: shares of this command pin new members' keys without asking (org/pins.ts). */
+  readonly trustNewMembers?: boolean;
 }
 
 /** Opens an organisation command: the server session, then ensureSharingKey. */

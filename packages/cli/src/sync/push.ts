@@ -68,6 +68,8 @@ export interface PushOutcome {
 export interface ShareOptions extends PushOptions {
   /** Seal with a new organisation vault key rather than the one the copy has. */
   newKey?: boolean;
+  /** `--trust-new-members`: wrap for members this machine never saw without asking (org/pins.ts). */
+  trustNewMembers?: boolean;
 }
 
 /** What a share did: a push of the organisation's copy whose key set became the members' current keys. */
@@ -308,7 +310,7 @@ async function pushCopy(
             ...(schema === undefined ? {} : { schema }),
             baseVersion,
           },
-          { userId, key: sharing! },
+          { userId, key: sharing!, trustNewMembers: options.trustNewMembers === true },
           api,
         );
       let sent;

@@ -20,8 +20,10 @@ import {
   type VaultDocument,
 } from "@latchkey/core";
 import { sealEnvelopeSync } from "../../src/crypto/native.js";
+import { pinOrgKeys } from "../../src/org/pins.js";
 import { ensureSharingKey } from "../../src/sharing/sharing-key.js";
 import {
+  SHARING_SERVER,
   fakeSharingServer,
   sharingMachine,
   type FakeSharingServer,
@@ -370,10 +372,16 @@ export interface OrgTeam {
   org: FakeOrg;
   /** The signed-in account: its sharing key is registered (ensureSharingKey ran). */
   me: FakeMember;
-  /** A member with a sharing key. */
+  /** A member with a sharing key, which this machine has pinned (as after an earlier share with him). */
   bob: FakeMember;
   /** A member waiting for a sharing key. */
   eve: FakeMember;
+}
+
+/** Takes the team's terminal away (after its sharing key was registered on it): prompts are refused from then on. */
+export function noTerminal(t: OrgTeam): void {
+  (t.machine.ctx.stdin as { isTTY: boolean }).isTTY = false;
+  (t.machine.ctx.stderr as { isTTY: boolean }).isTTY = false;
 }
 
 /** An organisation team on a new machine under `root`, the account having `role`. */
@@ -401,6 +409,7 @@ export async function orgTeam(
     pair: null,
   };
   org.members.push(bob, eve);
+  await pinOrgKeys(machine.ctx, SHARING_SERVER, org.slug, [{ ...bob, fingerprint: bob.pair!.fingerprint }]);
   // Registered as a first organisation command would (on a terminal, with the password).
   const wasTty = machine.ctx.stdin.isTTY;
   if (wasTty) await ensureSharingKey(machine.ctx);

@@ -81,6 +81,11 @@ export interface SharingMachineOptions {
   passwords?: string[];
   /** What the person types at text prompts, in order. */
   typed?: string[];
+  /**
+   * What the person answers at yes/no prompts, in order, taken from this very array (a test may push answers
+   * later); a prompt with no answer left fails the test.
+   */
+  confirms?: boolean[];
   /** Whether stdin and stderr are a terminal; default true. */
   tty?: boolean;
   /** The keystore's entries before the test. */
@@ -202,6 +207,8 @@ export function sharingMachine(
   });
   const asked: string[] = [];
   const steps: string[] = [];
+  // The test's own array: it may push answers after the machine is made.
+  const confirms = options.confirms ?? [];
   const passwords = options.passwords === undefined ? null : [...options.passwords];
   const typed = [...(options.typed ?? [])];
   const fetch: typeof globalThis.fetch = async (input, init) => {
@@ -254,7 +261,13 @@ export function sharingMachine(
         const next = passwords.shift();
         return next === undefined ? Promise.reject(new LatchkeyError("LK_CANCELLED")) : Promise.resolve(next);
       },
-      confirm: () => Promise.reject(new Error("no confirmation expected")),
+      confirm: (message) => {
+        asked.push(message);
+        const next = confirms.shift();
+        return next === undefined
+          ? Promise.reject(new Error("no confirmation expected"))
+          : Promise.resolve(next);
+      },
       text: (message) => {
         asked.push(message);
         const next = typed.shift();

@@ -150,3 +150,29 @@ export const cachedTokenSchema = z.object({
 
 /** A cached service token. */
 export type CachedToken = z.output<typeof cachedTokenSchema>;
+
+/**
+ * One pinned sharing key in `org-keys.json`: the fingerprint this machine first wrapped a vault key for (or that
+ * its user confirmed with `latchkey org trust`), with the email it was shown under and when.
+ */
+export const orgKeyPinSchema = z.looseObject({
+  email: z.string(),
+  fingerprint: sha256Hex,
+  /** ISO-8601; for people. */
+  firstSeen: z.string(),
+});
+
+/** A pinned sharing key. */
+export type OrgKeyPin = z.output<typeof orgKeyPinSchema>;
+
+/**
+ * `org-keys.json`, the sharing keys of organisation members this machine has trusted: server -> organisation
+ * slug -> member user id (lower case) -> pin. A share refuses a member whose key differs from the pin.
+ */
+export const orgKeysFileSchema = z.looseObject({
+  version: z.literal(1),
+  servers: z.record(z.string(), z.record(z.string(), z.record(z.string(), orgKeyPinSchema))),
+});
+
+/** `org-keys.json` as read. */
+export type OrgKeysFile = z.output<typeof orgKeysFileSchema>;
