@@ -67,6 +67,27 @@ export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
   });
 }
 
+/** Who did an account-level action, and from which address. */
+export interface AuditActor {
+  userId: string;
+  ip: string;
+}
+
+/** Writes the audit row of an account-level action (no vault, no version), with `actor`'s address in its metadata. */
+export function insertActorAudit(
+  db: Db,
+  event: Omit<AuditWrite, "userId" | "vaultId" | "version"> & { actor: AuditActor },
+): Promise<void> {
+  const { actor, metadata, ...rest } = event;
+  return insertAudit(db, {
+    ...rest,
+    userId: actor.userId,
+    vaultId: null,
+    version: null,
+    metadata: { ...metadata, ip: actor.ip },
+  });
+}
+
 const auditInsert = precompile(8, (db, s) =>
   db.insertInto("audit_events").values({
     id: s[0]!,

@@ -21,7 +21,7 @@ import {
 } from "@latchkey/core";
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
-import { insertAudit } from "../audit/data.js";
+import { insertActorAudit } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
@@ -118,14 +118,12 @@ export function createPairingService(deps: PairingServiceDeps) {
     metadata: Record<string, unknown>,
     coalesceKey?: string,
   ): Promise<void> =>
-    insertAudit(trx, {
+    insertActorAudit(trx, {
       id: deps.randomId(),
-      userId: actor.userId,
+      actor,
       action,
-      vaultId: null,
-      version: null,
       createdAt: at,
-      metadata: { ...metadata, ip: actor.ip },
+      metadata,
       ...(coalesceKey === undefined ? {} : { coalesceKey }),
     });
 

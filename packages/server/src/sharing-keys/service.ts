@@ -15,7 +15,7 @@ import {
   type SharingKeyState,
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
-import { insertAudit } from "../audit/data.js";
+import { insertActorAudit } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import * as data from "./data.js";
@@ -145,16 +145,7 @@ export function createSharingKeyService(deps: SharingKeyServiceDeps) {
     metadata: Record<string, unknown>,
     orgId: string | null = null,
   ): Promise<void> =>
-    insertAudit(trx, {
-      id: deps.randomId(),
-      userId: actor.userId,
-      action,
-      vaultId: null,
-      version: null,
-      createdAt: at,
-      metadata: { ...metadata, ip: actor.ip },
-      orgId,
-    });
+    insertActorAudit(trx, { id: deps.randomId(), actor, action, createdAt: at, metadata, orgId });
 
   /** The key as bytes and its fingerprint, or null when no one could wrap for it. */
   async function checked(publicKey: string): Promise<{ fingerprint: string } | null> {
