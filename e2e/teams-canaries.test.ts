@@ -60,7 +60,11 @@ describe.skipIf(!requirePart("the teams canary e2e suite", terminalCheck()))(
       const dir = await projectDir(root, "app-ann", "canary-app");
       const dotenv = [...canaries].map(([key, value]) => `${key}=${value}\n`).join("");
       ok(await latchkey(ann.m, ["env", "import", "-"], { cwd: dir, input: dotenv }));
-      const shared = ok(await latchkey(ann.m, ["env", "share", "--org", "canary", "--json"], { cwd: dir }));
+      const shared = ok(
+        await latchkey(ann.m, ["env", "share", "--org", "canary", "--trust-new-members", "--json"], {
+          cwd: dir,
+        }),
+      );
       expect((JSON.parse(shared.stdout) as { sharedWith: string[] }).sharedWith).toHaveLength(NAMES.length);
       const expected = Object.fromEntries(canaries);
       for (const member of members) {

@@ -58,7 +58,7 @@ if (requirePart("the teams database e2e suite", terminalCheck())) {
         .map(([key, value]) => `${key}=${value}\n`)
         .join("");
       ok(await latchkey(ann.m, ["env", "import", "-"], { cwd: annDir, input: dotenv }));
-      ok(await latchkey(ann.m, ["env", "share", "--org", "acme"], { cwd: annDir }));
+      ok(await latchkey(ann.m, ["env", "share", "--org", "acme", "--trust-new-members"], { cwd: annDir }));
       const dirs = new Map<Member, string>([[ann, annDir]]);
       for (const member of [bob, cid]) {
         const dir = await projectDir(root.path, `app-${member.m.name}`, "app", await latchkeyJsonOf(annDir));

@@ -112,7 +112,11 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     ok(await latchkey(ann.m, ["org", "add", "acme", bob.email, "--role", "member"]));
     ok(await latchkey(ann.m, ["org", "add", "acme", cid.email, "--role", "maintainer"]));
 
-    const shared = ok(await latchkey(ann.m, ["env", "share", "--org", "acme", "--json"], { cwd: aDir }));
+    const shared = ok(
+      await latchkey(ann.m, ["env", "share", "--org", "acme", "--trust-new-members", "--json"], {
+        cwd: aDir,
+      }),
+    );
     expect(JSON.parse(shared.stdout)).toMatchObject({
       org: "acme",
       version: 1,
@@ -189,9 +193,16 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
 
     // The maintainer shares again (pulling first: the copy moved on since cid's last sync).
     const cidDir = await checkout(cid);
-    refused(await latchkey(cid.m, ["env", "share", "--org", "acme"], { cwd: cidDir }), "LK_VAULT_CONFLICT");
+    refused(
+      await latchkey(cid.m, ["env", "share", "--org", "acme", "--trust-new-members"], { cwd: cidDir }),
+      "LK_VAULT_CONFLICT",
+    );
     ok(await latchkey(cid.m, ["env", "pull", "--org", "acme"], { cwd: cidDir }));
-    const shared = ok(await latchkey(cid.m, ["env", "share", "--org", "acme", "--json"], { cwd: cidDir }));
+    const shared = ok(
+      await latchkey(cid.m, ["env", "share", "--org", "acme", "--trust-new-members", "--json"], {
+        cwd: cidDir,
+      }),
+    );
     expect(JSON.parse(shared.stdout)).toMatchObject({ newKey: false, waiting: [] });
     expect((JSON.parse(shared.stdout) as { sharedWith: string[] }).sharedWith).toContain(dee.email);
     ok(await latchkey(dee.m, ["env", "pull", "--org", "acme"], { cwd: deeDir }));
@@ -216,7 +227,14 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
         .get(bobId),
     )!;
 
-    const removal = await onTerminal(ann, ["org", "remove", "acme", bob.email, "--json"]);
+    const removal = await onTerminal(ann, [
+      "org",
+      "remove",
+      "acme",
+      bob.email,
+      "--trust-new-members",
+      "--json",
+    ]);
     expect(removal.code, removal.output).toBe(0);
     expect(removal.output).not.toContain(ann.password);
     const report = jsonOnTerminal<RemovalJson>(removal.output);

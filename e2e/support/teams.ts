@@ -103,6 +103,20 @@ export async function registerSharingKey(member: Member): Promise<void> {
   expect(listed.output).toContain("registering this machine's");
 }
 
+/**
+ * `by` pins `member`'s sharing key for `org` (`latchkey org trust`) with the fingerprint `member`'s own machine
+ * shows (`org members --json`): the out-of-band comparison, done by the test.
+ */
+export async function trustMemberKey(by: Member, member: Member, org: string): Promise<string> {
+  const listed = await latchkey(member.m, ["org", "members", org, "--json"]);
+  expect(listed.code, listed.stderr).toBe(0);
+  const fingerprint = (JSON.parse(listed.stdout) as { thisMachineFingerprint: string })
+    .thisMachineFingerprint;
+  const trusted = await latchkey(by.m, ["org", "trust", org, member.email, fingerprint]);
+  expect(trusted.code, trusted.stderr).toBe(0);
+  return fingerprint;
+}
+
 /** The JSON document a `--json` command printed among a terminal's other lines (prompts, status). */
 export function jsonOnTerminal<T>(output: string): T {
   const lines = output.split("\n");
