@@ -3,7 +3,6 @@
 // roles to) and real step-up proofs of the server's key (support/step-up.ts).
 import { createHash, randomUUID } from "node:crypto";
 import {
-  checkSchema,
   fromBase64,
   openPairingKey,
   randomBytes,
@@ -16,11 +15,8 @@ import {
   pairingRevokeAllResponseSchema,
   pairingViewSchema,
   PAIRING_TTL_SECONDS,
-  STEP_UP_HEADER,
-  type ApiErrorBody,
   type PairingCreateResponse,
   type StepUpScope,
-  type WireSchema,
 } from "@latchkey/core";
 import type { FastifyInstance, LightMyRequestResponse as InjectResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,18 +24,21 @@ import type { OpenDatabase } from "../src/db/index.js";
 import type { Identity } from "../src/identity/identity.js";
 import { JOIN_FAILURE_LIMIT, JOIN_WINDOW_MS, MAX_UNFINISHED_PAIRINGS } from "../src/pairing/service.js";
 import { describeEachDatabase } from "./databases.js";
+import {
+  answer,
+  callAs,
+  newAccount,
+  openRouteApp,
+  refused,
+  type RouteApp,
+  type Session,
+} from "./support/route-suite.js";
 import { approverKeys, newDevice, sealedWrappingKey, type NewDevice } from "./pairing-support.js";
-import { buildTestApp, createTestUser, mintAccessToken } from "./support/identity.js";
+import { mintAccessToken } from "./support/identity.js";
 import { stepUpProofFor } from "./support/step-up.js";
-import { apiHeaders, injectedSignature, openMigrated } from "./sync-support.js";
-
-/** One signed-in machine of a user: its own OAuth grant. */
-interface Session {
-  userId: string;
-  token: string;
-}
 
 describeEachDatabase("pairing routes", (target) => {
+  let routeApp: RouteApp;
   let database: OpenDatabase;
   let app: FastifyInstance;
   let identity: Identity;
@@ -48,20 +47,15 @@ describeEachDatabase("pairing routes", (target) => {
   const now = () => new Date(Date.now() + offset);
 
   beforeAll(async () => {
-    database = await openMigrated(await target.fresh());
-    ({ app, identity } = buildTestApp({ db: database.db, now }));
-    await app.ready();
+    routeApp = await openRouteApp(target, { now });
+    ({ database, app, identity } = routeApp);
   });
   afterAll(async () => {
-    await app?.close();
-    await database?.close();
+    await routeApp?.close();
   });
 
-  /** A new account, signed in once. */
-  async function account(): Promise<Session> {
-    const user = await createTestUser(database.db, `${randomUUID()}@example.test`, `pw-${randomUUID()}`);
-    return signIn({ userId: user.userId, token: "" });
-  }
+  /** A new account, signed in once. Tokens outlive the clock moves. */
+  const account = (): Promise<Session> => newAccount(routeApp, 3600);
   /** Another sign-in of the same account: a new grant, i.e. another machine. Tokens outlive the clock moves. */
   async function signIn(of: Session): Promise<Session> {
     return { ...of, token: await mintAccessToken(identity, { userId: of.userId, expiresInSeconds: 3600 }) };
@@ -76,30 +70,7 @@ describeEachDatabase("pairing routes", (target) => {
     path: string,
     payload?: object,
     proof?: string,
-  ): Promise<InjectResponse> =>
-    app.inject({
-      method,
-      url: `${PAIRINGS_PATH}${path}`,
-      headers: { ...apiHeaders(session.token), ...(proof === undefined ? {} : { [STEP_UP_HEADER]: proof }) },
-      ...(payload === undefined ? {} : { payload }),
-    });
-
-  /** A 2xx answer: signed for `session`'s token over this request, and of the schema's shape. */
-  function answer<T>(res: InjectResponse, session: Session, schema: WireSchema<T>, status = 200): T {
-    expect(res.statusCode, res.body).toBe(status);
-    expect(res.headers["x-latchkey-signature"]).toBe(injectedSignature(session.token, res));
-    const checked = checkSchema(schema, res.json());
-    if (!checked.ok) throw new Error(checked.message);
-    return checked.value;
-  }
-
-  function refused(res: InjectResponse, status: number, code: string): ApiErrorBody {
-    expect(res.statusCode, res.body).toBe(status);
-    expect(res.headers["x-latchkey-signature"]).toBeUndefined();
-    const body = res.json<ApiErrorBody>();
-    expect(body.code).toBe(code);
-    return body;
-  }
+  ): Promise<InjectResponse> => callAs(app, session, method, `${PAIRINGS_PATH}${path}`, payload, proof);
 
   async function create(
     session: Session,

@@ -2,9 +2,7 @@
 // real accounts, real access tokens and real step-up proofs of the server's key (support/step-up.ts). The state a
 // machine is told, the initial set (a proof of its own scope, never over an existing key), the rotation (a proof
 // of its own scope) and what each leaves in the database and the audit log.
-import { randomUUID } from "node:crypto";
 import {
-  checkSchema,
   fromHex,
   generateX25519KeyPair,
   sharingKeyFingerprint,
@@ -13,25 +11,25 @@ import {
   sharingKeyResponseSchema,
   sharingKeyRotateResponseSchema,
   sharingKeyStateResponseSchema,
-  STEP_UP_HEADER,
   toBase64,
-  type ApiErrorBody,
   type StepUpScope,
-  type WireSchema,
 } from "@latchkey/core";
 import type { FastifyInstance, LightMyRequestResponse as InjectResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import type { Identity } from "../src/identity/identity.js";
 import { describeEachDatabase } from "./databases.js";
-import { buildTestApp, createTestUser, mintAccessToken } from "./support/identity.js";
+import {
+  answer,
+  callAs,
+  newAccount,
+  openRouteApp,
+  refused,
+  type RouteApp,
+  type Session,
+} from "./support/route-suite.js";
+import { mintAccessToken } from "./support/identity.js";
 import { stepUpProofFor } from "./support/step-up.js";
-import { apiHeaders, injectedSignature, openMigrated } from "./sync-support.js";
-
-interface Session {
-  userId: string;
-  token: string;
-}
 
 /** A fresh X25519 public key, as the CLI uploads it, with its fingerprint. */
 async function newKey(): Promise<{ publicKey: string; fingerprint: string }> {
@@ -43,24 +41,20 @@ async function newKey(): Promise<{ publicKey: string; fingerprint: string }> {
 const LOW_ORDER = toBase64(fromHex(`01${"00".repeat(31)}`));
 
 describeEachDatabase("sharing-key routes", (target) => {
+  let routeApp: RouteApp;
   let database: OpenDatabase;
   let app: FastifyInstance;
   let identity: Identity;
 
   beforeAll(async () => {
-    database = await openMigrated(await target.fresh());
-    ({ app, identity } = buildTestApp({ db: database.db }));
-    await app.ready();
+    routeApp = await openRouteApp(target);
+    ({ database, app, identity } = routeApp);
   });
   afterAll(async () => {
-    await app?.close();
-    await database?.close();
+    await routeApp?.close();
   });
 
-  async function account(): Promise<Session> {
-    const user = await createTestUser(database.db, `${randomUUID()}@example.test`, `pw-${randomUUID()}`);
-    return { userId: user.userId, token: await mintAccessToken(identity, { userId: user.userId }) };
-  }
+  const account = (): Promise<Session> => newAccount(routeApp);
 
   const proof = (session: Session, scope: StepUpScope): Promise<string> =>
     stepUpProofFor(identity, session.token, scope);
@@ -71,32 +65,7 @@ describeEachDatabase("sharing-key routes", (target) => {
     path: string,
     payload?: object,
     stepUp?: string,
-  ): Promise<InjectResponse> =>
-    app.inject({
-      method,
-      url: `${SHARING_KEY_PATH}${path}`,
-      headers: {
-        ...apiHeaders(session.token),
-        ...(stepUp === undefined ? {} : { [STEP_UP_HEADER]: stepUp }),
-      },
-      ...(payload === undefined ? {} : { payload }),
-    });
-
-  function answer<T>(res: InjectResponse, session: Session, schema: WireSchema<T>, status = 200): T {
-    expect(res.statusCode, res.body).toBe(status);
-    expect(res.headers["x-latchkey-signature"]).toBe(injectedSignature(session.token, res));
-    const checked = checkSchema(schema, res.json());
-    if (!checked.ok) throw new Error(checked.message);
-    return checked.value;
-  }
-
-  function refused(res: InjectResponse, status: number, code: string): ApiErrorBody {
-    expect(res.statusCode, res.body).toBe(status);
-    expect(res.headers["x-latchkey-signature"]).toBeUndefined();
-    const body = res.json<ApiErrorBody>();
-    expect(body.code).toBe(code);
-    return body;
-  }
+  ): Promise<InjectResponse> => callAs(app, session, method, `${SHARING_KEY_PATH}${path}`, payload, stepUp);
 
   const state = async (session: Session, fingerprint?: string) =>
     answer(
