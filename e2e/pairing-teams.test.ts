@@ -10,14 +10,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requirePart } from "./support/prerequisites.js";
 import { terminalCheck } from "./support/pty.js";
-import {
-  createUser,
-  latchkey,
-  loginCli,
-  newMachine,
-  startLatchkeyServer,
-  type LatchkeyServer,
-} from "./support/latchkey-server.js";
+import { latchkey, startServerWithUser, type LatchkeyServer } from "./support/latchkey-server.js";
+import { signedInMachine } from "./support/machines.js";
 import {
   APPROVER_DIGITS,
   APPROVE_QUESTION,
@@ -55,11 +49,9 @@ describe.skipIf(!requirePart("the pairing and organisations e2e suite", terminal
 
     beforeAll(async () => {
       root = await mkdtemp(join(tmpdir(), "lk-e2e-pairing-teams-"));
-      server = await startLatchkeyServer({ dataDir: join(root, "server") });
-      await createUser(server, USER.email, USER.password);
+      server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
       userId = userIdOf(server, USER.email);
-      const m = await newMachine(root, "a");
-      ok(await loginCli(m, server, USER));
+      const m = await signedInMachine(root, "a", server, USER);
       a = { ...USER, m };
       aDir = await projectDir(root, "app", "app");
       ok(
@@ -90,8 +82,7 @@ describe.skipIf(!requirePart("the pairing and organisations e2e suite", terminal
       expect(wrapped).not.toBeNull();
       const sharingEntry = ok(await latchkey(a.m, ["keystore", "get", "sharing-key"])).stdout.trim();
 
-      const b = await newMachine(root, "b");
-      ok(await loginCli(b, server, USER));
+      const b = await signedInMachine(root, "b", server, USER);
       const bDir = await projectDir(root, "app-on-b", "app", await latchkeyJsonOf(aDir));
       // Before pairing, B holds no sharing key, so it cannot open what is wrapped for the account's.
       refused(await latchkey(b, ["env", "pull", "--org", ORG], { cwd: bDir }), "LK_SHARING_KEY_MISMATCH");

@@ -3,7 +3,7 @@
 // account's password at the step-up prompt), A runs `latchkey env pair CODE` and answers y after both show the
 // same 6 digits; B then pulls A's vault and reads the same secrets. Without a terminal and without --yes, A is
 // refused before it joins; Ctrl-C on B while it waits revokes the pairing on the server.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,15 +11,13 @@ import { requirePart } from "./support/prerequisites.js";
 import { KEYS, startOnTerminal, terminalCheck, type Terminal } from "./support/pty.js";
 import {
   CLI_BIN,
-  createUser,
   latchkey,
-  loginCli,
-  newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
-  type ProcessResult,
 } from "./support/latchkey-server.js";
+import { ok, signedInMachine } from "./support/machines.js";
+import { projectDir } from "./support/teams.js";
 
 const USER = { email: "pairing@example.com", password: "pairing password for e2e" };
 const SECRETS = { API_KEY: "k-123", DATABASE_URL: "postgres://db.internal/app" };
@@ -30,24 +28,9 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
   let a: Machine;
   let latchkeyJson: string;
 
-  function ok(result: ProcessResult): ProcessResult {
-    expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
-    return result;
-  }
+  const project = (name: string, json?: string): Promise<string> => projectDir(root, name, name, json);
 
-  async function project(name: string, json?: string): Promise<string> {
-    const dir = join(root, "projects", name);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-    if (json !== undefined) await writeFile(join(dir, "latchkey.json"), json);
-    return dir;
-  }
-
-  async function loggedIn(name: string): Promise<Machine> {
-    const m = await newMachine(root, name);
-    ok(await loginCli(m, server, USER));
-    return m;
-  }
+  const loggedIn = (name: string): Promise<Machine> => signedInMachine(root, name, server, USER);
 
   /** `latchkey ARGS` on `m`, on a terminal of its own. */
   const onTerminal = (m: Machine, args: string[], cwd?: string): Terminal =>
@@ -77,8 +60,7 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
 
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "lk-e2e-pairing-"));
-    server = await startLatchkeyServer({ dataDir: join(root, "server") });
-    await createUser(server, USER.email, USER.password);
+    server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
     a = await loggedIn("a");
     const dir = await project("app");
     for (const [key, value] of Object.entries(SECRETS))

@@ -3,22 +3,21 @@
 // with LK_VAULT_STALE (the clock moved by the tests' own CLI build, test/support/crash-cli.ts, as no shipped
 // entry can); `env status` shows both versions, the last sync and pairing, and answers locally when the server is
 // gone.
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCatalogue } from "@latchkey/core";
 import { bundleCrashCli } from "../packages/cli/test/support/crash-cli-bundle.js";
 import {
-  createUser,
   latchkey,
-  loginCli,
-  newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { ok, signedInMachine } from "./support/machines.js";
+import { projectDir } from "./support/teams.js";
 
 const USER = { email: "offline@example.com", password: "offline password for e2e" };
 const HOUR = 3_600_000;
@@ -35,17 +34,7 @@ let synced: string;
 let local: string;
 let pushedAt: { before: number; after: number };
 
-function ok(result: ProcessResult): ProcessResult {
-  expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
-  return result;
-}
-
-async function project(name: string): Promise<string> {
-  const dir = join(root, name);
-  await mkdir(dir);
-  await writeFile(join(dir, "package.json"), JSON.stringify({ name }));
-  return dir;
-}
+const project = (name: string): Promise<string> => projectDir(root, name, name);
 
 /** The CLI on machine m in `dir`, with its clock `ahead` ms in the future (the tests' build) when given. */
 function cli(dir: string, args: string[], ahead?: number): Promise<ProcessResult> {
@@ -70,10 +59,8 @@ interface Status {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "lk-e2e-sync-offline-"));
   testCli = await bundleCrashCli(root);
-  server = await startLatchkeyServer({ dataDir: join(root, "server") });
-  await createUser(server, USER.email, USER.password);
-  m = await newMachine(root, "m");
-  ok(await loginCli(m, server, USER));
+  server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
+  m = await signedInMachine(root, "m", server, USER);
   synced = await project("synced");
   local = await project("local");
   ok(await cli(synced, ["env", "set", "SECRET=synced-value"]));

@@ -10,15 +10,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundleCrashCli } from "../packages/cli/test/support/crash-cli-bundle.js";
 import {
-  createUser,
   latchkey,
   loginCli,
   newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
-  type ProcessResult,
 } from "./support/latchkey-server.js";
+import { ok, signedInMachine } from "./support/machines.js";
+import { projectDir } from "./support/teams.js";
 import { approveVaultOnTerminal } from "./support/project.js";
 
 const USER = { email: "rotate@example.com", password: "rotate password for e2e" };
@@ -29,17 +29,7 @@ let m: Machine;
 let crashCli: string;
 const dirs: string[] = [];
 
-function ok(result: ProcessResult): ProcessResult {
-  expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
-  return result;
-}
-
-async function project(name: string): Promise<string> {
-  const dir = join(root, name);
-  await mkdir(dir);
-  await writeFile(join(dir, "package.json"), JSON.stringify({ name }));
-  return dir;
-}
+const project = (name: string): Promise<string> => projectDir(root, name, name);
 
 async function expectEverythingOpens(label: string): Promise<void> {
   for (const [i, dir] of dirs.entries()) {
@@ -54,10 +44,8 @@ async function expectEverythingOpens(label: string): Promise<void> {
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "lk-e2e-sync-rotate-"));
   crashCli = await bundleCrashCli(root);
-  server = await startLatchkeyServer({ dataDir: join(root, "server") });
-  await createUser(server, USER.email, USER.password);
-  m = await newMachine(root, "m");
-  ok(await loginCli(m, server, USER));
+  server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
+  m = await signedInMachine(root, "m", server, USER);
   for (const i of [0, 1]) {
     const dir = await project(`app-${i}`);
     ok(await latchkey(m, ["env", "set", `SECRET=value-${i}`], { cwd: dir }));
@@ -144,8 +132,7 @@ describe("env rotate-key on a machine whose vault key differs from the server co
   it("re-wraps the server copy's own vault key: its blob still decrypts on the next pull", async () => {
     // A and B share a wrapping key (B is a copy of A's home from before either had the vault), and both start
     // the vault of one latchkey.json (it came through git) before A pushes: each has a vault key of its own.
-    const a = await newMachine(root, "div-a");
-    ok(await loginCli(a, server, USER));
+    const a = await signedInMachine(root, "div-a", server, USER);
     ok(await latchkey(a, ["env", "set", "WARM=w"], { cwd: await project("div-warm-up") }));
     const b = await newMachine(root, "div-b");
     await rm(b.latchkeyHome, { recursive: true });

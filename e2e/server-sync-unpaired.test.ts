@@ -6,31 +6,27 @@
 //   and its push then conflicted at base 0 forever, pull or no pull.
 // - B was paired (a copy of A's home, so A's wrapping key) and pulled; A runs `env rotate-key`; B's pull is then
 //   LK_VAULT_NOT_PAIRED with the hint to pair again.
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createUser,
   latchkey,
   loginCli,
   newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { ok, signedInMachine } from "./support/machines.js";
+import { projectDir } from "./support/teams.js";
 import { approveVaultOnTerminal, snapshot } from "./support/project.js";
 
 const USER = { email: "unpaired@example.com", password: "unpaired password for e2e" };
 let root: string;
 let server: LatchkeyServer;
 let a: Machine;
-
-function ok(result: ProcessResult): ProcessResult {
-  expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
-  return result;
-}
 
 function notPaired(result: ProcessResult, label: string): void {
   expect(result.stderr, `${label}: ${result.stderr}`).toContain("error LK_VAULT_NOT_PAIRED");
@@ -41,24 +37,14 @@ function notPaired(result: ProcessResult, label: string): void {
 }
 
 /** A project directory (package.json marks its root), with `latchkeyJson` as its latchkey.json when given. */
-async function project(name: string, latchkeyJson?: string): Promise<string> {
-  const dir = join(root, "projects", name);
-  await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-  if (latchkeyJson !== undefined) await writeFile(join(dir, "latchkey.json"), latchkeyJson);
-  return dir;
-}
+const project = (name: string, latchkeyJson?: string): Promise<string> =>
+  projectDir(root, name, name, latchkeyJson);
 
-async function loggedIn(name: string): Promise<Machine> {
-  const m = await newMachine(root, name);
-  ok(await loginCli(m, server, USER));
-  return m;
-}
+const loggedIn = (name: string): Promise<Machine> => signedInMachine(root, name, server, USER);
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "lk-e2e-unpaired-"));
-  server = await startLatchkeyServer({ dataDir: join(root, "server") });
-  await createUser(server, USER.email, USER.password);
+  server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
   a = await loggedIn("a");
 }, 120_000);
 afterAll(async () => {

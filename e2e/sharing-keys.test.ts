@@ -15,13 +15,11 @@ import { terminalCheck } from "./support/pty.js";
 import {
   createUser,
   latchkey,
-  loginCli,
-  newMachine,
-  startLatchkeyServer,
+  startServerWithUser,
   type LatchkeyServer,
   type Machine,
-  type ProcessResult,
 } from "./support/latchkey-server.js";
+import { ok, signedInMachine } from "./support/machines.js";
 import { accessToken, apiRequest, mintProof } from "./support/pairing.js";
 import {
   localKeyOf,
@@ -40,18 +38,11 @@ describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sha
   let m: Machine;
   let userId: string;
 
-  function ok(result: ProcessResult): ProcessResult {
-    expect(result.code, `exit ${result.code}: ${result.stderr}`).toBe(0);
-    return result;
-  }
-
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "lk-e2e-sharing-keys-"));
-    server = await startLatchkeyServer({ dataDir: join(root, "server") });
-    await createUser(server, USER.email, USER.password);
+    server = await startServerWithUser({ dataDir: join(root, "server") }, USER);
     userId = userIdOf(server, USER.email);
-    m = await newMachine(root, "m");
-    ok(await loginCli(m, server, USER));
+    m = await signedInMachine(root, "m", server, USER);
   }, 120_000);
   afterAll(async () => {
     await server?.stop();
@@ -125,8 +116,7 @@ describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sha
     ok(await latchkey(eve.m, ["org", "list"]));
 
     // A second machine of the same account never overwrites the registered key on its own.
-    const laptop = await newMachine(root, "eve-laptop");
-    ok(await loginCli(laptop, server, eve));
+    const laptop = await signedInMachine(root, "eve-laptop", server, eve);
     const mismatch = refused(await latchkey(laptop, ["org", "list"]), "LK_SHARING_KEY_MISMATCH");
     expect(mismatch.stderr).toContain("latchkey env rotate-sharing-key");
     expect(await localKeyOf(laptop)).toBeNull();
@@ -145,8 +135,7 @@ describe.skipIf(!requirePart("the sharing-key e2e suite", terminalCheck()))("sha
     const victim = { email: "sharing-victim@example.com", password: "sharing victim password for e2e" };
     await createUser(server, victim.email, victim.password);
     const victimId = userIdOf(server, victim.email);
-    const v = await newMachine(root, "victim");
-    ok(await loginCli(v, server, victim));
+    const v = await signedInMachine(root, "victim", server, victim);
     const stolen = await accessToken(v, server);
     const planted = { publicKey: toBase64((await generateX25519KeyPair()).publicKey) };
 

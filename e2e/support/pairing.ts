@@ -6,15 +6,9 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { expect } from "vitest";
+import { ok } from "./machines.js";
 import { KEYS, startOnTerminal, type Terminal } from "./pty.js";
-import {
-  CLI_BIN,
-  latchkey,
-  storedSession,
-  type LatchkeyServer,
-  type Machine,
-  type ProcessResult,
-} from "./latchkey-server.js";
+import { CLI_BIN, latchkey, storedSession, type LatchkeyServer, type Machine } from "./latchkey-server.js";
 
 /** Where `latchkey pair` shows the code (6 characters of the pairing alphabet: no 0, 1, I, L, O). */
 export const PAIRING_CODE = /Pairing code: ([2-9A-HJKMNP-Z]{6})/;
@@ -25,11 +19,8 @@ export const NEW_MACHINE_DIGITS = /same number:\s+(\d{3} \d{3})/;
 /** The question `latchkey env pair` asks before it sends the wrapping key. */
 export const APPROVE_QUESTION = "Send this machine's wrapping key";
 
-/** Asserts that a command succeeded, showing its stderr otherwise; returns it. */
-export function ok(result: ProcessResult): ProcessResult {
-  expect(result.code, `exit ${result.code ?? result.signal}: ${result.stderr}`).toBe(0);
-  return result;
-}
+// The pairing suites take `ok` from here as well.
+export { ok };
 
 /** `latchkey ARGS` on `m`, on a terminal of its own (200 columns: no prompt wraps). */
 export function onTerminal(
