@@ -6,7 +6,7 @@
 // password and a wrong TOTP code after three tries, and the server refuses a proof for another action, from
 // another session, expired or used before.
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -53,6 +53,7 @@ import {
   userIdOf,
   wrappingKeyOf,
 } from "./support/pairing.js";
+import { projectDir } from "./support/teams.js";
 
 const USER = { email: "pairing-attacks@example.com", password: "pairing attacks password for e2e" };
 const OTHER = { email: "pairing-other@example.com", password: "another account's password for e2e" };
@@ -87,13 +88,8 @@ describe.skipIf(!requirePart("the pairing attacks e2e suite", terminalCheck()))(
   let aOnB: string;
   let userId: string;
 
-  async function project(name: string, latchkeyJson?: string): Promise<string> {
-    const dir = join(root, "projects", name);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-    if (latchkeyJson !== undefined) await writeFile(join(dir, "latchkey.json"), latchkeyJson);
-    return dir;
-  }
+  const project = (name: string, latchkeyJson?: string): Promise<string> =>
+    projectDir(root, name, name, latchkeyJson);
 
   async function loggedIn(
     name: string,

@@ -6,7 +6,7 @@
 // crash B's own vaults still open; `latchkey env rotate-key`, the command the paused adoption names, finishes
 // it, and B then pulls A's vault.
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readFile, rm, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +30,7 @@ import {
   startPairing,
   wrappingKeyOf,
 } from "./support/pairing.js";
+import { projectDir } from "./support/teams.js";
 
 const USER = { email: "pairing-crash@example.com", password: "pairing crash password for e2e" };
 const SECRETS = { API_KEY: "k-crash", DATABASE_URL: "postgres://db.internal/crash" };
@@ -62,13 +63,8 @@ describe.skipIf(!requirePart("the pairing crash e2e suite", terminalCheck()))(
     let unpairedHome: string;
     const dirs = { a: "", bSynced: "", bLocal: "", aOnB: "" };
 
-    async function project(name: string, latchkeyJson?: string): Promise<string> {
-      const dir = join(root, "projects", name);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-      if (latchkeyJson !== undefined) await writeFile(join(dir, "latchkey.json"), latchkeyJson);
-      return dir;
-    }
+    const project = (name: string, latchkeyJson?: string): Promise<string> =>
+      projectDir(root, name, name, latchkeyJson);
 
     async function get(m: Machine, cwd: string, key: string): Promise<string> {
       const got = await latchkey(m, ["env", "get", key], { cwd });

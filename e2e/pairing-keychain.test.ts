@@ -3,7 +3,7 @@
 // vault of its own, pairs on terminals, adopts A's wrapping key into the keychain, pulls A's vault and reads the
 // same secrets as A, and still opens its own. The code is spent: typing it again on A sends nothing.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +37,7 @@ import {
   startPairing,
   wrappingKeyOf,
 } from "./support/pairing.js";
+import { projectDir } from "./support/teams.js";
 
 const USER = { email: "pairing-keychain@example.com", password: "pairing keychain password for e2e" };
 const SECRETS = { API_KEY: "k-keychain", DATABASE_URL: "postgres://db.internal/keychain" };
@@ -53,13 +54,8 @@ describe.skipIf(!ready)("pairing a machine whose keystore is the keychain", () =
   let b: Machine;
   const dirs = { a: "", aOnB: "", bOwn: "" };
 
-  async function project(name: string, latchkeyJson?: string): Promise<string> {
-    const dir = join(root, "projects", name);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-    if (latchkeyJson !== undefined) await writeFile(join(dir, "latchkey.json"), latchkeyJson);
-    return dir;
-  }
+  const project = (name: string, latchkeyJson?: string): Promise<string> =>
+    projectDir(root, name, name, latchkeyJson);
 
   /** `env list --json --show` and each `env get` of the project at `cwd` on `m`. */
   async function readAll(

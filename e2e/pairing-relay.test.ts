@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -29,8 +29,6 @@ import {
   collect,
   createUser,
   latchkey,
-  loginCli,
-  newMachine,
   signAnswer,
   startLatchkey,
   startLatchkeyServer,
@@ -50,6 +48,8 @@ import {
   startPairing,
   wrappingKeyOf,
 } from "./support/pairing.js";
+import { projectDir } from "./support/teams.js";
+import { signedInMachine } from "./support/machines.js";
 
 const USER = { email: "pairing-relay@example.com", password: "pairing relay password for e2e" };
 const SECRETS = { API_KEY: "k-relay" };
@@ -217,18 +217,12 @@ describe.skipIf(!requirePart("the pairing relay e2e suite", terminalCheck()))(
     let a: Machine;
     let aOnN: string;
 
-    async function project(name: string, latchkeyJson?: string): Promise<string> {
-      const dir = join(root, "projects", name);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, "package.json"), JSON.stringify({ name, private: true }));
-      if (latchkeyJson !== undefined) await writeFile(join(dir, "latchkey.json"), latchkeyJson);
-      return dir;
-    }
+    const project = (name: string, latchkeyJson?: string): Promise<string> =>
+      projectDir(root, name, name, latchkeyJson);
 
     /** A new machine of the user with a vault of its own (its own wrapping key), signed in through the relay. */
     async function newDevice(name: string): Promise<{ n: Machine; ownDir: string; ownKey: string }> {
-      const n = await newMachine(root, name);
-      ok(await loginCli(n, server, USER));
+      const n = await signedInMachine(root, name, server, USER);
       const ownDir = await project(`${name}-own`);
       ok(await latchkey(n, ["env", "set", "OWN=mine"], { cwd: ownDir }));
       const ownKey = await wrappingKeyOf(n);
@@ -252,8 +246,7 @@ describe.skipIf(!requirePart("the pairing relay e2e suite", terminalCheck()))(
       const listening = await server.waitForEvent("server.listening");
       relay.setTarget(`http://127.0.0.1:${String(listening.port)}`);
       await createUser(server, USER.email, USER.password);
-      a = await newMachine(root, "a");
-      ok(await loginCli(a, server, USER));
+      a = await signedInMachine(root, "a", server, USER);
       const dir = await project("app");
       for (const [key, value] of Object.entries(SECRETS))
         ok(await latchkey(a, ["env", "set", key], { cwd: dir, input: value }));
