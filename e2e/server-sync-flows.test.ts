@@ -4,7 +4,7 @@
 // machine's home; one vault id spelled in upper and lower case by two such copies; another machine of the same
 // user is told it is not paired; --output is a 0600 dotenv file.
 import { randomUUID } from "node:crypto";
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +18,7 @@ import {
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
+import { copyOfMachine } from "./support/machines.js";
 import { approveVaultOnTerminal, snapshot } from "./support/project.js";
 
 describeEachDatabase("sync flows", (target) => {
@@ -188,9 +189,7 @@ describeEachDatabase("sync flows", (target) => {
       ok(await latchkey(a, ["env", "set", "A=base-a", "B=base-b", "C=base-c", "D=base-d"], { cwd: dir }));
       ok(await latchkey(a, ["env", "push"], { cwd: dir }));
       // A copy of this machine's home (same wrapping key) with its own checkout and its own login.
-      const twin = await newMachine(root, "a-twin");
-      await rm(twin.latchkeyHome, { recursive: true });
-      await cp(a.latchkeyHome, twin.latchkeyHome, { recursive: true });
+      const twin = await copyOfMachine(root, "a-twin", a);
       ok(await loginCli(twin, server, USER));
       const twinDir = await project("merge-twin", await readFile(join(dir, "latchkey.json"), "utf8"));
       // The copied home binds the vault to the original checkout: the twin's checkout asks once.
@@ -230,9 +229,7 @@ describeEachDatabase("sync flows", (target) => {
       // A machine with a wrapping key, and its twin: a copy of its home (the same wrapping key), its own login.
       const m = await loggedIn("spelling");
       ok(await latchkey(m, ["env", "set", "WARM=1"], { cwd: await project("spelling-warm") }));
-      const twin = await newMachine(root, "spelling-twin");
-      await rm(twin.latchkeyHome, { recursive: true });
-      await cp(m.latchkeyHome, twin.latchkeyHome, { recursive: true });
+      const twin = await copyOfMachine(root, "spelling-twin", m);
       ok(await loginCli(twin, server, USER));
       const upperDir = await project("spelling-upper", JSON.stringify({ vault: upper }));
       const lowerDir = await project("spelling-lower", JSON.stringify({ vault: id }));

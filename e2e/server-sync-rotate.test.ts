@@ -4,7 +4,7 @@
 // copies are wrapped by the new key only. The key it re-wraps on the server is the one each server copy is sealed
 // with: a newer version pushed elsewhere, or a copy whose vault key is not this machine's own (two machines
 // started the vault before either pushed, and the pull kept the local key), still pulls after the rotation.
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,12 +12,11 @@ import { bundleCrashCli } from "../packages/cli/test/support/crash-cli-bundle.js
 import {
   latchkey,
   loginCli,
-  newMachine,
   startServerWithUser,
   type LatchkeyServer,
   type Machine,
 } from "./support/latchkey-server.js";
-import { ok, signedInMachine } from "./support/machines.js";
+import { copyOfMachine, ok, signedInMachine } from "./support/machines.js";
 import { projectDir } from "./support/teams.js";
 import { approveVaultOnTerminal } from "./support/project.js";
 
@@ -61,9 +60,7 @@ afterAll(async () => {
 describe("env rotate-key", () => {
   it("survives SIGKILL after every step; reruns finish; the old key no longer opens the server copies", async () => {
     // A copy of the machine before any rotation: it keeps the old wrapping key.
-    const old = await newMachine(root, "old");
-    await rm(old.latchkeyHome, { recursive: true });
-    await cp(m.latchkeyHome, old.latchkeyHome, { recursive: true });
+    const old = await copyOfMachine(root, "old", m);
 
     const steps = [
       "pending-stored",
@@ -105,9 +102,7 @@ describe("env rotate-key", () => {
 
   it("a newer version pushed behind this machine's back is re-wrapped at that version, no pull needed", async () => {
     // Another copy of this machine's home pushes a newer version of vault 0 behind this machine's back.
-    const twin = await newMachine(root, "twin");
-    await rm(twin.latchkeyHome, { recursive: true });
-    await cp(m.latchkeyHome, twin.latchkeyHome, { recursive: true });
+    const twin = await copyOfMachine(root, "twin", m);
     ok(await loginCli(twin, server, USER));
     const twinDir = join(root, "twin-app");
     await mkdir(twinDir);
@@ -134,9 +129,7 @@ describe("env rotate-key on a machine whose vault key differs from the server co
     // the vault of one latchkey.json (it came through git) before A pushes: each has a vault key of its own.
     const a = await signedInMachine(root, "div-a", server, USER);
     ok(await latchkey(a, ["env", "set", "WARM=w"], { cwd: await project("div-warm-up") }));
-    const b = await newMachine(root, "div-b");
-    await rm(b.latchkeyHome, { recursive: true });
-    await cp(a.latchkeyHome, b.latchkeyHome, { recursive: true });
+    const b = await copyOfMachine(root, "div-b", a);
     ok(await loginCli(b, server, USER));
 
     const aDir = await project("div-on-a");

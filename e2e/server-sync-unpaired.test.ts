@@ -6,20 +6,19 @@
 //   and its push then conflicted at base 0 forever, pull or no pull.
 // - B was paired (a copy of A's home, so A's wrapping key) and pulled; A runs `env rotate-key`; B's pull is then
 //   LK_VAULT_NOT_PAIRED with the hint to pair again.
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   latchkey,
   loginCli,
-  newMachine,
   startServerWithUser,
   type LatchkeyServer,
   type Machine,
   type ProcessResult,
 } from "./support/latchkey-server.js";
-import { ok, signedInMachine } from "./support/machines.js";
+import { copyOfMachine, ok, signedInMachine } from "./support/machines.js";
 import { projectDir } from "./support/teams.js";
 import { approveVaultOnTerminal, snapshot } from "./support/project.js";
 
@@ -97,9 +96,7 @@ describe("a machine that is not paired for a vault", () => {
     ok(await latchkey(a, ["env", "push"], { cwd: dir }));
 
     // B is paired with A: a copy of A's home holds A's wrapping key. It signs in on its own and pulls.
-    const b = await newMachine(root, "b-paired");
-    await rm(b.latchkeyHome, { recursive: true });
-    await cp(a.latchkeyHome, b.latchkeyHome, { recursive: true });
+    const b = await copyOfMachine(root, "b-paired", a);
     ok(await loginCli(b, server, USER));
     const bDir = await project("rotated-on-b", await readFile(join(dir, "latchkey.json"), "utf8"));
     await approveVaultOnTerminal(b.env, bDir);
