@@ -8,15 +8,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requirePart } from "./support/prerequisites.js";
-import { KEYS, startOnTerminal, terminalCheck, type Terminal } from "./support/pty.js";
+import { KEYS, terminalCheck, type Terminal } from "./support/pty.js";
 import {
-  CLI_BIN,
   latchkey,
   startServerWithUser,
   type LatchkeyServer,
   type Machine,
 } from "./support/latchkey-server.js";
 import { ok, signedInMachine } from "./support/machines.js";
+import { listPairings, onTerminal, startPairing as startPairingAs } from "./support/pairing.js";
 import { projectDir } from "./support/teams.js";
 
 const USER = { email: "pairing@example.com", password: "pairing password for e2e" };
@@ -33,29 +33,11 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
   const loggedIn = (name: string): Promise<Machine> => signedInMachine(root, name, server, USER);
 
   /** `latchkey ARGS` on `m`, on a terminal of its own. */
-  const onTerminal = (m: Machine, args: string[], cwd?: string): Terminal =>
-    startOnTerminal(process.execPath, [CLI_BIN, ...args], {
-      env: m.env,
-      columns: 200,
-      ...(cwd ? { cwd } : {}),
-    });
-
-  /** `latchkey pair` on `m`'s terminal, the password typed at the step-up prompt, until the code shows. */
+  /** `latchkey pair` on `m`'s terminal (support/pairing.ts), and the command to give the other machine shown. */
   async function startPairing(m: Machine): Promise<{ terminal: Terminal; code: string }> {
-    const terminal = onTerminal(m, ["pair", "--label", `machine ${m.name}`]);
-    await terminal.waitFor("Password");
-    terminal.type(`${USER.password}${KEYS.enter}`);
-    // The line with the command comes after the code's: once it shows, both have.
-    await terminal.waitFor(/latchkey env pair [2-9A-HJKMNP-Z]{6}/);
-    const code = /Pairing code: ([2-9A-HJKMNP-Z]{6})/.exec(terminal.output())![1]!;
-    expect(terminal.output()).toContain(`latchkey env pair ${code}`);
-    return { terminal, code };
-  }
-
-  async function pairings(m: Machine): Promise<{ pairingId: string; status: string; label: string }[]> {
-    const listed = ok(await latchkey(m, ["pair", "--list", "--json"]));
-    return (JSON.parse(listed.stdout) as { pairings: { pairingId: string; status: string; label: string }[] })
-      .pairings;
+    const started = await startPairingAs(m, USER.password, { label: `machine ${m.name}` });
+    await started.terminal.waitFor(`latchkey env pair ${started.code}`);
+    return started;
   }
 
   beforeAll(async () => {
@@ -96,7 +78,7 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
     expect(paired.output).toContain("Paired: this machine now holds the wrapping key");
     for (const output of [approved.output, paired.output]) expect(output).not.toContain(USER.password);
 
-    expect((await pairings(b)).find((p) => p.label === "machine b")?.status).toBe("consumed");
+    expect((await listPairings(b)).find((p) => p.label === "machine b")?.status).toBe("consumed");
     ok(await latchkey(b, ["env", "pull"], { cwd: bDir }));
     const exported = ok(await latchkey(b, ["env", "export", "--format", "json"], { cwd: bDir }));
     expect(JSON.parse(exported.stdout)).toEqual(SECRETS);
@@ -111,7 +93,7 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
     expect(refused.code, refused.stderr).toBe(2);
     expect(refused.stderr).toContain("error LK_NOT_INTERACTIVE");
     expect(refused.stderr).toContain("--yes");
-    const pending = (await pairings(a)).find((p) => p.label === "machine c");
+    const pending = (await listPairings(a)).find((p) => p.label === "machine c");
     expect(pending?.status).toBe("pending");
 
     onC.type(KEYS.ctrlC);
@@ -119,7 +101,7 @@ describe.skipIf(!requirePart("the pairing e2e suite", terminalCheck()))("pairing
     expect(interrupted.code, interrupted.output).toBe(130);
     expect(interrupted.output).toContain("error LK_CANCELLED");
     expect(interrupted.output).toContain("The pairing was revoked on the server.");
-    expect((await pairings(a)).find((p) => p.pairingId === pending!.pairingId)?.status).toBe("revoked");
+    expect((await listPairings(a)).find((p) => p.pairingId === pending!.pairingId)?.status).toBe("revoked");
 
     // The code is worth nothing now: its pairing has moved on.
     const late = await latchkey(a, ["env", "pair", code, "--yes"]);
