@@ -212,7 +212,13 @@ export async function runTeamsBench(firstId: number, options: TeamsBenchOptions)
       [SOLO_ORG, 1],
     ] as const) {
       const shared = await runChecked(
-        cliCommand("latchkey env share --org", owner, ["env", "share", "--org", slug, "--json"], ownerDir),
+        // The first share pins the members' keys (all new to this machine); the measured ones check the pins.
+        cliCommand(
+          "latchkey env share --org",
+          owner,
+          ["env", "share", "--org", slug, "--trust-new-members", "--json"],
+          ownerDir,
+        ),
       );
       const answer = JSON.parse(shared.stdout) as { sharedWith?: unknown[]; waiting?: unknown[] };
       if (answer.sharedWith?.length !== members || answer.waiting?.length !== 0) {

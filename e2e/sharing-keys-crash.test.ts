@@ -25,6 +25,7 @@ import {
   refused,
   registerSharingKey,
   secretsOf,
+  trustMemberKey,
   userIdOf,
   type Member,
 } from "./support/teams.js";
@@ -64,6 +65,8 @@ describe.skipIf(!requirePart("the sharing-key crash e2e suite", terminalCheck())
           await latchkey(user.m, ["env", "pull", "--org", ORG], { cwd: project.member }),
           "LK_ORG_VAULT_KEY_MISSING",
         );
+        // The member's key changed with the rotation: the owner pins the new one, as read out by the member.
+        await trustMemberKey(ann, user, ORG);
         ok(await latchkey(ann.m, ["env", "share", "--org", ORG], { cwd: project.owner }));
         const pulled = await latchkey(user.m, ["env", "pull", "--org", ORG], { cwd: project.member });
         expect(pulled.code, `${label}: ${pulled.stderr}`).toBe(0);
@@ -88,7 +91,7 @@ describe.skipIf(!requirePart("the sharing-key crash e2e suite", terminalCheck())
           .map(([k, v]) => `${k}=${v}\n`)
           .join("");
         ok(await latchkey(ann.m, ["env", "import", "-"], { cwd: owner, input }));
-        ok(await latchkey(ann.m, ["env", "share", "--org", ORG], { cwd: owner }));
+        ok(await latchkey(ann.m, ["env", "share", "--org", ORG, "--trust-new-members"], { cwd: owner }));
         const member = await projectDir(
           root,
           `${vault.name}-member`,
