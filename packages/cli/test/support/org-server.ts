@@ -5,6 +5,11 @@
 // checked with the same least roles. It plugs into a sharing machine as its `extra` routes.
 import { randomFillSync } from "node:crypto";
 import {
+  checkSchema,
+  orgPushRequestSchema,
+  orgShareRequestSchema,
+  type OrgPushRequest,
+  type OrgShareRequest,
   fromBase64,
   openEnvelope,
   sharingKeyFingerprint,
@@ -18,6 +23,7 @@ import {
   ORG_ROLES,
   type OrgRole,
   type VaultDocument,
+  vaultDocumentSchema,
 } from "@latchkey/core";
 import { sealEnvelopeSync } from "../../src/crypto/native.js";
 import { pinOrgKeys } from "../../src/org/pins.js";
@@ -127,7 +133,9 @@ export async function openFakeCopy(
     fromBase64(copy.encryptedBlob),
     syncBlobContext(vaultId, copy.version, org.slug),
   );
-  return JSON.parse(utf8Decode(plaintext)) as VaultDocument;
+  const document = checkSchema(vaultDocumentSchema, JSON.parse(utf8Decode(plaintext)));
+  if (!document.ok) throw new Error(`the copy decrypts to no vault document: ${document.message}`);
+  return document.value;
 }
 
 /** A member's vault key of a copy, unwrapped with their key pair. */
@@ -321,12 +329,14 @@ export function orgRoutes(
         },
       };
     }
-    const body = JSON.parse(seen.body) as {
-      encryptedBlob: string;
-      name: string;
-      baseVersion: number;
-      wrappedKeys?: { userId: string; wrappedKey: string; fingerprint: string }[];
-    };
+    // Checked with core's schemas, as the real server checks a push and a share: a body it would refuse (a
+    // malformed wrapped key, an unknown field) is refused here too.
+    const checked =
+      vault[2] === "/share"
+        ? checkSchema(orgShareRequestSchema, JSON.parse(seen.body))
+        : checkSchema(orgPushRequestSchema, JSON.parse(seen.body));
+    if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
+    const body: OrgPushRequest & Partial<Pick<OrgShareRequest, "wrappedKeys">> = checked.value;
     const current = copy?.version ?? 0;
     if (vault[2] === undefined && seen.method === "PUT") {
       if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");

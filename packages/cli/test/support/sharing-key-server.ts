@@ -9,10 +9,15 @@ import {
   REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
   STEP_UP_HEADER,
+  checkSchema,
   fromBase64,
   sharingKeyFingerprint,
+  sharingKeyRotateRequestSchema,
+  sharingKeySetRequestSchema,
+  stepUpRequestSchema,
   type SharingKeyImpactOrg,
   type StepUpScope,
+  type WireSchema,
 } from "@latchkey/core";
 import type { Context } from "../../src/context.js";
 import { createMemoryKeystore } from "../../src/keystore/memory.js";
@@ -115,6 +120,12 @@ async function answer(
     status,
     body: { error: "Refused", code, message: "refused" },
   });
+  // What the CLI sends is checked with core's schemas, as the real server checks it: a body the server would
+  // refuse must not pass here.
+  const request = <T>(schema: WireSchema<T>): T | null => {
+    const checked = checkSchema(schema, JSON.parse(seen.body));
+    return checked.ok ? checked.value : null;
+  };
   const spend = (scope: StepUpScope): boolean => {
     const proof = seen.proof === null ? undefined : server.proofs.get(seen.proof);
     if (proof === undefined || proof.scope !== scope || proof.spent) return false;
@@ -126,7 +137,8 @@ async function answer(
     return { status: 200, body: { method: "password" } };
   }
   if (seen.method === "POST" && url.pathname === "/api/v1/step-up") {
-    const body = JSON.parse(seen.body) as { scope: StepUpScope; password: string };
+    const body = request(stepUpRequestSchema);
+    if (body === null) return refused(400, "LK_SERVER_ERROR");
     if (body.password !== SHARING_PASSWORD) return refused(403, "LK_STEP_UP_FAILED");
     const proof = `eyJhbGciOiJIUzI1NiJ9.eyJwcm9vZiI6${++proofs}fQ.c2lnbmF0dXJl`;
     server.proofs.set(proof, { scope: body.scope, spent: false });
@@ -153,7 +165,9 @@ async function answer(
     return { status: 200, body: { orgs: server.impact } };
   }
   if (seen.method === "PUT" && url.pathname === "/api/v1/sharing-key") {
-    const { publicKey } = JSON.parse(seen.body) as { publicKey: string };
+    const body = request(sharingKeySetRequestSchema);
+    if (body === null) return refused(400, "LK_SERVER_ERROR");
+    const { publicKey } = body;
     if (server.key !== null) return refused(409, "LK_SHARING_KEY_EXISTS");
     if (!spend("vault:public-key:set")) return refused(403, "LK_STEP_UP_REQUIRED");
     server.key = { publicKey, fingerprint: await sharingKeyFingerprint(fromBase64(publicKey)) };
@@ -164,7 +178,9 @@ async function answer(
     };
   }
   if (seen.method === "POST" && url.pathname === "/api/v1/sharing-key/rotate") {
-    const { publicKey } = JSON.parse(seen.body) as { publicKey: string };
+    const body = request(sharingKeyRotateRequestSchema);
+    if (body === null) return refused(400, "LK_SERVER_ERROR");
+    const { publicKey } = body;
     if (!spend("vault:public-key:rotate")) return refused(403, "LK_STEP_UP_REQUIRED");
     const previousFingerprint = server.key?.fingerprint ?? null;
     const orgs = server.impact;
