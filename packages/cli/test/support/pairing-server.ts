@@ -10,14 +10,20 @@ import {
   REQUEST_ID_HEADER,
   SIGNATURE_HEADER,
   STEP_UP_HEADER,
+  checkSchema,
   fromBase64,
   generatePairingCode,
+  pairingApproveRequestSchema,
   pairingCommitmentMatches,
+  pairingCreateRequestSchema,
+  pairingJoinRequestSchema,
+  pairingRevealRequestSchema,
   sharingKeyFingerprint,
   toBase64,
   x25519PublicKey,
   type PairingStatus,
   type PairingView,
+  type WireSchema,
 } from "@latchkey/core";
 import type { Prompts } from "../../src/context.js";
 import { createMemoryKeystore } from "../../src/keystore/memory.js";
@@ -99,11 +105,13 @@ export function createFakePairingServer(): FakePairingServer {
       const path = url.pathname.replace(/^\/api\/v1/, "");
       const token = (request.headers.get("authorization") ?? "").replace(/^Bearer /, "");
       const text = await request.text();
+      // Unknown until a route checks it with its schema from core.
+      const body: unknown = text === "" ? undefined : JSON.parse(text);
       const seen: SeenRequest = {
         method: request.method,
         path,
         token,
-        body: text === "" ? undefined : (JSON.parse(text) as unknown),
+        body,
         stepUp: request.headers.get(STEP_UP_HEADER),
         signed: {
           method: request.method,
@@ -115,7 +123,13 @@ export function createFakePairingServer(): FakePairingServer {
       const intercepted = await fake.intercept?.(seen);
       if (intercepted !== undefined) return intercepted;
       const ok = (value: unknown, status = 200) => signedAnswer(seen, value, status);
-      const body = (seen.body ?? {}) as Record<string, string>;
+      // What the CLI sends is checked with core's schemas, as the real server checks it: null (a 400) for a body
+      // the server would refuse.
+      const bodyOf = <T>(schema: WireSchema<T>): T | null => {
+        const checked = checkSchema(schema, seen.body);
+        return checked.ok ? checked.value : null;
+      };
+      const invalid = () => failure(400, "LK_SERVER_ERROR");
       const move = (row: Row, from: PairingStatus, to: PairingStatus): Response | null => {
         if (row.view.status !== from) return failure(409, "LK_PAIRING_FAILED");
         row.view.status = to;
@@ -137,6 +151,8 @@ export function createFakePairingServer(): FakePairingServer {
         return ok({ proof: PROOF, scope: "vault:pair", expiresAt: "2099-01-01T00:00:00.000Z" });
       if (seen.method === "POST" && path === "/pairings") {
         if (seen.stepUp !== PROOF) return failure(403, "LK_STEP_UP_REQUIRED");
+        const body = bodyOf(pairingCreateRequestSchema);
+        if (body === null) return invalid();
         const pairingId = randomUUID();
         const code = generatePairingCode();
         const now = new Date().toISOString();
@@ -148,10 +164,10 @@ export function createFakePairingServer(): FakePairingServer {
           view: {
             pairingId,
             status: "pending",
-            label: body.label!,
+            label: body.label,
             createdAt: now,
             expiresAt: new Date(Date.now() + 300_000).toISOString(),
-            commitment: body.commitment!,
+            commitment: body.commitment,
             approverKey: null,
             newDeviceKey: null,
             nonce: null,
@@ -180,12 +196,14 @@ export function createFakePairingServer(): FakePairingServer {
         return ok({ revoked });
       }
       if (seen.method === "POST" && path === "/pairings/join") {
+        const body = bodyOf(pairingJoinRequestSchema);
+        if (body === null) return invalid();
         const row = [...pairings.values()].find((r) => r.code === body.code && r.view.status === "pending");
         if (row === undefined) return failure(404, "LK_PAIRING_NOT_FOUND");
         if (row.creator === token) return failure(409, "LK_PAIRING_FAILED");
         row.view.status = "joined";
         row.approver = token;
-        row.view.approverKey = body.publicKey!;
+        row.view.approverKey = body.publicKey;
         return ok(row.view);
       }
       const match = /^\/pairings\/([^/]+)(?:\/([a-z-]+))?$/.exec(path);
@@ -196,10 +214,12 @@ export function createFakePairingServer(): FakePairingServer {
       if (seen.method === "GET" && action === undefined) return ok(row.view);
       if (action === "reveal") {
         if (row.view.status !== "joined") return failure(409, "LK_PAIRING_FAILED");
+        const body = bodyOf(pairingRevealRequestSchema);
+        if (body === null) return invalid();
         const matches = await pairingCommitmentMatches(
           fromBase64(row.view.commitment),
-          fromBase64(body.publicKey!),
-          fromBase64(body.nonce!),
+          fromBase64(body.publicKey),
+          fromBase64(body.nonce),
         );
         // Checked before the move, as one statement does on the server: nobody sees a revealed pairing without
         // its key.
@@ -209,14 +229,16 @@ export function createFakePairingServer(): FakePairingServer {
         }
         const refused = move(row, "joined", "revealed");
         if (refused) return refused;
-        row.view.newDeviceKey = body.publicKey!;
-        row.view.nonce = body.nonce!;
+        row.view.newDeviceKey = body.publicKey;
+        row.view.nonce = body.nonce;
         return ok(row.view);
       }
       if (action === "approve") {
+        const body = bodyOf(pairingApproveRequestSchema);
+        if (body === null) return invalid();
         const refused = move(row, "revealed", "approved");
         if (refused) return refused;
-        row.sealedKey = body.sealedKey!;
+        row.sealedKey = body.sealedKey;
         return ok(row.view);
       }
       if (action === "consume") {
