@@ -2,10 +2,9 @@
 // the format (valid ones, each field wrong in the ways a hand edit gets it wrong, unknown members, values of
 // every JSON type) the reader must accept exactly what the schema accepts, and read it to the same value.
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import {
   approvalsFileSchema,
-  checkSchema,
   ciSchema,
   fileStoreBodySchema,
   keystoreStateSchema,
@@ -32,8 +31,9 @@ import {
   readVaultDocument,
   readVaultSync,
 } from "./fast-readers.js";
+import { expectReaderAgrees } from "../../core/test/support/reader-parity.js";
 
-type Schema = Parameters<typeof checkSchema>[0];
+type Schema = Parameters<typeof expectReaderAgrees>[0];
 
 /** Anything a JSON or TOML parser could hand over, small. */
 const anyValue: fc.Arbitrary<unknown> = fc.oneof(
@@ -77,23 +77,7 @@ function agrees<T>(
   read: (value: unknown) => Checked<T>,
   values: fc.Arbitrary<unknown>,
 ): void {
-  let accepted = 0;
-  let refused = 0;
-  fc.assert(
-    fc.property(values, (value) => {
-      const expected = checkSchema(schema, value);
-      const actual = read(value);
-      expect(actual.ok, `reader and schema disagree on ${String(JSON.stringify(value))}`).toBe(expected.ok);
-      if (actual.ok && expected.ok) {
-        expect(actual.value).toEqual(expected.value);
-        accepted++;
-      } else refused++;
-    }),
-    { numRuns: 1500 },
-  );
-  // A generator that only ever produced refusals (or acceptances) would prove nothing.
-  expect(accepted).toBeGreaterThan(100);
-  expect(refused).toBeGreaterThan(100);
+  expectReaderAgrees(schema, read, values, { runs: 1500, atLeast: 100 });
 }
 
 const variableName = mostly(
