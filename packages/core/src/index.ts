@@ -32,7 +32,9 @@ export {
   generateX25519KeyPair,
   parseWrappedKey,
   unwrapKeyForRecipient,
+  unwrapKeyFromSender,
   wrapKeyForRecipient,
+  wrapKeyFromSender,
   x25519PublicKey,
   x25519SharedSecret,
   type WrapKeyOptions,
@@ -112,6 +114,7 @@ export {
   SHARING_KEY_FINGERPRINT_LENGTH,
   SHARING_PUBLIC_KEY_BYTES,
   isUsableSharingPublicKey,
+  orgVaultKeyContext,
   sharingKeyFingerprint,
 } from "./sharing-key.js";
 export {

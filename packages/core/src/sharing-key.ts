@@ -3,8 +3,8 @@
  * server holds, so that others can wrap organisation vault keys for the account. What the server, the CLI and
  * other slices must agree on lives here: the size of a public key, whether one is usable, and its fingerprint.
  */
-import { toBufferSource, toHex } from "./bytes.js";
-import { isLatchkeyError } from "./errors.js";
+import { toBufferSource, toHex, utf8Encode } from "./bytes.js";
+import { isLatchkeyError, LatchkeyError } from "./errors.js";
 import { x25519SharedSecret } from "./x25519.js";
 
 /** Bytes of an X25519 public key (RFC 7748 §5). */
@@ -39,4 +39,21 @@ export async function isUsableSharingPublicKey(publicKey: Uint8Array): Promise<b
     if (isLatchkeyError(error, "LK_FORMAT_INVALID")) return false;
     throw error;
   }
+}
+
+const ORG_VAULT_KEY_LABEL = "latchkey-org-vault-key-v1";
+
+/**
+ * The context an organisation copy's vault key is wrapped under (`wrapKeyFromSender`): which vault, which
+ * organisation's copy, and the version of the share that wrapped it (its key version). A wrap made for one copy
+ * or share therefore opens for no other, and a member's CLI can refuse a key version older than one it has seen.
+ * The vault id and slug are the canonical forms the wire schemas accept (no line breaks).
+ */
+export function orgVaultKeyContext(vaultId: string, slug: string, keyVersion: number): Uint8Array {
+  if (/[\r\n]/.test(vaultId) || /[\r\n]/.test(slug) || !Number.isSafeInteger(keyVersion) || keyVersion < 1) {
+    throw new LatchkeyError("LK_FORMAT_INVALID", {
+      message: "An organisation vault key context needs a vault id, a slug and a key version of 1 or more.",
+    });
+  }
+  return utf8Encode(`${ORG_VAULT_KEY_LABEL}\n${vaultId}\n${slug}\n${keyVersion}`);
 }

@@ -1,7 +1,8 @@
+import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fromHex, toBase64, toHex } from "./bytes.js";
+import { fromHex, toBase64, toHex, utf8Encode } from "./bytes.js";
 import type { ErrorCode } from "./errors.js";
 import { errorCatalogue, isLatchkeyError } from "./errors.js";
 import {
@@ -9,7 +10,9 @@ import {
   generateX25519KeyPair,
   parseWrappedKey,
   unwrapKeyForRecipient,
+  unwrapKeyFromSender,
   wrapKeyForRecipient,
+  wrapKeyFromSender,
   x25519PublicKey,
   x25519SharedSecret,
   type WrappedKeyParts,
@@ -415,5 +418,178 @@ describe("parseWrappedKey / formatWrappedKey", () => {
     expect(iv).toHaveLength(16);
     expect(ct).toHaveLength(64);
     expect(tryParse(`${eph}:${toBase64(new Uint8Array(15))}:${ct}`)).toBeUndefined();
+  });
+});
+
+/** The authenticated wrap computed with node:crypto alone (ECDH, HKDF, AES-GCM), as an independent oracle. */
+function nodeAuthWrap(
+  key: Uint8Array,
+  recipientPublic: Uint8Array,
+  senderPrivate: Uint8Array,
+  ephemeralPrivate: Uint8Array,
+  iv: Uint8Array,
+  context: Uint8Array,
+): string {
+  const pkcs8 = Buffer.from("302e020100300506032b656e04220420", "hex");
+  const priv = (raw: Uint8Array) =>
+    crypto.createPrivateKey({ key: Buffer.concat([pkcs8, raw]), format: "der", type: "pkcs8" });
+  const pub = (raw: Uint8Array) =>
+    crypto.createPublicKey({
+      key: { kty: "OKP", crv: "X25519", x: Buffer.from(raw).toString("base64url") },
+      format: "jwk",
+    });
+  const rawPublic = (raw: Uint8Array) =>
+    Buffer.from(crypto.createPublicKey(priv(raw)).export({ format: "jwk" }).x!, "base64url");
+  const ephemeralPublic = rawPublic(ephemeralPrivate);
+  const senderPublic = rawPublic(senderPrivate);
+  const dh1 = crypto.diffieHellman({ privateKey: priv(ephemeralPrivate), publicKey: pub(recipientPublic) });
+  const dh2 = crypto.diffieHellman({ privateKey: priv(senderPrivate), publicKey: pub(recipientPublic) });
+  const info = Buffer.concat([
+    Buffer.from("latchkey-wrap-auth-v1"),
+    ephemeralPublic,
+    recipientPublic,
+    senderPublic,
+    context,
+  ]);
+  const kek = Buffer.from(crypto.hkdfSync("sha256", Buffer.concat([dh1, dh2]), Buffer.alloc(0), info, 32));
+  const cipher = crypto.createCipheriv("aes-256-gcm", kek, iv);
+  const ciphertext = Buffer.concat([cipher.update(key), cipher.final(), cipher.getAuthTag()]);
+  return `${ephemeralPublic.toString("base64")}:${Buffer.from(iv).toString("base64")}:${ciphertext.toString("base64")}`;
+}
+
+describe("wrapKeyFromSender / unwrapKeyFromSender (authenticated form)", () => {
+  // RFC 7748 §6.1's Alice as recipient and Bob as sender; the wire below was computed with node:crypto.
+  const vector = {
+    key: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    recipientPrivate: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+    recipientPublic: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+    senderPrivate: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+    senderPublic: "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+    ephemeralPrivate: "a8abababababababababababababababababababababababababababababab6b",
+    iv: "0102030405060708090a0b0c",
+    context: "latchkey-org-vault-key-v1\n0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e\nacme\n3",
+    wire: "43EthRoOXXm4McXjSrIrQaGYFx3iCbi4+sojoRxiSFk=:AQIDBAUGBwgJCgsM:J5ie8hnMIBST9bv5VRdngc4mbv6aBQPjacFJOsZpLqZYL+IqPmBddEXlXndjFxio",
+  };
+  const sender = { privateKey: fromHex(vector.senderPrivate), publicKey: fromHex(vector.senderPublic) };
+  const recipientPrivate = fromHex(vector.recipientPrivate);
+  const recipientPublic = fromHex(vector.recipientPublic);
+  const context = utf8Encode(vector.context);
+
+  it("matches the vector, which node:crypto computes the same", async () => {
+    const options = { ephemeralPrivate: fromHex(vector.ephemeralPrivate), iv: fromHex(vector.iv) };
+    const wire = await wrapKeyFromSender(fromHex(vector.key), recipientPublic, sender, context, options);
+    expect(wire).toBe(vector.wire);
+    const oracle = nodeAuthWrap(
+      fromHex(vector.key),
+      recipientPublic,
+      sender.privateKey,
+      options.ephemeralPrivate,
+      options.iv,
+      context,
+    );
+    expect(oracle).toBe(vector.wire);
+    const key = await unwrapKeyFromSender(wire, recipientPrivate, recipientPublic, sender.publicKey, context);
+    expect(toHex(key)).toBe(vector.key);
+  });
+
+  it("agrees with node:crypto for random keys, senders, recipients and contexts (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 12, maxLength: 12 }),
+        fc.string({ maxLength: 80 }),
+        async (key, iv, text) => {
+          const [recipient, from, ephemeral] = await Promise.all([
+            generateX25519KeyPair(),
+            generateX25519KeyPair(),
+            generateX25519KeyPair(),
+          ]);
+          const bytes = utf8Encode(text);
+          const wire = await wrapKeyFromSender(key, recipient.publicKey, from, bytes, {
+            ephemeralPrivate: ephemeral.privateKey,
+            iv,
+          });
+          expect(wire).toBe(
+            nodeAuthWrap(key, recipient.publicKey, from.privateKey, ephemeral.privateKey, iv, bytes),
+          );
+          const opened = await unwrapKeyFromSender(
+            wire,
+            recipient.privateKey,
+            recipient.publicKey,
+            from.publicKey,
+            bytes,
+          );
+          expect(toHex(opened)).toBe(toHex(key));
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it("opens for no other sender: a server without the sender's private key cannot make one", async () => {
+    const impostor = await generateX25519KeyPair();
+    // The impostor wraps the key it wants planted, then claims it came from the real sender.
+    const planted = await wrapKeyFromSender(fromHex(vector.key), recipientPublic, impostor, context);
+    const opening = unwrapKeyFromSender(
+      planted,
+      recipientPrivate,
+      recipientPublic,
+      sender.publicKey,
+      context,
+    );
+    expect(await failsWith(opening, "LK_DECRYPT_FAILED")).toBe(true);
+    // A base-mode wrap (anyone can make one for a public key) does not pass as authenticated either.
+    const anonymous = await wrapKeyForRecipient(fromHex(vector.key), recipientPublic);
+    const asAuth = unwrapKeyFromSender(
+      anonymous,
+      recipientPrivate,
+      recipientPublic,
+      sender.publicKey,
+      context,
+    );
+    expect(await failsWith(asAuth, "LK_DECRYPT_FAILED")).toBe(true);
+    // Nor does an authenticated wrap open as a base-mode one.
+    const asBase = unwrapKeyForRecipient(vector.wire, recipientPrivate, recipientPublic);
+    expect(await failsWith(asBase, "LK_DECRYPT_FAILED")).toBe(true);
+  });
+
+  it("opens under no other context: a genuine wrap cannot be replayed for another copy or key version", async () => {
+    for (const other of [
+      "latchkey-org-vault-key-v1\n0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e\nacme\n2",
+      "latchkey-org-vault-key-v1\n0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e\nacme2\n3",
+      "latchkey-org-vault-key-v1\n1b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e\nacme\n3",
+      "",
+    ]) {
+      const opening = unwrapKeyFromSender(
+        vector.wire,
+        recipientPrivate,
+        recipientPublic,
+        sender.publicKey,
+        utf8Encode(other),
+      );
+      expect(await failsWith(opening, "LK_DECRYPT_FAILED")).toBe(true);
+    }
+  });
+
+  it("refuses a low-order or short sender key when unwrapping", async () => {
+    for (const { publicKey } of vectors.lowOrderPublicKeys) {
+      // The key a server names as the sender's is checked like any peer key, and refused without saying why.
+      const opening = unwrapKeyFromSender(
+        vector.wire,
+        recipientPrivate,
+        recipientPublic,
+        fromHex(publicKey),
+        context,
+      );
+      expect(await failsWith(opening, "LK_DECRYPT_FAILED")).toBe(true);
+    }
+    const short = unwrapKeyFromSender(
+      vector.wire,
+      recipientPrivate,
+      recipientPublic,
+      new Uint8Array(31),
+      context,
+    );
+    expect(await failsWith(short, "LK_FORMAT_INVALID")).toBe(true);
   });
 });

@@ -15,6 +15,14 @@
  *
  * Wire form, exactly: `base64(ephemeral_public 32B):base64(iv 12B):base64(ciphertext+tag 48B)`, standard
  * base64 with padding, nothing else.
+ *
+ * The authenticated form ({@link wrapKeyFromSender}), in the spirit of HPKE's auth mode (RFC 9180 §5.1.3), also
+ * proves who wrapped: `ikm = X25519(ephemeral_private, recipient_public) || X25519(sender_private,
+ * recipient_public)`, `info = "latchkey-wrap-auth-v1" || ephemeral_public || recipient_public || sender_public ||
+ * context`. Only a holder of the sender's private key (or of the recipient's) can make a wrap that opens with the
+ * sender's public key, so a server that stores wrapped keys cannot plant one of its own; the context (which vault,
+ * which copy, which key version: the caller's bytes) keeps a genuine wrap from being replayed as another's. The
+ * wire form is the same.
  */
 import { concatBytes, fromBase64, toBase64, toBufferSource, utf8Encode } from "./bytes.js";
 import { LatchkeyError } from "./errors.js";
@@ -24,6 +32,7 @@ const KEY_LENGTH = 32;
 const IV_LENGTH = 12;
 const WRAPPED_LENGTH = 48;
 const WRAP_INFO_LABEL = utf8Encode("latchkey-wrap-v1");
+const AUTH_WRAP_INFO_LABEL = utf8Encode("latchkey-wrap-auth-v1");
 
 // RFC 8410 PKCS#8 prefix for an X25519 private key: SEQUENCE { version 0, AlgorithmIdentifier { 1.3.101.110 },
 // OCTET STRING { OCTET STRING (32 bytes) } }. Prepending it to the raw scalar is how WebCrypto imports it.
@@ -167,23 +176,121 @@ export function parseWrappedKey(wire: string): WrappedKeyParts {
 }
 
 async function deriveWrappingKey(
-  shared: Uint8Array,
-  ephemeralPublic: Uint8Array,
-  recipientPublic: Uint8Array,
+  ikm: Uint8Array,
+  info: Uint8Array,
   usage: "encrypt" | "decrypt",
 ): Promise<CryptoKey> {
   const subtle = globalThis.crypto.subtle;
-  const info = concatBytes(WRAP_INFO_LABEL, ephemeralPublic, recipientPublic);
-  const ikm = await subtle.importKey("raw", toBufferSource(shared), "HKDF", false, ["deriveKey"]);
-  // The same computation as hkdfSha256(shared, empty, info, 32), but deriveKey keeps the KEK inside
+  const material = await subtle.importKey("raw", toBufferSource(ikm), "HKDF", false, ["deriveKey"]);
+  // The same computation as hkdfSha256(ikm, empty, info, 32), but deriveKey keeps the KEK inside
   // WebCrypto as a non-extractable key instead of handing its bytes to JavaScript.
   return subtle.deriveKey(
     { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: toBufferSource(info) },
-    ikm,
+    material,
     { name: "AES-GCM", length: 256 },
     false,
     [usage],
   );
+}
+
+/** The sender half of an authenticated wrap: whose key pair proves who wrapped, and what the wrap is for. */
+interface SenderBinding {
+  senderPrivate?: Uint8Array;
+  senderPublic: Uint8Array;
+  context: Uint8Array;
+}
+
+async function ephemeralPair(options: WrapKeyOptions): Promise<X25519KeyPair> {
+  if (options.ephemeralPrivate) {
+    return {
+      privateKey: options.ephemeralPrivate,
+      publicKey: await x25519PublicKey(options.ephemeralPrivate),
+    };
+  }
+  return generateX25519KeyPair();
+}
+
+async function wrapWith(
+  key: Uint8Array,
+  recipientPublic: Uint8Array,
+  options: WrapKeyOptions,
+  sender: (SenderBinding & { senderPrivate: Uint8Array }) | undefined,
+): Promise<string> {
+  checkLength(key, KEY_LENGTH, "A key to wrap");
+  checkLength(recipientPublic, KEY_LENGTH, "A recipient's X25519 public key");
+  const iv = options.iv ?? randomBytes(IV_LENGTH);
+  checkLength(iv, IV_LENGTH, "A wrapping IV");
+  const ephemeral = await ephemeralPair(options);
+  const shared = await x25519SharedSecret(ephemeral.privateKey, recipientPublic);
+  let kek: CryptoKey;
+  if (sender === undefined) {
+    kek = await deriveWrappingKey(
+      shared,
+      concatBytes(WRAP_INFO_LABEL, ephemeral.publicKey, recipientPublic),
+      "encrypt",
+    );
+  } else {
+    const static_ = await x25519SharedSecret(sender.senderPrivate, recipientPublic);
+    const info = concatBytes(
+      AUTH_WRAP_INFO_LABEL,
+      ephemeral.publicKey,
+      recipientPublic,
+      sender.senderPublic,
+      sender.context,
+    );
+    kek = await deriveWrappingKey(concatBytes(shared, static_), info, "encrypt");
+  }
+  const ciphertext = new Uint8Array(
+    await globalThis.crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: toBufferSource(iv) },
+      kek,
+      toBufferSource(key),
+    ),
+  );
+  return formatWrappedKey({ ephemeralPublic: ephemeral.publicKey, iv, ciphertext });
+}
+
+async function unwrapWith(
+  wire: string,
+  recipientPrivate: Uint8Array,
+  recipientPublic: Uint8Array,
+  sender: SenderBinding | undefined,
+): Promise<Uint8Array> {
+  checkLength(recipientPrivate, KEY_LENGTH, "A recipient's X25519 private key");
+  checkLength(recipientPublic, KEY_LENGTH, "A recipient's X25519 public key");
+  if (sender !== undefined) checkLength(sender.senderPublic, KEY_LENGTH, "A sender's X25519 public key");
+  const { ephemeralPublic, iv, ciphertext } = parseWrappedKey(wire);
+  try {
+    const shared = await x25519SharedSecret(recipientPrivate, ephemeralPublic);
+    let kek: CryptoKey;
+    if (sender === undefined) {
+      kek = await deriveWrappingKey(
+        shared,
+        concatBytes(WRAP_INFO_LABEL, ephemeralPublic, recipientPublic),
+        "decrypt",
+      );
+    } else {
+      const static_ = await x25519SharedSecret(recipientPrivate, sender.senderPublic);
+      const info = concatBytes(
+        AUTH_WRAP_INFO_LABEL,
+        ephemeralPublic,
+        recipientPublic,
+        sender.senderPublic,
+        sender.context,
+      );
+      kek = await deriveWrappingKey(concatBytes(shared, static_), info, "decrypt");
+    }
+    return new Uint8Array(
+      await globalThis.crypto.subtle.decrypt(
+        { name: "AES-GCM", iv: toBufferSource(iv) },
+        kek,
+        toBufferSource(ciphertext),
+      ),
+    );
+  } catch {
+    // Deliberately no cause: it would say which step failed.
+    throw new LatchkeyError("LK_DECRYPT_FAILED");
+  }
 }
 
 /** Options for {@link wrapKeyForRecipient}; only for reproducing test vectors. */
@@ -203,28 +310,7 @@ export async function wrapKeyForRecipient(
   recipientPublic: Uint8Array,
   options: WrapKeyOptions = {},
 ): Promise<string> {
-  checkLength(key, KEY_LENGTH, "A key to wrap");
-  checkLength(recipientPublic, KEY_LENGTH, "A recipient's X25519 public key");
-  const iv = options.iv ?? randomBytes(IV_LENGTH);
-  checkLength(iv, IV_LENGTH, "A wrapping IV");
-  let ephemeralPrivate: Uint8Array;
-  let ephemeralPublic: Uint8Array;
-  if (options.ephemeralPrivate) {
-    ephemeralPrivate = options.ephemeralPrivate;
-    ephemeralPublic = await x25519PublicKey(ephemeralPrivate);
-  } else {
-    ({ privateKey: ephemeralPrivate, publicKey: ephemeralPublic } = await generateX25519KeyPair());
-  }
-  const shared = await x25519SharedSecret(ephemeralPrivate, recipientPublic);
-  const kek = await deriveWrappingKey(shared, ephemeralPublic, recipientPublic, "encrypt");
-  const ciphertext = new Uint8Array(
-    await globalThis.crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: toBufferSource(iv) },
-      kek,
-      toBufferSource(key),
-    ),
-  );
-  return formatWrappedKey({ ephemeralPublic, iv, ciphertext });
+  return wrapWith(key, recipientPublic, options, undefined);
 }
 
 /**
@@ -238,21 +324,43 @@ export async function unwrapKeyForRecipient(
   recipientPrivate: Uint8Array,
   recipientPublic: Uint8Array,
 ): Promise<Uint8Array> {
-  checkLength(recipientPrivate, KEY_LENGTH, "A recipient's X25519 private key");
-  checkLength(recipientPublic, KEY_LENGTH, "A recipient's X25519 public key");
-  const { ephemeralPublic, iv, ciphertext } = parseWrappedKey(wire);
-  try {
-    const shared = await x25519SharedSecret(recipientPrivate, ephemeralPublic);
-    const kek = await deriveWrappingKey(shared, ephemeralPublic, recipientPublic, "decrypt");
-    return new Uint8Array(
-      await globalThis.crypto.subtle.decrypt(
-        { name: "AES-GCM", iv: toBufferSource(iv) },
-        kek,
-        toBufferSource(ciphertext),
-      ),
-    );
-  } catch {
-    // Deliberately no cause: it would say which step failed.
-    throw new LatchkeyError("LK_DECRYPT_FAILED");
-  }
+  return unwrapWith(wire, recipientPrivate, recipientPublic, undefined);
+}
+
+/**
+ * Wraps a 32-byte key for `recipientPublic` so that it opens only with `sender`'s public key and the same
+ * `context` (the authenticated form in this module's header): the recipient learns that the holder of the
+ * sender's private key wrapped this key, for this purpose. The sender's key must not be low-order
+ * (`LK_FORMAT_INVALID`).
+ */
+export async function wrapKeyFromSender(
+  key: Uint8Array,
+  recipientPublic: Uint8Array,
+  sender: X25519KeyPair,
+  context: Uint8Array,
+  options: WrapKeyOptions = {},
+): Promise<string> {
+  checkLength(sender.privateKey, KEY_LENGTH, "A sender's X25519 private key");
+  checkLength(sender.publicKey, KEY_LENGTH, "A sender's X25519 public key");
+  return wrapWith(key, recipientPublic, options, {
+    senderPrivate: sender.privateKey,
+    senderPublic: sender.publicKey,
+    context,
+  });
+}
+
+/**
+ * Unwraps a key wrapped by {@link wrapKeyFromSender}. It opens only when `senderPublic` is the key it was
+ * wrapped with and `context` is the same bytes; a malformed wire string or wrong-length key is
+ * `LK_FORMAT_INVALID`, and every other failure (another sender, another context, a base-mode wrap, any changed
+ * byte) the same opaque `LK_DECRYPT_FAILED`.
+ */
+export async function unwrapKeyFromSender(
+  wire: string,
+  recipientPrivate: Uint8Array,
+  recipientPublic: Uint8Array,
+  senderPublic: Uint8Array,
+  context: Uint8Array,
+): Promise<Uint8Array> {
+  return unwrapWith(wire, recipientPrivate, recipientPublic, { senderPublic, context });
 }

@@ -59,6 +59,7 @@ describe("orgShareRequestSchema", () => {
     encryptedBlob: "AAAA",
     name: "demo",
     baseVersion: 0,
+    senderFingerprint: FINGERPRINT,
     wrappedKeys: [{ userId: USER, wrappedKey: await wrapped(), fingerprint: FINGERPRINT }],
   });
 
@@ -66,6 +67,14 @@ describe("orgShareRequestSchema", () => {
     const body = await share();
     expect(body.wrappedKeys[0]!.wrappedKey).toHaveLength(WRAPPED_KEY_WIRE_LENGTH);
     expect(problem(orgShareRequestSchema, body)).toBeNull();
+  });
+
+  it("needs the fingerprint of the key the wraps are made from", async () => {
+    const { senderFingerprint: _, ...unsigned } = await share();
+    expect(problem(orgShareRequestSchema, unsigned)).toMatch(/^"senderFingerprint" must be 64 lowercase hex/);
+    expect(
+      problem(orgShareRequestSchema, { ...(await share()), senderFingerprint: FINGERPRINT.toUpperCase() }),
+    ).toMatch(/^"senderFingerprint" must be/);
   });
 
   it("refuses a malformed wrapped key without quoting it", async () => {

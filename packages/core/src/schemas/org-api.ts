@@ -294,6 +294,13 @@ export const orgShareRequestSchema = body({
   schema: push.schema,
   name: push.name,
   baseVersion: push.baseVersion,
+  /**
+   * The fingerprint of the sharer's own sharing key, the one every key in `wrappedKeys` is wrapped from
+   * (wrapKeyFromSender, under orgVaultKeyContext(vault, slug, baseVersion + 1)). The server refuses one that is
+   * not the caller's registered key (409 LK_SHARING_KEY_MISMATCH) and keeps the public key beside the wrapped keys,
+   * so that members can check who wrapped theirs.
+   */
+  senderFingerprint: sharingKeyFingerprintSchema("senderFingerprint"),
   wrappedKeys: z.array(orgWrappedKeySchema, `"wrappedKeys" must be an array.`).check(
     z.minLength(1, `"wrappedKeys" must hold 1 to ${MAX_ORG_MEMBERS} keys.`),
     z.maxLength(MAX_ORG_MEMBERS, `"wrappedKeys" must hold 1 to ${MAX_ORG_MEMBERS} keys.`),
@@ -317,6 +324,22 @@ export const orgPullResponseSchema = body({
   wrappedKey: wrappedKeyWire("wrappedKey"),
   /** The fingerprint of the sharing key it is wrapped for. */
   fingerprint: sharingKeyFingerprintSchema(),
+  /**
+   * The version of the share that wrapped this key (the key version): part of the wrap's context, and never
+   * lower than one this member's machine has seen for the copy.
+   */
+  keyVersion: versionNumber("keyVersion", 1),
+  /**
+   * Who wrapped it: the sharer's account and the sharing key the wrap is made from. The member's CLI opens the
+   * key only with this public key (unwrapKeyFromSender) and only when that key is the sharer's key it trusts.
+   */
+  wrappedBy: nested('"wrappedBy"', {
+    userId: userId("userId"),
+    /** The sharer's e-mail address; null when the account no longer exists. */
+    email: z.nullable(text("email")),
+    publicKey: sharingPublicKeySchema("publicKey"),
+    fingerprint: sharingKeyFingerprintSchema("fingerprint"),
+  }),
   schema: pulled.schema,
   name: pulled.name,
   updatedAt: pulled.updatedAt,
