@@ -195,6 +195,32 @@ export {
   type OrgVaultsResponse,
   type OrgWrappedKey,
 } from "./schemas/org-api.js";
+export {
+  CI_ACCESS_TOKEN_TTL_SECONDS,
+  CI_PATH,
+  CI_PROVIDERS,
+  MAX_CI_ID_TOKEN_LENGTH,
+  MAX_CI_POLICY_ENTRIES,
+  ciConfigResponseSchema,
+  ciDisableResponseSchema,
+  ciEnableRequestSchema,
+  ciEscrowSchema,
+  ciExchangeRequestSchema,
+  ciExchangeResponseSchema,
+  ciPolicyResponseSchema,
+  ciPolicySchema,
+  ciPullResponseSchema,
+  type CiConfigResponse,
+  type CiDisableResponse,
+  type CiEnableRequest,
+  type CiEscrow,
+  type CiExchangeRequest,
+  type CiExchangeResponse,
+  type CiPolicy,
+  type CiPolicyResponse,
+  type CiProvider,
+  type CiPullResponse,
+} from "./schemas/ci-api.js";
 export { formatDotenv, formatJson, formatShell, isEnvVariableName, parseDotenv } from "./dotenv.js";
 export {
   ENV_FORMATS,
@@ -312,6 +338,13 @@ export {
   providerAnswerSchema,
   type ProviderAnswer,
 } from "./schemas/provider-answer.js";
+export {
+  jsonWebKeySchema,
+  jsonWebKeySetSchema,
+  oidcDiscoverySchema,
+  type JsonWebKeySet,
+  type OidcDiscovery,
+} from "./schemas/oidc-issuer.js";
 export {
   approvalSchema,
   approvalsFileSchema,

@@ -422,7 +422,10 @@ describeEachDatabase("sync routes", (target) => {
           await send("/key", { ...rewrap, note: "x" }),
         ];
         expect(refused.map((res) => [res.statusCode, res.json<ApiErrorBody>().message])).toEqual([
-          [400, "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion."],
+          [
+            400,
+            "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion, escrow.",
+          ],
           [400, "The body may only have the fields wrappedKey, version."],
         ]);
         expect(calls).toEqual([]);

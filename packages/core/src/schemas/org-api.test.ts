@@ -119,7 +119,7 @@ describe("orgShareRequestSchema", () => {
   it("lists its own fields when refusing an unknown one, like every body", () => {
     expect(
       problem(orgPushRequestSchema, { encryptedBlob: "AAAA", name: "x", baseVersion: 0, note: CANARY }),
-    ).toBe("The body may only have the fields encryptedBlob, schema, name, baseVersion.");
+    ).toBe("The body may only have the fields encryptedBlob, schema, name, baseVersion, escrow.");
     expect(
       problem(orgPushRequestSchema, { encryptedBlob: "AAAA", name: "x", baseVersion: 0, wrappedKey: "AAAA" }),
     ).toMatch(/may only have/);

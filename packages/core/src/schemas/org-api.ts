@@ -280,6 +280,7 @@ export const orgPushRequestSchema = body({
   schema: push.schema,
   name: push.name,
   baseVersion: push.baseVersion,
+  escrow: push.escrow,
 });
 /** `PUT /api/v1/orgs/:slug/vaults/:vaultId`. */
 export type OrgPushRequest = z.infer<typeof orgPushRequestSchema>;
@@ -294,6 +295,7 @@ export const orgShareRequestSchema = body({
   schema: push.schema,
   name: push.name,
   baseVersion: push.baseVersion,
+  escrow: push.escrow,
   /**
    * The fingerprint of the sharer's own sharing key, the one every key in `wrappedKeys` is wrapped from
    * (wrapKeyFromSender, under orgVaultKeyContext(vault, slug, baseVersion + 1)). The server refuses one that is

@@ -52,7 +52,7 @@ describe("pushRequestSchema", () => {
     [
       "an unknown field",
       { ...push, note: CANARY },
-      "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion.",
+      "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion, escrow.",
     ],
     ["a missing blob", { ...push, encryptedBlob: undefined }, blob],
     ["a blob that is a number", { ...push, encryptedBlob: 1234 }, blob],
@@ -131,7 +131,7 @@ describe("pushRequestSchema", () => {
 
   it("names a field the body may not have first, whatever else is wrong with it", () => {
     expect(problem(pushRequestSchema, { ...push, encryptedBlob: "!", baseVersion: -1, extra: 1 })).toBe(
-      "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion.",
+      "The body may only have the fields encryptedBlob, wrappedKey, schema, name, baseVersion, escrow.",
     );
   });
 });

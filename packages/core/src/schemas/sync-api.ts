@@ -16,6 +16,8 @@
  */
 import * as z from "zod/mini";
 import { isCanonicalBase64 } from "../bytes.js";
+import { SHARING_KEY_FINGERPRINT_LENGTH } from "../sharing-key.js";
+import { parseWrappedKey } from "../x25519.js";
 import { envSchemaShapeSchema } from "./env-schema.js";
 import { isTable } from "./rules.js";
 
@@ -127,6 +129,42 @@ export const meResponseSchema = body({
 /** `GET /api/v1/me`: who the bearer token belongs to. */
 export type MeResponse = z.infer<typeof meResponseSchema>;
 
+/**
+ * A vault key escrowed for CI (docs/ci.md): the 32-byte vault key wrapped for the server's X25519 escrow key
+ * (wrapKeyForRecipient), and the fingerprint of that escrow key. Defined here, beside the pushes that may carry
+ * one, so the modules that build on this one need not import each other.
+ */
+export const ciEscrowSchema = nested('"escrow"', {
+  escrowedKey: z
+    .string(
+      `"escrowedKey" must be a wrapped key: three standard base64 parts of 32, 12 and 48 bytes separated by colons.`,
+    )
+    .check(
+      z.maxLength(128, { abort: true }),
+      z.refine((wire) => {
+        try {
+          parseWrappedKey(wire);
+          return true;
+        } catch {
+          return false;
+        }
+      }),
+    ),
+  escrowKeyFingerprint: z
+    .string(`"escrowKeyFingerprint" must be ${SHARING_KEY_FINGERPRINT_LENGTH} lowercase hex digits.`)
+    .check(z.regex(new RegExp(`^[0-9a-f]{${SHARING_KEY_FINGERPRINT_LENGTH}}$`))),
+});
+/** A vault key escrowed for CI. */
+export type CiEscrow = z.infer<typeof ciEscrowSchema>;
+
+/**
+ * The optional `escrow` of a push or share: on a copy with CI enabled, the server opens each new version with the
+ * escrowed key; a version sealed with another vault key (a rotation) must carry the new key's escrow, which then
+ * replaces the old one in the same transaction, else 409 LK_CI_ESCROW_STALE and nothing is written. On a copy
+ * without CI it is ignored.
+ */
+const pushEscrow = z.optional(ciEscrowSchema);
+
 /** `PUT /api/v1/vaults/:vaultId`: a new version of the caller's copy of the vault. */
 export const pushRequestSchema = body({
   /** Standard base64 of the vault document sealed with the vault key; associated data syncBlobContext. */
@@ -139,6 +177,7 @@ export const pushRequestSchema = body({
   name: displayName,
   /** The version this push was based on: 0 for the first push, else the version last pulled or pushed. */
   baseVersion: version("baseVersion", 0),
+  escrow: pushEscrow,
 });
 /** `PUT /api/v1/vaults/:vaultId`: a new version of the caller's copy of the vault. */
 export type PushRequest = z.infer<typeof pushRequestSchema>;
