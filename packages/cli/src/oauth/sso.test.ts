@@ -12,7 +12,14 @@ import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
 import { resolvePaths } from "../paths.js";
 import { deviceLogin } from "./device.js";
-import { authorizationSecrets, browserLogin, requireSsoSession, ssoAccount, type SsoTarget } from "./sso.js";
+import {
+  authorizationSecrets,
+  browserLogin,
+  refreshSsoSession,
+  requireSsoSession,
+  ssoAccount,
+  type SsoTarget,
+} from "./sso.js";
 
 const ISSUER = "https://idp.example.test";
 const TARGET: SsoTarget = { issuer: ISSUER, clientId: "lk-cli", profile: "default" };
@@ -318,5 +325,33 @@ describe("requireSsoSession", () => {
   it("is LK_SESSION_EXPIRED when there is no session at all", async () => {
     const { ctx } = context({});
     expect((await rejection(requireSsoSession(ctx, { issuer: ISSUER }))).code).toBe("LK_SESSION_EXPIRED");
+  });
+});
+
+describe("refreshSsoSession", () => {
+  it("does not hand a caller whose token was refused that token from a refresh it joined that found it valid", async () => {
+    const valid: SsoSession = {
+      access_token: "at",
+      refresh_token: "rt-old",
+      expires_at: NOW / 1000 + 3600,
+      subject: "alice",
+      issuer: ISSUER,
+      client_id: "lk-cli",
+    };
+    const answer = () =>
+      json({ access_token: "at-new", refresh_token: "rt-new", token_type: "Bearer", expires_in: 600 });
+    const { ctx, requests } = context(
+      { token: [answer] },
+      { stored: { [ssoAccount(ISSUER)]: JSON.stringify(valid) } },
+    );
+    // The first finds the stored session valid and returns it unrefreshed; the second, started while the first
+    // runs, was refused "at" and must get another token.
+    const [kept, replaced] = await Promise.all([
+      refreshSsoSession(ctx, valid),
+      refreshSsoSession(ctx, valid, 0, { replacing: "at" }),
+    ]);
+    expect(kept.access_token).toBe("at");
+    expect(replaced.access_token).toBe("at-new");
+    expect(requests.filter((r) => r.url.endsWith("/token"))).toHaveLength(1);
   });
 });

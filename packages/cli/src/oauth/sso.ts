@@ -300,10 +300,16 @@ export interface RefreshOptions {
   readonly replacing?: string;
 }
 
+// The refresh under way in this process, by context and keystore account. A command's concurrent requests (each
+// meeting the expired session, or each a 401) share it, its error included: the file lock alone would only queue
+// them, each polling for the lock, and after a failed refresh each would spend the refresh token again.
+const refreshing = new WeakMap<Context, Map<string, Promise<SsoSession>>>();
+
 /**
- * Refreshes `session` with its refresh token under an inter-process lock, so two processes never spend the same
- * rotating refresh token (the loser would get invalid_grant and lose the session). Inside the lock the stored
- * session is read again: another process may have refreshed it already.
+ * Refreshes `session` with its refresh token, one refresh at a time: callers in this process while one is under
+ * way get its session or its error, and a refresh runs under an inter-process lock, so no two requests ever spend
+ * the same rotating refresh token (oidc-provider takes a second use for theft and revokes the whole grant).
+ * Inside the lock the stored session is read again: another process may have refreshed it already.
  */
 export async function refreshSsoSession(
   ctx: Context,
@@ -311,8 +317,31 @@ export async function refreshSsoSession(
   verbose = 0,
   options: RefreshOptions = {},
 ): Promise<SsoSession> {
-  await ensurePrivateDir(ctx.paths.home);
   const account = options.account ?? ssoAccount(session.issuer);
+  const flights = refreshing.get(ctx) ?? new Map<string, Promise<SsoSession>>();
+  refreshing.set(ctx, flights);
+  for (let running = flights.get(account); running !== undefined; running = flights.get(account)) {
+    const shared = await running;
+    // A refresh that found the stored session still valid hands that one back: not enough when it is the token
+    // the server just refused.
+    if (options.replacing === undefined || shared.access_token !== options.replacing) return shared;
+  }
+  const flight = redeemRefreshToken(ctx, session, verbose, account, options).finally(() =>
+    flights.delete(account),
+  );
+  flights.set(account, flight);
+  return flight;
+}
+
+/** The refresh itself, under the inter-process lock (see {@link refreshSsoSession}). */
+async function redeemRefreshToken(
+  ctx: Context,
+  session: SsoSession,
+  verbose: number,
+  account: string,
+  options: RefreshOptions,
+): Promise<SsoSession> {
+  await ensurePrivateDir(ctx.paths.home);
   // The SSO lock keeps its historical name; other accounts are named by a hash of the account.
   const lockName =
     options.account === undefined

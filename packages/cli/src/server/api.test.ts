@@ -21,6 +21,7 @@ import * as z from "zod/mini";
 import { createTestContext } from "../../test/support/context.js";
 import { createMemoryKeystore } from "../keystore/memory.js";
 import type { KeystoreResolution } from "../keystore/resolve.js";
+import type { Context } from "../context.js";
 import type { Keystore } from "../keystore/types.js";
 import { resolvePaths } from "../paths.js";
 import { callApi } from "./api.js";
@@ -44,7 +45,9 @@ let server: Server;
 let base: string;
 let home: string;
 let api: ApiHandler = () => undefined;
-let tokenAnswers: (() => { status: number; body: unknown })[] = [];
+/** A scripted answer of the token endpoint; a promise holds it back until the test lets it go. */
+type TokenAnswer = () => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+let tokenAnswers: TokenAnswer[] = [];
 const seen: Seen[] = [];
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -123,7 +126,7 @@ beforeAll(async () => {
           sendJson(res, 400, { error: "invalid_request", error_description: "no scripted answer" });
           return;
         }
-        const answer = next();
+        const answer = await next();
         sendJson(res, answer.status, answer.body);
         return;
       }
@@ -411,6 +414,108 @@ describe("callApi: the session", () => {
     ]);
     expect(results.map((r) => r.data)).toEqual([ME, ME]);
     expect(seen.filter((s) => s.path === "/oidc/token")).toHaveLength(1);
+  });
+
+  /** Five calls of GET /me started together on one context, as a command's concurrent requests are. */
+  const fiveAtOnce = (ctx: Context) =>
+    Promise.allSettled(
+      Array.from({ length: 5 }, () => callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema })),
+    );
+  const tokenRequests = () => seen.filter((s) => s.path === "/oidc/token");
+  const meBearers = () => seen.filter((s) => s.path === "/api/v1/me").map(bearer);
+  /** The reasons of settled calls that must all have failed. */
+  const reasons = (results: PromiseSettledResult<unknown>[]): LatchkeyError[] =>
+    results.map((r) => {
+      if (r.status === "fulfilled" || !(r.reason instanceof LatchkeyError))
+        throw new Error("expected every call to fail with a LatchkeyError");
+      return r.reason;
+    });
+  /** Resolves once `test` holds, checked between turns of the event loop. */
+  const until = async (test: () => boolean): Promise<void> => {
+    while (!test()) await new Promise((resolve) => setImmediate(resolve));
+  };
+  /** Counts the keystore's reads of the session: each call reads it before it decides to refresh. */
+  const countingReads = (keystore: Keystore) => {
+    const counter = { reads: 0 };
+    const get = keystore.get.bind(keystore);
+    keystore.get = (account) => {
+      if (account === serverAccount(base)) counter.reads++;
+      return get(account);
+    };
+    return counter;
+  };
+  const expired = () => session({ expires_at: Math.floor(Date.now() / 1000) - 10 });
+  const unavailable = () => ({ status: 503, body: { error: "temporarily_unavailable" } });
+
+  it("refreshes an expired session once for five calls that start together, and every call sends the new token", async () => {
+    api = (req, res) =>
+      bearer(req) === "at-2" ? signed(res, req, "at-2", ME) : sendJson(res, 401, { error: "Unauthorized" });
+    const { ctx, keystore } = context(expired());
+    const counter = countingReads(keystore);
+    // Held until all five calls have read the expired session (and the refresh its own copy under the lock), so
+    // every one of them decides to refresh while the refresh is in flight.
+    tokenAnswers = [
+      async () => {
+        await until(() => counter.reads >= 6);
+        return refreshed();
+      },
+    ];
+    const results = await fiveAtOnce(ctx);
+    expect(results.map((r) => (r.status === "fulfilled" ? r.value.data : r.reason))).toEqual(
+      Array.from({ length: 5 }, () => ME),
+    );
+    expect(tokenRequests()).toHaveLength(1);
+    expect(meBearers()).toEqual(Array.from({ length: 5 }, () => "at-2"));
+  });
+
+  it("fails every call waiting on a failed refresh with its error, after one token request; the next call tries again", async () => {
+    api = (req, res) =>
+      bearer(req) === "at-2" ? signed(res, req, "at-2", ME) : sendJson(res, 401, { error: "Unauthorized" });
+    const { ctx, keystore } = context(expired());
+    const counter = countingReads(keystore);
+    tokenAnswers = [
+      async () => {
+        await until(() => counter.reads >= 6);
+        return unavailable();
+      },
+      refreshed,
+    ];
+    const failed = reasons(await fiveAtOnce(ctx));
+    expect(failed.map((e) => [e.code, e.message])).toEqual(
+      Array.from({ length: 5 }, () => [failed[0]!.code, failed[0]!.message]),
+    );
+    expect(failed[0]!.code).toBe("LK_SSO_FAILED");
+    expect(tokenRequests()).toHaveLength(1);
+    expect(meBearers()).toEqual([]);
+
+    const next = await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema });
+    expect(next.data).toEqual(ME);
+    expect(tokenRequests()).toHaveLength(2);
+  });
+
+  it("after five 401s at once makes one refresh; when it fails, all five fail with its error and the next call tries again", async () => {
+    // The five 401s are sent together once all five requests are in, so all five renew while one refresh runs.
+    let held: ServerResponse[] | null = [];
+    api = (req, res) => {
+      if (bearer(req) === "at-2") return signed(res, req, "at-2", ME);
+      if (held === null) return sendJson(res, 401, { error: "Unauthorized" });
+      held.push(res);
+      if (held.length < 5) return;
+      for (const r of held) sendJson(r, 401, { error: "Unauthorized" });
+      held = null;
+    };
+    tokenAnswers = [unavailable, refreshed];
+    const { ctx } = context();
+    const failed = reasons(await fiveAtOnce(ctx));
+    expect(failed.map((e) => [e.code, e.message])).toEqual(
+      Array.from({ length: 5 }, () => [failed[0]!.code, failed[0]!.message]),
+    );
+    expect(tokenRequests()).toHaveLength(1);
+    expect(meBearers()).toEqual(Array.from({ length: 5 }, () => "at-1"));
+
+    const next = await callApi(ctx, { method: "GET", path: "/me", answer: meResponseSchema });
+    expect(next.data).toEqual(ME);
+    expect(tokenRequests()).toHaveLength(2);
   });
 
   it("is LK_SESSION_EXPIRED with the `latchkey login` hint when the retry is refused too, after one refresh", async () => {
