@@ -32,6 +32,22 @@ describe("what a push takes from the project", () => {
     expect(pushName(createTestContext({ cwd: bare }), await findProject(bare))).toBe(basename(bare));
   });
 
+  it("drops the characters the server refuses in a name, and falls back past a name that has nothing else", async () => {
+    const spoofed = await projectDir({
+      "package.json": JSON.stringify({ name: "invoice\u202egnp.exe" }),
+      "latchkey.json": `{"vault":"${ID}"}`,
+    });
+    expect(pushName(createTestContext({ cwd: spoofed }), await findProject(spoofed))).toBe("invoicegnp.exe");
+    const onlyControls = await projectDir({
+      "latchkey.json": JSON.stringify({ vault: ID, name: "\u2067\u2069\u0007" }),
+    });
+    expect(pushName(createTestContext({ cwd: onlyControls }), await findProject(onlyControls))).toBe(
+      basename(onlyControls),
+    );
+    const long = await projectDir({ "latchkey.json": JSON.stringify({ vault: ID, name: "n".repeat(300) }) });
+    expect(pushName(createTestContext({ cwd: long }), await findProject(long))).toHaveLength(256);
+  });
+
   it("sends envSchema when valid, nothing when absent, and warns (pushing without it) when malformed", async () => {
     const valid = await projectDir({
       "latchkey.json": `{"vault":"${ID}","envSchema":{"PORT":{"required":true,"format":"port"}}}`,

@@ -1,5 +1,7 @@
 import {
   LatchkeyError,
+  MAX_NAME_LENGTH,
+  PAIRING_LABEL_UNPRINTABLE,
   checkSchema,
   isOrgSlug,
   isUuid,
@@ -143,7 +145,11 @@ export function pushSchema(ctx: Context, project: Project | null): EnvSchema | u
   }
 }
 
-/** The push's display name: package.json `name`, then latchkey.json `name`, then the directory's name. */
+/**
+ * The push's display name: package.json `name`, then latchkey.json `name`, then the directory's name — without
+ * the control and bidirectional control characters the server refuses (organisation members see the name), at most
+ * MAX_NAME_LENGTH characters.
+ */
 export function pushName(ctx: Context, project: Project | null): string {
   const root = project?.root ?? ctx.cwd;
   let pkg: unknown;
@@ -153,9 +159,17 @@ export function pushName(ctx: Context, project: Project | null): string {
     // no readable package.json: fall through
   }
   const fromPackage = checkSchema(packageJsonSchema, pkg);
-  const name = fromPackage.ok ? fromPackage.value.name : undefined;
-  if (name !== undefined && name.trim() !== "") return name;
   const fromProject = checkSchema(projectNameSchema, project?.config.name);
-  if (fromProject.ok && fromProject.value.trim() !== "") return fromProject.value;
-  return basename(root);
+  const candidates = [
+    fromPackage.ok ? fromPackage.value.name : undefined,
+    fromProject.ok ? fromProject.value : undefined,
+    basename(root),
+  ];
+  for (const candidate of candidates) {
+    const cleaned = [...(candidate ?? "").replace(PAIRING_LABEL_UNPRINTABLE, "")]
+      .slice(0, MAX_NAME_LENGTH)
+      .join("");
+    if (cleaned.trim() !== "") return cleaned;
+  }
+  return "vault";
 }

@@ -44,7 +44,7 @@ describe("pushRequestSchema", () => {
 
   const blob = `"encryptedBlob" must be standard base64 of at most ${MAX_BLOB_BASE64} characters.`;
   const key = `"wrappedKey" must be standard base64 of at most ${MAX_WRAPPED_KEY_BASE64} characters.`;
-  const name = `"name" must be 1 to ${MAX_NAME_LENGTH} characters without control characters.`;
+  const name = `"name" must be 1 to ${MAX_NAME_LENGTH} characters without control or bidirectional control characters.`;
   const base = `"baseVersion" must be an integer of at least 0.`;
   const cases: [string, unknown, string][] = [
     ["an array", [push], "The body must be a JSON object."],
@@ -67,6 +67,9 @@ describe("pushRequestSchema", () => {
     ["an empty name", { ...push, name: "" }, name],
     ["a name with a newline", { ...push, name: `a\n${CANARY}` }, name],
     ["a name with a C1 control", { ...push, name: "a\u0085b" }, name],
+    ["a name with a right-to-left override", { ...push, name: "invoice\u202egnp.exe" }, name],
+    ["a name with a byte order mark", { ...push, name: "\ufeffacme" }, name],
+    ["a name with an isolate", { ...push, name: "acme\u2067x" }, name],
     ["a long name", { ...push, name: "n".repeat(MAX_NAME_LENGTH + 1) }, name],
     ["a negative base", { ...push, baseVersion: -1 }, base],
     ["a fractional base", { ...push, baseVersion: 1.5 }, base],

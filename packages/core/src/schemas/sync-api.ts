@@ -16,6 +16,7 @@
  */
 import * as z from "zod/mini";
 import { isCanonicalBase64 } from "../bytes.js";
+import { PAIRING_LABEL_UNPRINTABLE } from "../pairing.js";
 import { SHARING_KEY_FINGERPRINT_LENGTH } from "../sharing-key.js";
 import { parseWrappedKey } from "../x25519.js";
 import { envSchemaShapeSchema } from "./env-schema.js";
@@ -87,6 +88,21 @@ const displayName = z
     z.minLength(1),
     z.maxLength(MAX_NAME_LENGTH),
     z.refine((name) => !CONTROL.test(name)),
+  );
+
+/**
+ * The name a push gives its copy. An organisation copy's name is shown to every member, so it also may not hold
+ * the bidirectional controls and byte order mark that could make it read as another name (the pairing label's
+ * rule). Answers keep the looser {@link displayName}, so a name stored before this rule still pulls.
+ */
+const pushedName = z
+  .string(
+    `"name" must be 1 to ${MAX_NAME_LENGTH} characters without control or bidirectional control characters.`,
+  )
+  .check(
+    z.minLength(1),
+    z.maxLength(MAX_NAME_LENGTH),
+    z.refine((name) => name.search(PAIRING_LABEL_UNPRINTABLE) === -1),
   );
 
 /** A `schema` as JSON: an object of at most {@link MAX_SCHEMA_JSON} characters, passed on as it is. */
@@ -174,7 +190,7 @@ export const pushRequestSchema = body({
   /** `envSchema` of latchkey.json; absent keeps the server's last one. */
   schema: z.optional(pushedEnvSchemaSchema),
   /** A display name: package.json `name`, then latchkey.json `name`, then the directory name. */
-  name: displayName,
+  name: pushedName,
   /** The version this push was based on: 0 for the first push, else the version last pulled or pushed. */
   baseVersion: version("baseVersion", 0),
   escrow: pushEscrow,
