@@ -19,16 +19,37 @@ export interface OrgSession {
   readonly trustNewMembers?: boolean;
 }
 
-/** Opens an organisation command: the server session, then ensureSharingKey. */
-export async function openOrgSession(ctx: Context, options: ApiOptions): Promise<OrgSession> {
+/** The server session an organisation command talks to: callApi's options with its server fixed, and the account. */
+async function orgServer(ctx: Context, options: ApiOptions): Promise<Omit<OrgSession, "key">> {
   const active = await requireServerSession(ctx, {
     ...(options.profile === undefined ? {} : { profile: options.profile }),
     ...(options.server === undefined ? {} : { server: options.server }),
     verbose: options.verbose ?? 0,
   });
-  const api = { ...options, server: active.selection.server };
-  const key = await ensureSharingKey(ctx, api);
-  return { api, userId: active.session.subject, key };
+  return { api: { ...options, server: active.selection.server }, userId: active.session.subject };
+}
+
+/** Opens an organisation command: the server session, then ensureSharingKey. */
+export async function openOrgSession(ctx: Context, options: ApiOptions): Promise<OrgSession> {
+  const opened = await orgServer(ctx, options);
+  return { ...opened, key: await ensureSharingKey(ctx, opened.api) };
+}
+
+/**
+ * {@link openOrgSession} with `request` (a read that needs no sharing key) sent while the sharing key is checked,
+ * saving a round trip. Its answer is handed back only once the check passed: the check's error comes first, so
+ * nothing is done with an answer before the key that opens it is known to be the registered one.
+ */
+export async function openOrgSessionWith<T>(
+  ctx: Context,
+  options: ApiOptions,
+  request: (api: OrgSession["api"]) => Promise<T>,
+): Promise<[OrgSession, T]> {
+  const opened = await orgServer(ctx, options);
+  const [key, answer] = await Promise.allSettled([ensureSharingKey(ctx, opened.api), request(opened.api)]);
+  if (key.status === "rejected") throw key.reason;
+  if (answer.status === "rejected") throw answer.reason;
+  return [{ ...opened, key: key.value }, answer.value];
 }
 
 /** `slug` when it is an organisation slug, else LK_USAGE (before anything is asked of the server). */

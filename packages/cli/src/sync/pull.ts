@@ -13,7 +13,7 @@ import { readVaultDocument } from "../fast-readers.js";
 import { openEnvelopeCli } from "../crypto/native.js";
 import { writeFileAtomic } from "../fs/safe-file.js";
 import { fetchOrgCopy, openOrgBlob, unwrapOrgKey } from "../org/copy.js";
-import { openOrgSession } from "../org/session.js";
+import { openOrgSessionWith } from "../org/session.js";
 import { authorizeVaultUse } from "../project/approvals.js";
 import { callApi } from "../server/api.js";
 import { validateEnvName } from "../vault/names.js";
@@ -166,12 +166,16 @@ async function openOrgCopy(
   org: string,
   options: PullOptions,
 ): Promise<OpenedCopy> {
-  const session = await openOrgSession(ctx, {
-    verbose: options.verbose ?? 0,
-    ...(options.profile === undefined ? {} : { profile: options.profile }),
-    ...(options.server === undefined ? {} : { server: options.server }),
-  });
-  const { server, userId, data: answer } = await fetchOrgCopy(ctx, org, vaultId, session.api);
+  // The copy is asked for while the sharing key is checked; it is used only once the check passed.
+  const [session, { server, userId, data: answer }] = await openOrgSessionWith(
+    ctx,
+    {
+      verbose: options.verbose ?? 0,
+      ...(options.profile === undefined ? {} : { profile: options.profile }),
+      ...(options.server === undefined ? {} : { server: options.server }),
+    },
+    (api) => fetchOrgCopy(ctx, org, vaultId, api),
+  );
   const version = answer.version;
   await refuseRollback(ctx, { server, userId, vaultId, version, org });
   const orgKey = await unwrapOrgKey(answer, session.key, org, server);
