@@ -728,6 +728,55 @@ export const errorCatalogue = {
     hint: "Pick another port with `latchkey-server --port PORT` (0 picks a free one), or another address with --host.",
     exitCode: ExitCode.failure,
   },
+  LK_CI_TOKEN_INVALID: {
+    summary:
+      "A CI job's OIDC token was refused (HTTP 401): its issuer is not one the server trusts, or its algorithm, signing key, signature, issuer, audience, times (exp, nbf, iat with 60 s leeway; issued at most 15 minutes ago), jti or size failed a check. The message names the check; it never quotes the token.",
+    message: "The CI job's OIDC token was refused.",
+    hint: "Request a fresh ID token in the job, with the audience the vault's CI policy names (`latchkey env ci show`), from an issuer the server trusts (CI_OIDC_ISSUERS, docs/ci.md).",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_TOKEN_REPLAYED: {
+    summary:
+      "A CI job's OIDC token was presented a second time (HTTP 401): each token (its issuer and jti) is accepted once.",
+    message: "This CI job's OIDC token was already used.",
+    hint: "Request a new ID token in the job for each exchange; never reuse or share one between jobs.",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_ISSUER_FAILED: {
+    summary:
+      "The server could not get usable signing keys from a CI token's issuer (HTTP 502): its discovery document or key set did not arrive in time, was too large or malformed, or named another issuer or a key set on another host. The token was not accepted.",
+    message: "The server could not get the signing keys of the CI token's issuer.",
+    hint: "Try again in a minute; if it persists, the server's operator checks that the server can reach the issuer over HTTPS and that CI_OIDC_ISSUERS names it exactly as its tokens' `iss`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_NOT_ENABLED: {
+    summary:
+      "The vault copy has no CI policy (HTTP 404): CI pulls were never enabled for it, or were disabled since. No CI job can pull it.",
+    message: "CI pulls are not enabled for this vault.",
+    hint: "Enable them with `latchkey env ci enable --provider github --repo OWNER/REPO` (add --org SLUG for an organisation's copy; docs/ci.md).",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_POLICY_DENIED: {
+    summary:
+      "A CI job's token is valid, but the vault's CI policy does not admit the job (HTTP 403). The message names the rule that failed (repository, its ids, branch, environment, fork event, protected ref) and the claim's value; it never quotes the token.",
+    message: "The vault's CI policy does not admit this job.",
+    hint: "Compare the job with the policy (`latchkey env ci show`): its repository, branch and environment. A maintainer changes the policy with `latchkey env ci enable`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_ESCROW_STALE: {
+    summary:
+      "A push or share to a copy with CI pulls enabled was sealed with a vault key the copy's escrow does not hold, and carried no escrow of the new key for the server's current escrow key (HTTP 409). Nothing was written. The CLI sends such a write once more with the new key's escrow by itself; this error means that was refused too.",
+    message: "The vault's CI escrow does not open this new version; nothing was written.",
+    hint: "Run the command again; if it is refused again, `latchkey env ci disable` then `latchkey env ci enable` make the escrow afresh.",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_ESCROW_INVALID: {
+    summary:
+      "`latchkey env ci enable` sent an escrowed key that does not open the copy's current version on the server (HTTP 400): the copy was sealed with another key since this machine last synced it. Nothing was changed.",
+    message: "The escrowed key does not open the vault's current version; CI pulls were not enabled.",
+    hint: "Run `latchkey env pull` (with --org SLUG for an organisation's copy), then `latchkey env ci enable` again.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */
