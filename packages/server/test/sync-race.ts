@@ -1,7 +1,12 @@
 // The race of issue 6 point 9 shared by sync-concurrency*.test.ts: CLIENTS clients × PUSHES versioned pushes on
 // one vault over real HTTP, and the checks on the outcome.
 import { createHash, randomBytes } from "node:crypto";
-import type { ApiErrorBody, PullResponse, PushResponse } from "@latchkey/core";
+import {
+  apiErrorBodySchema,
+  pullResponseSchema,
+  pushResponseSchema,
+  type PullResponse,
+} from "@latchkey/core";
 import { expect } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import { apiHeaders, expectedSignature, fakeWrappedKey } from "./sync-support.js";
@@ -53,7 +58,7 @@ export async function race(urls: readonly string[], token: string, vaultId: stri
         expect(response.headers.get("x-latchkey-signature")).toBe(
           expectedSignature(token, { method: "PUT", path, requestId, status: 200 }, text),
         );
-        const ack = JSON.parse(text) as PushResponse;
+        const ack = pushResponseSchema.parse(JSON.parse(text));
         expect(ack.version).toBe(base + 1);
         acked.push({
           version: ack.version,
@@ -63,7 +68,7 @@ export async function race(urls: readonly string[], token: string, vaultId: stri
         });
         base = ack.version;
       } else if (response.status === 409) {
-        const body = JSON.parse(text) as ApiErrorBody;
+        const body = apiErrorBodySchema.parse(JSON.parse(text));
         expect(body.code).toBe("LK_VAULT_CONFLICT");
         expect(body.currentVersion).toBeGreaterThan(base);
         conflicts++;
@@ -112,7 +117,7 @@ export function checkRace(
 export async function pullFinal(url: string, token: string, vaultId: string): Promise<PullResponse> {
   const response = await fetch(`${url}/api/v1/vaults/${vaultId}`, { headers: apiHeaders(token) });
   expect(response.status).toBe(200);
-  return (await response.json()) as PullResponse;
+  return pullResponseSchema.parse(await response.json());
 }
 
 /** How many vault.push audit rows the vault has. */

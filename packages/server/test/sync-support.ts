@@ -204,8 +204,8 @@ export async function startServerProcess(
       for (const line of output.split("\n")) {
         if (!line.startsWith("{")) continue;
         try {
-          const entry = JSON.parse(line) as { event?: string; port?: number };
-          if (entry.event === "server.listening" && typeof entry.port === "number") resolve(entry.port);
+          const entry: unknown = JSON.parse(line);
+          if (isListeningLine(entry)) resolve(entry.port);
         } catch {
           // a line still being written
         }
@@ -224,4 +224,11 @@ export async function startServerProcess(
       return exited;
     },
   };
+}
+
+/** True for the JSON log line a server writes once it listens, `{"event":"server.listening","port":N}`. */
+function isListeningLine(entry: unknown): entry is { event: "server.listening"; port: number } {
+  if (typeof entry !== "object" || entry === null) return false;
+  const { event, port } = entry as Record<string, unknown>;
+  return event === "server.listening" && typeof port === "number";
 }
