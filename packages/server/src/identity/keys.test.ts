@@ -49,4 +49,14 @@ describe("deriveIdentityKeys", () => {
     );
     expect(Buffer.from(keys.stepUpKey).toString("base64url")).not.toBe(keys.cookieKeys[0]);
   });
+
+  it("derives the CI access token key under its own label, so neither token kind verifies as the other", () => {
+    const keys = deriveIdentityKeys(SECRET);
+    const expected = hkdfSync("sha256", SECRET, "latchkey-server identity v1", "ci access token hs256", 32);
+    expect(Buffer.from(keys.ciAccessKey).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(keys.ciAccessKey).equals(Buffer.from(keys.stepUpKey))).toBe(false);
+    expect(
+      Buffer.from(deriveIdentityKeys(`${SECRET}x`).ciAccessKey).equals(Buffer.from(keys.ciAccessKey)),
+    ).toBe(false);
+  });
 });

@@ -2,7 +2,7 @@
  * Every key the identity slice uses, derived from the server secret with HKDF-SHA256 (RFC 5869), so every
  * process started with the same LATCHKEY_SERVER_SECRET (or the same data directory) signs, seals and checks
  * alike: the provider's signing key (Ed25519), its cookie keys, the TOTP sealing key, the login-step tickets and
- * the key of step-up proofs.
+ * the keys of step-up proofs and of CI access tokens.
  */
 import {
   createCipheriv,
@@ -34,6 +34,11 @@ export interface IdentityKeys {
    * only this server (any process with the same secret) can mint or check.
    */
   stepUpKey: Uint8Array;
+  /**
+   * The HS256 key of CI access tokens (ci/access-token.ts): minted by the CI exchange, taken only by the CI pull.
+   * A key of its own, so no token of one kind can ever verify as the other.
+   */
+  ciAccessKey: Uint8Array;
 }
 
 function derive(secret: string, info: string, length = 32): Buffer {
@@ -82,6 +87,7 @@ export function deriveIdentityKeys(secret: string): IdentityKeys {
     },
     mac: (...parts) => createHmac("sha256", macKey).update(parts.join("\u0000")).digest(),
     stepUpKey: new Uint8Array(derive(secret, "step-up proof hs256")),
+    ciAccessKey: new Uint8Array(derive(secret, "ci access token hs256")),
   };
 }
 
