@@ -380,3 +380,4 @@ export {
   packageJsonSchema,
   packageWorkspacesSchema,
 } from "./schemas/npm.js";
+export { githubRepositoryAnswerSchema, type GithubRepositoryAnswer } from "./schemas/github.js";
