@@ -15,6 +15,7 @@ import {
   type ExportFormat,
 } from "./env.js";
 import type { RunState } from "./support.js";
+import { addCiCommands } from "./ci-command.js";
 import { addEnvPairCommand } from "./pair-command.js";
 import { addSharingKeyCommands } from "./sharing-command.js";
 import { addSyncCommands } from "./sync-command.js";
@@ -251,5 +252,6 @@ export function envCommand(ctx: Context, state: RunState): Command {
   addSyncCommands(env, ctx, state);
   addEnvPairCommand(env, ctx, state);
   addSharingKeyCommands(env, ctx, state);
+  addCiCommands(env, ctx, state);
   return env;
 }

@@ -24,13 +24,17 @@ interface ServerFlags {
 }
 
 /** --org and --personal, for the commands that work on either copy of the vault. */
-function withCopyOptions(command: Command): Command {
+export function withCopyOptions(command: Command): Command {
   return command
     .option("--org <slug>", "the organisation's copy of the vault (default: latchkey.json's \"org\", if any)")
     .option("--personal", "your personal copy, even where latchkey.json names an organisation");
 }
 
-function copyOptions(flags: ServerFlags): { org?: string; personal?: boolean } {
+/** The copy `--org` and `--personal` chose, as the sync functions take it. */
+export function copyOptions(flags: { org?: string; personal?: boolean }): {
+  org?: string;
+  personal?: boolean;
+} {
   return {
     ...(flags.org === undefined ? {} : { org: flags.org }),
     ...(flags.personal === true ? { personal: true } : {}),

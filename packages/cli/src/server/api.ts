@@ -108,7 +108,12 @@ const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_MEMBER_EXISTS",
   "LK_ORG_MEMBERS_CHANGED",
   "LK_ORG_VAULT_KEY_MISSING",
+  "LK_CI_ESCROW_STALE",
 ]);
+
+// The refusals a 400 may name that have a remedy of their own; any other 400 is LK_SERVER_ERROR (a body this CLI
+// should never have sent).
+const BAD_REQUEST_CODES: ReadonlySet<string> = new Set<ErrorCode>(["LK_CI_ESCROW_INVALID"]);
 
 /**
  * Seconds to wait from a Retry-After header (delta-seconds or an HTTP date, RFC 9110 §10.2.3), or null when it
@@ -133,6 +138,9 @@ async function responseError(
   const where = describe(call, server);
   const status = response.status;
   const body = await errorBody(response);
+  if (status === 400 && body.code !== undefined && BAD_REQUEST_CODES.has(body.code)) {
+    return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
+  }
   if (status === 403 && body.code !== undefined && FORBIDDEN_CODES.has(body.code)) {
     return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
   }
@@ -195,10 +203,10 @@ async function responseError(
  * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
  * fallback); then parses the answer with `call.answer` (not JSON, or not that shape → LK_SERVER_ERROR); maps
  * errors: 401 after the retry → LK_SESSION_EXPIRED
- * (hint: `latchkey login`), 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE or LK_ORG_FORBIDDEN, else
+ * (hint: `latchkey login`), 400 → the body's LK_CI_ESCROW_INVALID, 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE or LK_ORG_FORBIDDEN, else
  * LK_FORBIDDEN, 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND,
  * LK_ORG_NOT_FOUND…) else LK_SERVER_ERROR, 409 → the body's code when it is one of CONFLICT_CODES (pairing,
- * sharing keys, organisations), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * sharing keys, organisations, the CI escrow), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, 429 → LK_RATE_LIMITED naming Retry-After, other → LK_SERVER_ERROR (status named, body not
  * echoed), network → LK_SERVER_UNREACHABLE. `call.stepUpProof` goes in STEP_UP_HEADER on every attempt.
  */
