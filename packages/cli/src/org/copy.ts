@@ -10,7 +10,6 @@ import {
   orgMembersResponseSchema,
   orgPublicKeysResponseSchema,
   orgPullResponseSchema,
-  pushResponseSchema,
   sharingKeyFingerprint,
   syncBlobContext,
   unwrapKeyForRecipient,
@@ -23,6 +22,7 @@ import {
   type PushResponse,
   type VaultDocument,
 } from "@latchkey/core";
+import { sendVersion } from "../ci/escrow.js";
 import type { Context } from "../context.js";
 import { openEnvelopeCli } from "../crypto/native.js";
 import { readVaultDocument } from "../fast-readers.js";
@@ -238,7 +238,8 @@ export interface SealedShare {
  * Sends a share: the sealed version with `vaultKey` wrapped for every member with a sharing key, which become the
  * copy's whole key set. When the members or their keys changed while it was prepared (409
  * LK_ORG_MEMBERS_CHANGED), the keys are fetched, checked against the pins and wrapped again, {@link SHARE_ATTEMPTS}
- * times in all; a conflict on the version is the caller's to handle.
+ * times in all; a conflict on the version is the caller's to handle. A copy with CI pulls enabled gets the escrow of
+ * a new key the same way as a push (ci/escrow.ts sendVersion).
  */
 export async function sendShare(
   ctx: Context,
@@ -256,13 +257,14 @@ export async function sendShare(
       wrappedKeys: members.wrappedKeys,
     };
     try {
-      const answer = await callApi(
+      const answer = await sendVersion(
         ctx,
         {
-          method: "PUT",
           path: `${orgVaultPath(share.org, share.vaultId)}/share`,
           body,
-          answer: pushResponseSchema,
+          sealedWith: share.vaultKey,
+          vaultId: share.vaultId,
+          org: share.org,
         },
         options,
       );

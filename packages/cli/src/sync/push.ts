@@ -4,7 +4,6 @@ import {
   isLatchkeyError,
   orgVaultsResponseSchema,
   pullResponseSchema,
-  pushResponseSchema,
   syncBlobContext,
   toBase64,
   utf8Encode,
@@ -12,6 +11,7 @@ import {
   type PushRequest,
   type PushResponse,
 } from "@latchkey/core";
+import { sendVersion } from "../ci/escrow.js";
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
 import { orgPath, orgVaultPath, sendShare } from "../org/copy.js";
@@ -196,6 +196,8 @@ function orgCopyNotSynced(vaultId: string, org: string, baseVersion: number): La
  *   at its last sync of that copy (kept in its merge base); the members' wrapped keys stay as they are;
  * - `share`: an organisation's copy whose key set becomes the vault key wrapped for every member with a sharing
  *   key, sealed with the copy's key, a new one for its first version or with `newKey`.
+ * A copy with CI pulls enabled whose escrow does not open the new version (a new key) is sent again with the
+ * escrow of the key it is sealed with (ci/escrow.ts sendVersion).
  * The base is the lower of latchkey.json's recorded version of that copy and this machine's last synced version,
  * so a checkout that has not seen a newer version, or a latchkey.json carried in by git from elsewhere, is
  * refused (409) rather than overwriting what it never merged.
@@ -292,9 +294,9 @@ async function pushCopy(
         name,
         baseVersion,
       };
-      result = await callApi(
+      result = await sendVersion(
         ctx,
-        { method: "PUT", path: vaultPath(vaultId), body, answer: pushResponseSchema },
+        { path: vaultPath(vaultId), body, sealedWith: sealingKey, vaultId },
         api,
       );
     } else if (share) {
@@ -337,9 +339,9 @@ async function pushCopy(
         name,
         baseVersion,
       };
-      result = await callApi(
+      result = await sendVersion(
         ctx,
-        { method: "PUT", path: orgVaultPath(org, vaultId), body, answer: pushResponseSchema },
+        { path: orgVaultPath(org, vaultId), body, sealedWith: sealingKey, vaultId, org },
         api,
       );
     }
