@@ -240,6 +240,7 @@ describe("the hot commands' readers accept what core's schemas accept, and read 
         org: mostly(fc.constantFrom("acme", "team-2"), fc.constantFrom(1, null, ["acme"])),
         highestVersion: version,
         syncedVersion: version,
+        highestKeyVersion: version,
         syncedAt: mostly(
           fc.constantFrom("2030-01-01T00:00:00.000Z", "2030-01-01T00:00:00+02:00"),
           fc.constantFrom("2030-01-01", "2030-02-30T00:00:00Z", "yesterday", 1893456000000, null),

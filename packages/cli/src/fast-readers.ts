@@ -230,12 +230,16 @@ const isSafeInteger = (value: unknown): value is number =>
 /** One entry of `sync/state.json` (core's syncEntrySchema): a `syncedAt` that is no date-time reads as absent. */
 function readSyncEntry(value: unknown, at: number): Checked<SyncEntry> {
   if (!isTable(value)) return fail(["entries", at], "not an object");
-  const { server, userId, vaultId, highestVersion, syncedVersion, syncedAt, org } = value;
+  const { server, userId, vaultId, highestVersion, syncedVersion, syncedAt, org, highestKeyVersion } = value;
   if (typeof server !== "string" || typeof userId !== "string" || typeof vaultId !== "string")
     return fail(["entries", at], "no server, user or vault");
   if (org !== undefined && typeof org !== "string")
     return fail(["entries", at], "an organisation that is not a string");
-  if (!isSafeInteger(highestVersion) || !isSafeInteger(syncedVersion))
+  if (
+    !isSafeInteger(highestVersion) ||
+    !isSafeInteger(syncedVersion) ||
+    (highestKeyVersion !== undefined && !isSafeInteger(highestKeyVersion))
+  )
     return fail(["entries", at], "a version that is not an integer");
   const entry: SyncEntry = { ...members(value), server, userId, vaultId, highestVersion, syncedVersion };
   if (typeof syncedAt === "string" && parseIsoDateTime(syncedAt) !== null) entry.syncedAt = syncedAt;

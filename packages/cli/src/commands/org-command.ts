@@ -53,9 +53,9 @@ const SHARING_HELP =
   "machine whose key is not your registered one is refused (LK_SHARING_KEY_MISMATCH; see\n" +
   "`latchkey env rotate-sharing-key`).";
 
-/** --trust-new-members, for every command that wraps a vault key for the members. */
+/** --trust-new-members, for every command that wraps a vault key for the members or opens one a member wrapped. */
 export const TRUST_NEW_MEMBERS_HELP =
-  "without a terminal, wrap for members this machine never saw with whatever key the server sends (a changed key is refused all the same)";
+  "without a terminal, take whatever key the server sends for members this machine never saw, to wrap for or as the sharer of a key it opens (a changed key is refused all the same)";
 
 /** What a command that wraps for the members checks first (org/pins.ts). */
 export const TRUSTING_KEYS_HELP =

@@ -126,7 +126,8 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         .addOption(
           new Option("-e, --env <name>", "the environment --output writes").default(DEFAULT_ENVIRONMENT),
         )
-        .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)"),
+        .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)")
+        .option("--trust-new-members", TRUST_NEW_MEMBERS_HELP),
     ),
   )
     .addHelpText(
@@ -134,16 +135,28 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
       "\nKeys changed only here stay, keys changed only on the server are taken, keys changed on both sides keep\n" +
         "the local value and are listed (names only) so the next push settles them. A version older than one this\n" +
         `machine has seen is refused.\n${ORG_COPY_HELP}\n\n` +
-        "Examples:\n  latchkey env pull\n  latchkey env pull --org acme -e staging -o .env",
+        "An organisation's key opens only as wrapped by the member who shared it, from the sharing key this\n" +
+        "machine pinned for them (org-keys.json), and never at a key version older than one it has had. A sharer\n" +
+        "whose key changed is refused (LK_ORG_MEMBER_KEY_CHANGED: check the fingerprint with them, then\n" +
+        "`latchkey org trust SLUG EMAIL FINGERPRINT`); one never seen is asked about on a terminal, and refused\n" +
+        "without one (LK_ORG_MEMBER_UNTRUSTED) unless --trust-new-members.\n\n" +
+        "Examples:\n  latchkey env pull\n  latchkey env pull --org acme -e staging -o .env\n" +
+        "  latchkey env pull --org acme --trust-new-members   (a script's first pull)",
     )
-    .action(async (flags: ServerFlags & { env: string; output?: string }, command: Command) => {
-      state.exitCode = await envPull(ctx, {
-        ...syncOptions(command, flags),
-        ...copyOptions(flags),
-        environment: flags.env,
-        ...(flags.output === undefined ? {} : { output: flags.output }),
-      });
-    });
+    .action(
+      async (
+        flags: ServerFlags & { env: string; output?: string; trustNewMembers?: boolean },
+        command: Command,
+      ) => {
+        state.exitCode = await envPull(ctx, {
+          ...syncOptions(command, flags),
+          ...copyOptions(flags),
+          environment: flags.env,
+          trustNewMembers: flags.trustNewMembers === true,
+          ...(flags.output === undefined ? {} : { output: flags.output }),
+        });
+      },
+    );
   withServerOptions(
     env
       .command("status")

@@ -61,12 +61,14 @@ export async function envPush(
 /** `env pull`. */
 export async function envPull(
   ctx: Context,
-  options: SyncCommandOptions & CopyChoice & { environment: string; output?: string },
+  options: SyncCommandOptions &
+    CopyChoice & { environment: string; output?: string; trustNewMembers?: boolean },
 ): Promise<number> {
   const pullOptions: PullOptions = {
     environment: options.environment,
     verbose: options.verbose,
     ...choice(options),
+    trustNewMembers: options.trustNewMembers === true,
   };
   if (options.output !== undefined) pullOptions.output = options.output;
   if (options.profile !== undefined) pullOptions.profile = options.profile;

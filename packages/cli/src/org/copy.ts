@@ -1,8 +1,10 @@
 // An organisation's copy of a vault (docs/teams.md, "Organisation vaults"): a blob sealed with the organisation's
 // vault key, which the server holds wrapped once per member for that member's X25519 sharing key. What the push,
 // pull, share and rotation code paths need of it lives here: opening the copy with this machine's sharing key,
-// and wrapping a vault key for every member with a registered sharing key. Requests go through callApi; the
-// server only ever sees ciphertext and wrapped keys.
+// and wrapping a vault key for every member with a registered sharing key. Every wrap is authenticated with the
+// sharer's own sharing key (docs/teams.md, "Who wrapped a key"): the server, which needs only a member's public
+// key to wrap something for them, cannot plant a vault key of its own. Requests go through callApi; the server
+// only ever sees ciphertext and wrapped keys.
 import {
   LatchkeyError,
   fromBase64,
@@ -10,11 +12,12 @@ import {
   orgMembersResponseSchema,
   orgPublicKeysResponseSchema,
   orgPullResponseSchema,
+  orgVaultKeyContext,
   sharingKeyFingerprint,
   syncBlobContext,
-  unwrapKeyForRecipient,
+  unwrapKeyFromSender,
   utf8Decode,
-  wrapKeyForRecipient,
+  wrapKeyFromSender,
   type EnvSchema,
   type OrgPullResponse,
   type OrgShareRequest,
@@ -28,7 +31,8 @@ import { openEnvelopeCli } from "../crypto/native.js";
 import { readVaultDocument } from "../fast-readers.js";
 import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
 import { shortFingerprint, type SharingKey } from "../sharing/sharing-key.js";
-import { checkRecipients } from "./pins.js";
+import { getSyncEntry } from "../sync/state.js";
+import { checkRecipients, pinOrgKeys, pinState, pinsOf, readOrgKeys, reviewKeys } from "./pins.js";
 
 /** The path of an organisation under the API prefix (callApi's paths); the slug is checked by the caller. */
 export const orgPath = (slug: string): string => `/orgs/${slug}`;
@@ -66,36 +70,132 @@ export async function fetchOrgCopy(
   return result;
 }
 
+/** The fields of a pulled copy that say which vault key it holds for the caller, and who wrapped it. */
+export type WrappedOrgKey = Pick<
+  OrgPullResponse,
+  "wrappedKey" | "fingerprint" | "vaultId" | "version" | "keyVersion" | "wrappedBy"
+>;
+
+function rewrapHint(org: string): string {
+  return `Ask a maintainer of ${org} to run \`latchkey env share --org ${org}\` in this project again.`;
+}
+
 /**
- * The organisation's vault key from a pulled copy, unwrapped with this machine's sharing key. A key wrapped for
- * another sharing key of the account (one it had before `env rotate-sharing-key`) is LK_ORG_VAULT_KEY_MISSING:
- * a maintainer must share again; one that does not open is LK_VAULT_DECRYPT_FAILED.
+ * Who wrapped the copy's key, checked before anything is unwrapped: the fingerprint the server gives must be the
+ * one of the public key it gives (computed here); your own account's key must be this machine's; anyone else's
+ * must pass this machine's pins (pins.ts reviewKeys: a changed key is refused, a new one asked about). Returns the
+ * sharer's public key and the new key to pin once the wrap has opened with it (null: nothing to pin).
+ */
+async function checkSharer(
+  ctx: Context,
+  copy: WrappedOrgKey,
+  me: Sharer,
+  org: string,
+  server: string,
+): Promise<{ publicKey: Uint8Array; pin: { userId: string; email: string; fingerprint: string } | null }> {
+  const by = copy.wrappedBy;
+  const publicKey = fromBase64(by.publicKey);
+  const fingerprint = await sharingKeyFingerprint(publicKey);
+  if (fingerprint !== by.fingerprint) {
+    throw orgCopyInvalid(
+      copy.vaultId,
+      org,
+      server,
+      "the fingerprint it gives for the sharer's key is not that key's",
+    );
+  }
+  if (by.userId.toLowerCase() === me.userId.toLowerCase()) {
+    if (fingerprint !== me.key.fingerprint) {
+      throw orgCopyInvalid(
+        copy.vaultId,
+        org,
+        server,
+        `it says you wrapped its key with sharing key ${shortFingerprint(fingerprint)}…, which is not this machine's (${shortFingerprint(me.key.fingerprint)}…)`,
+      );
+    }
+    return { publicKey, pin: null };
+  }
+  if (by.email === null) {
+    // An account that is gone cannot be asked for its fingerprint: only a key pinned before is taken.
+    const pins = pinsOf(await readOrgKeys(ctx), server, org);
+    if (pinState(pins, { userId: by.userId, email: "", fingerprint }) !== "pinned") {
+      throw new LatchkeyError("LK_ORG_MEMBER_UNTRUSTED", {
+        message: `The key of ${org}'s copy of vault ${copy.vaultId} was wrapped by an account that no longer exists, with a sharing key this machine never pinned (${fingerprint}); nothing was written.`,
+        hint: rewrapHint(org),
+        details: { server, org, vaultId: copy.vaultId },
+      });
+    }
+    return { publicKey, pin: null };
+  }
+  const sharer = { userId: by.userId, email: by.email, role: null, fingerprint };
+  const accepted = await reviewKeys(ctx, server, org, [sharer], me.trustNewMembers === true, {
+    kind: "open",
+    vaultId: copy.vaultId,
+  });
+  return { publicKey, pin: accepted.length === 0 ? null : sharer };
+}
+
+/**
+ * The organisation's vault key from a pulled copy, unwrapped with this machine's sharing key, once the sharer who
+ * wrapped it is one this machine trusts (checkSharer) and its key version is not older than one this machine has
+ * opened or made for the copy (else LK_VAULT_ROLLBACK: the old key of a rotation, which a removed member may
+ * hold). A key wrapped for another sharing key of the account (one it had before `env rotate-sharing-key`) is
+ * LK_ORG_VAULT_KEY_MISSING: a maintainer must share again; one that does not open from the sharer's key under
+ * its context is LK_VAULT_DECRYPT_FAILED. A new sharer's key accepted on the way is pinned only after the wrap
+ * opened with it; nothing else is written.
  */
 export async function unwrapOrgKey(
-  copy: Pick<OrgPullResponse, "wrappedKey" | "fingerprint" | "vaultId">,
-  key: SharingKey,
+  ctx: Context,
+  copy: WrappedOrgKey,
+  me: Sharer,
   org: string,
   server: string,
 ): Promise<Uint8Array> {
+  const key = me.key;
   if (copy.fingerprint !== key.fingerprint) {
     throw new LatchkeyError("LK_ORG_VAULT_KEY_MISSING", {
       message: `Organisation ${org}'s copy of vault ${copy.vaultId} has its key wrapped for your sharing key ${shortFingerprint(copy.fingerprint)}…, not for this machine's (${shortFingerprint(key.fingerprint)}…). Nothing was written.`,
-      hint: `Ask a maintainer of ${org} to run \`latchkey env share --org ${org}\` in this project again.`,
+      hint: rewrapHint(org),
       details: { server, org, vaultId: copy.vaultId },
     });
   }
+  if (copy.keyVersion > copy.version) {
+    throw orgCopyInvalid(
+      copy.vaultId,
+      org,
+      server,
+      `its key version ${copy.keyVersion} is above its version ${copy.version}`,
+    );
+  }
+  const entry = await getSyncEntry(ctx.paths.home, server, me.userId, copy.vaultId, org);
+  const seen = entry?.highestKeyVersion;
+  if (seen !== undefined && copy.keyVersion < seen) {
+    throw new LatchkeyError("LK_VAULT_ROLLBACK", {
+      message: `The server offered organisation ${org}'s copy of vault ${copy.vaultId} with the vault key of version ${copy.keyVersion}, but this machine has already had the key of version ${seen}: an older key, which a member removed since may still hold. Nothing was written.`,
+      hint: `Ask a maintainer of ${org} to check the copy, and to run \`latchkey org rotate-keys ${org}\` if it was tampered with.`,
+      details: { server, org, vaultId: copy.vaultId, offered: copy.keyVersion, highestSeen: seen },
+    });
+  }
+  const sharer = await checkSharer(ctx, copy, me, org, server);
   let orgKey: Uint8Array;
   try {
-    orgKey = await unwrapKeyForRecipient(copy.wrappedKey, key.privateKey, key.publicKey);
+    orgKey = await unwrapKeyFromSender(
+      copy.wrappedKey,
+      key.privateKey,
+      key.publicKey,
+      sharer.publicKey,
+      orgVaultKeyContext(copy.vaultId, org, copy.keyVersion),
+    );
   } catch (error) {
     if (!isLatchkeyError(error)) throw error;
     throw new LatchkeyError("LK_VAULT_DECRYPT_FAILED", {
-      message: `The key of organisation ${org}'s copy of vault ${copy.vaultId} does not open with your sharing key, though the server says it was wrapped for it. Nothing was written.`,
-      hint: `Ask a maintainer of ${org} to run \`latchkey env share --org ${org}\` in this project again.`,
+      message: `The key of organisation ${org}'s copy of vault ${copy.vaultId} does not open with your sharing key as wrapped by ${copy.wrappedBy.email ?? "the account named"} for version ${copy.keyVersion}, though the server says it was: it was altered, or not made by that member. Nothing was written.`,
+      hint: rewrapHint(org),
       details: { server, org, vaultId: copy.vaultId },
     });
   }
   if (orgKey.length !== 32) throw orgCopyInvalid(copy.vaultId, org, server, "its vault key is not 32 bytes");
+  if (sharer.pin !== null) await pinOrgKeys(ctx, server, org, [sharer.pin]);
   return orgKey;
 }
 
@@ -144,7 +244,10 @@ export interface MemberKeys {
   readonly waiting: string[];
 }
 
-/** Who shares: the account and this machine's sharing key, and whether new members' keys are taken unasked. */
+/**
+ * Who shares, or opens a shared key: the account and this machine's sharing key, and whether keys of members never
+ * seen here are taken unasked.
+ */
 export interface Sharer {
   readonly userId: string;
   readonly key: SharingKey;
@@ -152,20 +255,34 @@ export interface Sharer {
   readonly trustNewMembers?: boolean;
 }
 
+/** What a share wraps: the vault key, for which copy, and the key version the share makes (baseVersion + 1). */
+export interface KeyToWrap {
+  readonly org: string;
+  readonly vaultId: string;
+  readonly vaultKey: Uint8Array;
+  readonly keyVersion: number;
+}
+
+// Wraps run concurrently (each is a few X25519 and HKDF operations on the thread pool) but in bounded batches, so
+// a large organisation does not queue thousands of operations at once.
+const WRAP_BATCH = 64;
+
 /**
- * Wraps `vaultKey` for every member of `org` with a registered sharing key (`GET /orgs/:slug/public-keys`, which
- * needs the maintainer role). Each fingerprint sent is computed here from the key wrapped for, so the server's
- * check that it is the member's registered key is a check of what was really done. The caller's own key must be
- * among them and be `me`, else the share would lock the caller out: LK_SERVER_ERROR. Every other key must pass
- * this machine's pins first (pins.ts checkRecipients): nothing is wrapped for a changed or unconfirmed key.
+ * Wraps the vault key for every member of `wrap.org` with a registered sharing key (`GET /orgs/:slug/public-keys`,
+ * which needs the maintainer role), from this machine's sharing key (wrapKeyFromSender) under
+ * orgVaultKeyContext(vault, org, keyVersion). Each fingerprint sent is computed here from the key wrapped for, so
+ * the server's check that it is the member's registered key is a check of what was really done. The caller's own
+ * key must be among them and be `me`, else the share would lock the caller out: LK_SERVER_ERROR. Every other key
+ * must pass this machine's pins first (pins.ts checkRecipients): nothing is wrapped for a changed or unconfirmed
+ * key.
  */
 export async function wrapForMembers(
   ctx: Context,
-  org: string,
-  vaultKey: Uint8Array,
+  wrap: KeyToWrap,
   me: Sharer,
   options: ApiOptions,
 ): Promise<MemberKeys> {
+  const { org } = wrap;
   const [keys, members] = await Promise.all([
     callApi(
       ctx,
@@ -208,14 +325,17 @@ export async function wrapForMembers(
       .map((m) => ({ ...m, role: roles.get(m.userId.toLowerCase()) ?? null })),
     me.trustNewMembers === true,
   );
+  const context = orgVaultKeyContext(wrap.vaultId, org, wrap.keyVersion);
+  const sender = { publicKey: me.key.publicKey, privateKey: me.key.privateKey };
   const wrappedKeys: OrgWrappedKey[] = [];
-  for (const member of listed) {
-    // Each wrap has its own ephemeral key: one member's wrapped key tells nothing of another's.
-    wrappedKeys.push({
+  for (let at = 0; at < listed.length; at += WRAP_BATCH) {
+    const batch = listed.slice(at, at + WRAP_BATCH).map(async (member) => ({
       userId: member.userId,
-      wrappedKey: await wrapKeyForRecipient(vaultKey, member.publicKey),
+      // Each wrap has its own ephemeral key: one member's wrapped key tells nothing of another's.
+      wrappedKey: await wrapKeyFromSender(wrap.vaultKey, member.publicKey, sender, context),
       fingerprint: member.fingerprint,
-    });
+    }));
+    wrappedKeys.push(...(await Promise.all(batch)));
   }
   const sharedWith = listed.map((m) => m.email);
   const waiting = members.data.members.filter((m) => m.sharingKeyFingerprint === null).map((m) => m.email);
@@ -235,11 +355,12 @@ export interface SealedShare {
 }
 
 /**
- * Sends a share: the sealed version with `vaultKey` wrapped for every member with a sharing key, which become the
- * copy's whole key set. When the members or their keys changed while it was prepared (409
- * LK_ORG_MEMBERS_CHANGED), the keys are fetched, checked against the pins and wrapped again, {@link SHARE_ATTEMPTS}
- * times in all; a conflict on the version is the caller's to handle. A copy with CI pulls enabled gets the escrow of
- * a new key the same way as a push (ci/escrow.ts sendVersion).
+ * Sends a share: the sealed version with `vaultKey` wrapped for every member with a sharing key (for key version
+ * baseVersion + 1, from this machine's sharing key, whose fingerprint goes with it), which become the copy's whole
+ * key set. When the members or their keys changed while it was prepared (409 LK_ORG_MEMBERS_CHANGED), the keys are
+ * fetched, checked against the pins and wrapped again, {@link SHARE_ATTEMPTS} times in all; a conflict on the
+ * version is the caller's to handle (a share sent again for another base version is wrapped again for it). A
+ * copy with CI pulls enabled gets the escrow of a new key the same way as a push (ci/escrow.ts sendVersion).
  */
 export async function sendShare(
   ctx: Context,
@@ -248,12 +369,18 @@ export async function sendShare(
   options: ApiOptions,
 ): Promise<{ answer: ApiResult<PushResponse>; members: MemberKeys }> {
   for (let attempt = 1; ; attempt++) {
-    const members = await wrapForMembers(ctx, share.org, share.vaultKey, me, options);
+    const members = await wrapForMembers(
+      ctx,
+      { org: share.org, vaultId: share.vaultId, vaultKey: share.vaultKey, keyVersion: share.baseVersion + 1 },
+      me,
+      options,
+    );
     const body: OrgShareRequest = {
       encryptedBlob: share.encryptedBlob,
       ...(share.schema === undefined ? {} : { schema: share.schema }),
       name: share.name,
       baseVersion: share.baseVersion,
+      senderFingerprint: me.key.fingerprint,
       wrappedKeys: members.wrappedKeys,
     };
     try {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { orgTeam } from "../../test/support/org-server.js";
+import { orgTeam, wrapperOf } from "../../test/support/org-server.js";
 import type { SharingMachineOptions } from "../../test/support/sharing-key-server.js";
 import { describeMembers } from "../commands/org.js";
 import { deleteOrg, orgMembers, setOrgMemberRole } from "./manage.js";
@@ -81,7 +81,17 @@ describe("org members and set-role", () => {
       version: 2,
       encryptedBlob: "",
       name: "web",
-      keys: new Map([[t.me.userId, { wrappedKey: "x", fingerprint: t.machine.server.key!.fingerprint }]]),
+      keys: new Map([
+        [
+          t.me.userId,
+          {
+            wrappedKey: "x",
+            fingerprint: t.machine.server.key!.fingerprint,
+            keyVersion: 2,
+            wrappedBy: wrapperOf(t.bob),
+          },
+        ],
+      ]),
     });
     const text = describeMembers(await orgMembers(t.machine.ctx, "acme", {}));
     expect(text).toContain(`This machine's sharing key: ${t.machine.server.key!.fingerprint}`);

@@ -110,7 +110,7 @@ describe("a member's pinned key", () => {
       sharedWith: ["bob@example.com", "me@example.com"],
     });
     const copy = t.org.copies.get(VAULT)!;
-    expect(await openFakeCopy(copy, t.org, VAULT, await memberVaultKey(copy, t.bob))).toEqual({
+    expect(await openFakeCopy(copy, t.org, VAULT, await memberVaultKey(copy, t.bob, t.org, VAULT))).toEqual({
       default: { API_KEY: "v-1" },
     });
   });

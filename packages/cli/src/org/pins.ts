@@ -125,28 +125,65 @@ export async function pinOrgKeys(
   });
 }
 
-const describe = (r: Recipient) => `  ${r.email}  ${r.role ?? "(role not listed)"}  ${r.fingerprint}`;
+/**
+ * What the keys under review are for: the recipients of a share (`share`), or the sharer who wrapped an
+ * organisation copy's vault key this machine is about to open (`open`, docs/teams.md "Who wrapped a key"). The
+ * rules are the same; the words say what is at stake.
+ */
+export type KeyUse = { readonly kind: "share" } | { readonly kind: "open"; readonly vaultId: string };
+
+function wording(use: KeyUse, server: string, org: string) {
+  if (use.kind === "share") {
+    return {
+      done: "nothing was shared",
+      changed: `${server} lists sharing keys for members of ${org} that are not the ones this machine pinned`,
+      again: "share again",
+      fresh: `${server} lists members of ${org} whose sharing keys this machine has never wrapped for`,
+      risk: "a key the server made up would read everything shared from now on",
+      question: (one: boolean) => `Trust ${one ? "this key" : "these keys"} and share with them?`,
+      declined: "You did not trust the new members' sharing keys",
+    };
+  }
+  const copy = `${org}'s copy of vault ${use.vaultId}`;
+  return {
+    done: "nothing was written",
+    changed: `${server} says the key of ${copy} was wrapped by a member whose sharing key is not the one this machine pinned for them`,
+    again: "pull again",
+    fresh: `The key of ${copy} was wrapped by a member whose sharing key this machine has never seen`,
+    risk: "a key the server made up would hand you secrets of its choosing",
+    question: () => "Trust this key and open what it wrapped?",
+    declined: "You did not trust the sharing key that wrapped the organisation's vault key",
+  };
+}
 
 /**
- * Checks the members a vault key is about to be wrapped for against this machine's pins, before anything is
- * sent: a pinned key passes; a changed one is LK_ORG_MEMBER_KEY_CHANGED, always; new ones are shown and asked
- * about on a terminal (y/N), accepted without asking with `trustNewMembers`, else LK_ORG_MEMBER_UNTRUSTED.
- * Accepted keys are pinned. `recipients` excludes the caller, whose key is checked against this machine's own.
+ * Checks members' keys against this machine's pins before any is used, and pins nothing: a pinned key passes; a
+ * changed one is LK_ORG_MEMBER_KEY_CHANGED, always; new ones are shown and asked about on a terminal (y/N),
+ * accepted without asking with `trustNewMembers`, else LK_ORG_MEMBER_UNTRUSTED. Returns the new keys accepted,
+ * for the caller to pin ({@link pinOrgKeys}) once it has used them. `keys` excludes the caller, whose key is
+ * checked against this machine's own.
  */
-export async function checkRecipients(
+export async function reviewKeys(
   ctx: Context,
   server: string,
   org: string,
-  recipients: readonly Recipient[],
+  keys: readonly Recipient[],
   trustNewMembers: boolean,
-): Promise<void> {
+  use: KeyUse,
+): Promise<Recipient[]> {
+  const words = wording(use, server, org);
+  // A sharer is shown without a role: the copy's answer does not say it, and it is not what makes them trusted.
+  const describe = (r: Recipient) =>
+    use.kind === "open"
+      ? `  ${r.email}  ${r.fingerprint}`
+      : `  ${r.email}  ${r.role ?? "(role not listed)"}  ${r.fingerprint}`;
   const pins = pinsOf(await readOrgKeys(ctx), server, org);
-  const changed = recipients.filter((r) => pinState(pins, r) === "changed");
+  const changed = keys.filter((r) => pinState(pins, r) === "changed");
   if (changed.length > 0) {
     const first = changed[0]!;
     throw new LatchkeyError("LK_ORG_MEMBER_KEY_CHANGED", {
       message:
-        `${server} lists sharing keys for members of ${org} that are not the ones this machine pinned; nothing was shared:\n` +
+        `${words.changed}; ${words.done}:\n` +
         changed
           .map((r) => {
             const pin = pins[r.userId.toLowerCase()];
@@ -156,12 +193,12 @@ export async function checkRecipients(
       hint:
         `A member who ran \`latchkey env rotate-sharing-key\` has a new key; anyone else's change may be the server's key. ` +
         `Ask ${first.email}, by a channel other than the server, for the fingerprint \`latchkey org members ${org}\` shows as their machine's sharing key; ` +
-        `if it is the one above, run \`latchkey org trust ${org} ${first.email} FINGERPRINT\`, then share again.`,
+        `if it is the one above, run \`latchkey org trust ${org} ${first.email} FINGERPRINT\`, then ${words.again}.`,
       details: { server, org, members: changed.map((r) => r.userId) },
     });
   }
-  const fresh = recipients.filter((r) => pinState(pins, r) === "new");
-  if (fresh.length === 0) return;
+  const fresh = keys.filter((r) => pinState(pins, r) === "new");
+  if (fresh.length === 0) return [];
   const list = fresh.map(describe).join("\n");
   if (trustNewMembers) {
     printStatus(
@@ -171,26 +208,41 @@ export async function checkRecipients(
   } else if (ctx.stdin.isTTY && ctx.stderr.isTTY) {
     printStatus(
       ctx,
-      `${server} lists members of ${org} whose sharing keys this machine has never wrapped for:\n${list}\n` +
-        "Compare each fingerprint with the one the member sees (`latchkey org members` on their machine) before saying yes: a key the server made up would read everything shared from now on.",
+      `${words.fresh}:\n${list}\n` +
+        `Compare each fingerprint with the one the member sees (\`latchkey org members\` on their machine) before saying yes: ${words.risk}.`,
     );
-    const yes = await ctx.prompts.confirm(
-      `Trust ${fresh.length === 1 ? "this key" : "these keys"} and share with them?`,
-      false,
-    );
-    if (!yes) {
+    if (!(await ctx.prompts.confirm(words.question(fresh.length === 1), false))) {
       throw new LatchkeyError("LK_ORG_MEMBER_UNTRUSTED", {
-        message: `You did not trust the new members' sharing keys; nothing was shared.`,
+        message: `${words.declined}; ${words.done}.`,
         hint: `Verify the fingerprints with the members, then run the command again (or pin each with \`latchkey org trust ${org} EMAIL FINGERPRINT\`).`,
         details: { server, org, members: fresh.map((r) => r.userId) },
       });
     }
   } else {
     throw new LatchkeyError("LK_ORG_MEMBER_UNTRUSTED", {
-      message: `${server} lists members of ${org} whose sharing keys this machine has never wrapped for, and there is no terminal to confirm them on; nothing was shared:\n${list}`,
+      message: `${words.fresh}, and there is no terminal to confirm them on; ${words.done}:\n${list}`,
       hint: `Run it on a terminal to review them, or pin each after checking its fingerprint with the member: \`latchkey org trust ${org} EMAIL FINGERPRINT\`. ${TRUST_NEW_MEMBERS_FLAG} accepts whatever keys the server sends for new members (a changed key is refused all the same).`,
       details: { server, org, members: fresh.map((r) => r.userId) },
     });
   }
-  await pinOrgKeys(ctx, server, org, fresh);
+  return fresh;
+}
+
+/**
+ * Checks the members a vault key is about to be wrapped for against this machine's pins ({@link reviewKeys}),
+ * before anything is sent, and pins the new keys accepted.
+ */
+export async function checkRecipients(
+  ctx: Context,
+  server: string,
+  org: string,
+  recipients: readonly Recipient[],
+  trustNewMembers: boolean,
+): Promise<void> {
+  await pinOrgKeys(
+    ctx,
+    server,
+    org,
+    await reviewKeys(ctx, server, org, recipients, trustNewMembers, { kind: "share" }),
+  );
 }

@@ -67,7 +67,9 @@ describe("org remove", () => {
     await expect(openFakeCopy(after, t.org, VAULT, oldKey)).rejects.toMatchObject({
       code: "LK_DECRYPT_FAILED",
     });
-    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, carol))).toEqual(DOCUMENT);
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, carol, t.org, VAULT))).toEqual(
+      DOCUMENT,
+    );
   });
 
   it("--no-rotate leaves the key but still names the secrets", async () => {

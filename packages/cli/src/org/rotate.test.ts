@@ -1,5 +1,5 @@
-// Rotating an organisation copy's vault key, and the wrapping and opening it is built on (copy.ts), against a fake
-// of the organisation routes holding real sealed copies and keys wrapped for members whose key pairs the test holds.
+// Rotating an organisation copy's vault key, against a fake of the organisation routes holding real sealed copies
+// and keys wrapped for members whose key pairs the test holds (the wrapping and opening it is built on: copy.test.ts).
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,8 @@ import {
   type FakeMember,
   type OrgTeam,
 } from "../../test/support/org-server.js";
-import { openOrgBlob, unwrapOrgKey, wrapForMembers } from "./copy.js";
+import { SHARING_SERVER } from "../../test/support/sharing-key-server.js";
+import { getSyncEntry, recordSync } from "../sync/state.js";
 import { trustOrgMember } from "./manage.js";
 import { rotateOrgVault, rotateOrgVaults } from "./rotate.js";
 import { openOrgSession, type OrgSession } from "./session.js";
@@ -69,7 +70,7 @@ describe("rotating an organisation copy's vault key", () => {
     const after = t.org.copies.get(VAULT)!;
     expect(after.version).toBe(5);
     expect([...after.keys.keys()].sort()).toEqual([ME, t.bob.userId].sort());
-    const newKey = await memberVaultKey(after, t.bob);
+    const newKey = await memberVaultKey(after, t.bob, t.org, VAULT);
     expect(newKey).not.toEqual(oldKey);
     expect(await openFakeCopy(after, t.org, VAULT, newKey)).toEqual(DOCUMENT);
     await expect(openFakeCopy(after, t.org, VAULT, oldKey)).rejects.toMatchObject({
@@ -78,6 +79,27 @@ describe("rotating an organisation copy's vault key", () => {
     // Each member's wrapped key is its own (a fresh ephemeral key per wrap).
     expect(after.keys.get(ME)!.wrappedKey).not.toBe(after.keys.get(t.bob.userId)!.wrappedKey);
     expect(before.keys.get(t.bob.userId)!.wrappedKey).not.toBe(after.keys.get(t.bob.userId)!.wrappedKey);
+  });
+
+  it("raises the key version this machine has had of a copy it synced, so the old key is not taken back", async () => {
+    const t = await team();
+    const home = t.machine.ctx.paths.home;
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 4,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    // Nothing synced here: a rotation leaves no record of its own.
+    await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(await getSyncEntry(home, SHARING_SERVER, ME, VAULT, "acme")).toBeNull();
+    await recordSync(home, SHARING_SERVER, ME, VAULT, 5, 0, "acme", 5);
+    await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(await getSyncEntry(home, SHARING_SERVER, ME, VAULT, "acme")).toMatchObject({
+      syncedVersion: 5,
+      highestVersion: 5,
+      highestKeyVersion: 6,
+    });
   });
 
   it("starts again from the newer version when a push lands between its fetch and its share", async () => {
@@ -103,9 +125,11 @@ describe("rotating an organisation copy's vault key", () => {
     const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
     expect(rotated).toMatchObject({ fromVersion: 2, version: 3, environments: { default: ["API_KEY"] } });
     const after = t.org.copies.get(VAULT)!;
-    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual({
-      default: { API_KEY: "pushed" },
-    });
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob, t.org, VAULT))).toEqual(
+      {
+        default: { API_KEY: "pushed" },
+      },
+    );
   });
 
   it("gives up with LK_VAULT_CONFLICT when pushes keep landing first", async () => {
@@ -167,16 +191,20 @@ describe("rotating an organisation copy's vault key", () => {
     expect(rotated.sharedWith).toEqual(["dave@example.com", "me@example.com"]);
     expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(3);
     const after = t.org.copies.get(VAULT)!;
-    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, dave))).toEqual(DOCUMENT);
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, dave, t.org, VAULT))).toEqual(
+      DOCUMENT,
+    );
   });
 
   it("a member's key changed under the share: the re-fetch after LK_ORG_MEMBERS_CHANGED refuses it, until org trust", async () => {
     const t = await team();
+    // Shared from this machine: bob's change below is of a recipient, not of who wrapped the key.
     await sealedCopy(t.machine.server, t.org, VAULT, {
       version: 1,
       vaultKey: random(32),
       document: DOCUMENT,
       members: [t.me, t.bob],
+      sharer: { ...t.me, pair: t.session.key },
     });
     const bobsNewKey = await memberKeyPair();
     t.org.beforeShare = () => {
@@ -195,7 +223,9 @@ describe("rotating an organisation copy's vault key", () => {
     expect(rotated.version).toBe(2);
     const after = t.org.copies.get(VAULT)!;
     expect(after.keys.get(t.bob.userId)!.fingerprint).toBe(bobsNewKey.fingerprint);
-    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual(DOCUMENT);
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob, t.org, VAULT))).toEqual(
+      DOCUMENT,
+    );
   });
 
   it("reports a vault it cannot open and rotates the others", async () => {
@@ -220,97 +250,5 @@ describe("rotating an organisation copy's vault key", () => {
       error: { code: "LK_ORG_VAULT_KEY_MISSING" },
     });
     expect(t.org.copies.get(OTHER_VAULT)!.version).toBe(3);
-  });
-});
-
-describe("wrapping for members and opening a copy", () => {
-  it("refuses to share when the server lists another key for you, or none: you would lose access", async () => {
-    const t = await team();
-    t.me.pair = await memberKeyPair();
-    // The fake lists the sharing server's key for the account: swap it for another behind the CLI's back.
-    t.machine.server.key = {
-      publicKey: Buffer.from(t.me.pair.publicKey).toString("base64"),
-      fingerprint: t.me.pair.fingerprint,
-    };
-    await expect(
-      wrapForMembers(t.machine.ctx, "acme", random(32), { userId: ME, key: t.session.key }, t.session.api),
-    ).rejects.toMatchObject({
-      code: "LK_SERVER_ERROR",
-      message: expect.stringContaining("another sharing key"),
-    });
-    // The fake lists no key for the account at all.
-    t.machine.server.key = null;
-    await expect(
-      wrapForMembers(t.machine.ctx, "acme", random(32), { userId: ME, key: t.session.key }, t.session.api),
-    ).rejects.toMatchObject({
-      code: "LK_SERVER_ERROR",
-      message: expect.stringContaining("you would have lost access"),
-    });
-  });
-
-  it("each fingerprint sent is the one of the key wrapped for, computed here", async () => {
-    const t = await team();
-    const vaultKey = random(32);
-    const wrapped = await wrapForMembers(
-      t.machine.ctx,
-      "acme",
-      vaultKey,
-      { userId: ME, key: t.session.key },
-      t.session.api,
-    );
-    expect(wrapped.wrappedKeys.find((k) => k.userId === t.bob.userId)).toMatchObject({
-      fingerprint: t.bob.pair!.fingerprint,
-    });
-    expect(wrapped.wrappedKeys.find((k) => k.userId === ME)).toMatchObject({
-      fingerprint: t.session.key.fingerprint,
-    });
-    expect(wrapped.waiting).toEqual(["eve@example.com"]);
-  });
-
-  it("a key wrapped for another sharing key of yours is LK_ORG_VAULT_KEY_MISSING; one that does not open, a decrypt failure", async () => {
-    const t = await team();
-    const other = await memberKeyPair();
-    const copy = await sealedCopy(t.machine.server, t.org, VAULT, {
-      version: 1,
-      vaultKey: random(32),
-      document: DOCUMENT,
-      members: [t.bob],
-    });
-    const bobs = copy.keys.get(t.bob.userId)!;
-    await expect(
-      unwrapOrgKey(
-        { vaultId: VAULT, wrappedKey: bobs.wrappedKey, fingerprint: other.fingerprint },
-        t.session.key,
-        "acme",
-        "s",
-      ),
-    ).rejects.toMatchObject({ code: "LK_ORG_VAULT_KEY_MISSING" });
-    await expect(
-      unwrapOrgKey(
-        { vaultId: VAULT, wrappedKey: bobs.wrappedKey, fingerprint: t.session.key.fingerprint },
-        t.session.key,
-        "acme",
-        "s",
-      ),
-    ).rejects.toMatchObject({ code: "LK_VAULT_DECRYPT_FAILED" });
-  });
-
-  it("a blob is opened only as the organisation's copy at its own version", async () => {
-    const t = await team();
-    const vaultKey = random(32);
-    const copy = await sealedCopy(t.machine.server, t.org, VAULT, {
-      version: 2,
-      vaultKey,
-      document: DOCUMENT,
-      members: [t.me],
-    });
-    const sent = { vaultId: VAULT, version: 2, encryptedBlob: copy.encryptedBlob };
-    expect(await openOrgBlob(vaultKey, sent, "acme", "s")).toEqual(DOCUMENT);
-    await expect(openOrgBlob(vaultKey, sent, "beta", "s")).rejects.toMatchObject({
-      code: "LK_VAULT_DECRYPT_FAILED",
-    });
-    await expect(openOrgBlob(vaultKey, { ...sent, version: 3 }, "acme", "s")).rejects.toMatchObject({
-      code: "LK_VAULT_DECRYPT_FAILED",
-    });
   });
 });

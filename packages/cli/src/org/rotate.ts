@@ -2,7 +2,8 @@
 // has it is opened with this machine's sharing key, sealed again with a new vault key as the next version, and
 // shared: the new key wrapped for every member with a registered sharing key, which replaces the whole key set.
 // One versioned share per vault, so a push that lands in between makes it start again from the newer version;
-// nothing of the local vault or its sync state is touched (members, this machine included, pull the new version).
+// nothing of the local vault or its sync state is touched (members, this machine included, pull the new version)
+// but the highest key version this machine has had of the copy, so that the old key cannot be replayed to it.
 import {
   LatchkeyError,
   isLatchkeyError,
@@ -16,6 +17,7 @@ import {
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
 import { callApi } from "../server/api.js";
+import { recordKeyVersion } from "../sync/state.js";
 import { fetchOrgCopy, openOrgBlob, orgPath, sendShare, unwrapOrgKey } from "./copy.js";
 import type { OrgSession } from "./session.js";
 
@@ -39,7 +41,10 @@ interface Opened {
   readonly document: VaultDocument;
 }
 
-/** Fetches `org`'s copy of `vaultId` and opens it with the session's sharing key. */
+/**
+ * Fetches `org`'s copy of `vaultId` and opens it with the session's sharing key, once its sharer and key version
+ * pass (copy.ts unwrapOrgKey).
+ */
 export async function openOrgVault(
   ctx: Context,
   org: string,
@@ -47,7 +52,7 @@ export async function openOrgVault(
   session: OrgSession,
 ): Promise<Opened> {
   const { data: copy, server } = await fetchOrgCopy(ctx, org, vaultId, session.api);
-  const orgKey = await unwrapOrgKey(copy, session.key, org, server);
+  const orgKey = await unwrapOrgKey(ctx, copy, session, org, server);
   return { copy, document: await openOrgBlob(orgKey, copy, org, server) };
 }
 
@@ -109,6 +114,7 @@ export async function rotateOrgVault(
           details: { server: answer.server, org, vaultId },
         });
       }
+      await recordKeyVersion(ctx.paths.home, answer.server, answer.userId, vaultId, org, version);
       return {
         vaultId,
         name: copy.name,

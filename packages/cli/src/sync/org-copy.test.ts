@@ -9,13 +9,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   memberKeyPair,
   memberVaultKey,
+  noTerminal,
   openFakeCopy,
   orgTeam,
   sealedCopy,
+  wrapperOf,
+  type FakeMember,
   type OrgTeam,
 } from "../../test/support/org-server.js";
+import type { CapturedStream } from "../../test/support/context.js";
 import { SHARING_SERVER } from "../../test/support/sharing-key-server.js";
 import { runCli } from "../cli.js";
+import { readOrgKeys } from "../org/pins.js";
 import { pullVault } from "./pull.js";
 import { pushVault, shareVault } from "./push.js";
 import { getSyncEntry } from "./state.js";
@@ -59,7 +64,7 @@ describe("sharing a vault with an organisation", () => {
       waiting: ["eve@example.com"],
     });
     const copy1 = t.org.copies.get(VAULT)!;
-    const key = await memberVaultKey(copy1, t.bob);
+    const key = await memberVaultKey(copy1, t.bob, t.org, VAULT);
     expect(await openFakeCopy(copy1, t.org, VAULT, key)).toEqual({ default: { API_KEY: "v-1", DB: "v-2" } });
     expect(await projectFile(t.dir)).toMatchObject({ vaultSync: { orgVersions: { acme: 1 } } });
 
@@ -68,7 +73,7 @@ describe("sharing a vault with an organisation", () => {
     const second = await shareVault(t.machine.ctx, { org: "acme", trustNewMembers: true });
     expect(second).toMatchObject({ version: 2, newKey: false, waiting: [] });
     const copy2 = t.org.copies.get(VAULT)!;
-    expect(await memberVaultKey(copy2, t.eve)).toEqual(key);
+    expect(await memberVaultKey(copy2, t.eve, t.org, VAULT)).toEqual(key);
     expect(await openFakeCopy(copy2, t.org, VAULT, key)).toEqual({ default: { API_KEY: "v-1", DB: "v-2" } });
 
     // --new-key seals it with another key: the old one opens nothing of it.
@@ -84,14 +89,14 @@ describe("sharing a vault with an organisation", () => {
     expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
     await shareVault(t.machine.ctx, { org: "acme" });
     await shareVault(t.machine.ctx, { org: "acme" });
-    const old = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob);
+    const old = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
     // A maintainer unshares it (the server keeps its version, 2).
     t.org.copies.delete(VAULT);
     t.org.unshared.set(VAULT, 2);
     expect(await shareVault(t.machine.ctx, { org: "acme" })).toMatchObject({ version: 3, newKey: true });
     const copy = t.org.copies.get(VAULT)!;
     await expect(openFakeCopy(copy, t.org, VAULT, old)).rejects.toMatchObject({ code: "LK_DECRYPT_FAILED" });
-    expect(await openFakeCopy(copy, t.org, VAULT, await memberVaultKey(copy, t.bob))).toEqual({
+    expect(await openFakeCopy(copy, t.org, VAULT, await memberVaultKey(copy, t.bob, t.org, VAULT))).toEqual({
       default: { A: "1" },
     });
 
@@ -162,10 +167,12 @@ describe("env push --org and env pull --org", () => {
     });
     const after = t.org.copies.get(VAULT)!;
     // bob's key, untouched by a push, opens it.
-    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob))).toEqual({
-      default: { A: "theirs", C: "new" },
-      prod: { B: "prod" },
-    });
+    expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, t.bob, t.org, VAULT))).toEqual(
+      {
+        default: { A: "theirs", C: "new" },
+        prod: { B: "prod" },
+      },
+    );
     // Nothing changed since: no request.
     const before = puts(t).length;
     expect(await pushVault(t.machine.ctx, { org: "acme" })).toMatchObject({ pushed: false, version: 3 });
@@ -221,5 +228,139 @@ describe("env push --org and env pull --org", () => {
     // After the pull (the new key with it) the push goes through, sealed with the new key.
     await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
     expect(await pushVault(t.machine.ctx, { org: "acme" })).toMatchObject({ version: 3 });
+  });
+});
+
+describe("env pull --org: who wrapped the key, and its version", () => {
+  /** What this machine holds of the copy: its vault, sync record and latchkey.json. */
+  async function holdings(t: OrgTeam & { dir: string }) {
+    const home = t.machine.ctx.paths.home;
+    return {
+      entry: await getSyncEntry(home, SHARING_SERVER, t.me.userId, VAULT, "acme"),
+      project: await projectFile(t.dir),
+      vault: await readFile(join(t.machine.ctx.paths.vaults, `${VAULT}.enc`)),
+    };
+  }
+
+  it("a key the server planted under a member's name is refused, whichever key it names; nothing is written", async () => {
+    const t = await checkout();
+    const genuine = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: genuine,
+      document: { default: { DATABASE_URL: "postgres://db.internal/app" } },
+      members: [t.me, t.bob],
+    });
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    const before = await holdings(t);
+    expect(before.entry).toMatchObject({ highestVersion: 1, highestKeyVersion: 1 });
+
+    // The server seals version 2 with a key of its own, wrapped for this machine from its own key pair.
+    const server = await memberKeyPair();
+    const planted = random(32);
+    const attack = await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: planted,
+      document: { default: { DATABASE_URL: "postgres://attacker.example/app" } },
+      members: [t.me],
+      sharer: { ...t.bob, pair: server },
+    });
+    await expect(pullVault(t.machine.ctx, { org: "acme", environment: "default" })).rejects.toMatchObject({
+      code: "LK_ORG_MEMBER_KEY_CHANGED",
+    });
+    // The same wrap, naming bob's real key: it does not open from it.
+    attack.keys.get(t.me.userId)!.wrappedBy = wrapperOf(t.bob);
+    await expect(pullVault(t.machine.ctx, { org: "acme", environment: "default" })).rejects.toMatchObject({
+      code: "LK_VAULT_DECRYPT_FAILED",
+    });
+    expect(await holdings(t)).toEqual(before);
+    expect(await runCli(["env", "get", "DATABASE_URL"], t.machine.ctx)).toBe(0);
+    expect((t.machine.ctx.stdout as CapturedStream).text()).toContain("postgres://db.internal/app");
+    expect((t.machine.ctx.stdout as CapturedStream).text()).not.toContain("attacker");
+  });
+
+  it("after a rotation seen here, the older key replayed with a newer blob is LK_VAULT_ROLLBACK; nothing is written", async () => {
+    const t = await checkout();
+    const old = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: old,
+      document: { default: { A: "1" } },
+      members: [t.me, t.bob],
+    });
+    const replay = new Map(t.org.copies.get(VAULT)!.keys);
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    // A rotation (a removed member kept `old`), which this machine pulls.
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: random(32),
+      document: { default: { A: "1" } },
+      members: [t.me, t.bob],
+    });
+    await pullVault(t.machine.ctx, { org: "acme", environment: "default" });
+    const before = await holdings(t);
+    expect(before.entry).toMatchObject({ highestKeyVersion: 2 });
+    // The removed member seals version 3 with the old key; the server puts the old genuine keys back.
+    const forged = await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 3,
+      vaultKey: old,
+      document: { default: { A: "the leaver's" } },
+      members: [],
+    });
+    forged.keys = replay;
+    await expect(pullVault(t.machine.ctx, { org: "acme", environment: "default" })).rejects.toMatchObject({
+      code: "LK_VAULT_ROLLBACK",
+      details: { offered: 1, highestSeen: 2 },
+    });
+    expect(await holdings(t)).toEqual(before);
+  });
+
+  it("a share records its version as the key version this machine has had; a push leaves it", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    expect(await runCli(["env", "set", "A=2"], t.machine.ctx)).toBe(0);
+    await pushVault(t.machine.ctx, { org: "acme" });
+    expect(
+      await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT, "acme"),
+    ).toMatchObject({
+      highestVersion: 2,
+      highestKeyVersion: 1,
+    });
+    // The share's key is wrapped from this machine's key for key version 1; a push keeps it.
+    expect(t.org.copies.get(VAULT)!.keys.get(t.bob.userId)).toMatchObject({
+      keyVersion: 1,
+      wrappedBy: { userId: t.me.userId, fingerprint: t.machine.server.key!.fingerprint },
+    });
+  });
+
+  it("a first pull of a copy shared by a member never seen here, without a terminal, needs --trust-new-members", async () => {
+    const t = await checkout();
+    const carol: FakeMember = {
+      userId: "44444444-4444-4444-8444-444444444444",
+      email: "carol@example.com",
+      role: "maintainer",
+      pair: await memberKeyPair(),
+    };
+    t.org.members.push(carol);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: { default: { A: "1" } },
+      members: [t.me, carol],
+      sharer: carol,
+    });
+    noTerminal(t);
+    expect(await runCli(["env", "pull", "--org", "acme"], t.machine.ctx)).not.toBe(0);
+    expect(t.machine.ctx.stderr.text()).toContain("LK_ORG_MEMBER_UNTRUSTED");
+    expect(
+      await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT, "acme"),
+    ).toBeNull();
+    expect(await runCli(["env", "pull", "--org", "acme", "--trust-new-members"], t.machine.ctx)).toBe(0);
+    expect((await readOrgKeys(t.machine.ctx)).servers[SHARING_SERVER]!.acme![carol.userId]).toMatchObject({
+      fingerprint: carol.pair!.fingerprint,
+    });
+    // Pinned: the next pull needs no flag.
+    expect(await runCli(["env", "pull", "--org", "acme"], t.machine.ctx)).toBe(0);
   });
 });

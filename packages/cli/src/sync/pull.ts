@@ -39,6 +39,8 @@ export interface PullOptions extends CopyChoice {
   profile?: string;
   server?: string;
   verbose?: number;
+  /** `--trust-new-members`: take the key of a sharer never seen here without asking (never a changed key). */
+  trustNewMembers?: boolean;
 }
 
 /** What a pull did; key names as `environment/KEY`, never values. */
@@ -88,6 +90,8 @@ interface OpenedCopy {
   readonly copyKey: Uint8Array;
   /** The personal copy's wrapped key, which a machine without its own vault key takes. */
   readonly wrappedKey?: string;
+  /** An organisation copy's key version: the share that wrapped the key this pull opened. */
+  readonly keyVersion?: number;
 }
 
 /** Refuses a version below the highest this machine has seen of that copy. */
@@ -159,7 +163,10 @@ async function openPersonalCopy(
   };
 }
 
-/** An organisation's copy: its key unwrapped with the account's sharing key (ensureSharingKey first). */
+/**
+ * An organisation's copy: its key unwrapped with the account's sharing key (ensureSharingKey first), once the
+ * sharer who wrapped it and its key version pass (copy.ts unwrapOrgKey).
+ */
 async function openOrgCopy(
   ctx: Context,
   vaultId: string,
@@ -178,9 +185,24 @@ async function openOrgCopy(
   );
   const version = answer.version;
   await refuseRollback(ctx, { server, userId, vaultId, version, org });
-  const orgKey = await unwrapOrgKey(answer, session.key, org, server);
+  const orgKey = await unwrapOrgKey(
+    ctx,
+    answer,
+    { userId, key: session.key, trustNewMembers: options.trustNewMembers === true },
+    org,
+    server,
+  );
   const remote = await openOrgBlob(orgKey, answer, org, server);
-  return { server, userId, version, name: answer.name, schema: answer.schema, remote, copyKey: orgKey };
+  return {
+    server,
+    userId,
+    version,
+    name: answer.name,
+    schema: answer.schema,
+    remote,
+    copyKey: orgKey,
+    keyVersion: answer.keyVersion,
+  };
 }
 
 /**
@@ -243,7 +265,7 @@ export async function pullVault(ctx: Context, options: PullOptions): Promise<Pul
     ctx.random,
     org,
   );
-  await recordSync(ctx.paths.home, server, userId, vaultId, version, ctx.clock.now(), org);
+  await recordSync(ctx.paths.home, server, userId, vaultId, version, ctx.clock.now(), org, copy.keyVersion);
   await recordVersion(ctx, project, version, org);
   let output: string | undefined;
   if (outputPath !== undefined) {

@@ -395,7 +395,17 @@ async function pushCopy(
     ctx.random,
     org,
   );
-  await recordSync(ctx.paths.home, server, result.userId, vaultId, version, ctx.clock.now(), org);
+  // A share makes the key version its own version: this machine has had that key, an older one is a rollback.
+  await recordSync(
+    ctx.paths.home,
+    server,
+    result.userId,
+    vaultId,
+    version,
+    ctx.clock.now(),
+    org,
+    share ? version : undefined,
+  );
   await recordVersion(ctx, project, version, org);
   const outcome: PushOutcome = {
     vaultId,

@@ -3,7 +3,15 @@ import { copyFile, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { getSyncEntry, listSyncEntries, readSyncBase, recordSync, syncDir, writeSyncBase } from "./state.js";
+import {
+  getSyncEntry,
+  listSyncEntries,
+  readSyncBase,
+  recordKeyVersion,
+  recordSync,
+  syncDir,
+  writeSyncBase,
+} from "./state.js";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -33,6 +41,25 @@ describe("sync state", () => {
     expect(await listSyncEntries(h)).toHaveLength(3);
     expect((await stat(join(syncDir(h), "state.json"))).mode & 0o777).toBe(0o600);
     expect((await stat(syncDir(h))).mode & 0o777).toBe(0o700);
+  });
+
+  it("keeps an organisation copy's highest key version beside its versions, never lowering it", async () => {
+    const h = await home();
+    // A rotation on a machine with no record of the copy has nothing to attach its key version to.
+    await recordKeyVersion(h, S, "u1", V, "acme", 2);
+    expect(await getSyncEntry(h, S, "u1", V, "acme")).toBeNull();
+    await recordSync(h, S, "u1", V, 3, T, "acme", 3);
+    // A push makes no key: the key version stays.
+    expect(await recordSync(h, S, "u1", V, 4, T, "acme")).toMatchObject({ highestKeyVersion: 3 });
+    await recordKeyVersion(h, S, "u1", V, "acme", 5);
+    await recordKeyVersion(h, S, "u1", V, "acme", 4);
+    expect(await recordSync(h, S, "u1", V, 5, T, "acme", 2)).toMatchObject({
+      highestVersion: 5,
+      syncedVersion: 5,
+      highestKeyVersion: 5,
+    });
+    // The personal copy's entry has none.
+    expect(await recordSync(h, S, "u1", V, 1, T)).not.toHaveProperty("highestKeyVersion");
   });
 
   it("finds an entry recorded under another spelling of its vault id, and records it in lower case", async () => {

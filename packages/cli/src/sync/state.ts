@@ -87,10 +87,17 @@ export async function getSyncEntry(
   return (await readState(home)).entries.find((e) => same(e, server, userId, vaultId, org)) ?? null;
 }
 
+/** The highest of an entry's key version and `keyVersion` (undefined: none known). */
+const higherKeyVersion = (entry: SyncEntry | undefined, keyVersion: number | undefined) =>
+  keyVersion === undefined
+    ? entry?.highestKeyVersion
+    : Math.max(entry?.highestKeyVersion ?? keyVersion, keyVersion);
+
 /**
  * Records a verified sync of `version` at `now` (ms since the epoch): the highest version seen never goes down,
- * the synced version becomes `version` and `syncedAt` the time. Locked and atomic, so concurrent pushes and
- * pulls of several checkouts cannot drop an entry.
+ * the synced version becomes `version` and `syncedAt` the time. `keyVersion`, for an organisation copy whose
+ * vault key this sync opened or made, raises the highest key version likewise. Locked and atomic, so concurrent
+ * pushes and pulls of several checkouts cannot drop an entry.
  */
 export async function recordSync(
   home: string,
@@ -100,6 +107,7 @@ export async function recordSync(
   version: number,
   now: number,
   org?: string,
+  keyVersion?: number,
 ): Promise<SyncEntry> {
   const syncedAt = new Date(now).toISOString();
   const dir = syncDir(home);
@@ -109,6 +117,7 @@ export async function recordSync(
   return withFileLock(path, async (lost) => {
     const state = await readState(home);
     let entry = state.entries.find((e) => same(e, server, userId, vaultId, org));
+    const highestKeyVersion = higherKeyVersion(entry, keyVersion);
     if (entry === undefined) {
       entry = {
         server,
@@ -117,6 +126,7 @@ export async function recordSync(
         ...(org === undefined ? {} : { org }),
         highestVersion: version,
         syncedVersion: version,
+        ...(highestKeyVersion === undefined ? {} : { highestKeyVersion }),
         syncedAt,
       };
       state.entries.push(entry);
@@ -124,11 +134,37 @@ export async function recordSync(
       entry.vaultId = canonicalVaultId(vaultId);
       entry.highestVersion = Math.max(entry.highestVersion, version);
       entry.syncedVersion = version;
+      if (highestKeyVersion !== undefined) entry.highestKeyVersion = highestKeyVersion;
       entry.syncedAt = syncedAt;
     }
     lost.throwIfAborted();
     await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
     return entry;
+  });
+}
+
+/**
+ * Raises the highest key version of `org`'s copy to `keyVersion` when this machine already has an entry of it (a
+ * rotation made a new key without syncing the checkout); without one there is no sync to attach it to, and the
+ * next pull records it.
+ */
+export async function recordKeyVersion(
+  home: string,
+  server: string,
+  userId: string,
+  vaultId: string,
+  org: string,
+  keyVersion: number,
+): Promise<void> {
+  const path = stateFile(home);
+  if ((await readFileSafe(path)) === null) return;
+  await withFileLock(path, async (lost) => {
+    const state = await readState(home);
+    const entry = state.entries.find((e) => same(e, server, userId, vaultId, org));
+    if (entry === undefined || (entry.highestKeyVersion ?? 0) >= keyVersion) return;
+    entry.highestKeyVersion = keyVersion;
+    lost.throwIfAborted();
+    await writeFileAtomic(path, `${JSON.stringify(state, null, 2)}\n`);
   });
 }
 

@@ -12,13 +12,14 @@ import {
   type OrgShareRequest,
   fromBase64,
   openEnvelope,
+  orgVaultKeyContext,
   sharingKeyFingerprint,
   syncBlobContext,
   toBase64,
-  unwrapKeyForRecipient,
+  unwrapKeyFromSender,
   utf8Decode,
   utf8Encode,
-  wrapKeyForRecipient,
+  wrapKeyFromSender,
   x25519PublicKey,
   ORG_ROLES,
   type OrgRole,
@@ -54,13 +55,30 @@ export interface FakeMember {
   pair: MemberKeyPair | null;
 }
 
+/** Who wrapped a key, as the pull answers it (`wrappedBy`). */
+export interface FakeWrapper {
+  userId: string;
+  email: string | null;
+  /** Base64. */
+  publicKey: string;
+  fingerprint: string;
+}
+
+/** A member's wrapped key of a copy: for which of their keys, by whom, for which key version. */
+export interface FakeKey {
+  wrappedKey: string;
+  fingerprint: string;
+  keyVersion: number;
+  wrappedBy: FakeWrapper;
+}
+
 /** One vault copy of the organisation. */
 export interface FakeCopy {
   version: number;
   encryptedBlob: string;
   name: string;
   /** Wrapped keys by member user id. */
-  keys: Map<string, { wrappedKey: string; fingerprint: string }>;
+  keys: Map<string, FakeKey>;
 }
 
 /** The fake organisation, which tests read and set. */
@@ -79,9 +97,21 @@ export interface FakeOrg {
   deleted: boolean;
 }
 
+/** `member` as the wrapper of a key (their key pair the test's). */
+export function wrapperOf(member: FakeMember): FakeWrapper {
+  return {
+    userId: member.userId,
+    email: member.email,
+    publicKey: toBase64(member.pair!.publicKey),
+    fingerprint: member.pair!.fingerprint,
+  };
+}
+
 /**
  * Seals `document` as version `version` of `org`'s copy of `vaultId` with `vaultKey`, its key wrapped for each of
- * `members` (the signed-in account's key is the sharing server's): a copy as a share would have left it.
+ * `members` (the signed-in account's key is the sharing server's): a copy as a share would have left it. The keys
+ * are wrapped by `sharer` (default: the first other member with a key pair, whose pair the test holds) for key
+ * version `keyVersion` (default `version`).
  */
 export async function sealedCopy(
   sharing: FakeSharingServer,
@@ -93,22 +123,34 @@ export async function sealedCopy(
     document: VaultDocument;
     name?: string;
     members: FakeMember[];
+    sharer?: FakeMember;
+    keyVersion?: number;
   },
 ): Promise<FakeCopy> {
+  const sharer = options.sharer ?? org.members.find((m) => m.userId !== org.me && m.pair !== null);
+  if (sharer?.pair == null) throw new Error("no member with a key pair to wrap the keys");
+  const keyVersion = options.keyVersion ?? options.version;
   const blob = sealEnvelopeSync(
     options.vaultKey,
     utf8Encode(JSON.stringify(options.document)),
     syncBlobContext(vaultId, options.version, org.slug),
     (n) => randomFillSync(new Uint8Array(n)),
   );
-  const keys = new Map<string, { wrappedKey: string; fingerprint: string }>();
+  const keys = new Map<string, FakeKey>();
   for (const member of options.members) {
     const mine = member.userId === org.me;
     const publicKey = mine ? fromBase64(sharing.key!.publicKey) : member.pair!.publicKey;
     const fingerprint = mine ? sharing.key!.fingerprint : member.pair!.fingerprint;
     keys.set(member.userId, {
-      wrappedKey: await wrapKeyForRecipient(options.vaultKey, publicKey),
+      wrappedKey: await wrapKeyFromSender(
+        options.vaultKey,
+        publicKey,
+        sharer.pair,
+        orgVaultKeyContext(vaultId, org.slug, keyVersion),
+      ),
       fingerprint,
+      keyVersion,
+      wrappedBy: wrapperOf(sharer),
     });
   }
   const copy: FakeCopy = {
@@ -138,11 +180,22 @@ export async function openFakeCopy(
   return document.value;
 }
 
-/** A member's vault key of a copy, unwrapped with their key pair. */
-export function memberVaultKey(copy: FakeCopy, member: FakeMember): Promise<Uint8Array> {
+/** A member's vault key of `org`'s copy of `vaultId`, unwrapped with their key pair from the key that wrapped it. */
+export function memberVaultKey(
+  copy: FakeCopy,
+  member: FakeMember,
+  org: FakeOrg,
+  vaultId: string,
+): Promise<Uint8Array> {
   const key = copy.keys.get(member.userId);
   if (key === undefined) throw new Error(`no key of ${member.email}`);
-  return unwrapKeyForRecipient(key.wrappedKey, member.pair!.privateKey, member.pair!.publicKey);
+  return unwrapKeyFromSender(
+    key.wrappedKey,
+    member.pair!.privateKey,
+    member.pair!.publicKey,
+    fromBase64(key.wrappedBy.publicKey),
+    orgVaultKeyContext(vaultId, org.slug, key.keyVersion),
+  );
 }
 
 /** A new key pair for a member the test plays. */
@@ -323,6 +376,8 @@ export function orgRoutes(
           encryptedBlob: copy.encryptedBlob,
           wrappedKey: key.wrappedKey,
           fingerprint: key.fingerprint,
+          keyVersion: key.keyVersion,
+          wrappedBy: key.wrappedBy,
           schema: null,
           name: copy.name,
           updatedAt: AT,
@@ -336,7 +391,8 @@ export function orgRoutes(
         ? checkSchema(orgShareRequestSchema, JSON.parse(seen.body))
         : checkSchema(orgPushRequestSchema, JSON.parse(seen.body));
     if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
-    const body: OrgPushRequest & Partial<Pick<OrgShareRequest, "wrappedKeys">> = checked.value;
+    const body: OrgPushRequest & Partial<Pick<OrgShareRequest, "wrappedKeys" | "senderFingerprint">> =
+      checked.value;
     const current = copy?.version ?? 0;
     if (vault[2] === undefined && seen.method === "PUT") {
       if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");
@@ -349,6 +405,15 @@ export function orgRoutes(
     if (vault[2] === "/share" && seen.method === "PUT") {
       if (!need("maintainer")) return refused(403, "LK_ORG_FORBIDDEN");
       await org.beforeShare?.();
+      // The real server keeps the sharer's registered key beside the keys, and refuses a share from another.
+      if (sharing.key === null || body.senderFingerprint !== sharing.key.fingerprint)
+        return refused(409, "LK_SHARING_KEY_MISMATCH");
+      const wrappedBy: FakeWrapper = {
+        userId: org.me,
+        email: me.email,
+        publicKey: sharing.key.publicKey,
+        fingerprint: sharing.key.fingerprint,
+      };
       const current = org.copies.get(vaultId)?.version ?? org.unshared.get(vaultId) ?? 0;
       for (const key of body.wrappedKeys ?? []) {
         const member = org.members.find((m) => m.userId === key.userId);
@@ -363,7 +428,7 @@ export function orgRoutes(
         keys: new Map(
           (body.wrappedKeys ?? []).map((k) => [
             k.userId,
-            { wrappedKey: k.wrappedKey, fingerprint: k.fingerprint },
+            { wrappedKey: k.wrappedKey, fingerprint: k.fingerprint, keyVersion: current + 1, wrappedBy },
           ]),
         ),
       });

@@ -75,6 +75,12 @@ export const syncEntrySchema = z.looseObject({
   /** The version this machine last pushed or pulled (the merge base's version). */
   syncedVersion: z.int(),
   /**
+   * An organisation copy's highest key version (the version of the share that wrapped its vault key) this machine
+   * has opened or made: a pull offering an older one is a rollback to a key a removed member may hold. Absent for
+   * a personal copy and in an entry recorded before it was kept.
+   */
+  highestKeyVersion: z.optional(z.int()),
+  /**
    * When this machine last pushed or pulled it successfully (ISO-8601), what `--offline` measures a copy's age
    * from. Absent in an entry recorded before it was kept; a value that is no date-time reads as absent rather
    * than making the whole file unreadable, which would drop the anti-rollback record with it.
