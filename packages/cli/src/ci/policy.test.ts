@@ -212,6 +212,47 @@ describe("env ci enable, personal copy", () => {
     });
   });
 
+  it("the command line: repeated --branch and --environment, --allow-forks, --audience reach the policy", async () => {
+    const { machine } = await personal();
+    const ctx = withGh(machine, fakeGh("absent").spawn).ctx;
+    const argv = ["env", "ci", "enable", "--provider", "github", "--repo", "acme/web", "--repo-id", "42"];
+    const more = [
+      "--owner-id",
+      "7",
+      "--branch",
+      "main",
+      "--branch",
+      "release/*",
+      "--environment",
+      "production",
+    ];
+    const rest = ["--environment", "staging", "--allow-forks", "--audience", "latchkey-ci", "--json"];
+    expect(await runCli([...argv, ...more, ...rest], ctx)).toBe(0);
+    expect(sent(machine).policy).toEqual({
+      provider: "github",
+      issuer: GITHUB_ISSUER,
+      repository: "acme/web",
+      repositoryId: "42",
+      ownerId: "7",
+      branches: ["main", "release/*"],
+      environments: ["production", "staging"],
+      allowForks: true,
+      protectedRefsOnly: false,
+      audience: "latchkey-ci",
+    });
+    expect(JSON.parse((machine.ctx.stdout as CapturedStream).text())).toMatchObject({
+      vaultId: VAULT,
+      server: "https://lk.sharing.example",
+      policy: { audience: "latchkey-ci" },
+    });
+    // Without --json: what was done, and the next step.
+    expect(await runCli([...argv, ...more], ctx)).toBe(0);
+    expect(machine.ctx.stderr.text()).toContain(
+      `CI pulls enabled for vault ${VAULT} on https://lk.sharing.example; the escrow opens its version 1.\n` +
+        "Next: `latchkey setup ci --oidc --provider github` prints what the workflow needs",
+    );
+  });
+
   it("several issuers of the provider: LK_USAGE listing them until --issuer names one", async () => {
     const { machine, ci } = await personal();
     ci.issuers.push({ provider: "gitlab", issuer: "https://gitlab.acme.example" });

@@ -81,17 +81,21 @@ export function addCiCommands(env: Command, ctx: Context, state: RunState): void
         "--owner-id <n>",
         "the repository owner's numeric id (GitLab: the namespace id); GitHub: looked up with gh when left out",
       )
-      .option(
-        "--branch <glob>",
-        "a branch jobs may run on: main, release/* (* within a segment, ** across); repeatable; GitHub default: the default branch",
-        repeatable,
-        [] as string[],
+      .addOption(
+        new Option(
+          "--branch <glob>",
+          "a branch jobs may run on: main, release/* (* within a segment, ** across); repeatable",
+        )
+          .argParser(repeatable)
+          .default([] as string[], "GitHub: the repository's default branch"),
       )
-      .option(
-        "--environment <name>",
-        "a vault environment jobs may pull, only from a job running in the CI environment of that name; repeatable (default: any, with no environment check)",
-        repeatable,
-        [] as string[],
+      .addOption(
+        new Option(
+          "--environment <name>",
+          "a vault environment jobs may pull, only from a job running in the CI environment of that name; repeatable",
+        )
+          .argParser(repeatable)
+          .default([] as string[], "any, with no environment check"),
       )
       .option(
         "--allow-forks",
