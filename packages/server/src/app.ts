@@ -8,6 +8,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 import { registerApi, type ApiRoutes } from "./api/plugin.js";
+import type { CiIssuer } from "./ci/issuers.js";
+import type { CiFetch } from "./ci/jwks.js";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { Identity } from "./identity/identity.js";
@@ -49,6 +51,13 @@ export interface AppDeps {
   trustProxy?: readonly string[];
   /** Where the sync routes' writes run when not in this thread (server.ts: the writer thread on SQLite). */
   syncWrites?: SyncWrites;
+  /**
+   * The CI platforms whose OIDC tokens the CI routes accept (server.ts, CI_OIDC_ISSUERS); absent: none. The only
+   * way an issuer is trusted: tests add their loopback issuer here, never through a request.
+   */
+  ciIssuers?: readonly CiIssuer[];
+  /** The server's outbound fetch (the CI issuers' discovery documents and keys); default globalThis.fetch. */
+  fetch?: CiFetch;
   /**
    * Adds test-only routes. Only tests pass it (in-process, or the process tests' own entry through run-process.ts);
    * the shipped entry has no way to.

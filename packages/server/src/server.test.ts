@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, parseServerArgs } from "./server.js";
+import { DEFAULT_DATA_DIR, DEFAULT_HOST, DEFAULT_PORT, parseServerArgs, USAGE } from "./server.js";
+
+const DEFAULT_CI_ISSUERS = [
+  { provider: "github", url: "https://token.actions.githubusercontent.com" },
+  { provider: "gitlab", url: "https://gitlab.com" },
+];
 
 describe("parseServerArgs", () => {
   it("defaults to 127.0.0.1:8787 and ./.latchkey-server on SQLite", () => {
@@ -12,6 +17,7 @@ describe("parseServerArgs", () => {
       logLevel: "info",
       openSignup: false,
       trustProxy: [],
+      ciIssuers: DEFAULT_CI_ISSUERS,
     });
     expect(DEFAULT_HOST).toBe("127.0.0.1");
     expect(DEFAULT_PORT).toBe(8787);
@@ -36,6 +42,7 @@ describe("parseServerArgs", () => {
       logLevel: "warn",
       openSignup: false,
       trustProxy: ["loopback", "linklocal", "uniquelocal"],
+      ciIssuers: DEFAULT_CI_ISSUERS,
     });
   });
 
@@ -75,6 +82,16 @@ describe("parseServerArgs", () => {
 
   it("returns null for --help", () => {
     expect(parseServerArgs(["--help"], {}, "/")).toBeNull();
+  });
+
+  it("reads the trusted CI issuers from CI_OIDC_ISSUERS, which --help lists, and refuses to start on a bad entry", () => {
+    expect(
+      parseServerArgs([], { CI_OIDC_ISSUERS: "gitlab=https://gitlab.example.com" }, "/")?.ciIssuers,
+    ).toEqual([{ provider: "gitlab", url: "https://gitlab.example.com" }]);
+    expect(() => parseServerArgs([], { CI_OIDC_ISSUERS: "gitlab=http://gitlab.example.com" }, "/")).toThrow(
+      expect.objectContaining({ code: "LK_CONFIG_INVALID", message: expect.stringContaining("entry 1") }),
+    );
+    expect(USAGE).toContain("CI_OIDC_ISSUERS");
   });
 
   it.each([["--port", "80x"], ["--port", "65536"], ["--port", "-1"], ["--nope"], ["extra"]])(

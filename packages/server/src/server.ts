@@ -10,6 +10,7 @@ import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
 import { buildApp, type TestRoutes } from "./app.js";
+import { parseCiIssuers, type CiIssuer } from "./ci/issuers.js";
 import { createIdentity, type Identity } from "./identity/identity.js";
 import { openDatabase, SQLITE_FILE } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
@@ -43,6 +44,8 @@ export interface ServerConfig {
   trustProxy: TrustProxy;
   /** SMTP_URL and SMTP_FROM: where notices are sent; unset, they stay in the outbox. SMTP_URL is never logged. */
   smtp: SmtpConfig | undefined;
+  /** CI_OIDC_ISSUERS: the CI platforms whose OIDC tokens CI pulls may present (ci/issuers.ts). */
+  ciIssuers: readonly CiIssuer[];
 }
 
 /**
@@ -122,6 +125,11 @@ Environment:
                           retrying failures for about 4 hours. It holds a password: it is never logged. A password
                           over smtp:// to another machine needs STARTTLS. Unset: notices stay in the outbox
   SMTP_FROM               the notices' From address (default Latchkey <latchkey@HOST of PUBLIC_URL>)
+  CI_OIDC_ISSUERS         the CI platforms whose OIDC ID tokens may pull vaults with CI enabled: PROVIDER=URL,
+                          comma-separated, PROVIDER github or gitlab, each URL exactly its tokens' iss (https; http
+                          only on a loopback host). Default github=https://token.actions.githubusercontent.com,
+                          gitlab=https://gitlab.com; a value replaces the default (list github too to keep it);
+                          none trusts no platform
   LOG_LEVEL               pino level: fatal, error, warn, info (default), debug, trace
 
 Examples:
@@ -185,6 +193,7 @@ export function parseServerArgs(
     openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
     trustProxy: parseTrustProxy(env.TRUST_PROXY, publicUrl),
     smtp: parseSmtpConfig(env, publicUrl),
+    ciIssuers: parseCiIssuers(env),
   };
 }
 
@@ -267,6 +276,7 @@ export async function runServer(
       identity,
       ...(writer ? { syncWrites: writer } : {}),
       trustProxy: config.trustProxy,
+      ciIssuers: config.ciIssuers,
       randomBytes: deps.randomBytes,
       ...(deps.testRoutes ? { testRoutes: deps.testRoutes } : {}),
       ...(deps.now ? { now: deps.now } : {}),
@@ -282,8 +292,10 @@ export async function runServer(
         dataDir: config.dataDir,
         secretSource: source,
         migrationsRun: ran,
+        ciIssuers: config.ciIssuers.map((issuer) => `${issuer.provider}=${issuer.url}`),
       },
-      `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source)}`,
+      `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source)}; ` +
+        `CI tokens trusted from ${config.ciIssuers.length === 0 ? "no issuer" : config.ciIssuers.map((issuer) => issuer.url).join(", ")}`,
     );
     if (config.openSignup)
       app.log.warn(

@@ -7,6 +7,7 @@
  */
 import type { Generated } from "kysely";
 import type { ApiTables } from "../api/migration.js";
+import type { CiTables } from "../ci/migration.js";
 import type { IdentityTables } from "../identity/migration.js";
 import type { OrgTables } from "../orgs/migration.js";
 import type { OutboxTables } from "../outbox/migration.js";
@@ -46,7 +47,15 @@ export interface ServerMetaTable {
 
 /** Every table of the server's database. */
 export interface Database
-  extends ApiTables, IdentityTables, SyncTables, PairingTables, OrgTables, OutboxTables, SharingKeyTables {
+  extends
+    ApiTables,
+    IdentityTables,
+    SyncTables,
+    PairingTables,
+    OrgTables,
+    OutboxTables,
+    SharingKeyTables,
+    CiTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;

@@ -4,9 +4,9 @@
  * logger (which writes the SMTP conversation) stays off. What a failed send reports is a code and fixed words,
  * never the mail server's reply text.
  */
-import { isIP } from "node:net";
 import { LatchkeyError } from "@latchkey/core";
 import nodemailer from "nodemailer";
+import { isLoopbackHost } from "../loopback.js";
 import { MailSendError, type MailTransport } from "./sender.js";
 
 /** Where and as whom notices are sent. */
@@ -71,13 +71,6 @@ export function describeSmtpUrl(url: string): string {
   return `${parsed.protocol}//${parsed.host}`;
 }
 
-function isLoopback(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, "");
-  if (host === "localhost") return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  return host === "::1";
-}
-
 /** How long a send may wait at each step; all well inside the sender's claim (sender.ts leaseMs). */
 const TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 60_000 };
 
@@ -92,7 +85,7 @@ export function createSmtpTransport(config: SmtpConfig): MailTransport {
     {
       url: config.url,
       ...TIMEOUTS,
-      requireTLS: hasCredentials && parsed.protocol === "smtp:" && !isLoopback(parsed.hostname),
+      requireTLS: hasCredentials && parsed.protocol === "smtp:" && !isLoopbackHost(parsed.hostname),
       logger: false,
       debug: false,
       disableFileAccess: true,
