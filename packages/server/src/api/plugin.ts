@@ -141,6 +141,17 @@ export const stepUpRequired = (scope: StepUpScope, why: StepUpRefusal): ApiError
     message: `This action needs a fresh step-up proof for "${scope}": ${STEP_UP_WHY[why]}.`,
   });
 
+/**
+ * The 429 of an action an account limit refused (api/account-limits.ts): `message` says which limit, and
+ * Retry-After when the next one is allowed.
+ */
+export const rateLimited = (message: string, retryAfterSeconds: number): ApiError =>
+  new ApiError(
+    429,
+    { error: "RateLimitedError", code: "LK_RATE_LIMITED", message },
+    { "retry-after": String(retryAfterSeconds) },
+  );
+
 /** Registers `routes` (each slice's) on `app` inside one authenticated, signed scope. */
 export async function registerApi(
   app: FastifyInstance,

@@ -6,7 +6,7 @@
 import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
-import { stepUpMigration } from "../api/migration.js";
+import { accountActionCountsMigration, stepUpMigration } from "../api/migration.js";
 import { ciOidcMigration } from "../ci/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
@@ -101,6 +101,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0010_sharing_keys": sharingKeysMigration,
   "0011_outbox": outboxMigration,
   "0012_org_vault_unshared": orgVaultUnsharedMigration,
+  "0013_account_action_counts": accountActionCountsMigration,
   "0015_ci_oidc": ciOidcMigration,
 };
 

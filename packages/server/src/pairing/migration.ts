@@ -39,19 +39,11 @@ export interface PairingsTable {
 }
 
 /**
- * Wrong pairing codes one user has sent in the current window (service.ts). One row per user, counted before a
- * code is looked up, so concurrent guesses cannot all pass one check.
+ * The pairing slice's tables as Kysely sees them (after its latest migration). Its count of wrong codes moved to
+ * the API layer's account_action_counts (migration 0013, api/migration.ts).
  */
-export interface PairingJoinFailuresTable {
-  user_id: string;
-  window_start: string;
-  failures: number;
-}
-
-/** The pairing slice's tables as Kysely sees them (after its latest migration). */
 export interface PairingTables {
   pairings: PairingsTable;
-  pairing_join_failures: PairingJoinFailuresTable;
 }
 
 /** Migration 0008: pairings and the per-user count of wrong codes. */

@@ -25,6 +25,7 @@ import {
   ApiError,
   invalid,
   parseBody,
+  rateLimited,
   SMALL_BODY_LIMIT,
   stepUpRequired,
   type ApiContext,
@@ -70,13 +71,6 @@ const wrongCode = (): ApiError =>
 
 const failed = (message: string): ApiError =>
   new ApiError(409, { error: "PairingFailedError", code: "LK_PAIRING_FAILED", message });
-
-const rateLimited = (message: string, retryAfterSeconds: number): ApiError =>
-  new ApiError(
-    429,
-    { error: "RateLimitedError", code: "LK_RATE_LIMITED", message },
-    { "retry-after": String(retryAfterSeconds) },
-  );
 
 /** The answer to a refused move whose step needs the pairing in `expected`. */
 function refusal(outcome: MoveFailure, expected: string): ApiError {

@@ -21,6 +21,7 @@ import {
 } from "@latchkey/core";
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
+import { countAction, uncountAction, type AccountLimit } from "../api/account-limits.js";
 import { insertActorAudit } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
@@ -60,6 +61,12 @@ export const MAX_UNFINISHED_PAIRINGS = 10;
 export const JOIN_FAILURE_LIMIT = 10;
 /** The window of {@link JOIN_FAILURE_LIMIT}. */
 export const JOIN_WINDOW_MS = 15 * 60 * 1000;
+/** Wrong codes, counted per account (api/account-limits.ts). */
+const JOIN_LIMIT: AccountLimit = {
+  action: "pairing.join",
+  limit: JOIN_FAILURE_LIMIT,
+  windowMs: JOIN_WINDOW_MS,
+};
 /** How long finished pairings stay listed (and stored). */
 export const PAIRING_LIST_MS = 24 * 60 * 60 * 1000;
 /** Most pairings the list answers. */
@@ -220,15 +227,13 @@ export function createPairingService(deps: PairingServiceDeps) {
     const codeHash = toHex(await pairingCodeHash(code));
     const now = deps.now();
     const at = now.toISOString();
-    const window = new Date(now.getTime() - JOIN_WINDOW_MS).toISOString();
     try {
       return await db.transaction().execute(async (trx): Promise<JoinOutcome> => {
-        const attempt = await data.countJoinAttempt(trx, actor.userId, at, window);
-        if (attempt.failures > JOIN_FAILURE_LIMIT) {
-          const reopens = Date.parse(attempt.windowStart) + JOIN_WINDOW_MS - now.getTime();
+        const counted = await countAction(trx, actor.userId, JOIN_LIMIT, now);
+        if (!counted.allowed) {
           throw new Abort<JoinOutcome>({
             kind: "rate-limited",
-            retryAfterSeconds: Math.max(1, Math.ceil(reopens / 1000)),
+            retryAfterSeconds: counted.retryAfterSeconds,
           });
         }
         const joined = await data.joinPairing(trx, {
@@ -239,7 +244,7 @@ export function createPairingService(deps: PairingServiceDeps) {
           now: at,
         });
         if (joined !== undefined) {
-          await data.forgiveJoinAttempt(trx, actor.userId);
+          await uncountAction(trx, actor.userId, JOIN_LIMIT);
           await audit(trx, at, actor, "pairing.join", { pairingId: joined.id });
           return { kind: "ok", view: viewOf(joined, at) };
         }
@@ -255,7 +260,7 @@ export function createPairingService(deps: PairingServiceDeps) {
           );
           return { kind: "not-found" };
         }
-        await data.forgiveJoinAttempt(trx, actor.userId);
+        await uncountAction(trx, actor.userId, JOIN_LIMIT);
         const status = effectiveStatus(found, at);
         if (status === "expired") return { kind: "failed", reason: "expired", status };
         if (status === "pending" && found.creator_grant === actor.grantId) {
