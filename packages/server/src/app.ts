@@ -226,6 +226,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       randomId,
       sharingKeys: findSharingKeys,
       onMemberRemoved: NOTICES.memberRemoved,
+      onMemberAdded: NOTICES.memberAdded,
     }),
   ];
   if (deps.testRoutes) {

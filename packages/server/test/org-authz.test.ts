@@ -6,13 +6,21 @@
 // here, not read from the server's permission table, so loosening one permission there fails this test. The
 // owner's row is the positive control: the same requests with the strongest role succeed on every route.
 import { randomUUID } from "node:crypto";
-import type { OrgRole } from "@latchkey/core";
+import type { OrgRole, StepUpScope } from "@latchkey/core";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
 import { describeEachDatabase } from "./databases.js";
-import { call, makeOrg, newMember, orgPushBody, shareBody, type Member } from "./org-support.js";
-import { stepUpProofFor } from "./support/step-up.js";
+import {
+  call,
+  callWithProof,
+  makeOrg,
+  newMember,
+  orgPushBody,
+  shareBody,
+  stepUpHeader,
+  type Member,
+} from "./org-support.js";
 import { newVaultKey, openMigrated, startSyncServer, type SyncServer } from "./sync-support.js";
 
 const ROLES: readonly OrgRole[] = ["owner", "admin", "maintainer", "member"];
@@ -78,7 +86,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
     loner = await newMember(server, database.db);
     victim = await newMember(server, database.db);
     await makeOrg(
-      app,
+      server,
       other.get("owner")!,
       "other",
       ROLES.filter((r) => r !== "owner").map((r) => [other.get(r)!, r] as const),
@@ -95,7 +103,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
 
   /** The organisation under test as every cell starts from: its members, the victim a member, one shared vault. */
   async function setUp(): Promise<void> {
-    await makeOrg(app, ownerOf(), "target", [
+    await makeOrg(server, ownerOf(), "target", [
       ...ROLES.filter((r) => r !== "owner").map((r) => [own.get(r)!, r] as const),
       [victim, "member"],
     ]);
@@ -142,6 +150,8 @@ describeEachDatabase("organisation authorization matrix", (target) => {
       body?: unknown,
       headers?: Record<string, string>,
     ) => call(app, caller.token, method, path, body, headers);
+    // Each caller's own fresh proof: what the matrix checks is the role, not the step-up (org-step-up.test.ts).
+    const proof = (scope: StepUpScope) => stepUpHeader(server, caller.token, scope);
     switch (route) {
       case "create org":
         return as("POST", "", { slug: `o-${randomUUID().slice(0, 8)}` });
@@ -150,17 +160,25 @@ describeEachDatabase("organisation authorization matrix", (target) => {
       case "get org":
         return as("GET", base);
       case "delete org":
-        return as("DELETE", base);
+        return as("DELETE", base, undefined, await proof("org:delete"));
       case "list members":
         return as("GET", `${base}/members`);
       case "add member":
-        return as("POST", `${base}/members`, { email: newcomer, role: "member" });
+        return as(
+          "POST",
+          `${base}/members`,
+          { email: newcomer, role: "member" },
+          await proof("org:member:add"),
+        );
       case "set role":
-        return as("PATCH", `${base}/members/${victim.userId}`, { role: "maintainer" });
+        return as(
+          "PATCH",
+          `${base}/members/${victim.userId}`,
+          { role: "maintainer" },
+          await proof("org:member:role"),
+        );
       case "remove member":
-        return as("DELETE", `${base}/members/${victim.userId}`, undefined, {
-          "x-latchkey-step-up": await stepUpProofFor(server.identity, caller.token, "org:member:remove"),
-        });
+        return as("DELETE", `${base}/members/${victim.userId}`, undefined, await proof("org:member:remove"));
       case "public keys":
         return as("GET", `${base}/public-keys`);
       case "list vaults":
@@ -188,14 +206,26 @@ describeEachDatabase("organisation authorization matrix", (target) => {
         return setUp();
       case "set role":
         expect(
-          (await call(app, owner.token, "PATCH", `/target/members/${victim.userId}`, { role: "member" }))
-            .statusCode,
+          (
+            await callWithProof(
+              server,
+              owner.token,
+              "org:member:role",
+              "PATCH",
+              `/target/members/${victim.userId}`,
+              { role: "member" },
+            )
+          ).statusCode,
         ).toBe(200);
         return;
       case "remove member":
         expect(
-          (await call(app, owner.token, "POST", "/target/members", { email: victim.email, role: "member" }))
-            .statusCode,
+          (
+            await callWithProof(server, owner.token, "org:member:add", "POST", "/target/members", {
+              email: victim.email,
+              role: "member",
+            })
+          ).statusCode,
         ).toBe(201);
         return;
       case "unshare":

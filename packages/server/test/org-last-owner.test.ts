@@ -8,10 +8,10 @@ import { sql } from "kysely";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { OpenDatabase } from "../src/db/index.js";
-import { createOrgService, type OrgActor } from "../src/orgs/service.js";
+import { createOrgService, type OrgActor, type StepUpSpend } from "../src/orgs/service.js";
 import { findSharingKeys } from "../src/sharing-keys/data.js";
 import { describeEachDatabase } from "./databases.js";
-import { call, makeOrg, newMember, type Member } from "./org-support.js";
+import { call, callWithProof, makeOrg, newMember, type Member } from "./org-support.js";
 import { stepUpProofFor } from "./support/step-up.js";
 import { openMigrated, startSyncServer, type SyncServer } from "./sync-support.js";
 
@@ -50,16 +50,37 @@ describeEachDatabase("the last owner", (target) => {
   it("lets exactly one of two simultaneous changes of the last two owners through, round after round", async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const slug = `race-${round}`;
-      await makeOrg(app, first, slug, [[second, "owner"]]);
+      await makeOrg(server, first, slug, [[second, "owner"]]);
       // Even rounds: both step down. Odd rounds: one steps down while the other removes them.
       const requests =
         round % 2 === 0
           ? [
-              call(app, first.token, "PATCH", `/${slug}/members/${first.userId}`, { role: "admin" }),
-              call(app, second.token, "PATCH", `/${slug}/members/${second.userId}`, { role: "member" }),
+              callWithProof(
+                server,
+                first.token,
+                "org:member:role",
+                "PATCH",
+                `/${slug}/members/${first.userId}`,
+                { role: "admin" },
+              ),
+              callWithProof(
+                server,
+                second.token,
+                "org:member:role",
+                "PATCH",
+                `/${slug}/members/${second.userId}`,
+                { role: "member" },
+              ),
             ]
           : [
-              call(app, first.token, "PATCH", `/${slug}/members/${first.userId}`, { role: "maintainer" }),
+              callWithProof(
+                server,
+                first.token,
+                "org:member:role",
+                "PATCH",
+                `/${slug}/members/${first.userId}`,
+                { role: "maintainer" },
+              ),
               call(app, second.token, "DELETE", `/${slug}/members/${second.userId}`, undefined, {
                 "x-latchkey-step-up": await stepUpProofFor(
                   server.identity,
@@ -93,8 +114,14 @@ describeEachDatabase("the last owner", (target) => {
         clientId: "test",
         ip: "::1",
       });
+      // The routes' step-up is not what this holds up: a proof that is always good.
+      const spend = (): StepUpSpend => ({
+        scope: "org:member:role",
+        method: "password",
+        record: () => Promise.resolve(true),
+      });
       const slug = "held";
-      await makeOrg(app, first, slug, [[second, "owner"]]);
+      await makeOrg(server, first, slug, [[second, "owner"]]);
       const orgId = (
         await database.db.selectFrom("orgs").select("id").where("slug", "=", slug).executeTakeFirstOrThrow()
       ).id;
@@ -120,8 +147,8 @@ describeEachDatabase("the last owner", (target) => {
           .where("org_id", "=", orgId)
           .execute();
         both = Promise.all([
-          service.setRole(actor(first), slug, first.userId, "admin"),
-          service.setRole(actor(second), slug, second.userId, "admin"),
+          service.setRole(actor(first), slug, first.userId, "admin", spend()),
+          service.setRole(actor(second), slug, second.userId, "admin", spend()),
         ]);
         while ((await waiting()) < 2) await new Promise((resolve) => setTimeout(resolve, 5));
       });

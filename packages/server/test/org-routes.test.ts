@@ -11,7 +11,16 @@ import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "../src/orgs/d
 import { createOrgService } from "../src/orgs/service.js";
 import { findSharingKeys } from "../src/sharing-keys/data.js";
 import { describeEachDatabase } from "./databases.js";
-import { call, makeOrg, newMember, orgPushBody, shareBody, unwrapFor, type Member } from "./org-support.js";
+import {
+  call,
+  callWithProof,
+  makeOrg,
+  newMember,
+  orgPushBody,
+  shareBody,
+  unwrapFor,
+  type Member,
+} from "./org-support.js";
 import { stepUpProofFor } from "./support/step-up.js";
 import { newVaultKey, openMigrated, pushBody, startSyncServer, type SyncServer } from "./sync-support.js";
 
@@ -78,7 +87,10 @@ describeEachDatabase("organisation routes", (target) => {
 
     it("adds members by email with the roles their adder may give, and names the role a refusal needed", async () => {
       const add = (as: Member, who: Member, role: string) =>
-        call(app, as.token, "POST", "/acme/members", { email: who.email.toUpperCase(), role });
+        callWithProof(server, as.token, "org:member:add", "POST", "/acme/members", {
+          email: who.email.toUpperCase(),
+          role,
+        });
       expect((await add(owner, admin, "admin")).statusCode).toBe(201);
       const byAdmin = await add(admin, maintainer, "maintainer");
       expect(byAdmin.statusCode).toBe(201);
@@ -91,7 +103,7 @@ describeEachDatabase("organisation routes", (target) => {
       expect(byMaintainer.json().message).toMatch(/needs the role admin .*yours is maintainer/);
       expect((await add(admin, member, "member")).statusCode).toBe(201);
       expect((await add(admin, member, "member")).json().code).toBe("LK_MEMBER_EXISTS");
-      const nobody = await call(app, admin.token, "POST", "/acme/members", {
+      const nobody = await callWithProof(server, admin.token, "org:member:add", "POST", "/acme/members", {
         email: "nobody@example.test",
         role: "member",
       });
@@ -100,9 +112,16 @@ describeEachDatabase("organisation routes", (target) => {
     });
 
     it("never leaves an organisation without an owner, and keeps owners the owners' to manage", async () => {
-      const demoteSelf = await call(app, owner.token, "PATCH", `/acme/members/${owner.userId}`, {
-        role: "admin",
-      });
+      const demoteSelf = await callWithProof(
+        server,
+        owner.token,
+        "org:member:role",
+        "PATCH",
+        `/acme/members/${owner.userId}`,
+        {
+          role: "admin",
+        },
+      );
       expect([demoteSelf.statusCode, demoteSelf.json().code]).toEqual([409, "LK_ORG_LAST_OWNER"]);
       const removeSelf = await call(
         app,
@@ -113,33 +132,86 @@ describeEachDatabase("organisation routes", (target) => {
         await removalProof(owner.token),
       );
       expect([removeSelf.statusCode, removeSelf.json().code]).toEqual([409, "LK_ORG_LAST_OWNER"]);
-      const adminOnOwner = await call(app, admin.token, "PATCH", `/acme/members/${owner.userId}`, {
-        role: "member",
-      });
+      const adminOnOwner = await callWithProof(
+        server,
+        admin.token,
+        "org:member:role",
+        "PATCH",
+        `/acme/members/${owner.userId}`,
+        {
+          role: "member",
+        },
+      );
       expect([adminOnOwner.statusCode, adminOnOwner.json().code]).toEqual([403, "LK_ORG_FORBIDDEN"]);
       // With a second owner the first may step down; the second then cannot.
       expect(
-        (await call(app, owner.token, "PATCH", `/acme/members/${admin.userId}`, { role: "owner" }))
-          .statusCode,
+        (
+          await callWithProof(
+            server,
+            owner.token,
+            "org:member:role",
+            "PATCH",
+            `/acme/members/${admin.userId}`,
+            { role: "owner" },
+          )
+        ).statusCode,
       ).toBe(200);
       expect(
-        (await call(app, owner.token, "PATCH", `/acme/members/${owner.userId}`, { role: "admin" }))
-          .statusCode,
+        (
+          await callWithProof(
+            server,
+            owner.token,
+            "org:member:role",
+            "PATCH",
+            `/acme/members/${owner.userId}`,
+            { role: "admin" },
+          )
+        ).statusCode,
       ).toBe(200);
-      const last = await call(app, admin.token, "PATCH", `/acme/members/${admin.userId}`, { role: "admin" });
+      const last = await callWithProof(
+        server,
+        admin.token,
+        "org:member:role",
+        "PATCH",
+        `/acme/members/${admin.userId}`,
+        { role: "admin" },
+      );
       expect(last.json().code).toBe("LK_ORG_LAST_OWNER");
       // Back to the cast of the other tests.
       expect(
-        (await call(app, admin.token, "PATCH", `/acme/members/${owner.userId}`, { role: "owner" }))
-          .statusCode,
+        (
+          await callWithProof(
+            server,
+            admin.token,
+            "org:member:role",
+            "PATCH",
+            `/acme/members/${owner.userId}`,
+            { role: "owner" },
+          )
+        ).statusCode,
       ).toBe(200);
       expect(
-        (await call(app, owner.token, "PATCH", `/acme/members/${admin.userId}`, { role: "admin" }))
-          .statusCode,
+        (
+          await callWithProof(
+            server,
+            owner.token,
+            "org:member:role",
+            "PATCH",
+            `/acme/members/${admin.userId}`,
+            { role: "admin" },
+          )
+        ).statusCode,
       ).toBe(200);
-      const unknown = await call(app, owner.token, "PATCH", `/acme/members/${outsider.userId}`, {
-        role: "member",
-      });
+      const unknown = await callWithProof(
+        server,
+        owner.token,
+        "org:member:role",
+        "PATCH",
+        `/acme/members/${outsider.userId}`,
+        {
+          role: "member",
+        },
+      );
       expect([unknown.statusCode, unknown.json().code]).toEqual([404, "LK_MEMBER_NOT_FOUND"]);
     });
   });
@@ -299,8 +371,14 @@ describeEachDatabase("organisation routes", (target) => {
     it("shows who needs a share: a member added later, and one without a sharing key", async () => {
       const late = await newMember(server, database.db);
       const keyless = await server.caller();
-      await call(app, owner.token, "POST", "/acme/members", { email: late.email, role: "member" });
-      await call(app, owner.token, "POST", "/acme/members", { email: keyless.email, role: "member" });
+      await callWithProof(server, owner.token, "org:member:add", "POST", "/acme/members", {
+        email: late.email,
+        role: "member",
+      });
+      await callWithProof(server, owner.token, "org:member:add", "POST", "/acme/members", {
+        email: keyless.email,
+        role: "member",
+      });
       const listed = (await call(app, member.token, "GET", "/acme/members")).json();
       const byId = new Map(listed.members.map((m: { userId: string }) => [m.userId, m]));
       expect(byId.get(member.userId)).toMatchObject({
@@ -387,7 +465,10 @@ describeEachDatabase("organisation routes", (target) => {
       );
       expect(pushRefused.json().code).toBe("LK_ORG_NOT_FOUND");
       // The same proof a second time: spent.
-      await call(app, owner.token, "POST", "/acme/members", { email: member.email, role: "member" });
+      await callWithProof(server, owner.token, "org:member:add", "POST", "/acme/members", {
+        email: member.email,
+        role: "member",
+      });
       const replay = await call(app, admin.token, "DELETE", path, undefined, proof);
       expect([replay.statusCode, replay.json().code]).toEqual([403, "LK_STEP_UP_REQUIRED"]);
       expect(replay.json().message).toMatch(/already used/);
@@ -432,9 +513,11 @@ describeEachDatabase("organisation routes", (target) => {
       expect((await call(app, member.token, "DELETE", `/acme/vaults/${vaultId}`)).statusCode).toBe(403);
       const unshared = await call(app, maintainer.token, "DELETE", `/acme/vaults/${vaultId}`);
       expect(unshared.json()).toEqual({ vaultId, wrappedKeysRemoved: 4 });
-      expect((await call(app, admin.token, "DELETE", "/acme")).json().code).toBe("LK_ORG_FORBIDDEN");
+      expect((await callWithProof(server, admin.token, "org:delete", "DELETE", "/acme")).json().code).toBe(
+        "LK_ORG_FORBIDDEN",
+      );
       const auditBefore = await count("audit_events");
-      const deleted = await call(app, owner.token, "DELETE", "/acme");
+      const deleted = await callWithProof(server, owner.token, "org:delete", "DELETE", "/acme");
       expect(deleted.json()).toEqual({ slug: "acme", membersRemoved: 6, vaultsRemoved: 0 });
       expect(await count("audit_events")).toBe(auditBefore + 1);
       expect(await count("org_members")).toBe(0);
@@ -444,7 +527,7 @@ describeEachDatabase("organisation routes", (target) => {
 
   it("never moves an organisation copy's version backwards: a share after an unshare continues above it", async () => {
     const [boss, mate] = await Promise.all([1, 2].map(() => newMember(server, database.db)));
-    await makeOrg(app, boss!, "resharing", [[mate!, "member"]]);
+    await makeOrg(server, boss!, "resharing", [[mate!, "member"]]);
     const vaultId = randomUUID();
     const path = `/resharing/vaults/${vaultId}`;
     const oldKey = newVaultKey();
@@ -562,7 +645,9 @@ describeEachDatabase("organisation routes", (target) => {
     // Deleting the organisation deletes what an unshare kept.
     expect((await call(app, boss!.token, "DELETE", path)).statusCode).toBe(200);
     expect(await rows("org_vault_unshared")).toBe(1);
-    expect((await call(app, boss!.token, "DELETE", "/resharing")).statusCode).toBe(200);
+    expect((await callWithProof(server, boss!.token, "org:delete", "DELETE", "/resharing")).statusCode).toBe(
+      200,
+    );
     expect(await rows("org_vault_unshared")).toBe(0);
   });
 
@@ -581,9 +666,13 @@ describeEachDatabase("organisation routes", (target) => {
     });
     const boss = await newMember(server, database.db);
     const leaver = await newMember(server, database.db);
-    await makeOrg(app, boss, "hooked", [[leaver, "member"]]);
+    await makeOrg(server, boss, "hooked", [[leaver, "member"]]);
     const actor = { userId: boss.userId, email: boss.email, clientId: "test", ip: "127.0.0.1" };
-    const spend = { method: "password", record: () => Promise.resolve(true) };
+    const spend = {
+      scope: "org:member:remove" as const,
+      method: "password",
+      record: () => Promise.resolve(true),
+    };
     await expect(service.removeMember(actor, "hooked", leaver.userId, spend)).rejects.toThrow("outbox down");
     expect((await call(app, leaver.token, "GET", "/hooked")).statusCode).toBe(200);
     fail = false;
@@ -599,11 +688,11 @@ describeEachDatabase("organisation routes", (target) => {
 
   it("lists and deletes one account's wrapped keys across organisations, and names each one's owners and admins", async () => {
     const [boss, deputy, rotating] = await Promise.all([1, 2, 3].map(() => newMember(server, database.db)));
-    await makeOrg(app, boss!, "alpha", [
+    await makeOrg(server, boss!, "alpha", [
       [deputy!, "admin"],
       [rotating!, "maintainer"],
     ]);
-    await makeOrg(app, rotating!, "beta");
+    await makeOrg(server, rotating!, "beta");
     const [a, b] = [randomUUID(), randomUUID()];
     const key = newVaultKey();
     const team = [boss!, deputy!, rotating!];
@@ -630,6 +719,7 @@ describeEachDatabase("organisation routes", (target) => {
     const recipients = await orgNoticeRecipients(
       database.db,
       listed.map((k) => k.orgId),
+      ["owner", "admin"],
     );
     expect(recipients.map((r) => [r.slug, r.emails])).toEqual([
       ["alpha", [boss!.email, deputy!.email].sort()],

@@ -4,16 +4,19 @@ import {
   generateX25519KeyPair,
   ORGS_PATH,
   sharingKeyFingerprint,
+  STEP_UP_HEADER,
   toBase64,
   unwrapKeyForRecipient,
   wrapKeyForRecipient,
   type OrgRole,
+  type StepUpScope,
   type X25519KeyPair,
 } from "@latchkey/core";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import type { Kysely } from "kysely";
 import type { Database } from "../src/db/schema.js";
 import { insertSharingKey } from "../src/sharing-keys/data.js";
+import { stepUpProofFor } from "./support/step-up.js";
 import { newRequestId, sealBlob, type Caller, type SyncServer } from "./sync-support.js";
 
 /** A signed-in account with a registered sharing key. */
@@ -55,17 +58,44 @@ export function call(
   });
 }
 
+/** The header of a fresh step-up proof for `scope` of `token`'s user and session (support/step-up.ts). */
+export async function stepUpHeader(
+  server: SyncServer,
+  token: string,
+  scope: StepUpScope,
+): Promise<Record<string, string>> {
+  return { [STEP_UP_HEADER]: await stepUpProofFor(server.identity, token, scope) };
+}
+
+/**
+ * A request of `token` to a route that spends a step-up proof for `scope` (member add, role change, removal,
+ * the organisation's deletion), with a fresh one.
+ */
+export async function callWithProof(
+  server: SyncServer,
+  token: string,
+  scope: StepUpScope,
+  method: "POST" | "PATCH" | "DELETE",
+  path: string,
+  payload?: unknown,
+): Promise<LightMyRequestResponse> {
+  return call(server.app, token, method, path, payload, await stepUpHeader(server, token, scope));
+}
+
 /** Creates the organisation `slug` owned by `owner` and adds `members` with their roles; throws on any refusal. */
 export async function makeOrg(
-  app: FastifyInstance,
+  server: SyncServer,
   owner: Caller,
   slug: string,
   members: readonly (readonly [Caller, OrgRole])[] = [],
 ): Promise<void> {
-  const created = await call(app, owner.token, "POST", "", { slug });
+  const created = await call(server.app, owner.token, "POST", "", { slug });
   if (created.statusCode !== 201) throw new Error(`makeOrg: create answered ${created.statusCode}`);
   for (const [member, role] of members) {
-    const added = await call(app, owner.token, "POST", `/${slug}/members`, { email: member.email, role });
+    const added = await callWithProof(server, owner.token, "org:member:add", "POST", `/${slug}/members`, {
+      email: member.email,
+      role,
+    });
     if (added.statusCode !== 201) throw new Error(`makeOrg: add answered ${added.statusCode}`);
   }
 }

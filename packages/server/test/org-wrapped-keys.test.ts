@@ -161,7 +161,7 @@ describeEachDatabase("malformed wrapped keys through the share route", (target) 
     app = server.app;
     owner = await newMember(server, database.db);
     member = await newMember(server, database.db);
-    await makeOrg(app, owner, "keys", [[member, "member"]]);
+    await makeOrg(server, owner, "keys", [[member, "member"]]);
   });
   afterAll(async () => {
     await server?.close();

@@ -52,7 +52,7 @@ describeEachDatabase("sharing-key rotation with organisations", (target) => {
       const owner = await newMember(server, database.db);
       const admin = await newMember(server, database.db);
       const maintainer = await newMember(server, database.db);
-      await makeOrg(app, owner, slug, [
+      await makeOrg(server, owner, slug, [
         [admin, "admin"],
         [maintainer, "maintainer"],
         [rotating, "member"],

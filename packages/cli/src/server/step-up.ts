@@ -35,7 +35,10 @@ const PURPOSE: Record<StepUpScope, string> = {
   "vault:public-key:set": "set your account's sharing key",
   "vault:public-key:rotate": "replace your account's sharing key",
   "vault:pair": "pair a new device with your account",
+  "org:member:add": "add a member to an organisation",
+  "org:member:role": "change a member's role in an organisation",
   "org:member:remove": "remove a member from an organisation",
+  "org:delete": "delete an organisation",
   "vault:ci:enable": "let CI pull a vault",
 };
 

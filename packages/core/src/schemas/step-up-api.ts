@@ -15,13 +15,18 @@ export const STEP_UP_TTL_SECONDS = 5 * 60;
 
 /**
  * The actions a proof can be minted for: a proof's `aud` is exactly one of them, and a route accepts only its
- * own. A proof for pairing cannot remove an organisation member.
+ * own. A proof for pairing cannot remove an organisation member. The organisation's membership has one scope per
+ * kind of change (adding someone, changing a role, removing someone, deleting the organisation), so a proof typed
+ * for one can never be replayed as another.
  */
 export const STEP_UP_SCOPES = [
   "vault:public-key:set",
   "vault:public-key:rotate",
   "vault:pair",
+  "org:member:add",
+  "org:member:role",
   "org:member:remove",
+  "org:delete",
   "vault:ci:enable",
 ] as const;
 

@@ -316,10 +316,11 @@ export function deleteUserKeys(db: Db, userId: string): Promise<number> {
   });
 }
 
-/** The e-mails of the owners and admins of each of `orgIds`: who hears of changes to the organisation. */
+/** The e-mails of the members of each of `orgIds` with one of `roles`: who hears of changes to the organisation. */
 export function orgNoticeRecipients(
   db: Db,
   orgIds: readonly string[],
+  roles: readonly OrgRole[],
 ): Promise<{ orgId: string; slug: string; emails: string[] }[]> {
   return runQuery("list organisation notice recipients", async () => {
     const unique = [...new Set(orgIds)];
@@ -331,7 +332,7 @@ export function orgNoticeRecipients(
         .innerJoin("users as u", "u.id", "m.user_id")
         .select(["m.org_id", "o.slug", "u.email"])
         .where("m.org_id", "in", unique.slice(start, start + ROWS_PER_STATEMENT))
-        .where("m.role", "in", ["owner", "admin"])
+        .where("m.role", "in", roles)
         .orderBy("o.slug")
         .orderBy("u.email")
         .execute();

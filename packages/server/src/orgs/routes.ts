@@ -35,6 +35,7 @@ import {
   ApiError,
   invalid,
   parseBody,
+  rateLimited,
   SMALL_BODY_LIMIT,
   stepUpRequired,
   type ApiContext,
@@ -47,12 +48,15 @@ import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import { normalizeEmail } from "../email.js";
 import {
   createOrgService,
+  MEMBER_ADD_LIMIT,
   type Denied,
+  type MemberAddedEvent,
   type MemberRemovedEvent,
   type MemberRefusal,
   type OrgActor,
   type OrgService,
   type SharingKeyLookup,
+  type StepUpUsed,
   type VaultRefusal,
 } from "./service.js";
 
@@ -65,6 +69,8 @@ export interface OrgDeps {
   sharingKeys: SharingKeyLookup;
   /** Called in a member removal's transaction (the notices outbox queues there). */
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
+  /** Called in a member addition's transaction (the notices outbox queues there). */
+  onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
 }
 
 /** Largest share body: a push's and a wrapped key (with its member id and fingerprint) per member. */
@@ -83,7 +89,7 @@ const error = (status: number, name: string, code: string, message: string): Api
   new ApiError(status, { error: name, code, message });
 
 /** The answer to a refusal of the service. */
-function refusal(outcome: Denied | MemberRefusal | VaultRefusal): ApiError {
+function refusal(outcome: Denied | MemberRefusal | StepUpUsed | VaultRefusal): ApiError {
   switch (outcome.kind) {
     case "org-not-found":
       return error(
@@ -128,7 +134,12 @@ function refusal(outcome: Denied | MemberRefusal | VaultRefusal): ApiError {
         "This change would leave the organisation without an owner.",
       );
     case "step-up-used":
-      return stepUpRequired("org:member:remove", "used");
+      return stepUpRequired(outcome.scope, "used");
+    case "rate-limited":
+      return rateLimited(
+        `This account has made ${MEMBER_ADD_LIMIT.limit} member additions within an hour, the most allowed; the server accepts another in ${outcome.retryAfterSeconds} seconds.`,
+        outcome.retryAfterSeconds,
+      );
     case "not-shared":
       return error(
         404,
@@ -161,7 +172,7 @@ function refusal(outcome: Denied | MemberRefusal | VaultRefusal): ApiError {
 }
 
 /** The value of a successful outcome; throws the answer to any other. */
-function value<T>(outcome: { kind: "ok"; value: T } | Denied | MemberRefusal | VaultRefusal): T {
+function value<T>(outcome: { kind: "ok"; value: T } | Denied | MemberRefusal | StepUpUsed | VaultRefusal): T {
   if (outcome.kind === "ok") return outcome.value;
   throw refusal(outcome);
 }
@@ -205,9 +216,9 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.delete<BySlug>(org, async (request, reply) => {
-    const answer: OrgDeleteResponse = value(
-      await service.remove(actor(request), parseSlug(request.params.slug)),
-    );
+    const slug = parseSlug(request.params.slug);
+    const grant = await context.stepUp(request, "org:delete");
+    const answer: OrgDeleteResponse = value(await service.remove(actor(request), slug, grant));
     return reply.send(answer);
   });
 
@@ -221,8 +232,9 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
     const slug = parseSlug(request.params.slug);
     const body = parseBody(orgMemberAddRequestSchema, request.body);
     const email = parseEmail(body.email);
+    const grant = await context.stepUp(request, "org:member:add");
     const answer: OrgMemberResponse = {
-      member: value(await service.addMember(actor(request), slug, { email, role: body.role })),
+      member: value(await service.addMember(actor(request), slug, { email, role: body.role }, grant)),
     };
     return reply.code(201).send(answer);
   });
@@ -231,8 +243,9 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
     const slug = parseSlug(request.params.slug);
     const userId = parseUserId(request.params.userId);
     const body = parseBody(orgMemberRoleRequestSchema, request.body);
+    const grant = await context.stepUp(request, "org:member:role");
     const answer: OrgMemberResponse = {
-      member: value(await service.setRole(actor(request), slug, userId, body.role)),
+      member: value(await service.setRole(actor(request), slug, userId, body.role, grant)),
     };
     return reply.send(answer);
   });

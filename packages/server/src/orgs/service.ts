@@ -15,8 +15,10 @@ import {
   type OrgRole,
   type OrgSummary,
   type OrgVaultSummary,
+  type StepUpScope,
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
+import { countAction, type AccountLimit } from "../api/account-limits.js";
 import { insertAudit, latestVersionEvents, listOrgAudit, type OrgAuditRow } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
@@ -38,6 +40,30 @@ export interface MemberRemovedEvent {
   /** When the removal happened (its audit row's time). */
   at: string;
 }
+
+/** What a member's addition tells whoever must hear of it (the notices outbox), inside the addition's transaction. */
+export interface MemberAddedEvent {
+  orgId: string;
+  slug: string;
+  addedUserId: string;
+  addedEmail: string;
+  role: OrgRole;
+  actorUserId: string;
+  actorEmail: string;
+  /** When the addition happened (its audit row's time). */
+  at: string;
+}
+
+/**
+ * Member adds one account may make per hour, in every organisation together, counted whatever their outcome (an
+ * unknown email too): with the step-up proof each add needs, this bounds how fast anyone can probe which emails
+ * have accounts (docs/teams.md).
+ */
+export const MEMBER_ADD_LIMIT: AccountLimit = {
+  action: "org.member.add",
+  limit: 30,
+  windowMs: 60 * 60 * 1000,
+};
 
 /** A member's registered sharing key: the public key to wrap for and its fingerprint. */
 export interface RegisteredKey {
@@ -65,6 +91,8 @@ export interface OrgServiceDeps {
    * removal back, so a notice is queued exactly when the removal commits.
    */
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
+  /** The same for an addition, once the membership is written. */
+  onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
 }
 
 /** Who is asking. */
@@ -75,10 +103,20 @@ export interface OrgActor {
   ip: string;
 }
 
-/** The step-up proof a removal spends (the route verified it; recorded in the removal's transaction). */
+/**
+ * The step-up proof a change of membership or the organisation's deletion spends (the route verified it for
+ * `scope`; recorded in the change's transaction, after every check, so a refused change leaves it unspent).
+ */
 export interface StepUpSpend {
+  scope: StepUpScope;
   method: string;
   record(trx: Kysely<Database>): Promise<boolean>;
+}
+
+/** The proof was spent by an earlier request: nothing was changed. */
+export interface StepUpUsed {
+  kind: "step-up-used";
+  scope: StepUpScope;
 }
 
 /** A request refused before anything was done. */
@@ -94,7 +132,9 @@ export type MemberRefusal =
   | { kind: "member-exists" }
   | { kind: "member-not-found" }
   | { kind: "last-owner" }
-  | { kind: "step-up-used" };
+  | StepUpUsed
+  /** The actor made MEMBER_ADD_LIMIT adds in the current window. */
+  | { kind: "rate-limited"; retryAfterSeconds: number };
 
 /** Refusals of the vault routes. */
 export type VaultRefusal =
@@ -287,19 +327,22 @@ export function createOrgService(deps: OrgServiceDeps) {
     return { kind: "ok", value: await view(found.org, found.role) };
   }
 
-  /** Deletes the organisation with its members, copies and keys; its audit rows stay. */
+  /** Deletes the organisation with its members, copies and keys, spending the step-up proof; its audit rows stay. */
   async function remove(
     actor: OrgActor,
     slug: string,
-  ): Promise<Outcome<{ slug: string; membersRemoved: number; vaultsRemoved: number }>> {
+    stepUp: StepUpSpend,
+  ): Promise<Outcome<{ slug: string; membersRemoved: number; vaultsRemoved: number }, StepUpUsed>> {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
       const { org } = await lockedAccess(trx, actor, slug, "org.delete", at);
       const removed = await data.deleteOrg(trx, org.id);
+      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
       await audit(trx, actor, org.id, "org.delete", at, {
         slug,
         membersRemoved: removed.members,
         vaultsRemoved: removed.vaults,
+        stepUp: stepUp.method,
       });
       return {
         kind: "ok",
@@ -344,13 +387,21 @@ export function createOrgService(deps: OrgServiceDeps) {
     return { kind: "ok", value: { vaults, members: detailed } };
   }
 
-  /** Adds an existing account by its (normalized) email. */
+  /**
+   * Adds an existing account by its (normalized) email, spending the step-up proof and queueing the notices in
+   * the same transaction. Every add is first counted against the actor's MEMBER_ADD_LIMIT, in a statement of its
+   * own, so an add refused later (an unknown email) still counts.
+   */
   async function addMember(
     actor: OrgActor,
     slug: string,
     request: { email: string; role: OrgRole },
+    stepUp: StepUpSpend,
   ): Promise<Outcome<OrgMember, MemberRefusal>> {
-    const at = deps.now().toISOString();
+    const now = deps.now();
+    const at = now.toISOString();
+    const counted = await countAction(db, actor.userId, MEMBER_ADD_LIMIT, now);
+    if (!counted.allowed) return { kind: "rate-limited", retryAfterSeconds: counted.retryAfterSeconds };
     return transaction(async (trx) => {
       const { org, role } = await lockedAccess(trx, actor, slug, "members.add", at);
       const denied = denial(role, leastRoleToManage("members.add", null, request.role));
@@ -359,7 +410,22 @@ export function createOrgService(deps: OrgServiceDeps) {
       if (userId === undefined) return refuse({ kind: "account-not-found" });
       const member = { orgId: org.id, userId, role: request.role, addedAt: at };
       if (!(await data.insertMember(trx, member))) return refuse({ kind: "member-exists" });
-      await audit(trx, actor, org.id, "org.member.add", at, { memberUserId: userId, role: request.role });
+      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
+      await audit(trx, actor, org.id, "org.member.add", at, {
+        memberUserId: userId,
+        role: request.role,
+        stepUp: stepUp.method,
+      });
+      await deps.onMemberAdded?.(trx, {
+        orgId: org.id,
+        slug: org.slug,
+        addedUserId: userId,
+        addedEmail: request.email,
+        role: request.role,
+        actorUserId: actor.userId,
+        actorEmail: actor.email,
+        at,
+      });
       return {
         kind: "ok",
         value: { userId, email: request.email, role: request.role, addedAt: at },
@@ -367,12 +433,13 @@ export function createOrgService(deps: OrgServiceDeps) {
     });
   }
 
-  /** Gives a member another role; never leaves the organisation without an owner. */
+  /** Gives a member another role, spending the step-up proof; never leaves the organisation without an owner. */
   async function setRole(
     actor: OrgActor,
     slug: string,
     userId: string,
     newRole: OrgRole,
+    stepUp: StepUpSpend,
   ): Promise<Outcome<OrgMember, MemberRefusal>> {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
@@ -382,10 +449,12 @@ export function createOrgService(deps: OrgServiceDeps) {
       const denied = denial(role, leastRoleToManage("members.set-role", target.role, newRole));
       if (denied !== null) return refuse(denied);
       if (!(await data.setRole(trx, org.id, userId, newRole))) return refuse({ kind: "last-owner" });
+      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
       await audit(trx, actor, org.id, "org.member.role", at, {
         memberUserId: userId,
         from: target.role,
         to: newRole,
+        stepUp: stepUp.method,
       });
       return { kind: "ok", value: { ...target, role: newRole } } as const;
     });
@@ -411,7 +480,7 @@ export function createOrgService(deps: OrgServiceDeps) {
       const keyed = await data.listKeyedVaults(trx, org.id, userId);
       if (!(await data.deleteMember(trx, org.id, userId))) return refuse({ kind: "last-owner" });
       const keysDeleted = await data.deleteMemberKeys(trx, org.id, userId);
-      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used" });
+      if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
       const pulls = await latestVersionEvents(trx, org.id, userId, data.PULL_ACTION);
       await audit(trx, actor, org.id, "org.member.remove", at, {
         memberUserId: userId,

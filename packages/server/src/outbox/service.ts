@@ -3,6 +3,7 @@
  * is in. Queued in the transaction of the change a notice reports, a notice exists exactly when the change does:
  * a rolled-back change queues nothing, and a committed one cannot lose its notice to a crash before a send.
  */
+import type { OrgRole } from "@latchkey/core";
 import { timeOrderedId } from "../db/ids.js";
 import type { Db, OutboxRow } from "./data.js";
 import { insertNotices } from "./data.js";
@@ -57,12 +58,13 @@ export function noticeStatus(
 }
 
 /**
- * The owners' and admins' addresses of organisations, read in the caller's transaction (orgs/data.ts
- * orgNoticeRecipients, wired in app.ts: the outbox imports no other slice).
+ * The addresses of the members of organisations who hold one of `roles`, read in the caller's transaction
+ * (orgs/data.ts orgNoticeRecipients, wired in app.ts: the outbox imports no other slice).
  */
 export type OrgRecipientsReader = (
   trx: Db,
   orgIds: readonly string[],
+  roles: readonly OrgRole[],
 ) => Promise<readonly { slug: string; emails: readonly string[] }[]>;
 
 /** A member's removal as the organisations slice reports it (its MemberRemovedEvent has these fields). */
@@ -76,6 +78,21 @@ export interface MemberRemoval {
   at: string;
 }
 
+/** A member's addition as the organisations slice reports it (its MemberAddedEvent has these fields). */
+export interface MemberAddition {
+  orgId: string;
+  slug: string;
+  addedEmail: string;
+  role: OrgRole;
+  actorEmail: string;
+  /** When (ISO-8601): the addition's audit row's time. */
+  at: string;
+}
+
+/** Who hears of a change to an organisation; an addition only its owners (admins add members every day). */
+const IMPACT_ROLES: readonly OrgRole[] = ["owner", "admin"];
+const ADDITION_ROLES: readonly OrgRole[] = ["owner"];
+
 /** Queueing the notices of changes to sharing, for the services that make them. */
 export interface SharingNotices {
   /**
@@ -86,12 +103,22 @@ export interface SharingNotices {
   queue: (trx: Db, event: NoticeEvent, orgIds: readonly string[]) => Promise<void>;
   /** The organisation routes' removal hook (OrgDeps.onMemberRemoved), run in the removal's transaction. */
   memberRemoved: (trx: Db, removal: MemberRemoval) => Promise<void>;
+  /**
+   * The organisation routes' addition hook (OrgDeps.onMemberAdded), run in the addition's transaction: the
+   * security notice to the added account, impact notices to the owners but the one who added it.
+   */
+  memberAdded: (trx: Db, addition: MemberAddition) => Promise<void>;
 }
 
 /** The notices of changes to sharing, reading recipients with `recipientsOf`. */
 export function sharingNotices(recipientsOf: OrgRecipientsReader): SharingNotices {
-  const queue = async (trx: Db, event: NoticeEvent, orgIds: readonly string[]): Promise<void> => {
-    const recipients = await recipientsOf(trx, orgIds);
+  const notify = async (
+    trx: Db,
+    event: NoticeEvent,
+    orgIds: readonly string[],
+    roles: readonly OrgRole[],
+  ): Promise<void> => {
+    const recipients = await recipientsOf(trx, orgIds, roles);
     await enqueueNotices(
       trx,
       [
@@ -104,8 +131,24 @@ export function sharingNotices(recipientsOf: OrgRecipientsReader): SharingNotice
       event.at,
     );
   };
+  const queue = (trx: Db, event: NoticeEvent, orgIds: readonly string[]): Promise<void> =>
+    notify(trx, event, orgIds, IMPACT_ROLES);
   return {
     queue,
+    memberAdded: (trx, addition) =>
+      notify(
+        trx,
+        {
+          type: "member-added",
+          account: addition.addedEmail,
+          by: addition.actorEmail,
+          org: addition.slug,
+          role: addition.role,
+          at: addition.at,
+        },
+        [addition.orgId],
+        ADDITION_ROLES,
+      ),
     memberRemoved: (trx, removal) =>
       queue(
         trx,
