@@ -129,6 +129,9 @@ export function orgCommand(ctx: Context, state: RunState): Command {
     .addHelpText(
       "after",
       `\n${ROLES_HELP}\n\n` +
+        "The addition asks for your password (on a terminal only): whoever is added receives the next share.\n" +
+        "The new member and the organisation's owners are told by e-mail. An account may make 30 additions\n" +
+        "an hour, an unknown email included.\n" +
         "The new member opens no vault until a maintainer shares it again (`latchkey env share --org SLUG`),\n" +
         "once they have a sharing key.\n\n" +
         "Examples:\n  latchkey org add acme bob@example.com --role maintainer",
@@ -147,7 +150,8 @@ export function orgCommand(ctx: Context, state: RunState): Command {
   )
     .addHelpText(
       "after",
-      `\n${ROLES_HELP}\n\nAn organisation keeps at least one owner: demoting the last one is refused.\n\n` +
+      `\n${ROLES_HELP}\n\nAn organisation keeps at least one owner: demoting the last one is refused.\n` +
+        "The change asks for your password (on a terminal only).\n\n" +
         "Examples:\n  latchkey org set-role acme bob@example.com admin",
     )
     .action(async (slug: string, email: string, role: OrgRole, flags: ServerFlags, command: Command) => {
@@ -253,12 +257,16 @@ export function orgCommand(ctx: Context, state: RunState): Command {
       .command("delete")
       .description("delete the organisation with its members and shared vault copies (owner)")
       .argument("<slug>")
-      .option("--confirm <slug>", "the slug again, for a script (a terminal asks you to type it instead)"),
+      .option(
+        "--confirm <slug>",
+        "the slug again, instead of typing it at the prompt (the password is still asked)",
+      ),
   )
     .addHelpText(
       "after",
       "\nEvery member loses the organisation's copies of its vaults (personal copies stay; the audit log stays).\n" +
-        "On a terminal you are asked to type the slug; without one, --confirm SLUG must repeat it.\n\n" +
+        "You are asked to type the slug (or repeat it with --confirm SLUG), then your password: deleting needs\n" +
+        "a terminal, so a script cannot do it, --confirm or not.\n\n" +
         "Examples:\n  latchkey org delete acme\n  latchkey org delete acme --confirm acme",
     )
     .action(async (slug: string, flags: ServerFlags & { confirm?: string }, command: Command) => {

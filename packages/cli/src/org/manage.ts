@@ -2,6 +2,8 @@
 // list, members, add, set-role and delete. Each opens an organisation session first (session.ts: the server
 // session, then ensureSharingKey), checks what it can before the first request, and leaves every rule to the
 // server's one permission table: a role too weak is the server's LK_ORG_FORBIDDEN, said in the command's words.
+// Add, set-role and delete change who can read the organisation's vaults (or end them), so each needs a step-up
+// proof typed on a terminal (server/step-up.ts): a stolen session token alone cannot make them.
 import {
   LatchkeyError,
   isLatchkeyError,
@@ -23,6 +25,7 @@ import {
 import type { Context } from "../context.js";
 import { printStatus } from "../output/output.js";
 import { callApi, type ApiOptions } from "../server/api.js";
+import { mintStepUpProof } from "../server/step-up.js";
 import { orgPath } from "./copy.js";
 import { pinOrgKeys, pinState, pinsOf, readOrgKeys, type PinState } from "./pins.js";
 import { checkSlug, fetchMembers, memberByEmail, openOrgSession } from "./session.js";
@@ -155,7 +158,7 @@ export async function trustOrgMember(
   return { server: session.api.server, member, fingerprint: given, previous: previous?.fingerprint ?? null };
 }
 
-/** `org add SLUG EMAIL --role ROLE`: adds an existing account. */
+/** `org add SLUG EMAIL --role ROLE`: adds an existing account, after a step-up (`org:member:add`). */
 export async function addOrgMember(
   ctx: Context,
   slug: string,
@@ -166,14 +169,29 @@ export async function addOrgMember(
   const org = checkSlug(slug);
   const session = await openOrgSession(ctx, options);
   const body: OrgMemberAddRequest = { email: email.trim(), role };
+  const proof = await mintStepUpProof(ctx, "org:member:add", session.api);
   try {
     const added = await callApi(
       ctx,
-      { method: "POST", path: `${orgPath(org)}/members`, body, answer: orgMemberResponseSchema },
-      session.api,
+      {
+        method: "POST",
+        path: `${orgPath(org)}/members`,
+        body,
+        answer: orgMemberResponseSchema,
+        stepUpProof: proof.proof,
+      },
+      { ...session.api, server: proof.server },
     );
     return added.data.member;
   } catch (error) {
+    if (isLatchkeyError(error, "LK_RATE_LIMITED")) {
+      throw new LatchkeyError("LK_RATE_LIMITED", {
+        message: `${session.api.server} refused to add ${email}: your account has made as many member additions (or attempts) in the past hour as it allows. Nothing was changed.`,
+        ...(error.hint === undefined ? {} : { hint: error.hint }),
+        details: { org, ...(error.details ?? {}) },
+        cause: error,
+      });
+    }
     if (isLatchkeyError(error, "LK_ACCOUNT_NOT_FOUND")) {
       throw new LatchkeyError("LK_ACCOUNT_NOT_FOUND", {
         message: `${session.api.server} has no account with the email ${email}; only existing accounts can be added.`,
@@ -194,7 +212,7 @@ export async function addOrgMember(
   }
 }
 
-/** `org set-role SLUG EMAIL ROLE`. */
+/** `org set-role SLUG EMAIL ROLE`, after a step-up (`org:member:role`). */
 export async function setOrgMemberRole(
   ctx: Context,
   slug: string,
@@ -206,6 +224,7 @@ export async function setOrgMemberRole(
   const session = await openOrgSession(ctx, options);
   const target = memberByEmail((await fetchMembers(ctx, org, session.api)).members, org, email);
   const body: OrgMemberRoleRequest = { role };
+  const proof = await mintStepUpProof(ctx, "org:member:role", session.api);
   try {
     const changed = await callApi(
       ctx,
@@ -214,8 +233,9 @@ export async function setOrgMemberRole(
         path: `${orgPath(org)}/members/${encodeURIComponent(target.userId)}`,
         body,
         answer: orgMemberResponseSchema,
+        stepUpProof: proof.proof,
       },
-      session.api,
+      { ...session.api, server: proof.server },
     );
     return changed.data.member;
   } catch (error) {
@@ -226,15 +246,16 @@ export async function setOrgMemberRole(
 
 /** Options of `org delete`. */
 export interface DeleteOptions extends ApiOptions {
-  /** The slug again, typed on the command line: how a script confirms (there is no terminal to ask on). */
+  /** The slug again, on the command line instead of at the prompt (the step-up still needs a terminal). */
   confirm?: string;
 }
 
 /**
  * `org delete SLUG`: the organisation with its members, vault copies, their history and wrapped keys (its audit
- * rows stay). The slug must be typed again: at a prompt on a terminal, else with --confirm SLUG; anything else
- * changes nothing (LK_CANCELLED at the prompt, LK_USAGE for a --confirm that is not the slug, LK_NOT_INTERACTIVE
- * with neither).
+ * rows stay). The slug must be typed again, at a prompt or with --confirm SLUG, and then the password at the
+ * step-up (`org:delete`), which needs a terminal whatever the options: anything else changes nothing
+ * (LK_CANCELLED at the prompt, LK_USAGE for a --confirm that is not the slug, LK_NOT_INTERACTIVE without a
+ * terminal).
  */
 export async function deleteOrg(
   ctx: Context,
@@ -263,8 +284,8 @@ export async function deleteOrg(
     const text = ctx.prompts.text;
     if (!ctx.stdin.isTTY || !ctx.stderr.isTTY || text === undefined) {
       throw new LatchkeyError("LK_NOT_INTERACTIVE", {
-        message: `Deleting ${org} asks you to type its slug, and this command has no terminal to ask on.`,
-        hint: `Run it in a terminal, or confirm on the command line: \`latchkey org delete ${org} --confirm ${org}\`.`,
+        message: `Deleting ${org} asks you to type its slug and your password, and this command has no terminal to ask on.`,
+        hint: "Run it in an interactive terminal. A script cannot delete an organisation, by design: --confirm only takes the place of the typed slug, never of the password.",
       });
     }
     const { memberCount, vaultCount } = shown.data;
@@ -279,10 +300,11 @@ export async function deleteOrg(
       });
     }
   }
+  const proof = await mintStepUpProof(ctx, "org:delete", session.api);
   const deleted = await callApi(
     ctx,
-    { method: "DELETE", path: orgPath(org), answer: orgDeleteResponseSchema },
-    session.api,
+    { method: "DELETE", path: orgPath(org), answer: orgDeleteResponseSchema, stepUpProof: proof.proof },
+    { ...session.api, server: proof.server },
   );
   return { ...deleted.data, server: deleted.server };
 }

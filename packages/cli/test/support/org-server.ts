@@ -6,6 +6,8 @@
 import { randomFillSync } from "node:crypto";
 import {
   checkSchema,
+  orgMemberAddRequestSchema,
+  orgMemberRoleRequestSchema,
   orgPushRequestSchema,
   orgShareRequestSchema,
   type OrgPushRequest,
@@ -23,6 +25,7 @@ import {
   x25519PublicKey,
   ORG_ROLES,
   type OrgRole,
+  type StepUpScope,
   type VaultDocument,
   vaultDocumentSchema,
 } from "@latchkey/core";
@@ -95,6 +98,8 @@ export interface FakeOrg {
   /** Called before a share is checked and answered: lets a test change the organisation behind it. */
   beforeShare?: () => void | Promise<void>;
   deleted: boolean;
+  /** Accounts on the server that are not members: what `org add` can add (any other email is unknown). */
+  accounts?: FakeMember[];
 }
 
 /** `member` as the wrapper of a key (their key pair the test's). */
@@ -261,8 +266,16 @@ export function orgRoutes(
         },
       };
     }
+    // As the real routes: the change spends a proof of its own scope, once, and only when it happens.
+    const spend = (scope: StepUpScope): boolean => {
+      const proof = seen.proof === null ? undefined : sharing.proofs.get(seen.proof);
+      if (proof === undefined || proof.scope !== scope || proof.spent) return false;
+      proof.spent = true;
+      return true;
+    };
     if (rest === "" && seen.method === "DELETE") {
       if (!need("owner")) return refused(403, "LK_ORG_FORBIDDEN");
+      if (!spend("org:delete")) return refused(403, "LK_STEP_UP_REQUIRED");
       org.deleted = true;
       return {
         status: 200,
@@ -329,15 +342,43 @@ export function orgRoutes(
         },
       };
     }
+    if (rest === "/members" && seen.method === "POST") {
+      const checked = checkSchema(orgMemberAddRequestSchema, JSON.parse(seen.body));
+      if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
+      const { email, role } = checked.value;
+      if (!need(role === "owner" ? "owner" : "admin")) return refused(403, "LK_ORG_FORBIDDEN");
+      const same = (m: FakeMember) => m.email.toLowerCase() === email.toLowerCase();
+      if (org.members.some(same)) return refused(409, "LK_MEMBER_EXISTS");
+      const account = org.accounts?.find(same);
+      if (account === undefined) return refused(404, "LK_ACCOUNT_NOT_FOUND");
+      if (!spend("org:member:add")) return refused(403, "LK_STEP_UP_REQUIRED");
+      org.accounts = org.accounts!.filter((a) => a !== account);
+      org.members.push({ ...account, role });
+      return {
+        status: 201,
+        body: { member: { userId: account.userId, email: account.email, role, addedAt: AT } },
+      };
+    }
     const removal = /^\/members\/([^/]+)$/.exec(rest);
+    if (removal !== null && seen.method === "PATCH") {
+      const checked = checkSchema(orgMemberRoleRequestSchema, JSON.parse(seen.body));
+      if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
+      const target = org.members.find((m) => m.userId === removal[1]);
+      if (target === undefined) return refused(404, "LK_MEMBER_NOT_FOUND");
+      const owners = checked.value.role === "owner" || target.role === "owner";
+      if (!need(owners ? "owner" : "admin")) return refused(403, "LK_ORG_FORBIDDEN");
+      if (!spend("org:member:role")) return refused(403, "LK_STEP_UP_REQUIRED");
+      target.role = checked.value.role;
+      return {
+        status: 200,
+        body: { member: { userId: target.userId, email: target.email, role: target.role, addedAt: AT } },
+      };
+    }
     if (removal !== null && seen.method === "DELETE") {
       if (!need("admin")) return refused(403, "LK_ORG_FORBIDDEN");
       const target = org.members.find((m) => m.userId === removal[1]);
       if (target === undefined) return refused(404, "LK_MEMBER_NOT_FOUND");
-      const proof = seen.proof === null ? undefined : sharing.proofs.get(seen.proof);
-      if (proof === undefined || proof.scope !== "org:member:remove" || proof.spent)
-        return refused(403, "LK_STEP_UP_REQUIRED");
-      proof.spent = true;
+      if (!spend("org:member:remove")) return refused(403, "LK_STEP_UP_REQUIRED");
       org.members = org.members.filter((m) => m !== target);
       const vaults = [...org.copies].flatMap(([vaultId, c]) => {
         if (!c.keys.delete(target.userId)) return [];
