@@ -112,7 +112,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
       ownerOf().token,
       "PUT",
       `/target/vaults/${vaultId}/share`,
-      await shareBody(vaultId, 0, vaultKey, team()),
+      await shareBody(ownerOf(), "target", vaultId, 0, vaultKey, team()),
     );
     expect(shared.statusCode).toBe(200);
   }
@@ -188,7 +188,11 @@ describeEachDatabase("organisation authorization matrix", (target) => {
       case "push":
         return as("PUT", vault, await orgPushBody(vaultId, await version(), vaultKey));
       case "share":
-        return as("PUT", `${vault}/share`, await shareBody(vaultId, await version(), vaultKey, team()));
+        return as(
+          "PUT",
+          `${vault}/share`,
+          await shareBody(caller, "target", vaultId, await version(), vaultKey, team()),
+        );
       case "unshare":
         return as("DELETE", vault);
       case "vault log":
@@ -236,7 +240,7 @@ describeEachDatabase("organisation authorization matrix", (target) => {
               owner.token,
               "PUT",
               `/target/vaults/${vaultId}/share`,
-              await shareBody(vaultId, await version(), vaultKey, team()),
+              await shareBody(owner, "target", vaultId, await version(), vaultKey, team()),
             )
           ).statusCode,
         ).toBe(200);

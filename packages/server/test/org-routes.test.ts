@@ -20,6 +20,7 @@ import {
   shareBody,
   unwrapFor,
   type Member,
+  type PulledKey,
 } from "./org-support.js";
 import { stepUpProofFor } from "./support/step-up.js";
 import { newVaultKey, openMigrated, pushBody, startSyncServer, type SyncServer } from "./sync-support.js";
@@ -226,7 +227,7 @@ describeEachDatabase("organisation routes", (target) => {
     });
 
     const open = async (who: Member, answer: Record<string, unknown>) => {
-      const key = await unwrapFor(who, answer as { wrappedKey: string });
+      const key = await unwrapFor(who, "acme", answer as unknown as PulledKey);
       const blob = fromBase64(answer.encryptedBlob as string);
       return utf8Decode(await openEnvelope(key, blob, syncBlobContext(vaultId, answer.version as number)));
     };
@@ -239,7 +240,7 @@ describeEachDatabase("organisation routes", (target) => {
         member.token,
         "PUT",
         `/acme/vaults/${vaultId}/share`,
-        await shareBody(vaultId, 0, vaultKey, team),
+        await shareBody(member, "acme", vaultId, 0, vaultKey, team),
       );
       expect([byMember.statusCode, byMember.json().code]).toEqual([403, "LK_ORG_FORBIDDEN"]);
       const shared = await call(
@@ -247,7 +248,7 @@ describeEachDatabase("organisation routes", (target) => {
         maintainer.token,
         "PUT",
         `/acme/vaults/${vaultId}/share`,
-        await shareBody(vaultId, 0, vaultKey, team, '{"API_KEY":"v1"}'),
+        await shareBody(maintainer, "acme", vaultId, 0, vaultKey, team, '{"API_KEY":"v1"}'),
       );
       expect(shared.statusCode).toBe(200);
       expect(shared.json()).toEqual({ vaultId, version: 1, createdAt: expect.any(String) });
@@ -288,10 +289,10 @@ describeEachDatabase("organisation routes", (target) => {
         maintainer.token,
         "PUT",
         `/acme/vaults/${vaultId}/share`,
-        await shareBody(vaultId, 1, vaultKey, [...team, outsider]),
+        await shareBody(maintainer, "acme", vaultId, 1, vaultKey, [...team, outsider]),
       );
       expect([withOutsider.statusCode, withOutsider.json().code]).toEqual([409, "LK_ORG_MEMBERS_CHANGED"]);
-      const body = await shareBody(vaultId, 1, vaultKey, team);
+      const body = await shareBody(maintainer, "acme", vaultId, 1, vaultKey, team);
       const keys = body.wrappedKeys as { fingerprint: string }[];
       keys[0]!.fingerprint = outsider.fingerprint;
       const staleKey = await call(app, maintainer.token, "PUT", `/acme/vaults/${vaultId}/share`, body);
@@ -313,7 +314,7 @@ describeEachDatabase("organisation routes", (target) => {
       for (const [path, body] of [
         [`/acme/vaults/${vaultId}`, await orgPushBody(vaultId, 1, vaultKey)],
         [`/acme/vaults/${vaultId}`, await orgPushBody(vaultId, 0, vaultKey)],
-        [`/acme/vaults/${vaultId}/share`, await shareBody(vaultId, 0, vaultKey, team)],
+        [`/acme/vaults/${vaultId}/share`, await shareBody(maintainer, "acme", vaultId, 0, vaultKey, team)],
       ] as const) {
         const refused = await call(app, maintainer.token, "PUT", path, body);
         expect(refused.statusCode, path).toBe(409);
@@ -404,7 +405,7 @@ describeEachDatabase("organisation routes", (target) => {
         maintainer.token,
         "PUT",
         `/acme/vaults/${vaultId}/share`,
-        await shareBody(vaultId, 2, vaultKey, [...team, late], '{"API_KEY":"v2"}'),
+        await shareBody(maintainer, "acme", vaultId, 2, vaultKey, [...team, late], '{"API_KEY":"v2"}'),
       );
       expect(again.json().version).toBe(3);
       expect(await open(late, (await call(app, late.token, "GET", `/acme/vaults/${vaultId}`)).json())).toBe(
@@ -553,7 +554,13 @@ describeEachDatabase("organisation routes", (target) => {
 
     expect(
       (
-        await call(app, boss!.token, "PUT", `${path}/share`, await shareBody(vaultId, 0, oldKey, team))
+        await call(
+          app,
+          boss!.token,
+          "PUT",
+          `${path}/share`,
+          await shareBody(boss!, "resharing", vaultId, 0, oldKey, team),
+        )
       ).json(),
     ).toMatchObject({ version: 1 });
     for (const base of [1, 2]) {
@@ -593,7 +600,7 @@ describeEachDatabase("organisation routes", (target) => {
         boss!.token,
         "PUT",
         `${path}/share`,
-        await shareBody(vaultId, base, oldKey, team),
+        await shareBody(boss!, "resharing", vaultId, base, oldKey, team),
       );
       expect([stale.statusCode, stale.json().code, stale.json().currentVersion]).toEqual([
         409,
@@ -610,14 +617,14 @@ describeEachDatabase("organisation routes", (target) => {
       boss!.token,
       "PUT",
       `${path}/share`,
-      await shareBody(vaultId, 3, newKey, team, '{"API_KEY":"again"}'),
+      await shareBody(boss!, "resharing", vaultId, 3, newKey, team, '{"API_KEY":"again"}'),
     );
     expect([reshared.statusCode, reshared.json().version]).toEqual([200, 4]);
     const pulled = await memberPull();
     expect(pulled.statusCode).toBe(200);
     expect(pulled.json().version).toBeGreaterThan(3);
     const opened = await openEnvelope(
-      await unwrapFor(mate!, pulled.json()),
+      await unwrapFor(mate!, "resharing", pulled.json()),
       fromBase64(pulled.json().encryptedBlob as string),
       syncBlobContext(vaultId, 4),
     );
@@ -637,8 +644,15 @@ describeEachDatabase("organisation routes", (target) => {
     ).toBe(5);
     expect((await call(app, boss!.token, "DELETE", path)).statusCode).toBe(200);
     expect(
-      (await call(app, boss!.token, "PUT", `${path}/share`, await shareBody(vaultId, 5, newKey, team))).json()
-        .version,
+      (
+        await call(
+          app,
+          boss!.token,
+          "PUT",
+          `${path}/share`,
+          await shareBody(boss!, "resharing", vaultId, 5, newKey, team),
+        )
+      ).json().version,
     ).toBe(6);
     expect((await memberPull()).json().version).toBe(6);
 
@@ -697,8 +711,15 @@ describeEachDatabase("organisation routes", (target) => {
     const key = newVaultKey();
     const team = [boss!, deputy!, rotating!];
     expect(
-      (await call(app, boss!.token, "PUT", `/alpha/vaults/${a}/share`, await shareBody(a, 0, key, team)))
-        .statusCode,
+      (
+        await call(
+          app,
+          boss!.token,
+          "PUT",
+          `/alpha/vaults/${a}/share`,
+          await shareBody(boss!, "alpha", a, 0, key, team),
+        )
+      ).statusCode,
     ).toBe(200);
     expect(
       (
@@ -707,7 +728,7 @@ describeEachDatabase("organisation routes", (target) => {
           rotating!.token,
           "PUT",
           `/beta/vaults/${b}/share`,
-          await shareBody(b, 0, key, [rotating!]),
+          await shareBody(rotating!, "beta", b, 0, key, [rotating!]),
         )
       ).statusCode,
     ).toBe(200);

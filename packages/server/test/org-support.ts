@@ -6,8 +6,10 @@ import {
   sharingKeyFingerprint,
   STEP_UP_HEADER,
   toBase64,
-  unwrapKeyForRecipient,
-  wrapKeyForRecipient,
+  fromBase64,
+  orgVaultKeyContext,
+  unwrapKeyFromSender,
+  wrapKeyFromSender,
   type OrgRole,
   type StepUpScope,
   type X25519KeyPair,
@@ -100,22 +102,29 @@ export async function makeOrg(
   }
 }
 
-/** A share body: `plaintext` sealed with `vaultKey` as version baseVersion + 1, the key wrapped for each member. */
+/**
+ * A share body by `sharer` in the organisation `slug`: `plaintext` sealed with `vaultKey` as version
+ * baseVersion + 1, the key wrapped from the sharer's sharing key for each member, as the CLI wraps it.
+ */
 export async function shareBody(
+  sharer: Member,
+  slug: string,
   vaultId: string,
   baseVersion: number,
   vaultKey: Uint8Array,
   members: readonly Member[],
   plaintext = '{"env":{}}',
 ): Promise<Record<string, unknown>> {
+  const context = orgVaultKeyContext(vaultId, slug, baseVersion + 1);
   return {
     encryptedBlob: await sealBlob(vaultKey, vaultId, baseVersion + 1, plaintext),
     name: "team-project",
     baseVersion,
+    senderFingerprint: sharer.fingerprint,
     wrappedKeys: await Promise.all(
       members.map(async (m) => ({
         userId: m.userId,
-        wrappedKey: await wrapKeyForRecipient(vaultKey, m.keys.publicKey),
+        wrappedKey: await wrapKeyFromSender(vaultKey, m.keys.publicKey, sharer.keys, context),
         fingerprint: m.fingerprint,
       })),
     ),
@@ -136,7 +145,24 @@ export async function orgPushBody(
   };
 }
 
-/** The vault key a pull answer wraps for `member`. */
-export function unwrapFor(member: Member, pulled: { wrappedKey: string }): Promise<Uint8Array> {
-  return unwrapKeyForRecipient(pulled.wrappedKey, member.keys.privateKey, member.keys.publicKey);
+/** What of a pull answer unwrapping its key needs. */
+export interface PulledKey {
+  vaultId: string;
+  wrappedKey: string;
+  keyVersion: number;
+  wrappedBy: { publicKey: string };
+}
+
+/**
+ * The vault key a pull answer of the organisation `slug` wraps for `member`, opened with the sharer's public key
+ * the answer names (as a member's CLI does once it trusts that key).
+ */
+export function unwrapFor(member: Member, slug: string, pulled: PulledKey): Promise<Uint8Array> {
+  return unwrapKeyFromSender(
+    pulled.wrappedKey,
+    member.keys.privateKey,
+    member.keys.publicKey,
+    fromBase64(pulled.wrappedBy.publicKey),
+    orgVaultKeyContext(pulled.vaultId, slug, pulled.keyVersion),
+  );
 }

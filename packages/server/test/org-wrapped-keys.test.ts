@@ -190,7 +190,7 @@ describeEachDatabase("malformed wrapped keys through the share route", (target) 
   it("refuses every one with a 400 that does not quote it, before any row is written", async () => {
     const vaultId = randomUUID();
     const key = newVaultKey();
-    const valid = await shareBody(vaultId, 0, key, [owner, member]);
+    const valid = await shareBody(owner, "keys", vaultId, 0, key, [owner, member]);
     const keys = valid.wrappedKeys as { userId: string; wrappedKey: string; fingerprint: string }[];
     const wire = withSlashes(keys[1]!.wrappedKey);
     expect(() => parseWrappedKey(wire)).not.toThrow();

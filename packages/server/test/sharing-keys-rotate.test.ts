@@ -64,7 +64,7 @@ describeEachDatabase("sharing-key rotation with organisations", (target) => {
         maintainer.token,
         "PUT",
         `/${slug}/vaults/${vaultId}/share`,
-        await shareBody(vaultId, 0, newVaultKey(), everyone),
+        await shareBody(maintainer, slug, vaultId, 0, newVaultKey(), everyone),
       );
       expect(shared.statusCode, shared.body).toBe(200);
       orgs.push({ slug, owner, admin, maintainer, vaultId });

@@ -10,7 +10,7 @@ import { accountActionCountsMigration, stepUpMigration } from "../api/migration.
 import { ciOidcMigration } from "../ci/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
-import { orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
+import { orgKeyAuthorsMigration, orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
 import { sharingKeysMigration } from "../sharing-keys/migration.js";
 import { syncMigration } from "../sync/migration.js";
@@ -102,6 +102,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0011_outbox": outboxMigration,
   "0012_org_vault_unshared": orgVaultUnsharedMigration,
   "0013_account_action_counts": accountActionCountsMigration,
+  "0014_org_key_authors": orgKeyAuthorsMigration,
   "0015_ci_oidc": ciOidcMigration,
 };
 

@@ -10,7 +10,7 @@ import { precompile } from "../db/precompiled.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
 import type { HeadWrite } from "../db/heads.js";
-import type { OrgVaultHeadsTable, OrgsTable } from "./migration.js";
+import type { OrgVaultHeadsTable, OrgsTable, VaultOrgKeysTable } from "./migration.js";
 
 /** The database or a transaction on it. */
 export type Db = Kysely<Database>;
@@ -391,6 +391,27 @@ export function pullAuditKey(orgId: string, vaultId: string, userId: string, ver
   return `${PULL_ACTION}:${orgId}:${vaultId}:${userId}:${version}`;
 }
 
+/** The key wrapped for a member, with who wrapped it. */
+export interface PulledKey {
+  wrappedKey: string;
+  fingerprint: string;
+  /** The share that wrote it; null for a row written before the server recorded sharers. */
+  author: {
+    userId: string;
+    /** Null when the account is gone. */
+    email: string | null;
+    publicKey: string;
+    keyVersion: number;
+  } | null;
+}
+
+/** Whether a wrapped-key row records its sharer; rows written before migration 0014 do not. */
+function hasAuthor<R extends Pick<VaultOrgKeysTable, "wrapped_by" | "wrapped_by_key" | "key_version">>(
+  row: R,
+): row is R & { wrapped_by: string; wrapped_by_key: string; key_version: number } {
+  return row.wrapped_by !== null && row.wrapped_by_key !== null && row.key_version !== null;
+}
+
 /** What a pull reads, in one statement: the caller's role, the copy, their wrapped key, whether this pull is new. */
 export interface PullRead {
   orgId: string;
@@ -399,7 +420,7 @@ export interface PullRead {
   /** The organisation's copy; undefined when it has none. */
   head: OrgHeadRow | undefined;
   /** The key wrapped for the caller; null when the copy holds none. */
-  key: { wrappedKey: string; fingerprint: string } | null;
+  key: PulledKey | null;
   /** Whether the caller's pull of this version is audited already. */
   recorded: boolean;
 }
@@ -415,6 +436,7 @@ const pullRead = precompile(3, (db, [slug, vaultId, userId]) =>
     .leftJoin("vault_org_keys as k", (join) =>
       join.onRef("k.org_id", "=", "o.id").on("k.vault_id", "=", vaultId!).on("k.user_id", "=", userId!),
     )
+    .leftJoin("users as s", "s.id", "k.wrapped_by")
     // The coalesce key of the caller's pull audit row for this version, spelt as pullAuditKey spells it.
     .leftJoin("audit_events as a", (join) =>
       join.on(
@@ -433,6 +455,10 @@ const pullRead = precompile(3, (db, [slug, vaultId, userId]) =>
       "h.updated_at",
       "k.wrapped_key",
       "k.key_fingerprint",
+      "k.wrapped_by",
+      "k.wrapped_by_key",
+      "k.key_version",
+      "s.email as wrapped_by_email",
       "a.id as audit_id",
     ])
     .where("o.slug", "=", slug!),
@@ -463,10 +489,18 @@ export function readPull(
             name: row.name,
             updated_at: row.updated_at,
           };
+    const author = hasAuthor(row)
+      ? {
+          userId: row.wrapped_by,
+          email: row.wrapped_by_email,
+          publicKey: row.wrapped_by_key,
+          keyVersion: Number(row.key_version),
+        }
+      : null;
     const key =
       row.wrapped_key === null || row.key_fingerprint === null
         ? null
-        : { wrappedKey: row.wrapped_key, fingerprint: row.key_fingerprint };
+        : { wrappedKey: row.wrapped_key, fingerprint: row.key_fingerprint, author };
     return { orgId: row.org_id, role: row.role ?? null, head, key, recorded: row.audit_id !== null };
   });
 }
@@ -634,12 +668,20 @@ export interface KeyWrite {
   fingerprint: string;
 }
 
-/** Replaces every wrapped key of the organisation's copy by `keys`; returns how many it had. */
+/** Who wrapped the keys of a share: the sharer, their registered public key, and the version the share made. */
+export interface KeyAuthor {
+  userId: string;
+  publicKey: string;
+  keyVersion: number;
+}
+
+/** Replaces every wrapped key of the organisation's copy by `keys`, all wrapped by `author`; returns how many it had. */
 export function replaceKeys(
   db: Db,
   vaultId: string,
   orgId: string,
   keys: readonly KeyWrite[],
+  author: KeyAuthor,
   at: string,
 ): Promise<number> {
   return runQuery("replace wrapped keys", async () => {
@@ -655,6 +697,9 @@ export function replaceKeys(
             wrapped_key: k.wrappedKey,
             key_fingerprint: k.fingerprint,
             created_at: at,
+            wrapped_by: author.userId,
+            wrapped_by_key: author.publicKey,
+            key_version: author.keyVersion,
           })),
         )
         .execute();
@@ -695,18 +740,26 @@ export function deleteOrgVault(
   });
 }
 
-/** Every wrapped key's (vault, member, fingerprint) in the organisation, for the member list. */
+/**
+ * Every wrapped key's (vault, member, fingerprint) in the organisation, for the member list, and whether the row
+ * records who wrapped it (a pull refuses one that does not).
+ */
 export function listKeyFingerprints(
   db: Db,
   orgId: string,
-): Promise<{ vaultId: string; userId: string; fingerprint: string }[]> {
+): Promise<{ vaultId: string; userId: string; fingerprint: string; authored: boolean }[]> {
   return runQuery("list wrapped key fingerprints", async () => {
     const rows = await db
       .selectFrom("vault_org_keys")
-      .select(["vault_id", "user_id", "key_fingerprint"])
+      .select(["vault_id", "user_id", "key_fingerprint", "wrapped_by", "wrapped_by_key", "key_version"])
       .where("org_id", "=", orgId)
       .execute();
-    return rows.map((r) => ({ vaultId: r.vault_id, userId: r.user_id, fingerprint: r.key_fingerprint }));
+    return rows.map((r) => ({
+      vaultId: r.vault_id,
+      userId: r.user_id,
+      fingerprint: r.key_fingerprint,
+      authored: hasAuthor(r),
+    }));
   });
 }
 

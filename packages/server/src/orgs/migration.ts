@@ -62,6 +62,15 @@ export interface VaultOrgKeysTable {
   /** Lower-case hex SHA-256 of the sharing public key it is wrapped for. */
   key_fingerprint: string;
   created_at: string;
+  /**
+   * The account whose share wrote the row (the sharer); null on rows written before migration 0014, which a pull
+   * refuses as missing. No foreign key: the row names who wrapped it even if that account goes.
+   */
+  wrapped_by: string | null;
+  /** The sharer's registered sharing public key when it shared (canonical base64): what members unwrap with. */
+  wrapped_by_key: string | null;
+  /** The version the share that wrapped it created (its key version): part of the wrap's context. */
+  key_version: number | null;
 }
 
 /**
@@ -183,5 +192,18 @@ export const orgVaultUnsharedMigration: Migration = {
       .execute();
     // Deleting an organisation deletes its rows.
     await db.schema.createIndex("org_vault_unshared_org").on("org_vault_unshared").column("org_id").execute();
+  },
+};
+
+/**
+ * Migration 0014: who wrapped each organisation vault key (the sharer's account and public key) and the version of
+ * the share that did, so a member's CLI can check the sharer before it unwraps. Nullable: the rows before it have
+ * no author, and a pull answers them as missing until a maintainer shares again.
+ */
+export const orgKeyAuthorsMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable("vault_org_keys").addColumn("wrapped_by", "text").execute();
+    await db.schema.alterTable("vault_org_keys").addColumn("wrapped_by_key", "text").execute();
+    await db.schema.alterTable("vault_org_keys").addColumn("key_version", "bigint").execute();
   },
 };

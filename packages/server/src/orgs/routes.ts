@@ -168,6 +168,13 @@ function refusal(outcome: Denied | MemberRefusal | StepUpUsed | VaultRefusal): A
         "LK_ORG_MEMBERS_CHANGED",
         "A wrapped key is for an account that is not a member, or for a sharing key the member no longer has; nothing was written.",
       );
+    case "sender-key-mismatch":
+      return error(
+        409,
+        "SharingKeyMismatchError",
+        "LK_SHARING_KEY_MISMATCH",
+        "The share names another sharing key as its sender than the one registered for your account; nothing was written.",
+      );
   }
 }
 
@@ -300,10 +307,10 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   api.put<ByVault>(`${vault}/share`, { bodyLimit: SHARE_BODY_LIMIT }, async (request, reply) => {
     const slug = parseSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
-    const { wrappedKeys, ...push } = parseBody(orgShareRequestSchema, request.body);
+    const { wrappedKeys, senderFingerprint, ...push } = parseBody(orgShareRequestSchema, request.body);
     const valid = { ...push, schema: push.schema, blobBytes: Buffer.from(push.encryptedBlob, "base64") };
     const keys = wrappedKeys.map((k) => ({ ...k, userId: k.userId.toLowerCase() }));
-    const shared = value(await service.share(actor(request), slug, vaultId, valid, keys));
+    const shared = value(await service.share(actor(request), slug, vaultId, valid, senderFingerprint, keys));
     const answer: PushResponse = { vaultId, ...shared };
     return reply.send(answer);
   });

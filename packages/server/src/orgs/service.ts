@@ -8,6 +8,8 @@
  * rolls back everything, the lock's timestamp too).
  */
 import {
+  fromBase64,
+  sharingKeyFingerprint,
   type OrgKeyState,
   type OrgMember,
   type OrgMemberDetail,
@@ -141,7 +143,9 @@ export type VaultRefusal =
   | { kind: "not-shared" }
   | { kind: "key-missing" }
   | { kind: "conflict"; currentVersion: number }
-  | { kind: "members-changed" };
+  | { kind: "members-changed" }
+  /** The share names a sender key that is not the caller's registered sharing key. */
+  | { kind: "sender-key-mismatch" };
 
 /** A successful result, or why not. */
 export type Outcome<T, R = never> = { kind: "ok"; value: T } | Denied | R;
@@ -169,6 +173,10 @@ export interface OrgPulled {
   encryptedBlob: string;
   wrappedKey: string;
   fingerprint: string;
+  /** The version of the share that wrapped the key. */
+  keyVersion: number;
+  /** The sharer, and the sharing key the key is wrapped from. */
+  wrappedBy: { userId: string; email: string | null; publicKey: string; fingerprint: string };
   schema: Record<string, unknown> | null;
   name: string;
   updatedAt: string;
@@ -209,12 +217,28 @@ function sharedOrgHeads(vaultId: string, orgId: string): HeadStore {
   };
 }
 
+/** Most sharers' fingerprints kept by one service (a few per organisation in practice). */
+const SHARER_FINGERPRINTS_KEPT = 1_000;
+
 /** Builds the service. */
 export function createOrgService(deps: OrgServiceDeps) {
   const { db, sharingKeys: findSharingKeys } = deps;
 
   const transaction = <T>(body: (trx: Kysely<Database>) => Promise<T>): Promise<T> =>
     abortableTransaction(db, body);
+
+  // Hashing the sharer's key on every pull would cost about as much as the pull's query on SQLite (the hot path);
+  // a fingerprint depends on the key alone, so it is kept.
+  const sharerFingerprints = new Map<string, string>();
+  const sharerFingerprint = async (publicKey: string): Promise<string> => {
+    let fingerprint = sharerFingerprints.get(publicKey);
+    if (fingerprint === undefined) {
+      fingerprint = await sharingKeyFingerprint(fromBase64(publicKey));
+      if (sharerFingerprints.size >= SHARER_FINGERPRINTS_KEPT) sharerFingerprints.clear();
+      sharerFingerprints.set(publicKey, fingerprint);
+    }
+    return fingerprint;
+  };
 
   /** Refuses from inside a transaction, rolling back what it wrote. */
   const refuse = (outcome: Denied | MemberRefusal | VaultRefusal): never => {
@@ -368,13 +392,18 @@ export function createOrgService(deps: OrgServiceDeps) {
       db,
       rows.map((m) => m.userId),
     );
-    const wrappedFor = new Map(fingerprints.map((k) => [`${k.vaultId}\u0000${k.userId}`, k.fingerprint]));
+    const wrappedFor = new Map(fingerprints.map((k) => [`${k.vaultId}\u0000${k.userId}`, k]));
     const detailed = rows.map((member): OrgMemberDetail => {
       const current = sharingKeys.get(member.userId)?.fingerprint ?? null;
       const keys = vaults.map((vault) => {
         const wrapped = wrappedFor.get(`${vault.vaultId}\u0000${member.userId}`);
+        // A key with no recorded sharer is refused by the pull, so it needs a share as much as an old one.
         const state: OrgKeyState =
-          wrapped === undefined ? "missing" : wrapped === current ? "current" : "stale";
+          wrapped === undefined
+            ? "missing"
+            : wrapped.fingerprint === current && wrapped.authored
+              ? "current"
+              : "stale";
         return { vaultId: vault.vaultId, state };
       });
       return {
@@ -552,7 +581,9 @@ export function createOrgService(deps: OrgServiceDeps) {
     if (denied !== null) return denied;
     const { orgId, head, key, recorded } = read!;
     if (head === undefined) return { kind: "not-shared" };
-    if (key === null) return { kind: "key-missing" };
+    // A key without its sharer cannot be checked by the member's CLI: as good as none until a maintainer shares.
+    if (key?.author == null) return { kind: "key-missing" };
+    const { author } = key;
     const version = Number(head.version);
     if (!recorded) {
       // Two first pulls at once both land here; the coalesce key makes them one row (with a count of 2).
@@ -575,6 +606,13 @@ export function createOrgService(deps: OrgServiceDeps) {
         encryptedBlob: head.encrypted_blob,
         wrappedKey: key.wrappedKey,
         fingerprint: key.fingerprint,
+        keyVersion: author.keyVersion,
+        wrappedBy: {
+          userId: author.userId,
+          email: author.email,
+          publicKey: author.publicKey,
+          fingerprint: await sharerFingerprint(author.publicKey),
+        },
         schema: head.schema_json === null ? null : storedEnvSchema(head.schema_json),
         name: head.name,
         updatedAt: head.updated_at,
@@ -617,14 +655,17 @@ export function createOrgService(deps: OrgServiceDeps) {
   }
 
   /**
-   * A new version whose wrapped keys are exactly `keys` (the first version from baseVersion 0). Every key must be
-   * for a member whose registered sharing key has its fingerprint, else nothing is written.
+   * A new version whose wrapped keys are exactly `keys` (the first version from baseVersion 0), each recorded as
+   * wrapped by the actor's registered sharing key at the new version. `senderFingerprint` must be that key's, and
+   * every key must be for a member whose registered sharing key has its fingerprint, else nothing is written. (The
+   * wraps themselves only members can check: the server holds no private key.)
    */
   async function share(
     actor: OrgActor,
     slug: string,
     vaultId: string,
     request: OrgPush,
+    senderFingerprint: string,
     keys: readonly data.KeyWrite[],
   ): Promise<Outcome<{ version: number; createdAt: string }, VaultRefusal>> {
     const at = deps.now().toISOString();
@@ -633,7 +674,10 @@ export function createOrgService(deps: OrgServiceDeps) {
       const { org } = await lockedAccess(trx, actor, slug, "vault.share", at);
       const userIds = keys.map((k) => k.userId);
       const roles = await data.findRoles(trx, org.id, userIds);
-      const registered = await findSharingKeys(trx, userIds);
+      // Read in this transaction: a rotation of the sharer's key cannot slip between the check and the rows.
+      const registered = await findSharingKeys(trx, [...userIds, actor.userId]);
+      const sender = registered.get(actor.userId);
+      if (sender?.fingerprint !== senderFingerprint) return refuse({ kind: "sender-key-mismatch" });
       for (const key of keys) {
         if (!roles.has(key.userId) || registered.get(key.userId)?.fingerprint !== key.fingerprint) {
           return refuse({ kind: "members-changed" });
@@ -656,7 +700,8 @@ export function createOrgService(deps: OrgServiceDeps) {
           currentVersion: await data.lastOrgVersion(trx, vaultId, org.id),
         });
       }
-      await data.replaceKeys(trx, vaultId, org.id, keys, at);
+      const author = { userId: actor.userId, publicKey: sender.publicKey, keyVersion: outcome.version };
+      await data.replaceKeys(trx, vaultId, org.id, keys, author, at);
       return { kind: "ok", value: { version: outcome.version, createdAt: outcome.createdAt } } as const;
     });
   }
