@@ -777,6 +777,20 @@ export const errorCatalogue = {
     hint: "Run `latchkey env pull` (with --org SLUG for an organisation's copy), then `latchkey env ci enable` again.",
     exitCode: ExitCode.failure,
   },
+  LK_CI_ACCESS_TOKEN_INVALID: {
+    summary:
+      "The CI pull refused its bearer token (HTTP 401): it is not a CI access token this server issued (a session's token is never one), or it expired (they last at most 10 minutes and no longer than the job's OIDC token), or the vault's CI policy was disabled or replaced since it was issued.",
+    message: "The CI access token was refused.",
+    hint: "Run the CI pull again: `latchkey env pull --oidc` exchanges a fresh OIDC token of the job for a new CI access token.",
+    exitCode: ExitCode.failure,
+  },
+  LK_CI_NO_ID_TOKEN: {
+    summary:
+      "`--oidc` found no OIDC ID token for this CI job: on GitHub Actions the runner sets ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN only for a job with `permissions: id-token: write`; on GitLab CI the job names one in an `id_tokens:` block (LATCHKEY_OIDC_TOKEN, or the variable given with --token-env); or the runner's token endpoint refused or failed. Nothing was sent to the Latchkey server.",
+    message: "This job has no OIDC ID token to prove who it is.",
+    hint: "GitHub Actions: add `permissions: id-token: write` to the job. GitLab CI: add `id_tokens: { LATCHKEY_OIDC_TOKEN: { aud: <the server's URL> } }` to the job. `latchkey setup ci --oidc --provider github|gitlab` prints both.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

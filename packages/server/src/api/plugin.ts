@@ -164,6 +164,82 @@ export async function registerApi(
   });
 }
 
+/**
+ * What the layer gives the routes of a scope whose callers are not users' sessions (the CI exchange and pull,
+ * ci/): each route checks the credential its request presents — a bearer token of its own kind, or a proof in the
+ * body — and names it with `signWith`, which keys the answer's signature as a session's token keys the others'.
+ */
+export interface CredentialContext {
+  /** The request's X-Latchkey-Request-Id (checked before the route ran) and the client's address. */
+  call(request: FastifyRequest): { requestId: string; ip: string };
+  /** The request's bearer token, or undefined when it carries none or a malformed one. */
+  bearer(request: FastifyRequest): string | undefined;
+  /** Signs the 2xx answer to `request` keyed by `credential`; a 2xx answer without one is not sent. */
+  signWith(request: FastifyRequest, credential: string): void;
+}
+
+/** A slice's routes in a credential scope (registerCredentialApi). */
+export type CredentialRoutes = (api: FastifyInstance, context: CredentialContext) => void | Promise<void>;
+
+/**
+ * Registers `routes` on `app` in a scope of their own: the request id is required and answers are signed as in
+ * registerApi's scope, but no session's bearer token is looked up — and none is accepted: a route takes only the
+ * credential it checks itself, so a session's token is nothing there and the route's credential nothing elsewhere.
+ */
+export async function registerCredentialApi(
+  app: FastifyInstance,
+  routes: readonly CredentialRoutes[],
+): Promise<void> {
+  await app.register(async (api) => {
+    const calls = new WeakMap<FastifyRequest, AnswerSigning & { ip: string }>();
+    api.addHook("onRequest", (request, _reply, done) => {
+      let requestId: string;
+      try {
+        requestId = requestIdOf(request);
+      } catch (err) {
+        done(err as ApiError);
+        return;
+      }
+      calls.set(request, { token: undefined, requestId, ip: request.ip });
+      done();
+    });
+    installAnswers(api, (request) => calls.get(request));
+    const call = (request: FastifyRequest) => {
+      const found = calls.get(request);
+      if (found === undefined) throw new Error("API route reached without its request id checked");
+      return found;
+    };
+    const context: CredentialContext = {
+      call: (request) => {
+        const { requestId, ip } = call(request);
+        return { requestId, ip };
+      },
+      bearer: (request) => bearerOf(request.headers.authorization),
+      signWith: (request, credential) => {
+        call(request).token = credential;
+      },
+    };
+    for (const add of routes) await add(api, context);
+  });
+}
+
+/** The token of an Authorization header `Bearer TOKEN`, or undefined when there is none or it is malformed. */
+function bearerOf(header: string | undefined): string | undefined {
+  if (header === undefined || header.length > MAX_TOKEN_LENGTH) return undefined;
+  return BEARER.exec(header)?.[1];
+}
+
+/** The request's X-Latchkey-Request-Id, or throws the 400 that asks for one. */
+function requestIdOf(request: FastifyRequest): string {
+  const requestId = request.headers[REQUEST_ID_HEADER];
+  if (typeof requestId !== "string" || !isRequestId(requestId)) {
+    throw invalid(
+      "Every request needs an X-Latchkey-Request-Id header of 22 to 64 base64url characters, new for each request.",
+    );
+  }
+  return requestId;
+}
+
 function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
   const calls = new WeakMap<FastifyRequest, ApiCall>();
   const dataVersion = dataVersionOf(deps.db);
@@ -183,7 +259,7 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
         { "www-authenticate": 'Bearer realm="latchkey"' },
       );
     }
-    const token = header.length <= MAX_TOKEN_LENGTH ? BEARER.exec(header)?.[1] : undefined;
+    const token = bearerOf(header);
     const stamps = nextStamps === null ? null : await nextStamps();
     const stamp = stamps?.data ?? null;
     const user = token === undefined ? null : await deps.authenticate(token, stamps?.identity ?? null);
@@ -198,19 +274,70 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
         { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
       );
     }
-    const requestId = request.headers[REQUEST_ID_HEADER];
-    if (typeof requestId !== "string" || !isRequestId(requestId)) {
-      throw invalid(
-        "Every request needs an X-Latchkey-Request-Id header of 22 to 64 base64url characters, new for each request.",
-      );
-    }
-    calls.set(request, { token, user, stamp, requestId, ip: request.ip });
+    calls.set(request, { token, user, stamp, requestId: requestIdOf(request), ip: request.ip });
   });
 
+  installAnswers(api, (request) => calls.get(request));
+
+  const call = (request: FastifyRequest): ApiCall => {
+    const found = calls.get(request);
+    // onRequest has run for every route of this scope; reaching here without a caller is a bug.
+    if (found === undefined) throw new Error("API route reached without authentication");
+    return found;
+  };
+  const stepUp = async (request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant> => {
+    const { user } = call(request);
+    const header = request.headers[STEP_UP_HEADER];
+    // Node joins a repeated header into one value, which is then no proof; an array is not one either.
+    if (Array.isArray(header)) throw stepUpRequired(scope, "invalid");
+    const verified = await verifyStepUpProof(deps.stepUpKey, header, {
+      scope,
+      userId: user.userId,
+      grantId: user.grantId,
+      now: deps.now(),
+    });
+    if (!verified.ok) throw stepUpRequired(scope, verified.refusal);
+    const { jti, method, exp } = verified.claims;
+    return {
+      jti,
+      scope,
+      method,
+      exp,
+      record: (trx) =>
+        recordStepUpUse(trx, {
+          jti,
+          userId: user.userId,
+          scope,
+          usedAt: deps.now().toISOString(),
+          expiresAt: new Date(exp * 1000).toISOString(),
+        }),
+    };
+  };
+  return { call, stepUp };
+}
+
+/** What the answer to a request is signed with: the credential it presented, and its request id. */
+interface AnswerSigning {
+  /** Undefined until the route names it (a credential scope's route calls signWith). */
+  token: string | undefined;
+  requestId: string;
+}
+
+/**
+ * The answers of a scope: every 2xx answer signed over its request with `signing(request)` (signature.ts), error
+ * answers unsigned ApiErrorBody values, fastify's own 4xx without quoting the body, and other failures logged by
+ * name and answered with a bare 500.
+ */
+function installAnswers(
+  api: FastifyInstance,
+  signing: (request: FastifyRequest) => AnswerSigning | undefined,
+): void {
   api.addHook("onSend", async (request, reply, payload) => {
     void reply.header("cache-control", "no-store");
-    const call = calls.get(request);
+    const call = signing(request);
     if (call === undefined || reply.statusCode < 200 || reply.statusCode > 299) return payload;
+    // A 2xx answer of a scope whose route named no key to sign it with is a bug: it is not sent.
+    if (call.token === undefined) throw new Error("API route answered without naming its credential");
     if (typeof payload !== "string" && !Buffer.isBuffer(payload)) {
       // Every route here sends JSON, which fastify has serialized to a string by now; anything else could not
       // be signed over the bytes sent, so it is not sent.
@@ -258,42 +385,6 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
     };
     return reply.code(500).send(body);
   });
-
-  const call = (request: FastifyRequest): ApiCall => {
-    const found = calls.get(request);
-    // onRequest has run for every route of this scope; reaching here without a caller is a bug.
-    if (found === undefined) throw new Error("API route reached without authentication");
-    return found;
-  };
-  const stepUp = async (request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant> => {
-    const { user } = call(request);
-    const header = request.headers[STEP_UP_HEADER];
-    // Node joins a repeated header into one value, which is then no proof; an array is not one either.
-    if (Array.isArray(header)) throw stepUpRequired(scope, "invalid");
-    const verified = await verifyStepUpProof(deps.stepUpKey, header, {
-      scope,
-      userId: user.userId,
-      grantId: user.grantId,
-      now: deps.now(),
-    });
-    if (!verified.ok) throw stepUpRequired(scope, verified.refusal);
-    const { jti, method, exp } = verified.claims;
-    return {
-      jti,
-      scope,
-      method,
-      exp,
-      record: (trx) =>
-        recordStepUpUse(trx, {
-          jti,
-          userId: user.userId,
-          scope,
-          usedAt: deps.now().toISOString(),
-          expiresAt: new Date(exp * 1000).toISOString(),
-        }),
-    };
-  };
-  return { call, stepUp };
 }
 
 /**

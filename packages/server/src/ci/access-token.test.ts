@@ -1,7 +1,7 @@
+import { randomBytes } from "node:crypto";
 import { CI_ACCESS_TOKEN_TTL_SECONDS } from "@latchkey/core";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { describe, expect, it } from "vitest";
-import { deriveIdentityKeys } from "../identity/keys.js";
 import { mintStepUpProof } from "../api/step-up-proof.js";
 import {
   CI_ACCESS_AUDIENCE,
@@ -11,20 +11,18 @@ import {
   type CiAccessClaims,
 } from "./access-token.js";
 
-const keys = deriveIdentityKeys("a server secret for the CI access token tests");
+// The server's two HS256 keys (identity/keys.ts derives them apart from one secret; keys.test.ts checks that).
+const keys = { ciAccessKey: new Uint8Array(randomBytes(32)), stepUpKey: new Uint8Array(randomBytes(32)) };
 const NOW = 1_800_000_000;
 const at = (seconds: number) => new Date(seconds * 1000);
 
 const claims: CiAccessClaims = {
   vaultId: "0b6f5c1e-4a6b-4d1c-9d2e-3f4a5b6c7d8e",
   org: null,
+  policyId: "5d0b3c52-8f1e-4a57-9a51-1c1e0f7d2a10",
   generation: 3,
   environments: ["production"],
-  name: "oidc:github:octo-org/octo-repo:refs/heads/main",
-  run: {
-    provider: "github",
-    issuer: "https://token.actions.githubusercontent.com",
-    repository: "octo-org/octo-repo",
+  job: {
     ref: "refs/heads/main",
     runId: "1658821493/1",
     event: "push",
@@ -53,8 +51,8 @@ describe("CI access tokens", () => {
 
   it("are refused under another key: another server secret, the step-up key", async () => {
     const token = await mintCiAccessToken(keys.ciAccessKey, claims);
-    const other = deriveIdentityKeys("another server secret");
-    expect(await verifyCiAccessToken(other.ciAccessKey, token, at(NOW))).toEqual({
+    const otherSecret = new Uint8Array(randomBytes(32));
+    expect(await verifyCiAccessToken(otherSecret, token, at(NOW))).toEqual({
       ok: false,
       refusal: "invalid",
     });
@@ -75,7 +73,7 @@ describe("CI access tokens", () => {
       exp: NOW + 60,
     });
     expect(await verifyCiAccessToken(keys.ciAccessKey, proof, at(NOW))).toMatchObject({ ok: false });
-    const payload = { org: null, gen: 3, env: [], name: "n", run: claims.run };
+    const payload = { org: null, pol: claims.policyId, gen: 3, env: [], job: claims.job };
     const signed = (typ: string, aud: string) =>
       new SignJWT(payload)
         .setProtectedHeader({ alg: "HS256", typ })
@@ -113,11 +111,11 @@ describe("CI access tokens", () => {
       ok: false,
       refusal: "invalid",
     });
-    const noRun = await mintCiAccessToken(keys.ciAccessKey, {
+    const badJob = await mintCiAccessToken(keys.ciAccessKey, {
       ...claims,
-      run: { ...claims.run, provider: "jenkins" as "github" },
+      job: { ...claims.job, runId: 7 as unknown as string },
     });
-    expect(await verifyCiAccessToken(keys.ciAccessKey, noRun, at(NOW))).toEqual({
+    expect(await verifyCiAccessToken(keys.ciAccessKey, badJob, at(NOW))).toEqual({
       ok: false,
       refusal: "invalid",
     });

@@ -2,13 +2,14 @@
  * CI access tokens (docs/ci.md "Exchange"): what the exchange hands a CI job whose OIDC token a copy's policy
  * allowed, and the only bearer the CI pull takes. A compact JWS, HS256 under IdentityKeys.ciAccessKey (a key no
  * other token is signed with), typ `latchkey-ci-access+jwt`, audience {@link CI_ACCESS_AUDIENCE}; it states which
- * copy it opens, the policy generation it was issued under (a disable or replace revokes it), the environments it
- * may pull and the job it was issued to, until `exp`. Both sides are here so that what is minted and what is
+ * copy it opens, the policy and generation it was issued under (a disable or replace revokes it), the environments
+ * it may pull and the job it was issued to, until `exp`. What the policy says (provider, issuer, repository) is
+ * not repeated: the pull reads it from the policy of that generation. Both sides are here so that what is minted and what is
  * checked cannot drift apart. Verification is jose's with the algorithm pinned.
  */
 import { CI_ACCESS_TOKEN_TTL_SECONDS } from "@latchkey/core";
 import { errors, jwtVerify, SignJWT } from "jose";
-import type { CiRun } from "./claims.js";
+import type { CiJob } from "./claims.js";
 
 /** The JWS `typ` of a CI access token: a JWT of its own kind. */
 export const CI_ACCESS_TYP = "latchkey-ci-access+jwt";
@@ -22,14 +23,13 @@ export interface CiAccessClaims {
   vaultId: string;
   /** The organisation's slug for an organisation copy; null for a personal copy. */
   org: string | null;
-  /** The policy's generation when the token was issued; the pull refuses the token once it has changed. */
+  /** The policy's id and generation when the token was issued; the pull refuses the token once either changed. */
+  policyId: string;
   generation: number;
   /** The environments it may pull; empty: any of the vault's. */
   environments: string[];
-  /** `oidc:{provider}:{repository}:{ref}`. */
-  name: string;
   /** The job it was issued to, for the pull's audit row. */
-  run: CiRun;
+  job: CiJob;
   /** 128 random bits, base64url. */
   jti: string;
   iat: number;
@@ -40,10 +40,10 @@ export interface CiAccessClaims {
 export function mintCiAccessToken(key: Uint8Array, claims: CiAccessClaims): Promise<string> {
   return new SignJWT({
     org: claims.org,
+    pol: claims.policyId,
     gen: claims.generation,
     env: claims.environments,
-    name: claims.name,
-    run: { ...claims.run },
+    job: { ...claims.job },
   })
     .setProtectedHeader({ alg: "HS256", typ: CI_ACCESS_TYP })
     .setSubject(claims.vaultId)
@@ -74,22 +74,22 @@ export async function verifyCiAccessToken(
       // Minted for at most CI_ACCESS_TOKEN_TTL_SECONDS: one that claims a longer life or a birth in the future
       // was not minted here.
       maxTokenAge: CI_ACCESS_TOKEN_TTL_SECONDS,
-      requiredClaims: ["sub", "jti", "iat", "exp", "gen", "env", "name", "run"],
+      requiredClaims: ["sub", "jti", "iat", "exp", "pol", "gen", "env", "job"],
     }));
   } catch (err) {
     // Only a token whose signature verified reaches the time checks, so "expired" names a real token's state.
     if (err instanceof errors.JWTExpired) return { ok: false, refusal: "expired" };
     return { ok: false, refusal: "invalid" };
   }
-  const { sub, org, gen, env, name, run, jti, iat, exp } = payload;
+  const { sub, org, pol, gen, env, job, jti, iat, exp } = payload;
   if (
     typeof sub !== "string" ||
     !(org === null || typeof org === "string") ||
+    typeof pol !== "string" ||
     typeof gen !== "number" ||
     !Array.isArray(env) ||
     !env.every((item) => typeof item === "string") ||
-    typeof name !== "string" ||
-    !isRun(run) ||
+    !isJob(job) ||
     typeof jti !== "string" ||
     typeof iat !== "number" ||
     typeof exp !== "number" ||
@@ -99,19 +99,17 @@ export async function verifyCiAccessToken(
   }
   return {
     ok: true,
-    claims: { vaultId: sub, org, generation: gen, environments: env, name, run, jti, iat, exp },
+    claims: { vaultId: sub, org, policyId: pol, generation: gen, environments: env, job, jti, iat, exp },
   };
 }
 
-const RUN_TEXT = ["repository", "ref", "runId", "event", "environment"] as const;
+const JOB_TEXT = ["ref", "runId", "event", "environment"] as const;
 
-function isRun(value: unknown): value is CiRun {
+function isJob(value: unknown): value is CiJob {
   if (typeof value !== "object" || value === null) return false;
-  const run = value as Record<string, unknown>;
+  const job = value as Record<string, unknown>;
   return (
-    (run.provider === "github" || run.provider === "gitlab") &&
-    typeof run.issuer === "string" &&
-    typeof run.jti === "string" &&
-    RUN_TEXT.every((field) => run[field] === null || typeof run[field] === "string")
+    typeof job.jti === "string" &&
+    JOB_TEXT.every((field) => job[field] === null || typeof job[field] === "string")
   );
 }

@@ -31,12 +31,8 @@ export interface CiPolicyDenial {
   message: string;
 }
 
-/** What the audit rows record of the job a token belongs to; every field is a claim, shortened, or null. */
-export interface CiRun {
-  provider: CiProvider;
-  issuer: string;
-  /** GitHub `repository`; GitLab the path of the project the job runs in. */
-  repository: string | null;
+/** The job a token belongs to, as a CI access token carries it: claims, shortened, or null. */
+export interface CiJob {
   /** GitHub `ref` (`refs/heads/…`); GitLab `ref` (the bare branch name). */
   ref: string | null;
   /** GitHub `run_id/run_attempt`; GitLab `pipeline_id/job_id`. */
@@ -45,7 +41,16 @@ export interface CiRun {
   event: string | null;
   /** The token's `environment` claim. */
   environment: string | null;
+  /** The OIDC token's jti. */
   jti: string;
+}
+
+/** What the audit rows record of the job a token belongs to. */
+export interface CiRun extends CiJob {
+  provider: CiProvider;
+  issuer: string;
+  /** GitHub `repository`; GitLab the path of the project the job runs in. */
+  repository: string | null;
 }
 
 /** A token the policy allows, and what its CI access token is bound to. */
@@ -118,12 +123,12 @@ export function matchCiPolicy(policy: CiPolicy, verified: VerifiedCiToken): CiPo
     environments = [environment];
   }
   const run = describeCiRun(verified);
-  return {
-    ok: true,
-    environments,
-    name: `oidc:${policy.provider}:${policy.repository}:${String(claims.ref)}`,
-    run,
-  };
+  return { ok: true, environments, name: ciAccessName(policy, run.ref), run };
+}
+
+/** What the audit log calls a CI access token of `policy` issued to a job on `ref`. */
+export function ciAccessName(policy: Pick<CiPolicy, "provider" | "repository">, ref: string | null): string {
+  return `oidc:${policy.provider}:${policy.repository}:${ref ?? ""}`;
 }
 
 /** The claims a provider's repository rules read. */
