@@ -8,8 +8,9 @@
 // with real X25519 sharing keys, and their memberships. The owner and the pulling member are real: made with
 // `latchkey-server admin create-user`, signed in with `latchkey login`, their sharing keys registered by their
 // first organisation command on a terminal (the password typed at the step-up prompt), the member added with
-// `org add`. The timed share is therefore the CLI fetching 1,000 public keys, wrapping the vault key for each
-// (X25519 + HKDF + AES-GCM on WebCrypto) and uploading them through the server, which checks and stores every one.
+// `org add` on a terminal too (its step-up). The timed share is therefore the CLI fetching 1,000 public keys,
+// wrapping the vault key for each (X25519 + HKDF + AES-GCM on WebCrypto) and uploading them through the server,
+// which checks and stores every one.
 import { generateKeyPairSync, randomBytes, randomUUID, createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -193,9 +194,8 @@ export async function runTeamsBench(firstId: number, options: TeamsBenchOptions)
     await onTerminal(owner, ["org", "create", ORG], projects);
     await onTerminal(reader, ["org", "list"], projects);
     await runChecked(cliCommand("latchkey org create", owner, ["org", "create", SOLO_ORG], projects));
-    await runChecked(
-      cliCommand("latchkey org add", owner, ["org", "add", ORG, reader.email, "--role", "member"], projects),
-    );
+    // Adding a member asks for the password (its step-up needs a terminal).
+    await onTerminal(owner, ["org", "add", ORG, reader.email, "--role", "member"], projects);
     addMembersDirectly(server, ORG, ORG_MEMBERS - 2);
 
     // The owner's project: 20 secrets, shared once with each organisation (the checked first share).

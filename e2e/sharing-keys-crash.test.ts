@@ -17,6 +17,7 @@ import { terminalCheck } from "./support/pty.js";
 import { latchkey, startLatchkeyServer, type LatchkeyServer } from "./support/latchkey-server.js";
 import { localKeyOf, rotateOnTerminal, serverKeyOf } from "./support/sharing-keys.js";
 import {
+  addMember,
   latchkeyJsonOf,
   newMember,
   ok,
@@ -84,7 +85,7 @@ describe.skipIf(!requirePart("the sharing-key crash e2e suite", terminalCheck())
       const created = await onTerminal(ann, ["org", "create", ORG]);
       expect(created.code, created.output).toBe(0);
       await registerSharingKey(user);
-      ok(await latchkey(ann.m, ["org", "add", ORG, user.email, "--role", "member"]));
+      await addMember(ann, ORG, user.email, "member");
       for (const vault of VAULTS) {
         const owner = await projectDir(root, `${vault.name}-owner`, vault.name);
         const input = Object.entries(vault.secrets)

@@ -14,6 +14,7 @@ import { requirePart } from "./support/prerequisites.js";
 import { terminalCheck } from "./support/pty.js";
 import { latchkey, startLatchkeyServer, type LatchkeyServer } from "./support/latchkey-server.js";
 import {
+  addMember,
   latchkeyJsonOf,
   newMember,
   ok,
@@ -55,7 +56,7 @@ describe.skipIf(!requirePart("the teams canary e2e suite", terminalCheck()))(
       expect(created.code, created.output).toBe(0);
       for (const member of others) {
         await registerSharingKey(member);
-        ok(await latchkey(ann.m, ["org", "add", "canary", member.email]));
+        await addMember(ann, "canary", member.email);
       }
       const dir = await projectDir(root, "app-ann", "canary-app");
       const dotenv = [...canaries].map(([key, value]) => `${key}=${value}\n`).join("");

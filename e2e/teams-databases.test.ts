@@ -8,6 +8,7 @@ import { requirePart } from "./support/prerequisites.js";
 import { terminalCheck } from "./support/pty.js";
 import { latchkey, startLatchkeyServer, tempDir, type LatchkeyServer } from "./support/latchkey-server.js";
 import {
+  addMember,
   latchkeyJsonOf,
   newMember,
   ok,
@@ -51,7 +52,7 @@ if (requirePart("the teams database e2e suite", terminalCheck())) {
       expect(created.code, created.output).toBe(0);
       for (const member of [bob, cid]) {
         await registerSharingKey(member);
-        ok(await latchkey(ann.m, ["org", "add", "acme", member.email]));
+        await addMember(ann, "acme", member.email);
       }
       const annDir = await projectDir(root.path, "app-ann", "app");
       const dotenv = Object.entries(SECRETS)

@@ -12,6 +12,7 @@ import { terminalCheck } from "./support/pty.js";
 import { latchkey, startLatchkeyServer, type LatchkeyServer } from "./support/latchkey-server.js";
 import { rotateOnTerminal } from "./support/sharing-keys.js";
 import {
+  addMember,
   latchkeyJsonOf,
   newMember,
   ok,
@@ -55,7 +56,7 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("pinned me
     const created = await onTerminal(ann, ["org", "create", "acme"]);
     expect(created.code, created.output).toBe(0);
     await registerSharingKey(bob);
-    ok(await latchkey(ann.m, ["org", "add", "acme", bob.email]));
+    await addMember(ann, "acme", bob.email);
     // bob is new to ann's machine: without a terminal the share needs the flag.
     refused(
       await latchkey(ann.m, ["env", "share", "--org", "acme"], { cwd: aDir }),

@@ -12,6 +12,7 @@ import { requirePart } from "./support/prerequisites.js";
 import { terminalCheck } from "./support/pty.js";
 import { latchkey, startLatchkeyServer, type LatchkeyServer } from "./support/latchkey-server.js";
 import {
+  addMember,
   jsonOnTerminal,
   latchkeyJsonOf,
   newMember,
@@ -109,8 +110,24 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     expect(created.output).toContain("registering this machine's");
     expect(created.output).toContain("Created organisation acme (Acme Corp)");
     for (const member of [bob, cid]) await registerSharingKey(member);
-    ok(await latchkey(ann.m, ["org", "add", "acme", bob.email, "--role", "member"]));
-    ok(await latchkey(ann.m, ["org", "add", "acme", cid.email, "--role", "maintainer"]));
+    await addMember(ann, "acme", bob.email, "member");
+    await addMember(ann, "acme", cid.email, "maintainer");
+    // Each added account is told, in the add's transaction; ann, the only owner, added them and hears nothing.
+    const notices = readDatabase(server, (db) =>
+      db.prepare("SELECT recipient, kind, subject FROM outbox ORDER BY recipient").all(),
+    );
+    expect(notices).toEqual([
+      {
+        recipient: bob.email,
+        kind: "security",
+        subject: "Latchkey: you were added to the organisation acme",
+      },
+      {
+        recipient: cid.email,
+        kind: "security",
+        subject: "Latchkey: you were added to the organisation acme",
+      },
+    ]);
 
     const shared = ok(
       await latchkey(ann.m, ["env", "share", "--org", "acme", "--trust-new-members", "--json"], {
@@ -168,9 +185,12 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
   }, 180_000);
 
   it("a member added later gets access when a maintainer shares again", async () => {
-    // A maintainer may share but not add members.
-    refused(await latchkey(cid.m, ["org", "add", "acme", dee.email]), "LK_ORG_FORBIDDEN");
-    ok(await latchkey(ann.m, ["org", "add", "acme", dee.email]));
+    // A maintainer may share but not add members; a script cannot add anyone (the add's step-up needs a terminal).
+    const byMaintainer = await onTerminal(cid, ["org", "add", "acme", dee.email]);
+    expect(byMaintainer.code, byMaintainer.output).not.toBe(0);
+    expect(byMaintainer.output).toContain("error LK_ORG_FORBIDDEN");
+    refused(await latchkey(ann.m, ["org", "add", "acme", dee.email]), "LK_NOT_INTERACTIVE");
+    await addMember(ann, "acme", dee.email);
     const deeDir = await checkout(dee);
     // Their first organisation command registers their sharing key; the copy has no key for it yet.
     const first = await onTerminal(dee, ["env", "pull", "--org", "acme"], { cwd: deeDir });
@@ -296,18 +316,25 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     });
   }, 180_000);
 
-  it("org delete asks for the slug to be typed; a script repeats it with --confirm", async () => {
+  it("org delete asks for the slug to be typed (or --confirm) and the password; a script cannot delete", async () => {
     // ann's key is registered: creating needs no terminal.
     ok(await latchkey(ann.m, ["org", "create", "scratch-1"]));
     ok(await latchkey(ann.m, ["org", "create", "scratch-2"]));
     refused(await latchkey(ann.m, ["org", "delete", "scratch-1"]), "LK_NOT_INTERACTIVE");
     refused(await latchkey(ann.m, ["org", "delete", "scratch-1", "--confirm", "scratch-2"]), "LK_USAGE");
+    // --confirm replaces the typed slug, not the password: still no terminal, still nothing deleted.
+    refused(
+      await latchkey(ann.m, ["org", "delete", "scratch-1", "--confirm", "scratch-1"]),
+      "LK_NOT_INTERACTIVE",
+    );
     const wrong = await onTerminal(ann, ["org", "delete", "scratch-1"], { typed: "scratch" });
     expect(wrong.code, wrong.output).toBe(130);
     expect(wrong.output).toContain("nothing was deleted");
     const typed = await onTerminal(ann, ["org", "delete", "scratch-1"], { typed: "scratch-1" });
     expect(typed.code, typed.output).toBe(0);
-    ok(await latchkey(ann.m, ["org", "delete", "scratch-2", "--confirm", "scratch-2"]));
+    expect(typed.output).toContain("Password");
+    const confirmed = await onTerminal(ann, ["org", "delete", "scratch-2", "--confirm", "scratch-2"]);
+    expect(confirmed.code, confirmed.output).toBe(0);
     const listed = JSON.parse(ok(await latchkey(ann.m, ["org", "list", "--json"])).stdout) as {
       orgs: { slug: string }[];
     };

@@ -1,8 +1,9 @@
 // Organisations with the real server process and the built CLI (docs/teams.md): one machine per user, each
 // signed in to its own account; the commands that ask for a password (a sharing key's first registration, the
-// step-up of `org remove`) or a typed word (`org delete`) run on a pseudo-terminal of their own, with the prompt
-// answered; the rest run as a script would. The server's SQLite file is read for what the CLI never shows: the
-// organisation copies' blobs and wrapped keys, audit rows, the outbox.
+// step-up of `org add`, `org set-role`, `org remove` and `org delete`) or a typed word (`org delete`) run on a
+// pseudo-terminal of their own, with the prompt answered; the rest run as a script would. The server's SQLite
+// file is read for what the CLI never shows: the organisation copies' blobs and wrapped keys, audit rows, the
+// outbox.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -94,6 +95,21 @@ export async function onTerminal(
     ...(options.typed === undefined ? [] : [answer(/Type \S+ to delete it/, options.typed)]),
   ]);
   return terminal.exited;
+}
+
+/**
+ * `latchkey org add ORG EMAIL [--role ROLE]` as `by`, on their terminal (the add's step-up asks for the
+ * password); asserts that it succeeded.
+ */
+export async function addMember(by: Member, org: string, email: string, role?: string): Promise<void> {
+  const added = await onTerminal(by, [
+    "org",
+    "add",
+    org,
+    email,
+    ...(role === undefined ? [] : ["--role", role]),
+  ]);
+  expect(added.code, added.output).toBe(0);
 }
 
 /** Registers `member`'s sharing key (their first organisation command, on a terminal). */
