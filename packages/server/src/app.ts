@@ -4,20 +4,25 @@
  * signals, the secret and the real logger.
  */
 import { randomBytes as cryptoRandomBytes } from "node:crypto";
+import { OIDC_PATH } from "@latchkey/core";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
 import { registerApi, type ApiRoutes } from "./api/plugin.js";
 import type { CiIssuer } from "./ci/issuers.js";
 import type { CiFetch } from "./ci/jwks.js";
+import { ciPolicyRoutes } from "./ci/policies-routes.js";
+import { removeOrgCopyPolicies, type OrgCopyAccess } from "./ci/policies-service.js";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
+import type { EscrowKey } from "./escrow-key.js";
 import type { Identity } from "./identity/identity.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
 import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
+import { organisationAccess } from "./orgs/service.js";
 import { sharingNotices } from "./outbox/service.js";
 import { pairingRoutes } from "./pairing/routes.js";
 import { findSharingKeys } from "./sharing-keys/data.js";
@@ -32,6 +37,12 @@ export interface AppDeps {
   db: Kysely<Database>;
   /** Accounts, the OpenID provider under /oidc and bearer-token authentication (identity/identity.ts). */
   identity: Identity;
+  /**
+   * The server's escrow key (escrow-key.ts): what CI escrows are wrapped for. Every app on one database needs the
+   * same one (server.ts records it in the database and refuses another). Absent, as in tests of other parts: no CI
+   * policy routes, and a push to a copy with a policy is refused (vault-copies.ts).
+   */
+  escrowKey?: EscrowKey;
   /** The clock and id source of the API routes (defaults: the system clock, time-ordered UUIDs). */
   now?: () => Date;
   randomId?: () => string;
@@ -123,6 +134,21 @@ export const SHARING_KEY_HOOKS: Pick<SharingKeyServiceDeps, "wrappedKeys" | "onR
     ),
 };
 
+/**
+ * Who may act on an organisation's copy for the CI slice: the organisations' permission table, so that the CI
+ * slice imports none of theirs.
+ */
+const CI_ORG_ACCESS: OrgCopyAccess = async (db, userId, slug, need, lockAt) => {
+  const found = await organisationAccess(
+    db,
+    userId,
+    slug,
+    need === "read" ? "vault.ci.read" : "vault.ci.manage",
+    lockAt,
+  );
+  return "kind" in found ? found : { orgId: found.org.id, slug: found.org.slug };
+};
+
 /** Builds the application; call `listen` (main.ts) or `inject` (tests) on the result. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
@@ -208,6 +234,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       db: deps.db,
       now,
       randomId,
+      escrowKey: deps.escrowKey,
       ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
     }),
     stepUpRoutes({
@@ -227,8 +254,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       sharingKeys: findSharingKeys,
       onMemberRemoved: NOTICES.memberRemoved,
       onMemberAdded: NOTICES.memberAdded,
+      onCopiesRemoved: removeOrgCopyPolicies(randomId),
+      escrowKey: deps.escrowKey,
     }),
   ];
+  if (deps.escrowKey !== undefined) {
+    apiRoutes.push(
+      ciPolicyRoutes({
+        db: deps.db,
+        now,
+        randomId,
+        escrowKey: deps.escrowKey,
+        issuers: deps.ciIssuers ?? [],
+        orgAccess: CI_ORG_ACCESS,
+        publicUrl: () => deps.identity.issuer?.slice(0, -OIDC_PATH.length),
+      }),
+    );
+  }
   if (deps.testRoutes) {
     deps.testRoutes(app, (routes) => apiRoutes.push(routes));
   }

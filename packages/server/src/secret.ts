@@ -32,31 +32,74 @@ export interface SecretDeps {
   randomBytes: (n: number) => Uint8Array;
 }
 
-/** Returns the server secret and where it came from. */
-export async function loadServerSecret(deps: SecretDeps): Promise<{ secret: string; source: SecretSource }> {
-  const fromEnv = deps.env[SECRET_ENV];
-  if (fromEnv !== undefined && fromEnv !== "") {
-    if (fromEnv.trim().length < MIN_SECRET_LENGTH) {
-      throw new LatchkeyError("LK_CONFIG_INVALID", {
-        message: `${SECRET_ENV} is shorter than ${MIN_SECRET_LENGTH} characters.`,
-        hint: `Use a random value, e.g. \`openssl rand -base64 32\`, or unset ${SECRET_ENV} to let the server generate one in its data directory.`,
-      });
-    }
-    return { secret: fromEnv.trim(), source: "env" };
-  }
-  const path = join(deps.dataDir, SECRET_FILE);
-  const existing = await readPrivate(path);
-  if (existing !== null) return { secret: existing, source: "file" };
-  const created = Buffer.from(deps.randomBytes(32)).toString("base64url");
-  const won = await createExclusive(path, created, deps.randomBytes);
-  if (won) return { secret: created, source: "file-created" };
-  // Another process created it between our read and our link: use theirs.
-  const theirs = await readPrivate(path);
-  if (theirs === null) throw fileError(path, "read", undefined);
-  return { secret: theirs, source: "file" };
+/**
+ * A value the server keeps private in the way the server secret is kept: from an environment variable when set,
+ * else from a file in the data directory made once (0600, exclusive, never through a symbolic link). The server
+ * secret and the escrow key (escrow-key.ts) are two of these.
+ */
+export interface PrivateValueSpec {
+  /** The file's name inside the data directory. */
+  file: string;
+  /** The environment variable that supplies the value instead of the file. */
+  envName: string;
+  /** What the value is, for messages: "the server secret". */
+  what: string;
+  /** A fresh value, as written to the file. */
+  generate(randomBytes: (n: number) => Uint8Array): string;
+  /** Why `text` (trimmed) is no good value, or null when it is one. Never quotes the value. */
+  problem(text: string): string | null;
+  /** The hint of a value from the environment that is no good. */
+  envHint: string;
+  /** What to do about a file other users could read, after the chmod. */
+  exposedHint: string;
 }
 
-async function readPrivate(path: string): Promise<string | null> {
+const SERVER_SECRET: PrivateValueSpec = {
+  file: SECRET_FILE,
+  envName: SECRET_ENV,
+  what: "the server secret",
+  generate: (randomBytes) => Buffer.from(randomBytes(32)).toString("base64url"),
+  problem: (text) =>
+    text.length < MIN_SECRET_LENGTH ? `shorter than ${MIN_SECRET_LENGTH} characters` : null,
+  envHint: `Use a random value, e.g. \`openssl rand -base64 32\`, or unset ${SECRET_ENV} to let the server generate one in its data directory.`,
+  exposedHint: "consider deleting it so the server makes a new one (sessions it signed end)",
+};
+
+/** Returns the server secret and where it came from. */
+export async function loadServerSecret(deps: SecretDeps): Promise<{ secret: string; source: SecretSource }> {
+  const { value, source } = await loadPrivateValue(SERVER_SECRET, deps);
+  return { secret: value, source };
+}
+
+/** Returns the value `spec` names and where it came from: the environment, or its file (made now if absent). */
+export async function loadPrivateValue(
+  spec: PrivateValueSpec,
+  deps: SecretDeps,
+): Promise<{ value: string; source: SecretSource }> {
+  const fromEnv = deps.env[spec.envName];
+  if (fromEnv !== undefined && fromEnv !== "") {
+    const problem = spec.problem(fromEnv.trim());
+    if (problem !== null) {
+      throw new LatchkeyError("LK_CONFIG_INVALID", {
+        message: `${spec.envName} is ${problem}.`,
+        hint: spec.envHint,
+      });
+    }
+    return { value: fromEnv.trim(), source: "env" };
+  }
+  const path = join(deps.dataDir, spec.file);
+  const existing = await readPrivate(path, spec);
+  if (existing !== null) return { value: existing, source: "file" };
+  const created = spec.generate(deps.randomBytes);
+  const won = await createExclusive(path, created, deps.randomBytes);
+  if (won) return { value: created, source: "file-created" };
+  // Another process created it between our read and our link: use theirs.
+  const theirs = await readPrivate(path, spec);
+  if (theirs === null) throw fileError(path, "read", undefined);
+  return { value: theirs, source: "file" };
+}
+
+async function readPrivate(path: string, spec: PrivateValueSpec): Promise<string | null> {
   let handle;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -70,13 +113,15 @@ async function readPrivate(path: string): Promise<string | null> {
     if (!st.isFile()) throw fileError(path, "read", undefined, "it is not a regular file");
     if ((st.mode & 0o077) !== 0) {
       throw new LatchkeyError("LK_FILE_PERMISSIONS", {
-        message: `Refusing to use ${path}: mode ${(st.mode & 0o777).toString(8)} lets other users read the server secret.`,
-        hint: `Run \`chmod 600 ${path}\` — and since others could read it, consider deleting it so the server makes a new one (sessions it signed end).`,
+        message: `Refusing to use ${path}: mode ${(st.mode & 0o777).toString(8)} lets other users read ${spec.what}.`,
+        hint: `Run \`chmod 600 ${path}\` — and since others could read it, ${spec.exposedHint}.`,
         details: { path },
       });
     }
     const text = (await handle.readFile("utf8")).trim();
-    if (text.length < MIN_SECRET_LENGTH) throw fileError(path, "use", undefined, "it is truncated or empty");
+    if (text === "" || spec.problem(text) !== null) {
+      throw fileError(path, "use", undefined, "it is truncated, empty or not what the server wrote");
+    }
     return text;
   } finally {
     await handle.close();

@@ -17,6 +17,7 @@ import { migrateToLatest } from "./db/migrations.js";
 import { loggerOptions } from "./logging.js";
 import { createOutboxSender, type OutboxSender } from "./outbox/sender.js";
 import { createSmtpTransport, describeSmtpUrl, parseSmtpConfig, type SmtpConfig } from "./outbox/smtp.js";
+import { loadEscrowKey, recordEscrowKey } from "./escrow-key.js";
 import { checkDataDir, loadServerSecret } from "./secret.js";
 import { startWriterThread, type ThreadWriter } from "./sync/writer-thread.js";
 
@@ -119,6 +120,10 @@ Environment:
   LATCHKEY_SERVER_SECRET  root secret for signing keys (at least 32 characters); when unset one is generated
                           once into DIR/server-secret with mode 0600. Never pass it as an argument. Every
                           process of one deployment needs the same secret (or the same data directory).
+  LATCHKEY_ESCROW_KEY     the escrow key of vaults with CI enabled (standard base64 of 32 random bytes, e.g.
+                          openssl rand -base64 32); when unset one is generated once into DIR/escrow.key with
+                          mode 0600. Every process on one database needs the same key: one with another refuses
+                          to start. Whoever holds it and the database can open those vaults (docs/ci.md)
   LATCHKEY_OPEN_SIGNUP    1: as --open-signup
   SMTP_URL                smtp://USER:PASS@HOST:PORT or smtps://… (user and password percent-encoded): send the
                           notices (security and impact e-mails of organisations) through this mail server,
@@ -260,7 +265,13 @@ export async function runServer(
       dataDir: config.dataDir,
       randomBytes: deps.randomBytes,
     });
+    const escrow = await loadEscrowKey({
+      env: deps.env,
+      dataDir: config.dataDir,
+      randomBytes: deps.randomBytes,
+    });
     const ran = await migrateToLatest(database.db);
+    await recordEscrowKey(database.db, escrow.key);
     // Without PUBLIC_URL the issuer is the listening URL, known only after listen (--port 0): set below.
     identity = createIdentity({
       db: database.db,
@@ -269,11 +280,12 @@ export async function runServer(
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     });
     if (database.dialect === "sqlite" && deps.syncWriterWorker !== undefined) {
-      writer = startWriterThread(deps.syncWriterWorker, resolve(config.dataDir, SQLITE_FILE));
+      writer = startWriterThread(deps.syncWriterWorker, resolve(config.dataDir, SQLITE_FILE), escrow.key);
     }
     app = buildApp({
       db: database.db,
       identity,
+      escrowKey: escrow.key,
       ...(writer ? { syncWrites: writer } : {}),
       trustProxy: config.trustProxy,
       ciIssuers: config.ciIssuers,
@@ -291,10 +303,13 @@ export async function runServer(
         dialect: database.dialect,
         dataDir: config.dataDir,
         secretSource: source,
+        escrowKeySource: escrow.source,
+        escrowKeyFingerprint: escrow.key.fingerprint,
         migrationsRun: ran,
         ciIssuers: config.ciIssuers.map((issuer) => `${issuer.provider}=${issuer.url}`),
       },
-      `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source)}; ` +
+      `database: ${database.dialect}${ran.length > 0 ? `, ran migrations ${ran.join(", ")}` : ", schema current"}; server secret from ${describeSource(source, "LATCHKEY_SERVER_SECRET")}; ` +
+        `escrow key ${escrow.key.fingerprint.slice(0, 16)}… from ${describeSource(escrow.source, "LATCHKEY_ESCROW_KEY")}; ` +
         `CI tokens trusted from ${config.ciIssuers.length === 0 ? "no issuer" : config.ciIssuers.map((issuer) => issuer.url).join(", ")}`,
     );
     if (config.openSignup)
@@ -437,10 +452,6 @@ async function makePrivateDir(dir: string): Promise<void> {
   await chmod(dir, 0o700);
 }
 
-function describeSource(source: string): string {
-  return source === "env"
-    ? "LATCHKEY_SERVER_SECRET"
-    : source === "file-created"
-      ? "a new file (mode 0600)"
-      : "its file";
+function describeSource(source: string, envName: string): string {
+  return source === "env" ? envName : source === "file-created" ? "a new file (mode 0600)" : "its file";
 }

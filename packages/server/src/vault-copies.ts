@@ -5,16 +5,36 @@
  * exists — so two pushes from one base can never both succeed; the acknowledged version gets its history row and
  * its audit row in the same transaction. The callers add what differs around it (who may push, what else the
  * transaction writes).
+ *
+ * The push also keeps a CI escrow true (docs/ci.md "Escrow"): on a copy with a CI policy, the new version must open
+ * with the escrowed vault key, or with the one the push carries, which then replaces it — else the push is refused
+ * and the caller rolls it back, so the server never holds a version its escrow cannot open.
  */
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
-import { checkSchema, storedEnvSchemaSchema } from "@latchkey/core";
+import { checkSchema, storedEnvSchemaSchema, syncBlobContext, type CiEscrow } from "@latchkey/core";
 import { insertAudit } from "./audit/data.js";
+import { findCopyEscrow, updateEscrow } from "./ci/policies-data.js";
 import type { HeadWrite } from "./db/heads.js";
 import type { Database } from "./db/schema.js";
+import { openWithEscrow, type EscrowKey } from "./escrow-key.js";
+
+/** Which copy: a user's personal copy of a vault, or an organisation's (with its slug, bound into its blobs). */
+export type CopyRef =
+  | { readonly vaultId: string; readonly userId: string }
+  | { readonly vaultId: string; readonly orgId: string; readonly slug: string };
+
+/** The associated data `copy`'s blob of `version` is sealed under (core syncBlobContext). */
+export function copyBlobContext(copy: CopyRef, version: number): Uint8Array {
+  return "orgId" in copy
+    ? syncBlobContext(copy.vaultId, version, copy.slug)
+    : syncBlobContext(copy.vaultId, version);
+}
 
 /** One copy's head and history, as the push moves it (data access of its tables). */
 export interface HeadStore {
+  /** The copy it moves. */
+  readonly copy: CopyRef;
   /** Moves the head from `baseVersion` to `baseVersion + 1` if it is at `baseVersion` (and allowed); else false. */
   advance(trx: Kysely<Database>, baseVersion: number, write: HeadWrite): Promise<boolean>;
   /** Creates the head at version 1; false, writing nothing, when it exists. */
@@ -36,6 +56,8 @@ export interface VersionedPush {
   schema: Record<string, unknown> | undefined;
   name: string;
   baseVersion: number;
+  /** The vault key escrowed anew, for a copy with CI whose vault key changed; ignored on a copy without. */
+  escrow?: CiEscrow | undefined;
 }
 
 /** What the push's audit row says besides its version, size and base. */
@@ -62,16 +84,29 @@ export function blobDigest(bytes: Uint8Array): BlobDigest {
 /**
  * Result of {@link pushVersion}: `stale` when the conditional update from a known base moved nothing (the caller
  * tells apart a conflict from a copy it may not push), `taken` when version 1 already exists (a conflict; the caller
- * rolls back what it wrote before).
+ * rolls back what it wrote before), `escrow-stale` when the copy has CI and neither its escrow nor the push's opens
+ * the new version (the head has moved: the caller must roll back).
  */
 export type VersionedOutcome =
   | { kind: "pushed"; version: number; createdAt: string }
   | { kind: "stale" }
-  | { kind: "taken"; currentVersion: number };
+  | { kind: "taken"; currentVersion: number }
+  | { kind: "escrow-stale" };
+
+/** What the push needs besides the copy and the request. */
+export interface PushOptions {
+  /**
+   * The server's escrow key, to open the new version with a CI escrow. Absent (an app without CI, in tests): a push
+   * to a copy with a CI policy is refused, as no escrow can be checked.
+   */
+  escrowKey?: EscrowKey | undefined;
+  /** What the personal head stores beside the blob (an organisation's head stores none). */
+  wrappedKey?: string;
+}
 
 /**
  * Stores `push` as version baseVersion + 1 of the copy `heads` names, with its history row and its audit row, in
- * `trx`. `wrappedKey` is what the personal head stores beside the blob (an organisation's head stores none).
+ * `trx`, and keeps the copy's CI escrow true ({@link checkEscrow}).
  */
 export async function pushVersion(
   trx: Kysely<Database>,
@@ -79,8 +114,9 @@ export async function pushVersion(
   push: VersionedPush,
   at: string,
   audit: PushAudit,
-  wrappedKey = "",
+  options: PushOptions,
 ): Promise<VersionedOutcome> {
+  const wrappedKey = options.wrappedKey ?? "";
   const write: HeadWrite = {
     encryptedBlob: push.encryptedBlob,
     wrappedKey,
@@ -94,6 +130,8 @@ export async function pushVersion(
     return { kind: "taken", currentVersion: await heads.currentVersion(trx) };
   }
   const version = push.baseVersion + 1;
+  const escrow = await checkEscrow(trx, heads.copy, push, version, at, options.escrowKey);
+  if (escrow === "stale") return { kind: "escrow-stale" };
   const blobSize = push.digest.size;
   await heads.insertVersion(trx, { version, blobSha256: push.digest.sha256, blobSize, createdAt: at });
   await insertAudit(trx, {
@@ -109,9 +147,47 @@ export async function pushVersion(
       ...audit.metadata,
       baseVersion: push.baseVersion,
       schemaKeys: push.schema === undefined ? null : Object.keys(push.schema).length,
+      ...(escrow === "none" ? {} : { ciEscrow: escrow }),
     },
   });
   return { kind: "pushed", version, createdAt: at };
+}
+
+/**
+ * On a copy with a CI policy, whether `version` (the push's blob) opens with the escrowed vault key: `verified`
+ * (the policy now names this version), else `replaced` when the push's own escrow is for the current escrow key and
+ * opens it (it replaces the old one), else `stale`. `none` for a copy without a policy, whose push's escrow is
+ * ignored.
+ */
+async function checkEscrow(
+  trx: Kysely<Database>,
+  copy: CopyRef,
+  push: VersionedPush,
+  version: number,
+  at: string,
+  key: EscrowKey | undefined,
+): Promise<"none" | "verified" | "replaced" | "stale"> {
+  const current = await findCopyEscrow(trx, copy);
+  if (current === undefined) return "none";
+  if (key === undefined) return "stale";
+  const blob = Buffer.from(push.encryptedBlob, "base64");
+  const context = copyBlobContext(copy, version);
+  const opens = async (escrowedKey: string, fingerprint: string): Promise<boolean> => {
+    if (fingerprint !== key.fingerprint) return false;
+    const plaintext = await openWithEscrow(key, escrowedKey, blob, context);
+    plaintext?.fill(0);
+    return plaintext !== null;
+  };
+  if (await opens(current.escrowedKey, current.escrowKeyFingerprint)) {
+    await updateEscrow(trx, current.id, version, at);
+    return "verified";
+  }
+  const offered = push.escrow;
+  if (offered !== undefined && (await opens(offered.escrowedKey, offered.escrowKeyFingerprint))) {
+    await updateEscrow(trx, current.id, version, at, offered);
+    return "replaced";
+  }
+  return "stale";
 }
 
 /**

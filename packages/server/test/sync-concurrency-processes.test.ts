@@ -3,6 +3,7 @@
 // race on one SQLite file: each process commits pushes on its own writer thread (sync/writer-thread.ts), so two
 // threads of two processes contend for SQLite's write lock.
 import { randomUUID } from "node:crypto";
+import { toBase64 } from "@latchkey/core";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,7 @@ import type { OpenDatabase } from "../src/db/index.js";
 import { createIdentity } from "../src/identity/identity.js";
 import { listVersions } from "../src/sync/data.js";
 import { postgresRuns } from "./databases.js";
-import { createTestUser, mintAccessToken, TEST_SERVER_SECRET } from "./support/identity.js";
+import { createTestUser, mintAccessToken, TEST_ESCROW_KEY, TEST_SERVER_SECRET } from "./support/identity.js";
 import { CLIENTS, PUSHES, checkRace, pullFinal, pushAuditCount, race } from "./sync-race.js";
 import { apiHeaders, openMigrated, startServerProcess, type ServerProcess } from "./sync-support.js";
 
@@ -36,8 +37,8 @@ for (const kind of ["postgres", "sqlite"] as const) {
       });
 
       it(`keeps every acknowledged push of ${CLIENTS}×${PUSHES} racing pushes spread over both processes`, async () => {
-        // Both processes sit behind one public URL and share the secret, as behind a load balancer; on SQLite they
-        // share the data directory (the file), on PostgreSQL the database.
+        // Both processes sit behind one public URL and share the secret and the escrow key, as behind a load
+        // balancer; on SQLite they share the data directory (the file), on PostgreSQL the database.
         const publicUrl = "http://latchkey.test";
         const shared = await tempDir();
         const databaseUrl = kind === "postgres" ? await cluster!.createDatabase() : undefined;
@@ -45,6 +46,7 @@ for (const kind of ["postgres", "sqlite"] as const) {
         const env = {
           ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
           LATCHKEY_SERVER_SECRET: TEST_SERVER_SECRET,
+          LATCHKEY_ESCROW_KEY: toBase64(TEST_ESCROW_KEY.privateKey),
           PUBLIC_URL: publicUrl,
         };
         const dataDir = async (): Promise<string> => (kind === "sqlite" ? shared : await tempDir());

@@ -10,6 +10,7 @@ import type {
   FastifyServerOptions,
   LightMyRequestResponse as InjectResponse,
 } from "fastify";
+import type { CiIssuer } from "../src/ci/issuers.js";
 import { openDatabase, type DatabaseConfig, type OpenDatabase } from "../src/db/index.js";
 import { migrateToLatest } from "../src/db/migrations.js";
 import type { Identity } from "../src/identity/identity.js";
@@ -115,16 +116,23 @@ export interface SyncServer {
 /** Builds the real app (test/support/identity.ts) on a migrated database. */
 export async function startSyncServer(
   database: OpenDatabase,
-  options: { listen?: boolean; logger?: FastifyServerOptions["logger"] } = {},
+  options: {
+    listen?: boolean;
+    logger?: FastifyServerOptions["logger"];
+    ciIssuers?: readonly CiIssuer[];
+  } = {},
 ): Promise<SyncServer> {
-  const logger = options.logger === undefined ? {} : { logger: options.logger };
+  const appOptions = {
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.ciIssuers === undefined ? {} : { ciIssuers: options.ciIssuers }),
+  };
   let app: FastifyInstance;
   let identity: Identity;
   let url: string;
   if (options.listen) {
-    ({ app, identity, url } = await startTestServer({ db: database.db, ...logger }));
+    ({ app, identity, url } = await startTestServer({ db: database.db, ...appOptions }));
   } else {
-    ({ app, identity } = buildTestApp({ db: database.db, ...logger }));
+    ({ app, identity } = buildTestApp({ db: database.db, ...appOptions }));
     url = TEST_PUBLIC_URL;
     await app.ready();
   }

@@ -1,5 +1,5 @@
 /** What several slices' routes read from a path or a query the same way: vault ids, log limits, the push body. */
-import { canonicalVaultId, isUuid, MAX_LOG_LIMIT } from "@latchkey/core";
+import { canonicalVaultId, isOrgSlug, isUuid, MAX_LOG_LIMIT } from "@latchkey/core";
 import { invalid } from "./plugin.js";
 
 /** Largest push body accepted (fastify answers 413 beyond it, before parsing). */
@@ -9,6 +9,14 @@ export const PUSH_BODY_LIMIT = 8 * 1024 * 1024;
 export function parseVaultId(text: string): string {
   if (!isUuid(text)) throw invalid("The vault id must be a UUID.");
   return canonicalVaultId(text);
+}
+
+/** An organisation's slug as a path names it: refused unless it is one (core isOrgSlug). */
+export function parseOrgSlug(text: string): string {
+  if (!isOrgSlug(text)) {
+    throw invalid("The organisation slug must be 1 to 40 lower-case letters, digits and inner hyphens.");
+  }
+  return text;
 }
 
 /** The `limit` of a log route: 1 to MAX_LOG_LIMIT, that when absent. */

@@ -152,6 +152,19 @@ export const rateLimited = (message: string, retryAfterSeconds: number): ApiErro
     { "retry-after": String(retryAfterSeconds) },
   );
 
+/**
+ * The 409 of a push or share to a copy with CI whose new version opens with neither the copy's escrow nor the one
+ * the request carries (docs/ci.md "Escrow"): nothing was written. The CLI escrows the key it sealed with for the
+ * server's current escrow key (GET /api/v1/ci/config) and sends the request again.
+ */
+export const ciEscrowStale = (): ApiError =>
+  new ApiError(409, {
+    error: "CiEscrowStaleError",
+    code: "LK_CI_ESCROW_STALE",
+    message:
+      "This vault copy has CI enabled and its escrowed key does not open this version, which carries no escrow for the server's current escrow key that does; nothing was written.",
+  });
+
 /** Registers `routes` (each slice's) on `app` inside one authenticated, signed scope. */
 export async function registerApi(
   app: FastifyInstance,

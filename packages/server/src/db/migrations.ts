@@ -7,7 +7,7 @@ import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
 import { accountActionCountsMigration, stepUpMigration } from "../api/migration.js";
-import { ciOidcMigration } from "../ci/migration.js";
+import { ciOidcMigration, ciPoliciesMigration } from "../ci/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
 import { orgKeyAuthorsMigration, orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
@@ -104,6 +104,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0013_account_action_counts": accountActionCountsMigration,
   "0014_org_key_authors": orgKeyAuthorsMigration,
   "0015_ci_oidc": ciOidcMigration,
+  "0016_ci_policies": ciPoliciesMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -18,6 +18,8 @@ export const ORG_PERMISSIONS = {
   "vault.push": "member",
   "vault.share": "maintainer",
   "vault.unshare": "maintainer",
+  "vault.ci.read": "member",
+  "vault.ci.manage": "maintainer",
   "public-keys.read": "maintainer",
   "audit.read": "maintainer",
 } as const satisfies Record<string, OrgRole>;

@@ -6,7 +6,6 @@
  * permission table. Nothing here logs a body, a blob or a wrapped key.
  */
 import {
-  isOrgSlug,
   isUuid,
   MAX_ORG_MEMBERS,
   ORGS_PATH,
@@ -33,6 +32,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import {
   ApiError,
+  ciEscrowStale,
   invalid,
   parseBody,
   rateLimited,
@@ -44,11 +44,13 @@ import {
 import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
-import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
+import type { EscrowKey } from "../escrow-key.js";
+import { parseLimit, parseOrgSlug, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import { normalizeEmail } from "../email.js";
 import {
   createOrgService,
   MEMBER_ADD_LIMIT,
+  type CopiesRemovedEvent,
   type Denied,
   type MemberAddedEvent,
   type MemberRemovedEvent,
@@ -71,6 +73,10 @@ export interface OrgDeps {
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
   /** Called in a member addition's transaction (the notices outbox queues there). */
   onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
+  /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's policies go). */
+  onCopiesRemoved?: (trx: Kysely<Database>, event: CopiesRemovedEvent) => Promise<void>;
+  /** The server's escrow key (escrow-key.ts), for pushes and shares to copies with CI (vault-copies.ts). */
+  escrowKey?: EscrowKey | undefined;
 }
 
 /** Largest share body: a push's and a wrapped key (with its member id and fingerprint) per member. */
@@ -168,6 +174,8 @@ function refusal(outcome: Denied | MemberRefusal | StepUpUsed | VaultRefusal): A
         "LK_ORG_MEMBERS_CHANGED",
         "A wrapped key is for an account that is not a member, or for a sharing key the member no longer has; nothing was written.",
       );
+    case "escrow-stale":
+      return ciEscrowStale();
     case "sender-key-mismatch":
       return error(
         409,
@@ -218,25 +226,25 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.get<BySlug>(org, async (request, reply) => {
-    const answer: OrgResponse = value(await service.get(actor(request), parseSlug(request.params.slug)));
+    const answer: OrgResponse = value(await service.get(actor(request), parseOrgSlug(request.params.slug)));
     return reply.send(answer);
   });
 
   api.delete<BySlug>(org, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const grant = await context.stepUp(request, "org:delete");
     const answer: OrgDeleteResponse = value(await service.remove(actor(request), slug, grant));
     return reply.send(answer);
   });
 
   api.get<BySlug>(`${org}/members`, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const answer: OrgMembersResponse = { slug, ...value(await service.members(actor(request), slug)) };
     return reply.send(answer);
   });
 
   api.post<BySlug>(`${org}/members`, small, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const body = parseBody(orgMemberAddRequestSchema, request.body);
     const email = parseEmail(body.email);
     const grant = await context.stepUp(request, "org:member:add");
@@ -247,7 +255,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.patch<ByMember>(member, small, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const userId = parseUserId(request.params.userId);
     const body = parseBody(orgMemberRoleRequestSchema, request.body);
     const grant = await context.stepUp(request, "org:member:role");
@@ -258,7 +266,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.delete<ByMember>(member, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const userId = parseUserId(request.params.userId);
     const grant = await context.stepUp(request, "org:member:remove");
     const answer: OrgMemberRemoveResponse = value(
@@ -268,19 +276,19 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.get<BySlug>(`${org}/public-keys`, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const answer: OrgPublicKeysResponse = { keys: value(await service.publicKeys(actor(request), slug)) };
     return reply.send(answer);
   });
 
   api.get<BySlug>(`${org}/vaults`, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const answer: OrgVaultsResponse = { vaults: value(await service.vaults(actor(request), slug)) };
     return reply.send(answer);
   });
 
   api.get<ByVault>(vault, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
     const call = context.call(request);
     const key = `${call.user.userId}\u0000${slug}\u0000${vaultId}`;
@@ -294,7 +302,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.put<ByVault>(vault, { bodyLimit: PUSH_BODY_LIMIT }, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
     const push = parseBody(orgPushRequestSchema, request.body);
     // The schema took canonical base64 only, which Node's decoder reads exactly; the service needs the bytes.
@@ -305,7 +313,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.put<ByVault>(`${vault}/share`, { bodyLimit: SHARE_BODY_LIMIT }, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
     const { wrappedKeys, senderFingerprint, ...push } = parseBody(orgShareRequestSchema, request.body);
     const valid = { ...push, schema: push.schema, blobBytes: Buffer.from(push.encryptedBlob, "base64") };
@@ -316,7 +324,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.delete<ByVault>(vault, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
     const answer: OrgUnshareResponse = {
       vaultId,
@@ -326,7 +334,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.get<Logged<{ slug: string; vaultId: string }>>(`${vault}/log`, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
     const limit = parseLimit(request.query.limit);
     const entries = value(await service.vaultLog(actor(request), slug, vaultId, limit));
@@ -336,7 +344,7 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   });
 
   api.get<Logged<{ slug: string }>>(`${org}/log`, async (request, reply) => {
-    const slug = parseSlug(request.params.slug);
+    const slug = parseOrgSlug(request.params.slug);
     const limit = parseLimit(request.query.limit);
     const answer: OrgLogResponse = {
       slug,
@@ -344,13 +352,6 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
     };
     return reply.send(answer);
   });
-}
-
-function parseSlug(text: string): string {
-  if (!isOrgSlug(text)) {
-    throw invalid("The organisation slug must be 1 to 40 lower-case letters, digits and inner hyphens.");
-  }
-  return text;
 }
 
 /** A user id is a UUID, taken in lower case (the spelling the server makes them in). */

@@ -10,6 +10,7 @@
 import {
   fromBase64,
   sharingKeyFingerprint,
+  type CiEscrow,
   type OrgKeyState,
   type OrgMember,
   type OrgMemberDetail,
@@ -24,6 +25,7 @@ import { countAction, type AccountLimit } from "../api/account-limits.js";
 import { insertAudit, latestVersionEvents, listOrgAudit, type OrgAuditRow } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
+import type { EscrowKey } from "../escrow-key.js";
 import { parseMetadata } from "../audit/metadata.js";
 import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
 import * as data from "./data.js";
@@ -67,6 +69,20 @@ export const MEMBER_ADD_LIMIT: AccountLimit = {
   windowMs: 60 * 60 * 1000,
 };
 
+/**
+ * What deleting the organisation or unsharing one of its copies tells other slices (the CI policies of the copies
+ * go with them), inside the change's transaction, before the copies are deleted.
+ */
+export interface CopiesRemovedEvent {
+  orgId: string;
+  /** The unshared copy's vault; null when the whole organisation goes. */
+  vaultId: string | null;
+  actorUserId: string;
+  /** The audit action of the change. */
+  cause: "org.delete" | "org.vault.unshare";
+  at: string;
+}
+
 /** A member's registered sharing key: the public key to wrap for and its fingerprint. */
 export interface RegisteredKey {
   publicKey: string;
@@ -95,6 +111,13 @@ export interface OrgServiceDeps {
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
   /** The same for an addition, once the membership is written. */
   onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
+  /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's, wired in app.ts). */
+  onCopiesRemoved?: (trx: Kysely<Database>, event: CopiesRemovedEvent) => Promise<void>;
+  /**
+   * The server's escrow key: a push or share to a copy with CI must open with its escrow (vault-copies.ts
+   * PushOptions).
+   */
+  escrowKey?: EscrowKey | undefined;
 }
 
 /** Who is asking. */
@@ -145,7 +168,9 @@ export type VaultRefusal =
   | { kind: "conflict"; currentVersion: number }
   | { kind: "members-changed" }
   /** The share names a sender key that is not the caller's registered sharing key. */
-  | { kind: "sender-key-mismatch" };
+  | { kind: "sender-key-mismatch" }
+  /** The copy has CI and the new version opens with neither its escrow nor the request's. */
+  | { kind: "escrow-stale" };
 
 /** A successful result, or why not. */
 export type Outcome<T, R = never> = { kind: "ok"; value: T } | Denied | R;
@@ -165,6 +190,8 @@ export interface OrgPush {
   schema: Record<string, unknown> | undefined;
   name: string;
   baseVersion: number;
+  /** The vault key escrowed anew for CI (a copy without CI ignores it). */
+  escrow?: CiEscrow | undefined;
 }
 
 /** An organisation copy as pulled, with the caller's wrapped key. */
@@ -193,8 +220,9 @@ export interface OrgLogEntry {
 }
 
 /** The organisation's copy of `vaultId`, for a member's push (vault-copies.ts): it moves a shared copy only. */
-function orgHeads(vaultId: string, orgId: string): HeadStore {
+function orgHeads(vaultId: string, orgId: string, slug: string): HeadStore {
   return {
+    copy: { vaultId, orgId, slug },
     advance: (trx, baseVersion, write) => data.advanceOrgHead(trx, vaultId, orgId, baseVersion, write),
     insertFirst: (trx, write) => data.insertFirstOrgHead(trx, vaultId, orgId, write),
     currentVersion: (trx) => data.currentOrgVersion(trx, vaultId, orgId),
@@ -206,8 +234,8 @@ function orgHeads(vaultId: string, orgId: string): HeadStore {
  * The same for a share, which also continues an unshared copy from the version it was unshared at (never from 1
  * again: members' CLIs would refuse the lower version as a rollback); its conflicts name that version.
  */
-function sharedOrgHeads(vaultId: string, orgId: string): HeadStore {
-  const heads = orgHeads(vaultId, orgId);
+function sharedOrgHeads(vaultId: string, orgId: string, slug: string): HeadStore {
+  const heads = orgHeads(vaultId, orgId, slug);
   return {
     ...heads,
     advance: async (trx, baseVersion, write) =>
@@ -215,6 +243,35 @@ function sharedOrgHeads(vaultId: string, orgId: string): HeadStore {
       data.resumeOrgHead(trx, vaultId, orgId, baseVersion, write),
     currentVersion: (trx) => data.lastOrgVersion(trx, vaultId, orgId),
   };
+}
+
+/** Why `role` (null: no member) may not take an action that needs `needed`; null when it may. */
+function denial(role: OrgRole | null, needed: OrgRole): Denied | null {
+  if (role === null) return { kind: "org-not-found" };
+  return atLeast(role, needed) ? null : { kind: "forbidden", needed, role };
+}
+
+/**
+ * The organisation `slug` and `userId`'s role in it, when the permission table lets that role take `action`; a
+ * denial otherwise. With `lockAt` (inside a write's transaction `db`), the organisation's row lock (data.lockOrg) is
+ * taken first and the role read after it, so a role changed or a member removed a moment before is what the check
+ * sees. Other slices acting on an organisation's copy ask through this (wired in app.ts).
+ */
+export async function organisationAccess(
+  db: Kysely<Database>,
+  userId: string,
+  slug: string,
+  action: OrgAction,
+  lockAt?: string,
+): Promise<{ org: data.OrgRow; role: OrgRole } | Denied> {
+  const found = await data.findOrgFor(db, slug, userId);
+  if (found === undefined || found.role === null) return { kind: "org-not-found" };
+  let role: OrgRole | null = found.role;
+  if (lockAt !== undefined) {
+    if (!(await data.lockOrg(db, found.org.id, lockAt))) return { kind: "org-not-found" };
+    role = await data.findRole(db, found.org.id, userId);
+  }
+  return denial(role, leastRoleFor(action)) ?? { org: found.org, role: role! };
 }
 
 /** Most sharers' fingerprints kept by one service (a few per organisation in practice). */
@@ -245,27 +302,11 @@ export function createOrgService(deps: OrgServiceDeps) {
     throw new Abort(outcome);
   };
 
-  const denial = (role: OrgRole | null, needed: OrgRole): Denied | null => {
-    if (role === null) return { kind: "org-not-found" };
-    return atLeast(role, needed) ? null : { kind: "forbidden", needed, role };
-  };
-
   /** The organisation and the caller's role, for a read that `action` names; a denial otherwise. */
-  async function access(
-    actor: OrgActor,
-    slug: string,
-    action: OrgAction,
-  ): Promise<{ org: data.OrgRow; role: OrgRole } | Denied> {
-    const found = await data.findOrgFor(db, slug, actor.userId);
-    if (found === undefined) return { kind: "org-not-found" };
-    const denied = denial(found.role, leastRoleFor(action));
-    return denied ?? { org: found.org, role: found.role! };
-  }
+  const access = (actor: OrgActor, slug: string, action: OrgAction) =>
+    organisationAccess(db, actor.userId, slug, action);
 
-  /**
-   * The same inside a write transaction: the organisation's row lock first (data.lockOrg), then the caller's role
-   * as the changes committed before this one left it. Refuses (rolling back) when the caller may not.
-   */
+  /** The same inside a write transaction, with the organisation's row lock. Refuses (rolling back) when not. */
   async function lockedAccess(
     trx: Kysely<Database>,
     actor: OrgActor,
@@ -273,13 +314,8 @@ export function createOrgService(deps: OrgServiceDeps) {
     action: OrgAction,
     at: string,
   ): Promise<{ org: data.OrgRow; role: OrgRole }> {
-    const found = await data.findOrgFor(trx, slug, actor.userId);
-    if (found === undefined || found.role === null) return refuse({ kind: "org-not-found" });
-    if (!(await data.lockOrg(trx, found.org.id, at))) return refuse({ kind: "org-not-found" });
-    const role = await data.findRole(trx, found.org.id, actor.userId);
-    const denied = denial(role, leastRoleFor(action));
-    if (denied !== null) return refuse(denied);
-    return { org: found.org, role: role! };
+    const found = await organisationAccess(trx, actor.userId, slug, action, at);
+    return "kind" in found ? refuse(found) : found;
   }
 
   const audit = (
@@ -360,6 +396,13 @@ export function createOrgService(deps: OrgServiceDeps) {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
       const { org } = await lockedAccess(trx, actor, slug, "org.delete", at);
+      await deps.onCopiesRemoved?.(trx, {
+        orgId: org.id,
+        vaultId: null,
+        actorUserId: actor.userId,
+        cause: "org.delete",
+        at,
+      });
       const removed = await data.deleteOrg(trx, org.id);
       if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
       await audit(trx, actor, org.id, "org.delete", at, {
@@ -638,17 +681,26 @@ export function createOrgService(deps: OrgServiceDeps) {
         const current = await data.currentOrgVersion(trx, vaultId, orgId);
         return refuse(current === 0 ? { kind: "not-shared" } : { kind: "conflict", currentVersion: current });
       }
-      const outcome = await pushVersion(trx, orgHeads(vaultId, orgId), versioned, at, {
-        id: deps.randomId(),
-        userId: actor.userId,
-        action: "org.vault.push",
-        vaultId,
-        orgId,
-        metadata: { orgId, clientId: actor.clientId },
-      });
+      const heads = orgHeads(vaultId, orgId, found!.org.slug);
+      const outcome = await pushVersion(
+        trx,
+        heads,
+        versioned,
+        at,
+        {
+          id: deps.randomId(),
+          userId: actor.userId,
+          action: "org.vault.push",
+          vaultId,
+          orgId,
+          metadata: { orgId, clientId: actor.clientId },
+        },
+        { escrowKey: deps.escrowKey },
+      );
       if (outcome.kind === "pushed") {
         return { kind: "ok", value: { version: outcome.version, createdAt: outcome.createdAt } } as const;
       }
+      if (outcome.kind === "escrow-stale") return refuse(outcome);
       const current = await data.currentOrgVersion(trx, vaultId, orgId);
       return refuse(current === 0 ? { kind: "not-shared" } : { kind: "conflict", currentVersion: current });
     });
@@ -683,14 +735,22 @@ export function createOrgService(deps: OrgServiceDeps) {
           return refuse({ kind: "members-changed" });
         }
       }
-      const outcome = await pushVersion(trx, sharedOrgHeads(vaultId, org.id), versioned, at, {
-        id: deps.randomId(),
-        userId: actor.userId,
-        action: "org.vault.share",
-        vaultId,
-        orgId: org.id,
-        metadata: { orgId: org.id, clientId: actor.clientId, keys: keys.length },
-      });
+      const outcome = await pushVersion(
+        trx,
+        sharedOrgHeads(vaultId, org.id, org.slug),
+        versioned,
+        at,
+        {
+          id: deps.randomId(),
+          userId: actor.userId,
+          action: "org.vault.share",
+          vaultId,
+          orgId: org.id,
+          metadata: { orgId: org.id, clientId: actor.clientId, keys: keys.length },
+        },
+        { escrowKey: deps.escrowKey },
+      );
+      if (outcome.kind === "escrow-stale") return refuse(outcome);
       if (outcome.kind === "taken") {
         return refuse({ kind: "conflict", currentVersion: outcome.currentVersion });
       }
@@ -720,6 +780,13 @@ export function createOrgService(deps: OrgServiceDeps) {
       const { org } = await lockedAccess(trx, actor, slug, "vault.unshare", at);
       const removed = await data.deleteOrgVault(trx, vaultId, org.id, at);
       if (removed === null) return refuse({ kind: "not-shared" });
+      await deps.onCopiesRemoved?.(trx, {
+        orgId: org.id,
+        vaultId,
+        actorUserId: actor.userId,
+        cause: "org.vault.unshare",
+        at,
+      });
       const { wrappedKeysRemoved, version } = removed;
       await audit(trx, actor, org.id, "org.vault.unshare", at, { wrappedKeysRemoved }, { vaultId, version });
       return { kind: "ok", value: { wrappedKeysRemoved } } as const;

@@ -17,11 +17,19 @@ import {
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
-import { ApiError, parseBody, SMALL_BODY_LIMIT, type ApiContext, type ApiRoutes } from "../api/plugin.js";
+import {
+  ApiError,
+  ciEscrowStale,
+  parseBody,
+  SMALL_BODY_LIMIT,
+  type ApiContext,
+  type ApiRoutes,
+} from "../api/plugin.js";
 import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import type { Database } from "../db/schema.js";
 import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
+import type { EscrowKey } from "../escrow-key.js";
 import {
   createSyncService,
   type Actor,
@@ -35,6 +43,8 @@ export interface SyncDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  /** The server's escrow key (escrow-key.ts), for pushes to copies with CI (vault-copies.ts PushOptions). */
+  escrowKey?: EscrowKey | undefined;
   /** Where push and rewrap run when not in this thread (the writer thread, on SQLite). */
   writes?: SyncWrites;
 }
@@ -109,6 +119,7 @@ function syncPlugin(api: FastifyInstance, context: ApiContext, service: SyncServ
       const outcome = await service.push(actor(request), vaultId, valid);
       if (outcome.kind === "not-found") throw notFound();
       if (outcome.kind === "conflict") throw conflict(outcome.currentVersion);
+      if (outcome.kind === "escrow-stale") throw ciEscrowStale();
       const body: PushResponse = { vaultId, version: outcome.version, createdAt: outcome.createdAt };
       return reply.send(body);
     },

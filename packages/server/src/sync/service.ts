@@ -3,11 +3,13 @@
  * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
  * client must tell apart is a value here, not an exception.
  */
+import type { CiEscrow } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
 import { parseMetadata } from "../audit/metadata.js";
 import { Abort, abortable } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
+import type { EscrowKey } from "../escrow-key.js";
 import * as data from "./data.js";
 import { createWriter, type Writer } from "./group-commit.js";
 import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
@@ -17,6 +19,8 @@ export interface SyncServiceDeps {
   db: Kysely<Database>;
   now: () => Date;
   randomId: () => string;
+  /** The server's escrow key: a push to a copy with CI must open with its escrow (vault-copies.ts PushOptions). */
+  escrowKey?: EscrowKey | undefined;
   /** Where push and rewrap run when not here: the writer thread (writer-thread.ts). */
   writes?: SyncWrites;
 }
@@ -40,6 +44,8 @@ export interface ValidPush {
   schema: Record<string, unknown> | undefined;
   name: string;
   baseVersion: number;
+  /** The vault key escrowed anew for CI (a copy without CI ignores it). */
+  escrow?: CiEscrow | undefined;
 }
 
 /** The acting user. */
@@ -52,7 +58,9 @@ export interface Actor {
 export type PushOutcome =
   | { kind: "pushed"; version: number; createdAt: string }
   | { kind: "conflict"; currentVersion: number }
-  | { kind: "not-found" };
+  | { kind: "not-found" }
+  /** The copy has CI and the new version opens with neither its escrow nor the push's: nothing was written. */
+  | { kind: "escrow-stale" };
 
 /** Result of a rewrap. */
 export type RewrapOutcome =
@@ -90,6 +98,7 @@ function inTransaction<T extends PushOutcome | RewrapOutcome>(
 /** The personal copy of `vaultId` of `userId`, for the versioned push. */
 function personalHeads(vaultId: string, userId: string): HeadStore {
   return {
+    copy: { vaultId, userId },
     advance: (trx, baseVersion, write) => data.advanceHead(trx, vaultId, userId, baseVersion, write),
     insertFirst: (trx, write) => data.insertFirstHead(trx, vaultId, userId, write),
     currentVersion: (trx) => data.currentVersion(trx, vaultId, userId),
@@ -124,13 +133,19 @@ export function createSyncService(deps: SyncServiceDeps) {
         metadata: { clientId: actor.clientId },
       };
       const heads = personalHeads(vaultId, actor.userId);
-      const outcome = await pushVersion(trx, heads, versioned, at, audit, push.wrappedKey);
+      const outcome = await pushVersion(trx, heads, versioned, at, audit, {
+        escrowKey: deps.escrowKey,
+        wrappedKey: push.wrappedKey,
+      });
       switch (outcome.kind) {
         case "pushed":
           return outcome;
         case "taken":
           // Rolls back the claim made above with it.
           throw new Abort({ kind: "conflict", currentVersion: outcome.currentVersion });
+        case "escrow-stale":
+          // The head has moved: rolled back with it.
+          throw new Abort({ kind: "escrow-stale" });
         case "stale": {
           // The conditional update checks the owner too; only now does the outcome need telling apart (absent
           // vault: conflict at 0; someone else's: not found; a stale base: conflict).

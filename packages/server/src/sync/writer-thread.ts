@@ -12,6 +12,7 @@
  * in-thread writer instead (ServerDeps.syncWriterWorker).
  */
 import { Worker } from "node:worker_threads";
+import type { EscrowKey } from "../escrow-key.js";
 import type { Actor, PushOutcome, RewrapOutcome, SyncWrites, ValidPush } from "./service.js";
 
 /** A request to the writer thread. */
@@ -59,6 +60,8 @@ export function threadError(error: unknown, depth = 0): ThreadError {
 export interface WriterData {
   /** The SQLite file. */
   path: string;
+  /** The server's escrow key, for pushes to copies with CI (structured-cloned into the thread, never written). */
+  escrowKey: EscrowKey | undefined;
 }
 
 /** The writes, answered by the thread; `close` ends it once the writes it was given have been answered. */
@@ -86,10 +89,11 @@ function errorFrom(reply: ThreadError): Error {
 }
 
 /**
- * Starts the writer thread on the SQLite file `path`, from the built worker at `workerUrl`. A thread that dies
- * (a bug: the service catches what it expects) fails the writes it had, and the next write starts a new one.
+ * Starts the writer thread on the SQLite file `path`, from the built worker at `workerUrl`, with the server's
+ * escrow key. A thread that dies (a bug: the service catches what it expects) fails the writes it had, and the next
+ * write starts a new one.
  */
-export function startWriterThread(workerUrl: URL, path: string): ThreadWriter {
+export function startWriterThread(workerUrl: URL, path: string, escrowKey?: EscrowKey): ThreadWriter {
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let worker: Worker | undefined;
@@ -100,7 +104,7 @@ export function startWriterThread(workerUrl: URL, path: string): ThreadWriter {
     pending.clear();
   };
   const spawn = (): Worker => {
-    const data: WriterData = { path };
+    const data: WriterData = { path, escrowKey };
     const started = new Worker(workerUrl, { workerData: data });
     started.on("message", (reply: WriterReply) => {
       const waiter = pending.get(reply.id);

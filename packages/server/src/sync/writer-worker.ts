@@ -13,9 +13,9 @@ import { threadError, type WriterData, type WriterReply, type WriterRequest } fr
 
 const port = parentPort;
 if (port === null) throw new Error("sync-writer runs as a worker thread of latchkey-server");
-const { path } = workerData as WriterData;
+const { path, escrowKey } = workerData as WriterData;
 const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(() => openSqliteFile(path)) });
-const service = createSyncService({ db, now: () => new Date(), randomId: () => timeOrderedId() });
+const service = createSyncService({ db, now: () => new Date(), randomId: () => timeOrderedId(), escrowKey });
 
 const reply = (message: WriterReply): void => port.postMessage(message);
 

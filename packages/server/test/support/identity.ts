@@ -25,13 +25,18 @@ import { CLI_CLIENT_ID } from "@latchkey/core";
 import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import { buildApp, type TestRoutes } from "../../src/app.js";
+import type { CiIssuer } from "../../src/ci/issuers.js";
 import type { Database } from "../../src/db/schema.js";
+import { escrowKeyFrom, type EscrowKey } from "../../src/escrow-key.js";
 import { createAccount, enrollTotp, totpCode, type PasswordHasher } from "../../src/identity/accounts.js";
 import { createIdentity, type Identity } from "../../src/identity/identity.js";
 import type { SignInLimits } from "../../src/identity/rate-limit.js";
 
 /** A fixed server secret for in-process apps (any process given it derives the same keys). */
 export const TEST_SERVER_SECRET = "test-server-secret-0123456789abcdefghijklmnop";
+
+/** A fixed escrow key for in-process apps (apps sharing a database must share it, as processes must). */
+export const TEST_ESCROW_KEY: EscrowKey = await escrowKeyFrom(new Uint8Array(32).fill(0x2e));
 
 /** The public URL in-process apps get when none is given (app.inject needs no socket). */
 export const TEST_PUBLIC_URL = "http://127.0.0.1:8787";
@@ -84,6 +89,10 @@ export interface TestAppOptions {
   trustProxy?: readonly string[];
   /** Test-only routes (app.ts TestRoutes), e.g. an /api/v1 route that needs a step-up proof. */
   testRoutes?: TestRoutes;
+  /** Default TEST_ESCROW_KEY. */
+  escrowKey?: EscrowKey;
+  /** The trusted CI issuers (app.ts ciIssuers); default none. */
+  ciIssuers?: readonly CiIssuer[];
 }
 
 /** The app (routes: health, identity, sync) and its identity service, for `app.inject`. */
@@ -108,6 +117,8 @@ function makeTestApp(
   const app = buildApp({
     db: options.db,
     identity,
+    escrowKey: options.escrowKey ?? TEST_ESCROW_KEY,
+    ...(options.ciIssuers ? { ciIssuers: options.ciIssuers } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.now ? { now: options.now } : {}),
     ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
