@@ -8,15 +8,24 @@ import { OIDC_PATH } from "@latchkey/core";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
-import { registerApi, type ApiRoutes } from "./api/plugin.js";
+import { registerApi, registerCredentialApi, type ApiRoutes } from "./api/plugin.js";
 import type { CiIssuer } from "./ci/issuers.js";
 import type { CiFetch } from "./ci/jwks.js";
+import {
+  CI_EXCHANGE_FIRST_DELAY_MS,
+  CI_EXCHANGE_FREE_FAILURES,
+  CI_EXCHANGE_MAX_DELAY_MS,
+  type CiExchangeLimiter,
+} from "./ci/exchange-service.js";
+import { ciJobRoutes } from "./ci/job-routes.js";
+import { createCiTokenVerifier } from "./ci/verify.js";
 import { ciPolicyRoutes } from "./ci/policies-routes.js";
 import { removeOrgCopyPolicies, type OrgCopyAccess } from "./ci/policies-service.js";
 import type { Database } from "./db/schema.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { EscrowKey } from "./escrow-key.js";
 import type { Identity } from "./identity/identity.js";
+import { beginAttempt, limitAddress } from "./identity/rate-limit.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { timeOrderedId } from "./db/ids.js";
@@ -286,8 +295,45 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
     apiRoutes,
   );
+  if (deps.escrowKey !== undefined) {
+    // The CI job's exchange and pull: a scope of their own, where no session's token is taken.
+    void registerCredentialApi(app, [
+      ciJobRoutes({
+        db: deps.db,
+        now,
+        randomId,
+        randomBytes,
+        verifier: createCiTokenVerifier({
+          issuers: deps.ciIssuers ?? [],
+          fetch: deps.fetch ?? ((url, init) => fetch(url, init)),
+          now,
+        }),
+        accessKey: deps.identity.keys.ciAccessKey,
+        escrowKey: deps.escrowKey,
+        limiter: ciExchangeLimiter(deps.db, now, randomId),
+      }),
+    ]);
+  }
 
   return app;
+}
+
+/**
+ * The CI exchange's limit on refused exchanges per client address, counted by the sign-in limiter
+ * (identity/rate-limit.ts, in the database for every process) under an account name of the address's own that no
+ * email can be. Its failures also count toward the address's hourly ceiling of refused sign-ins.
+ */
+function ciExchangeLimiter(db: Kysely<Database>, now: () => Date, randomId: () => string): CiExchangeLimiter {
+  const delay = {
+    free: CI_EXCHANGE_FREE_FAILURES,
+    firstDelayMs: CI_EXCHANGE_FIRST_DELAY_MS,
+    maxDelayMs: CI_EXCHANGE_MAX_DELAY_MS,
+  };
+  // One account per address: the per-account rules then count that address alone, and need no higher ceiling.
+  const limits = { pair: delay, account: { ...delay, newAddresses: 10_000, ceiling: 10_000 } };
+  return {
+    begin: (ip) => beginAttempt({ db, now, randomId, limits }, `ci exchange ${limitAddress(ip)}`, ip),
+  };
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
