@@ -70,13 +70,17 @@ export {
 } from "./pairing.js";
 export {
   MAX_STEP_UP_PASSWORD_LENGTH,
+  STEP_UP_COOKIE_PATH,
+  STEP_UP_COOKIE_SCOPES,
   STEP_UP_HEADER,
   STEP_UP_METHODS,
   STEP_UP_SCOPES,
   STEP_UP_TTL_SECONDS,
+  stepUpCookieResponseSchema,
   stepUpMethodResponseSchema,
   stepUpRequestSchema,
   stepUpResponseSchema,
+  type StepUpCookieResponse,
   type StepUpMethod,
   type StepUpMethodResponse,
   type StepUpRequest,

@@ -28,6 +28,7 @@ import type { Identity } from "./identity/identity.js";
 import { beginAttempt, limitAddress } from "./identity/rate-limit.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
+import { secureCookies } from "./loopback.js";
 import { timeOrderedId } from "./db/ids.js";
 import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
@@ -238,6 +239,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => timeOrderedId());
   const randomBytes = deps.randomBytes ?? ((n: number) => new Uint8Array(cryptoRandomBytes(n)));
+  // Known once the issuer is (server.ts may set it only when listening on --port 0).
+  const publicUrl = (): string | undefined => deps.identity.issuer?.slice(0, -OIDC_PATH.length);
   const apiRoutes: ApiRoutes[] = [
     syncRoutes({
       db: deps.db,
@@ -276,7 +279,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         escrowKey: deps.escrowKey,
         issuers: deps.ciIssuers ?? [],
         orgAccess: CI_ORG_ACCESS,
-        publicUrl: () => deps.identity.issuer?.slice(0, -OIDC_PATH.length),
+        publicUrl,
       }),
     );
   }
@@ -292,6 +295,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       authenticate: (token, stamp) => deps.identity.authenticate(token, stamp),
       now,
       stepUpKey: deps.identity.keys.stepUpKey,
+      secureCookies: () => secureCookies(publicUrl()),
     },
     apiRoutes,
   );

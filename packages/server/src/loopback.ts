@@ -11,3 +11,13 @@ export function isLoopbackHost(hostname: string): boolean {
   if (isIP(host) === 4) return host.startsWith("127.");
   return host === "::1";
 }
+
+/**
+ * Whether cookies the server sets for pages of `publicUrl` are Secure: always, except for a loopback http server
+ * (a browser drops a Secure cookie that plain http sets). An unknown URL (not listening yet) counts as https.
+ */
+export function secureCookies(publicUrl: string | undefined): boolean {
+  if (publicUrl === undefined) return true;
+  const url = new URL(publicUrl);
+  return !(url.protocol === "http:" && isLoopbackHost(url.hostname));
+}

@@ -79,3 +79,25 @@ export const stepUpResponseSchema = body({
 });
 /** 200 answer of `POST /api/v1/step-up`. */
 export type StepUpResponse = z.infer<typeof stepUpResponseSchema>;
+
+/**
+ * `POST` here with the body of `POST /api/v1/step-up` and the server sets the proof as a cookie instead of
+ * answering it: HttpOnly, SameSite=Strict, scoped to the routes that take it, for the browser dashboard, whose
+ * page script then never holds a proof (docs/pairing.md "The browser's step-up cookie").
+ */
+export const STEP_UP_COOKIE_PATH = "/api/v1/step-up/cookie";
+
+/**
+ * The scopes a proof may be delivered as a cookie for: those whose routes live under the cookie's path
+ * (`PAIRINGS_PATH`), where the browser sends it.
+ */
+export const STEP_UP_COOKIE_SCOPES = ["vault:pair"] as const satisfies readonly StepUpScope[];
+
+/** 200 answer of `POST /api/v1/step-up/cookie`: the proof went into a Set-Cookie header, never the body. */
+export const stepUpCookieResponseSchema = body({
+  scope: z.enum(STEP_UP_COOKIE_SCOPES, `"scope" must be one of ${STEP_UP_COOKIE_SCOPES.join(", ")}.`),
+  /** When the proof, and the cookie, expire (ISO-8601). */
+  expiresAt: text("expiresAt"),
+});
+/** 200 answer of `POST /api/v1/step-up/cookie`. */
+export type StepUpCookieResponse = z.infer<typeof stepUpCookieResponseSchema>;

@@ -17,7 +17,7 @@ import {
   type StepUpScope,
   type WireSchema,
 } from "@latchkey/core";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { Authenticated } from "../authenticated.js";
 import { dataVersionOf, identityVersionOf } from "../db/index.js";
@@ -26,7 +26,14 @@ import type { Database } from "../db/schema.js";
 import { JsonBodyRefused } from "../json-body.js";
 import { recordStepUpUse } from "./data.js";
 import { signResponse } from "./signature.js";
-import { verifyStepUpProof, type StepUpFactors, type StepUpRefusal } from "./step-up-proof.js";
+import {
+  clearedStepUpCookie,
+  stepUpCookie,
+  stepUpProofFromCookies,
+  verifyStepUpProof,
+  type StepUpFactors,
+  type StepUpRefusal,
+} from "./step-up-proof.js";
 
 /** What the API layer needs. */
 export interface ApiDeps {
@@ -36,6 +43,11 @@ export interface ApiDeps {
   now: () => Date;
   /** The key of step-up proofs (IdentityKeys.stepUpKey). */
   stepUpKey: Uint8Array;
+  /**
+   * Whether the cookies the layer sets are Secure (loopback.ts secureCookies of the public URL, which may be known
+   * only once the server listens); default true.
+   */
+  secureCookies?: () => boolean;
 }
 
 /** Who is calling, as the layer established it before any route ran. */
@@ -65,6 +77,8 @@ export interface StepUpGrant {
   /** How the user re-authenticated (for audit rows). */
   method: StepUpFactors;
   exp: number;
+  /** Where the proof came from: the X-Latchkey-Step-Up header, or the browser's step-up cookie. */
+  from: "header" | "cookie";
   /**
    * Spends the proof in `trx`, the transaction of the route's write (api/data.ts recordStepUpUse): false when it
    * was spent before, and then the route must write nothing and answer `stepUpRequired(scope, "used")`. A write
@@ -82,7 +96,23 @@ export interface ApiContext {
    * the caller's user and session, unexpired. Throws `stepUpRequired` (403 LK_STEP_UP_REQUIRED) otherwise. The
    * route then hands the grant to its service, which calls `record` in its write transaction.
    */
-  stepUp(request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant>;
+  stepUp(request: FastifyRequest, scope: StepUpScope, options?: StepUpSources): Promise<StepUpGrant>;
+  /**
+   * Hands `proof` to the browser as the step-up cookie (step-up-proof.ts stepUpCookie: HttpOnly, SameSite=Strict,
+   * scoped to PAIRINGS_PATH, for the proof's life) instead of in the answer's body.
+   */
+  setStepUpCookie(reply: FastifyReply, proof: string): void;
+  /** Deletes the step-up cookie, once a route has spent the proof it carried. */
+  clearStepUpCookie(reply: FastifyReply): void;
+}
+
+/** Where a route takes a step-up proof from besides the X-Latchkey-Step-Up header. */
+export interface StepUpSources {
+  /**
+   * The browser's step-up cookie too, when the request has no header. Only routes under the cookie's path say so:
+   * a browser sends it nowhere else.
+   */
+  cookie?: boolean;
 }
 
 /**
@@ -298,12 +328,21 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
     if (found === undefined) throw new Error("API route reached without authentication");
     return found;
   };
-  const stepUp = async (request: FastifyRequest, scope: StepUpScope): Promise<StepUpGrant> => {
+  const secure = (): boolean => deps.secureCookies?.() ?? true;
+  const stepUp = async (
+    request: FastifyRequest,
+    scope: StepUpScope,
+    sources: StepUpSources = {},
+  ): Promise<StepUpGrant> => {
     const { user } = call(request);
     const header = request.headers[STEP_UP_HEADER];
     // Node joins a repeated header into one value, which is then no proof; an array is not one either.
     if (Array.isArray(header)) throw stepUpRequired(scope, "invalid");
-    const verified = await verifyStepUpProof(deps.stepUpKey, header, {
+    const fromCookie = header === undefined && sources.cookie === true;
+    // The cookie is checked exactly as the header is: the bearer's user and session, the scope, the clock.
+    const proof = fromCookie ? stepUpProofFromCookies(request.headers.cookie, secure()) : header;
+    if (proof === null) throw stepUpRequired(scope, "invalid");
+    const verified = await verifyStepUpProof(deps.stepUpKey, proof, {
       scope,
       userId: user.userId,
       grantId: user.grantId,
@@ -316,6 +355,7 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
       scope,
       method,
       exp,
+      from: fromCookie ? "cookie" : "header",
       record: (trx) =>
         recordStepUpUse(trx, {
           jti,
@@ -326,7 +366,12 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
         }),
     };
   };
-  return { call, stepUp };
+  return {
+    call,
+    stepUp,
+    setStepUpCookie: (reply, proof) => void reply.header("set-cookie", stepUpCookie(proof, secure())),
+    clearStepUpCookie: (reply) => void reply.header("set-cookie", clearedStepUpCookie(secure())),
+  };
 }
 
 /** What the answer to a request is signed with: the credential it presented, and its request id. */

@@ -5,7 +5,7 @@
  * that need one (plugin.ts). Both sides are here so that what is minted and what is checked cannot drift apart.
  * Verification is jose's: the algorithm is pinned, so neither `none` nor another algorithm is ever taken.
  */
-import { STEP_UP_TTL_SECONDS, type StepUpMethod, type StepUpScope } from "@latchkey/core";
+import { PAIRINGS_PATH, STEP_UP_TTL_SECONDS, type StepUpMethod, type StepUpScope } from "@latchkey/core";
 import { errors, jwtVerify, SignJWT } from "jose";
 
 /** The JWS `typ` of a step-up proof: a JWT of its own kind, never confused with an ID or access token. */
@@ -110,4 +110,55 @@ function methodOf(amr: unknown): StepUpFactors | undefined {
   if (!Array.isArray(amr) || !amr.every((item) => typeof item === "string")) return undefined;
   const text = amr.join(" ");
   return (Object.keys(AMR) as StepUpFactors[]).find((method) => AMR[method].join(" ") === text);
+}
+
+/**
+ * The browser's proof travels in a cookie rather than in page script (docs/pairing.md "The browser's step-up
+ * cookie"). Its name carries the `__Secure-` prefix whenever it is Secure, so that no plain-http page of a sibling
+ * host can plant one; `__Host-` would need Path=/, and the cookie is scoped to the routes that take it.
+ */
+export function stepUpCookieName(secure: boolean): string {
+  return `${secure ? "__Secure-" : ""}latchkey-step-up`;
+}
+
+/**
+ * The Set-Cookie value that hands `proof` to the browser: sent only to the pairing routes, never readable by page
+ * script, never sent by a request another site starts, and gone when the proof expires. `secure` is false only
+ * for a loopback http server (loopback.ts secureCookies), where a browser would drop a Secure cookie.
+ */
+export function stepUpCookie(proof: string, secure: boolean, maxAgeSeconds = STEP_UP_TTL_SECONDS): string {
+  const attributes = [
+    `${stepUpCookieName(secure)}=${proof}`,
+    `Path=${PAIRINGS_PATH}`,
+    `Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`,
+    "HttpOnly",
+    "SameSite=Strict",
+  ];
+  if (secure) attributes.push("Secure");
+  return attributes.join("; ");
+}
+
+/** The Set-Cookie value that deletes the step-up cookie (once a route has spent it). */
+export function clearedStepUpCookie(secure: boolean): string {
+  return stepUpCookie("", secure, 0);
+}
+
+/**
+ * The proof in a request's Cookie header: undefined when there is none, null when there are several (a planted
+ * one beside the browser's own: neither is taken, as a repeated X-Latchkey-Step-Up is not).
+ */
+export function stepUpProofFromCookies(
+  header: string | undefined,
+  secure: boolean,
+): string | undefined | null {
+  if (header === undefined) return undefined;
+  const name = stepUpCookieName(secure);
+  const found: string[] = [];
+  for (const pair of header.split(";")) {
+    const at = pair.indexOf("=");
+    if (at < 0 || pair.slice(0, at).trim() !== name) continue;
+    found.push(pair.slice(at + 1).trim());
+  }
+  if (found.length > 1) return null;
+  return found[0];
 }

@@ -106,7 +106,8 @@ function pairingPlugin(api: FastifyInstance, context: ApiContext, service: Pairi
 
   api.post(PAIRINGS_PATH, small, async (request, reply) => {
     const body = parseBody(pairingCreateRequestSchema, request.body);
-    const grant = await context.stepUp(request, "vault:pair");
+    // The browser dashboard's proof comes as its step-up cookie (api/step-up-proof.ts), the CLI's in the header.
+    const grant = await context.stepUp(request, "vault:pair", { cookie: true });
     const outcome = await service.create(actor(request), body, grant);
     if (outcome.kind === "step-up-required") throw stepUpRequired("vault:pair", "used");
     if (outcome.kind === "too-many") {
@@ -120,6 +121,8 @@ function pairingPlugin(api: FastifyInstance, context: ApiContext, service: Pairi
       code: outcome.code,
       expiresAt: outcome.expiresAt,
     };
+    // Spent: the browser need not send it again.
+    if (grant.from === "cookie") context.clearStepUpCookie(reply);
     return reply.code(201).send(answer);
   });
 
