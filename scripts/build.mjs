@@ -4,6 +4,7 @@ import { build } from "esbuild";
 import { createHash } from "node:crypto";
 import { chmod, readFile, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { buildWeb } from "./build-web.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cliPackage = JSON.parse(await readFile(`${root}packages/cli/package.json`, "utf8"));
@@ -49,6 +50,9 @@ await build({
   outfile: `${root}packages/core/dist/index.js`,
   platform: "neutral",
 });
+
+// The browser dashboard (scripts/build-web.mjs): core bundled from source, served by latchkey-server.
+await buildWeb(root);
 
 await rm(`${root}packages/cli/dist`, { recursive: true, force: true });
 const cliDist = `${root}packages/cli/dist`;

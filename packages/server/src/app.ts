@@ -22,6 +22,8 @@ import { createCiTokenVerifier } from "./ci/verify.js";
 import { ciPolicyRoutes } from "./ci/policies-routes.js";
 import { removeOrgCopyPolicies, type OrgCopyAccess } from "./ci/policies-service.js";
 import type { Database } from "./db/schema.js";
+import { defaultDashboardDir } from "./dashboard/files.js";
+import { registerDashboard } from "./dashboard/routes.js";
 import { migrationsCurrent } from "./db/migrations.js";
 import type { EscrowKey } from "./escrow-key.js";
 import type { Identity } from "./identity/identity.js";
@@ -79,6 +81,11 @@ export interface AppDeps {
   ciIssuers?: readonly CiIssuer[];
   /** The server's outbound fetch (the CI issuers' discovery documents and keys); default globalThis.fetch. */
   fetch?: CiFetch;
+  /**
+   * The built browser dashboard served under /dashboard/ (dashboard/files.ts): default, packages/web/dist found
+   * through the workspace package; null, none (a 503 page says how to build it).
+   */
+  dashboardDir?: string | null;
   /**
    * Adds test-only routes. Only tests pass it (in-process, or the process tests' own entry through run-process.ts);
    * the shipped entry has no way to.
@@ -236,6 +243,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   deps.identity.register(app);
+  registerDashboard(app, {
+    dir: deps.dashboardDir === undefined ? defaultDashboardDir() : deps.dashboardDir,
+  });
   const now = deps.now ?? (() => new Date());
   const randomId = deps.randomId ?? (() => timeOrderedId());
   const randomBytes = deps.randomBytes ?? ((n: number) => new Uint8Array(cryptoRandomBytes(n)));
