@@ -384,4 +384,9 @@ export {
   packageJsonSchema,
   packageWorkspacesSchema,
 } from "./schemas/npm.js";
-export { githubRepositoryAnswerSchema, type GithubRepositoryAnswer } from "./schemas/github.js";
+export {
+  githubIdTokenAnswerSchema,
+  githubRepositoryAnswerSchema,
+  type GithubIdTokenAnswer,
+  type GithubRepositoryAnswer,
+} from "./schemas/github.js";

@@ -18,3 +18,13 @@ export const githubRepositoryAnswerSchema = z.looseObject({
 });
 /** A repository as GitHub describes it. */
 export type GithubRepositoryAnswer = z.infer<typeof githubRepositoryAnswerSchema>;
+
+/**
+ * The answer of a GitHub Actions runner's ID token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL, what @actions/core's
+ * getIDToken reads): the job's OIDC ID token as `value`.
+ */
+export const githubIdTokenAnswerSchema = z.looseObject({
+  value: z.string().check(z.minLength(1)),
+});
+/** The runner's ID token answer. */
+export type GithubIdTokenAnswer = z.infer<typeof githubIdTokenAnswerSchema>;
