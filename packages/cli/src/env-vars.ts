@@ -74,6 +74,40 @@ export const ENVIRONMENT_VARIABLES: readonly EnvironmentVariable[] = [
     kind: "read",
   },
   {
+    name: "LATCHKEY_OIDC_TOKEN",
+    meaning:
+      "`--oidc` in a GitLab CI job: the job's OIDC ID token, from its `id_tokens:` block (--token-env names another variable)",
+    kind: "read",
+  },
+  {
+    name: "LATCHKEY_OIDC_AUDIENCE",
+    meaning: "`--oidc` in a GitHub Actions job: the audience to request the ID token for",
+    default: "the server's URL",
+    kind: "read",
+  },
+  {
+    name: "ACTIONS_ID_TOKEN_REQUEST_URL",
+    meaning:
+      "set by GitHub Actions for a job with `permissions: id-token: write`: where `--oidc` requests the job's ID token",
+    kind: "read",
+  },
+  {
+    name: "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    meaning: "set by GitHub Actions beside ACTIONS_ID_TOKEN_REQUEST_URL: the bearer token of that request",
+    kind: "read",
+  },
+  {
+    name: "GITHUB_ACTIONS",
+    meaning:
+      "true (set by GitHub Actions): `--oidc` registers each value with `::add-mask::`, so the job's log hides it",
+    kind: "read",
+  },
+  {
+    name: "GITLAB_CI",
+    meaning: "true (set by GitLab CI): `--oidc` without a token names the `id_tokens:` block in its hint",
+    kind: "read",
+  },
+  {
     name: "NO_COLOR",
     meaning: "disable colour",
     kind: "read",

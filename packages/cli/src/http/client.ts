@@ -72,6 +72,11 @@ export interface HttpRequest {
   readonly verify?: (response: Response, body: Uint8Array, attempt: Attempt) => void;
   /** The URL is itself a credential (a web login's doneUrl): traces show only its origin. */
   readonly secretUrl?: boolean;
+  /**
+   * The bodies carry credentials or plaintext secrets under names the redaction cannot tell (a runner's `value`,
+   * a CI pull's `values`): `-vv` traces show only their length.
+   */
+  readonly secretBodies?: boolean;
 }
 
 const NETWORK_CODES = new Set([
@@ -204,18 +209,21 @@ function bodyText(body: RequestInit["body"]): string | null {
  * are redacted by shape, never by trusting the caller: Authorization, cookie and credential-named headers, form,
  * JSON and query fields whose name ends in token, secret, password, code, assertion, verifier, otp, totp, pin or
  * proof (and npm's doneUrl), then
- * output.ts's pattern-based redaction over the whole text as a second net. At verbose 0 it is `ctx.fetch` itself.
+ * output.ts's pattern-based redaction over the whole text as a second net; with `secretBodies`, bodies by their length
+ * only. At verbose 0 it is `ctx.fetch` itself.
  * openid-client takes it as its customFetch; everything else goes through {@link request}.
  */
 export function tracedFetch(
   ctx: Context,
   verbose: number,
-  options: { secretUrl?: boolean } = {},
+  options: { secretUrl?: boolean; secretBodies?: boolean } = {},
 ): TraceableFetch {
   const base = ctx.fetch;
   if (verbose < 1) return (url, init) => base(url, init);
   const write = (lines: string[]): void => ctx.stderr.write(`${redact(lines.join("\n"), ctx.env)}\n`);
   const secretUrl = options.secretUrl === true;
+  const shownBody = (text: string, contentType: string | null): string =>
+    options.secretBodies === true ? `(${text.length} characters, not shown)` : redactBody(text, contentType);
   return async (url, init) => {
     const method = (init.method ?? "GET").toUpperCase();
     const shownUrl = redactUrl(url, secretUrl);
@@ -224,7 +232,7 @@ export function tracedFetch(
       const headers = new Headers(init.headers);
       request.push(...headerLines(">", headers));
       const text = bodyText(init.body);
-      if (text !== null) request.push(`> ${redactBody(text, headers.get("content-type"))}`);
+      if (text !== null) request.push(`> ${shownBody(text, headers.get("content-type"))}`);
     }
     write(request);
     const response = await base(url, init);
@@ -238,7 +246,7 @@ export function tracedFetch(
         .clone()
         .text()
         .catch(() => null);
-      if (text) lines.push(`< ${redactBody(text, response.headers.get("content-type"))}`);
+      if (text) lines.push(`< ${shownBody(text, response.headers.get("content-type"))}`);
     }
     write(lines);
     return response;
@@ -262,7 +270,10 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  * before it is returned. Any other answer, 4xx and 5xx included, is returned for the caller to map.
  */
 export async function request(ctx: Context, req: HttpRequest): Promise<Response> {
-  const send = tracedFetch(ctx, req.verbose ?? 0, req.secretUrl === true ? { secretUrl: true } : {});
+  const send = tracedFetch(ctx, req.verbose ?? 0, {
+    ...(req.secretUrl === true ? { secretUrl: true } : {}),
+    ...(req.secretBodies === true ? { secretBodies: true } : {}),
+  });
   const url = String(req.url);
   const guard = async <T>(step: () => Promise<T>): Promise<T> => {
     try {

@@ -16,7 +16,7 @@ import {
   type WireSchema,
 } from "@latchkey/core";
 import type { Context } from "../context.js";
-import { REQUEST_TIMEOUT_MS, request } from "../http/client.js";
+import { REQUEST_TIMEOUT_MS, request, type Attempt, type Bearer } from "../http/client.js";
 import { refreshServerSession, requireServerSession, sessionExpired, unreachable } from "./session.js";
 import { verifySignature } from "./signature.js";
 
@@ -31,6 +31,11 @@ export interface ApiCall<T> {
   answer: WireSchema<T>;
   /** A step-up proof for this one request (server/step-up.ts mints it), sent as STEP_UP_HEADER. */
   stepUpProof?: string;
+  /**
+   * The request or its answer carries a credential or plaintext values under names the trace redaction cannot
+   * tell (the CI exchange and pull): `-vv` traces show the bodies' length only.
+   */
+  secretBodies?: boolean;
 }
 
 /** Which session to use, and how loud to be. */
@@ -39,6 +44,19 @@ export interface ApiOptions {
   server?: string;
   /** -v level: traces requests on stderr, tokens redacted. */
   verbose?: number;
+}
+
+/**
+ * A credential of the call's own instead of a session, for the routes whose callers are not signed in (the CI
+ * exchange and pull, ci/ci-pull.ts): no keystore is read and nothing is refreshed.
+ */
+export interface ApiCredential {
+  /** The server, canonical (server/session.ts canonicalServerUrl). */
+  server: string;
+  /** Sent as the bearer token; absent: the request has no Authorization header. */
+  bearer?: string;
+  /** What the answer's signature is keyed with: the bearer token, or the proof the body carries. */
+  signedWith: string;
 }
 
 /** A verified, parsed answer. */
@@ -63,7 +81,9 @@ function describe(call: ApiCall<unknown>, server: string): string {
  * The catalogue code and current version an error body names, if it is an ApiErrorBody (a proxy's error page is
  * not); never its message. Error answers are unsigned: these only choose which error to show.
  */
-async function errorBody(response: Response): Promise<{ code?: string; currentVersion?: number }> {
+async function errorBody(
+  response: Response,
+): Promise<{ code?: string; currentVersion?: number; message?: string }> {
   let text: string;
   try {
     const bytes = new Uint8Array(await response.arrayBuffer());
@@ -80,8 +100,8 @@ async function errorBody(response: Response): Promise<{ code?: string; currentVe
   }
   const checked = checkSchema(apiErrorBodySchema, json);
   if (!checked.ok) return {};
-  const { code, currentVersion } = checked.value;
-  return { code, ...(currentVersion === undefined ? {} : { currentVersion }) };
+  const { code, currentVersion, message } = checked.value;
+  return { code, message, ...(currentVersion === undefined ? {} : { currentVersion }) };
 }
 
 function isCatalogueCode(code: string | undefined): code is ErrorCode {
@@ -96,7 +116,41 @@ const FORBIDDEN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_STEP_UP_FAILED",
   "LK_STEP_UP_UNAVAILABLE",
   "LK_ORG_FORBIDDEN",
+  "LK_CI_POLICY_DENIED",
 ]);
+
+// The CI routes' refusals of the credential a job presented (401), or of its issuer's keys (502): each has its own
+// remedy. A session's 401 never gets here (callApi refreshes, then says the session expired).
+const CI_CREDENTIAL_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "LK_CI_TOKEN_INVALID",
+  "LK_CI_TOKEN_REPLAYED",
+  "LK_CI_ACCESS_TOKEN_INVALID",
+  "LK_CI_ISSUER_FAILED",
+]);
+
+// Refusals whose reason only the server knows and the person must read to fix anything: which rule of a CI policy
+// a job failed and the claim's value, which check a CI token failed. Error answers are unsigned, so their words are
+// shown as the server's, quoted, without control or bidirectional characters and cut short, and nothing acts on
+// them. Neither carries a secret: the server never quotes a token.
+const SERVER_WORDS_CODES: ReadonlySet<string> = new Set<ErrorCode>([
+  "LK_CI_POLICY_DENIED",
+  "LK_CI_TOKEN_INVALID",
+]);
+
+/** The longest part of a server's message shown. */
+const MAX_SERVER_WORDS = 400;
+
+/** The server's message, printable and short, for a code of SERVER_WORDS_CODES; undefined for any other. */
+function serverWords(code: string, message: string | undefined): string | undefined {
+  if (message === undefined || !SERVER_WORDS_CODES.has(code)) return undefined;
+  const printable = message
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+  if (printable === "") return undefined;
+  return printable.length > MAX_SERVER_WORDS ? `${printable.slice(0, MAX_SERVER_WORDS)}…` : printable;
+}
 
 // The refusals a 409 may name besides a stale version, each with its own remedy. Any other 409 is a vault conflict.
 const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
@@ -141,8 +195,19 @@ async function responseError(
   if (status === 400 && body.code !== undefined && BAD_REQUEST_CODES.has(body.code)) {
     return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
   }
-  if (status === 403 && body.code !== undefined && FORBIDDEN_CODES.has(body.code)) {
-    return new LatchkeyError(body.code as ErrorCode, { details: { status, server } });
+  if (
+    (status === 401 || status === 403 || status === 502) &&
+    body.code !== undefined &&
+    (status === 403 ? FORBIDDEN_CODES : CI_CREDENTIAL_CODES).has(body.code)
+  ) {
+    const code = body.code as ErrorCode;
+    const words = serverWords(code, body.message);
+    return new LatchkeyError(code, {
+      ...(words === undefined
+        ? {}
+        : { message: `${errorCatalogue[code].message} The server says: "${words}"` }),
+      details: { status, server, ...(words === undefined ? {} : { serverMessage: words }) },
+    });
   }
   if (status === 403) {
     return new LatchkeyError("LK_FORBIDDEN", {
@@ -203,7 +268,7 @@ async function responseError(
  * mismatch, e.g. an answer signed for another request → LK_SIGNATURE_INVALID naming the header; never a
  * fallback); then parses the answer with `call.answer` (not JSON, or not that shape → LK_SERVER_ERROR); maps
  * errors: 401 after the retry → LK_SESSION_EXPIRED
- * (hint: `latchkey login`), 400 → the body's LK_CI_ESCROW_INVALID, 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE or LK_ORG_FORBIDDEN, else
+ * (hint: `latchkey login`), 400 → the body's LK_CI_ESCROW_INVALID, 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE, LK_ORG_FORBIDDEN or LK_CI_POLICY_DENIED (with the server's words), else
  * LK_FORBIDDEN, 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND,
  * LK_ORG_NOT_FOUND…) else LK_SERVER_ERROR, 409 → the body's code when it is one of CONFLICT_CODES (pairing,
  * sharing keys, organisations, the CI escrow), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
@@ -222,6 +287,57 @@ export async function callApi<T>(
     verbose,
   });
   const server = active.selection.server;
+  let session = active.session;
+  const data = await send(ctx, call, server, verbose, {
+    bearer: {
+      token: session.access_token,
+      refresh: {
+        renew: async (rejected) => {
+          session = await refreshServerSession(ctx, server, session, { verbose, replacing: rejected });
+          return session.access_token;
+        },
+        rejectedAgain: () =>
+          sessionExpired(server, ": the server refused its access token, also after a refresh"),
+      },
+    },
+    signingKey: (attempt) => attempt.token!,
+  });
+  return { data, server, userId: session.subject };
+}
+
+/**
+ * {@link callApi} with a credential of the call's own instead of a session (the CI exchange and pull): the same
+ * request id, signature check (keyed by `credential.signedWith`), answer schema and error mapping, plus the CI
+ * routes' refusals — 401 LK_CI_TOKEN_INVALID (with the server's words), LK_CI_TOKEN_REPLAYED,
+ * LK_CI_ACCESS_TOKEN_INVALID, 502 LK_CI_ISSUER_FAILED. No keystore is read; a 401 is not retried.
+ */
+export async function callApiWith<T>(
+  ctx: Context,
+  call: ApiCall<T>,
+  credential: ApiCredential,
+  options: { verbose?: number } = {},
+): Promise<{ data: T; server: string }> {
+  const data = await send(ctx, call, credential.server, options.verbose ?? 0, {
+    ...(credential.bearer === undefined ? {} : { bearer: { token: credential.bearer } }),
+    signingKey: () => credential.signedWith,
+  });
+  return { data, server: credential.server };
+}
+
+/** How a request authenticates: its bearer token (if any), and the key each attempt's answer is signed with. */
+interface RequestAuth {
+  bearer?: Bearer;
+  signingKey: (attempt: Attempt) => string;
+}
+
+/** One call to `server`: sent, its 2xx answer verified with `auth.signingKey` and parsed; errors mapped. */
+async function send<T>(
+  ctx: Context,
+  call: ApiCall<T>,
+  server: string,
+  verbose: number,
+  auth: RequestAuth,
+): Promise<T> {
   if (!call.path.startsWith("/")) throw new Error(`API path must start with '/': ${call.path}`);
   const url = `${server}${API_PREFIX}${call.path}`;
   // The server signs the request target it received; a reverse proxy may strip the server URL's own path, never
@@ -233,7 +349,6 @@ export async function callApi<T>(
   const where = describe(call, server);
   const body = call.body === undefined ? undefined : JSON.stringify(call.body);
 
-  let session = active.session;
   const response = await request(ctx, {
     url,
     method: call.method,
@@ -246,21 +361,12 @@ export async function callApi<T>(
     ...(body === undefined ? {} : { body }),
     verbose,
     timeoutMs: REQUEST_TIMEOUT_MS,
-    bearer: {
-      token: session.access_token,
-      refresh: {
-        renew: async (rejected) => {
-          session = await refreshServerSession(ctx, server, session, { verbose, replacing: rejected });
-          return session.access_token;
-        },
-        rejectedAgain: () =>
-          sessionExpired(server, ": the server refused its access token, also after a refresh"),
-      },
-    },
+    ...(auth.bearer === undefined ? {} : { bearer: auth.bearer }),
+    ...(call.secretBodies === true ? { secretBodies: true } : {}),
     unreachable: (cause) => unreachable(server, cause),
     verify: (answer, bytes, attempt) =>
       verifySignature(
-        attempt.token!,
+        auth.signingKey(attempt),
         {
           method: call.method,
           path,
@@ -294,5 +400,5 @@ export async function callApi<T>(
       details: { status: response.status, server },
     });
   }
-  return { data: answer.value, server, userId: session.subject };
+  return answer.value;
 }
