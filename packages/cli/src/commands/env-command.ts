@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { DEFAULT_MAX_AGE } from "../sync/offline.js";
 import { DEFAULT_ENVIRONMENT } from "../vault/names.js";
@@ -14,8 +15,16 @@ import {
   runWithSecrets,
   type ExportFormat,
 } from "./env.js";
-import type { RunState } from "./support.js";
+import { globalOptions, type RunState } from "./support.js";
 import { addCiCommands } from "./ci-command.js";
+import {
+  OIDC_HELP,
+  addOidcOptions,
+  oidcOptions,
+  refuseOidcOnly,
+  runWithOidc,
+  type OidcFlags,
+} from "./ci-job.js";
 import { addEnvPairCommand } from "./pair-command.js";
 import { addSharingKeyCommands } from "./sharing-command.js";
 import { addSyncCommands } from "./sync-command.js";
@@ -66,7 +75,13 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
       "--mount <name>",
       "write every secret to one private file NAME (.json: JSON, else dotenv) instead of the environment; its path goes in LATCHKEY_SECRETS_FILE",
     );
-  return addOfflineOptions(command)
+  addOidcOptions(addOfflineOptions(command))
+    .option(
+      "--org <slug>",
+      "with --oidc: the organisation's copy of the vault (default: latchkey.json's \"org\")",
+    )
+    .option("--personal", "with --oidc: your personal copy, even where latchkey.json names an organisation");
+  return command
     .argument("<command...>", "the program and its arguments (after --)")
     .passThroughOptions()
     .addHelpText(
@@ -82,14 +97,17 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
         "NODE_OPTIONS, LD_*, LATCHKEY_*…) stops the program from starting unless --allow-override is given: a\n" +
         "vault pulled from elsewhere must not choose the code your program runs.\n\n" +
         `${OFFLINE_HELP}\n\n` +
+        `${OIDC_HELP} Under GitHub Actions (GITHUB_ACTIONS=true)\n` +
+        "each value is first registered with `::add-mask::` on stdout, so the job's log hides it.\n\n" +
         "Examples:\n  latchkey run --env staging -- npm start\n" +
         "  latchkey run --file TLS_KEY -- sh -c 'server --key \"$TLS_KEY_FILE\"'\n" +
-        "  latchkey run --offline --max-age 7d -- npm test",
+        "  latchkey run --offline --max-age 7d -- npm test\n" +
+        "  latchkey run --oidc --env production -- npm test        (in a CI job)",
     )
     .action(
       async (
         argv: string[],
-        opts: {
+        opts: OidcFlags & {
           env: string;
           mask?: boolean;
           check: boolean;
@@ -99,9 +117,9 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
           offline?: boolean;
           maxAge?: string;
         },
+        self: Command,
       ) => {
-        state.exitCode = await runWithSecrets(ctx, state, {
-          environment: opts.env,
+        const run = {
           mask: opts.mask === true,
           check: opts.check,
           allowOverride: opts.allowOverride === true,
@@ -110,7 +128,24 @@ function defineRun(command: Command, ctx: Context, state: RunState): Command {
           ...(opts.mount === undefined ? {} : { mount: opts.mount }),
           offline: opts.offline === true,
           ...(opts.maxAge === undefined ? {} : { maxAge: opts.maxAge }),
-        });
+        };
+        if (opts.oidc === true) {
+          const verbose = globalOptions(self).verbose;
+          state.exitCode = await runWithOidc(ctx, state, {
+            ...run,
+            ...oidcOptions(opts, self, opts.env, verbose),
+          });
+          return;
+        }
+        refuseOidcOnly(opts, "reads the local vault without it");
+        if (opts.org !== undefined || opts.personal === true) {
+          throw new LatchkeyError("LK_USAGE", {
+            message:
+              "--org and --personal choose the copy --oidc pulls; without --oidc, run reads this machine's vault.",
+            hint: "Add --oidc in a CI job, or leave them out.",
+          });
+        }
+        state.exitCode = await runWithSecrets(ctx, state, { ...run, environment: opts.env });
       },
     );
 }

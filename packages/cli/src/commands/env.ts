@@ -442,15 +442,10 @@ export interface RunOptions extends OfflineFlags {
  * network request and refuses a local copy whose last sync is older than --max-age.
  */
 export async function runWithSecrets(ctx: Context, state: RunState, options: RunOptions): Promise<number> {
-  const [command, ...args] = options.command;
-  if (command === undefined) {
-    throw new LatchkeyError("LK_USAGE", {
-      message: "No program given.",
-      hint: "Usage: latchkey run [--env E] -- program [args…]",
-    });
-  }
+  programOf(options);
   const environment = validateEnvName(options.environment);
-  const fileKeys = [...new Set((options.files ?? []).map(validateKeyName))];
+  // The command line is checked before the vault is read, as it always was; startWithValues takes them again.
+  for (const key of options.files ?? []) validateKeyName(key);
   const offline = offlineMaxAge(options);
   if (offline !== null) ctx = withoutNetwork(ctx);
   const vault = await openProjectVault(ctx, false);
@@ -458,6 +453,41 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   const document = await readDocument(vault);
   const secrets = document[environment];
   if (secrets === undefined) throw environmentNotFound(environment, document);
+  return startWithValues(ctx, state, options, { environment, secrets, schema: vault.schema });
+}
+
+/** The program `run` starts and its arguments; LK_USAGE when none is given. */
+export function programOf(options: Pick<RunOptions, "command">): [string, string[]] {
+  const [command, ...args] = options.command;
+  if (command === undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: "No program given.",
+      hint: "Usage: latchkey run [--env E] -- program [args…]",
+    });
+  }
+  return [command, args];
+}
+
+/** What `run` starts a program with: one environment's values (the local vault's, or a CI pull's) and the schema. */
+export interface RunValues {
+  environment: string;
+  secrets: Readonly<Record<string, string>>;
+  schema: EnvSchema;
+}
+
+/**
+ * Starts `options.command` with `values` in its environment, as `latchkey run` does from the local vault (and
+ * `run --oidc` from a CI pull): --file, --mount, --mask, the envSchema check and the reserved names all apply.
+ */
+export async function startWithValues(
+  ctx: Context,
+  state: RunState,
+  options: RunOptions,
+  values: RunValues,
+): Promise<number> {
+  const [command, args] = programOf(options);
+  const { environment, secrets, schema } = values;
+  const fileKeys = [...new Set((options.files ?? []).map(validateKeyName))];
   const absent = fileKeys.filter((key) => !(key in secrets));
   if (absent.length > 0) throw keysNotFound(absent, environment, secrets);
   for (const key of fileKeys) {
@@ -471,7 +501,6 @@ export async function runWithSecrets(ctx: Context, state: RunState, options: Run
   const inherited: Record<string, string> = {};
   for (const [key, value] of Object.entries(ctx.env)) if (value !== undefined) inherited[key] = value;
   const merged = { ...inherited, ...secrets };
-  const schema = vault.schema;
   const schemaKeys = Object.keys(schema);
   const checked = checkEnv(
     schema,

@@ -11,6 +11,16 @@ import {
   envStatus,
   type SyncCommandOptions,
 } from "./sync.js";
+import { LatchkeyError } from "@latchkey/core";
+import {
+  OIDC_HELP,
+  addOidcOptions,
+  envPullOidc,
+  oidcOptions,
+  refuseOidcOnly,
+  type OidcFlags,
+} from "./ci-job.js";
+import type { ExportFormat } from "./env.js";
 import { TRUSTING_KEYS_HELP, TRUST_NEW_MEMBERS_HELP } from "./org-command.js";
 import { globalOptions, type RunState } from "./support.js";
 
@@ -118,7 +128,7 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         });
       },
     );
-  withCopyOptions(
+  const pull = withCopyOptions(
     withServerOptions(
       env
         .command("pull")
@@ -129,7 +139,19 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         .option("-o, --output <file>", "also write that environment as a dotenv file (mode 0600)")
         .option("--trust-new-members", TRUST_NEW_MEMBERS_HELP),
     ),
-  )
+  );
+  addOidcOptions(pull, { server: false })
+    .addOption(
+      new Option("--format <format>", "with --oidc: how the environment is printed or written").choices([
+        "dotenv",
+        "json",
+        "shell",
+      ]),
+    )
+    .option(
+      "--allow-override",
+      "with --oidc --format shell: also print reserved names (PATH, NODE_OPTIONS, LD_PRELOAD, …)",
+    )
     .addHelpText(
       "after",
       "\nKeys changed only here stay, keys changed only on the server are taken, keys changed on both sides keep\n" +
@@ -140,14 +162,55 @@ export function addSyncCommands(env: Command, ctx: Context, state: RunState): vo
         "whose key changed is refused (LK_ORG_MEMBER_KEY_CHANGED: check the fingerprint with them, then\n" +
         "`latchkey org trust SLUG EMAIL FINGERPRINT`); one never seen is asked about on a terminal, and refused\n" +
         "without one (LK_ORG_MEMBER_UNTRUSTED) unless --trust-new-members.\n\n" +
+        `${OIDC_HELP} The environment goes to stdout, or\n` +
+        "with --output FILE into that file (0600, replaced atomically, never through a symbolic link; under\n" +
+        "GitHub Actions each value is then registered with `::add-mask::`), as --format says (dotenv).\n\n" +
         "Examples:\n  latchkey env pull\n  latchkey env pull --org acme -e staging -o .env\n" +
-        "  latchkey env pull --org acme --trust-new-members   (a script's first pull)",
+        "  latchkey env pull --org acme --trust-new-members   (a script's first pull)\n" +
+        "  latchkey env pull --oidc --env production --output .env   (in a CI job)\n" +
+        "  latchkey env pull --oidc --format json > env.json",
     )
     .action(
       async (
-        flags: ServerFlags & { env: string; output?: string; trustNewMembers?: boolean },
+        flags: ServerFlags &
+          OidcFlags & {
+            env: string;
+            output?: string;
+            trustNewMembers?: boolean;
+            format?: ExportFormat;
+            allowOverride?: boolean;
+          },
         command: Command,
       ) => {
+        if (flags.oidc === true) {
+          for (const [given, name] of [
+            [flags.profile !== undefined, "--profile"],
+            [flags.trustNewMembers === true, "--trust-new-members"],
+          ] as const) {
+            if (given) {
+              throw new LatchkeyError("LK_USAGE", {
+                message: `${name} is not for --oidc: a CI pull uses no profile, no session and no organisation key.`,
+                hint: "Leave it out; the server is --server or LATCHKEY_SERVER.",
+              });
+            }
+          }
+          state.exitCode = await envPullOidc(ctx, {
+            ...oidcOptions(flags, command, flags.env, globalOptions(command).verbose),
+            format: flags.format ?? "dotenv",
+            ...(flags.output === undefined ? {} : { output: flags.output }),
+            json: flags.json === true,
+            allowOverride: flags.allowOverride === true,
+          });
+          return;
+        }
+        refuseOidcOnly({ ...flags, server: undefined }, "pulls with this machine's session without it");
+        if (flags.format !== undefined || flags.allowOverride === true) {
+          throw new LatchkeyError("LK_USAGE", {
+            message:
+              "--format and --allow-override are for --oidc; without it, --output writes the environment as dotenv.",
+            hint: "For another format of the local copy after a pull: `latchkey env export --format json`.",
+          });
+        }
         state.exitCode = await envPull(ctx, {
           ...syncOptions(command, flags),
           ...copyOptions(flags),

@@ -74,7 +74,9 @@ export function checkReservedName(name: string, allowOverride: boolean, os: Os):
 
 /** What {@link checkReservedNames} refuses: starting a program, or printing exports for a shell to evaluate. */
 export type ReservedNameUse =
-  { readonly kind: "run"; readonly program: string } | { readonly kind: "export-shell" };
+  | { readonly kind: "run"; readonly program: string }
+  /** `command`: the one printing them, for the hint (default `latchkey env export --format shell`). */
+  | { readonly kind: "export-shell"; readonly command?: string };
 
 /**
  * Refuses (LK_ENV_KEY_RESERVED) reserved names among `names`, the variables `use` would set from `environment`:
@@ -92,7 +94,7 @@ export function checkReservedNames(
   const reserved = [...names].filter((name) => isReservedName(name, os)).sort();
   if (reserved.length === 0) return;
   const what = use.kind === "run" ? `Not starting ${use.program}` : "Not printing shell exports";
-  const command = use.kind === "run" ? "latchkey run" : "latchkey env export --format shell";
+  const command = use.kind === "run" ? "latchkey run" : (use.command ?? "latchkey env export --format shell");
   throw new LatchkeyError("LK_ENV_KEY_RESERVED", {
     message: `${what}: ${environment} would set ${reserved.join(", ")}, which ${reserved.length === 1 ? "decides" : "decide"} how programs start or which code they run.`,
     hint:
