@@ -1,16 +1,20 @@
 import { Command, Option } from "commander";
+import { CI_PROVIDERS, LatchkeyError } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { setupNpmrc, setupPnpm } from "./setup.js";
+import { setupCiOidc } from "./setup-ci.js";
 import { setupGit } from "./setup-git.js";
 import type { RunState } from "./support.js";
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-/** Builds `setup` with `pnpm`, `npmrc`, `ci npmrc` and `git`. */
+/** Builds `setup` with `pnpm`, `npmrc`, `ci npmrc`, `ci --oidc` and `git`. */
 export function setupCommand(ctx: Context, state: RunState): Command {
-  const setup = new Command("setup").description(
-    "configure other tools to take their credentials from Latchkey",
-  );
+  const setup = new Command("setup")
+    .description("configure other tools to take their credentials from Latchkey")
+    // `setup ci` has options of its own and a subcommand with the same names (--json, --registry): each command's
+    // options are read only before its subcommand.
+    .enablePositionalOptions();
 
   setup
     .command("pnpm")
@@ -72,7 +76,60 @@ export function setupCommand(ctx: Context, state: RunState): Command {
     setup.command("npmrc").description("write ${VARIABLE} token lines (never a token) for `latchkey exec`"),
     false,
   );
-  const ci = setup.command("ci").description("configuration for CI jobs");
+  const ci = setup
+    .command("ci")
+    .description(
+      "configuration for CI jobs: `ci --oidc` prints a job that pulls the vault with no stored secret",
+    )
+    .enablePositionalOptions()
+    .option("--oidc", "print the CI job that pulls this project's vault with its OIDC ID token")
+    .addOption(new Option("--provider <provider>", "with --oidc: the CI platform").choices(CI_PROVIDERS))
+    .option("-e, --env <name>", "with --oidc: the environment the job pulls", "production")
+    .option("--org <slug>", "with --oidc: the organisation's copy (default: latchkey.json's \"org\")")
+    .option("--registry <url>", "with --oidc: a registry whose .npmrc line to print (repeatable)", collect)
+    .option("--json", "with --oidc: print the job and the .npmrc lines as JSON")
+    .addHelpText(
+      "after",
+      "\nWith --oidc, prints a job for the platform: GitHub Actions' needs `permissions: id-token: write`\n" +
+        "(the job may then request its OIDC ID token) and LATCHKEY_SERVER; GitLab CI's an `id_tokens:` block\n" +
+        "naming LATCHKEY_OIDC_TOKEN with the audience of the vault's CI policy (by default the server's URL).\n" +
+        "The job runs `latchkey run --oidc --env E -- …`, which exchanges that token for one environment of\n" +
+        "the vault as its CI policy allows (`latchkey env ci enable`). The server comes from the profile or\n" +
+        "LATCHKEY_SERVER, the vault from latchkey.json; placeholders stand for what is not known here. The\n" +
+        ".npmrc lines the job needs are those `latchkey setup ci npmrc` writes (their variables must be in\n" +
+        "the environment the job pulls). Nothing is written or sent. See docs/ci.md.\n\n" +
+        "Examples:\n" +
+        "  latchkey setup ci --oidc --provider github\n" +
+        "  latchkey setup ci --oidc --provider gitlab --env staging\n" +
+        "  latchkey setup ci npmrc --registry https://npm.pkg.github.com/",
+    )
+    .action(
+      async (opts: {
+        oidc?: boolean;
+        provider?: string;
+        env: string;
+        org?: string;
+        registry?: string[];
+        json?: boolean;
+      }) => {
+        if (opts.oidc !== true || opts.provider === undefined) {
+          throw new LatchkeyError("LK_USAGE", {
+            message:
+              opts.oidc === true
+                ? "setup ci --oidc needs --provider github or --provider gitlab."
+                : "setup ci needs a subcommand (npmrc) or --oidc --provider github|gitlab.",
+            hint: "e.g. `latchkey setup ci --oidc --provider github`, or `latchkey setup ci npmrc`.",
+          });
+        }
+        state.exitCode = await setupCiOidc(ctx, {
+          provider: opts.provider,
+          environment: opts.env,
+          registries: opts.registry ?? [],
+          json: opts.json === true,
+          ...(opts.org === undefined ? {} : { org: opts.org }),
+        });
+      },
+    );
   defineNpmrc(
     ci
       .command("npmrc")

@@ -178,7 +178,10 @@ export interface NpmrcSetupEntry {
   readonly change: NpmrcChange;
 }
 
-async function npmrcTargets(ctx: Context, options: SetupNpmrcOptions): Promise<Target[]> {
+async function npmrcTargets(
+  ctx: Context,
+  options: Pick<SetupNpmrcOptions, "ci" | "registries">,
+): Promise<Target[]> {
   if (options.registries.length > 0) return explicitTargets(options.registries);
   const out: Target[] = [];
   const add = (t: Target): void => {
@@ -189,6 +192,51 @@ async function npmrcTargets(ctx: Context, options: SetupNpmrcOptions): Promise<T
   for (const c of await loadRegistryConfigs(ctx)) add({ nerfDart: c.nerfDart, url: c.url });
   if (!options.ci) for (const t of await loggedIn(ctx)) add(t);
   return out;
+}
+
+/** One registry's `${VARIABLE}` token line. */
+interface TokenLine {
+  readonly registry: NerfDart;
+  readonly variable: string;
+  /** `${VARIABLE}`, the line's value. */
+  readonly value: string;
+}
+
+/** The token line of each target: the CI variable (a project's tokenEnv approved first) or the hand-off one. */
+async function tokenLines(ctx: Context, targets: readonly Target[], ci: boolean): Promise<TokenLine[]> {
+  const configs = await loadRegistryConfigs(ctx);
+  const wanted: TokenLine[] = [];
+  for (const t of targets) {
+    const config = configs.find((c) => c.nerfDart === t.nerfDart);
+    // A line naming a project's tokenEnv makes npm send that variable to the project's URL: approved first.
+    if (ci && config !== undefined) await authorizeTokenEnv(ctx, config);
+    const variable = ci
+      ? ciVariable(t.nerfDart, config?.kind ?? registryKind(t.nerfDart), config)
+      : handoffVariable(t.nerfDart);
+    wanted.push({ registry: t.nerfDart, variable, value: `\${${variable}}` });
+  }
+  return wanted;
+}
+
+/** One line a CI job's .npmrc needs, and the variable it reads. */
+export interface CiNpmrcLine {
+  readonly registry: NerfDart;
+  readonly variable: string;
+  /** `//host/:_authToken=${VARIABLE}`. */
+  readonly line: string;
+}
+
+/**
+ * The lines `setup ci npmrc` would write for the registries the project names (or `registries`), without writing
+ * anything: `setup ci --oidc` prints them. None when the project names no registry.
+ */
+export async function ciNpmrcLines(ctx: Context, registries: readonly string[]): Promise<CiNpmrcLine[]> {
+  const targets = await npmrcTargets(ctx, { ci: true, registries });
+  return (await tokenLines(ctx, targets, true)).map((w) => ({
+    registry: w.registry,
+    variable: w.variable,
+    line: `${authTokenKey(w.registry)}=${w.value}`,
+  }));
 }
 
 /**
@@ -206,17 +254,7 @@ export async function setupNpmrc(ctx: Context, options: SetupNpmrcOptions): Prom
     });
   }
   const file = options.project ? await projectNpmrcPath(ctx) : userNpmrcOrThrow(ctx);
-  const configs = await loadRegistryConfigs(ctx);
-  const wanted: { registry: NerfDart; variable: string; value: string }[] = [];
-  for (const t of targets) {
-    const config = configs.find((c) => c.nerfDart === t.nerfDart);
-    // A line naming a project's tokenEnv makes npm send that variable to the project's URL: approved first.
-    if (options.ci && config !== undefined) await authorizeTokenEnv(ctx, config);
-    const variable = options.ci
-      ? ciVariable(t.nerfDart, config?.kind ?? registryKind(t.nerfDart), config)
-      : handoffVariable(t.nerfDart);
-    wanted.push({ registry: t.nerfDart, variable, value: `\${${variable}}` });
-  }
+  const wanted = await tokenLines(ctx, targets, options.ci);
 
   const existing = await readNpmrc(file);
   const settings = existing === null ? new Map<string, string>() : npmrcSettings(existing, {});
