@@ -200,6 +200,24 @@ export {
   type OrgWrappedKey,
 } from "./schemas/org-api.js";
 export {
+  ACCOUNT_AUDIT_PATH,
+  AUDIT_PAGE_SIZE,
+  MAX_AUDIT_CURSOR_LENGTH,
+  VAULTS_PATH,
+  auditPageEntrySchema,
+  auditPageResponseSchema,
+  auditQuerySchema,
+  orgAuditQuerySchema,
+  vaultListResponseSchema,
+  vaultSummarySchema,
+  type AuditPageEntry,
+  type AuditPageResponse,
+  type AuditQuery,
+  type OrgAuditQuery,
+  type VaultListResponse,
+  type VaultSummary,
+} from "./schemas/dashboard-api.js";
+export {
   CI_ACCESS_TOKEN_TTL_SECONDS,
   CI_PATH,
   CI_PROVIDERS,

@@ -181,11 +181,19 @@ export const orgMemberDetailSchema = nested('Each of "members"', {
   sharingKeyFingerprint: z.nullable(sharingKeyFingerprintSchema("sharingKeyFingerprint")),
   /** True when they have a sharing key and some vault of the organisation has no current key for it. */
   needsShare: z.boolean(`"needsShare" must be a boolean.`),
-  /** Per organisation vault (in the order of the answer's `vaults`), the state of their wrapped key. */
+  /**
+   * Per organisation vault (in the order of the answer's `vaults`), the state of their wrapped key and, for a
+   * caller who may read the organisation's audit log (maintainer and above), their last pull of it: absent for
+   * other callers, null when they never pulled it.
+   */
   keys: z.array(
     nested('Each of "keys"', {
       vaultId,
       state: z.enum(ORG_KEY_STATES, `"state" must be one of ${ORG_KEY_STATES.join(", ")}.`),
+      /** When they first pulled the newest version of it they pulled (a pull of a version again writes no row). */
+      lastPulledAt: z.optional(z.nullable(text("lastPulledAt"))),
+      /** The newest version of it they pulled. */
+      lastPulledVersion: z.optional(z.nullable(versionNumber("lastPulledVersion", 1))),
     }),
     `"keys" must be an array.`,
   ),
