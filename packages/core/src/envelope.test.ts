@@ -2,7 +2,13 @@ import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fromHex, toHex, utf8Encode } from "./bytes.js";
-import { ENVELOPE_OVERHEAD, associatedData, openEnvelope, sealEnvelope } from "./envelope.js";
+import {
+  ENVELOPE_OVERHEAD,
+  associatedData,
+  importEnvelopeKey,
+  openEnvelope,
+  sealEnvelope,
+} from "./envelope.js";
 import type { ErrorCode } from "./errors.js";
 import { errorCatalogue, isLatchkeyError } from "./errors.js";
 
@@ -207,6 +213,42 @@ describe("sealEnvelope / openEnvelope", () => {
       }),
       { numRuns: 1_000 },
     );
+  });
+});
+
+describe("importEnvelopeKey: opening with a key page script cannot read back", () => {
+  const ad = associatedData({ purpose: "latchkey-vault-key", vault: "v" });
+
+  it("opens what the key's bytes seal, and nothing the bytes would not open", async () => {
+    const bytes = new Uint8Array(32).fill(7);
+    const envelope = await sealEnvelope(bytes, utf8Encode("a vault key"), ad);
+    const key = await importEnvelopeKey(bytes);
+    expect(new TextDecoder().decode(await openEnvelope(key, envelope, ad))).toBe("a vault key");
+    expect(
+      await failsWith(openEnvelope(key, envelope, associatedData({ purpose: "other" })), "LK_DECRYPT_FAILED"),
+    ).toBe(true);
+    const other = await importEnvelopeKey(new Uint8Array(32).fill(8));
+    expect(await failsWith(openEnvelope(other, envelope, ad), "LK_DECRYPT_FAILED")).toBe(true);
+  });
+
+  it("makes a key that cannot be exported and only decrypts", async () => {
+    const key = await importEnvelopeKey(new Uint8Array(32).fill(1));
+    expect(key.extractable).toBe(false);
+    expect(key.usages).toEqual(["decrypt"]);
+    await expect(globalThis.crypto.subtle.exportKey("raw", key)).rejects.toThrow();
+    expect(await failsWith(importEnvelopeKey(new Uint8Array(16)), "LK_FORMAT_INVALID")).toBe(true);
+  });
+
+  it("refuses a CryptoKey of another kind with LK_FORMAT_INVALID, not as a failed decryption", async () => {
+    const subtle = globalThis.crypto.subtle;
+    const aes128 = await subtle.importKey("raw", new Uint8Array(16), "AES-GCM", false, ["decrypt"]);
+    const encryptOnly = await subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, ["encrypt"]);
+    const hmac = await subtle.importKey("raw", new Uint8Array(32), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    for (const key of [aes128, encryptOnly, hmac]) {
+      expect(await failsWith(openEnvelope(key, new Uint8Array(48), ad), "LK_FORMAT_INVALID")).toBe(true);
+    }
   });
 });
 

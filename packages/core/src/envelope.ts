@@ -87,6 +87,32 @@ function importAesKey(key: Uint8Array, usage: "encrypt" | "decrypt"): Promise<Cr
 }
 
 /**
+ * A key {@link openEnvelope} takes: its 32 bytes, or the CryptoKey {@link importEnvelopeKey} made of them, which
+ * page script can use but never read back (the browser dashboard keeps the wrapping key so).
+ */
+export type EnvelopeKey = Uint8Array | CryptoKey;
+
+/**
+ * A 32-byte envelope key as a non-extractable AES-256-GCM CryptoKey that can only open envelopes: nothing can
+ * export its bytes again. The caller should overwrite its copy of the bytes afterwards.
+ */
+export async function importEnvelopeKey(key: Uint8Array): Promise<CryptoKey> {
+  checkEnvelopeKey(key);
+  return importAesKey(key, "decrypt");
+}
+
+/** Checks `key` as {@link checkEnvelopeKey} does, or a CryptoKey to be an AES-256-GCM key that may `usage`. */
+function checkEnvelopeKeyFor(key: EnvelopeKey, usage: "decrypt"): void {
+  if (key instanceof Uint8Array) return checkEnvelopeKey(key);
+  const algorithm = key.algorithm as Partial<AesKeyAlgorithm>;
+  if (algorithm.name !== "AES-GCM" || algorithm.length !== KEY_LENGTH * 8 || !key.usages.includes(usage)) {
+    throw new LatchkeyError("LK_FORMAT_INVALID", {
+      message: `An envelope CryptoKey must be an AES-256-GCM key that may ${usage}.`,
+    });
+  }
+}
+
+/**
  * Encrypts `plaintext` under a 32-byte key, binding `associatedData` (build it with {@link associatedData}).
  * Each call draws a fresh random nonce; at 96 bits, keep one key below 2^32 envelopes (SP 800-38D §8.3).
  * Returns the complete envelope bytes.
@@ -114,20 +140,21 @@ export async function sealEnvelope(
 }
 
 /**
- * Decrypts an envelope made by {@link sealEnvelope} with the same key and associated data. Every failure —
- * wrong key, different associated data, a changed byte anywhere, truncation, an unknown header or version —
- * throws the same `LK_DECRYPT_FAILED` with the same message and no cause, so the error tells an attacker
- * nothing about which check failed. Only a wrong-length key (a caller bug) is `LK_FORMAT_INVALID`.
+ * Decrypts an envelope made by {@link sealEnvelope} with the same key (its bytes, or {@link importEnvelopeKey}'s
+ * CryptoKey of them) and associated data. Every failure — wrong key, different associated data, a changed byte
+ * anywhere, truncation, an unknown header or version — throws the same `LK_DECRYPT_FAILED` with the same message
+ * and no cause, so the error tells an attacker nothing about which check failed. Only a wrong-length key or a
+ * CryptoKey of another kind (a caller bug) is `LK_FORMAT_INVALID`.
  */
 export async function openEnvelope(
-  key: Uint8Array,
+  key: EnvelopeKey,
   envelope: Uint8Array,
   associatedData: Uint8Array,
 ): Promise<Uint8Array> {
-  checkEnvelopeKey(key);
+  checkEnvelopeKeyFor(key, "decrypt");
   try {
     const { nonce, sealed } = splitEnvelope(envelope);
-    const cryptoKey = await importAesKey(key, "decrypt");
+    const cryptoKey = key instanceof Uint8Array ? await importAesKey(key, "decrypt") : key;
     const plaintext = await globalThis.crypto.subtle.decrypt(
       {
         name: "AES-GCM",

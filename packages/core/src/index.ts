@@ -20,16 +20,19 @@ export {
   checkEnvelopeKey,
   envelopeGcmAdditionalData,
   envelopeNonce,
+  importEnvelopeKey,
   joinEnvelope,
   splitEnvelope,
   openEnvelope,
   sealEnvelope,
   type AssociatedDataValue,
+  type EnvelopeKey,
   type SealEnvelopeOptions,
 } from "./envelope.js";
 export {
   formatWrappedKey,
   generateX25519KeyPair,
+  importX25519PrivateKey,
   parseWrappedKey,
   unwrapKeyForRecipient,
   unwrapKeyFromSender,
@@ -40,6 +43,7 @@ export {
   type WrapKeyOptions,
   type WrappedKeyParts,
   type X25519KeyPair,
+  type X25519PrivateKey,
 } from "./x25519.js";
 export {
   MAX_PAIRING_LABEL_LENGTH,

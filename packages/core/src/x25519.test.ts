@@ -8,6 +8,7 @@ import { errorCatalogue, isLatchkeyError } from "./errors.js";
 import {
   formatWrappedKey,
   generateX25519KeyPair,
+  importX25519PrivateKey,
   parseWrappedKey,
   unwrapKeyForRecipient,
   unwrapKeyFromSender,
@@ -591,5 +592,47 @@ describe("wrapKeyFromSender / unwrapKeyFromSender (authenticated form)", () => {
       context,
     );
     expect(await failsWith(short, "LK_FORMAT_INVALID")).toBe(true);
+  });
+});
+
+describe("importX25519PrivateKey: a sharing key page script cannot read back", () => {
+  const context = utf8Encode("latchkey-org-vault-key-v1\nvault\nacme\n1");
+
+  it("unwraps what the scalar unwraps, as a key that cannot be exported", async () => {
+    const recipient = await generateX25519KeyPair();
+    const sender = await generateX25519KeyPair();
+    const key = crypto.randomBytes(32);
+    const wire = await wrapKeyFromSender(key, recipient.publicKey, sender, context);
+    const imported = await importX25519PrivateKey(recipient.privateKey);
+    expect(imported.extractable).toBe(false);
+    await expect(globalThis.crypto.subtle.exportKey("pkcs8", imported)).rejects.toThrow();
+    expect(toHex(await x25519PublicKey(imported))).toBe(toHex(recipient.publicKey));
+    expect(
+      toHex(await unwrapKeyFromSender(wire, imported, recipient.publicKey, sender.publicKey, context)),
+    ).toBe(toHex(key));
+    // The same checks as with the bytes: another sender's key does not open it.
+    const other = await generateX25519KeyPair();
+    expect(
+      await failsWith(
+        unwrapKeyFromSender(wire, imported, recipient.publicKey, other.publicKey, context),
+        "LK_DECRYPT_FAILED",
+      ),
+    ).toBe(true);
+    const plain = await wrapKeyForRecipient(key, recipient.publicKey);
+    expect(toHex(await unwrapKeyForRecipient(plain, imported, recipient.publicKey))).toBe(toHex(key));
+  });
+
+  it("refuses a CryptoKey that is not a private X25519 key with LK_FORMAT_INVALID", async () => {
+    const subtle = globalThis.crypto.subtle;
+    const recipient = await generateX25519KeyPair();
+    const publicOnly = await subtle.importKey("raw", recipient.publicKey, { name: "X25519" }, false, []);
+    const aes = await subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, ["decrypt"]);
+    const wire = await wrapKeyForRecipient(new Uint8Array(32), recipient.publicKey);
+    for (const key of [publicOnly, aes]) {
+      expect(
+        await failsWith(unwrapKeyForRecipient(wire, key, recipient.publicKey), "LK_FORMAT_INVALID"),
+      ).toBe(true);
+    }
+    expect(await failsWith(importX25519PrivateKey(new Uint8Array(31)), "LK_FORMAT_INVALID")).toBe(true);
   });
 });

@@ -91,10 +91,38 @@ function importPrivateKey(privateKey: Uint8Array): Promise<CryptoKey> {
   );
 }
 
-async function rawX25519(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
+/**
+ * A private key the key agreements here take: the raw 32-byte scalar, or the CryptoKey
+ * {@link importX25519PrivateKey} made of it, which page script can use but never read back (the browser
+ * dashboard keeps the account's sharing key so).
+ */
+export type X25519PrivateKey = Uint8Array | CryptoKey;
+
+/**
+ * An X25519 private scalar as a non-extractable CryptoKey for key agreement: nothing can export its bytes again.
+ * The caller should overwrite its copy of the bytes afterwards.
+ */
+export async function importX25519PrivateKey(privateKey: Uint8Array): Promise<CryptoKey> {
+  checkLength(privateKey, KEY_LENGTH, "An X25519 private key");
+  return importPrivateKey(privateKey);
+}
+
+/** Checks a private key: 32 bytes, or a private X25519 CryptoKey that may derive bits. */
+function checkPrivateKey(privateKey: X25519PrivateKey, what: string): void {
+  if (privateKey instanceof Uint8Array) return checkLength(privateKey, KEY_LENGTH, what);
+  if (
+    privateKey.algorithm.name !== "X25519" ||
+    privateKey.type !== "private" ||
+    !privateKey.usages.includes("deriveBits")
+  ) {
+    throw invalid(`${what} must be 32 bytes or a private X25519 CryptoKey that may derive bits.`);
+  }
+}
+
+async function rawX25519(privateKey: X25519PrivateKey, publicKey: Uint8Array): Promise<Uint8Array> {
   const subtle = globalThis.crypto.subtle;
   const [priv, pub] = await Promise.all([
-    importPrivateKey(privateKey),
+    privateKey instanceof Uint8Array ? importPrivateKey(privateKey) : privateKey,
     subtle.importKey("raw", toBufferSource(publicKey), { name: "X25519" }, false, []),
   ]);
   return new Uint8Array(await subtle.deriveBits({ name: "X25519", public: pub }, priv, 256));
@@ -110,8 +138,11 @@ function lowOrderError(): LatchkeyError {
  * that is refused with `LK_FORMAT_INVALID`. The zero check is constant-time, and WebCrypto implementations
  * that refuse such keys themselves are mapped to the same error.
  */
-export async function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
-  checkLength(privateKey, KEY_LENGTH, "An X25519 private key");
+export async function x25519SharedSecret(
+  privateKey: X25519PrivateKey,
+  publicKey: Uint8Array,
+): Promise<Uint8Array> {
+  checkPrivateKey(privateKey, "An X25519 private key");
   checkLength(publicKey, KEY_LENGTH, "An X25519 public key");
   let shared: Uint8Array;
   try {
@@ -127,9 +158,9 @@ export async function x25519SharedSecret(privateKey: Uint8Array, publicKey: Uint
   return shared;
 }
 
-/** Derives the public key of an X25519 private scalar: X25519(private, 9) (RFC 7748 §6.1). */
-export async function x25519PublicKey(privateKey: Uint8Array): Promise<Uint8Array> {
-  checkLength(privateKey, KEY_LENGTH, "An X25519 private key");
+/** Derives the public key of an X25519 private key: X25519(private, 9) (RFC 7748 §6.1). */
+export async function x25519PublicKey(privateKey: X25519PrivateKey): Promise<Uint8Array> {
+  checkPrivateKey(privateKey, "An X25519 private key");
   return rawX25519(privateKey, BASE_POINT);
 }
 
@@ -252,11 +283,11 @@ async function wrapWith(
 
 async function unwrapWith(
   wire: string,
-  recipientPrivate: Uint8Array,
+  recipientPrivate: X25519PrivateKey,
   recipientPublic: Uint8Array,
   sender: SenderBinding | undefined,
 ): Promise<Uint8Array> {
-  checkLength(recipientPrivate, KEY_LENGTH, "A recipient's X25519 private key");
+  checkPrivateKey(recipientPrivate, "A recipient's X25519 private key");
   checkLength(recipientPublic, KEY_LENGTH, "A recipient's X25519 public key");
   if (sender !== undefined) checkLength(sender.senderPublic, KEY_LENGTH, "A sender's X25519 public key");
   const { ephemeralPublic, iv, ciphertext } = parseWrappedKey(wire);
@@ -321,7 +352,7 @@ export async function wrapKeyForRecipient(
  */
 export async function unwrapKeyForRecipient(
   wire: string,
-  recipientPrivate: Uint8Array,
+  recipientPrivate: X25519PrivateKey,
   recipientPublic: Uint8Array,
 ): Promise<Uint8Array> {
   return unwrapWith(wire, recipientPrivate, recipientPublic, undefined);
@@ -357,7 +388,7 @@ export async function wrapKeyFromSender(
  */
 export async function unwrapKeyFromSender(
   wire: string,
-  recipientPrivate: Uint8Array,
+  recipientPrivate: X25519PrivateKey,
   recipientPublic: Uint8Array,
   senderPublic: Uint8Array,
   context: Uint8Array,
