@@ -281,6 +281,7 @@ export {
   isRequestId,
   signaturePreamble,
   syncBlobContext,
+  vaultKeyContext,
   type SignedRequest,
 } from "./sync-wire.js";
 export {

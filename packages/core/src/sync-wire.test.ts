@@ -4,6 +4,7 @@ import {
   isRequestId,
   signaturePreamble,
   syncBlobContext,
+  vaultKeyContext,
   type SignedRequest,
 } from "./sync-wire.js";
 
@@ -83,5 +84,24 @@ describe("vault id spelling", () => {
     expect(syncBlobContext(id, 3, "acme")).toEqual(syncBlobContext(id, 3, "acme"));
     expect(syncBlobContext(id, 3, "acme")).not.toEqual(syncBlobContext(id, 3));
     expect(syncBlobContext(id, 3, "acme")).not.toEqual(syncBlobContext(id, 3, "beta"));
+  });
+
+  it("gives a wrapped vault key the associated data every machine's keystore has used, for the id's one spelling", () => {
+    const upper = "0B6F5C1E-4A6B-4D1C-9D2E-3F4A5B6C7D8E";
+    // The exact bytes: "LKA" 1, two fields sorted by name (purpose, vault), each as length, name, type, length, value.
+    const field = (name: string, value: string): number[] => [
+      ...[0, 0, 0, name.length],
+      ...Buffer.from(name),
+      0x73,
+      ...[0, 0, 0, value.length],
+      ...Buffer.from(value),
+    ];
+    const expected = [
+      ...[0x4c, 0x4b, 0x41, 0x01, 0, 0, 0, 2],
+      ...field("purpose", "latchkey-vault-key"),
+      ...field("vault", upper.toLowerCase()),
+    ];
+    expect([...vaultKeyContext(upper)]).toEqual(expected);
+    expect(vaultKeyContext(upper)).not.toEqual(syncBlobContext(upper, 1));
   });
 });

@@ -94,6 +94,15 @@ export function canonicalVaultId(vaultId: string): string {
 export const MAX_VAULT_DOCUMENT_BYTES = 5 * 1024 * 1024;
 
 /**
+ * The associated data of a wrapped vault key (the envelope of the 32-byte vault key under a machine wrapping key,
+ * kept in a machine's keystore and pushed as `wrappedKey`): it binds the vault id in its one spelling, so a wrapped
+ * key copied under another vault's id fails to open. The CLI and the browser dashboard open it with this.
+ */
+export function vaultKeyContext(vaultId: string): Uint8Array {
+  return associatedData({ purpose: "latchkey-vault-key", vault: canonicalVaultId(vaultId) });
+}
+
+/**
  * The associated data of a pushed blob: it binds the vault id (in its one spelling, so machines spelling it
  * differently agree) and the version the blob was pushed as, so the server cannot serve one vault's blob under
  * another id, or an old blob under a newer version number. An organisation's copy also binds the organisation's

@@ -7,6 +7,7 @@ import {
   toBase64,
   utf8Decode,
   utf8Encode,
+  vaultKeyContext,
   type VaultDocument,
 } from "@latchkey/core";
 import { join } from "node:path";
@@ -44,8 +45,7 @@ export function vaultFile(vaultsDir: string, vaultId: string): string {
 // travels through the server to machines whose latchkey.json may spell the id otherwise.
 const blobContext = (vaultId: string) =>
   associatedData({ purpose: "latchkey-vault", vault: canonicalVaultId(vaultId) });
-const keyContext = (vaultId: string) =>
-  associatedData({ purpose: "latchkey-vault-key", vault: canonicalVaultId(vaultId) });
+const keyContext = vaultKeyContext;
 
 /** Wraps a vault key with a machine wrapping key: the text kept under `vault-key:<id>` and pushed as `wrappedKey`. */
 export function wrapVaultKey(
