@@ -272,6 +272,8 @@ export {
 export {
   API_PREFIX,
   CLI_CLIENT_ID,
+  DASHBOARD_CLIENT_ID,
+  DASHBOARD_PATH,
   MAX_VAULT_DOCUMENT_BYTES,
   OIDC_PATH,
   REQUEST_ID_HEADER,
@@ -279,11 +281,21 @@ export {
   SIGNATURE_VERSION,
   canonicalVaultId,
   isRequestId,
+  responseSignatureValid,
   signaturePreamble,
   syncBlobContext,
   vaultKeyContext,
   type SignedRequest,
 } from "./sync-wire.js";
+export {
+  REVOKE_ALL_SESSIONS_PATH,
+  dashboardDiscoverySchema,
+  dashboardTokenAnswerSchema,
+  revokeAllSessionsResponseSchema,
+  type DashboardDiscovery,
+  type DashboardTokenAnswer,
+  type RevokeAllSessionsResponse,
+} from "./schemas/session-api.js";
 export {
   MAX_BLOB_BASE64,
   MAX_LOG_LIMIT,

@@ -1,7 +1,9 @@
+import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   canonicalVaultId,
   isRequestId,
+  responseSignatureValid,
   signaturePreamble,
   syncBlobContext,
   vaultKeyContext,
@@ -103,5 +105,38 @@ describe("vault id spelling", () => {
     ];
     expect([...vaultKeyContext(upper)]).toEqual(expected);
     expect(vaultKeyContext(upper)).not.toEqual(syncBlobContext(upper, 1));
+  });
+});
+
+describe("responseSignatureValid", () => {
+  const token = "a-bearer-token-0123456789abcdefghij";
+  const body = new TextEncoder().encode('{"vaultId":"v","version":3}');
+  // The signature as the server makes it (packages/server/src/api/signature.ts), with Node's own HMAC.
+  const nodeSignature = (request: SignedRequest, bytes: Uint8Array, key = token): string => {
+    const hmacKey = createHash("sha256").update(key, "utf8").digest();
+    return createHmac("sha256", hmacKey)
+      .update(signaturePreamble(request), "utf8")
+      .update(bytes)
+      .digest("base64");
+  };
+
+  it("accepts the server's signature of this answer to this request", async () => {
+    expect(await responseSignatureValid(token, ok, body, nodeSignature(ok, body))).toBe(true);
+    expect(await responseSignatureValid(token, ok, body, ` ${nodeSignature(ok, body)} `)).toBe(true);
+  });
+
+  it("refuses a missing or malformed header, another body, request, status or token", async () => {
+    const good = nodeSignature(ok, body);
+    for (const header of [null, "", good.slice(0, -2), `${good}A`, good.replace(/=$/, "")])
+      expect(await responseSignatureValid(token, ok, body, header), String(header)).toBe(false);
+    expect(await responseSignatureValid(token, ok, new TextEncoder().encode("{}"), good)).toBe(false);
+    for (const other of [
+      { ...ok, method: "GET" },
+      { ...ok, path: `${ok.path}/log` },
+      { ...ok, requestId: "BAECAwQFBgcICQoLDA0ODw" },
+      { ...ok, status: 201 },
+    ])
+      expect(await responseSignatureValid(token, other, body, good)).toBe(false);
+    expect(await responseSignatureValid(`${token}x`, ok, body, good)).toBe(false);
   });
 });

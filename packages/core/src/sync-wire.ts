@@ -10,7 +10,9 @@
  * unsigned and carry an `ApiErrorBody`. docs/sync-protocol.md says what the signature does and does not
  * protect.
  */
+import { concatBytes, fromBase64, toBufferSource, utf8Encode } from "./bytes.js";
 import { associatedData } from "./envelope.js";
+import { verifyHmacSha256 } from "./hmac.js";
 
 /** The path prefix of the sync API. */
 export const API_PREFIX = "/api/v1";
@@ -20,6 +22,15 @@ export const CLI_CLIENT_ID = "latchkey-cli";
 
 /** Where the server mounts its OpenID provider; the issuer is `${publicUrl}${OIDC_PATH}`. */
 export const OIDC_PATH = "/oidc";
+
+/**
+ * The OAuth client id of the browser dashboard (packages/web): a public web client, PKCE required, authorization
+ * code only (no refresh token in a browser). Its access tokens are accepted by the API like the CLI's.
+ */
+export const DASHBOARD_CLIENT_ID = "latchkey-dashboard";
+
+/** Where the server serves the dashboard; its sign-in returns to `${publicUrl}${DASHBOARD_PATH}/callback`. */
+export const DASHBOARD_PATH = "/dashboard";
 
 /**
  * The response signature: standard base64 of HMAC-SHA256, keyed by SHA-256 of the bearer token's UTF-8 bytes,
@@ -76,6 +87,28 @@ export function signaturePreamble(request: SignedRequest): string {
   if (!Number.isInteger(status) || status < 100 || status > 599)
     throw new Error("signaturePreamble: the status is not an HTTP status");
   return `${SIGNATURE_VERSION}\n${method}\n${path}\n${requestId}\n${status}\n`;
+}
+
+/** Standard base64 of 32 bytes: 43 characters and one `=`; anything else is not a signature. */
+const SIGNATURE_SHAPE = /^[A-Za-z0-9+/]{43}=$/;
+
+/**
+ * Whether `header` is the {@link SIGNATURE_HEADER} of `body` as the answer to `request`, under `accessToken`:
+ * false when missing, not base64 of 32 bytes, or different (compared in constant time). WebCrypto only, so the
+ * browser dashboard checks answers exactly as the protocol says (docs/sync-protocol.md).
+ */
+export async function responseSignatureValid(
+  accessToken: string,
+  request: SignedRequest,
+  body: Uint8Array,
+  header: string | null,
+): Promise<boolean> {
+  const value = header?.trim() ?? "";
+  if (!SIGNATURE_SHAPE.test(value)) return false;
+  const key = new Uint8Array(
+    await globalThis.crypto.subtle.digest("SHA-256", toBufferSource(utf8Encode(accessToken))),
+  );
+  return verifyHmacSha256(key, concatBytes(utf8Encode(signaturePreamble(request)), body), fromBase64(value));
 }
 
 /**

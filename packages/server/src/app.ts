@@ -36,7 +36,9 @@ import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "./orgs/data.j
 import { orgRoutes } from "./orgs/routes.js";
 import { organisationAccess } from "./orgs/service.js";
 import { sharingNotices } from "./outbox/service.js";
+import { revokeAllPairings } from "./pairing/data.js";
 import { pairingRoutes } from "./pairing/routes.js";
+import { sessionRoutes } from "./sessions/routes.js";
 import { findSharingKeys } from "./sharing-keys/data.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
 import type { SharingKeyServiceDeps } from "./sharing-keys/service.js";
@@ -267,6 +269,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       stepUpKey: deps.identity.keys.stepUpKey,
       reauthentication: deps.identity.reauthentication,
     }),
+    sessionRoutes({ db: deps.db, now, randomId, revokePairings: revokeAllPairings }),
     pairingRoutes({ db: deps.db, now, randomId, randomBytes }),
     sharingKeyRoutes({ db: deps.db, now, randomId, ...SHARING_KEY_HOOKS }),
     orgRoutes({

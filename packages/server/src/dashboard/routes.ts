@@ -3,11 +3,11 @@
  * on every answer (docs/dashboard.md "Security headers"). Any path below /dashboard/ that names no built file is
  * a view of the app, answered with index.html; a missing build is a 503 page saying how to build it.
  */
+import { DASHBOARD_PATH } from "@latchkey/core";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { readDashboardFile } from "./files.js";
 
-/** Where the dashboard is served. */
-export const DASHBOARD_PREFIX = "/dashboard";
+const DASHBOARD_PREFIX = DASHBOARD_PATH;
 
 /**
  * The Content-Security-Policy of every dashboard answer: the page's own origin only, no inline script or style,

@@ -39,11 +39,18 @@ export function loginPage(options: {
   error?: string;
   signup: boolean;
   deviceFlow: boolean;
+  /** The sign-in is the browser dashboard's, not the command line's. */
+  dashboard?: boolean;
 }): string {
   const base = `/interaction/${encodeURIComponent(options.uid)}`;
+  const what = options.deviceFlow
+    ? "authorize the device that showed you the code"
+    : options.dashboard
+      ? "open the Latchkey dashboard"
+      : "authorize the Latchkey command line";
   return page(
     "Sign in",
-    `<p>Sign in to authorize ${options.deviceFlow ? "the device that showed you the code" : "the Latchkey command line"}.</p>` +
+    `<p>Sign in to ${what}.</p>` +
       error(options.error) +
       `<form method="post" action="${escapeHtml(base)}/login" autocomplete="on">` +
       `<input type="hidden" name="prompt" value="login">` +

@@ -1,13 +1,14 @@
 /**
  * oidc-provider, configured for Latchkey: the public client `latchkey-cli` (PKCE, loopback redirects, the device
- * flow), implicit consent, rotating refresh tokens, revocation that ends one token or one session, its storage on
+ * flow), the public web client `latchkey-dashboard` (PKCE, its one redirect under PUBLIC_URL, sign-out through
+ * end_session), implicit consent, rotating refresh tokens, revocation that ends one token or one session, its storage on
  * the server's database (adapter.ts) and its keys from the server secret (keys.ts). Sessions reach the audit log
  * through a middleware: a refresh, a revocation, and the reuse of a refresh token as a security event.
  */
-import { CLI_CLIENT_ID } from "@latchkey/core";
+import { CLI_CLIENT_ID, DASHBOARD_CLIENT_ID, DASHBOARD_PATH, OIDC_PATH } from "@latchkey/core";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
-import Provider, { type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import Provider, { type ClientMetadata, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
 import type { Database } from "../db/schema.js";
 import { errorSummary } from "../logging.js";
 import { kyselyAdapter } from "./adapter.js";
@@ -97,9 +98,30 @@ export interface ProviderDeps {
   log: () => FastifyBaseLogger | undefined;
 }
 
+/**
+ * The browser dashboard's client (packages/web): a web application with no secret, so PKCE is what binds a code to
+ * the page that asked for it; the authorization code grant alone, as a browser must not hold a refresh token (a
+ * reload signs in again with prompt=none while the provider's session lives). Its redirect URIs are exact: the
+ * dashboard's callback and, after end_session, the dashboard itself, both under the server's public URL.
+ */
+export function dashboardClient(publicUrl: string): ClientMetadata {
+  return {
+    client_id: DASHBOARD_CLIENT_ID,
+    client_name: "Latchkey dashboard",
+    application_type: "web",
+    token_endpoint_auth_method: "none",
+    grant_types: ["authorization_code"],
+    response_types: ["code"],
+    redirect_uris: [`${publicUrl}${DASHBOARD_PATH}/callback`],
+    post_logout_redirect_uris: [`${publicUrl}${DASHBOARD_PATH}/`],
+    id_token_signed_response_alg: "EdDSA",
+  };
+}
+
 /** The provider with issuer `issuer` (`${publicUrl}/oidc`). */
 export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
   const { db, keys } = deps;
+  const publicUrl = issuer.slice(0, -OIDC_PATH.length);
   const nowSeconds = (): number => Math.floor(Date.now() / 1000);
   // Grants whose other tokens survive the access-token revocation being handled right now (revokeGrantPolicy).
   const keepTokensOf = new Set<string>();
@@ -118,6 +140,7 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
         redirect_uris: ["http://127.0.0.1/callback", "http://[::1]/callback"],
         id_token_signed_response_alg: "EdDSA",
       },
+      dashboardClient(publicUrl),
     ],
     jwks: { keys: [keys.signingJwk] },
     cookies: { keys: keys.cookieKeys },
@@ -149,11 +172,19 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // The CLI is first-party: consent is implicit. Every authorization gets its own grant, so revoking one
     // machine's session (revocation destroys the grant) leaves the user's other machines signed in.
+    // The dashboard is first-party too, but one browser session keeps one grant: every reload signs in again
+    // (prompt=none), and a grant each time would pile up until the account signs out everywhere.
     async loadExistingGrant(ctx: KoaContextWithOIDC) {
       const { client, session, params } = ctx.oidc;
-      if (!client || client.clientId !== CLI_CLIENT_ID || !session?.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
+      if (!client || !session?.accountId) return undefined;
+      if (client.clientId !== CLI_CLIENT_ID && client.clientId !== DASHBOARD_CLIENT_ID) return undefined;
       const scope = typeof params?.scope === "string" ? params.scope : "openid";
+      const kept = client.clientId === DASHBOARD_CLIENT_ID ? session.grantIdFor(client.clientId) : undefined;
+      const existing = kept ? await ctx.oidc.provider.Grant.find(kept) : undefined;
+      const grant =
+        existing && existing.accountId === session.accountId && existing.clientId === client.clientId
+          ? existing
+          : new ctx.oidc.provider.Grant({ accountId: session.accountId, clientId: client.clientId });
       grant.addOIDCScope(scope);
       await grant.save();
       return grant;
@@ -178,8 +209,28 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
     },
     features: {
       devInteractions: { enabled: false },
-      // The CLI signs out by revoking its refresh token; no browser logout page is needed.
-      rpInitiatedLogout: { enabled: false },
+      // The CLI signs out by revoking its refresh token. The dashboard signs out here (end_session), which ends
+      // the browser's provider session and revokes the dashboard's grant; the CLI's grants hold offline_access
+      // and so outlive it (oidc-provider's persistsLogout). The confirmation step is oidc-provider's: a page of
+      // another site cannot sign the user out.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource(ctx, form) {
+          ctx.type = "html";
+          ctx.body = page(
+            "Sign out",
+            `<p>Sign out of Latchkey in this browser?</p>${form}` +
+              `<button type="submit" form="op.logoutForm" value="yes" name="logout" autofocus>Sign out</button> ` +
+              `<button type="submit" form="op.logoutForm">Sign out of the dashboard only</button>`,
+          );
+          return Promise.resolve();
+        },
+        postLogoutSuccessSource(ctx) {
+          ctx.type = "html";
+          ctx.body = page("Signed out", "<p>You are signed out of Latchkey in this browser.</p>");
+          return Promise.resolve();
+        },
+      },
       revocation: {
         enabled: true,
         allowedPolicy: (_ctx, client, token) => mayRevoke(client, token),

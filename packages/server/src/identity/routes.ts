@@ -4,7 +4,7 @@
  * the outcome to a page (pages.ts) or to the provider's next step.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { OIDC_PATH } from "@latchkey/core";
+import { DASHBOARD_CLIENT_ID, OIDC_PATH } from "@latchkey/core";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type Provider from "oidc-provider";
 import { loginPage, messagePage, signupPage, totpPage } from "./pages.js";
@@ -140,6 +140,8 @@ function registerPages(app: FastifyInstance, deps: IdentityRouteDeps): void {
 
   const isDevice = (interaction: { params: Record<string, unknown> }): boolean =>
     interaction.params.response_type === undefined;
+  const isDashboard = (interaction: { params: Record<string, unknown> }): boolean =>
+    interaction.params.client_id === DASHBOARD_CLIENT_ID;
 
   app.get("/interaction/:uid", async (request: UidRequest, reply) => {
     const interaction = await details(request, reply);
@@ -148,7 +150,12 @@ function registerPages(app: FastifyInstance, deps: IdentityRouteDeps): void {
       return html(
         reply,
         200,
-        loginPage({ uid: interaction.uid, signup: deps.openSignup, deviceFlow: isDevice(interaction) }),
+        loginPage({
+          uid: interaction.uid,
+          signup: deps.openSignup,
+          deviceFlow: isDevice(interaction),
+          dashboard: isDashboard(interaction),
+        }),
       );
     }
     // Consent for the first-party CLI is implicit (loadExistingGrant); any other prompt is finished as such.
@@ -182,6 +189,7 @@ function registerPages(app: FastifyInstance, deps: IdentityRouteDeps): void {
           error,
           signup: deps.openSignup,
           deviceFlow: isDevice(interaction),
+          dashboard: isDashboard(interaction),
         }),
       );
     switch (outcome.kind) {

@@ -1,10 +1,10 @@
 /**
- * Which bearer tokens the sync API accepts: an access token of the CLI's client, unexpired and unrevoked, whose
+ * Which bearer tokens the sync API accepts: an access token of the CLI's or the dashboard's client, unexpired and unrevoked, whose
  * grant and account still exist. The rows are read in one statement (data.ts) and judged as oidc-provider's own
  * models would judge them; accepted tokens are kept in a read cache that any write to what they were judged on
  * retires.
  */
-import { CLI_CLIENT_ID } from "@latchkey/core";
+import { CLI_CLIENT_ID, DASHBOARD_CLIENT_ID } from "@latchkey/core";
 import type { FastifyBaseLogger } from "fastify";
 import type { Kysely } from "kysely";
 import type Provider from "oidc-provider";
@@ -115,7 +115,10 @@ export function createAuthenticate(deps: TokenDeps): Authenticate {
   };
 }
 
-/** An access token the sync API accepts: unexpired, the CLI's, and bound to an account and a grant. */
+/** The clients whose access tokens the API accepts: the CLI and the browser dashboard. */
+const API_CLIENTS: ReadonlySet<string> = new Set([CLI_CLIENT_ID, DASHBOARD_CLIENT_ID]);
+
+/** An access token the sync API accepts: unexpired, the CLI's or the dashboard's, bound to an account and a grant. */
 function isUsableAccessToken(
   token: AccessToken | undefined,
 ): token is AccessToken & { exp: number; clientId: string; accountId: string; grantId: string } {
@@ -123,7 +126,8 @@ function isUsableAccessToken(
     token !== undefined &&
     !token.isExpired &&
     token.exp !== undefined &&
-    token.clientId === CLI_CLIENT_ID &&
+    token.clientId !== undefined &&
+    API_CLIENTS.has(token.clientId) &&
     !!token.accountId &&
     !!token.grantId
   );
