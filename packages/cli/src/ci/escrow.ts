@@ -96,7 +96,7 @@ export async function sendVersion<Body extends { escrow?: CiEscrow }>(
     const flag = write.org === undefined ? "" : ` --org ${write.org}`;
     throw new LatchkeyError("LK_CI_ESCROW_STALE", {
       message: `${config.server} has CI pulls enabled for ${copyName(write.vaultId, write.org)} and refused this version twice: its escrowed key does not open it, and neither did the new escrow sent with it (for escrow key ${config.data.escrowKeyFingerprint.slice(0, 16)}…). Nothing was written.`,
-      hint: `Run the command again (the server's escrow key may have changed in between); if it is refused again, \`latchkey env ci disable${flag}\` then \`latchkey env ci enable${flag} …\` make the escrow afresh, and the server's operator checks that every process uses the same LATCHKEY_ESCROW_KEY.`,
+      hint: `Run the command again (the server's escrow key may have changed in between); if it is refused again, \`latchkey env ci disable${flag}\` then \`latchkey env ci enable${flag} …\` make the escrow afresh, and the server's operator checks that every server process uses the same escrow key (docs/ci.md, "Escrow").`,
       details: { ...(error.details ?? {}), escrowKeyFingerprint: config.data.escrowKeyFingerprint },
       cause: error,
     });
