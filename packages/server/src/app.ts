@@ -8,6 +8,7 @@ import { OIDC_PATH } from "@latchkey/core";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from "fastify";
 import type { Kysely } from "kysely";
 import type { Migration } from "kysely/migration";
+import { accountRoutes } from "./account/routes.js";
 import { registerApi, registerCredentialApi, type ApiRoutes } from "./api/plugin.js";
 import type { CiIssuer } from "./ci/issuers.js";
 import type { CiFetch } from "./ci/jwks.js";
@@ -32,7 +33,7 @@ import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { secureCookies } from "./loopback.js";
 import { timeOrderedId } from "./db/ids.js";
-import { deleteUserKeys, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
+import { deleteUserKeys, listMemberCopies, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
 import { organisationAccess } from "./orgs/service.js";
 import { sharingNotices } from "./outbox/service.js";
@@ -259,8 +260,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       now,
       randomId,
       escrowKey: deps.escrowKey,
+      orgCopies: listMemberCopies,
       ...(deps.syncWrites ? { writes: deps.syncWrites } : {}),
     }),
+    accountRoutes({ db: deps.db }),
     stepUpRoutes({
       db: deps.db,
       now,

@@ -45,6 +45,7 @@ const EXPECTED = {
   unshare: ["owner", "admin", "maintainer"],
   "vault log": ["owner", "admin", "maintainer"],
   "org log": ["owner", "admin", "maintainer"],
+  "org audit": ["owner", "admin", "maintainer"],
 } as const satisfies Record<string, readonly OrgRole[]>;
 type Route = keyof typeof EXPECTED;
 /** The audit row each change writes (the routes not named write none). */
@@ -199,6 +200,8 @@ describeEachDatabase("organisation authorization matrix", (target) => {
         return as("GET", `${vault}/log`);
       case "org log":
         return as("GET", `${base}/log?limit=10`);
+      case "org audit":
+        return as("GET", `${base}/audit?limit=10&vault=${vaultId}`);
     }
   }
 

@@ -18,8 +18,13 @@ import {
   type SyncServer,
 } from "./sync-support.js";
 
-type Route = "me" | "push" | "pull" | "rewrap" | "log";
-const ROUTES: readonly Route[] = ["me", "push", "pull", "rewrap", "log"];
+type Route = "me" | "push" | "pull" | "rewrap" | "log" | "audit" | "vaults" | "account audit";
+const ROUTES: readonly Route[] = ["me", "push", "pull", "rewrap", "log", "audit", "vaults", "account audit"];
+/**
+ * Routes about the caller alone (no vault in the path): with a valid token of anyone they answer that user's own,
+ * so the two cross-user cells do not apply to them (checked below: they never reveal the other user's).
+ */
+const CALLER_ONLY: readonly Route[] = ["me", "vaults", "account audit"];
 type Cell =
   | "no token"
   | "malformed token"
@@ -81,6 +86,12 @@ describeEachDatabase("sync authorization matrix", (target) => {
         });
       case "log":
         return app.inject({ method: "GET", url: `${base}/log?limit=50`, headers });
+      case "audit":
+        return app.inject({ method: "GET", url: `${base}/audit?limit=50`, headers });
+      case "vaults":
+        return app.inject({ method: "GET", url: "/api/v1/vaults", headers });
+      case "account audit":
+        return app.inject({ method: "GET", url: "/api/v1/account/audit", headers });
     }
   }
 
@@ -128,9 +139,7 @@ describeEachDatabase("sync authorization matrix", (target) => {
     const table: string[] = [];
     for (const [cell, headerSets, vaultId, status] of cells) {
       for (const route of ROUTES) {
-        // /me names the caller and has no vault: with a valid token of anyone it is that user's own answer, so the
-        // two cross-user cells do not apply to it (checked below: it never reveals the other user).
-        if (route === "me" && status === 404) continue;
+        if (CALLER_ONLY.includes(route) && status === 404) continue;
         for (const headers of headerSets) {
           // Push both from a fresh base and from the vault's real one, so neither a 409 nor a 404 is an accident.
           for (const version of route === "push" ? [0, 1] : [1]) {
@@ -158,6 +167,13 @@ describeEachDatabase("sync authorization matrix", (target) => {
 
     const me = await send("me", aliceVault, { authorization: `Bearer ${mallory.token}` }, 1);
     expect(me.json()).toMatchObject({ userId: mallory.userId, email: mallory.email });
+    const vaults = await send("vaults", aliceVault, { authorization: `Bearer ${mallory.token}` }, 1);
+    expect(vaults.json()).toEqual({
+      vaults: [expect.objectContaining({ vaultId: malloryVault })],
+    });
+    const account = await send("account audit", aliceVault, { authorization: `Bearer ${mallory.token}` }, 1);
+    expect(account.statusCode).toBe(200);
+    expect(account.body).not.toContain(alice.userId);
   });
 
   it("positive control: the owner's valid token succeeds on every route", async () => {

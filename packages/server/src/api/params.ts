@@ -1,6 +1,17 @@
 /** What several slices' routes read from a path or a query the same way: vault ids, log limits, the push body. */
-import { canonicalVaultId, isOrgSlug, isUuid, MAX_LOG_LIMIT } from "@latchkey/core";
-import { invalid } from "./plugin.js";
+import {
+  AUDIT_PAGE_SIZE,
+  auditQuerySchema,
+  canonicalVaultId,
+  isOrgSlug,
+  isUuid,
+  MAX_LOG_LIMIT,
+  orgAuditQuerySchema,
+  parseIsoDateTime,
+  type OrgAuditQuery,
+} from "@latchkey/core";
+import { decodeAuditCursor, type AuditPageRequest } from "../audit/page.js";
+import { invalid, parseBody } from "./plugin.js";
 
 /** Largest push body accepted (fastify answers 413 beyond it, before parsing). */
 export const PUSH_BODY_LIMIT = 8 * 1024 * 1024;
@@ -29,4 +40,35 @@ export function parseLimit(value: unknown): number {
   if (limit < 1 || limit > MAX_LOG_LIMIT)
     throw invalid(`"limit" must be an integer from 1 to ${MAX_LOG_LIMIT}.`);
   return limit;
+}
+
+/** A time of the audit query as the audit rows spell theirs (toISOString), so comparing the text compares times. */
+function auditTime(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : new Date(parseIsoDateTime(value)!).toISOString();
+}
+
+/**
+ * The query of a paged audit route (core's auditQuerySchema; `withVault`: the organisation's, which also takes
+ * `vault`), or a 400 naming the first thing wrong with it.
+ */
+export function parseAuditQuery(query: unknown, withVault = false): AuditPageRequest {
+  const parsed: OrgAuditQuery = withVault
+    ? parseBody(orgAuditQuerySchema, query)
+    : parseBody(auditQuerySchema, query);
+  const after = parsed.cursor === undefined ? null : decodeAuditCursor(parsed.cursor);
+  if (parsed.cursor !== undefined && after === null) {
+    throw invalid(`"cursor" must be the nextCursor of an earlier page, given once.`);
+  }
+  return {
+    filter: {
+      action: parsed.action,
+      userId: parsed.user?.toLowerCase(),
+      vaultId: parsed.vault === undefined ? undefined : canonicalVaultId(parsed.vault),
+      environment: parsed.environment,
+      from: auditTime(parsed.from),
+      to: auditTime(parsed.to),
+    },
+    after,
+    limit: parsed.limit === undefined ? AUDIT_PAGE_SIZE : Number(parsed.limit),
+  };
 }

@@ -6,11 +6,15 @@ import type { Kysely } from "kysely";
 import { precompile } from "../db/precompiled.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
+import { auditEnvironment } from "./migration.js";
 
 /** The database or a transaction on it. */
 type Db = Kysely<Database>;
 
-/** One audit row to write. `metadata` must hold no secret value. */
+/**
+ * One audit row to write. `metadata` must hold no secret value. A string `metadata.environment` is the environment
+ * the event concerns: the writer also stores it in a column of its own, which the paged log filters on.
+ */
 export interface AuditWrite {
   id: string;
   /** The actor; null when there is none (an email without an account, events of an address). */
@@ -45,6 +49,7 @@ export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
           metadata: JSON.stringify(event.metadata),
           coalesce_key: event.coalesceKey,
           org_id: event.orgId ?? null,
+          environment: auditEnvironment(event.metadata),
         })
         .onConflict((oc) =>
           oc
@@ -63,6 +68,7 @@ export function insertAudit(db: Db, event: AuditWrite): Promise<void> {
       event.createdAt,
       JSON.stringify(event.metadata),
       event.orgId ?? null,
+      auditEnvironment(event.metadata),
     ]);
   });
 }
@@ -88,7 +94,7 @@ export function insertActorAudit(
   });
 }
 
-const auditInsert = precompile(8, (db, s) =>
+const auditInsert = precompile(9, (db, s) =>
   db.insertInto("audit_events").values({
     id: s[0]!,
     user_id: s[1]!,
@@ -98,6 +104,7 @@ const auditInsert = precompile(8, (db, s) =>
     created_at: s[5]!,
     metadata: s[6]!,
     org_id: s[7]!,
+    environment: s[8]!,
   }),
 );
 
@@ -194,6 +201,164 @@ export function latestVersionEvents(
     for (const row of rows) {
       if (row.vault_id === null || row.version === null) continue;
       latest.set(row.vault_id, { version: Number(row.version), createdAt: row.created_at });
+    }
+    return latest;
+  });
+}
+
+/** Which rows one paged audit log is drawn from. */
+export type AuditScope =
+  /** A personal vault's: its rows outside any organisation (listAudit's rule). */
+  | { kind: "vault"; vaultId: string }
+  /** An organisation's: every row it owns, of its vaults and of its membership. */
+  | { kind: "org"; orgId: string }
+  /** An account's own events: the rows it acted in that concern no vault and no organisation. */
+  | { kind: "account"; userId: string };
+
+/** Filters of a paged log, combined with "and"; times are ISO-8601 as toISOString writes them. */
+export interface AuditFilter {
+  action?: string | undefined;
+  userId?: string | undefined;
+  vaultId?: string | undefined;
+  environment?: string | undefined;
+  /** Inclusive. */
+  from?: string | undefined;
+  /** Exclusive. */
+  to?: string | undefined;
+}
+
+/** A row's place in the log's order (newest first by created_at, then id): where a page continues from. */
+export interface AuditPosition {
+  createdAt: string;
+  id: string;
+}
+
+/** A row of a paged log. */
+export interface AuditPageRow extends AuditRow {
+  id: string;
+  vaultId: string | null;
+  environment: string | null;
+  count: number;
+}
+
+/**
+ * Up to `limit` rows of the log `scope`, newest first, that match `filter` and come strictly after `after` in the
+ * order (created_at desc, id desc), and the position of the last one when more rows follow it (null otherwise).
+ * Keyset, never an offset: a row written while someone pages is before the first page or in none, so no row
+ * shows twice and none is skipped, and a page costs the same however deep it is.
+ */
+export function pageAudit(
+  db: Db,
+  scope: AuditScope,
+  filter: AuditFilter,
+  after: AuditPosition | null,
+  limit: number,
+): Promise<{ rows: AuditPageRow[]; next: AuditPosition | null }> {
+  return runQuery("page audit events", async () => {
+    let query = db
+      .selectFrom("audit_events as a")
+      .leftJoin("users as u", "u.id", "a.user_id")
+      .select([
+        "a.id",
+        "a.action",
+        "a.version",
+        "a.created_at",
+        "a.user_id",
+        "u.email",
+        "a.metadata",
+        "a.vault_id",
+        "a.environment",
+        "a.count",
+      ]);
+    switch (scope.kind) {
+      case "vault":
+        query = query.where("a.vault_id", "=", scope.vaultId).where("a.org_id", "is", null);
+        break;
+      case "org":
+        query = query.where("a.org_id", "=", scope.orgId);
+        break;
+      case "account":
+        query = query
+          .where("a.user_id", "=", scope.userId)
+          .where("a.vault_id", "is", null)
+          .where("a.org_id", "is", null);
+        break;
+    }
+    if (filter.action !== undefined) query = query.where("a.action", "=", filter.action);
+    if (filter.userId !== undefined) query = query.where("a.user_id", "=", filter.userId);
+    if (filter.vaultId !== undefined) query = query.where("a.vault_id", "=", filter.vaultId);
+    if (filter.environment !== undefined) query = query.where("a.environment", "=", filter.environment);
+    if (filter.from !== undefined) query = query.where("a.created_at", ">=", filter.from);
+    if (filter.to !== undefined) query = query.where("a.created_at", "<", filter.to);
+    if (after !== null) {
+      query = query.where((eb) =>
+        eb(eb.refTuple("a.created_at", "a.id"), "<", eb.tuple(after.createdAt, after.id)),
+      );
+    }
+    const found = await query
+      .orderBy("a.created_at", "desc")
+      .orderBy("a.id", "desc")
+      .limit(limit + 1)
+      .execute();
+    const rows = found.slice(0, limit).map((r): AuditPageRow => ({
+      id: r.id,
+      action: r.action,
+      version: r.version === null ? null : Number(r.version),
+      createdAt: r.created_at,
+      userId: r.user_id,
+      email: r.email,
+      metadata: r.metadata,
+      vaultId: r.vault_id,
+      environment: r.environment,
+      count: Number(r.count),
+    }));
+    const last = rows[rows.length - 1];
+    const next =
+      found.length > limit && last !== undefined ? { createdAt: last.createdAt, id: last.id } : null;
+    return { rows, next };
+  });
+}
+
+/**
+ * Each member's newest `action` row (by version) per vault of an organisation, keyed `vaultId NUL userId`: with
+ * org.vault.pull, a member's last pull of each vault (one row per member, vault and version: the first pull of it).
+ */
+export function latestVersionEventsByMember(
+  db: Db,
+  orgId: string,
+  action: string,
+): Promise<Map<string, { version: number; createdAt: string }>> {
+  return runQuery("list audit versions by member", async () => {
+    const newest = db
+      .selectFrom("audit_events")
+      .select(["vault_id", "user_id"])
+      .select((eb) => eb.fn.max("version").as("version"))
+      .where("org_id", "=", orgId)
+      .where("action", "=", action)
+      .groupBy(["vault_id", "user_id"])
+      .as("n");
+    const rows = await db
+      .selectFrom("audit_events as a")
+      .innerJoin(newest, (join) =>
+        join
+          .onRef("n.vault_id", "=", "a.vault_id")
+          .onRef("n.user_id", "=", "a.user_id")
+          .onRef("n.version", "=", "a.version"),
+      )
+      .select(["a.vault_id", "a.user_id", "a.version", "a.created_at"])
+      .where("a.org_id", "=", orgId)
+      .where("a.action", "=", action)
+      .orderBy("a.created_at", "desc")
+      .execute();
+    const latest = new Map<string, { version: number; createdAt: string }>();
+    for (const row of rows) {
+      if (row.vault_id === null || row.user_id === null || row.version === null) continue;
+      // Were there two rows of one version (two first pulls at once before they were coalesced), the earlier one
+      // is set last and kept: the first pull of that version.
+      latest.set(`${row.vault_id}\u0000${row.user_id}`, {
+        version: Number(row.version),
+        createdAt: row.created_at,
+      });
     }
     return latest;
   });

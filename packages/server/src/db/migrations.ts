@@ -7,13 +7,14 @@ import { sql, SqliteAdapter, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { Database } from "./schema.js";
 import { accountActionCountsMigration, stepUpMigration } from "../api/migration.js";
+import { auditPagesMigration } from "../audit/migration.js";
 import { ciOidcMigration, ciPoliciesMigration } from "../ci/migration.js";
 import { identityMigration, signInLimitsMigration } from "../identity/migration.js";
 import { outboxMigration } from "../outbox/migration.js";
 import { orgKeyAuthorsMigration, orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
 import { sharingKeysMigration } from "../sharing-keys/migration.js";
-import { syncMigration } from "../sync/migration.js";
+import { syncMigration, vaultHeadsByUserMigration } from "../sync/migration.js";
 
 /** Every migration, in order. Names sort in that order too (Kysely runs them by name). */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
@@ -105,6 +106,8 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0014_org_key_authors": orgKeyAuthorsMigration,
   "0015_ci_oidc": ciOidcMigration,
   "0016_ci_policies": ciPoliciesMigration,
+  "0017_audit_pages": auditPagesMigration,
+  "0018_vault_heads_by_user": vaultHeadsByUserMigration,
 };
 
 class InCodeProvider implements MigrationProvider {

@@ -37,6 +37,8 @@ export interface AuditEventsTable {
   coalesce_key: string | null;
   /** The organisation the event belongs to; null for personal events. */
   org_id: Generated<string | null>;
+  /** The environment the event concerns (metadata.environment, a CI pull's), for filtering; else null. */
+  environment: Generated<string | null>;
 }
 
 /** Small facts about this database itself (e.g. when it was created), one row per key. */

@@ -780,3 +780,32 @@ export function findRoles(db: Db, orgId: string, userIds: readonly string[]): Pr
     return found;
   });
 }
+
+/**
+ * The slugs of the organisations `userId` is a member of that hold a copy of each of `vaultIds`, by slug; a vault
+ * no such organisation holds is absent. Organisations the user is not in are never named.
+ */
+export function listMemberCopies(
+  db: Db,
+  userId: string,
+  vaultIds: readonly string[],
+): Promise<Map<string, string[]>> {
+  return runQuery("list member organisation copies", async () => {
+    const copies = new Map<string, string[]>();
+    const unique = [...new Set(vaultIds)];
+    for (let start = 0; start < unique.length; start += ROWS_PER_STATEMENT) {
+      const rows = await db
+        .selectFrom("org_vault_heads as h")
+        .innerJoin("org_members as m", (join) =>
+          join.onRef("m.org_id", "=", "h.org_id").on("m.user_id", "=", userId),
+        )
+        .innerJoin("orgs as o", "o.id", "h.org_id")
+        .select(["h.vault_id", "o.slug"])
+        .where("h.vault_id", "in", unique.slice(start, start + ROWS_PER_STATEMENT))
+        .orderBy("o.slug")
+        .execute();
+      for (const row of rows) copies.set(row.vault_id, [...(copies.get(row.vault_id) ?? []), row.slug]);
+    }
+    return copies;
+  });
+}

@@ -15,6 +15,7 @@ import {
   orgPushRequestSchema,
   orgShareRequestSchema,
   type AuditLogResponse,
+  type AuditPageResponse,
   type OrgDeleteResponse,
   type OrgListResponse,
   type OrgLogResponse,
@@ -45,7 +46,7 @@ import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
-import { parseLimit, parseOrgSlug, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
+import { parseAuditQuery, parseLimit, parseOrgSlug, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import { normalizeEmail } from "../email.js";
 import {
   createOrgService,
@@ -350,6 +351,13 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
       slug,
       entries: value(await service.orgLog(actor(request), slug, limit)),
     };
+    return reply.send(answer);
+  });
+
+  api.get<{ Params: { slug: string }; Querystring: unknown }>(`${org}/audit`, async (request, reply) => {
+    const slug = parseOrgSlug(request.params.slug);
+    const query = parseAuditQuery(request.query, true);
+    const answer: AuditPageResponse = value(await service.auditPage(actor(request), slug, query));
     return reply.send(answer);
   });
 }

@@ -10,6 +10,7 @@
 import {
   fromBase64,
   sharingKeyFingerprint,
+  type AuditPageResponse,
   type CiEscrow,
   type OrgKeyState,
   type OrgMember,
@@ -22,14 +23,21 @@ import {
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { countAction, type AccountLimit } from "../api/account-limits.js";
-import { insertAudit, latestVersionEvents, listOrgAudit, type OrgAuditRow } from "../audit/data.js";
+import {
+  insertAudit,
+  latestVersionEvents,
+  latestVersionEventsByMember,
+  listOrgAudit,
+  type OrgAuditRow,
+} from "../audit/data.js";
+import { readAuditPage, type AuditPageRequest } from "../audit/page.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
 import { parseMetadata } from "../audit/metadata.js";
 import { blobDigest, pushVersion, storedEnvSchema, type HeadStore } from "../vault-copies.js";
 import * as data from "./data.js";
-import { atLeast, leastRoleFor, leastRoleToManage, type OrgAction } from "./permissions.js";
+import { allows, atLeast, leastRoleFor, leastRoleToManage, type OrgAction } from "./permissions.js";
 
 /** What a member's removal tells whoever must hear of it (the notices outbox), inside the removal's transaction. */
 export interface MemberRemovedEvent {
@@ -418,7 +426,10 @@ export function createOrgService(deps: OrgServiceDeps) {
     });
   }
 
-  /** The members with their sharing state, and the organisation's vaults. */
+  /**
+   * The members with their sharing state, and the organisation's vaults; for a caller who may read the audit log,
+   * each member's last pull of each vault too (it is read from that log).
+   */
   async function members(
     actor: OrgActor,
     slug: string,
@@ -426,10 +437,12 @@ export function createOrgService(deps: OrgServiceDeps) {
     const found = await access(actor, slug, "members.list");
     if ("kind" in found) return found;
     const orgId = found.org.id;
-    const [rows, vaults, fingerprints] = await Promise.all([
+    const auditor = allows(found.role, "audit.read");
+    const [rows, vaults, fingerprints, pulls] = await Promise.all([
       data.listMembers(db, orgId),
       data.listOrgVaults(db, orgId),
       data.listKeyFingerprints(db, orgId),
+      auditor ? latestVersionEventsByMember(db, orgId, data.PULL_ACTION) : null,
     ]);
     const sharingKeys = await findSharingKeys(
       db,
@@ -447,7 +460,14 @@ export function createOrgService(deps: OrgServiceDeps) {
             : wrapped.fingerprint === current && wrapped.authored
               ? "current"
               : "stale";
-        return { vaultId: vault.vaultId, state };
+        if (pulls === null) return { vaultId: vault.vaultId, state };
+        const pull = pulls.get(`${vault.vaultId}\u0000${member.userId}`);
+        return {
+          vaultId: vault.vaultId,
+          state,
+          lastPulledAt: pull?.createdAt ?? null,
+          lastPulledVersion: pull?.version ?? null,
+        };
       });
       return {
         ...member,
@@ -813,6 +833,17 @@ export function createOrgService(deps: OrgServiceDeps) {
     return { kind: "ok", value: (await listOrgAudit(db, found.org.id, null, limit)).map(entry) };
   }
 
+  /** A page of the organisation's audit log (of one of its vaults with the filter's vaultId). */
+  async function auditPage(
+    actor: OrgActor,
+    slug: string,
+    request: AuditPageRequest,
+  ): Promise<Outcome<AuditPageResponse>> {
+    const found = await access(actor, slug, "audit.read");
+    if ("kind" in found) return found;
+    return { kind: "ok", value: await readAuditPage(db, { kind: "org", orgId: found.org.id }, request) };
+  }
+
   return {
     create,
     list,
@@ -830,6 +861,7 @@ export function createOrgService(deps: OrgServiceDeps) {
     unshare,
     vaultLog,
     orgLog,
+    auditPage,
   };
 }
 

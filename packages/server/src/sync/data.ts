@@ -234,3 +234,30 @@ export function listVersions(db: Db, vaultId: string, userId: string): Promise<V
     }));
   });
 }
+
+/** One of a user's personal copies, without its blob or key. */
+export interface HeadSummary {
+  vaultId: string;
+  name: string;
+  version: number;
+  updatedAt: string;
+}
+
+/** The personal copies of `userId`, by name then vault id. */
+export function listHeads(db: Db, userId: string): Promise<HeadSummary[]> {
+  return runQuery("list vault heads", async () => {
+    const rows = await db
+      .selectFrom("vault_heads")
+      .select(["vault_id", "name", "version", "updated_at"])
+      .where("user_id", "=", userId)
+      .orderBy("name")
+      .orderBy("vault_id")
+      .execute();
+    return rows.map((r) => ({
+      vaultId: r.vault_id,
+      name: r.name,
+      version: Number(r.version),
+      updatedAt: r.updated_at,
+    }));
+  });
+}

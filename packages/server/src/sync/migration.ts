@@ -81,3 +81,10 @@ export const syncMigration: Migration = {
       .execute();
   },
 };
+
+/** Migration 0018: a user's personal copies found by user (the list of GET /api/v1/vaults), not by a full scan. */
+export const vaultHeadsByUserMigration: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.createIndex("vault_heads_user").on("vault_heads").column("user_id").execute();
+  },
+};

@@ -9,11 +9,14 @@ import {
   API_PREFIX,
   pushRequestSchema,
   rewrapRequestSchema,
+  VAULTS_PATH,
   type AuditLogResponse,
+  type AuditPageResponse,
   type MeResponse,
   type PullResponse,
   type PushResponse,
   type RewrapResponse,
+  type VaultListResponse,
 } from "@latchkey/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
@@ -25,7 +28,7 @@ import {
   type ApiContext,
   type ApiRoutes,
 } from "../api/plugin.js";
-import { parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
+import { parseAuditQuery, parseLimit, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import type { Database } from "../db/schema.js";
 import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
@@ -33,6 +36,7 @@ import type { EscrowKey } from "../escrow-key.js";
 import {
   createSyncService,
   type Actor,
+  type OrgCopiesLookup,
   type SyncService,
   type SyncWrites,
   type ValidPush,
@@ -47,6 +51,8 @@ export interface SyncDeps {
   escrowKey?: EscrowKey | undefined;
   /** Where push and rewrap run when not in this thread (the writer thread, on SQLite). */
   writes?: SyncWrites;
+  /** The caller's organisations' copies of their vaults, for the vault list (wired in app.ts). */
+  orgCopies?: OrgCopiesLookup;
 }
 
 /**
@@ -164,6 +170,23 @@ function syncPlugin(api: FastifyInstance, context: ApiContext, service: SyncServ
       const entries = await service.log(actor(request), vaultId, limit);
       if (entries === null) throw notFound();
       const body: AuditLogResponse = { vaultId, entries };
+      return reply.send(body);
+    },
+  );
+
+  api.get(VAULTS_PATH, async (request, reply) => {
+    const body: VaultListResponse = { vaults: await service.vaults(actor(request)) };
+    return reply.send(body);
+  });
+
+  api.get<{ Params: { vaultId: string }; Querystring: unknown }>(
+    `${prefix}/vaults/:vaultId/audit`,
+    async (request, reply) => {
+      const vaultId = parseVaultId(request.params.vaultId);
+      const query = parseAuditQuery(request.query);
+      const page = await service.audit(actor(request), vaultId, query);
+      if (page === null) throw notFound();
+      const body: AuditPageResponse = page;
       return reply.send(body);
     },
   );

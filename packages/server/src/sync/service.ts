@@ -3,10 +3,11 @@
  * what it uses. Callers (routes.ts) have validated the input and authenticated the user; every outcome the
  * client must tell apart is a value here, not an exception.
  */
-import type { CiEscrow } from "@latchkey/core";
+import type { AuditPageResponse, CiEscrow, VaultSummary } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit, listAudit } from "../audit/data.js";
 import { parseMetadata } from "../audit/metadata.js";
+import { readAuditPage, type AuditPageRequest } from "../audit/page.js";
 import { Abort, abortable } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
@@ -23,7 +24,19 @@ export interface SyncServiceDeps {
   escrowKey?: EscrowKey | undefined;
   /** Where push and rewrap run when not here: the writer thread (writer-thread.ts). */
   writes?: SyncWrites;
+  /** The organisations of the user's that hold copies of the vaults (orgs/data.ts, wired in app.ts). */
+  orgCopies?: OrgCopiesLookup;
 }
+
+/**
+ * The slugs of `userId`'s organisations holding a copy of each of `vaultIds` (absent: none); organisations the
+ * user is not in are never named.
+ */
+export type OrgCopiesLookup = (
+  db: Kysely<Database>,
+  userId: string,
+  vaultIds: readonly string[],
+) => Promise<Map<string, string[]>>;
 
 /** The service's writes, as another party (the writer thread) can run them. */
 export interface SyncWrites {
@@ -221,15 +234,42 @@ export function createSyncService(deps: SyncServiceDeps) {
     }));
   }
 
+  /** The actor's personal copies, by name, with their organisations' copies of them. */
+  async function vaults(actor: Actor): Promise<VaultSummary[]> {
+    const heads = await data.listHeads(db, actor.userId);
+    const copies =
+      deps.orgCopies === undefined || heads.length === 0
+        ? new Map<string, string[]>()
+        : await deps.orgCopies(
+            db,
+            actor.userId,
+            heads.map((h) => h.vaultId),
+          );
+    return heads.map((head) => ({ ...head, orgs: copies.get(head.vaultId) ?? [] }));
+  }
+
+  /** A page of the audit log of a vault the actor owns; null when it is not theirs (or absent). */
+  async function audit(
+    actor: Actor,
+    vaultId: string,
+    request: AuditPageRequest,
+  ): Promise<AuditPageResponse | null> {
+    const owner = await data.findVaultOwner(db, vaultId);
+    if (owner !== actor.userId) return null;
+    return readAuditPage(db, { kind: "vault", vaultId }, request);
+  }
+
   const writes = deps.writes;
   return writes === undefined
-    ? { push, pull, rewrap, log }
+    ? { push, pull, rewrap, log, vaults, audit }
     : {
         push: (actor: Actor, vaultId: string, request: ValidPush) => writes.push(actor, vaultId, request),
         pull,
         rewrap: (actor: Actor, vaultId: string, request: { wrappedKey: string; version: number }) =>
           writes.rewrap(actor, vaultId, request),
         log,
+        vaults,
+        audit,
       };
 }
 
