@@ -99,7 +99,7 @@ describe.skipIf(!requirePart("the sharing-key crash e2e suite", terminalCheck())
           vault.name,
           await latchkeyJsonOf(owner),
         );
-        ok(await latchkey(user.m, ["env", "pull", "--org", ORG], { cwd: member }));
+        ok(await latchkey(user.m, ["env", "pull", "--org", ORG, "--trust-new-members"], { cwd: member }));
         expect(await secretsOf(user, member)).toEqual(vault.secrets);
         projects.push({ owner, member, secrets: vault.secrets });
       }

@@ -64,7 +64,7 @@ if (requirePart("the teams database e2e suite", terminalCheck())) {
       for (const member of [bob, cid]) {
         const dir = await projectDir(root.path, `app-${member.m.name}`, "app", await latchkeyJsonOf(annDir));
         dirs.set(member, dir);
-        ok(await latchkey(member.m, ["env", "pull", "--org", "acme"], { cwd: dir }));
+        ok(await latchkey(member.m, ["env", "pull", "--org", "acme", "--trust-new-members"], { cwd: dir }));
       }
       for (const member of team) expect(await secretsOf(member, dirs.get(member)!)).toEqual(SECRETS);
 

@@ -64,7 +64,8 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("pinned me
     );
     expect(() => orgCopyOf(server, "acme", vaultId)).toThrow(/no copy/);
     ok(await latchkey(ann.m, ["env", "share", "--org", "acme", "--trust-new-members"], { cwd: aDir }));
-    ok(await latchkey(bob.m, ["env", "pull", "--org", "acme"], { cwd: bDir }));
+    // ann, who wrapped the key, is new to bob's machine as bob was to hers.
+    ok(await latchkey(bob.m, ["env", "pull", "--org", "acme", "--trust-new-members"], { cwd: bDir }));
     expect(await secretsOf(bob, bDir)).toEqual(SECRETS);
 
     const rotated = await rotateOnTerminal(bob.m, { password: bob.password });

@@ -20,6 +20,7 @@ import {
   onTerminal,
   openCopy,
   orgCopyOf,
+  orgKeyOf,
   projectDir,
   readDatabase,
   refused,
@@ -143,7 +144,12 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     });
     for (const member of [bob, cid]) {
       const dir = await checkout(member);
-      ok(await latchkey(member.m, ["env", "pull", "--org", "acme"], { cwd: dir }));
+      // ann, who wrapped the key, is new to their machines: a script's first pull takes her key with the flag.
+      refused(
+        await latchkey(member.m, ["env", "pull", "--org", "acme"], { cwd: dir }),
+        "LK_ORG_MEMBER_UNTRUSTED",
+      );
+      ok(await latchkey(member.m, ["env", "pull", "--org", "acme", "--trust-new-members"], { cwd: dir }));
       expect(await secretsOf(member, dir)).toEqual(SECRETS);
       expect(await secretsOf(member, dir, "staging")).toEqual(STAGING);
     }
@@ -225,17 +231,23 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     );
     expect(JSON.parse(shared.stdout)).toMatchObject({ newKey: false, waiting: [] });
     expect((JSON.parse(shared.stdout) as { sharedWith: string[] }).sharedWith).toContain(dee.email);
-    ok(await latchkey(dee.m, ["env", "pull", "--org", "acme"], { cwd: deeDir }));
+    ok(await latchkey(dee.m, ["env", "pull", "--org", "acme", "--trust-new-members"], { cwd: deeDir }));
     expect(await secretsOf(dee, deeDir)).toEqual({ ...SECRETS, FEATURE_FLAG: "on", PUSHED_BY: "bob" });
   }, 180_000);
 
   it("a removed member cannot pull, and the key they kept opens nothing pushed after the rotation", async () => {
     const bobDir = await checkout(bob);
-    ok(await latchkey(bob.m, ["env", "pull", "--org", "acme"], { cwd: bobDir }));
+    // cid wrapped the key last: new to bob's machine.
+    ok(await latchkey(bob.m, ["env", "pull", "--org", "acme", "--trust-new-members"], { cwd: bobDir }));
     const bobId = userIdOf(server, bob.email);
     // What bob keeps: his sharing key and the vault key it opens, and the blob he could read.
     const before = orgCopyOf(server, "acme", vaultId);
-    const kept = await unwrapFor(wrappedKeyOf(server, "acme", vaultId, bobId)!, await sharingKeyPair(bob));
+    const kept = await unwrapFor(
+      orgKeyOf(server, "acme", vaultId, bobId)!,
+      await sharingKeyPair(bob),
+      vaultId,
+      "acme",
+    );
     expect(await openCopy(kept, before, vaultId, "acme")).toMatchObject({
       default: { API_KEY: SECRETS.API_KEY },
     });
@@ -288,14 +300,23 @@ describe.skipIf(!requirePart("the teams e2e suite", terminalCheck()))("organisat
     const after = orgCopyOf(server, "acme", vaultId);
     expect(after.version).toBe(before.version + 2);
     await expect(openCopy(kept, after, vaultId, "acme")).rejects.toMatchObject({ code: "LK_DECRYPT_FAILED" });
-    // The others read it with the new key.
-    ok(await latchkey(dee.m, ["env", "pull", "--org", "acme"], { cwd: await checkout(dee) }));
+    // The others read it with the new key (wrapped by ann, whom dee's machine has not seen before).
+    ok(
+      await latchkey(dee.m, ["env", "pull", "--org", "acme", "--trust-new-members"], {
+        cwd: await checkout(dee),
+      }),
+    );
     expect(await secretsOf(dee, await checkout(dee))).toMatchObject({ AFTER_REMOVAL: "fresh-secret-2c9d" });
   }, 180_000);
 
   it("with --no-rotate the key a removed member kept still opens the next version (the control)", async () => {
     const deeId = userIdOf(server, dee.email);
-    const kept = await unwrapFor(wrappedKeyOf(server, "acme", vaultId, deeId)!, await sharingKeyPair(dee));
+    const kept = await unwrapFor(
+      orgKeyOf(server, "acme", vaultId, deeId)!,
+      await sharingKeyPair(dee),
+      vaultId,
+      "acme",
+    );
     const removal = await onTerminal(ann, ["org", "remove", "acme", dee.email, "--no-rotate"]);
     expect(removal.code, removal.output).toBe(0);
     expect(removal.output).toContain("key not rotated (--no-rotate)");

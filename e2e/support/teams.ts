@@ -11,8 +11,9 @@ import { expect } from "vitest";
 import {
   fromBase64,
   openEnvelope,
+  orgVaultKeyContext,
   syncBlobContext,
-  unwrapKeyForRecipient,
+  unwrapKeyFromSender,
   utf8Decode,
   x25519PublicKey,
 } from "@latchkey/core";
@@ -206,6 +207,37 @@ export function orgCopyOf(
   });
 }
 
+/** A member's wrapped key of an organisation copy, with the sharer's key and the key version it was wrapped for. */
+export interface OrgKeyRow {
+  readonly wrappedKey: string;
+  /** The sharer's public key (base64), as the server recorded it. */
+  readonly wrappedByKey: string;
+  readonly keyVersion: number;
+}
+
+/** The key the server holds for `userId` of `slug`'s copy of `vaultId`, or null. */
+export function orgKeyOf(
+  server: Pick<LatchkeyServer, "dataDir">,
+  slug: string,
+  vaultId: string,
+  userId: string,
+): OrgKeyRow | null {
+  return readDatabase(server, (db) => {
+    const row = db
+      .prepare(
+        "SELECT k.wrapped_key, k.wrapped_by_key, k.key_version FROM vault_org_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.vault_id = ? AND k.user_id = ?",
+      )
+      .get(slug, vaultId, userId);
+    return row === undefined
+      ? null
+      : {
+          wrappedKey: String(row.wrapped_key),
+          wrappedByKey: String(row.wrapped_by_key),
+          keyVersion: Number(row.key_version),
+        };
+  });
+}
+
 /** The wrapped key the server holds for `userId` of `slug`'s copy of `vaultId`, or null. */
 export function wrappedKeyOf(
   server: Pick<LatchkeyServer, "dataDir">,
@@ -213,14 +245,7 @@ export function wrappedKeyOf(
   vaultId: string,
   userId: string,
 ): string | null {
-  return readDatabase(server, (db) => {
-    const row = db
-      .prepare(
-        "SELECT k.wrapped_key FROM vault_org_keys k JOIN orgs o ON o.id = k.org_id WHERE o.slug = ? AND k.vault_id = ? AND k.user_id = ?",
-      )
-      .get(slug, vaultId, userId);
-    return row === undefined ? null : String(row.wrapped_key);
-  });
+  return orgKeyOf(server, slug, vaultId, userId)?.wrappedKey ?? null;
 }
 
 /** `member`'s sharing key pair, read from their machine's keystore. */
@@ -232,12 +257,23 @@ export async function sharingKeyPair(
   return { privateKey, publicKey: await x25519PublicKey(privateKey) };
 }
 
-/** Opens a wrapped organisation vault key with a member's key pair. */
+/**
+ * Opens a member's wrapped key of `slug`'s copy of `vaultId` with their key pair, from the sharer's key the row
+ * names, as the member's CLI does: what a member (or a removed one) holds.
+ */
 export function unwrapFor(
-  wrapped: string,
+  row: OrgKeyRow,
   pair: { privateKey: Uint8Array; publicKey: Uint8Array },
+  vaultId: string,
+  slug: string,
 ): Promise<Uint8Array> {
-  return unwrapKeyForRecipient(wrapped, pair.privateKey, pair.publicKey);
+  return unwrapKeyFromSender(
+    row.wrappedKey,
+    pair.privateKey,
+    pair.publicKey,
+    fromBase64(row.wrappedByKey),
+    orgVaultKeyContext(vaultId, slug, row.keyVersion),
+  );
 }
 
 /**
