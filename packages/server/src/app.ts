@@ -32,6 +32,7 @@ import { beginAttempt, limitAddress } from "./identity/rate-limit.js";
 import { registerJsonBodyParser } from "./json-body.js";
 import { OneLinePerRequest } from "./logging.js";
 import { secureCookies } from "./loopback.js";
+import type { Metrics } from "./metrics.js";
 import { timeOrderedId } from "./db/ids.js";
 import { deleteUserKeys, listMemberCopies, listUserKeys, orgNoticeRecipients } from "./orgs/data.js";
 import { orgRoutes } from "./orgs/routes.js";
@@ -89,6 +90,8 @@ export interface AppDeps {
    * through the workspace package; null, none (a 503 page says how to build it).
    */
   dashboardDir?: string | null;
+  /** The process's metrics (metrics.ts, --metrics-listen): every answer is counted there. Absent: none. */
+  metrics?: Metrics;
   /**
    * Adds test-only routes. Only tests pass it (in-process, or the process tests' own entry through run-process.ts);
    * the shipped entry has no way to.
@@ -186,6 +189,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     },
   });
   registerJsonBodyParser(app);
+  deps.metrics?.instrument(app);
 
   // Once the server is closing, a response ends its connection: Node closes only the connections that are idle
   // at the moment the listener closes, so a keep-alive connection whose request was still in flight would

@@ -107,3 +107,55 @@ describe("parseServerArgs", () => {
     );
   });
 });
+
+describe("--metrics-listen", () => {
+  const token = "m".repeat(32);
+
+  it("is off by default and takes HOST:PORT from the flag or METRICS_LISTEN, the flag first", () => {
+    expect(parseServerArgs([], {}, "/srv")?.metrics).toBeUndefined();
+    expect(parseServerArgs(["--metrics-listen", "127.0.0.1:9464"], {}, "/srv")?.metrics).toEqual({
+      host: "127.0.0.1",
+      port: 9464,
+      token: undefined,
+    });
+    expect(parseServerArgs([], { METRICS_LISTEN: "[::1]:0" }, "/srv")?.metrics).toEqual({
+      host: "::1",
+      port: 0,
+      token: undefined,
+    });
+    expect(
+      parseServerArgs(["--metrics-listen", "localhost:9000"], { METRICS_LISTEN: "127.0.0.1:9464" }, "/srv")
+        ?.metrics,
+    ).toEqual({ host: "localhost", port: 9000, token: undefined });
+  });
+
+  it("refuses an address other than loopback without METRICS_TOKEN, and takes it with one", () => {
+    for (const address of ["0.0.0.0:9464", "10.0.0.5:9464", "[::]:9464", "metrics.example.com:9464"]) {
+      expect(() => parseServerArgs(["--metrics-listen", address], {}, "/srv")).toThrow(
+        expect.objectContaining({ code: "LK_CONFIG_INVALID" }),
+      );
+    }
+    expect(
+      parseServerArgs(["--metrics-listen", "0.0.0.0:9464"], { METRICS_TOKEN: token }, "/srv")?.metrics,
+    ).toEqual({ host: "0.0.0.0", port: 9464, token });
+  });
+
+  it("refuses a short METRICS_TOKEN without repeating it, and a malformed address", () => {
+    const short = "short-metrics-token";
+    let thrown: unknown;
+    try {
+      parseServerArgs(["--metrics-listen", "127.0.0.1:9464"], { METRICS_TOKEN: short }, "/srv");
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: "LK_CONFIG_INVALID" });
+    expect(JSON.stringify({ ...(thrown as object), message: (thrown as Error).message })).not.toContain(
+      short,
+    );
+    for (const address of ["9464", "127.0.0.1", "127.0.0.1:99999", "::1:9464", "[127.0.0.1]:9464", ":9464"]) {
+      expect(() => parseServerArgs(["--metrics-listen", address], {}, "/srv")).toThrow(
+        expect.objectContaining({ code: "LK_USAGE" }),
+      );
+    }
+  });
+});

@@ -18,6 +18,8 @@ import { loggerOptions } from "./logging.js";
 import { createOutboxSender, type OutboxSender } from "./outbox/sender.js";
 import { createSmtpTransport, describeSmtpUrl, parseSmtpConfig, type SmtpConfig } from "./outbox/smtp.js";
 import { loadEscrowKey, recordEscrowKey } from "./escrow-key.js";
+import { isLoopbackHost } from "./loopback.js";
+import { createMetrics, startMetricsListener, type MetricsListen, type MetricsListener } from "./metrics.js";
 import { checkDataDir, loadServerSecret } from "./secret.js";
 import { startWriterThread, type ThreadWriter } from "./sync/writer-thread.js";
 
@@ -47,6 +49,43 @@ export interface ServerConfig {
   smtp: SmtpConfig | undefined;
   /** CI_OIDC_ISSUERS: the CI platforms whose OIDC tokens CI pulls may present (ci/issuers.ts). */
   ciIssuers: readonly CiIssuer[];
+  /** --metrics-listen or METRICS_LISTEN, with METRICS_TOKEN: where GET /metrics is served; absent, nowhere. */
+  metrics: MetricsListen | undefined;
+}
+
+/** Shortest METRICS_TOKEN taken: as long as LATCHKEY_SERVER_SECRET, so that it cannot be guessed either. */
+const MIN_METRICS_TOKEN_LENGTH = 32;
+
+/**
+ * The metrics listener's HOST:PORT (`[::1]:9464` for IPv6) and token. A scrape answer shows how busy the server is
+ * and when, and a metrics port is easy to open by mistake on a public address: one that is not loopback needs
+ * METRICS_TOKEN, which every scrape must then send as a bearer token.
+ */
+function parseMetricsListen(text: string | undefined, token: string | undefined): MetricsListen | undefined {
+  if (text === undefined || text === "") return undefined;
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const host = match?.[1] ?? match?.[2];
+  const port = Number(match?.[3]);
+  if (host === undefined || port > 65535 || (match?.[1] !== undefined && isIP(host) !== 6)) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: `--metrics-listen (METRICS_LISTEN) must be HOST:PORT, not "${text}".`,
+      hint: "For example --metrics-listen 127.0.0.1:9464 ([::1]:9464 for IPv6).",
+    });
+  }
+  const secret = token === "" ? undefined : token;
+  if (secret !== undefined && secret.length < MIN_METRICS_TOKEN_LENGTH) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters.`,
+      hint: "Make one with `openssl rand -base64 32` and give the same to the scraper (Prometheus: authorization.credentials_file).",
+    });
+  }
+  if (secret === undefined && !isLoopbackHost(host)) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `The metrics listener on ${text} would be reachable from other machines without a token.`,
+      hint: "Listen on loopback (--metrics-listen 127.0.0.1:9464), or set METRICS_TOKEN (at least 32 characters) that every scrape must send as a bearer token.",
+    });
+  }
+  return { host, port, token: secret };
 }
 
 /**
@@ -98,6 +137,9 @@ Options:
   --data-dir DIR    SQLite database and server secret (default ./${DEFAULT_DATA_DIR}, created mode 0700)
   --open-signup     let anyone who reaches the sign-in page create an account (default: accounts are made
                     with \`admin create-user\` only)
+  --metrics-listen HOST:PORT
+                    serve Prometheus metrics at GET /metrics on this address, never on the public port
+                    (default: off). An address other than loopback needs METRICS_TOKEN
   -h, --help        show this help
 
 Admin commands (they open the same database as the server, with the same --data-dir and DATABASE_URL):
@@ -135,6 +177,9 @@ Environment:
                           only on a loopback host). Default github=https://token.actions.githubusercontent.com,
                           gitlab=https://gitlab.com; a value replaces the default (list github too to keep it);
                           none trusts no platform
+  METRICS_LISTEN          as --metrics-listen (the flag wins)
+  METRICS_TOKEN           a bearer token (at least 32 characters) every scrape of the metrics listener must
+                          send; required when that listener is not on loopback. Never pass it as an argument
   LOG_LEVEL               pino level: fatal, error, warn, info (default), debug, trace
 
 Examples:
@@ -158,6 +203,7 @@ export function parseServerArgs(
         port: { type: "string" },
         "data-dir": { type: "string" },
         "open-signup": { type: "boolean" },
+        "metrics-listen": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -199,6 +245,7 @@ export function parseServerArgs(
     trustProxy: parseTrustProxy(env.TRUST_PROXY, publicUrl),
     smtp: parseSmtpConfig(env, publicUrl),
     ciIssuers: parseCiIssuers(env),
+    metrics: parseMetricsListen(values["metrics-listen"] ?? env.METRICS_LISTEN, env.METRICS_TOKEN),
   };
 }
 
@@ -259,6 +306,7 @@ export async function runServer(
   let app;
   let identity: Identity | undefined;
   let writer: ThreadWriter | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     const { secret, source } = await loadServerSecret({
       env: deps.env,
@@ -282,8 +330,17 @@ export async function runServer(
     if (database.dialect === "sqlite" && deps.syncWriterWorker !== undefined) {
       writer = startWriterThread(deps.syncWriterWorker, resolve(config.dataDir, SQLITE_FILE), escrow.key);
     }
+    const running = writer;
+    const metrics =
+      config.metrics === undefined
+        ? undefined
+        : createMetrics({
+            ...(database.poolStats ? { pool: database.poolStats } : {}),
+            ...(running ? { writerQueue: () => running.queueDepth() } : {}),
+          });
     app = buildApp({
       db: database.db,
+      ...(metrics ? { metrics } : {}),
       identity,
       escrowKey: escrow.key,
       ...(writer ? { syncWrites: writer } : {}),
@@ -323,7 +380,18 @@ export async function runServer(
     await app.listen({ host: config.host, port: config.port }).catch((err: unknown) => {
       throw listenError(err, config);
     });
+    if (metrics !== undefined && config.metrics !== undefined) {
+      const listen = config.metrics;
+      metricsListener = await startMetricsListener(metrics, listen).catch((err: unknown) => {
+        throw listenError(err, listen);
+      });
+      app.log.info(
+        { event: "metrics.listening", url: metricsListener.url, token: listen.token !== undefined },
+        `metrics: GET ${metricsListener.url}/metrics${listen.token !== undefined ? " with the bearer token METRICS_TOKEN" : ""}`,
+      );
+    }
   } catch (err) {
+    await metricsListener?.close().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await writer?.close().catch(() => undefined);
     await database.close().catch(() => undefined);
@@ -393,6 +461,8 @@ export async function runServer(
       clearInterval(sweep);
     }
     await senderStopped;
+    // Scraped until the last request is answered, so a dashboard sees the drain.
+    await metricsListener?.close();
     await writer?.close();
     await database.close();
     clearTimeout(force);

@@ -7,6 +7,7 @@ import { mkdir, chmod } from "node:fs/promises";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely, type Dialect } from "kysely";
+import type { PoolStats } from "./postgres.js";
 import type { Database } from "./schema.js";
 import { NodeSqliteDialect, SqliteChangeWatch } from "./sqlite-dialect.js";
 
@@ -24,6 +25,8 @@ export interface DatabaseConfig {
 export interface OpenDatabase {
   db: Kysely<Database>;
   dialect: "sqlite" | "postgres";
+  /** PostgreSQL: this process's pool's counts now (for the metrics); absent on SQLite. */
+  poolStats?: () => PoolStats;
   /** Waits for queries in flight, then closes every connection. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -64,8 +67,8 @@ export function isPostgresUrl(url: string | undefined): url is string {
 /** Opens (creating when needed) the database `config` names. Does not migrate: see migrations.ts. */
 export async function openDatabase(config: DatabaseConfig): Promise<OpenDatabase> {
   if (isPostgresUrl(config.databaseUrl)) {
-    const dialect = await loadPostgresDialect(config.databaseUrl);
-    return wrap(new Kysely<Database>({ dialect }), "postgres");
+    const { dialect, poolStats } = await loadPostgresDialect(config.databaseUrl);
+    return { ...wrap(new Kysely<Database>({ dialect }), "postgres"), ...(poolStats ? { poolStats } : {}) };
   }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // mkdir's mode is filtered by the umask and ignored for an existing directory; the data directory holds the
@@ -127,9 +130,12 @@ function wrap(db: Kysely<Database>, dialect: OpenDatabase["dialect"]): OpenDatab
   return { db, dialect, close: () => (closing ??= db.destroy()) };
 }
 
-async function loadPostgresDialect(url: string): Promise<Dialect> {
+async function loadPostgresDialect(
+  url: string,
+): Promise<{ dialect: Dialect; poolStats: (() => PoolStats) | null }> {
   // Loaded only when DATABASE_URL asks for PostgreSQL, so a SQLite server never loads pg (the build splits
   // postgres.ts and pg into their own chunk).
-  const { createPostgresDialect } = await import("./postgres.js");
-  return createPostgresDialect(url);
+  const { createPostgresDialect, poolStatsOf } = await import("./postgres.js");
+  const dialect = createPostgresDialect(url);
+  return { dialect, poolStats: poolStatsOf(dialect) };
 }

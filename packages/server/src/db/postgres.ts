@@ -17,6 +17,25 @@ export interface PostgresPoolOptions {
   connectionTimeoutMs?: number;
 }
 
+/** A pool's counts at one moment (metrics.ts): its limit, connections open, idle ones, and queries waiting. */
+export interface PoolStats {
+  max: number;
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+// Kept beside the dialect rather than returned with it: Kysely takes the dialect, and the metrics ask for the pool.
+const pools = new WeakMap<PostgresDialect, pg.Pool>();
+
+/** The counts of the pool behind `dialect` (one createPostgresDialect made), read afresh at each call. */
+export function poolStatsOf(dialect: PostgresDialect): (() => PoolStats) | null {
+  const pool = pools.get(dialect);
+  if (pool === undefined) return null;
+  const max = pool.options.max;
+  return () => ({ max, total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount });
+}
+
 /** pg's type id for int8/bigint (COUNT(*), SUM of integers, bigint columns). */
 const INT8_OID = 20;
 
@@ -67,7 +86,9 @@ export function createPostgresDialect(url: string, options: PostgresPoolOptions 
   // event would crash the server. pg has already dropped the connection, the next query opens a fresh one, and a
   // database that stays down shows up as failing queries and a 503 from /readyz.
   pool.on("error", () => undefined);
-  return new PostgresDialect({ pool });
+  const dialect = new PostgresDialect({ pool });
+  pools.set(dialect, pool);
+  return dialect;
 }
 
 /**

@@ -67,6 +67,8 @@ export interface WriterData {
 /** The writes, answered by the thread; `close` ends it once the writes it was given have been answered. */
 export interface ThreadWriter extends SyncWrites {
   close(): Promise<void>;
+  /** Writes handed to the thread and not answered yet (the metrics' writer queue depth). */
+  queueDepth(): number;
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
@@ -138,6 +140,7 @@ export function startWriterThread(workerUrl: URL, path: string, escrowKey?: Escr
       send({ op: "push", actor, vaultId, push }) as Promise<PushOutcome>,
     rewrap: (actor, vaultId, request) =>
       send({ op: "rewrap", actor, vaultId, request }) as Promise<RewrapOutcome>,
+    queueDepth: () => pending.size,
     close: () =>
       (closing ??= (async () => {
         // The server closes this after its requests have ended, so nothing is pending; wait anyway rather than cut
