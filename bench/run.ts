@@ -70,6 +70,10 @@ const GOALS = {
   serverPullOverCeiling: 0.4,
   /** Issue 6: acknowledged versioned pushes per second on SQLite, 50 connections (a lower bound). */
   serverPushPerSecond: 2500,
+  /** Operations: pull req/s of two server processes on PostgreSQL behind a round-robin proxy over one process's. */
+  serverTwoProcessesPullOverOne: 1.6,
+  /** Operations: PostgreSQL's acknowledged versioned pushes per second over SQLite's, same run. */
+  serverPostgresPushOverSqlite: 0.8,
   /** Teams: `env share --org` to an organisation of 1,000 members, median ms (an absolute bound, the issue's). */
   orgShareMs: 2000,
   /** Teams: `env pull --org` by one member over the same member's personal `env pull`. */
@@ -303,6 +307,8 @@ async function main(): Promise<number> {
     warmupPerConnection: 40,
     pullOverCeiling: GOALS.serverPullOverCeiling,
     pushPerSecond: GOALS.serverPushPerSecond,
+    twoProcessesPullOverOne: GOALS.serverTwoProcessesPullOverOne,
+    postgresPushOverSqlite: GOALS.serverPostgresPushOverSqlite,
     temp: join(temp, "server"),
     progress,
   };

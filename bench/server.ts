@@ -17,7 +17,7 @@
 // read back from that machine's keystore.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import {
@@ -28,6 +28,8 @@ import {
   storedSession,
   type LatchkeyServer,
 } from "../e2e/support/latchkey-server.ts";
+import { postgresAvailable, startPostgres, type PostgresCluster } from "../e2e/support/postgres.ts";
+import { startRoundRobinProxy, type Proxy } from "./lib/proxy.ts";
 
 /**
  * The sync API's prefix, request id and signature headers, and the signed bytes' first line
@@ -53,6 +55,10 @@ export interface ServerBenchOptions {
   readonly pullOverCeiling: number;
   /** Lower bound on acknowledged pushes per second. */
   readonly pushPerSecond: number;
+  /** Lower bound on the pull req/s of two server processes behind the proxy over one process's (PostgreSQL). */
+  readonly twoProcessesPullOverOne: number;
+  /** Lower bound on PostgreSQL's acknowledged pushes per second over SQLite's. */
+  readonly postgresPushOverSqlite: number;
   readonly temp: string;
   readonly progress: (message: string) => void;
 }
@@ -71,6 +77,14 @@ export interface Throughput {
   readonly errors: number;
   readonly mismatches: number;
   readonly seconds: number;
+  /** Peak resident memory of the target's server processes during its timed rounds, MiB (sum over processes). */
+  readonly rssMiB: number | null;
+}
+
+/** A goal: a lower bound on subject/baseline or on the subject's own req/s, or none (shown for information). */
+export interface Goal {
+  readonly kind: "ratio" | "rate" | "info";
+  readonly min: number;
 }
 
 /** A server scenario: ran (subject, its ceiling, the goal) or not run with the reason. */
@@ -81,8 +95,7 @@ export type ServerScenarioResult =
       readonly status: "ran";
       readonly subject: Throughput;
       readonly baseline: Throughput;
-      /** Either a lower bound on subject/baseline or on the subject's own req/s. */
-      readonly goal: { readonly kind: "ratio" | "rate"; readonly min: number };
+      readonly goal: Goal;
       readonly met: boolean;
       readonly note: string;
       /** Push only: durable SQLite commits per second of one push's writes, without the server. */
@@ -93,7 +106,7 @@ export type ServerScenarioResult =
       readonly title: string;
       readonly status: "not-run";
       readonly reason: string;
-      readonly goal: { readonly kind: "ratio" | "rate"; readonly min: number };
+      readonly goal: Goal;
     };
 
 // autocannon 9 ships no types; only what the bench uses is declared.
@@ -164,9 +177,46 @@ interface Load {
    * that autocannon waits for every answer and no push is left applied but unacknowledged when a round ends.
    */
   readonly byAmount?: boolean;
+  /** The server processes behind it, whose memory is sampled during its rounds (none for the ceiling). */
+  readonly pids?: () => readonly number[];
 }
 
-function combine(label: string, rounds: readonly Round[]): Throughput {
+/** Resident memory of `pids` now, MiB (from /proc; null where there is no /proc). */
+async function rssMiB(pids: readonly number[]): Promise<number | null> {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      const status = await readFile(`/proc/${pid}/status`, "utf8");
+      kib += Number(/^VmRSS:\s+(\d+)\s+kB$/m.exec(status)?.[1] ?? Number.NaN);
+    } catch {
+      return null;
+    }
+  }
+  return Number.isFinite(kib) ? kib / 1024 : null;
+}
+
+/** Runs one round of `load`, sampling its processes' memory every 200 ms meanwhile; the peak is returned. */
+async function sampledRound(
+  load: Load,
+  options: AutocannonOptions,
+): Promise<{ round: Round; rss: number | null }> {
+  const pids = load.pids?.() ?? [];
+  let peak: number | null = null;
+  const sample = async (): Promise<void> => {
+    const now = pids.length === 0 ? null : await rssMiB(pids);
+    if (now !== null) peak = Math.max(peak ?? 0, now);
+  };
+  const timer = setInterval(() => void sample(), 200);
+  try {
+    const round = await autocannon(options);
+    await sample();
+    return { round, rss: peak };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function combine(label: string, rounds: readonly Round[], rss: number | null = null): Throughput {
   let ok = 0;
   const non2xx: Record<string, number> = {};
   for (const round of rounds) {
@@ -186,20 +236,20 @@ function combine(label: string, rounds: readonly Round[]): Throughput {
     errors: rounds.reduce((sum, r) => sum + r.errors + r.timeouts, 0),
     mismatches: rounds.reduce((sum, r) => sum + r.mismatches, 0),
     seconds,
+    rssMiB: rss,
   };
 }
 
 /**
- * Warms both loads up, then runs them in the order subject, ceiling, ceiling, subject (so drift during the run
- * weighs on both alike) and combines each one's two rounds of about `roundSeconds`.
+ * Warms every load up, then runs them in order and in reverse (A B C C B A: drift during the run weighs on all
+ * alike) and combines each one's two rounds of about `roundSeconds`.
  */
-async function sideBySide(
-  subject: Load,
-  ceiling: Load,
+async function alternate(
+  loads: readonly Load[],
   options: ServerBenchOptions,
-): Promise<{ subject: Throughput; ceiling: Throughput }> {
+): Promise<Map<Load, Throughput>> {
   const sizing = new Map<Load, { amount: number } | { duration: number }>();
-  for (const load of [subject, ceiling]) {
+  for (const load of loads) {
     // Two passes: the first pays for the JIT and fills caches, the second's rate sizes amount-based rounds.
     const half = CONNECTIONS * Math.max(1, Math.round(options.warmupPerConnection / 2));
     await autocannon({ ...load.options(), amount: half });
@@ -210,18 +260,23 @@ async function sideBySide(
       load.byAmount === true ? { amount: perConnection * CONNECTIONS } : { duration: options.roundSeconds },
     );
   }
-  const results = new Map<Load, Round[]>([
-    [subject, []],
-    [ceiling, []],
-  ]);
-  for (const load of [subject, ceiling, ceiling, subject]) {
+  const rounds = new Map<Load, { rounds: Round[]; rss: number | null }>(
+    loads.map((load) => [load, { rounds: [], rss: null }]),
+  );
+  for (const load of [...loads, ...[...loads].reverse()]) {
     // options() is called afresh for each run: the push load's setupClient numbers its connections per run.
-    results.get(load)?.push(await autocannon({ ...load.options(), ...sizing.get(load) }));
+    const { round, rss } = await sampledRound(load, { ...load.options(), ...sizing.get(load) });
+    const kept = rounds.get(load);
+    if (kept === undefined) continue;
+    kept.rounds.push(round);
+    if (rss !== null) kept.rss = Math.max(kept.rss ?? 0, rss);
   }
-  return {
-    subject: combine(subject.label, results.get(subject) ?? []),
-    ceiling: combine(ceiling.label, results.get(ceiling) ?? []),
-  };
+  return new Map(
+    loads.map((load) => [
+      load,
+      combine(load.label, rounds.get(load)?.rounds ?? [], rounds.get(load)?.rss ?? null),
+    ]),
+  );
 }
 
 /** The ceiling: a node:http process that answers GET with `pull` and anything else with `push`, read in full. */
@@ -351,36 +406,194 @@ async function realToken(server: LatchkeyServer, temp: string): Promise<string> 
   return token;
 }
 
-/** Runs the pull and push scenarios (ids `firstId` and `firstId + 1`). */
+/** A pull load of `path` on `url`, every answer compared with `expected`. */
+function pullLoad(
+  label: string,
+  url: string,
+  path: string,
+  headers: Record<string, string>,
+  expected: string,
+  pids?: () => readonly number[],
+): Load {
+  return {
+    label,
+    options: () => ({ url: `${url}${path}`, connections: CONNECTIONS, headers, expectBody: expected }),
+    ...(pids ? { pids } : {}),
+  };
+}
+
+/** One vault per connection, its version carried from push to push (and from round to round). */
+interface PushVault {
+  readonly id: string;
+  version: number;
+}
+
+/** A versioned push load on `url`: each connection pushes its own vault of `vaults`. */
+function pushLoad(
+  label: string,
+  url: string,
+  headers: Record<string, string>,
+  vaults: readonly PushVault[],
+  body: (baseVersion: number) => string,
+  pids?: () => readonly number[],
+): Load {
+  return {
+    label,
+    byAmount: true,
+    ...(pids ? { pids } : {}),
+    options: (): AutocannonOptions => {
+      let next = 0;
+      return {
+        url,
+        connections: CONNECTIONS,
+        setupClient: (client) => {
+          const vault = vaults[next++ % vaults.length];
+          if (vault === undefined) return;
+          client.setRequests([
+            {
+              method: "PUT",
+              path: `${API_PREFIX}/vaults/${vault.id}`,
+              headers,
+              setupRequest: (request) => ({ ...request, body: body(vault.version) }),
+              onResponse: (status, text) => {
+                if (status === 200) vault.version = (JSON.parse(text) as { version: number }).version;
+                // Never expected (each connection owns its vault); counted against the goal, and the client
+                // learns the current version as a real one would rather than failing every push after it.
+                if (status === 409) {
+                  const current = (JSON.parse(text) as { currentVersion?: number }).currentVersion;
+                  if (typeof current === "number") vault.version = current;
+                }
+              },
+            },
+          ]);
+        },
+      };
+    },
+  };
+}
+
+/** A target's seeded pull vault: its path, the answer captured (signature and blob checked) and its headers. */
+interface SeededPull {
+  readonly path: string;
+  readonly text: string;
+  readonly response: Response;
+  readonly seed: Response;
+  readonly seedText: string;
+}
+
+/** Pushes one vault to `url` and pulls it back, checking the answer's signature and blob. */
+async function seedPull(
+  url: string,
+  token: string,
+  auth: Record<string, string>,
+  requestId: string,
+  blob: string,
+  wrappedKey: string,
+): Promise<SeededPull> {
+  const path = `${API_PREFIX}/vaults/${randomUUID()}`;
+  const seed = await fetch(`${url}${path}`, {
+    method: "PUT",
+    headers: auth,
+    body: pushBody(0, blob, wrappedKey),
+  });
+  const seedText = await seed.text();
+  if (seed.status !== 200) throw new Error(`bench: seeding push answered ${seed.status}: ${seedText}`);
+  const response = await fetch(`${url}${path}`, { headers: auth });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`bench: pull answered ${response.status}`);
+  const expected = createHmac("sha256", createHash("sha256").update(token).digest())
+    .update(`${SIGNATURE_VERSION}\nGET\n${path}\n${requestId}\n200\n`)
+    .update(text)
+    .digest("base64");
+  if (response.headers.get(SIGNATURE_HEADER) !== expected) {
+    throw new Error(`bench: the pull answer's ${SIGNATURE_HEADER} from ${url} does not verify`);
+  }
+  if ((JSON.parse(text) as { encryptedBlob?: string }).encryptedBlob !== blob) {
+    throw new Error("bench: the pull answer does not carry the pushed blob");
+  }
+  return { path, text, response, seed, seedText };
+}
+
+/** Pulls every vault of `vaults` from `url`: how many are not at their last acknowledged version, and the total. */
+async function checkVaults(
+  url: string,
+  auth: Record<string, string>,
+  vaults: readonly PushVault[],
+): Promise<{ lost: number; acknowledged: number }> {
+  let lost = 0;
+  let acknowledged = 0;
+  for (const vault of vaults) {
+    const answer = await fetch(`${url}${API_PREFIX}/vaults/${vault.id}`, { headers: auth });
+    const version =
+      answer.status === 200 ? (JSON.parse(await answer.text()) as { version: number }).version : 0;
+    acknowledged += vault.version;
+    if (version !== vault.version) lost++;
+  }
+  return { lost, acknowledged };
+}
+
+/** The PostgreSQL targets: one cluster, two server processes on one database, the proxy in front of both. */
+interface PostgresTargets {
+  cluster: PostgresCluster;
+  one: LatchkeyServer;
+  two: LatchkeyServer;
+  proxy: Proxy;
+}
+
+/** Scenario ids after the server's 9 and 10 and the organisations' 11 and 12. */
+const SCALE_FIRST_ID = 13;
+
+/**
+ * Runs the pull and push scenarios (ids `firstId` and `firstId + 1`: SQLite against the node:http ceiling) and,
+ * in the same alternation, the same loads against SQLite with the metrics listener on, one PostgreSQL server
+ * process, and two on the same database behind the round-robin proxy (ids 13 to 17).
+ */
 export async function runServerBench(
   firstId: number,
   options: ServerBenchOptions,
 ): Promise<ServerScenarioResult[]> {
   const pullTitle = "server pull, 4 KiB vault, 50 connections";
   const pushTitle = "server push (versioned), 50 vaults × 1 connection";
-  const pullGoal = { kind: "ratio" as const, min: options.pullOverCeiling };
-  const pushGoal = { kind: "rate" as const, min: options.pushPerSecond };
+  const pullGoal: Goal = { kind: "ratio", min: options.pullOverCeiling };
+  const pushGoal: Goal = { kind: "rate", min: options.pushPerSecond };
+  const scaleTitles: readonly [string, Goal][] = [
+    [
+      "PostgreSQL pull, 2 processes behind a round-robin proxy",
+      { kind: "ratio", min: options.twoProcessesPullOverOne },
+    ],
+    ["PostgreSQL push (versioned), 1 process", { kind: "ratio", min: options.postgresPushOverSqlite }],
+    ["PostgreSQL push (versioned), 2 processes behind the proxy", { kind: "info", min: 0 }],
+    ["SQLite pull, metrics listener on and scraped every second", { kind: "info", min: 0 }],
+    ["SQLite push, metrics listener on and scraped every second", { kind: "info", min: 0 }],
+  ];
   const notRun = (reason: string): ServerScenarioResult[] => [
     { id: firstId, title: pullTitle, status: "not-run", reason, goal: pullGoal },
     { id: firstId + 1, title: pushTitle, status: "not-run", reason, goal: pushGoal },
+    ...scaleTitles.map(([title, goal], i): ServerScenarioResult => ({
+      id: SCALE_FIRST_ID + i,
+      title,
+      status: "not-run",
+      reason,
+      goal,
+    })),
   ];
 
   let server: LatchkeyServer | null = null;
+  let metered: LatchkeyServer | null = null;
   let ceiling: { url: string; stop: () => Promise<void> } | null = null;
+  const postgres: Partial<PostgresTargets> = {};
   try {
     await mkdir(options.temp, { recursive: true });
     options.progress(`${firstId}. starting latchkey-server (SQLite) and logging in`);
-    // LATCHKEY_BENCH_SERVER_NODE_OPTIONS reaches the server process alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`
+    // LATCHKEY_BENCH_SERVER_NODE_OPTIONS reaches the server processes alone (e.g. `--cpu-prof --cpu-prof-dir=DIR`
     // to see where a request's time goes, under exactly this load).
     const nodeOptions = process.env.LATCHKEY_BENCH_SERVER_NODE_OPTIONS;
-    server = await startLatchkeyServer({
-      dataDir: join(options.temp, "server-data"),
-      keepLogs: false,
-      ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
-    });
+    const serverEnv: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions } : {};
+    const sqliteDir = join(options.temp, "server-data");
+    server = await startLatchkeyServer({ dataDir: sqliteDir, keepLogs: false, env: serverEnv });
     let token: string;
     try {
-      token = await realToken(server, options.temp);
+      token = await realToken(server, join(options.temp, "sqlite-login"));
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);
       const reason = text
@@ -391,177 +604,277 @@ export async function runServerBench(
       options.progress(`${firstId}. server scenarios not run: ${reason}`);
       return notRun(`no login: ${reason}`);
     }
+    // The same data directory and secret, with the metrics listener on: the same accounts, token and vaults.
+    metered = await startLatchkeyServer({
+      dataDir: sqliteDir,
+      keepLogs: false,
+      secret: server.env.LATCHKEY_SERVER_SECRET ?? "",
+      env: { ...serverEnv, METRICS_LISTEN: "127.0.0.1:0" },
+    });
+    const metricsUrl = String((await metered.waitForEvent("metrics.listening")).url);
+
     // One request id for every request of the load: the server signs each answer for its request whatever the id
     // (freshness is the CLI's check), so the work per request is the same as with fresh ones.
     const requestId = randomBytes(16).toString("base64url");
-    const auth = {
-      authorization: `Bearer ${token}`,
+    const headersFor = (bearer: string): Record<string, string> => ({
+      authorization: `Bearer ${bearer}`,
       "content-type": "application/json",
       [REQUEST_ID_HEADER]: requestId,
-    };
+    });
+    const auth = headersFor(token);
     const blob = randomBytes(BLOB_BYTES).toString("base64");
     const wrappedKey = randomBytes(60).toString("base64");
+    const body = (baseVersion: number): string => pushBody(baseVersion, blob, wrappedKey);
     const url = server.url;
-
-    // The pulled vault, pushed once before timing; its answer is captured and checked.
-    const pullId = randomUUID();
-    const seed = await fetch(`${url}${API_PREFIX}/vaults/${pullId}`, {
-      method: "PUT",
-      headers: auth,
-      body: pushBody(0, blob, wrappedKey),
-    });
-    const seedText = await seed.text();
-    if (seed.status !== 200) throw new Error(`bench: seeding push answered ${seed.status}: ${seedText}`);
-    const pullPath = `${API_PREFIX}/vaults/${pullId}`;
-    const pullResponse = await fetch(`${url}${pullPath}`, { headers: auth });
-    const pullText = await pullResponse.text();
-    if (pullResponse.status !== 200) throw new Error(`bench: pull answered ${pullResponse.status}`);
-    const expected = createHmac("sha256", createHash("sha256").update(token).digest())
-      .update(`${SIGNATURE_VERSION}\nGET\n${pullPath}\n${requestId}\n200\n`)
-      .update(pullText)
-      .digest("base64");
-    if (pullResponse.headers.get(SIGNATURE_HEADER) !== expected) {
-      throw new Error(`bench: the pull answer's ${SIGNATURE_HEADER} does not verify`);
-    }
-    if ((JSON.parse(pullText) as { encryptedBlob?: string }).encryptedBlob !== blob) {
-      throw new Error("bench: the pull answer does not carry the pushed blob");
-    }
+    const sqlitePull = await seedPull(url, token, auth, requestId, blob, wrappedKey);
+    const meteredPull = await seedPull(metered.url, token, auth, requestId, blob, wrappedKey);
 
     ceiling = await startCeiling(
       options.temp,
-      { body: pullText, headers: replayableHeaders(pullResponse) },
-      { body: seedText, headers: replayableHeaders(seed) },
+      { body: sqlitePull.text, headers: replayableHeaders(sqlitePull.response) },
+      { body: sqlitePull.seedText, headers: replayableHeaders(sqlitePull.seed) },
     );
     const ceilingUrl = ceiling.url;
 
-    options.progress(`${firstId}. pull: latchkey-server | node:http ceiling`);
-    const pull = await sideBySide(
-      {
-        label: `latchkey-server GET ${API_PREFIX}/vaults/:id`,
-        options: () => ({
-          url: `${url}${API_PREFIX}/vaults/${pullId}`,
-          connections: CONNECTIONS,
-          headers: auth,
-          expectBody: pullText,
-        }),
-      },
-      {
-        label: "node:http, same bytes",
-        options: () => ({
-          url: `${ceilingUrl}${API_PREFIX}/vaults/${pullId}`,
-          connections: CONNECTIONS,
-          headers: auth,
-          expectBody: pullText,
-        }),
-      },
-      options,
-    );
+    // PostgreSQL: a throwaway cluster, two processes on one database sharing the data directory (secret, escrow
+    // key), started one after the other so the second finds what the first wrote.
+    let postgresReason: string | null = null;
+    let pgToken = "";
+    const available = postgresAvailable();
+    if (!available.ok) {
+      postgresReason = available.reason ?? "PostgreSQL is not available";
+    } else {
+      options.progress(`${SCALE_FIRST_ID}. starting PostgreSQL, two latchkey-server processes and the proxy`);
+      postgres.cluster = await startPostgres();
+      const pgDir = join(options.temp, "server-data-pg");
+      postgres.one = await startLatchkeyServer({
+        dataDir: pgDir,
+        databaseUrl: postgres.cluster.url,
+        keepLogs: false,
+        env: serverEnv,
+      });
+      postgres.two = await startLatchkeyServer({
+        dataDir: pgDir,
+        databaseUrl: postgres.cluster.url,
+        keepLogs: false,
+        secret: postgres.one.env.LATCHKEY_SERVER_SECRET ?? "",
+        env: serverEnv,
+      });
+      postgres.proxy = await startRoundRobinProxy(options.temp, [postgres.one.url, postgres.two.url]);
+      pgToken = await realToken(postgres.one, join(options.temp, "pg-login"));
+    }
+    const pg = postgresReason === null ? (postgres as PostgresTargets) : null;
+    const pgAuth = headersFor(pgToken);
+    const pgPull =
+      pg === null ? null : await seedPull(pg.one.url, pgToken, pgAuth, requestId, blob, wrappedKey);
+    if (pg !== null && pgPull !== null) {
+      // The second process and the proxy answer the same vault with the same bytes (and signature).
+      for (const via of [pg.two.url, pg.proxy.url]) {
+        const again = await fetch(`${via}${pgPull.path}`, { headers: pgAuth });
+        if ((await again.text()) !== pgPull.text) throw new Error(`bench: ${via} answers another pull body`);
+      }
+    }
 
-    // One vault per connection, its version carried from push to push (and from round to round).
-    options.progress(`${firstId + 1}. push: latchkey-server | node:http ceiling`);
-    const vaults = Array.from({ length: CONNECTIONS }, () => ({ id: randomUUID(), version: 0 }));
-    const pushLoad: Load = {
-      label: `latchkey-server PUT ${API_PREFIX}/vaults/:id`,
-      byAmount: true,
-      options: (): AutocannonOptions => {
-        let next = 0;
-        return {
-          url,
-          connections: CONNECTIONS,
-          setupClient: (client) => {
-            const vault = vaults[next++ % vaults.length];
-            if (vault === undefined) return;
-            client.setRequests([
-              {
-                method: "PUT",
-                path: `${API_PREFIX}/vaults/${vault.id}`,
-                headers: auth,
-                setupRequest: (request) => ({ ...request, body: pushBody(vault.version, blob, wrappedKey) }),
-                onResponse: (status, body) => {
-                  if (status === 200) vault.version = (JSON.parse(body) as { version: number }).version;
-                  // Never expected (each connection owns its vault); counted against the goal, and the client
-                  // learns the current version as a real one would rather than failing every push after it.
-                  if (status === 409) {
-                    const current = (JSON.parse(body) as { currentVersion?: number }).currentVersion;
-                    if (typeof current === "number") vault.version = current;
-                  }
-                },
-              },
-            ]);
-          },
-        };
-      },
+    const pidsOf =
+      (...servers: readonly (LatchkeyServer | undefined)[]) =>
+      (): number[] =>
+        servers.flatMap((s) => (s?.child.pid === undefined ? [] : [s.child.pid]));
+    const sqliteLabel = "SQLite, 1 process";
+    const meteredLabel = "SQLite, 1 process, metrics on";
+    const pgOneLabel = "PostgreSQL, 1 process";
+    const pgTwoLabel = "PostgreSQL, 2 processes via proxy";
+    const ceilingLabel = "node:http, same bytes";
+
+    // Scraped as Prometheus would, but every second rather than every 15: the metered server's cost includes them.
+    let scrapes = 0;
+    let badScrapes = 0;
+    const scraper = setInterval(() => {
+      void fetch(`${metricsUrl}/metrics`)
+        .then(async (answer) => {
+          const text = await answer.text();
+          if (answer.status === 200 && text.includes("latchkey_vault_pulls_total")) scrapes++;
+          else badScrapes++;
+        })
+        .catch(() => badScrapes++);
+    }, 1000);
+
+    let pulls: Map<Load, Throughput>;
+    let pushes: Map<Load, Throughput>;
+    const vaultSets = new Map<string, PushVault[]>();
+    const vaultsFor = (label: string): PushVault[] => {
+      const vaults = Array.from({ length: CONNECTIONS }, () => ({ id: randomUUID(), version: 0 }));
+      vaultSets.set(label, vaults);
+      return vaults;
     };
-    const push = await sideBySide(
-      pushLoad,
+    const pullLoads: Load[] = [
+      pullLoad(sqliteLabel, url, sqlitePull.path, auth, sqlitePull.text, pidsOf(server)),
+      pullLoad(meteredLabel, metered.url, meteredPull.path, auth, meteredPull.text, pidsOf(metered)),
+      pullLoad(ceilingLabel, ceilingUrl, sqlitePull.path, auth, sqlitePull.text),
+    ];
+    const pushLoads: Load[] = [
+      pushLoad(sqliteLabel, url, auth, vaultsFor(sqliteLabel), body, pidsOf(server)),
+      pushLoad(meteredLabel, metered.url, auth, vaultsFor(meteredLabel), body, pidsOf(metered)),
       {
         label: "node:http, reads the body, same answer",
         options: () => ({
-          url: `${ceilingUrl}${API_PREFIX}/vaults/${pullId}`,
+          url: `${ceilingUrl}${sqlitePull.path}`,
           connections: CONNECTIONS,
           method: "PUT",
           headers: auth,
-          body: pushBody(1, blob, wrappedKey),
+          body: body(1),
         }),
       },
-      options,
-    );
+    ];
+    if (pg !== null && pgPull !== null) {
+      pullLoads.push(
+        pullLoad(pgOneLabel, pg.one.url, pgPull.path, pgAuth, pgPull.text, pidsOf(pg.one)),
+        pullLoad(pgTwoLabel, pg.proxy.url, pgPull.path, pgAuth, pgPull.text, pidsOf(pg.one, pg.two)),
+      );
+      pushLoads.push(
+        pushLoad(pgOneLabel, pg.one.url, pgAuth, vaultsFor(pgOneLabel), body, pidsOf(pg.one)),
+        pushLoad(pgTwoLabel, pg.proxy.url, pgAuth, vaultsFor(pgTwoLabel), body, pidsOf(pg.one, pg.two)),
+      );
+    }
+    try {
+      options.progress(`${firstId}. pull: ${pullLoads.map((l) => l.label).join(" | ")}`);
+      pulls = await alternate(pullLoads, options);
+      options.progress(`${firstId + 1}. push: ${pushLoads.map((l) => l.label).join(" | ")}`);
+      pushes = await alternate(pushLoads, options);
+    } finally {
+      clearInterval(scraper);
+    }
+    const pullOf = (label: string): Throughput | undefined =>
+      [...pulls.values()].find((t) => t.label === label);
+    const pushOf = (label: string): Throughput | undefined =>
+      [...pushes.values()].find((t) => t.label === label);
 
     options.progress(`${firstId + 1}. push: the disk's floor (node:sqlite, the same writes, no server)`);
     const diskFloor = await sqliteCommitFloor(options.temp, options.roundSeconds);
 
     // Every acknowledged push must be a version of its vault: pull each and compare.
-    let lost = 0;
-    let acknowledged = 0;
-    for (const vault of vaults) {
-      const answer = await fetch(`${url}${API_PREFIX}/vaults/${vault.id}`, { headers: auth });
-      const version =
-        answer.status === 200 ? (JSON.parse(await answer.text()) as { version: number }).version : 0;
-      acknowledged += vault.version;
-      if (version !== vault.version) lost++;
+    const checks = new Map<string, { lost: number; acknowledged: number }>();
+    for (const [label, vaults] of vaultSets) {
+      const via =
+        label === meteredLabel ? metered.url : label.startsWith("PostgreSQL") ? (pg?.one.url ?? url) : url;
+      const check = await checkVaults(via, label.startsWith("PostgreSQL") ? pgAuth : auth, vaults);
+      if (check.lost > 0)
+        throw new Error(
+          `bench: ${label}: ${check.lost} vault(s) are not at the version their last push was acknowledged as`,
+        );
+      checks.set(label, check);
     }
-    if (lost > 0)
-      throw new Error(`bench: ${lost} vault(s) are not at the version their last push was acknowledged as`);
 
-    const pullRatio = pull.subject.perSecond / pull.ceiling.perSecond;
+    const need = (t: Throughput | undefined, what: string): Throughput => {
+      if (t === undefined) throw new Error(`bench: no result for ${what}`);
+      return t;
+    };
+    const sqlitePullT = need(pullOf(sqliteLabel), "the SQLite pull");
+    const ceilingPullT = need(pullOf(ceilingLabel), "the ceiling's pull");
+    const sqlitePushT = need(pushOf(sqliteLabel), "the SQLite push");
+    const ceilingPushT = need(pushOf("node:http, reads the body, same answer"), "the ceiling's push");
+    const pullRatio = sqlitePullT.perSecond / ceilingPullT.perSecond;
     const results: ServerScenarioResult[] = [
       {
         id: firstId,
         title: pullTitle,
         status: "ran",
-        subject: pull.subject,
-        baseline: pull.ceiling,
+        subject: sqlitePullT,
+        baseline: ceilingPullT,
         goal: pullGoal,
-        met: pullRatio >= pullGoal.min && isClean(pull.subject),
+        met: pullRatio >= pullGoal.min && isClean(sqlitePullT),
         note:
-          `pull: ${pullText.length.toLocaleString("en-US")}-byte signed answer, compared with the captured body on ` +
-          `every response (server ${describe(pull.subject)}; ceiling ${describe(pull.ceiling)}).`,
+          `pull: ${sqlitePull.text.length.toLocaleString("en-US")}-byte signed answer, compared with the captured body on ` +
+          `every response (server ${describe(sqlitePullT)}; ceiling ${describe(ceilingPullT)}).`,
       },
       {
         id: firstId + 1,
         title: pushTitle,
         status: "ran",
-        subject: push.subject,
-        baseline: push.ceiling,
+        subject: sqlitePushT,
+        baseline: ceilingPushT,
         goal: pushGoal,
-        met: push.subject.perSecond >= pushGoal.min && isClean(push.subject),
+        met: sqlitePushT.perSecond >= pushGoal.min && isClean(sqlitePushT),
         diskFloor,
         note:
-          `push: ${pushBody(0, blob, wrappedKey).length.toLocaleString("en-US")}-byte bodies; ` +
-          `${acknowledged.toLocaleString("en-US")} versions acknowledged over the warm-up and both rounds, every vault ` +
-          `pulled afterwards at exactly its acknowledged version (server ${describe(push.subject)}). ` +
+          `push: ${body(0).length.toLocaleString("en-US")}-byte bodies; ` +
+          `${(checks.get(sqliteLabel)?.acknowledged ?? 0).toLocaleString("en-US")} versions acknowledged over the warm-up and both rounds, every vault ` +
+          `pulled afterwards at exactly its acknowledged version (server ${describe(sqlitePushT)}). ` +
           `One durable commit per push: ${rate(diskFloor)} commits/s of the same writes straight into node:sqlite ` +
           "(WAL, synchronous=FULL, one BEGIN IMMEDIATE … COMMIT per push, no server) — the disk's limit for a " +
           "server that does not group several pushes into one commit.",
       },
     ];
+    const scale = (
+      i: number,
+      subject: Throughput | undefined,
+      baseline: Throughput | undefined,
+      note: string,
+    ): ServerScenarioResult => {
+      const [title, goal] = scaleTitles[i] ?? ["?", { kind: "info", min: 0 }];
+      const id = SCALE_FIRST_ID + i;
+      if (subject === undefined || baseline === undefined) {
+        return { id, title, status: "not-run", reason: postgresReason ?? "no result", goal };
+      }
+      const ratio = subject.perSecond / baseline.perSecond;
+      const met = goal.kind === "info" ? isClean(subject) : ratio >= goal.min && isClean(subject);
+      return {
+        id,
+        title,
+        status: "ran",
+        subject,
+        baseline,
+        goal,
+        met,
+        note: `${note} (${describe(subject)})`,
+      };
+    };
+    const pgAcknowledged = (label: string): string =>
+      (checks.get(label)?.acknowledged ?? 0).toLocaleString("en-US");
+    results.push(
+      scale(
+        0,
+        pullOf(pgTwoLabel),
+        pullOf(pgOneLabel),
+        "two processes on one PostgreSQL database, each connection of the load sent to one of them in turn by a " +
+          "TCP proxy in its own process; compared with one process reached directly, so the proxy's hop counts against it",
+      ),
+      scale(
+        1,
+        pushOf(pgOneLabel),
+        sqlitePushT,
+        `${pgAcknowledged(pgOneLabel)} versions acknowledged, every vault pulled afterwards at exactly its acknowledged version; compared with SQLite's push of the same run`,
+      ),
+      scale(
+        2,
+        pushOf(pgTwoLabel),
+        pushOf(pgOneLabel),
+        `${pgAcknowledged(pgTwoLabel)} versions acknowledged and checked; compared with one process`,
+      ),
+      scale(
+        3,
+        pullOf(meteredLabel),
+        sqlitePullT,
+        `the same data directory as the SQLite row, with --metrics-listen; ${scrapes} scrapes answered during the run, ${badScrapes} failed`,
+      ),
+      scale(
+        4,
+        pushOf(meteredLabel),
+        sqlitePushT,
+        `${(checks.get(meteredLabel)?.acknowledged ?? 0).toLocaleString("en-US")} versions acknowledged and checked; compared with the SQLite row without metrics`,
+      ),
+    );
+    if (badScrapes > 0) throw new Error(`bench: ${badScrapes} metrics scrape(s) failed`);
     return results;
   } finally {
     await ceiling?.stop();
-    const exit = await server?.stop();
-    if (exit !== undefined && exit.code !== 0) {
-      options.progress(`latchkey-server exited ${exit.code ?? exit.signal}: ${server?.stderr() ?? ""}`);
+    await postgres.proxy?.stop();
+    for (const running of [server, metered, postgres.one, postgres.two]) {
+      const exit = await running?.stop();
+      if (exit !== undefined && exit.code !== 0) {
+        options.progress(`latchkey-server exited ${exit.code ?? exit.signal}: ${running?.stderr() ?? ""}`);
+      }
     }
+    await postgres.cluster?.stop();
   }
 }
 
@@ -593,33 +906,62 @@ export function renderServerMarkdown(
   options: ServerBenchOptions,
 ): string {
   if (results.length === 0) return "";
-  const goalText = (goal: { kind: "ratio" | "rate"; min: number }): string =>
-    goal.kind === "ratio" ? `≥ ${goal.min.toFixed(2)}× of ceiling` : `≥ ${rate(goal.min)}/s`;
+  const goalText = (goal: Goal): string =>
+    goal.kind === "info"
+      ? "info"
+      : goal.kind === "ratio"
+        ? `≥ ${goal.min.toFixed(2)}×`
+        : `≥ ${rate(goal.min)}/s`;
+  const mib = (t: Throughput): string => (t.rssMiB === null ? "—" : t.rssMiB.toFixed(0));
   const lines = [
     "## Server throughput",
     "",
-    `autocannon ${CONNECTIONS} keep-alive connections from the bench process; the real \`latchkey-server\` process ` +
-      `(SQLite, default settings) and a \`node:http\` process answering the same bytes, same Node. Each load: ` +
-      `a warm-up of ${options.warmupPerConnection} requests per connection per target, then two rounds of about ` +
-      `${options.roundSeconds} s each in the order server, ceiling, ceiling, server (the push's rounds are a number of ` +
-      "requests sized from the warm-up's rate, so that none is left in flight). " +
-      "req/s counts 2xx answers only; p99 is the worse round's.",
+    `autocannon ${CONNECTIONS} keep-alive connections from the bench process against real \`latchkey-server\` ` +
+      "processes (default settings) and a `node:http` process answering the same bytes, same Node. Each operation " +
+      `alternates all its targets: a warm-up of ${options.warmupPerConnection} requests per connection per target, then ` +
+      `two rounds of about ${options.roundSeconds} s each, in order and in reverse (the push's rounds are a number of ` +
+      "requests sized from the warm-up's rate, so that none is left in flight). req/s counts 2xx answers only; p99 is " +
+      "the worse round's; RSS is the peak resident memory of the target's server processes during its rounds " +
+      "(sampled every 200 ms, summed over processes).",
     "",
-    "| # | scenario | server req/s | server p99 (ms) | ceiling | ceiling req/s | ceiling p99 (ms) | ratio | goal | met |",
-    "| -: | --- | -: | -: | --- | -: | -: | -: | -: | --- |",
+    "| # | scenario | req/s | p99 (ms) | RSS (MiB) | compared with | its req/s | its p99 (ms) | ratio | goal | met |",
+    "| -: | --- | -: | -: | -: | --- | -: | -: | -: | -: | --- |",
   ];
   for (const r of results) {
     if (r.status === "not-run") {
       lines.push(
-        `| ${r.id} | ${r.title} | — | — | — | — | — | — | ${goalText(r.goal)} | not run (${r.reason.replaceAll("|", "\\|")}) |`,
+        `| ${r.id} | ${r.title} | — | — | — | — | — | — | — | ${goalText(r.goal)} | not run (${r.reason.replaceAll("|", "\\|")}) |`,
       );
       continue;
     }
     const ratio = r.subject.perSecond / r.baseline.perSecond;
+    const met = r.goal.kind === "info" ? (r.met ? "—" : "**unclean**") : r.met ? "yes" : "**no**";
     lines.push(
-      `| ${r.id} | ${r.title} | ${rate(r.subject.perSecond)} | ${r.subject.p99.toFixed(1)} | ${r.baseline.label} | ` +
-        `${rate(r.baseline.perSecond)} | ${r.baseline.p99.toFixed(1)} | ${ratio.toFixed(2)}× | ${goalText(r.goal)} | ` +
-        `${r.met ? "yes" : "**no**"} |`,
+      `| ${r.id} | ${r.title} | ${rate(r.subject.perSecond)} | ${r.subject.p99.toFixed(1)} | ${mib(r.subject)} | ` +
+        `${r.baseline.label} | ${rate(r.baseline.perSecond)} | ${r.baseline.p99.toFixed(1)} | ${ratio.toFixed(2)}× | ` +
+        `${goalText(r.goal)} | ${met} |`,
+    );
+  }
+  lines.push("");
+  // Every target once per operation, from the same alternation.
+  const targets = new Map<string, { pull?: Throughput; push?: Throughput }>();
+  for (const r of results) {
+    if (r.status !== "ran") continue;
+    const op = r.title.includes("pull") ? "pull" : "push";
+    for (const t of [r.subject, r.baseline]) {
+      const key = t.label.startsWith("node:http") ? "node:http ceiling" : t.label;
+      targets.set(key, { ...targets.get(key), [op]: t });
+    }
+  }
+  lines.push(
+    "| target | pull req/s | pull p99 (ms) | pull RSS (MiB) | push req/s | push p99 (ms) | push RSS (MiB) |",
+    "| --- | -: | -: | -: | -: | -: | -: |",
+  );
+  const cell = (t: Throughput | undefined): string =>
+    t === undefined ? "— | — | —" : `${rate(t.perSecond)} | ${t.p99.toFixed(1)} | ${mib(t)}`;
+  for (const [label, { pull, push }] of targets) {
+    lines.push(
+      `| ${label.startsWith("node:http") ? "node:http ceiling" : label} | ${cell(pull)} | ${cell(push)} |`,
     );
   }
   lines.push("");
