@@ -7,14 +7,13 @@
 // refused with the rule it failed; a token is accepted once; the values appear nowhere on disk in the job's
 // directories, nor in the server's output. On SQLite and PostgreSQL.
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachDatabase } from "../packages/server/test/databases.js";
 import { startCiIssuer, type CiIssuer } from "../packages/server/test/support/ci-issuer.js";
+import { startCiRunner, type CiRunner } from "./support/ci-runner.js";
 import {
   CLI_BIN,
   createUser,
@@ -48,58 +47,6 @@ const POLICY = [
 ];
 const NO_DBUS = "unix:path=/nonexistent/latchkey-test-no-bus";
 
-/** GitHub Actions' ID token endpoint, as a runner serves it to a job with `permissions: id-token: write`. */
-interface Runner {
-  readonly url: string;
-  readonly requestToken: string;
-  /** The claims of the next tokens, over the issuer's GitHub defaults. */
-  claims: Record<string, unknown>;
-  readonly requests: { method: string; authorization: string | undefined; audience: string | null }[];
-  close(): Promise<void>;
-}
-
-async function startRunner(issuer: CiIssuer): Promise<Runner> {
-  const requestToken = randomBytes(24).toString("base64url");
-  const requests: Runner["requests"] = [];
-  const state = { claims: {} as Record<string, unknown> };
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? "/", "http://runner");
-    const audience = url.searchParams.get("audience");
-    requests.push({ method: req.method ?? "", authorization: req.headers.authorization, audience });
-    if (
-      req.method !== "GET" ||
-      req.headers.authorization !== `Bearer ${requestToken}` ||
-      url.searchParams.get("api-version") !== "2.0" ||
-      audience === null ||
-      audience === ""
-    ) {
-      res.writeHead(400).end();
-      return;
-    }
-    void issuer.mint({ aud: audience, ...state.claims }).then((token) => {
-      const body = JSON.stringify({ count: 1, value: token });
-      res.writeHead(200, { "content-type": "application/json" }).end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}/_apis/distributedtask/hubs/Actions/plans/p/jobs/j/idtoken?api-version=2.0`,
-    requestToken,
-    get claims() {
-      return state.claims;
-    },
-    set claims(value) {
-      state.claims = value;
-    },
-    requests,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 /** Every file under `dir` whose bytes contain `text`. */
 async function filesHolding(dir: string, text: string): Promise<string[]> {
   const found: string[] = [];
@@ -118,7 +65,7 @@ describeEachDatabase("CI pulls through OIDC", (target) => {
   const canary = `sk-oidc-canary-${randomBytes(12).toString("hex")}`;
   let root: string;
   let issuer: CiIssuer;
-  let runner: Runner;
+  let runner: CiRunner;
   let server: LatchkeyServer;
   let latchkeyJson: string;
   let ann: Member;
@@ -128,7 +75,7 @@ describeEachDatabase("CI pulls through OIDC", (target) => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), "lk-e2e-ci-oidc-"));
     issuer = await startCiIssuer();
-    runner = await startRunner(issuer);
+    runner = await startCiRunner(issuer);
     const config = await target.fresh();
     server = await startLatchkeyServer({
       dataDir: config.dataDir,
@@ -172,10 +119,7 @@ describeEachDatabase("CI pulls through OIDC", (target) => {
       HOME: home,
       TMPDIR: tmp,
       DBUS_SESSION_BUS_ADDRESS: NO_DBUS,
-      CI: "true",
-      GITHUB_ACTIONS: "true",
-      ACTIONS_ID_TOKEN_REQUEST_URL: runner.url,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: runner.requestToken,
+      ...runner.jobEnv(),
       LATCHKEY_SERVER: server.url,
       ...extra,
     };
