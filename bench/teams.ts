@@ -57,7 +57,8 @@ export interface TeamsBenchOptions {
   ) => Promise<ScenarioResult>;
 }
 
-interface Person {
+/** A real account on a machine of its own (e2e/support/latchkey-server.ts `newMachine`, file keystore). */
+export interface Person {
   readonly email: string;
   readonly password: string;
   readonly m: Machine;
@@ -75,7 +76,13 @@ function envOf(m: Machine): Record<string, string> {
   return env;
 }
 
-const cliCommand = (label: string, p: Person, args: readonly string[], cwd: string): BenchCommand => ({
+/** `latchkey ARGS` in `cwd` with the environment of `p`'s machine, as the bench times it. */
+export const cliCommand = (
+  label: string,
+  p: Pick<Person, "m">,
+  args: readonly string[],
+  cwd: string,
+): BenchCommand => ({
   label,
   file: process.execPath,
   args: [CLI_BIN, ...args],
@@ -84,7 +91,7 @@ const cliCommand = (label: string, p: Person, args: readonly string[], cwd: stri
 });
 
 /** `latchkey ARGS` as `p` on a terminal of its own, the password typed if the step-up asks for it. */
-async function onTerminal(p: Person, args: readonly string[], cwd: string): Promise<string> {
+export async function onTerminal(p: Person, args: readonly string[], cwd: string): Promise<string> {
   const terminal = startOnTerminal(process.execPath, [CLI_BIN, ...args], { env: p.m.env, cwd, columns: 200 });
   try {
     await terminal.waitFor("Password");
@@ -98,7 +105,8 @@ async function onTerminal(p: Person, args: readonly string[], cwd: string): Prom
   return result.output;
 }
 
-async function person(server: LatchkeyServer, temp: string, name: string): Promise<Person> {
+/** A new account `name`, made with `latchkey-server admin create-user` and signed in on a machine of its own. */
+export async function person(server: LatchkeyServer, temp: string, name: string): Promise<Person> {
   const email = `${name}@bench.example`;
   const password = randomBytes(18).toString("base64url");
   await createUser(server, email, password);

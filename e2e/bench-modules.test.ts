@@ -15,6 +15,7 @@ describe("the bench's modules", () => {
     const modules = [
       "bench/server.ts",
       "bench/teams.ts",
+      "bench/ci.ts",
       ...["keychain", "report", "spawn", "stats"].map((m) => `bench/lib/${m}.ts`),
     ];
     const script = `for (const m of ${JSON.stringify(modules)}) await import(new URL(m, ${JSON.stringify(`file://${root}`)}).href); console.log("loaded");`;
