@@ -7,9 +7,9 @@
 //   --warmup N   warm-up rounds thrown away (BENCH_WARMUP, default 3)
 //   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
 //   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
-//   --only cli|server|teams   run only the CLI scenarios (1–8), the server's (9, 10; bench/server.ts) or the
-//                organisations' (11, 12; bench/teams.ts), and write bench/results/latest-<part>.md instead of
-//                latest.md
+//   --only cli|server|teams|ci   run only the CLI scenarios (1–8), the server's (9, 10; bench/server.ts), the
+//                organisations' (11, 12; bench/teams.ts) or the CI job's pull (13; bench/ci.ts), and write
+//                bench/results/latest-<part>.md instead of latest.md
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -31,6 +31,7 @@ import {
 } from "./lib/report.ts";
 import { alternate, runChecked, type BenchCommand } from "./lib/spawn.ts";
 import { pairedRatio, summarize } from "./lib/stats.ts";
+import { runCiBench } from "./ci.ts";
 import { runTeamsBench } from "./teams.ts";
 import {
   renderServerMarkdown,
@@ -81,8 +82,8 @@ const GOALS = {
 } as const;
 
 /** Which parts of the bench `--only` selects. */
-type Part = "cli" | "server" | "teams";
-const PARTS: readonly Part[] = ["cli", "server", "teams"];
+type Part = "cli" | "server" | "teams" | "ci";
+const PARTS: readonly Part[] = ["cli", "server", "teams", "ci"];
 
 interface Options {
   readonly runs: number;
@@ -681,6 +682,19 @@ async function main(): Promise<number> {
           temp: join(temp, "teams"),
           shareMs: GOALS.orgShareMs,
           orgPullOverPersonal: GOALS.orgPullOverPersonal,
+          progress,
+          measure: (id, title, commands, baselines, rounds) =>
+            measure(id, title, commands, baselines, rounds === null ? options : { ...options, ...rounds }),
+        })),
+      );
+    }
+
+    // 13. A CI job's `env pull --oidc` (the runner's ID token, the exchange, the CI pull) beside the vault owner's
+    //    personal `env pull` (bench/ci.ts).
+    if (wants(options, "ci")) {
+      results.push(
+        ...(await runCiBench(13, {
+          temp: join(temp, "ci"),
           progress,
           measure: (id, title, commands, baselines, rounds) =>
             measure(id, title, commands, baselines, rounds === null ? options : { ...options, ...rounds }),
