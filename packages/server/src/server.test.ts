@@ -159,3 +159,15 @@ describe("--metrics-listen", () => {
     }
   });
 });
+
+describe("DATABASE_POOL_MAX", () => {
+  it("is unset by default and takes 1 to 100 connections", () => {
+    expect(parseServerArgs([], {}, "/srv")?.databasePoolMax).toBeUndefined();
+    expect(parseServerArgs([], { DATABASE_POOL_MAX: "25" }, "/srv")?.databasePoolMax).toBe(25);
+    for (const text of ["0", "101", "-1", "2.5", "ten"]) {
+      expect(() => parseServerArgs([], { DATABASE_POOL_MAX: text }, "/srv")).toThrow(
+        expect.objectContaining({ code: "LK_CONFIG_INVALID" }),
+      );
+    }
+  });
+});

@@ -40,6 +40,8 @@ export interface ServerConfig {
   /** The URL clients use to reach this server (PUBLIC_URL); derived from host and port when unset. */
   publicUrl: string | undefined;
   databaseUrl: string | undefined;
+  /** DATABASE_POOL_MAX: connections one process's PostgreSQL pool may open; absent, postgres.ts's default. */
+  databasePoolMax: number | undefined;
   logLevel: string;
   /** --open-signup or LATCHKEY_OPEN_SIGNUP=1: anyone who reaches the sign-in page may create an account. */
   openSignup: boolean;
@@ -153,6 +155,8 @@ Admin commands (they open the same database as the server, with the same --data-
 
 Environment:
   DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
+  DATABASE_POOL_MAX       connections one process's PostgreSQL pool may open (default 10, at most 100); all
+                          processes' pools together must stay under PostgreSQL's max_connections
   PUBLIC_URL              the URL clients reach this server at (default http://HOST:PORT). An https URL means
                           a TLS proxy in front (Secure cookies; see TRUST_PROXY)
   TRUST_PROXY             the proxies whose X-Forwarded-For names the client's address (the address the
@@ -240,6 +244,7 @@ export function parseServerArgs(
     dataDir: resolve(cwd, values["data-dir"] ?? DEFAULT_DATA_DIR),
     publicUrl,
     databaseUrl: env.DATABASE_URL || undefined,
+    databasePoolMax: parsePoolMax(env.DATABASE_POOL_MAX),
     logLevel: env.LOG_LEVEL || "info",
     openSignup: values["open-signup"] === true || env.LATCHKEY_OPEN_SIGNUP === "1",
     trustProxy: parseTrustProxy(env.TRUST_PROXY, publicUrl),
@@ -247,6 +252,21 @@ export function parseServerArgs(
     ciIssuers: parseCiIssuers(env),
     metrics: parseMetricsListen(values["metrics-listen"] ?? env.METRICS_LISTEN, env.METRICS_TOKEN),
   };
+}
+
+/** Most connections DATABASE_POOL_MAX may ask for: PostgreSQL's own default limit for all clients. */
+const MAX_POOL = 100;
+
+function parsePoolMax(text: string | undefined): number | undefined {
+  if (text === undefined || text === "") return undefined;
+  const max = Number(text);
+  if (!/^\d+$/.test(text) || max < 1 || max > MAX_POOL) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `DATABASE_POOL_MAX must be a number of connections from 1 to ${MAX_POOL}, not "${text}".`,
+      hint: "Leave it unset for 10 per process; every process of the deployment holds its own pool, and together they must stay under PostgreSQL's max_connections.",
+    });
+  }
+  return max;
 }
 
 function parsePublicUrl(text: string): string {
@@ -302,7 +322,11 @@ export async function runServer(
 ): Promise<{ url: string; stopped: Promise<void> }> {
   // The data directory holds the secret on PostgreSQL too, so it is made (and checked) before anything else.
   await prepareDataDir(config.dataDir);
-  const database = await openDatabase({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const database = await openDatabase({
+    dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
+    ...(config.databasePoolMax === undefined ? {} : { poolMax: config.databasePoolMax }),
+  });
   let app;
   let identity: Identity | undefined;
   let writer: ThreadWriter | undefined;

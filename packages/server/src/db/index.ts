@@ -19,6 +19,8 @@ export interface DatabaseConfig {
   databaseUrl?: string;
   /** The server's data directory; the SQLite file is `latchkey.sqlite` inside it. */
   dataDir: string;
+  /** PostgreSQL: connections this process's pool may open (DATABASE_POOL_MAX; default postgres.ts's). */
+  poolMax?: number;
 }
 
 /** An open database. */
@@ -67,7 +69,7 @@ export function isPostgresUrl(url: string | undefined): url is string {
 /** Opens (creating when needed) the database `config` names. Does not migrate: see migrations.ts. */
 export async function openDatabase(config: DatabaseConfig): Promise<OpenDatabase> {
   if (isPostgresUrl(config.databaseUrl)) {
-    const { dialect, poolStats } = await loadPostgresDialect(config.databaseUrl);
+    const { dialect, poolStats } = await loadPostgresDialect(config.databaseUrl, config.poolMax);
     return { ...wrap(new Kysely<Database>({ dialect }), "postgres"), ...(poolStats ? { poolStats } : {}) };
   }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -132,10 +134,11 @@ function wrap(db: Kysely<Database>, dialect: OpenDatabase["dialect"]): OpenDatab
 
 async function loadPostgresDialect(
   url: string,
+  max: number | undefined,
 ): Promise<{ dialect: Dialect; poolStats: (() => PoolStats) | null }> {
   // Loaded only when DATABASE_URL asks for PostgreSQL, so a SQLite server never loads pg (the build splits
   // postgres.ts and pg into their own chunk).
   const { createPostgresDialect, poolStatsOf } = await import("./postgres.js");
-  const dialect = createPostgresDialect(url);
+  const dialect = createPostgresDialect(url, max === undefined ? {} : { max });
   return { dialect, poolStats: poolStatsOf(dialect) };
 }
