@@ -728,6 +728,48 @@ export const errorCatalogue = {
     hint: "Pick another port with `latchkey-server --port PORT` (0 picks a free one), or another address with --host.",
     exitCode: ExitCode.failure,
   },
+  LK_BACKUP_EXISTS: {
+    summary:
+      "`latchkey-server admin backup` was given a file (or its manifest or secrets file beside it) that already exists; nothing was written.",
+    message: "The backup file already exists; nothing was written.",
+    hint: "Name a new file, or pass --force to replace it.",
+    exitCode: ExitCode.failure,
+  },
+  LK_BACKUP_INVALID: {
+    summary:
+      "`latchkey-server admin restore` was given something that is not a usable Latchkey backup: its manifest (FILE.manifest.json) is missing or malformed, it was made for the other kind of database, or the SQLite file fails `PRAGMA integrity_check`. Nothing was restored.",
+    message: "This is not a usable Latchkey backup; nothing was restored.",
+    hint: "Restore the backup file `latchkey-server admin backup` wrote, with its FILE.manifest.json beside it, into a server using the same kind of database (DATABASE_URL set for PostgreSQL, unset for SQLite).",
+    exitCode: ExitCode.integrity,
+  },
+  LK_BACKUP_TOO_NEW: {
+    summary:
+      "The backup was made by a newer latchkey-server: its database has migrations this server does not know, and this server cannot run on it. Nothing was restored.",
+    message: "This backup comes from a newer latchkey-server; nothing was restored.",
+    hint: "Restore it with the latchkey-server release that made it (its version is in FILE.manifest.json), or a later one.",
+    exitCode: ExitCode.failure,
+  },
+  LK_RESTORE_NOT_EMPTY: {
+    summary:
+      "`latchkey-server admin restore` found a database (or a server secret or escrow key different from the backup's) already in the target, and was not given --force. Nothing was changed.",
+    message: "The target database is not empty; nothing was restored.",
+    hint: "Restore into a new data directory (--data-dir) or an empty PostgreSQL database, or pass --force to replace what is there.",
+    exitCode: ExitCode.failure,
+  },
+  LK_RESTORE_IN_USE: {
+    summary:
+      "`latchkey-server admin restore` found the target SQLite database open in another process (a running server). Nothing was changed.",
+    message: "The target database is in use by another process; nothing was restored.",
+    hint: "Stop every latchkey-server process using this data directory, then run the restore again.",
+    exitCode: ExitCode.failure,
+  },
+  LK_BACKUP_TOOL_FAILED: {
+    summary:
+      "A PostgreSQL backup or restore needs `pg_dump` or `pg_restore` (PostgreSQL's client tools) on PATH, and it was missing or failed. The message gives its exit code and last line of output; it never repeats the database password.",
+    message: "pg_dump or pg_restore failed.",
+    hint: "Install PostgreSQL's client tools (e.g. the postgresql-client package) in a version no older than the server's, or run the pg_dump or pg_restore command docs/operations.md gives by hand.",
+    exitCode: ExitCode.failure,
+  },
   LK_CI_TOKEN_INVALID: {
     summary:
       "A CI job's OIDC token was refused (HTTP 401): its issuer is not one the server trusts, or its algorithm, signing key, signature, issuer, audience, times (exp, nbf, iat with 60 s leeway; issued at most 15 minutes ago), jti or size failed a check. The message names the check; it never quotes the token.",

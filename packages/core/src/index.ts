@@ -346,6 +346,13 @@ export {
 } from "./schemas/rules.js";
 export { checkSchema, nonEmptyString, table, type Checked, type TableMessages } from "./schemas/parse.js";
 export {
+  BACKUP_FORMAT,
+  backupManifestSchema,
+  backupSecretsSchema,
+  type BackupManifest,
+  type BackupSecrets,
+} from "./schemas/backup.js";
+export {
   ciSchema,
   configTomlSchema,
   ENVIRONMENT_GRANTS,

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LatchkeyError } from "@latchkey/core";
+import { backup, restore, type RunTool } from "./backup.js";
 import { openDatabase } from "./db/index.js";
 import { migrateToLatest } from "./db/migrations.js";
 import { createAccount, enrollTotp, normalizeEmail } from "./identity/accounts.js";
@@ -19,6 +20,8 @@ import { DEFAULT_DATA_DIR, prepareDataDir } from "./server.js";
 export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--data-dir DIR]
        latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
        latchkey-server admin outbox [--json] [--body] [--limit N] [--data-dir DIR]
+       latchkey-server admin backup FILE [--include-secret] [--force] [--data-dir DIR]
+       latchkey-server admin restore FILE [--force] [--data-dir DIR]
 
   create-user EMAIL   create an account. The password is read from a masked prompt on a terminal, or as one
                       line from stdin otherwise (e.g. from a secret manager); it is never an argument. It
@@ -27,6 +30,14 @@ export const ADMIN_USAGE = `Usage: latchkey-server admin create-user EMAIL [--da
                       an otpauth:// URI once on stdout: it IS the secret. Hand it to the user (QR code or their
                       authenticator app), then discard it.
 ${OUTBOX_USAGE}
+  backup FILE         write the database to FILE while the server keeps serving (SQLite: one consistent copy;
+                      PostgreSQL: pg_dump --format=custom, which must be on PATH) and FILE.manifest.json, both
+                      0600. The server secret and the escrow key are left out unless --include-secret: then
+                      they go to FILE.secrets.json (0600), to be kept apart. --force replaces existing files.
+  restore FILE        put the backup FILE into the database (SQLite: the data directory's file, checked first;
+                      PostgreSQL: pg_restore), and FILE.secrets.json's secrets, if any, into the data
+                      directory. Stop the server first. A database that is not empty is replaced only with
+                      --force. See docs/operations.md, "Backups and restore drills".
 All open the server's database: --data-dir DIR (default ./${DEFAULT_DATA_DIR}) and DATABASE_URL as for the
 server; enroll-totp also needs the server's secret (LATCHKEY_SERVER_SECRET or DIR/server-secret).
 `;
@@ -41,6 +52,8 @@ export interface AdminDeps {
   readPassword: (prompt: string) => Promise<string>;
   randomBytes: (n: number) => Uint8Array;
   now?: () => Date;
+  /** Runs pg_dump / pg_restore for a PostgreSQL backup or restore (backup.ts spawnTool in the real process). */
+  runTool?: RunTool;
 }
 
 /** Runs `admin ARGS…` (argv after "admin"); resolves with the exit code. Throws catalogue errors. */
@@ -55,6 +68,8 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
         json: { type: "boolean" },
         body: { type: "boolean" },
         limit: { type: "string" },
+        force: { type: "boolean" },
+        "include-secret": { type: "boolean" },
       },
       strict: true,
       allowPositionals: true,
@@ -71,6 +86,16 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
     return values.help ? 0 : 2;
   }
   const [command, email, ...rest] = positionals;
+  const backupOption = (["force", "include-secret"] as const).find((name) => values[name] !== undefined);
+  if (command === "backup" || command === "restore") {
+    return runBackupCommand(command, positionals.slice(1), values, deps);
+  }
+  if (backupOption !== undefined) {
+    throw new LatchkeyError("LK_USAGE", {
+      message: `--${backupOption} is an option of admin backup and admin restore only.`,
+      hint: "Run `latchkey-server admin --help`.",
+    });
+  }
   const outboxOption = (["json", "body", "limit"] as const).find((name) => values[name] !== undefined);
   if (command === "outbox" && email !== undefined) {
     throw new LatchkeyError("LK_USAGE", {
@@ -145,6 +170,51 @@ export async function runAdmin(argv: readonly string[], deps: AdminDeps): Promis
   } finally {
     await database.close();
   }
+}
+
+async function runBackupCommand(
+  command: "backup" | "restore",
+  files: readonly string[],
+  values: {
+    "data-dir"?: string;
+    force?: boolean;
+    "include-secret"?: boolean;
+    json?: boolean;
+    body?: boolean;
+    limit?: string;
+  },
+  deps: AdminDeps,
+): Promise<number> {
+  const other = (["json", "body", "limit"] as const).find((name) => values[name] !== undefined);
+  const usage = (message: string): LatchkeyError =>
+    new LatchkeyError("LK_USAGE", { message, hint: "Run `latchkey-server admin --help`." });
+  if (other !== undefined) throw usage(`--${other} is an option of admin outbox only.`);
+  if (command === "restore" && values["include-secret"] !== undefined) {
+    throw usage("admin restore takes no --include-secret: it restores the secrets when the backup has them.");
+  }
+  const [file] = files;
+  if (file === undefined || files.length > 1) throw usage(`admin ${command} takes exactly one FILE.`);
+  const backupDeps = {
+    env: deps.env,
+    dataDir: resolve(deps.cwd, values["data-dir"] ?? DEFAULT_DATA_DIR),
+    stderr: deps.stderr,
+    randomBytes: deps.randomBytes,
+    now: deps.now ?? (() => new Date()),
+    runTool:
+      deps.runTool ??
+      (() => Promise.reject(Object.assign(new Error("no program runner"), { code: "ENOENT" }))),
+  };
+  const path = resolve(deps.cwd, file);
+  if (command === "backup") {
+    await backup(
+      path,
+      { force: values.force === true, includeSecret: values["include-secret"] === true },
+      backupDeps,
+    );
+  } else {
+    await restore(path, { force: values.force === true }, backupDeps);
+  }
+  return 0;
 }
 
 function safeHost(url: string): string {

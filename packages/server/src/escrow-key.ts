@@ -42,7 +42,8 @@ export interface EscrowKey {
   readonly fingerprint: string;
 }
 
-const ESCROW_KEY: PrivateValueSpec = {
+/** The escrow key's spec (admin backup reads it with readPrivateValue). */
+export const ESCROW_KEY: PrivateValueSpec = {
   file: ESCROW_KEY_FILE,
   envName: ESCROW_KEY_ENV,
   what: "the escrow key",

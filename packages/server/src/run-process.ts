@@ -50,10 +50,8 @@ export async function runServerProcess(options: ProcessOptions = {}): Promise<vo
     const unsupported = unsupportedNode();
     if (unsupported) throw unsupported;
     // Imported only now, so that an unsupported Node gets the error above instead of a failed import.
-    const [{ readPasswordFromProcess, runAdmin }, { parseServerArgs, runServer, USAGE }] = await Promise.all([
-      import("./admin.js"),
-      import("./server.js"),
-    ]);
+    const [{ readPasswordFromProcess, runAdmin }, { parseServerArgs, runServer, USAGE }, { spawnTool }] =
+      await Promise.all([import("./admin.js"), import("./server.js"), import("./backup.js")]);
     const argv = process.argv.slice(2);
     if (argv[0] === "admin") {
       process.exitCode = await runAdmin(argv.slice(1), {
@@ -63,6 +61,7 @@ export async function runServerProcess(options: ProcessOptions = {}): Promise<vo
         stderr: process.stderr,
         readPassword: readPasswordFromProcess,
         randomBytes: (n) => randomBytes(n),
+        runTool: spawnTool,
       });
     } else {
       const config = parseServerArgs(argv, process.env, process.cwd());

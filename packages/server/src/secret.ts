@@ -10,8 +10,8 @@
  * directory agree on a single secret.
  */
 import { constants, type Stats } from "node:fs";
-import { link, lstat, open, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { link, lstat, open, rename, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { LatchkeyError } from "@latchkey/core";
 
 /** File name of the generated secret inside the data directory. */
@@ -54,7 +54,8 @@ export interface PrivateValueSpec {
   exposedHint: string;
 }
 
-const SERVER_SECRET: PrivateValueSpec = {
+/** The server secret's spec (admin backup reads it with readPrivateValue). */
+export const SERVER_SECRET: PrivateValueSpec = {
   file: SECRET_FILE,
   envName: SECRET_ENV,
   what: "the server secret",
@@ -76,17 +77,8 @@ export async function loadPrivateValue(
   spec: PrivateValueSpec,
   deps: SecretDeps,
 ): Promise<{ value: string; source: SecretSource }> {
-  const fromEnv = deps.env[spec.envName];
-  if (fromEnv !== undefined && fromEnv !== "") {
-    const problem = spec.problem(fromEnv.trim());
-    if (problem !== null) {
-      throw new LatchkeyError("LK_CONFIG_INVALID", {
-        message: `${spec.envName} is ${problem}.`,
-        hint: spec.envHint,
-      });
-    }
-    return { value: fromEnv.trim(), source: "env" };
-  }
+  const fromEnv = valueFromEnv(spec, deps.env);
+  if (fromEnv !== null) return { value: fromEnv, source: "env" };
   const path = join(deps.dataDir, spec.file);
   const existing = await readPrivate(path, spec);
   if (existing !== null) return { value: existing, source: "file" };
@@ -97,6 +89,30 @@ export async function loadPrivateValue(
   const theirs = await readPrivate(path, spec);
   if (theirs === null) throw fileError(path, "read", undefined);
   return { value: theirs, source: "file" };
+}
+
+/**
+ * The value `spec` names from the environment or its file, without making one: null when neither holds it. For
+ * commands that must copy the value the server uses, never a new one (admin backup --include-secret).
+ */
+export async function readPrivateValue(
+  spec: PrivateValueSpec,
+  deps: Pick<SecretDeps, "env" | "dataDir">,
+): Promise<string | null> {
+  return valueFromEnv(spec, deps.env) ?? (await readPrivate(join(deps.dataDir, spec.file), spec));
+}
+
+function valueFromEnv(spec: PrivateValueSpec, env: SecretDeps["env"]): string | null {
+  const fromEnv = env[spec.envName];
+  if (fromEnv === undefined || fromEnv === "") return null;
+  const problem = spec.problem(fromEnv.trim());
+  if (problem !== null) {
+    throw new LatchkeyError("LK_CONFIG_INVALID", {
+      message: `${spec.envName} is ${problem}.`,
+      hint: spec.envHint,
+    });
+  }
+  return fromEnv.trim();
 }
 
 async function readPrivate(path: string, spec: PrivateValueSpec): Promise<string | null> {
@@ -133,31 +149,78 @@ async function createExclusive(
   value: string,
   randomBytes: (n: number) => Uint8Array,
 ): Promise<boolean> {
-  const temp = `${path}.tmp-${Buffer.from(randomBytes(8)).toString("hex")}`;
   try {
-    const handle = await open(
-      temp,
-      constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
-      0o600,
-    );
+    return await writePrivateFile(path, `${value}\n`, { replace: false, randomBytes });
+  } catch (err) {
+    if (err instanceof LatchkeyError) throw err;
+    throw fileError(path, "create", err);
+  }
+}
+
+/**
+ * Writes `data` to `path` as a private file, whole or not at all: an exclusive 0600 temp file beside it (whatever
+ * the umask), fsynced, then moved into place ({@link placePrivateFile}). False when `path` exists and `replace`
+ * is not set; nothing is written then.
+ */
+export async function writePrivateFile(
+  path: string,
+  data: string | Uint8Array,
+  options: { replace: boolean; randomBytes: (n: number) => Uint8Array },
+): Promise<boolean> {
+  const temp = await createPrivateTemp(path, options.randomBytes);
+  try {
+    const handle = await open(temp, constants.O_WRONLY | constants.O_NOFOLLOW);
     try {
-      await handle.chmod(0o600);
-      await handle.writeFile(`${value}\n`);
+      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    try {
-      await link(temp, path);
-    } catch (err) {
-      if (errnoCode(err) === "EEXIST") return false;
-      throw err;
-    }
-    await syncDir(join(path, ".."));
-    return true;
   } catch (err) {
-    if (err instanceof LatchkeyError) throw err;
-    throw fileError(path, "create", err);
+    await unlink(temp).catch(() => undefined);
+    throw err;
+  }
+  return placePrivateFile(temp, path, options.replace);
+}
+
+/** Creates an empty 0600 file beside `path` under a fresh name (exclusive, never through a link); returns that name. */
+export async function createPrivateTemp(
+  path: string,
+  randomBytes: (n: number) => Uint8Array,
+): Promise<string> {
+  const temp = `${path}.tmp-${Buffer.from(randomBytes(8)).toString("hex")}`;
+  const handle = await open(
+    temp,
+    constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    await handle.chmod(0o600);
+  } finally {
+    await handle.close();
+  }
+  return temp;
+}
+
+/**
+ * Moves the finished file `temp` (written and fsynced, beside `path`) to `path`, then fsyncs the directory. Without
+ * `replace`, link() puts it there only if nothing is: false when `path` exists. With it, rename() replaces what
+ * is there — a symbolic link itself, never its target. `temp` is gone afterwards either way.
+ */
+export async function placePrivateFile(temp: string, path: string, replace: boolean): Promise<boolean> {
+  try {
+    if (replace) {
+      await rename(temp, path);
+    } else {
+      try {
+        await link(temp, path);
+      } catch (err) {
+        if (errnoCode(err) === "EEXIST") return false;
+        throw err;
+      }
+    }
+    await syncDir(dirname(path));
+    return true;
   } finally {
     await unlink(temp).catch(() => undefined);
   }

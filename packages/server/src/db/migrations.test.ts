@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Kysely } from "kysely";
+import type { Migration } from "kysely/migration";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, type OpenDatabase } from "./index.js";
 import { MIGRATIONS, migrateToLatest, migrationsCurrent } from "./migrations.js";
@@ -95,6 +96,27 @@ describe("migrations", () => {
     expect(await migrationsCurrent(db, later)).toBe(false);
     expect(await migrateToLatest(db, later)).toEqual(["9999_later"]);
     expect(await migrationsCurrent(db, later)).toBe(true);
+  });
+
+  it("lets the previous release start on a database a newer release migrated (expand-then-contract)", async () => {
+    const { db } = opened;
+    const newer = {
+      ...MIGRATIONS,
+      "9999_newer": {
+        async up(k: Kysely<unknown>) {
+          await k.schema.createTable("newer").addColumn("id", "text").execute();
+        },
+      },
+    };
+    expect(await migrateToLatest(db, newer)).toEqual(Object.keys(newer));
+    // The previous release (today's list) restarts there: nothing to run, nothing undone, no error.
+    expect(await migrateToLatest(db)).toEqual([]);
+    expect(await migrationsCurrent(db)).toBe(true);
+    expect((await db.introspection.getTables()).map((t) => t.name)).toContain("newer");
+    // A release missing one of the database's own earlier migrations is still refused.
+    const gap: Record<string, Migration> = { ...newer };
+    delete gap["0016_ci_policies"];
+    await expect(migrateToLatest(db, gap)).rejects.toThrow(/failed/);
   });
 
   it("rolls a failing migration back and says which one failed", async () => {

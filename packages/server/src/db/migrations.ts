@@ -122,14 +122,30 @@ function migrator(db: Kysely<Database>, migrations: Readonly<Record<string, Migr
 }
 
 /**
- * Runs every pending migration, each in its own transaction; several server processes may call it at once
- * (Kysely takes a lock: an advisory lock on PostgreSQL, the write lock on SQLite). Returns the names it ran;
- * throws the first failure.
+ * Runs every pending migration, in one transaction; several server processes may call it at once and each
+ * migration still runs once: Kysely holds pg_advisory_lock on a fixed key around the migrator on PostgreSQL, and on
+ * SQLite the transaction begins IMMEDIATE (sqlite-dialect.ts), so a second process waits for the write lock and
+ * then finds nothing pending. Returns the names it ran; throws the first failure.
+ *
+ * A database a newer release has already migrated (every migration here has run, plus later ones) is left as it
+ * is and this returns []: every migration is expand-then-contract (docs/operations.md, "Upgrades"), so the
+ * previous release keeps running on it during a rolling upgrade — and must be able to restart there.
  */
 export async function migrateToLatest(
   db: Kysely<Database>,
   migrations: Readonly<Record<string, Migration>> = MIGRATIONS,
 ): Promise<string[]> {
+  const executed = await executedMigrations(db);
+  const known = Object.keys(migrations).sort();
+  const last = known.at(-1) ?? "";
+  const unknown = executed.filter((name) => !(name in migrations));
+  if (
+    unknown.length > 0 &&
+    unknown.every((name) => name > last) &&
+    known.every((n) => executed.includes(n))
+  ) {
+    return [];
+  }
   const { error, results } = await migrator(db, migrations).migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
@@ -146,3 +162,16 @@ export async function migrationsCurrent(
   const infos = await migrator(db, migrations).getMigrations();
   return infos.every((m) => m.executedAt !== undefined);
 }
+
+/** Names of the migrations `db` records as run, in order; [] for a database never migrated. */
+export async function executedMigrations(db: Kysely<Database>): Promise<string[]> {
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+  if (!tables.some((t) => t.name === MIGRATION_TABLE)) return [];
+  const rows = await sql<{
+    name: string;
+  }>`select name from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
+  return rows.rows.map((r) => r.name);
+}
+
+/** The table where Kysely records the migrations that ran (its default name). */
+export const MIGRATION_TABLE = "kysely_migration";
