@@ -158,7 +158,9 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
     // first-party client never shows a consent page, so its logins always get a refresh token, and its tokens
     // outlive the browser session that made them (the CLI, not the browser, holds the session).
     issueRefreshToken: (_ctx, client) => Promise.resolve(client.grantTypeAllowed("refresh_token")),
-    expiresWithSession: () => Promise.resolve(false),
+    // The dashboard's code and tokens are the other way round: bound to the browser's provider session, so signing
+    // out there (end_session) revokes the dashboard's grant and its token dies with it.
+    expiresWithSession: (ctx) => Promise.resolve(ctx.oidc.client?.clientId === DASHBOARD_CLIENT_ID),
     ttl: {
       AccessToken: TTL.accessToken,
       RefreshToken: TTL.refreshToken,
@@ -189,7 +191,10 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
       await grant.save();
       return grant;
     },
-    clientBasedCORS: () => false,
+    // oidc-provider refuses a token request that carries an Origin unless this says yes: only the dashboard's page,
+    // on the server's own origin, sends one.
+    clientBasedCORS: (_ctx, origin, client) =>
+      client.clientId === DASHBOARD_CLIENT_ID && origin === new URL(publicUrl).origin,
     // RFC 7009 lets a server revoke the whole grant when an access token is revoked, and oidc-provider revokes all
     // of the grant's tokens. `latchkey token-rotate` refreshes, then revokes the OLD access token: that must end
     // the old token alone, not the rotated session. So revoking an access token destroys just that token;
@@ -210,8 +215,8 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
     features: {
       devInteractions: { enabled: false },
       // The CLI signs out by revoking its refresh token. The dashboard signs out here (end_session), which ends
-      // the browser's provider session and revokes the dashboard's grant; the CLI's grants hold offline_access
-      // and so outlive it (oidc-provider's persistsLogout). The confirmation step is oidc-provider's: a page of
+      // the browser's provider session and revokes the dashboard's grant (its tokens expire with the session);
+      // the CLI's are not bound to the session and outlive it (oidc-provider's persistsLogout). The confirmation step is oidc-provider's: a page of
       // another site cannot sign the user out.
       rpInitiatedLogout: {
         enabled: true,

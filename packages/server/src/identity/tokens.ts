@@ -79,8 +79,9 @@ export function createAuthenticate(deps: TokenDeps): Authenticate {
       const tokenPayload = found && storedPayload(found.token, nowSeconds);
       if (!found || !tokenPayload) return null;
       if (tokenPayload.expiresWithSession || found.token.grant_id !== (tokenPayload.grantId ?? null)) {
-        // Not what this server issues (expiresWithSession is off; grant_id mirrors the payload), but if it is
-        // ever stored, the provider's own path judges it.
+        // The dashboard's tokens live only as long as the browser's provider session (provider.ts
+        // expiresWithSession), which only the provider's own path checks; so does any row whose grant_id does not
+        // mirror its payload (never written by this server).
         return await authenticateByProvider(provider, bearerToken);
       }
       const token = await modelOf(provider.AccessToken, tokenPayload);
