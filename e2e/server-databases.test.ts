@@ -1,7 +1,7 @@
 // The built `latchkey-server` process on both databases (issue 6 points 1 and 8): it migrates on start, answers
-// /readyz, stops with 0 on SIGTERM; a restart finds the schema current; two processes starting at once on one
-// database both become ready with every migration applied exactly once (on PostgreSQL, Kysely's advisory lock
-// across processes; on SQLite, the file's write lock). On PostgreSQL, a database that is down makes the start
+// /readyz, stops with 0 on SIGTERM; a restart finds the schema current; four processes starting at once on one
+// fresh database all become ready with every migration applied exactly once (on PostgreSQL, Kysely's advisory
+// lock across processes; on SQLite, the migration transaction's BEGIN IMMEDIATE on the file's write lock). On PostgreSQL, a database that is down makes the start
 // fail with a non-zero exit and nothing of DATABASE_URL's password on any output.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -98,6 +98,16 @@ async function appliedMigrations(config: DatabaseConfig): Promise<string[]> {
 
 const ALL = Object.keys(MIGRATIONS).sort();
 
+/** The migrations a process says it ran, from its `server.starting` log line. */
+function migrationsRun(output: string): string[] {
+  for (const line of output.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { event?: string; migrationsRun?: string[] };
+    if (entry.event === "server.starting") return entry.migrationsRun ?? [];
+  }
+  throw new Error(`no server.starting line in: ${output}`);
+}
+
 describeEachDatabase("latchkey-server process", (target) => {
   it("migrates on start, is ready, stops with 0, and finds the schema current after a restart", async () => {
     const config = await target.fresh();
@@ -115,14 +125,17 @@ describeEachDatabase("latchkey-server process", (target) => {
     expect(await appliedMigrations(config)).toEqual(ALL);
   });
 
-  it("lets two processes start at once on one database: both ready, each migration applied once", async () => {
+  it("lets four processes start at once on a fresh database: all ready, each migration applied once", async () => {
     const config = await target.fresh();
     // The secret is shared through LATCHKEY_SERVER_SECRET, as a deployment of several processes would do.
     const env = { ...target.env(config), LATCHKEY_SERVER_SECRET: "s".repeat(48) };
-    const servers = [start(config, env), start(config, env)];
+    const servers = Array.from({ length: 4 }, () => start(config, env));
     const urls = await Promise.all(servers.map((s) => s.listening));
     for (const url of urls) expect(await readyz(url)).toEqual({ status: 200, body: { status: "ready" } });
-    expect(await Promise.all(servers.map(stop))).toEqual([0, 0]);
+    // One process ran the whole list; the others waited for the lock and found nothing left to run.
+    const ran = servers.map((s) => migrationsRun(s.output()));
+    expect(ran.filter((names) => names.length > 0)).toEqual([ALL]);
+    expect(await Promise.all(servers.map(stop))).toEqual([0, 0, 0, 0]);
     expect(await appliedMigrations(config)).toEqual(ALL);
   });
 
