@@ -136,6 +136,10 @@ describe.skipIf(!requirePart("the dashboard sign-in suite", chromiumCheck()))("d
     for (const answer of answers) {
       for (const [name, value] of Object.entries(DASHBOARD_HEADERS))
         expect(answer.headers[name], `${name} of ${answer.url}`).toBe(value);
+      // A cookie of the dashboard's own answers would be script-proof and never cross-site.
+      const cookie = answer.headers["set-cookie"];
+      if (cookie !== undefined)
+        expect(cookie).toMatch(/HttpOnly.*SameSite=Strict|SameSite=Strict.*HttpOnly/is);
     }
     expect(p.cspViolations).toEqual([]);
     expect(p.consoleErrors).toEqual([]);
