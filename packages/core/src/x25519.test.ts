@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { fromHex, toBase64, toHex, utf8Encode } from "./bytes.js";
+import { fromHex, toBase64, toBufferSource, toHex, utf8Encode } from "./bytes.js";
 import type { ErrorCode } from "./errors.js";
 import { errorCatalogue, isLatchkeyError } from "./errors.js";
 import {
@@ -625,7 +625,13 @@ describe("importX25519PrivateKey: a sharing key page script cannot read back", (
   it("refuses a CryptoKey that is not a private X25519 key with LK_FORMAT_INVALID", async () => {
     const subtle = globalThis.crypto.subtle;
     const recipient = await generateX25519KeyPair();
-    const publicOnly = await subtle.importKey("raw", recipient.publicKey, { name: "X25519" }, false, []);
+    const publicOnly = await subtle.importKey(
+      "raw",
+      toBufferSource(recipient.publicKey),
+      { name: "X25519" },
+      false,
+      [],
+    );
     const aes = await subtle.importKey("raw", new Uint8Array(32), "AES-GCM", false, ["decrypt"]);
     const wire = await wrapKeyForRecipient(new Uint8Array(32), recipient.publicKey);
     for (const key of [publicOnly, aes]) {
