@@ -833,6 +833,40 @@ export const errorCatalogue = {
     hint: "GitHub Actions: add `permissions: id-token: write` to the job. GitLab CI: add `id_tokens: { LATCHKEY_OIDC_TOKEN: { aud: <the server's URL> } }` to the job. `latchkey setup ci --oidc --provider github|gitlab` prints both.",
     exitCode: ExitCode.failure,
   },
+  LK_PLATFORM_UNAUTHORIZED: {
+    summary:
+      "A platform a vault is pushed to (Vercel, Fly.io, GitHub Actions, a generic receiver) refused the connection's credential (HTTP 401 or 403): the token was revoked or expired, or lacks the scope the push needs. Nothing further was sent.",
+    message: "The platform refused the connection's credential.",
+    hint: "Create a token with the scopes docs/platforms.md lists for this platform, then connect again with `latchkey env platforms connect`.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_UNREACHABLE: {
+    summary: "A platform's API could not be reached (refused, reset, unknown host, timed out).",
+    message: "The platform's API could not be reached.",
+    hint: "Check the network and the connection's base URL, then push again; a push only writes names it reports as written.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_RATE_LIMITED: {
+    summary:
+      "A platform kept answering 429 (too many requests) or a server error after Latchkey waited and retried as it asked.",
+    message: "The platform is limiting or failing requests; Latchkey stopped retrying.",
+    hint: "Wait a few minutes and push again; names already written stay written.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_FAILED: {
+    summary:
+      "A platform answered a request in a way Latchkey does not accept (an unexpected status, or a body that is not the documented shape). Values are never quoted in the message.",
+    message: "The platform's API answered unexpectedly.",
+    hint: "Check the connection's configuration (project, app, repository) with `latchkey env platforms list`; run with -v to see the request and status lines.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_PULL_UNSUPPORTED: {
+    summary:
+      "The platform stores secrets write-only (Fly.io, GitHub Actions, Vercel's sensitive variables, a generic receiver), so there is nothing to pull from it.",
+    message: "This platform does not return secret values, so they cannot be pulled.",
+    hint: "Pull from the vault instead (`latchkey env pull`); the platform only ever receives copies.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

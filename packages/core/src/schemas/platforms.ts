@@ -1,0 +1,151 @@
+/**
+ * Platform pushes (docs/platforms.md): the non-secret configuration of a connection to each platform a vault can
+ * be pushed to, and the members of each platform's answers that the CLI's adapters read. The platform credential
+ * is never part of a configuration: it travels sealed, and reaches an adapter separately.
+ */
+import * as z from "zod/mini";
+
+/** The platforms a vault can be pushed to, as `latchkey env platforms connect PLATFORM` names them. */
+export const PLATFORMS = ["vercel", "fly", "github-actions", "generic"] as const;
+/** One platform's name. */
+export type PlatformName = (typeof PLATFORMS)[number];
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * True for an https URL, or an http URL on a loopback host (a local double, or a self-hosted platform behind a
+ * local proxy). The credential rides on every request, so plain http to anywhere else is refused.
+ */
+export function isPlatformUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  if (url.username !== "" || url.password !== "" || url.hash !== "") return false;
+  return url.protocol === "https:" || (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname));
+}
+
+const platformUrl = z.string().check(
+  z.refine(isPlatformUrl, {
+    error: "expected an https URL (http only on a loopback host), without credentials or fragment",
+  }),
+);
+
+const name = (what: string) =>
+  z
+    .string({ error: `expected ${what}` })
+    .check(
+      z.minLength(1, { error: `expected ${what}` }),
+      z.maxLength(200, { error: `${what} is too long` }),
+      z.regex(/^[A-Za-z0-9._-]+$/, { error: `${what} may hold only letters, digits, ".", "_" and "-"` }),
+    );
+
+/** Vercel's deployment targets a variable applies to. */
+export const VERCEL_TARGETS = ["production", "preview", "development"] as const;
+
+/**
+ * A Vercel project: `projectId` (id or name), the team it belongs to (absent for a personal account), the targets
+ * each variable is written for, and `type`: `encrypted` values can be read back by `pull`, `sensitive` ones never.
+ */
+export const vercelConfigSchema = z.strictObject({
+  platform: z.literal("vercel"),
+  projectId: name("a project id or name"),
+  teamId: z.optional(name("a team id")),
+  target: z
+    .array(z.enum(VERCEL_TARGETS, { error: `expected one of ${VERCEL_TARGETS.join(", ")}` }))
+    .check(z.minLength(1, { error: "expected at least one target" })),
+  type: z.enum(["encrypted", "sensitive"], { error: 'expected "encrypted" or "sensitive"' }),
+  baseUrl: z.optional(platformUrl),
+});
+/** A Vercel connection's configuration. */
+export type VercelConfig = z.infer<typeof vercelConfigSchema>;
+
+/** A Fly.io app, written through the Machines API. */
+export const flyConfigSchema = z.strictObject({
+  platform: z.literal("fly"),
+  app: name("an app name"),
+  baseUrl: z.optional(platformUrl),
+});
+/** A Fly.io connection's configuration. */
+export type FlyConfig = z.infer<typeof flyConfigSchema>;
+
+/** A GitHub repository's Actions secrets, or those of one of its deployment environments. */
+export const githubActionsConfigSchema = z.strictObject({
+  platform: z.literal("github-actions"),
+  owner: name("a repository owner"),
+  repo: name("a repository name"),
+  environment: z.optional(name("an environment name")),
+  baseUrl: z.optional(platformUrl),
+});
+/** A GitHub Actions connection's configuration. */
+export type GithubActionsConfig = z.infer<typeof githubActionsConfigSchema>;
+
+/** Any HTTPS receiver that verifies Latchkey's signature (docs/platforms.md, "The generic receiver"). */
+export const genericConfigSchema = z.strictObject({
+  platform: z.literal("generic"),
+  url: platformUrl,
+});
+/** A generic receiver's configuration. */
+export type GenericConfig = z.infer<typeof genericConfigSchema>;
+
+/** A connection's configuration, whichever the platform. */
+export const platformConfigSchema = z.discriminatedUnion("platform", [
+  vercelConfigSchema,
+  flyConfigSchema,
+  githubActionsConfigSchema,
+  genericConfigSchema,
+]);
+/** A connection's configuration. */
+export type PlatformConfig = z.infer<typeof platformConfigSchema>;
+
+// ---- what the platforms answer (only the members the adapters read) ----
+
+/** Vercel `GET /v10/projects/{idOrName}/env`: the project's variables, values encrypted or absent. */
+export const vercelEnvListAnswerSchema = z.looseObject({
+  envs: z.array(
+    z.looseObject({
+      id: z.string().check(z.minLength(1)),
+      key: z.string().check(z.minLength(1)),
+      type: z.string(),
+      target: z.optional(z.union([z.array(z.string()), z.string()])),
+    }),
+  ),
+});
+
+/** Vercel `GET /v1/projects/{idOrName}/env/{id}`: one variable, decrypted when its type allows. */
+export const vercelEnvAnswerSchema = z.looseObject({
+  key: z.string().check(z.minLength(1)),
+  type: z.string(),
+  decrypted: z.optional(z.boolean()),
+  value: z.optional(z.string()),
+});
+
+/** Vercel `POST /v10/projects/{idOrName}/env`: what was written, and each key that failed. */
+export const vercelCreateAnswerSchema = z.looseObject({
+  failed: z.optional(
+    z.array(
+      z.looseObject({
+        error: z.looseObject({ key: z.optional(z.string()), code: z.optional(z.string()) }),
+      }),
+    ),
+  ),
+});
+
+/** Fly Machines API `GET /v1/apps/{app}/secrets`: names and digests, never values. */
+export const flySecretsAnswerSchema = z.looseObject({
+  secrets: z.array(z.looseObject({ name: z.string().check(z.minLength(1)) })),
+});
+
+/** GitHub `GET …/actions/secrets/public-key`: the key each secret is sealed to, base64, and its id. */
+export const githubPublicKeyAnswerSchema = z.looseObject({
+  key_id: z.string().check(z.minLength(1)),
+  key: z.string().check(z.minLength(1)),
+});
+
+/** GitHub `GET …/actions/secrets`: one page of secret names. */
+export const githubSecretsAnswerSchema = z.looseObject({
+  total_count: z.int().check(z.gte(0)),
+  secrets: z.array(z.looseObject({ name: z.string().check(z.minLength(1)) })),
+});
