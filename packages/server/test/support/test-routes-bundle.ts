@@ -13,7 +13,7 @@ import { bundleForTest } from "../../../../e2e/support/bundle.js";
  * Leaves `names` (and their subpaths) outside the bundle, imported by absolute path: the bundle is written to a
  * temporary directory, where no node_modules is found.
  */
-function installedExternal(names: readonly string[]): Plugin {
+export function installedExternal(names: readonly string[]): Plugin {
   const resolving = Symbol("resolving");
   return {
     name: "installed-external",
