@@ -8,7 +8,7 @@
 // is accepted once, so every timed run is a real exchange and a real pull, each with its audit rows.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startCiRunner } from "../e2e/support/ci-runner.ts";
+import { startCiRunner, type CiRunner } from "../e2e/support/ci-runner.ts";
 import { startLatchkeyServer, type Machine } from "../e2e/support/latchkey-server.ts";
 import { terminalCheck } from "../e2e/support/pty.ts";
 import { startCiIssuer } from "../packages/server/test/support/ci-issuer.ts";
@@ -63,13 +63,29 @@ export async function runCiBench(id: number, options: CiBenchOptions): Promise<S
   const issuer = await startCiIssuer();
   const runner = await startCiRunner(issuer);
   runner.claims = { environment: ENVIRONMENT };
+  // Closed whatever happens: their listeners would otherwise keep the bench's process alive after a failure.
+  try {
+    return await measureCiPull(id, title, options, issuer.url, runner);
+  } finally {
+    await runner.close();
+    await issuer.close();
+  }
+}
+
+async function measureCiPull(
+  id: number,
+  title: string,
+  options: CiBenchOptions,
+  issuerUrl: string,
+  runner: CiRunner,
+): Promise<ScenarioResult[]> {
   // As in bench/server.ts, LATCHKEY_BENCH_SERVER_NODE_OPTIONS reaches the server process alone.
   const serverNodeOptions = process.env.LATCHKEY_BENCH_SERVER_NODE_OPTIONS;
   const server = await startLatchkeyServer({
     dataDir: join(options.temp, "server-data"),
     keepLogs: false,
     env: {
-      CI_OIDC_ISSUERS: `github=${issuer.url}`,
+      CI_OIDC_ISSUERS: `github=${issuerUrl}`,
       ...(serverNodeOptions ? { NODE_OPTIONS: serverNodeOptions } : {}),
     },
   });
@@ -165,7 +181,5 @@ export async function runCiBench(id: number, options: CiBenchOptions): Promise<S
     const exit = await server.stop();
     if (exit.code !== 0)
       options.progress(`latchkey-server exited ${exit.code ?? exit.signal}: ${server.stderr()}`);
-    await runner.close();
-    await issuer.close();
   }
 }

@@ -8,7 +8,7 @@
 //   --strict     exit 1 when a goal is not met or a scenario could not run (otherwise both are only reported)
 //   --cli PATH   bench another build of the CLI (default packages/cli/bin/latchkey.mjs, the installed launcher)
 //   --only cli|server|teams|ci   run only the CLI scenarios (1–8), the server's (9, 10; bench/server.ts), the
-//                organisations' (11, 12; bench/teams.ts) or the CI job's pull (13; bench/ci.ts), and write
+//                organisations' (11, 12; bench/teams.ts) or the CI job's pull (18; bench/ci.ts), and write
 //                bench/results/latest-<part>.md instead of latest.md
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -689,11 +689,11 @@ async function main(): Promise<number> {
       );
     }
 
-    // 13. A CI job's `env pull --oidc` (the runner's ID token, the exchange, the CI pull) beside the vault owner's
+    // 18. A CI job's `env pull --oidc` (the runner's ID token, the exchange, the CI pull) beside the vault owner's
     //    personal `env pull` (bench/ci.ts).
     if (wants(options, "ci")) {
       results.push(
-        ...(await runCiBench(13, {
+        ...(await runCiBench(18, {
           temp: join(temp, "ci"),
           progress,
           measure: (id, title, commands, baselines, rounds) =>
