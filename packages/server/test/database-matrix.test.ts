@@ -147,6 +147,7 @@ describeEachDatabase("database layer", (target) => {
         count: 1,
         coalesce_key: null,
         org_id: null,
+        environment: null,
       });
     });
 
