@@ -1,0 +1,81 @@
+import {
+  PLATFORMS,
+  checkSchema,
+  platformConfigSchema,
+  type PlatformConfig,
+  type PlatformName,
+} from "@latchkey/core";
+import { describe, expect, it } from "vitest";
+import { platformContext } from "../../test/support/platforms/test-context.js";
+import { applyPlanFor, planPush, retryAfterMs } from "./adapter.js";
+import { createPlatformAdapter } from "./registry.js";
+
+describe("planPush", () => {
+  const values = { A: "1", B: "2" };
+
+  it("adds absent names, changes present ones and removes nothing without prune", () => {
+    expect(planPush(["B", "OLD"], values, false)).toEqual({
+      added: ["A"],
+      changed: ["B"],
+      removed: [],
+      listed: true,
+    });
+  });
+
+  it("removes exactly the platform's names the vault lacks with prune", () => {
+    expect(planPush(["B", "OLD", "ZZ"], values, true).removed).toEqual(["OLD", "ZZ"]);
+  });
+
+  it("cannot prune a target whose names are unknown", () => {
+    expect(planPush(null, values, true)).toEqual({
+      added: ["A", "B"],
+      changed: [],
+      removed: [],
+      listed: false,
+    });
+  });
+
+  it("writes every vault value and removes the plan's names", () => {
+    const plan = planPush(["B", "OLD"], values, true);
+    expect(applyPlanFor(plan, values)).toEqual({ upsert: { A: "1", B: "2" }, remove: ["OLD"] });
+  });
+});
+
+describe("retryAfterMs", () => {
+  const now = Date.parse("2026-12-07T12:00:00Z");
+  it("reads seconds and HTTP dates, and nothing else", () => {
+    expect(retryAfterMs("7", now)).toBe(7000);
+    expect(retryAfterMs("Mon, 07 Dec 2026 12:00:30 GMT", now)).toBe(30_000);
+    expect(retryAfterMs("soon", now)).toBeNull();
+    expect(retryAfterMs(null, now)).toBeNull();
+  });
+});
+
+describe("platform configurations", () => {
+  it("refuse plain http off loopback, credentials in a URL and unknown members", () => {
+    const bad = [
+      { platform: "generic", url: "http://example.com/hook" },
+      { platform: "generic", url: "https://user:pass@example.com/hook" },
+      { platform: "fly", app: "a", token: "x" },
+      { platform: "vercel", projectId: "p", target: [], type: "encrypted" },
+    ];
+    for (const config of bad) expect(checkSchema(platformConfigSchema, config).ok).toBe(false);
+    expect(
+      checkSchema(platformConfigSchema, { platform: "generic", url: "http://127.0.0.1:8080/h" }).ok,
+    ).toBe(true);
+  });
+
+  it("has an adapter for every platform", () => {
+    const ctx = platformContext();
+    const configs = {
+      vercel: { platform: "vercel", projectId: "p", target: ["production"], type: "encrypted" },
+      fly: { platform: "fly", app: "a" },
+      "github-actions": { platform: "github-actions", owner: "o", repo: "r" },
+      generic: { platform: "generic", url: "https://example.com/h" },
+    } satisfies Record<PlatformName, PlatformConfig>;
+    for (const platform of PLATFORMS)
+      expect(createPlatformAdapter({ ctx, config: configs[platform], credential: "t" }).platform).toBe(
+        platform,
+      );
+  });
+});
