@@ -95,6 +95,24 @@ describe("vercel adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("does not delete an entry that also serves a target the connection does not own", async () => {
+    const { d, adapter } = await setup();
+    d.entries.push({
+      id: "env_s",
+      key: "SHARED",
+      value: "s",
+      type: "encrypted",
+      target: ["preview", "production"],
+    });
+    const { plan, result } = await push(adapter, { A: "1" }, true);
+    expect(plan.removed).toEqual(["SHARED"]);
+    expect(result.removed).toEqual([]);
+    expect(result.failed).toEqual([
+      { name: "SHARED", reason: "also set for preview, production; not removed" },
+    ]);
+    expect(d.entries.map((e) => e.key)).toEqual(["SHARED", "A"]);
+  });
+
   it("waits as a 429's Retry-After asks, then succeeds", async () => {
     const { d, ctx, adapter } = await setup();
     d.fault({ status: 429, retryAfter: "2", match: "POST" });
