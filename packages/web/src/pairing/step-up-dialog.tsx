@@ -8,6 +8,7 @@
 import { isLatchkeyError, type StepUpMethodResponse } from "@latchkey/core";
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ApiClient } from "../api.js";
+import { keepTabInside } from "../focus-trap.js";
 import { stepUpForPairing, stepUpMethod } from "./requests.js";
 
 /** What the dialog says about a refusal: the server's words, and what to do. */
@@ -47,6 +48,13 @@ export function StepUpDialog(props: { client: ApiClient; onGranted: () => void; 
   useEffect(() => {
     stepUpMethod(client).then(setMethod, (failure: unknown) => setError(refusalText(failure)));
   }, [client]);
+  // showModal focused the first control there was (the fields come with the method): move focus to the first
+  // field, or to Close, so the dialog's first stop is where the user types and nothing focused is removed.
+  useEffect(() => {
+    if (method === null) return;
+    const first = dialog.current?.querySelector<HTMLElement>("input, button.primary");
+    first?.focus();
+  }, [method]);
 
   const submit = async (event: Event) => {
     event.preventDefault();
@@ -91,6 +99,7 @@ export function StepUpDialog(props: { client: ApiClient; onGranted: () => void; 
         event.preventDefault();
         onCancel();
       }}
+      onKeyDown={(event) => keepTabInside(event, dialog.current)}
     >
       <h2 id="step-up-heading">
         {unavailable ? "Your account cannot confirm it is you" : "Confirm it is you"}

@@ -68,6 +68,13 @@ export function UnlockView() {
   // The run under way: forgetting waits for it to revoke and forget its record before deleting the database.
   const running = useRef<Promise<void> | null>(null);
   const startButton = useRef<HTMLButtonElement>(null);
+  // Focus goes back to "Pair this browser" once the closed modal's phase has rendered it enabled again.
+  const refocusStart = useRef(false);
+  useEffect(() => {
+    if (!refocusStart.current || phase.kind === "step-up") return;
+    refocusStart.current = false;
+    startButton.current?.focus();
+  }, [phase]);
 
   const onProgress = (progress: PairingProgress) => setPhase({ kind: "running", progress });
   const settle = (promise: Promise<void>): void => {
@@ -275,8 +282,8 @@ export function UnlockView() {
           client={api()}
           onGranted={granted}
           onCancel={() => {
+            refocusStart.current = true;
             setPhase({ kind: "idle" });
-            startButton.current?.focus();
           }}
         />
       )}

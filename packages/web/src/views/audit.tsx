@@ -14,7 +14,7 @@ import {
 import { useState } from "preact/hooks";
 import { Link } from "../router.js";
 import { auditCsv, downloadText } from "./csv.js";
-import { describeError, Short, Show, Time, useLoad } from "./common.js";
+import { describeError, Short, Show, TableWrap, Time, useLoad } from "./common.js";
 import { auditPage, listMembers, NO_FILTERS, type AuditFilters, type AuditLogScope } from "./reads.js";
 import { ACCOUNT_AUDIT_VIEW, membersPath } from "./vaults.js";
 import "./views.css";
@@ -101,7 +101,7 @@ function Entries(props: { entries: AuditPageEntry[]; scope: AuditLogScope }) {
   if (props.entries.length === 0) return <p class="muted">No entry matches.</p>;
   const showVault = props.scope.kind !== "vault";
   return (
-    <div class="table-wrap">
+    <TableWrap label="Audit entries, newest first">
       <table class="audit">
         <caption class="visually-hidden">Audit entries, newest first</caption>
         <thead>
@@ -142,7 +142,7 @@ function Entries(props: { entries: AuditPageEntry[]; scope: AuditLogScope }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 

@@ -5,7 +5,7 @@
  */
 import { isLatchkeyError } from "@latchkey/core";
 import type { ComponentChildren } from "preact";
-import { useCallback, useEffect, useState } from "preact/hooks";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 
 /** A read under way, done, or failed. */
 export type Loaded<T> = { kind: "loading" } | { kind: "failed"; error: unknown } | { kind: "ok"; value: T };
@@ -122,5 +122,34 @@ export function Short(props: { id: string; length?: number }) {
     <code title={props.id} class="short-id">
       {props.id.length > length ? `${props.id.slice(0, length)}…` : props.id}
     </code>
+  );
+}
+
+/**
+ * A table's own scroll container, so a wide table scrolls inside it instead of widening the page at narrow widths.
+ * While its table is wider than it, it is a labelled region in the tab order: a keyboard user can focus it and
+ * scroll it with the arrow keys (a table of plain text has nothing else to focus).
+ */
+export function TableWrap(props: { label: string; children: ComponentChildren }) {
+  const wrap = useRef<HTMLDivElement>(null);
+  const [scrolls, setScrolls] = useState(false);
+  useEffect(() => {
+    const element = wrap.current;
+    if (!element) return;
+    const measure = () => setScrolls(element.scrollWidth > element.clientWidth);
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    if (element.firstElementChild) observer.observe(element.firstElementChild);
+    return () => observer.disconnect();
+  }, []);
+  return (
+    <div
+      ref={wrap}
+      class="table-wrap"
+      {...(scrolls ? { role: "region", "aria-label": props.label, tabIndex: 0 } : {})}
+    >
+      {props.children}
+    </div>
   );
 }

@@ -5,7 +5,7 @@
  */
 import type { OrgMemberDetail, OrgMembersResponse, OrgSummary, OrgVaultSummary } from "@latchkey/core";
 import { Link } from "../router.js";
-import { ReadOnlyNote, Short, Show, Time, useLoad } from "./common.js";
+import { ReadOnlyNote, Short, Show, TableWrap, Time, useLoad } from "./common.js";
 import { listMembers, listOrgs } from "./reads.js";
 import { orgAuditPath, orgVaultPath, readsAudit } from "./vaults.js";
 import "./views.css";
@@ -41,7 +41,7 @@ function VaultAccess(props: {
           version {vault.version}, last push <Time iso={vault.updatedAt} />
         </span>
       </h3>
-      <div class="table-wrap">
+      <TableWrap label={`Member access to ${vault.name}`}>
         <table>
           <caption class="visually-hidden">Member access to {vault.name}</caption>
           <thead>
@@ -80,7 +80,7 @@ function VaultAccess(props: {
             })}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
     </section>
   );
 }
@@ -97,7 +97,7 @@ function Contents(props: { slug: string; answer: OrgMembersResponse; org: OrgSum
       <ReadOnlyNote />
       <section aria-labelledby="members-list-heading">
         <h2 id="members-list-heading">Members</h2>
-        <div class="table-wrap">
+        <TableWrap label={`Members of ${slug}`}>
           <table>
             <caption class="visually-hidden">Members of {slug}</caption>
             <thead>
@@ -129,7 +129,7 @@ function Contents(props: { slug: string; answer: OrgMembersResponse; org: OrgSum
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       </section>
       <section aria-labelledby="access-heading">
         <h2 id="access-heading">Access to each vault</h2>

@@ -6,7 +6,7 @@
  */
 import { isLatchkeyError, type PairingStatus, type PairingSummary } from "@latchkey/core";
 import { useState } from "preact/hooks";
-import { describeError, Show, Time, useLoad } from "./common.js";
+import { describeError, Show, TableWrap, Time, useLoad } from "./common.js";
 import { listPairings, revokeAllPairings, revokePairing } from "./reads.js";
 import "./views.css";
 
@@ -31,7 +31,7 @@ function PairingRows(props: { pairings: PairingSummary[]; onChanged: (message: s
     }
   };
   return (
-    <div class="table-wrap">
+    <TableWrap label="Pairings of your account, newest first">
       <table>
         <caption class="visually-hidden">Pairings of your account, newest first</caption>
         <thead>
@@ -70,7 +70,7 @@ function PairingRows(props: { pairings: PairingSummary[]; onChanged: (message: s
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 

@@ -12,7 +12,7 @@ import { LockedNotice } from "../pairing/unlock-view.js";
 import { openOrgCopy, openPersonalCopy, useHeldKeys, type OrgCopySharer } from "../pairing/unlock.js";
 import { Link } from "../router.js";
 import { copyValue } from "./clipboard.js";
-import { describeError, ReadOnlyNote, Short, Show, Time, useLoad } from "./common.js";
+import { describeError, ReadOnlyNote, Short, Show, TableWrap, Time, useLoad } from "./common.js";
 import {
   environmentsOf,
   keysOf,
@@ -211,7 +211,7 @@ function Environments(props: { document: VaultDocument; schema: ReadSchema }) {
         {keys.length === 0 ? (
           <p class="muted">No key in this environment.</p>
         ) : (
-          <div class="table-wrap">
+          <TableWrap label={`Keys of ${current}`}>
             <table>
               <caption class="visually-hidden">Keys of {current}</caption>
               <thead>
@@ -239,7 +239,7 @@ function Environments(props: { document: VaultDocument; schema: ReadSchema }) {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </div>
       <p role="status" aria-live="polite" class="muted">
@@ -267,7 +267,7 @@ function SchemaTable(props: { schema: ReadSchema }) {
         </p>
       )}
       {schema.kind === "ok" && (
-        <div class="table-wrap">
+        <TableWrap label="The envSchema's rules">
           <table>
             <caption class="visually-hidden">The envSchema's rules</caption>
             <thead>
@@ -307,7 +307,7 @@ function SchemaTable(props: { schema: ReadSchema }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       )}
     </section>
   );

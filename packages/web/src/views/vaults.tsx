@@ -13,7 +13,7 @@ import {
 import { LockedNotice } from "../pairing/unlock-view.js";
 import { useHeldKeys } from "../pairing/unlock.js";
 import { BASE, Link } from "../router.js";
-import { ReadOnlyNote, Show, Time, useLoad } from "./common.js";
+import { ReadOnlyNote, Show, TableWrap, Time, useLoad } from "./common.js";
 import { listOrgs, listOrgVaults, listVaults } from "./reads.js";
 import "./views.css";
 
@@ -59,7 +59,7 @@ function PersonalVaults(props: { vaults: VaultSummary[] }) {
     );
   }
   return (
-    <div class="table-wrap">
+    <TableWrap label="Your personal vaults">
       <table>
         <caption class="visually-hidden">Your personal vaults</caption>
         <thead>
@@ -103,7 +103,7 @@ function PersonalVaults(props: { vaults: VaultSummary[] }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 
@@ -132,7 +132,7 @@ function OrgVaults(props: { org: OrgSummary; vaults: OrgVaultSummary[] }) {
       {vaults.length === 0 ? (
         <p class="muted">No vault is shared with this organisation yet.</p>
       ) : (
-        <div class="table-wrap">
+        <TableWrap label={`Vaults of ${org.slug}`}>
           <table>
             <caption class="visually-hidden">Vaults of {org.slug}</caption>
             <thead>
@@ -156,7 +156,7 @@ function OrgVaults(props: { org: OrgSummary; vaults: OrgVaultSummary[] }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableWrap>
       )}
     </section>
   );
