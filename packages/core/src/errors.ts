@@ -867,6 +867,26 @@ export const errorCatalogue = {
     hint: "Pull from the vault instead (`latchkey env pull`); the platform only ever receives copies.",
     exitCode: ExitCode.failure,
   },
+  LK_PLATFORM_NOT_CONNECTED: {
+    summary:
+      "The vault copy has no platform connection of that name on the server (never made, or disconnected).",
+    message: "No platform connection of this name for this vault copy.",
+    hint: "List the copy's connections with `latchkey env platforms list` (add --org SLUG for an organisation's copy).",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_NAME_TAKEN: {
+    summary: "The vault copy already has a platform connection of that name; names are unique per copy.",
+    message: "This vault copy already has a platform connection of this name.",
+    hint: "Choose another name with --name, or `latchkey env platforms disconnect NAME` first to replace it.",
+    exitCode: ExitCode.failure,
+  },
+  LK_PLATFORM_CREDENTIAL_UNREADABLE: {
+    summary:
+      "A connection's sealed platform credential does not open with the key this machine holds for the vault copy: the copy's key was rotated since the connection was made, or the server handed back a credential that is not this connection's.",
+    message: "The connection's sealed credential does not open with this vault copy's key.",
+    hint: "Pull the copy (`latchkey env pull`) and try again; if it still fails, disconnect and connect again with a fresh platform token (`latchkey env platforms disconnect NAME`, then `connect`).",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */
