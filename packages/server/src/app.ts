@@ -40,6 +40,8 @@ import { organisationAccess } from "./orgs/service.js";
 import { sharingNotices } from "./outbox/service.js";
 import { revokeAllPairings } from "./pairing/data.js";
 import { pairingRoutes } from "./pairing/routes.js";
+import { platformRoutes } from "./platforms/routes.js";
+import { removeOrgCopyConnections, type PlatformOrgAccess } from "./platforms/service.js";
 import { sessionRoutes } from "./sessions/routes.js";
 import { findSharingKeys } from "./sharing-keys/data.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
@@ -172,6 +174,27 @@ const CI_ORG_ACCESS: OrgCopyAccess = async (db, userId, slug, need, lockAt) => {
   return "kind" in found ? found : { orgId: found.org.id, slug: found.org.slug };
 };
 
+/** What goes with an organisation's copies when they go: their CI policies and their platform connections. */
+function copiesRemoved(randomId: () => string) {
+  const policies = removeOrgCopyPolicies(randomId);
+  const connections = removeOrgCopyConnections(randomId);
+  return async (trx: Kysely<Database>, event: Parameters<typeof policies>[1]): Promise<void> => {
+    await policies(trx, event);
+    await connections(trx, event);
+  };
+}
+
+const PLATFORM_ACTIONS = {
+  read: "vault.platforms.read",
+  record: "vault.platforms.record",
+  manage: "vault.platforms.manage",
+} as const;
+
+const PLATFORM_ORG_ACCESS: PlatformOrgAccess = async (db, userId, slug, need, lockAt) => {
+  const found = await organisationAccess(db, userId, slug, PLATFORM_ACTIONS[need], lockAt);
+  return "kind" in found ? found : { orgId: found.org.id, slug: found.org.slug };
+};
+
 /** Builds the application; call `listen` (main.ts) or `inject` (tests) on the result. */
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
@@ -286,9 +309,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       sharingKeys: findSharingKeys,
       onMemberRemoved: NOTICES.memberRemoved,
       onMemberAdded: NOTICES.memberAdded,
-      onCopiesRemoved: removeOrgCopyPolicies(randomId),
+      onCopiesRemoved: copiesRemoved(randomId),
       escrowKey: deps.escrowKey,
     }),
+    platformRoutes({ db: deps.db, now, randomId, orgAccess: PLATFORM_ORG_ACCESS }),
   ];
   if (deps.escrowKey !== undefined) {
     apiRoutes.push(

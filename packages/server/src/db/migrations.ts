@@ -3,8 +3,14 @@
  * Kysely's schema builder and runs unchanged on SQLite and PostgreSQL; a migration that has shipped is never
  * edited — a change is a new entry at the end of MIGRATIONS.
  */
-import { sql, SqliteAdapter, type Kysely } from "kysely";
-import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
+import { PostgresAdapter, sql, SqliteAdapter, type Kysely } from "kysely";
+import {
+  DEFAULT_MIGRATION_LOCK_TABLE,
+  MIGRATION_LOCK_ID,
+  Migrator,
+  type Migration,
+  type MigrationProvider,
+} from "kysely/migration";
 import type { Database } from "./schema.js";
 import { accountActionCountsMigration, stepUpMigration } from "../api/migration.js";
 import { auditPagesMigration } from "../audit/migration.js";
@@ -13,6 +19,7 @@ import { identityMigration, signInLimitsMigration } from "../identity/migration.
 import { outboxMigration } from "../outbox/migration.js";
 import { orgKeyAuthorsMigration, orgsMigration, orgVaultUnsharedMigration } from "../orgs/migration.js";
 import { pairingMigration } from "../pairing/migration.js";
+import { platformConnectionsMigration } from "../platforms/migration.js";
 import { sharingKeysMigration } from "../sharing-keys/migration.js";
 import { syncMigration, vaultHeadsByUserMigration } from "../sync/migration.js";
 
@@ -108,6 +115,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   "0016_ci_policies": ciPoliciesMigration,
   "0017_audit_pages": auditPagesMigration,
   "0018_vault_heads_by_user": vaultHeadsByUserMigration,
+  "0019_platform_connections": platformConnectionsMigration,
 };
 
 class InCodeProvider implements MigrationProvider {
@@ -121,11 +129,32 @@ function migrator(db: Kysely<Database>, migrations: Readonly<Record<string, Migr
   return new Migrator({ db, provider: new InCodeProvider(migrations) });
 }
 
+/** How the migrator gives way to the serving processes on PostgreSQL; the defaults are the server's. */
+export interface MigrateOptions {
+  /** How long one statement of a migration waits for a table lock before the migration gives way (ms). */
+  lockTimeoutMs?: number;
+  /** Tries of one migration (the first and the retries after giving way) before start-up fails. */
+  attempts?: number;
+  /** Waits between tries; a timer unless a test passes its own. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const DEFAULT_LOCK_TIMEOUT_MS = 2_000;
+const DEFAULT_ATTEMPTS = 10;
+/** Backoff between tries: doubling from the first, capped (about a minute over the default attempts). */
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 8_000;
+
 /**
- * Runs every pending migration, in one transaction; several server processes may call it at once and each
- * migration still runs once: Kysely holds pg_advisory_lock on a fixed key around the migrator on PostgreSQL, and on
- * SQLite the transaction begins IMMEDIATE (sqlite-dialect.ts), so a second process waits for the write lock and
- * then finds nothing pending. Returns the names it ran; throws the first failure.
+ * Runs every pending migration. Several server processes may call it at once and each migration still runs once:
+ * on PostgreSQL this process holds Kysely's pg_advisory_lock for the whole run, and on SQLite the one transaction
+ * begins IMMEDIATE (sqlite-dialect.ts), so a second process waits for the write lock and then finds nothing
+ * pending. Returns the names it ran; throws the first failure.
+ *
+ * On PostgreSQL, where the previous release keeps serving during a rolling upgrade, each migration is its own
+ * transaction (so no lock is held from one migration into the next) and waits at most `lockTimeoutMs` for any lock;
+ * when that runs out, or PostgreSQL picks it as a deadlock's victim, the whole migration rolls back and is tried
+ * again after a backoff. The serving processes' short transactions go first, and wait at most that long.
  *
  * A database a newer release has already migrated (every migration here has run, plus later ones) is left as it
  * is and this returns []: every migration is expand-then-contract (docs/operations.md, "Upgrades"), so the
@@ -134,6 +163,7 @@ function migrator(db: Kysely<Database>, migrations: Readonly<Record<string, Migr
 export async function migrateToLatest(
   db: Kysely<Database>,
   migrations: Readonly<Record<string, Migration>> = MIGRATIONS,
+  options: MigrateOptions = {},
 ): Promise<string[]> {
   const executed = await executedMigrations(db);
   const known = Object.keys(migrations).sort();
@@ -146,12 +176,122 @@ export async function migrateToLatest(
   ) {
     return [];
   }
+  if (db.getExecutor().adapter instanceof PostgresAdapter) return migratePostgres(db, migrations, options);
   const { error, results } = await migrator(db, migrations).migrateToLatest();
   if (error !== undefined) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
-    throw new Error(`Database migration ${failed ?? "(before any migration ran)"} failed`, { cause: error });
+    throw migrationFailed(failed, error);
   }
   return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+function migrationFailed(name: string | undefined, cause: unknown, note = ""): Error {
+  return new Error(`Database migration ${name ?? "(before any migration ran)"} failed${note}`, { cause });
+}
+
+/** PostgreSQL's codes for a lock wait that ran past lock_timeout, and for the victim of a deadlock. */
+const GAVE_WAY = new Set(["55P03", "40P01"]);
+
+function gaveWay(err: unknown): boolean {
+  return typeof err === "object" && err !== null && "code" in err && GAVE_WAY.has(String(err.code));
+}
+
+/** A try of one migration that failed: its name (undefined before any began) and the migrator's error. */
+class StepFailed extends Error {
+  constructor(
+    readonly migrationName: string | undefined,
+    readonly failure: unknown,
+  ) {
+    super("migration step failed", { cause: failure });
+  }
+}
+
+async function migratePostgres(
+  db: Kysely<Database>,
+  migrations: Readonly<Record<string, Migration>>,
+  options: MigrateOptions,
+): Promise<string[]> {
+  const lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const yielding = yieldingMigrations(migrations, lockTimeoutMs);
+  const adapter = db.getExecutor().adapter;
+  const lockOptions = { lockTable: DEFAULT_MIGRATION_LOCK_TABLE, lockRowId: MIGRATION_LOCK_ID };
+  return db.connection().execute(async (conn) => {
+    // Held across the per-migration transactions (the migrator inside each one takes the same lock again, and
+    // lets go of that hold before its transaction commits): a second process waits here, then finds nothing.
+    await adapter.acquireMigrationLock(conn, lockOptions);
+    try {
+      const ran: string[] = [];
+      for (;;) {
+        const name = await migrateOne(conn, yielding, attempts, sleep);
+        if (name === null) return ran;
+        ran.push(name);
+      }
+    } finally {
+      // Every hold this session has (the server takes no other advisory lock), so none goes back to the pool.
+      await sql`select pg_advisory_unlock_all()`.execute(conn);
+    }
+  });
+}
+
+/** Runs the next pending migration in a transaction of its own, again after giving way; null when none is left. */
+async function migrateOne(
+  conn: Kysely<Database>,
+  migrations: Readonly<Record<string, Migration>>,
+  attempts: number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<string | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await conn.transaction().execute(async (trx) => {
+        const { error, results } = await migrator(trx, migrations).migrateUp();
+        if (error !== undefined) {
+          throw new StepFailed(results?.find((r) => r.status === "Error")?.migrationName, error);
+        }
+        return results?.find((r) => r.status === "Success")?.migrationName ?? null;
+      });
+    } catch (err) {
+      const step = err instanceof StepFailed ? err : new StepFailed(undefined, err);
+      if (!gaveWay(step.failure)) throw migrationFailed(step.migrationName, step.failure);
+      if (attempt >= attempts) {
+        throw migrationFailed(
+          step.migrationName,
+          step.failure,
+          ` after giving way to other transactions ${attempts} times (a lock it needs stays held: a long ` +
+            `transaction, such as a backup, may be running)`,
+        );
+      }
+      await sleep(Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS));
+    }
+  }
+}
+
+/**
+ * `migrations`, each first setting this transaction's lock_timeout, and run inside a savepoint: a failed statement
+ * would leave the transaction aborted, where the migrator can no longer release its advisory-lock hold and reports
+ * that failure instead of the migration's own (whose code tells whether to try again).
+ */
+function yieldingMigrations(
+  migrations: Readonly<Record<string, Migration>>,
+  lockTimeoutMs: number,
+): Record<string, Migration> {
+  const out: Record<string, Migration> = {};
+  for (const [name, migration] of Object.entries(migrations)) {
+    out[name] = {
+      async up(trx: Kysely<unknown>): Promise<void> {
+        await sql`select set_config('lock_timeout', ${`${String(lockTimeoutMs)}ms`}, true)`.execute(trx);
+        await sql`savepoint migration`.execute(trx);
+        try {
+          await migration.up(trx);
+        } catch (err) {
+          await sql`rollback to savepoint migration`.execute(trx);
+          throw err;
+        }
+      },
+    };
+  }
+  return out;
 }
 
 /** True when every migration this server knows has run on `db` (what /readyz checks). */

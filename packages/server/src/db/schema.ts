@@ -12,6 +12,7 @@ import type { IdentityTables } from "../identity/migration.js";
 import type { OrgTables } from "../orgs/migration.js";
 import type { OutboxTables } from "../outbox/migration.js";
 import type { PairingTables } from "../pairing/migration.js";
+import type { PlatformTables } from "../platforms/migration.js";
 import type { SharingKeyTables } from "../sharing-keys/migration.js";
 import type { SyncTables } from "../sync/migration.js";
 
@@ -57,7 +58,8 @@ export interface Database
     OrgTables,
     OutboxTables,
     SharingKeyTables,
-    CiTables {
+    CiTables,
+    PlatformTables {
   users: UsersTable;
   audit_events: AuditEventsTable;
   server_meta: ServerMetaTable;

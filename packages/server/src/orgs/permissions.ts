@@ -20,6 +20,9 @@ export const ORG_PERMISSIONS = {
   "vault.unshare": "maintainer",
   "vault.ci.read": "member",
   "vault.ci.manage": "maintainer",
+  "vault.platforms.read": "member",
+  "vault.platforms.record": "member",
+  "vault.platforms.manage": "maintainer",
   "public-keys.read": "maintainer",
   "audit.read": "maintainer",
 } as const satisfies Record<string, OrgRole>;

@@ -1,0 +1,310 @@
+/**
+ * The platform connections service (docs/platforms.md, "Connections"): list, connect, disconnect and record what a
+ * push or a pull did, for a vault copy — the caller's personal copy, or an organisation's — with dependencies
+ * narrowed to what it uses. Callers (routes.ts) have validated the bodies and authenticated the session; every
+ * outcome a client must tell apart is a value here, not an exception.
+ *
+ * The server never opens a credential: the CLI seals it with the copy's vault key. So whoever may pull a copy can
+ * unseal its connections' credentials and push with them; the roles here decide who may change the connections
+ * (maintainer or stronger for an organisation's copy) and who may read them and record a push or pull (member or
+ * stronger, the same as who may pull: refusing their record would only keep their push out of the audit log).
+ */
+import type { OrgRole, PlatformConfig, PlatformStatusRequest } from "@latchkey/core";
+import type { Kysely } from "kysely";
+import { insertAudit } from "../audit/data.js";
+import { findCopyHead } from "../ci/policies-data.js";
+import { Abort, abortableTransaction } from "../db/abort.js";
+import type { Database } from "../db/schema.js";
+import type { CopyRef } from "../vault-copies.js";
+import * as data from "./data.js";
+
+/** What an organisation copy request may do: read its connections, record a push or pull, or change them. */
+export type PlatformNeed = "read" | "record" | "manage";
+
+/** An organisation copy request refused: no such organisation for the caller, or a role too weak. */
+export type OrgDenied = { kind: "org-not-found" } | { kind: "forbidden"; needed: OrgRole; role: OrgRole };
+
+/**
+ * The organisation `slug` as `userId` may act on it with `need`, per the organisations' permission table (wired in
+ * app.ts). With `lockAt` (inside a write's transaction `db`) the organisation's row lock is taken first.
+ */
+export type PlatformOrgAccess = (
+  db: Kysely<Database>,
+  userId: string,
+  slug: string,
+  need: PlatformNeed,
+  lockAt?: string,
+) => Promise<{ orgId: string; slug: string } | OrgDenied>;
+
+/** What the service needs. */
+export interface PlatformServiceDeps {
+  db: Kysely<Database>;
+  now: () => Date;
+  randomId: () => string;
+  orgAccess: PlatformOrgAccess;
+}
+
+/** Who is asking. */
+export interface PlatformActor {
+  userId: string;
+  clientId: string;
+  ip: string;
+}
+
+/** The copy a request names: the caller's personal copy of `vaultId`, or organisation `org`'s. */
+export interface CopyTarget {
+  vaultId: string;
+  org?: string | undefined;
+}
+
+/** The copy does not exist for the caller (a personal copy) or the organisation (an organisation's). */
+export type CopyNotFound = { kind: "vault-not-found" } | { kind: "not-shared" };
+/** The copy has no connection of that name. */
+export type NotConnected = { kind: "not-connected" };
+/** The copy has a connection of that name already (or the id is taken). */
+export type NameTaken = { kind: "name-taken" };
+/** A status names a version the copy does not have yet. */
+export type VersionAhead = { kind: "version-ahead"; head: number };
+
+/** A successful result, or why not. */
+export type Outcome<T, R = never> = { kind: "ok"; value: T } | OrgDenied | CopyNotFound | R;
+
+/** A copy's connections, and which copy. */
+export interface CopyConnections {
+  vaultId: string;
+  org: string | null;
+  connections: data.ConnectionRecord[];
+}
+
+/** One connection, and which copy. */
+export interface CopyConnection {
+  vaultId: string;
+  org: string | null;
+  connection: data.ConnectionRecord;
+}
+
+/** What connecting takes (validated by the route). */
+export interface ConnectInput {
+  id: string;
+  name: string;
+  environment: string;
+  config: PlatformConfig;
+  sealedCredential: string;
+}
+
+/** Builds the service. */
+export function createPlatformService(deps: PlatformServiceDeps) {
+  const { db } = deps;
+
+  /** The copy `target` names as `actor` may act on it with `need`, and its head's version; a refusal otherwise. */
+  async function resolve(
+    trx: Kysely<Database>,
+    actor: PlatformActor,
+    target: CopyTarget,
+    need: PlatformNeed,
+    lockAt?: string,
+  ): Promise<{ copy: CopyRef; version: number } | OrgDenied | CopyNotFound> {
+    let copy: CopyRef;
+    if (target.org === undefined) {
+      // Keyed by the caller: a head exists only for a vault the caller owns, so another user's is absent.
+      copy = { vaultId: target.vaultId, userId: actor.userId };
+    } else {
+      const org = await deps.orgAccess(trx, actor.userId, target.org, need, lockAt);
+      if ("kind" in org) return org;
+      copy = { vaultId: target.vaultId, orgId: org.orgId, slug: org.slug };
+    }
+    const head = await findCopyHead(trx, copy);
+    if (head === undefined) return { kind: target.org === undefined ? "vault-not-found" : "not-shared" };
+    return { copy, version: head.version };
+  }
+
+  const orgOf = (copy: CopyRef): string | null => ("slug" in copy ? copy.slug : null);
+
+  const audit = (
+    trx: Kysely<Database>,
+    actor: PlatformActor,
+    action: string,
+    copy: CopyRef,
+    version: number | null,
+    at: string,
+    metadata: Record<string, unknown>,
+  ): Promise<void> => {
+    const orgId = "orgId" in copy ? copy.orgId : null;
+    return insertAudit(trx, {
+      id: deps.randomId(),
+      userId: actor.userId,
+      action,
+      vaultId: copy.vaultId,
+      orgId,
+      version,
+      createdAt: at,
+      metadata: {
+        ...metadata,
+        ...(orgId === null ? {} : { orgId }),
+        clientId: actor.clientId,
+        ip: actor.ip,
+      },
+    });
+  };
+
+  /** The copy's connections. */
+  async function list(actor: PlatformActor, target: CopyTarget): Promise<Outcome<CopyConnections>> {
+    const found = await resolve(db, actor, target, "read");
+    if ("kind" in found) return found;
+    const connections = await data.listConnections(db, found.copy);
+    return {
+      kind: "ok",
+      value: { vaultId: found.copy.vaultId, org: orgOf(found.copy), connections },
+    };
+  }
+
+  /** Makes a connection of the copy, with its `platform.connect` audit row. */
+  async function connect(
+    actor: PlatformActor,
+    target: CopyTarget,
+    input: ConnectInput,
+  ): Promise<Outcome<CopyConnection, NameTaken>> {
+    const at = deps.now().toISOString();
+    return abortableTransaction(db, async (trx) => {
+      const found = await resolve(trx, actor, target, "manage", at);
+      if ("kind" in found) return found;
+      const { copy } = found;
+      const inserted = await data.insertConnection(trx, copy, {
+        id: input.id,
+        name: input.name,
+        environment: input.environment,
+        config: input.config,
+        sealedCredential: input.sealedCredential,
+        createdBy: actor.userId,
+        at,
+      });
+      if (!inserted) return { kind: "name-taken" } as const;
+      await audit(trx, actor, "platform.connect", copy, found.version, at, {
+        connectionId: input.id,
+        name: input.name,
+        platform: input.config.platform,
+        environment: input.environment,
+      });
+      const connection = await data.findConnection(trx, copy, input.name);
+      if (connection === undefined) throw new Error("the platform connection just written is not there");
+      return { kind: "ok", value: { vaultId: copy.vaultId, org: orgOf(copy), connection } } as const;
+    });
+  }
+
+  /** Deletes the connection `name` with its sealed credential, with its `platform.disconnect` audit row. */
+  async function disconnect(
+    actor: PlatformActor,
+    target: CopyTarget,
+    name: string,
+  ): Promise<Outcome<true, NotConnected>> {
+    const at = deps.now().toISOString();
+    return abortableTransaction(db, async (trx) => {
+      const found = await resolve(trx, actor, target, "manage", at);
+      if ("kind" in found) return found;
+      const connection = await data.findConnection(trx, found.copy, name);
+      if (connection === undefined) return { kind: "not-connected" } as const;
+      await data.deleteConnection(trx, connection.id);
+      await audit(trx, actor, "platform.disconnect", found.copy, found.version, at, {
+        connectionId: connection.id,
+        name,
+        platform: connection.platform,
+        environment: connection.environment,
+      });
+      return { kind: "ok", value: true } as const;
+    });
+  }
+
+  /**
+   * Records what a push (the connection's last push, and a `platform.push` audit row) or a pull (a `platform.pull`
+   * audit row only) from the caller's machine did.
+   */
+  async function record(
+    actor: PlatformActor,
+    target: CopyTarget,
+    name: string,
+    status: PlatformStatusRequest,
+  ): Promise<Outcome<CopyConnection, NotConnected | VersionAhead>> {
+    const at = deps.now().toISOString();
+    const refuse = (outcome: NotConnected | VersionAhead): never => {
+      throw new Abort(outcome);
+    };
+    return abortableTransaction(db, async (trx) => {
+      const found = await resolve(trx, actor, target, "record", at);
+      if ("kind" in found) return found;
+      if (status.version > found.version) return refuse({ kind: "version-ahead", head: found.version });
+      const connection = await data.findConnection(trx, found.copy, name);
+      if (connection === undefined) return refuse({ kind: "not-connected" });
+      if (status.operation === "push") {
+        await data.recordPush(trx, connection.id, {
+          at,
+          version: status.version,
+          added: status.added,
+          changed: status.changed,
+          removed: status.removed,
+          outcome: status.outcome,
+          message: status.message,
+          by: actor.userId,
+        });
+      }
+      await audit(trx, actor, `platform.${status.operation}`, found.copy, status.version, at, {
+        connectionId: connection.id,
+        name,
+        platform: connection.platform,
+        environment: connection.environment,
+        added: status.added,
+        changed: status.changed,
+        removed: status.removed,
+        outcome: status.outcome,
+      });
+      const updated = await data.findConnection(trx, found.copy, name);
+      return {
+        kind: "ok",
+        value: { vaultId: found.copy.vaultId, org: orgOf(found.copy), connection: updated! },
+      } as const;
+    });
+  }
+
+  return { list, connect, disconnect, record };
+}
+
+/** The platform connections service's interface. */
+export type PlatformService = ReturnType<typeof createPlatformService>;
+
+/** What deleting an organisation or unsharing one of its copies tells this slice (orgs/service.ts's hook). */
+export interface OrgCopiesRemoved {
+  orgId: string;
+  /** The unshared copy's vault; null when the whole organisation goes. */
+  vaultId: string | null;
+  actorUserId: string;
+  /** The organisations slice's audit action of the change: `org.delete` or `org.vault.unshare`. */
+  cause: string;
+  at: string;
+}
+
+/**
+ * Deletes the connections of the copies an organisation change removes, each with a `platform.disconnect` audit row
+ * that names the change, in its transaction `trx`.
+ */
+export function removeOrgCopyConnections(randomId: () => string) {
+  return async (trx: Kysely<Database>, event: OrgCopiesRemoved): Promise<void> => {
+    const deleted = await data.deleteOrgConnections(trx, event.orgId, event.vaultId);
+    for (const connection of deleted) {
+      await insertAudit(trx, {
+        id: randomId(),
+        userId: event.actorUserId,
+        action: "platform.disconnect",
+        vaultId: connection.vaultId,
+        orgId: event.orgId,
+        version: null,
+        createdAt: event.at,
+        metadata: {
+          connectionId: connection.id,
+          name: connection.name,
+          platform: connection.platform,
+          cause: event.cause,
+          orgId: event.orgId,
+        },
+      });
+    }
+  };
+}
