@@ -335,6 +335,7 @@ describe.skipIf(
     });
     // What was looked at: the check covers the dashboard's own database when it has one.
     expect(kept).toContain('"title":"Vault · Latchkey"');
+    expect(kept).toContain('"latchkey-dashboard":{"pending-pairings":');
     expect(kept).not.toContain(CANARY);
     const canaryHex = Buffer.from(CANARY).toString("hex");
     expect(kept).not.toContain(canaryHex);
