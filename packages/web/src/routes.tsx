@@ -5,7 +5,6 @@
 import type { VNode } from "preact";
 import { BASE, type RouteParams } from "./router.js";
 import { UNLOCK_PATH, UnlockView } from "./pairing/unlock-view.js";
-import { UNLOCK_PATH, UnlockView } from "./pairing/unlock-view.js";
 import { AuditView } from "./views/audit.js";
 import { MembersView } from "./views/members.js";
 import { PairingsView } from "./views/pairings.js";
@@ -27,7 +26,6 @@ export interface Route {
 export const ROUTES: readonly Route[] = [
   { path: BASE, title: "Vaults", nav: "Vaults", render: () => <VaultsView /> },
   { path: `${BASE}vaults`, title: "Vaults", render: () => <VaultsView /> },
-  { path: UNLOCK_PATH, title: "Unlock vaults", nav: "Unlock", render: () => <UnlockView /> },
   {
     path: `${BASE}vaults/:vaultId`,
     title: "Vault",
