@@ -242,23 +242,32 @@ async function repositoryFacts(
   return { repository, repositoryId: found.repositoryId, ownerId: found.ownerId, branches, notes };
 }
 
+/** What a command needs a copy's key for, in the words of its refusals: `nothing to ${what}`, `then ${then}`. */
+export interface KeyUse {
+  what: string;
+  then: string;
+}
+
+const CI_KEY_USE: KeyUse = { what: "escrow for CI", then: "enable CI" };
+
 /**
  * The key the copy's blob is sealed with: the local vault key for the personal copy; for an organisation's copy,
  * the organisation's key this machine kept at its last sync of it (its merge base), as `env push --org` uses it.
  */
-async function copyKey(
+export async function copyKey(
   ctx: Context,
   sp: SyncProject,
   org: string | undefined,
   server: string,
   userId: string,
+  use: KeyUse = CI_KEY_USE,
 ): Promise<Uint8Array> {
   const vaultKey = await loadVaultKey(sp.deps, sp.vaultId);
   if (org === undefined) {
     if (vaultKey !== null) return vaultKey;
     throw new LatchkeyError("LK_ENV_NOT_FOUND", {
-      message: `Vault ${sp.vaultId} has no key on this machine: there is nothing to escrow for CI.`,
-      hint: "Pull the vault (`latchkey env pull`) or set secrets and push them (`latchkey env set`, `latchkey env push`), then enable CI.",
+      message: `Vault ${sp.vaultId} has no key on this machine: there is nothing to ${use.what}.`,
+      hint: `Pull the vault (\`latchkey env pull\`) or set secrets and push them (\`latchkey env set\`, \`latchkey env push\`), then ${use.then}.`,
     });
   }
   const entry = await getSyncEntry(ctx.paths.home, server, userId, sp.vaultId, org);
@@ -268,8 +277,8 @@ async function copyKey(
       : await readSyncBase(ctx.paths.home, sp.vaultId, vaultKey, org);
   if (base === null || base.server !== server || base.userId !== userId || base.orgKey === undefined) {
     throw new LatchkeyError("LK_ORG_VAULT_NOT_SYNCED", {
-      message: `This machine holds no key of organisation ${org}'s copy of vault ${sp.vaultId} (it has not pulled it from ${server}), so it has nothing to escrow for CI. Nothing was sent.`,
-      hint: `Run \`latchkey env pull --org ${org}\` first, then enable CI again.`,
+      message: `This machine holds no key of organisation ${org}'s copy of vault ${sp.vaultId} (it has not pulled it from ${server}), so it has nothing to ${use.what}. Nothing was sent.`,
+      hint: `Run \`latchkey env pull --org ${org}\` first, then ${use.then} again.`,
       details: { vaultId: sp.vaultId, org },
     });
   }

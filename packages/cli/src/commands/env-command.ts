@@ -17,6 +17,7 @@ import {
 } from "./env.js";
 import { globalOptions, type RunState } from "./support.js";
 import { addCiCommands } from "./ci-command.js";
+import { addPlatformCommands } from "./platforms-command.js";
 import {
   OIDC_HELP,
   addOidcOptions,
@@ -288,5 +289,6 @@ export function envCommand(ctx: Context, state: RunState): Command {
   addEnvPairCommand(env, ctx, state);
   addSharingKeyCommands(env, ctx, state);
   addCiCommands(env, ctx, state);
+  addPlatformCommands(env, ctx, state);
   return env;
 }

@@ -163,6 +163,7 @@ const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_ORG_MEMBERS_CHANGED",
   "LK_ORG_VAULT_KEY_MISSING",
   "LK_CI_ESCROW_STALE",
+  "LK_PLATFORM_NAME_TAKEN",
 ]);
 
 // The refusals a 400 may name that have a remedy of their own; any other 400 is LK_SERVER_ERROR (a body this CLI

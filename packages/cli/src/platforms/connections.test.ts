@@ -1,0 +1,50 @@
+// The connect command line's target flags → a connection's configuration, checked with core's schema.
+import { checkSchema, platformConfigSchema, platformCredentialContext } from "@latchkey/core";
+import { describe, expect, it } from "vitest";
+import { configFromFlags } from "./connections.js";
+
+describe("configFromFlags", () => {
+  it("builds each platform's configuration, which core's schema accepts", () => {
+    const made = [
+      configFromFlags("vercel", { project: "prj_1", team: "team_2", target: ["preview"], type: "sensitive" }),
+      configFromFlags("vercel", { project: "prj_1", target: [] }),
+      configFromFlags("fly", { app: "acme-web", baseUrl: "http://127.0.0.1:9" }),
+      configFromFlags("github-actions", { repo: "acme/web", repoEnvironment: "production" }),
+      configFromFlags("generic", { url: "https://hooks.example.com/latchkey" }),
+    ];
+    for (const config of made) expect(checkSchema(platformConfigSchema, config).ok).toBe(true);
+    expect(made[1]).toEqual({
+      platform: "vercel",
+      projectId: "prj_1",
+      target: ["production"],
+      type: "encrypted",
+    });
+    expect(made[3]).toEqual({
+      platform: "github-actions",
+      owner: "acme",
+      repo: "web",
+      environment: "production",
+    });
+  });
+
+  it("refuses an unknown platform, another platform's flag, a missing target and plain http off loopback", () => {
+    expect(() => configFromFlags("heroku", {})).toThrow(/PLATFORM must be one of/);
+    expect(() => configFromFlags("fly", { app: "a", project: "p" })).toThrow(
+      /--project is not an option of fly/,
+    );
+    expect(() => configFromFlags("fly", {})).toThrow(/The fly target is not valid/);
+    expect(() => configFromFlags("github-actions", { repo: "acme" })).toThrow(/--repo must be OWNER\/REPO/);
+    expect(() => configFromFlags("generic", { url: "http://hooks.example.com/" })).toThrow(/not valid/);
+  });
+});
+
+describe("platformCredentialContext", () => {
+  it("binds the vault in its one spelling and the connection", () => {
+    const vault = "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9";
+    const id = "6a0b7c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d";
+    expect(platformCredentialContext(vault, id)).toEqual(platformCredentialContext(vault.toLowerCase(), id));
+    expect(platformCredentialContext(vault, id)).not.toEqual(
+      platformCredentialContext(vault, "7a0b7c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d"),
+    );
+  });
+});
