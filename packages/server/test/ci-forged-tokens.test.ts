@@ -1269,6 +1269,8 @@ const forkGroup: Group = {
   accepted: [
     { name: "workflow_dispatch on main", token: (fx) => gh(fx, { event_name: "workflow_dispatch" }) },
     { name: "schedule on main", token: (fx) => gh(fx, { event_name: "schedule" }) },
+    { name: "release on main", token: (fx) => gh(fx, { event_name: "release" }) },
+    { name: "repository_dispatch on main", token: (fx) => gh(fx, { event_name: "repository_dispatch" }) },
   ],
   cases: [
     ...(
@@ -1286,6 +1288,12 @@ const forkGroup: Group = {
         ["workflow_run on main", { event_name: "workflow_run" }],
         ["workflow_run on main in production", { event_name: "workflow_run", environment: "production" }],
         ["pull_request on release/1.0", { event_name: "pull_request", ref: "refs/heads/release/1.0" }],
+        ["issue_comment on main (anyone can comment)", { event_name: "issue_comment" }],
+        ["issues on main (anyone can open one)", { event_name: "issues" }],
+        ["discussion_comment on main", { event_name: "discussion_comment" }],
+        ["watch on main (a star)", { event_name: "watch" }],
+        ["merge_group (a queued pull request's code)", { event_name: "merge_group" }],
+        ["an event GitHub may add later", { event_name: "issue_reaction" }],
         ["event_name absent", { event_name: undefined }],
         ["event_name null", { event_name: null }],
       ] as const

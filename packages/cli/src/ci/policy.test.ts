@@ -156,7 +156,7 @@ describe("env ci enable, personal copy", () => {
     expect(before).toContain("repository:  acme/web on GitHub (repository id 123456, owner id 789");
     expect(before).toContain("branches:  trunk");
     expect(before).toContain("environments:  default (the job must run in that deployment environment");
-    expect(before).toContain("forks:  refused (runs of pull_request, pull_request_target and workflow_run");
+    expect(before).toContain("forks:  refused (only runs of push, workflow_dispatch, schedule, release and");
     expect(before).toContain(`From now on the server can decrypt vault ${VAULT}`);
     expect(machine.asked).toEqual(["Password"]);
     // The proof minted was for this scope, and spent by the enable.

@@ -297,7 +297,7 @@ export function describePolicy(policy: CiPolicy): string[] {
     policy.allowForks
       ? "forks:  ALLOWED: runs a fork can trigger may pull too"
       : policy.provider === "github"
-        ? "forks:  refused (runs of pull_request, pull_request_target and workflow_run events get nothing)"
+        ? "forks:  refused (only runs of push, workflow_dispatch, schedule, release and repository_dispatch may pull: events an outsider or a fork can start, such as pull_request or issue_comment, get nothing)"
         : "forks:  refused (a pipeline whose job runs in another project than this one gets nothing)",
   ];
   if (policy.provider === "gitlab")

@@ -155,13 +155,34 @@ describe("matchCiPolicy: GitHub", () => {
     expect(rule(github({ ref_type: undefined }))).toBe("ok");
   });
 
-  it("refuses the events a fork can drive unless the policy allows forks", () => {
-    for (const event_name of ["pull_request", "pull_request_target", "workflow_run"]) {
+  it("accepts only the events someone with write access starts unless the policy allows forks", () => {
+    // A fork's code drives the first four; anyone can start the others on the default branch of a public repository.
+    for (const event_name of [
+      "pull_request",
+      "pull_request_target",
+      "workflow_run",
+      "merge_group",
+      "issue_comment",
+      "issues",
+      "discussion",
+      "discussion_comment",
+      "pull_request_review",
+      "pull_request_review_comment",
+      "watch",
+      "fork",
+      "gollum",
+      "check_run",
+      "Push",
+      "push ",
+      "",
+      "some_event_github_adds_later",
+    ]) {
       expect(rule(github({ event_name })), event_name).toBe("fork");
       expect(rule(github({ event_name }, { allowForks: true })), event_name).toBe("ok");
     }
     expect(rule(github({ event_name: undefined }))).toBe("fork");
-    for (const event_name of ["push", "workflow_dispatch", "schedule", "release", "Pull_request"]) {
+    expect(rule(github({ event_name: ["push"] }))).toBe("fork");
+    for (const event_name of ["push", "workflow_dispatch", "schedule", "release", "repository_dispatch"]) {
       expect(rule(github({ event_name })), event_name).toBe("ok");
     }
   });

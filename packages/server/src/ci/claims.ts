@@ -69,8 +69,21 @@ export interface CiPolicyMatch {
 /** {@link matchCiPolicy}'s answer. */
 export type CiPolicyOutcome = CiPolicyMatch | { ok: false; denial: CiPolicyDenial };
 
-/** GitHub events a fork's code can drive in the base repository's context (refused unless allowForks). */
-export const GITHUB_FORK_EVENTS: readonly string[] = ["pull_request", "pull_request_target", "workflow_run"];
+/**
+ * The GitHub events a policy that does not allow forks accepts: only those that someone with write access to the
+ * repository must start (a push, a manual or API dispatch, a release) or that the repository's own schedule starts.
+ * Every other event is refused unless allowForks, because anyone can start many of them in the base repository's
+ * context with its default branch as the ref — a comment (issue_comment, discussion_comment), an issue, a star
+ * (watch), a fork, a pull request's review — and a fork's code can drive pull_request, pull_request_target,
+ * workflow_run and merge_group. An allowlist, so an event GitHub adds later is refused until someone decides.
+ */
+export const GITHUB_TRUSTED_EVENTS: readonly string[] = [
+  "push",
+  "workflow_dispatch",
+  "schedule",
+  "release",
+  "repository_dispatch",
+];
 
 /** GitLab's `pipeline_source` of a merge request pipeline (refused unless allowForks, when the token cannot say whose). */
 export const GITLAB_MERGE_REQUEST_SOURCE = "merge_request_event";
@@ -189,12 +202,12 @@ function checkGithubFork(
   if (typeof event !== "string") {
     return deny("fork", "event_name", event, "the token names no event, and the policy does not allow forks");
   }
-  if (GITHUB_FORK_EVENTS.includes(event)) {
+  if (!GITHUB_TRUSTED_EVENTS.includes(event)) {
     return deny(
       "fork",
       "event_name",
       event,
-      "a fork can drive this event, and the policy does not allow forks",
+      "someone without write access to the repository, or a fork, can start this event, and the policy does not allow forks",
     );
   }
   return null;
