@@ -386,7 +386,7 @@ describeEachDatabase("CI exchange and pull", (target) => {
         await mint(gitlab, {}, { shape: "github" }),
         401,
         "LK_CI_TOKEN_INVALID",
-        /signature|key/,
+        /issuer is not/,
       ],
       ["a vault without CI", randomUUID(), await githubToken(), 404, "LK_CI_NOT_ENABLED", /not enabled/],
     ];
@@ -401,6 +401,39 @@ describeEachDatabase("CI exchange and pull", (target) => {
     }
     // A refused token was not spent: the policy's own job still exchanges (a fresh one, as every job has).
     await accessToken(vaultId, await githubToken());
+  });
+
+  it("answers a caller without a valid token alike whether or not the copy has CI, so it cannot probe for it", async () => {
+    const { vaultId } = await enabledCopy();
+    const attacker = await startCiIssuer();
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const [header, payload, signature] = (await githubToken()).split(".");
+      const flipped = `${signature!.slice(0, -2)}${signature!.endsWith("AA") ? "BB" : "AA"}`;
+      const probes: [string, string][] = [
+        ["three parts, no JWT", "not.a.jwt"],
+        ["a flipped signature", `${header!}.${payload!}.${flipped}`],
+        ["an untrusted issuer's token naming itself", await mint(attacker, { environment: "production" })],
+        [
+          "an untrusted issuer's token naming GitHub's issuer",
+          await mint(attacker, { environment: "production", iss: github.url }),
+        ],
+        ["an expired token", await githubToken({ iat: now - 600, nbf: now - 600, exp: now - 120 })],
+      ];
+      for (const [name, token] of probes) {
+        const withCi = refused(await exchange({ vaultId, token }), 401, "LK_CI_TOKEN_INVALID");
+        const withoutCi = refused(
+          await exchange({ vaultId: randomUUID(), token }),
+          401,
+          "LK_CI_TOKEN_INVALID",
+        );
+        expect(withoutCi, name).toBe(withCi);
+      }
+    } finally {
+      await attacker.close();
+    }
+    // A valid token of a trusted issuer still hears that the copy has no policy: the job's own debugging story.
+    refused(await exchange({ vaultId: randomUUID(), token: await githubToken() }), 404, "LK_CI_NOT_ENABLED");
   });
 
   it("takes each OIDC token once: a replay is LK_CI_TOKEN_REPLAYED and gets no CI token", async () => {

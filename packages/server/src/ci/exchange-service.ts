@@ -13,7 +13,7 @@ import { mintCiAccessToken } from "./access-token.js";
 import { matchCiPolicy, type CiPolicyDenial } from "./claims.js";
 import { findCiPolicy } from "./policies-data.js";
 import { spendCiToken } from "./replay.js";
-import type { CiTokenVerifier } from "./verify.js";
+import { expectCiToken, type CiTokenVerifier } from "./verify.js";
 
 /** The audit action of an exchange. */
 export const CI_EXCHANGE_ACTION = "vault.ci.exchange";
@@ -106,16 +106,20 @@ export function createCiExchangeService(deps: CiExchangeDeps): CiExchangeService
 }
 
 async function exchangeToken(deps: CiExchangeDeps, input: CiExchangeInput): Promise<CiExchangeOutcome> {
-  const record = await findCiPolicy(deps.db, { vaultId: input.vaultId, orgSlug: input.org });
-  if (record === undefined) return { kind: "not-enabled" };
-  const { policy } = record;
+  // The token is verified before the copy's policy is looked up: a caller without a valid token of a trusted issuer
+  // gets the same answer whether or not the copy has CI, so it cannot probe which copies have it.
   let verified;
+  let record;
   try {
-    verified = await deps.verifier.verify(input.token, { issuer: policy.issuer, audience: policy.audience });
+    verified = await deps.verifier.verify(input.token, { issuer: null, audience: null });
+    record = await findCiPolicy(deps.db, { vaultId: input.vaultId, orgSlug: input.org });
+    if (record === undefined) return { kind: "not-enabled" };
+    expectCiToken(verified, record.policy);
   } catch (err) {
     if (isLatchkeyError(err, "LK_CI_TOKEN_INVALID")) return { kind: "invalid", message: err.message };
     throw err;
   }
+  const { policy } = record;
   const match = matchCiPolicy(policy, verified);
   if (!match.ok) return { kind: "denied", denial: match.denial };
 

@@ -6,7 +6,7 @@
  * LK_CI_TOKEN_INVALID naming the check that failed in plain words, never quoting the token.
  */
 import { LatchkeyError, MAX_CI_ID_TOKEN_LENGTH, type CiProvider } from "@latchkey/core";
-import { decodeProtectedHeader, errors, jwtVerify, type JWTVerifyOptions } from "jose";
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyOptions } from "jose";
 import type { CiIssuer } from "./issuers.js";
 import { createIssuerKeys, type CiFetch } from "./jwks.js";
 
@@ -53,10 +53,14 @@ export interface CiTokenVerifierDeps {
   fetchTimeoutMs?: number;
 }
 
-/** What the caller requires of a token: its policy's issuer and audience, each compared exactly. */
+/**
+ * What the caller requires of a token: its policy's issuer and audience, each compared exactly. A null issuer is
+ * the trusted issuer the token's own `iss` names, a null audience any: what the exchange checks before it looks up
+ * a policy, so that a caller without a valid token learns nothing of the copy ({@link expectCiToken} then).
+ */
 export interface ExpectedCiToken {
-  issuer: string;
-  audience: string;
+  issuer: string | null;
+  audience: string | null;
 }
 
 /** A token that passed every check. Its jti is not yet spent: the caller spends it (replay.ts) in its transaction. */
@@ -88,19 +92,25 @@ export function createCiTokenVerifier(deps: CiTokenVerifierDeps): CiTokenVerifie
       if (typeof token !== "string" || token.length > MAX_CI_ID_TOKEN_LENGTH) {
         throw refused("size", `it is longer than ${MAX_CI_ID_TOKEN_LENGTH / 1024} KiB`);
       }
-      const issuer = deps.issuers.find((trusted) => trusted.url === expected.issuer);
-      if (issuer === undefined) {
-        throw refused("issuer-not-trusted", `its issuer ${expected.issuer} is not one this server trusts`);
-      }
       const kid = signingKeyId(token);
+      const wanted = expected.issuer ?? claimedIssuer(token);
+      const issuer = deps.issuers.find((trusted) => trusted.url === wanted);
+      if (issuer === undefined) {
+        throw refused(
+          "issuer-not-trusted",
+          expected.issuer === null
+            ? "its issuer is not one this server trusts"
+            : `its issuer ${expected.issuer} is not one this server trusts`,
+        );
+      }
       const keySet = await keys.forKid(issuer, kid);
       if (keySet === null) {
         throw refused("key", "unknown signing key: the issuer publishes no key with the kid the token names");
       }
       const options: JWTVerifyOptions = {
         algorithms: [...CI_TOKEN_ALGORITHMS],
-        issuer: expected.issuer,
-        audience: expected.audience,
+        issuer: issuer.url,
+        ...(expected.audience === null ? {} : { audience: expected.audience }),
         clockTolerance: CI_TOKEN_LEEWAY_SECONDS,
         maxTokenAge: CI_TOKEN_MAX_AGE_SECONDS,
         requiredClaims: ["exp", "jti"],
@@ -111,7 +121,7 @@ export function createCiTokenVerifier(deps: CiTokenVerifierDeps): CiTokenVerifie
         // The key comes from the issuer's set by kid and alg alone: jwk, jku, x5u and x5c in the header are never read.
         ({ payload } = await jwtVerify(token, keySet, options));
       } catch (err) {
-        throw joseRefusal(err, expected);
+        throw joseRefusal(err, { issuer: issuer.url, audience: expected.audience });
       }
       const jti = payload.jti;
       if (typeof jti !== "string" || jti.length === 0 || jti.length > CI_JTI_MAX_LENGTH) {
@@ -128,6 +138,34 @@ export function createCiTokenVerifier(deps: CiTokenVerifierDeps): CiTokenVerifie
       };
     },
   };
+}
+
+/**
+ * Throws LK_CI_TOKEN_INVALID, as {@link CiTokenVerifier.verify} would have, when a token verified against the issuer
+ * it names and any audience is not for `expected`'s issuer and audience.
+ */
+export function expectCiToken(
+  verified: VerifiedCiToken,
+  expected: { issuer: string; audience: string },
+): void {
+  if (verified.issuer !== expected.issuer) {
+    throw refused("issuer", `the token's issuer is not ${expected.issuer}`);
+  }
+  const aud = verified.claims.aud;
+  if (!(aud === expected.audience || (Array.isArray(aud) && aud.includes(expected.audience)))) {
+    throw refused("audience", `the token's audience is not ${expected.audience}`);
+  }
+}
+
+/** The unverified `iss` of a token whose header already read as a JWS's: which trusted issuer to verify it with. */
+function claimedIssuer(token: string): string | undefined {
+  let iss: unknown;
+  try {
+    iss = decodeJwt(token).iss;
+  } catch (err) {
+    throw refused("format", "it is not a signed JWT", err);
+  }
+  return typeof iss === "string" ? iss : undefined;
 }
 
 /** The token's header kid, after the checks that need no key: three parts, an allowed algorithm, a kid. */
@@ -150,7 +188,7 @@ function signingKeyId(token: string): string {
 }
 
 /** jose's refusal in plain words; anything that is not jose's is passed on unchanged. */
-function joseRefusal(err: unknown, expected: ExpectedCiToken): unknown {
+function joseRefusal(err: unknown, expected: { issuer: string; audience: string | null }): unknown {
   if (err instanceof LatchkeyError) return err;
   if (err instanceof errors.JWTExpired) {
     return err.claim === "iat"
@@ -165,7 +203,7 @@ function joseRefusal(err: unknown, expected: ExpectedCiToken): unknown {
       case "iss":
         return refused("issuer", `the token's issuer is not ${expected.issuer}`, err);
       case "aud":
-        return refused("audience", `the token's audience is not ${expected.audience}`, err);
+        return refused("audience", `the token's audience is not ${expected.audience ?? "accepted"}`, err);
       case "nbf":
         return refused("not-yet-valid", "the token is not valid yet (its nbf is in the future)", err);
       case "iat":
