@@ -7,14 +7,14 @@
  * transaction writes).
  *
  * The push also keeps a CI escrow true (docs/ci.md "Escrow"): on a copy with a CI policy, the new version must open
- * with the escrowed vault key, or with the one the push carries, which then replaces it — else the push is refused
- * and the caller rolls it back, so the server never holds a version its escrow cannot open.
+ * with the escrowed vault key, or with the one the push carries when the caller may replace it — else the push is
+ * refused and the caller rolls it back, so the server never holds a version its escrow cannot open.
  */
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { checkSchema, storedEnvSchemaSchema, syncBlobContext, type CiEscrow } from "@latchkey/core";
 import { insertAudit } from "./audit/data.js";
-import { findCopyEscrow, updateEscrow } from "./ci/policies-data.js";
+import { findCopyEscrow, findCopyHead, updateEscrow, type CopyHeadRecord } from "./ci/policies-data.js";
 import type { HeadWrite } from "./db/heads.js";
 import type { Database } from "./db/schema.js";
 import { openWithEscrow, type EscrowKey } from "./escrow-key.js";
@@ -102,7 +102,20 @@ export interface PushOptions {
   escrowKey?: EscrowKey | undefined;
   /** What the personal head stores beside the blob (an organisation's head stores none). */
   wrappedKey?: string;
+  /**
+   * When the push's own escrow may replace the copy's ({@link EscrowReplacement}); default `escrow-key-change`.
+   */
+  escrowReplacement?: EscrowReplacement;
 }
+
+/**
+ * Which escrow a push may swap in. An escrow decides what CI jobs receive, so a push that may replace it with the
+ * escrow of any key could hand them values sealed under a key of its own (a stolen token, an organisation's plain
+ * member). `new-key`: an organisation's share (maintainer or stronger), which gives the copy a new key.
+ * `escrow-key-change`: every other push, whose copy keeps its key: only in place of an escrow for an older escrow
+ * key of the server, and only with the key that opens the copy's previous version too.
+ */
+export type EscrowReplacement = "new-key" | "escrow-key-change";
 
 /**
  * Stores `push` as version baseVersion + 1 of the copy `heads` names, with its history row and its audit row, in
@@ -124,13 +137,22 @@ export async function pushVersion(
     name: push.name,
     updatedAt: at,
   };
+  const replacement = options.escrowReplacement ?? "escrow-key-change";
+  // Read before the head moves: the version an escrow-key change must prove the same key opens.
+  const previous =
+    push.escrow !== undefined && replacement === "escrow-key-change" && push.baseVersion !== 0
+      ? await findCopyHead(trx, heads.copy)
+      : undefined;
   if (push.baseVersion !== 0) {
     if (!(await heads.advance(trx, push.baseVersion, write))) return { kind: "stale" };
   } else if (!(await heads.insertFirst(trx, write))) {
     return { kind: "taken", currentVersion: await heads.currentVersion(trx) };
   }
   const version = push.baseVersion + 1;
-  const escrow = await checkEscrow(trx, heads.copy, push, version, at, options.escrowKey);
+  const escrow = await checkEscrow(trx, heads.copy, push, version, at, options.escrowKey, {
+    replacement,
+    previous: previous?.version === push.baseVersion ? previous : undefined,
+  });
   if (escrow === "stale") return { kind: "escrow-stale" };
   const blobSize = push.digest.size;
   await heads.insertVersion(trx, { version, blobSha256: push.digest.sha256, blobSize, createdAt: at });
@@ -155,9 +177,9 @@ export async function pushVersion(
 
 /**
  * On a copy with a CI policy, whether `version` (the push's blob) opens with the escrowed vault key: `verified`
- * (the policy now names this version), else `replaced` when the push's own escrow is for the current escrow key and
- * opens it (it replaces the old one), else `stale`. `none` for a copy without a policy, whose push's escrow is
- * ignored.
+ * (the policy now names this version), else `replaced` when the push's own escrow is for the current escrow key,
+ * opens it and may replace the old one ({@link EscrowReplacement}; for an escrow-key change, `previous` is the
+ * copy's head before the push), else `stale`. `none` for a copy without a policy, whose push's escrow is ignored.
  */
 async function checkEscrow(
   trx: Kysely<Database>,
@@ -166,15 +188,21 @@ async function checkEscrow(
   version: number,
   at: string,
   key: EscrowKey | undefined,
+  may: { replacement: EscrowReplacement; previous: CopyHeadRecord | undefined },
 ): Promise<"none" | "verified" | "replaced" | "stale"> {
   const current = await findCopyEscrow(trx, copy);
   if (current === undefined) return "none";
   if (key === undefined) return "stale";
   const blob = Buffer.from(push.encryptedBlob, "base64");
   const context = copyBlobContext(copy, version);
-  const opens = async (escrowedKey: string, fingerprint: string): Promise<boolean> => {
+  const opens = async (
+    escrowedKey: string,
+    fingerprint: string,
+    sealed: Uint8Array = blob,
+    sealedContext: Uint8Array = context,
+  ): Promise<boolean> => {
     if (fingerprint !== key.fingerprint) return false;
-    const plaintext = await openWithEscrow(key, escrowedKey, blob, context);
+    const plaintext = await openWithEscrow(key, escrowedKey, sealed, sealedContext);
     plaintext?.fill(0);
     return plaintext !== null;
   };
@@ -183,11 +211,20 @@ async function checkEscrow(
     return "verified";
   }
   const offered = push.escrow;
-  if (offered !== undefined && (await opens(offered.escrowedKey, offered.escrowKeyFingerprint))) {
-    await updateEscrow(trx, current.id, version, at, offered);
-    return "replaced";
+  if (offered === undefined || !(await opens(offered.escrowedKey, offered.escrowKeyFingerprint)))
+    return "stale";
+  if (may.replacement === "escrow-key-change") {
+    // Only the server's escrow key changed: the stored escrow is for an older one, and the offered key is the one
+    // the copy was already sealed with (it opens the previous version), so CI jobs get the same copy as before.
+    const { previous } = may;
+    if (current.escrowKeyFingerprint === key.fingerprint || previous === undefined) return "stale";
+    const before = Buffer.from(previous.encryptedBlob, "base64");
+    const beforeContext = copyBlobContext(copy, previous.version);
+    if (!(await opens(offered.escrowedKey, offered.escrowKeyFingerprint, before, beforeContext)))
+      return "stale";
   }
-  return "stale";
+  await updateEscrow(trx, current.id, version, at, offered);
+  return "replaced";
 }
 
 /**

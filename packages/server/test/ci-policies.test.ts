@@ -21,6 +21,7 @@ import {
 import type { LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openEscrowedCopy } from "../src/ci/escrow.js";
+import { escrowKeyFrom } from "../src/escrow-key.js";
 import { findCiPolicy } from "../src/ci/policies-data.js";
 import type { OpenDatabase } from "../src/db/index.js";
 import { describeEachDatabase } from "./databases.js";
@@ -323,26 +324,27 @@ describeEachDatabase("CI policies", (target) => {
       expect(pushes.at(-1)).toMatchObject({ ciEscrow: "verified" });
     });
 
-    it("refuses a push with a new vault key and no escrow (409, nothing written), and takes it with the new key's escrow", async () => {
+    it("refuses a push with a new vault key, with or without that key's escrow: a push never swaps a personal escrow for another key's", async () => {
       const alice = await server.caller();
       const { vaultId, vaultKey } = await personalCopy(alice);
       await enablePersonal(alice, vaultId, vaultKey);
+      const [before] = await policyRows(vaultId);
+      // What a stolen token (or anyone who can push) would send so that CI jobs get values of their choosing.
       const rotated = newVaultKey();
       const sealed = await sealBlob(rotated, vaultId, 2, DOCUMENT);
       const path = `/api/v1/vaults/${vaultId}`;
       refused(await request(alice, "PUT", path, pushBody(sealed, 1)), 409, "LK_CI_ESCROW_STALE");
-      // An escrow of the old key, or one for another escrow key, does not help.
-      refused(
-        await request(alice, "PUT", path, pushBody(sealed, 1, { escrow: await escrowFor(vaultKey) })),
-        409,
-        "LK_CI_ESCROW_STALE",
-      );
-      const foreign = { ...(await escrowFor(rotated)), escrowKeyFingerprint: "cd".repeat(32) };
-      refused(
-        await request(alice, "PUT", path, pushBody(sealed, 1, { escrow: foreign })),
-        409,
-        "LK_CI_ESCROW_STALE",
-      );
+      for (const escrow of [
+        await escrowFor(rotated),
+        await escrowFor(vaultKey),
+        { ...(await escrowFor(rotated)), escrowKeyFingerprint: "cd".repeat(32) },
+      ]) {
+        refused(
+          await request(alice, "PUT", path, pushBody(sealed, 1, { escrow })),
+          409,
+          "LK_CI_ESCROW_STALE",
+        );
+      }
       const head = await db()
         .selectFrom("vault_heads")
         .select("version")
@@ -350,16 +352,39 @@ describeEachDatabase("CI policies", (target) => {
         .executeTakeFirstOrThrow();
       expect(Number(head.version)).toBe(1);
       expect(await auditActions(vaultId, "vault.push")).toHaveLength(1);
-      const [before] = await policyRows(vaultId);
+      expect(await policyRows(vaultId)).toEqual([before]);
+    });
 
-      const escrow = await escrowFor(rotated);
-      const pushed = await request(alice, "PUT", path, pushBody(sealed, 1, { escrow }));
+    it("after the server's escrow key changed, takes the same vault key's new escrow, and no other key's", async () => {
+      const alice = await server.caller();
+      const { vaultId, vaultKey } = await personalCopy(alice);
+      await enablePersonal(alice, vaultId, vaultKey);
+      // The stored escrow as an older escrow key of the server left it.
+      const older = await escrowKeyFrom(newVaultKey());
+      await db()
+        .updateTable("ci_policies")
+        .set({
+          escrowed_key: await wrapKeyForRecipient(vaultKey, older.publicKey),
+          escrow_key_fingerprint: older.fingerprint,
+        })
+        .where("vault_id", "=", vaultId)
+        .execute();
+      const path = `/api/v1/vaults/${vaultId}`;
+      const rotated = newVaultKey();
+      const other = pushBody(await sealBlob(rotated, vaultId, 2, DOCUMENT), 1, {
+        escrow: await escrowFor(rotated),
+      });
+      refused(await request(alice, "PUT", path, other), 409, "LK_CI_ESCROW_STALE");
+      const same = await sealBlob(vaultKey, vaultId, 2, DOCUMENT);
+      refused(await request(alice, "PUT", path, pushBody(same, 1)), 409, "LK_CI_ESCROW_STALE");
+      const escrow = await escrowFor(vaultKey);
+      const pushed = await request(alice, "PUT", path, pushBody(same, 1, { escrow }));
       expect(pushed.statusCode, pushed.body).toBe(200);
       const [after] = await policyRows(vaultId);
       expect(after).toMatchObject({
         escrowed_key: escrow.escrowedKey,
+        escrow_key_fingerprint: TEST_ESCROW_KEY.fingerprint,
         escrow_version: 2,
-        generation: before!.generation,
       });
       expect((await auditActions(vaultId, "vault.push")).at(-1)).toMatchObject({ ciEscrow: "replaced" });
       const opened = await openEscrowedCopy(db(), TEST_ESCROW_KEY, (await findCiPolicy(db(), { vaultId }))!);
@@ -493,6 +518,28 @@ describeEachDatabase("CI policies", (target) => {
       expect(pushed.statusCode, pushed.body).toBe(200);
       const [row] = await policyRows(vaultId);
       expect(Number(row!.escrow_version)).toBe(2);
+    });
+
+    it("refuses a member's push sealed with another key, its escrow with it: only a share replaces the escrow", async () => {
+      const { slug, vaultId, vaultKey, path } = await sharedCopy();
+      expect((await enableOrg(maintainer, path, vaultKey)).statusCode).toBe(200);
+      const [before] = await policyRows(vaultId);
+      const rotated = newVaultKey();
+      for (const who of [member, maintainer]) {
+        const pushed = await call(server.app, who.token, "PUT", `/${slug}/vaults/${vaultId}`, {
+          ...(await orgPushBody(vaultId, 1, rotated)),
+          encryptedBlob: await orgBlob(rotated, vaultId, 2, slug),
+          escrow: await escrowFor(rotated),
+        });
+        refused(pushed, 409, "LK_CI_ESCROW_STALE");
+      }
+      expect(await policyRows(vaultId)).toEqual([before]);
+      const head = await db()
+        .selectFrom("org_vault_heads")
+        .select("version")
+        .where("vault_id", "=", vaultId)
+        .executeTakeFirstOrThrow();
+      expect(Number(head.version)).toBe(1);
     });
 
     it("refuses a share with a new vault key and no escrow (409, nothing written); with its escrow the escrow is replaced", async () => {

@@ -768,7 +768,8 @@ export function createOrgService(deps: OrgServiceDeps) {
           orgId: org.id,
           metadata: { orgId: org.id, clientId: actor.clientId, keys: keys.length },
         },
-        { escrowKey: deps.escrowKey },
+        // A share (maintainer or stronger) is what gives the copy a new key, so it may bring that key's escrow.
+        { escrowKey: deps.escrowKey, escrowReplacement: "new-key" },
       );
       if (outcome.kind === "escrow-stale") return refuse(outcome);
       if (outcome.kind === "taken") {
