@@ -655,6 +655,14 @@ export const errorCatalogue = {
     hint: "Run the command on a terminal to review the new members' fingerprints, or pin each with `latchkey org trust SLUG EMAIL FINGERPRINT`; `--trust-new-members` accepts whatever keys the server sends for new members.",
     exitCode: ExitCode.failure,
   },
+  LK_ORG_SHARER_NOT_MAINTAINER: {
+    summary:
+      "An organisation copy's vault key was wrapped by an account the server does not list as a current maintainer, admin or owner of the organisation (removed, or a plain member): it is not opened, whatever this machine pinned. Nothing was written.",
+    message:
+      "The organisation vault's key was wrapped by someone who is not a maintainer of the organisation now; nothing was written.",
+    hint: "Ask a maintainer of the organisation to run `latchkey env share --org SLUG --new-key` in the vault's project, which seals it with a new key wrapped by them (`org rotate-keys` cannot: it opens the current key first), then pull again.",
+    exitCode: ExitCode.failure,
+  },
   LK_ORG_VAULT_NOT_SHARED: {
     summary: "The organisation has no copy of this vault: nobody has shared it to the organisation yet.",
     message: "This vault is not shared with the organisation.",

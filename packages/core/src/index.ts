@@ -153,6 +153,8 @@ export {
   ORGS_PATH,
   ORG_KEY_STATES,
   ORG_ROLES,
+  ORG_SHARING_ROLE,
+  orgRoleAtLeast,
   WRAPPED_KEY_WIRE_LENGTH,
   isWrappedKeyWire,
   orgCreateRequestSchema,

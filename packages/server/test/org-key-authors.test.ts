@@ -20,7 +20,16 @@ import { openDatabase, type OpenDatabase } from "../src/db/index.js";
 import { MIGRATIONS, migrateToLatest } from "../src/db/migrations.js";
 import { replaceSharingKey } from "../src/sharing-keys/data.js";
 import { describeEachDatabase } from "./databases.js";
-import { call, makeOrg, newMember, orgPushBody, shareBody, unwrapFor, type Member } from "./org-support.js";
+import {
+  call,
+  callWithProof,
+  makeOrg,
+  newMember,
+  orgPushBody,
+  shareBody,
+  unwrapFor,
+  type Member,
+} from "./org-support.js";
 import { newVaultKey, openMigrated, startSyncServer, type Caller, type SyncServer } from "./sync-support.js";
 
 describeEachDatabase("who wrapped an organisation vault key", (target) => {
@@ -227,6 +236,7 @@ describeEachDatabase("who wrapped an organisation vault key", (target) => {
     expect((await pulled()).wrappedBy).toEqual({
       userId: sharer.userId,
       email: sharer.email,
+      role: "owner",
       publicKey: toBase64(sharer.keys.publicKey),
       fingerprint: sharer.fingerprint,
     });
@@ -237,7 +247,57 @@ describeEachDatabase("who wrapped an organisation vault key", (target) => {
       .set({ wrapped_by: vanished })
       .where("vault_id", "=", vaultId)
       .execute();
-    expect((await pulled()).wrappedBy).toMatchObject({ userId: vanished, email: null });
+    expect((await pulled()).wrappedBy).toMatchObject({ userId: vanished, email: null, role: null });
+  });
+
+  it("answers the sharer's role now: a maintainer's, a plain member's once demoted, null once removed", async () => {
+    // What a member's CLI refuses a key on (copy.ts checkSharer): a removed or demoted member's wrap, which a
+    // lying server or the member could otherwise keep serving under the copy's current key version.
+    const vaultId = randomUUID();
+    const slug = `role-${vaultId.slice(0, 8)}`;
+    const sharer = await newMember(server, database.db);
+    await makeOrg(server, owner, slug, [
+      [sharer, "maintainer"],
+      [member, "member"],
+    ]);
+    const shared = await call(
+      app,
+      sharer.token,
+      "PUT",
+      `/${slug}/vaults/${vaultId}/share`,
+      await shareBody(sharer, slug, vaultId, 0, newVaultKey(), [owner, sharer, member]),
+    );
+    expect(shared.statusCode, shared.body).toBe(200);
+    const sharerRole = async () => {
+      const answer = await call(app, member.token, "GET", `/${slug}/vaults/${vaultId}`);
+      expect(answer.statusCode, answer.body).toBe(200);
+      const { wrappedBy } = orgPullResponseSchema.parse(answer.json());
+      expect(wrappedBy.userId).toBe(sharer.userId);
+      return wrappedBy.role;
+    };
+    expect(await sharerRole()).toBe("maintainer");
+
+    const demoted = await callWithProof(
+      server,
+      owner.token,
+      "org:member:role",
+      "PATCH",
+      `/${slug}/members/${sharer.userId}`,
+      { role: "member" },
+    );
+    expect(demoted.statusCode, demoted.body).toBe(200);
+    expect(await sharerRole()).toBe("member");
+
+    const removed = await callWithProof(
+      server,
+      owner.token,
+      "org:member:remove",
+      "DELETE",
+      `/${slug}/members/${sharer.userId}`,
+    );
+    expect(removed.statusCode, removed.body).toBe(200);
+    // The member's own key (wrapped by the removed sharer) is still there: the role says whose it is now.
+    expect(await sharerRole()).toBeNull();
   });
 
   it("answers a key without its sharer (written before the server recorded sharers) as missing, and stale", async () => {

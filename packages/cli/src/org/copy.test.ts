@@ -13,12 +13,14 @@ import {
   wrapKeyForRecipient,
   wrapKeyFromSender,
   type OrgPullResponse,
+  type OrgRole,
 } from "@latchkey/core";
 import {
   ME,
   memberKeyPair,
   noTerminal,
   orgTeam,
+  pulledWrapper,
   sealedCopy,
   wrapperOf,
   type FakeMember,
@@ -77,7 +79,7 @@ function answerOf(t: Team): WrappedOrgKey & Pick<OrgPullResponse, "encryptedBlob
     wrappedKey: key.wrappedKey,
     fingerprint: key.fingerprint,
     keyVersion: key.keyVersion,
-    wrappedBy: key.wrappedBy,
+    wrappedBy: pulledWrapper(t.org, key.wrappedBy),
   };
 }
 
@@ -224,7 +226,7 @@ describe("opening a copy's key: who wrapped it", () => {
       ...answerOf(t),
       wrappedKey: await planted(t, attackers, server, 3),
       wrappedBy: {
-        ...wrapperOf(t.bob),
+        ...pulledWrapper(t.org, wrapperOf(t.bob)),
         publicKey: toBase64(server.publicKey),
         fingerprint: server.fingerprint,
       },
@@ -275,7 +277,10 @@ describe("opening a copy's key: who wrapped it", () => {
     await expect(
       unwrapOrgKey(
         t.machine.ctx,
-        { ...answerOf(t), wrappedBy: { ...wrapperOf(t.bob), fingerprint: other.fingerprint } },
+        {
+          ...answerOf(t),
+          wrappedBy: { ...pulledWrapper(t.org, wrapperOf(t.bob)), fingerprint: other.fingerprint },
+        },
         t.me.sharer,
         "acme",
         SHARING_SERVER,
@@ -292,6 +297,7 @@ describe("opening a copy's key: who wrapped it", () => {
           wrappedBy: {
             userId: ME,
             email: "me@example.com",
+            role: "maintainer",
             publicKey: toBase64(server.publicKey),
             fingerprint: server.fingerprint,
           },
@@ -321,6 +327,78 @@ describe("opening a copy's key: who wrapped it", () => {
   });
 });
 
+describe("opening a copy's key: the sharer's role now", () => {
+  /**
+   * bob, pinned here as a recipient, wraps a key of his own for this machine under the copy's current context
+   * (he holds his private key), and the server serves it with a blob sealed under that key.
+   */
+  async function wrappedByBob(t: Team, role: OrgRole | null): Promise<Uint8Array> {
+    const theirs = random(32);
+    await copyFor(t, theirs, 3, t.bob);
+    if (role === null) t.org.members = t.org.members.filter((m) => m.userId !== t.bob.userId);
+    else t.bob.role = role;
+    return theirs;
+  }
+
+  it("a pinned sharer who is no longer a member: LK_ORG_SHARER_NOT_MAINTAINER, not even asked", async () => {
+    const t = await team();
+    await wrappedByBob(t, null);
+    const asked = t.machine.asked.length;
+    for (const answer of [
+      answerOf(t),
+      { ...answerOf(t), wrappedBy: { ...answerOf(t).wrappedBy, email: null } },
+    ]) {
+      expect(answer.wrappedBy.role).toBeNull();
+      await expect(
+        unwrapOrgKey(
+          t.machine.ctx,
+          answer,
+          { ...t.me.sharer, trustNewMembers: true },
+          "acme",
+          SHARING_SERVER,
+        ),
+      ).rejects.toMatchObject({
+        code: "LK_ORG_SHARER_NOT_MAINTAINER",
+        message: expect.stringContaining("not a member of the organisation now"),
+        hint: expect.stringContaining("latchkey env share --org acme --new-key"),
+      });
+    }
+    expect(t.machine.asked.slice(asked)).toEqual([]);
+  });
+
+  it("a pinned sharer who is a plain member: LK_ORG_SHARER_NOT_MAINTAINER", async () => {
+    const t = await team();
+    await wrappedByBob(t, "member");
+    await expect(
+      unwrapOrgKey(t.machine.ctx, answerOf(t), t.me.sharer, "acme", SHARING_SERVER),
+    ).rejects.toMatchObject({
+      code: "LK_ORG_SHARER_NOT_MAINTAINER",
+      message: expect.stringContaining("bob@example.com, who is a member now"),
+    });
+  });
+
+  it("a pinned maintainer, admin or owner: opened", async () => {
+    for (const role of ["maintainer", "admin", "owner"] as const) {
+      const t = await team();
+      const theirs = await wrappedByBob(t, role);
+      expect(await unwrapOrgKey(t.machine.ctx, answerOf(t), t.me.sharer, "acme", SHARING_SERVER)).toEqual(
+        theirs,
+      );
+    }
+  });
+
+  it("a maintainer `org remove` has just removed still opens for its rotation, while their pin holds", async () => {
+    const t = await team();
+    const theirs = await wrappedByBob(t, null);
+    const removing = { ...t.me.sharer, removedSharer: t.bob.userId.toUpperCase() };
+    expect(await unwrapOrgKey(t.machine.ctx, answerOf(t), removing, "acme", SHARING_SERVER)).toEqual(theirs);
+    // Nobody else gets that standing.
+    await expect(
+      unwrapOrgKey(t.machine.ctx, answerOf(t), { ...removing, removedSharer: CAROL }, "acme", SHARING_SERVER),
+    ).rejects.toMatchObject({ code: "LK_ORG_SHARER_NOT_MAINTAINER" });
+  });
+});
+
 describe("opening a copy's key: a sharer never seen here", () => {
   it("without a terminal: LK_ORG_MEMBER_UNTRUSTED, nothing pinned; with --trust-new-members it opens and is pinned", async () => {
     const t = await team();
@@ -331,7 +409,7 @@ describe("opening a copy's key: a sharer never seen here", () => {
       unwrapOrgKey(t.machine.ctx, answerOf(t), t.me.sharer, "acme", SHARING_SERVER),
     ).rejects.toMatchObject({
       code: "LK_ORG_MEMBER_UNTRUSTED",
-      message: expect.stringContaining(`carol@example.com  ${carol.pair!.fingerprint}`),
+      message: expect.stringContaining(`carol@example.com  maintainer  ${carol.pair!.fingerprint}`),
       hint: expect.stringContaining("--trust-new-members"),
     });
     expect((await pinsHere(t))[CAROL]).toBeUndefined();
@@ -367,7 +445,9 @@ describe("opening a copy's key: a sharer never seen here", () => {
       message: expect.stringContaining("nothing was written"),
     });
     expect(t.machine.asked.slice(asked)).toEqual(["Trust this key and open what it wrapped?"]);
-    expect(t.machine.ctx.stderr.text()).toContain(`carol@example.com  ${carol.pair!.fingerprint}`);
+    expect(t.machine.ctx.stderr.text()).toContain(
+      `carol@example.com  maintainer  ${carol.pair!.fingerprint}`,
+    );
     expect((await pinsHere(t))[CAROL]).toBeUndefined();
     t.confirms.push(true);
     expect(await unwrapOrgKey(t.machine.ctx, answerOf(t), t.me.sharer, "acme", SHARING_SERVER)).toEqual(

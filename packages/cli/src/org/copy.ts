@@ -7,8 +7,10 @@
 // only ever sees ciphertext and wrapped keys.
 import {
   LatchkeyError,
+  ORG_SHARING_ROLE,
   fromBase64,
   isLatchkeyError,
+  orgRoleAtLeast,
   orgMembersResponseSchema,
   orgPublicKeysResponseSchema,
   orgPullResponseSchema,
@@ -82,8 +84,9 @@ function rewrapHint(org: string): string {
 
 /**
  * Who wrapped the copy's key, checked before anything is unwrapped: the fingerprint the server gives must be the
- * one of the public key it gives (computed here); your own account's key must be this machine's; anyone else's
- * must pass this machine's pins (pins.ts reviewKeys: a changed key is refused, a new one asked about). Returns the
+ * one of the public key it gives (computed here); your own account's key must be this machine's; anyone else must
+ * be a current maintainer or stronger as the server lists them (LK_ORG_SHARER_NOT_MAINTAINER) and their key must
+ * pass this machine's pins (pins.ts reviewKeys: a changed key is refused, a new one asked about). Returns the
  * sharer's public key and the new key to pin once the wrap has opened with it (null: nothing to pin).
  */
 async function checkSharer(
@@ -115,6 +118,16 @@ async function checkSharer(
     }
     return { publicKey, pin: null };
   }
+  // A pin says whose key it is, not that they may hand out keys: a removed or demoted member whose key was pinned
+  // could otherwise wrap a key of their own under the copy's context and have the server serve it.
+  const removedHere = me.removedSharer?.toLowerCase() === by.userId.toLowerCase();
+  if (!removedHere && (by.role === null || !orgRoleAtLeast(by.role, ORG_SHARING_ROLE))) {
+    throw new LatchkeyError("LK_ORG_SHARER_NOT_MAINTAINER", {
+      message: `The key of ${org}'s copy of vault ${copy.vaultId} was wrapped by ${by.email ?? "an account that no longer exists"}, who ${by.role === null ? "is not a member of the organisation now" : `is a ${by.role} now`}: only a ${ORG_SHARING_ROLE} or a stronger role may share its key. Nothing was written.`,
+      hint: `Ask a maintainer of ${org} to run \`latchkey env share --org ${org} --new-key\` in this vault's project (\`org rotate-keys\` cannot: it opens the current key first), then pull again.`,
+      details: { server, org, vaultId: copy.vaultId, sharer: by.userId, role: by.role },
+    });
+  }
   if (by.email === null) {
     // An account that is gone cannot be asked for its fingerprint: only a key pinned before is taken.
     const pins = pinsOf(await readOrgKeys(ctx), server, org);
@@ -127,7 +140,7 @@ async function checkSharer(
     }
     return { publicKey, pin: null };
   }
-  const sharer = { userId: by.userId, email: by.email, role: null, fingerprint };
+  const sharer = { userId: by.userId, email: by.email, role: by.role, fingerprint };
   const accepted = await reviewKeys(ctx, server, org, [sharer], me.trustNewMembers === true, {
     kind: "open",
     vaultId: copy.vaultId,
@@ -253,6 +266,12 @@ export interface Sharer {
   readonly key: SharingKey;
   /** `--trust-new-members`: pin the server's keys for members never seen here without asking (never a changed key). */
   readonly trustNewMembers?: boolean;
+  /**
+   * The user id of a maintainer (or stronger) that `org remove` has just removed: its rotations still open a key
+   * they wrapped (their pin still applies). They could have wrapped any key a moment before, as a maintainer, so
+   * this gives them nothing; refusing would leave a vault last shared by the leaver impossible to rotate.
+   */
+  readonly removedSharer?: string;
 }
 
 /** What a share wraps: the vault key, for which copy, and the key version the share makes (baseVersion + 1). */

@@ -133,7 +133,7 @@ describe("org members and set-role", () => {
       `me@example.com  member  sharing key ${t.machine.server.key!.fingerprint} (yours)`,
     );
     expect(text).toContain(
-      `bob@example.com  member  sharing key ${t.bob.pair!.fingerprint} (pinned on this machine)`,
+      `bob@example.com  maintainer  sharing key ${t.bob.pair!.fingerprint} (pinned on this machine)`,
     );
     expect(text).toContain("needs share: web (missing)");
     expect(text).toContain("eve@example.com  member  waiting for a sharing key");
@@ -167,7 +167,7 @@ describe("org members and set-role", () => {
       hint: expect.stringContaining("no --yes"),
     });
     expect(t.machine.server.seen.some((r) => r.method === "PATCH")).toBe(false);
-    expect(t.bob.role).toBe("member");
+    expect(t.bob.role).toBe("maintainer");
   });
 });
 

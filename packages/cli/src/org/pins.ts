@@ -126,6 +126,30 @@ export async function pinOrgKeys(
 }
 
 /**
+ * Forgets the pin of `userId` in `org` on `server` (a member removed from it), under the file's lock: a key pinned
+ * for a former member must not keep the standing of a key this machine checked, should they come back.
+ */
+export async function unpinOrgKey(
+  ctx: Pick<Context, "paths">,
+  server: string,
+  org: string,
+  userId: string,
+): Promise<void> {
+  const id = userId.toLowerCase();
+  // Nothing pinned (no file at all, often): nothing to lock or write.
+  if (pinsOf(await readOrgKeys(ctx), server, org)[id] === undefined) return;
+  const file = orgKeysPath(ctx);
+  await withFileLock(file, async (signal) => {
+    const doc = await readOrgKeys(ctx);
+    const pins = doc.servers[server]?.[org];
+    if (pins?.[id] === undefined) return;
+    delete pins[id];
+    signal.throwIfAborted();
+    await writeFileAtomic(file, `${JSON.stringify(doc, null, 2)}\n`);
+  });
+}
+
+/**
  * What the keys under review are for: the recipients of a share (`share`), or the sharer who wrapped an
  * organisation copy's vault key this machine is about to open (`open`, docs/teams.md "Who wrapped a key"). The
  * rules are the same; the words say what is at stake.
@@ -172,11 +196,7 @@ export async function reviewKeys(
   use: KeyUse,
 ): Promise<Recipient[]> {
   const words = wording(use, server, org);
-  // A sharer is shown without a role: the copy's answer does not say it, and it is not what makes them trusted.
-  const describe = (r: Recipient) =>
-    use.kind === "open"
-      ? `  ${r.email}  ${r.fingerprint}`
-      : `  ${r.email}  ${r.role ?? "(role not listed)"}  ${r.fingerprint}`;
+  const describe = (r: Recipient) => `  ${r.email}  ${r.role ?? "(role not listed)"}  ${r.fingerprint}`;
   const pins = pinsOf(await readOrgKeys(ctx), server, org);
   const changed = keys.filter((r) => pinState(pins, r) === "changed");
   if (changed.length > 0) {

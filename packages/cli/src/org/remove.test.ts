@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memberVaultKey, openFakeCopy, orgTeam, sealedCopy } from "../../test/support/org-server.js";
 import type { CapturedStream } from "../../test/support/context.js";
 import { runCli } from "../cli.js";
+import { SHARING_SERVER } from "../../test/support/sharing-key-server.js";
+import { readOrgKeys } from "./pins.js";
 import { removeOrgMember } from "./remove.js";
 
 const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
@@ -44,7 +46,7 @@ describe("org remove", () => {
     });
     expect(report).toMatchObject({
       org: "acme",
-      removed: { email: "bob@example.com", role: "member" },
+      removed: { email: "bob@example.com", role: "maintainer" },
       rotate: true,
       vaults: [
         {
@@ -63,6 +65,8 @@ describe("org remove", () => {
     expect(proofs).toEqual([{ scope: "org:member:remove", spent: true }]);
     const after = t.org.copies.get(VAULT)!;
     expect(after.keys.has(t.bob.userId)).toBe(false);
+    // The maintainer who wrapped the old key was opened for the rotation, then forgotten here.
+    expect((await readOrgKeys(t.machine.ctx)).servers[SHARING_SERVER]?.acme?.[t.bob.userId]).toBeUndefined();
     // What bob kept opens nothing of the new version; carol opens it with her new key.
     await expect(openFakeCopy(after, t.org, VAULT, oldKey)).rejects.toMatchObject({
       code: "LK_DECRYPT_FAILED",
@@ -70,6 +74,30 @@ describe("org remove", () => {
     expect(await openFakeCopy(after, t.org, VAULT, await memberVaultKey(after, carol, t.org, VAULT))).toEqual(
       DOCUMENT,
     );
+  });
+
+  it("a plain member removed: the key they wrapped is not opened for the rotation, and their pin is gone", async () => {
+    const t = await orgTeam(root, `m${++n}`, "admin");
+    // bob, a member whose key this machine pinned as a recipient, wrapped the copy's key himself (with a lying
+    // server's help): his removal must not get his key re-shared to everyone.
+    t.bob.role = "member";
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: random(32),
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+      sharer: t.bob,
+    });
+    const pinned = async () =>
+      (await readOrgKeys(t.machine.ctx)).servers[SHARING_SERVER]?.acme?.[t.bob.userId];
+    expect(await pinned()).toBeDefined();
+    const report = await removeOrgMember(t.machine.ctx, "acme", t.bob.email, { rotate: true });
+    expect(report.vaults[0]).toMatchObject({
+      rotatedVersion: null,
+      error: { code: "LK_ORG_SHARER_NOT_MAINTAINER" },
+    });
+    expect(t.org.copies.get(VAULT)!.version).toBe(1);
+    expect(await pinned()).toBeUndefined();
   });
 
   it("--no-rotate leaves the key but still names the secrets", async () => {

@@ -6,7 +6,9 @@
 // so the people removing them know what else to change at its source.
 import {
   LatchkeyError,
+  ORG_SHARING_ROLE,
   isLatchkeyError,
+  orgRoleAtLeast,
   orgMemberRemoveResponseSchema,
   type OrgMember,
   type OrgRemovedVault,
@@ -15,6 +17,7 @@ import type { Context } from "../context.js";
 import { callApi, type ApiOptions } from "../server/api.js";
 import { mintStepUpProof } from "../server/step-up.js";
 import { orgPath } from "./copy.js";
+import { unpinOrgKey } from "./pins.js";
 import { openOrgVault, rotateOrgVault, secretNames, type SecretNames } from "./rotate.js";
 import { checkSlug, fetchMembers, memberByEmail, openOrgSession, type OrgSession } from "./session.js";
 
@@ -69,12 +72,15 @@ export async function removeOrgMember(
   options: RemoveOptions,
 ): Promise<RemovalReport> {
   const org = checkSlug(slug);
-  const session = {
-    ...(await openOrgSession(ctx, options)),
-    trustNewMembers: options.trustNewMembers === true,
-  };
-  const members = await fetchMembers(ctx, org, session.api);
+  const opened = await openOrgSession(ctx, options);
+  const members = await fetchMembers(ctx, org, opened.api);
   const target = memberByEmail(members.members, org, email);
+  const session: OrgSession = {
+    ...opened,
+    trustNewMembers: options.trustNewMembers === true,
+    // Checked on the list read before the removal: a plain member removed gets no such standing.
+    ...(orgRoleAtLeast(target.role, ORG_SHARING_ROLE) ? { removedSharer: target.userId } : {}),
+  };
   if (target.userId.toLowerCase() === session.userId.toLowerCase() && options.rotate) {
     throw new LatchkeyError("LK_USAGE", {
       message: `You are removing yourself from ${org}: once you are out, you cannot give its vaults new keys.`,
@@ -93,8 +99,13 @@ export async function removeOrgMember(
     { ...session.api, server: proof.server },
   );
   const vaults: OffboardedVault[] = [];
-  for (const held of removal.data.vaults) {
-    vaults.push(await offboard(ctx, org, held, session, options.rotate));
+  try {
+    for (const held of removal.data.vaults) {
+      vaults.push(await offboard(ctx, org, held, session, options.rotate));
+    }
+  } finally {
+    // After the rotations, which open the keys they wrapped by this pin: from now on their key is nobody's here.
+    await unpinOrgKey(ctx, removal.server, org, target.userId);
   }
   return { org, server: removal.server, removed: removal.data.removed, rotate: options.rotate, vaults };
 }

@@ -17,6 +17,8 @@ export interface OrgSession {
   readonly key: SharingKey;
   /** `--trust-new-members`: shares of this command pin new members' keys without asking (org/pins.ts). */
   readonly trustNewMembers?: boolean;
+  /** A maintainer (or stronger) this command has just removed: see {@link Sharer}'s field of the same name. */
+  readonly removedSharer?: string;
 }
 
 /** The server session an organisation command talks to: callApi's options with its server fixed, and the account. */

@@ -10,6 +10,7 @@ import {
   orgMemberRoleRequestSchema,
   orgPushRequestSchema,
   orgShareRequestSchema,
+  type OrgPullResponse,
   type OrgPushRequest,
   type OrgShareRequest,
   fromBase64,
@@ -110,6 +111,14 @@ export function wrapperOf(member: FakeMember): FakeWrapper {
     publicKey: toBase64(member.pair!.publicKey),
     fingerprint: member.pair!.fingerprint,
   };
+}
+
+/**
+ * `wrapper` as the pull answers it: with the sharer's role in `org` now (null once no longer a member), which the
+ * real server reads in the pull's statement.
+ */
+export function pulledWrapper(org: FakeOrg, wrapper: FakeWrapper): OrgPullResponse["wrappedBy"] {
+  return { ...wrapper, role: org.members.find((m) => m.userId === wrapper.userId)?.role ?? null };
 }
 
 /**
@@ -418,7 +427,7 @@ export function orgRoutes(
           wrappedKey: key.wrappedKey,
           fingerprint: key.fingerprint,
           keyVersion: key.keyVersion,
-          wrappedBy: key.wrappedBy,
+          wrappedBy: pulledWrapper(org, key.wrappedBy),
           schema: null,
           name: copy.name,
           updatedAt: AT,
@@ -515,7 +524,8 @@ export async function orgTeam(
   const bob: FakeMember = {
     userId: "22222222-2222-4222-8222-222222222222",
     email: "bob@example.com",
-    role: "member",
+    // The sharer of the copies tests seal (sealedCopy's default): a member's CLI opens only a maintainer's wrap.
+    role: "maintainer",
     pair: await memberKeyPair(),
   };
   const eve: FakeMember = {

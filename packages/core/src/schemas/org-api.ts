@@ -35,6 +35,14 @@ export const ORG_ROLES = ["owner", "admin", "maintainer", "member"] as const;
 /** One of {@link ORG_ROLES}. */
 export type OrgRole = (typeof ORG_ROLES)[number];
 
+/** Whether `role` is `least` or stronger: the one ordering of roles, for the server's checks and the CLI's. */
+export function orgRoleAtLeast(role: OrgRole, least: OrgRole): boolean {
+  return ORG_ROLES.indexOf(role) <= ORG_ROLES.indexOf(least);
+}
+
+/** The least role that may share an organisation vault, and so the least a trusted sharer of its key has. */
+export const ORG_SHARING_ROLE: OrgRole = "maintainer";
+
 /** Most members one share may carry a wrapped key for (and so the most members an organisation can share to). */
 export const MAX_ORG_MEMBERS = 10_000;
 /** Characters of a wrapped key in its wire form: base64 of 32, 12 and 48 bytes joined by two colons. */
@@ -347,6 +355,11 @@ export const orgPullResponseSchema = body({
     userId: userId("userId"),
     /** The sharer's e-mail address; null when the account no longer exists. */
     email: z.nullable(text("email")),
+    /**
+     * The sharer's role in the organisation now; null when they are no longer a member. A member's CLI opens the
+     * key only when it is maintainer or stronger (the roles that may share), besides its pin of the sharer's key.
+     */
+    role: z.nullable(role("role")),
     publicKey: sharingPublicKeySchema("publicKey"),
     fingerprint: sharingKeyFingerprintSchema("fingerprint"),
   }),

@@ -400,6 +400,8 @@ export interface PulledKey {
     userId: string;
     /** Null when the account is gone. */
     email: string | null;
+    /** Their role in the organisation now; null when they are no longer a member. */
+    role: OrgRole | null;
     publicKey: string;
     keyVersion: number;
   } | null;
@@ -437,6 +439,10 @@ const pullRead = precompile(3, (db, [slug, vaultId, userId]) =>
       join.onRef("k.org_id", "=", "o.id").on("k.vault_id", "=", vaultId!).on("k.user_id", "=", userId!),
     )
     .leftJoin("users as s", "s.id", "k.wrapped_by")
+    // The sharer's role now: a member's CLI opens only a key wrapped by a current maintainer or stronger.
+    .leftJoin("org_members as sm", (join) =>
+      join.onRef("sm.org_id", "=", "o.id").onRef("sm.user_id", "=", "k.wrapped_by"),
+    )
     // The coalesce key of the caller's pull audit row for this version, spelt as pullAuditKey spells it.
     .leftJoin("audit_events as a", (join) =>
       join.on(
@@ -459,6 +465,7 @@ const pullRead = precompile(3, (db, [slug, vaultId, userId]) =>
       "k.wrapped_by_key",
       "k.key_version",
       "s.email as wrapped_by_email",
+      "sm.role as wrapped_by_role",
       "a.id as audit_id",
     ])
     .where("o.slug", "=", slug!),
@@ -493,6 +500,7 @@ export function readPull(
       ? {
           userId: row.wrapped_by,
           email: row.wrapped_by_email,
+          role: row.wrapped_by_role ?? null,
           publicKey: row.wrapped_by_key,
           keyVersion: Number(row.key_version),
         }

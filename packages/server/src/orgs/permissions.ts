@@ -3,7 +3,7 @@
  * request (and by any other slice that acts on an organisation). Roles are ordered (ORG_ROLES, strongest first) and
  * each may do everything the weaker ones may, so an action names the least role that may do it.
  */
-import { ORG_ROLES, type OrgRole } from "@latchkey/core";
+import { ORG_SHARING_ROLE, orgRoleAtLeast, type OrgRole } from "@latchkey/core";
 
 /** Every action on an organisation, with the least role that may take it. */
 export const ORG_PERMISSIONS = {
@@ -16,7 +16,7 @@ export const ORG_PERMISSIONS = {
   "vaults.list": "member",
   "vault.pull": "member",
   "vault.push": "member",
-  "vault.share": "maintainer",
+  "vault.share": ORG_SHARING_ROLE,
   "vault.unshare": "maintainer",
   "vault.ci.read": "member",
   "vault.ci.manage": "maintainer",
@@ -30,10 +30,8 @@ export const ORG_PERMISSIONS = {
 /** An action of {@link ORG_PERMISSIONS}. */
 export type OrgAction = keyof typeof ORG_PERMISSIONS;
 
-/** Whether `role` is `least` or stronger. */
-export function atLeast(role: OrgRole, least: OrgRole): boolean {
-  return ORG_ROLES.indexOf(role) <= ORG_ROLES.indexOf(least);
-}
+/** Whether `role` is `least` or stronger (core's ordering, which members' CLIs use too). */
+export const atLeast: (role: OrgRole, least: OrgRole) => boolean = orgRoleAtLeast;
 
 /** The least role that may take `action`. */
 export function leastRoleFor(action: OrgAction): OrgRole {

@@ -211,7 +211,14 @@ export interface OrgPulled {
   /** The version of the share that wrapped the key. */
   keyVersion: number;
   /** The sharer, and the sharing key the key is wrapped from. */
-  wrappedBy: { userId: string; email: string | null; publicKey: string; fingerprint: string };
+  wrappedBy: {
+    userId: string;
+    email: string | null;
+    /** Their role now; null when no longer a member. */
+    role: OrgRole | null;
+    publicKey: string;
+    fingerprint: string;
+  };
   schema: Record<string, unknown> | null;
   name: string;
   updatedAt: string;
@@ -673,6 +680,7 @@ export function createOrgService(deps: OrgServiceDeps) {
         wrappedBy: {
           userId: author.userId,
           email: author.email,
+          role: author.role,
           publicKey: author.publicKey,
           fingerprint: await sharerFingerprint(author.publicKey),
         },

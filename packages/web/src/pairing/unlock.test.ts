@@ -162,6 +162,7 @@ describe("openOrgCopy", () => {
       wrappedBy: {
         userId: sharerId,
         email: options.email === undefined ? "alice@example.test" : options.email,
+        role: options.email === null ? null : "maintainer",
         publicKey: toBase64(sharer.publicKey),
         fingerprint: await sharingKeyFingerprint(sharer.publicKey),
       },
@@ -188,6 +189,9 @@ describe("openOrgCopy", () => {
       fingerprint: await sharingKeyFingerprint(alice.publicKey),
       self: false,
     });
+    // An admin may share too (every role above maintainer may).
+    const byAdmin = [await member(ALICE, "alice@example.test", "admin", alice)];
+    expect((await openOrgCopy(ORG, await orgCopy(alice, ALICE), byAdmin)).sharedBy.role).toBe("admin");
     // Your own share, from the sharing key this browser holds.
     const own = await openOrgCopy(ORG, await orgCopy(mine, ME, { email: "me@example.test" }), []);
     expect(own.sharedBy).toMatchObject({ userId: ME, self: true, role: null });

@@ -9,12 +9,14 @@
  */
 import {
   LatchkeyError,
+  ORG_SHARING_ROLE,
   checkSchema,
   fromBase64,
   importEnvelopeKey,
   importX25519PrivateKey,
   isLatchkeyError,
   openEnvelope,
+  orgRoleAtLeast,
   orgVaultKeyContext,
   sharingKeyFingerprint,
   syncBlobContext,
@@ -233,9 +235,6 @@ export interface OpenedOrgCopy {
   readonly sharedBy: OrgCopySharer;
 }
 
-/** The roles whose members may share an organisation vault (the server's vault.share permission). */
-const SHARING_ROLES: ReadonlySet<string> = new Set(["owner", "maintainer"]);
-
 function untrusted(org: string, vaultId: string, why: string): LatchkeyError {
   return new LatchkeyError("LK_ORG_MEMBER_UNTRUSTED", {
     message: `The key of organisation ${org}'s copy of vault ${vaultId} was ${why}; the browser does not open it.`,
@@ -283,7 +282,8 @@ async function checkSharer(
   if (by.email === null || member === undefined) {
     throw untrusted(org, copy.vaultId, "wrapped by an account that is no longer a member");
   }
-  if (!SHARING_ROLES.has(member.role)) {
+  // The roles that may share (the server's vault.share permission): an admin's share is as good as an owner's.
+  if (!orgRoleAtLeast(member.role, ORG_SHARING_ROLE)) {
     throw untrusted(
       org,
       copy.vaultId,
