@@ -14,15 +14,14 @@ import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { checkSchema, storedEnvSchemaSchema, syncBlobContext, type CiEscrow } from "@latchkey/core";
 import { insertAudit } from "./audit/data.js";
-import { findCopyEscrow, findCopyHead, updateEscrow, type CopyHeadRecord } from "./ci/policies-data.js";
+import { findCopyEscrow, updateEscrow } from "./ci/policies-data.js";
+import { findCopyHead, type CopyHeadRecord, type CopyRef } from "./db/copies.js";
 import type { HeadWrite } from "./db/heads.js";
 import type { Database } from "./db/schema.js";
 import { openWithEscrow, type EscrowKey } from "./escrow-key.js";
 
-/** Which copy: a user's personal copy of a vault, or an organisation's (with its slug, bound into its blobs). */
-export type CopyRef =
-  | { readonly vaultId: string; readonly userId: string }
-  | { readonly vaultId: string; readonly orgId: string; readonly slug: string };
+/** A copy of a vault (db/copies.ts), re-exported for the slices that name copies through this module. */
+export type { CopyRef };
 
 /** The associated data `copy`'s blob of `version` is sealed under (core syncBlobContext). */
 export function copyBlobContext(copy: CopyRef, version: number): Uint8Array {

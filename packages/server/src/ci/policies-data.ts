@@ -11,8 +11,10 @@ import type { Kysely } from "kysely";
 import { precompile } from "../db/precompiled.js";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
-import type { CopyRef } from "../vault-copies.js";
+import { findCopyHead, type CopyHeadRecord, type CopyRef } from "../db/copies.js";
 import type { CiPoliciesTable } from "./migration.js";
+
+export { findCopyHead, type CopyHeadRecord };
 
 /** The database or a transaction on it. */
 type Db = Kysely<Database>;
@@ -33,15 +35,6 @@ export interface CiPolicyRecord {
   enabledBy: { userId: string; email: string | null } | null;
   enabledAt: string;
   updatedAt: string;
-}
-
-/** A copy's head as a CI check reads it. */
-export interface CopyHeadRecord {
-  version: number;
-  /** Standard base64 of the sealed vault document. */
-  encryptedBlob: string;
-  /** The stored envSchema (JSON), or null. */
-  schemaJson: string | null;
 }
 
 /** What making or replacing a policy writes. */
@@ -281,29 +274,6 @@ export function deleteOrgPolicies(
       repository: r.repository,
       generation: Number(r.generation),
     }));
-  });
-}
-
-/** The head of `copy` (version, blob, stored schema), or undefined when the copy does not exist. */
-export function findCopyHead(db: Db, copy: CopyRef): Promise<CopyHeadRecord | undefined> {
-  return runQuery("read copy head for CI", async () => {
-    const row =
-      "orgId" in copy
-        ? await db
-            .selectFrom("org_vault_heads")
-            .select(["version", "encrypted_blob", "schema_json"])
-            .where("vault_id", "=", copy.vaultId)
-            .where("org_id", "=", copy.orgId)
-            .executeTakeFirst()
-        : await db
-            .selectFrom("vault_heads")
-            .select(["version", "encrypted_blob", "schema_json"])
-            .where("vault_id", "=", copy.vaultId)
-            .where("user_id", "=", copy.userId)
-            .executeTakeFirst();
-    return row === undefined
-      ? undefined
-      : { version: Number(row.version), encryptedBlob: row.encrypted_blob, schemaJson: row.schema_json };
   });
 }
 

@@ -7,7 +7,7 @@ import { checkSchema, platformConfigSchema, type PlatformConfig } from "@latchke
 import type { Kysely } from "kysely";
 import { runQuery } from "../db/query.js";
 import type { Database } from "../db/schema.js";
-import type { CopyRef } from "../vault-copies.js";
+import type { CopyRef } from "../db/copies.js";
 import type { PlatformConnectionsTable } from "./migration.js";
 
 /** The database or a transaction on it. */

@@ -27,7 +27,7 @@ import {
   type ApiRoutes,
 } from "../api/plugin.js";
 import { parseOrgSlug, parseVaultId } from "../api/params.js";
-import type { ConnectionRecord } from "./data.js";
+import type { ConnectionRecord } from "./service.js";
 import {
   createPlatformService,
   type CopyConnection,

@@ -12,11 +12,14 @@
 import type { OrgRole, PlatformConfig, PlatformStatusRequest } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
-import { findCopyHead } from "../ci/policies-data.js";
+import { findCopyHead } from "../db/copies.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
-import type { CopyRef } from "../vault-copies.js";
+import type { CopyRef } from "../db/copies.js";
 import * as data from "./data.js";
+
+/** A connection as the routes answer it (data access's record, passed through). */
+export type ConnectionRecord = data.ConnectionRecord;
 
 /** What an organisation copy request may do: read its connections, record a push or pull, or change them. */
 export type PlatformNeed = "read" | "record" | "manage";
