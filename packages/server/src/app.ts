@@ -21,7 +21,7 @@ import {
 import { ciJobRoutes } from "./ci/job-routes.js";
 import { createCiTokenVerifier } from "./ci/verify.js";
 import { ciPolicyRoutes } from "./ci/policies-routes.js";
-import { removeOrgCopyPolicies, type OrgCopyAccess } from "./ci/policies-service.js";
+import { removeMemberPolicies, removeOrgCopyPolicies, type OrgCopyAccess } from "./ci/policies-service.js";
 import type { Database } from "./db/schema.js";
 import { defaultDashboardDir } from "./dashboard/files.js";
 import { registerDashboard } from "./dashboard/routes.js";
@@ -310,6 +310,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       onMemberRemoved: NOTICES.memberRemoved,
       onMemberAdded: NOTICES.memberAdded,
       onCopiesRemoved: copiesRemoved(randomId),
+      memberCiPolicies: removeMemberPolicies(randomId),
       escrowKey: deps.escrowKey,
     }),
     platformRoutes({ db: deps.db, now, randomId, orgAccess: PLATFORM_ORG_ACCESS }),

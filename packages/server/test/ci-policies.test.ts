@@ -6,6 +6,7 @@ import {
   ciConfigResponseSchema,
   ciDisableResponseSchema,
   ciPolicyResponseSchema,
+  orgMemberRemoveResponseSchema,
   ORGS_PATH,
   pushResponseSchema,
   sealEnvelope,
@@ -575,6 +576,53 @@ describeEachDatabase("CI policies", (target) => {
         (await findCiPolicy(db(), { vaultId, orgSlug: slug }))!,
       );
       expect(opened).toMatchObject({ kind: "opened", version: 2 });
+    });
+
+    it("a member's removal deletes the CI policies they enabled, audited, and reports the ones left on the vaults they held", async () => {
+      const { slug, vaultId, vaultKey, everyone, path } = await sharedCopy();
+      expect((await enableOrg(maintainer, path, vaultKey)).statusCode).toBe(200);
+      // A second vault, whose policy the owner enabled: it stays, and the removal names it.
+      const otherId = crypto.randomUUID();
+      const otherKey = newVaultKey();
+      const shared = await call(
+        server.app,
+        maintainer.token,
+        "PUT",
+        `/${slug}/vaults/${otherId}/share`,
+        await share(slug, otherId, 0, otherKey, everyone),
+      );
+      expect(shared.statusCode, shared.body).toBe(200);
+      const otherPath = `${ORGS_PATH}/${slug}/vaults/${otherId}/ci`;
+      expect((await enableOrg(owner, otherPath, otherKey)).statusCode).toBe(200);
+
+      const removed = await request(
+        owner,
+        "DELETE",
+        `${ORGS_PATH}/${slug}/members/${maintainer.userId}`,
+        undefined,
+        await proof(owner, "org:member:remove"),
+      );
+      expect(removed.statusCode, removed.body).toBe(200);
+      const answer = orgMemberRemoveResponseSchema.parse(removed.json());
+      expect(answer.ciPoliciesDisabled).toEqual([
+        { vaultId, provider: "github", repository: policy().repository },
+      ]);
+      const held = new Map(answer.vaults.map((v) => [v.vaultId, v.ciPolicy]));
+      expect(held.get(vaultId)).toBeNull();
+      expect(held.get(otherId)).toEqual({
+        provider: "github",
+        repository: policy().repository,
+        enabledBy: owner.email,
+      });
+      expect(await policyRows(vaultId)).toEqual([]);
+      expect(await policyRows(otherId)).toHaveLength(1);
+      const disabled = await auditActions(vaultId, "vault.ci.disable");
+      expect(disabled).toEqual([
+        expect.objectContaining({ cause: "member-removed", memberUserId: maintainer.userId }),
+      ]);
+      expect(await auditActions(otherId, "vault.ci.disable")).toEqual([]);
+      // The rotation the remover's CLI runs next shares a new key without any escrow: nothing re-escrows for them.
+      refused(await request(member, "GET", path), 404, "LK_CI_NOT_ENABLED");
     });
 
     it("an unshare deletes the copy's policy, and the organisation's deletion deletes all of its policies", async () => {

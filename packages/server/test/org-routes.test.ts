@@ -446,8 +446,10 @@ describeEachDatabase("organisation routes", (target) => {
             version: 3,
             lastPulledAt: expect.any(String),
             lastPulledVersion: 3,
+            ciPolicy: null,
           },
         ],
+        ciPoliciesDisabled: [],
       });
       const theirKeys = await database.db
         .selectFrom("vault_org_keys")

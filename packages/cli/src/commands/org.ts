@@ -180,6 +180,11 @@ function describeNames(environments: SecretNames | null): string {
 export function describeRemoval(report: RemovalReport): string {
   const { removed, org } = report;
   const lines = [`Removed ${removed.email} (${removed.role}) from ${org} on ${report.server}.`];
+  for (const policy of report.ciPoliciesDisabled) {
+    lines.push(
+      `CI pulls they enabled were disabled with them: ${policy.repository} (${policy.provider}) no longer pulls vault ${policy.vaultId}.`,
+    );
+  }
   if (report.vaults.length === 0) {
     lines.push("They held no key of an organisation vault: there is nothing to rotate.");
     return lines.join("\n");
@@ -199,6 +204,12 @@ export function describeRemoval(report: RemovalReport): string {
           ? `NOT ROTATED: ${vault.error.code} ${vault.error.message}`
           : "key not rotated (--no-rotate)";
     lines.push(`  ${vault.name} (${vault.vaultId}, version ${vault.version}): ${pulled}; ${key}`);
+    if (vault.ciPolicy !== null) {
+      // The rotation re-escrows the new key for this policy: its repository keeps pulling, so the remover decides.
+      lines.push(
+        `    CI: ${vault.ciPolicy.repository} (${vault.ciPolicy.provider}, enabled by ${vault.ciPolicy.enabledBy ?? "a deleted account"}) still pulls it, the new key included; if it should not, \`latchkey env ci disable --org ${org}\` in its project.`,
+      );
+    }
     if (vault.environments === null) lines.push("    secrets: could not be read from this machine");
     else
       for (const [environment, names] of Object.entries(vault.environments))

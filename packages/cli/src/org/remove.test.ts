@@ -76,6 +76,45 @@ describe("org remove", () => {
     );
   });
 
+  it("reports the CI policies the server deleted with them and those left on the vaults they held", async () => {
+    const t = await orgTeam(root, `m${++n}`, "admin");
+    for (const vaultId of [VAULT, OTHER_VAULT]) {
+      await sealedCopy(t.machine.server, t.org, vaultId, {
+        version: 1,
+        vaultKey: random(32),
+        document: DOCUMENT,
+        name: vaultId === VAULT ? "web" : "api",
+        members: [t.me, t.bob],
+      });
+    }
+    t.org.ci = [
+      {
+        vaultId: VAULT,
+        provider: "github",
+        repository: "bob/exfil",
+        enabledBy: t.bob.userId,
+        enabledByEmail: t.bob.email,
+      },
+      {
+        vaultId: OTHER_VAULT,
+        provider: "github",
+        repository: "acme/api",
+        enabledBy: t.me.userId,
+        enabledByEmail: t.me.email,
+      },
+    ];
+    const code = await runCli(["org", "remove", "acme", t.bob.email, "--trust-new-members"], t.machine.ctx);
+    expect(code, t.machine.ctx.stderr.text()).toBe(0);
+    const stdout = (t.machine.ctx.stdout as CapturedStream).text();
+    expect(stdout).toContain(
+      `CI pulls they enabled were disabled with them: bob/exfil (github) no longer pulls vault ${VAULT}.`,
+    );
+    expect(stdout).toContain(
+      "CI: acme/api (github, enabled by me@example.com) still pulls it, the new key included; if it should not, `latchkey env ci disable --org acme` in its project.",
+    );
+    expect(stdout.match(/ CI: /g)).toHaveLength(1);
+  });
+
   it("a plain member removed: the key they wrapped is not opened for the rotation, and their pin is gone", async () => {
     const t = await orgTeam(root, `m${++n}`, "admin");
     // bob, a member whose key this machine pinned as a recipient, wrapped the copy's key himself (with a lying

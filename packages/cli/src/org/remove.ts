@@ -11,6 +11,7 @@ import {
   orgRoleAtLeast,
   orgMemberRemoveResponseSchema,
   type OrgMember,
+  type OrgRemovedCiPolicy,
   type OrgRemovedVault,
 } from "@latchkey/core";
 import type { Context } from "../context.js";
@@ -30,6 +31,8 @@ export interface OffboardedVault {
   /** When they last pulled it (their first pull of the newest version they pulled); null if never. */
   readonly lastPulledAt: string | null;
   readonly lastPulledVersion: number | null;
+  /** The CI policy left on the organisation's copy (another member enabled it); null when none. */
+  readonly ciPolicy: NonNullable<OrgRemovedVault["ciPolicy"]> | null;
   /**
    * The names of the secrets they could read, by environment (read at the version the rotation started from, or
    * at the current one with --no-rotate); null when this machine could not open the vault.
@@ -49,6 +52,8 @@ export interface RemovalReport {
   /** Whether the vaults' keys were to be rotated (no --no-rotate). */
   readonly rotate: boolean;
   readonly vaults: OffboardedVault[];
+  /** The CI policies they had enabled on the organisation's copies, which the server deleted with them. */
+  readonly ciPoliciesDisabled: OrgRemovedCiPolicy[];
 }
 
 /** Options of `org remove`. */
@@ -107,7 +112,14 @@ export async function removeOrgMember(
     // After the rotations, which open the keys they wrapped by this pin: from now on their key is nobody's here.
     await unpinOrgKey(ctx, removal.server, org, target.userId);
   }
-  return { org, server: removal.server, removed: removal.data.removed, rotate: options.rotate, vaults };
+  return {
+    org,
+    server: removal.server,
+    removed: removal.data.removed,
+    rotate: options.rotate,
+    vaults,
+    ciPoliciesDisabled: removal.data.ciPoliciesDisabled ?? [],
+  };
 }
 
 /** One vault of the report: rotated (and its names read on the way), or only read with --no-rotate. */
@@ -124,6 +136,7 @@ async function offboard(
     version: held.version,
     lastPulledAt: held.lastPulledAt,
     lastPulledVersion: held.lastPulledVersion,
+    ciPolicy: held.ciPolicy ?? null,
   };
   try {
     if (rotate) {

@@ -96,6 +96,8 @@ export interface FakeOrg {
   unshared: Map<string, number>;
   /** Each member's newest pull per vault: what a removal reports. */
   pulls: Map<string, { version: number; at: string }>;
+  /** CI policies of the organisation's copies, as a removal answers about them (by the enabler's user id). */
+  ci?: { vaultId: string; provider: string; repository: string; enabledBy: string; enabledByEmail: string }[];
   /** Called before a share is checked and answered: lets a test change the organisation behind it. */
   beforeShare?: () => void | Promise<void>;
   deleted: boolean;
@@ -399,14 +401,27 @@ export function orgRoutes(
             version: c.version,
             lastPulledAt: pull?.at ?? null,
             lastPulledVersion: pull?.version ?? null,
+            ...(org.ci === undefined ? {} : { ciPolicy: ciOf(vaultId) }),
           },
         ];
       });
+      // As the server: the policies the removed member enabled go with them; the others are reported.
+      const ciPoliciesDisabled = (org.ci ?? [])
+        .filter((p) => p.enabledBy === target.userId)
+        .map(({ vaultId, provider, repository }) => ({ vaultId, provider, repository }));
+      if (org.ci !== undefined) org.ci = org.ci.filter((p) => p.enabledBy !== target.userId);
+      function ciOf(vaultId: string) {
+        const left = org.ci?.find((p) => p.vaultId === vaultId && p.enabledBy !== target!.userId);
+        return left === undefined
+          ? null
+          : { provider: left.provider, repository: left.repository, enabledBy: left.enabledByEmail };
+      }
       return {
         status: 200,
         body: {
           removed: { userId: target.userId, email: target.email, role: target.role, addedAt: AT },
           vaults,
+          ...(org.ci === undefined ? {} : { ciPoliciesDisabled }),
         },
       };
     }

@@ -243,9 +243,33 @@ export const orgRemovedVaultSchema = nested('Each of "vaults"', {
   lastPulledAt: z.nullable(text("lastPulledAt")),
   /** The newest version they pulled; null if never. */
   lastPulledVersion: z.nullable(versionNumber("lastPulledVersion", 1)),
+  /**
+   * The CI policy that remains on the organisation's copy (another member enabled it; the removed member's own went
+   * with them), so the remover decides whether its repository should go on pulling; null when the copy has none.
+   * Absent from servers before it.
+   */
+  ciPolicy: z.optional(
+    z.nullable(
+      nested('"ciPolicy"', {
+        provider: text("provider"),
+        repository: text("repository"),
+        /** Who enabled it; null when that account no longer exists. */
+        enabledBy: z.nullable(text("enabledBy")),
+      }),
+    ),
+  ),
 });
 /** One vault of the offboarding report. */
 export type OrgRemovedVault = z.infer<typeof orgRemovedVaultSchema>;
+
+/** One CI policy a member's removal deleted: one the removed member had enabled on an organisation copy. */
+export const orgRemovedCiPolicySchema = nested('Each of "ciPoliciesDisabled"', {
+  vaultId,
+  provider: text("provider"),
+  repository: text("repository"),
+});
+/** One CI policy deleted with a member. */
+export type OrgRemovedCiPolicy = z.infer<typeof orgRemovedCiPolicySchema>;
 
 /**
  * 200 answer of `DELETE /api/v1/orgs/:slug/members/:userId` (step-up `org:member:remove`): who was removed and the
@@ -254,6 +278,11 @@ export type OrgRemovedVault = z.infer<typeof orgRemovedVaultSchema>;
 export const orgMemberRemoveResponseSchema = body({
   removed: orgMemberSchema,
   vaults: z.array(orgRemovedVaultSchema, `"vaults" must be an array.`),
+  /**
+   * The organisation's CI policies the removed member had enabled, deleted with the membership (else their
+   * repository would go on pulling, re-escrowed at every rotation). Absent from servers before it.
+   */
+  ciPoliciesDisabled: z.optional(z.array(orgRemovedCiPolicySchema, `"ciPoliciesDisabled" must be an array.`)),
 });
 /** Answer of remove. */
 export type OrgMemberRemoveResponse = z.infer<typeof orgMemberRemoveResponseSchema>;

@@ -278,6 +278,48 @@ export function deleteOrgPolicies(
 }
 
 /**
+ * Deletes the policies (and escrows) of organisation `orgId`'s copies that `userId` enabled; answers the deleted
+ * ones, as {@link deleteOrgPolicies} does.
+ */
+export function deleteOrgPoliciesEnabledBy(
+  db: Db,
+  orgId: string,
+  userId: string,
+): Promise<{ id: string; vaultId: string; provider: string; repository: string; generation: number }[]> {
+  return runQuery("delete a member's organisation CI policies", async () => {
+    const rows = await db
+      .deleteFrom("ci_policies")
+      .where("org_id", "=", orgId)
+      .where("enabled_by", "=", userId)
+      .returning(["id", "vault_id", "provider", "repository", "generation"])
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      vaultId: r.vault_id,
+      provider: r.provider,
+      repository: r.repository,
+      generation: Number(r.generation),
+    }));
+  });
+}
+
+/** The policies of organisation `orgId`'s copies of `vaultIds`. */
+export function listOrgPolicies(
+  db: Db,
+  orgId: string,
+  vaultIds: readonly string[],
+): Promise<CiPolicyRecord[]> {
+  return runQuery("list organisation CI policies", async () => {
+    if (vaultIds.length === 0) return [];
+    const rows = await policyColumns(db)
+      .where("p.org_id", "=", orgId)
+      .where("p.vault_id", "in", [...vaultIds])
+      .execute();
+    return rows.map(toRecord);
+  });
+}
+
+/**
  * The head of `copy`, locked until the transaction `trx` ends: a statement that writes nothing new to the row, so
  * a push of the copy waits for the transaction (PostgreSQL: its row lock; SQLite: its write lock) and then sees
  * what it committed. Undefined when the copy does not exist.

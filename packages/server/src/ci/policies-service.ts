@@ -292,3 +292,66 @@ export function removeOrgCopyPolicies(randomId: () => string) {
     }
   };
 }
+
+/** What a member's removal tells the CI slice, in its transaction (the organisations slice's hook, wired in app.ts). */
+export interface OrgMemberLeft {
+  orgId: string;
+  removedUserId: string;
+  actorUserId: string;
+  /** The organisation's vaults the removed member held a key for. */
+  vaultIds: readonly string[];
+  at: string;
+}
+
+/** What a member's removal did to the organisation's CI policies, for its answer. */
+export interface MemberPoliciesOutcome {
+  /** The policies the removed member had enabled: deleted. */
+  disabled: { vaultId: string; provider: string; repository: string }[];
+  /** The policies that remain on the copies of `vaultIds`, by vault id. */
+  remaining: Map<string, { provider: string; repository: string; enabledBy: string | null }>;
+}
+
+/**
+ * Deletes the policies the removed member enabled on the organisation's copies, each with a `vault.ci.disable` audit
+ * row (cause `member-removed`), in the removal's transaction `trx`: a policy must not outlive its maker's membership,
+ * or their repository would go on pulling, re-escrowed by every rotation of the copy. Answers those and the
+ * policies that remain on the vaults the member held, for the remover to judge.
+ */
+export function removeMemberPolicies(randomId: () => string) {
+  return async (trx: Kysely<Database>, event: OrgMemberLeft): Promise<MemberPoliciesOutcome> => {
+    const deleted = await data.deleteOrgPoliciesEnabledBy(trx, event.orgId, event.removedUserId);
+    for (const policy of deleted) {
+      await insertAudit(trx, {
+        id: randomId(),
+        userId: event.actorUserId,
+        action: "vault.ci.disable",
+        vaultId: policy.vaultId,
+        orgId: event.orgId,
+        version: null,
+        createdAt: event.at,
+        metadata: {
+          provider: policy.provider,
+          repository: policy.repository,
+          generation: policy.generation,
+          cause: "member-removed",
+          memberUserId: event.removedUserId,
+          orgId: event.orgId,
+        },
+      });
+    }
+    const remaining = await data.listOrgPolicies(trx, event.orgId, event.vaultIds);
+    return {
+      disabled: deleted.map(({ vaultId, provider, repository }) => ({ vaultId, provider, repository })),
+      remaining: new Map(
+        remaining.map((r) => [
+          r.copy.vaultId,
+          {
+            provider: r.policy.provider,
+            repository: r.policy.repository,
+            enabledBy: r.enabledBy?.email ?? null,
+          },
+        ]),
+      ),
+    };
+  };
+}

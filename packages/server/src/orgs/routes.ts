@@ -54,6 +54,8 @@ import {
   type CopiesRemovedEvent,
   type Denied,
   type MemberAddedEvent,
+  type MemberCiEvent,
+  type MemberCiOutcome,
   type MemberRemovedEvent,
   type MemberRefusal,
   type OrgActor,
@@ -76,6 +78,8 @@ export interface OrgDeps {
   onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
   /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's policies go). */
   onCopiesRemoved?: (trx: Kysely<Database>, event: CopiesRemovedEvent) => Promise<void>;
+  /** Called in a member removal's transaction: the CI policies the member enabled go (the CI slice's). */
+  memberCiPolicies?: (trx: Kysely<Database>, event: MemberCiEvent) => Promise<MemberCiOutcome>;
   /** The server's escrow key (escrow-key.ts), for pushes and shares to copies with CI (vault-copies.ts). */
   escrowKey?: EscrowKey | undefined;
 }

@@ -15,6 +15,7 @@ import {
   type OrgKeyState,
   type OrgMember,
   type OrgMemberDetail,
+  type OrgRemovedCiPolicy,
   type OrgRemovedVault,
   type OrgRole,
   type OrgSummary,
@@ -51,6 +52,21 @@ export interface MemberRemovedEvent {
   vaultIds: string[];
   /** When the removal happened (its audit row's time). */
   at: string;
+}
+
+/** What a member's removal tells the CI slice: whose policies go, and which vaults' remaining ones to report. */
+export interface MemberCiEvent {
+  orgId: string;
+  removedUserId: string;
+  actorUserId: string;
+  vaultIds: readonly string[];
+  at: string;
+}
+
+/** The CI policies a removal deleted, and those left on the vaults the member held (by vault id). */
+export interface MemberCiOutcome {
+  disabled: OrgRemovedCiPolicy[];
+  remaining: Map<string, NonNullable<OrgRemovedVault["ciPolicy"]>>;
 }
 
 /** What a member's addition tells whoever must hear of it (the notices outbox), inside the addition's transaction. */
@@ -117,6 +133,11 @@ export interface OrgServiceDeps {
    * removal back, so a notice is queued exactly when the removal commits.
    */
   onMemberRemoved?: (trx: Kysely<Database>, event: MemberRemovedEvent) => Promise<void>;
+  /**
+   * Called inside a member removal's transaction: deletes the organisation's CI policies the member enabled and
+   * answers those and the policies left on the vaults they held (the CI slice's, wired in app.ts).
+   */
+  memberCiPolicies?: (trx: Kysely<Database>, event: MemberCiEvent) => Promise<MemberCiOutcome>;
   /** The same for an addition, once the membership is written. */
   onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
   /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's, wired in app.ts). */
@@ -568,7 +589,12 @@ export function createOrgService(deps: OrgServiceDeps) {
     slug: string,
     userId: string,
     stepUp: StepUpSpend,
-  ): Promise<Outcome<{ removed: OrgMember; vaults: OrgRemovedVault[] }, MemberRefusal>> {
+  ): Promise<
+    Outcome<
+      { removed: OrgMember; vaults: OrgRemovedVault[]; ciPoliciesDisabled: OrgRemovedCiPolicy[] },
+      MemberRefusal
+    >
+  > {
     const at = deps.now().toISOString();
     return transaction(async (trx) => {
       const { org, role } = await lockedAccess(trx, actor, slug, "members.remove", at);
@@ -581,6 +607,13 @@ export function createOrgService(deps: OrgServiceDeps) {
       const keysDeleted = await data.deleteMemberKeys(trx, org.id, userId);
       if (!(await stepUp.record(trx))) return refuse({ kind: "step-up-used", scope: stepUp.scope });
       const pulls = await latestVersionEvents(trx, org.id, userId, data.PULL_ACTION);
+      const ci = await deps.memberCiPolicies?.(trx, {
+        orgId: org.id,
+        removedUserId: userId,
+        actorUserId: actor.userId,
+        vaultIds: keyed.map((v) => v.vaultId),
+        at,
+      });
       await audit(trx, actor, org.id, "org.member.remove", at, {
         memberUserId: userId,
         role: target.role,
@@ -603,9 +636,11 @@ export function createOrgService(deps: OrgServiceDeps) {
           ...vault,
           lastPulledAt: pull?.createdAt ?? null,
           lastPulledVersion: pull?.version ?? null,
+          ciPolicy: ci?.remaining.get(vault.vaultId) ?? null,
         };
       });
-      return { kind: "ok", value: { removed: target, vaults } } as const;
+      const ciPoliciesDisabled = ci?.disabled ?? [];
+      return { kind: "ok", value: { removed: target, vaults, ciPoliciesDisabled } } as const;
     });
   }
 
