@@ -595,6 +595,13 @@ export const errorCatalogue = {
     hint: "Check that you are logged in as the right account (`latchkey whoami`) and that the vault id in latchkey.json is yours.",
     exitCode: ExitCode.failure,
   },
+  LK_DASHBOARD_READ_ONLY: {
+    summary:
+      "A request carried the browser dashboard's token for an action the dashboard may not take: its token reads, pairs the browser as a new device and signs out everywhere, nothing else. Nothing was changed.",
+    message: "The dashboard's session may not take this action; nothing was changed.",
+    hint: "Use the latchkey command line for it (`latchkey help`), signed in on a machine of yours.",
+    exitCode: ExitCode.failure,
+  },
   LK_ORG_NOT_FOUND: {
     summary:
       "No organisation with this slug has your account as a member. Organisations you do not belong to look the same as absent ones.",

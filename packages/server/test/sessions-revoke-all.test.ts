@@ -17,30 +17,13 @@ import { describeEachDatabase } from "./databases.js";
 import {
   answer,
   callAs,
+  dashboardSignIn,
   newAccount,
   openRouteApp,
   refused,
   type RouteApp,
   type Session,
 } from "./support/route-suite.js";
-
-/** A sign-in of the browser dashboard: its own grant and access token, as the authorization code grant makes. */
-async function dashboardSignIn(identity: Identity, userId: string): Promise<Session> {
-  const provider = identity.provider();
-  const client = await provider.Client.find(DASHBOARD_CLIENT_ID);
-  if (!client) throw new Error(`client ${DASHBOARD_CLIENT_ID} is not registered`);
-  const grant = new provider.Grant({ accountId: userId, clientId: DASHBOARD_CLIENT_ID });
-  grant.addOIDCScope("openid email");
-  const grantId = await grant.save();
-  const token = await new provider.AccessToken({
-    accountId: userId,
-    client,
-    grantId,
-    gty: "authorization_code",
-    scope: "openid email",
-  }).save();
-  return { userId, token };
-}
 
 /** A refresh token under the grant of `session`'s access token, as the CLI holds one. */
 async function refreshTokenOf(identity: Identity, session: Session): Promise<string> {

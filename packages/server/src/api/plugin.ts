@@ -2,16 +2,21 @@
  * The /api/v1 layer every slice's API routes share, one copy of it: the bearer token is authenticated before the
  * body is read, every request needs an X-Latchkey-Request-Id, every 2xx answer is signed over its request
  * (method, path, request id), its status and the bytes actually sent (signature.ts), and error answers are
- * unsigned ApiErrorBody values. A slice hands its routes to registerApi as an {@link ApiRoutes}; they run inside
+ * unsigned ApiErrorBody values. The browser dashboard's tokens are held to reads and the few writes it needs
+ * (DASHBOARD_WRITES). A slice hands its routes to registerApi as an {@link ApiRoutes}; they run inside
  * the one authenticated, signed scope and read the caller, and the step-up proof a route needs, through
  * {@link ApiContext}. Nothing here logs a body, a token or a proof: request logs carry method and path only
  * (logging.ts), and errors are logged by code.
  */
 import {
   checkSchema,
+  DASHBOARD_CLIENT_ID,
   isRequestId,
+  PAIRINGS_PATH,
   REQUEST_ID_HEADER,
+  REVOKE_ALL_SESSIONS_PATH,
   SIGNATURE_HEADER,
+  STEP_UP_COOKIE_PATH,
   STEP_UP_HEADER,
   type ApiErrorBody,
   type StepUpScope,
@@ -195,6 +200,31 @@ export const ciEscrowStale = (): ApiError =>
       "This vault copy has CI enabled and its escrowed key does not open this version, which carries no escrow for the server's current escrow key that does; nothing was written.",
   });
 
+/**
+ * The writes the browser dashboard's token may make, as `METHOD route-pattern`: the dashboard reads (every GET),
+ * pairs its browser as the NEW device (create, reveal, consume, revoke; revoke-all of the account's unfinished
+ * pairings), mints the step-up cookie those need (its route sets one for `vault:pair` alone) and signs out
+ * everywhere. Everything else — pushes, shares, organisation changes, CI, header step-up proofs for any scope,
+ * joining or approving a pairing as the device that holds the keys — is the CLI's: one XSS in the dashboard must
+ * not be a token that can write. The one list, checked before any route runs.
+ */
+const DASHBOARD_WRITES: ReadonlySet<string> = new Set([
+  `POST ${PAIRINGS_PATH}`,
+  `POST ${PAIRINGS_PATH}/:id/reveal`,
+  `POST ${PAIRINGS_PATH}/:id/consume`,
+  `POST ${PAIRINGS_PATH}/:id/revoke`,
+  `POST ${PAIRINGS_PATH}/revoke-all`,
+  `POST ${STEP_UP_COOKIE_PATH}`,
+  `POST ${REVOKE_ALL_SESSIONS_PATH}`,
+]);
+
+/** Whether a token of `clientId` may make `request` (only the dashboard's tokens are limited). */
+function clientMayCall(clientId: string, request: FastifyRequest): boolean {
+  if (clientId !== DASHBOARD_CLIENT_ID) return true;
+  if (request.method === "GET" || request.method === "HEAD") return true;
+  return DASHBOARD_WRITES.has(`${request.method} ${request.routeOptions.url ?? ""}`);
+}
+
 /** Registers `routes` (each slice's) on `app` inside one authenticated, signed scope. */
 export async function registerApi(
   app: FastifyInstance,
@@ -317,7 +347,16 @@ function installHooks(api: FastifyInstance, deps: ApiDeps): ApiContext {
         { "www-authenticate": 'Bearer realm="latchkey", error="invalid_token"' },
       );
     }
-    calls.set(request, { token, user, stamp, requestId: requestIdOf(request), ip: request.ip });
+    const requestId = requestIdOf(request);
+    if (!clientMayCall(user.clientId, request)) {
+      throw new ApiError(403, {
+        error: "Forbidden",
+        code: "LK_DASHBOARD_READ_ONLY",
+        message:
+          "The dashboard's session may read, pair this browser and sign out everywhere, not take this action; nothing was changed. Use the latchkey command line.",
+      });
+    }
+    calls.set(request, { token, user, stamp, requestId, ip: request.ip });
   });
 
   installAnswers(api, (request) => calls.get(request));

@@ -1,6 +1,7 @@
 /**
  * Which bearer tokens the sync API accepts: an access token of the CLI's or the dashboard's client, unexpired and unrevoked, whose
- * grant and account still exist. The rows are read in one statement (data.ts) and judged as oidc-provider's own
+ * grant and account still exist. The client id goes with the caller: the API layer (api/plugin.ts) lets the
+ * dashboard's tokens read and pair a browser only. The rows are read in one statement (data.ts) and judged as oidc-provider's own
  * models would judge them; accepted tokens are kept in a read cache that any write to what they were judged on
  * retires.
  */

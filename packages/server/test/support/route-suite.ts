@@ -2,7 +2,13 @@
 // accounts signed in with real access tokens, one request with its step-up proof, and the checks of a signed
 // answer and of a refusal (never signed).
 import { randomUUID } from "node:crypto";
-import { checkSchema, STEP_UP_HEADER, type ApiErrorBody, type WireSchema } from "@latchkey/core";
+import {
+  checkSchema,
+  DASHBOARD_CLIENT_ID,
+  STEP_UP_HEADER,
+  type ApiErrorBody,
+  type WireSchema,
+} from "@latchkey/core";
 import type { FastifyInstance, LightMyRequestResponse as InjectResponse } from "fastify";
 import { expect } from "vitest";
 import type { DatabaseTarget } from "../databases.js";
@@ -59,11 +65,29 @@ export async function newAccount(routeApp: RouteApp, expiresInSeconds?: number):
   return { userId: user.userId, token };
 }
 
+/** A sign-in of the browser dashboard: its own grant and access token, as the authorization code grant makes. */
+export async function dashboardSignIn(identity: Identity, userId: string): Promise<Session> {
+  const provider = identity.provider();
+  const client = await provider.Client.find(DASHBOARD_CLIENT_ID);
+  if (!client) throw new Error(`client ${DASHBOARD_CLIENT_ID} is not registered`);
+  const grant = new provider.Grant({ accountId: userId, clientId: DASHBOARD_CLIENT_ID });
+  grant.addOIDCScope("openid email");
+  const grantId = await grant.save();
+  const token = await new provider.AccessToken({
+    accountId: userId,
+    client,
+    grantId,
+    gty: "authorization_code",
+    scope: "openid email",
+  }).save();
+  return { userId, token };
+}
+
 /** One API request as `session`, with the step-up proof when given. */
 export function callAs(
   app: FastifyInstance,
   session: Session,
-  method: "GET" | "PUT" | "POST",
+  method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE",
   url: string,
   payload?: object,
   stepUpProof?: string,
