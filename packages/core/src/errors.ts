@@ -827,6 +827,13 @@ export const errorCatalogue = {
     hint: "Run the command again; if it is refused again, `latchkey env ci disable` then `latchkey env ci enable` make the escrow afresh.",
     exitCode: ExitCode.failure,
   },
+  LK_CI_ESCROW_UNCONFIRMED: {
+    summary:
+      "The server asked a push or share to escrow a copy's key for CI pulls (409 LK_CI_ESCROW_STALE), and this machine has no record that its user agreed to escrow that copy for that escrow key: CI was never enabled from here, another maintainer enabled it, or the server's escrow key changed. Nothing was sent; without a terminal to ask on, the key is not handed over.",
+    message: "This machine has not agreed to escrow this copy's key for the server; nothing was written.",
+    hint: "Check the copy's policy with `latchkey env ci show` and, if the server should be able to decrypt the copy, run `latchkey env ci show --accept`; then run the command again.",
+    exitCode: ExitCode.failure,
+  },
   LK_CI_ESCROW_INVALID: {
     summary:
       "`latchkey env ci enable` sent an escrowed key that does not open the copy's current version on the server (HTTP 400): the copy was sealed with another key since this machine last synced it. Nothing was changed.",

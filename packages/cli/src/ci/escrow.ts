@@ -20,6 +20,7 @@ import {
 } from "@latchkey/core";
 import type { Context } from "../context.js";
 import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
+import { requireEscrowConsent } from "./consent.js";
 
 /** `CI_PATH` as callApi takes paths: under the API prefix. */
 const CI_API_PATH = CI_PATH.slice(API_PREFIX.length);
@@ -72,8 +73,9 @@ export function copyName(vaultId: string, org: string | undefined): string {
 /**
  * Sends one versioned write (`PUT`, answered with a PushResponse). A 409 LK_CI_ESCROW_STALE (the copy has CI
  * enabled, and its escrow does not open the new version) sends it once more with the escrow of `sealedWith` for
- * the server's current escrow key; a second refusal is LK_CI_ESCROW_STALE with what to do. Every other answer is
- * the caller's, as callApi gives it.
+ * the server's current escrow key — only for a copy this machine's user agreed to escrow for that key
+ * (consent.ts; else LK_CI_ESCROW_UNCONFIRMED, or a question on a terminal); a second refusal is LK_CI_ESCROW_STALE
+ * with what to do. Every other answer is the caller's, as callApi gives it.
  */
 export async function sendVersion<Body extends { escrow?: CiEscrow }>(
   ctx: Context,
@@ -88,6 +90,13 @@ export async function sendVersion<Body extends { escrow?: CiEscrow }>(
     if (!isLatchkeyError(error, "LK_CI_ESCROW_STALE")) throw error;
   }
   const config = await fetchCiConfig(ctx, api);
+  // The 409 is the server's word only: the key goes to a copy its user agreed to escrow, for that escrow key.
+  await requireEscrowConsent(
+    ctx,
+    { server: config.server, userId: config.userId, vaultId: write.vaultId, org: write.org },
+    config.data.escrowKeyFingerprint,
+    copyName(write.vaultId, write.org),
+  );
   const escrow = await escrowKey(write.sealedWith, config.data);
   try {
     return await send({ ...write.body, escrow });

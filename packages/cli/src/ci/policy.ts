@@ -37,6 +37,7 @@ import { vaultPath } from "../sync/push.js";
 import { getSyncEntry, readSyncBase } from "../sync/state.js";
 import { findProject } from "../project/project.js";
 import { loadVaultKey } from "../vault/vault-store.js";
+import { forgetEscrowConsent, recordEscrowConsent } from "./consent.js";
 import { copyName, escrowKey, fetchCiConfig } from "./escrow.js";
 import { lookUpGithubRepository } from "./github.js";
 
@@ -45,6 +46,11 @@ export interface CiTargetOptions extends CopyChoice {
   profile?: string;
   server?: string;
   verbose?: number;
+}
+
+/** `env ci show --accept`: record that this machine may escrow the copy's key (ci/consent.ts). */
+export interface CiShowOptions extends CiTargetOptions {
+  accept?: boolean;
 }
 
 /** What `env ci enable` was given on its command line. */
@@ -63,8 +69,11 @@ export interface CiEnableOptions extends CiTargetOptions {
   issuer?: string;
 }
 
-/** A copy's policy as the server holds it, and which server. */
-export type CiPolicyOutcome = CiPolicyResponse & { server: string };
+/**
+ * A copy's policy as the server holds it, and which server; with `--accept`, the escrow key this machine now agrees
+ * to escrow the copy's key for.
+ */
+export type CiPolicyOutcome = CiPolicyResponse & { server: string; acceptedEscrowKey?: string };
 
 /** What `env ci disable` did. */
 export interface CiDisableOutcome {
@@ -389,7 +398,11 @@ export async function enableCi(ctx: Context, options: CiEnableOptions): Promise<
   } catch (error) {
     throw enableRefused(error, sp.vaultId, org);
   }
-  return { ...checkAnswer(answer.data, sp.vaultId, org, answer.server), server: answer.server };
+  const enabled = checkAnswer(answer.data, sp.vaultId, org, answer.server);
+  // What the user just agreed to: later pushes may renew this copy's escrow for this escrow key.
+  const copy = { server: answer.server, userId: answer.userId, vaultId: sp.vaultId, org };
+  await recordEscrowConsent(ctx, copy, config.data.escrowKeyFingerprint);
+  return { ...enabled, server: answer.server };
 }
 
 /** A refusal of `PUT …/ci` in the command's words, where the server's own message does not reach the CLI. */
@@ -452,8 +465,12 @@ async function ciTarget(ctx: Context, options: CiTargetOptions) {
   return { vaultId, org, api };
 }
 
-/** `env ci show`: the copy's policy, its escrow's version and key fingerprint, who enabled it and when. */
-export async function showCi(ctx: Context, options: CiTargetOptions): Promise<CiPolicyOutcome> {
+/**
+ * `env ci show`: the copy's policy, its escrow's version and key fingerprint, who enabled it and when. With
+ * `accept`, also records that this machine may escrow the copy's key for the server's current escrow key, as a
+ * push asks when another maintainer enabled the policy or the escrow key changed (ci/consent.ts).
+ */
+export async function showCi(ctx: Context, options: CiShowOptions): Promise<CiPolicyOutcome> {
   const { vaultId, org, api } = await ciTarget(ctx, options);
   try {
     const answer = await callApi(
@@ -461,7 +478,12 @@ export async function showCi(ctx: Context, options: CiTargetOptions): Promise<Ci
       { method: "GET", path: ciPolicyPath(vaultId, org), answer: ciPolicyResponseSchema },
       api,
     );
-    return { ...checkAnswer(answer.data, vaultId, org, answer.server), server: answer.server };
+    const shown = { ...checkAnswer(answer.data, vaultId, org, answer.server), server: answer.server };
+    if (options.accept !== true) return shown;
+    const config = await fetchCiConfig(ctx, { ...api, server: answer.server });
+    const copy = { server: answer.server, userId: answer.userId, vaultId, org };
+    await recordEscrowConsent(ctx, copy, config.data.escrowKeyFingerprint);
+    return { ...shown, acceptedEscrowKey: config.data.escrowKeyFingerprint };
   } catch (error) {
     if (!isLatchkeyError(error, "LK_CI_NOT_ENABLED")) throw error;
     throw new LatchkeyError("LK_CI_NOT_ENABLED", {
@@ -485,10 +507,12 @@ export async function disableCi(ctx: Context, options: CiTargetOptions): Promise
       { method: "DELETE", path: ciPolicyPath(vaultId, org), answer: ciDisableResponseSchema },
       api,
     );
+    await forgetEscrowConsent(ctx, { server: answer.server, userId: answer.userId, vaultId, org });
     return { vaultId, org: org ?? null, server: answer.server, disabled: answer.data.disabled };
   } catch (error) {
     if (isLatchkeyError(error, "LK_CI_NOT_ENABLED")) {
       const server = typeof error.details?.server === "string" ? error.details.server : (api.server ?? "");
+      await forgetEscrowConsent(ctx, { server, vaultId, org });
       return { vaultId, org: org ?? null, server, disabled: false };
     }
     if (isLatchkeyError(error, "LK_ORG_FORBIDDEN")) {

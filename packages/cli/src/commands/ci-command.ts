@@ -7,6 +7,7 @@ import { copyOptions, withCopyOptions } from "./sync-command.js";
 import { globalOptions, type RunState } from "./support.js";
 
 interface CiFlags {
+  accept?: boolean;
   server?: string;
   profile?: string;
   json?: boolean;
@@ -145,15 +146,26 @@ export function addCiCommands(env: Command, ctx: Context, state: RunState): void
     });
 
   withServerOptions(
-    ci.command("show").description("the vault's CI policy, its escrow, and who enabled it when"),
+    ci
+      .command("show")
+      .description("the vault's CI policy, its escrow, and who enabled it when")
+      .option(
+        "--accept",
+        "agree that pushes from this machine escrow the vault's key for the server (so it can decrypt it)",
+      ),
   )
     .addHelpText(
       "after",
       "\nAn organisation's copy's policy (--org SLUG) is readable by every member.\n\n" +
-        "Examples:\n  latchkey env ci show\n  latchkey env ci show --org acme --json",
+        "A push renews the escrow of a copy's key only when this machine agreed to it: by enabling CI here, or with\n" +
+        "--accept after reading the policy (a policy another maintainer enabled, or a new escrow key of the server).\n\n" +
+        "Examples:\n  latchkey env ci show\n  latchkey env ci show --org acme --json\n  latchkey env ci show --org acme --accept",
     )
     .action(async (flags: CiFlags, command: Command) => {
-      state.exitCode = await envCiShow(ctx, targetOptions(command, flags));
+      state.exitCode = await envCiShow(ctx, {
+        ...targetOptions(command, flags),
+        ...(flags.accept === true ? { accept: true } : {}),
+      });
     });
 
   withServerOptions(

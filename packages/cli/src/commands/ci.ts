@@ -7,6 +7,7 @@ import {
   enableCi,
   showCi,
   type CiEnableOptions,
+  type CiShowOptions,
   type CiTargetOptions,
 } from "../ci/policy.js";
 import { printData, printJson, printStatus } from "../output/output.js";
@@ -39,7 +40,7 @@ export async function envCiEnable(
 }
 
 /** `env ci show`. */
-export async function envCiShow(ctx: Context, options: CiTargetOptions & CiCommandOptions): Promise<number> {
+export async function envCiShow(ctx: Context, options: CiShowOptions & CiCommandOptions): Promise<number> {
   const { json, ...target } = options;
   const outcome = await showCi(ctx, target);
   if (json) {
@@ -53,6 +54,11 @@ export async function envCiShow(ctx: Context, options: CiTargetOptions & CiComma
       ...describePolicy(outcome.policy).map((line) => `  ${line}`),
       `  escrow:  opens version ${outcome.escrowVersion}; escrow key ${outcome.escrowKeyFingerprint}`,
       `  enabled:  ${outcome.enabledAt} by ${outcome.enabledBy ?? "an account that no longer exists"}`,
+      ...(outcome.acceptedEscrowKey === undefined
+        ? []
+        : [
+            `Accepted: pushes from this machine may escrow the key of this copy for escrow key ${outcome.acceptedEscrowKey}, so the server can decrypt it (\`latchkey env ci disable${orgFlag(outcome.org ?? undefined)}\` turns CI pulls off).`,
+          ]),
     ].join("\n"),
   );
   return 0;

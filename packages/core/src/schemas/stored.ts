@@ -182,3 +182,30 @@ export const orgKeysFileSchema = z.looseObject({
 
 /** `org-keys.json` as read. */
 export type OrgKeysFile = z.output<typeof orgKeysFileSchema>;
+
+/**
+ * One copy this machine's user agreed to escrow for CI pulls (`env ci enable`, or `env ci show --accept`): the
+ * copy, by server, account, vault and organisation (absent: the personal copy), and the fingerprint of the server's
+ * escrow key it agreed to. A push re-escrows a copy's key only for such a record with that fingerprint.
+ */
+export const ciEscrowConsentSchema = z.looseObject({
+  server: z.string(),
+  userId: z.string(),
+  vaultId: z.string(),
+  org: z.optional(z.string()),
+  escrowKeyFingerprint: sha256Hex,
+  /** ISO-8601; for people. */
+  at: z.string(),
+});
+
+/** A copy agreed to be escrowed. */
+export type CiEscrowConsent = z.output<typeof ciEscrowConsentSchema>;
+
+/** `ci-escrows.json` under LATCHKEY_HOME: the copies whose key this machine may escrow for the server. */
+export const ciEscrowsFileSchema = z.looseObject({
+  version: z.literal(1),
+  copies: z.array(ciEscrowConsentSchema),
+});
+
+/** `ci-escrows.json` as read. */
+export type CiEscrowsFile = z.output<typeof ciEscrowsFileSchema>;
