@@ -6,7 +6,7 @@
 // named with the maintainer's real key; (c) after a removal and a rotation, the old genuine key put back with a
 // blob the removed member sealed under the old vault key. Each leaves the member's machine and checkout as they
 // were. (d) A first pull of a copy wrapped by someone the machine has never seen needs a person (the prompt shows
-// the sharer's email and fingerprint; yes pins it) or --trust-new-members.
+// the sharer's email, role and fingerprint; yes pins it) or --trust-new-members.
 import { randomBytes } from "node:crypto";
 import {
   generateX25519KeyPair,
@@ -181,7 +181,7 @@ if (requirePart("the planted organisation key e2e suite", terminalCheck())) {
         await latchkey(bob.m, ["env", "pull", "--org", "acme"], { cwd: bDir }),
         "LK_ORG_MEMBER_UNTRUSTED",
       );
-      expect(untrusted.stderr).toContain(`${ann.email}  ${annsFingerprint}`);
+      expect(untrusted.stderr).toContain(`${ann.email}  owner  ${annsFingerprint}`);
       expect(untrusted.stderr).toContain("--trust-new-members");
       expect(await pinOf(bob, ann)).toBe("new");
       refused(await latchkey(bob.m, ["env", "export"], { cwd: bDir }), "LK_ORG_VAULT_NOT_SYNCED");
@@ -192,7 +192,7 @@ if (requirePart("the planted organisation key e2e suite", terminalCheck())) {
         columns: 200,
       });
       await terminal.waitFor("Trust this key and open what it wrapped?");
-      expect(terminal.output()).toContain(`${ann.email}  ${annsFingerprint}`);
+      expect(terminal.output()).toContain(`${ann.email}  owner  ${annsFingerprint}`);
       terminal.type(`y${KEYS.enter}`);
       const pulled = await terminal.exited;
       expect(pulled.code, pulled.output).toBe(0);
