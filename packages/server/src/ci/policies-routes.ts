@@ -25,6 +25,7 @@ import {
   type ApiContext,
   type ApiRoutes,
 } from "../api/plugin.js";
+import { copyRefusal } from "../api/copies.js";
 import { parseOrgSlug, parseVaultId } from "../api/params.js";
 import { escrowPublicKeyText } from "../escrow-key.js";
 import {
@@ -57,34 +58,10 @@ const error = (status: number, name: string, code: string, message: string): Api
 function refusal(outcome: OrgDenied | CopyNotFound | NotEnabled | EnableRefusal): ApiError {
   switch (outcome.kind) {
     case "org-not-found":
-      return error(
-        404,
-        "OrgNotFoundError",
-        "LK_ORG_NOT_FOUND",
-        "No organisation with this slug has you as a member.",
-      );
     case "forbidden":
-      return error(
-        403,
-        "OrgForbiddenError",
-        "LK_ORG_FORBIDDEN",
-        `This needs the role ${outcome.needed} or a stronger one in the organisation; yours is ${outcome.role}.`,
-      );
     case "vault-not-found":
-      // The pull's answer: absent and someone else's look the same.
-      return error(
-        404,
-        "VaultNotFoundError",
-        "LK_VAULT_NOT_SYNCED",
-        "The server has no copy of this vault for your account.",
-      );
     case "not-shared":
-      return error(
-        404,
-        "OrgVaultNotSharedError",
-        "LK_ORG_VAULT_NOT_SHARED",
-        "This vault is not shared with the organisation.",
-      );
+      return copyRefusal(outcome);
     case "not-enabled":
       return error(
         404,

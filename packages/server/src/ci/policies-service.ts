@@ -9,32 +9,29 @@
  * audit row; a refusal anywhere rolls back all of it. Who may act on an organisation's copy is the organisations
  * slice's permission table, asked through {@link OrgCopyAccess} (wired in app.ts).
  */
-import type { CiPolicy, CiPolicyResponse, OrgRole } from "@latchkey/core";
+import type { CiPolicy, CiPolicyResponse } from "@latchkey/core";
 import type { Kysely } from "kysely";
+import {
+  resolveCopy,
+  type CopyNotFound,
+  type CopyTarget,
+  type OrgCopiesRemoved,
+  type OrgCopyAccess as SharedOrgCopyAccess,
+  type OrgDenied,
+} from "../api/copies.js";
 import { insertAudit } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
-import type { CopyRef } from "../vault-copies.js";
+import { findCopyHead, type CopyHeadRecord, type CopyRef } from "../db/copies.js";
 import { openCopyHead } from "./escrow.js";
 import type { CiIssuer } from "./issuers.js";
 import * as data from "./policies-data.js";
 
-/** An organisation copy request refused: no such organisation for the caller, or a role too weak. */
-export type OrgDenied = { kind: "org-not-found" } | { kind: "forbidden"; needed: OrgRole; role: OrgRole };
+export type { CopyNotFound, CopyTarget, OrgCopiesRemoved, OrgDenied };
 
-/**
- * The organisation `slug` as `userId` may act on it: `read` (show a policy) or `manage` (enable, disable), per the
- * organisations' permission table. With `lockAt` (inside a write's transaction `db`), the organisation's row lock
- * is taken first and the role read after it, as the organisations slice's own writes do.
- */
-export type OrgCopyAccess = (
-  db: Kysely<Database>,
-  userId: string,
-  slug: string,
-  need: "read" | "manage",
-  lockAt?: string,
-) => Promise<{ orgId: string; slug: string } | OrgDenied>;
+/** Who may read (show) or manage (enable, disable) an organisation copy's policy. */
+export type OrgCopyAccess = SharedOrgCopyAccess<"read" | "manage">;
 
 /** What the service needs. */
 export interface CiPolicyServiceDeps {
@@ -54,20 +51,11 @@ export interface CiActor {
   ip: string;
 }
 
-/** The copy a request names: the caller's personal copy of `vaultId`, or organisation `org`'s. */
-export interface CopyTarget {
-  vaultId: string;
-  org?: string | undefined;
-}
-
 /** The step-up proof enabling spends (verified by the route; recorded in the enabling's transaction). */
 export interface StepUpSpend {
   method: string;
   record(trx: Kysely<Database>): Promise<boolean>;
 }
-
-/** The copy does not exist for the caller (a personal copy) or the organisation (an organisation's). */
-export type CopyNotFound = { kind: "vault-not-found" } | { kind: "not-shared" };
 
 /** Refusals of enabling. */
 export type EnableRefusal =
@@ -123,26 +111,15 @@ export function createCiPolicyService(deps: CiPolicyServiceDeps) {
    * The copy `target` names as `actor` may act on it with `need`, and its head; in a write (`lockAt`), the
    * organisation's lock and the head row's lock are taken first. A refusal otherwise.
    */
-  async function resolve(
+  function resolve(
     trx: Kysely<Database>,
     actor: CiActor,
     target: CopyTarget,
     need: "read" | "manage",
     lockAt?: string,
-  ): Promise<{ copy: CopyRef; head: data.CopyHeadRecord } | OrgDenied | CopyNotFound> {
-    let copy: CopyRef;
-    if (target.org === undefined) {
-      // Keyed by the caller: a head exists only for a vault the caller owns, so another user's is absent.
-      copy = { vaultId: target.vaultId, userId: actor.userId };
-    } else {
-      const org = await deps.orgAccess(trx, actor.userId, target.org, need, lockAt);
-      if ("kind" in org) return org;
-      copy = { vaultId: target.vaultId, orgId: org.orgId, slug: org.slug };
-    }
-    const head =
-      lockAt === undefined ? await data.findCopyHead(trx, copy) : await data.lockCopyHead(trx, copy);
-    if (head === undefined) return { kind: target.org === undefined ? "vault-not-found" : "not-shared" };
-    return { copy, head };
+  ): Promise<{ copy: CopyRef; head: CopyHeadRecord } | OrgDenied | CopyNotFound> {
+    const readHead = lockAt === undefined ? findCopyHead : data.lockCopyHead;
+    return resolveCopy(trx, deps.orgAccess, { userId: actor.userId, target, need, lockAt }, readHead);
   }
 
   const audit = (
@@ -250,20 +227,6 @@ export function createCiPolicyService(deps: CiPolicyServiceDeps) {
 
 /** The CI policies service's interface. */
 export type CiPolicyService = ReturnType<typeof createCiPolicyService>;
-
-/**
- * What deleting an organisation or unsharing one of its copies tells the CI slice, in that change's transaction
- * (the organisations slice's hook, wired in app.ts): the copies' policies and escrows go with them.
- */
-export interface OrgCopiesRemoved {
-  orgId: string;
-  /** The unshared copy's vault; null when the whole organisation goes. */
-  vaultId: string | null;
-  actorUserId: string;
-  /** The organisations slice's audit action of the change: `org.delete` or `org.vault.unshare`. */
-  cause: string;
-  at: string;
-}
 
 /**
  * Deletes the policies of the copies an organisation change removes, each with a `vault.ci.disable` audit row that

@@ -23,6 +23,7 @@ import {
   type StepUpScope,
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
+import type { OrgCopiesRemoved } from "../api/copies.js";
 import { countAction, type AccountLimit } from "../api/account-limits.js";
 import {
   insertAudit,
@@ -94,18 +95,10 @@ export const MEMBER_ADD_LIMIT: AccountLimit = {
 };
 
 /**
- * What deleting the organisation or unsharing one of its copies tells other slices (the CI policies of the copies
- * go with them), inside the change's transaction, before the copies are deleted.
+ * What deleting the organisation or unsharing one of its copies tells other slices (the CI policies and platform
+ * connections of the copies go with them), inside the change's transaction, before the copies are deleted.
  */
-export interface CopiesRemovedEvent {
-  orgId: string;
-  /** The unshared copy's vault; null when the whole organisation goes. */
-  vaultId: string | null;
-  actorUserId: string;
-  /** The audit action of the change. */
-  cause: "org.delete" | "org.vault.unshare";
-  at: string;
-}
+export type CopiesRemovedEvent = OrgCopiesRemoved;
 
 /** A member's registered sharing key: the public key to wrap for and its fingerprint. */
 export interface RegisteredKey {

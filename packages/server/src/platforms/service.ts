@@ -9,14 +9,23 @@
  * (maintainer or stronger for an organisation's copy) and who may read them and record a push or pull (member or
  * stronger, the same as who may pull: refusing their record would only keep their push out of the audit log).
  */
-import type { OrgRole, PlatformConfig, PlatformStatusRequest } from "@latchkey/core";
+import type { PlatformConfig, PlatformStatusRequest } from "@latchkey/core";
 import type { Kysely } from "kysely";
+import {
+  resolveCopy,
+  type CopyNotFound,
+  type CopyTarget,
+  type OrgCopiesRemoved,
+  type OrgCopyAccess,
+  type OrgDenied,
+} from "../api/copies.js";
 import { insertAudit } from "../audit/data.js";
-import { findCopyHead } from "../db/copies.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
 import type { CopyRef } from "../db/copies.js";
 import * as data from "./data.js";
+
+export type { CopyNotFound, CopyTarget, OrgCopiesRemoved, OrgDenied };
 
 /** A connection as the routes answer it (data access's record, passed through). */
 export type ConnectionRecord = data.ConnectionRecord;
@@ -24,20 +33,8 @@ export type ConnectionRecord = data.ConnectionRecord;
 /** What an organisation copy request may do: read its connections, record a push or pull, or change them. */
 export type PlatformNeed = "read" | "record" | "manage";
 
-/** An organisation copy request refused: no such organisation for the caller, or a role too weak. */
-export type OrgDenied = { kind: "org-not-found" } | { kind: "forbidden"; needed: OrgRole; role: OrgRole };
-
-/**
- * The organisation `slug` as `userId` may act on it with `need`, per the organisations' permission table (wired in
- * app.ts). With `lockAt` (inside a write's transaction `db`) the organisation's row lock is taken first.
- */
-export type PlatformOrgAccess = (
-  db: Kysely<Database>,
-  userId: string,
-  slug: string,
-  need: PlatformNeed,
-  lockAt?: string,
-) => Promise<{ orgId: string; slug: string } | OrgDenied>;
+/** Who may read, record on or manage an organisation copy's connections. */
+export type PlatformOrgAccess = OrgCopyAccess<PlatformNeed>;
 
 /** What the service needs. */
 export interface PlatformServiceDeps {
@@ -54,14 +51,6 @@ export interface PlatformActor {
   ip: string;
 }
 
-/** The copy a request names: the caller's personal copy of `vaultId`, or organisation `org`'s. */
-export interface CopyTarget {
-  vaultId: string;
-  org?: string | undefined;
-}
-
-/** The copy does not exist for the caller (a personal copy) or the organisation (an organisation's). */
-export type CopyNotFound = { kind: "vault-not-found" } | { kind: "not-shared" };
 /** The copy has no connection of that name. */
 export type NotConnected = { kind: "not-connected" };
 /** The copy has a connection of that name already (or the id is taken). */
@@ -107,18 +96,8 @@ export function createPlatformService(deps: PlatformServiceDeps) {
     need: PlatformNeed,
     lockAt?: string,
   ): Promise<{ copy: CopyRef; version: number } | OrgDenied | CopyNotFound> {
-    let copy: CopyRef;
-    if (target.org === undefined) {
-      // Keyed by the caller: a head exists only for a vault the caller owns, so another user's is absent.
-      copy = { vaultId: target.vaultId, userId: actor.userId };
-    } else {
-      const org = await deps.orgAccess(trx, actor.userId, target.org, need, lockAt);
-      if ("kind" in org) return org;
-      copy = { vaultId: target.vaultId, orgId: org.orgId, slug: org.slug };
-    }
-    const head = await findCopyHead(trx, copy);
-    if (head === undefined) return { kind: target.org === undefined ? "vault-not-found" : "not-shared" };
-    return { copy, version: head.version };
+    const found = await resolveCopy(trx, deps.orgAccess, { userId: actor.userId, target, need, lockAt });
+    return "kind" in found ? found : { copy: found.copy, version: found.head.version };
   }
 
   const orgOf = (copy: CopyRef): string | null => ("slug" in copy ? copy.slug : null);
@@ -272,17 +251,6 @@ export function createPlatformService(deps: PlatformServiceDeps) {
 
 /** The platform connections service's interface. */
 export type PlatformService = ReturnType<typeof createPlatformService>;
-
-/** What deleting an organisation or unsharing one of its copies tells this slice (orgs/service.ts's hook). */
-export interface OrgCopiesRemoved {
-  orgId: string;
-  /** The unshared copy's vault; null when the whole organisation goes. */
-  vaultId: string | null;
-  actorUserId: string;
-  /** The organisations slice's audit action of the change: `org.delete` or `org.vault.unshare`. */
-  cause: string;
-  at: string;
-}
 
 /**
  * Deletes the connections of the copies an organisation change removes, each with a `platform.disconnect` audit row
