@@ -27,15 +27,14 @@ import { requireServerSession } from "../server/session.js";
 import { mintStepUpProof } from "../server/step-up.js";
 import {
   chosenOrg,
+  copyTarget,
   openSyncProject,
   orgFlag,
-  syncVaultId,
   type CopyChoice,
   type SyncProject,
 } from "../sync/project.js";
 import { vaultPath } from "../sync/push.js";
 import { getSyncEntry, readSyncBase } from "../sync/state.js";
-import { findProject } from "../project/project.js";
 import { loadVaultKey } from "../vault/vault-store.js";
 import { forgetEscrowConsent, recordEscrowConsent } from "./consent.js";
 import { copyName, escrowKey, fetchCiConfig } from "./escrow.js";
@@ -452,26 +451,13 @@ function checkAnswer(
   return data;
 }
 
-/** The copy a `show` or `disable` works on, and the server options. */
-async function ciTarget(ctx: Context, options: CiTargetOptions) {
-  const project = await findProject(ctx.cwd);
-  const vaultId = syncVaultId(ctx, project);
-  const org = chosenOrg(project, options);
-  const api: ApiOptions = {
-    verbose: options.verbose ?? 0,
-    ...(options.profile === undefined ? {} : { profile: options.profile }),
-    ...(options.server === undefined ? {} : { server: options.server }),
-  };
-  return { vaultId, org, api };
-}
-
 /**
  * `env ci show`: the copy's policy, its escrow's version and key fingerprint, who enabled it and when. With
  * `accept`, also records that this machine may escrow the copy's key for the server's current escrow key, as a
  * push asks when another maintainer enabled the policy or the escrow key changed (ci/consent.ts).
  */
 export async function showCi(ctx: Context, options: CiShowOptions): Promise<CiPolicyOutcome> {
-  const { vaultId, org, api } = await ciTarget(ctx, options);
+  const { vaultId, org, api } = await copyTarget(ctx, options);
   try {
     const answer = await callApi(
       ctx,
@@ -500,7 +486,7 @@ export async function showCi(ctx: Context, options: CiShowOptions): Promise<CiPo
  * policy is not an error: there was nothing to delete.
  */
 export async function disableCi(ctx: Context, options: CiTargetOptions): Promise<CiDisableOutcome> {
-  const { vaultId, org, api } = await ciTarget(ctx, options);
+  const { vaultId, org, api } = await copyTarget(ctx, options);
   try {
     const answer = await callApi(
       ctx,

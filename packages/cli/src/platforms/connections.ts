@@ -34,11 +34,10 @@ import { openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { checkPrivate } from "../fs/safe-file.js";
 import { readSecretInput, readUserFile } from "../input.js";
 import { orgVaultPath } from "../org/copy.js";
-import { findProject } from "../project/project.js";
 import { callApi, type ApiOptions } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { pullVault, type PullOutcome } from "../sync/pull.js";
-import { chosenOrg, openSyncProject, orgFlag, syncVaultId, type CopyChoice } from "../sync/project.js";
+import { chosenOrg, copyTarget, openSyncProject, orgFlag, type CopyChoice } from "../sync/project.js";
 import { vaultPath } from "../sync/push.js";
 import { readSyncBase } from "../sync/state.js";
 import { validateEnvName } from "../vault/names.js";
@@ -195,19 +194,6 @@ async function readCredential(
   return readSecretInput(ctx, `${platform} ${what} (hidden): `);
 }
 
-/** The copy a command works on, and the server options. */
-async function target(ctx: Context, options: PlatformTargetOptions) {
-  const project = await findProject(ctx.cwd);
-  const vaultId = syncVaultId(ctx, project);
-  const org = chosenOrg(project, options);
-  const api: ApiOptions = {
-    verbose: options.verbose ?? 0,
-    ...(options.profile === undefined ? {} : { profile: options.profile }),
-    ...(options.server === undefined ? {} : { server: options.server }),
-  };
-  return { vaultId, org, api };
-}
-
 /** A refusal of an organisation copy's change in the command's words. */
 function forbidden(error: unknown, what: string, org: string | undefined): unknown {
   if (!isLatchkeyError(error, "LK_ORG_FORBIDDEN") || org === undefined) return error;
@@ -232,7 +218,7 @@ export async function listConnections(
   ctx: Context,
   options: PlatformTargetOptions,
 ): Promise<ConnectionsOutcome> {
-  const { vaultId, org, api } = await target(ctx, options);
+  const { vaultId, org, api } = await copyTarget(ctx, options);
   const answer = await callApi(
     ctx,
     { method: "GET", path: platformsPath(vaultId, org), answer: platformListResponseSchema },
@@ -348,7 +334,7 @@ export async function disconnectPlatform(
   ctx: Context,
   options: PlatformTargetOptions & { name: string },
 ): Promise<{ vaultId: string; org: string | null; server: string; name: string }> {
-  const { vaultId, org, api } = await target(ctx, options);
+  const { vaultId, org, api } = await copyTarget(ctx, options);
   try {
     const answer = await callApi(
       ctx,

@@ -17,6 +17,7 @@ import { basename, join } from "node:path";
 import type { Context } from "../context.js";
 import type { Keystore } from "../keystore/types.js";
 import { printStatus } from "../output/output.js";
+import type { ApiOptions } from "../server/api.js";
 import { authorizeVaultUse } from "../project/approvals.js";
 import { findProject, resolveVaultId, updateProjectField, type Project } from "../project/project.js";
 import { vaultKeyAccount, type VaultStoreDeps } from "../vault/vault-store.js";
@@ -172,4 +173,27 @@ export function pushName(ctx: Context, project: Project | null): string {
     if (cleaned.trim() !== "") return cleaned;
   }
   return "vault";
+}
+
+/** What a command about one copy of this project's vault is given: which copy, and the server options. */
+export interface CopyCommandOptions extends CopyChoice, ApiOptions {}
+
+/**
+ * The copy a command about one copy of the project's vault works on — the vault id (latchkey.json or
+ * LATCHKEY_VAULT_ID), the organisation (`--org`, `--personal` or latchkey.json's `org`) — and the server options
+ * of its requests.
+ */
+export async function copyTarget(
+  ctx: Context,
+  options: CopyCommandOptions,
+): Promise<{ vaultId: string; org: string | undefined; api: ApiOptions }> {
+  const project = await findProject(ctx.cwd);
+  const vaultId = syncVaultId(ctx, project);
+  const org = chosenOrg(project, options);
+  const api: ApiOptions = {
+    verbose: options.verbose ?? 0,
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+    ...(options.server === undefined ? {} : { server: options.server }),
+  };
+  return { vaultId, org, api };
 }
