@@ -46,6 +46,7 @@ import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
+import { copyRefusal } from "../api/copies.js";
 import { parseAuditQuery, parseLimit, parseOrgSlug, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import { normalizeEmail } from "../email.js";
 import {
@@ -103,19 +104,8 @@ const error = (status: number, name: string, code: string, message: string): Api
 function refusal(outcome: Denied | MemberRefusal | StepUpUsed | VaultRefusal): ApiError {
   switch (outcome.kind) {
     case "org-not-found":
-      return error(
-        404,
-        "OrgNotFoundError",
-        "LK_ORG_NOT_FOUND",
-        "No organisation with this slug has you as a member.",
-      );
     case "forbidden":
-      return error(
-        403,
-        "OrgForbiddenError",
-        "LK_ORG_FORBIDDEN",
-        `This needs the role ${outcome.needed} or a stronger one in the organisation; yours is ${outcome.role}.`,
-      );
+      return copyRefusal(outcome);
     case "account-not-found":
       return error(
         404,
