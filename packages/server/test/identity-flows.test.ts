@@ -151,7 +151,7 @@ describeEachDatabase("identity flows", (target) => {
     expect(await s.identity.authenticate(v6.tokens.access_token)).not.toBeNull();
   });
 
-  it("sets Secure cookies when the public URL is https (TLS ending at a proxy)", async () => {
+  it("sets Secure, HttpOnly, SameSite=Strict cookies when the public URL is https (TLS ending at a proxy)", async () => {
     const database = await openDatabase(await target.fresh());
     closers.push(() => database.close());
     await migrateToLatest(database.db);
@@ -173,7 +173,11 @@ describeEachDatabase("identity flows", (target) => {
     expect(res.statusCode).toBe(303);
     const cookies = [res.headers["set-cookie"] ?? []].flat();
     expect(cookies.length).toBeGreaterThan(0);
-    for (const cookie of cookies) expect(cookie.toLowerCase()).toContain("; secure");
+    for (const cookie of cookies) {
+      expect(cookie.toLowerCase()).toContain("; secure");
+      expect(cookie.toLowerCase()).toContain("; httponly");
+      expect(cookie.toLowerCase()).toContain("; samesite=strict");
+    }
     expect(res.headers.location).toMatch(/^\/interaction\//);
   });
 

@@ -143,7 +143,14 @@ export function makeProvider(issuer: string, deps: ProviderDeps): Provider {
       dashboardClient(publicUrl),
     ],
     jwks: { keys: [keys.signingJwk] },
-    cookies: { keys: keys.cookieKeys },
+    // SameSite=Strict rather than oidc-provider's Lax: every step of a sign-in (the login form, the resume, the
+    // dashboard's silent sign-in) is a navigation from this origin or one the user started, so no cross-site
+    // request ever needs the provider's session; Secure follows the request's scheme (TRUST_PROXY decides it).
+    cookies: {
+      keys: keys.cookieKeys,
+      long: { httpOnly: true, sameSite: "strict" },
+      short: { httpOnly: true, sameSite: "strict" },
+    },
     scopes: ["openid", "offline_access", "email"],
     claims: { openid: ["sub"], email: ["email"] },
     async findAccount(_ctx, sub) {
