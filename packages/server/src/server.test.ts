@@ -94,6 +94,12 @@ describe("parseServerArgs", () => {
     expect(USAGE).toContain("CI_OIDC_ISSUERS");
   });
 
+  it("lists every admin command in its help, backup and restore included", () => {
+    for (const command of ["create-user", "enroll-totp", "outbox", "backup FILE", "restore FILE"]) {
+      expect(USAGE).toContain(`latchkey-server admin ${command}`);
+    }
+  });
+
   it.each([["--port", "80x"], ["--port", "65536"], ["--port", "-1"], ["--nope"], ["extra"]])(
     "refuses %s %s with LK_USAGE",
     (...args) => {

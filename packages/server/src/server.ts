@@ -129,6 +129,8 @@ export const USAGE = `Usage: latchkey-server [--host HOST] [--port PORT] [--data
        latchkey-server admin create-user EMAIL [--data-dir DIR]
        latchkey-server admin enroll-totp EMAIL [--data-dir DIR]
        latchkey-server admin outbox [--json] [--body] [--limit N] [--data-dir DIR]
+       latchkey-server admin backup FILE [--include-secret] [--force] [--data-dir DIR]
+       latchkey-server admin restore FILE [--force] [--data-dir DIR]
 
 Starts the Latchkey sync and identity server. It stores only ciphertext and wrapped keys; the CLI signs in
 with \`latchkey login --server URL\` (its OpenID provider is at URL/oidc).
@@ -152,6 +154,11 @@ Admin commands (they open the same database as the server, with the same --data-
                             It is a secret: hand it to the user (QR code or authenticator app) and discard it
   admin outbox              list the newest notices (security and impact e-mails): status (queued, retrying,
                             sent, failed), kind, recipient, attempts and times; --json for a script
+  admin backup FILE         a consistent copy of the database while the server runs (SQLite: VACUUM INTO;
+                            PostgreSQL: pg_dump), 0600, with a manifest; the server secret and the escrow key
+                            only with --include-secret (docs/operations.md)
+  admin restore FILE        into an empty database (--force replaces a non-empty one); refuses a backup made by
+                            a newer server
 
 Environment:
   DATABASE_URL            postgres://user:pass@host/db puts the data on PostgreSQL instead of SQLite
