@@ -75,7 +75,8 @@ export function jsonBody(request: RecordedRequest): unknown {
     "content-type must be application/json",
   );
   try {
-    return JSON.parse(request.body) as unknown;
+    const body: unknown = JSON.parse(request.body);
+    return body;
   } catch {
     throw new Refused("the body is not JSON");
   }
