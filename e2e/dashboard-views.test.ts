@@ -114,13 +114,16 @@ describe.skipIf(
     page.getByRole("button", { name, exact: typeof name === "string" });
 
   /** The text of the cells of each body row of the table captioned `caption`. */
-  const rowsOf = (page: Page, caption: string | RegExp) =>
-    page
+  const rowsOf = async (page: Page, caption: string | RegExp) => {
+    const rows = page
       .locator("table", { has: page.locator("caption", { hasText: caption }) })
-      .locator("tbody tr")
-      .evaluateAll((rows) =>
-        rows.map((row) => [...row.querySelectorAll("th, td")].map((cell) => (cell.textContent ?? "").trim())),
-      );
+      .locator("tbody tr");
+    // The table is drawn once its data has come: wait for its first row rather than read an empty one.
+    await rows.first().waitFor();
+    return rows.evaluateAll((cells) =>
+      cells.map((row) => [...row.querySelectorAll("th, td")].map((cell) => (cell.textContent ?? "").trim())),
+    );
+  };
 
   /** What the page keeps where a script, the history or a tab list could show it. */
   const exposed = (page: Page) =>
