@@ -6,6 +6,7 @@
  */
 import type { OrgRole } from "@latchkey/core";
 import type { Kysely } from "kysely";
+import { insertAudit } from "../audit/data.js";
 import { findCopyHead, type CopyHeadRecord, type CopyRef } from "../db/copies.js";
 import type { Database } from "../db/schema.js";
 import { ApiError } from "./plugin.js";
@@ -110,4 +111,38 @@ export function copyRefusal(outcome: OrgDenied | CopyNotFound): ApiError {
         "This vault is not shared with the organisation.",
       );
   }
+}
+
+/**
+ * The audit row of a change to something kept per copy (a CI policy, a platform connection): the copy's vault and
+ * organisation, and the caller's client and address beside the change's own metadata.
+ */
+export function insertCopyAudit(
+  trx: Kysely<Database>,
+  row: {
+    id: string;
+    actor: { userId: string; clientId: string; ip: string };
+    action: string;
+    copy: CopyRef;
+    version: number | null;
+    at: string;
+    metadata: Record<string, unknown>;
+  },
+): Promise<void> {
+  const orgId = "orgId" in row.copy ? row.copy.orgId : null;
+  return insertAudit(trx, {
+    id: row.id,
+    userId: row.actor.userId,
+    action: row.action,
+    vaultId: row.copy.vaultId,
+    orgId,
+    version: row.version,
+    createdAt: row.at,
+    metadata: {
+      ...row.metadata,
+      ...(orgId === null ? {} : { orgId }),
+      clientId: row.actor.clientId,
+      ip: row.actor.ip,
+    },
+  });
 }

@@ -12,6 +12,7 @@
 import type { CiPolicy, CiPolicyResponse } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import {
+  insertCopyAudit,
   resolveCopy,
   type CopyNotFound,
   type CopyTarget,
@@ -130,24 +131,8 @@ export function createCiPolicyService(deps: CiPolicyServiceDeps) {
     version: number | null,
     at: string,
     metadata: Record<string, unknown>,
-  ): Promise<void> => {
-    const orgId = "orgId" in copy ? copy.orgId : null;
-    return insertAudit(trx, {
-      id: deps.randomId(),
-      userId: actor.userId,
-      action,
-      vaultId: copy.vaultId,
-      orgId,
-      version,
-      createdAt: at,
-      metadata: {
-        ...metadata,
-        ...(orgId === null ? {} : { orgId }),
-        clientId: actor.clientId,
-        ip: actor.ip,
-      },
-    });
-  };
+  ): Promise<void> =>
+    insertCopyAudit(trx, { id: deps.randomId(), actor, action, copy, version, at, metadata });
 
   /** The copy's policy. */
   async function show(actor: CiActor, target: CopyTarget): Promise<Outcome<CiPolicyResponse, NotEnabled>> {

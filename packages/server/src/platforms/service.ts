@@ -12,6 +12,7 @@
 import type { PlatformConfig, PlatformStatusRequest } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import {
+  insertCopyAudit,
   resolveCopy,
   type CopyNotFound,
   type CopyTarget,
@@ -110,24 +111,8 @@ export function createPlatformService(deps: PlatformServiceDeps) {
     version: number | null,
     at: string,
     metadata: Record<string, unknown>,
-  ): Promise<void> => {
-    const orgId = "orgId" in copy ? copy.orgId : null;
-    return insertAudit(trx, {
-      id: deps.randomId(),
-      userId: actor.userId,
-      action,
-      vaultId: copy.vaultId,
-      orgId,
-      version,
-      createdAt: at,
-      metadata: {
-        ...metadata,
-        ...(orgId === null ? {} : { orgId }),
-        clientId: actor.clientId,
-        ip: actor.ip,
-      },
-    });
-  };
+  ): Promise<void> =>
+    insertCopyAudit(trx, { id: deps.randomId(), actor, action, copy, version, at, metadata });
 
   /** The copy's connections. */
   async function list(actor: PlatformActor, target: CopyTarget): Promise<Outcome<CopyConnections>> {
