@@ -65,7 +65,16 @@ const cliCommon = {
   ...common,
   platform: "node",
   target: "node22.12",
-  external: ["@napi-rs/keyring", "@node-rs/argon2"],
+  // The N-API addons cannot be bundled; the platform adapters' SDKs (libsodium's WebAssembly, AWS's clients) are
+  // large and loaded by import() only when that platform is pushed, so bundling them would make every command's
+  // start-up read them.
+  external: [
+    "@napi-rs/keyring",
+    "@node-rs/argon2",
+    "libsodium-wrappers",
+    "@aws-sdk/client-ssm",
+    "@aws-sdk/client-secrets-manager",
+  ],
   define: { __LATCHKEY_VERSION__: JSON.stringify(cliPackage.version) },
 };
 
@@ -113,7 +122,7 @@ if (scriptBreaker) throw new Error(`build: fast.cjs calls ${scriptBreaker[1]}(),
 // The launcher reads it as latin1, which is only right for ASCII (esbuild escapes everything else by default).
 if ([...fastText].some((c) => c.charCodeAt(0) > 0x7f)) throw new Error("build: fast.cjs must be ASCII");
 // An installed CLI has only its package's dependencies: whatever a bundle leaves to node_modules must be one.
-for (const name of fastExternal) {
+for (const name of new Set([...fastExternal, ...cliCommon.external])) {
   if (!(name in cliPackage.dependencies))
     throw new Error(
       `build: ${name} is left outside the CLI bundles but is not a dependency of @latchkey/cli`,

@@ -442,7 +442,11 @@ export {
 } from "./schemas/github.js";
 export {
   PLATFORMS,
+  RAILWAY_TOKEN_TYPES,
   VERCEL_TARGETS,
+  awsSmConfigSchema,
+  awsSsmConfigSchema,
+  coolifyConfigSchema,
   flyConfigSchema,
   flySecretsAnswerSchema,
   genericConfigSchema,
@@ -451,15 +455,20 @@ export {
   githubSecretsAnswerSchema,
   isPlatformUrl,
   platformConfigSchema,
+  railwayConfigSchema,
   vercelConfigSchema,
   vercelCreateAnswerSchema,
   vercelEnvAnswerSchema,
   vercelEnvListAnswerSchema,
+  type AwsSmConfig,
+  type AwsSsmConfig,
+  type CoolifyConfig,
   type FlyConfig,
   type GenericConfig,
   type GithubActionsConfig,
   type PlatformConfig,
   type PlatformName,
+  type RailwayConfig,
   type VercelConfig,
 } from "./schemas/platforms.js";
 export {

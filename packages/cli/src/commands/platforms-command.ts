@@ -36,6 +36,14 @@ interface ConnectFlags extends Flags {
   app?: string;
   repo?: string;
   repoEnvironment?: string;
+  railwayEnvironment?: string;
+  service?: string;
+  tokenType?: string;
+  application?: string;
+  region?: string;
+  path?: string;
+  secretId?: string;
+  kmsKey?: string;
   url?: string;
   baseUrl?: string;
   credentialStdin?: boolean;
@@ -70,6 +78,14 @@ export function describeTarget(connection: Pick<PlatformConnection, "config">): 
       return `project ${config.projectId}${config.teamId === undefined ? "" : ` (team ${config.teamId})`}, ${config.target.join("+")}, ${config.type}`;
     case "fly":
       return `app ${config.app}`;
+    case "railway":
+      return `project ${config.projectId} environment ${config.environmentId}${config.serviceId === undefined ? " (shared variables)" : ` service ${config.serviceId}`}`;
+    case "coolify":
+      return `application ${config.applicationUuid}${config.baseUrl === undefined ? "" : ` on ${new URL(config.baseUrl).origin}`}`;
+    case "aws-ssm":
+      return `parameters ${config.path}* in ${config.region}`;
+    case "aws-sm":
+      return `secret ${config.secretId} in ${config.region}`;
     case "github-actions":
       return `${config.owner}/${config.repo}${config.environment === undefined ? "" : ` environment ${config.environment}`}`;
     case "generic":
@@ -149,6 +165,20 @@ export function addPlatformCommands(env: Command, ctx: Context, state: RunState)
         "--repo-environment <name>",
         "github-actions: a deployment environment's secrets instead of the repository's",
       )
+      .option("--railway-environment <id>", "railway: the environment id")
+      .option("--service <id>", "railway: a service's variables instead of the environment's shared ones")
+      .addOption(
+        new Option("--token-type <type>", "railway: the kind of token (default account)").choices([
+          "account",
+          "team",
+          "project",
+        ]),
+      )
+      .option("--application <uuid>", "coolify: the application's uuid")
+      .option("--region <region>", "aws-ssm, aws-sm: the AWS region, e.g. eu-west-1")
+      .option("--path <prefix>", "aws-ssm: the parameter path, starting and ending with /")
+      .option("--secret-id <name>", "aws-sm: the secret's name")
+      .option("--kms-key <id>", "aws-ssm, aws-sm: a KMS key id, alias or ARN (default: the AWS managed key)")
       .option("--url <url>", "generic: the receiver's https URL")
       .option(
         "--base-url <url>",
@@ -168,7 +198,8 @@ export function addPlatformCommands(env: Command, ctx: Context, state: RunState)
         "Examples:\n" +
         "  latchkey env platforms connect vercel --env production --project prj_123 --team team_456\n" +
         "  latchkey env platforms connect fly --env production --app acme-web --credential-stdin < fly-token\n" +
-        "  latchkey env platforms connect github-actions --env ci --repo acme/web --repo-environment production",
+        "  latchkey env platforms connect github-actions --env ci --repo acme/web --repo-environment production\n" +
+        "  latchkey env platforms connect aws-ssm --env production --region eu-west-1 --path /acme/web/production/",
     )
     .action(async (platform: string, flags: ConnectFlags, command: Command) => {
       const outcome = await connectPlatform(ctx, {
@@ -184,6 +215,14 @@ export function addPlatformCommands(env: Command, ctx: Context, state: RunState)
           app: flags.app,
           repo: flags.repo,
           repoEnvironment: flags.repoEnvironment,
+          railwayEnvironment: flags.railwayEnvironment,
+          service: flags.service,
+          tokenType: flags.tokenType,
+          application: flags.application,
+          region: flags.region,
+          path: flags.path,
+          secretId: flags.secretId,
+          kmsKey: flags.kmsKey,
           url: flags.url,
           baseUrl: flags.baseUrl,
         },

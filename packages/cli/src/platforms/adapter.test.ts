@@ -70,7 +70,11 @@ describe("platform configurations", () => {
     const configs = {
       vercel: { platform: "vercel", projectId: "p", target: ["production"], type: "encrypted" },
       fly: { platform: "fly", app: "a" },
+      railway: { platform: "railway", projectId: "p", environmentId: "e", tokenType: "account" },
+      coolify: { platform: "coolify", applicationUuid: "u" },
       "github-actions": { platform: "github-actions", owner: "o", repo: "r" },
+      "aws-ssm": { platform: "aws-ssm", region: "eu-west-1", path: "/acme/web/" },
+      "aws-sm": { platform: "aws-sm", region: "eu-west-1", secretId: "acme/web/production" },
       generic: { platform: "generic", url: "https://example.com/h" },
     } satisfies Record<PlatformName, PlatformConfig>;
     for (const platform of PLATFORMS)

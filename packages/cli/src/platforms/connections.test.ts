@@ -11,6 +11,19 @@ describe("configFromFlags", () => {
       configFromFlags("fly", { app: "acme-web", baseUrl: "http://127.0.0.1:9" }),
       configFromFlags("github-actions", { repo: "acme/web", repoEnvironment: "production" }),
       configFromFlags("generic", { url: "https://hooks.example.com/latchkey" }),
+      configFromFlags("railway", {
+        project: "p1",
+        railwayEnvironment: "e1",
+        service: "s1",
+        tokenType: "project",
+      }),
+      configFromFlags("coolify", { application: "u1", baseUrl: "https://coolify.example.com" }),
+      configFromFlags("aws-ssm", {
+        region: "eu-west-1",
+        path: "/acme/web/production/",
+        kmsKey: "alias/acme",
+      }),
+      configFromFlags("aws-sm", { region: "us-east-1", secretId: "acme/web/production" }),
     ];
     for (const config of made) expect(checkSchema(platformConfigSchema, config).ok).toBe(true);
     expect(made[1]).toEqual({
@@ -18,6 +31,13 @@ describe("configFromFlags", () => {
       projectId: "prj_1",
       target: ["production"],
       type: "encrypted",
+    });
+    expect(made[5]).toEqual({
+      platform: "railway",
+      projectId: "p1",
+      environmentId: "e1",
+      serviceId: "s1",
+      tokenType: "project",
     });
     expect(made[3]).toEqual({
       platform: "github-actions",
@@ -35,6 +55,14 @@ describe("configFromFlags", () => {
     expect(() => configFromFlags("fly", {})).toThrow(/The fly target is not valid/);
     expect(() => configFromFlags("github-actions", { repo: "acme" })).toThrow(/--repo must be OWNER\/REPO/);
     expect(() => configFromFlags("generic", { url: "http://hooks.example.com/" })).toThrow(/not valid/);
+    expect(() => configFromFlags("railway", { project: "p" })).toThrow(/The railway target is not valid/);
+    expect(() => configFromFlags("aws-ssm", { region: "eu-west-1", path: "acme/web" })).toThrow(
+      /starts and ends with "\/"/,
+    );
+    expect(() => configFromFlags("aws-sm", { region: "Europe", secretId: "s" })).toThrow(/AWS region/);
+    expect(() => configFromFlags("coolify", { application: "u", app: "a" })).toThrow(
+      /--app is not an option of coolify/,
+    );
   });
 });
 

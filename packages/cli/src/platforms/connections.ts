@@ -61,6 +61,14 @@ export interface TargetFlags {
   app?: string;
   repo?: string;
   repoEnvironment?: string;
+  railwayEnvironment?: string;
+  service?: string;
+  tokenType?: string;
+  application?: string;
+  region?: string;
+  path?: string;
+  secretId?: string;
+  kmsKey?: string;
   url?: string;
   baseUrl?: string;
 }
@@ -87,7 +95,11 @@ export function platformsPath(vaultId: string, org: string | undefined): string 
 const FLAGS: Record<PlatformName, string> = {
   vercel: "--project ID [--team ID] [--target production|preview|development]… [--type encrypted|sensitive]",
   fly: "--app NAME",
+  railway: "--project ID --railway-environment ID [--service ID] [--token-type account|team|project]",
+  coolify: "--application UUID [--base-url URL of your instance]",
   "github-actions": "--repo OWNER/REPO [--repo-environment NAME]",
+  "aws-ssm": "--region REGION --path /PREFIX/ [--kms-key ID]",
+  "aws-sm": "--region REGION --secret-id NAME [--kms-key ID]",
   generic: "--url URL",
 };
 
@@ -131,6 +143,41 @@ export function configFromFlags(platform: string, flags: TargetFlags): PlatformC
       };
       break;
     }
+    case "railway":
+      used.push("project", "railwayEnvironment", "service", "tokenType", "baseUrl");
+      config = {
+        platform: name,
+        projectId: flags.project,
+        environmentId: flags.railwayEnvironment,
+        ...(flags.service === undefined ? {} : { serviceId: flags.service }),
+        tokenType: flags.tokenType ?? "account",
+        ...base,
+      };
+      break;
+    case "coolify":
+      used.push("application", "baseUrl");
+      config = { platform: name, applicationUuid: flags.application, ...base };
+      break;
+    case "aws-ssm":
+      used.push("region", "path", "kmsKey", "baseUrl");
+      config = {
+        platform: name,
+        region: flags.region,
+        path: flags.path,
+        ...(flags.kmsKey === undefined ? {} : { kmsKeyId: flags.kmsKey }),
+        ...base,
+      };
+      break;
+    case "aws-sm":
+      used.push("region", "secretId", "kmsKey", "baseUrl");
+      config = {
+        platform: name,
+        region: flags.region,
+        secretId: flags.secretId,
+        ...(flags.kmsKey === undefined ? {} : { kmsKeyId: flags.kmsKey }),
+        ...base,
+      };
+      break;
     case "generic":
       used.push("url");
       config = { platform: name, url: flags.url };
@@ -190,7 +237,12 @@ async function readCredential(
       hint: "Pass it with --credential-stdin (e.g. from a secret manager) or --credential-file FILE (mode 0600); never on the command line.",
     });
   }
-  const what = platform === "generic" ? "signing secret" : "API token";
+  const what =
+    platform === "generic"
+      ? "signing secret"
+      : platform === "aws-ssm" || platform === "aws-sm"
+        ? "access key as ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+        : "API token";
   return readSecretInput(ctx, `${platform} ${what} (hidden): `);
 }
 

@@ -1,5 +1,5 @@
 // From a connection's configuration to its adapter: the one place that knows every platform.
-import type { PlatformConfig } from "@latchkey/core";
+import { LatchkeyError, type PlatformConfig } from "@latchkey/core";
 import type { AdapterInput, PlatformAdapter } from "./adapter.js";
 import { flyAdapter } from "./fly.js";
 import { genericAdapter } from "./generic.js";
@@ -18,5 +18,10 @@ export function createPlatformAdapter(input: AdapterInput<PlatformConfig>): Plat
       return githubActionsAdapter({ ...input, config });
     case "generic":
       return genericAdapter({ ...input, config });
+    // TRANSITIONAL (removed when the last adapter lands, so the switch is exhaustive again).
+    default:
+      throw new LatchkeyError("LK_USAGE", {
+        message: `${config.platform} connections are not built yet.`,
+      });
   }
 }

@@ -6,7 +6,16 @@
 import * as z from "zod/mini";
 
 /** The platforms a vault can be pushed to, as `latchkey env platforms connect PLATFORM` names them. */
-export const PLATFORMS = ["vercel", "fly", "github-actions", "generic"] as const;
+export const PLATFORMS = [
+  "vercel",
+  "fly",
+  "railway",
+  "coolify",
+  "github-actions",
+  "aws-ssm",
+  "aws-sm",
+  "generic",
+] as const;
 /** One platform's name. */
 export type PlatformName = (typeof PLATFORMS)[number];
 
@@ -71,6 +80,80 @@ export const flyConfigSchema = z.strictObject({
 /** A Fly.io connection's configuration. */
 export type FlyConfig = z.infer<typeof flyConfigSchema>;
 
+/** How a Railway token is sent: account and team tokens as a bearer token, a project token in its own header. */
+export const RAILWAY_TOKEN_TYPES = ["account", "team", "project"] as const;
+
+/**
+ * A Railway environment's variables, through the public GraphQL API: shared by the environment's services, or one
+ * service's (`serviceId`).
+ */
+export const railwayConfigSchema = z.strictObject({
+  platform: z.literal("railway"),
+  projectId: name("a project id"),
+  environmentId: name("an environment id"),
+  serviceId: z.optional(name("a service id")),
+  tokenType: z.enum(RAILWAY_TOKEN_TYPES, { error: `expected one of ${RAILWAY_TOKEN_TYPES.join(", ")}` }),
+  baseUrl: z.optional(platformUrl),
+});
+/** A Railway connection's configuration. */
+export type RailwayConfig = z.infer<typeof railwayConfigSchema>;
+
+/** A Coolify application's environment variables; `baseUrl` is the instance (self-hosted, or Coolify Cloud). */
+export const coolifyConfigSchema = z.strictObject({
+  platform: z.literal("coolify"),
+  applicationUuid: name("an application uuid"),
+  baseUrl: z.optional(platformUrl),
+});
+/** A Coolify connection's configuration. */
+export type CoolifyConfig = z.infer<typeof coolifyConfigSchema>;
+
+const awsRegion = z
+  .string({ error: "expected an AWS region" })
+  .check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, { error: "expected an AWS region such as eu-west-1" }));
+const awsKmsKey = z
+  .string()
+  .check(
+    z.minLength(1, { error: "expected a KMS key id, alias or ARN" }),
+    z.maxLength(2048, { error: "the KMS key is too long" }),
+    z.regex(/^[A-Za-z0-9:/_-]+$/, { error: "expected a KMS key id, alias or ARN" }),
+  );
+
+/**
+ * AWS Systems Manager Parameter Store: one `SecureString` parameter per variable, named `path` + the variable's
+ * name. `path` starts and ends with "/" (e.g. `/acme/web/production/`).
+ */
+export const awsSsmConfigSchema = z.strictObject({
+  platform: z.literal("aws-ssm"),
+  region: awsRegion,
+  path: z.string({ error: "expected a parameter path" }).check(
+    z.maxLength(900, { error: "the parameter path is too long" }),
+    z.regex(/^\/([A-Za-z0-9_.-]+\/)*$/, {
+      error: 'expected a parameter path that starts and ends with "/", such as /acme/web/production/',
+    }),
+  ),
+  kmsKeyId: z.optional(awsKmsKey),
+  baseUrl: z.optional(platformUrl),
+});
+/** An AWS SSM connection's configuration. */
+export type AwsSsmConfig = z.infer<typeof awsSsmConfigSchema>;
+
+/** AWS Secrets Manager: the environment as one secret whose value is a JSON object of every variable. */
+export const awsSmConfigSchema = z.strictObject({
+  platform: z.literal("aws-sm"),
+  region: awsRegion,
+  secretId: z.string({ error: "expected a secret name" }).check(
+    z.minLength(1, { error: "expected a secret name" }),
+    z.maxLength(512, { error: "the secret name is too long" }),
+    z.regex(/^[A-Za-z0-9/_+=.@-]+$/, {
+      error: "a secret name may hold only letters, digits and /_+=.@-",
+    }),
+  ),
+  kmsKeyId: z.optional(awsKmsKey),
+  baseUrl: z.optional(platformUrl),
+});
+/** An AWS Secrets Manager connection's configuration. */
+export type AwsSmConfig = z.infer<typeof awsSmConfigSchema>;
+
 /** A GitHub repository's Actions secrets, or those of one of its deployment environments. */
 export const githubActionsConfigSchema = z.strictObject({
   platform: z.literal("github-actions"),
@@ -94,7 +177,11 @@ export type GenericConfig = z.infer<typeof genericConfigSchema>;
 export const platformConfigSchema = z.discriminatedUnion("platform", [
   vercelConfigSchema,
   flyConfigSchema,
+  railwayConfigSchema,
+  coolifyConfigSchema,
   githubActionsConfigSchema,
+  awsSsmConfigSchema,
+  awsSmConfigSchema,
   genericConfigSchema,
 ]);
 /** A connection's configuration. */
