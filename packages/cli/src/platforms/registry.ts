@@ -1,6 +1,7 @@
 // From a connection's configuration to its adapter: the one place that knows every platform.
 import { LatchkeyError, type PlatformConfig } from "@latchkey/core";
 import type { AdapterInput, PlatformAdapter } from "./adapter.js";
+import { coolifyAdapter } from "./coolify.js";
 import { flyAdapter } from "./fly.js";
 import { genericAdapter } from "./generic.js";
 import { githubActionsAdapter } from "./github-actions.js";
@@ -18,6 +19,8 @@ export function createPlatformAdapter(input: AdapterInput<PlatformConfig>): Plat
       return githubActionsAdapter({ ...input, config });
     case "generic":
       return genericAdapter({ ...input, config });
+    case "coolify":
+      return coolifyAdapter({ ...input, config });
     // TRANSITIONAL (removed when the last adapter lands, so the switch is exhaustive again).
     default:
       throw new LatchkeyError("LK_USAGE", {

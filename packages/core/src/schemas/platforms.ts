@@ -236,3 +236,26 @@ export const githubSecretsAnswerSchema = z.looseObject({
   total_count: z.int().check(z.gte(0)),
   secrets: z.array(z.looseObject({ name: z.string().check(z.minLength(1)) })),
 });
+
+/**
+ * Coolify `GET /api/v1/applications/{uuid}/envs`: every variable, production and preview. `value` is present only
+ * for a token with the `read:sensitive` permission, and never for a variable marked "shown once".
+ */
+export const coolifyEnvListAnswerSchema = z.array(
+  z.looseObject({
+    uuid: z.string().check(z.minLength(1)),
+    key: z.string().check(z.minLength(1)),
+    is_preview: z.boolean(),
+    is_shown_once: z.optional(z.nullable(z.boolean())),
+    value: z.optional(z.nullable(z.string())),
+  }),
+);
+
+/** Coolify `PATCH /api/v1/applications/{uuid}/envs/bulk` (201): the variables written. */
+export const coolifyBulkAnswerSchema = z.array(z.looseObject({ key: z.string().check(z.minLength(1)) }));
+
+/** A Coolify refusal: a `message`, and for a 422 the refused fields under `errors`. */
+export const coolifyErrorAnswerSchema = z.looseObject({
+  message: z.optional(z.string()),
+  errors: z.optional(z.record(z.string(), z.unknown())),
+});
