@@ -5,6 +5,7 @@
 //
 // Imported by e2e and by vitest suites: node: builtins and the doubles only.
 import type { PlatformName } from "@latchkey/core";
+import { startCoolifyDouble } from "./coolify-double.js";
 import type { Double } from "./double.js";
 import { startFlyDouble } from "./fly-double.js";
 import { startGenericReceiver } from "./generic-receiver.js";
@@ -106,6 +107,22 @@ export const PLATFORM_FIXTURES: Partial<Record<PlatformName, PlatformFixture>> =
         connectFlags: ["--url", `${double.url}/latchkey`],
         credentialInput: `${credential}\n`,
         held: () => Promise.resolve(new Map(double.state)),
+      };
+    },
+  },
+  coolify: {
+    // The double's token may read sensitive values, as a token made with `read:sensitive` may.
+    pull: true,
+    start: async (credential) => {
+      const double = await startCoolifyDouble({ token: credential, application: "everyapp0001" });
+      return {
+        double,
+        connectFlags: ["--application", "everyapp0001", "--base-url", double.url],
+        credentialInput: `${credential}\n`,
+        held: () =>
+          Promise.resolve(
+            new Map(double.envs.filter((env) => !env.is_preview).map((env) => [env.key, env.value ?? ""])),
+          ),
       };
     },
   },
