@@ -909,6 +909,13 @@ export const errorCatalogue = {
     hint: "Pull the copy (`latchkey env pull`) and try again; if it still fails, disconnect and connect again with a fresh platform token (`latchkey env platforms disconnect NAME`, then `connect`).",
     exitCode: ExitCode.failure,
   },
+  LK_PLATFORM_CONNECTIONS_CHANGED: {
+    summary:
+      "A rotation of an organisation copy's vault key re-seals every platform connection's credential with the new key in its share, and the connections it re-sealed are not exactly the copy's connections now: one was made or disconnected in between (HTTP 409). Nothing was written. `org remove` and `org rotate-keys` fetch the connections again and start over by themselves; this error means that kept happening.",
+    message: "The copy's platform connections changed while its key was being rotated; nothing was written.",
+    hint: "Run `latchkey org rotate-keys SLUG` again once nobody is connecting or disconnecting platforms of the vault.",
+    exitCode: ExitCode.failure,
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 /** A stable error code from the catalogue. */

@@ -459,6 +459,8 @@ export {
   isPlatformUrl,
   platformConfigSchema,
   railwayConfigSchema,
+  railwayMutationAnswerSchema,
+  railwayVariablesAnswerSchema,
   vercelConfigSchema,
   vercelCreateAnswerSchema,
   vercelEnvAnswerSchema,
@@ -475,8 +477,14 @@ export {
   type VercelConfig,
 } from "./schemas/platforms.js";
 export {
-  MAX_PLATFORM_STATUS_MESSAGE,
+  MAX_PLATFORM_CONNECTIONS,
   MAX_SEALED_CREDENTIAL_LENGTH,
+  platformCredentialsResealSchema,
+  sealedCredentialSchema,
+  type PlatformCredentialsReseal,
+} from "./schemas/platform-credentials.js";
+export {
+  MAX_PLATFORM_STATUS_MESSAGE,
   PLATFORMS_SEGMENT,
   PLATFORM_CONNECTION_NAME,
   PLATFORM_OUTCOMES,

@@ -41,7 +41,11 @@ import { sharingNotices } from "./outbox/service.js";
 import { revokeAllPairings } from "./pairing/data.js";
 import { pairingRoutes } from "./pairing/routes.js";
 import { platformRoutes } from "./platforms/routes.js";
-import { removeOrgCopyConnections, type PlatformOrgAccess } from "./platforms/service.js";
+import {
+  removeOrgCopyConnections,
+  resealOrgCopyConnections,
+  type PlatformOrgAccess,
+} from "./platforms/service.js";
 import { sessionRoutes } from "./sessions/routes.js";
 import { findSharingKeys } from "./sharing-keys/data.js";
 import { sharingKeyRoutes } from "./sharing-keys/routes.js";
@@ -310,6 +314,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       onMemberRemoved: NOTICES.memberRemoved,
       onMemberAdded: NOTICES.memberAdded,
       onCopiesRemoved: copiesRemoved(randomId),
+      onCopyResealed: resealOrgCopyConnections(randomId),
       memberCiPolicies: removeMemberPolicies(randomId),
       escrowKey: deps.escrowKey,
     }),

@@ -10,6 +10,7 @@ import { PAIRING_LABEL_UNPRINTABLE } from "../pairing.js";
 import { isUuid } from "../uuid.js";
 import { parseWrappedKey } from "../x25519.js";
 import { isOrgSlug, MAX_ORG_SLUG_LENGTH, ORG_SLUG } from "./rules.js";
+import { platformCredentialsResealSchema } from "./platform-credentials.js";
 import { sharingKeyFingerprintSchema, sharingPublicKeySchema } from "./sharing-key-api.js";
 import {
   auditEntrySchema,
@@ -341,6 +342,11 @@ export const orgShareRequestSchema = body({
   name: push.name,
   baseVersion: push.baseVersion,
   escrow: push.escrow,
+  /**
+   * A share that seals the copy with a new vault key re-seals its platform connections' credentials with it, in the
+   * same request (docs/platforms.md, "Connections"). Absent: the connections are left as they are.
+   */
+  platformCredentials: z.optional(platformCredentialsResealSchema),
   /**
    * The fingerprint of the sharer's own sharing key, the one every key in `wrappedKeys` is wrapped from
    * (wrapKeyFromSender, under orgVaultKeyContext(vault, slug, baseVersion + 1)). The server refuses one that is

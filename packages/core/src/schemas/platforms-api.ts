@@ -6,11 +6,11 @@
  * sync-api.ts's rules: strict objects, messages that name the field and its rule and never quote a value sent.
  */
 import * as z from "zod/mini";
-import { isCanonicalBase64 } from "../bytes.js";
 import { associatedData } from "../envelope.js";
 import { canonicalVaultId } from "../sync-wire.js";
 import { isUuid } from "../uuid.js";
 import { orgSlugSchema } from "./org-api.js";
+import { sealedCredentialSchema } from "./platform-credentials.js";
 import { CONFIG_NAME } from "./rules.js";
 import { body, nested, text } from "./sync-api.js";
 import { PLATFORMS, platformConfigSchema } from "./platforms.js";
@@ -18,8 +18,6 @@ import { PLATFORMS, platformConfigSchema } from "./platforms.js";
 /** The path segment of a copy's connections, after the copy's own path. */
 export const PLATFORMS_SEGMENT = "platforms";
 
-/** Longest sealed credential the server stores, in base64 characters (a token of a few KiB, sealed). */
-export const MAX_SEALED_CREDENTIAL_LENGTH = 16 * 1024;
 /** Longest status message, in characters: a code and a sentence, never a value. */
 export const MAX_PLATFORM_STATUS_MESSAGE = 500;
 
@@ -62,15 +60,7 @@ export const platformConnectRequestSchema = body({
     .check(z.regex(CONFIG_NAME)),
   config: platformConfigSchema,
   /** Standard base64 of the credential's envelope (AES-256-GCM with the copy's vault key). */
-  sealedCredential: z
-    .string(
-      `"sealedCredential" must be standard base64 of at most ${MAX_SEALED_CREDENTIAL_LENGTH} characters.`,
-    )
-    .check(
-      z.minLength(4, { abort: true }),
-      z.maxLength(MAX_SEALED_CREDENTIAL_LENGTH, { abort: true }),
-      z.refine(isCanonicalBase64),
-    ),
+  sealedCredential: sealedCredentialSchema(),
 });
 /** `POST …/platforms`. */
 export type PlatformConnectRequest = z.infer<typeof platformConnectRequestSchema>;

@@ -4,7 +4,7 @@
  * an absent copy, an unknown organisation and a too-weak role alike, and so the organisations slice's hooks have
  * one event type to send.
  */
-import type { OrgRole } from "@latchkey/core";
+import type { OrgRole, PlatformCredentialsReseal } from "@latchkey/core";
 import type { Kysely } from "kysely";
 import { insertAudit } from "../audit/data.js";
 import { findCopyHead, type CopyHeadRecord, type CopyRef } from "../db/copies.js";
@@ -47,6 +47,20 @@ export interface OrgCopiesRemoved {
   actorUserId: string;
   /** The organisations slice's audit action of the change. */
   cause: "org.delete" | "org.vault.unshare";
+  at: string;
+}
+
+/**
+ * What a share that gives an organisation's copy a new vault key tells the slices whose data is sealed with that key,
+ * in the share's transaction once the new version is written: the credentials the sharer re-sealed with the new key
+ * (the organisations slice's hook, wired in app.ts).
+ */
+export interface OrgCopyResealed {
+  copy: { readonly vaultId: string; readonly orgId: string; readonly slug: string };
+  /** The share's new version. */
+  version: number;
+  actor: { userId: string; clientId: string; ip: string };
+  credentials: PlatformCredentialsReseal;
   at: string;
 }
 

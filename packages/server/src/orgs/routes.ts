@@ -8,6 +8,8 @@
 import {
   isUuid,
   MAX_ORG_MEMBERS,
+  MAX_PLATFORM_CONNECTIONS,
+  MAX_SEALED_CREDENTIAL_LENGTH,
   ORGS_PATH,
   orgCreateRequestSchema,
   orgMemberAddRequestSchema,
@@ -46,7 +48,7 @@ import { dataVersionOf } from "../db/index.js";
 import { createReadCache } from "../db/read-cache.js";
 import type { Database } from "../db/schema.js";
 import type { EscrowKey } from "../escrow-key.js";
-import { copyRefusal } from "../api/copies.js";
+import { copyRefusal, type OrgCopyResealed } from "../api/copies.js";
 import { parseAuditQuery, parseLimit, parseOrgSlug, parseVaultId, PUSH_BODY_LIMIT } from "../api/params.js";
 import { normalizeEmail } from "../email.js";
 import {
@@ -79,14 +81,20 @@ export interface OrgDeps {
   onMemberAdded?: (trx: Kysely<Database>, event: MemberAddedEvent) => Promise<void>;
   /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's policies go). */
   onCopiesRemoved?: (trx: Kysely<Database>, event: CopiesRemovedEvent) => Promise<void>;
+  /** Called in a share's transaction with the platform credentials it re-sealed (the platforms slice's). */
+  onCopyResealed?: (trx: Kysely<Database>, event: OrgCopyResealed) => Promise<"ok" | "connections-changed">;
   /** Called in a member removal's transaction: the CI policies the member enabled go (the CI slice's). */
   memberCiPolicies?: (trx: Kysely<Database>, event: MemberCiEvent) => Promise<MemberCiOutcome>;
   /** The server's escrow key (escrow-key.ts), for pushes and shares to copies with CI (vault-copies.ts). */
   escrowKey?: EscrowKey | undefined;
 }
 
-/** Largest share body: a push's and a wrapped key (with its member id and fingerprint) per member. */
-export const SHARE_BODY_LIMIT = PUSH_BODY_LIMIT + MAX_ORG_MEMBERS * 512;
+/**
+ * Largest share body: a push's, a wrapped key (with its member id and fingerprint) per member, and a rotation's
+ * re-sealed credential (with its connection id) per platform connection.
+ */
+export const SHARE_BODY_LIMIT =
+  PUSH_BODY_LIMIT + MAX_ORG_MEMBERS * 512 + MAX_PLATFORM_CONNECTIONS * (MAX_SEALED_CREDENTIAL_LENGTH + 128);
 
 /** Most pull answers kept, and their largest total (as for the personal pulls, sync/routes.ts). */
 const PULL_CACHE_ENTRIES = 1_000;
@@ -171,6 +179,13 @@ function refusal(outcome: Denied | MemberRefusal | StepUpUsed | VaultRefusal): A
       );
     case "escrow-stale":
       return ciEscrowStale();
+    case "connections-changed":
+      return error(
+        409,
+        "PlatformConnectionsChangedError",
+        "LK_PLATFORM_CONNECTIONS_CHANGED",
+        "The re-sealed platform credentials are not exactly the copy's connections (one was made or disconnected since they were listed); nothing was written.",
+      );
     case "sender-key-mismatch":
       return error(
         409,
@@ -310,10 +325,15 @@ function orgPlugin(api: FastifyInstance, context: ApiContext, service: OrgServic
   api.put<ByVault>(`${vault}/share`, { bodyLimit: SHARE_BODY_LIMIT }, async (request, reply) => {
     const slug = parseOrgSlug(request.params.slug);
     const vaultId = parseVaultId(request.params.vaultId);
-    const { wrappedKeys, senderFingerprint, ...push } = parseBody(orgShareRequestSchema, request.body);
+    const { wrappedKeys, senderFingerprint, platformCredentials, ...push } = parseBody(
+      orgShareRequestSchema,
+      request.body,
+    );
     const valid = { ...push, schema: push.schema, blobBytes: Buffer.from(push.encryptedBlob, "base64") };
     const keys = wrappedKeys.map((k) => ({ ...k, userId: k.userId.toLowerCase() }));
-    const shared = value(await service.share(actor(request), slug, vaultId, valid, senderFingerprint, keys));
+    const shared = value(
+      await service.share(actor(request), slug, vaultId, valid, senderFingerprint, keys, platformCredentials),
+    );
     const answer: PushResponse = { vaultId, ...shared };
     return reply.send(answer);
   });

@@ -20,10 +20,11 @@ import {
   type OrgRole,
   type OrgSummary,
   type OrgVaultSummary,
+  type PlatformCredentialsReseal,
   type StepUpScope,
 } from "@latchkey/core";
 import type { Kysely } from "kysely";
-import type { OrgCopiesRemoved } from "../api/copies.js";
+import type { OrgCopiesRemoved, OrgCopyResealed } from "../api/copies.js";
 import { countAction, type AccountLimit } from "../api/account-limits.js";
 import {
   insertAudit,
@@ -136,6 +137,11 @@ export interface OrgServiceDeps {
   /** Called in the transaction of an organisation's deletion or an unshare (the CI slice's, wired in app.ts). */
   onCopiesRemoved?: (trx: Kysely<Database>, event: CopiesRemovedEvent) => Promise<void>;
   /**
+   * Called in a share's transaction when the share carries re-sealed platform credentials (the platforms slice's,
+   * wired in app.ts): `connections-changed` rolls the share back.
+   */
+  onCopyResealed?: (trx: Kysely<Database>, event: OrgCopyResealed) => Promise<"ok" | "connections-changed">;
+  /**
    * The server's escrow key: a push or share to a copy with CI must open with its escrow (vault-copies.ts
    * PushOptions).
    */
@@ -192,7 +198,9 @@ export type VaultRefusal =
   /** The share names a sender key that is not the caller's registered sharing key. */
   | { kind: "sender-key-mismatch" }
   /** The copy has CI and the new version opens with neither its escrow nor the request's. */
-  | { kind: "escrow-stale" };
+  | { kind: "escrow-stale" }
+  /** The share's re-sealed platform credentials are not exactly the copy's connections. */
+  | { kind: "connections-changed" };
 
 /** A successful result, or why not. */
 export type Outcome<T, R = never> = { kind: "ok"; value: T } | Denied | R;
@@ -766,7 +774,8 @@ export function createOrgService(deps: OrgServiceDeps) {
    * A new version whose wrapped keys are exactly `keys` (the first version from baseVersion 0), each recorded as
    * wrapped by the actor's registered sharing key at the new version. `senderFingerprint` must be that key's, and
    * every key must be for a member whose registered sharing key has its fingerprint, else nothing is written. (The
-   * wraps themselves only members can check: the server holds no private key.)
+   * wraps themselves only members can check: the server holds no private key.) `platformCredentials`, from a share
+   * that gives the copy a new vault key, goes to the onCopyResealed hook in the same transaction.
    */
   async function share(
     actor: OrgActor,
@@ -775,6 +784,7 @@ export function createOrgService(deps: OrgServiceDeps) {
     request: OrgPush,
     senderFingerprint: string,
     keys: readonly data.KeyWrite[],
+    platformCredentials?: PlatformCredentialsReseal,
   ): Promise<Outcome<{ version: number; createdAt: string }, VaultRefusal>> {
     const at = deps.now().toISOString();
     const versioned = { ...request, digest: blobDigest(request.blobBytes) };
@@ -819,6 +829,16 @@ export function createOrgService(deps: OrgServiceDeps) {
       }
       const author = { userId: actor.userId, publicKey: sender.publicKey, keyVersion: outcome.version };
       await data.replaceKeys(trx, vaultId, org.id, keys, author, at);
+      if (platformCredentials !== undefined && deps.onCopyResealed !== undefined) {
+        const resealed = await deps.onCopyResealed(trx, {
+          copy: { vaultId, orgId: org.id, slug: org.slug },
+          version: outcome.version,
+          actor: { userId: actor.userId, clientId: actor.clientId, ip: actor.ip },
+          credentials: platformCredentials,
+          at,
+        });
+        if (resealed === "connections-changed") return refuse({ kind: "connections-changed" });
+      }
       return { kind: "ok", value: { version: outcome.version, createdAt: outcome.createdAt } } as const;
     });
   }

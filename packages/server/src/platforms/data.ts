@@ -186,6 +186,17 @@ export function recordPush(db: Db, id: string, write: PushWrite): Promise<void> 
   });
 }
 
+/** Replaces the sealed credential of connection `id` (a rotation of its copy's vault key sealed it again). */
+export function updateSealedCredential(db: Db, id: string, sealedCredential: string): Promise<void> {
+  return runQuery("re-seal platform credential", async () => {
+    await db
+      .updateTable("platform_connections")
+      .set({ sealed_credential: sealedCredential })
+      .where("id", "=", id)
+      .execute();
+  });
+}
+
 /** Deletes connection `id` with its sealed credential. */
 export function deleteConnection(db: Db, id: string): Promise<void> {
   return runQuery("delete platform connection", async () => {

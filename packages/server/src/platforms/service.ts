@@ -18,6 +18,7 @@ import {
   type CopyTarget,
   type OrgCopiesRemoved,
   type OrgCopyAccess,
+  type OrgCopyResealed,
   type OrgDenied,
 } from "../api/copies.js";
 import { insertAudit } from "../audit/data.js";
@@ -26,7 +27,7 @@ import type { Database } from "../db/schema.js";
 import type { CopyRef } from "../db/copies.js";
 import * as data from "./data.js";
 
-export type { CopyNotFound, CopyTarget, OrgCopiesRemoved, OrgDenied };
+export type { CopyNotFound, CopyTarget, OrgCopiesRemoved, OrgCopyResealed, OrgDenied };
 
 /** A connection as the routes answer it (data access's record, passed through). */
 export type ConnectionRecord = data.ConnectionRecord;
@@ -262,5 +263,56 @@ export function removeOrgCopyConnections(randomId: () => string) {
         },
       });
     }
+  };
+}
+
+/**
+ * Replaces the sealed credentials of an organisation copy's connections with those its rotation re-sealed under the
+ * new vault key, in the share's transaction `trx`: `platform.reseal` audit rows for those, and the connections whose
+ * credential the rotating machine could not open deleted with a `platform.disconnect` row (cause `org.vault.share`).
+ * The ids re-sealed and dropped must be exactly the copy's connections (a connection made or disconnected since the
+ * machine listed them would otherwise keep a credential under the old key, or lose its row): `connections-changed`
+ * otherwise, having written nothing, and the caller rolls the share back.
+ */
+export function resealOrgCopyConnections(randomId: () => string) {
+  return async (trx: Kysely<Database>, event: OrgCopyResealed): Promise<"ok" | "connections-changed"> => {
+    const { copy, credentials } = event;
+    const current = new Map(
+      (await data.listConnections(trx, copy)).map((c) => [c.id.toLowerCase(), c] as const),
+    );
+    const named = [...credentials.resealed.map((c) => c.id), ...credentials.dropped].map((id) =>
+      id.toLowerCase(),
+    );
+    if (named.length !== current.size || named.some((id) => !current.has(id))) return "connections-changed";
+    const audit = (action: string, connection: data.ConnectionRecord, extra: Record<string, unknown>) =>
+      insertCopyAudit(trx, {
+        id: randomId(),
+        actor: event.actor,
+        action,
+        copy,
+        version: event.version,
+        at: event.at,
+        metadata: {
+          connectionId: connection.id,
+          name: connection.name,
+          platform: connection.platform,
+          environment: connection.environment,
+          ...extra,
+        },
+      });
+    for (const resealed of credentials.resealed) {
+      const connection = current.get(resealed.id.toLowerCase())!;
+      await data.updateSealedCredential(trx, connection.id, resealed.sealedCredential);
+      await audit("platform.reseal", connection, {});
+    }
+    for (const id of credentials.dropped) {
+      const connection = current.get(id.toLowerCase())!;
+      await data.deleteConnection(trx, connection.id);
+      await audit("platform.disconnect", connection, {
+        cause: "org.vault.share",
+        reason: "credential-unreadable",
+      });
+    }
+    return "ok";
   };
 }
