@@ -259,3 +259,25 @@ export const coolifyErrorAnswerSchema = z.looseObject({
   message: z.optional(z.string()),
   errors: z.optional(z.record(z.string(), z.unknown())),
 });
+/** A GraphQL answer's `errors`: Railway answers a refused operation HTTP 200 with these (auth failures too). */
+const railwayErrors = z.optional(
+  z.array(
+    z.looseObject({
+      message: z.string(),
+      extensions: z.optional(z.looseObject({ code: z.optional(z.string()) })),
+    }),
+  ),
+);
+
+/** Railway GraphQL `variables(…)`: the variables as one JSON map name → value, or the errors that stopped it. */
+export const railwayVariablesAnswerSchema = z.looseObject({
+  data: z.optional(z.nullable(z.looseObject({ variables: z.record(z.string(), z.string()) }))),
+  errors: railwayErrors,
+});
+
+/** Railway GraphQL `variableCollectionUpsert` / `variableDelete`: `true` under the mutation's name, or errors. */
+export const railwayMutationAnswerSchema = z.looseObject({
+  data: z.optional(z.nullable(z.record(z.string(), z.nullable(z.boolean())))),
+  errors: railwayErrors,
+});
+
