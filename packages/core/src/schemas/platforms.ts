@@ -259,6 +259,7 @@ export const coolifyErrorAnswerSchema = z.looseObject({
   message: z.optional(z.string()),
   errors: z.optional(z.record(z.string(), z.unknown())),
 });
+
 /** A GraphQL answer's `errors`: Railway answers a refused operation HTTP 200 with these (auth failures too). */
 const railwayErrors = z.optional(
   z.array(
@@ -280,4 +281,3 @@ export const railwayMutationAnswerSchema = z.looseObject({
   data: z.optional(z.nullable(z.record(z.string(), z.nullable(z.boolean())))),
   errors: railwayErrors,
 });
-
