@@ -5,6 +5,7 @@ import { coolifyAdapter } from "./coolify.js";
 import { flyAdapter } from "./fly.js";
 import { genericAdapter } from "./generic.js";
 import { githubActionsAdapter } from "./github-actions.js";
+import { railwayAdapter } from "./railway.js";
 import { vercelAdapter } from "./vercel.js";
 
 /** The adapter for a connection, whichever its platform. */
@@ -21,6 +22,8 @@ export function createPlatformAdapter(input: AdapterInput<PlatformConfig>): Plat
       return genericAdapter({ ...input, config });
     case "coolify":
       return coolifyAdapter({ ...input, config });
+    case "railway":
+      return railwayAdapter({ ...input, config });
     // TRANSITIONAL (removed when the last adapter lands, so the switch is exhaustive again).
     default:
       throw new LatchkeyError("LK_USAGE", {
