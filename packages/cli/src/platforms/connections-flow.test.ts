@@ -1,0 +1,160 @@
+// connect → push in process, against a fake of the personal copy's routes that checks every body with core's
+// schemas (test/support/platforms-server.ts) and the loopback Vercel double: the error paths e2e does not reach
+// cheaply — names refused by the platform recorded as `partial` (or `failed`) with the names, a refusal before any
+// name is written recorded as `failed` with the error's code, and a sealed credential moved to another connection
+// refused as LK_PLATFORM_CREDENTIAL_UNREADABLE before anything is sent.
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { isLatchkeyError } from "@latchkey/core";
+import {
+  fakePlatformServer,
+  platformRoutes,
+  type FakePlatformServer,
+} from "../../test/support/platforms-server.js";
+import { startVercelDouble, type VercelDouble } from "../../test/support/platforms/vercel-double.js";
+import { sharingMachine } from "../../test/support/sharing-key-server.js";
+import { runCli } from "../cli.js";
+import type { Context } from "../context.js";
+import { pushVault } from "../sync/push.js";
+import { connectPlatform, pushPlatform } from "./connections.js";
+
+const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+const TOKEN = "vercel-flow-token-5d1e";
+const OTHER_TOKEN = "vercel-flow-other-token-8b2a";
+const PROJECT = "prj_flow";
+
+let root: string;
+let n = 0;
+const doubles: VercelDouble[] = [];
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "lk-platforms-flow-"));
+});
+afterEach(async () => {
+  await Promise.all(doubles.splice(0).map((d) => d.close()));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/**
+ * A machine whose personal copy of VAULT (API_KEY, DB_URL, SESSION_SECRET) is on the fake server at version 1, a
+ * Vercel double accepting `TOKEN`, and the tokens to type at the credential prompt, in order.
+ */
+async function setUp(
+  tokens: string[],
+): Promise<{ ctx: Context; fake: FakePlatformServer; vercel: VercelDouble }> {
+  const dir = join(root, `project-${++n}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "package.json"), JSON.stringify({ name: "web" }));
+  await writeFile(join(dir, "latchkey.json"), JSON.stringify({ vault: VAULT }));
+  const machine = sharingMachine(root, `m${n}`, { cwd: dir, passwords: tokens });
+  const fake = fakePlatformServer();
+  machine.server.extra = platformRoutes(fake);
+  const vercel = await startVercelDouble({ token: TOKEN, project: PROJECT });
+  doubles.push(vercel);
+  // The platform's requests go to the double; the rest to the fake Latchkey server.
+  const ctx: Context = {
+    ...machine.ctx,
+    fetch: (input, init) =>
+      new Request(input, init).url.startsWith(vercel.url)
+        ? globalThis.fetch(input, init)
+        : machine.ctx.fetch(input, init),
+  };
+  for (const pair of ["API_KEY=v-api", "DB_URL=v-db", "SESSION_SECRET=v-session"])
+    expect(await runCli(["env", "set", pair], ctx)).toBe(0);
+  await pushVault(ctx);
+  return { ctx, fake, vercel };
+}
+
+const connect = (ctx: Context, vercel: VercelDouble, name: string) =>
+  connectPlatform(ctx, {
+    platform: "vercel",
+    environment: "default",
+    name,
+    targets: { project: PROJECT, target: [], baseUrl: vercel.url },
+  });
+
+describe("a push's outcome as recorded", () => {
+  it("names the platform refused: partial with the names, and the counts of those written only", async () => {
+    const { ctx, fake, vercel } = await setUp([TOKEN]);
+    await connect(ctx, vercel, "web");
+    vercel.refuseKeys.add("DB_URL");
+    vercel.refuseKeys.add("SESSION_SECRET");
+    const pushed = await pushPlatform(ctx, { name: "web", dryRun: false, prune: false });
+    expect(pushed.outcome).toBe("partial");
+    expect(pushed.result?.written).toEqual(["API_KEY"]);
+    expect(pushed.result?.failed.map((f) => f.name)).toEqual(["DB_URL", "SESSION_SECRET"]);
+    expect(fake.statuses).toEqual([
+      {
+        operation: "push",
+        version: 1,
+        added: 1,
+        changed: 0,
+        removed: 0,
+        outcome: "partial",
+        message: "2 names not written: DB_URL, SESSION_SECRET",
+      },
+    ]);
+    expect(fake.connections.get(VAULT)?.[0]?.lastPush).toMatchObject({ outcome: "partial", added: 1 });
+
+    // Every name refused: nothing written, so the push failed; the names are still said.
+    vercel.refuseKeys.add("API_KEY");
+    const none = await pushPlatform(ctx, { name: "web", dryRun: false, prune: false });
+    expect(none.outcome).toBe("failed");
+    expect(fake.statuses.at(-1)).toMatchObject({
+      added: 0,
+      changed: 0,
+      outcome: "failed",
+      message: "3 names not written: API_KEY, DB_URL, SESSION_SECRET",
+    });
+    expect(fake.refusals).toEqual([]);
+    expect(vercel.refusals).toEqual([]);
+  });
+
+  it("a refusal before any name is written: the error, recorded as failed with its code", async () => {
+    const { ctx, fake, vercel } = await setUp([TOKEN]);
+    await connect(ctx, vercel, "web");
+    vercel.fault({ status: 401, match: "POST " });
+    const failed = await pushPlatform(ctx, { name: "web", dryRun: false, prune: false }).catch(
+      (error: unknown) => error,
+    );
+    expect(isLatchkeyError(failed, "LK_PLATFORM_UNAUTHORIZED")).toBe(true);
+    expect(fake.statuses).toHaveLength(1);
+    expect(fake.statuses[0]).toMatchObject({ operation: "push", version: 1, added: 0, outcome: "failed" });
+    expect(fake.statuses[0]?.message).toMatch(/^LK_PLATFORM_UNAUTHORIZED/);
+    expect(fake.statuses[0]?.message).not.toContain(TOKEN);
+    expect(fake.refusals).toEqual([]);
+  });
+});
+
+describe("a sealed credential moved to another connection", () => {
+  it("does not open there: LK_PLATFORM_CREDENTIAL_UNREADABLE, and nothing reaches the platform", async () => {
+    const { ctx, fake, vercel } = await setUp([TOKEN, OTHER_TOKEN]);
+    await connect(ctx, vercel, "web");
+    await connect(ctx, vercel, "web-other");
+    const [web, other] = fake.connections.get(VAULT)!;
+    expect(web!.sealedCredential).not.toBe(other!.sealedCredential);
+    // A server swapping rows would hand `web-other` the credential sealed for `web`, which the double accepts.
+    other!.sealedCredential = web!.sealedCredential;
+    const before = vercel.requests.length;
+    const error = await pushPlatform(ctx, { name: "web-other", dryRun: false, prune: false }).catch(
+      (e: unknown) => e,
+    );
+    expect(isLatchkeyError(error, "LK_PLATFORM_CREDENTIAL_UNREADABLE")).toBe(true);
+    expect((error as Error).message).toContain(
+      "The credential of connection web-other does not open with the key of",
+    );
+    expect((error as Error).message).toContain("Nothing was sent to vercel.");
+    expect((error as Error).message).not.toContain(TOKEN);
+    expect(vercel.requests.length).toBe(before);
+    expect(fake.statuses).toEqual([]);
+
+    // The connection it was sealed for still opens it.
+    const pushed = await pushPlatform(ctx, { name: "web", dryRun: false, prune: false });
+    expect(pushed.outcome).toBe("ok");
+    expect(vercel.requests.every((r) => r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+    expect(fake.refusals).toEqual([]);
+  });
+});
