@@ -125,6 +125,20 @@ describe("coolify adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("takes the instance's URL with or without the API's /api/v1 suffix", async () => {
+    const { d, ctx } = await setup();
+    seed(d, "A", "1");
+    for (const baseUrl of [d.url, `${d.url}/`, `${d.url}/api/v1`, `${d.url}/api/v1/`]) {
+      const adapter = coolifyAdapter({
+        ctx,
+        config: { platform: "coolify", applicationUuid: APP, baseUrl },
+        credential: TOKEN,
+      });
+      expect(await adapter.listNames()).toEqual(["A"]);
+    }
+    expect(d.refusals).toEqual([]);
+  });
+
   it("plans a dry run from the names alone and writes nothing", async () => {
     const { d, adapter } = await setup();
     seed(d, "GONE", "x");

@@ -63,7 +63,8 @@ function bulkItem(key: string, value: string) {
 export function coolifyAdapter(input: AdapterInput<CoolifyConfig>): PlatformAdapter {
   const { ctx, config, credential } = input;
   const verbose = input.verbose ?? 0;
-  const instance = trimBase(config.baseUrl ?? COOLIFY_CLOUD);
+  // The API reference gives its server as https://app.coolify.io/api/v1: a base URL copied from there works too.
+  const instance = trimBase(config.baseUrl ?? COOLIFY_CLOUD).replace(/\/api\/v1$/, "");
   const envs = `${instance}/api/v1/applications/${encodeURIComponent(config.applicationUuid)}/envs`;
   const send = (method: string, path: string, body?: unknown) =>
     platformRequest(ctx, verbose, {
