@@ -31,7 +31,7 @@ async function setup(overrides: Partial<RailwayConfig> = {}, credential = TOKEN)
   const ctx = platformContext();
   const adapter = railwayAdapter({
     ctx,
-    config: { ...config, baseUrl: `${double.url}/graphql/v2` },
+    config: { ...config, baseUrl: double.url },
     credential,
   });
   return { d: double, ctx, adapter };
@@ -184,7 +184,7 @@ describe("railway adapter", () => {
         projectId: "prj-1",
         environmentId: "env-prod",
         tokenType: "team",
-        baseUrl: `${double.url}/graphql/v2`,
+        baseUrl: double.url,
       },
       credential: TOKEN,
     });

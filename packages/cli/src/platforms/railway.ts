@@ -28,8 +28,8 @@ import {
   type PlatformAdapter,
 } from "./adapter.js";
 
-/** Railway's public GraphQL API. */
-export const RAILWAY_API = "https://backboard.railway.com/graphql/v2";
+/** Railway's public API host; the GraphQL endpoint is its `/graphql/v2`. */
+export const RAILWAY_API = "https://backboard.railway.com";
 
 /** The documents the adapter sends, exactly (the double accepts these and refuses other operations). */
 export const RAILWAY_DOCUMENTS = {
@@ -60,7 +60,7 @@ class OperationRefused extends Error {}
 export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdapter {
   const { ctx, config, credential } = input;
   const verbose = input.verbose ?? 0;
-  const url = trimBase(config.baseUrl ?? RAILWAY_API);
+  const url = `${trimBase(config.baseUrl ?? RAILWAY_API)}/graphql/v2`;
   const scope = {
     projectId: config.projectId,
     environmentId: config.environmentId,

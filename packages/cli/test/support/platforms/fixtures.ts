@@ -10,6 +10,7 @@ import type { Double } from "./double.js";
 import { startFlyDouble } from "./fly-double.js";
 import { startGenericReceiver } from "./generic-receiver.js";
 import { startGithubDouble } from "./github-double.js";
+import { startRailwayDouble } from "./railway-double.js";
 import { startVercelDouble } from "./vercel-double.js";
 
 /** One platform's double, started for one credential, as the CLI is to reach it. */
@@ -123,6 +124,36 @@ export const PLATFORM_FIXTURES: Partial<Record<PlatformName, PlatformFixture>> =
           Promise.resolve(
             new Map(double.envs.filter((env) => !env.is_preview).map((env) => [env.key, env.value ?? ""])),
           ),
+      };
+    },
+  },
+  railway: {
+    // A project token (Project-Access-Token) scoped to the environment, writing one service's variables.
+    pull: true,
+    start: async (credential) => {
+      const double = await startRailwayDouble({
+        token: credential,
+        tokenType: "project",
+        projectId: "prj-every",
+        environmentId: "env-every",
+        serviceIds: ["svc-every"],
+      });
+      return {
+        double,
+        connectFlags: [
+          "--project",
+          "prj-every",
+          "--railway-environment",
+          "env-every",
+          "--service",
+          "svc-every",
+          "--token-type",
+          "project",
+          "--base-url",
+          double.url,
+        ],
+        credentialInput: `${credential}\n`,
+        held: () => Promise.resolve(new Map(double.scope("svc-every"))),
       };
     },
   },
