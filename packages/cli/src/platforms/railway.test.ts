@@ -6,6 +6,7 @@ import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
 import { RAILWAY_DOCUMENTS, railwayAdapter } from "./railway.js";
 
 const TOKEN = "railway-token-4f1c9e";
+const REFUSED = "refused by Railway (a GraphQL error; its message may echo values, so it is not shown)";
 let double: RailwayDouble | undefined;
 
 afterEach(async () => {
@@ -217,8 +218,8 @@ describe("railway adapter", () => {
     expect(result.written).toEqual([]);
     expect(result.removed).toEqual([]);
     expect(result.failed).toEqual([
-      { name: "A", reason: "refused: Invalid variable name B" },
-      { name: "B", reason: "refused: Invalid variable name B" },
+      { name: "A", reason: REFUSED },
+      { name: "B", reason: REFUSED },
       { name: "OLD", reason: "not sent: the write failed" },
     ]);
     expect(operations(d)).toEqual(["variables", "variableCollectionUpsert"]);
@@ -235,19 +236,18 @@ describe("railway adapter", () => {
     expect(result).toEqual({
       written: ["A"],
       removed: ["X", "Z"],
-      failed: [{ name: "Y", reason: "refused: Variable Y cannot be deleted" }],
+      failed: [{ name: "Y", reason: REFUSED }],
     });
     expect([...d.scope().keys()].sort()).toEqual(["A", "Y"]);
     expect(d.refusals).toEqual([]);
   });
 
-  it("never quotes a value Railway's error message echoes", async () => {
+  it("never quotes Railway's error message, which may echo a value", async () => {
     const { d, adapter } = await setup();
-    d.refuseNames.add("hunter2-value");
-    const { result } = await push(adapter, { "hunter2-value": "hunter2-value" });
-    expect(result.failed).toEqual([
-      { name: "hunter2-value", reason: "refused: Invalid variable name [value]" },
-    ]);
+    // The double's refusal names the variable, and this variable's name is its value.
+    d.refuseNames.add("hunter2_value");
+    const { result } = await push(adapter, { hunter2_value: "hunter2_value" });
+    expect(result.failed).toEqual([{ name: "hunter2_value", reason: REFUSED }]);
     expect(d.refusals).toEqual([]);
   });
 

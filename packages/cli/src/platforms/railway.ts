@@ -81,10 +81,10 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     });
 
   /**
-   * The errors of a GraphQL answer: none, or an {@link OperationRefused} whose reason has every value sent
-   * replaced, since an error message may quote its input. A refused credential is LK_PLATFORM_UNAUTHORIZED.
+   * The errors of a GraphQL answer: none, LK_PLATFORM_UNAUTHORIZED for a refused credential, else an
+   * {@link OperationRefused}. Railway's message is not quoted: like any platform's error body, it may echo values.
    */
-  const check = (errors: readonly GraphqlError[] | undefined, sent: readonly string[]): void => {
+  const check = (errors: readonly GraphqlError[] | undefined): void => {
     if (errors === undefined || errors.length === 0) return;
     const refusal = errors.find(
       (e) =>
@@ -97,9 +97,9 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
         message: `railway refused the connection's credential (${config.tokenType} token).`,
         details: { platform: "railway", tokenType: config.tokenType },
       });
-    let reason = errors.map((e) => e.message).join("; ");
-    for (const value of sent) if (value !== "") reason = reason.split(value).join("[value]");
-    throw new OperationRefused(`refused: ${reason.slice(0, 300)}`);
+    throw new OperationRefused(
+      "refused by Railway (a GraphQL error; its message may echo values, so it is not shown)",
+    );
   };
 
   /** Sends one operation and returns its answer's data, the mutation's boolean or the variables map. */
@@ -110,7 +110,6 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     parse: (
       value: unknown,
     ) => { ok: true; value: { data?: T | null; errors?: GraphqlError[] } } | { ok: false },
-    sent: readonly string[] = [],
   ): Promise<T> => {
     const response = await send(query, variables);
     // A GraphQL server answers a document it refuses 400 with `errors`, like a refused operation.
@@ -119,7 +118,7 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
       throw unexpectedAnswer("railway", what, response.status);
     }
     const answer = await readAnswer("railway", what, response, parse);
-    check(answer.errors, sent);
+    check(answer.errors);
     if (answer.data === undefined || answer.data === null)
       throw new LatchkeyError("LK_PLATFORM_FAILED", {
         message: `railway: the answer to ${what} has neither data nor errors.`,
@@ -148,15 +147,10 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     return values;
   };
 
-  const mutate = async (what: string, field: string, query: string, input: object, sent: string[]) => {
-    const data = await operation(
-      what,
-      query,
-      { input },
-      (v) => checkSchema(railwayMutationAnswerSchema, v),
-      sent,
-    );
-    if (data[field] !== true) throw new OperationRefused(`refused: ${field} answered ${String(data[field])}`);
+  const mutate = async (what: string, field: string, query: string, input: object) => {
+    const data = await operation(what, query, { input }, (v) => checkSchema(railwayMutationAnswerSchema, v));
+    if (data[field] !== true)
+      throw new OperationRefused(`refused by Railway (${field} answered ${String(data[field])})`);
   };
 
   const apply = async (plan: ApplyPlan): Promise<ApplyResult> => {
@@ -169,13 +163,11 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     // deploys they start carry the new values.
     if (names.length > 0) {
       try {
-        await mutate(
-          "writing the variables",
-          "variableCollectionUpsert",
-          RAILWAY_DOCUMENTS.upsert,
-          { ...scope, variables: { ...plan.upsert }, skipDeploys: true },
-          Object.values(plan.upsert),
-        );
+        await mutate("writing the variables", "variableCollectionUpsert", RAILWAY_DOCUMENTS.upsert, {
+          ...scope,
+          variables: { ...plan.upsert },
+          skipDeploys: true,
+        });
         written.push(...names);
       } catch (error) {
         if (!(error instanceof OperationRefused)) throw error;
@@ -193,13 +185,7 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     }
     for (const [at, name] of plan.remove.entries()) {
       try {
-        await mutate(
-          "removing a variable",
-          "variableDelete",
-          RAILWAY_DOCUMENTS.delete,
-          { ...scope, name },
-          [],
-        );
+        await mutate("removing a variable", "variableDelete", RAILWAY_DOCUMENTS.delete, { ...scope, name });
         removed.push(name);
       } catch (error) {
         if (error instanceof OperationRefused) {
