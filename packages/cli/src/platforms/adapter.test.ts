@@ -6,8 +6,9 @@ import {
   type PlatformName,
 } from "@latchkey/core";
 import { describe, expect, it } from "vitest";
+import { startDouble } from "../../test/support/platforms/double.js";
 import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, retryAfterMs } from "./adapter.js";
+import { applyPlanFor, planPush, platformRequest, retryAfterMs } from "./adapter.js";
 import { createPlatformAdapter } from "./registry.js";
 
 describe("planPush", () => {
@@ -81,5 +82,38 @@ describe("platform configurations", () => {
       expect(createPlatformAdapter({ ctx, config: configs[platform], credential: "t" }).platform).toBe(
         platform,
       );
+  });
+});
+
+describe("platformRequest", () => {
+  it("retries an answer its throttled predicate recognises in the same loop, and returns it readable otherwise", async () => {
+    const throttle = { status: 400, body: { __type: "ThrottlingException" } };
+    const answers = [throttle, throttle, { status: 200, body: { ok: true } }];
+    const d = await startDouble(() => answers.shift()!);
+    try {
+      const ctx = platformContext();
+      const throttled = async (r: Response) =>
+        r.status === 400 &&
+        ((await r.clone().json()) as { __type?: string }).__type === "ThrottlingException";
+      const response = await platformRequest(ctx, 0, { platform: "aws-ssm", url: d.url, throttled });
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ ok: true });
+      expect(ctx.sleeps).toHaveLength(2);
+      expect(d.requests).toHaveLength(3);
+
+      // A 400 that is not throttling comes back at once, its body still readable.
+      answers.push({ status: 400, body: { __type: "ValidationException" } });
+      const refused = await platformRequest(ctx, 0, { platform: "aws-ssm", url: d.url, throttled });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual({ __type: "ValidationException" });
+      expect(ctx.sleeps).toHaveLength(2);
+
+      // Without the predicate a 400 is an answer like any other.
+      answers.push(throttle);
+      expect((await platformRequest(ctx, 0, { platform: "aws-ssm", url: d.url })).status).toBe(400);
+      expect(ctx.sleeps).toHaveLength(2);
+    } finally {
+      await d.close();
+    }
   });
 });

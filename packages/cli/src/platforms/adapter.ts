@@ -111,20 +111,26 @@ function retryable(status: number): boolean {
 /** One request to a platform, as {@link platformRequest} sends it. */
 export interface PlatformRequest extends Omit<HttpRequest, "unreachable" | "secretBodies" | "verbose"> {
   readonly platform: PlatformName;
+  /**
+   * Whether an answer that is neither 429 nor 5xx is throttling all the same, and retried like one: AWS answers
+   * throttling with HTTP 400 and the error's type in the body. It must read a clone, leaving the answer readable.
+   */
+  readonly throttled?: (response: Response) => Promise<boolean>;
 }
 
 /**
- * Sends a platform request through the CLI's HTTP client, retrying a 429 or 5xx answer up to {@link MAX_ATTEMPTS}
- * times: after the Retry-After it names, else after an exponential backoff with jitter. A host that cannot be
- * reached is LK_PLATFORM_UNREACHABLE, a 401 or 403 LK_PLATFORM_UNAUTHORIZED, and a 429 or 5xx still there after
- * the last attempt LK_PLATFORM_RATE_LIMITED; any other answer is returned for the adapter to read.
+ * Sends a platform request through the CLI's HTTP client, retrying a 429 or 5xx answer (or one the request's
+ * `throttled` recognises) up to {@link MAX_ATTEMPTS} times: after the Retry-After it names, else after an
+ * exponential backoff with jitter. A host that cannot be reached is LK_PLATFORM_UNREACHABLE, a 401 or 403
+ * LK_PLATFORM_UNAUTHORIZED, and a 429 or 5xx still there after the last attempt LK_PLATFORM_RATE_LIMITED; any
+ * other answer is returned for the adapter to read.
  */
 export async function platformRequest(
   ctx: Context,
   verbose: number,
   req: PlatformRequest,
 ): Promise<Response> {
-  const { platform, ...rest } = req;
+  const { platform, throttled, ...rest } = req;
   for (let attempt = 1; ; attempt++) {
     const response = await request(ctx, {
       ...rest,
@@ -144,7 +150,8 @@ export async function platformRequest(
         details: { platform, status: response.status },
       });
     }
-    if (!retryable(response.status)) return response;
+    if (!retryable(response.status) && !(throttled !== undefined && (await throttled(response))))
+      return response;
     await response.arrayBuffer().catch(() => undefined);
     const asked = retryAfterMs(response.headers.get("retry-after"), ctx.clock.now());
     if (attempt >= MAX_ATTEMPTS || (asked !== null && asked > MAX_RETRY_AFTER_MS)) {

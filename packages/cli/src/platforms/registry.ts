@@ -1,6 +1,7 @@
 // From a connection's configuration to its adapter: the one place that knows every platform.
 import { LatchkeyError, type PlatformConfig } from "@latchkey/core";
 import type { AdapterInput, PlatformAdapter } from "./adapter.js";
+import { awsSsmAdapter } from "./aws-ssm.js";
 import { coolifyAdapter } from "./coolify.js";
 import { flyAdapter } from "./fly.js";
 import { genericAdapter } from "./generic.js";
@@ -22,6 +23,8 @@ export function createPlatformAdapter(input: AdapterInput<PlatformConfig>): Plat
       return genericAdapter({ ...input, config });
     case "coolify":
       return coolifyAdapter({ ...input, config });
+    case "aws-ssm":
+      return awsSsmAdapter({ ...input, config });
     case "railway":
       return railwayAdapter({ ...input, config });
     // TRANSITIONAL (removed when the last adapter lands, so the switch is exhaustive again).

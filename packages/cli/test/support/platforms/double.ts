@@ -31,6 +31,8 @@ export class Refused extends Error {}
 export interface Answer {
   readonly status: number;
   readonly body?: unknown;
+  /** Headers beside the content type (which they may replace, as AWS's application/x-amz-json-1.1). */
+  readonly headers?: Record<string, string>;
 }
 
 /** A running double. */
@@ -55,11 +57,11 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 function send(res: ServerResponse, answer: Answer, headers: Record<string, string> = {}): void {
   if (answer.body === undefined) {
-    res.writeHead(answer.status, headers);
+    res.writeHead(answer.status, { ...headers, ...answer.headers });
     res.end();
     return;
   }
-  res.writeHead(answer.status, { "content-type": "application/json", ...headers });
+  res.writeHead(answer.status, { "content-type": "application/json", ...headers, ...answer.headers });
   res.end(JSON.stringify(answer.body));
 }
 
