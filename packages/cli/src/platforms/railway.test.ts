@@ -171,6 +171,15 @@ describe("railway adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("turns Railway's 'Project Token not found' into LK_PLATFORM_UNAUTHORIZED", async () => {
+    const { d, adapter } = await setup({ tokenType: "project" }, "unknown-project-token-55");
+    const e = await error(adapter.pull!());
+    expect((e as LatchkeyError).code).toBe("LK_PLATFORM_UNAUTHORIZED");
+    expect(JSON.stringify((e as LatchkeyError).toJSON())).not.toContain("unknown-project-token-55");
+    expect(d.requests[0]!.headers["project-access-token"]).toBe("unknown-project-token-55");
+    expect(d.refusals).toEqual([]);
+  });
+
   it("is refused by Railway when the credential is in the other token type's header", async () => {
     double = await startRailwayDouble({
       token: TOKEN,

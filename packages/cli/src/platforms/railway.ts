@@ -31,7 +31,7 @@ import {
 /** Railway's public API host; the GraphQL endpoint is its `/graphql/v2`. */
 export const RAILWAY_API = "https://backboard.railway.com";
 
-/** The documents the adapter sends, exactly (the double accepts these and refuses other operations). */
+/** The documents the adapter sends, exactly (its tests compare the request bodies with them). */
 export const RAILWAY_DOCUMENTS = {
   variables: `query variables($projectId: String!, $environmentId: String!, $serviceId: String, $unrendered: Boolean) {
   variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: $unrendered)
@@ -46,11 +46,11 @@ export const RAILWAY_DOCUMENTS = {
 
 /** Railway injects these into every deploy itself: a prune must never delete them, nor a pull copy them. */
 const RAILWAY_PROVIDED = /^RAILWAY_/;
-const REFUSED_CREDENTIAL = /not authori[sz]ed|unauthori[sz]ed|unauthenticated|token not found/i;
+/** Railway's messages for a token it refuses (Railway's own CLI reads them the same way). */
+const REFUSED_CREDENTIAL = /not authorized|project token not found/i;
 
 interface GraphqlError {
   readonly message: string;
-  readonly extensions?: { readonly code?: string | undefined } | undefined;
 }
 
 /** A GraphQL refusal of one operation: its reason names no value. */
@@ -86,13 +86,7 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
    */
   const check = (errors: readonly GraphqlError[] | undefined): void => {
     if (errors === undefined || errors.length === 0) return;
-    const refusal = errors.find(
-      (e) =>
-        REFUSED_CREDENTIAL.test(e.message) ||
-        e.extensions?.code === "UNAUTHENTICATED" ||
-        e.extensions?.code === "FORBIDDEN",
-    );
-    if (refusal !== undefined)
+    if (errors.some((e) => REFUSED_CREDENTIAL.test(e.message)))
       throw new LatchkeyError("LK_PLATFORM_UNAUTHORIZED", {
         message: `railway refused the connection's credential (${config.tokenType} token).`,
         details: { platform: "railway", tokenType: config.tokenType },

@@ -261,14 +261,7 @@ export const coolifyErrorAnswerSchema = z.looseObject({
 });
 
 /** A GraphQL answer's `errors`: Railway answers a refused operation HTTP 200 with these (auth failures too). */
-const railwayErrors = z.optional(
-  z.array(
-    z.looseObject({
-      message: z.string(),
-      extensions: z.optional(z.looseObject({ code: z.optional(z.string()) })),
-    }),
-  ),
-);
+const railwayErrors = z.optional(z.array(z.looseObject({ message: z.string() })));
 
 /** Railway GraphQL `variables(…)`: the variables as one JSON map name → value, or the errors that stopped it. */
 export const railwayVariablesAnswerSchema = z.looseObject({

@@ -323,9 +323,9 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
   };
   const refuseNames = new Set<string>();
   const services = new Set(options.serviceIds ?? []);
-  const failure = (message: string, code?: string): Answer => ({
+  const failure = (message: string): Answer => ({
     status: 200,
-    body: { data: null, errors: [{ message, ...(code === undefined ? {} : { extensions: { code } }) }] },
+    body: { data: null, errors: [{ message }] },
   });
   // The refusals list belongs to the started double, which the handler needs before it exists.
   const started: { double?: Double } = {};
@@ -351,7 +351,13 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
     if (body.operationName !== undefined)
       expectShape(typeof body.operationName === "string", "operationName");
     const { field, args } = resolve(op, variables);
-    if (!authorized(request)) return failure("Not Authorized");
+    if (!authorized(request))
+      // Railway's answer to a project token it does not know, in the right header, names the token.
+      return failure(
+        options.tokenType === "project" && typeof request.headers["project-access-token"] === "string"
+          ? "Project Token not found"
+          : "Not Authorized",
+      );
 
     const target = field === "variables" ? args : (args.input as Record<string, unknown>);
     const serviceId = (target.serviceId ?? undefined) as string | undefined;
