@@ -911,9 +911,9 @@ export const errorCatalogue = {
   },
   LK_PLATFORM_CONNECTIONS_CHANGED: {
     summary:
-      "A rotation of an organisation copy's vault key re-seals every platform connection's credential with the new key in its share, and the connections it re-sealed are not exactly the copy's connections now: one was made or disconnected in between (HTTP 409). Nothing was written. `org remove` and `org rotate-keys` fetch the connections again and start over by themselves; this error means that kept happening.",
+      "A rotation of an organisation copy's vault key re-seals every platform connection's credential with the new key in its share, and the connections it re-sealed are not exactly the copy's connections now: one was made or disconnected in between (HTTP 409). Nothing was written. `org remove`, `org rotate-keys` and `env share --new-key` list the connections again and send the share again by themselves; this error means that kept happening.",
     message: "The copy's platform connections changed while its key was being rotated; nothing was written.",
-    hint: "Run `latchkey org rotate-keys SLUG` again once nobody is connecting or disconnecting platforms of the vault.",
+    hint: "Run the rotation again (`latchkey org rotate-keys SLUG`, or `latchkey env share --org SLUG --new-key`) once nobody is connecting or disconnecting platforms of the vault.",
     exitCode: ExitCode.failure,
   },
 } as const satisfies Record<string, ErrorSpec>;

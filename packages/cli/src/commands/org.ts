@@ -11,7 +11,7 @@ import {
   type MembersView,
 } from "../org/manage.js";
 import { removeOrgMember, type RemovalReport } from "../org/remove.js";
-import { rotateOrgVaults, type SecretNames, type VaultRotation } from "../org/rotate.js";
+import { rotateOrgVaults, type RotatedVault, type SecretNames, type VaultRotation } from "../org/rotate.js";
 import { checkSlug, openOrgSession } from "../org/session.js";
 import { printData, printJson, printStatus } from "../output/output.js";
 import type { ApiOptions } from "../server/api.js";
@@ -176,6 +176,17 @@ function describeNames(environments: SecretNames | null): string {
   return parts.length === 0 ? "(no secrets)" : parts.join("; ");
 }
 
+/** What a rotation did to a copy's platform connections, for people; null when it had none. */
+function describePlatforms(platforms: RotatedVault["platforms"] | null): string | null {
+  if (platforms === null || platforms.resealed.length + platforms.dropped.length === 0) return null;
+  const parts = [];
+  if (platforms.resealed.length > 0)
+    parts.push(`credentials re-sealed with the new key: ${platforms.resealed.join(", ")}`);
+  if (platforms.dropped.length > 0)
+    parts.push(`disconnected, their credential no longer opened: ${platforms.dropped.join(", ")}`);
+  return `platform connections ${parts.join("; ")}`;
+}
+
 /** The offboarding report, for people. */
 export function describeRemoval(report: RemovalReport): string {
   const { removed, org } = report;
@@ -204,6 +215,12 @@ export function describeRemoval(report: RemovalReport): string {
           ? `NOT ROTATED: ${vault.error.code} ${vault.error.message}`
           : "key not rotated (--no-rotate)";
     lines.push(`  ${vault.name} (${vault.vaultId}, version ${vault.version}): ${pulled}; ${key}`);
+    const platforms = describePlatforms(vault.platforms);
+    // They could unseal these credentials as well as the secrets: the tokens are to be reissued too.
+    if (platforms !== null)
+      lines.push(
+        `    ${platforms} (they could read these tokens: reissue them at the platform, then connect again)`,
+      );
     if (vault.ciPolicy !== null) {
       // The rotation re-escrows the new key for this policy: its repository keeps pulling, so the remover decides.
       lines.push(
@@ -273,7 +290,12 @@ export async function orgRotateKeys(
       results
         .map((r) =>
           r.rotated
-            ? `${r.name} (${r.vaultId}): new vault key as version ${r.version}, wrapped for ${plural(r.sharedWith.length, "member")}; secrets ${describeNames(r.environments)}`
+            ? [
+                `${r.name} (${r.vaultId}): new vault key as version ${r.version}, wrapped for ${plural(r.sharedWith.length, "member")}; secrets ${describeNames(r.environments)}`,
+                describePlatforms(r.platforms),
+              ]
+                .filter((part) => part !== null)
+                .join("; ")
             : `${r.name ?? r.vaultId} (${r.vaultId}): NOT ROTATED: ${r.error.code} ${r.error.message}`,
         )
         .join("\n"),

@@ -149,6 +149,16 @@ export async function envShare(
     `Shared ${outcome.name} (${plural(outcome.environments, "environment")}) with organisation ${outcome.org} on ${outcome.server} as version ${outcome.version}` +
       `${outcome.newKey ? ", sealed with a new vault key" : ""}: wrapped for ${plural(outcome.sharedWith.length, "member")} (${outcome.sharedWith.join(", ")}).`,
   );
+  if (outcome.platforms !== undefined && outcome.platforms.resealed.length > 0)
+    printStatus(
+      ctx,
+      `Platform credentials re-sealed with the new key: ${outcome.platforms.resealed.join(", ")}.`,
+    );
+  if (outcome.platforms !== undefined && outcome.platforms.dropped.length > 0)
+    printStatus(
+      ctx,
+      `Platform connections disconnected, their credential no longer opened: ${outcome.platforms.dropped.join(", ")}; connect them again with \`latchkey env platforms connect\`.`,
+    );
   if (outcome.waiting.length > 0)
     printStatus(
       ctx,

@@ -8,6 +8,7 @@
 import {
   LatchkeyError,
   ORG_SHARING_ROLE,
+  PLATFORMS_SEGMENT,
   fromBase64,
   isLatchkeyError,
   orgRoleAtLeast,
@@ -15,6 +16,7 @@ import {
   orgPublicKeysResponseSchema,
   orgPullResponseSchema,
   orgVaultKeyContext,
+  platformListResponseSchema,
   sharingKeyFingerprint,
   syncBlobContext,
   unwrapKeyFromSender,
@@ -24,10 +26,12 @@ import {
   type OrgPullResponse,
   type OrgShareRequest,
   type OrgWrappedKey,
+  type PlatformConnection,
   type PushResponse,
   type VaultDocument,
 } from "@latchkey/core";
 import { sendVersion } from "../ci/escrow.js";
+import { resealConnections, type ResealedConnections } from "../platforms/reseal.js";
 import type { Context } from "../context.js";
 import { openEnvelopeCli } from "../crypto/native.js";
 import { readVaultDocument } from "../fast-readers.js";
@@ -361,6 +365,32 @@ export async function wrapForMembers(
   return { wrappedKeys, sharedWith: sharedWith.sort(), waiting: waiting.sort() };
 }
 
+/** The platform connections of `org`'s copy of `vaultId` (`GET …/platforms`), checked to be that copy's. */
+async function listOrgConnections(
+  ctx: Context,
+  org: string,
+  vaultId: string,
+  options: ApiOptions,
+): Promise<PlatformConnection[]> {
+  const listed = await callApi(
+    ctx,
+    {
+      method: "GET",
+      path: `${orgVaultPath(org, vaultId)}/${PLATFORMS_SEGMENT}`,
+      answer: platformListResponseSchema,
+    },
+    options,
+  );
+  if (listed.data.vaultId.toLowerCase() !== vaultId.toLowerCase() || listed.data.org !== org)
+    throw orgCopyInvalid(
+      vaultId,
+      org,
+      listed.server,
+      "its platform connections were answered with another copy's",
+    );
+  return listed.data.connections;
+}
+
 /** A new version of an organisation's copy, sealed and ready to be shared (`PUT …/share`). */
 export interface SealedShare {
   readonly org: string;
@@ -371,6 +401,11 @@ export interface SealedShare {
   readonly name: string;
   readonly schema?: EnvSchema;
   readonly baseVersion: number;
+  /**
+   * When the share seals the copy with a new key (a rotation): the key the copy is sealed with now. The copy's
+   * platform connections' credentials are then opened with it and sent sealed with `vaultKey` (platforms/reseal.ts).
+   */
+  readonly previousKey?: Uint8Array;
 }
 
 /**
@@ -379,14 +414,17 @@ export interface SealedShare {
  * key set. When the members or their keys changed while it was prepared (409 LK_ORG_MEMBERS_CHANGED), the keys are
  * fetched, checked against the pins and wrapped again, {@link SHARE_ATTEMPTS} times in all; a conflict on the
  * version is the caller's to handle (a share sent again for another base version is wrapped again for it). A
- * copy with CI pulls enabled gets the escrow of a new key the same way as a push (ci/escrow.ts sendVersion).
+ * copy with CI pulls enabled gets the escrow of a new key the same way as a push (ci/escrow.ts sendVersion). With
+ * `previousKey`, the copy's platform connections are listed and their credentials re-sealed for the new key in the
+ * share; a connection made or disconnected in between (409 LK_PLATFORM_CONNECTIONS_CHANGED) makes it list them and
+ * send again, within the same attempts.
  */
 export async function sendShare(
   ctx: Context,
   share: SealedShare,
   me: Sharer,
   options: ApiOptions,
-): Promise<{ answer: ApiResult<PushResponse>; members: MemberKeys }> {
+): Promise<{ answer: ApiResult<PushResponse>; members: MemberKeys; platforms: ResealedConnections | null }> {
   for (let attempt = 1; ; attempt++) {
     const members = await wrapForMembers(
       ctx,
@@ -394,6 +432,14 @@ export async function sendShare(
       me,
       options,
     );
+    const platforms =
+      share.previousKey === undefined
+        ? null
+        : await resealConnections(ctx, await listOrgConnections(ctx, share.org, share.vaultId, options), {
+            vaultId: share.vaultId,
+            oldKey: share.previousKey,
+            newKey: share.vaultKey,
+          });
     const body: OrgShareRequest = {
       encryptedBlob: share.encryptedBlob,
       ...(share.schema === undefined ? {} : { schema: share.schema }),
@@ -401,6 +447,7 @@ export async function sendShare(
       baseVersion: share.baseVersion,
       senderFingerprint: me.key.fingerprint,
       wrappedKeys: members.wrappedKeys,
+      ...(platforms === null ? {} : { platformCredentials: platforms.credentials }),
     };
     try {
       const answer = await sendVersion(
@@ -414,9 +461,12 @@ export async function sendShare(
         },
         options,
       );
-      return { answer, members };
+      return { answer, members, platforms };
     } catch (error) {
-      if (!isLatchkeyError(error, "LK_ORG_MEMBERS_CHANGED") || attempt >= SHARE_ATTEMPTS) throw error;
+      const again =
+        isLatchkeyError(error, "LK_ORG_MEMBERS_CHANGED") ||
+        isLatchkeyError(error, "LK_PLATFORM_CONNECTIONS_CHANGED");
+      if (!again || attempt >= SHARE_ATTEMPTS) throw error;
     }
   }
 }

@@ -19,7 +19,7 @@ import { callApi, type ApiOptions } from "../server/api.js";
 import { mintStepUpProof } from "../server/step-up.js";
 import { orgPath } from "./copy.js";
 import { unpinOrgKey } from "./pins.js";
-import { openOrgVault, rotateOrgVault, secretNames, type SecretNames } from "./rotate.js";
+import { openOrgVault, rotateOrgVault, secretNames, type RotatedVault, type SecretNames } from "./rotate.js";
 import { checkSlug, fetchMembers, memberByEmail, openOrgSession, type OrgSession } from "./session.js";
 
 /** One vault of the offboarding report. */
@@ -40,6 +40,8 @@ export interface OffboardedVault {
   readonly environments: SecretNames | null;
   /** The version sealed with the new key; null when not rotated (--no-rotate, or it failed: see `error`). */
   readonly rotatedVersion: number | null;
+  /** The copy's platform connections the rotation re-sealed and dropped, by name; null when not rotated. */
+  readonly platforms: RotatedVault["platforms"] | null;
   /** Why the vault could not be rotated or read. */
   readonly error?: { readonly code: string; readonly message: string };
 }
@@ -141,16 +143,22 @@ async function offboard(
   try {
     if (rotate) {
       const rotated = await rotateOrgVault(ctx, org, held.vaultId, session);
-      return { ...facts, environments: rotated.environments, rotatedVersion: rotated.version };
+      return {
+        ...facts,
+        environments: rotated.environments,
+        rotatedVersion: rotated.version,
+        platforms: rotated.platforms,
+      };
     }
     const { document } = await openOrgVault(ctx, org, held.vaultId, session);
-    return { ...facts, environments: secretNames(document), rotatedVersion: null };
+    return { ...facts, environments: secretNames(document), rotatedVersion: null, platforms: null };
   } catch (error) {
     if (!isLatchkeyError(error)) throw error;
     return {
       ...facts,
       environments: null,
       rotatedVersion: null,
+      platforms: null,
       error: { code: error.code, message: error.message },
     };
   }

@@ -7,11 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomFillSync } from "node:crypto";
 import {
   ME,
+  connectionCredential,
   memberKeyPair,
   memberVaultKey,
   noTerminal,
   openFakeCopy,
   orgTeam,
+  sealedConnection,
   sealedCopy,
   type FakeMember,
   type OrgTeam,
@@ -47,6 +49,8 @@ async function team(): Promise<Team> {
 }
 
 const random = (size: number) => randomFillSync(new Uint8Array(size));
+
+const TOKEN_CANARY = "fly-token-rotate-canary-3b9d";
 
 describe("rotating an organisation copy's vault key", () => {
   it("seals the same secrets with a new key as the next version, wrapped for every member with a key", async () => {
@@ -250,5 +254,61 @@ describe("rotating an organisation copy's vault key", () => {
       error: { code: "LK_ORG_VAULT_KEY_MISSING" },
     });
     expect(t.org.copies.get(OTHER_VAULT)!.version).toBe(3);
+  });
+
+  it("re-seals the copy's platform credentials with the new key in the share, and drops one the old key does not open", async () => {
+    const t = await team();
+    const oldKey = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: oldKey,
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    const web = await sealedConnection(VAULT, "web", oldKey, `${TOKEN_CANARY}-web`);
+    const lost = await sealedConnection(VAULT, "lost", random(32), `${TOKEN_CANARY}-lost`);
+    t.org.platforms = new Map([[VAULT, [web, lost]]]);
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(rotated.platforms).toEqual({ resealed: ["web"], dropped: ["lost"] });
+    const after = t.org.copies.get(VAULT)!;
+    const newKey = await memberVaultKey(after, t.bob, t.org, VAULT);
+    const [kept, ...rest] = t.org.platforms.get(VAULT)!;
+    expect(rest).toEqual([]);
+    expect(kept).toMatchObject({ id: web.id, name: "web" });
+    expect(kept!.sealedCredential).not.toBe(web.sealedCredential);
+    expect(await connectionCredential(VAULT, kept!, newKey)).toBe(`${TOKEN_CANARY}-web`);
+    expect(await connectionCredential(VAULT, kept!, oldKey)).toBeNull();
+    // The credential went to the server sealed, never open.
+    const shares = t.machine.server.seen.filter((r) => r.path.endsWith("/share"));
+    expect(shares).toHaveLength(1);
+    expect(shares[0]!.body).toContain(kept!.sealedCredential);
+    for (const r of t.machine.server.seen) expect(r.body).not.toContain(TOKEN_CANARY);
+  });
+
+  it("lists the connections again and starts over when one is connected between its listing and its share", async () => {
+    const t = await team();
+    const oldKey = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 1,
+      vaultKey: oldKey,
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    t.org.platforms = new Map([
+      [VAULT, [await sealedConnection(VAULT, "web", oldKey, `${TOKEN_CANARY}-web`)]],
+    ]);
+    const late = await sealedConnection(VAULT, "late", oldKey, `${TOKEN_CANARY}-late`);
+    let shares = 0;
+    t.org.beforeShare = () => {
+      // A maintainer connects a platform, with the key of the copy as it still is, just before the share lands.
+      if (shares++ === 0) t.org.platforms!.get(VAULT)!.push(late);
+    };
+    const rotated = await rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session);
+    expect(rotated).toMatchObject({ version: 2, platforms: { resealed: ["late", "web"], dropped: [] } });
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toHaveLength(2);
+    const after = t.org.copies.get(VAULT)!;
+    const newKey = await memberVaultKey(after, t.bob, t.org, VAULT);
+    for (const c of t.org.platforms.get(VAULT)!)
+      expect(await connectionCredential(VAULT, c, newKey)).toBe(`${TOKEN_CANARY}-${c.name}`);
   });
 });

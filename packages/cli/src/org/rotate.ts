@@ -1,6 +1,8 @@
 // Rotating the vault key of an organisation's copy (docs/teams.md, "Removing a member"): the copy as the server
 // has it is opened with this machine's sharing key, sealed again with a new vault key as the next version, and
 // shared: the new key wrapped for every member with a registered sharing key, which replaces the whole key set.
+// The copy's platform connections' credentials, sealed with the old key, go in the same share sealed again with the
+// new one (copy.ts sendShare), so the connections keep working and the old key opens none of them.
 // One versioned share per vault, so a push that lands in between makes it start again from the newer version;
 // nothing of the local vault or its sync state is touched (members, this machine included, pull the new version)
 // but the highest key version this machine has had of the copy, so that the old key cannot be replayed to it.
@@ -39,6 +41,8 @@ export function secretNames(document: VaultDocument): SecretNames {
 interface Opened {
   readonly copy: OrgPullResponse;
   readonly document: VaultDocument;
+  /** The copy's vault key, which opened it. */
+  readonly key: Uint8Array;
 }
 
 /**
@@ -53,7 +57,7 @@ export async function openOrgVault(
 ): Promise<Opened> {
   const { data: copy, server } = await fetchOrgCopy(ctx, org, vaultId, session.api);
   const orgKey = await unwrapOrgKey(ctx, copy, session, org, server);
-  return { copy, document: await openOrgBlob(orgKey, copy, org, server) };
+  return { copy, document: await openOrgBlob(orgKey, copy, org, server), key: orgKey };
 }
 
 /** A rotated copy. */
@@ -69,13 +73,19 @@ export interface RotatedVault {
   readonly sharedWith: string[];
   /** Emails of the members with no sharing key yet. */
   readonly waiting: string[];
+  /**
+   * The copy's platform connections, by name: those whose credential was sealed again with the new key, and those
+   * whose credential the old key did not open (already unreadable), which the share deleted.
+   */
+  readonly platforms: { readonly resealed: string[]; readonly dropped: string[] };
 }
 
 /**
  * Gives `org`'s copy of `vaultId` a new vault key: fetch and open it, seal the same secrets with a fresh key as
- * the next version, share it with every member's current sharing key. A push between the fetch and the share
- * (LK_VAULT_CONFLICT) makes it start again, {@link ROTATE_ATTEMPTS} times in all. Needs the maintainer role and a
- * key of the copy wrapped for this machine's sharing key.
+ * the next version, and share it with every member's current sharing key and the copy's platform credentials
+ * sealed again with the new key (a connection made or disconnected meanwhile: copy.ts sendShare lists them again).
+ * A push between the fetch and the share (LK_VAULT_CONFLICT) makes it start again, {@link ROTATE_ATTEMPTS} times in
+ * all. Needs the maintainer role and a key of the copy wrapped for this machine's sharing key.
  */
 export async function rotateOrgVault(
   ctx: Context,
@@ -84,7 +94,7 @@ export async function rotateOrgVault(
   session: OrgSession,
 ): Promise<RotatedVault> {
   for (let attempt = 1; ; attempt++) {
-    const { copy, document } = await openOrgVault(ctx, org, vaultId, session);
+    const { copy, document, key } = await openOrgVault(ctx, org, vaultId, session);
     const vaultKey = ctx.random.bytes(32);
     const version = copy.version + 1;
     const sealed = sealEnvelopeSync(
@@ -94,7 +104,7 @@ export async function rotateOrgVault(
       (n) => ctx.random.bytes(n),
     );
     try {
-      const { answer, members } = await sendShare(
+      const { answer, members, platforms } = await sendShare(
         ctx,
         {
           org,
@@ -104,6 +114,7 @@ export async function rotateOrgVault(
           name: copy.name,
           // No schema: the copy keeps the envSchema it has.
           baseVersion: copy.version,
+          previousKey: key,
         },
         { userId: session.userId, key: session.key, trustNewMembers: session.trustNewMembers === true },
         session.api,
@@ -123,6 +134,7 @@ export async function rotateOrgVault(
         environments: secretNames(document),
         sharedWith: members.sharedWith,
         waiting: members.waiting,
+        platforms: { resealed: platforms?.resealed ?? [], dropped: platforms?.dropped ?? [] },
       };
     } catch (error) {
       if (!isLatchkeyError(error, "LK_VAULT_CONFLICT") || attempt >= ROTATE_ATTEMPTS) throw error;

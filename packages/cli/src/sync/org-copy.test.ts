@@ -7,11 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  connectionCredential,
   memberKeyPair,
   memberVaultKey,
   noTerminal,
   openFakeCopy,
   orgTeam,
+  sealedConnection,
   sealedCopy,
   wrapperOf,
   type FakeMember,
@@ -82,6 +84,30 @@ describe("sharing a vault with an organisation", () => {
     await expect(openFakeCopy(copy3, t.org, VAULT, key)).rejects.toMatchObject({ code: "LK_DECRYPT_FAILED" });
     // The personal copy was never pushed: its record is untouched.
     expect(await getSyncEntry(t.machine.ctx.paths.home, SHARING_SERVER, t.me.userId, VAULT)).toBeNull();
+  });
+
+  it("--new-key re-seals the copy's platform credentials with the new key in the share; a plain share sends none", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    const key = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
+    const web = await sealedConnection(VAULT, "web", key, "fly-token-share-canary");
+    t.org.platforms = new Map([[VAULT, [web]]]);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    expect(puts(t).at(-1)!.body).not.toContain("platformCredentials");
+    expect(t.org.platforms.get(VAULT)).toEqual([web]);
+
+    const rotated = await shareVault(t.machine.ctx, { org: "acme", newKey: true });
+    expect(rotated).toMatchObject({
+      version: 3,
+      newKey: true,
+      platforms: { resealed: ["web"], dropped: [] },
+    });
+    const newKey = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
+    const [resealed] = t.org.platforms.get(VAULT)!;
+    expect(await connectionCredential(VAULT, resealed!, newKey)).toBe("fly-token-share-canary");
+    expect(await connectionCredential(VAULT, resealed!, key)).toBeNull();
+    for (const r of t.machine.server.seen) expect(r.body).not.toContain("fly-token-share-canary");
   });
 
   it("sharing again a copy that was unshared seals it with a new key, continuing from its last version", async () => {

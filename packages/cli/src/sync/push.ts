@@ -81,6 +81,11 @@ export interface ShareOutcome extends PushOutcome {
   sharedWith: string[];
   /** Emails of the members who have no sharing key yet: shared with at the next share once they have one. */
   waiting: string[];
+  /**
+   * With a new key for a copy that had one: its platform connections whose credential was re-sealed with the new
+   * key, and those whose credential the old key did not open (deleted by the share), by name.
+   */
+  platforms?: { resealed: string[]; dropped: string[] };
 }
 
 /** JSON with object keys sorted, so two equal values have one text whatever order their keys were set in. */
@@ -265,12 +270,15 @@ async function pushCopy(
   const unshared = share && org !== undefined && !(await orgCopyListed(ctx, org, vaultId, api));
   const newKey = share && (unshared || baseVersion === 0 || options.newKey === true);
   let sealingKey = vaultKey;
+  // A new key for a copy that has one (--new-key): its platform credentials are re-sealed in the share.
+  let previousKey: Uint8Array | undefined;
   if (org !== undefined) {
     const known =
       base !== null && base.version === baseVersion && base.server === server ? base.orgKey : undefined;
     if (newKey) sealingKey = ctx.random.bytes(32);
     else if (known === undefined) throw orgCopyNotSynced(vaultId, org, baseVersion);
     else sealingKey = fromBase64(known);
+    if (newKey && !unshared && known !== undefined) previousKey = fromBase64(known);
   }
   const seal = (from: number): string =>
     toBase64(
@@ -285,6 +293,7 @@ async function pushCopy(
   let encryptedBlob = seal(baseVersion);
   let result: ApiResult<PushResponse>;
   let shared: { sharedWith: string[]; waiting: string[] } | null = null;
+  let platforms: ShareOutcome["platforms"];
   try {
     if (org === undefined) {
       const body: PushRequest = {
@@ -311,6 +320,7 @@ async function pushCopy(
             name,
             ...(schema === undefined ? {} : { schema }),
             baseVersion,
+            ...(previousKey === undefined ? {} : { previousKey }),
           },
           { userId, key: sharing!, trustNewMembers: options.trustNewMembers === true },
           api,
@@ -332,6 +342,8 @@ async function pushCopy(
       }
       result = sent.answer;
       shared = sent.members;
+      if (sent.platforms !== null)
+        platforms = { resealed: sent.platforms.resealed, dropped: sent.platforms.dropped };
     } else {
       const body: OrgPushRequest = {
         encryptedBlob,
@@ -418,7 +430,14 @@ async function pushCopy(
     pushed: true,
   };
   if (!share || org === undefined || shared === null) return outcome;
-  return { ...outcome, org, newKey, sharedWith: shared.sharedWith, waiting: shared.waiting };
+  return {
+    ...outcome,
+    org,
+    newKey,
+    sharedWith: shared.sharedWith,
+    waiting: shared.waiting,
+    ...(platforms === undefined ? {} : { platforms }),
+  };
 }
 
 /** `env push`: the next version of the personal copy, or of an organisation's (see {@link pushCopy}). */

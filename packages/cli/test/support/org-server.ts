@@ -3,7 +3,7 @@
 // the one the fake sharing-key server holds: sharing-key-server.ts) and others whose key pairs the test holds, and
 // its vault copies with one wrapped key per member. Statuses and codes as the real routes answer them; roles are
 // checked with the same least roles. It plugs into a sharing machine as its `extra` routes.
-import { randomFillSync } from "node:crypto";
+import { randomFillSync, randomUUID } from "node:crypto";
 import {
   checkSchema,
   orgMemberAddRequestSchema,
@@ -13,9 +13,12 @@ import {
   type OrgPullResponse,
   type OrgPushRequest,
   type OrgShareRequest,
+  type PlatformConnection,
   fromBase64,
   openEnvelope,
   orgVaultKeyContext,
+  platformCredentialContext,
+  sealEnvelope,
   sharingKeyFingerprint,
   syncBlobContext,
   toBase64,
@@ -100,9 +103,57 @@ export interface FakeOrg {
   ci?: { vaultId: string; provider: string; repository: string; enabledBy: string; enabledByEmail: string }[];
   /** Called before a share is checked and answered: lets a test change the organisation behind it. */
   beforeShare?: () => void | Promise<void>;
+  /**
+   * Platform connections of the copies, by vault id (kept apart from the copies, which a test's sealedCopy replaces):
+   * listed by `GET …/platforms`, and their credentials replaced by a share's `platformCredentials`.
+   */
+  platforms?: Map<string, PlatformConnection[]>;
   deleted: boolean;
   /** Accounts on the server that are not members: what `org add` can add (any other email is unknown). */
   accounts?: FakeMember[];
+}
+
+/**
+ * A platform connection of `vaultId` as the server lists it, `credential` sealed with `key` under the connection's
+ * id (as `env platforms connect` seals it).
+ */
+export async function sealedConnection(
+  vaultId: string,
+  name: string,
+  key: Uint8Array,
+  credential: string,
+): Promise<PlatformConnection> {
+  const id = randomUUID();
+  const sealed = await sealEnvelope(key, utf8Encode(credential), platformCredentialContext(vaultId, id));
+  return {
+    id,
+    name,
+    platform: "fly",
+    environment: "default",
+    config: { platform: "fly", app: `app-${name}` },
+    sealedCredential: toBase64(sealed),
+    createdAt: AT,
+    createdBy: null,
+    lastPush: null,
+  };
+}
+
+/** The credential of `connection` of `vaultId` opened with `key`; null when it does not open. */
+export async function connectionCredential(
+  vaultId: string,
+  connection: PlatformConnection,
+  key: Uint8Array,
+): Promise<string | null> {
+  try {
+    const plain = await openEnvelope(
+      key,
+      fromBase64(connection.sealedCredential),
+      platformCredentialContext(vaultId, connection.id),
+    );
+    return utf8Decode(plain);
+  } catch {
+    return null;
+  }
 }
 
 /** `member` as the wrapper of a key (their key pair the test's). */
@@ -265,7 +316,7 @@ export function orgRoutes(
     if (me === undefined) return refused(404, "LK_ORG_NOT_FOUND");
     const need = (least: OrgRole) => rank(me.role) <= rank(least);
     const rest = match[2] ?? "";
-    const vault = /^\/vaults\/([^/]+)(\/share)?$/.exec(rest);
+    const vault = /^\/vaults\/([^/]+)(\/share|\/platforms)?$/.exec(rest);
 
     if (rest === "" && seen.method === "GET") {
       return {
@@ -449,6 +500,19 @@ export function orgRoutes(
         },
       };
     }
+    if (vault[2] === "/platforms" && seen.method === "GET") {
+      if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");
+      return {
+        status: 200,
+        // By name, as the real route lists them.
+        body: {
+          vaultId,
+          org: org.slug,
+          connections: [...(org.platforms?.get(vaultId) ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1)),
+        },
+      };
+    }
+    if (vault[2] === "/platforms") return refused(404, "LK_SERVER_ERROR");
     // Checked with core's schemas, as the real server checks a push and a share: a body it would refuse (a
     // malformed wrapped key, an unknown field) is refused here too.
     const checked =
@@ -456,7 +520,8 @@ export function orgRoutes(
         ? checkSchema(orgShareRequestSchema, JSON.parse(seen.body))
         : checkSchema(orgPushRequestSchema, JSON.parse(seen.body));
     if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
-    const body: OrgPushRequest & Partial<Pick<OrgShareRequest, "wrappedKeys" | "senderFingerprint">> =
+    const body: OrgPushRequest &
+      Partial<Pick<OrgShareRequest, "wrappedKeys" | "senderFingerprint" | "platformCredentials">> =
       checked.value;
     const current = copy?.version ?? 0;
     if (vault[2] === undefined && seen.method === "PUT") {
@@ -486,6 +551,29 @@ export function orgRoutes(
           return refused(409, "LK_ORG_MEMBERS_CHANGED");
       }
       if (body.baseVersion !== current) return refused(409, "LK_VAULT_CONFLICT", { currentVersion: current });
+      // As the real server: the re-sealed credentials must be exactly the copy's connections, else nothing changes.
+      const connections = org.platforms?.get(vaultId) ?? [];
+      const reseal = body.platformCredentials;
+      if (reseal !== undefined) {
+        const named = [...reseal.resealed.map((c) => c.id), ...reseal.dropped].sort();
+        if (
+          named.join() !==
+          connections
+            .map((c) => c.id)
+            .sort()
+            .join()
+        )
+          return refused(409, "LK_PLATFORM_CONNECTIONS_CHANGED");
+        org.platforms?.set(
+          vaultId,
+          connections
+            .filter((c) => !reseal.dropped.includes(c.id))
+            .map((c) => ({
+              ...c,
+              sealedCredential: reseal.resealed.find((r) => r.id === c.id)!.sealedCredential,
+            })),
+        );
+      }
       org.copies.set(vaultId, {
         version: current + 1,
         encryptedBlob: body.encryptedBlob,
