@@ -97,8 +97,12 @@ describe.skipIf(!requirePart("the platform prompt e2e suite", terminalCheck()))(
       terminal.type(KEYS.enter);
       const ended = await terminal.exited;
       expect(ended.code, ended.output).not.toBe(0);
-      expect(ended.output).toContain("error LK_INPUT_EMPTY: Nothing was typed at the prompt");
-      expect(ended.output).toContain("type the value");
+      expect(ended.output).toContain(
+        "error LK_INPUT_EMPTY: Nothing was typed at the prompt: there is no fly credential to connect with. Nothing was sent.",
+      );
+      // The hint names connect's own ways in, not another command's --allow-empty.
+      expect(ended.output).toContain("--credential-stdin or --credential-file FILE");
+      expect(ended.output).not.toContain("--allow-empty");
       expect(await connectionNames()).toEqual([]);
       expect(fly.requests).toEqual([]);
     }, 120_000);

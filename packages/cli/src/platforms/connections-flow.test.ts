@@ -158,3 +158,18 @@ describe("a sealed credential moved to another connection", () => {
     expect(fake.refusals).toEqual([]);
   });
 });
+
+describe("connect's credential prompt", () => {
+  it("an empty answer is refused with a hint connect can follow, and nothing is sent", async () => {
+    const { ctx, fake, vercel } = await setUp([""]);
+    const error = await connect(ctx, vercel, "web").catch((e: unknown) => e);
+    expect(isLatchkeyError(error, "LK_INPUT_EMPTY")).toBe(true);
+    const { message, hint } = error as { message: string; hint?: string };
+    expect(message).toContain("Nothing was typed at the prompt");
+    expect(message).toContain("Nothing was sent.");
+    // connect has no --allow-empty: an empty platform token is never meant.
+    expect(hint).not.toContain("--allow-empty");
+    expect(hint).toContain("--credential-stdin");
+    expect(fake.connections.get(VAULT) ?? []).toEqual([]);
+  });
+});

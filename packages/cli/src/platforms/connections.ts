@@ -243,7 +243,18 @@ async function readCredential(
       : platform === "aws-ssm" || platform === "aws-sm"
         ? "access key as ACCESS_KEY_ID:SECRET_ACCESS_KEY"
         : "API token";
-  return readSecretInput(ctx, `${platform} ${what} (hidden): `);
+  try {
+    return await readSecretInput(ctx, `${platform} ${what} (hidden): `);
+  } catch (error) {
+    // readSecretInput's own hint offers --allow-empty, which connect has not: an empty token is never meant.
+    if (!isLatchkeyError(error, "LK_INPUT_EMPTY")) throw error;
+    const prompted = ctx.stdin.isTTY && ctx.stderr.isTTY;
+    throw new LatchkeyError("LK_INPUT_EMPTY", {
+      message: `${prompted ? "Nothing was typed at the prompt" : "Nothing arrived on standard input"}: there is no ${platform} credential to connect with. Nothing was sent.`,
+      hint: "Run the command again with the token: typed at the prompt, or given with --credential-stdin or --credential-file FILE (mode 0600).",
+      cause: error,
+    });
+  }
 }
 
 /** A refusal of an organisation copy's change in the command's words. */
