@@ -12,7 +12,7 @@ export {
 } from "./bytes.js";
 export { randomBytes, randomId, randomKey } from "./random.js";
 export { hkdfSha256 } from "./hkdf.js";
-export { isUuid } from "./uuid.js";
+export { isUuid, uuidV4 } from "./uuid.js";
 export { hmacSha256, verifyHmacSha256 } from "./hmac.js";
 export {
   ENVELOPE_OVERHEAD,

@@ -19,6 +19,7 @@ import {
   toBase64,
   utf8Decode,
   utf8Encode,
+  uuidV4,
   type PlatformConfig,
   type PlatformConnectRequest,
   type PlatformConnection,
@@ -306,15 +307,6 @@ async function findConnection(ctx: Context, options: PlatformTargetOptions, name
   return { ...listed, connection };
 }
 
-/** A version 4 UUID from the context's random source: the new connection's id. */
-function randomUuid(ctx: Context): string {
-  const bytes = ctx.random.bytes(16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x40;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 /** What `connect` made. */
 export interface ConnectOutcome {
   vaultId: string;
@@ -347,7 +339,7 @@ export async function connectPlatform(ctx: Context, options: ConnectOptions): Pr
     then: "connect the platform",
   });
   const credential = await readCredential(ctx, options, config.platform);
-  const id = randomUuid(ctx);
+  const id = uuidV4(ctx.random.bytes(16));
   const plaintext = utf8Encode(credential);
   const sealed = sealEnvelopeSync(key, plaintext, platformCredentialContext(sp.vaultId, id), (n) =>
     ctx.random.bytes(n),
