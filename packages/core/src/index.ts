@@ -445,6 +445,7 @@ export {
   RAILWAY_TOKEN_TYPES,
   VERCEL_TARGETS,
   awsSmConfigSchema,
+  awsSmSecretValueSchema,
   awsSsmConfigSchema,
   coolifyBulkAnswerSchema,
   coolifyConfigSchema,

@@ -182,8 +182,8 @@ describe("aws-ssm adapter", () => {
 
   it("retries AWS's throttling answers (HTTP 400 ThrottlingException, TooManyUpdates) in the one retry loop", async () => {
     const { d, ctx, adapter } = await setup();
-    d.throttle("AmazonSSM.GetParametersByPath");
-    d.throttle("AmazonSSM.PutParameter", "TooManyUpdates");
+    d.failNext("AmazonSSM.GetParametersByPath");
+    d.failNext("AmazonSSM.PutParameter", "TooManyUpdates");
     const { result } = await push(adapter, { A: "1" });
     expect(result).toEqual({ written: ["A"], removed: [], failed: [] });
     expect(ctx.sleeps).toHaveLength(2);
@@ -199,7 +199,7 @@ describe("aws-ssm adapter", () => {
 
   it("stops after the retries when throttling lasts, with LK_PLATFORM_RATE_LIMITED", async () => {
     const { d, adapter } = await setup();
-    for (let i = 0; i < 4; i++) d.throttle("AmazonSSM.GetParametersByPath");
+    for (let i = 0; i < 4; i++) d.failNext("AmazonSSM.GetParametersByPath");
     expect((await failure(adapter.listNames())).code).toBe("LK_PLATFORM_RATE_LIMITED");
     expect(d.targets()).toHaveLength(4);
   });

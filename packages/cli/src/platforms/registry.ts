@@ -1,6 +1,7 @@
 // From a connection's configuration to its adapter: the one place that knows every platform.
-import { LatchkeyError, type PlatformConfig } from "@latchkey/core";
+import type { PlatformConfig } from "@latchkey/core";
 import type { AdapterInput, PlatformAdapter } from "./adapter.js";
+import { awsSmAdapter } from "./aws-sm.js";
 import { awsSsmAdapter } from "./aws-ssm.js";
 import { coolifyAdapter } from "./coolify.js";
 import { flyAdapter } from "./fly.js";
@@ -25,12 +26,9 @@ export function createPlatformAdapter(input: AdapterInput<PlatformConfig>): Plat
       return coolifyAdapter({ ...input, config });
     case "aws-ssm":
       return awsSsmAdapter({ ...input, config });
+    case "aws-sm":
+      return awsSmAdapter({ ...input, config });
     case "railway":
       return railwayAdapter({ ...input, config });
-    // TRANSITIONAL (removed when the last adapter lands, so the switch is exhaustive again).
-    default:
-      throw new LatchkeyError("LK_USAGE", {
-        message: `${config.platform} connections are not built yet.`,
-      });
   }
 }

@@ -274,3 +274,9 @@ export const railwayMutationAnswerSchema = z.looseObject({
   data: z.optional(z.nullable(z.record(z.string(), z.nullable(z.boolean())))),
   errors: railwayErrors,
 });
+
+/**
+ * AWS Secrets Manager: the SecretString of a connection's secret, parsed — a JSON object of every variable's value,
+ * each a string (as the console's key/value editor writes it).
+ */
+export const awsSmSecretValueSchema = z.record(z.string(), z.string());

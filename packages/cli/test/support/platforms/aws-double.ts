@@ -48,8 +48,11 @@ export interface AwsDouble extends Double {
   readonly secrets: Map<string, SmSecret>;
   /** Parameter names (full) whose PutParameter is refused with ParameterLimitExceeded, for a partial failure. */
   readonly refuseNames: Set<string>;
-  /** Queues AWS throttling answers (HTTP 400 with this `__type`) for the next requests to `target`. */
-  throttle(target: string, type?: "ThrottlingException" | "TooManyUpdates"): void;
+  /**
+   * Queues an AWS error answer (HTTP 400 with this `__type`; default ThrottlingException) for the next request to
+   * `target`, after its signature was verified.
+   */
+  failNext(target: string, type?: string): void;
   /** The X-Amz-Target of each request received (faulted ones too), in order. */
   targets(): string[];
   /** Forgets every access key once `count` requests to `target` have succeeded (a key deactivated mid-push). */
@@ -181,7 +184,7 @@ export async function startAwsDouble(options: {
   const parameters = new Map<string, SsmParameter>();
   const secrets = new Map<string, SmSecret>();
   const refuseNames = new Set<string>();
-  const throttles: { target: string; type: string }[] = [];
+  const queued: { target: string; type: string }[] = [];
   let revoke: { target: string; left: number } | undefined;
   let serial = 1;
 
@@ -383,10 +386,10 @@ export async function startAwsDouble(options: {
         now: options.now(),
       });
       if (refusal !== null) throw new AwsError(refusal.type, refusal.message);
-      const throttled = throttles.findIndex((t) => t.target === target);
-      if (throttled >= 0) {
-        const [t] = throttles.splice(throttled, 1);
-        throw new AwsError(t!.type, "Rate exceeded");
+      const failing = queued.findIndex((t) => t.target === target);
+      if (failing >= 0) {
+        const [t] = queued.splice(failing, 1);
+        throw new AwsError(t!.type, t!.type === "ThrottlingException" ? "Rate exceeded" : "Refused by the test.");
       }
       let body: unknown;
       try {
@@ -434,8 +437,8 @@ export async function startAwsDouble(options: {
     parameters,
     secrets,
     refuseNames,
-    throttle: (target: string, type: "ThrottlingException" | "TooManyUpdates" = "ThrottlingException") => {
-      throttles.push({ target, type });
+    failNext: (target: string, type = "ThrottlingException") => {
+      queued.push({ target, type });
     },
     targets: () => double.requests.map((r) => String(r.headers["x-amz-target"] ?? "")),
     revokeAfter: (target: string, count: number) => {
