@@ -5,6 +5,7 @@
 //
 // Imported by e2e and by vitest suites: node: builtins and the doubles only.
 import type { PlatformName } from "@latchkey/core";
+import { startAwsDouble } from "./aws-double.js";
 import { startCoolifyDouble } from "./coolify-double.js";
 import type { Double } from "./double.js";
 import { startFlyDouble } from "./fly-double.js";
@@ -12,6 +13,9 @@ import { startGenericReceiver } from "./generic-receiver.js";
 import { startGithubDouble } from "./github-double.js";
 import { startRailwayDouble } from "./railway-double.js";
 import { startVercelDouble } from "./vercel-double.js";
+
+/** The access key id of the AWS fixtures' credential; the canary is its secret access key. */
+const EVERY_AWS_KEY_ID = "AKIAEVERYPLATFORM001";
 
 /** One platform's double, started for one credential, as the CLI is to reach it. */
 export interface StartedFixture {
@@ -154,6 +158,52 @@ export const PLATFORM_FIXTURES: Partial<Record<PlatformName, PlatformFixture>> =
         ],
         credentialInput: `${credential}\n`,
         held: () => Promise.resolve(new Map(double.scope("svc-every"))),
+      };
+    },
+  },
+  "aws-ssm": {
+    // The canary is the secret access key; the double verifies every request's SigV4 signature made with it.
+    pull: true,
+    start: async (credential) => {
+      const double = await startAwsDouble({
+        keys: { [EVERY_AWS_KEY_ID]: credential },
+        region: "eu-west-1",
+        now: () => Date.now(),
+      });
+      const path = "/every/web/";
+      return {
+        double,
+        connectFlags: ["--region", "eu-west-1", "--path", path, "--base-url", double.url],
+        credentialInput: `${EVERY_AWS_KEY_ID}:${credential}\n`,
+        held: () =>
+          Promise.resolve(
+            new Map(
+              [...double.parameters]
+                .filter(([name]) => name.startsWith(path))
+                .map(([name, parameter]) => [name.slice(path.length), parameter.value]),
+            ),
+          ),
+      };
+    },
+  },
+  "aws-sm": {
+    pull: true,
+    start: async (credential) => {
+      const double = await startAwsDouble({
+        keys: { [EVERY_AWS_KEY_ID]: credential },
+        region: "eu-west-1",
+        now: () => Date.now(),
+      });
+      const secretId = "every/web/production";
+      return {
+        double,
+        connectFlags: ["--region", "eu-west-1", "--secret-id", secretId, "--base-url", double.url],
+        credentialInput: `${EVERY_AWS_KEY_ID}:${credential}\n`,
+        held: () => {
+          const secret = double.secrets.get(secretId);
+          const values: unknown = secret === undefined ? {} : JSON.parse(secret.secretString);
+          return Promise.resolve(new Map(Object.entries(values as Record<string, string>)));
+        },
       };
     },
   },
