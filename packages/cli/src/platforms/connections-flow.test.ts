@@ -172,4 +172,23 @@ describe("connect's credential prompt", () => {
     expect(hint).toContain("--credential-stdin");
     expect(fake.connections.get(VAULT) ?? []).toEqual([]);
   });
+
+  it("empty standard input with --credential-stdin is refused in the same words, naming stdin", async () => {
+    const { ctx, fake, vercel } = await setUp([]);
+    const piped: Context = {
+      ...ctx,
+      stdin: { isTTY: false, readAll: () => Promise.resolve(new Uint8Array()) },
+    };
+    const error = await connectPlatform(piped, {
+      platform: "vercel",
+      environment: "default",
+      targets: { project: PROJECT, target: [], baseUrl: vercel.url },
+      credentialStdin: true,
+    }).catch((e: unknown) => e);
+    expect(isLatchkeyError(error, "LK_INPUT_EMPTY")).toBe(true);
+    expect((error as Error).message).toBe(
+      "Nothing arrived on standard input: there is no vercel credential to connect with. Nothing was sent.",
+    );
+    expect(fake.connections.get(VAULT) ?? []).toEqual([]);
+  });
 });
