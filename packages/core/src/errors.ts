@@ -857,7 +857,7 @@ export const errorCatalogue = {
   },
   LK_PLATFORM_UNAUTHORIZED: {
     summary:
-      "A platform a vault is pushed to refused the connection's credential (HTTP 401 or 403, or the platform's own answer for a refused token, such as Coolify's 400 \"Invalid token.\"): the token was revoked or expired, or lacks the scope the push or pull needs (a Coolify pull needs read:sensitive). Nothing further was sent.",
+      "A platform a vault is pushed to refused the connection's credential (HTTP 401 or 403, or the platform's own answer for a refused token: Coolify's 400 \"Invalid token.\", Railway's \"Not Authorized\" in an HTTP 200 GraphQL answer, AWS's UnrecognizedClientException, InvalidSignatureException or AccessDeniedException): the token was revoked or expired, or lacks the scope the push or pull needs (a Coolify pull needs read:sensitive). Nothing further was sent.",
     message: "The platform refused the connection's credential.",
     hint: "Create a token with the scopes docs/platforms.md lists for this platform, then connect again with `latchkey env platforms connect`.",
     exitCode: ExitCode.failure,
