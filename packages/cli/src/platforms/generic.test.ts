@@ -91,6 +91,15 @@ describe("generic adapter", () => {
     expect(r.rejected).toEqual(["replayed id"]);
   });
 
+  it("waits as a 429's Retry-After asks, then succeeds with a delivery the receiver accepts", async () => {
+    const { r, ctx, adapter } = await setup();
+    r.fault({ status: 429, retryAfter: "2" });
+    const { result } = await push(adapter, { A: "1" });
+    expect(result).toEqual({ written: ["A"], removed: [], failed: [] });
+    expect(ctx.sleeps).toEqual([2000]);
+    expect(r.rejected).toEqual([]);
+  });
+
   it("retries a 503 then succeeds", async () => {
     const { r, ctx, adapter } = await setup();
     r.fault({ status: 503, retryAfter: "1" });
