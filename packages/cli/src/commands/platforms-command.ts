@@ -358,8 +358,10 @@ export function addPlatformCommands(env: Command, ctx: Context, state: RunState)
   )
     .addHelpText(
       "after",
-      "\nOnly where the platform returns values (Vercel's encrypted variables); Fly.io, GitHub Actions and a generic\n" +
-        "receiver keep them write-only. The import is local: `latchkey env push` shares it.",
+      "\nOnly where the platform returns values (Vercel's encrypted variables, Railway, Coolify, AWS SSM and Secrets\n" +
+        "Manager); Fly.io, GitHub Actions and a generic receiver keep them write-only. A name whose value the platform\n" +
+        "withholds (Railway's sealed, Coolify's shown once, Vercel's sensitive) is listed, not imported. The import is\n" +
+        "local: `latchkey env push` shares it.",
     )
     .action(async (name: string, flags: Flags, command: Command) => {
       const outcome = await pullPlatform(ctx, { ...targetOptions(command, flags), name });
@@ -371,6 +373,9 @@ export function addPlatformCommands(env: Command, ctx: Context, state: RunState)
             `Imported from ${outcome.name} into environment ${outcome.environment}: ${plural(outcome.added.length, "new name")}, ${plural(outcome.changed.length, "changed value")}, ${outcome.unchanged} unchanged.`,
             ...outcome.added.map((n) => `  + ${n}`),
             ...outcome.changed.map((n) => `  ~ ${n}`),
+            ...outcome.withheld.map(
+              (n) => `  not imported: ${n} (${outcome.platform} does not return its value)`,
+            ),
             `Run \`latchkey env push${orgFlag(outcome.org ?? undefined)}\` to share them.`,
           ].join("\n"),
         );

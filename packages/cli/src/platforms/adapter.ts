@@ -30,6 +30,16 @@ export interface ApplyResult {
   readonly failed: readonly FailedName[];
 }
 
+/** What a pull read: the values, and the names whose values the platform holds but never gives back. */
+export interface PulledValues {
+  readonly values: Record<string, string>;
+  /**
+   * Names the target holds without returning their values (Railway's sealed variables, Coolify's "shown once",
+   * Vercel's sensitive ones): not imported, and named to the user so a missing name is not a surprise.
+   */
+  readonly withheld: readonly string[];
+}
+
 /** A platform adapter: one connection's target, with its credential, behind the same calls for every platform. */
 export interface PlatformAdapter {
   readonly platform: PlatformName;
@@ -37,8 +47,8 @@ export interface PlatformAdapter {
   listNames(): Promise<readonly string[] | null>;
   /** Writes `plan.upsert` and deletes `plan.remove`; throws only when nothing could be said about any name. */
   apply(plan: ApplyPlan): Promise<ApplyResult>;
-  /** The target's names and values, or null where the platform keeps values write-only. */
-  readonly pull: (() => Promise<Record<string, string>>) | null;
+  /** The target's names and values, or null where the platform keeps every value write-only. */
+  readonly pull: (() => Promise<PulledValues>) | null;
 }
 
 /** What an adapter is built from. The credential is separate from the configuration and never leaves the adapter. */

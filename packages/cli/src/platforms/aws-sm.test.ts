@@ -167,9 +167,9 @@ describe("aws-sm adapter", () => {
 
   it("pulls the secret's variables, and nothing from an absent secret", async () => {
     const { d, adapter } = await setup();
-    expect(await adapter.pull!()).toEqual({});
+    expect(await adapter.pull!()).toEqual({ values: {}, withheld: [] });
     seed(d, { A: "va", B: "line 1\nline 2" });
-    expect(await adapter.pull!()).toEqual({ A: "va", B: "line 1\nline 2" });
+    expect(await adapter.pull!()).toEqual({ values: { A: "va", B: "line 1\nline 2" }, withheld: [] });
     expect(d.refusals).toEqual([]);
   });
 
@@ -236,7 +236,11 @@ describe("aws-sm adapter", () => {
     });
     await send("secretsmanager.CreateSecret", { Name: NAME, SecretString: "{}", Value: "x" });
     await send("secretsmanager.PutSecretValue", { SecretString: "{}" });
-    await send("secretsmanager.CreateSecret", { Name: NAME, SecretString: "{}", ClientRequestToken: "short" });
+    await send("secretsmanager.CreateSecret", {
+      Name: NAME,
+      SecretString: "{}",
+      ClientRequestToken: "short",
+    });
     expect(d.refusals).toEqual([
       "secretsmanager.CreateSecret: secretsmanager.CreateSecret has no member Value",
       "secretsmanager.PutSecretValue: secretsmanager.PutSecretValue: SecretId is required",

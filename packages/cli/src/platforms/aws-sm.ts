@@ -80,7 +80,9 @@ export function awsSmAdapter(input: AdapterInput<AwsSmConfig>): PlatformAdapter 
     const removed = plan.remove.filter((name) => Object.hasOwn(next, name));
     for (const name of removed) delete next[name];
     for (const name of upsert) next[name] = plan.upsert[name]!;
-    const text = JSON.stringify(Object.fromEntries(Object.entries(next).sort(([a], [b]) => (a < b ? -1 : 1))));
+    const text = JSON.stringify(
+      Object.fromEntries(Object.entries(next).sort(([a], [b]) => (a < b ? -1 : 1))),
+    );
     const sent = [...upsert, ...removed];
     if (utf8Encode(text).length > SECRET_STRING_MAX_BYTES)
       return {
@@ -107,10 +109,18 @@ export function awsSmAdapter(input: AdapterInput<AwsSmConfig>): PlatformAdapter 
         );
       else
         await client.send(
-          new sdk.PutSecretValueCommand({ SecretId: config.secretId, ClientRequestToken: token, SecretString: text }),
+          new sdk.PutSecretValueCommand({
+            SecretId: config.secretId,
+            ClientRequestToken: token,
+            SecretString: text,
+          }),
         );
     } catch (error) {
-      const failure = awsFailure("aws-sm", current === null ? "creating the secret" : "writing the secret", error);
+      const failure = awsFailure(
+        "aws-sm",
+        current === null ? "creating the secret" : "writing the secret",
+        error,
+      );
       if (stopsPush(failure)) throw failure;
       // One version holds every name, so every name failed with it.
       return { written: [], removed: [], failed: failedAll([...sent, ...absent], reasonOf(failure)) };
@@ -126,6 +136,6 @@ export function awsSmAdapter(input: AdapterInput<AwsSmConfig>): PlatformAdapter 
     platform: "aws-sm",
     listNames: async () => Object.keys((await read()) ?? {}).sort(),
     apply,
-    pull: async () => (await read()) ?? {},
+    pull: async () => ({ values: (await read()) ?? {}, withheld: [] }),
   };
 }

@@ -125,7 +125,7 @@ describe("aws-ssm adapter", () => {
     seed(d, Object.fromEntries(["A", "B", "C", "D", "E"].map((n) => [`${PATH}${n}`, n.toLowerCase()])));
     expect(await adapter.listNames()).toEqual(["A", "B", "C", "D", "E"]);
     expect(bodies(d, "AmazonSSM.GetParametersByPath")).toHaveLength(3);
-    expect(await adapter.pull!()).toEqual({ A: "a", B: "b", C: "c", D: "d", E: "e" });
+    expect((await adapter.pull!()).values).toEqual({ A: "a", B: "b", C: "c", D: "d", E: "e" });
     expect(d.refusals).toEqual([]);
   });
 
@@ -247,7 +247,7 @@ describe("aws-ssm adapter", () => {
   it("pulls the decrypted values of the parameters under the path", async () => {
     const { d, adapter } = await setup();
     seed(d, { [`${PATH}A`]: "va", [`${PATH}B`]: "vb", "/acme/web/staging/C": "vc" });
-    expect(await adapter.pull!()).toEqual({ A: "va", B: "vb" });
+    expect(await adapter.pull!()).toEqual({ values: { A: "va", B: "vb" }, withheld: [] });
     expect(bodies(d, "AmazonSSM.GetParametersByPath")).toEqual([
       { Path: PATH, Recursive: false, WithDecryption: true, MaxResults: 10 },
     ]);

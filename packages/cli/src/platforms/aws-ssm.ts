@@ -162,7 +162,7 @@ export function awsSsmAdapter(input: AdapterInput<AwsSsmConfig>): PlatformAdapte
     pull: async () => {
       const values: Record<string, string> = {};
       for (const [name, value] of await byPath(true)) values[name] = value!;
-      return values;
+      return { values, withheld: [] };
     },
   };
 }

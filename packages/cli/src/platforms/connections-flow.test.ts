@@ -2,7 +2,8 @@
 // schemas (test/support/platforms-server.ts) and the loopback Vercel double: the error paths e2e does not reach
 // cheaply — names refused by the platform recorded as `partial` (or `failed`) with the names, a refusal before any
 // name is written recorded as `failed` with the error's code, and a sealed credential moved to another connection
-// refused as LK_PLATFORM_CREDENTIAL_UNREADABLE before anything is sent.
+// refused as LK_PLATFORM_CREDENTIAL_UNREADABLE before anything is sent; a pull naming the values the platform
+// withholds.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +19,8 @@ import { sharingMachine } from "../../test/support/sharing-key-server.js";
 import { runCli } from "../cli.js";
 import type { Context } from "../context.js";
 import { pushVault } from "../sync/push.js";
-import { connectPlatform, pushPlatform } from "./connections.js";
+import type { CapturedStream } from "../../test/support/context.js";
+import { connectPlatform, pullPlatform, pushPlatform } from "./connections.js";
 
 const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 const TOKEN = "vercel-flow-token-5d1e";
@@ -190,5 +192,36 @@ describe("connect's credential prompt", () => {
       "Nothing arrived on standard input: there is no vercel credential to connect with. Nothing was sent.",
     );
     expect(fake.connections.get(VAULT) ?? []).toEqual([]);
+  });
+});
+
+describe("a pull", () => {
+  it("names the values the platform withholds in its outcome, the recorded status and the command's output", async () => {
+    const { ctx, fake, vercel } = await setUp([TOKEN]);
+    await connect(ctx, vercel, "web");
+    vercel.entries.push(
+      { id: "env_open", key: "FROM_VERCEL", value: "v-open", type: "encrypted", target: ["production"] },
+      { id: "env_hidden", key: "HIDDEN", value: "v-hidden-5e1c", type: "sensitive", target: ["production"] },
+    );
+    const pulled = await pullPlatform(ctx, { name: "web" });
+    expect(pulled).toMatchObject({ added: ["FROM_VERCEL"], changed: [], withheld: ["HIDDEN"] });
+    expect(fake.statuses.at(-1)).toEqual({
+      operation: "pull",
+      version: 1,
+      added: 1,
+      changed: 0,
+      removed: 0,
+      outcome: "ok",
+      message: "1 name not imported (vercel does not return the value): HIDDEN",
+    });
+
+    const stderr = ctx.stderr as CapturedStream;
+    const before = stderr.text().length;
+    expect(await runCli(["env", "platforms", "pull", "web"], ctx)).toBe(0);
+    const said = stderr.text().slice(before);
+    expect(said).toContain("not imported: HIDDEN (vercel does not return its value)");
+    expect(said).not.toContain("v-hidden-5e1c");
+    expect(fake.refusals).toEqual([]);
+    expect(vercel.refusals).toEqual([]);
   });
 });

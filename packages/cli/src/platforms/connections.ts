@@ -606,6 +606,8 @@ export interface PlatformPullOutcome {
   added: string[];
   changed: string[];
   unchanged: number;
+  /** Names the platform holds but does not give values for (sealed, shown once, sensitive): not imported. */
+  withheld: string[];
 }
 
 /**
@@ -634,7 +636,7 @@ export async function pullPlatform(
       details: { platform: connection.platform },
     });
   }
-  const values = await adapter.pull();
+  const { values, withheld } = await adapter.pull();
   const sp = await openSyncProject(ctx);
   const imported = await updateVault(sp.deps, sp.vaultId, (document) => {
     const env = (document[connection.environment] ??= {});
@@ -660,7 +662,13 @@ export async function pullPlatform(
     changed: imported.changed.length,
     removed: 0,
     outcome: "ok",
-    message: null,
+    message:
+      withheld.length === 0
+        ? null
+        : `${withheld.length} name${withheld.length === 1 ? "" : "s"} not imported (${connection.platform} does not return the value): ${withheld.join(", ")}`.slice(
+            0,
+            500,
+          ),
   });
   return {
     vaultId: found.vaultId,
@@ -672,5 +680,6 @@ export async function pullPlatform(
     added: imported.added,
     changed: imported.changed,
     unchanged: Object.keys(values).length - imported.added.length - imported.changed.length,
+    withheld: [...withheld],
   };
 }

@@ -208,7 +208,7 @@ describe("coolify adapter", () => {
     expect(error.message).toContain("no application nosuchapp");
   });
 
-  it("pulls the production values back as pushed, skipping preview and shown-once variables", async () => {
+  it("pulls the production values back as pushed, skipping preview variables and naming shown-once ones withheld", async () => {
     const { d, adapter } = await setup();
     const values = { API_KEY: "pa$$word-$HOME", CERT: "line1\nline2", PLAIN: "x" };
     await push(adapter, values);
@@ -222,7 +222,7 @@ describe("coolify adapter", () => {
       is_multiline: false,
       is_shown_once: true,
     });
-    expect(await adapter.pull!()).toEqual(values);
+    expect(await adapter.pull!()).toEqual({ values, withheld: ["ONCE"] });
     expect(d.refusals).toEqual([]);
   });
 

@@ -29,6 +29,7 @@ import {
   type ApplyResult,
   type FailedName,
   type PlatformAdapter,
+  type PulledValues,
 } from "./adapter.js";
 
 /** Coolify Cloud; a self-hosted instance is the connection's `baseUrl`. */
@@ -210,11 +211,15 @@ export function coolifyAdapter(input: AdapterInput<CoolifyConfig>): PlatformAdap
     return { written, removed, failed };
   };
 
-  const pull = async (): Promise<Record<string, string>> => {
+  const pull = async (): Promise<PulledValues> => {
     const values: Record<string, string> = {};
+    const withheld: string[] = [];
     for (const entry of await entries()) {
-      // A variable marked "shown once" is write-only in Coolify: it is simply not pulled.
-      if (entry.shownOnce) continue;
+      // A variable marked "shown once" is write-only in Coolify: it is not pulled.
+      if (entry.shownOnce) {
+        withheld.push(entry.key);
+        continue;
+      }
       if (entry.value === undefined)
         throw new LatchkeyError("LK_PLATFORM_UNAUTHORIZED", {
           message:
@@ -223,7 +228,7 @@ export function coolifyAdapter(input: AdapterInput<CoolifyConfig>): PlatformAdap
         });
       values[entry.key] = entry.value ?? "";
     }
-    return values;
+    return { values, withheld: withheld.sort() };
   };
 
   return {

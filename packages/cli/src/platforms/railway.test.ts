@@ -146,7 +146,45 @@ describe("railway adapter", () => {
     const { result } = await push(adapter, { OTHER: "o" }, true);
     expect(result.removed).toEqual(["MINE"]);
     expect(d.scope().get("RAILWAY_PUBLIC_DOMAIN")).toBe("x.up.railway.app");
-    expect(await adapter.pull!()).toEqual({ OTHER: "o" });
+    expect(await adapter.pull!()).toEqual({ values: { OTHER: "o" }, withheld: [] });
+  });
+
+  it("lists a sealed variable (null value), writes and prunes it, and names it withheld by a pull", async () => {
+    const { d, adapter } = await setup();
+    d.scope().set("SEALED_KEY", "sealed-value-71");
+    d.sealed().add("SEALED_KEY");
+    d.scope().set("OPEN", "o");
+    expect(await adapter.listNames()).toEqual(["OPEN", "SEALED_KEY"]);
+    expect(await adapter.pull!()).toEqual({ values: { OPEN: "o" }, withheld: ["SEALED_KEY"] });
+
+    const { plan, result } = await push(adapter, { SEALED_KEY: "rotated", OPEN: "o2" });
+    expect(plan).toMatchObject({ added: [], changed: ["OPEN", "SEALED_KEY"], removed: [] });
+    expect(result).toEqual({ written: ["OPEN", "SEALED_KEY"], removed: [], failed: [] });
+    expect(d.scope().get("SEALED_KEY")).toBe("rotated");
+    expect(d.sealed().has("SEALED_KEY")).toBe(true);
+
+    const pruned = await push(adapter, { OPEN: "o3" }, true);
+    expect(pruned.plan.removed).toEqual(["SEALED_KEY"]);
+    expect(pruned.result).toEqual({ written: ["OPEN"], removed: ["SEALED_KEY"], failed: [] });
+    expect(Object.fromEntries(d.scope())).toEqual({ OPEN: "o3" });
+    expect(d.refusals).toEqual([]);
+  });
+
+  it("counts a delete Railway refuses for a name already gone as removed, and one still there as failed", async () => {
+    const { d, adapter } = await setup();
+    d.refuseAbsentDeletes = true;
+    d.scope().set("X", "1");
+    d.scope().set("STUCK", "2");
+    d.refuseNames.add("STUCK");
+    // GONE was asked to be removed but is not there any more (removed meanwhile, or by an earlier attempt).
+    const result = await adapter.apply({ upsert: {}, remove: ["GONE", "STUCK", "X"] });
+    expect(result).toEqual({
+      written: [],
+      removed: ["X", "GONE"],
+      failed: [{ name: "STUCK", reason: REFUSED }],
+    });
+    expect(operations(d)).toEqual(["variableDelete", "variableDelete", "variableDelete", "variables"]);
+    expect(d.refusals).toEqual([]);
   });
 
   it("waits as a 429's Retry-After asks, then succeeds", async () => {
@@ -207,8 +245,9 @@ describe("railway adapter", () => {
     const { d, adapter } = await setup({ serviceId: "svc-api" });
     d.scope("svc-api").set("DATABASE_URL", "${{Postgres.DATABASE_URL}}");
     d.scope("svc-api").set("API_KEY", 'k=v; "quoted"\nline2');
-    const pulled = await adapter.pull!();
+    const { values: pulled, withheld } = await adapter.pull!();
     expect(pulled).toEqual({ DATABASE_URL: "${{Postgres.DATABASE_URL}}", API_KEY: 'k=v; "quoted"\nline2' });
+    expect(withheld).toEqual([]);
     d.scope("svc-api").clear();
     await push(adapter, pulled);
     expect(Object.fromEntries(d.scope("svc-api"))).toEqual(pulled);

@@ -26,6 +26,7 @@ import {
   type ApplyResult,
   type FailedName,
   type PlatformAdapter,
+  type PulledValues,
 } from "./adapter.js";
 
 /** Railway's public API host; the GraphQL endpoint is its `/graphql/v2`. */
@@ -121,7 +122,11 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
     return answer.data;
   };
 
-  const read = async (): Promise<Record<string, string>> => {
+  /**
+   * The scope's variables, name → value; null for a sealed variable, whose value Railway's API never returns (its
+   * own CLI reads the same answer as a map of optional strings and drops the absent ones).
+   */
+  const read = async (): Promise<Map<string, string | null>> => {
     const data = await operation(
       "listing the variables",
       RAILWAY_DOCUMENTS.variables,
@@ -135,10 +140,19 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
         });
       throw error;
     });
-    const values: Record<string, string> = {};
+    const values = new Map<string, string | null>();
     for (const [name, value] of Object.entries(data.variables))
-      if (!RAILWAY_PROVIDED.test(name)) values[name] = value;
+      if (!RAILWAY_PROVIDED.test(name)) values.set(name, value);
     return values;
+  };
+
+  const pull = async (): Promise<PulledValues> => {
+    const values: Record<string, string> = {};
+    const withheld: string[] = [];
+    for (const [name, value] of await read())
+      if (value === null) withheld.push(name);
+      else values[name] = value;
+    return { values, withheld: withheld.sort() };
   };
 
   const mutate = async (what: string, field: string, query: string, input: object) => {
@@ -177,28 +191,38 @@ export function railwayAdapter(input: AdapterInput<RailwayConfig>): PlatformAdap
         };
       }
     }
+    const refused: FailedName[] = [];
     for (const [at, name] of plan.remove.entries()) {
       try {
         await mutate("removing a variable", "variableDelete", RAILWAY_DOCUMENTS.delete, { ...scope, name });
         removed.push(name);
       } catch (error) {
         if (error instanceof OperationRefused) {
-          failed.push({ name, reason: error.message });
+          refused.push({ name, reason: error.message });
           continue;
         }
         // Nothing confirmed yet: the error itself says it best (a refused token, an unreachable host).
-        if (written.length === 0 && removed.length === 0 && failed.length === 0) throw error;
+        if (written.length === 0 && removed.length === 0 && refused.length === 0) throw error;
         failed.push(...failedAll(plan.remove.slice(at), reasonOf(error)));
         break;
       }
+    }
+    if (refused.length > 0) {
+      // A delete refused for a name that is gone (removed meanwhile, or by an earlier attempt) left the target as
+      // asked: counted removed, as every adapter counts an absent name. Railway's error does not say which it was.
+      const held = await read().catch(() => null);
+      for (const one of refused)
+        if (held !== null && !held.has(one.name)) removed.push(one.name);
+        else failed.push(one);
     }
     return { written, removed, failed };
   };
 
   return {
     platform: "railway",
-    listNames: async () => Object.keys(await read()).sort(),
+    // Sealed variables are listed: a push writes them again and a prune removes them, though a pull cannot read them.
+    listNames: async () => [...(await read()).keys()].sort(),
     apply,
-    pull: read,
+    pull,
   };
 }

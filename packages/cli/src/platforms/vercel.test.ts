@@ -134,14 +134,14 @@ describe("vercel adapter", () => {
     expect(JSON.stringify((error as LatchkeyError).toJSON())).not.toContain("wrong-token-xyz");
   });
 
-  it("pulls the decrypted values of the connection's target, skipping sensitive ones", async () => {
+  it("pulls the decrypted values of the connection's target, naming the sensitive ones withheld", async () => {
     const { d, adapter } = await setup();
     d.entries.push(
       { id: "env_a", key: "A", value: "va", type: "encrypted", target: ["production", "preview"] },
       { id: "env_b", key: "B", value: "vb", type: "sensitive", target: ["production"] },
       { id: "env_c", key: "C", value: "vc", type: "encrypted", target: ["development"] },
     );
-    expect(await adapter.pull!()).toEqual({ A: "va" });
+    expect(await adapter.pull!()).toEqual({ values: { A: "va" }, withheld: ["B"] });
     expect(d.refusals).toEqual([]);
   });
 

@@ -24,6 +24,7 @@ import {
   type ApplyResult,
   type FailedName,
   type PlatformAdapter,
+  type PulledValues,
 } from "./adapter.js";
 
 /** Vercel's public API. */
@@ -156,10 +157,11 @@ export function vercelAdapter(input: AdapterInput<VercelConfig>): PlatformAdapte
     return { written, removed, failed };
   };
 
-  const pull = async (): Promise<Record<string, string>> => {
+  const pull = async (): Promise<PulledValues> => {
     // An entry for the connection's first target decides a key's value: entries for other targets may differ.
     const [first] = config.target;
     const values: Record<string, string> = {};
+    const withheld: string[] = [];
     for (const entry of await entries()) {
       if (first === undefined || !entry.targets.includes(first) || Object.hasOwn(values, entry.key)) continue;
       const response = await send("GET", url(`/v1/projects/${project}/env/${encodeURIComponent(entry.id)}`));
@@ -167,10 +169,11 @@ export function vercelAdapter(input: AdapterInput<VercelConfig>): PlatformAdapte
       const answer = await readAnswer("vercel", "reading a variable", response, (v) =>
         checkSchema(vercelEnvAnswerSchema, v),
       );
-      // Sensitive variables come back without a value: they are write-only, and simply not pulled.
+      // Sensitive variables come back without a value: they are write-only, and not pulled.
       if (answer.decrypted === true && answer.value !== undefined) values[entry.key] = answer.value;
+      else withheld.push(entry.key);
     }
-    return values;
+    return { values, withheld: withheld.sort() };
   };
 
   return {

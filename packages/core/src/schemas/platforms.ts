@@ -263,9 +263,13 @@ export const coolifyErrorAnswerSchema = z.looseObject({
 /** A GraphQL answer's `errors`: Railway answers a refused operation HTTP 200 with these (auth failures too). */
 const railwayErrors = z.optional(z.array(z.looseObject({ message: z.string() })));
 
-/** Railway GraphQL `variables(…)`: the variables as one JSON map name → value, or the errors that stopped it. */
+/**
+ * Railway GraphQL `variables(…)`: the variables as one JSON map name → value, or the errors that stopped it. A sealed
+ * variable's value is null: Railway never returns it through the API (Railway's own CLI reads this map's values as
+ * optional strings for that reason).
+ */
 export const railwayVariablesAnswerSchema = z.looseObject({
-  data: z.optional(z.nullable(z.looseObject({ variables: z.record(z.string(), z.string()) }))),
+  data: z.optional(z.nullable(z.looseObject({ variables: z.record(z.string(), z.nullable(z.string())) }))),
   errors: railwayErrors,
 });
 

@@ -7,6 +7,14 @@
 // tokens, `Project-Access-Token` for a project token, never both); anything else is answered as Railway does,
 // HTTP 200 with `errors: [{message: "Not Authorized"}]`. Refusals are recorded in `refusals` too.
 //
+// Sealed variables (https://docs.railway.com/variables#sealed-variables: "never visible in the UI nor can it be
+// retrieved via the API") are answered as Railway's own CLI reads them: the name with a null value in the
+// `variables` map (railwayapp/cli types that map's values as optional strings since its fix for sealed variables).
+// That the `variables` query answers them this way, not by leaving the name out or masking the value, is an
+// assumption: Railway documents no shape. An upsert of a sealed name replaces its value and it stays sealed (Railway
+// cannot un-seal); a delete removes it. Railway's answer to deleting a name it does not hold is not documented: the
+// double answers true unless a test sets `refuseAbsentDeletes`.
+//
 // Imported by vitest suites and e2e: node: builtins and double.ts only.
 import {
   Refused,
@@ -25,6 +33,10 @@ export interface RailwayDouble extends Double {
   scope(serviceId?: string): Map<string, string>;
   /** Names the double refuses: an upsert carrying one fails whole, a delete of one fails. */
   readonly refuseNames: Set<string>;
+  /** The sealed names of one scope (each also in `scope(…)` with its value, which `variables` answers as null). */
+  sealed(serviceId?: string): Set<string>;
+  /** Whether a delete of a name the scope does not hold is refused with a GraphQL error (default: answered true). */
+  refuseAbsentDeletes: boolean;
 }
 
 /** What the double accepts. */
@@ -322,13 +334,20 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
     return held;
   };
   const refuseNames = new Set<string>();
+  const sealedNames = new Map<string, Set<string>>();
+  const sealed = (serviceId?: string): Set<string> => {
+    const key = serviceId ?? "";
+    let held = sealedNames.get(key);
+    if (held === undefined) sealedNames.set(key, (held = new Set<string>()));
+    return held;
+  };
   const services = new Set(options.serviceIds ?? []);
   const failure = (message: string): Answer => ({
     status: 200,
     body: { data: null, errors: [{ message }] },
   });
-  // The refusals list belongs to the started double, which the handler needs before it exists.
-  const started: { double?: Double } = {};
+  // The refusals list and the test's settings belong to the started double, which the handler needs before it exists.
+  const started: { double?: RailwayDouble } = {};
 
   const authorized = (request: RecordedRequest): boolean => {
     const bearer = request.headers.authorization;
@@ -368,7 +387,11 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
 
     if (field === "variables") {
       expectShape(args.unrendered === true, "the adapter reads unrendered values (references kept)");
-      return { status: 200, body: { data: { variables: Object.fromEntries(held) } } };
+      const hidden = sealed(serviceId);
+      const variables = Object.fromEntries(
+        [...held].map(([name, value]) => [name, hidden.has(name) ? null : value]),
+      );
+      return { status: 200, body: { data: { variables } } };
     }
     if (field === "variableCollectionUpsert") {
       const vars = target.variables as Record<string, string>;
@@ -382,7 +405,9 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
     }
     const name = target.name as string;
     if (refuseNames.has(name)) return failure(`Variable ${name} cannot be deleted`);
+    if (!held.has(name) && started.double!.refuseAbsentDeletes) return failure(`Variable ${name} not found`);
     held.delete(name);
+    sealed(serviceId).delete(name);
     return { status: 200, body: { data: { variableDelete: true } } };
   };
 
@@ -400,7 +425,12 @@ export async function startRailwayDouble(options: RailwayDoubleOptions): Promise
     }
   };
 
-  const double = await startDouble(handle);
+  const double = Object.assign(await startDouble(handle), {
+    scope,
+    refuseNames,
+    sealed,
+    refuseAbsentDeletes: false,
+  });
   started.double = double;
-  return Object.assign(double, { scope, refuseNames });
+  return double;
 }
