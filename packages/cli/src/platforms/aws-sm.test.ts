@@ -126,6 +126,28 @@ describe("aws-sm adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("counts a name already gone from the secret when the push applies as removed", async () => {
+    const { d, adapter } = await setup();
+    seed(d, { KEEP: "k", GONE: "g", ALSO_GONE: "a" });
+    const plan = planPush(await adapter.listNames(), { KEEP: "k2" }, true);
+    expect(plan.removed).toEqual(["ALSO_GONE", "GONE"]);
+    // Someone (or an earlier attempt of this push) dropped GONE between the listing and the write.
+    seed(d, { KEEP: "k", ALSO_GONE: "a" });
+    const result = await adapter.apply(applyPlanFor(plan, { KEEP: "k2" }));
+    expect(result).toEqual({ written: ["KEEP"], removed: ["ALSO_GONE", "GONE"], failed: [] });
+    expect(held(d)).toEqual({ KEEP: "k2" });
+
+    // Only names already gone: the target is as asked, and nothing is written.
+    d.requests.length = 0;
+    expect(await adapter.apply({ upsert: {}, remove: ["GONE"] })).toEqual({
+      written: [],
+      removed: ["GONE"],
+      failed: [],
+    });
+    expect(d.targets()).toEqual(["secretsmanager.GetSecretValue"]);
+    expect(d.refusals).toEqual([]);
+  });
+
   it("waits as a 429's Retry-After asks, then succeeds", async () => {
     const { d, ctx, adapter } = await setup();
     seed(d, {});

@@ -76,20 +76,22 @@ export function awsSmAdapter(input: AdapterInput<AwsSmConfig>): PlatformAdapter 
     if (upsert.length === 0 && plan.remove.length === 0) return { written: [], removed: [], failed: [] };
     const current = await read();
     const next: Record<string, string> = { ...current };
-    const absent = plan.remove.filter((name) => !Object.hasOwn(next, name));
-    const removed = plan.remove.filter((name) => Object.hasOwn(next, name));
-    for (const name of removed) delete next[name];
+    const present = plan.remove.filter((name) => Object.hasOwn(next, name));
+    // A name already absent is as asked (dropped meanwhile, or by an earlier attempt): removed, whatever the write.
+    const absent = plan.remove.filter((name) => !Object.hasOwn(next, name)).sort();
+    if (upsert.length === 0 && present.length === 0) return { written: [], removed: absent, failed: [] };
+    for (const name of present) delete next[name];
     for (const name of upsert) next[name] = plan.upsert[name]!;
     const text = JSON.stringify(
       Object.fromEntries(Object.entries(next).sort(([a], [b]) => (a < b ? -1 : 1))),
     );
-    const sent = [...upsert, ...removed];
+    const sent = [...upsert, ...present];
     if (utf8Encode(text).length > SECRET_STRING_MAX_BYTES)
       return {
         written: [],
-        removed: [],
+        removed: absent,
         failed: failedAll(
-          [...sent, ...absent],
+          sent,
           `the secret would exceed Secrets Manager's ${SECRET_STRING_MAX_BYTES} bytes; nothing was written`,
         ),
       };
@@ -123,12 +125,12 @@ export function awsSmAdapter(input: AdapterInput<AwsSmConfig>): PlatformAdapter 
       );
       if (stopsPush(failure)) throw failure;
       // One version holds every name, so every name failed with it.
-      return { written: [], removed: [], failed: failedAll([...sent, ...absent], reasonOf(failure)) };
+      return { written: [], removed: absent, failed: failedAll(sent, reasonOf(failure)) };
     }
     return {
       written: upsert,
-      removed: removed.sort(),
-      failed: absent.map((name) => ({ name, reason: "not in the secret any more" })),
+      removed: [...plan.remove].sort(),
+      failed: [],
     };
   };
 

@@ -159,14 +159,16 @@ describe("aws-ssm adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
-  it("reports a name DeleteParameters calls invalid as failed", async () => {
+  it("counts a name DeleteParameters calls invalid (already gone) as removed", async () => {
     const { d, adapter } = await setup();
-    const result = await adapter.apply({ upsert: {}, remove: ["NEVER_THERE"] });
-    expect(result).toEqual({
-      written: [],
-      removed: [],
-      failed: [{ name: "NEVER_THERE", reason: "SSM has no such parameter (InvalidParameters)" }],
-    });
+    seed(d, { [`${PATH}THERE`]: "t" });
+    // NEVER_THERE was deleted meanwhile, or by an earlier attempt: the target is as asked.
+    const result = await adapter.apply({ upsert: {}, remove: ["NEVER_THERE", "THERE"] });
+    expect(result).toEqual({ written: [], removed: ["NEVER_THERE", "THERE"], failed: [] });
+    expect(bodies(d, "AmazonSSM.DeleteParameters")).toEqual([
+      { Names: [`${PATH}NEVER_THERE`, `${PATH}THERE`] },
+    ]);
+    expect(d.parameters.size).toBe(0);
     expect(d.refusals).toEqual([]);
   });
 

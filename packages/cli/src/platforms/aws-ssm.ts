@@ -4,7 +4,7 @@
 //   directly under the connection's path (values decrypted for a pull only)
 // - PutParameter {Name, Value, Type: "SecureString", Overwrite: true, KeyId}             one parameter per variable
 // - DeleteParameters {Names}                                                            up to 10 per call; answers
-//   DeletedParameters and InvalidParameters (names it did not have)
+//   DeletedParameters and InvalidParameters (names it did not have: already gone, so counted removed)
 // A variable NAME is the parameter `path` + NAME. The SDK is loaded with import() only when a push or pull runs, and
 // sends through aws.ts's handler: the CLI's HTTP client and its one retry loop.
 import type { AwsSsmConfig, LatchkeyError } from "@latchkey/core";
@@ -137,9 +137,8 @@ export function awsSsmAdapter(input: AdapterInput<AwsSsmConfig>): PlatformAdapte
         const deleted = new Set(answer.DeletedParameters ?? []);
         const invalid = new Set(answer.InvalidParameters ?? []);
         for (const name of batch) {
-          if (deleted.has(`${prefix}${name}`)) removed.push(name);
-          else if (invalid.has(`${prefix}${name}`))
-            failed.push({ name, reason: "SSM has no such parameter (InvalidParameters)" });
+          // A name SSM did not have is as asked (deleted meanwhile, or by an earlier attempt): removed.
+          if (deleted.has(`${prefix}${name}`) || invalid.has(`${prefix}${name}`)) removed.push(name);
           else failed.push({ name, reason: "SSM did not confirm the deletion" });
         }
       } catch (error) {

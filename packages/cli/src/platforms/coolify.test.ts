@@ -172,6 +172,14 @@ describe("coolify adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("counts a name already gone when the prune runs as removed, sending no delete for it", async () => {
+    const { d, adapter } = await setup();
+    const result = await adapter.apply({ upsert: {}, remove: ["NEVER_THERE"] });
+    expect(result).toEqual({ written: [], removed: ["NEVER_THERE"], failed: [] });
+    expect(d.requests.map((r) => r.method)).toEqual(["GET"]);
+    expect(d.refusals).toEqual([]);
+  });
+
   it("waits as a 429's Retry-After asks, then succeeds", async () => {
     const { d, ctx, adapter } = await setup();
     d.fault({ status: 429, retryAfter: "2", match: "PATCH" });

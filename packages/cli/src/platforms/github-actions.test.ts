@@ -118,6 +118,14 @@ describe("github-actions adapter", () => {
     expect(Object.fromEntries(d.repositorySecrets)).toEqual({ KEEP: "k3" });
   });
 
+  it("counts a secret already gone (DELETE answered 404) as removed", async () => {
+    const { d, adapter } = await setup();
+    const result = await adapter.apply({ upsert: {}, remove: ["NEVER_THERE"] });
+    expect(result).toEqual({ written: [], removed: ["NEVER_THERE"], failed: [] });
+    expect(d.requests.filter((r) => r.method === "DELETE")).toHaveLength(1);
+    expect(d.refusals).toEqual([]);
+  });
+
   it("retries a 429 as Retry-After asks", async () => {
     const { d, ctx, adapter } = await setup();
     d.fault({ status: 429, retryAfter: "3", match: "PUT" });

@@ -95,6 +95,14 @@ describe("vercel adapter", () => {
     expect(d.refusals).toEqual([]);
   });
 
+  it("counts a name already gone when the prune runs as removed, sending no delete for it", async () => {
+    const { d, adapter } = await setup();
+    const result = await adapter.apply({ upsert: {}, remove: ["NEVER_THERE"] });
+    expect(result).toEqual({ written: [], removed: ["NEVER_THERE"], failed: [] });
+    expect(d.requests.map((r) => r.method)).toEqual(["GET"]);
+    expect(d.refusals).toEqual([]);
+  });
+
   it("does not delete an entry that also serves a target the connection does not own", async () => {
     const { d, adapter } = await setup();
     d.entries.push({
