@@ -159,6 +159,35 @@ describe("aws-sm adapter", () => {
     expect(held(d)).toEqual({ A: "1" });
   });
 
+  it("retries a write whose answer was lost (a 500 after it took effect) as the same signed request: one version, the names written", async () => {
+    const { d, ctx, adapter } = await setup();
+    const sent = (target: string) => d.requests.filter((r) => r.headers["x-amz-target"] === target);
+
+    d.failAfterApply("secretsmanager.CreateSecret");
+    const created = await push(adapter, { A: "1" });
+    expect(created.result).toEqual({ written: ["A"], removed: [], failed: [] });
+    const creates = sent("secretsmanager.CreateSecret");
+    expect(creates).toHaveLength(2);
+    // The retry is the same request, signature and token included: AWS ignores it and answers success.
+    expect(creates[1]!.body).toBe(creates[0]!.body);
+    expect(creates[1]!.headers.authorization).toBe(creates[0]!.headers.authorization);
+    expect(d.secrets.get(NAME)!.versions).toBe(1);
+
+    d.failAfterApply("secretsmanager.PutSecretValue");
+    const changed = await push(adapter, { A: "2", B: "b" });
+    expect(changed.result).toEqual({ written: ["A", "B"], removed: [], failed: [] });
+    const puts = sent("secretsmanager.PutSecretValue");
+    expect(puts).toHaveLength(2);
+    expect(puts[1]!.body).toBe(puts[0]!.body);
+    expect(d.secrets.get(NAME)!.versions).toBe(2);
+    expect(d.secrets.get(NAME)!.versionId).toBe(
+      (JSON.parse(puts[0]!.body) as { ClientRequestToken: string }).ClientRequestToken,
+    );
+    expect(held(d)).toEqual({ A: "2", B: "b" });
+    expect(ctx.sleeps).toHaveLength(2);
+    expect(d.refusals).toEqual([]);
+  });
+
   it("retries a ThrottlingException (HTTP 400) in the one retry loop, then succeeds", async () => {
     const { d, ctx, adapter } = await setup();
     seed(d, { A: "0" });

@@ -6,8 +6,10 @@
 // `{"__type": ..., "message": ...}`. It refuses an unknown target, a missing required member, a member the
 // operation does not define, a member of the wrong type, and the values AWS would refuse (a bad parameter name, a
 // KMS key on a non-SecureString, more than 10 names to delete, a reused ClientRequestToken with another value).
-// Operations: SSM GetParametersByPath, PutParameter, DeleteParameters; Secrets Manager GetSecretValue,
-// PutSecretValue, CreateSecret.
+// A ClientRequestToken becomes the new version's VersionId, and a request repeating a token with the same
+// SecretString is ignored and answered as a success (AWS's idempotency rule for PutSecretValue and CreateSecret), so
+// a retried write makes one version. Operations: SSM GetParametersByPath, PutParameter, DeleteParameters; Secrets
+// Manager GetSecretValue, PutSecretValue, CreateSecret.
 //
 // Imported by vitest suites only: node: builtins only.
 import { createHash } from "node:crypto";
@@ -57,6 +59,11 @@ export interface AwsDouble extends Double {
   targets(): string[];
   /** Forgets every access key once `count` requests to `target` have succeeded (a key deactivated mid-push). */
   revokeAfter(target: string, count: number): void;
+  /**
+   * Makes the next request to `target` take effect and then answer HTTP 500 InternalServiceError, as when AWS
+   * applied a write but its answer was lost: a retry must not apply it twice.
+   */
+  failAfterApply(target: string): void;
 }
 
 type Kind = "string" | "boolean" | "integer" | "strings" | "objects" | "blob";
@@ -186,6 +193,7 @@ export async function startAwsDouble(options: {
   const refuseNames = new Set<string>();
   const queued: { target: string; type: string }[] = [];
   let revoke: { target: string; left: number } | undefined;
+  const applyThenFail: string[] = [];
   let serial = 1;
 
   const versionId = (): string => {
@@ -332,10 +340,18 @@ export async function startAwsDouble(options: {
             "ResourceExistsException",
             "You can't modify an existing version, you can only create a new version.",
           );
+        // The same token and value again: the request is ignored, and answered with the version it made.
+        if (earlier !== undefined)
+          return {
+            ARN: secretArn(body.SecretId as string),
+            Name: body.SecretId,
+            VersionId: token,
+            VersionStages: secret.versionId === token ? ["AWSCURRENT"] : [],
+          };
         secret.tokens.set(token, text);
       }
       secret.secretString = text;
-      secret.versionId = versionId();
+      secret.versionId = typeof token === "string" ? token : versionId();
       secret.versions++;
       return {
         ARN: secretArn(body.SecretId as string),
@@ -351,7 +367,11 @@ export async function startAwsDouble(options: {
         "ValidationException",
         "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!",
       );
-    if (secrets.has(name))
+    const existing = secrets.get(name);
+    // A retried CreateSecret (the same token and value) is ignored and answered as the first was.
+    if (existing !== undefined && typeof token === "string" && existing.tokens.get(token) === text)
+      return { ARN: secretArn(name), Name: name, VersionId: token };
+    if (existing !== undefined)
       throw new AwsError(
         "ResourceExistsException",
         `The operation failed because the secret ${name} already exists.`,
@@ -359,7 +379,7 @@ export async function startAwsDouble(options: {
     const created: SmSecret = {
       secretString: text,
       ...(typeof body.KmsKeyId === "string" ? { kmsKeyId: body.KmsKeyId } : {}),
-      versionId: versionId(),
+      versionId: typeof token === "string" ? token : versionId(),
       tokens: new Map(typeof token === "string" ? [[token, text]] : []),
       versions: 1,
     };
@@ -389,7 +409,10 @@ export async function startAwsDouble(options: {
       const failing = queued.findIndex((t) => t.target === target);
       if (failing >= 0) {
         const [t] = queued.splice(failing, 1);
-        throw new AwsError(t!.type, t!.type === "ThrottlingException" ? "Rate exceeded" : "Refused by the test.");
+        throw new AwsError(
+          t!.type,
+          t!.type === "ThrottlingException" ? "Rate exceeded" : "Refused by the test.",
+        );
       }
       let body: unknown;
       try {
@@ -408,6 +431,11 @@ export async function startAwsDouble(options: {
       const name = target.slice(target.indexOf(".") + 1);
       const answer = operation.service === "ssm" ? ssm(name, body) : sm(name, body);
       if (revoke?.target === target && --revoke.left === 0) keys.clear();
+      const lost = applyThenFail.indexOf(target);
+      if (lost >= 0) {
+        applyThenFail.splice(lost, 1);
+        throw new AwsError("InternalServiceError", "An error occurred on the server side.", 500);
+      }
       return { status: 200, body: answer, headers: awsHeaders() };
     } catch (error) {
       if (error instanceof Refused) {
@@ -443,6 +471,9 @@ export async function startAwsDouble(options: {
     targets: () => double.requests.map((r) => String(r.headers["x-amz-target"] ?? "")),
     revokeAfter: (target: string, count: number) => {
       revoke = { target, left: count };
+    },
+    failAfterApply: (target: string) => {
+      applyThenFail.push(target);
     },
   });
 }
