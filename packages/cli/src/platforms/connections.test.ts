@@ -1,5 +1,11 @@
 // The connect command line's target flags → a connection's configuration, checked with core's schema.
-import { checkSchema, platformConfigSchema, platformCredentialContext } from "@latchkey/core";
+import {
+  checkSchema,
+  isLatchkeyError,
+  platformConfigSchema,
+  platformCredentialContext,
+  type LatchkeyError,
+} from "@latchkey/core";
 import { describe, expect, it } from "vitest";
 import { configFromFlags } from "./connections.js";
 
@@ -60,6 +66,24 @@ describe("configFromFlags", () => {
       /starts and ends with "\/"/,
     );
     expect(() => configFromFlags("aws-sm", { region: "Europe", secretId: "s" })).toThrow(/AWS region/);
+    // "/" would make the connection own, and a prune delete, every top-level parameter; AWS reserves aws and ssm.
+    for (const [path, reason] of [
+      ["/", /at least one level/],
+      ["/aws/", /cannot begin with "aws" or "ssm"/],
+      ["/SSM/acme/", /cannot begin with "aws" or "ssm"/],
+    ] as const) {
+      const refused = (() => {
+        try {
+          configFromFlags("aws-ssm", { region: "eu-west-1", path });
+          return null;
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(isLatchkeyError(refused, "LK_USAGE"), path).toBe(true);
+      expect((refused as LatchkeyError).message).toMatch(reason);
+      expect((refused as LatchkeyError).hint).toContain("--path");
+    }
     expect(() => configFromFlags("coolify", { application: "u", app: "a" })).toThrow(
       /--app is not an option of coolify/,
     );

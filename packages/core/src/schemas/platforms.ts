@@ -120,15 +120,25 @@ const awsKmsKey = z
 
 /**
  * AWS Systems Manager Parameter Store: one `SecureString` parameter per variable, named `path` + the variable's
- * name. `path` starts and ends with "/" (e.g. `/acme/web/production/`).
+ * name. `path` starts and ends with "/" and has at least one level (e.g. `/acme/web/production/`): the connection
+ * owns every parameter directly under it, and a prune deletes those the vault lacks, so `/` alone would own every
+ * top-level parameter of the account and region. AWS refuses parameter names that begin with "aws" or "ssm" in any
+ * case, and hierarchies deeper than fifteen levels (the path's levels and the variable's name).
  */
 export const awsSsmConfigSchema = z.strictObject({
   platform: z.literal("aws-ssm"),
   region: awsRegion,
   path: z.string({ error: "expected a parameter path" }).check(
     z.maxLength(900, { error: "the parameter path is too long" }),
-    z.regex(/^\/([A-Za-z0-9_.-]+\/)*$/, {
-      error: 'expected a parameter path that starts and ends with "/", such as /acme/web/production/',
+    z.regex(/^\/([A-Za-z0-9_.-]+\/)+$/, {
+      error:
+        'expected a parameter path of at least one level that starts and ends with "/", such as /acme/web/production/ ("/" alone would own every top-level parameter)',
+    }),
+    z.refine((path) => !/^\/(aws|ssm)/i.test(path), {
+      error: 'a parameter path cannot begin with "aws" or "ssm" (in any case): AWS reserves those names',
+    }),
+    z.refine((path) => path.split("/").length - 2 <= 14, {
+      error: "a parameter path has at most 14 levels: AWS allows 15 with the variable's name",
     }),
   ),
   kmsKeyId: z.optional(awsKmsKey),
