@@ -7,7 +7,9 @@
 // The environment is ONE secret whose SecretString is a JSON object of every variable (name → value), the shape the
 // console's key/value editor and most runtimes' Secrets Manager integrations read. A push reads it, changes the
 // plan's names (keeping names the vault does not have unless they are pruned) and writes the whole object back as
-// one new version: all or nothing. The SDK is loaded with import() only when a push or pull runs, and sends through
+// one new version: all or nothing. The read and the write are not atomic, and cannot be made so (Secrets Manager has
+// no conditional write): a change made in between is replaced, its version kept as AWSPREVIOUS (docs/platforms.md).
+// The SDK is loaded with import() only when a push or pull runs, and sends through
 // aws.ts's handler: the CLI's HTTP client and its one retry loop.
 import {
   LatchkeyError,
