@@ -7,8 +7,10 @@
 //                                                       is_multiline, is_shown_once}]}: creates or updates by key;
 //                                                       answers 201 with the variables written
 // - DELETE /api/v1/applications/{uuid}/envs/{env_uuid}  one variable
-// The bearer token is the instance's (Coolify Cloud, or a self-hosted instance: `baseUrl`). A connection owns the
-// application's production variables (`is_preview` false): Coolify keeps preview deployments' copies apart.
+// Needs Coolify v4.0.0-beta.435 or later: earlier, the bulk PATCH dropped is_multiline and is_shown_once and reset
+// them on update (docs/platforms.md). The bearer token is the instance's (Coolify Cloud, or a self-hosted instance:
+// `baseUrl`). A connection owns the application's production variables (`is_preview` false): Coolify keeps preview
+// deployments' copies apart.
 import {
   checkSchema,
   coolifyBulkAnswerSchema,
