@@ -32,11 +32,14 @@ export function findVaultOwner(db: Db, vaultId: string): Promise<string | null> 
  */
 export function claimVault(db: Db, vaultId: string, userId: string, now: string): Promise<string | null> {
   return runQuery("claim vault", async () => {
-    await db
+    const claimed = await db
       .insertInto("vaults")
       .values({ id: vaultId, owner_id: userId, created_at: now })
       .onConflict((oc) => oc.column("id").doNothing())
-      .execute();
+      .returning("owner_id")
+      .executeTakeFirst();
+    // Only a claim that lost to another needs the winner read back.
+    if (claimed !== undefined) return claimed.owner_id;
     const row = await db.selectFrom("vaults").select("owner_id").where("id", "=", vaultId).executeTakeFirst();
     return row?.owner_id ?? null;
   });
@@ -46,7 +49,20 @@ export function claimVault(db: Db, vaultId: string, userId: string, now: string)
 export type HeadRow = VaultHeadsTable;
 
 const head = precompile(2, (db, [vaultId, userId]) =>
-  db.selectFrom("vault_heads").selectAll().where("vault_id", "=", vaultId!).where("user_id", "=", userId!),
+  db
+    .selectFrom("vault_heads")
+    .select([
+      "vault_id",
+      "user_id",
+      "version",
+      "encrypted_blob",
+      "wrapped_key",
+      "schema_json",
+      "name",
+      "updated_at",
+    ])
+    .where("vault_id", "=", vaultId!)
+    .where("user_id", "=", userId!),
 );
 
 /** The head of (vault, user), or undefined. */
