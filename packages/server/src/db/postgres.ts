@@ -4,8 +4,9 @@
  * so every limit here is per process.
  */
 import { LatchkeyError } from "@latchkey/core";
-import { PostgresDialect } from "kysely";
+import { PostgresDialect, type PostgresPool, type PostgresPoolClient } from "kysely";
 import pg from "pg";
+import { statementNameOf } from "./precompiled.js";
 
 /** Tuning for one process's pool; the defaults suit a single server behind a small PostgreSQL. */
 export interface PostgresPoolOptions {
@@ -86,9 +87,47 @@ export function createPostgresDialect(url: string, options: PostgresPoolOptions 
   // event would crash the server. pg has already dropped the connection, the next query opens a fresh one, and a
   // database that stays down shows up as failing queries and a 503 from /readyz.
   pool.on("error", () => undefined);
-  const dialect = new PostgresDialect({ pool });
+  const dialect = new PostgresDialect({ pool: preparingPool(pool) });
   pools.set(dialect, pool);
   return dialect;
+}
+
+/**
+ * `pool` as Kysely uses it, sending the precompiled statements (precompiled.ts: the token lookup, the pull, the
+ * push's) as named statements, which each connection parses and plans once instead of on every request: PostgreSQL's
+ * CPU per pull measured at about a third of what the same statements cost unnamed. Any other SQL goes unnamed, as pg
+ * sends it by default: its texts are not a bounded set, and each name costs memory on every connection.
+ */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  const clients = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => ({
+    query: ((text: string, values?: unknown[]) => {
+      const name = statementNameOf(text);
+      return name === undefined
+        ? client.query(text, values)
+        : client.query({ name, text, values: values ?? [] });
+    }) as unknown as PostgresPoolClient["query"],
+    release: (destroy) => client.release(destroy),
+    // Kysely reads the backend's process id (to cancel a query) from the client it is given.
+    get processID() {
+      return (client as pg.PoolClient & { processID?: number }).processID;
+    },
+  });
+  return {
+    // The client class Kysely opens a connection of when it cancels a query (pg's Pool uses the same one).
+    Client: pg.Client,
+    options: pool.options,
+    async connect() {
+      const client = await pool.connect();
+      let wrapped = clients.get(client);
+      if (wrapped === undefined) {
+        wrapped = wrap(client);
+        clients.set(client, wrapped);
+      }
+      return wrapped;
+    },
+    end: () => pool.end(),
+  };
 }
 
 /**

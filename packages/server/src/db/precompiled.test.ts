@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { openDatabase, type OpenDatabase } from "./index.js";
 import { migrateToLatest } from "./migrations.js";
-import { precompile } from "./precompiled.js";
+import { precompile, statementNameOf } from "./precompiled.js";
 
 let dir: string;
 let database: OpenDatabase;
@@ -48,4 +48,30 @@ it("refuses a wrong number of values and a query that leaves a slot out", async 
   await expect(findUser.run(database.db, [])).rejects.toThrow(/1 values expected/);
   const unused = precompile(2, (db, [id]) => db.selectFrom("users").select("id").where("id", "=", id!));
   await expect(unused.run(database.db, ["a", "b"])).rejects.toThrow(/every slot/);
+});
+
+it("refuses a query that reads or returns *, whose prepared form a migration adding a column would break", async () => {
+  const everything = precompile(1, (db, [id]) => db.selectFrom("users").selectAll().where("id", "=", id!));
+  await expect(everything.run(database.db, ["u1"])).rejects.toThrow(/name the columns/);
+  const returned = precompile(3, (db, [id, email, at]) =>
+    db.insertInto("users").values({ id: id!, email: email!, created_at: at! }).returningAll(),
+  );
+  await expect(
+    returned.run(database.db, ["u1", "u1@example.test", "2026-01-01T00:00:00.000Z"]),
+  ).rejects.toThrow(/name the columns/);
+});
+
+it("names each precompiled statement's SQL, the same name every time, and no other SQL", async () => {
+  const { db } = database;
+  const ids = precompile(0, (db) =>
+    db.selectFrom("users").select("id").where("email", "=", "x@example.test"),
+  );
+  const text = db.selectFrom("users").select("id").where("email", "=", "x@example.test").compile().sql;
+  expect(statementNameOf(text)).toBeUndefined();
+  await ids.run(db, []);
+  const name = statementNameOf(text);
+  expect(name).toMatch(/^lk_\d+$/);
+  await ids.run(db, []);
+  expect(statementNameOf(text)).toBe(name);
+  expect(statementNameOf(db.selectFrom("users").select("email").compile().sql)).toBeUndefined();
 });
