@@ -690,6 +690,13 @@ export const errorCatalogue = {
     hint: "Run `latchkey env pull --org SLUG` first, then push or share again.",
     exitCode: ExitCode.failure,
   },
+  LK_VAULT_KEY_STALE: {
+    summary:
+      "The organisation vault key this machine kept for a copy at its last pull or share is not the copy's key now (the key was rotated since, or the record is damaged): the copy's current version does not open with it, or the server refused a platform connection sealed with it (HTTP 409, the connection's key version is not the copy's). Nothing was sent or stored: a credential sealed with an old key would open for whoever still holds it, and a rotation that re-seals with it would drop every connection.",
+    message: "The vault key this machine holds for the copy is not its current key.",
+    hint: "Run `latchkey env pull --org SLUG` to get the copy's current key, then run the command again.",
+    exitCode: ExitCode.failure,
+  },
   LK_ORG_ROTATION_INCOMPLETE: {
     summary:
       "Some organisation vaults did not get a new vault key (this machine holds no key of theirs, your role does not allow it, or pushes kept landing first); the rest of the command was done and its report printed.",

@@ -252,6 +252,35 @@ export async function openOrgBlob(
   return document.value;
 }
 
+/**
+ * Proves that `key`, the vault key this machine kept for `org`'s copy of `vaultId` at its last pull or share, is the
+ * copy's key now: the copy as the server has it opens with it (openOrgBlob, as a rotation opens it). Returns the copy
+ * (its key version names that key). A key that does not open it (rotated since, or a damaged record) is
+ * LK_VAULT_KEY_STALE: nothing is to be sealed with it, or re-sealed from it. `use` says what the key was for.
+ */
+export async function checkCurrentOrgKey(
+  ctx: Context,
+  copy: { org: string; vaultId: string },
+  key: Uint8Array,
+  use: { what: string; then: string },
+  options: ApiOptions,
+): Promise<OrgPullResponse> {
+  const { org, vaultId } = copy;
+  const { data: current, server } = await fetchOrgCopy(ctx, org, vaultId, options);
+  try {
+    await openOrgBlob(key, current, org, server);
+  } catch (error) {
+    if (!isLatchkeyError(error, "LK_VAULT_DECRYPT_FAILED")) throw error;
+    throw new LatchkeyError("LK_VAULT_KEY_STALE", {
+      message: `The vault key this machine kept for organisation ${org}'s copy of vault ${vaultId} at its last pull or share does not open the copy's version ${current.version} on ${server} (its key is now version ${current.keyVersion}'s), so it cannot ${use.what}. Nothing was sent.`,
+      hint: `Run \`latchkey env pull --org ${org}\` to get the copy's current key, then ${use.then} again.`,
+      details: { server, org, vaultId, version: current.version, keyVersion: current.keyVersion },
+      cause: error,
+    });
+  }
+  return current;
+}
+
 /** The vault key wrapped for each member with a registered sharing key, and who is still waiting for one. */
 export interface MemberKeys {
   readonly wrappedKeys: OrgWrappedKey[];

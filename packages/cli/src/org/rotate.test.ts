@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomFillSync } from "node:crypto";
+import { fromBase64, toBase64 } from "@latchkey/core";
 import {
   ME,
   connectionCredential,
@@ -283,6 +284,30 @@ describe("rotating an organisation copy's vault key", () => {
     expect(shares).toHaveLength(1);
     expect(shares[0]!.body).toContain(kept!.sealedCredential);
     for (const r of t.machine.server.seen) expect(r.body).not.toContain(TOKEN_CANARY);
+  });
+
+  it("stops at a credential of another envelope format: nothing dropped, no share sent, the connection named", async () => {
+    const t = await team();
+    const oldKey = random(32);
+    await sealedCopy(t.machine.server, t.org, VAULT, {
+      version: 2,
+      vaultKey: oldKey,
+      document: DOCUMENT,
+      members: [t.me, t.bob],
+    });
+    const web = await sealedConnection(VAULT, "web", oldKey, `${TOKEN_CANARY}-web`);
+    const sealed = await sealedConnection(VAULT, "next", oldKey, `${TOKEN_CANARY}-next`);
+    const bytes = fromBase64(sealed.sealedCredential);
+    bytes[3] = 0x02;
+    const next = { ...sealed, sealedCredential: toBase64(bytes) };
+    t.org.platforms = new Map([[VAULT, [web, next]]]);
+    await expect(rotateOrgVault(t.machine.ctx, "acme", VAULT, t.session)).rejects.toMatchObject({
+      code: "LK_FORMAT_INVALID",
+      message: expect.stringContaining("platform connection next (fly)"),
+    });
+    expect(t.machine.server.seen.filter((r) => r.path.endsWith("/share"))).toEqual([]);
+    expect(t.org.platforms.get(VAULT)).toEqual([web, next]);
+    expect(t.org.copies.get(VAULT)!.version).toBe(2);
   });
 
   it("lists the connections again and starts over when one is connected between its listing and its share", async () => {

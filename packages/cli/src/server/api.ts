@@ -164,6 +164,8 @@ const CONFLICT_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "LK_ORG_VAULT_KEY_MISSING",
   "LK_CI_ESCROW_STALE",
   "LK_PLATFORM_NAME_TAKEN",
+  "LK_PLATFORM_CONNECTIONS_CHANGED",
+  "LK_VAULT_KEY_STALE",
 ]);
 
 // The refusals a 400 may name that have a remedy of their own; any other 400 is LK_SERVER_ERROR (a body this CLI
@@ -272,7 +274,7 @@ async function responseError(
  * (hint: `latchkey login`), 400 → the body's LK_CI_ESCROW_INVALID, 403 → the body's LK_STEP_UP_REQUIRED / _FAILED / _UNAVAILABLE, LK_ORG_FORBIDDEN or LK_CI_POLICY_DENIED (with the server's words), else
  * LK_FORBIDDEN, 404 → the body's code if it is a catalogue code (LK_VAULT_NOT_SYNCED, LK_PAIRING_NOT_FOUND,
  * LK_ORG_NOT_FOUND…) else LK_SERVER_ERROR, 409 → the body's code when it is one of CONFLICT_CODES (pairing,
- * sharing keys, organisations, the CI escrow), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
+ * sharing keys, organisations, the CI escrow, platform connections), else LK_VAULT_CONFLICT with details.currentVersion, 413 →
  * LK_VAULT_TOO_LARGE, 429 → LK_RATE_LIMITED naming Retry-After, other → LK_SERVER_ERROR (status named, body not
  * echoed), network → LK_SERVER_UNREACHABLE. `call.stepUpProof` goes in STEP_UP_HEADER on every attempt.
  */

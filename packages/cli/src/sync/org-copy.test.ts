@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromBase64, toBase64 } from "@latchkey/core";
 import {
   connectionCredential,
   memberKeyPair,
@@ -23,9 +24,11 @@ import type { CapturedStream } from "../../test/support/context.js";
 import { SHARING_SERVER } from "../../test/support/sharing-key-server.js";
 import { runCli } from "../cli.js";
 import { readOrgKeys } from "../org/pins.js";
+import { loadVaultKey } from "../vault/vault-store.js";
+import { openSyncProject } from "./project.js";
 import { pullVault } from "./pull.js";
 import { pushVault, shareVault } from "./push.js";
-import { getSyncEntry } from "./state.js";
+import { getSyncEntry, readSyncBase, writeSyncBase } from "./state.js";
 
 const VAULT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 const random = (size: number) => randomFillSync(new Uint8Array(size));
@@ -108,6 +111,74 @@ describe("sharing a vault with an organisation", () => {
     expect(await connectionCredential(VAULT, resealed!, newKey)).toBe("fly-token-share-canary");
     expect(await connectionCredential(VAULT, resealed!, key)).toBeNull();
     for (const r of t.machine.server.seen) expect(r.body).not.toContain("fly-token-share-canary");
+  });
+
+  it("--new-key with a recorded key that does not open the copy: LK_VAULT_KEY_STALE, every connection kept, no share sent", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    const key = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
+    const web = await sealedConnection(VAULT, "web", key, "fly-token-stale-canary-web");
+    const api = await sealedConnection(VAULT, "api", key, "fly-token-stale-canary-api");
+    t.org.platforms = new Map([[VAULT, [web, api]]]);
+    // The organisation key this machine recorded at its share is damaged: the base says version 1, as the server.
+    const { home } = t.machine.ctx.paths;
+    const local = (await loadVaultKey((await openSyncProject(t.machine.ctx)).deps, VAULT))!;
+    const base = (await readSyncBase(home, VAULT, local, "acme"))!;
+    await writeSyncBase(
+      home,
+      VAULT,
+      local,
+      { ...base, orgKey: toBase64(random(32)) },
+      t.machine.ctx.random,
+      "acme",
+    );
+    const before = puts(t).length;
+
+    await expect(shareVault(t.machine.ctx, { org: "acme", newKey: true })).rejects.toMatchObject({
+      code: "LK_VAULT_KEY_STALE",
+      message: expect.stringContaining("no connection was dropped"),
+      hint: "Run `latchkey env pull --org acme` to get the copy's current key, then run `latchkey env share --org acme --new-key` again.",
+    });
+    expect(puts(t)).toHaveLength(before);
+    expect(t.org.platforms.get(VAULT)).toEqual([web, api]);
+    expect(t.org.copies.get(VAULT)!.version).toBe(1);
+  });
+
+  it("--new-key stops, dropping nothing, at a credential that is not an envelope this CLI reads; one that fails to open is dropped", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    const key = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
+    const web = await sealedConnection(VAULT, "web", key, "fly-token-format-canary-web");
+    const sealed = await sealedConnection(VAULT, "future", key, "fly-token-format-canary-future");
+    // The same envelope with another format version in its header ("LKE" 0x02): a newer Latchkey's, say.
+    const bytes = fromBase64(sealed.sealedCredential);
+    bytes[3] = 0x02;
+    const future = { ...sealed, sealedCredential: toBase64(bytes) };
+    const notBase64 = { ...sealed, name: "garbled", sealedCredential: "not base64!" };
+    const before = puts(t).length;
+    for (const odd of [future, notBase64]) {
+      t.org.platforms = new Map([[VAULT, [web, odd]]]);
+      const error = await shareVault(t.machine.ctx, { org: "acme", newKey: true }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "LK_FORMAT_INVALID" });
+      const { message, hint } = error as { message: string; hint: string };
+      expect(message).toContain(`platform connection ${odd.name} (fly)`);
+      expect(message).toContain("no connection was dropped");
+      expect(message).not.toContain(odd.sealedCredential);
+      expect(hint).toContain(`latchkey env platforms disconnect ${odd.name}`);
+      expect(puts(t)).toHaveLength(before);
+      expect(t.org.platforms.get(VAULT)).toEqual([web, odd]);
+    }
+
+    // A credential whose authentication fails (sealed with another key) is unreadable to anyone: dropped.
+    const lost = await sealedConnection(VAULT, "lost", random(32), "fly-token-format-canary-lost");
+    t.org.platforms = new Map([[VAULT, [web, lost]]]);
+    expect(await shareVault(t.machine.ctx, { org: "acme", newKey: true })).toMatchObject({
+      version: 2,
+      platforms: { resealed: ["web"], dropped: ["lost"] },
+    });
+    expect(t.org.platforms.get(VAULT)!.map((c) => c.name)).toEqual(["web"]);
   });
 
   it("sharing again a copy that was unshared seals it with a new key, continuing from its last version", async () => {

@@ -14,7 +14,7 @@ import {
 import { sendVersion } from "../ci/escrow.js";
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
-import { orgPath, orgVaultPath, sendShare } from "../org/copy.js";
+import { checkCurrentOrgKey, orgPath, orgVaultPath, sendShare } from "../org/copy.js";
 import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { ensureSharingKey, type SharingKey } from "../sharing/sharing-key.js";
@@ -278,7 +278,21 @@ async function pushCopy(
     if (newKey) sealingKey = ctx.random.bytes(32);
     else if (known === undefined) throw orgCopyNotSynced(vaultId, org, baseVersion);
     else sealingKey = fromBase64(known);
-    if (newKey && !unshared && known !== undefined) previousKey = fromBase64(known);
+    if (newKey && !unshared && known !== undefined) {
+      previousKey = fromBase64(known);
+      // The share re-seals the copy's platform credentials from this key and drops each it does not open: a key
+      // that is not the copy's (a damaged record) would drop every connection, so it must open the copy first.
+      await checkCurrentOrgKey(
+        ctx,
+        { org, vaultId },
+        previousKey,
+        {
+          what: "re-seal the copy's platform credentials for its new key (no connection was dropped)",
+          then: `run \`latchkey env share --org ${org} --new-key\``,
+        },
+        api,
+      );
+    }
   }
   const seal = (from: number): string =>
     toBase64(
