@@ -3,7 +3,8 @@
 // Fly.io double: a maintainer connects Fly with the organisation's key, an admin removes a member (which rotates the
 // key), and a remaining member's `env platforms push` still unseals the token and writes to Fly; the credential the
 // server holds was re-sealed in the rotation's share, so the old vault key (which the removed member kept) no longer
-// opens it, and the audit log has the re-seal, never the token.
+// opens it, and the audit log has the re-seal, never the token. The admin's machine, which rotated the key but kept
+// the old one in its record (it has not pulled the new version), cannot connect a platform with it.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -119,6 +120,16 @@ if (requirePart("the platform rotation e2e suite", terminalCheck())) {
     const newKey = await unwrapFor(cidKey(), cidPair, vaultId, "acme");
     expect(await opened(newKey, vaultId, after)).toBe(TOKEN);
 
+    // ann's record still holds the version 1 key, which bob kept: her connect seals nothing with it.
+    const late = [...connect, "--name", "fly-late"];
+    const stale = await latchkey(ann.m, late, { cwd: annDir, input: `${TOKEN}\n` });
+    expect(stale.code, stale.stderr).not.toBe(0);
+    expect(stale.stderr).toContain("error LK_VAULT_KEY_STALE");
+    expect(stale.stderr).toContain("latchkey env pull --org acme");
+    expect(readDatabase(server, (db) => db.prepare("SELECT name FROM platform_connections").all())).toEqual([
+      { name: "fly-default" },
+    ]);
+
     const audits = readDatabase(server, (db) =>
       db.prepare("SELECT action, version, metadata FROM audit_events WHERE action LIKE 'platform.%'").all(),
     ).map((row) => ({ action: String(row.action), version: row.version, metadata: String(row.metadata) }));
@@ -129,7 +140,15 @@ if (requirePart("the platform rotation e2e suite", terminalCheck())) {
     ]);
     expect(audits.find((a) => a.action === "platform.reseal")).toMatchObject({ version: 2 });
     for (const audit of audits) expect(audit.metadata).not.toContain(TOKEN);
-    for (const text of [server.stdout(), server.stderr(), removal.output, pushed.stdout, pushed.stderr])
+    for (const text of [
+      server.stdout(),
+      server.stderr(),
+      removal.output,
+      pushed.stdout,
+      pushed.stderr,
+      stale.stdout,
+      stale.stderr,
+    ])
       expect(text.includes(TOKEN)).toBe(false);
   }, 300_000);
 }

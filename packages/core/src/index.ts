@@ -486,6 +486,7 @@ export {
 } from "./schemas/platform-credentials.js";
 export {
   MAX_PLATFORM_STATUS_MESSAGE,
+  PERSONAL_COPY_KEY_VERSION,
   PLATFORMS_SEGMENT,
   PLATFORM_CONNECTION_NAME,
   PLATFORM_OUTCOMES,

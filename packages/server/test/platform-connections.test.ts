@@ -69,11 +69,15 @@ describeEachDatabase("platform connections", (target) => {
         .execute()
     ).map((row) => ({ ...(JSON.parse(row.metadata) as Record<string, unknown>), version: row.version }));
 
-  /** A connect body as the CLI makes one: the credential sealed with the copy's key under the connection's id. */
+  /**
+   * A connect body as the CLI makes one: the credential sealed with the copy's key under the connection's id, and
+   * that key's version (a personal copy's, and an organisation copy's first share's: 1).
+   */
   async function connectBody(
     vaultId: string,
     vaultKey: Uint8Array,
     name = "web-prod",
+    keyVersion = 1,
   ): Promise<PlatformConnectRequest> {
     const id = crypto.randomUUID();
     const sealed = await sealEnvelope(vaultKey, utf8Encode(CANARY), platformCredentialContext(vaultId, id));
@@ -83,6 +87,7 @@ describeEachDatabase("platform connections", (target) => {
       environment: "production",
       config: { platform: "fly", app: "acme-web" },
       sealedCredential: toBase64(sealed),
+      keyVersion,
     };
   }
 
@@ -204,6 +209,24 @@ describeEachDatabase("platform connections", (target) => {
     );
   });
 
+  it("a personal copy's key never changes: a connection naming another key version is refused (409), nothing stored", async () => {
+    const owner = await server.caller();
+    const { vaultId, vaultKey, path } = await personalCopy(owner);
+    const second = await request(owner, "PUT", `/api/v1/vaults/${vaultId}`, {
+      ...pushBody(await sealBlob(vaultKey, vaultId, 2, DOCUMENT), 1),
+    });
+    expect(second.statusCode, second.body).toBe(200);
+    // Version 2 of the copy is sealed with the same key, still the key of version 1.
+    refused(
+      await request(owner, "POST", path, await connectBody(vaultId, vaultKey, "web-prod", 2)),
+      409,
+      "LK_VAULT_KEY_STALE",
+    );
+    expect(await rows(vaultId)).toEqual([]);
+    expect(await audits(vaultId, "platform.connect")).toEqual([]);
+    expect((await request(owner, "POST", path, await connectBody(vaultId, vaultKey))).statusCode).toBe(201);
+  });
+
   it("refuses bodies that are not the schema's, naming the field, and never echoes the credential", async () => {
     const owner = await server.caller();
     const { vaultId, vaultKey, path } = await personalCopy(owner);
@@ -215,6 +238,8 @@ describeEachDatabase("platform connections", (target) => {
       { ...good, sealedCredential: `${CANARY}!` },
       { ...good, credential: CANARY },
       { ...good, id: "not-a-uuid" },
+      { ...good, keyVersion: 0 },
+      { ...good, keyVersion: undefined },
     ]) {
       const res = await request(owner, "POST", path, bad);
       expect(res.statusCode, res.body).toBe(400);
@@ -318,6 +343,48 @@ describeEachDatabase("platform connections", (target) => {
         expect(push).toMatchObject({ name: "theirs", orgId: expect.any(String) });
       });
     }
+
+    it("refuses a connection sealed with a key the copy no longer has (409 LK_VAULT_KEY_STALE): nothing stored", async () => {
+      const { slug, vaultId, vaultKey: oldKey, path } = await sharedCopy();
+      const everyone = Object.values(members);
+      // A rotation: version 2 sealed with a new key, wrapped for every member at key version 2.
+      const newKey = newVaultKey();
+      const rotated = await call(
+        server.app,
+        members.maintainer.token,
+        "PUT",
+        `/${slug}/vaults/${vaultId}/share`,
+        await shareBody(members.maintainer, slug, vaultId, 1, newKey, everyone),
+      );
+      expect(rotated.statusCode, rotated.body).toBe(200);
+
+      // A maintainer whose copy is still version 1's seals with the old key, which a removed member may hold.
+      const stale = await request(
+        members.maintainer,
+        "POST",
+        path,
+        await connectBody(vaultId, oldKey, "stale"),
+      );
+      refused(stale, 409, "LK_VAULT_KEY_STALE");
+      expect(stale.body).toContain("version 2");
+      // A key version ahead of the copy's is no better.
+      refused(
+        await request(members.maintainer, "POST", path, await connectBody(vaultId, newKey, "ahead", 3)),
+        409,
+        "LK_VAULT_KEY_STALE",
+      );
+      expect(await rows(vaultId)).toEqual([]);
+      expect(await audits(vaultId, "platform.connect")).toEqual([]);
+
+      const current = await request(
+        members.maintainer,
+        "POST",
+        path,
+        await connectBody(vaultId, newKey, "current", 2),
+      );
+      expect(current.statusCode, current.body).toBe(201);
+      expect((await rows(vaultId)).map((r) => r.name)).toEqual(["current"]);
+    });
 
     it("refuses someone outside the organisation (404) and a copy the organisation does not have", async () => {
       const { slug, vaultId, vaultKey, path } = await sharedCopy();

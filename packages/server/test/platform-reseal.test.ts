@@ -114,6 +114,8 @@ describeEachDatabase("platform credentials re-sealed by a rotation", (target) =>
         environment: "production",
         config: { platform: "fly", app: `app-${name}` },
         sealedCredential: await seal(vaultKey, vaultId, id),
+        // The first share's key.
+        keyVersion: 1,
       });
       expect(made.statusCode, made.body).toBe(201);
     }

@@ -4,6 +4,7 @@
 // the credential unsealed, and the platform called through its adapter; the server only hears the counts.
 import {
   LatchkeyError,
+  PERSONAL_COPY_KEY_VERSION,
   PLATFORMS,
   PLATFORMS_SEGMENT,
   checkSchema,
@@ -34,7 +35,7 @@ import { copyName } from "../ci/escrow.js";
 import { openEnvelopeCli, sealEnvelopeSync } from "../crypto/native.js";
 import { checkPrivate } from "../fs/safe-file.js";
 import { readSecretInput, readUserFile } from "../input.js";
-import { orgVaultPath } from "../org/copy.js";
+import { checkCurrentOrgKey, orgVaultPath } from "../org/copy.js";
 import { callApi, type ApiOptions } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { pullVault, type PullOutcome } from "../sync/pull.js";
@@ -317,7 +318,11 @@ export interface ConnectOutcome {
 
 /**
  * `env platforms connect`: reads the credential (never from argv), seals it with the copy's vault key under a new
- * connection id, and sends the connection. The credential never leaves this machine open.
+ * connection id, and sends the connection with that key's version. The credential never leaves this machine open.
+ * An organisation copy's key is the one this machine kept at its last pull or share, proved to be the copy's now
+ * (copy.ts checkCurrentOrgKey) and named by the copy's key version, which the server checks again as it stores the
+ * connection: a stale copy's key, which a rotation retired and a removed member may hold, seals nothing
+ * (LK_VAULT_KEY_STALE).
  */
 export async function connectPlatform(ctx: Context, options: ConnectOptions): Promise<ConnectOutcome> {
   const config = configFromFlags(options.platform, options.targets);
@@ -338,6 +343,18 @@ export async function connectPlatform(ctx: Context, options: ConnectOptions): Pr
     what: "seal a platform credential with",
     then: "connect the platform",
   });
+  const keyVersion =
+    org === undefined
+      ? PERSONAL_COPY_KEY_VERSION
+      : (
+          await checkCurrentOrgKey(
+            ctx,
+            { org, vaultId: sp.vaultId },
+            key,
+            { what: "seal a platform credential", then: "connect the platform" },
+            api,
+          )
+        ).keyVersion;
   const credential = await readCredential(ctx, options, config.platform);
   const id = uuidV4(ctx.random.bytes(16));
   const plaintext = utf8Encode(credential);
@@ -351,6 +368,7 @@ export async function connectPlatform(ctx: Context, options: ConnectOptions): Pr
     environment,
     config,
     sealedCredential: toBase64(sealed),
+    keyVersion,
   };
   const checked = checkSchema(platformConnectRequestSchema, body);
   if (!checked.ok) throw usage(`The connection is not valid: ${checked.message}`);
@@ -377,6 +395,15 @@ export async function connectPlatform(ctx: Context, options: ConnectOptions): Pr
         message: `${copyName(sp.vaultId, org)} already has a platform connection named ${name}. Nothing was changed.`,
         hint: `Pick another with --name, or \`latchkey env platforms disconnect ${name}${orgFlag(org)}\` first.`,
         details: { name },
+        cause: error,
+      });
+    }
+    if (isLatchkeyError(error, "LK_VAULT_KEY_STALE")) {
+      // Rotated between the check above and the server's: the credential was sealed with the retired key.
+      throw new LatchkeyError("LK_VAULT_KEY_STALE", {
+        message: `The server refused the connection: the credential was sealed with the key of version ${keyVersion} of ${copyName(sp.vaultId, org)}, which is not its key now (rotated meanwhile). Nothing was stored.`,
+        hint: `Run \`latchkey env pull${orgFlag(org)}\` to get the copy's current key, then connect the platform again.`,
+        details: { name, keyVersion },
         cause: error,
       });
     }

@@ -9,6 +9,7 @@ import {
   orgMemberAddRequestSchema,
   orgMemberRoleRequestSchema,
   orgPushRequestSchema,
+  platformConnectRequestSchema,
   orgShareRequestSchema,
   type OrgPullResponse,
   type OrgPushRequest,
@@ -103,9 +104,12 @@ export interface FakeOrg {
   ci?: { vaultId: string; provider: string; repository: string; enabledBy: string; enabledByEmail: string }[];
   /** Called before a share is checked and answered: lets a test change the organisation behind it. */
   beforeShare?: () => void | Promise<void>;
+  /** Called before a connect is checked and answered (a rotation landing just before it, say). */
+  beforeConnect?: () => void | Promise<void>;
   /**
    * Platform connections of the copies, by vault id (kept apart from the copies, which a test's sealedCopy replaces):
-   * listed by `GET …/platforms`, and their credentials replaced by a share's `platformCredentials`.
+   * listed by `GET …/platforms`, made by `POST …/platforms` (sealed with the copy's key version now, as the real
+   * server requires), and their credentials replaced by a share's `platformCredentials`.
    */
   platforms?: Map<string, PlatformConnection[]>;
   deleted: boolean;
@@ -511,6 +515,33 @@ export function orgRoutes(
           connections: [...(org.platforms?.get(vaultId) ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1)),
         },
       };
+    }
+    if (vault[2] === "/platforms" && seen.method === "POST") {
+      await org.beforeConnect?.();
+      const copy = org.copies.get(vaultId);
+      if (copy === undefined) return refused(404, "LK_ORG_VAULT_NOT_SHARED");
+      if (!need("maintainer")) return refused(403, "LK_ORG_FORBIDDEN");
+      const checked = checkSchema(platformConnectRequestSchema, JSON.parse(seen.body));
+      if (!checked.ok) return refused(400, "LK_SERVER_ERROR");
+      const body = checked.value;
+      // As the real server: the key version every wrapped key of the copy records (each share writes them all).
+      const keyVersion = Math.max(...[...copy.keys.values()].map((k) => k.keyVersion));
+      if (body.keyVersion !== keyVersion) return refused(409, "LK_VAULT_KEY_STALE");
+      const connections = org.platforms?.get(vaultId) ?? [];
+      if (connections.some((c) => c.name === body.name)) return refused(409, "LK_PLATFORM_NAME_TAKEN");
+      const made: PlatformConnection = {
+        id: body.id,
+        name: body.name,
+        platform: body.config.platform,
+        environment: body.environment,
+        config: body.config,
+        sealedCredential: body.sealedCredential,
+        createdAt: AT,
+        createdBy: me.email,
+        lastPush: null,
+      };
+      (org.platforms ??= new Map()).set(vaultId, [...connections, made]);
+      return { status: 201, body: { vaultId, org: org.slug, connection: made } };
     }
     if (vault[2] === "/platforms") return refused(404, "LK_SERVER_ERROR");
     // Checked with core's schemas, as the real server checks a push and a share: a body it would refuse (a

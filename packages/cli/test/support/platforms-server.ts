@@ -4,6 +4,7 @@
 // refuse is answered 400 and kept in `refusals`, so a test can assert that none was sent. It plugs into a sharing
 // machine's `extra` routes (test/support/sharing-key-server.ts), which sign its 2xx answers.
 import {
+  PERSONAL_COPY_KEY_VERSION,
   checkSchema,
   platformConnectRequestSchema,
   platformStatusRequestSchema,
@@ -93,6 +94,9 @@ export function platformRoutes(fake: FakePlatformServer): (seen: SeenRequest) =>
     if (name === undefined && seen.method === "POST") {
       const body = checked(platformConnectRequestSchema);
       if (body === null) return Promise.resolve(refused(400, "LK_SERVER_ERROR"));
+      // As the real server: a personal copy's key never changes, so its connections name its one key version.
+      if (body.keyVersion !== PERSONAL_COPY_KEY_VERSION)
+        return Promise.resolve(refused(409, "LK_VAULT_KEY_STALE"));
       if (connections.some((c) => c.name === body.name))
         return Promise.resolve(refused(409, "LK_PLATFORM_NAME_TAKEN"));
       const made: PlatformConnection = {

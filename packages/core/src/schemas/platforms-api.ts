@@ -48,8 +48,17 @@ export function platformCredentialContext(vaultId: string, connectionId: string)
 }
 
 /**
+ * The key version of a personal copy, as a connection of it carries it: its vault key is the one its first version
+ * was sealed with and never changes (an organisation copy's key version is the version of the share that wrapped
+ * its key now, which a rotation raises).
+ */
+export const PERSONAL_COPY_KEY_VERSION = 1;
+
+/**
  * `POST …/platforms`: a new connection. The CLI chooses `id` (the credential is sealed under it before the server
- * sees it) and seals the credential with the copy's vault key under {@link platformCredentialContext}.
+ * sees it) and seals the credential with the copy's vault key under {@link platformCredentialContext}; `keyVersion`
+ * names that key, and the server refuses one that is not the copy's key now (409 LK_VAULT_KEY_STALE), so a machine
+ * with a stale copy cannot seal a credential with a key a rotation retired.
  */
 export const platformConnectRequestSchema = body({
   id: uuid("id"),
@@ -61,6 +70,8 @@ export const platformConnectRequestSchema = body({
   config: platformConfigSchema,
   /** Standard base64 of the credential's envelope (AES-256-GCM with the copy's vault key). */
   sealedCredential: sealedCredentialSchema(),
+  /** The copy's key version whose key sealed the credential ({@link PERSONAL_COPY_KEY_VERSION} for a personal copy). */
+  keyVersion: z.int(`"keyVersion" must be an integer.`).check(z.gte(1)),
 });
 /** `POST …/platforms`. */
 export type PlatformConnectRequest = z.infer<typeof platformConnectRequestSchema>;

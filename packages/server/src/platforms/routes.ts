@@ -34,6 +34,7 @@ import {
   type CopyConnection,
   type CopyNotFound,
   type CopyTarget,
+  type KeyStale,
   type NameTaken,
   type NotConnected,
   type OrgDenied,
@@ -51,7 +52,7 @@ export function platformRoutes(deps: PlatformServiceDeps): ApiRoutes {
 const error = (status: number, name: string, code: string, message: string): ApiError =>
   new ApiError(status, { error: name, code, message });
 
-type Refusal = OrgDenied | CopyNotFound | NotConnected | NameTaken | VersionAhead;
+type Refusal = OrgDenied | CopyNotFound | NotConnected | NameTaken | KeyStale | VersionAhead;
 
 /** The answer to a refusal of the service. */
 function refusal(outcome: Refusal): ApiError {
@@ -74,6 +75,15 @@ function refusal(outcome: Refusal): ApiError {
         "PlatformNameTakenError",
         "LK_PLATFORM_NAME_TAKEN",
         "This vault copy already has a platform connection of this name.",
+      );
+    case "key-stale":
+      return error(
+        409,
+        "VaultKeyStaleError",
+        "LK_VAULT_KEY_STALE",
+        outcome.current === null
+          ? "This vault copy's keys record no key version; nothing was stored. A maintainer must share it again."
+          : `The credential was sealed with the copy's key of version ${outcome.sent}, but its key is now version ${outcome.current}; nothing was stored.`,
       );
     case "version-ahead":
       return invalid(`"version" names a version the copy does not have yet (its head is ${outcome.head}).`);

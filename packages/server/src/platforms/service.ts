@@ -24,7 +24,7 @@ import {
 import { insertAudit } from "../audit/data.js";
 import { Abort, abortableTransaction } from "../db/abort.js";
 import type { Database } from "../db/schema.js";
-import type { CopyRef } from "../db/copies.js";
+import { findCopyKeyVersion, type CopyRef } from "../db/copies.js";
 import * as data from "./data.js";
 
 export type { CopyNotFound, CopyTarget, OrgCopiesRemoved, OrgCopyResealed, OrgDenied };
@@ -57,6 +57,11 @@ export interface PlatformActor {
 export type NotConnected = { kind: "not-connected" };
 /** The copy has a connection of that name already (or the id is taken). */
 export type NameTaken = { kind: "name-taken" };
+/**
+ * A connection's credential was sealed with another key than the copy's now (`current`; null when its keys record
+ * none): a stale machine's, which a rotation retired.
+ */
+export type KeyStale = { kind: "key-stale"; sent: number; current: number | null };
 /** A status names a version the copy does not have yet. */
 export type VersionAhead = { kind: "version-ahead"; head: number };
 
@@ -84,6 +89,8 @@ export interface ConnectInput {
   environment: string;
   config: PlatformConfig;
   sealedCredential: string;
+  /** The copy's key version whose key sealed `sealedCredential`. */
+  keyVersion: number;
 }
 
 /** Builds the service. */
@@ -126,17 +133,23 @@ export function createPlatformService(deps: PlatformServiceDeps) {
     };
   }
 
-  /** Makes a connection of the copy, with its `platform.connect` audit row. */
+  /**
+   * Makes a connection of the copy, with its `platform.connect` audit row, when its credential was sealed with the
+   * copy's key now: read under the organisation's row lock, which a share that rotates the key takes too.
+   */
   async function connect(
     actor: PlatformActor,
     target: CopyTarget,
     input: ConnectInput,
-  ): Promise<Outcome<CopyConnection, NameTaken>> {
+  ): Promise<Outcome<CopyConnection, NameTaken | KeyStale>> {
     const at = deps.now().toISOString();
     return abortableTransaction(db, async (trx) => {
       const found = await resolve(trx, actor, target, "manage", at);
       if ("kind" in found) return found;
       const { copy } = found;
+      const current = await findCopyKeyVersion(trx, copy);
+      if (current !== input.keyVersion)
+        return { kind: "key-stale", sent: input.keyVersion, current } as const;
       const inserted = await data.insertConnection(trx, copy, {
         id: input.id,
         name: input.name,
