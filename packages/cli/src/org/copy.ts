@@ -395,7 +395,7 @@ export async function wrapForMembers(
 }
 
 /** The platform connections of `org`'s copy of `vaultId` (`GET …/platforms`), checked to be that copy's. */
-async function listOrgConnections(
+export async function listOrgConnections(
   ctx: Context,
   org: string,
   vaultId: string,

@@ -145,6 +145,37 @@ describe("sharing a vault with an organisation", () => {
     expect(t.org.copies.get(VAULT)!.version).toBe(1);
   });
 
+  it("--new-key from a machine with no record of the copy's key, while the copy has connections: refused, nothing sent", async () => {
+    const t = await checkout();
+    expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);
+    await shareVault(t.machine.ctx, { org: "acme" });
+    const key = await memberVaultKey(t.org.copies.get(VAULT)!, t.bob, t.org, VAULT);
+    const web = await sealedConnection(VAULT, "web", key, "fly-token-unknown-key-canary");
+    t.org.platforms = new Map([[VAULT, [web]]]);
+    // The merge base this machine kept is of another version: it holds no key of version 1.
+    const { home } = t.machine.ctx.paths;
+    const local = (await loadVaultKey((await openSyncProject(t.machine.ctx)).deps, VAULT))!;
+    const base = (await readSyncBase(home, VAULT, local, "acme"))!;
+    await writeSyncBase(
+      home,
+      VAULT,
+      local,
+      { ...base, version: base.version + 7 },
+      t.machine.ctx.random,
+      "acme",
+    );
+    const before = puts(t).length;
+
+    await expect(shareVault(t.machine.ctx, { org: "acme", newKey: true })).rejects.toMatchObject({
+      code: "LK_ORG_VAULT_NOT_SYNCED",
+      message: expect.stringContaining("cannot re-seal the copy's platform connections (web)"),
+      hint: "Run `latchkey env pull --org acme`, then `latchkey env share --org acme --new-key` again.",
+    });
+    expect(puts(t)).toHaveLength(before);
+    expect(t.org.platforms.get(VAULT)).toEqual([web]);
+    expect(t.org.copies.get(VAULT)!.version).toBe(1);
+  });
+
   it("--new-key stops, dropping nothing, at a credential that is not an envelope this CLI reads; one that fails to open is dropped", async () => {
     const t = await checkout();
     expect(await runCli(["env", "set", "A=1"], t.machine.ctx)).toBe(0);

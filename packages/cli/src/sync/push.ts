@@ -14,7 +14,7 @@ import {
 import { sendVersion } from "../ci/escrow.js";
 import type { Context } from "../context.js";
 import { sealEnvelopeSync } from "../crypto/native.js";
-import { checkCurrentOrgKey, orgPath, orgVaultPath, sendShare } from "../org/copy.js";
+import { checkCurrentOrgKey, listOrgConnections, orgPath, orgVaultPath, sendShare } from "../org/copy.js";
 import { callApi, type ApiOptions, type ApiResult } from "../server/api.js";
 import { requireServerSession } from "../server/session.js";
 import { ensureSharingKey, type SharingKey } from "../sharing/sharing-key.js";
@@ -292,6 +292,16 @@ async function pushCopy(
         },
         api,
       );
+    } else if (newKey && !unshared && baseVersion > 0) {
+      // No key here opens the copy's platform credentials: a new key would leave them sealed with one nobody is
+      // given any more, so every push from them would fail. A copy without connections loses nothing.
+      const connections = await listOrgConnections(ctx, org, vaultId, api);
+      if (connections.length > 0)
+        throw new LatchkeyError("LK_ORG_VAULT_NOT_SYNCED", {
+          message: `This machine has no record of organisation ${org}'s vault key at version ${baseVersion} of vault ${vaultId}, so it cannot re-seal the copy's platform connections (${connections.map((c) => c.name).join(", ")}) for a new key. Nothing was sent.`,
+          hint: `Run \`latchkey env pull --org ${org}\`, then \`latchkey env share --org ${org} --new-key\` again.`,
+          details: { vaultId, org, baseVersion },
+        });
     }
   }
   const seal = (from: number): string =>
