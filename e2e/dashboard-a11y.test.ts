@@ -205,6 +205,9 @@ describe.skipIf(
     // Again, all from the keyboard: Enter opens it, the password typed, Enter sends it.
     await p.page.keyboard.press("Enter");
     await dialog.getByLabel("Password").waitFor();
+    // The modal moves focus to its field once the server has said which method it takes: typing before that would
+    // type the password into nothing.
+    await expect.poll(() => focused(p.page)).toEqual({ tag: "input", name: "Password", inDialog: true });
     await p.page.keyboard.type(USER.password);
     await p.page.keyboard.press("Enter");
     const code = (await p.page.locator("#pairing-code").innerText()).trim();
