@@ -1,9 +1,9 @@
-import { LatchkeyError, isUuid, type AwsSmConfig } from "@latchkey/core";
+import { isUuid, type AwsSmConfig } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startAwsDouble, type AwsDouble } from "../../test/support/platforms/aws-double.js";
 import { signedJsonHeaders } from "../../test/support/platforms/sigv4.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { failure, platformContext, push } from "../../test/support/platforms/test-context.js";
+import { applyPlanFor, planPush } from "./adapter.js";
 import { awsSmAdapter } from "./aws-sm.js";
 
 const KEY_ID = "AKIAIOSFODNN7EXAMPLE";
@@ -32,11 +32,6 @@ async function setup(options: { credential?: string; config?: Partial<AwsSmConfi
   return { d: double, ctx, adapter };
 }
 
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
-}
-
 function seed(d: AwsDouble, values: unknown, text = JSON.stringify(values)): void {
   d.secrets.set(NAME, { secretString: text, versionId: "v0", tokens: new Map(), versions: 1 });
 }
@@ -49,15 +44,6 @@ function bodies(d: AwsDouble, target: string): Record<string, unknown>[] {
   return d.requests
     .filter((r) => r.headers["x-amz-target"] === target)
     .map((r) => JSON.parse(r.body) as Record<string, unknown>);
-}
-
-async function failure(promise: Promise<unknown>): Promise<LatchkeyError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(LatchkeyError);
-  return error as LatchkeyError;
 }
 
 describe("aws-sm adapter", () => {

@@ -1,12 +1,12 @@
-import { LatchkeyError, type AwsSsmConfig } from "@latchkey/core";
+import { type AwsSsmConfig } from "@latchkey/core";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { startAwsDouble, type AwsDouble } from "../../test/support/platforms/aws-double.js";
 import { signedJsonHeaders } from "../../test/support/platforms/sigv4.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { failure, platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { awsSsmAdapter } from "./aws-ssm.js";
 
 const KEY_ID = "AKIAIOSFODNN7EXAMPLE";
@@ -43,11 +43,6 @@ async function setup(
   return { d: double, ctx, adapter };
 }
 
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
-}
-
 function seed(d: AwsDouble, values: Record<string, string>): void {
   for (const [name, value] of Object.entries(values))
     d.parameters.set(name, { value, type: "SecureString", version: 1 });
@@ -57,15 +52,6 @@ function bodies(d: AwsDouble, target: string): unknown[] {
   return d.requests
     .filter((r) => r.headers["x-amz-target"] === target)
     .map((r) => JSON.parse(r.body) as unknown);
-}
-
-async function failure(promise: Promise<unknown>): Promise<LatchkeyError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(LatchkeyError);
-  return error as LatchkeyError;
 }
 
 describe("aws-ssm adapter", () => {

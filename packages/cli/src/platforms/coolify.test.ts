@@ -1,8 +1,8 @@
-import { LatchkeyError, type CoolifyConfig } from "@latchkey/core";
+import { type CoolifyConfig } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startCoolifyDouble, type CoolifyDouble } from "../../test/support/platforms/coolify-double.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush } from "./adapter.js";
+import { failure, platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { coolifyAdapter } from "./coolify.js";
 
 const TOKEN = "3|coolify-token-abc123";
@@ -29,15 +29,6 @@ async function setup(
   return { d: double, ctx, adapter: coolifyAdapter({ ctx, config, credential }) };
 }
 
-async function push(
-  adapter: ReturnType<typeof coolifyAdapter>,
-  values: Record<string, string>,
-  prune = false,
-) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
-}
-
 function production(d: CoolifyDouble) {
   return d.envs.filter((e) => !e.is_preview);
 }
@@ -52,15 +43,6 @@ function seed(d: CoolifyDouble, key: string, value: string, isPreview = false) {
     is_multiline: false,
     is_shown_once: false,
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<LatchkeyError> {
-  const error = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(LatchkeyError);
-  return error as LatchkeyError;
 }
 
 describe("coolify adapter", () => {

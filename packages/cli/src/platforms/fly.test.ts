@@ -1,8 +1,8 @@
 import { LatchkeyError } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFlyDouble, type FlyDouble } from "../../test/support/platforms/fly-double.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { flyAdapter } from "./fly.js";
 
 const TOKEN = "FlyV1 fm2_token";
@@ -22,11 +22,6 @@ async function setup(credential = TOKEN) {
     credential,
   });
   return { d: double, ctx, adapter };
-}
-
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
 }
 
 describe("fly adapter", () => {

@@ -1,8 +1,8 @@
 import { LatchkeyError } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startGenericReceiver, type GenericReceiver } from "../../test/support/platforms/generic-receiver.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { genericAdapter } from "./generic.js";
 
 const SECRET = "whsec_generic_secret";
@@ -23,11 +23,6 @@ async function setup(options: { secret?: string; clientNow?: number } = {}) {
     credential: options.secret ?? SECRET,
   });
   return { r: receiver, ctx, adapter };
-}
-
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
 }
 
 describe("generic adapter", () => {

@@ -1,8 +1,8 @@
 import { LatchkeyError } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startGithubDouble, type GithubDouble } from "../../test/support/platforms/github-double.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { githubActionsAdapter, sealForGithub } from "./github-actions.js";
 
 const TOKEN = "github_pat_abc";
@@ -33,11 +33,6 @@ async function setup(options: { environment?: string; credential?: string } = {}
     credential: options.credential ?? TOKEN,
   });
   return { d: double, ctx, adapter };
-}
-
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
 }
 
 describe("github-actions adapter", () => {

@@ -1,8 +1,8 @@
 import { LatchkeyError, type RailwayConfig } from "@latchkey/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRailwayDouble, type RailwayDouble } from "../../test/support/platforms/railway-double.js";
-import { platformContext } from "../../test/support/platforms/test-context.js";
-import { applyPlanFor, planPush, type PlatformAdapter } from "./adapter.js";
+import { platformContext, push } from "../../test/support/platforms/test-context.js";
+import { planPush } from "./adapter.js";
 import { RAILWAY_DOCUMENTS, railwayAdapter } from "./railway.js";
 
 const TOKEN = "railway-token-4f1c9e";
@@ -36,11 +36,6 @@ async function setup(overrides: Partial<RailwayConfig> = {}, credential = TOKEN)
     credential,
   });
   return { d: double, ctx, adapter };
-}
-
-async function push(adapter: PlatformAdapter, values: Record<string, string>, prune = false) {
-  const plan = planPush(await adapter.listNames(), values, prune);
-  return { plan, result: await adapter.apply(applyPlanFor(plan, values)) };
 }
 
 function operations(d: RailwayDouble): string[] {
