@@ -17,6 +17,10 @@ import { startVercelDouble } from "./vercel-double.js";
 /** The access key id of the AWS fixtures' credential; the canary is its secret access key. */
 const EVERY_AWS_KEY_ID = "AKIAEVERYPLATFORM001";
 
+/** One AWS double (both services) that knows the fixtures' access key, with `secret` as its secret access key. */
+const awsDoubleFor = (secret: string) =>
+  startAwsDouble({ keys: { [EVERY_AWS_KEY_ID]: secret }, region: "eu-west-1", now: () => Date.now() });
+
 /** One platform's double, started for one credential, as the CLI is to reach it. */
 export interface StartedFixture {
   /** The running double (its `requests` and `refusals` are asserted; the suite closes it). */
@@ -165,11 +169,7 @@ export const PLATFORM_FIXTURES: Partial<Record<PlatformName, PlatformFixture>> =
     // The canary is the secret access key; the double verifies every request's SigV4 signature made with it.
     pull: true,
     start: async (credential) => {
-      const double = await startAwsDouble({
-        keys: { [EVERY_AWS_KEY_ID]: credential },
-        region: "eu-west-1",
-        now: () => Date.now(),
-      });
+      const double = await awsDoubleFor(credential);
       const path = "/every/web/";
       return {
         double,
@@ -189,11 +189,7 @@ export const PLATFORM_FIXTURES: Partial<Record<PlatformName, PlatformFixture>> =
   "aws-sm": {
     pull: true,
     start: async (credential) => {
-      const double = await startAwsDouble({
-        keys: { [EVERY_AWS_KEY_ID]: credential },
-        region: "eu-west-1",
-        now: () => Date.now(),
-      });
+      const double = await awsDoubleFor(credential);
       const secretId = "every/web/production";
       return {
         double,
