@@ -51,6 +51,19 @@ async function checkout(extra: Record<string, unknown> = {}): Promise<OrgTeam & 
   return { ...(await orgTeam(root, `m${n}`, "maintainer", { cwd: dir })), dir };
 }
 
+/** Rewrites the merge base this machine kept for acme's copy of VAULT (a damaged or mismatched record). */
+async function changeBase(
+  t: OrgTeam,
+  change: (
+    base: NonNullable<Awaited<ReturnType<typeof readSyncBase>>>,
+  ) => Parameters<typeof writeSyncBase>[3],
+): Promise<void> {
+  const { home } = t.machine.ctx.paths;
+  const local = (await loadVaultKey((await openSyncProject(t.machine.ctx)).deps, VAULT))!;
+  const base = (await readSyncBase(home, VAULT, local, "acme"))!;
+  await writeSyncBase(home, VAULT, local, change(base), t.machine.ctx.random, "acme");
+}
+
 const projectFile = async (dir: string) =>
   JSON.parse(await readFile(join(dir, "latchkey.json"), "utf8")) as Record<string, unknown>;
 const puts = (t: OrgTeam) =>
@@ -122,17 +135,7 @@ describe("sharing a vault with an organisation", () => {
     const api = await sealedConnection(VAULT, "api", key, "fly-token-stale-canary-api");
     t.org.platforms = new Map([[VAULT, [web, api]]]);
     // The organisation key this machine recorded at its share is damaged: the base says version 1, as the server.
-    const { home } = t.machine.ctx.paths;
-    const local = (await loadVaultKey((await openSyncProject(t.machine.ctx)).deps, VAULT))!;
-    const base = (await readSyncBase(home, VAULT, local, "acme"))!;
-    await writeSyncBase(
-      home,
-      VAULT,
-      local,
-      { ...base, orgKey: toBase64(random(32)) },
-      t.machine.ctx.random,
-      "acme",
-    );
+    await changeBase(t, (base) => ({ ...base, orgKey: toBase64(random(32)) }));
     const before = puts(t).length;
 
     await expect(shareVault(t.machine.ctx, { org: "acme", newKey: true })).rejects.toMatchObject({
@@ -153,17 +156,7 @@ describe("sharing a vault with an organisation", () => {
     const web = await sealedConnection(VAULT, "web", key, "fly-token-unknown-key-canary");
     t.org.platforms = new Map([[VAULT, [web]]]);
     // The merge base this machine kept is of another version: it holds no key of version 1.
-    const { home } = t.machine.ctx.paths;
-    const local = (await loadVaultKey((await openSyncProject(t.machine.ctx)).deps, VAULT))!;
-    const base = (await readSyncBase(home, VAULT, local, "acme"))!;
-    await writeSyncBase(
-      home,
-      VAULT,
-      local,
-      { ...base, version: base.version + 7 },
-      t.machine.ctx.random,
-      "acme",
-    );
+    await changeBase(t, (base) => ({ ...base, version: base.version + 7 }));
     const before = puts(t).length;
 
     await expect(shareVault(t.machine.ctx, { org: "acme", newKey: true })).rejects.toMatchObject({
